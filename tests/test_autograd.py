@@ -1,0 +1,404 @@
+"""The engine itself: tensor construction, accumulation, the backward iterator, hooks, tags, errors."""
+import numpy as np
+import pytest
+
+import tinygrad_seq as ts
+from tinygrad_seq import settings
+from tinygrad_seq.tensor import backward_iter, topological_order
+
+from .conftest import to_host
+
+
+# ---------------------------------------------------------------- construction and dtypes
+
+
+def test_dtype_rules(backend):
+    assert ts.Tensor([1.0, 2.0]).dtype == np.float32  # Python floats: the default dtype
+    assert ts.Tensor(3).dtype == np.int64
+    assert ts.Tensor([True, False]).dtype == bool
+    assert ts.Tensor(np.zeros(2, dtype=np.float64)).dtype == np.float64  # arrays keep theirs
+    assert ts.Tensor(np.zeros(2, dtype=np.int32)).dtype == np.int32
+    assert ts.Tensor(np.float64(2.0)).dtype == np.float64
+    assert ts.Tensor([1, 2], dtype="float64").dtype == np.float64
+    assert ts.Tensor(np.zeros(2), dtype=np.float32).dtype == np.float32
+    assert backend.owns(ts.Tensor(np.zeros(2)).data)
+    ts.set_default_dtype("float64")
+    assert ts.Tensor([1.0]).dtype == np.float64
+    assert ts.zeros(2).dtype == np.float64
+
+
+def test_numpy2_promotion():
+    x32 = ts.Tensor([1.0, 2.0])
+    assert (x32 * 2.0).dtype == np.float32  # a Python number is a weak scalar
+    assert (2 - x32).dtype == np.float32
+    assert (x32 + ts.Tensor(np.ones(2))).dtype == np.float64
+    assert (ts.Tensor([1, 2]) * 2.5).dtype == np.float64
+    assert (ts.Tensor([1, 2]) / 2).dtype == np.float64
+
+
+def test_tensor_from_tensor_and_array_protocol():
+    x = ts.Tensor([1.0, 2.0], requires_grad=True)
+    y = ts.Tensor(x)
+    assert y.is_leaf and not y.requires_grad
+    np.testing.assert_array_equal(np.asarray(y), [1.0, 2.0])
+    assert ts.Tensor([[1.0, 2.0]]).tolist() == [[1.0, 2.0]]
+    assert float(ts.Tensor(2.5)) == 2.5 and len(ts.zeros(3, 2)) == 3
+
+
+def test_int_tensor_cannot_require_grad():
+    with pytest.raises(TypeError, match=r"only float tensors can require grad; this one is int64.*dtype='float32'"):
+        ts.Tensor([1, 2], requires_grad=True)
+
+
+def test_bad_data_is_named():
+    with pytest.raises(TypeError, match="cannot make a tensor from dict"):
+        ts.Tensor({"a": 1})
+
+
+def test_repr_and_item():
+    w = ts.Tensor([[1.0, 2.0]], requires_grad=True, name="W_ax")
+    assert repr(w) == "Tensor([[1., 2.]], dtype=float32, name='W_ax', requires_grad=True)"
+    assert repr(w * 2) == "Tensor([[2., 4.]], dtype=float32, grad_fn=Mul)"
+    assert ts.Tensor([[3.5]]).item() == 3.5
+    with pytest.raises(ValueError, match=r"item\(\): the tensor has 2 elements \(shape \(1, 2\)\)"):
+        w.item()
+
+
+def test_creation_functions(backend):
+    assert ts.zeros(2, 3).shape == (2, 3) and float(ts.zeros((2, 3)).sum()) == 0
+    assert float(ts.ones(2, 3, dtype="float64").sum()) == 6.0
+    assert ts.full((2,), 7.0).tolist() == [7.0, 7.0]
+    assert ts.arange(3).tolist() == [0, 1, 2] and ts.arange(3).dtype == np.int64
+    x = ts.randn(3, 4, requires_grad=True)
+    assert x.shape == (3, 4) and x.requires_grad and x.dtype == np.float32
+    assert 0 <= float(ts.rand(100).min()) and float(ts.rand(100).max()) < 1
+    with pytest.raises(ValueError, match="zeros: a shape is a sequence of non-negative ints"):
+        ts.zeros(-1)
+
+
+def test_manual_seed_repeats_random_numbers():
+    ts.manual_seed(42)
+    a = ts.randn(5).numpy().copy()
+    ts.manual_seed(42)
+    np.testing.assert_array_equal(a, ts.randn(5).numpy())
+    with pytest.raises(TypeError, match="manual_seed: the seed must be an int"):
+        ts.manual_seed(1.5)
+
+
+# ---------------------------------------------------------------- gradients
+
+
+def test_reused_tensor_accumulates(backend):
+    x = ts.Tensor([1.0, -2.0, 3.0], requires_grad=True)
+    y = x * x + x * 3.0 + x  # three uses of x
+    y.sum().backward()
+    np.testing.assert_allclose(to_host(x.grad), 2 * np.array([1.0, -2.0, 3.0]) + 4)
+
+
+def test_weight_shared_across_time_steps_accumulates():
+    # a<t> = tanh(w * a<t-1>): the weight is used at every step, its gradient sums them all.
+    w = ts.Tensor(0.5, dtype="float64", requires_grad=True)
+    a = ts.Tensor(1.0, dtype="float64")
+    values = [1.0]
+    for _ in range(4):
+        a = (w * a).tanh()
+        values.append(float(a))
+    a.backward()
+    # Hand-derived BPTT: d a<t>/dw = (1 - a<t>^2) (a<t-1> + w d a<t-1>/dw)
+    d = 0.0
+    for t in range(1, 5):
+        d = (1 - values[t] ** 2) * (values[t - 1] + 0.5 * d)
+    assert float(w.grad) == pytest.approx(d, rel=1e-12)
+
+
+def test_grads_accumulate_across_backward_calls_until_zeroed():
+    x = ts.Tensor([2.0], requires_grad=True)
+    (x * 3.0).sum().backward()
+    (x * 3.0).sum().backward()
+    assert x.grad.tolist() == [6.0]
+    x.grad = None
+    (x * 3.0).sum().backward()
+    assert x.grad.tolist() == [3.0]
+
+
+def test_leaf_grad_is_its_own_buffer():
+    x = ts.Tensor([1.0, 2.0], requires_grad=True)
+    y = ts.Tensor([1.0, 2.0], requires_grad=True)
+    (x + y).sum().backward()  # both receive the same upstream array
+    x.grad *= 10
+    assert y.grad.tolist() == [1.0, 1.0]
+
+
+def test_grad_dtype_follows_the_input():
+    x = ts.Tensor([1.0, 2.0], requires_grad=True)  # float32
+    (x * ts.Tensor(np.array([1.0, 2.0]))).sum().backward()  # the product is float64
+    assert x.grad.dtype == np.float32
+
+
+def test_ten_thousand_op_chain():
+    x = ts.Tensor([1.0], dtype="float64", requires_grad=True)
+    y = x
+    for _ in range(10_000):
+        y = y * 1.0001
+    y.sum().backward()
+    assert x.grad[0] == pytest.approx(1.0001**10_000, rel=1e-9)
+
+
+def test_no_grad_records_nothing_and_restores():
+    w = ts.Tensor([1.0], requires_grad=True)
+    with ts.no_grad():
+        y = w * 2
+        assert not ts.is_grad_enabled()
+        with ts.enable_grad():
+            z = w * 2
+    assert ts.is_grad_enabled()
+    assert not y.requires_grad and y.grad_fn is None
+    assert z.requires_grad and z.grad_fn is not None
+
+    @ts.no_grad()
+    def predict(v):
+        return v * 3
+
+    assert not predict(w).requires_grad
+
+
+def test_detach_cuts_the_graph():
+    w = ts.Tensor([1.0], requires_grad=True)
+    h = (w * 2).detach()
+    assert h.is_leaf and not h.requires_grad
+    out = (h * w).sum()
+    out.backward()
+    assert w.grad.tolist() == [2.0]
+
+
+def test_to_dtype_is_differentiable():
+    x = ts.Tensor([1.0, 2.0], requires_grad=True)
+    y = x.double()
+    assert y.dtype == np.float64 and y.grad_fn.name == "Cast"
+    (y * y).sum().backward()
+    assert x.grad.dtype == np.float32 and x.grad.tolist() == [2.0, 4.0]
+    assert x.float() is x
+
+
+# ---------------------------------------------------------------- backward pass and graph
+
+
+def test_saved_arrays_freed_unless_retain_graph():
+    x = ts.Tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    assert x.grad.tolist() == [4.0, 8.0]
+    node = y.grad_fn.inputs[0].grad_fn
+    assert node.freed and node.a is None and node.inputs[0] is x  # structure stays for drawing
+    with pytest.raises(RuntimeError, match="backward through Sum a second time.*retain_graph=True"):
+        y.backward()
+
+
+def test_backward_errors_say_what_to_do():
+    with pytest.raises(RuntimeError, match=r"shape \(2,\) needs a gradient.*y.sum\(\).backward\(\)"):
+        (ts.Tensor([1.0, 2.0], requires_grad=True) * 2).backward()
+    with pytest.raises(RuntimeError, match="does not require grad.*requires_grad=True"):
+        ts.Tensor([1.0]).backward()
+    with pytest.raises(RuntimeError, match=r"grad shape \(3,\) != tensor shape \(2,\)"):
+        (ts.Tensor([1.0, 2.0], requires_grad=True) * 2).backward(np.ones(3))
+
+
+def test_backward_with_explicit_gradient(backend):
+    x = ts.Tensor([1.0, 2.0], requires_grad=True)
+    (x * 3.0).backward(ts.Tensor([1.0, -1.0]))
+    assert to_host(x.grad).tolist() == [3.0, -3.0]
+
+
+def test_wrong_gradient_shape_from_an_op_names_it():
+    class BadOp(ts.Function):
+        __slots__ = ()
+
+        def forward(self, x):
+            return x.sum(axis=0)
+
+        def backward(self, grad):
+            return (grad,)  # forgot to broadcast back
+
+    x = ts.Tensor(np.ones((3, 4)), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"grad shape \(4,\) != tensor shape \(3, 4\) in BadOp"):
+        BadOp.apply(x).sum().backward()
+
+
+def test_wrong_number_of_gradients_from_an_op_names_it():
+    class TwoInOneOut(ts.Function):
+        __slots__ = ()
+
+        def forward(self, a, b):
+            return a + b
+
+        def backward(self, grad):
+            return (grad,)  # forgot b's
+
+    a = ts.Tensor([1.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="TwoInOneOut.backward returned 1 gradients for 2 inputs"):
+        TwoInOneOut.apply(a, a).sum().backward()
+
+
+def test_backward_iter_is_reverse_topological_and_complete():
+    x = ts.Tensor([0.5, -1.0], requires_grad=True, name="x")
+    w1 = ts.Tensor([2.0, 3.0], requires_grad=True, name="w1")
+    w2 = ts.Tensor([1.5, 1.0], requires_grad=True, name="w2")
+    hidden = (x * w1).tanh()
+    loss = (hidden * w2).sum()
+    steps = list(backward_iter(loss))
+    assert [s.op for s in steps] == ["Sum", "Mul", "Tanh", "Mul"]
+    assert steps[0].grad.shape == () and steps[1].input_grads[1].shape == (2,)
+    # the gradient a step sends to `hidden` is the one arriving at the Tanh step
+    np.testing.assert_allclose(steps[1].input_grads[0], steps[2].grad)
+    assert x.grad is not None and w1.grad is not None and w2.grad is not None
+
+
+def test_stopping_backward_midway_leaves_partial_gradients():
+    x = ts.Tensor([0.5, -1.0], requires_grad=True)
+    w1 = ts.Tensor([2.0, 3.0], requires_grad=True)
+    w2 = ts.Tensor([1.5, 1.0], requires_grad=True)
+    loss = ((x * w1).tanh() * w2).sum()
+    steps = backward_iter(loss)
+    next(steps), next(steps)  # Sum, then the Mul by w2
+    assert w2.grad is not None and w1.grad is None and x.grad is None
+
+
+def test_topological_order_counts_every_use():
+    x = ts.Tensor([1.0], requires_grad=True)
+    y = x * x
+    z = y + y
+    order, incoming = topological_order(z)
+    assert [t.grad_fn.name for t in order] == ["Add", "Mul"]
+    assert incoming[id(x)] == 2 and incoming[id(y)] == 2
+
+
+def test_hooks_see_and_replace_the_complete_gradient():
+    x = ts.Tensor([1.0, 2.0], requires_grad=True)
+    seen = []
+    x.register_hook(lambda g: seen.append(g.copy()))
+    remove = x.register_hook(lambda g: g * 10)
+    h = x * 3.0
+    h.register_hook(lambda g: g + 1)
+    (h * 2 + h).sum().backward()  # h receives 2 + 1 = 3, the hook makes it 4
+    np.testing.assert_array_equal(seen[0], [12.0, 12.0])  # one call with the sum, not one per use
+    assert x.grad.tolist() == [120.0, 120.0]
+    remove()
+    x.grad = None
+    (x * 1.0).sum().backward()
+    assert x.grad.tolist() == [1.0, 1.0]
+
+
+def test_hook_must_keep_the_shape():
+    x = ts.Tensor([1.0, 2.0], requires_grad=True)
+    x.register_hook(lambda g: g.sum())
+    with pytest.raises(RuntimeError, match=r"returned a gradient of shape \(\); it must keep the shape \(2,\)"):
+        (x * 2).sum().backward()
+
+
+def test_retain_grad_on_intermediate():
+    x = ts.Tensor([1.0, 2.0], requires_grad=True)
+    a = (x * 2).retain_grad()
+    b = x * 2
+    (a * a + b).sum().backward()
+    assert a.grad.tolist() == [4.0, 8.0] and b.grad is None
+
+
+def test_grad_is_assignable_and_checked():
+    x = ts.Tensor([1.0, 2.0], requires_grad=True)
+    x.grad = ts.Tensor([0.5, 0.5])
+    assert x.grad.tolist() == [0.5, 0.5] and x.grad.dtype == np.float32
+    with pytest.raises(ValueError, match=r"grad: shape \(3,\) does not match the tensor's shape \(2,\)"):
+        x.grad = np.zeros(3)
+
+
+def test_tags_are_recorded_and_nest():
+    x = ts.Tensor([1.0], requires_grad=True)
+    with ts.tags(t=1, layer=0):
+        a = x.tanh()
+        with ts.tags(t=2, direction="reverse"):
+            b = a.tanh()
+    c = b * 2
+    assert a.tags == {"t": 1, "layer": 0}
+    assert b.tags == {"t": 2, "layer": 0, "direction": "reverse"}
+    assert c.tags == {} and x.tags == {}
+    steps = list(backward_iter(c.sum()))
+    assert [s.tags.get("t") for s in steps] == [None, None, 2, 1]
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero")
+def test_detect_anomaly_names_the_op_and_where_it_was_made():
+    x = ts.Tensor([0.0, 1.0], requires_grad=True)
+    with ts.detect_anomaly():
+        with ts.tags(t=3):
+            y = x.sqrt()  # d sqrt at 0 is inf
+        with pytest.raises(FloatingPointError, match=r"(?s)Sqrt \(tags \{'t': 3\}\) sent a non-finite gradient.*test_autograd.py"):
+            y.sum().backward()
+    z = x.sqrt()
+    z.sum().backward()  # outside the block: no check, the inf goes through
+    assert np.isinf(x.grad[0])
+
+
+def test_custom_function_is_a_first_class_op():
+    class Cube(ts.Function):
+        __slots__ = ("x",)
+
+        def forward(self, x):
+            self.x = x
+            return x**3
+
+        def backward(self, grad):
+            return (3 * self.x**2 * grad,)
+
+    x = ts.Tensor([1.0, -2.0], dtype="float64", requires_grad=True)
+    assert ts.grad_check(Cube.apply, [x])
+    y = Cube.apply(x)
+    assert y.grad_fn.name == "Cube"
+
+
+# ---------------------------------------------------------------- non-differentiable helpers and errors
+
+
+def test_comparisons_and_argmax(backend):
+    x = ts.Tensor([[1.0, 5.0, 3.0], [4.0, 2.0, 6.0]], requires_grad=True)
+    assert (x > 2.5).dtype == bool and not (x > 2.5).requires_grad
+    assert to_host((x > 2.5).data).tolist() == [[False, True, True], [True, False, True]]
+    assert to_host((x == x).data).all() and not to_host((x != x).data).any()
+    assert to_host((x <= 2.0).data).sum() == 2 and to_host((x >= 6).data).sum() == 1 and to_host((x < 1.0).data).sum() == 0
+    assert to_host(x.argmax(axis=1).data).tolist() == [1, 2] and int(x.argmax()) == 5
+    assert x in [x] and len({x, x}) == 1  # hashable by identity
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda x: x + ts.ones(2), ValueError, r"Add: operands could not be broadcast.*\(input shapes \(3, 4\), \(2,\)\); line the axes up"),
+        (lambda x: x @ ts.ones(3, 2), ValueError, r"matmul: shapes \(3, 4\) @ \(3, 2\) do not fit.*w.T"),
+        (lambda x: x @ 2.0, ValueError, r"matmul: shapes \(3, 4\) @ \(\): both operands need at least one axis"),
+        (lambda x: x.reshape(5), ValueError, r"Reshape: cannot reshape array of size 12 into shape \(5,\)"),
+        (lambda x: x[5], IndexError, r"GetItem: index 5 is out of bounds for axis 0 with size 3"),
+        (lambda x: x[np.array([0.5])], IndexError, r"getitem: index arrays must hold ints or bools; got float64"),
+        (lambda x: x.sum(axis=2), ValueError, r"sum: axis 2 is out of range for a tensor with 2 axes"),
+        (lambda x: x.squeeze(0), ValueError, r"squeeze: axis 0 of shape \(3, 4\) has size 3"),
+        (lambda x: x.unsqueeze(4), ValueError, r"unsqueeze: axis 4 is out of range"),
+        (lambda x: x.transpose(0, 0), ValueError, r"transpose: axes \(0, 0\) are not a permutation"),
+        (lambda x: ts.concat([x, ts.ones(2, 2)]), ValueError, r"concat: shapes \[\(3, 4\), \(2, 2\)\] differ outside axis 0"),
+        (lambda x: ts.concat([]), ValueError, r"concat: got no tensors"),
+        (lambda x: ts.stack([x, ts.ones(4, 3)]), ValueError, r"stack: all tensors must have one shape"),
+        (lambda x: ts.split(x, [1, 1]), ValueError, r"split: sections \[1, 1\] add up to 2, but axis 0 of shape \(3, 4\) has 3"),
+        (lambda x: ts.chunk(x, 0), ValueError, r"chunk: chunks must be positive"),
+        (lambda x: x ** ts.ones(1), TypeError, r"pow: the exponent must be a Python number.*\(x.log\(\) \* y\).exp\(\)"),
+        (lambda x: x.clamp(), ValueError, r"clamp: give at least one of lo and hi"),
+        (lambda x: x.clamp(1.0, -1.0), ValueError, r"clamp: lo=1.0 is greater than hi=-1.0"),
+        (lambda x: ts.where(x, x, x), TypeError, r"where: the condition must be a bool tensor or array; got float32.*x > 0"),
+        (lambda x: x.masked_fill(np.ones((2, 4), bool), 0.0), ValueError, r"masked_fill: mask of shape \(2, 4\) does not broadcast to the tensor's shape \(3, 4\)"),
+        (lambda x: x.max(axis=(0, 5)), ValueError, r"max: axis 5 is out of range"),
+        (lambda x: x.requires_grad_(False) if x.grad_fn else (x * 2).requires_grad_(False), RuntimeError, r"non-leaf tensor: use .detach\(\)"),
+        (lambda x: ts.Tensor([1.0]).retain_grad(), RuntimeError, r"retain_grad\(\) on a tensor that does not require grad"),
+    ],
+)
+def test_errors_name_the_op_the_shapes_and_the_fix(make, error, message):
+    x = ts.Tensor(np.zeros((3, 4), dtype=np.float32), requires_grad=True)
+    with pytest.raises(error, match=message):
+        make(x)
+    assert ts.is_grad_enabled() and settings.current_tags == {}

@@ -1,0 +1,154 @@
+"""The backend switch: choosing, errors, scatter-add, two backends in one op, lazy imports."""
+import os
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import tinygrad_seq as ts
+from tinygrad_seq import backend as backend_module
+from tinygrad_seq import settings
+
+from .conftest import cupy_unavailable_reason
+
+
+def run_python(code, **env):
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, **env}, timeout=120
+    )
+
+
+def test_default_backend_is_numpy():
+    assert ts.get_backend().name == "numpy" and ts.get_backend().xp is np
+
+
+def test_use_backend_restores_after_an_error():
+    before = ts.get_backend()
+    with pytest.raises(ZeroDivisionError):
+        with ts.use_backend("numpy"):
+            raise ZeroDivisionError
+    assert ts.get_backend() is before
+
+
+def test_unknown_backend_lists_the_choices():
+    with pytest.raises(ts.BackendError, match=r"unknown backend 'jax': choose one of 'numpy', 'cupy'"):
+        ts.set_backend("jax")
+
+
+@pytest.mark.skipif(cupy_unavailable_reason() is None, reason="CuPy works here, so it cannot be missing")
+def test_missing_cupy_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` fail even where it is installed
+    monkeypatch.delitem(backend_module._loaded, "cupy", raising=False)
+    with pytest.raises(ts.BackendError, match=r"CuPy is not installed.*pip install 'tinygrad-seq\[cuda12\]'"):
+        ts.set_backend("cupy")
+
+
+def _fake_cupy(device_count):
+    def get_device_count():
+        if isinstance(device_count, Exception):
+            raise device_count
+        return device_count
+
+    runtime = types.SimpleNamespace(getDeviceCount=get_device_count)
+    return types.SimpleNamespace(cuda=types.SimpleNamespace(runtime=runtime), ndarray=type("ndarray", (), {}))
+
+
+@pytest.mark.parametrize(
+    "count, message",
+    [(0, "no CUDA device was found"), (RuntimeError("cudaErrorNoDevice"), "no CUDA device can be used \\(cudaErrorNoDevice\\)")],
+)
+def test_cupy_without_gpu_is_a_clear_error(monkeypatch, count, message):
+    monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(count))
+    monkeypatch.delitem(backend_module._loaded, "cupy", raising=False)
+    with pytest.raises(ts.BackendError, match=message + ".*use the 'numpy' backend"):
+        ts.set_backend("cupy")
+    assert ts.get_backend().name == "numpy" and not settings.cupy_loaded
+
+
+def test_environment_variable_picks_the_backend_at_import():
+    bad = run_python("import tinygrad_seq", TINYGRAD_SEQ_BACKEND="tpu")
+    assert bad.returncode != 0
+    assert "TINYGRAD_SEQ_BACKEND='tpu': unknown backend 'tpu'" in bad.stderr and "unset TINYGRAD_SEQ_BACKEND" in bad.stderr
+    good = run_python("import tinygrad_seq as ts; print(ts.get_backend().name)", TINYGRAD_SEQ_BACKEND="numpy")
+    assert good.stdout.strip() == "numpy"
+
+
+def test_import_needs_only_numpy():
+    code = (
+        "import sys, tinygrad_seq\n"
+        "heavy = [m for m in ('cupy', 'graphviz', 'tqdm', 'matplotlib', 'torch', 'wasmtime') if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    assert run_python(code).stdout.strip() == "[]"
+
+
+class FakeDeviceArray(np.ndarray):
+    """Stands in for cupy.ndarray, so the two-backend check runs without a GPU."""
+
+
+def test_two_backends_in_one_op_name_the_op(monkeypatch):
+    fake_xp = types.SimpleNamespace(**{name: getattr(np, name) for name in dir(np) if not name.startswith("_")})
+    fake_xp.ndarray = FakeDeviceArray
+    fake_xp.asarray = lambda a, dtype=None: np.asarray(a, dtype).view(FakeDeviceArray)
+    fake = ts.Backend("cupy", fake_xp)
+    monkeypatch.setitem(backend_module._loaded, "cupy", fake)
+    monkeypatch.setattr(settings, "cupy_loaded", True)
+    monkeypatch.setattr(settings, "array_types", (np.ndarray, FakeDeviceArray))
+    on_device = ts.Tensor.wrap(np.ones(3).view(FakeDeviceArray))
+    on_host = ts.Tensor(np.ones(3))
+    assert on_device.backend is fake and on_host.backend.name == "numpy"
+    with pytest.raises(RuntimeError, match=r"Add: inputs live on two backends \(cupy and numpy; shapes \[\(3,\), \(3,\)\]\).*x.to\('cupy'\)"):
+        on_device + on_host
+    with pytest.raises(RuntimeError, match=r"MatMul: inputs live on two backends"):
+        on_host @ on_device
+
+    # Moving between backends is differentiable: the gradient comes back to the host.
+    w = ts.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    moved = w.to(fake)
+    assert isinstance(moved.data, FakeDeviceArray) and moved.grad_fn.name == "ToBackend"
+    (moved * on_device).sum().backward()
+    assert type(w.grad) is np.ndarray and w.grad.tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("rows, columns, vocabulary", [(2048, 64, 100), (50, 3, 7), (1, 1, 1), (9, 0, 4)])
+def test_scatter_add_matches_add_at(rows, columns, vocabulary):
+    rng = np.random.default_rng(rows)
+    ids = rng.integers(0, vocabulary, rows)
+    values = rng.standard_normal((rows, columns))
+    expected = rng.standard_normal((vocabulary, columns))
+    target = expected.copy()
+    np.add.at(expected, ids, values)
+    ts.get_backend().scatter_add(target, ids, values)
+    np.testing.assert_allclose(target, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_scatter_add_with_no_ids_changes_nothing():
+    target = np.ones((3, 2))
+    ts.get_backend().scatter_add(target, np.array([], dtype=np.int64), np.zeros((0, 2)))
+    assert (target == 1).all()
+
+
+def test_set_default_dtype_rejects_ints():
+    with pytest.raises(TypeError, match="must be a float dtype; got int32"):
+        ts.set_default_dtype("int32")
+    assert ts.get_default_dtype() == np.float32
+
+
+def test_cupy_backend_matches_numpy(backend):
+    """On a GPU the same seed and ops give the same numbers on both backends."""
+    if backend.name != "cupy":
+        pytest.skip("compares CuPy with NumPy; runs only on the CuPy backend")
+    ts.manual_seed(3)
+    w = ts.randn(4, 3, dtype="float64", requires_grad=True)
+    x = ts.Tensor(np.linspace(-1, 1, 8).reshape(2, 4))
+    (x @ w).tanh().sum().backward()
+    with ts.use_backend("numpy"):
+        ts.manual_seed(3)
+        w_host = ts.randn(4, 3, dtype="float64", requires_grad=True)
+        (ts.Tensor(np.linspace(-1, 1, 8).reshape(2, 4)) @ w_host).tanh().sum().backward()
+    np.testing.assert_array_equal(w.numpy(), w_host.numpy())
+    np.testing.assert_allclose(backend.to_host(w.grad), w_host.grad, rtol=1e-12)
+    moved = w.to("numpy")
+    assert moved.backend.name == "numpy" and moved.grad_fn.name == "ToBackend"

@@ -1,0 +1,35 @@
+"""tinygrad_seq: a small reverse-mode autograd engine on NumPy or CuPy, for sequence models.
+
+>>> import tinygrad_seq as ts
+>>> w = ts.Tensor([[0.5, -0.3]], requires_grad=True, name="W_aa")
+>>> a = (w @ ts.Tensor([[1.0], [2.0]])).tanh()
+>>> a.backward(ts.ones(1, 1))
+>>> w.grad.round(4)
+array([[0.9901, 1.9801]], dtype=float32)
+"""
+from . import ops, settings
+from .backend import (
+    Backend,
+    BackendError,
+    get_backend,
+    get_default_dtype,
+    manual_seed,
+    set_backend,
+    set_default_dtype,
+    use_backend,
+)
+from .creation import arange, full, ones, rand, randn, zeros
+from .gradcheck import grad_check
+from .ops import chunk, concat, maximum, split, stack, where
+from .tensor import BackwardStep, Function, Tensor, detect_anomaly, enable_grad, is_grad_enabled, no_grad, tags
+
+__version__ = "0.1.0"
+
+get_backend()  # TINYGRAD_SEQ_BACKEND is read now, so a bad value fails at import with its fix
+
+__all__ = [
+    "Backend", "BackendError", "BackwardStep", "Function", "Tensor", "__version__", "arange", "chunk", "concat",
+    "detect_anomaly", "enable_grad", "full", "get_backend", "get_default_dtype", "grad_check", "is_grad_enabled",
+    "manual_seed", "maximum", "no_grad", "ones", "ops", "rand", "randn", "set_backend", "set_default_dtype",
+    "settings", "split", "stack", "tags", "use_backend", "where", "zeros",
+]

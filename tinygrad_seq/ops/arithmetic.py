@@ -1,0 +1,172 @@
+"""Binary arithmetic: + - * / @, unary minus and ** with a scalar exponent.
+
+Every binary op broadcasts like NumPy and undoes it in backward through
+``unbroadcast``. A Python number stays a Python number (NumPy 2 treats it as
+a "weak" scalar, so float32 * 2.0 stays float32) and gets no gradient.
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from ..tensor import Function, Tensor, unbroadcast
+from ._util import operand
+
+
+class Add(Function):
+    __slots__ = ("a_shape", "b_shape")
+
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = np.shape(a), np.shape(b)
+        return a + b
+
+    def backward(self, grad):
+        return unbroadcast(grad, self.a_shape), unbroadcast(grad, self.b_shape)
+
+
+def add(a: Any, b: Any) -> Tensor:
+    """a + b, broadcasting."""
+    return Add.apply(operand(a), operand(b))
+
+
+class Sub(Function):
+    __slots__ = ("a_shape", "b_shape")
+
+    def forward(self, a, b):
+        self.a_shape, self.b_shape = np.shape(a), np.shape(b)
+        return a - b
+
+    def backward(self, grad):
+        grad_b = unbroadcast(-grad, self.b_shape) if self.needs_input_grad[1] else None
+        return unbroadcast(grad, self.a_shape), grad_b
+
+
+def sub(a: Any, b: Any) -> Tensor:
+    """a - b, broadcasting."""
+    return Sub.apply(operand(a), operand(b))
+
+
+class Mul(Function):
+    __slots__ = ("a", "b")
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, grad):
+        a, b = self.a, self.b
+        grad_a = unbroadcast(grad * b, np.shape(a)) if self.needs_input_grad[0] else None
+        grad_b = unbroadcast(grad * a, np.shape(b)) if self.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    """a * b elementwise, broadcasting."""
+    return Mul.apply(operand(a), operand(b))
+
+
+class Div(Function):
+    __slots__ = ("a_shape", "b", "out")
+
+    def forward(self, a, b):
+        self.a_shape, self.b = np.shape(a), b
+        self.out = a / b
+        return self.out
+
+    def backward(self, grad):
+        # d(a/b)/da = 1/b ; d(a/b)/db = -a/b^2 = -out/b
+        grad_over_b = grad / self.b
+        grad_a = unbroadcast(grad_over_b, self.a_shape) if self.needs_input_grad[0] else None
+        grad_b = unbroadcast(-grad_over_b * self.out, np.shape(self.b)) if self.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+def div(a: Any, b: Any) -> Tensor:
+    """a / b elementwise, broadcasting."""
+    return Div.apply(operand(a), operand(b))
+
+
+class Neg(Function):
+    __slots__ = ()
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, grad):
+        return (-grad,)
+
+
+def neg(x: Tensor) -> Tensor:
+    """-x."""
+    return Neg.apply(x)
+
+
+class Pow(Function):
+    __slots__ = ("x", "exponent")
+
+    def forward(self, x, exponent):
+        self.x, self.exponent = x, exponent
+        return x**exponent
+
+    def backward(self, grad):
+        # d(x^p)/dx = p * x^(p-1)
+        return grad * self.exponent * self.x ** (self.exponent - 1), None
+
+
+def pow(x: Tensor, exponent: float) -> Tensor:
+    """x ** exponent for a Python number ``exponent``."""
+    if isinstance(exponent, bool) or not isinstance(exponent, numbers.Real):
+        raise TypeError(
+            f"pow: the exponent must be a Python number; got {type(exponent).__name__}. "
+            "For a tensor exponent y write (x.log() * y).exp()"
+        )
+    return Pow.apply(x, exponent)
+
+
+class MatMul(Function):
+    """a @ b with NumPy's rules: 1-D operands are vectors, leading axes broadcast as a batch."""
+
+    __slots__ = ("a", "b")
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, grad):
+        a, b = self.a, self.b
+        # Treat vectors as (1, n) rows and (n, 1) columns so one formula covers every case.
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        if b.ndim == 1:
+            grad = grad[..., None]
+        if a.ndim == 1:
+            grad = grad[..., None, :]
+        grad_a = grad_b = None
+        if self.needs_input_grad[0]:
+            grad_a = unbroadcast(grad @ b2.swapaxes(-1, -2), a2.shape).reshape(a.shape)
+        if self.needs_input_grad[1]:
+            if b2.ndim == 2 and a2.ndim > 2:
+                # A shared weight: one big matmul instead of a batch of them summed afterwards.
+                grad_b = a2.reshape(-1, a2.shape[-1]).T @ grad.reshape(-1, grad.shape[-1])
+            else:
+                grad_b = unbroadcast(a2.swapaxes(-1, -2) @ grad, b2.shape)
+            grad_b = grad_b.reshape(b.shape)
+        return grad_a, grad_b
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """a @ b: matrix product, batched over leading axes (which broadcast)."""
+    a, b = operand(a), operand(b)
+    a_shape, b_shape = np.shape(getattr(a, "data", a)), np.shape(getattr(b, "data", b))
+    if len(a_shape) == 0 or len(b_shape) == 0:
+        raise ValueError(f"matmul: shapes {a_shape} @ {b_shape}: both operands need at least one axis; use * for scalars")
+    inner_b = b_shape[0] if len(b_shape) == 1 else b_shape[-2]
+    if a_shape[-1] != inner_b:
+        raise ValueError(
+            f"matmul: shapes {a_shape} @ {b_shape} do not fit: the last axis of the left ({a_shape[-1]}) "
+            f"must equal the {'only' if len(b_shape) == 1 else 'second-to-last'} axis of the right ({inner_b}). "
+            "Transpose one operand (w.T) or check the layer sizes"
+        )
+    return MatMul.apply(a, b)

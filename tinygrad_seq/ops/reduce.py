@@ -1,0 +1,126 @@
+"""Reductions along axes: sum, mean, max (ties share the gradient), softmax and log-softmax."""
+from __future__ import annotations
+
+import math
+
+from ..backend import backend_of
+from ..tensor import Function, Tensor
+from ._util import normalize_axes
+
+
+def _expand_reduced(grad, axes, keepdims):
+    """Put back the reduced axes as size 1 so ``grad`` broadcasts against the input."""
+    return grad if keepdims else backend_of(grad).xp.expand_dims(grad, axes)
+
+
+class Sum(Function):
+    __slots__ = ("shape", "axes", "keepdims")
+
+    def forward(self, x, axes, keepdims):
+        self.shape, self.axes, self.keepdims = x.shape, axes, keepdims
+        return x.sum(axis=axes, keepdims=keepdims)
+
+    def backward(self, grad):
+        grad = _expand_reduced(grad, self.axes, self.keepdims)
+        return backend_of(grad).xp.broadcast_to(grad, self.shape), None, None
+
+
+def sum(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    """Sum over ``axis`` (an int, a tuple, or None for all axes)."""
+    return Sum.apply(x, normalize_axes(axis, x.ndim, "sum"), keepdims)
+
+
+class Mean(Function):
+    __slots__ = ("shape", "axes", "keepdims", "count")
+
+    def forward(self, x, axes, keepdims):
+        self.shape, self.axes, self.keepdims = x.shape, axes, keepdims
+        self.count = math.prod(x.shape[a] for a in axes)
+        return x.mean(axis=axes, keepdims=keepdims)
+
+    def backward(self, grad):
+        grad = _expand_reduced(grad, self.axes, self.keepdims) / self.count
+        return backend_of(grad).xp.broadcast_to(grad, self.shape), None, None
+
+
+def mean(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    """Mean over ``axis`` (an int, a tuple, or None for all axes)."""
+    return Mean.apply(x, normalize_axes(axis, x.ndim, "mean"), keepdims)
+
+
+class Max(Function):
+    __slots__ = ("share", "axes", "keepdims")
+
+    def forward(self, x, axes, keepdims):
+        out = x.max(axis=axes, keepdims=True)
+        # Every element equal to the maximum gets an equal share of the gradient.
+        is_max = x == out
+        self.share = is_max / is_max.sum(axis=axes, keepdims=True, dtype=x.dtype)
+        self.axes, self.keepdims = axes, keepdims
+        return out if keepdims else out.squeeze(axis=axes)
+
+    def backward(self, grad):
+        return _expand_reduced(grad, self.axes, self.keepdims) * self.share, None, None
+
+
+def max(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    """Largest value over ``axis``; ties share the gradient equally (values only, no indices)."""
+    if x.size == 0:
+        raise ValueError(f"max: the tensor of shape {x.shape} is empty; a maximum needs at least one element")
+    return Max.apply(x, normalize_axes(axis, x.ndim, "max"), keepdims)
+
+
+def min(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+    """Smallest value over ``axis``, as -max(-x) (so ties share the gradient too)."""
+    return -max(-x, axis, keepdims)
+
+
+def argmax(x: Tensor, axis: int | None = None) -> Tensor:
+    """Index of the largest value (flat index when ``axis`` is None); not differentiable."""
+    return Tensor.wrap(x.data.argmax(axis=axis))
+
+
+class Softmax(Function):
+    __slots__ = ("out", "axis")
+
+    def forward(self, x, axis):
+        xp = backend_of(x).xp
+        out = x - x.max(axis=axis, keepdims=True)  # the shift keeps exp from overflowing
+        xp.exp(out, out=out)
+        out /= out.sum(axis=axis, keepdims=True)
+        self.out, self.axis = out, axis
+        return out
+
+    def backward(self, grad):
+        # Jacobian-vector product of s = softmax(x): s * (g - <g, s>)
+        s = self.out
+        grad_x = grad - (grad * s).sum(axis=self.axis, keepdims=True)
+        grad_x *= s
+        return grad_x, None
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``axis``, computed after subtracting the maximum."""
+    return Softmax.apply(x, normalize_axes(axis, x.ndim, "softmax")[0])
+
+
+class LogSoftmax(Function):
+    __slots__ = ("out", "axis")
+
+    def forward(self, x, axis):
+        xp = backend_of(x).xp
+        out = x - x.max(axis=axis, keepdims=True)
+        out -= xp.log(xp.exp(out).sum(axis=axis, keepdims=True))  # log-sum-exp of the shifted logits
+        self.out, self.axis = out, axis
+        return out
+
+    def backward(self, grad):
+        # d log_softmax: g - softmax(x) * sum(g)
+        softmax_times_sum = backend_of(grad).xp.exp(self.out)
+        softmax_times_sum *= grad.sum(axis=self.axis, keepdims=True)
+        return grad - softmax_times_sum, None
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log(softmax(x)) along ``axis``, stable for large logits (log-sum-exp)."""
+    return LogSoftmax.apply(x, normalize_axes(axis, x.ndim, "log_softmax")[0])

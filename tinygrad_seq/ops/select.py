@@ -1,0 +1,97 @@
+"""Choosing between values: where, maximum, masked_fill, and the (non-differentiable) comparisons."""
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import numpy as np
+
+from ..backend import backend_of
+from ..tensor import Function, Tensor, unbroadcast
+from ._util import operand
+
+
+def _mask_array(mask: Any, op: str) -> Any:
+    data = mask.data if isinstance(mask, Tensor) else mask
+    if not hasattr(data, "dtype"):
+        data = np.asarray(data)
+    if data.dtype != bool:
+        raise TypeError(f"{op}: the condition must be a bool tensor or array; got {data.dtype}. Build it with a comparison, e.g. x > 0")
+    return data
+
+
+class Where(Function):
+    __slots__ = ("condition", "a_shape", "b_shape")
+
+    def forward(self, condition, a, b):
+        self.condition, self.a_shape, self.b_shape = condition, np.shape(a), np.shape(b)
+        return backend_of(condition).xp.where(condition, a, b)
+
+    def backward(self, grad):
+        zero = grad.dtype.type(0)
+        where = backend_of(grad).xp.where
+        grad_a = unbroadcast(where(self.condition, grad, zero), self.a_shape) if self.needs_input_grad[1] else None
+        grad_b = unbroadcast(where(self.condition, zero, grad), self.b_shape) if self.needs_input_grad[2] else None
+        return None, grad_a, grad_b
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """``a`` where ``condition`` is True, else ``b`` (all three broadcast); the gradient follows the choice."""
+    return Where.apply(Tensor.wrap(_mask_array(condition, "where")), operand(a), operand(b))
+
+
+class Maximum(Function):
+    __slots__ = ("a", "b")
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return backend_of(a if hasattr(a, "dtype") else b).xp.maximum(a, b)
+
+    def backward(self, grad):
+        a, b = self.a, self.b
+        # Where a == b each side gets half the gradient, as PyTorch does.
+        share_a = (a > b) + 0.5 * (a == b)
+        grad_a = unbroadcast(grad * share_a, np.shape(a)) if self.needs_input_grad[0] else None
+        grad_b = unbroadcast(grad * (1 - share_a), np.shape(b)) if self.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise larger of ``a`` and ``b`` (broadcasting); ties split the gradient in half."""
+    return Maximum.apply(operand(a), operand(b))
+
+
+class MaskedFill(Function):
+    __slots__ = ("mask", "x_shape")
+
+    def forward(self, x, mask, value):
+        self.mask, self.x_shape = mask, x.shape
+        return backend_of(x).xp.where(mask, x.dtype.type(value), x)
+
+    def backward(self, grad):
+        filled = backend_of(grad).xp.where(self.mask, grad.dtype.type(0), grad)
+        return unbroadcast(filled, self.x_shape), None, None
+
+
+def masked_fill(x: Tensor, mask: Any, value: float) -> Tensor:
+    """``x`` with ``value`` wherever ``mask`` (bool, broadcast to x) is True; no gradient flows there."""
+    mask = _mask_array(mask, "masked_fill")
+    try:
+        fits = np.broadcast_shapes(np.shape(mask), x.shape) == x.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"masked_fill: mask of shape {np.shape(mask)} does not broadcast to the tensor's shape {x.shape}")
+    return MaskedFill.apply(x, mask, value)
+
+
+_COMPARISONS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+def compare(op: str, a: Any, b: Any) -> Tensor:
+    """Elementwise ``a op b`` as a bool tensor; comparisons are not differentiable."""
+    a_data, b_data = (v.data if isinstance(v, Tensor) else v for v in (operand(a), operand(b)))
+    try:
+        return Tensor.wrap(backend_of(a_data).xp.asarray(_COMPARISONS[op](a_data, b_data)))
+    except ValueError as error:
+        raise ValueError(f"compare {op}: {error} (shapes {np.shape(a_data)} and {np.shape(b_data)})") from None

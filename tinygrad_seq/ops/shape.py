@@ -1,0 +1,214 @@
+"""Ops that move values without changing them: reshape, transpose, indexing, concat, stack.
+
+Their backward routes each gradient value back to where the value came from;
+indexing with repeated ids sums (scatter-add), which is how an embedding
+table's rows collect gradient from every time step that used them.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..backend import backend_of
+from ..tensor import Function, Tensor
+from ._util import normalize_axes
+
+
+class Reshape(Function):
+    __slots__ = ("in_shape",)
+
+    def forward(self, x, shape):
+        self.in_shape = x.shape
+        return x.reshape(shape)
+
+    def backward(self, grad):
+        return grad.reshape(self.in_shape), None
+
+
+def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
+    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def reshape(x: Tensor, *shape: int | Sequence[int]) -> Tensor:
+    """The same values in a new shape: ``x.reshape(2, 3)`` or ``x.reshape((2, 3))``; one size may be -1."""
+    return Reshape.apply(x, _shape_arg(shape))
+
+
+class Transpose(Function):
+    __slots__ = ("axes",)
+
+    def forward(self, x, axes):
+        self.axes = axes
+        return x.transpose(axes)
+
+    def backward(self, grad):
+        return grad.transpose(np.argsort(self.axes)), None
+
+
+def transpose(x: Tensor, *axes: int | Sequence[int]) -> Tensor:
+    """Permute axes like NumPy: no argument reverses them; else ``axes[i]`` is the input axis placed at i."""
+    axes = _shape_arg(axes) if axes else tuple(reversed(range(x.ndim)))
+    if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of a tensor of shape {x.shape}")
+    return Transpose.apply(x, tuple(a % x.ndim for a in axes))
+
+
+def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
+    """Exchange two axes."""
+    axis1, axis2 = normalize_axes((axis1, axis2), x.ndim, "swapaxes")
+    axes = list(range(x.ndim))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return Transpose.apply(x, tuple(axes))
+
+
+def unsqueeze(x: Tensor, axis: int) -> Tensor:
+    """Insert a size-1 axis at ``axis`` (-1 appends), as ``np.expand_dims``."""
+    if not -x.ndim - 1 <= axis <= x.ndim:
+        raise ValueError(f"unsqueeze: axis {axis} is out of range for a tensor with {x.ndim} axes (valid: {-x.ndim - 1}..{x.ndim})")
+    axis = axis % (x.ndim + 1)
+    return Reshape.apply(x, x.shape[:axis] + (1,) + x.shape[axis:])
+
+
+def squeeze(x: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor:
+    """Remove size-1 axes: all of them, or the ones named (each must have size 1)."""
+    if axis is None:
+        axes = tuple(i for i, n in enumerate(x.shape) if n == 1)
+    else:
+        axes = normalize_axes(axis, x.ndim, "squeeze")
+        for a in axes:
+            if x.shape[a] != 1:
+                raise ValueError(f"squeeze: axis {a} of shape {x.shape} has size {x.shape[a]}; only size-1 axes can be removed")
+    return Reshape.apply(x, tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+
+def _is_basic(index: Any) -> bool:
+    """True when ``index`` has no arrays, so every element is picked at most once."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts)
+
+
+class GetItem(Function):
+    __slots__ = ("shape", "dtype", "index")
+
+    def forward(self, x, index):
+        self.shape, self.dtype, self.index = x.shape, x.dtype, index
+        return x[index]
+
+    def backward(self, grad):
+        backend = backend_of(grad)
+        index = self.index
+        full = backend.xp.zeros(self.shape, dtype=self.dtype)
+        if _is_basic(index) or (getattr(index, "dtype", None) == bool):
+            full[index] = grad  # each element picked at most once
+        elif hasattr(index, "dtype"):
+            # Rows picked by ids, maybe repeated (embeddings): sum the repeats.
+            ids = index.ravel()
+            ids = backend.xp.where(ids < 0, ids + self.shape[0], ids)
+            backend.scatter_add(full, ids, grad.reshape((ids.size,) + self.shape[1:]))
+        else:
+            backend.xp.add.at(full, index, grad)
+        return full, None
+
+
+def _index_part(part: Any, xp: Any) -> Any:
+    if isinstance(part, Tensor):
+        part = part.data
+    elif isinstance(part, list):
+        part = xp.asarray(part)
+    if hasattr(part, "dtype") and part.dtype.kind not in "biu":
+        raise IndexError(f"getitem: index arrays must hold ints or bools; got {part.dtype}. Convert ids with .astype(int)")
+    return part
+
+
+def getitem(x: Tensor, index: Any) -> Tensor:
+    """``x[index]`` with NumPy's rules: ints, slices, None, ..., int arrays (repeats sum in backward), bool masks."""
+    xp = x.backend.xp
+    if isinstance(index, tuple):
+        index = tuple(_index_part(p, xp) for p in index)
+    else:
+        index = _index_part(index, xp)
+    return GetItem.apply(x, index)
+
+
+class Concat(Function):
+    __slots__ = ("axis", "boundaries")
+
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        self.boundaries = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return backend_of(arrays[0]).xp.concatenate(arrays, axis=axis)
+
+    def backward(self, grad):
+        return tuple(backend_of(grad).xp.split(grad, self.boundaries, axis=self.axis))
+
+
+def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis; all other axes must match."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("concat: got no tensors; pass a non-empty list")
+    first = tensors[0]
+    (axis,) = normalize_axes(axis, first.ndim, "concat")
+    for t in tensors[1:]:
+        if t.ndim != first.ndim or any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != axis):
+            raise ValueError(
+                f"concat: shapes {[t.shape for t in tensors]} differ outside axis {axis}; "
+                "every axis but the one joined must match"
+            )
+    return Concat.apply(*tensors, axis=axis)
+
+
+class Stack(Function):
+    __slots__ = ("axis",)
+
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        return backend_of(arrays[0]).xp.stack(arrays, axis=axis)
+
+    def backward(self, grad):
+        return tuple(backend_of(grad).xp.moveaxis(grad, self.axis, 0))
+
+
+def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
+    """Join same-shaped tensors along a new axis (``stack(outputs)`` builds (T, B, H) from T (B, H) steps)."""
+    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: got no tensors; pass a non-empty list")
+    if any(t.shape != tensors[0].shape for t in tensors):
+        raise ValueError(f"stack: all tensors must have one shape; got {[t.shape for t in tensors]}")
+    ndim = tensors[0].ndim
+    if not -ndim - 1 <= axis <= ndim:
+        raise ValueError(f"stack: axis {axis} is out of range for tensors with {ndim} axes (valid: {-ndim - 1}..{ndim})")
+    return Stack.apply(*tensors, axis=axis % (ndim + 1))
+
+
+def split(x: Tensor, split_size_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
+    """Cut ``x`` along ``axis`` into pieces of ``split_size`` (the last may be smaller) or of the listed sizes."""
+    (axis,) = normalize_axes(axis, x.ndim, "split")
+    length = x.shape[axis]
+    if isinstance(split_size_or_sections, (int, np.integer)):
+        if split_size_or_sections <= 0:
+            raise ValueError(f"split: split_size must be positive; got {split_size_or_sections}")
+        sizes = [min(split_size_or_sections, length - start) for start in range(0, length, split_size_or_sections)]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != length:
+            raise ValueError(f"split: sections {sizes} add up to {sum(sizes)}, but axis {axis} of shape {x.shape} has {length}")
+    pieces, start = [], 0
+    for size in sizes:
+        index = (slice(None),) * axis + (slice(start, start + size),)
+        pieces.append(GetItem.apply(x, index))
+        start += size
+    return pieces
+
+
+def chunk(x: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
+    """Cut ``x`` into ``chunks`` pieces along ``axis`` (as torch.chunk: the last may be smaller)."""
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive; got {chunks}")
+    (axis,) = normalize_axes(axis, x.ndim, "chunk")
+    return split(x, max(1, -(-x.shape[axis] // chunks)), axis)

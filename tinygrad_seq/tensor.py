@@ -1,0 +1,747 @@
+"""Tensor, Function.apply (the one place that builds the graph) and the backward pass.
+
+A :class:`Tensor` wraps one backend array. Every differentiable primitive is a
+:class:`Function` subclass in ``ops/`` with ``forward`` and ``backward`` on raw
+arrays. ``Function.apply`` runs forward and, when some input requires grad
+and grad mode is on, attaches the Function instance to the output as its
+``grad_fn``: that instance is a node of the graph, holding its inputs, the
+arrays its backward needs, and the tags in force when it ran.
+
+``Tensor.backward`` is a loop over :func:`backward_iter`, a generator that
+visits the nodes in reverse topological order (computed with an explicit
+stack, so a 10,000-step chain works) and yields one :class:`BackwardStep` per
+node. ``viz.backward_steps`` exposes the same generator, so what the stepper
+shows is the real backward pass.
+"""
+from __future__ import annotations
+
+import contextlib
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import settings
+from .backend import Backend, backend_named, backend_of, get_backend
+
+ArrayLike = Any  # a backend array, a nested list or a number
+
+
+# ---------------------------------------------------------------- grad mode, tags
+
+
+class no_grad(contextlib.ContextDecorator):
+    """Record no graph inside the block: results do not require grad.
+
+    >>> import tinygrad_seq as ts
+    >>> w = ts.Tensor([1.0, 2.0], requires_grad=True)
+    >>> with ts.no_grad():
+    ...     y = w * 2
+    >>> y.requires_grad
+    False
+    """
+
+    def __enter__(self) -> None:
+        self.previous = settings.grad_enabled
+        settings.grad_enabled = False
+
+    def __exit__(self, *exc: object) -> None:
+        settings.grad_enabled = self.previous
+
+
+class enable_grad(contextlib.ContextDecorator):
+    """Record the graph inside the block, even within ``no_grad``."""
+
+    def __enter__(self) -> None:
+        self.previous = settings.grad_enabled
+        settings.grad_enabled = True
+
+    def __exit__(self, *exc: object) -> None:
+        settings.grad_enabled = self.previous
+
+
+def is_grad_enabled() -> bool:
+    """False inside ``no_grad()``."""
+    return settings.grad_enabled
+
+
+@contextlib.contextmanager
+def tags(**new_tags: Any) -> Iterator[dict[str, Any]]:
+    """Record ``new_tags`` on every node made inside the block (nested blocks merge).
+
+    The recurrent layers set ``t`` (time step from 1), ``layer`` and
+    ``direction``; the graph renderer clusters nodes by them.
+
+    >>> import tinygrad_seq as ts
+    >>> x = ts.Tensor([1.0], requires_grad=True)
+    >>> with ts.tags(t=1, layer=0):
+    ...     y = x.tanh()
+    >>> y.tags
+    {'t': 1, 'layer': 0}
+    """
+    previous = settings.current_tags
+    settings.current_tags = {**previous, **new_tags}
+    try:
+        yield settings.current_tags
+    finally:
+        settings.current_tags = previous
+
+
+@contextlib.contextmanager
+def detect_anomaly() -> Iterator[None]:
+    """Inside the block, backward stops at the first op that sends a NaN or inf gradient.
+
+    Nodes made inside the block remember where in your code they were made;
+    the error names the op, its tags, the input and that place.
+    """
+    previous = settings.anomaly_mode
+    settings.anomaly_mode = True
+    try:
+        yield
+    finally:
+        settings.anomaly_mode = previous
+
+
+# ---------------------------------------------------------------- Function
+
+
+class Function:
+    """One differentiable primitive: ``forward`` and ``backward`` on raw arrays.
+
+    A subclass lists in ``__slots__`` what its backward needs; those fields are
+    dropped after a backward pass (unless ``retain_graph``), while ``inputs``
+    and ``tags`` stay so the graph can still be drawn.
+
+    ``forward(*args, **params)`` receives the arrays of Tensor arguments and
+    any other argument (Python numbers, axes) unchanged. ``backward(grad)``
+    returns one gradient per positional argument, ``None`` where none is
+    needed (check ``self.needs_input_grad[i]`` to skip work).
+    """
+
+    __slots__ = ("inputs", "needs_input_grad", "tags", "freed", "created_at")
+    _saved_fields: tuple[str, ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._saved_fields = tuple(cls.__dict__.get("__slots__", ()))
+
+    def forward(self, *args: Any, **params: Any) -> Any:
+        raise NotImplementedError
+
+    def backward(self, grad: Any) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        """The op's name, e.g. ``"MatMul"``."""
+        return type(self).__name__
+
+    @classmethod
+    def apply(cls, *args: Any, **params: Any) -> Tensor:
+        """Run the op on ``args`` and, when grad is needed, record it as the output's ``grad_fn``."""
+        fn = cls.__new__(cls)
+        arrays = []
+        requires_grad = False
+        for arg in args:
+            if isinstance(arg, Tensor):
+                arrays.append(arg.data)
+                requires_grad = requires_grad or arg.requires_grad
+            else:
+                arrays.append(arg)
+        if settings.cupy_loaded:
+            _check_one_backend(cls.__name__, args)
+        try:
+            out = fn.forward(*arrays, **params)
+        except (ValueError, IndexError) as error:  # NumPy's shape errors do not say which op failed
+            shapes = ", ".join(str(tuple(np.shape(a))) for a in arrays if hasattr(a, "shape") or np.isscalar(a))
+            hint = "; line the axes up with reshape/unsqueeze so each pair is equal or 1" if "broadcast" in str(error) else ""
+            raise type(error)(f"{cls.__name__}: {error} (input shapes {shapes}){hint}") from None
+        if not isinstance(out, settings.array_types):
+            out = np.asarray(out)  # NumPy ufuncs turn 0-d results into scalars
+        result = Tensor.wrap(out)
+        if requires_grad and settings.grad_enabled:
+            fn.inputs = args
+            fn.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
+            fn.tags = settings.current_tags
+            fn.freed = False
+            fn.created_at = traceback.format_stack()[:-1] if settings.anomaly_mode else None
+            result.requires_grad = True
+            result.grad_fn = fn
+        return result
+
+    def free(self) -> None:
+        """Drop the arrays saved for backward; the node's inputs and tags stay."""
+        for field in self._saved_fields:
+            setattr(self, field, None)
+        self.freed = True
+
+
+def _check_one_backend(op: str, args: Sequence[Any]) -> None:
+    names = {backend_of(a.data).name for a in args if isinstance(a, Tensor)}
+    names |= {backend_of(a).name for a in args if isinstance(a, settings.array_types)}
+    if len(names) > 1:
+        shapes = [tuple(a.shape) for a in args if isinstance(a, Tensor)]
+        raise RuntimeError(
+            f"{op}: inputs live on two backends ({' and '.join(sorted(names))}; shapes {shapes}). "
+            "Move them to one first, e.g. x.to('cupy') or x.to('numpy')"
+        )
+
+
+def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
+    """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``."""
+    if grad.shape == shape:
+        return grad
+    leading = grad.ndim - len(shape)
+    stretched = tuple(leading + i for i, n in enumerate(shape) if n == 1 and grad.shape[leading + i] != 1)
+    return grad.sum(axis=tuple(range(leading)) + stretched).reshape(shape)
+
+
+# ---------------------------------------------------------------- Tensor
+
+
+def _as_array(data: Any, dtype: Any, backend: Backend) -> Any:
+    """The backend array for Tensor(data, dtype) following DESIGN.md's dtype rules."""
+    if isinstance(data, settings.array_types):
+        if dtype is not None and data.dtype != dtype:
+            data = data.astype(dtype)
+        if backend_of(data) is not backend:
+            data = backend.asarray(backend_of(data).to_host(data))
+        return data
+    host = np.asarray(data, dtype=dtype)
+    if not isinstance(data, np.generic):  # NumPy scalars keep their dtype like arrays
+        if dtype is None and host.dtype.kind == "f":
+            host = host.astype(settings.default_dtype)  # Python floats -> default dtype
+        elif dtype is None and host.dtype.kind in "iu":
+            host = host.astype(np.int64)
+    if host.dtype == object:
+        raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} {data!r:.60}")
+    return backend.asarray(host)
+
+
+class Tensor:
+    """An n-dimensional array that records the operations applied to it.
+
+    Args:
+        data: backend array, NumPy array, nested list, number or Tensor.
+            Arrays keep their dtype; Python floats take the default dtype
+            (float32, see ``ts.set_default_dtype``), Python ints int64. Host
+            arrays are moved to the current backend.
+        requires_grad: record operations on it so ``backward`` fills ``.grad``.
+            Only float tensors may require grad.
+        dtype: a NumPy dtype or its name ("float64").
+        name: shown by ``repr`` and in rendered graphs.
+
+    >>> import tinygrad_seq as ts
+    >>> x = ts.Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True, name="x")
+    >>> (x * x).sum().backward()
+    >>> x.grad
+    array([[2., 4.],
+           [6., 8.]], dtype=float32)
+    """
+
+    __slots__ = ("data", "_grad", "requires_grad", "grad_fn", "name", "_hooks", "_retains_grad", "__weakref__")
+    __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operators
+
+    def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None, name: str | None = None) -> None:
+        if isinstance(data, Tensor):
+            data = data.data
+        self.data = _as_array(data, None if dtype is None else np.dtype(dtype), get_backend())
+        self._grad = None
+        self.grad_fn: Function | None = None
+        self.name = name
+        self._hooks: list[Callable[[Any], Any]] | None = None
+        self._retains_grad = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @staticmethod
+    def wrap(array: Any, name: str | None = None) -> Tensor:
+        """A leaf Tensor around a backend array as it is: no copy, no dtype or backend change."""
+        tensor = Tensor.__new__(Tensor)
+        tensor.data = array
+        tensor._grad = None
+        tensor.requires_grad = False
+        tensor.grad_fn = None
+        tensor.name = name
+        tensor._hooks = None
+        tensor._retains_grad = False
+        return tensor
+
+    # ---- basic properties
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    @property
+    def backend(self) -> Backend:
+        """The backend whose array holds the data."""
+        return backend_of(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        """True for tensors not made by a recorded op (inputs and parameters)."""
+        return self.grad_fn is None
+
+    @property
+    def tags(self) -> dict[str, Any]:
+        """The tags recorded on the node that made this tensor ({} for leaves)."""
+        return dict(self.grad_fn.tags) if self.grad_fn is not None else {}
+
+    @property
+    def grad(self) -> Any:
+        """The gradient as a backend array of this tensor's shape, or None. Assignable."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        if value is not None:
+            if isinstance(value, Tensor):
+                value = value.data
+            value = _as_array(value, self.dtype, self.backend)
+            if value.shape != self.shape:
+                raise ValueError(f"grad: shape {value.shape} does not match the tensor's shape {self.shape}")
+        self._grad = value
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Set ``requires_grad`` in place (leaves only) and return self."""
+        if requires_grad and self.dtype.kind != "f":
+            raise TypeError(
+                f"only float tensors can require grad; this one is {self.dtype}. "
+                "Make it a float first: Tensor(data, dtype='float32', requires_grad=True)"
+            )
+        if not requires_grad and self.grad_fn is not None:
+            raise RuntimeError("requires_grad_(False) on a non-leaf tensor: use .detach() to cut it from the graph")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def numpy(self) -> np.ndarray:
+        """The values as a host NumPy array (the data itself on the NumPy backend)."""
+        return self.backend.to_host(self.data)
+
+    def tolist(self) -> Any:
+        return self.numpy().tolist()
+
+    def item(self) -> Any:
+        """The single value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item(): the tensor has {self.data.size} elements (shape {self.shape}); only one-element tensors convert to a number")
+        return self.data.item()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        return bool(self.item())
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        array = self.numpy()
+        return array if dtype is None else array.astype(dtype)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(")
+        extras = [f"dtype={self.dtype}"]
+        if self.backend.name != "numpy":
+            extras.append(f"backend={self.backend.name!r}")
+        if self.name is not None:
+            extras.append(f"name={self.name!r}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn={self.grad_fn.name}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return f"Tensor({body}, {', '.join(extras)})"
+
+    __hash__ = object.__hash__  # == is elementwise, so hash by identity
+
+    # ---- graph
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing this tensor's data, cut from the graph (truncated BPTT uses it)."""
+        return Tensor.wrap(self.data, name=self.name)
+
+    def retain_grad(self) -> Tensor:
+        """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad() on a tensor that does not require grad: it gets no gradient")
+        self._retains_grad = True
+        return self
+
+    def register_hook(self, hook: Callable[[Any], Any]) -> Callable[[], None]:
+        """Call ``hook(grad_array)`` when this tensor's gradient is complete.
+
+        The hook may return a new array to use instead. Returns a function
+        that removes the hook.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("register_hook() on a tensor that does not require grad: it gets no gradient")
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+        return lambda: self._hooks.remove(hook)
+
+    def backward(self, grad: ArrayLike | Tensor | None = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires grad.
+
+        Args:
+            grad: the gradient flowing into this tensor, shaped like it; may
+                be omitted for a one-element tensor (a loss).
+            retain_graph: keep the saved arrays so backward can run again.
+        """
+        for _ in backward_iter(self, grad, retain_graph):
+            pass
+
+    # ---- conversion
+
+    def to(self, target: str | Backend | Any) -> Tensor:
+        """This tensor on another backend ("numpy", "cupy") or with another dtype; differentiable."""
+        from . import ops
+
+        if isinstance(target, Backend) or target in ("numpy", "cupy"):
+            backend = backend_named(target)
+            return self if backend is self.backend else ops.ToBackend.apply(self, backend=backend)
+        dtype = np.dtype(target)
+        return self if dtype == self.dtype else ops.Cast.apply(self, dtype=dtype)
+
+    def double(self) -> Tensor:
+        return self.to(np.float64)
+
+    def float(self) -> Tensor:
+        return self.to(np.float32)
+
+    # ---- operators: thin wrappers over the functions in ops/
+
+    def __add__(self, other: Any) -> Tensor:
+        return ops.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return ops.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return ops.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return ops.sub(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return ops.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return ops.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return ops.div(other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return ops.matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return ops.neg(self)
+
+    def __pow__(self, exponent: Any) -> Tensor:
+        return ops.pow(self, exponent)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return ops.getitem(self, index)
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return ops.compare("==", self, other)
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return ops.compare("!=", self, other)
+
+    def __lt__(self, other: Any) -> Tensor:
+        return ops.compare("<", self, other)
+
+    def __le__(self, other: Any) -> Tensor:
+        return ops.compare("<=", self, other)
+
+    def __gt__(self, other: Any) -> Tensor:
+        return ops.compare(">", self, other)
+
+    def __ge__(self, other: Any) -> Tensor:
+        return ops.compare(">=", self, other)
+
+    def exp(self) -> Tensor:
+        return ops.exp(self)
+
+    def log(self) -> Tensor:
+        return ops.log(self)
+
+    def sqrt(self) -> Tensor:
+        return ops.sqrt(self)
+
+    def abs(self) -> Tensor:
+        return ops.abs(self)
+
+    def tanh(self) -> Tensor:
+        return ops.tanh(self)
+
+    def sigmoid(self) -> Tensor:
+        return ops.sigmoid(self)
+
+    def relu(self) -> Tensor:
+        return ops.relu(self)
+
+    def clamp(self, lo: float | None = None, hi: float | None = None) -> Tensor:
+        return ops.clamp(self, lo, hi)
+
+    def sum(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.sum(self, axis, keepdims)
+
+    def mean(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.mean(self, axis, keepdims)
+
+    def max(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.max(self, axis, keepdims)
+
+    def min(self, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
+        return ops.min(self, axis, keepdims)
+
+    def argmax(self, axis: int | None = None) -> Tensor:
+        return ops.argmax(self, axis)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        return ops.softmax(self, axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        return ops.log_softmax(self, axis)
+
+    def masked_fill(self, mask: Any, value: float) -> Tensor:
+        return ops.masked_fill(self, mask, value)
+
+    def reshape(self, *shape: int | Sequence[int]) -> Tensor:
+        return ops.reshape(self, *shape)
+
+    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
+        return ops.transpose(self, *axes)
+
+    def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+        return ops.swapaxes(self, axis1, axis2)
+
+    @property
+    def T(self) -> Tensor:
+        return ops.transpose(self)
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        return ops.unsqueeze(self, axis)
+
+    def squeeze(self, axis: int | tuple[int, ...] | None = None) -> Tensor:
+        return ops.squeeze(self, axis)
+
+    def flatten(self) -> Tensor:
+        return ops.reshape(self, -1)
+
+
+# ---------------------------------------------------------------- backward
+
+
+class BackwardStep:
+    """One step of the backward pass: a non-leaf tensor's node receives a gradient and sends some on.
+
+    Attributes:
+        tensor: the non-leaf tensor whose gradient is complete at this step.
+        node: its ``grad_fn`` (the op); ``node.tags`` are the tags it was made under.
+        grad: the gradient arriving at the tensor (after its hooks).
+        input_grads: one entry per op argument, the gradient sent to it, or
+            None where it needs none (constants, tensors not requiring grad).
+    """
+
+    __slots__ = ("tensor", "node", "grad", "input_grads")
+
+    def __init__(self, tensor: Tensor, node: Function, grad: Any, input_grads: tuple[Any, ...]) -> None:
+        self.tensor = tensor
+        self.node = node
+        self.grad = grad
+        self.input_grads = input_grads
+
+    @property
+    def op(self) -> str:
+        return self.node.name
+
+    @property
+    def name(self) -> str | None:
+        return self.tensor.name
+
+    @property
+    def tags(self) -> dict[str, Any]:
+        return self.node.tags
+
+    def __repr__(self) -> str:
+        shapes = [None if g is None else tuple(g.shape) for g in self.input_grads]
+        return f"BackwardStep(op={self.op}, name={self.name!r}, tags={self.tags}, grad {tuple(self.grad.shape)} -> {shapes})"
+
+
+def topological_order(root: Tensor) -> tuple[list[Tensor], dict[int, int]]:
+    """Non-leaf tensors reachable from ``root``, root first, and how many gradients each tensor receives.
+
+    Two passes with explicit stacks (an unrolled RNN is deeper than Python's
+    recursion limit): the first counts each tensor's consumers, the second
+    releases a tensor once all its consumers are done (Kahn's algorithm). The
+    ready tensors form a stack, so backward follows one path as deep as it
+    can: through an unrolled RNN it finishes the last time step, then moves
+    to the one before. Only edges into tensors that require grad count.
+    """
+    incoming: dict[int, int] = {}
+    seen = {id(root)}
+    stack = [root]
+    while stack:
+        node = stack.pop().grad_fn
+        for arg, needs in zip(node.inputs, node.needs_input_grad):
+            if needs:
+                incoming[id(arg)] = incoming.get(id(arg), 0) + 1
+                if arg.grad_fn is not None and id(arg) not in seen:
+                    seen.add(id(arg))
+                    stack.append(arg)
+    order: list[Tensor] = []
+    waiting = dict(incoming)
+    ready = [root]
+    while ready:
+        tensor = ready.pop()
+        order.append(tensor)
+        node = tensor.grad_fn
+        for arg, needs in zip(node.inputs, node.needs_input_grad):
+            if needs and arg.grad_fn is not None:
+                waiting[id(arg)] -= 1
+                if waiting[id(arg)] == 0:
+                    ready.append(arg)
+    return order, incoming
+
+
+def _accumulate_into_leaf(leaf: Tensor, grad: Any) -> None:
+    if leaf._hooks:
+        grad = _run_hooks(leaf, grad)
+    if leaf._grad is None:
+        # A copy the leaf owns (optimizers write into it), in whatever memory order grad has: cheaper.
+        leaf._grad = grad.copy(order="K") if grad.dtype == leaf.dtype else grad.astype(leaf.dtype)
+    else:
+        leaf._grad += grad
+
+
+def _run_hooks(tensor: Tensor, grad: Any) -> Any:
+    for hook in tensor._hooks:
+        replaced = hook(grad)
+        if replaced is not None:
+            if isinstance(replaced, Tensor):
+                replaced = replaced.data
+            if replaced.shape != grad.shape:
+                raise RuntimeError(f"a hook on tensor {tensor.name or ''} {tensor.shape} returned a gradient of shape {replaced.shape}; it must keep the shape {grad.shape}")
+            grad = replaced
+    return grad
+
+
+def _initial_grad(root: Tensor, grad: Any) -> Any:
+    if not root.requires_grad:
+        raise RuntimeError(
+            f"backward() on a tensor {root.shape} that does not require grad: no input of the ops that made it "
+            "requires grad (or it was made under no_grad). Create leaves with requires_grad=True"
+        )
+    if grad is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward() on a tensor of shape {root.shape} needs a gradient: only one-element tensors get 1.0 "
+                "by default. Pass grad= (an array of that shape) or reduce first, e.g. y.sum().backward()"
+            )
+        return root.backend.xp.ones(root.shape, dtype=root.dtype)
+    if isinstance(grad, Tensor):
+        grad = grad.data
+    grad = _as_array(grad, root.dtype, root.backend)
+    if grad.shape != root.shape:
+        raise RuntimeError(f"backward(): grad shape {grad.shape} != tensor shape {root.shape}; pass a gradient shaped like the tensor")
+    return grad
+
+
+def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) -> Iterator[BackwardStep]:
+    """The backward pass, one :class:`BackwardStep` per non-leaf node, in reverse topological order.
+
+    Gradients reach a step's inputs before the step is yielded; a leaf's
+    ``.grad`` is updated once all its gradients have arrived. Stopping the
+    iteration early leaves the gradients computed so far.
+    """
+    grads = {id(root): _initial_grad(root, grad)}
+    if root.grad_fn is None:  # backward on a leaf: its gradient is the seed
+        _accumulate_into_leaf(root, grads[id(root)])
+        return
+    order, incoming = topological_order(root)
+    for tensor in order:
+        grad = grads.pop(id(tensor), None)
+        if grad is None:
+            continue
+        if tensor._hooks:
+            grad = _run_hooks(tensor, grad)
+        if tensor._retains_grad:
+            tensor._grad = grad.copy() if tensor._grad is None else tensor._grad + grad
+        node = tensor.grad_fn
+        if node.freed:
+            raise RuntimeError(
+                f"backward through {node.name} a second time: its saved arrays were freed by the first backward(). "
+                "Pass retain_graph=True to the first backward() to run backward through this graph again"
+            )
+        input_grads = node.backward(grad)
+        if len(input_grads) != len(node.inputs):
+            raise RuntimeError(
+                f"{node.name}.backward returned {len(input_grads)} gradients for {len(node.inputs)} inputs; "
+                "return one per forward argument, None where there is none"
+            )
+        if not retain_graph:
+            node.free()
+        for arg, needs, input_grad in zip(node.inputs, node.needs_input_grad, input_grads):
+            if not needs:
+                continue
+            if not isinstance(input_grad, settings.array_types):
+                input_grad = np.asarray(input_grad)  # NumPy turns 0-d results into scalars
+            if input_grad.shape != arg.data.shape:
+                raise RuntimeError(f"grad shape {input_grad.shape} != tensor shape {arg.data.shape} in {node.name}")
+            if input_grad.dtype != arg.data.dtype:
+                input_grad = input_grad.astype(arg.data.dtype)
+            if settings.anomaly_mode:
+                _check_finite(node, arg, input_grad)
+            key = id(arg)
+            if arg.grad_fn is None:
+                incoming[key] -= 1
+                grads[key] = input_grad if key not in grads else grads[key] + input_grad
+                if incoming[key] == 0:
+                    _accumulate_into_leaf(arg, grads.pop(key))
+            else:
+                grads[key] = input_grad if key not in grads else grads[key] + input_grad
+        yield BackwardStep(tensor, node, grad, input_grads)
+
+
+def _check_finite(node: Function, arg: Tensor, grad: Any) -> None:
+    if bool(backend_of(grad).xp.isfinite(grad).all()):
+        return
+    where = "".join(node.created_at[-3:]) if node.created_at else "  (made outside detect_anomaly(); wrap the forward pass too to see where)\n"
+    raise FloatingPointError(
+        f"detect_anomaly: {node.name} (tags {node.tags}) sent a non-finite gradient to its input "
+        f"{arg.name or ''} of shape {arg.shape}. The op was made at:\n{where}"
+    )
+
+
+from . import ops  # noqa: E402  ops build on Tensor and Function above; imported last to break the cycle
