@@ -33,3 +33,13 @@ def test_custom_op_example_in_docs_runs():
     namespace = {}
     exec(compile("import tinygrad_seq as ts\n" + code, "docs/autograd.md", "exec"), namespace)
     assert namespace["Cube"].apply(namespace["x"]).tolist() == [1.0, -8.0]
+
+
+def test_training_guide_example_trains_and_saves(tmp_path, monkeypatch):
+    doc = (ROOT / "docs" / "training.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(.*?)```", doc, re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(code, "docs/training.md", "exec"), namespace)
+    assert namespace["loss"].item() < 0.1  # 6 tokens, 100 Adam steps: learned by heart
+    assert (tmp_path / "model.npz").exists()

@@ -7,7 +7,7 @@
 >>> w.grad.round(4)
 array([[0.9901, 1.9801]], dtype=float32)
 """
-from . import ops, settings
+from . import interop, nn, ops, optim, settings
 from .backend import (
     Backend,
     BackendError,
@@ -29,7 +29,7 @@ get_backend()  # TINYGRAD_SEQ_BACKEND is read now, so a bad value fails at impor
 
 __all__ = [
     "Backend", "BackendError", "BackwardStep", "Function", "Tensor", "__version__", "arange", "chunk", "concat",
-    "detect_anomaly", "enable_grad", "full", "get_backend", "get_default_dtype", "grad_check", "is_grad_enabled",
-    "manual_seed", "maximum", "no_grad", "ones", "ops", "rand", "randn", "set_backend", "set_default_dtype",
+    "detect_anomaly", "enable_grad", "full", "get_backend", "get_default_dtype", "grad_check", "interop", "is_grad_enabled",
+    "manual_seed", "maximum", "nn", "no_grad", "ones", "ops", "optim", "rand", "randn", "set_backend", "set_default_dtype",
     "settings", "split", "stack", "tags", "use_backend", "where", "zeros",
 ]

@@ -1,0 +1,307 @@
+"""Module and Parameter bookkeeping, state dicts and checkpoints, Linear, Embedding, Dropout, init."""
+import math
+
+import numpy as np
+import pytest
+
+import tinygrad_seq as ts
+from tinygrad_seq import nn
+from tinygrad_seq.nn import functional as F
+
+from .conftest import to_host
+
+
+class Tree(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.Linear(3, 4)
+        self.heads = [nn.Linear(4, 2), nn.Linear(4, 1, bias=False)]
+        self.extras = {"scale": nn.Parameter(ts.ones(1)), "inner": nn.Sequential(nn.Linear(2, 2))}
+        self.shared = self.encoder  # the same module twice: its parameters count once
+        self.note = "not a parameter"
+
+    def forward(self, x):
+        return self.heads[0](self.encoder(x))
+
+
+def test_named_parameters_walk_lists_dicts_and_nesting():
+    names = [name for name, _ in Tree().named_parameters()]
+    # PyTorch's order: a module's own parameters, then each sub-module's, depth first
+    assert names == [
+        "extras.scale", "encoder.weight", "encoder.bias",
+        "heads.0.weight", "heads.0.bias", "heads.1.weight",
+        "extras.inner.0.weight", "extras.inner.0.bias",
+    ]
+    tree = Tree()
+    assert tree.encoder.weight.name == "weight" and tree.extras["scale"].name is None
+    assert tree.num_parameters() == 16 + 1 + 10 + 4 + 6
+
+
+def test_forgetting_super_init_is_explained():
+    class Broken(nn.Module):
+        def __init__(self):
+            self.layer = nn.Linear(2, 2)
+
+    with pytest.raises(AttributeError, match=r"Broken: cannot set 'layer' before Module.__init__\(\); call super\(\).__init__\(\) first"):
+        Broken()
+
+
+def test_repr_shows_the_tree_and_counts():
+    text = repr(Tree())
+    assert text.startswith("Tree(  # 37 parameters")
+    assert "  (encoder): Linear(in_features=3, out_features=4, bias=True)  # 16" in text
+    assert "  (heads.1): Linear(in_features=4, out_features=1, bias=False)  # 4" in text
+    assert "  (extras.inner): Sequential(  # 6 parameters\n    (0): Linear(in_features=2, out_features=2, bias=True)  # 6" in text
+
+
+def test_sequential_and_module_list():
+    seq = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+    assert len(seq) == 3 and isinstance(seq[1], nn.Tanh) and list(seq)[2] is seq[2]
+    assert list(seq.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    x = ts.Tensor(np.ones((5, 3)))
+    np.testing.assert_allclose(seq(x).numpy(), seq[2](seq[0](x).tanh()).numpy())
+    layers = nn.ModuleList([nn.Linear(2, 2)]).append(nn.Linear(2, 3))
+    assert len(layers) == 2 and [n for n, _ in layers.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias"]
+
+
+def test_state_dict_is_a_host_copy():
+    model = nn.Linear(2, 3)
+    state = model.state_dict()
+    assert all(type(v) is np.ndarray for v in state.values())
+    state["weight"][...] = 100
+    assert not (model.weight.numpy() == 100).any()
+
+
+def test_load_state_dict_copies_and_keeps_dtype():
+    source, target = nn.Linear(3, 2).double(), nn.Linear(3, 2)
+    weight_buffer = target.weight.data
+    result = target.load_state_dict(source.state_dict())
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    assert target.weight.dtype == np.float32 and target.weight.data is weight_buffer  # copied in place
+    np.testing.assert_allclose(target.weight.numpy(), source.weight.numpy(), rtol=1e-6)
+
+
+def test_load_state_dict_errors_list_every_problem_and_change_nothing():
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2))
+    before = model.state_dict()
+    bad = dict(model.state_dict())
+    bad["0.weight"] = np.zeros((5, 3))
+    del bad["1.bias"]
+    bad["2.weight"] = np.zeros(1)
+    with pytest.raises(KeyError) as error:
+        model.load_state_dict(bad)
+    message = str(error.value)
+    assert "mis-shaped: 0.weight: checkpoint (5, 3) vs model (2, 3)" in message
+    assert "missing: 1.bias" in message and "unexpected: 2.weight" in message
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
+    del bad["0.weight"]
+    result = model.load_state_dict(bad, strict=False)
+    assert result.missing_keys == ["0.weight", "1.bias"] and result.unexpected_keys == ["2.weight"]
+    with pytest.raises(KeyError, match="mis-shaped"):
+        model.load_state_dict({"0.weight": np.zeros((1, 1))}, strict=False)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    ts.manual_seed(1)
+    model = Tree()
+    path = model.save(tmp_path / "checkpoint")  # a bare name: written exactly there, no ".npz" added
+    assert path == tmp_path / "checkpoint" and path.exists() and not (tmp_path / "checkpoint.npz").exists()
+    ts.manual_seed(2)
+    other = Tree()
+    other.load(path)
+    for (name, a), (_, b) in zip(model.state_dict().items(), other.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    model = nn.Linear(2, 2)
+    path = model.save(tmp_path / "model.npz")
+    saved = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        nn.Linear(2, 2).save(path)
+    assert path.read_bytes() == saved
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary file left behind
+
+
+def test_load_refuses_pickled_objects(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, weight=np.array([{"a": 1}], dtype=object), bias=np.zeros(2))
+    with pytest.raises(ValueError, match="allow_pickle=False"):
+        nn.Linear(2, 2).load(path)
+
+
+def test_to_dtype_double_float_and_backend():
+    model = nn.Linear(2, 2)
+    (model(ts.Tensor(np.ones((1, 2), np.float32))).sum()).backward()
+    model.double()
+    assert all(p.dtype == np.float64 for p in model.parameters()) and model.weight.grad.dtype == np.float64
+    model.float()
+    assert model.weight.dtype == np.float32
+    assert model.to("numpy") is model
+    with pytest.raises(TypeError, match="parameters must stay floats"):
+        model.to("int32")
+
+
+def test_train_eval_and_zero_grad():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    model.eval()
+    assert not model.training and not model[1].training
+    x = ts.Tensor(np.ones((3, 2)))
+    np.testing.assert_array_equal(model(x).numpy(), model[0](x).numpy())  # dropout is off
+    model.train()
+    assert model[1].training
+    model(x).sum().backward()
+    assert model[0].weight.grad is not None
+    model.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+
+
+# ---------------------------------------------------------------- layers
+
+
+def test_linear_init_and_shapes(backend):
+    layer = nn.Linear(16, 5)
+    bound = 1 / math.sqrt(16)
+    assert layer.weight.shape == (5, 16) and layer.bias.shape == (5,)
+    for p in layer.parameters():
+        values = to_host(p.data)
+        assert values.min() >= -bound and values.max() <= bound and values.std() > bound / 4
+    assert layer(ts.randn(7, 3, 16)).shape == (7, 3, 5)
+    with pytest.raises(ValueError, match=r"Linear\(16 -> 5\): the input's last axis must be 16; got shape \(2, 3\)"):
+        layer(ts.randn(2, 3))
+
+
+def test_linear_and_embedding_grad_check():
+    ts.set_default_dtype("float64")
+    layer = nn.Linear(3, 2)
+    x = ts.randn(4, 3, requires_grad=True)
+    assert ts.grad_check(lambda x, w, b: x @ w.T + b, [x, layer.weight, layer.bias])
+    assert ts.grad_check(lambda x: layer(x), [x])
+    embedding = nn.Embedding(5, 3, padding_idx=1)
+    ids = np.array([[0, 3, 4], [4, 4, 2]])  # not the padding id: its row gets no gradient by design
+    assert ts.grad_check(lambda w: (embedding(ids) * ts.Tensor(np.arange(18.0).reshape(2, 3, 3))).sum(), [embedding.weight])
+
+
+def test_embedding_lookup_and_gradient(backend):
+    ts.manual_seed(0)
+    embedding = nn.Embedding(6, 4, padding_idx=0)
+    assert float(abs(embedding.weight[0]).sum()) == 0  # the padding row starts at zero
+    ids = np.array([[1, 3, 0], [3, 3, 5]])
+    out = embedding(ids)
+    assert out.shape == (2, 3, 4)
+    np.testing.assert_array_equal(to_host(out.data), to_host(embedding.weight.data)[ids])
+    upstream = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    out.backward(upstream)
+    expected = np.zeros((6, 4), np.float32)
+    np.add.at(expected, ids, upstream)
+    expected[0] = 0  # padding_idx gets no gradient
+    np.testing.assert_allclose(to_host(embedding.weight.grad), expected, rtol=1e-6)
+    assert embedding(ts.Tensor(ids)).shape == (2, 3, 4) and embedding(np.int64(2)).shape == (4,)
+
+
+@pytest.mark.parametrize(
+    "ids, error, message",
+    [
+        (np.array([0, 6]), IndexError, r"Embedding\(6, 4\): id 6 is out of range for a vocabulary of size 6 \(valid ids: 0..5\)"),
+        (np.array([-1, 2]), IndexError, r"id -1 is out of range"),
+        (np.array([0.0, 1.0]), TypeError, r"ids must be integers; got float64"),
+    ],
+)
+def test_embedding_bad_ids(ids, error, message):
+    with pytest.raises(error, match=message):
+        nn.Embedding(6, 4)(ids)
+
+
+def test_embedding_bad_padding_idx():
+    with pytest.raises(ValueError, match="padding_idx 9 is outside the vocabulary of size 6"):
+        nn.Embedding(6, 4, padding_idx=9)
+
+
+def test_dropout_statistics_and_gradient(backend):
+    ts.manual_seed(0)
+    x = ts.ones(200_000, requires_grad=True)
+    y = F.dropout(x, 0.3)
+    values = to_host(y.data)
+    assert abs((values == 0).mean() - 0.3) < 0.01
+    np.testing.assert_allclose(values[values != 0], 1 / 0.7, rtol=1e-6)
+    y.sum().backward()
+    np.testing.assert_array_equal(to_host(x.grad), values)  # the gradient goes through the same mask
+    assert F.dropout(x, 0.3, training=False) is x and F.dropout(x, 0.0) is x
+    assert float(F.dropout(x, 1.0).sum()) == 0.0
+
+
+def test_dropout_is_seeded_and_checked():
+    x = ts.ones(50)
+    ts.manual_seed(3)
+    a = F.dropout(x, 0.5).numpy()
+    ts.manual_seed(3)
+    np.testing.assert_array_equal(a, F.dropout(x, 0.5).numpy())
+    with pytest.raises(ValueError, match=r"Dropout: p is a probability in \[0, 1\]; got 1.5"):
+        nn.Dropout(1.5)
+    with pytest.raises(ValueError, match=r"dropout: p is a probability"):
+        F.dropout(x, -0.1)
+
+
+def test_dropout_grad_check_with_a_fixed_mask():
+    x = ts.Tensor(np.linspace(-1, 1, 10), requires_grad=True)
+
+    def dropped(x):
+        ts.manual_seed(5)  # the same mask on every evaluation
+        return F.dropout(x, 0.4) * x
+
+    assert ts.grad_check(dropped, [x])
+
+
+def test_one_hot():
+    out = F.one_hot(np.array([[0, 2], [1, 1]]), 3)
+    assert out.dtype == np.int64 and out.shape == (2, 2, 3)
+    assert out.tolist() == [[[1, 0, 0], [0, 0, 1]], [[0, 1, 0], [0, 1, 0]]]
+    assert F.one_hot([1], 2, dtype="float32").dtype == np.float32
+    with pytest.raises(IndexError, match=r"one_hot\(num_classes=3\): id 3 is out of range"):
+        F.one_hot([3], 3)
+
+
+# ---------------------------------------------------------------- init
+
+
+def test_init_functions():
+    ts.manual_seed(0)
+    w = nn.Parameter(ts.zeros(200, 300, dtype="float64"))
+    nn.init.uniform_(w, -0.5, 0.25)
+    assert w.numpy().min() >= -0.5 and w.numpy().max() <= 0.25
+    nn.init.normal_(w, 1.0, 2.0)
+    assert abs(w.numpy().mean() - 1.0) < 0.05 and abs(w.numpy().std() - 2.0) < 0.05
+    nn.init.xavier_uniform_(w)
+    assert abs(w.numpy()).max() <= math.sqrt(6 / 500)
+    nn.init.xavier_normal_(w, gain=2.0)
+    assert abs(w.numpy().std() - 2 * math.sqrt(2 / 500)) < 0.005
+    nn.init.kaiming_uniform_(w, a=math.sqrt(5))
+    assert abs(w.numpy()).max() <= 1 / math.sqrt(300)
+    nn.init.zeros_(w)
+    assert not w.numpy().any()
+    nn.init.ones_(w)
+    assert (w.numpy() == 1).all()
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (5, 3), (4, 2, 3)])
+def test_orthogonal(shape):
+    w = nn.init.orthogonal_(nn.Parameter(ts.zeros(*shape, dtype="float64")), gain=2.0)
+    flat = w.numpy().reshape(shape[0], -1)
+    small = min(flat.shape)
+    gram = flat @ flat.T if flat.shape[0] == small else flat.T @ flat
+    np.testing.assert_allclose(gram, 4.0 * np.eye(small), atol=1e-12)
+
+
+def test_init_is_seeded_and_checked():
+    ts.manual_seed(9)
+    a = nn.Linear(4, 4).weight.numpy().copy()
+    ts.manual_seed(9)
+    np.testing.assert_array_equal(a, nn.Linear(4, 4).weight.numpy())
+    with pytest.raises(ValueError, match=r"fan in and fan out need a weight with at least 2 axes; got shape \(3,\)"):
+        nn.init.xavier_uniform_(nn.Parameter(ts.zeros(3)))

@@ -1,0 +1,214 @@
+"""Optimizers and clipping: 50-step trajectories against PyTorch in float64, state dicts, errors."""
+import math
+
+import numpy as np
+import pytest
+
+import tinygrad_seq as ts
+from tinygrad_seq import nn, optim
+from tinygrad_seq.nn import functional as F
+
+STEPS = 50
+
+OPTIMIZERS = {
+    "sgd": ("SGD", dict(lr=0.1)),
+    "sgd_momentum": ("SGD", dict(lr=0.05, momentum=0.9)),
+    "sgd_nesterov_decay": ("SGD", dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    "sgd_dampening": ("SGD", dict(lr=0.05, momentum=0.5, dampening=0.3)),
+    "adam": ("Adam", dict(lr=0.01)),
+    "adam_decay_betas": ("Adam", dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.05)),
+    "adagrad": ("Adagrad", dict(lr=0.1)),
+    "adagrad_decay": ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.02, initial_accumulator_value=0.1)),
+    "rmsprop": ("RMSprop", dict(lr=0.01)),
+    "rmsprop_momentum_centered": ("RMSprop", dict(lr=0.005, momentum=0.8, centered=True, weight_decay=0.01)),
+}
+CLIPPING = {"none": None, "norm": ("norm", 0.5, 2.0), "norm_inf": ("norm", 0.1, math.inf), "value": ("value", 0.05)}
+
+
+def data():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((16, 4)), rng.integers(0, 3, 16)
+
+
+def make_mlp():
+    ts.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+
+
+def clip(module, clipping, clip_norm, clip_value):
+    if clipping is None:
+        return None
+    if clipping[0] == "value":
+        clip_value(module.parameters(), clipping[1])
+        return None
+    return float(clip_norm(module.parameters(), clipping[1], norm_type=clipping[2]))
+
+
+def train_ours(opt_name, options, clipping, steps=STEPS, model=None, opt=None):
+    x, y = data()
+    model = model or make_mlp()
+    opt = opt or getattr(optim, opt_name)(model.parameters(), **options)
+    trajectory = []
+    for _ in range(steps):
+        opt.zero_grad()
+        F.cross_entropy(model(ts.Tensor(x)), y).backward()
+        norm = clip(model, clipping, optim.clip_grad_norm_, optim.clip_grad_value_)
+        opt.step()
+        trajectory.append(([p.numpy().copy() for p in model.parameters()], norm))
+    return trajectory
+
+
+def train_torch(torch, opt_name, options, clipping, initial_state):
+    x, y = data()
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).double()
+    model.load_state_dict({k: torch.tensor(v) for k, v in initial_state.items()})
+    opt = getattr(torch.optim, opt_name)(model.parameters(), **options)
+    trajectory = []
+    for _ in range(STEPS):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(torch.tensor(x)), torch.tensor(y)).backward()
+        norm = clip(model, clipping, torch.nn.utils.clip_grad_norm_, torch.nn.utils.clip_grad_value_)
+        opt.step()
+        trajectory.append(([p.detach().numpy().copy() for p in model.parameters()], norm))
+    return trajectory
+
+
+@pytest.mark.parametrize("clipping", CLIPPING, ids=list(CLIPPING))
+@pytest.mark.parametrize("case", OPTIMIZERS, ids=list(OPTIMIZERS))
+def test_trajectory_matches_torch(case, clipping):
+    torch = pytest.importorskip("torch", reason="the PyTorch reference tests need torch (pip install torch==2.13.0)")
+    opt_name, options = OPTIMIZERS[case]
+    ours = train_ours(opt_name, options, CLIPPING[clipping])
+    theirs = train_torch(torch, opt_name, options, CLIPPING[clipping], make_mlp().state_dict())
+    for step, ((our_params, our_norm), (their_params, their_norm)) in enumerate(zip(ours, theirs)):
+        for i, (a, b) in enumerate(zip(our_params, their_params)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14, err_msg=f"step {step}, parameter {i}")
+        if our_norm is not None:
+            assert our_norm == pytest.approx(their_norm, rel=1e-12)
+    assert not np.allclose(ours[0][0][0], ours[-1][0][0])  # training moved the weights
+
+
+@pytest.mark.parametrize("case", ["sgd_momentum", "adam_decay_betas", "adagrad_decay", "rmsprop_momentum_centered"])
+def test_state_dict_round_trip_resumes_exactly(case):
+    opt_name, options = OPTIMIZERS[case]
+    straight = train_ours(opt_name, options, None, steps=20)
+
+    model = make_mlp()
+    opt = getattr(optim, opt_name)(model.parameters(), **options)
+    train_ours(opt_name, options, None, steps=10, model=model, opt=opt)
+    saved_model, saved_opt = model.state_dict(), opt.state_dict()
+    for values in saved_opt["state"].values():  # host copies, safe to keep
+        assert all(not hasattr(v, "shape") or type(v) is np.ndarray or np.ndim(v) == 0 for v in values.values())
+
+    resumed_model = make_mlp()
+    resumed_model.load_state_dict(saved_model)
+    resumed_opt = getattr(optim, opt_name)(resumed_model.parameters(), **{**options, "lr": 123.0})
+    resumed_opt.load_state_dict(saved_opt)
+    assert resumed_opt.param_groups[0]["lr"] == options["lr"]
+    resumed = train_ours(opt_name, options, None, steps=10, model=resumed_model, opt=resumed_opt)
+    for a, b in zip(straight[-1][0], resumed[-1][0]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_param_groups_have_their_own_hyperparameters():
+    model = make_mlp()
+    opt = optim.SGD([{"params": model[0].parameters(), "lr": 0.0}, {"params": model[2].parameters()}], lr=0.1)
+    before = [p.numpy().copy() for p in model.parameters()]
+    x, y = data()
+    F.cross_entropy(model(ts.Tensor(x)), y).backward()
+    opt.step()
+    after = [p.numpy() for p in model.parameters()]
+    assert all(np.array_equal(a, b) for a, b in zip(before[:2], after[:2]))  # lr 0
+    assert not np.array_equal(before[2], after[2])
+    assert "group 0: 2 parameters, lr=0.0" in repr(opt)
+
+
+def test_step_skips_parameters_without_grad_and_zero_grad_clears():
+    a, b = nn.Parameter(ts.ones(2)), nn.Parameter(ts.ones(2))
+    opt = optim.Adam([a, b], lr=0.1)
+    (a * 2).sum().backward()
+    opt.step()
+    assert b.tolist() == [1.0, 1.0] and a.tolist() != [1.0, 1.0] and b not in opt.state
+    opt.zero_grad()
+    assert a.grad is None
+
+
+def test_optimizer_steps_do_not_reallocate_parameters():
+    model = make_mlp()
+    buffers = [p.data for p in model.parameters()]
+    train_ours("Adam", dict(lr=0.01, weight_decay=0.1), None, steps=3, model=model)
+    assert all(p.data is b for p, b in zip(model.parameters(), buffers))
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda p: optim.SGD([]), ValueError, r"SGD: got an empty parameter list"),
+        (lambda p: optim.SGD(p, lr=-1), ValueError, r"SGD: lr, momentum and weight_decay must be >= 0"),
+        (lambda p: optim.SGD(p, nesterov=True), ValueError, r"nesterov=True needs momentum > 0"),
+        (lambda p: optim.Adam(p, betas=(0.9, 1.0)), ValueError, r"0 <= betas < 1"),
+        (lambda p: optim.Adam([ts.ones(2)]), TypeError, r"every parameter must be a Tensor that requires grad"),
+        (lambda p: optim.Adam(p + p), ValueError, r"a parameter appears twice"),
+        (lambda p: optim.Adam([{"params": p, "momentum": 0.9}]), TypeError, r"unknown hyperparameters \['momentum'\]"),
+        (lambda p: optim.Adagrad(p, eps=-1), ValueError, r"Adagrad: .* must be >= 0"),
+        (lambda p: optim.RMSprop(p, alpha=-1), ValueError, r"RMSprop: .* must be >= 0"),
+    ],
+)
+def test_optimizer_errors(make, error, message):
+    with pytest.raises(error, match=message):
+        make(list(make_mlp().parameters()))
+
+
+def test_load_state_dict_mismatch():
+    opt = optim.Adam(make_mlp().parameters())
+    other = optim.Adam(list(make_mlp().parameters())[:2])
+    with pytest.raises(ValueError, match=r"the saved groups hold \[2\] parameters, this optimizer's \[4\]"):
+        opt.load_state_dict(other.state_dict())
+
+
+# ---------------------------------------------------------------- clipping
+
+
+def grads_of(*arrays):
+    params = [nn.Parameter(ts.Tensor(np.zeros_like(a))) for a in arrays]
+    for p, a in zip(params, arrays):
+        p.grad = np.array(a, dtype=np.float64)
+    return params
+
+
+@pytest.mark.parametrize("scale", [1e3, 1e-8, 0.2], ids=["large", "tiny", "below threshold"])
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, math.inf])
+def test_clip_grad_norm_matches_torch(scale, norm_type):
+    torch = pytest.importorskip("torch", reason="the PyTorch reference tests need torch (pip install torch==2.13.0)")
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal((3, 4)) * scale, rng.standard_normal(5) * scale]
+    params = grads_of(*arrays)
+    torch_params = [torch.zeros(a.shape, dtype=torch.float64, requires_grad=True) for a in arrays]
+    for p, a in zip(torch_params, arrays):
+        p.grad = torch.tensor(a)
+    ours = optim.clip_grad_norm_(params, max_norm=1.0, norm_type=norm_type)
+    theirs = torch.nn.utils.clip_grad_norm_(torch_params, max_norm=1.0, norm_type=norm_type)
+    assert isinstance(ours, float) and ours == pytest.approx(theirs.item(), rel=1e-13)
+    for p, t in zip(params, torch_params):
+        np.testing.assert_allclose(p.grad, t.grad.numpy(), rtol=1e-13)
+
+
+def test_clip_grad_norm_semantics():
+    params = grads_of([3.0, 4.0], [0.0])
+    params.append(nn.Parameter(ts.zeros(2)))  # no grad: skipped
+    assert optim.clip_grad_norm_(params, max_norm=1.0) == 5.0
+    np.testing.assert_allclose(params[0].grad, [3 / (5 + 1e-6), 4 / (5 + 1e-6)])
+    below = grads_of([0.3, 0.4])
+    assert optim.clip_grad_norm_(below[0], max_norm=1.0) == pytest.approx(0.5)
+    np.testing.assert_array_equal(below[0].grad, [0.3, 0.4])  # a coefficient above 1 is clamped to 1
+    assert optim.clip_grad_norm_([nn.Parameter(ts.zeros(1))], 1.0) == 0.0
+    with pytest.raises(RuntimeError, match=r"total norm of order 2.0 of the gradients is nan.*detect_anomaly"):
+        optim.clip_grad_norm_(grads_of([np.nan, 1.0]), 1.0, error_if_nonfinite=True)
+
+
+def test_clip_grad_value():
+    params = grads_of([-3.0, 0.5, 2.0])
+    optim.clip_grad_value_(params, 1.0)
+    assert params[0].grad.tolist() == [-1.0, 0.5, 1.0]
+    with pytest.raises(ValueError, match="clip_value must be >= 0"):
+        optim.clip_grad_value_(params, -1.0)

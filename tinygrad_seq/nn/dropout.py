@@ -1,0 +1,47 @@
+"""Dropout: zero each value with probability p while training, scale the rest by 1 / (1 - p)."""
+from __future__ import annotations
+
+from ..tensor import Function, Tensor
+from .module import Module
+
+
+class DropoutMask(Function):
+    """x * mask, where mask holds 0 or 1/(1 - p); the same mask scales the gradient."""
+
+    __slots__ = ("mask",)
+
+    def forward(self, x, mask):
+        self.mask = mask
+        return x * mask
+
+    def backward(self, grad):
+        return grad * self.mask, None
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """Inverted dropout: the identity when not training or p == 0 (as ``torch.nn.functional.dropout``)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p is a probability in [0, 1]; got {p}")
+    if not training or p == 0.0:
+        return x
+    backend = x.backend
+    keep = backend.random.random(x.shape) >= p
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    mask = backend.xp.asarray(keep, dtype=x.dtype) * x.dtype.type(scale)
+    return DropoutMask.apply(x, mask)
+
+
+class Dropout(Module):
+    """Applies :func:`dropout` with probability ``p`` in training mode; the identity in ``eval()``."""
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p is a probability in [0, 1]; got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

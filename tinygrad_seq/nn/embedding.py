@@ -1,0 +1,77 @@
+"""nn.Embedding: a lookup table of vectors, one row per token id."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..backend import backend_of
+from ..creation import zeros
+from ..tensor import Function, Tensor
+from . import init
+from .module import Module, Parameter
+
+
+class EmbeddingLookup(Function):
+    """weight[ids]; backward adds each output gradient to its id's row (repeats sum), none to padding_idx."""
+
+    __slots__ = ("ids", "weight_shape", "padding_idx")
+
+    def forward(self, weight, ids, padding_idx):
+        self.ids, self.weight_shape, self.padding_idx = ids, weight.shape, padding_idx
+        return weight[ids]
+
+    def backward(self, grad):
+        backend = backend_of(grad)
+        grad_weight = backend.xp.zeros(self.weight_shape, dtype=grad.dtype)
+        backend.scatter_add(grad_weight, self.ids.ravel(), grad.reshape(-1, self.weight_shape[1]))
+        if self.padding_idx is not None:
+            grad_weight[self.padding_idx] = 0
+        return grad_weight, None, None
+
+
+def check_ids(ids: Any, vocabulary_size: int, op: str) -> Any:
+    """The backend array of integer ``ids``, each checked to lie in 0..vocabulary_size-1."""
+    data = ids.data if isinstance(ids, Tensor) else ids
+    if not hasattr(data, "dtype"):
+        data = np.asarray(data)
+    if data.dtype.kind not in "iu":
+        raise TypeError(f"{op}: ids must be integers; got {data.dtype}. Convert them with .astype(int) (ids are token indices)")
+    if data.size:
+        low, high = int(data.min()), int(data.max())
+        bad = low if low < 0 else high if high >= vocabulary_size else None
+        if bad is not None:
+            raise IndexError(
+                f"{op}: id {bad} is out of range for a vocabulary of size {vocabulary_size} (valid ids: 0..{vocabulary_size - 1}). "
+                "Map unknown tokens to <unk> or build the layer with a larger num_embeddings"
+            )
+    return data
+
+
+class Embedding(Module):
+    """Maps token ids to vectors: ``Embedding(V, D)(ids)`` has shape ``ids.shape + (D,)``.
+
+    Shapes:
+        weight (num_embeddings, embedding_dim), N(0, 1) as PyTorch; the row
+        ``padding_idx`` (if given) starts at zero and never receives gradient.
+        ids: int array or int Tensor of any shape -> (*ids.shape, embedding_dim).
+    """
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None) -> None:
+        super().__init__()
+        if padding_idx is not None:
+            if not -num_embeddings <= padding_idx < num_embeddings:
+                raise ValueError(f"Embedding: padding_idx {padding_idx} is outside the vocabulary of size {num_embeddings}")
+            padding_idx %= num_embeddings
+        self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
+        self.weight = init.normal_(Parameter(zeros(num_embeddings, embedding_dim)))
+        if padding_idx is not None:
+            self.weight.data[padding_idx] = 0
+
+    def forward(self, ids: Any) -> Tensor:
+        data = check_ids(ids, self.num_embeddings, f"Embedding({self.num_embeddings}, {self.embedding_dim})")
+        return EmbeddingLookup.apply(self.weight, self.weight.backend.asarray(data), self.padding_idx)
+
+    def extra_repr(self) -> str:
+        padding = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""
+        return f"{self.num_embeddings}, {self.embedding_dim}{padding}"

@@ -1,0 +1,314 @@
+"""Module and Parameter: the containers that hold a model's weights.
+
+A Module finds its parameters by walking its attributes, including lists,
+tuples and dicts of modules and parameters, so no registration call is needed:
+
+>>> import tinygrad_seq as ts
+>>> from tinygrad_seq import nn
+>>> class TwoLayer(nn.Module):
+...     def __init__(self):
+...         super().__init__()
+...         self.layers = [nn.Linear(3, 4), nn.Linear(4, 2)]
+...     def forward(self, x):
+...         return self.layers[1](self.layers[0](x).tanh())
+>>> [name for name, _ in TwoLayer().named_parameters()]
+['layers.0.weight', 'layers.0.bias', 'layers.1.weight', 'layers.1.bias']
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..backend import Backend, backend_named
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A leaf Tensor that requires grad and that a Module lists among its parameters.
+
+    Its ``name`` is set to the attribute name when it is assigned to a Module.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Any, name: str | None = None) -> None:
+        super().__init__(data, requires_grad=True, name=name)
+
+    def __repr__(self) -> str:
+        return "Parameter" + super().__repr__()[len("Tensor"):].replace(", requires_grad=True", "")
+
+
+class IncompatibleKeys(NamedTuple):
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+def _children(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    """(dotted name, Module or Parameter) for an attribute value, looking inside lists, tuples and dicts."""
+    if isinstance(value, (Module, Parameter)):
+        yield prefix, value
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _children(item, f"{prefix}.{i}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _children(item, f"{prefix}.{key}")
+
+
+class Module:
+    """Base class of every layer: parameters, state dicts, saving, moving, train/eval.
+
+    Subclasses set attributes in ``__init__`` (call ``super().__init__()``
+    first) and define ``forward``; calling the module calls ``forward``.
+    """
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "training", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if "training" not in self.__dict__:
+            raise AttributeError(
+                f"{type(self).__name__}: cannot set {name!r} before Module.__init__(); "
+                "call super().__init__() first in your __init__"
+            )
+        if isinstance(value, Parameter) and value.name is None:
+            value.name = name
+        object.__setattr__(self, name, value)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    # ---- walking the tree
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """Direct sub-modules with their dotted names ("encoder", "layers.0")."""
+        for attribute, value in vars(self).items():
+            for name, child in _children(value, attribute):
+                if isinstance(child, Module):
+                    yield name, child
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """This module and every module inside it, depth first, each once."""
+        seen: set[int] = set()
+        stack = [(prefix, self)]
+        while stack:
+            name, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield name, module
+            children = [(f"{name}.{child_name}" if name else child_name, child) for child_name, child in module.named_children()]
+            stack.extend(reversed(children))
+
+    def modules(self) -> Iterator[Module]:
+        for _, module in self.named_modules():
+            yield module
+
+    def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
+        """Every parameter with its dotted path ("layers.0.weight"), each once even if shared."""
+        seen: set[int] = set()
+        for module_name, module in self.named_modules():
+            for attribute, value in vars(module).items():
+                for name, child in _children(value, attribute):
+                    if isinstance(child, Parameter) and id(child) not in seen:
+                        seen.add(id(child))
+                        yield (f"{module_name}.{name}" if module_name else name), child
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, p in self.named_parameters():
+            yield p
+
+    def num_parameters(self) -> int:
+        """How many numbers the parameters hold."""
+        return sum(p.size for p in self.parameters())
+
+    # ---- gradients and modes
+
+    def zero_grad(self) -> None:
+        """Set every parameter's ``.grad`` to None (the next backward starts afresh)."""
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode: bool = True) -> Module:
+        """Training mode (dropout active) for this module and all inside it."""
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode (dropout off)."""
+        return self.train(False)
+
+    # ---- state
+
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """Dotted parameter names -> host NumPy copies of their values."""
+        return OrderedDict((name, np.array(p.numpy(), copy=True)) for name, p in self.named_parameters())
+
+    def load_state_dict(self, state_dict: dict[str, Any], strict: bool = True) -> IncompatibleKeys:
+        """Copy values into the parameters, keeping each parameter's dtype and backend.
+
+        With ``strict`` every key must match; any mis-shaped value is an error
+        either way, and nothing is changed unless everything can be loaded.
+        """
+        own = dict(self.named_parameters())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        misshaped = [
+            f"{k}: checkpoint {tuple(np.shape(state_dict[k]))} vs model {own[k].shape}"
+            for k in own
+            if k in state_dict and tuple(np.shape(state_dict[k])) != own[k].shape
+        ]
+        problems = []
+        if misshaped:
+            problems.append("mis-shaped: " + "; ".join(misshaped))
+        if strict and missing:
+            problems.append("missing: " + ", ".join(missing))
+        if strict and unexpected:
+            problems.append("unexpected: " + ", ".join(unexpected))
+        if problems:
+            raise KeyError(
+                f"load_state_dict into {type(self).__name__}: " + " | ".join(problems)
+                + ". Build the model with the sizes the checkpoint was saved with"
+                + ("" if misshaped else ", or pass strict=False to load the keys that match")
+            )
+        for name, p in own.items():
+            if name in state_dict:
+                value = state_dict[name]
+                value = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
+                p.data[...] = p.backend.asarray(value.astype(p.dtype, copy=False))
+        return IncompatibleKeys(missing, unexpected)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the state dict to ``path`` as .npz (exactly that path; no suffix is added).
+
+        The file is written next to its destination under a temporary name and
+        renamed over it only when complete, so an interrupted save never
+        destroys the previous checkpoint.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(handle, "wb") as file:  # a file handle: np.savez adds ".npz" only to bare names
+                np.savez(file, **self.state_dict())
+            os.replace(temporary, path)
+        except BaseException:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+            raise
+        return path
+
+    def load(self, path: str | os.PathLike, strict: bool = True) -> IncompatibleKeys:
+        """Load a checkpoint written by ``save`` (read with ``allow_pickle=False``)."""
+        with np.load(path, allow_pickle=False) as archive:
+            return self.load_state_dict({k: archive[k] for k in archive.files}, strict=strict)
+
+    # ---- moving
+
+    def to(self, target: str | Backend | Any) -> Module:
+        """Move every parameter (and gradient) in place to a backend or dtype; returns self."""
+        if isinstance(target, Backend) or target in ("numpy", "cupy"):
+            backend = backend_named(target)
+
+            def convert(array: Any) -> Any:
+                return backend.asarray(array if backend.name != "numpy" else Tensor.wrap(array).numpy())
+        else:
+            dtype = np.dtype(target)
+            if dtype.kind != "f":
+                raise TypeError(f"{type(self).__name__}.to({dtype}): parameters must stay floats; use 'float32' or 'float64'")
+
+            def convert(array: Any) -> Any:
+                return array.astype(dtype)
+
+        for p in self.parameters():
+            p.data = convert(p.data)
+            if p.grad is not None:
+                p._grad = convert(p.grad)
+        return self
+
+    def double(self) -> Module:
+        return self.to(np.float64)
+
+    def float(self) -> Module:
+        return self.to(np.float32)
+
+    # ---- printing
+
+    def extra_repr(self) -> str:
+        """The constructor arguments shown by ``repr`` (override in subclasses)."""
+        return ""
+
+    def __repr__(self) -> str:
+        children = list(self.named_children())
+        count = f"  # {self.num_parameters():,} parameters" if self.num_parameters() else ""
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}({self.extra_repr()}{count}"]
+        for name, child in children:
+            text = repr(child).replace("\n", "\n  ")
+            own = f"  # {child.num_parameters():,}" if child.num_parameters() and not list(child.named_children()) else ""
+            lines.append(f"  ({name}): {text}{own}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+class Sequential(Module):
+    """Modules applied one after the other: ``Sequential(Linear(3, 4), Linear(4, 2))(x)``."""
+
+    def __init__(self, *modules: Module) -> None:
+        super().__init__()
+        self.layers = list(modules)
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        # Keys "0", "1", ... as PyTorch's Sequential, so state dicts carry over.
+        for i, module in enumerate(self.layers):
+            yield str(i), module
+
+    def forward(self, x: Any) -> Any:
+        for module in self.layers:
+            x = module(x)
+        return x
+
+    def __getitem__(self, index: int) -> Module:
+        return self.layers[index]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self.layers)
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters belong to the owner: ``ModuleList([Linear(3, 3) for _ in range(2)])``."""
+
+    def __init__(self, modules: list[Module] | None = None) -> None:
+        super().__init__()
+        self.items = list(modules or [])
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        for i, module in enumerate(self.items):
+            yield str(i), module
+
+    def append(self, module: Module) -> ModuleList:
+        self.items.append(module)
+        return self
+
+    def __getitem__(self, index: int) -> Module:
+        return self.items[index]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self.items)

@@ -1,0 +1,53 @@
+"""Adam (Kingma and Ba), PyTorch's formulation with bias correction and L2 weight decay."""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from ..tensor import Tensor
+from .optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    """Adaptive moments: per-parameter steps scaled by running gradient statistics.
+
+        g = grad + weight_decay · p
+        m ← m + (1 - β1)(g - m)            v ← β2 v + (1 - β2) g²
+        p ← p - lr / (1 - β1^t) · m / (sqrt(v) / sqrt(1 - β2^t) + eps)
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ) -> None:
+        if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"Adam: need lr, eps, weight_decay >= 0 and 0 <= betas < 1; got lr={lr}, betas={betas}, eps={eps}, weight_decay={weight_decay}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+
+    def update(self, param, grad, state, group):
+        xp = param.backend.xp
+        beta1, beta2 = group["betas"]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = xp.zeros_like(param.data)
+            state["exp_avg_sq"] = xp.zeros_like(param.data)
+        state["step"] += 1
+        step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        g = self.weight_decayed(param, grad, group["weight_decay"])
+
+        m += (1 - beta1) * (g - m)  # lerp towards g, as torch.lerp_
+        v *= beta2
+        v += (1 - beta2) * g * g
+
+        step_size = group["lr"] / (1 - beta1**step)
+        denominator = xp.sqrt(v, out=self.scratch(param))
+        denominator /= math.sqrt(1 - beta2**step)
+        denominator += group["eps"]
+        update = xp.divide(m, denominator, out=denominator)
+        update *= step_size
+        param.data -= update

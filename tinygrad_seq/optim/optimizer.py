@@ -1,0 +1,127 @@
+"""The Optimizer base class: parameter groups, per-parameter state, state dicts.
+
+Subclasses implement ``update(param, grad, state, group)`` on raw arrays,
+following PyTorch's update rule line by line, in place (``out=`` and a
+per-parameter scratch buffer), so a step allocates nothing where NumPy allows.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+class Optimizer:
+    """Holds ``param_groups`` (dicts of hyperparameters and "params") and ``state`` per parameter.
+
+    ``params`` is an iterable of tensors, or of dicts ``{"params": [...], "lr": ...}``
+    to give groups their own hyperparameters, as in PyTorch.
+    """
+
+    def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]) -> None:
+        name = type(self).__name__
+        params = list(params) if not isinstance(params, Tensor) else [params]
+        if not params:
+            raise ValueError(f"{name}: got an empty parameter list; pass model.parameters()")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.defaults = defaults
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[Tensor, dict[str, Any]] = {}
+        self._scratch: dict[Tensor, Any] = {}
+        seen: set[int] = set()
+        for group in groups:
+            unknown = set(group) - set(defaults) - {"params"}
+            if unknown:
+                raise TypeError(f"{name}: unknown hyperparameters {sorted(unknown)}; it takes {sorted(defaults)}")
+            members = [group["params"]] if isinstance(group["params"], Tensor) else list(group["params"])
+            for p in members:
+                if not isinstance(p, Tensor) or not p.requires_grad:
+                    raise TypeError(f"{name}: every parameter must be a Tensor that requires grad; got {type(p).__name__}")
+                if id(p) in seen:
+                    raise ValueError(f"{name}: a parameter appears twice (shape {p.shape}); pass each once")
+                seen.add(id(p))
+            self.param_groups.append({**defaults, **group, "params": members})
+
+    def update(self, param: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def step(self) -> None:
+        """Update every parameter that has a gradient."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None:
+                    self.update(p, p.grad, self.state.setdefault(p, {}), group)
+
+    def zero_grad(self) -> None:
+        """Set every parameter's gradient to None."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    def scratch(self, param: Tensor) -> Any:
+        """A buffer shaped like ``param`` for intermediate results, reused every step."""
+        buffer = self._scratch.get(param)
+        if buffer is None or buffer.shape != param.shape or buffer.dtype != param.dtype or type(buffer) is not type(param.data):
+            buffer = self._scratch[param] = param.backend.xp.empty_like(param.data)
+        return buffer
+
+    def weight_decayed(self, param: Tensor, grad: Any, weight_decay: float) -> Any:
+        """grad + weight_decay * param (PyTorch's L2 penalty), or grad itself when there is none."""
+        if not weight_decay:
+            return grad
+        out = self.scratch(param)
+        param.backend.xp.multiply(param.data, weight_decay, out=out)
+        out += grad
+        return out
+
+    # ---- state dicts
+
+    def state_dict(self) -> dict[str, Any]:
+        """{"state": {index: {name: host array or number}}, "param_groups": [{hyperparameters, "params": [index]}]}."""
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            ids = []
+            for p in group["params"]:
+                index[p] = len(index)
+                ids.append(index[p])
+            groups.append({**{k: copy.deepcopy(v) for k, v in group.items() if k != "params"}, "params": ids})
+        state = {
+            index[p]: {k: (np.array(Tensor.wrap(v).numpy(), copy=True) if hasattr(v, "shape") and v.shape else v) for k, v in s.items()}
+            for p, s in self.state.items()
+        }
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore hyperparameters and state saved by ``state_dict`` (training then resumes exactly)."""
+        name = type(self).__name__
+        groups = state_dict["param_groups"]
+        sizes = [len(g["params"]) for g in self.param_groups]
+        saved_sizes = [len(g["params"]) for g in groups]
+        if sizes != saved_sizes:
+            raise ValueError(f"{name}.load_state_dict: the saved groups hold {saved_sizes} parameters, this optimizer's {sizes}")
+        params = [p for g in self.param_groups for p in g["params"]]
+        for i, saved in state_dict["state"].items():
+            p = params[int(i)]
+            for key, value in saved.items():
+                if hasattr(value, "shape") and value.shape and tuple(value.shape) != p.shape:
+                    raise ValueError(f"{name}.load_state_dict: state {key!r} of parameter {i} has shape {tuple(value.shape)}, the parameter {p.shape}")
+        self.state = {}
+        for i, saved in state_dict["state"].items():
+            p = params[int(i)]
+            self.state[p] = {
+                k: (p.backend.asarray(np.asarray(v, dtype=p.dtype)) if hasattr(v, "shape") and v.shape else v) for k, v in saved.items()
+            }
+        for group, saved in zip(self.param_groups, groups):
+            group.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            settings = ", ".join(f"{k}={v}" for k, v in group.items() if k != "params")
+            lines.append(f"  group {i}: {len(group['params'])} parameters, {settings}")
+        return "\n".join(lines + [")"])

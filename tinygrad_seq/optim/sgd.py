@@ -1,0 +1,50 @@
+"""Stochastic gradient descent with momentum, Nesterov momentum and weight decay (PyTorch's rule)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..tensor import Tensor
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    """p ← p - lr · d, where d is the (momentum-averaged) gradient.
+
+        g = grad + weight_decay · p
+        b = g on the first step, else momentum · b + (1 - dampening) · g
+        d = g + momentum · b if nesterov else b       (d = g without momentum)
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ) -> None:
+        if lr < 0 or momentum < 0 or weight_decay < 0:
+            raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0; got lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("SGD: nesterov=True needs momentum > 0 and dampening = 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay))
+
+    def update(self, param, grad, state, group):
+        g = self.weight_decayed(param, grad, group["weight_decay"])
+        momentum = group["momentum"]
+        if momentum:
+            buffer = state.get("momentum_buffer")
+            if buffer is None:
+                buffer = state["momentum_buffer"] = g.copy()
+            else:
+                buffer *= momentum
+                buffer += (1 - group["dampening"]) * g
+            if group["nesterov"]:
+                g = g + momentum * buffer
+            else:
+                g = buffer
+        step = self.scratch(param)
+        param.backend.xp.multiply(g, group["lr"], out=step)
+        param.data -= step
