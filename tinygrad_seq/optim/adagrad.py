@@ -36,9 +36,10 @@ class Adagrad(Optimizer):
         g = self.weight_decayed(param, grad, group["weight_decay"])
         step_lr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
 
-        state["sum"] += g * g
-        std = xp.sqrt(state["sum"], out=self.scratch(param) if g is grad else None)
+        work = self.scratch(param, 1)
+        state["sum"] += xp.multiply(g, g, out=work)
+        std = xp.sqrt(state["sum"], out=work)
         std += group["eps"]
-        update = xp.divide(g, std, out=std)
+        update = xp.divide(g, std, out=work)
         update *= step_lr
         param.data -= update

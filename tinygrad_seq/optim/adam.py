@@ -40,14 +40,19 @@ class Adam(Optimizer):
         step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
         g = self.weight_decayed(param, grad, group["weight_decay"])
 
-        m += (1 - beta1) * (g - m)  # lerp towards g, as torch.lerp_
+        work = self.scratch(param, 1)
+        xp.subtract(g, m, out=work)
+        work *= 1 - beta1
+        m += work  # m ← m + (1 - β1)(g - m): lerp towards g, as torch.lerp_
+        xp.multiply(g, g, out=work)
+        work *= 1 - beta2
         v *= beta2
-        v += (1 - beta2) * g * g
+        v += work
 
         step_size = group["lr"] / (1 - beta1**step)
-        denominator = xp.sqrt(v, out=self.scratch(param))
+        denominator = xp.sqrt(v, out=work)
         denominator /= math.sqrt(1 - beta2**step)
         denominator += group["eps"]
-        update = xp.divide(m, denominator, out=denominator)
+        update = xp.divide(m, denominator, out=work)
         update *= step_size
         param.data -= update

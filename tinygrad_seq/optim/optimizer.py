@@ -31,7 +31,7 @@ class Optimizer:
         self.defaults = defaults
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Tensor, dict[str, Any]] = {}
-        self._scratch: dict[Tensor, Any] = {}
+        self._scratch: dict[tuple[Tensor, int], Any] = {}
         seen: set[int] = set()
         for group in groups:
             unknown = set(group) - set(defaults) - {"params"}
@@ -62,11 +62,15 @@ class Optimizer:
             for p in group["params"]:
                 p.grad = None
 
-    def scratch(self, param: Tensor) -> Any:
-        """A buffer shaped like ``param`` for intermediate results, reused every step."""
-        buffer = self._scratch.get(param)
+    def scratch(self, param: Tensor, slot: int = 0) -> Any:
+        """Buffer number ``slot`` shaped like ``param``, for intermediate results, reused every step.
+
+        Slot 0 holds the weight-decayed gradient (see ``weight_decayed``).
+        """
+        key = (param, slot)
+        buffer = self._scratch.get(key)
         if buffer is None or buffer.shape != param.shape or buffer.dtype != param.dtype or type(buffer) is not type(param.data):
-            buffer = self._scratch[param] = param.backend.xp.empty_like(param.data)
+            buffer = self._scratch[key] = param.backend.xp.empty_like(param.data)
         return buffer
 
     def weight_decayed(self, param: Tensor, grad: Any, weight_decay: float) -> Any:

@@ -42,21 +42,28 @@ class RMSprop(Optimizer):
         state["step"] += 1
         g = self.weight_decayed(param, grad, group["weight_decay"])
 
+        avg = self.scratch(param, 1)
         square_avg = state["square_avg"]
         square_avg *= alpha
-        square_avg += (1 - alpha) * g * g
+        xp.multiply(g, g, out=avg)
+        avg *= 1 - alpha
+        square_avg += avg
         if group["centered"]:
             grad_avg = state["grad_avg"]
-            grad_avg += (1 - alpha) * (g - grad_avg)  # lerp towards g
-            avg = xp.sqrt(square_avg - grad_avg * grad_avg)
+            xp.subtract(g, grad_avg, out=avg)
+            avg *= 1 - alpha
+            grad_avg += avg  # lerp towards g
+            xp.multiply(grad_avg, grad_avg, out=avg)
+            xp.subtract(square_avg, avg, out=avg)
+            xp.sqrt(avg, out=avg)
         else:
-            avg = xp.sqrt(square_avg)
+            xp.sqrt(square_avg, out=avg)
         avg += group["eps"]
 
         if group["momentum"] > 0:
             buffer = state["momentum_buffer"]
             buffer *= group["momentum"]
-            buffer += g / avg
+            buffer += xp.divide(g, avg, out=avg)
             update = xp.multiply(buffer, group["lr"], out=avg)
         else:
             update = xp.divide(g, avg, out=avg)

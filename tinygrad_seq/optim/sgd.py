@@ -40,11 +40,12 @@ class SGD(Optimizer):
                 buffer = state["momentum_buffer"] = g.copy()
             else:
                 buffer *= momentum
-                buffer += (1 - group["dampening"]) * g
+                buffer += g if not group["dampening"] else (1 - group["dampening"]) * g
             if group["nesterov"]:
-                g = g + momentum * buffer
+                nesterov = param.backend.xp.multiply(buffer, momentum, out=self.scratch(param, 1))
+                nesterov += g
+                g = nesterov
             else:
                 g = buffer
-        step = self.scratch(param)
-        param.backend.xp.multiply(g, group["lr"], out=step)
+        step = param.backend.xp.multiply(g, group["lr"], out=self.scratch(param, 1))
         param.data -= step
