@@ -2,6 +2,8 @@
 import contextlib
 import io
 import re
+
+import numpy as np
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,3 +45,40 @@ def test_training_guide_example_trains_and_saves(tmp_path, monkeypatch):
     exec(compile(code, "docs/training.md", "exec"), namespace)
     assert namespace["loss"].item() < 0.1  # 6 tokens, 100 Adam steps: learned by heart
     assert (tmp_path / "model.npz").exists()
+
+
+def python_blocks(doc):
+    return re.findall(r"```python\n(.*?)```", (ROOT / "docs" / doc).read_text(encoding="utf-8"), re.S)
+
+
+def test_min_gru_example_in_cells_guide(monkeypatch):
+    import tinygrad_seq as ts
+
+    monkeypatch.setitem(ts.settings.cell_registry, "min_gru", None)  # registered by the example, removed after
+    namespace = {}
+    exec(compile(python_blocks("cells.md")[0], "docs/cells.md", "exec"), namespace)
+    assert namespace["outputs"].shape == (5, 2, 8)
+    assert not namespace["outputs"].numpy()[3:, 1].any()  # the second sequence has length 3
+    assert type(ts.nn.make_cell("min_gru", 2, 2)) is namespace["MinGRUCell"]
+
+
+def test_recurrent_guide_example():
+    namespace = {}
+    exec(compile(python_blocks("recurrent.md")[0], "docs/recurrent.md", "exec"), namespace)
+    assert namespace["outputs"].shape == (6, 2, 8) and namespace["h_n"].shape == (4, 2, 4)
+    forward_final, reverse_final = namespace["states"][0]  # the bidirectional layer: a pair
+    assert forward_final.shape == reverse_final.shape == namespace["states"][1].shape == (2, 4)
+
+
+def test_notation_guide_example_matches_the_course_equations():
+    namespace = {}
+    exec(compile(python_blocks("notation.md")[0], "docs/notation.md", "exec"), namespace)
+    p, xt, a_prev, c_prev = (namespace[k] for k in ("parameters", "xt", "a_prev", "c_prev"))
+    concat = np.concatenate([a_prev, xt])
+
+    def sigmoid(v):
+        return 1 / (1 + np.exp(-v))
+
+    c_next = sigmoid(p["Wf"] @ concat + p["bf"]) * c_prev + sigmoid(p["Wi"] @ concat + p["bi"]) * np.tanh(p["Wc"] @ concat + p["bc"])
+    a_next = sigmoid(p["Wo"] @ concat + p["bo"]) * np.tanh(c_next)
+    np.testing.assert_allclose(namespace["a_next"], a_next, rtol=1e-12)

@@ -7,7 +7,7 @@
 >>> w.grad.round(4)
 array([[0.9901, 1.9801]], dtype=float32)
 """
-from . import interop, nn, ops, optim, settings
+from . import interop, nn, ops, optim, settings, testing
 from .backend import (
     Backend,
     BackendError,
@@ -31,5 +31,5 @@ __all__ = [
     "Backend", "BackendError", "BackwardStep", "Function", "Tensor", "__version__", "arange", "chunk", "concat",
     "detect_anomaly", "enable_grad", "full", "get_backend", "get_default_dtype", "grad_check", "interop", "is_grad_enabled",
     "manual_seed", "maximum", "nn", "no_grad", "ones", "ops", "optim", "rand", "randn", "set_backend", "set_default_dtype",
-    "settings", "split", "stack", "tags", "use_backend", "where", "zeros",
+    "settings", "split", "stack", "tags", "testing", "use_backend", "where", "zeros",
 ]

@@ -10,17 +10,28 @@ embedding      Embedding
 dropout        Dropout (and functional.dropout)
 losses         cross_entropy (fused), nll_loss, mse_loss
 functional     the parameter-free functions, as torch.nn.functional
-init           uniform_, normal_, xavier_*, kaiming_uniform_, orthogonal_, zeros_
+init           uniform_, normal_, xavier_*, kaiming_uniform_, orthogonal_, zeros_,
+               forget_bias_
+cells          RecurrentCell (the base), RNNCell, GRUCell, SimplifiedGRUCell,
+               LSTMCell; register_cell, make_cell
+recurrent      Recurrent (unroll any cell), Bidirectional, Stacked
+rnn            RNN, GRU, LSTM (PyTorch's layers and state-dict keys)
+course         load_course_parameters (a course notebook's Wax, Wf, ... into a cell)
 =============  ===============================================================
 """
 from . import functional, init
 from .activation import ReLU, Sigmoid, Tanh
+from .course import load_course_parameters
+from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, SimplifiedGRUCell, make_cell, register_cell
 from .dropout import Dropout
 from .embedding import Embedding
 from .linear import Linear
 from .module import Module, ModuleList, Parameter, Sequential
+from .recurrent import Bidirectional, Recurrent, Stacked
+from .rnn import GRU, LSTM, RNN, RecurrentLayer
 
 __all__ = [
-    "Dropout", "Embedding", "Linear", "Module", "ModuleList", "Parameter", "ReLU", "Sequential", "Sigmoid", "Tanh",
-    "functional", "init",
+    "GRU", "LSTM", "RNN", "Bidirectional", "Dropout", "Embedding", "GRUCell", "LSTMCell", "Linear", "Module", "ModuleList",
+    "Parameter", "RNNCell", "ReLU", "Recurrent", "RecurrentCell", "RecurrentLayer", "Sequential", "Sigmoid",
+    "SimplifiedGRUCell", "Stacked", "Tanh", "functional", "init", "load_course_parameters", "make_cell", "register_cell",
 ]

@@ -15,6 +15,7 @@ True
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -95,3 +96,24 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     if rows < cols:
         q = q.T
     return _fill(tensor, gain * q.reshape(tensor.shape))
+
+
+def forget_bias_(module: Any, value: float = 1.0) -> Any:
+    """Set the forget-gate bias of every LSTM cell in ``module`` (an LSTMCell, nn.LSTM or any model) to ``value``.
+
+    b_if = value and b_hf = 0, so the gate starts at σ(value) ≈ 0.73 for 1.0:
+    the cell remembers by default, the usual remedy for vanishing gradients
+    early in training (Jozefowicz et al., 2015).
+    """
+    from .cells import LSTMCell
+
+    cells = [m for m in module.modules() if isinstance(m, LSTMCell)]
+    if not cells:
+        raise TypeError(f"forget_bias_: {type(module).__name__} holds no LSTM cell; it applies to nn.LSTMCell, nn.LSTM and models containing them")
+    for cell in cells:
+        if cell.bias_ih is None:
+            raise ValueError("forget_bias_: the LSTM was built with bias=False, so it has no forget-gate bias")
+        forget = slice(cell.hidden_size, 2 * cell.hidden_size)
+        cell.bias_ih.data[forget] = value
+        cell.bias_hh.data[forget] = 0.0
+    return module

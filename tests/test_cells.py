@@ -1,0 +1,278 @@
+"""Cells and the wrappers that unroll them: gradients, lengths, tags, names, registry, course notation, errors."""
+import numpy as np
+import pytest
+
+import tinygrad_seq as ts
+from tinygrad_seq import nn
+from tinygrad_seq.tensor import topological_order
+
+CELLS = {
+    "rnn_tanh": lambda: nn.RNNCell(3, 4),
+    "rnn_relu": lambda: nn.RNNCell(3, 4, nonlinearity="relu"),
+    "rnn_no_bias": lambda: nn.RNNCell(3, 4, bias=False),
+    "gru": lambda: nn.GRUCell(3, 4),
+    "gru_reset_before": lambda: nn.GRUCell(3, 4, reset_after=False),
+    "gru_reset_before_no_bias": lambda: nn.GRUCell(3, 4, bias=False, reset_after=False),
+    "simplified_gru": lambda: nn.SimplifiedGRUCell(3, 4),
+    "lstm": lambda: nn.LSTMCell(3, 4),
+    "lstm_peephole": lambda: nn.LSTMCell(3, 4, peephole=True),
+}
+
+
+@pytest.mark.parametrize("make", CELLS.values(), ids=list(CELLS))
+def test_check_cell(make):
+    ts.manual_seed(0)
+    assert ts.testing.check_cell(make(), batch_size=3)
+
+
+def test_check_cell_catches_a_broken_cell():
+    class LeakyCell(nn.RecurrentCell):
+        """Ignores the lengths contract by keeping a hidden copy of the state between calls."""
+
+        def __init__(self, input_size, hidden_size):
+            super().__init__(input_size, hidden_size)
+            self.weight = nn.Parameter(ts.randn(hidden_size, input_size))
+
+        def forward(self, x, state=None):
+            state = self.prepare(x, state)
+            return (x @ self.weight.T + state.detach()).tanh()  # detach: the gradient to the state is lost
+
+    with pytest.raises(AssertionError, match=r"check_cell: one step's gradients: grad_check: input 1 \(a, shape \(2, 2\)\)"):
+        ts.testing.check_cell(LeakyCell(3, 2))
+
+
+def _named_nodes(tensor):
+    order, _ = topological_order(tensor)
+    return {t.name for t in order if t.name}
+
+
+def test_cells_name_their_gates_in_course_notation():
+    x = ts.randn(2, 3)
+    with ts.tags(t=2):
+        a, c = nn.LSTMCell(3, 4)(x)
+    assert {"Γi⟨2⟩", "Γf⟨2⟩", "c̃⟨2⟩", "Γo⟨2⟩"} <= _named_nodes(a)
+    with ts.tags(t=5):
+        h = nn.GRUCell(3, 4)(x)
+    assert {"Γr⟨5⟩", "z⟨5⟩", "c̃⟨5⟩"} <= _named_nodes(h)
+    assert {"z", "c̃"} <= _named_nodes(nn.SimplifiedGRUCell(3, 4)(x))  # no time step tagged: no ⟨t⟩
+
+
+def test_recurrent_tags_and_names_every_step():
+    x = ts.randn(3, 2, 3)
+    layer = nn.Recurrent(nn.LSTMCell(3, 4), reverse=True)
+    layer.layer = 1
+    out, (a, c) = layer(x)
+    assert a.name == "a⟨1⟩" and c.name == "c⟨1⟩"  # reverse: the last step processed is position 1
+    assert a.tags == {"t": 1, "layer": 1, "direction": "reverse"}
+    names = _named_nodes(out)
+    assert {"a⟨1⟩", "a⟨2⟩", "a⟨3⟩", "c⟨3⟩", "Γf⟨3⟩"} <= names
+
+
+def test_outputs_are_the_states_and_batch_first_transposes():
+    ts.manual_seed(0)
+    cell = nn.GRUCell(3, 4)
+    x = ts.randn(5, 2, 3)
+    out, final = nn.Recurrent(cell)(x)
+    state = None
+    for t in range(5):
+        state = cell(x[t], state)
+        np.testing.assert_allclose(out[t].numpy(), state.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(final.numpy(), state.numpy(), rtol=1e-6)
+    out_bf, final_bf = nn.Recurrent(cell, batch_first=True)(x.swapaxes(0, 1))
+    np.testing.assert_allclose(out_bf.numpy(), out.numpy().swapaxes(0, 1), rtol=1e-6)
+    np.testing.assert_allclose(final_bf.numpy(), final.numpy(), rtol=1e-6)
+
+
+def test_lengths_and_initial_state():
+    ts.manual_seed(1)
+    cell = nn.LSTMCell(3, 4)
+    x = ts.randn(4, 3, 3)
+    h0, c0 = ts.randn(3, 4), ts.randn(3, 4)
+    out, (h, c) = nn.Recurrent(cell)(x, (h0, c0), lengths=[4, 1, 2])
+    assert not out.numpy()[1:, 1].any() and not out.numpy()[2:, 2].any()
+    alone, (h_alone, c_alone) = nn.Recurrent(cell)(x[:2, 2:3], (h0[2:3], c0[2:3]))
+    np.testing.assert_allclose(h.numpy()[2], h_alone.numpy()[0], rtol=1e-6)
+    np.testing.assert_allclose(c.numpy()[2], c_alone.numpy()[0], rtol=1e-6)
+    np.testing.assert_allclose(out.numpy()[:2, 2], alone.numpy()[:, 0], rtol=1e-6)
+
+
+def test_bidirectional_merge_modes_and_independent_weights():
+    ts.manual_seed(2)
+    layer = nn.Bidirectional(nn.Recurrent(nn.RNNCell(3, 4)), merge_mode=None)
+    assert not np.array_equal(layer.forward_layer.cell.weight_ih.numpy(), layer.backward_layer.cell.weight_ih.numpy())
+    x = ts.randn(3, 2, 3)
+    (forward_out, reverse_out), (forward_final, reverse_final) = layer(x)
+    np.testing.assert_allclose(reverse_final.numpy(), reverse_out.numpy()[0])  # the reverse direction ends at position 1
+    np.testing.assert_allclose(forward_final.numpy(), forward_out.numpy()[-1])
+    f, r = forward_out.numpy(), reverse_out.numpy()
+    for mode, expected in (("concat", np.concatenate([f, r], -1)), ("sum", f + r), ("mul", f * r), ("ave", (f + r) / 2)):
+        layer.merge_mode = mode
+        np.testing.assert_allclose(layer(x)[0].numpy(), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="merge_mode must be one of"):
+        nn.Bidirectional(nn.Recurrent(nn.RNNCell(3, 4)), merge_mode="max")
+
+
+def test_stacked_numbers_layers_and_drops_out_between_them_only():
+    ts.manual_seed(3)
+    first, second = nn.Recurrent(nn.RNNCell(3, 4)), nn.Recurrent(nn.RNNCell(4, 4))
+    stacked = nn.Stacked([first, second], dropout=1.0)  # drop everything between the layers
+    assert (first.layer, second.layer) == (0, 1)
+    x = ts.randn(3, 2, 3)
+    out, states = stacked(x)
+    expected, _ = second(ts.zeros(3, 2, 4))
+    np.testing.assert_allclose(out.numpy(), expected.numpy())
+    assert len(states) == 2 and states[1].tags["layer"] == 1
+    stacked.eval()
+    out, _ = stacked(x)
+    np.testing.assert_allclose(out.numpy(), second(first(x)[0])[0].numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="layer 1 expects 5 inputs but layer 0 gives 4"):
+        nn.Stacked([nn.Recurrent(nn.RNNCell(3, 4)), nn.Recurrent(nn.RNNCell(5, 4))])
+
+
+def test_wrappers_over_a_user_defined_cell_grad_check():
+    class TinyCell(nn.RecurrentCell):
+        def __init__(self, input_size, hidden_size):
+            super().__init__(input_size, hidden_size)
+            self.weight = nn.Parameter(ts.zeros(hidden_size, input_size + hidden_size))
+            self.reset_parameters()
+
+        def forward(self, x, state=None):
+            a = self.prepare(x, state)
+            return (ts.concat([x, a], axis=1) @ self.weight.T).tanh()
+
+    ts.set_default_dtype("float64")
+    cell = TinyCell(2, 3)
+    model = nn.Stacked([nn.Bidirectional(nn.Recurrent(cell)), nn.Recurrent(TinyCell(6, 3), reverse=True)])
+    x = ts.randn(4, 2, 2, requires_grad=True)
+    assert ts.grad_check(lambda x, *p: model(x, lengths=[4, 2])[0], [x, *model.parameters()])
+
+
+def test_truncated_bptt_cuts_the_graph_between_chunks():
+    ts.manual_seed(4)
+    layer = nn.Recurrent(nn.LSTMCell(2, 3))
+    chunk1, chunk2 = ts.randn(3, 1, 2, requires_grad=True), ts.randn(3, 1, 2, requires_grad=True)
+    _, state = layer(chunk1)
+    state = tuple(s.detach() for s in state)  # carry the values, not the graph
+    out, _ = layer(chunk2, state)
+    out.sum().backward()
+    assert chunk1.grad is None and chunk2.grad is not None
+
+
+def test_registry():
+    assert isinstance(nn.make_cell("lstm", 3, 4, peephole=True), nn.LSTMCell)
+    assert type(nn.make_cell("simplified_gru", 3, 4)) is nn.SimplifiedGRUCell
+    with pytest.raises(KeyError, match=r"unknown cell 'lstn': registered cells are gru, lstm, rnn, simplified_gru.*@nn.register_cell\('lstn'\)"):
+        nn.make_cell("lstn", 3, 4)
+    with pytest.raises(TypeError, match="is not a subclass of nn.RecurrentCell"):
+        nn.register_cell("bad")(nn.Linear)
+
+    @nn.register_cell("test_cell")
+    class TestCell(nn.RNNCell):
+        pass
+
+    try:
+        assert isinstance(nn.make_cell("test_cell", 2, 2), TestCell)
+    finally:
+        del ts.settings.cell_registry["test_cell"]
+
+
+def test_forget_bias():
+    cell = nn.init.forget_bias_(nn.LSTMCell(3, 4), 2.0)
+    assert (cell.bias_ih.numpy()[4:8] == 2.0).all() and (cell.bias_hh.numpy()[4:8] == 0).all()
+    assert not (cell.bias_ih.numpy()[:4] == 2.0).all()
+    lstm = nn.init.forget_bias_(nn.LSTM(3, 4, num_layers=2, bidirectional=True))
+    assert all((getattr(lstm, f"bias_ih_l{k}{s}").numpy()[4:8] == 1.0).all() for k in (0, 1) for s in ("", "_reverse"))
+    with pytest.raises(TypeError, match="forget_bias_: GRU holds no LSTM cell"):
+        nn.init.forget_bias_(nn.GRU(3, 4))
+    with pytest.raises(ValueError, match="built with bias=False"):
+        nn.init.forget_bias_(nn.LSTMCell(3, 4, bias=False))
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: nn.RNNCell(3, 4)(ts.randn(2, 5)), ValueError, r"RNNCell: the input must have shape \(batch, 3\); got \(2, 5\)"),
+        (lambda: nn.LSTMCell(3, 4)(ts.randn(2, 3), ts.randn(2, 4)), ValueError, r"LSTMCell: the state must be 2 tensor\(s\) \(a, c\) of shape \(2, 4\); got Tensor"),
+        (lambda: nn.GRUCell(3, 4)(ts.randn(2, 3), ts.randn(3, 4)), ValueError, r"GRUCell: state part a has shape \(3, 4\); expected 1 tensor\(s\) \(a\) of shape \(2, 4\)"),
+        (lambda: nn.RNNCell(3, 4, nonlinearity="gelu"), ValueError, r"nonlinearity must be 'tanh' or 'relu'"),
+        (lambda: nn.RNNCell(0, 4), ValueError, r"input_size and hidden_size must be positive"),
+        (lambda: nn.Recurrent(nn.RNNCell(3, 4))(ts.randn(2, 3)), ValueError, r"the input must have 3 axes \(time, batch, features\); got shape \(2, 3\)"),
+        (lambda: nn.Recurrent(nn.RNNCell(3, 4))(ts.randn(2, 1, 4)), ValueError, r"the input has 4 features per step; the layer expects input_size=3"),
+        (lambda: nn.Recurrent(nn.RNNCell(3, 4))(ts.randn(2, 2, 3), lengths=[2, 0]), ValueError, r"every length must be at least 1; got 0 at index 1"),
+        (lambda: nn.Recurrent(nn.RNNCell(3, 4))(ts.randn(2, 2, 3), lengths=[3, 1]), ValueError, r"length 3 at index 0 is longer than the 2 time steps"),
+        (lambda: nn.Recurrent(nn.RNNCell(3, 4))(ts.randn(2, 2, 3), lengths=[1]), ValueError, r"lengths must be 2 ints \(one per sequence in the batch\)"),
+        (lambda: nn.Recurrent(nn.Linear(3, 4)), TypeError, r"cell must be an nn.RecurrentCell; got Linear.*make_cell"),
+        (lambda: nn.LSTM(3, 4, num_layers=2)(ts.randn(5, 2, 3), (ts.zeros(1, 2, 4), ts.zeros(2, 2, 4))), ValueError,
+         r"LSTM: h0 must have shape \(num_layers \* num_directions, batch, hidden_size\) = \(2, 2, 4\); got \(1, 2, 4\)"),
+        (lambda: nn.LSTM(3, 4)(ts.randn(5, 2, 3), ts.zeros(1, 2, 4)), ValueError, r"LSTM: hx must be None or a pair \(h0, c0\)"),
+        (lambda: nn.GRU(3, 4, bidirectional=True, batch_first=True)(ts.randn(2, 5, 3), ts.zeros(1, 2, 4)), ValueError, r"GRU: h0 must have shape .* = \(2, 2, 4\)"),
+        (lambda: nn.RNN(3, 4, num_layers=0), ValueError, r"num_layers must be at least 1"),
+    ],
+)
+def test_recurrent_errors(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+# ---------------------------------------------------------------- the course's own equations
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def course_parameters(rng, n_x, n_a, keys):
+    shapes = {"Wax": (n_a, n_x), "Waa": (n_a, n_a)}
+    return {k: rng.standard_normal(shapes.get(k, (n_a, 1) if k.startswith("b") else (n_a, n_a + n_x))) for k in keys}
+
+
+def test_course_rnn_and_lstm_equations():
+    rng = np.random.default_rng(0)
+    n_x, n_a, m = 3, 5, 4
+    xt, a_prev, c_prev = rng.standard_normal((n_x, m)), rng.standard_normal((n_a, m)), rng.standard_normal((n_a, m))
+
+    p = course_parameters(rng, n_x, n_a, ["Wax", "Waa", "ba"])
+    a_next = np.tanh(p["Waa"] @ a_prev + p["Wax"] @ xt + p["ba"])  # rnn_cell_forward
+    cell = nn.load_course_parameters(nn.RNNCell(n_x, n_a).double(), p)
+    np.testing.assert_allclose(cell(ts.Tensor(xt.T), ts.Tensor(a_prev.T)).numpy().T, a_next, rtol=1e-12)
+
+    p = course_parameters(rng, n_x, n_a, ["Wf", "bf", "Wi", "bi", "Wc", "bc", "Wo", "bo"])
+    concat = np.concatenate([a_prev, xt])  # lstm_cell_forward
+    ft, it = sigmoid(p["Wf"] @ concat + p["bf"]), sigmoid(p["Wi"] @ concat + p["bi"])
+    cct = np.tanh(p["Wc"] @ concat + p["bc"])
+    c_next = ft * c_prev + it * cct
+    a_next = sigmoid(p["Wo"] @ concat + p["bo"]) * np.tanh(c_next)
+    cell = nn.load_course_parameters(nn.LSTMCell(n_x, n_a).double(), p)
+    a, c = cell(ts.Tensor(xt.T), (ts.Tensor(a_prev.T), ts.Tensor(c_prev.T)))
+    np.testing.assert_allclose(a.numpy().T, a_next, rtol=1e-12)
+    np.testing.assert_allclose(c.numpy().T, c_next, rtol=1e-12)
+
+
+def test_course_gru_equations():
+    rng = np.random.default_rng(1)
+    n_x, n_a, m = 2, 3, 4
+    xt, c_prev = rng.standard_normal((n_x, m)), rng.standard_normal((n_a, m))
+
+    p = course_parameters(rng, n_x, n_a, ["Wu", "bu", "Wr", "br", "Wc", "bc"])
+    gamma_u = sigmoid(p["Wu"] @ np.concatenate([c_prev, xt]) + p["bu"])
+    gamma_r = sigmoid(p["Wr"] @ np.concatenate([c_prev, xt]) + p["br"])
+    c_tilde = np.tanh(p["Wc"] @ np.concatenate([gamma_r * c_prev, xt]) + p["bc"])
+    c_next = gamma_u * c_tilde + (1 - gamma_u) * c_prev
+    cell = nn.load_course_parameters(nn.GRUCell(n_x, n_a, reset_after=False).double(), p)
+    np.testing.assert_allclose(cell(ts.Tensor(xt.T), ts.Tensor(c_prev.T)).numpy().T, c_next, rtol=1e-12)
+
+    p = course_parameters(rng, n_x, n_a, ["Wu", "bu", "Wc", "bc"])
+    gamma_u = sigmoid(p["Wu"] @ np.concatenate([c_prev, xt]) + p["bu"])
+    c_tilde = np.tanh(p["Wc"] @ np.concatenate([c_prev, xt]) + p["bc"])
+    c_next = gamma_u * c_tilde + (1 - gamma_u) * c_prev
+    cell = nn.load_course_parameters(nn.SimplifiedGRUCell(n_x, n_a).double(), p)
+    np.testing.assert_allclose(cell(ts.Tensor(xt.T), ts.Tensor(c_prev.T)).numpy().T, c_next, rtol=1e-12)
+
+
+def test_course_parameter_errors():
+    with pytest.raises(KeyError, match=r"load_course_parameters\(LSTMCell\): the dict lacks Wo, bo"):
+        nn.load_course_parameters(nn.LSTMCell(2, 3), course_parameters(np.random.default_rng(0), 2, 3, ["Wf", "bf", "Wi", "bi", "Wc", "bc"]))
+    with pytest.raises(ValueError, match=r"Wax has shape \(3, 4\); a cell with n_x=2, n_a=3 needs \(3, 2\)"):
+        nn.load_course_parameters(nn.RNNCell(2, 3), {"Wax": np.zeros((3, 4)), "Waa": np.zeros((3, 3)), "ba": np.zeros((3, 1))})
+    with pytest.raises(TypeError, match="the course has no parameters for GRUCell"):
+        nn.load_course_parameters(nn.GRUCell(2, 3), {})

@@ -1,0 +1,314 @@
+"""Recurrent cells: one time step each, ``cell(x, state=None) -> new state``.
+
+A cell owns its weights and nothing else: no time loop, no hidden state kept
+between calls. The wrappers in ``recurrent.py`` unroll any cell over time, so
+a new cell type is an ``__init__`` and a ``forward`` (see docs/cells.md).
+
+Course notation and the code's names (PyTorch's layout, gates from one matmul):
+
+===========================  ==========================================
+course                       code
+===========================  ==========================================
+x⟨t⟩ (n_x, m) columns        x (B, I) rows, B = m examples, I = n_x
+a⟨t⟩ (n_a, m)                h (B, H), H = n_a
+W_ax, W_aa, b_a              weight_ih (G·H, I), weight_hh (G·H, H),
+                             bias_ih + bias_hh (G·H,); G gates stacked
+Γu (GRU update gate)         1 − z   (PyTorch keeps z, the "keep" gate)
+Γr (GRU relevance gate)      r
+c̃⟨t⟩ (candidate)             n (GRU), g (LSTM)
+Γf, Γi, Γo (LSTM)            f, i, o
+===========================  ==========================================
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import settings
+from ..creation import zeros
+from ..ops import chunk
+from ..tensor import Tensor
+from . import init
+from .module import Module, Parameter
+
+State = Any  # a Tensor (B, H), or a tuple of them for cells with several state parts
+
+
+def register_cell(name: str):
+    """Class decorator: make a cell type usable by name (``nn.make_cell("lstm", 10, 20)``)."""
+
+    def register(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, RecurrentCell)):
+            raise TypeError(f"register_cell({name!r}): {cls!r} is not a subclass of nn.RecurrentCell")
+        settings.cell_registry[name] = cls
+        return cls
+
+    return register
+
+
+def make_cell(name: str, *args: Any, **kwargs: Any) -> RecurrentCell:
+    """A new cell of the type registered as ``name``, built with ``args`` and ``kwargs``."""
+    if name not in settings.cell_registry:
+        known = ", ".join(sorted(settings.cell_registry))
+        raise KeyError(f"unknown cell {name!r}: registered cells are {known}. Register yours with @nn.register_cell({name!r})")
+    return settings.cell_registry[name](*args, **kwargs)
+
+
+def _tag_name(symbol: str) -> str:
+    """``symbol⟨t⟩`` when a time step is tagged (the wrappers tag every step), else ``symbol``."""
+    t = settings.current_tags.get("t")
+    return symbol if t is None else f"{symbol}⟨{t}⟩"
+
+
+def named(tensor: Tensor, symbol: str) -> Tensor:
+    """Give ``tensor`` the course name ``symbol⟨t⟩`` and return it, for reading graphs."""
+    tensor.name = _tag_name(symbol)
+    return tensor
+
+
+class RecurrentCell(Module):
+    """Base class of every cell: one step of a recurrent network.
+
+    Subclasses set ``input_size`` and ``hidden_size`` and define
+    ``forward(x, state) -> new state`` for x (B, input_size). The base class
+    fixes the rest:
+
+    - ``state_names``: the course names of the state's parts; ("a",) for a
+      state that is one (B, H) tensor, ("a", "c") for an (h, c) tuple as LSTM.
+    - ``initial_state(batch_size, like)``: zeros of that structure, used when
+      the state is None.
+    - ``output(state)``: the part of the state that is the step's output,
+      a⟨t⟩ (the first part).
+    - ``reset_parameters()``: every parameter U(-1/sqrt(H), 1/sqrt(H)), as
+      PyTorch's recurrent layers; Bidirectional uses it to give the reverse
+      direction its own weights.
+    """
+
+    state_names: tuple[str, ...] = ("a",)
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        if input_size <= 0 or hidden_size <= 0:
+            raise ValueError(f"{type(self).__name__}: input_size and hidden_size must be positive; got {input_size}, {hidden_size}")
+        self.input_size, self.hidden_size = input_size, hidden_size
+
+    def initial_state(self, batch_size: int, like: Tensor | None = None) -> State:
+        """Zeros of the state's structure for ``batch_size`` sequences (dtype and backend of ``like``)."""
+        dtype = like.dtype if like is not None else settings.default_dtype
+        parts = tuple(zeros(batch_size, self.hidden_size, dtype=dtype) for _ in self.state_names)
+        if like is not None and like.backend.name != "numpy":
+            parts = tuple(p.to(like.backend) for p in parts)
+        return parts[0] if len(parts) == 1 else parts
+
+    def output(self, state: State) -> Tensor:
+        """The step's output a⟨t⟩: the state itself, or its first part."""
+        return state if isinstance(state, Tensor) else state[0]
+
+    def state_parts(self, state: State) -> tuple[Tensor, ...]:
+        """The state as a tuple of tensors, whatever its structure."""
+        return (state,) if isinstance(state, Tensor) else tuple(state)
+
+    def from_parts(self, parts: tuple[Tensor, ...]) -> State:
+        """Inverse of ``state_parts``."""
+        return parts[0] if len(self.state_names) == 1 else tuple(parts)
+
+    def check_state(self, state: State, batch_size: int) -> None:
+        """Raise a clear error unless ``state`` has this cell's structure and (batch_size, H) parts."""
+        parts = self.state_parts(state) if isinstance(state, (Tensor, tuple, list)) else None
+        expected = f"{len(self.state_names)} tensor(s) ({', '.join(self.state_names)}) of shape ({batch_size}, {self.hidden_size})"
+        if parts is None or len(parts) != len(self.state_names) or not all(isinstance(p, Tensor) for p in parts):
+            raise ValueError(f"{type(self).__name__}: the state must be {expected}; got {type(state).__name__}")
+        for name, part in zip(self.state_names, parts):
+            if part.shape != (batch_size, self.hidden_size):
+                raise ValueError(f"{type(self).__name__}: state part {name} has shape {part.shape}; expected {expected}")
+
+    def check_input(self, x: Tensor) -> None:
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"{type(self).__name__}: the input must have shape (batch, {self.input_size}); got {x.shape}")
+
+    def reset_parameters(self) -> None:
+        bound = 1 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            init.uniform_(p, -bound, bound)
+
+    def gate_parameters(self, gates: int, bias: bool) -> None:
+        """Create weight_ih (gates·H, I), weight_hh (gates·H, H) and, if ``bias``, bias_ih, bias_hh (gates·H,)."""
+        size = gates * self.hidden_size
+        self.weight_ih = Parameter(zeros(size, self.input_size))
+        self.weight_hh = Parameter(zeros(size, self.hidden_size))
+        self.bias_ih = Parameter(zeros(size)) if bias else None
+        self.bias_hh = Parameter(zeros(size)) if bias else None
+
+    def input_projection(self, x: Tensor) -> Tensor:
+        """x W_ih^T + b_ih for every gate at once: (..., I) -> (..., G·H)."""
+        projected = x @ self.weight_ih.T
+        return projected + self.bias_ih if self.bias_ih is not None else projected
+
+    def hidden_projection(self, h: Tensor) -> Tensor:
+        """h W_hh^T + b_hh for every gate at once: (B, H) -> (B, G·H)."""
+        projected = h @ self.weight_hh.T
+        return projected + self.bias_hh if self.bias_hh is not None else projected
+
+    def prepare(self, x: Tensor, state: State | None) -> State:
+        self.check_input(x)
+        if state is None:
+            return self.initial_state(x.shape[0], like=x)
+        self.check_state(state, x.shape[0])
+        return state
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}"
+
+
+@register_cell("rnn")
+class RNNCell(RecurrentCell):
+    """The basic RNN cell (Elman):
+
+        a⟨t⟩ = tanh(W_aa a⟨t−1⟩ + W_ax x⟨t⟩ + b_a)
+
+    Shapes: weight_ih (H, I) = W_ax, weight_hh (H, H) = W_aa, bias_ih and
+    bias_hh (H,) (b_a = bias_ih + bias_hh), all U(-1/sqrt(H), 1/sqrt(H)).
+    x (B, I), state a (B, H) -> new a (B, H). ``nonlinearity="relu"`` uses
+    max(0, ·) instead of tanh.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh") -> None:
+        super().__init__(input_size, hidden_size)
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu'; got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        self.gate_parameters(1, bias)
+        self.reset_parameters()
+
+    def forward(self, x: Tensor, state: Tensor | None = None) -> Tensor:
+        a_prev = self.prepare(x, state)
+        pre_activation = self.input_projection(x) + self.hidden_projection(a_prev)
+        return pre_activation.tanh() if self.nonlinearity == "tanh" else pre_activation.relu()
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + (", nonlinearity='relu'" if self.nonlinearity == "relu" else "")
+
+
+@register_cell("gru")
+class GRUCell(RecurrentCell):
+    """The gated recurrent unit (Cho et al.), in PyTorch's formulation:
+
+        Γr = r⟨t⟩ = σ(W_ir x + b_ir + W_hr a⟨t−1⟩ + b_hr)         relevance (reset) gate
+        z⟨t⟩     = σ(W_iz x + b_iz + W_hz a⟨t−1⟩ + b_hz)         Γu = 1 − z, the update gate
+        c̃⟨t⟩ = n = tanh(W_in x + b_in + r ⊙ (W_hn a⟨t−1⟩ + b_hn))      reset_after=True (PyTorch, cuDNN)
+                 = tanh(W_in x + b_in + W_hn (r ⊙ a⟨t−1⟩) + b_hn)      reset_after=False (the course)
+        a⟨t⟩ = (1 − z) ⊙ c̃⟨t⟩ + z ⊙ a⟨t−1⟩  =  Γu ⊙ c̃⟨t⟩ + (1 − Γu) ⊙ a⟨t−1⟩
+
+    Shapes: weight_ih (3H, I), weight_hh (3H, H), bias_ih and bias_hh (3H,),
+    gates stacked in the order r, z, n; all U(-1/sqrt(H), 1/sqrt(H)).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, reset_after: bool = True) -> None:
+        super().__init__(input_size, hidden_size)
+        self.reset_after = reset_after
+        self.gate_parameters(3, bias)
+        self.reset_parameters()
+
+    def forward(self, x: Tensor, state: Tensor | None = None) -> Tensor:
+        a_prev = self.prepare(x, state)
+        x_r, x_z, x_n = chunk(self.input_projection(x), 3, axis=-1)
+        H = self.hidden_size
+        if self.reset_after:
+            h_r, h_z, h_n = chunk(self.hidden_projection(a_prev), 3, axis=-1)
+            r = named((x_r + h_r).sigmoid(), "Γr")
+            z = named((x_z + h_z).sigmoid(), "z")
+            n = named((x_n + r * h_n).tanh(), "c̃")
+        else:
+            # r must multiply a⟨t−1⟩ before the candidate's matmul, so W_hh is used in two parts.
+            h_rz = a_prev @ self.weight_hh[: 2 * H].T
+            if self.bias_hh is not None:
+                h_rz = h_rz + self.bias_hh[: 2 * H]
+            h_r, h_z = chunk(h_rz, 2, axis=-1)
+            r = named((x_r + h_r).sigmoid(), "Γr")
+            z = named((x_z + h_z).sigmoid(), "z")
+            h_n = (r * a_prev) @ self.weight_hh[2 * H :].T
+            if self.bias_hh is not None:
+                h_n = h_n + self.bias_hh[2 * H :]
+            n = named((x_n + h_n).tanh(), "c̃")
+        return (1 - z) * n + z * a_prev
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.reset_after else ", reset_after=False")
+
+
+@register_cell("simplified_gru")
+class SimplifiedGRUCell(RecurrentCell):
+    """The course's first, simplified GRU: an update gate and a candidate, no relevance gate.
+
+        z⟨t⟩ = σ(W_iz x + b_iz + W_hz a⟨t−1⟩ + b_hz)               Γu = 1 − z
+        c̃⟨t⟩ = n = tanh(W_in x + b_in + W_hn a⟨t−1⟩ + b_hn)
+        a⟨t⟩ = (1 − z) ⊙ c̃⟨t⟩ + z ⊙ a⟨t−1⟩
+
+    Shapes: weight_ih (2H, I), weight_hh (2H, H), bias_ih and bias_hh (2H,),
+    gates stacked in the order z, n.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
+        super().__init__(input_size, hidden_size)
+        self.gate_parameters(2, bias)
+        self.reset_parameters()
+
+    def forward(self, x: Tensor, state: Tensor | None = None) -> Tensor:
+        a_prev = self.prepare(x, state)
+        x_z, x_n = chunk(self.input_projection(x), 2, axis=-1)
+        h_z, h_n = chunk(self.hidden_projection(a_prev), 2, axis=-1)
+        z = named((x_z + h_z).sigmoid(), "z")
+        n = named((x_n + h_n).tanh(), "c̃")
+        return (1 - z) * n + z * a_prev
+
+
+@register_cell("lstm")
+class LSTMCell(RecurrentCell):
+    """Long short-term memory (Hochreiter and Schmidhuber), PyTorch's formulation:
+
+        Γi = σ(W_ii x + b_ii + W_hi a⟨t−1⟩ + b_hi [+ w_ci ⊙ c⟨t−1⟩])     input (update) gate
+        Γf = σ(W_if x + b_if + W_hf a⟨t−1⟩ + b_hf [+ w_cf ⊙ c⟨t−1⟩])     forget gate
+        c̃⟨t⟩ = tanh(W_ig x + b_ig + W_hg a⟨t−1⟩ + b_hg)                  candidate
+        c⟨t⟩ = Γf ⊙ c⟨t−1⟩ + Γi ⊙ c̃⟨t⟩
+        Γo = σ(W_io x + b_io + W_ho a⟨t−1⟩ + b_ho [+ w_co ⊙ c⟨t⟩])       output gate
+        a⟨t⟩ = Γo ⊙ tanh(c⟨t⟩)
+
+    The bracketed peephole terms (Gers and Schmidhuber) are there with
+    ``peephole=True``: the input and forget gates see c⟨t−1⟩, the output gate
+    sees c⟨t⟩ (the course lets all three see c⟨t−1⟩).
+
+    Shapes: weight_ih (4H, I), weight_hh (4H, H), bias_ih and bias_hh (4H,),
+    gates stacked in the order i, f, g, o; peephole weight_ci, weight_cf,
+    weight_co (H,); all U(-1/sqrt(H), 1/sqrt(H)). State (a, c), each (B, H).
+    """
+
+    state_names = ("a", "c")
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, peephole: bool = False) -> None:
+        super().__init__(input_size, hidden_size)
+        self.peephole = peephole
+        self.gate_parameters(4, bias)
+        if peephole:
+            self.weight_ci = Parameter(zeros(hidden_size))
+            self.weight_cf = Parameter(zeros(hidden_size))
+            self.weight_co = Parameter(zeros(hidden_size))
+        self.reset_parameters()
+
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        a_prev, c_prev = self.prepare(x, state)
+        gates = self.input_projection(x) + self.hidden_projection(a_prev)
+        i, f, g, o = chunk(gates, 4, axis=-1)
+        if self.peephole:
+            i = i + self.weight_ci * c_prev
+            f = f + self.weight_cf * c_prev
+        i = named(i.sigmoid(), "Γi")
+        f = named(f.sigmoid(), "Γf")
+        g = named(g.tanh(), "c̃")
+        c = f * c_prev + i * g
+        if self.peephole:
+            o = o + self.weight_co * c
+        o = named(o.sigmoid(), "Γo")
+        return o * c.tanh(), c
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + (", peephole=True" if self.peephole else "")

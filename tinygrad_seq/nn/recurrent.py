@@ -1,0 +1,243 @@
+"""Unrolling cells over time: Recurrent, Bidirectional and Stacked.
+
+Cells are one step; these wrappers own the time loop, so they accept any
+cell, the built-in ones and yours. Every step runs inside
+``ts.tags(t=..., layer=..., direction=...)`` (t counted from 1 along the
+sequence, also in the reverse direction), and the states are named a⟨t⟩ and
+c⟨t⟩, so a rendered graph clusters by time step and reads in course notation.
+
+Variable lengths follow PyTorch's packed sequences: each sequence stops at its
+own length, outputs past it are zero, the final state is the one at its last
+valid step, and the reverse direction starts there.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..ops import concat, stack, where
+from ..tensor import Tensor, tags
+from .cells import RecurrentCell, State
+from .dropout import dropout
+from .module import Module
+
+MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+
+
+def check_lengths(lengths: Any, batch_size: int, steps: int, op: str) -> np.ndarray | None:
+    """``lengths`` as a host int array of B values in 1..T, or None; raises naming the bad value."""
+    if lengths is None:
+        return None
+    if isinstance(lengths, Tensor):
+        lengths = lengths.numpy()
+    values = np.asarray(lengths)
+    if values.dtype.kind not in "iu" or values.shape != (batch_size,):
+        raise ValueError(f"{op}: lengths must be {batch_size} ints (one per sequence in the batch); got {values.tolist()!r}")
+    if values.min() < 1:
+        raise ValueError(f"{op}: every length must be at least 1; got {int(values.min())} at index {int(values.argmin())}. Drop empty sequences from the batch")
+    if values.max() > steps:
+        raise ValueError(f"{op}: length {int(values.max())} at index {int(values.argmax())} is longer than the {steps} time steps of the input")
+    return values
+
+
+def time_major(x: Tensor, batch_first: bool, op: str, input_size: int) -> Tensor:
+    """x as (T, B, I), checked."""
+    if not isinstance(x, Tensor):
+        x = Tensor(x)
+    if x.ndim != 3:
+        layout = "(batch, time, features)" if batch_first else "(time, batch, features)"
+        raise ValueError(f"{op}: the input must have 3 axes {layout}; got shape {x.shape}")
+    if x.shape[2] != input_size:
+        raise ValueError(f"{op}: the input has {x.shape[2]} features per step; the layer expects input_size={input_size}")
+    return x.swapaxes(0, 1) if batch_first else x
+
+
+class Recurrent(Module):
+    """Runs ``cell`` over a sequence: ``outputs, final_state = Recurrent(cell)(x, state, lengths)``.
+
+    Shapes: x (T, B, I), or (B, T, I) with ``batch_first``; state has the
+    cell's structure, each part (B, H), zeros when None; lengths B ints in
+    1..T. outputs (T, B, H) (batch first if asked), zero past each length;
+    final_state has the cell's structure. ``reverse=True`` runs from the end
+    of each sequence back to its start.
+    """
+
+    def __init__(self, cell: RecurrentCell, batch_first: bool = False, reverse: bool = False) -> None:
+        super().__init__()
+        if not isinstance(cell, RecurrentCell):
+            raise TypeError(
+                f"Recurrent: cell must be an nn.RecurrentCell; got {type(cell).__name__}. "
+                "Build one by name with nn.make_cell('lstm', input_size, hidden_size)"
+            )
+        self.cell = cell
+        self.batch_first, self.reverse = batch_first, reverse
+        self.layer = 0  # the tag of this layer's nodes; Stacked numbers its layers
+
+    @property
+    def input_size(self) -> int:
+        return self.cell.input_size
+
+    @property
+    def output_size(self) -> int:
+        return self.cell.hidden_size
+
+    def forward(self, x: Tensor, state: State | None = None, lengths: Any = None) -> tuple[Tensor, State]:
+        op = f"Recurrent({type(self.cell).__name__})"
+        x = time_major(x, self.batch_first, op, self.cell.input_size)
+        steps, batch_size = x.shape[0], x.shape[1]
+        lengths = check_lengths(lengths, batch_size, steps, op)
+        cell = self.cell
+        if state is None:
+            state = cell.initial_state(batch_size, like=x)
+        else:
+            cell.check_state(state, batch_size)
+        direction = "reverse" if self.reverse else "forward"
+        outputs: list[Tensor | None] = [None] * steps
+        xp = x.backend.xp
+        for t in (reversed(range(steps)) if self.reverse else range(steps)):
+            with tags(t=t + 1, layer=self.layer, direction=direction):
+                new_state = cell(x[t], state)
+                if lengths is not None and (lengths <= t).any():
+                    # Sequences already past their end keep their state and output zeros.
+                    running = Tensor.wrap(xp.asarray((lengths > t)[:, None]))
+                    parts = zip(cell.state_parts(new_state), cell.state_parts(state))
+                    new_state = cell.from_parts(tuple(where(running, new, old) for new, old in parts))
+                    output = where(running, cell.output(new_state), 0.0)
+                else:
+                    output = cell.output(new_state)
+                for part, symbol in zip(cell.state_parts(new_state), cell.state_names):
+                    part.name = f"{symbol}⟨{t + 1}⟩"
+            state = new_state
+            outputs[t] = output
+        out = stack(outputs)
+        return (out.swapaxes(0, 1) if self.batch_first else out), state
+
+    def extra_repr(self) -> str:
+        options = [f for f, on in (("batch_first=True", self.batch_first), ("reverse=True", self.reverse)) if on]
+        return ", ".join(options)
+
+
+def _set_layer(module: Module, index: int) -> None:
+    for inner in module.modules():
+        if isinstance(inner, Recurrent):
+            inner.layer = index
+
+
+class Bidirectional(Module):
+    """Runs a layer forwards and a copy of it (own weights) backwards, and merges the two outputs.
+
+    ``outputs, (forward_state, reverse_state) = Bidirectional(Recurrent(cell))(x, state, lengths)``
+
+    merge_mode: "concat" (last axis: (..., 2H)), "sum", "mul", "ave", or None
+    for the pair (forward_outputs, reverse_outputs). ``state`` is None or a
+    pair of states, one per direction.
+    """
+
+    def __init__(self, layer: Recurrent, merge_mode: str | None = "concat") -> None:
+        super().__init__()
+        if not isinstance(layer, Recurrent):
+            raise TypeError(f"Bidirectional: wraps an nn.Recurrent; got {type(layer).__name__}")
+        if merge_mode not in MERGE_MODES:
+            raise ValueError(f"Bidirectional: merge_mode must be one of {MERGE_MODES}; got {merge_mode!r}")
+        self.merge_mode = merge_mode
+        self.forward_layer = layer
+        # An independent copy: same cell type and sizes, its own freshly drawn weights.
+        backward_cell = copy.deepcopy(layer.cell)
+        for p, original in zip(backward_cell.parameters(), layer.cell.parameters()):
+            p.name = original.name
+            p.grad = None
+        backward_cell.reset_parameters()
+        self.backward_layer = Recurrent(backward_cell, batch_first=layer.batch_first, reverse=not layer.reverse)
+        self.backward_layer.layer = layer.layer
+
+    @property
+    def batch_first(self) -> bool:
+        return self.forward_layer.batch_first
+
+    @property
+    def input_size(self) -> int:
+        return self.forward_layer.input_size
+
+    @property
+    def output_size(self) -> int:
+        return self.forward_layer.output_size * (2 if self.merge_mode == "concat" else 1)
+
+    def forward(self, x: Tensor, state: tuple[State, State] | None = None, lengths: Any = None):
+        if state is not None and (not isinstance(state, (tuple, list)) or len(state) != 2):
+            raise ValueError("Bidirectional: state must be None or a pair (forward_state, reverse_state)")
+        forward_state, reverse_state = state if state is not None else (None, None)
+        forward_out, forward_final = self.forward_layer(x, forward_state, lengths)
+        reverse_out, reverse_final = self.backward_layer(x, reverse_state, lengths)
+        mode = self.merge_mode
+        if mode == "concat":
+            merged = concat([forward_out, reverse_out], axis=-1)
+        elif mode == "sum":
+            merged = forward_out + reverse_out
+        elif mode == "mul":
+            merged = forward_out * reverse_out
+        elif mode == "ave":
+            merged = (forward_out + reverse_out) * 0.5
+        else:
+            merged = (forward_out, reverse_out)
+        return merged, (forward_final, reverse_final)
+
+    def extra_repr(self) -> str:
+        return f"merge_mode={self.merge_mode!r}"
+
+
+class Stacked(Module):
+    """Deep RNN: each layer reads the outputs of the one below.
+
+    ``outputs, states = Stacked([layer0, layer1, ...], dropout=0.0)(x, state, lengths)``
+    where ``state`` and ``states`` are lists with one state per layer.
+    Dropout (training only) is applied between layers, never after the last.
+    Each layer's nodes are tagged with its index.
+    """
+
+    def __init__(self, layers: Sequence[Module], dropout: float = 0.0) -> None:
+        super().__init__()
+        layers = list(layers)
+        if not layers:
+            raise ValueError("Stacked: needs at least one layer")
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"Stacked: dropout is a probability in [0, 1]; got {dropout}")
+        for i, (below, above) in enumerate(zip(layers, layers[1:])):
+            if above.input_size != below.output_size:
+                raise ValueError(f"Stacked: layer {i + 1} expects {above.input_size} inputs but layer {i} gives {below.output_size}")
+            if above.batch_first != below.batch_first:
+                raise ValueError("Stacked: all layers must agree on batch_first")
+        for i, layer in enumerate(layers):
+            _set_layer(layer, i)
+        self.layers = layers
+        self.dropout = dropout
+
+    @property
+    def batch_first(self) -> bool:
+        return self.layers[0].batch_first
+
+    @property
+    def input_size(self) -> int:
+        return self.layers[0].input_size
+
+    @property
+    def output_size(self) -> int:
+        return self.layers[-1].output_size
+
+    def forward(self, x: Tensor, state: Sequence[State] | None = None, lengths: Any = None) -> tuple[Tensor, list[State]]:
+        if state is not None and len(state) != len(self.layers):
+            raise ValueError(f"Stacked: state must hold one state per layer ({len(self.layers)}); got {len(state)}")
+        states = []
+        for i, layer in enumerate(self.layers):
+            if i > 0 and self.dropout:
+                x = dropout(x, self.dropout, self.training)
+            x, final = layer(x, None if state is None else state[i], lengths)
+            states.append(final)
+        return x, states
+
+    def extra_repr(self) -> str:
+        return f"dropout={self.dropout}" if self.dropout else ""
+
+

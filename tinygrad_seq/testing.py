@@ -1,0 +1,111 @@
+"""Tools for testing your own cells and ops: ``ts.testing.check_cell``."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from .gradcheck import grad_check
+from .nn.cells import RecurrentCell, RNNCell
+from .nn.recurrent import Bidirectional, Recurrent, Stacked
+from .tensor import Tensor, no_grad
+
+
+def _fail(check: str, detail: str) -> None:
+    raise AssertionError(f"check_cell: {check}: {detail}")
+
+
+def _manual_run(cell: RecurrentCell, x: np.ndarray, steps: range) -> list[np.ndarray]:
+    """The state after running ``cell`` by hand over ``steps`` of one sequence x (T, I)."""
+    state = None
+    with no_grad():
+        for t in steps:
+            state = cell(Tensor(x[t : t + 1]), state)
+    return [p.numpy()[0] for p in cell.state_parts(state)]
+
+
+def check_cell(cell: RecurrentCell, batch_size: int = 2, steps: int = 3, seed: int = 0) -> bool:
+    """Prove a cell right and usable everywhere; True, or an AssertionError saying what failed.
+
+    On a float64 copy of ``cell``:
+
+    1. a finite-difference gradient check of one step, with respect to the
+       input, every part of the state and every parameter;
+    2. the base-class contract: ``initial_state`` has ``state_names``' structure
+       and (B, H) parts, ``cell(x)`` equals ``cell(x, initial_state)``;
+    3. Recurrent, Bidirectional and Stacked with ``lengths`` (the first
+       sequence full, the others shorter): output shapes, zeros past each
+       length, final states equal to running the cell by hand over each
+       sequence's valid steps (backwards for the reverse direction), and a
+       gradient check of the unrolled sequence.
+    """
+    if not isinstance(cell, RecurrentCell):
+        raise TypeError(f"check_cell: expects an nn.RecurrentCell; got {type(cell).__name__}")
+    cell = copy.deepcopy(cell).double()
+    rng = np.random.default_rng(seed)
+    size_in, size_h, names = cell.input_size, cell.hidden_size, cell.state_names
+    params = list(cell.parameters())
+    x = Tensor(rng.standard_normal((batch_size, size_in)), requires_grad=True, name="x")
+    parts = [Tensor(rng.standard_normal((batch_size, size_h)) * 0.5, requires_grad=True, name=n) for n in names]
+    n_parts = len(parts)
+
+    def one_step(x, *rest):
+        return cell.state_parts(cell(x, cell.from_parts(tuple(rest[:n_parts]))))
+
+    try:
+        grad_check(one_step, [x, *parts, *params])
+    except AssertionError as error:
+        _fail("one step's gradients", str(error))
+
+    initial = cell.initial_state(batch_size, like=x)
+    initial_parts = cell.state_parts(initial)
+    if len(initial_parts) != len(names) or any(p.shape != (batch_size, size_h) for p in initial_parts):
+        _fail("initial_state", f"expected {len(names)} part(s) of shape {(batch_size, size_h)}; got {[p.shape for p in initial_parts]}")
+    with no_grad():
+        from_none = [p.numpy() for p in cell.state_parts(cell(x))]
+        from_zeros = [p.numpy() for p in cell.state_parts(cell(x, initial))]
+    if not all(np.array_equal(a, b) for a, b in zip(from_none, from_zeros)):
+        _fail("state=None", "cell(x) differs from cell(x, cell.initial_state(B))")
+    if cell.output(cell(x)).shape != (batch_size, size_h):
+        _fail("output", f"cell.output(state) must have shape {(batch_size, size_h)}")
+
+    sequence = rng.standard_normal((steps, batch_size, size_in))
+    lengths = [steps] + [max(1, steps - 1 - b % steps) for b in range(1, batch_size)]
+    forward = Recurrent(cell)
+    both = Bidirectional(Recurrent(cell))
+    stacked = Stacked([Recurrent(cell), Recurrent(RNNCell(size_h, size_h).double())])
+    for name, wrapper, width in (("Recurrent", forward, size_h), ("Bidirectional", both, 2 * size_h), ("Stacked", stacked, size_h)):
+        with no_grad():
+            out, final = wrapper(Tensor(sequence), None, lengths)
+        if out.shape != (steps, batch_size, width):
+            _fail(name, f"outputs have shape {out.shape}; expected {(steps, batch_size, width)}")
+        values = out.numpy()
+        for b, length in enumerate(lengths):
+            if np.any(values[length:, b] != 0):
+                _fail(name, f"sequence {b} of length {length} has non-zero outputs past its end")
+
+    for b, length in enumerate(lengths):
+        with no_grad():
+            _, final = forward(Tensor(sequence), None, lengths)
+            _, (final_forward, final_reverse) = both(Tensor(sequence), None, lengths)
+        expected = _manual_run(cell, sequence[:, b], range(length))
+        got = [p.numpy()[b] for p in cell.state_parts(final)]
+        if not all(np.allclose(e, g, rtol=1e-12, atol=1e-12) for e, g in zip(expected, got)):
+            _fail("Recurrent with lengths", f"the final state of sequence {b} is not the state at its last valid step {length}")
+        reverse_cell = both.backward_layer.cell
+        expected_reverse = _manual_run(reverse_cell, sequence[:, b], range(length - 1, -1, -1))
+        got_reverse = [p.numpy()[b] for p in reverse_cell.state_parts(final_reverse)]
+        if not all(np.allclose(e, g, rtol=1e-12, atol=1e-12) for e, g in zip(expected_reverse, got_reverse)):
+            _fail("Bidirectional with lengths", f"the reverse direction of sequence {b} must start at its last valid step {length}")
+
+    xs = Tensor(sequence, requires_grad=True, name="x")
+
+    def unrolled(xs, *weights):
+        out, (forward_final, reverse_final) = both(xs, None, lengths)
+        return (out, *cell.state_parts(forward_final), *cell.state_parts(reverse_final))
+
+    try:
+        grad_check(unrolled, [xs, *both.parameters()])
+    except AssertionError as error:
+        _fail("gradients through Bidirectional with lengths", str(error))
+    return True
