@@ -63,7 +63,7 @@ def test_recurrent_tags_and_names_every_step():
     layer.layer = 1
     out, (a, c) = layer(x)
     assert a.name == "a⟨1⟩" and c.name == "c⟨1⟩"  # reverse: the last step processed is position 1
-    assert a.tags == {"t": 1, "layer": 1, "direction": "reverse"}
+    assert a.tags == {"t": 1, "layer": 1, "direction": "reverse", "cell": "LSTMCell"}
     names = _named_nodes(out)
     assert {"a⟨1⟩", "a⟨2⟩", "a⟨3⟩", "c⟨3⟩", "Γf⟨3⟩"} <= names
 

@@ -82,3 +82,11 @@ def test_notation_guide_example_matches_the_course_equations():
     c_next = sigmoid(p["Wf"] @ concat + p["bf"]) * c_prev + sigmoid(p["Wi"] @ concat + p["bi"]) * np.tanh(p["Wc"] @ concat + p["bc"])
     a_next = sigmoid(p["Wo"] @ concat + p["bo"]) * np.tanh(c_next)
     np.testing.assert_allclose(namespace["a_next"], a_next, rtol=1e-12)
+
+
+def test_visualization_guide_example(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(python_blocks("visualization.md")[0], "docs/visualization.md", "exec"), namespace)
+    assert (tmp_path / "lstm.svg").exists() and (tmp_path / "lstm_steps.svg").exists()
+    assert "layer 1" in (tmp_path / "lstm.svg").read_text()

@@ -575,15 +575,20 @@ class BackwardStep:
         grad: the gradient arriving at the tensor (after its hooks).
         input_grads: one entry per op argument, the gradient sent to it, or
             None where it needs none (constants, tensors not requiring grad).
+        partial_grads: the gradients summed so far for tensors still waiting
+            for more (keyed by ``id(tensor)``): a shared weight's running total
+            lives here until its last use has been visited. Live: it changes
+            as the iteration goes on.
     """
 
-    __slots__ = ("tensor", "node", "grad", "input_grads")
+    __slots__ = ("tensor", "node", "grad", "input_grads", "partial_grads")
 
-    def __init__(self, tensor: Tensor, node: Function, grad: Any, input_grads: tuple[Any, ...]) -> None:
+    def __init__(self, tensor: Tensor, node: Function, grad: Any, input_grads: tuple[Any, ...], partial_grads: dict[int, Any]) -> None:
         self.tensor = tensor
         self.node = node
         self.grad = grad
         self.input_grads = input_grads
+        self.partial_grads = partial_grads
 
     @property
     def op(self) -> str:
@@ -734,7 +739,7 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
                     _accumulate_into_leaf(arg, grads.pop(key))
             else:
                 grads[key] = input_grad if key not in grads else grads[key] + input_grad
-        yield BackwardStep(tensor, node, grad, input_grads)
+        yield BackwardStep(tensor, node, grad, input_grads, grads)
 
 
 def _check_finite(node: Function, arg: Tensor, grad: Any) -> None:

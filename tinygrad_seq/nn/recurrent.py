@@ -2,8 +2,8 @@
 
 Cells are one step; these wrappers own the time loop, so they accept any
 cell, the built-in ones and yours. Every step runs inside
-``ts.tags(t=..., layer=..., direction=...)`` (t counted from 1 along the
-sequence, also in the reverse direction), and the states are named a⟨t⟩ and
+``ts.tags(t=..., layer=..., direction=..., cell=...)`` (t counted from 1 along
+the sequence, also in the reverse direction; cell is the cell's class name), and the states are named a⟨t⟩ and
 c⟨t⟩, so a rendered graph clusters by time step and reads in course notation.
 
 Variable lengths follow PyTorch's packed sequences: each sequence stops at its
@@ -92,14 +92,20 @@ class Recurrent(Module):
         cell = self.cell
         if state is None:
             state = cell.initial_state(batch_size, like=x)
+            for part, symbol in zip(cell.state_parts(state), cell.state_names):
+                part.name = f"{symbol}⟨0⟩"
         else:
             cell.check_state(state, batch_size)
         direction = "reverse" if self.reverse else "forward"
+        # Course notation: layer 0 reads x⟨t⟩; a deeper layer l reads a[l-1]⟨t⟩, the outputs of the layer below.
+        input_symbol = "x" if self.layer == 0 else f"a[{self.layer - 1}]"
         outputs: list[Tensor | None] = [None] * steps
         xp = x.backend.xp
         for t in (reversed(range(steps)) if self.reverse else range(steps)):
-            with tags(t=t + 1, layer=self.layer, direction=direction):
-                new_state = cell(x[t], state)
+            with tags(t=t + 1, layer=self.layer, direction=direction, cell=type(cell).__name__):
+                x_t = x[t]
+                x_t.name = f"{input_symbol}⟨{t + 1}⟩"
+                new_state = cell(x_t, state)
                 if lengths is not None and (lengths <= t).any():
                     # Sequences already past their end keep their state and output zeros.
                     running = Tensor.wrap(xp.asarray((lengths > t)[:, None]))

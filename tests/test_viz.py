@@ -1,0 +1,208 @@
+"""Graph drawing, rendering with and without Graphviz, the backward stepper and the CLI commands."""
+import re
+import shutil
+
+import numpy as np
+import pytest
+
+import tinygrad_seq as ts
+from tinygrad_seq import nn, viz
+from tinygrad_seq.cli import main
+from tinygrad_seq.viz import demo
+from tinygrad_seq.viz.draw import CURRENT, DONE
+
+
+def cluster_labels(source):
+    """The labels of the clusters, in order."""
+    return [quoted or bare for quoted, bare in re.findall(r'^\s*color="#999999".* label=(?:"([^"]*)"|(\S+))', source, re.M)]
+
+
+def node_count(source):
+    return len(re.findall(r"^\s*\w+ \[label=", source, re.M))
+
+
+@pytest.fixture
+def no_dot(monkeypatch, tmp_path):
+    """A PATH without Graphviz's dot program."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert not viz.has_dot()
+
+
+def test_one_cluster_per_time_step_with_course_labels():
+    model = demo.small_model("lstm", steps=3)
+    source = viz.draw_graph(model.loss(), params=model.parameters()).source
+    labels = cluster_labels(source)
+    assert [label for label in labels if label.startswith("t = ")] == ["t = 1", "t = 2", "t = 3"] * 2  # the LSTM's and the output layer's
+    for text in ("a⟨2⟩", "c⟨3⟩", "Γf⟨1⟩", "Γi⟨2⟩", "Γo⟨3⟩", "c̃⟨1⟩", "ŷ⟨2⟩", "L⟨3⟩", "x⟨1⟩", "a⟨0⟩"):
+        assert text in source, text
+    assert "rnn.weight_hh_l0 · W_aa" in source and "rnn.weight_ih_l0 · W_ax" in source and "head.weight" in source
+
+
+def test_clusters_nest_per_layer_and_direction():
+    model = demo.small_model("gru", steps=2, layers=2, bidirectional=True)
+    source = viz.draw_graph(model.loss(), params=model.parameters()).source
+    for name in ("cluster_layer0", "cluster_layer0_forward", "cluster_layer0_reverse", "cluster_layer1_reverse_t2", "cluster_layeroutput_forward_t1"):
+        assert f"subgraph {name} " in source, name
+    assert {"layer 0", "layer 1", "forward", "reverse", "t = 1", "t = 2"} <= set(cluster_labels(source))
+    assert "rnn.weight_hh_l1_reverse · W_aa" in source
+
+
+def test_user_defined_cells_get_clusters():
+    class Doubler(nn.RecurrentCell):
+        def __init__(self, input_size, hidden_size):
+            super().__init__(input_size, hidden_size)
+            self.weight = nn.Parameter(ts.randn(hidden_size, input_size))
+
+        def forward(self, x, state=None):
+            return self.prepare(x, state) * 0.5 + x @ self.weight.T
+
+    out, _ = nn.Recurrent(Doubler(2, 3))(ts.randn(4, 1, 2))
+    source = viz.draw_graph(out.sum(), collapse_cells=True).source
+    assert "t = 4  Doubler" in source
+    assert [label for label in cluster_labels(viz.draw_graph(out.sum()).source) if label.startswith("t =")] == [f"t = {t}" for t in range(1, 5)]
+
+
+def test_collapsed_graph_stays_small():
+    out, _ = nn.Recurrent(nn.LSTMCell(2, 3))(ts.randn(50, 1, 2))
+    full = viz.draw_graph(out.sum()).source
+    collapsed = viz.draw_graph(out.sum(), collapse_cells=True).source
+    assert node_count(full) > 1000
+    assert node_count(collapsed) == 50 + 4 + 2  # one box a step (holding its x⟨t⟩), 4 weights, Stack and Sum
+    assert collapsed.count("->") < 60 and "shared by t = 1..50" in collapsed
+
+
+def test_options_show_values_grads_and_direction():
+    w = ts.Tensor([[0.5, -1.0]], requires_grad=True, name="w")
+    loss = (w * 2.0).sum()
+    loss.backward(retain_graph=True)
+    source = viz.draw_graph(loss, show_values=True, show_grads=True, show_shapes=False, rankdir="TB").source
+    assert "rankdir=TB" in source and "= [ 0.5 -1. ]" in source and "∇ [2. 2.]" in source and "(1, 2)" not in source
+
+
+def test_thousand_step_graph(tmp_path):
+    out, _ = nn.Recurrent(nn.RNNCell(2, 3))(ts.randn(1000, 1, 2))
+    loss = out.sum()
+    graph = viz.trace(loss)
+    assert len(graph) > 9000 and len(graph.steps()) == 1000
+    assert node_count(viz.draw_graph(graph).source) == len(graph)
+    path = viz.render(viz.draw_graph(graph, collapse_cells=True), tmp_path / "long")
+    assert path.suffix == ".svg" and path.stat().st_size > 10_000
+
+
+def test_svg_renders_without_dot(no_dot, tmp_path):
+    out, _ = nn.Recurrent(nn.GRUCell(2, 2))(ts.randn(2, 1, 2))
+    path = viz.render(out.sum(), tmp_path / "graph")
+    text = path.read_text()
+    assert path.name == "graph.svg" and "<svg" in text and "t = 2" in text
+
+
+def test_png_and_pdf_without_dot_say_how_to_install(no_dot, tmp_path):
+    for format in ("png", "pdf"):
+        with pytest.raises(viz.GraphvizNotFound, match=r"needs Graphviz's dot program.*apt-get install graphviz.*brew install graphviz.*format='svg'"):
+            viz.render(ts.Tensor([1.0], requires_grad=True) * 2, tmp_path / "g", format=format)
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (apt-get install graphviz)")
+def test_png_and_pdf_with_dot(tmp_path):
+    loss = (ts.Tensor([1.0], requires_grad=True) * 2).sum()
+    assert viz.render(loss, tmp_path / "g", format="png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert viz.render(loss, tmp_path / "g.pdf", format="pdf").read_bytes()[:5] == b"%PDF-"
+
+
+def test_jupyter_display_without_dot(no_dot):
+    dot = viz.draw_graph((ts.Tensor([1.0], requires_grad=True) * 2).sum())
+    bundle = dot._repr_mimebundle_()
+    assert list(bundle) == ["image/svg+xml"] and "<svg" in bundle["image/svg+xml"]
+    assert "<svg" in dot._repr_svg_()
+
+
+def test_render_errors():
+    with pytest.raises(ValueError, match="format must be one of svg, png, pdf; got 'jpg'"):
+        viz.render(ts.Tensor([1.0]), "x", format="jpg")
+    with pytest.raises(TypeError, match="trace: expects the Tensor whose graph to draw"):
+        viz.trace([1, 2])
+
+
+# ---------------------------------------------------------------- the stepper
+
+
+class MinimalCell(nn.RecurrentCell):
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.weight_ih = nn.Parameter(ts.zeros(hidden_size, input_size))
+        self.weight_hh = nn.Parameter(ts.zeros(hidden_size, hidden_size))
+        self.reset_parameters()
+
+    def forward(self, x, state=None):
+        a = self.prepare(x, state)
+        return (x @ self.weight_ih.T + a @ self.weight_hh.T).sigmoid()
+
+
+@pytest.mark.parametrize(
+    "cell, layers, bidirectional",
+    [("rnn", 1, False), ("gru", 1, False), ("lstm", 1, False), ("lstm", 1, True), ("gru", 2, False), ("minimal", 2, True)],
+)
+def test_stepper_ends_with_backwards_gradients(cell, layers, bidirectional, monkeypatch):
+    monkeypatch.setitem(ts.settings.cell_registry, "minimal", MinimalCell)
+    reference = demo.small_model(cell, steps=3, layers=layers, bidirectional=bidirectional)
+    reference.loss().backward()
+    stepped = demo.small_model(cell, steps=3, layers=layers, bidirectional=bidirectional)
+    steps = list(viz.backward_steps(stepped.loss(), params=stepped.parameters()))
+    assert steps[-1].total == len(steps) and [s.index for s in steps] == list(range(len(steps)))
+    for (name, p), q in zip(reference.parameters().items(), stepped.parameters().values()):
+        np.testing.assert_array_equal(p.grad, q.grad, err_msg=name)
+
+
+def test_steps_report_what_flows():
+    model = demo.small_model("rnn", steps=3)
+    steps = list(viz.backward_steps(model.loss(), params=model.parameters()))
+    first = steps[0]
+    assert first.op == "Add" and first.name == "L" and first.grad.tolist() == 1.0
+    tanh = next(s for s in steps if s.name == "a⟨3⟩")
+    assert tanh.op == "Tanh" and tanh.tags["t"] == 3 and tanh.tags["layer"] == 0
+    assert "t=3 layer=0 direction=forward" in tanh.describe() and "Tanh a⟨3⟩" in tanh.describe()
+    # W_ax is shared by every time step: its running gradient changes once per step as the walk goes back in time.
+    history = [s.parameter_grads["rnn.weight_ih_l0"].copy() for s in steps if "rnn.weight_ih_l0" in s.parameter_grads]
+    assert len({h.tobytes() for h in history}) == 3
+    np.testing.assert_array_equal(history[-1], model.rnn.weight_ih_l0.grad)
+
+
+def test_step_drawing_colours_done_current_and_pending(tmp_path):
+    model = demo.small_model("rnn", steps=2)
+    for step in viz.backward_steps(model.loss(), params=model.parameters()):
+        if step.index == 6:
+            source = step.draw().source
+            assert source.count(f'fillcolor="{DONE}"') == 6 and source.count(f'fillcolor="{CURRENT}"') == 1
+            assert source.count("penwidth=2") >= 2  # the current node and the gradients it sends
+            assert "∇ " in source
+            assert "<svg" in step.render(tmp_path / "frame").read_text()
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def test_cli_graph(tmp_path, capsys):
+    out = tmp_path / "graph.svg"
+    assert main(["graph", "--cell", "lstm", "--steps", "4", "--layers", "2", "--bidirectional", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "t = 4" in text and "layer 1" in text and "reverse" in text
+    assert "wrote" in capsys.readouterr().out
+    assert main(["graph", "--cell", "gru", "--collapse", "--grads", "--out", str(tmp_path / "small.svg")]) == 0
+    assert "∇" in (tmp_path / "small.svg").read_text()
+
+
+def test_cli_bptt(tmp_path, capsys):
+    assert main(["bptt", "--cell", "rnn", "--steps", "3", "--out", str(tmp_path / "frames")]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    frames = sorted((tmp_path / "frames").iterdir())
+    steps = [line for line in printed if line.startswith("step ")]
+    assert len(frames) == len(steps) > 20 and frames[0].name == "step_001.svg"
+    assert steps[0].startswith(f"step   1/{len(steps)}")
+    assert any(line.strip().startswith("rnn.weight_hh_l0") and "|∇| = " in line for line in printed)
+
+
+def test_cli_rejects_unknown_cells(capsys):
+    with pytest.raises(SystemExit):
+        main(["graph", "--cell", "transformer"])
+    assert "unknown --cell 'transformer'; choose one of gru, lstm, rnn, simplified_gru" in capsys.readouterr().err

@@ -1,0 +1,18 @@
+"""See backpropagation through time: trace, draw and render computation graphs; step through backward.
+
+>>> import tinygrad_seq as ts
+>>> from tinygrad_seq import nn, viz
+>>> out, _ = nn.Recurrent(nn.RNNCell(2, 3))(ts.randn(4, 1, 2))
+>>> dot = viz.draw_graph(out.sum())
+>>> [line.strip() for line in dot.source.splitlines() if "label=\\"t = " in line][:2]
+['label="t = 1"', 'label="t = 2"']
+"""
+from .draw import Digraph, draw_graph, summarize
+from .render import GraphvizNotFound, has_dot, render, render_svg
+from .stepper import Step, backward_steps
+from .trace import Graph, GraphNode, course_parameter_name, trace
+
+__all__ = [
+    "Digraph", "Graph", "GraphNode", "GraphvizNotFound", "Step", "backward_steps", "course_parameter_name",
+    "draw_graph", "has_dot", "render", "render_svg", "summarize", "trace",
+]

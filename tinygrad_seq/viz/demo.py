@@ -1,0 +1,63 @@
+"""Small unrolled models for the graph tools: what ``tinygrad-seq graph`` and ``bptt`` draw."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import nn
+from ..backend import manual_seed
+from ..creation import randn
+from ..nn import functional as F
+from ..tensor import Tensor, tags
+
+BUILT_IN_LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+@dataclass
+class SmallModel:
+    """A recurrent model with a per-step output layer and a loss L = Σ_t L⟨t⟩, ready to draw."""
+
+    rnn: nn.Module
+    head: nn.Linear
+    x: Tensor
+    targets: np.ndarray
+
+    def parameters(self) -> dict[str, Tensor]:
+        """Module paths: "rnn.weight_hh_l0", "head.weight", ..."""
+        named = {f"rnn.{k}": p for k, p in self.rnn.named_parameters()}
+        named.update({f"head.{k}": p for k, p in self.head.named_parameters()})
+        return named
+
+    def loss(self) -> Tensor:
+        """Run forward: ŷ⟨t⟩ = W_ya a⟨t⟩ + b_y (logits), L⟨t⟩ = cross-entropy, L = Σ_t L⟨t⟩."""
+        outputs, _ = self.rnn(self.x)
+        total = None
+        for t in range(outputs.shape[0]):
+            with tags(t=t + 1, layer="output", direction="forward"):
+                y_hat = self.head(outputs[t])
+                y_hat.name = f"ŷ⟨{t + 1}⟩"
+                step_loss = F.cross_entropy(y_hat, self.targets[t], reduction="sum")
+                step_loss.name = f"L⟨{t + 1}⟩"
+            total = step_loss if total is None else total + step_loss
+        total.name = "L"
+        return total
+
+
+def small_model(cell: str = "rnn", steps: int = 3, layers: int = 1, bidirectional: bool = False,
+                input_size: int = 2, hidden_size: int = 3, classes: int = 2, batch_size: int = 1, seed: int = 0) -> SmallModel:
+    """A seeded model over ``steps`` random inputs; built-in cells use nn.RNN/GRU/LSTM, others any registered cell."""
+    manual_seed(seed)
+    if cell in BUILT_IN_LAYERS:
+        rnn = BUILT_IN_LAYERS[cell](input_size, hidden_size, num_layers=layers, bidirectional=bidirectional)
+    else:
+        stack = []
+        for index in range(layers):
+            width = input_size if index == 0 else hidden_size * (2 if bidirectional else 1)
+            layer = nn.Recurrent(nn.make_cell(cell, width, hidden_size))
+            stack.append(nn.Bidirectional(layer) if bidirectional else layer)
+        rnn = nn.Stacked(stack)
+    head = nn.Linear(hidden_size * (2 if bidirectional else 1), classes)
+    x = randn(steps, batch_size, input_size, name="x")
+    targets = np.random.default_rng(seed).integers(0, classes, (steps, batch_size))
+    return SmallModel(rnn, head, x, targets)

@@ -1,0 +1,127 @@
+"""Stepping through the real backward pass, one node at a time.
+
+``viz.backward_steps(loss)`` wraps the engine's own backward generator (the
+one ``loss.backward()`` loops over), so what you watch is what happens:
+exhausting it leaves exactly the gradients ``loss.backward()`` would.
+
+>>> import tinygrad_seq as ts
+>>> from tinygrad_seq import nn, viz
+>>> cell = nn.RNNCell(2, 3)
+>>> out, _ = nn.Recurrent(cell)(ts.randn(2, 1, 2))
+>>> steps = list(viz.backward_steps(out.sum(), params=dict(cell.named_parameters())))
+>>> steps[0].op, steps[-1].index + 1 == len(steps)
+('Sum', True)
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..tensor import BackwardStep, Tensor, backward_iter
+from .draw import CURRENT, DONE, Digraph, draw_graph, summarize
+from .trace import Graph, key_of, trace
+
+
+class Step:
+    """One step of the backward pass: a node receives its whole gradient and sends gradients to its inputs.
+
+    Attributes:
+        index: 0 for the first step (the loss), counting up.
+        total: how many steps the whole backward pass has.
+        op, name, tags: the node's op ("Tanh"), its tensor's name ("a⟨3⟩") and tags.
+        grad: the gradient arriving at the node's tensor.
+        input_grads: (input tensor, gradient sent) for every input that gets one.
+        parameter_grads: parameter name -> its gradient so far (running sums of
+            a weight shared across time steps grow step by step).
+    """
+
+    def __init__(self, raw: BackwardStep, index: int, total: int, graph: Graph, done: list[str],
+                 seen_grads: dict[str, Any], parameters: Mapping[str, Tensor]) -> None:
+        self.raw, self.index, self.total, self.graph = raw, index, total, graph
+        self.done = list(done)
+        self.seen_grads = dict(seen_grads)
+        node = raw.node
+        self.input_grads = [(arg, g) for arg, needs, g in zip(node.inputs, node.needs_input_grad, raw.input_grads) if needs]
+        self.parameter_grads = {}
+        for name, p in parameters.items():
+            partial = raw.partial_grads.get(id(p))
+            running = partial if partial is not None else p.grad
+            if running is not None:
+                self.parameter_grads[name] = running.copy()
+
+    @property
+    def op(self) -> str:
+        return self.raw.op
+
+    @property
+    def name(self) -> str | None:
+        return self.raw.name
+
+    @property
+    def tags(self) -> dict[str, Any]:
+        return self.raw.tags
+
+    @property
+    def tensor(self) -> Tensor:
+        return self.raw.tensor
+
+    @property
+    def grad(self) -> Any:
+        return self.raw.grad
+
+    def describe(self) -> str:
+        """One readable line: where we are, what arrives and what goes where."""
+        where = " ".join(f"{k}={v}" for k, v in self.tags.items() if k in ("t", "layer", "direction"))
+        sent = "; ".join(
+            f"{self.graph.nodes[key_of(arg)].label if key_of(arg) in self.graph.nodes else 'input'} {tuple(g.shape)}"
+            for arg, g in self.input_grads
+        )
+        name = f" {self.name}" if self.name else ""
+        return (
+            f"step {self.index + 1:>3}/{self.total}  {where or '-':<26} {self.op}{name}: "
+            f"∇ {summarize(self.grad)} -> {sent}"
+        )
+
+    def __repr__(self) -> str:
+        return f"Step({self.describe()})"
+
+    def draw(self, **options: Any) -> Digraph:
+        """The graph with done nodes grey, this node orange (its gradient shown) and pending nodes white."""
+        key = key_of(self.tensor)
+        highlight = {k: DONE for k in self.done}
+        highlight[key] = CURRENT
+        grads = dict(self.seen_grads)
+        grads[key] = self.grad
+        edges = {(key_of(arg), key): "∇ " + summarize(g, limit=3) for arg, g in self.input_grads}
+        return draw_graph(self.graph, grads=grads, highlight=highlight, highlight_edges=edges, **options)
+
+    def render(self, path: str | os.PathLike, format: str = "svg", **options: Any) -> Path:
+        """Write :meth:`draw`'s picture to ``path`` (see ``viz.render``)."""
+        from .render import render
+
+        return render(self.draw(**options), path, format=format)
+
+
+def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | None = None, retain_graph: bool = False) -> Iterator[Step]:
+    """The backward pass of ``loss``, one :class:`Step` per node (reverse topological order).
+
+    ``params``: names for the parameters, e.g. ``dict(model.named_parameters())``;
+    their running gradients are reported on every step. Gradients reach the
+    leaves' ``.grad`` as the iteration goes; stopping early leaves the ones
+    computed so far, and exhausting it leaves what ``loss.backward()`` would.
+    """
+    params = dict(params or {})
+    if not params:
+        params = {}
+    graph = trace(loss, params)
+    total = sum(1 for node in graph.nodes.values() if node.kind == "op" and node.tensor.requires_grad)
+    done: list[str] = []
+    seen_grads: dict[str, Any] = {}
+    for index, raw in enumerate(backward_iter(loss, retain_graph=retain_graph)):
+        step = Step(raw, index, total, graph, done, seen_grads, params)
+        yield step
+        key = key_of(raw.tensor)
+        done.append(key)
+        seen_grads[key] = raw.grad

@@ -1,0 +1,137 @@
+"""The graph model: a computation graph traced into nodes and edges, ready to draw.
+
+Drawing happens in two steps (trace, then emit DOT), so the model can also
+be inspected or tested without Graphviz. The walk uses an explicit stack: a
+graph of an RNN unrolled over thousands of steps is deeper than Python's
+recursion limit.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..tensor import Tensor
+
+# Course names of the recurrent parameters, by PyTorch name (the part before _l0 / _reverse).
+COURSE_PARAMETER_NAMES = {
+    "weight_ih": "W_ax",
+    "weight_hh": "W_aa",
+    "bias_ih": "b_a",
+    "bias_hh": "b_a",
+    "weight_ci": "w_ci",
+    "weight_cf": "w_cf",
+    "weight_co": "w_co",
+}
+
+
+def course_parameter_name(path: str) -> str | None:
+    """W_aa for "rnn.weight_hh_l0", W_ax for "cell.weight_ih", ...; None for parameters the course does not name."""
+    last = path.rsplit(".", 1)[-1]
+    return COURSE_PARAMETER_NAMES.get(last.split("_l")[0] if "_l" in last else last)
+
+
+@dataclass(eq=False)
+class GraphNode:
+    """One tensor of the graph: an op's output, a parameter, an input or a constant.
+
+    Attributes:
+        key: a unique id usable in DOT ("n140...").
+        tensor: the tensor itself (its data, grad and grad_fn).
+        kind: "op" (made by an op), "parameter" (a leaf that requires grad),
+            "input" (a float leaf without grad) or "constant" (ints, bools: ids, masks).
+        label: the name to show: the tensor's name, the parameter's path, or the op's name.
+        tags: the tags of the op that made it ({} for leaves).
+    """
+
+    key: str
+    tensor: Tensor
+    kind: str
+    label: str
+    tags: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def op(self) -> str | None:
+        return self.tensor.grad_fn.name if self.tensor.grad_fn is not None else None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.tensor.shape
+
+    @property
+    def step(self) -> tuple[Any, Any, Any] | None:
+        """(layer, direction, t) of the time step the node belongs to, or None outside the time loop."""
+        if "t" not in self.tags:
+            return None
+        return (self.tags.get("layer"), self.tags.get("direction"), self.tags["t"])
+
+
+@dataclass
+class Graph:
+    """Nodes in forward order (inputs before the ops that use them) and edges input -> consumer."""
+
+    nodes: dict[str, GraphNode]
+    edges: list[tuple[str, str]]
+    root: str
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def node_of(self, tensor: Tensor) -> GraphNode:
+        return self.nodes[key_of(tensor)]
+
+    def steps(self) -> list[tuple[Any, Any, Any]]:
+        """The distinct (layer, direction, t) time steps in the graph, sorted."""
+        found = {n.step for n in self.nodes.values() if n.step is not None}
+        return sorted(found, key=lambda s: (str(s[0]), str(s[1]), s[2]))
+
+
+def key_of(tensor: Tensor) -> str:
+    return f"n{id(tensor)}"
+
+
+def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
+    """Walk the graph that made ``root`` into a :class:`Graph`.
+
+    ``params``: names for leaves, usually ``dict(model.named_parameters())``,
+    so parameters show their module path ("rnn.weight_hh_l0").
+    """
+    if not isinstance(root, Tensor):
+        raise TypeError(f"trace: expects the Tensor whose graph to draw (a loss, an output); got {type(root).__name__}")
+    names = {id(t): name for name, t in (params or {}).items()}
+    post_order: list[Tensor] = []
+    expanded: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        tensor, done = stack.pop()
+        if done:
+            post_order.append(tensor)
+            continue
+        if id(tensor) in expanded:
+            continue
+        expanded.add(id(tensor))
+        stack.append((tensor, True))
+        if tensor.grad_fn is not None:
+            for arg in reversed(tensor.grad_fn.inputs):
+                if isinstance(arg, Tensor) and id(arg) not in expanded:
+                    stack.append((arg, False))
+
+    nodes: dict[str, GraphNode] = {}
+    edges: list[tuple[str, str]] = []
+    seen_edges: set[tuple[str, str]] = set()
+    for tensor in post_order:
+        key = key_of(tensor)
+        if tensor.grad_fn is not None:
+            kind, label = "op", tensor.name or tensor.grad_fn.name
+            for arg in tensor.grad_fn.inputs:
+                if isinstance(arg, Tensor) and (key_of(arg), key) not in seen_edges:
+                    seen_edges.add((key_of(arg), key))
+                    edges.append((key_of(arg), key))
+        elif tensor.requires_grad:
+            kind, label = "parameter", names.get(id(tensor)) or tensor.name or "parameter"
+        elif tensor.dtype.kind == "f":
+            kind, label = "input", names.get(id(tensor)) or tensor.name or "input"
+        else:
+            kind, label = "constant", tensor.name or str(tensor.dtype)
+        nodes[key] = GraphNode(key, tensor, kind, label, tensor.tags)
+    return Graph(nodes, edges, key_of(root))
