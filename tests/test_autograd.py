@@ -402,3 +402,17 @@ def test_errors_name_the_op_the_shapes_and_the_fix(make, error, message):
     with pytest.raises(error, match=message):
         make(x)
     assert ts.is_grad_enabled() and settings.current_tags == {}
+
+
+def test_slices_send_slice_gradients_summed_in_place():
+    from tinygrad_seq.tensor import SliceGrad
+
+    x = ts.Tensor(np.arange(12.0).reshape(4, 3), requires_grad=True)
+    steps = [x[t] * float(t + 1) for t in range(4)]
+    node = steps[2].grad_fn.inputs[0].grad_fn
+    assert isinstance(node.backward(np.ones(3))[0], SliceGrad)  # no dense (4, 3) zeros per slice
+    ts.stack(steps).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.repeat([[1.0], [2.0], [3.0], [4.0]], 3, axis=1))
+    y = ts.Tensor(np.ones(3), requires_grad=True)
+    (y[0] + y[0:2].sum() + y[np.array([True, False, True])].sum()).backward()  # slices, repeats, masks
+    assert y.grad.tolist() == [3.0, 1.0, 1.0]

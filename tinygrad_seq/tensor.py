@@ -566,6 +566,59 @@ class Tensor:
 # ---------------------------------------------------------------- backward
 
 
+class SliceGrad:
+    """A gradient that is zero outside ``x[index]``: what an op that read one slice of x sends back.
+
+    The engine adds ``values`` into x's gradient buffer in place, so reading
+    the T time steps of a (T, ...) tensor one by one costs O(size) in
+    backward, not the O(T · size) of T dense gradients. ``index`` must pick
+    each element at most once (ints, slices, None, ..., bool masks).
+    """
+
+    __slots__ = ("index", "values", "shape")
+
+    def __init__(self, index: Any, values: Any, shape: tuple[int, ...]) -> None:
+        self.index, self.values, self.shape = index, values, shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.values.dtype
+
+    def dense(self) -> Any:
+        """The full gradient as an array of ``shape``."""
+        full = backend_of(self.values).xp.zeros(self.shape, dtype=self.values.dtype)
+        full[self.index] = self.values
+        return full
+
+    def __repr__(self) -> str:
+        return f"SliceGrad(index={self.index!r}, values {tuple(self.values.shape)} of {self.shape})"
+
+
+def _accumulate(grads: dict[int, Any], owned: set[int], key: int, target: Tensor, grad: Any) -> None:
+    """Add ``grad`` (an array or a SliceGrad) to the running gradient of ``target``.
+
+    A gradient received from an op may be shared with other inputs (Add sends
+    the same array to both), so it is stored as is and copied only when a
+    second one arrives; from then on the buffer is ours and sums in place.
+    """
+    if isinstance(grad, SliceGrad):
+        buffer = grads.get(key)
+        if buffer is None:
+            buffer = grads[key] = backend_of(grad.values).xp.zeros(target.shape, dtype=target.dtype)
+            owned.add(key)
+        elif key not in owned:
+            buffer = grads[key] = buffer.copy()
+            owned.add(key)
+        buffer[grad.index] += grad.values
+    elif key not in grads:
+        grads[key] = grad
+    elif key in owned:
+        grads[key] += grad
+    else:
+        grads[key] = grads[key] + grad
+        owned.add(key)
+
+
 class BackwardStep:
     """One step of the backward pass: a non-leaf tensor's node receives a gradient and sends some on.
 
@@ -643,10 +696,14 @@ def topological_order(root: Tensor) -> tuple[list[Tensor], dict[int, int]]:
     return order, incoming
 
 
-def _accumulate_into_leaf(leaf: Tensor, grad: Any) -> None:
+def _accumulate_into_leaf(leaf: Tensor, grad: Any, fresh: bool = False) -> None:
+    """Add a leaf's complete gradient to its ``.grad``; ``fresh``: the array is the engine's own, no copy needed."""
     if leaf._hooks:
         grad = _run_hooks(leaf, grad)
-    if leaf._grad is None:
+        fresh = False
+    if leaf._grad is None and fresh and grad.dtype == leaf.dtype:
+        leaf._grad = grad
+    elif leaf._grad is None:
         # A copy the leaf owns (optimizers write into it), in whatever memory order grad has: cheaper.
         leaf._grad = grad.copy(order="K") if grad.dtype == leaf.dtype else grad.astype(leaf.dtype)
     else:
@@ -698,8 +755,10 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
         _accumulate_into_leaf(root, grads[id(root)])
         return
     order, incoming = topological_order(root)
+    owned: set[int] = set()  # gradient buffers allocated here, safe to add into in place
     for tensor in order:
         grad = grads.pop(id(tensor), None)
+        owned.discard(id(tensor))
         if grad is None:
             continue
         if tensor._hooks:
@@ -723,22 +782,25 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
         for arg, needs, input_grad in zip(node.inputs, node.needs_input_grad, input_grads):
             if not needs:
                 continue
-            if not isinstance(input_grad, settings.array_types):
+            if isinstance(input_grad, SliceGrad):
+                if input_grad.values.dtype != arg.data.dtype:
+                    input_grad = SliceGrad(input_grad.index, input_grad.values.astype(arg.data.dtype), input_grad.shape)
+            elif not isinstance(input_grad, settings.array_types):
                 input_grad = np.asarray(input_grad)  # NumPy turns 0-d results into scalars
             if input_grad.shape != arg.data.shape:
                 raise RuntimeError(f"grad shape {input_grad.shape} != tensor shape {arg.data.shape} in {node.name}")
             if input_grad.dtype != arg.data.dtype:
                 input_grad = input_grad.astype(arg.data.dtype)
             if settings.anomaly_mode:
-                _check_finite(node, arg, input_grad)
+                _check_finite(node, arg, input_grad.values if isinstance(input_grad, SliceGrad) else input_grad)
             key = id(arg)
+            _accumulate(grads, owned, key, arg, input_grad)
             if arg.grad_fn is None:
                 incoming[key] -= 1
-                grads[key] = input_grad if key not in grads else grads[key] + input_grad
                 if incoming[key] == 0:
-                    _accumulate_into_leaf(arg, grads.pop(key))
-            else:
-                grads[key] = input_grad if key not in grads else grads[key] + input_grad
+                    fresh = key in owned
+                    owned.discard(key)
+                    _accumulate_into_leaf(arg, grads.pop(key), fresh)
         yield BackwardStep(tensor, node, grad, input_grads, grads)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import backend_of
-from ..tensor import Function, Tensor
+from ..tensor import Function, SliceGrad, Tensor
 from ._util import normalize_axes
 
 
@@ -101,10 +101,11 @@ class GetItem(Function):
     def backward(self, grad):
         backend = backend_of(grad)
         index = self.index
-        full = backend.xp.zeros(self.shape, dtype=self.dtype)
         if _is_basic(index) or (getattr(index, "dtype", None) == bool):
-            full[index] = grad  # each element picked at most once
-        elif hasattr(index, "dtype"):
+            # Each element picked at most once: the engine adds the slice in place.
+            return SliceGrad(index, grad, self.shape), None
+        full = backend.xp.zeros(self.shape, dtype=self.dtype)
+        if hasattr(index, "dtype"):
             # Rows picked by ids, maybe repeated (embeddings): sum the repeats.
             ids = index.ravel()
             ids = backend.xp.where(ids < 0, ids + self.shape[0], ids)

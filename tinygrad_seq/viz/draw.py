@@ -31,7 +31,7 @@ from typing import Any
 import graphviz
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import SliceGrad, Tensor
 from .trace import Graph, GraphNode, course_parameter_name, trace
 
 PARAMETER, INPUT, OP, STATE, GATE, ROOT = "#cfe2f3", "#eeeeee", "#ffffff", "#fff2cc", "#d9ead3", "#f4cccc"
@@ -59,6 +59,8 @@ class Digraph(graphviz.Digraph):
 
 def summarize(array: Any, limit: int = 6) -> str:
     """A short text for a small array's values, or its mean and spread for a large one."""
+    if isinstance(array, SliceGrad):
+        return f"[{array.index}]: " + summarize(array.values, limit)
     values = np.asarray(Tensor.wrap(array).numpy() if not isinstance(array, np.ndarray) else array, dtype=np.float64)
     if values.size <= limit:
         return np.array2string(values.ravel(), precision=3, separator=" ", suppress_small=True)
