@@ -46,7 +46,13 @@ def _named_nodes(tensor):
     return {t.name for t in order if t.name}
 
 
-def test_cells_name_their_gates_in_course_notation():
+@pytest.fixture
+def transparent():
+    with ts.transparent():
+        yield
+
+
+def test_cells_name_their_gates_in_course_notation(transparent):
     x = ts.randn(2, 3)
     with ts.tags(t=2):
         a, c = nn.LSTMCell(3, 4)(x)
@@ -57,7 +63,7 @@ def test_cells_name_their_gates_in_course_notation():
     assert {"z", "c̃"} <= _named_nodes(nn.SimplifiedGRUCell(3, 4)(x))  # no time step tagged: no ⟨t⟩
 
 
-def test_recurrent_tags_and_names_every_step():
+def test_recurrent_tags_and_names_every_step(transparent):
     x = ts.randn(3, 2, 3)
     layer = nn.Recurrent(nn.LSTMCell(3, 4), reverse=True)
     layer.layer = 1

@@ -30,12 +30,22 @@ def no_dot(monkeypatch, tmp_path):
 
 def test_one_cluster_per_time_step_with_course_labels():
     model = demo.small_model("lstm", steps=3)
-    source = viz.draw_graph(model.loss(), params=model.parameters()).source
+    with ts.transparent():
+        loss = model.loss()
+    source = viz.draw_graph(loss, params=model.parameters()).source
     labels = cluster_labels(source)
     assert [label for label in labels if label.startswith("t = ")] == ["t = 1", "t = 2", "t = 3"] * 2  # the LSTM's and the output layer's
     for text in ("a⟨2⟩", "c⟨3⟩", "Γf⟨1⟩", "Γi⟨2⟩", "Γo⟨3⟩", "c̃⟨1⟩", "ŷ⟨2⟩", "L⟨3⟩", "x⟨1⟩", "a⟨0⟩"):
         assert text in source, text
     assert "rnn.weight_hh_l0 · W_aa" in source and "rnn.weight_ih_l0 · W_ax" in source and "head.weight" in source
+
+
+def test_fused_graphs_keep_one_cluster_per_time_step():
+    model = demo.small_model("lstm", steps=3, layers=2)
+    source = viz.draw_graph(model.loss(), params=model.parameters()).source
+    assert {"t = 1", "t = 2", "t = 3", "layer 0", "layer 1"} <= set(cluster_labels(source))
+    assert source.count("LSTMStep") == 6 and "Γf" not in source  # one node per cell step
+    assert "(a, c)⟨3⟩" in source and "a⟨2⟩" in source
 
 
 def test_clusters_nest_per_layer_and_direction():
@@ -45,6 +55,14 @@ def test_clusters_nest_per_layer_and_direction():
         assert f"subgraph {name} " in source, name
     assert {"layer 0", "layer 1", "forward", "reverse", "t = 1", "t = 2"} <= set(cluster_labels(source))
     assert "rnn.weight_hh_l1_reverse · W_aa" in source
+
+
+def test_collapsed_fused_and_transparent_graphs_look_alike():
+    out, _ = nn.Recurrent(nn.GRUCell(2, 3))(ts.randn(4, 1, 2))
+    with ts.transparent():
+        out_t, _ = nn.Recurrent(nn.GRUCell(2, 3))(ts.randn(4, 1, 2))
+    for graph in (viz.draw_graph(out.sum(), collapse_cells=True).source, viz.draw_graph(out_t.sum(), collapse_cells=True).source):
+        assert all(f"t = {t}  GRUCell" in graph for t in range(1, 5))
 
 
 def test_user_defined_cells_get_clusters():
@@ -63,7 +81,8 @@ def test_user_defined_cells_get_clusters():
 
 
 def test_collapsed_graph_stays_small():
-    out, _ = nn.Recurrent(nn.LSTMCell(2, 3))(ts.randn(50, 1, 2))
+    with ts.transparent():
+        out, _ = nn.Recurrent(nn.LSTMCell(2, 3))(ts.randn(50, 1, 2))
     full = viz.draw_graph(out.sum()).source
     collapsed = viz.draw_graph(out.sum(), collapse_cells=True).source
     assert node_count(full) > 1000
@@ -80,7 +99,8 @@ def test_options_show_values_grads_and_direction():
 
 
 def test_thousand_step_graph(tmp_path):
-    out, _ = nn.Recurrent(nn.RNNCell(2, 3))(ts.randn(1000, 1, 2))
+    with ts.transparent():
+        out, _ = nn.Recurrent(nn.RNNCell(2, 3))(ts.randn(1000, 1, 2))
     loss = out.sum()
     graph = viz.trace(loss)
     assert len(graph) > 9000 and len(graph.steps()) == 1000
@@ -143,8 +163,10 @@ class MinimalCell(nn.RecurrentCell):
     "cell, layers, bidirectional",
     [("rnn", 1, False), ("gru", 1, False), ("lstm", 1, False), ("lstm", 1, True), ("gru", 2, False), ("minimal", 2, True)],
 )
-def test_stepper_ends_with_backwards_gradients(cell, layers, bidirectional, monkeypatch):
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "transparent"])
+def test_stepper_ends_with_backwards_gradients(cell, layers, bidirectional, fused, monkeypatch):
     monkeypatch.setitem(ts.settings.cell_registry, "minimal", MinimalCell)
+    monkeypatch.setattr(ts.settings, "transparent", not fused)
     reference = demo.small_model(cell, steps=3, layers=layers, bidirectional=bidirectional)
     reference.loss().backward()
     stepped = demo.small_model(cell, steps=3, layers=layers, bidirectional=bidirectional)
@@ -156,7 +178,9 @@ def test_stepper_ends_with_backwards_gradients(cell, layers, bidirectional, monk
 
 def test_steps_report_what_flows():
     model = demo.small_model("rnn", steps=3)
-    steps = list(viz.backward_steps(model.loss(), params=model.parameters()))
+    with ts.transparent():
+        loss = model.loss()
+    steps = list(viz.backward_steps(loss, params=model.parameters()))
     first = steps[0]
     assert first.op == "Add" and first.name == "L" and first.grad.tolist() == 1.0
     tanh = next(s for s in steps if s.name == "a⟨3⟩")
@@ -170,7 +194,9 @@ def test_steps_report_what_flows():
 
 def test_step_drawing_colours_done_current_and_pending(tmp_path):
     model = demo.small_model("rnn", steps=2)
-    for step in viz.backward_steps(model.loss(), params=model.parameters()):
+    with ts.transparent():
+        loss = model.loss()
+    for step in viz.backward_steps(loss, params=model.parameters()):
         if step.index == 6:
             source = step.draw().source
             assert source.count(f'fillcolor="{DONE}"') == 6 and source.count(f'fillcolor="{CURRENT}"') == 1

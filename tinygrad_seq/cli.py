@@ -15,6 +15,8 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bidirectional", action="store_true", help="add a reverse direction to every layer")
     parser.add_argument("--hidden", type=int, default=3, help="hidden size (default 3)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--fused", action="store_true",
+                        help="draw the fused path (one node per cell step) instead of every gate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,11 +54,21 @@ def _suffix_format(path: Path) -> str:
     return suffix if suffix in ("svg", "png", "pdf") else "svg"
 
 
+def _loss(model, fused: bool):
+    """The model's loss, built gate by gate unless the fused path is asked for."""
+    import contextlib
+
+    from .nn.cells import transparent
+
+    with contextlib.nullcontext() if fused else transparent():
+        return model.loss()
+
+
 def run_graph(args: argparse.Namespace) -> int:
     from .viz import demo, render
 
     model = demo.small_model(args.cell, args.steps, args.layers, args.bidirectional, hidden_size=args.hidden, seed=args.seed)
-    loss = model.loss()
+    loss = _loss(model, args.fused)
     if args.grads:
         for a in model.parameters().values():
             a.grad = None
@@ -74,7 +86,7 @@ def run_bptt(args: argparse.Namespace) -> int:
 
     model = demo.small_model(args.cell, args.steps, args.layers, args.bidirectional, hidden_size=args.hidden, seed=args.seed)
     params = model.parameters()
-    loss = model.loss()
+    loss = _loss(model, args.fused)
     folder = Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
     print(f"L = {loss.item():.4f}; backpropagation through time, one node at a time (frames in {folder}/):")

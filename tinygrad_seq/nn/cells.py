@@ -21,13 +21,16 @@ c̃⟨t⟩ (candidate)             n (GRU), g (LSTM)
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from .. import settings
 from ..creation import zeros
-from ..ops import chunk
+from ..ops import chunk, stack
 from ..tensor import Tensor
+from . import fused as fused_ops
 from . import init
 from .module import Module, Parameter
 
@@ -52,6 +55,33 @@ def make_cell(name: str, *args: Any, **kwargs: Any) -> RecurrentCell:
         known = ", ".join(sorted(settings.cell_registry))
         raise KeyError(f"unknown cell {name!r}: registered cells are {known}. Register yours with @nn.register_cell({name!r})")
     return settings.cell_registry[name](*args, **kwargs)
+
+
+@contextlib.contextmanager
+def transparent() -> Iterator[None]:
+    """Run the built-in cells gate by gate, as primitive ops, inside the block.
+
+    The default is the fused path: one graph node per cell step with a
+    hand-written backward, several times faster. The transparent path is the
+    reference the fused one is tested against, and what to draw or step
+    through to see every gate (Γf⟨t⟩, c̃⟨t⟩, ...). A cell built with
+    ``fused=False`` is always transparent.
+
+    >>> import tinygrad_seq as ts
+    >>> from tinygrad_seq import nn
+    >>> cell = nn.LSTMCell(2, 3)
+    >>> cell(ts.randn(1, 2))[0].grad_fn.name
+    'GetItem'
+    >>> with ts.transparent():
+    ...     cell(ts.randn(1, 2))[0].grad_fn.name
+    'Mul'
+    """
+    previous = settings.transparent
+    settings.transparent = True
+    try:
+        yield
+    finally:
+        settings.transparent = previous
 
 
 def _tag_name(symbol: str) -> str:
@@ -156,6 +186,42 @@ class RecurrentCell(Module):
         self.check_state(state, x.shape[0])
         return state
 
+    # ---- one step, fused or gate by gate
+
+    def forward(self, x: Tensor, state: State | None = None) -> State:
+        """One step: the fused op when the cell has one (outside ``ts.transparent()``), else ``equations``."""
+        state = self.prepare(x, state)
+        if self.uses_fused():
+            return self.unpack(self.fused_step(self.input_projection(x), None, self.pack(state), None))
+        return self.equations(x, state)
+
+    def equations(self, x: Tensor, state: State) -> State:
+        """The step as primitive ops, gate by gate (the transparent path)."""
+        raise NotImplementedError(f"{type(self).__name__}: define forward(x, state=None) or equations(x, state)")
+
+    # The fused path, for cells that have one: a step op from fused.py over a packed state.
+    fused_step_op: type | None = None
+
+    def uses_fused(self) -> bool:
+        """True when steps run as one fused node: the cell has a fused op, ``fused`` is on, and not ``ts.transparent()``."""
+        return self.fused_step_op is not None and getattr(self, "fused", False) and not settings.transparent
+
+    def pack(self, state: State) -> Tensor:
+        """The state as the one tensor the fused op carries from step to step."""
+        return state
+
+    def unpack(self, packed: Tensor) -> State:
+        """Inverse of ``pack``."""
+        return packed
+
+    def packed_output(self, packed: Tensor) -> Tensor:
+        """a⟨t⟩ from a packed state."""
+        return packed
+
+    def fused_step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
+        """One fused step: ``projected`` is x W_ih^T + b_ih for all steps (T, B, G·H), or for this one (B, G·H) when t is None."""
+        raise NotImplementedError(f"{type(self).__name__} has no fused step")
+
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"
 
@@ -172,16 +238,20 @@ class RNNCell(RecurrentCell):
     max(0, ·) instead of tanh.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh") -> None:
+    fused_step_op = fused_ops.RNNStep
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh", fused: bool = True) -> None:
         super().__init__(input_size, hidden_size)
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"RNNCell: nonlinearity must be 'tanh' or 'relu'; got {nonlinearity!r}")
-        self.nonlinearity = nonlinearity
+        self.nonlinearity, self.fused = nonlinearity, fused
         self.gate_parameters(1, bias)
         self.reset_parameters()
 
-    def forward(self, x: Tensor, state: Tensor | None = None) -> Tensor:
-        a_prev = self.prepare(x, state)
+    def fused_step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
+        return self.fused_step_op.apply(projected, packed, self.weight_hh, self.bias_hh, running, t=t, relu=self.nonlinearity == "relu")
+
+    def equations(self, x: Tensor, a_prev: Tensor) -> Tensor:
         pre_activation = self.input_projection(x) + self.hidden_projection(a_prev)
         return pre_activation.tanh() if self.nonlinearity == "tanh" else pre_activation.relu()
 
@@ -203,14 +273,18 @@ class GRUCell(RecurrentCell):
     gates stacked in the order r, z, n; all U(-1/sqrt(H), 1/sqrt(H)).
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, reset_after: bool = True) -> None:
+    fused_step_op = fused_ops.GRUStep
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, reset_after: bool = True, fused: bool = True) -> None:
         super().__init__(input_size, hidden_size)
-        self.reset_after = reset_after
+        self.reset_after, self.fused = reset_after, fused
         self.gate_parameters(3, bias)
         self.reset_parameters()
 
-    def forward(self, x: Tensor, state: Tensor | None = None) -> Tensor:
-        a_prev = self.prepare(x, state)
+    def fused_step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
+        return self.fused_step_op.apply(projected, packed, self.weight_hh, self.bias_hh, running, t=t, reset_after=self.reset_after)
+
+    def equations(self, x: Tensor, a_prev: Tensor) -> Tensor:
         x_r, x_z, x_n = chunk(self.input_projection(x), 3, axis=-1)
         H = self.hidden_size
         if self.reset_after:
@@ -248,13 +322,18 @@ class SimplifiedGRUCell(RecurrentCell):
     gates stacked in the order z, n.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True) -> None:
+    fused_step_op = fused_ops.SimplifiedGRUStep
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, fused: bool = True) -> None:
         super().__init__(input_size, hidden_size)
+        self.fused = fused
         self.gate_parameters(2, bias)
         self.reset_parameters()
 
-    def forward(self, x: Tensor, state: Tensor | None = None) -> Tensor:
-        a_prev = self.prepare(x, state)
+    def fused_step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
+        return self.fused_step_op.apply(projected, packed, self.weight_hh, self.bias_hh, running, t=t)
+
+    def equations(self, x: Tensor, a_prev: Tensor) -> Tensor:
         x_z, x_n = chunk(self.input_projection(x), 2, axis=-1)
         h_z, h_n = chunk(self.hidden_projection(a_prev), 2, axis=-1)
         z = named((x_z + h_z).sigmoid(), "z")
@@ -284,9 +363,11 @@ class LSTMCell(RecurrentCell):
 
     state_names = ("a", "c")
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, peephole: bool = False) -> None:
+    fused_step_op = fused_ops.LSTMStep
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, peephole: bool = False, fused: bool = True) -> None:
         super().__init__(input_size, hidden_size)
-        self.peephole = peephole
+        self.peephole, self.fused = peephole, fused
         self.gate_parameters(4, bias)
         if peephole:
             self.weight_ci = Parameter(zeros(hidden_size))
@@ -294,8 +375,21 @@ class LSTMCell(RecurrentCell):
             self.weight_co = Parameter(zeros(hidden_size))
         self.reset_parameters()
 
-    def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
-        a_prev, c_prev = self.prepare(x, state)
+    def pack(self, state: tuple[Tensor, Tensor]) -> Tensor:
+        return stack(state)
+
+    def unpack(self, packed: Tensor) -> tuple[Tensor, Tensor]:
+        return packed[0], packed[1]
+
+    def packed_output(self, packed: Tensor) -> Tensor:
+        return packed[0]
+
+    def fused_step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
+        peepholes = (self.weight_ci, self.weight_cf, self.weight_co) if self.peephole else (None, None, None)
+        return self.fused_step_op.apply(projected, packed, self.weight_hh, self.bias_hh, *peepholes, running, t=t)
+
+    def equations(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        a_prev, c_prev = state
         gates = self.input_projection(x) + self.hidden_projection(a_prev)
         i, f, g, o = chunk(gates, 4, axis=-1)
         if self.peephole:
@@ -311,4 +405,4 @@ class LSTMCell(RecurrentCell):
         return o * c.tanh(), c
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}" + (", peephole=True" if self.peephole else "")
+        return f"{self.input_size}, {self.hidden_size}" + (", peephole=True" if self.peephole else "") + ("" if self.fused else ", fused=False")

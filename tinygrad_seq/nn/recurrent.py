@@ -97,6 +97,9 @@ class Recurrent(Module):
         else:
             cell.check_state(state, batch_size)
         direction = "reverse" if self.reverse else "forward"
+        if cell.uses_fused():
+            out, state = self._run_fused(x, state, lengths, direction)
+            return (out.swapaxes(0, 1) if self.batch_first else out), state
         # Course notation: layer 0 reads x⟨t⟩; a deeper layer l reads a[l-1]⟨t⟩, the outputs of the layer below.
         input_symbol = "x" if self.layer == 0 else f"a[{self.layer - 1}]"
         outputs: list[Tensor | None] = [None] * steps
@@ -120,6 +123,37 @@ class Recurrent(Module):
             outputs[t] = output
         out = stack(outputs)
         return (out.swapaxes(0, 1) if self.batch_first else out), state
+
+    def _run_fused(self, x: Tensor, state: State, lengths: np.ndarray | None, direction: str) -> tuple[Tensor, State]:
+        """The fused path: all inputs projected in one matmul, then one fused node per step."""
+        cell = self.cell
+        steps = x.shape[0]
+        layer_tags = dict(layer=self.layer, direction=direction, cell=type(cell).__name__)
+        with tags(**layer_tags):
+            projected = cell.input_projection(x)  # (T, B, G·H): every step's x W_ih^T + b_ih at once
+        packed = cell.pack(state)
+        outputs: list[Tensor | None] = [None] * steps
+        xp = x.backend.xp
+        names = ", ".join(cell.state_names)
+        for t in (reversed(range(steps)) if self.reverse else range(steps)):
+            with tags(t=t + 1, **layer_tags):
+                running = None
+                if lengths is not None and (lengths <= t).any():
+                    running = xp.asarray((lengths > t)[:, None])
+                packed = cell.fused_step(projected, t, packed, running)
+                packed.name = f"a⟨{t + 1}⟩" if len(cell.state_names) == 1 else f"({names})⟨{t + 1}⟩"
+                output = cell.packed_output(packed)
+                if output is not packed:
+                    output.name = f"a⟨{t + 1}⟩"
+                if running is not None:
+                    output = where(Tensor.wrap(running), output, 0.0)
+            outputs[t] = output
+        final = cell.unpack(packed)
+        last = 1 if self.reverse else steps
+        for part, symbol in zip(cell.state_parts(final), cell.state_names):
+            if part is not packed:
+                part.name = f"{symbol}⟨{last}⟩"
+        return stack(outputs), final
 
     def extra_repr(self) -> str:
         options = [f for f, on in (("batch_first=True", self.batch_first), ("reverse=True", self.reverse)) if on]

@@ -1,0 +1,102 @@
+"""The fused path (default) against the transparent one (the reference): equal to 1e-10 in float64."""
+import contextlib
+import copy
+
+import numpy as np
+import pytest
+
+import tinygrad_seq as ts
+from tinygrad_seq import nn
+from tinygrad_seq.tensor import topological_order
+
+CELLS = {
+    "rnn_tanh": lambda: nn.RNNCell(3, 4),
+    "rnn_relu": lambda: nn.RNNCell(3, 4, nonlinearity="relu"),
+    "rnn_no_bias": lambda: nn.RNNCell(3, 4, bias=False),
+    "gru": lambda: nn.GRUCell(3, 4),
+    "gru_no_bias": lambda: nn.GRUCell(3, 4, bias=False),
+    "gru_reset_before": lambda: nn.GRUCell(3, 4, reset_after=False),
+    "gru_reset_before_no_bias": lambda: nn.GRUCell(3, 4, reset_after=False, bias=False),
+    "simplified_gru": lambda: nn.SimplifiedGRUCell(3, 4),
+    "lstm": lambda: nn.LSTMCell(3, 4),
+    "lstm_no_bias": lambda: nn.LSTMCell(3, 4, bias=False),
+    "lstm_peephole": lambda: nn.LSTMCell(3, 4, peephole=True),
+}
+
+WRAPPERS = {
+    "recurrent": lambda cell: nn.Recurrent(cell),
+    "reverse_batch_first": lambda cell: nn.Recurrent(cell, reverse=True, batch_first=True),
+    "bidirectional": lambda cell: nn.Bidirectional(nn.Recurrent(cell)),
+    "stacked": lambda cell: nn.Stacked([nn.Bidirectional(nn.Recurrent(cell)), nn.Recurrent(nn.LSTMCell(8, 4))]),
+}
+
+
+def run(model, x, state, lengths, transparent):
+    inputs = ts.Tensor(x, requires_grad=True)
+    parts = [ts.Tensor(p, requires_grad=True) for p in state] if state is not None else None
+    with ts.transparent() if transparent else contextlib.nullcontext():
+        out, final = model(inputs, None if parts is None else _structure(model, parts), lengths=lengths)
+    finals = _flatten(final)
+    weights = np.random.default_rng(9)
+    loss = (out * ts.Tensor(weights.standard_normal(out.shape))).sum()
+    for f in finals:
+        loss = loss + (f * ts.Tensor(weights.standard_normal(f.shape))).sum()
+    loss.backward()
+    grads = [inputs.grad] + [p.grad for p in parts or []] + [p.grad for p in model.parameters()]
+    return [out.numpy()] + [f.numpy() for f in finals], grads
+
+
+def _flatten(state):
+    if isinstance(state, ts.Tensor):
+        return [state]
+    return [t for part in state for t in _flatten(part)]
+
+
+def _structure(model, parts):
+    """The initial state of a plain Recurrent model from its flat parts."""
+    cell = model.cell
+    return cell.from_parts(tuple(parts))
+
+
+@pytest.mark.parametrize("wrapper", WRAPPERS)
+@pytest.mark.parametrize("make_cell", CELLS.values(), ids=list(CELLS))
+@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
+def test_fused_equals_transparent(make_cell, wrapper, with_lengths):
+    ts.manual_seed(0)
+    ts.set_default_dtype("float64")
+    model = WRAPPERS[wrapper](make_cell())
+    twin = copy.deepcopy(model)
+    rng = np.random.default_rng(1)
+    batch_first = wrapper == "reverse_batch_first"
+    x = rng.standard_normal((3, 5, 3) if batch_first else (5, 3, 3))
+    lengths = [5, 2, 4] if with_lengths else None
+    state = None
+    if wrapper in ("recurrent", "reverse_batch_first"):
+        state = [rng.standard_normal((3, 4)) for _ in model.cell.state_names]
+    fused_values, fused_grads = run(model, x, state, lengths, transparent=False)
+    plain_values, plain_grads = run(twin, x, state, lengths, transparent=True)
+    for a, b in zip(fused_values, plain_values):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert len(fused_grads) == len(plain_grads)
+    for i, (a, b) in enumerate(zip(fused_grads, plain_grads)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=f"gradient {i}")
+
+
+@pytest.mark.parametrize("make_cell", CELLS.values(), ids=list(CELLS))
+def test_fused_steps_grad_check(make_cell):
+    """The hand-written backward of every fused step op, by finite differences (one step and through lengths)."""
+    ts.manual_seed(2)
+    cell = make_cell()
+    assert cell.uses_fused()
+    assert ts.testing.check_cell(cell, batch_size=3)
+
+
+def test_fused_is_one_node_per_step_and_can_be_turned_off():
+    x = ts.randn(6, 2, 3)
+    out, _ = nn.Recurrent(nn.GRUCell(3, 4))(x)
+    ops = [t.grad_fn.name for t in topological_order(out.sum())[0]]
+    assert ops.count("GRUStep") == 6 and "Sigmoid" not in ops
+    out, _ = nn.Recurrent(nn.GRUCell(3, 4, fused=False))(x)
+    ops = [t.grad_fn.name for t in topological_order(out.sum())[0]]
+    assert "GRUStep" not in ops and ops.count("Sigmoid") == 12
+    assert "fused=False" in repr(nn.LSTMCell(2, 2, fused=False))

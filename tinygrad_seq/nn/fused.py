@@ -1,0 +1,216 @@
+"""The fused path: one graph node per cell step, with a hand-written backward.
+
+The transparent path (``ts.transparent()``) composes a dozen primitive ops per
+step so the graph shows every gate; these ops compute the same step in one
+node. The inputs of all time steps are projected in one matmul beforehand,
+so a step receives ``projected`` (T, B, G·H) and its index t, reads
+``projected[t]``, and sends back a SliceGrad (no dense (T, B, G·H) gradient
+per step). The equations are the cells' (see cells.py); the tests check both
+paths agree to 1e-10 in float64.
+
+Every step op takes ``running``, a (B, 1) bool mask or None: sequences that
+have ended keep their previous state, and their gradient passes straight
+through to it (PyTorch's packed-sequence semantics).
+"""
+from __future__ import annotations
+
+from ..backend import backend_of
+from ..tensor import Function, SliceGrad
+
+
+def sigmoid(x, xp):
+    """σ(x) = (1 + tanh(x/2)) / 2: one transcendental and no overflow."""
+    out = xp.tanh(x * 0.5)
+    out *= 0.5
+    out += 0.5
+    return out
+
+
+def _step_input(projected, t):
+    return projected if t is None else projected[t]
+
+
+def _input_grad(d_gates, t, shape):
+    return d_gates if t is None else SliceGrad((t,), d_gates, shape)
+
+
+def _hidden_matmul(h, w_hh, b_hh):
+    out = h @ w_hh.T
+    if b_hh is not None:
+        out += b_hh
+    return out
+
+
+def _masked(new, old, running, xp):
+    return new if running is None else xp.where(running, new, old)
+
+
+def _split_masked_grad(grad, running, xp):
+    """(gradient for the freshly computed state, gradient passed straight to the previous state or None)."""
+    if running is None:
+        return grad, None
+    return xp.where(running, grad, 0), xp.where(running, 0, grad)
+
+
+class RNNStep(Function):
+    """a⟨t⟩ = tanh(x_proj⟨t⟩ + a⟨t−1⟩ W_hh^T + b_hh) (or relu)."""
+
+    __slots__ = ("t", "shape", "h_prev", "h", "w_hh", "relu", "running")
+
+    def forward(self, projected, h_prev, w_hh, b_hh, running, t, relu):
+        xp = backend_of(h_prev).xp
+        pre = _hidden_matmul(h_prev, w_hh, b_hh)
+        pre += _step_input(projected, t)
+        h = xp.maximum(pre, 0, out=pre) if relu else xp.tanh(pre, out=pre)
+        self.t, self.shape, self.h_prev, self.w_hh, self.relu, self.running = t, projected.shape, h_prev, w_hh, relu, running
+        self.h = h
+        return _masked(h, h_prev, running, xp)
+
+    def backward(self, grad):
+        xp = backend_of(grad).xp
+        d_h, d_pass = _split_masked_grad(grad, self.running, xp)
+        d_pre = d_h * (self.h > 0) if self.relu else d_h * (1 - self.h * self.h)
+        d_h_prev = d_pre @ self.w_hh
+        if d_pass is not None:
+            d_h_prev += d_pass
+        d_b = d_pre.sum(axis=0) if self.needs_input_grad[3] else None
+        return _input_grad(d_pre, self.t, self.shape), d_h_prev, d_pre.T @ self.h_prev, d_b, None
+
+
+class GRUStep(Function):
+    """GRUCell's equations in one node; ``reset_after`` as in GRUCell."""
+
+    __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "r", "z", "n", "gh_n", "rh", "reset_after")
+
+    def forward(self, projected, h_prev, w_hh, b_hh, running, t, reset_after):
+        xp = backend_of(h_prev).xp
+        H = h_prev.shape[1]
+        gx = _step_input(projected, t)
+        if reset_after:
+            gh = _hidden_matmul(h_prev, w_hh, b_hh)
+            r = sigmoid(gx[:, :H] + gh[:, :H], xp)
+            z = sigmoid(gx[:, H : 2 * H] + gh[:, H : 2 * H], xp)
+            gh_n = gh[:, 2 * H :]
+            n = xp.tanh(gx[:, 2 * H :] + r * gh_n)
+            self.gh_n, self.rh = gh_n, None
+        else:
+            gh = _hidden_matmul(h_prev, w_hh[: 2 * H], None if b_hh is None else b_hh[: 2 * H])
+            r = sigmoid(gx[:, :H] + gh[:, :H], xp)
+            z = sigmoid(gx[:, H : 2 * H] + gh[:, H:], xp)
+            rh = r * h_prev
+            n = xp.tanh(gx[:, 2 * H :] + _hidden_matmul(rh, w_hh[2 * H :], None if b_hh is None else b_hh[2 * H :]))
+            self.gh_n, self.rh = None, rh
+        h = n + z * (h_prev - n)  # = (1 − z) n + z a⟨t−1⟩
+        self.t, self.shape, self.h_prev, self.w_hh, self.running = t, projected.shape, h_prev, w_hh, running
+        self.r, self.z, self.n, self.reset_after = r, z, n, reset_after
+        return _masked(h, h_prev, running, xp)
+
+    def backward(self, grad):
+        xp = backend_of(grad).xp
+        d_h, d_pass = _split_masked_grad(grad, self.running, xp)
+        r, z, n, h_prev, w_hh = self.r, self.z, self.n, self.h_prev, self.w_hh
+        H = h_prev.shape[1]
+        d_n_pre = d_h * (1 - z) * (1 - n * n)
+        d_z_pre = d_h * (h_prev - n) * z * (1 - z)
+        d_h_prev = d_h * z
+        if self.reset_after:
+            d_r_pre = d_n_pre * self.gh_n * r * (1 - r)
+            d_gh = xp.concatenate([d_r_pre, d_z_pre, d_n_pre * r], axis=1)
+            d_h_prev += d_gh @ w_hh
+            d_w_hh = d_gh.T @ h_prev
+        else:
+            d_rh = d_n_pre @ w_hh[2 * H :]
+            d_r_pre = d_rh * h_prev * r * (1 - r)
+            d_gh_rz = xp.concatenate([d_r_pre, d_z_pre], axis=1)
+            d_h_prev += d_rh * r + d_gh_rz @ w_hh[: 2 * H]
+            d_w_hh = xp.concatenate([d_gh_rz.T @ h_prev, d_n_pre.T @ self.rh])
+            d_gh = xp.concatenate([d_gh_rz, d_n_pre], axis=1)
+        if d_pass is not None:
+            d_h_prev += d_pass
+        d_gx = xp.concatenate([d_r_pre, d_z_pre, d_n_pre], axis=1)
+        d_b = d_gh.sum(axis=0) if self.needs_input_grad[3] else None
+        return _input_grad(d_gx, self.t, self.shape), d_h_prev, d_w_hh, d_b, None
+
+
+class SimplifiedGRUStep(Function):
+    """SimplifiedGRUCell's equations in one node."""
+
+    __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "z", "n")
+
+    def forward(self, projected, h_prev, w_hh, b_hh, running, t):
+        xp = backend_of(h_prev).xp
+        H = h_prev.shape[1]
+        gates = _hidden_matmul(h_prev, w_hh, b_hh)
+        gates += _step_input(projected, t)
+        z = sigmoid(gates[:, :H], xp)
+        n = xp.tanh(gates[:, H:])
+        self.t, self.shape, self.h_prev, self.w_hh, self.running, self.z, self.n = t, projected.shape, h_prev, w_hh, running, z, n
+        return _masked(n + z * (h_prev - n), h_prev, running, xp)
+
+    def backward(self, grad):
+        xp = backend_of(grad).xp
+        d_h, d_pass = _split_masked_grad(grad, self.running, xp)
+        z, n, h_prev = self.z, self.n, self.h_prev
+        d_gates = xp.concatenate([d_h * (h_prev - n) * z * (1 - z), d_h * (1 - z) * (1 - n * n)], axis=1)
+        d_h_prev = d_h * z + d_gates @ self.w_hh
+        if d_pass is not None:
+            d_h_prev += d_pass
+        d_b = d_gates.sum(axis=0) if self.needs_input_grad[3] else None
+        return _input_grad(d_gates, self.t, self.shape), d_h_prev, d_gates.T @ h_prev, d_b, None
+
+
+class LSTMStep(Function):
+    """LSTMCell's equations in one node. The state is packed as one (2, B, H) tensor: [a⟨t⟩, c⟨t⟩]."""
+
+    __slots__ = ("t", "shape", "state_prev", "w_hh", "running", "i", "f", "g", "o", "c", "tanh_c", "peepholes")
+
+    def forward(self, projected, state_prev, w_hh, b_hh, w_ci, w_cf, w_co, running, t):
+        xp = backend_of(state_prev).xp
+        h_prev, c_prev = state_prev[0], state_prev[1]
+        H = h_prev.shape[1]
+        gates = _hidden_matmul(h_prev, w_hh, b_hh)
+        gates += _step_input(projected, t)
+        peephole = w_ci is not None
+        if peephole:
+            gates[:, :H] += w_ci * c_prev
+            gates[:, H : 2 * H] += w_cf * c_prev
+        i = sigmoid(gates[:, :H], xp)
+        f = sigmoid(gates[:, H : 2 * H], xp)
+        g = xp.tanh(gates[:, 2 * H : 3 * H])
+        c = f * c_prev + i * g
+        o_pre = gates[:, 3 * H :]
+        if peephole:
+            o_pre = o_pre + w_co * c
+        o = sigmoid(o_pre, xp)
+        tanh_c = xp.tanh(c)
+        state = xp.stack([o * tanh_c, c])
+        self.t, self.shape, self.state_prev, self.w_hh, self.running = t, projected.shape, state_prev, w_hh, running
+        self.i, self.f, self.g, self.o, self.c, self.tanh_c = i, f, g, o, c, tanh_c
+        self.peepholes = (w_ci, w_cf, w_co) if peephole else None
+        return _masked(state, state_prev, running, xp)
+
+    def backward(self, grad):
+        xp = backend_of(grad).xp
+        d_state, d_pass = _split_masked_grad(grad, self.running, xp)
+        d_h, d_c = d_state[0], d_state[1]
+        i, f, g, o, c, tanh_c = self.i, self.f, self.g, self.o, self.c, self.tanh_c
+        h_prev, c_prev = self.state_prev[0], self.state_prev[1]
+        d_o_pre = d_h * tanh_c * o * (1 - o)
+        d_c = d_c + d_h * o * (1 - tanh_c * tanh_c)
+        if self.peepholes is not None:
+            w_ci, w_cf, w_co = self.peepholes
+            d_c = d_c + d_o_pre * w_co
+        d_i_pre = d_c * g * i * (1 - i)
+        d_f_pre = d_c * c_prev * f * (1 - f)
+        d_g_pre = d_c * i * (1 - g * g)
+        d_c_prev = d_c * f
+        peephole_grads = (None, None, None)
+        if self.peepholes is not None:
+            d_c_prev += d_i_pre * w_ci + d_f_pre * w_cf
+            peephole_grads = ((d_i_pre * c_prev).sum(axis=0), (d_f_pre * c_prev).sum(axis=0), (d_o_pre * c).sum(axis=0))
+        d_gates = xp.concatenate([d_i_pre, d_f_pre, d_g_pre, d_o_pre], axis=1)
+        d_state_prev = xp.stack([d_gates @ self.w_hh, d_c_prev])
+        if d_pass is not None:
+            d_state_prev += d_pass
+        d_b = d_gates.sum(axis=0) if self.needs_input_grad[3] else None
+        return (_input_grad(d_gates, self.t, self.shape), d_state_prev, d_gates.T @ h_prev, d_b, *peephole_grads, None)
