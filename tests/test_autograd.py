@@ -416,3 +416,31 @@ def test_slices_send_slice_gradients_summed_in_place():
     y = ts.Tensor(np.ones(3), requires_grad=True)
     (y[0] + y[0:2].sum() + y[np.array([True, False, True])].sum()).backward()  # slices, repeats, masks
     assert y.grad.tolist() == [3.0, 1.0, 1.0]
+
+
+def test_outer_gradients_are_summed_with_one_matmul():
+    from tinygrad_seq.tensor import OuterGrad
+
+    class SharedWeight(ts.Function):
+        """y = x @ w.T, sending w's gradient as factors (as the fused RNN steps do)."""
+
+        __slots__ = ("x", "w")
+
+        def forward(self, x, w):
+            self.x, self.w = x, w
+            return x @ w.T
+
+        def backward(self, grad):
+            half = self.w.shape[0] // 2
+            return grad @ self.w, [OuterGrad(grad[:, :half], self.x, self.w.shape, slice(0, half)),
+                                   OuterGrad(grad[:, half:], self.x, self.w.shape, slice(half, None))]
+
+    rng = np.random.default_rng(0)
+    w = ts.Tensor(rng.standard_normal((4, 3)), requires_grad=True)
+    xs = [ts.Tensor(rng.standard_normal((2, 3)), requires_grad=True) for _ in range(3)]
+    assert ts.grad_check(lambda w, *xs: sum((SharedWeight.apply(x, w) ** 2).sum() for x in xs) + (w * w).sum(), [w, *xs])
+    loss = sum((SharedWeight.apply(x, w) ** 2).sum() for x in xs)
+    steps = list(backward_iter(loss))
+    expected = sum(2 * (x.numpy() @ w.numpy().T).T @ x.numpy() for x in xs)
+    np.testing.assert_allclose(w.grad, expected, rtol=1e-12)
+    assert any(isinstance(g, list) for s in steps for g in s.input_grads)

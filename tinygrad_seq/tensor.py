@@ -594,14 +594,60 @@ class SliceGrad:
         return f"SliceGrad(index={self.index!r}, values {tuple(self.values.shape)} of {self.shape})"
 
 
-def _accumulate(grads: dict[int, Any], owned: set[int], key: int, target: Tensor, grad: Any) -> None:
+class OuterGrad:
+    """A weight's gradient from one use, kept as the factors of ``left.T @ right``.
+
+    ``left`` (N, out) and ``right`` (N, in) make an (out, in) gradient, or the
+    rows ``rows`` of one when given. A weight shared by T time steps receives
+    T of these; the engine sums them with one matmul over the concatenated
+    factors when the weight's gradient is complete, instead of T small
+    matmuls that each write and re-add a full weight-sized array.
+    """
+
+    __slots__ = ("left", "right", "shape", "rows")
+
+    def __init__(self, left: Any, right: Any, shape: tuple[int, ...], rows: slice | None = None) -> None:
+        self.left, self.right, self.shape, self.rows = left, right, shape, rows
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.left.dtype
+
+    def dense(self) -> Any:
+        """The gradient as an array of ``shape``."""
+        return _sum_outer([self], self.shape)
+
+
+def _sum_outer(parts: list[OuterGrad], shape: tuple[int, ...], into: Any = None) -> Any:
+    """Σ left.T @ right over ``parts`` (grouped by rows), added to ``into`` or to zeros."""
+    xp = backend_of(parts[0].left).xp
+    groups: dict[tuple[Any, Any], list[OuterGrad]] = {}
+    for part in parts:
+        rows = part.rows
+        groups.setdefault((None, None) if rows is None else (rows.start, rows.stop), []).append(part)
+    if into is None and len(groups) == 1 and (None, None) in groups:
+        group = groups[(None, None)]
+        return xp.concatenate([p.left for p in group]).T @ xp.concatenate([p.right for p in group])
+    total = xp.zeros(shape, dtype=parts[0].dtype) if into is None else into
+    for (start, stop), group in groups.items():
+        product = xp.concatenate([p.left for p in group]).T @ xp.concatenate([p.right for p in group])
+        if start is None and stop is None:
+            total += product
+        else:
+            total[start:stop] += product
+    return total
+
+
+def _accumulate(grads: dict[int, Any], owned: set[int], key: int, target: Tensor, grad: Any, outer: dict[int, list] | None = None) -> None:
     """Add ``grad`` (an array or a SliceGrad) to the running gradient of ``target``.
 
     A gradient received from an op may be shared with other inputs (Add sends
     the same array to both), so it is stored as is and copied only when a
     second one arrives; from then on the buffer is ours and sums in place.
     """
-    if isinstance(grad, SliceGrad):
+    if isinstance(grad, OuterGrad):
+        outer.setdefault(key, []).append(grad)
+    elif isinstance(grad, SliceGrad):
         buffer = grads.get(key)
         if buffer is None:
             buffer = grads[key] = backend_of(grad.values).xp.zeros(target.shape, dtype=target.dtype)
@@ -619,6 +665,22 @@ def _accumulate(grads: dict[int, Any], owned: set[int], key: int, target: Tensor
         owned.add(key)
 
 
+def _complete(grads: dict[int, Any], owned: set[int], outer: dict[int, list], key: int, target: Tensor) -> tuple[Any, bool]:
+    """Pop a tensor's finished gradient (dense parts plus deferred outer products) and whether it is a fresh array."""
+    dense = grads.pop(key, None)
+    fresh = key in owned
+    owned.discard(key)
+    parts = outer.pop(key, None)
+    if parts:
+        if dense is not None and not fresh:
+            dense = dense.copy()
+        dense = _sum_outer(parts, target.shape, dense)
+        fresh = True
+        if dense.dtype != target.dtype:
+            dense = dense.astype(target.dtype)
+    return dense, fresh
+
+
 class BackwardStep:
     """One step of the backward pass: a non-leaf tensor's node receives a gradient and sends some on.
 
@@ -634,14 +696,24 @@ class BackwardStep:
             as the iteration goes on.
     """
 
-    __slots__ = ("tensor", "node", "grad", "input_grads", "partial_grads")
+    __slots__ = ("tensor", "node", "grad", "input_grads", "partial_grads", "partial_outer")
 
-    def __init__(self, tensor: Tensor, node: Function, grad: Any, input_grads: tuple[Any, ...], partial_grads: dict[int, Any]) -> None:
+    def __init__(self, tensor: Tensor, node: Function, grad: Any, input_grads: tuple[Any, ...],
+                 partial_grads: dict[int, Any], partial_outer: dict[int, list]) -> None:
         self.tensor = tensor
         self.node = node
         self.grad = grad
         self.input_grads = input_grads
         self.partial_grads = partial_grads
+        self.partial_outer = partial_outer
+
+    def running_grad(self, tensor: Tensor) -> Any:
+        """A copy of the gradient summed so far for ``tensor`` if it is still waiting for more, else None."""
+        dense = self.partial_grads.get(id(tensor))
+        parts = self.partial_outer.get(id(tensor))
+        if parts:
+            return _sum_outer(parts, tensor.shape, None if dense is None else dense.copy())
+        return None if dense is None else dense.copy()
 
     @property
     def op(self) -> str:
@@ -756,9 +828,9 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
         return
     order, incoming = topological_order(root)
     owned: set[int] = set()  # gradient buffers allocated here, safe to add into in place
+    outer: dict[int, list] = {}  # deferred OuterGrad factors, summed when a gradient is complete
     for tensor in order:
-        grad = grads.pop(id(tensor), None)
-        owned.discard(id(tensor))
+        grad, _ = _complete(grads, owned, outer, id(tensor), tensor)
         if grad is None:
             continue
         if tensor._hooks:
@@ -782,30 +854,38 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
         for arg, needs, input_grad in zip(node.inputs, node.needs_input_grad, input_grads):
             if not needs:
                 continue
-            if isinstance(input_grad, SliceGrad):
-                if input_grad.values.dtype != arg.data.dtype:
-                    input_grad = SliceGrad(input_grad.index, input_grad.values.astype(arg.data.dtype), input_grad.shape)
-            elif not isinstance(input_grad, settings.array_types):
-                input_grad = np.asarray(input_grad)  # NumPy turns 0-d results into scalars
-            if input_grad.shape != arg.data.shape:
-                raise RuntimeError(f"grad shape {input_grad.shape} != tensor shape {arg.data.shape} in {node.name}")
-            if input_grad.dtype != arg.data.dtype:
-                input_grad = input_grad.astype(arg.data.dtype)
-            if settings.anomaly_mode:
-                _check_finite(node, arg, input_grad.values if isinstance(input_grad, SliceGrad) else input_grad)
             key = id(arg)
-            _accumulate(grads, owned, key, arg, input_grad)
+            # An op may send one input several OuterGrads (blocks of rows of a weight) as a list.
+            for piece in input_grad if type(input_grad) is list else (input_grad,):
+                _accumulate(grads, owned, key, arg, _checked_grad(node, arg, piece), outer)
             if arg.grad_fn is None:
                 incoming[key] -= 1
                 if incoming[key] == 0:
-                    fresh = key in owned
-                    owned.discard(key)
-                    _accumulate_into_leaf(arg, grads.pop(key), fresh)
-        yield BackwardStep(tensor, node, grad, input_grads, grads)
+                    total, fresh = _complete(grads, owned, outer, key, arg)
+                    _accumulate_into_leaf(arg, total, fresh)
+        yield BackwardStep(tensor, node, grad, input_grads, grads, outer)
+
+
+def _checked_grad(node: Function, arg: Tensor, grad: Any) -> Any:
+    """``grad`` as an array, SliceGrad or OuterGrad of ``arg``'s shape and dtype; raises naming ``node`` if the shape is wrong."""
+    if isinstance(grad, SliceGrad):
+        if grad.values.dtype != arg.data.dtype:
+            grad = SliceGrad(grad.index, grad.values.astype(arg.data.dtype), grad.shape)
+    elif not isinstance(grad, OuterGrad):  # OuterGrads are cast once summed, in _complete
+        if not isinstance(grad, settings.array_types):
+            grad = np.asarray(grad)  # NumPy turns 0-d results into scalars
+        if grad.dtype != arg.data.dtype:
+            grad = grad.astype(arg.data.dtype)
+    if grad.shape != arg.data.shape:
+        raise RuntimeError(f"grad shape {grad.shape} != tensor shape {arg.data.shape} in {node.name}")
+    if settings.anomaly_mode:
+        _check_finite(node, arg, grad)
+    return grad
 
 
 def _check_finite(node: Function, arg: Tensor, grad: Any) -> None:
-    if bool(backend_of(grad).xp.isfinite(grad).all()):
+    arrays = (grad.left, grad.right) if isinstance(grad, OuterGrad) else (grad.values,) if isinstance(grad, SliceGrad) else (grad,)
+    if all(bool(backend_of(a).xp.isfinite(a).all()) for a in arrays):
         return
     where = "".join(node.created_at[-3:]) if node.created_at else "  (made outside detect_anomaly(); wrap the forward pass too to see where)\n"
     raise FloatingPointError(

@@ -15,7 +15,7 @@ through to it (PyTorch's packed-sequence semantics).
 from __future__ import annotations
 
 from ..backend import backend_of
-from ..tensor import Function, SliceGrad
+from ..tensor import Function, OuterGrad, SliceGrad
 
 
 def sigmoid(x, xp):
@@ -74,7 +74,7 @@ class RNNStep(Function):
         if d_pass is not None:
             d_h_prev += d_pass
         d_b = d_pre.sum(axis=0) if self.needs_input_grad[3] else None
-        return _input_grad(d_pre, self.t, self.shape), d_h_prev, d_pre.T @ self.h_prev, d_b, None
+        return _input_grad(d_pre, self.t, self.shape), d_h_prev, OuterGrad(d_pre, self.h_prev, self.w_hh.shape), d_b, None
 
 
 class GRUStep(Function):
@@ -117,13 +117,13 @@ class GRUStep(Function):
             d_r_pre = d_n_pre * self.gh_n * r * (1 - r)
             d_gh = xp.concatenate([d_r_pre, d_z_pre, d_n_pre * r], axis=1)
             d_h_prev += d_gh @ w_hh
-            d_w_hh = d_gh.T @ h_prev
+            d_w_hh = OuterGrad(d_gh, h_prev, w_hh.shape)
         else:
             d_rh = d_n_pre @ w_hh[2 * H :]
             d_r_pre = d_rh * h_prev * r * (1 - r)
             d_gh_rz = xp.concatenate([d_r_pre, d_z_pre], axis=1)
             d_h_prev += d_rh * r + d_gh_rz @ w_hh[: 2 * H]
-            d_w_hh = xp.concatenate([d_gh_rz.T @ h_prev, d_n_pre.T @ self.rh])
+            d_w_hh = [OuterGrad(d_gh_rz, h_prev, w_hh.shape, slice(0, 2 * H)), OuterGrad(d_n_pre, self.rh, w_hh.shape, slice(2 * H, 3 * H))]
             d_gh = xp.concatenate([d_gh_rz, d_n_pre], axis=1)
         if d_pass is not None:
             d_h_prev += d_pass
@@ -156,7 +156,7 @@ class SimplifiedGRUStep(Function):
         if d_pass is not None:
             d_h_prev += d_pass
         d_b = d_gates.sum(axis=0) if self.needs_input_grad[3] else None
-        return _input_grad(d_gates, self.t, self.shape), d_h_prev, d_gates.T @ h_prev, d_b, None
+        return _input_grad(d_gates, self.t, self.shape), d_h_prev, OuterGrad(d_gates, h_prev, self.w_hh.shape), d_b, None
 
 
 class LSTMStep(Function):
@@ -213,4 +213,4 @@ class LSTMStep(Function):
         if d_pass is not None:
             d_state_prev += d_pass
         d_b = d_gates.sum(axis=0) if self.needs_input_grad[3] else None
-        return (_input_grad(d_gates, self.t, self.shape), d_state_prev, d_gates.T @ h_prev, d_b, *peephole_grads, None)
+        return (_input_grad(d_gates, self.t, self.shape), d_state_prev, OuterGrad(d_gates, h_prev, self.w_hh.shape), d_b, *peephole_grads, None)

@@ -46,10 +46,11 @@ class Step:
         self.input_grads = [(arg, g) for arg, needs, g in zip(node.inputs, node.needs_input_grad, raw.input_grads) if needs]
         self.parameter_grads = {}
         for name, p in parameters.items():
-            partial = raw.partial_grads.get(id(p))
-            running = partial if partial is not None else p.grad
+            running = raw.running_grad(p)
+            if running is None and p.grad is not None:
+                running = p.grad.copy()
             if running is not None:
-                self.parameter_grads[name] = running.copy()
+                self.parameter_grads[name] = running
 
     @property
     def op(self) -> str:

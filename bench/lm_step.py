@@ -1,0 +1,189 @@
+"""One language-model training step, tinygrad_seq against PyTorch on the CPU, in the same run.
+
+    pip install -e ".[bench]" torch==2.13.0
+    python bench/lm_step.py [--steps 20] [--cells rnn gru lstm] [--configs all] [--memory]
+
+The step: Embedding(65, 64) -> RNN/GRU/LSTM -> Linear(-> 65), cross-entropy
+over all positions, backward, clip_grad_norm_(5), Adam; float32. For each
+configuration (B, T, H, layers[, bidirectional]) it prints the median time of
+--steps steps after warm-up, the two libraries alternating step by step, and
+the ratio (ours / PyTorch: below 1 is faster). ``--transparent`` also times
+the gate-by-gate path; ``--memory`` measures the peak memory of one step at
+B=32, T=256, H=512 for both (each in a fresh process, from /proc's VmHWM).
+"""
+from __future__ import annotations
+
+import common
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import tinygrad_seq as ts
+from tinygrad_seq import nn, optim
+from tinygrad_seq.nn import functional as F
+
+VOCABULARY, EMBEDDING = 65, 64
+CONFIGS = {
+    "B32 T64 H128": (32, 64, 128, 1, False),
+    "B32 T64 H512": (32, 64, 512, 1, False),
+    "B16 T32 H64 L2 bi": (16, 32, 64, 2, True),
+    "B1 T25 H100": (1, 25, 100, 1, False),
+}
+LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+class Ours(nn.Module):
+    def __init__(self, cell, hidden, layers, bidirectional):
+        super().__init__()
+        self.embedding = nn.Embedding(VOCABULARY, EMBEDDING)
+        self.rnn = LAYERS[cell](EMBEDDING, hidden, num_layers=layers, bidirectional=bidirectional)
+        self.head = nn.Linear(hidden * (2 if bidirectional else 1), VOCABULARY)
+
+    def forward(self, ids):
+        out, _ = self.rnn(self.embedding(ids))
+        return self.head(out)
+
+
+def torch_model(torch, cell, hidden, layers, bidirectional):
+    layer_class = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+
+    class Theirs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = torch.nn.Embedding(VOCABULARY, EMBEDDING)
+            self.rnn = layer_class(EMBEDDING, hidden, num_layers=layers, bidirectional=bidirectional)
+            self.head = torch.nn.Linear(hidden * (2 if bidirectional else 1), VOCABULARY)
+
+        def forward(self, ids):
+            out, _ = self.rnn(self.embedding(ids))
+            return self.head(out)
+
+    return Theirs()
+
+
+def our_step(cell, batch, steps, hidden, layers, bidirectional, transparent=False):
+    ts.manual_seed(0)
+    model = Ours(cell, hidden, layers, bidirectional)
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    ids, targets = rng.integers(0, VOCABULARY, (2, steps, batch))
+
+    def step():
+        opt.zero_grad()
+        if transparent:
+            with ts.transparent():
+                loss = F.cross_entropy(model(ids), targets)
+        else:
+            loss = F.cross_entropy(model(ids), targets)
+        loss.backward()
+        optim.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+
+    return step
+
+
+def their_step(torch, cell, batch, steps, hidden, layers, bidirectional):
+    torch.manual_seed(0)
+    model = torch_model(torch, cell, hidden, layers, bidirectional)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(0)
+    ids, targets = (torch.tensor(a) for a in rng.integers(0, VOCABULARY, (2, steps, batch)))
+
+    def step():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(ids).reshape(-1, VOCABULARY), targets.reshape(-1))
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+
+    return step
+
+
+def time_alternating(functions, repeats):
+    for f in functions:
+        f()
+        f()
+    times = [[] for _ in functions]
+    for _ in range(repeats):
+        for i, f in enumerate(functions):
+            start = time.perf_counter()
+            f()
+            times[i].append(time.perf_counter() - start)
+    return [statistics.median(t) * 1e3 for t in times]
+
+
+def peak_memory_mb(library, cell):
+    """Peak resident memory (MB) of a process that runs one step at B=32, T=256, H=512."""
+    code = (
+        "import sys; sys.path.insert(0, 'bench'); import lm_step, resource\n"
+        f"lm_step.memory_probe({library!r}, {cell!r})\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])["peak_mb"]
+
+
+def memory_probe(library, cell):
+    def vm_hwm():
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmHWM")) / 1024
+
+    if library == "torch":
+        import torch
+
+        step = their_step(torch, cell, 32, 256, 512, 1, False)
+    else:
+        step = our_step(cell, 32, 256, 512, 1, False)
+    before = vm_hwm()
+    step()
+    print(json.dumps({"peak_mb": vm_hwm(), "before_mb": before}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per configuration (median)")
+    parser.add_argument("--cells", nargs="+", default=list(LAYERS), choices=list(LAYERS))
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--transparent", action="store_true", help="also time the gate-by-gate path")
+    parser.add_argument("--memory", action="store_true", help="peak memory at B32 T256 H512")
+    args = parser.parse_args()
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    print(common.describe_machine())
+    print(f"torch: {torch.__version__ + f' ({torch.get_num_threads()} threads)' if torch else 'not installed'}")
+    print()
+    print("| cell | config | tinygrad_seq ms | torch ms | ratio |" + (" transparent ms |" if args.transparent else ""))
+    print("|---|---|---:|---:|---:|" + ("---:|" if args.transparent else ""))
+    for cell in args.cells:
+        for name in args.configs:
+            batch, steps, hidden, layers, bidirectional = CONFIGS[name]
+            functions = [our_step(cell, batch, steps, hidden, layers, bidirectional)]
+            if torch is not None:
+                functions.append(their_step(torch, cell, batch, steps, hidden, layers, bidirectional))
+            if args.transparent:
+                functions.append(our_step(cell, batch, steps, hidden, layers, bidirectional, transparent=True))
+            times = time_alternating(functions, args.steps)
+            ours, theirs = times[0], (times[1] if torch is not None else float("nan"))
+            row = f"| {cell} | {name} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} |"
+            if args.transparent:
+                row += f" {times[-1]:.1f} |"
+            print(row, flush=True)
+    if args.memory:
+        print()
+        print("| cell | peak MB tinygrad_seq | peak MB torch | (one step, B32 T256 H512) |")
+        print("|---|---:|---:|---|")
+        for cell in args.cells:
+            ours = peak_memory_mb("ours", cell)
+            theirs = peak_memory_mb("torch", cell) if torch is not None else float("nan")
+            print(f"| {cell} | {ours:.0f} | {theirs:.0f} | |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
