@@ -87,6 +87,8 @@ CASES = [
     OpCase("matmul_vector_left", lambda a, b: a @ b, lambda a, b: a @ b, [normal(4), normal(2, 4, 3)]),
     OpCase("matmul_vector_right", lambda a, b: a @ b, lambda a, b: a @ b, [normal(2, 3, 4), normal(4)]),
     OpCase("matmul_dot", lambda a, b: a @ b, lambda a, b: a @ b, [normal(4), normal(4)]),
+    OpCase("linear", lambda x, w, b: ts.ops.linear(x, w, b), lambda x, w, b: _torch().nn.functional.linear(x, w, b), [normal(2, 3, 4), normal(5, 4), normal(5)]),
+    OpCase("linear_no_bias", lambda x, w: ts.ops.linear(x, w), lambda x, w: _torch().nn.functional.linear(x, w), [normal(3, 4), normal(2, 4)]),
     # elementwise
     OpCase("exp", lambda a: a.exp(), lambda a: a.exp(), [normal(3, 4)]),
     OpCase("log", lambda a: a.log(), lambda a: a.log(), [positive(3, 4)]),

@@ -594,6 +594,9 @@ class SliceGrad:
         return f"SliceGrad(index={self.index!r}, values {tuple(self.values.shape)} of {self.shape})"
 
 
+OUTER_FLUSH_ROWS = 1024  # deferred OuterGrad rows summed at once: large enough for BLAS, small enough for memory
+
+
 class OuterGrad:
     """A weight's gradient from one use, kept as the factors of ``left.T @ right``.
 
@@ -646,7 +649,16 @@ def _accumulate(grads: dict[int, Any], owned: set[int], key: int, target: Tensor
     second one arrives; from then on the buffer is ours and sums in place.
     """
     if isinstance(grad, OuterGrad):
-        outer.setdefault(key, []).append(grad)
+        parts = outer.setdefault(key, [])
+        parts.append(grad)
+        if sum(p.left.shape[0] for p in parts) >= OUTER_FLUSH_ROWS:
+            # Enough rows for an efficient matmul: sum them now, so memory stays bounded on long sequences.
+            buffer = grads.get(key)
+            if buffer is not None and key not in owned:
+                buffer = buffer.copy()
+            grads[key] = _sum_outer(parts, target.shape, buffer).astype(target.dtype, copy=False)
+            owned.add(key)
+            del outer[key]
     elif isinstance(grad, SliceGrad):
         buffer = grads.get(key)
         if buffer is None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from .. import settings
 from ..creation import zeros
-from ..ops import chunk, stack
+from ..ops import chunk, linear, stack
 from ..tensor import Tensor
 from . import fused as fused_ops
 from . import init
@@ -171,13 +171,11 @@ class RecurrentCell(Module):
 
     def input_projection(self, x: Tensor) -> Tensor:
         """x W_ih^T + b_ih for every gate at once: (..., I) -> (..., G·H)."""
-        projected = x @ self.weight_ih.T
-        return projected + self.bias_ih if self.bias_ih is not None else projected
+        return linear(x, self.weight_ih, self.bias_ih)
 
     def hidden_projection(self, h: Tensor) -> Tensor:
         """h W_hh^T + b_hh for every gate at once: (B, H) -> (B, G·H)."""
-        projected = h @ self.weight_hh.T
-        return projected + self.bias_hh if self.bias_hh is not None else projected
+        return linear(h, self.weight_hh, self.bias_hh)
 
     def prepare(self, x: Tensor, state: State | None) -> State:
         self.check_input(x)

@@ -90,7 +90,7 @@ class GRUStep(Function):
             gh = _hidden_matmul(h_prev, w_hh, b_hh)
             r = sigmoid(gx[:, :H] + gh[:, :H], xp)
             z = sigmoid(gx[:, H : 2 * H] + gh[:, H : 2 * H], xp)
-            gh_n = gh[:, 2 * H :]
+            gh_n = gh[:, 2 * H :].copy()  # a copy, so the whole (B, 3H) gh need not be kept for backward
             n = xp.tanh(gx[:, 2 * H :] + r * gh_n)
             self.gh_n, self.rh = gh_n, None
         else:
@@ -162,7 +162,7 @@ class SimplifiedGRUStep(Function):
 class LSTMStep(Function):
     """LSTMCell's equations in one node. The state is packed as one (2, B, H) tensor: [a⟨t⟩, c⟨t⟩]."""
 
-    __slots__ = ("t", "shape", "state_prev", "w_hh", "running", "i", "f", "g", "o", "c", "tanh_c", "peepholes")
+    __slots__ = ("t", "shape", "state_prev", "w_hh", "running", "i", "f", "g", "o", "c", "peepholes")
 
     def forward(self, projected, state_prev, w_hh, b_hh, w_ci, w_cf, w_co, running, t):
         xp = backend_of(state_prev).xp
@@ -177,15 +177,17 @@ class LSTMStep(Function):
         i = sigmoid(gates[:, :H], xp)
         f = sigmoid(gates[:, H : 2 * H], xp)
         g = xp.tanh(gates[:, 2 * H : 3 * H])
-        c = f * c_prev + i * g
+        state = xp.empty_like(state_prev)  # [a⟨t⟩, c⟨t⟩], written in place; c is saved as a view of it
+        c = xp.multiply(f, c_prev, out=state[1])
+        c += i * g
         o_pre = gates[:, 3 * H :]
         if peephole:
             o_pre = o_pre + w_co * c
         o = sigmoid(o_pre, xp)
-        tanh_c = xp.tanh(c)
-        state = xp.stack([o * tanh_c, c])
+        xp.tanh(c, out=state[0])
+        state[0] *= o
         self.t, self.shape, self.state_prev, self.w_hh, self.running = t, projected.shape, state_prev, w_hh, running
-        self.i, self.f, self.g, self.o, self.c, self.tanh_c = i, f, g, o, c, tanh_c
+        self.i, self.f, self.g, self.o, self.c = i, f, g, o, c
         self.peepholes = (w_ci, w_cf, w_co) if peephole else None
         return _masked(state, state_prev, running, xp)
 
@@ -193,7 +195,8 @@ class LSTMStep(Function):
         xp = backend_of(grad).xp
         d_state, d_pass = _split_masked_grad(grad, self.running, xp)
         d_h, d_c = d_state[0], d_state[1]
-        i, f, g, o, c, tanh_c = self.i, self.f, self.g, self.o, self.c, self.tanh_c
+        i, f, g, o, c = self.i, self.f, self.g, self.o, self.c
+        tanh_c = xp.tanh(c)  # recomputed: cheaper than keeping it for every step
         h_prev, c_prev = self.state_prev[0], self.state_prev[1]
         d_o_pre = d_h * tanh_c * o * (1 - o)
         d_c = d_c + d_h * o * (1 - tanh_c * tanh_c)

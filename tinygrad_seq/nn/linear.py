@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 from ..creation import zeros
+from ..ops import linear
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -31,8 +32,7 @@ class Linear(Module):
                 f"Linear({self.in_features} -> {self.out_features}): the input's last axis must be {self.in_features}; "
                 f"got shape {x.shape}"
             )
-        y = x @ self.weight.T
-        return y + self.bias if self.bias is not None else y
+        return linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"

@@ -170,3 +170,36 @@ def matmul(a: Any, b: Any) -> Tensor:
             "Transpose one operand (w.T) or check the layer sizes"
         )
     return MatMul.apply(a, b)
+
+
+class Linear(Function):
+    """x @ weight.T + bias in one node: the affine map of a layer, without keeping x @ weight.T alive beside it."""
+
+    __slots__ = ("x", "weight")
+
+    def forward(self, x, weight, bias):
+        self.x, self.weight = x, weight
+        out = x @ weight.T
+        if bias is not None:
+            out += bias
+        return out
+
+    def backward(self, grad):
+        x, weight = self.x, self.weight
+        rows = grad.reshape(-1, grad.shape[-1])
+        grad_x = grad @ weight if self.needs_input_grad[0] else None
+        grad_weight = rows.T @ x.reshape(-1, x.shape[-1]) if self.needs_input_grad[1] else None
+        grad_bias = rows.sum(axis=0) if self.needs_input_grad[2] else None
+        return grad_x, grad_weight, grad_bias
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight.T + bias for x (..., in), weight (out, in), bias (out,) -> (..., out), as torch.nn.functional.linear."""
+    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: input {x.shape} and weight {weight.shape} do not fit: the input's last axis must equal "
+            "the weight's second (in_features)"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(f"linear: bias {bias.shape} must have shape ({weight.shape[0]},), one value per output")
+    return Linear.apply(x, weight, bias)
