@@ -36,3 +36,19 @@ def describe_machine() -> str:
         f"machine: {platform.machine()}, {os.cpu_count()} cores; Python {platform.python_version()}\n"
         f"numpy {np.__version__}, BLAS: {blas_kernel()}"
     )
+
+
+def reference_torch():
+    """PyTorch for the same-run comparison, or None when it is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def print_header(torch) -> None:
+    """The machine, the BLAS and the PyTorch the figures below came from."""
+    print(describe_machine())
+    print(f"torch: {torch.__version__ + f' ({torch.get_num_threads()} threads)' if torch else 'not installed'}")
+    print()

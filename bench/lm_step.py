@@ -166,13 +166,8 @@ def main():
     parser.add_argument("--transparent", action="store_true", help="also time the gate-by-gate path")
     parser.add_argument("--memory", action="store_true", help="peak memory at B32 T256 H512")
     args = parser.parse_args()
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    print(common.describe_machine())
-    print(f"torch: {torch.__version__ + f' ({torch.get_num_threads()} threads)' if torch else 'not installed'}")
-    print()
+    torch = common.reference_torch()
+    common.print_header(torch)
     print("| cell | config | tinygrad_seq ms | torch ms | ratio |" + (" transparent ms |" if args.transparent else ""))
     print("|---|---|---:|---:|---:|" + ("---:|" if args.transparent else ""))
     for cell in args.cells:

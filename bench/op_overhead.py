@@ -81,13 +81,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--number", type=int, default=200)
     args = parser.parse_args()
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    print(common.describe_machine())
-    print(f"torch: {torch.__version__ + f' ({torch.get_num_threads()} threads)' if torch else 'not installed'}")
-    print()
+    torch = common.reference_torch()
+    common.print_header(torch)
     print("| op | shape | tinygrad_seq µs | torch µs | ratio |")
     print("|---|---|---:|---:|---:|")
     for name, (fn, torch_fn, arity) in cases(torch).items():

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ..backend import backend_of
 from ..creation import zeros
 from ..tensor import Function, Tensor
 from . import init
+from .ids import integer_array, out_of_range
 from .module import Module, Parameter
 
 
@@ -31,20 +30,14 @@ class EmbeddingLookup(Function):
 
 
 def check_ids(ids: Any, vocabulary_size: int, op: str) -> Any:
-    """The backend array of integer ``ids``, each checked to lie in 0..vocabulary_size-1."""
-    data = ids.data if isinstance(ids, Tensor) else ids
-    if not hasattr(data, "dtype"):
-        data = np.asarray(data)
-    if data.dtype.kind not in "iu":
-        raise TypeError(f"{op}: ids must be integers; got {data.dtype}. Convert them with .astype(int) (ids are token indices)")
-    if data.size:
-        low, high = int(data.min()), int(data.max())
-        bad = low if low < 0 else high if high >= vocabulary_size else None
-        if bad is not None:
-            raise IndexError(
-                f"{op}: id {bad} is out of range for a vocabulary of size {vocabulary_size} (valid ids: 0..{vocabulary_size - 1}). "
-                "Map unknown tokens to <unk> or build the layer with a larger num_embeddings"
-            )
+    """The array of integer ``ids``, each checked to lie in 0..vocabulary_size-1."""
+    data = integer_array(ids, op, "ids (token indices)")
+    bad = out_of_range(data, vocabulary_size)
+    if bad is not None:
+        raise IndexError(
+            f"{op}: id {bad} is out of range for a vocabulary of size {vocabulary_size} (valid ids: 0..{vocabulary_size - 1}). "
+            "Map unknown tokens to <unk> or build the layer with a larger num_embeddings"
+        )
     return data
 
 

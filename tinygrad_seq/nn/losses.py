@@ -12,6 +12,7 @@ import numpy as np
 
 from ..backend import backend_of
 from ..tensor import Function, Tensor
+from .ids import integer_array, out_of_range
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -69,11 +70,7 @@ class CrossEntropy(Function):
 
 
 def _target_array(target: Any, logits: Tensor, op: str) -> Any:
-    data = target.data if isinstance(target, Tensor) else target
-    if not hasattr(data, "dtype"):
-        data = np.asarray(data)
-    if data.dtype.kind not in "iu":
-        raise TypeError(f"{op}: target must hold class ids (ints); got {data.dtype}. Convert with .astype(int)")
+    data = integer_array(target, op, "target class ids")
     if tuple(data.shape) != logits.shape[:-1]:
         raise ValueError(
             f"{op}: target shape {tuple(data.shape)} must be the logits' shape {logits.shape} without the last (class) axis, "
@@ -83,12 +80,9 @@ def _target_array(target: Any, logits: Tensor, op: str) -> Any:
 
 
 def _check_class_ids(target: Any, classes: int, ignore_index: int, op: str) -> None:
-    counted = target[target != ignore_index]
-    if counted.size:
-        low, high = int(counted.min()), int(counted.max())
-        bad = low if low < 0 else high if high >= classes else None
-        if bad is not None:
-            raise IndexError(f"{op}: target {bad} is out of range for {classes} classes (valid: 0..{classes - 1}, or ignore_index={ignore_index})")
+    bad = out_of_range(target[target != ignore_index], classes)
+    if bad is not None:
+        raise IndexError(f"{op}: target {bad} is out of range for {classes} classes (valid: 0..{classes - 1}, or ignore_index={ignore_index})")
 
 
 def _check_reduction(reduction: str, op: str) -> None:

@@ -1,0 +1,26 @@
+"""Checking integer ids (token ids, class targets) before they index anything."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..tensor import Tensor
+
+
+def integer_array(value: Any, op: str, what: str) -> Any:
+    """The array of an int Tensor, array or list; a TypeError naming ``op`` for anything else."""
+    data = value.data if isinstance(value, Tensor) else value
+    if not hasattr(data, "dtype"):
+        data = np.asarray(data)
+    if data.dtype.kind not in "iu":
+        raise TypeError(f"{op}: {what} must be integers; got {data.dtype}. Convert them with .astype(int)")
+    return data
+
+
+def out_of_range(data: Any, size: int) -> int | None:
+    """The first value found outside 0..size-1 (the smallest if negative, else the largest), or None."""
+    if not data.size:
+        return None
+    low, high = int(data.min()), int(data.max())
+    return low if low < 0 else high if high >= size else None
