@@ -45,7 +45,7 @@ def test_fused_graphs_keep_one_cluster_per_time_step():
     source = viz.draw_graph(model.loss(), params=model.parameters()).source
     assert {"t = 1", "t = 2", "t = 3", "layer 0", "layer 1"} <= set(cluster_labels(source))
     assert source.count("LSTMStep") == 6 and "Γf" not in source  # one node per cell step
-    assert "(a, c)⟨3⟩" in source and "a⟨2⟩" in source
+    assert "(a, c)⟨3⟩" in source and "(a, c)⟨1⟩" in source
 
 
 def test_clusters_nest_per_layer_and_direction():

@@ -90,10 +90,13 @@ def tags(**new_tags: Any) -> Iterator[dict[str, Any]]:
 
 @contextlib.contextmanager
 def detect_anomaly() -> Iterator[None]:
-    """Inside the block, backward stops at the first op that sends a NaN or inf gradient.
+    """Inside the block, the first op whose output or gradient holds NaN or inf raises FloatingPointError.
 
-    Nodes made inside the block remember where in your code they were made;
-    the error names the op, its tags, the input and that place.
+    Going forward, the error names the op, its time step, layer and
+    direction, and its inputs. Going backward (for nodes made inside the
+    block), it names the op, where it sits in the unrolled graph, the input
+    the bad gradient was sent to, and the line of your code that made the op.
+    Off by default, and costs nothing when off.
     """
     previous = settings.anomaly_mode
     settings.anomaly_mode = True
@@ -159,6 +162,8 @@ class Function:
             raise type(error)(f"{cls.__name__}: {error} (input shapes {shapes}){hint}") from None
         if not isinstance(out, settings.array_types):
             out = np.asarray(out)  # NumPy ufuncs turn 0-d results into scalars
+        if settings.anomaly_mode:
+            _check_forward(cls.__name__, args, out)
         result = Tensor.wrap(out)
         if requires_grad and settings.grad_enabled:
             fn.inputs = args
@@ -895,14 +900,48 @@ def _checked_grad(node: Function, arg: Tensor, grad: Any) -> Any:
     return grad
 
 
+def _finite(array: Any) -> bool:
+    return array.dtype.kind != "f" or bool(backend_of(array).xp.isfinite(array).all())
+
+
+def _where(tags: dict[str, Any]) -> str:
+    """ "time step 3, layer 0, forward" from a node's tags ("outside the time loop" without them)."""
+    parts = []
+    if "t" in tags:
+        parts.append(f"time step {tags['t']}")
+    if "layer" in tags:
+        parts.append(f"layer {tags['layer']}")
+    if "direction" in tags:
+        parts.append(str(tags["direction"]))
+    return ", ".join(parts) or "outside the time loop"
+
+
+def _input_names(args: Sequence[Any]) -> str:
+    names = [f"{a.name or 'unnamed'} {tuple(a.shape)}" for a in args if isinstance(a, Tensor)]
+    return ", ".join(names) or "none"
+
+
+def _check_forward(op: str, args: Sequence[Any], out: Any) -> None:
+    """detect_anomaly's forward check: the first op whose output holds NaN or inf raises."""
+    if _finite(out):
+        return
+    stack = "".join(traceback.format_stack()[-6:-3])
+    raise FloatingPointError(
+        f"detect_anomaly: {op} produced a non-finite output going forward, at {_where(settings.current_tags)} "
+        f"(tags {settings.current_tags}); its inputs: {_input_names(args)}. It was called at:\n{stack}"
+    )
+
+
 def _check_finite(node: Function, arg: Tensor, grad: Any) -> None:
+    """detect_anomaly's backward check: the first op that sends a NaN or inf gradient raises."""
     arrays = (grad.left, grad.right) if isinstance(grad, OuterGrad) else (grad.values,) if isinstance(grad, SliceGrad) else (grad,)
-    if all(bool(backend_of(a).xp.isfinite(a).all()) for a in arrays):
+    if all(_finite(a) for a in arrays):
         return
     where = "".join(node.created_at[-3:]) if node.created_at else "  (made outside detect_anomaly(); wrap the forward pass too to see where)\n"
     raise FloatingPointError(
-        f"detect_anomaly: {node.name} (tags {node.tags}) sent a non-finite gradient to its input "
-        f"{arg.name or ''} of shape {arg.shape}. The op was made at:\n{where}"
+        f"detect_anomaly: {node.name} (tags {node.tags}) sent a non-finite gradient going backward, at {_where(node.tags)}, "
+        f"to its input {arg.name or 'unnamed'} of shape {arg.shape}; the op's inputs: {_input_names(node.inputs)}. "
+        f"The op was made at:\n{where}"
     )
 
 

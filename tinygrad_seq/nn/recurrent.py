@@ -141,19 +141,13 @@ class Recurrent(Module):
                 if lengths is not None and (lengths <= t).any():
                     running = xp.asarray((lengths > t)[:, None])
                 packed = cell.fused_step(projected, t, packed, running)
+                # The state tensor carries the name: viz.gradient_flow reads ∂L/∂a⟨t⟩ (and ∂L/∂c⟨t⟩) from it.
                 packed.name = f"a⟨{t + 1}⟩" if len(cell.state_names) == 1 else f"({names})⟨{t + 1}⟩"
                 output = cell.packed_output(packed)
-                if output is not packed:
-                    output.name = f"a⟨{t + 1}⟩"
                 if running is not None:
                     output = where(Tensor.wrap(running), output, 0.0)
             outputs[t] = output
-        final = cell.unpack(packed)
-        last = 1 if self.reverse else steps
-        for part, symbol in zip(cell.state_parts(final), cell.state_names):
-            if part is not packed:
-                part.name = f"{symbol}⟨{last}⟩"
-        return stack(outputs), final
+        return stack(outputs), cell.unpack(packed)
 
     def extra_repr(self) -> str:
         options = [f for f, on in (("batch_first=True", self.batch_first), ("reverse=True", self.reverse)) if on]

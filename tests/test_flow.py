@@ -1,0 +1,133 @@
+"""Gradient flow per time step, its plot, and anomaly detection on both paths."""
+import contextlib
+import sys
+
+import numpy as np
+import pytest
+
+import tinygrad_seq as ts
+from tinygrad_seq import nn, viz
+
+
+def path(fused):
+    return contextlib.nullcontext() if fused else ts.transparent()
+
+
+def lstm_loss(seed=0, steps=6, fused=True, model_out=None):
+    ts.manual_seed(seed)
+    model = nn.init.forget_bias_(nn.LSTM(3, 5, num_layers=2, bidirectional=True))
+    with path(fused):
+        out, _ = model(ts.randn(steps, 2, 3))
+    if model_out is not None:
+        model_out.append(model)
+    return (out[-1] ** 2).sum() + out[0].sum()
+
+
+def test_gradient_flow_equals_norms_of_retained_gradients():
+    ts.manual_seed(0)
+    with ts.transparent():
+        out, (h, c) = nn.LSTM(3, 4, bidirectional=True)(ts.randn(5, 2, 3))
+    loss = (out * out).sum()
+    states = {n.tensor.name: n.tensor for n in viz.trace(loss).nodes.values()
+              if n.tensor.name and n.tensor.name[0] in "ac" and n.tags.get("direction") == "forward"}
+    for tensor in states.values():
+        tensor.retain_grad()
+    loss.backward(retain_graph=True)
+    by_hand = {symbol: [np.linalg.norm(states[f"{symbol}⟨{t}⟩"].grad) for t in range(1, 6)] for symbol in "ac"}
+    flows = viz.gradient_flow(loss)
+    assert set(flows) == {("a", 0, "forward"), ("c", 0, "forward"), ("a", 0, "reverse"), ("c", 0, "reverse")}
+    np.testing.assert_allclose(flows["a", 0, "forward"], by_hand["a"], rtol=1e-6)
+    np.testing.assert_allclose(flows["c", 0, "forward"], by_hand["c"], rtol=1e-6)
+
+
+def test_fused_and_transparent_flows_agree():
+    ts.set_default_dtype("float64")
+    fused, transparent = viz.gradient_flow(lstm_loss(fused=True)), viz.gradient_flow(lstm_loss(fused=False))
+    assert set(fused) == set(transparent) and len(fused) == 8  # a and c, 2 layers, 2 directions
+    for key in fused:
+        np.testing.assert_allclose(fused[key], transparent[key], rtol=1e-10, err_msg=str(key))
+
+
+def test_flow_leaves_the_gradients_backward_would():
+    ts.set_default_dtype("float64")
+    flowed, reference = [], []
+    viz.gradient_flow(lstm_loss(model_out=flowed))
+    lstm_loss(model_out=reference).backward()
+    for (name, p), q in zip(flowed[0].named_parameters(), reference[0].parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad, err_msg=name)
+
+
+def test_plain_rnn_forgets_faster_than_an_lstm_with_forget_bias():
+    def flow(model):
+        ts.manual_seed(1)
+        out, _ = model(ts.randn(50, 4, 8))
+        return viz.gradient_flow(out[-1].sum())["a", 0, "forward"]
+
+    ts.manual_seed(0)
+    rnn = flow(nn.RNN(8, 32))
+    ts.manual_seed(0)
+    lstm = flow(nn.init.forget_bias_(nn.LSTM(8, 32), 1.0))
+    assert rnn[-1] == pytest.approx(lstm[-1])  # both start from ∂L/∂a⟨50⟩ = 1 per unit
+    assert rnn[0] / rnn[-1] < 1e-3 * (lstm[0] / lstm[-1])  # the RNN's gradient has all but vanished at t = 1
+    assert np.all(np.diff(np.log(rnn[:40])) > 0)  # it shrinks at every step back in time
+
+
+def test_plot_gradient_flow(tmp_path):
+    ts.manual_seed(0)
+    out, _ = nn.RNN(2, 4)(ts.randn(10, 1, 2))
+    rnn = viz.gradient_flow(out[-1].sum())
+    lstm = viz.gradient_flow(lstm_loss())
+    path = viz.plot_gradient_flow([rnn, lstm], tmp_path / "flow", labels=["RNN", "LSTM"])
+    assert path.suffix == ".png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="2 results but 1 labels"):
+        viz.plot_gradient_flow([rnn, lstm], tmp_path / "x.png", labels=["RNN"])
+
+
+def test_plot_without_matplotlib_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match=r"pip install 'tinygrad-seq\[plot\]'"):
+        viz.plot_gradient_flow({}, tmp_path / "x.png")
+
+
+# ---------------------------------------------------------------- anomaly detection
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "transparent"])
+def test_anomaly_in_forward_names_the_time_step(fused):
+    lstm = nn.LSTM(2, 3)
+    lstm.weight_hh_l0.data[0, 0] = np.inf  # a diverged weight: 0 · inf = NaN in the first step
+    op = "LSTMStep" if fused else "Linear"
+    with ts.detect_anomaly(), path(fused):
+        with pytest.raises(FloatingPointError, match=rf"{op} produced a non-finite output going forward, at time step 1, layer 0, forward.*weight_hh_l0"):
+            lstm(ts.ones(3, 1, 2))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "transparent"])
+def test_anomaly_in_backward_names_the_time_step(fused):
+    with ts.detect_anomaly(), path(fused):
+        out, _ = nn.GRU(2, 3)(ts.randn(4, 1, 2))
+        loss = out.sum()
+        state = next(n.tensor for n in viz.trace(loss).nodes.values() if n.tensor.name == "a⟨2⟩")
+        state.register_hook(lambda g: g * np.nan)  # plant a NaN in the gradient reaching a⟨2⟩
+        with pytest.raises(FloatingPointError, match=r"sent a non-finite gradient going backward, at time step 2, layer 0, forward"):
+            loss.backward()
+
+
+def test_anomaly_detection_is_off_by_default_and_changes_nothing():
+    def run():
+        ts.manual_seed(3)
+        model = nn.LSTM(2, 3)
+        out, _ = model(ts.randn(4, 2, 2))
+        out.sum().backward()
+        return out.numpy(), [p.grad.copy() for p in model.parameters()]
+
+    plain = run()
+    with ts.detect_anomaly():
+        checked = run()
+    np.testing.assert_array_equal(plain[0], checked[0])
+    for a, b in zip(plain[1], checked[1]):
+        np.testing.assert_array_equal(a, b)
+    nan = ts.Tensor([np.nan], requires_grad=True)
+    assert np.isnan((nan * 2).sum().item())  # off: NaN goes through silently
