@@ -90,3 +90,20 @@ def test_visualization_guide_example(tmp_path, monkeypatch):
     exec(compile(python_blocks("visualization.md")[0], "docs/visualization.md", "exec"), namespace)
     assert (tmp_path / "lstm.svg").exists() and (tmp_path / "lstm_steps.svg").exists()
     assert "layer 1" in (tmp_path / "lstm.svg").read_text()
+
+
+def test_make_images_script_writes_every_picture(tmp_path):
+    import runpy
+    import sys
+
+    argv = sys.argv
+    sys.argv = ["make_images.py", "--out", str(tmp_path)]
+    try:
+        runpy.run_path(str(ROOT / "docs" / "make_images.py"), run_name="__main__")
+    finally:
+        sys.argv = argv
+    made = {p.name for p in tmp_path.iterdir()}
+    linked = set(re.findall(r"images/([\w.]+)", (ROOT / "docs" / "bptt.md").read_text(encoding="utf-8")))
+    assert linked <= made, linked - made
+    steps = (tmp_path / "bptt_steps.txt").read_text(encoding="utf-8").splitlines()
+    assert len(steps) == 24 and "Tanh a⟨3⟩" in steps[12] and "Tanh a⟨2⟩" in steps[15]  # as the walkthrough's table says

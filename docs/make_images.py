@@ -1,0 +1,88 @@
+"""Regenerate the pictures of docs/bptt.md and docs/visualization.md with the library itself.
+
+    python docs/make_images.py [--out docs/images]
+
+Everything is seeded, so the pictures only change when the library does.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+import tinygrad_seq as ts
+from tinygrad_seq import nn, optim, viz
+from tinygrad_seq.viz import demo
+
+
+def unrolled_rnn(out: Path) -> list[str]:
+    """The 3-step RNN of the walkthrough: its graph and the first backward steps."""
+    model = demo.small_model("rnn", steps=3)
+    with ts.transparent():
+        loss = model.loss()
+    written = [viz.render(loss, out / "bptt_graph.svg", params=model.parameters()).name]
+    lines = []
+    for step in viz.backward_steps(loss, params=model.parameters()):
+        lines.append(step.describe())
+        if step.name in ("L", "L⟨3⟩", "a⟨3⟩", "a⟨2⟩"):
+            label = step.name.replace("⟨", "").replace("⟩", "")
+            written.append(step.render(out / f"bptt_step_{label}.svg").name)
+    (out / "bptt_steps.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return written + ["bptt_steps.txt"]
+
+
+def gradient_flow_plot(out: Path) -> list[str]:
+    """‖∂L/∂a⟨t⟩‖ over 50 steps for an RNN, a GRU, an LSTM and an LSTM with forget-gate bias 1."""
+    models = {
+        "RNN": lambda: nn.RNN(8, 32),
+        "GRU": lambda: nn.GRU(8, 32),
+        "LSTM": lambda: nn.LSTM(8, 32),
+        "LSTM, forget bias 1": lambda: nn.init.forget_bias_(nn.LSTM(8, 32), 1.0),
+    }
+    flows = []
+    for make in models.values():
+        ts.manual_seed(0)
+        model = make()
+        ts.manual_seed(1)
+        outputs, _ = model(ts.randn(50, 4, 8))
+        flows.append({k: v for k, v in viz.gradient_flow(outputs[-1].sum()).items() if k[0] == "a"})
+    path = viz.plot_gradient_flow(flows, out / "gradient_flow.png", labels=list(models),
+                                  title="‖∂L/∂a⟨t⟩‖ for a loss at t = 50 (default init, seeded)")
+    return [path.name]
+
+
+def exploding_and_clipping(out: Path) -> list[str]:
+    """A plain RNN whose recurrent weight is scaled up: the gradient explodes; clipping bounds the update."""
+    ts.manual_seed(0)
+    rnn = nn.RNN(8, 32)
+    nn.init.orthogonal_(rnn.weight_hh_l0, gain=3.0)
+    outputs, _ = rnn(ts.randn(30, 4, 8) * 0.01)
+    flow = viz.gradient_flow(outputs[-1].sum())
+    total = optim.clip_grad_norm_(rnn.parameters(), max_norm=5.0)
+    after = float(np.sqrt(sum((p.grad.astype(np.float64) ** 2).sum() for p in rnn.parameters())))
+    path = viz.plot_gradient_flow(flow, out / "exploding.png", labels=["RNN, W_aa orthogonal × 3"],
+                                  title="Exploding gradient: ‖∂L/∂a⟨t⟩‖ grows going back in time")
+    (out / "clipping.txt").write_text(f"gradient norm before clipping: {total:.4g}\nafter clip_grad_norm_(max_norm=5): {after:.4g}\n")
+    return [path.name, "clipping.txt"]
+
+
+def readme_graph(out: Path) -> list[str]:
+    model = demo.small_model("gru", steps=2)
+    with ts.transparent():
+        loss = model.loss()
+    return [viz.render(loss, out / "gru_2_steps.svg", params=model.parameters()).name]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(Path(__file__).parent / "images"))
+    out = Path(parser.parse_args().out)
+    out.mkdir(parents=True, exist_ok=True)
+    for make in (unrolled_rnn, gradient_flow_plot, exploding_and_clipping, readme_graph):
+        for name in make(out):
+            print(f"wrote {out / name}")
+
+
+if __name__ == "__main__":
+    main()
