@@ -148,7 +148,7 @@ def draw_graph(
             if node.key not in grads and node.tensor.grad is not None:
                 grads[node.key] = node.tensor.grad
     highlight = highlight or {}
-    dot = Digraph(graph_attr={"rankdir": rankdir, "fontname": "Helvetica", "newrank": "true"},
+    dot = Digraph(graph_attr={"rankdir": rankdir, "fontname": "Helvetica"},
                   node_attr={"fontname": "Helvetica", "fontsize": "10", "style": "filled", "shape": "box"},
                   edge_attr={"arrowsize": "0.6"})
 
