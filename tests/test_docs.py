@@ -23,7 +23,7 @@ def test_readme_quick_start_has_exactly_two_commands():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = re.search(r"^## Quick start\s*```\w*\n(.*?)```", readme, re.M | re.S).group(1)
     commands = [line for line in block.splitlines() if line.strip()]
-    assert commands == ["pip install -e . && python demos/autograd_tour.py", 'pip install -e ".[dev]" && pytest']
+    assert commands == ["pip install -e . && python demos/char_lm.py", 'pip install -e ".[dev]" && pytest']
     ci = (ROOT / ".ci" / "run").read_text()
     assert commands[1] in ci.splitlines()
 
@@ -107,3 +107,12 @@ def test_make_images_script_writes_every_picture(tmp_path):
     assert linked <= made, linked - made
     steps = (tmp_path / "bptt_steps.txt").read_text(encoding="utf-8").splitlines()
     assert len(steps) == 24 and "Tanh a⟨3⟩" in steps[12] and "Tanh a⟨2⟩" in steps[15]  # as the walkthrough's table says
+
+
+def test_language_model_guide_vocabulary_example(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    code = python_blocks("language_models.md")[0].replace('"vocab.json"', repr(str(tmp_path / "vocab.json")))
+    namespace = {}
+    exec(compile(code, "docs/language_models.md", "exec"), namespace)
+    vocab = namespace["vocab"]
+    assert vocab.encode("rex", bos=True, eos=True) == [3, 8, 11, 24, 2] and vocab.decode([8, 11, 24]) == "rex"

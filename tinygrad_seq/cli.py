@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,7 +47,109 @@ def build_parser() -> argparse.ArgumentParser:
     _model_arguments(bptt)
     bptt.add_argument("--out", default="bptt", help="folder for the frames (default ./bptt)")
     bptt.add_argument("--collapse", action="store_true", help="draw each cell step as one box in the frames")
+
+    train = commands.add_parser("train", help="train a language model on a text file",
+                                description="Train a recurrent language model; checkpoints every epoch and on Ctrl-C.")
+    train.add_argument("--data", required=True, help="a UTF-8 text file")
+    train.add_argument("--level", choices=["char", "word"], default="char")
+    train.add_argument("--layout", choices=["lines", "stream"], default="lines",
+                       help="lines: one sequence per line (names); stream: one long text, truncated BPTT")
+    train.add_argument("--cell", default="lstm", help="rnn, gru, lstm, simplified_gru or a cell registered by --import")
+    train.add_argument("--embed", type=int, default=32, help="embedding size (default 32)")
+    train.add_argument("--hidden", type=int, default=64, help="hidden size (default 64)")
+    train.add_argument("--layers", type=int, default=1)
+    train.add_argument("--dropout", type=float, default=0.0, help="between layers")
+    train.add_argument("--seq-len", type=int, default=64, help="chunk length for truncated BPTT (stream layout)")
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--lr", type=float, default=1e-2)
+    train.add_argument("--optimizer", choices=["adam", "sgd", "rmsprop", "adagrad"], default="adam")
+    train.add_argument("--clip", type=float, default=5.0, help="clip_grad_norm_ max norm; 0 turns clipping off")
+    train.add_argument("--lower", action="store_true", help="lower-case the text")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--backend", choices=["numpy", "cupy"], default=argparse.SUPPRESS)
+    train.add_argument("--out", default="checkpoint", help="checkpoint directory (default ./checkpoint)")
+    train.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                       help="a module or .py file to import first (e.g. one that registers your cell)")
+    train.add_argument("--resume", action="store_true", help="continue the run saved in --out exactly where it stopped")
+
+    sample = commands.add_parser("sample", help="generate text from a trained checkpoint")
+    sample.add_argument("--checkpoint", required=True)
+    sample.add_argument("-n", type=int, default=10, help="how many samples")
+    sample.add_argument("--temperature", type=float, default=1.0)
+    sample.add_argument("--top-k", type=int, default=None)
+    sample.add_argument("--max-len", type=int, default=50)
+    sample.add_argument("--prime", default="", help="text to start from")
+    sample.add_argument("--seed", type=int, default=None)
+    sample.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
+
+    evaluate = commands.add_parser("eval", help="loss and perplexity of a checkpoint on a text file")
+    evaluate.add_argument("--checkpoint", required=True)
+    evaluate.add_argument("--data", required=True)
+    evaluate.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
     return parser
+
+
+def _import_modules(names: list[str]) -> None:
+    import importlib
+    import importlib.util
+
+    from .models import TrainingError
+
+    for name in names:
+        try:
+            if name.endswith(".py"):
+                spec = importlib.util.spec_from_file_location(Path(name).stem, name)
+                if spec is None or not Path(name).is_file():
+                    raise FileNotFoundError(name)
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+            else:
+                importlib.import_module(name)
+        except Exception as error:
+            raise TrainingError(f"--import {name}: {type(error).__name__}: {error}") from None
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from .models import TrainConfig, Trainer
+
+    if args.resume:
+        trainer = Trainer.load(args.out)
+        print(f"resuming {args.out} at epoch {trainer.epoch + 1}, batch {trainer.batch + 1}")
+    else:
+        config = TrainConfig(
+            data=args.data, level=args.level, layout=args.layout, cell=args.cell, embed_dim=args.embed, hidden=args.hidden,
+            layers=args.layers, dropout=args.dropout, seq_len=args.seq_len, batch_size=args.batch_size, epochs=args.epochs,
+            lr=args.lr, optimizer=args.optimizer, clip=args.clip, lower=args.lower, seed=args.seed,
+        )
+        trainer = Trainer(config)
+    vocab = trainer.corpus.vocab
+    print(f"{vocab}, {trainer.model.num_parameters():,} parameters, backend {trainer.model.embedding.weight.backend.name}")
+    finished = trainer.run(args.out)
+    if not finished:
+        print(f"stopped: checkpoint saved in {args.out}; continue with --resume")
+        return 130
+    print(f"done: checkpoint in {args.out}")
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    from .models import load_model
+    from .text import sample
+
+    model, vocab, _ = load_model(args.checkpoint)
+    for text in sample(model, vocab, n=args.n, max_len=args.max_len, temperature=args.temperature,
+                       top_k=args.top_k, prime=args.prime, seed=args.seed):
+        print(text)
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from .models import evaluate_file
+
+    loss, ppl, state = evaluate_file(args.checkpoint, args.data)
+    print(f"{args.data}: loss {loss:.4f} per token, perplexity {ppl:.3f} ({state['model']['cell']}, epoch {state['epoch']})")
+    return 0
 
 
 def _suffix_format(path: Path) -> str:
@@ -104,19 +207,29 @@ def run_bptt(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.backend:
-        from .backend import set_backend
-
-        set_backend(args.backend)
     if args.command is None:
         parser.print_help()
         return 0
-    if getattr(args, "cell", None) not in settings.cell_registry:
-        parser.error(f"unknown --cell {args.cell!r}; choose one of {', '.join(sorted(settings.cell_registry))}")
-    for name in ("steps", "layers", "hidden"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
-    return {"graph": run_graph, "bptt": run_bptt}[args.command](args)
+    from .backend import BackendError
+    from .models import TrainingError
+
+    try:
+        _import_modules(getattr(args, "imports", []))
+        if getattr(args, "backend", None):
+            from .backend import set_backend
+
+            set_backend(args.backend)
+        if args.command in ("graph", "bptt", "train") and not getattr(args, "resume", False):
+            if args.cell not in settings.cell_registry:
+                parser.error(f"unknown --cell {args.cell!r}; choose one of {', '.join(sorted(settings.cell_registry))}")
+            for name in ("steps", "layers", "hidden"):
+                if getattr(args, name, 1) < 1:
+                    parser.error(f"--{name} must be at least 1")
+        commands = {"graph": run_graph, "bptt": run_bptt, "train": run_train, "sample": run_sample, "eval": run_eval}
+        return commands[args.command](args)
+    except (TrainingError, BackendError) as error:
+        print(f"tinygrad-seq {args.command}: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -29,6 +29,12 @@ from ..backend import Backend, backend_named
 from ..tensor import Tensor
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 class Parameter(Tensor):
     """A leaf Tensor that requires grad and that a Module lists among its parameters.
 
@@ -201,6 +207,7 @@ class Module:
         try:
             with os.fdopen(handle, "wb") as file:  # a file handle: np.savez adds ".npz" only to bare names
                 np.savez(file, **self.state_dict())
+            os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; a saved model is an ordinary file
             os.replace(temporary, path)
         except BaseException:
             if os.path.exists(temporary):

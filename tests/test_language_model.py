@@ -1,0 +1,249 @@
+"""Text, sampling, the language model, training with checkpoints and exact resumption, the CLI and the main demo."""
+import json
+import os
+import runpy
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinygrad_seq as ts
+from tinygrad_seq.cli import main as cli
+from tinygrad_seq.models import LanguageModel, TrainConfig, Trainer
+from tinygrad_seq.text import (
+    BOS_ID, EOS_ID, IGNORE, PAD_ID, UNK_ID, Vocabulary, language_model_batches, pad_batch, perplexity, sample,
+    stream_chunks, tokenize_words,
+)
+
+from .conftest import cupy_unavailable_reason
+
+ROOT = Path(__file__).resolve().parent.parent
+DINOS = ROOT / "demos" / "data" / "dinos.txt"
+
+
+# ---------------------------------------------------------------- vocabulary and batches
+
+
+def test_vocabulary_char_level(tmp_path):
+    vocab = Vocabulary.from_text(["abba", "cab"], level="char")
+    assert vocab.itos[:4] == ["<pad>", "<unk>", "<eos>", "<bos>"] and vocab.itos[4:] == ["a", "b", "c"]
+    assert vocab.encode("cab", bos=True, eos=True) == [BOS_ID, 6, 4, 5, EOS_ID]
+    assert vocab.encode("az") == [4, UNK_ID] and vocab.decode(vocab.encode("abc")) == "abc"
+    assert Vocabulary.load(vocab.save(tmp_path / "v.json")) == vocab
+    assert oct(os.stat(tmp_path / "v.json").st_mode)[-3:] != "600"  # an ordinary file, not a private temp file
+
+
+def test_vocabulary_word_level_min_freq_and_max_size():
+    assert tokenize_words("Hi, you're here!") == ["Hi", ",", "you're", "here", "!"]
+    text = "The cat sat. The cat ran. A dog sat."
+    vocab = Vocabulary.from_text(text, level="word", min_freq=2, lower=True)
+    assert set(vocab.itos[4:]) == {"the", "cat", "sat", "."}
+    assert vocab.decode(vocab.encode("the cat sat.")) == "the cat sat."
+    assert vocab.encode("a dog") == [UNK_ID, UNK_ID]
+    assert len(Vocabulary.from_text(text, level="word", max_size=6)) == 6
+    with pytest.raises(ValueError, match="level must be 'char' or 'word'"):
+        Vocabulary([], level="byte")
+
+
+def test_padded_batches_with_lengths():
+    ids, lengths = pad_batch([[5, 6, 7], [8]])
+    assert ids.tolist() == [[5, 8], [6, PAD_ID], [7, PAD_ID]] and lengths.tolist() == [3, 1]
+    inputs, targets, lengths = next(language_model_batches([[3, 5, 6, 2], [3, 7, 2]], 2))
+    assert inputs.tolist() == [[3, 3], [5, 7], [6, 0]] and lengths.tolist() == [3, 2]
+    assert targets.tolist() == [[5, 7], [6, 2], [2, IGNORE]]
+
+
+def test_stream_chunks_continue_column_by_column():
+    ids = np.arange(21)
+    chunks = stream_chunks(ids, batch_size=2, seq_len=4)
+    inputs = np.concatenate([x for x, _ in chunks])
+    targets = np.concatenate([y for _, y in chunks])
+    assert inputs[:, 0].tolist() == list(range(10)) and inputs[:, 1].tolist() == list(range(10, 20))
+    assert (targets == inputs + 1).all() and [len(x) for x, _ in chunks] == [4, 4, 2]
+
+
+def test_truncated_bptt_carries_detached_state(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("the quick brown fox jumps over the lazy dog. " * 20)
+    trainer = Trainer(TrainConfig(data=str(text), layout="stream", cell="gru", hidden=8, embed_dim=4, seq_len=10, batch_size=3))
+    x, y, _ = trainer.batches(0)[0]
+    trainer.train_step(x, y, None)
+    (state,) = trainer.carry
+    assert state.shape == (3, 8) and state.is_leaf and not state.requires_grad  # the values, not the graph
+    before = state.numpy().copy()
+    trainer.train_step(*trainer.batches(0)[1])
+    assert not np.array_equal(trainer.carry[0].numpy(), before)
+
+
+# ---------------------------------------------------------------- sampling
+
+
+def small_model(vocab):
+    ts.manual_seed(0)
+    return LanguageModel(len(vocab), 8, "lstm", 16)
+
+
+def test_sampling_never_emits_unk_stops_at_eos_and_is_reproducible():
+    vocab = Vocabulary.from_text(["abc"])
+    model = small_model(vocab)
+    model.head.bias.data[UNK_ID] = 50.0  # the model would love to say <unk>
+    texts = sample(model, vocab, n=5, max_len=12, seed=1)
+    assert all(len(t) <= 12 and set(t) <= set("abc") for t in texts) and any(texts)  # never <unk>
+    assert texts == sample(model, vocab, n=5, max_len=12, seed=1) and texts != sample(model, vocab, n=5, max_len=12, seed=2)
+    model.head.bias.data[EOS_ID] = 100.0
+    assert sample(model, vocab, n=3, seed=0) == ["", "", ""]  # <eos> at once
+    assert sample(model, vocab, n=2, prime="ab", seed=0) == ["ab", "ab"]
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        sample(model, vocab, temperature=0)
+
+
+def test_top_k_and_temperature():
+    vocab = Vocabulary.from_text(["abcdef"])
+    model = small_model(vocab)
+    model.head.bias.data[4] = 6.0  # "a" is by far the likeliest
+    assert set("".join(sample(model, vocab, n=8, max_len=10, top_k=1, seed=0))) == {"a"}
+    cold = "".join(sample(model, vocab, n=8, max_len=10, temperature=0.1, seed=0))
+    hot = "".join(sample(model, vocab, n=8, max_len=10, temperature=5.0, seed=0))
+    assert cold.count("a") / len(cold) > hot.count("a") / max(len(hot), 1)
+
+
+def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
+    vocab = Vocabulary.from_text(["abcd"])
+    model = small_model(vocab)
+    for p in (model.head.weight, model.head.bias):
+        p.data[...] = 0  # uniform predictions over all V tokens
+    loss, ppl = perplexity(model, [vocab.encode("abba", bos=True, eos=True)])
+    assert loss == pytest.approx(np.log(len(vocab)), rel=1e-5) and ppl == pytest.approx(len(vocab), rel=1e-5)
+
+
+# ---------------------------------------------------------------- training, checkpoints, resumption
+
+
+def config(tmp_path, **changes):
+    defaults = dict(data=str(DINOS), hidden=12, embed_dim=6, batch_size=64, epochs=2, lower=True, dropout=0.0)
+    return TrainConfig(**{**defaults, **changes})
+
+
+def interrupt_at(trainer, batch):
+    """Send a real SIGINT while ``batch`` trains, as Ctrl-C would."""
+    train_step = trainer.train_step
+    calls = {"n": 0}
+
+    def step(*args):
+        calls["n"] += 1
+        if calls["n"] == batch:
+            os.kill(os.getpid(), signal.SIGINT)
+        return train_step(*args)
+
+    trainer.train_step = step
+
+
+@pytest.mark.parametrize("layout, cell, layers", [("lines", "lstm", 1), ("stream", "gru", 2)])
+def test_ctrl_c_saves_and_resume_continues_exactly(tmp_path, layout, cell, layers):
+    settings = dict(layout=layout, cell=cell, layers=layers, dropout=0.3 if layers > 1 else 0.0, seq_len=16)
+    straight = Trainer(config(tmp_path, **settings))
+    assert straight.run(tmp_path / "straight", progress=False)
+
+    interrupted = Trainer(config(tmp_path, **settings))
+    interrupt_at(interrupted, 15)
+    assert interrupted.run(tmp_path / "run", progress=False) is False  # stopped after the step in flight
+    assert (interrupted.epoch, interrupted.batch) == (0, 15)
+    resumed = Trainer.load(tmp_path / "run")
+    assert (resumed.epoch, resumed.batch) == (0, 15)
+    assert resumed.run(tmp_path / "run", progress=False)
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert straight.history[-1]["valid_loss"] == resumed.history[-1]["valid_loss"]
+
+
+def test_training_lowers_the_loss_and_checkpoints_are_atomic(tmp_path):
+    trainer = Trainer(config(tmp_path, epochs=3, hidden=32, batch_size=32))
+    trainer.run(tmp_path / "ckpt", progress=False)
+    losses = [h["valid_loss"] for h in trainer.history]
+    assert losses[-1] < losses[0] < np.log(len(trainer.corpus.vocab))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary or old directory left behind
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["carry.npz", "model.npz", "optimizer.npz", "state.json", "vocab.json"]
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def test_cli_train_sample_eval(tmp_path, capsys):
+    out = tmp_path / "ckpt"
+    assert cli(["train", "--data", str(DINOS), "--epochs", "1", "--hidden", "16", "--lower", "--out", str(out)]) == 0
+    assert "done: checkpoint in" in capsys.readouterr().out
+    assert cli(["sample", "--checkpoint", str(out), "-n", "4", "--seed", "0", "--prime", "ab"]) == 0
+    names = capsys.readouterr().out.split()
+    assert len(names) == 4 and all(n.startswith("ab") for n in names)
+    assert cli(["eval", "--checkpoint", str(out), "--data", str(DINOS)]) == 0
+    assert "perplexity" in capsys.readouterr().out
+    assert cli(["train", "--out", str(out), "--resume", "--data", str(DINOS)]) == 0  # already finished: nothing left
+
+
+def test_cli_import_registers_a_cell(tmp_path, capsys):
+    module = tmp_path / "my_cells.py"
+    module.write_text(
+        "import tinygrad_seq as ts\nfrom tinygrad_seq import nn\n\n"
+        "@nn.register_cell('tiny_tanh')\nclass TinyTanh(nn.RNNCell):\n    pass\n"
+    )
+    try:
+        code = cli(["train", "--data", str(DINOS), "--epochs", "1", "--hidden", "8", "--cell", "tiny_tanh",
+                    "--import", str(module), "--out", str(tmp_path / "c")])
+        assert code == 0
+    finally:
+        ts.settings.cell_registry.pop("tiny_tanh", None)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "--data", "no/such/file.txt"], "train: error: data file no/such/file.txt not found"),
+        (["train", "--data", "{empty}"], "is empty"),
+        (["sample", "--checkpoint", "{tmp}"], "is not a checkpoint directory (no state.json)"),
+        (["train", "--data", "{dinos}", "--import", "no_such_module_xyz"], "--import no_such_module_xyz: ModuleNotFoundError"),
+    ],
+)
+def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n")
+    argv = [a.format(empty=empty, tmp=tmp_path, dinos=DINOS) for a in argv]
+    assert cli(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_cli_refuses_a_checkpoint_of_another_format(tmp_path, capsys):
+    out = tmp_path / "ckpt"
+    Trainer(config(tmp_path, epochs=1)).run(out, progress=False)
+    state = json.loads((out / "state.json").read_text())
+    state["format"], state["version"] = 99, "9.9"
+    (out / "state.json").write_text(json.dumps(state))
+    assert cli(["sample", "--checkpoint", str(out)]) == 2
+    assert "has format 99 (written by tinygrad-seq 9.9)" in capsys.readouterr().err
+
+
+def test_cli_unknown_cell(capsys):
+    with pytest.raises(SystemExit):
+        cli(["train", "--data", str(DINOS), "--cell", "transformer"])
+    assert "unknown --cell 'transformer'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(cupy_unavailable_reason() is None, reason="CuPy works here")
+def test_cli_cupy_without_gpu(capsys):
+    assert cli(["train", "--data", str(DINOS), "--backend", "cupy"]) == 2
+    err = capsys.readouterr().err
+    assert "backend 'cupy' was asked for" in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- the main demo
+
+
+def test_char_lm_smoke(tmp_path, capsys):
+    demo = runpy.run_path(str(ROOT / "demos" / "char_lm.py"))
+    trainer = demo["main"](["--smoke", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "new names:" in out and (tmp_path / "graph_rex.svg").exists() and (tmp_path / "checkpoint" / "model.npz").exists()
+    assert trainer.history[-1]["valid_loss"] < trainer.history[0]["valid_loss"]
+    assert "t = 4" in (tmp_path / "graph_rex.svg").read_text()

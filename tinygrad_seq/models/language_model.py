@@ -1,0 +1,48 @@
+"""A recurrent language model: Embedding -> stacked recurrent layers of any registered cell -> Linear.
+
+The model the ``tinygrad-seq train`` command and the main demo train:
+
+    e⟨t⟩ = E[x⟨t⟩]                     Embedding(vocab_size, embed_dim)
+    a⟨t⟩ = cell(e⟨t⟩, a⟨t−1⟩)           num_layers of Recurrent(cell), dropout between them
+    ŷ⟨t⟩ = W_ya a⟨t⟩ + b_y             Linear(hidden_size, vocab_size): logits over the next token
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import nn
+from ..tensor import Tensor
+
+
+class LanguageModel(nn.Module):
+    """Next-token prediction over a vocabulary; ``config`` rebuilds the same architecture.
+
+    Shapes: ids (T, B) ints -> logits (T, B, vocab_size); the state is one
+    per layer, each with the cell's structure ((B, H), or (a, c) for LSTM).
+    """
+
+    def __init__(self, vocab_size: int, embed_dim: int = 32, cell: str = "lstm", hidden_size: int = 64,
+                 num_layers: int = 1, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.config = dict(vocab_size=vocab_size, embed_dim=embed_dim, cell=cell, hidden_size=hidden_size,
+                           num_layers=num_layers, dropout=dropout)
+        self.embedding = nn.Embedding(vocab_size, embed_dim)
+        layers = [nn.Recurrent(nn.make_cell(cell, embed_dim if i == 0 else hidden_size, hidden_size)) for i in range(num_layers)]
+        self.rnn = nn.Stacked(layers, dropout=dropout)
+        self.head = nn.Linear(hidden_size, vocab_size)
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> LanguageModel:
+        return cls(**config)
+
+    def forward(self, ids: Any, state: list[Any] | None = None, lengths: Any = None) -> tuple[Tensor, list[Any]]:
+        """Logits (T, B, V) for every position, and the final state of each layer."""
+        outputs, state = self.rnn(self.embedding(ids), state, lengths)
+        return self.head(outputs), state
+
+    def step(self, tokens: Any, state: list[Any] | None = None) -> tuple[Tensor, list[Any]]:
+        """One step for sampling: token ids (B,) -> logits (B, V) and the new state."""
+        logits, state = self.forward(np.asarray(tokens)[None, :], state)
+        return logits[0], state

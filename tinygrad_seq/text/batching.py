@@ -1,0 +1,54 @@
+"""Batches for sequence models: padded batches with lengths, and streams for truncated BPTT."""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from .vocab import PAD_ID
+
+IGNORE = -100  # the target id cross_entropy skips (its ignore_index)
+
+
+def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> tuple[np.ndarray, np.ndarray]:
+    """Time-major ids (T, B) padded with ``pad_id``, and the B lengths."""
+    if not sequences or any(len(s) == 0 for s in sequences):
+        raise ValueError("pad_batch: needs at least one sequence, and no empty ones")
+    lengths = np.array([len(s) for s in sequences])
+    ids = np.full((lengths.max(), len(sequences)), pad_id, dtype=np.int64)
+    for b, sequence in enumerate(sequences):
+        ids[: len(sequence), b] = sequence
+    return ids, lengths
+
+
+def language_model_batches(sequences: Sequence[Sequence[int]], batch_size: int,
+                           rng: np.random.Generator | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(inputs (T, B), targets (T, B), lengths) for next-token prediction on whole sequences.
+
+    Each sequence is [<bos>, tokens..., <eos>]: the inputs are all but its last
+    id, the targets all but its first; padded targets are IGNORE. Shuffled by
+    ``rng`` when given.
+    """
+    order = rng.permutation(len(sequences)) if rng is not None else np.arange(len(sequences))
+    for start in range(0, len(order), batch_size):
+        chosen = [sequences[i] for i in order[start : start + batch_size]]
+        inputs, lengths = pad_batch([s[:-1] for s in chosen])
+        targets, _ = pad_batch([s[1:] for s in chosen], pad_id=IGNORE)
+        yield inputs, targets, lengths
+
+
+def stream_chunks(ids: Sequence[int], batch_size: int, seq_len: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A long text as B parallel streams, cut into chunks of T steps for truncated BPTT.
+
+    The ids are split into B equal streams side by side (column b continues
+    where it left off in the next chunk), so the state a model reaches at the
+    end of one chunk is the right start for the next: carry it over,
+    detached. Returns [(inputs (T, B), targets (T, B)), ...], targets shifted by one.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    per_stream = (len(ids) - 1) // batch_size
+    if per_stream < 1:
+        raise ValueError(f"stream_chunks: {len(ids)} tokens are too few for {batch_size} streams")
+    inputs = ids[: per_stream * batch_size].reshape(batch_size, per_stream).T
+    targets = ids[1 : per_stream * batch_size + 1].reshape(batch_size, per_stream).T
+    return [(inputs[s : s + seq_len], targets[s : s + seq_len]) for s in range(0, per_stream, seq_len)]

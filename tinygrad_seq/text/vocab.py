@@ -1,0 +1,113 @@
+"""Vocabularies: tokens <-> ids, at character or word level, with fixed special tokens.
+
+>>> from tinygrad_seq.text import Vocabulary
+>>> vocab = Vocabulary.from_text(["abba", "cab"], level="char")
+>>> vocab.encode("abz"), vocab.decode(vocab.encode("abc"))
+([4, 5, 1], 'abc')
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+PAD, UNK, EOS, BOS = "<pad>", "<unk>", "<eos>", "<bos>"
+SPECIALS = (PAD, UNK, EOS, BOS)  # ids 0, 1, 2, 3 in every vocabulary
+PAD_ID, UNK_ID, EOS_ID, BOS_ID = range(4)
+LEVELS = ("char", "word")
+_WORDS = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
+
+
+def tokenize_words(text: str, lower: bool = False) -> list[str]:
+    """Words, with punctuation split off as tokens of its own: "Hi, you!" -> ["Hi", ",", "you", "!"]."""
+    return _WORDS.findall(text.lower() if lower else text)
+
+
+class Vocabulary:
+    """Maps tokens to ids and back; <pad>=0, <unk>=1, <eos>=2, <bos>=3, then tokens by frequency.
+
+    Args:
+        tokens: the ordinary tokens, most frequent first.
+        level: "char" (a token is a character) or "word" (see ``tokenize_words``).
+        lower: lower-case text before splitting it into words.
+    """
+
+    def __init__(self, tokens: Sequence[str], level: str = "char", lower: bool = False) -> None:
+        if level not in LEVELS:
+            raise ValueError(f"Vocabulary: level must be 'char' or 'word'; got {level!r}")
+        self.level, self.lower = level, lower
+        self.itos: list[str] = list(SPECIALS) + [t for t in tokens if t not in SPECIALS]
+        self.stoi = {token: i for i, token in enumerate(self.itos)}
+
+    @classmethod
+    def from_text(cls, texts: str | Iterable[str], level: str = "char", min_freq: int = 1,
+                  max_size: int | None = None, lower: bool = False) -> Vocabulary:
+        """Count the tokens of ``texts`` (one string or many) and keep those seen ``min_freq`` times, at most ``max_size``."""
+        if isinstance(texts, str):
+            texts = [texts]
+        counts: Counter[str] = Counter()
+        probe = cls([], level, lower)
+        for text in texts:
+            counts.update(probe.tokenize(text))
+        ranked = sorted((t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))
+        if max_size is not None:
+            ranked = ranked[: max(0, max_size - len(SPECIALS))]
+        return cls(ranked, level, lower)
+
+    def tokenize(self, text: str) -> list[str]:
+        if self.level == "char":
+            return list(text.lower() if self.lower else text)
+        return tokenize_words(text, self.lower)
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def __contains__(self, token: str) -> bool:
+        return token in self.stoi
+
+    def encode(self, text: str, bos: bool = False, eos: bool = False) -> list[int]:
+        """Token ids of ``text``; unknown tokens become <unk>."""
+        ids = [self.stoi.get(token, UNK_ID) for token in self.tokenize(text)]
+        return ([BOS_ID] if bos else []) + ids + ([EOS_ID] if eos else [])
+
+    def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
+        """Text of ``ids``: characters joined directly, words with spaces (none before punctuation)."""
+        tokens = [self.itos[int(i)] for i in ids if not (skip_special and int(i) < len(SPECIALS))]
+        if self.level == "char":
+            return "".join(tokens)
+        text = " ".join(tokens)
+        return re.sub(r" ([^\w\s])", r"\1", text)
+
+    def to_dict(self) -> dict:
+        return {"level": self.level, "lower": self.lower, "tokens": self.itos[len(SPECIALS):]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Vocabulary:
+        return cls(data["tokens"], data["level"], data.get("lower", False))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the vocabulary as JSON (through a temporary file, so an interrupted save leaves the old one)."""
+        path = Path(path)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(handle, "w", encoding="utf-8") as file:
+            json.dump(self.to_dict(), file, ensure_ascii=False)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(temporary, 0o666 & ~mask)  # mkstemp makes it private
+        os.replace(temporary, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Vocabulary:
+        with open(path, encoding="utf-8") as file:
+            return cls.from_dict(json.load(file))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Vocabulary) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"Vocabulary({len(self)} tokens, level={self.level!r})"
