@@ -225,9 +225,9 @@ def test_cli_refuses_a_checkpoint_of_another_format(tmp_path, capsys):
 
 
 def test_cli_unknown_cell(capsys):
-    with pytest.raises(SystemExit):
-        cli(["train", "--data", str(DINOS), "--cell", "transformer"])
-    assert "unknown --cell 'transformer'" in capsys.readouterr().err
+    assert cli(["train", "--data", str(DINOS), "--cell", "transformer"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown --cell 'transformer'; choose one of gru, lstm, rnn, simplified_gru" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.skipif(cupy_unavailable_reason() is None, reason="CuPy works here")

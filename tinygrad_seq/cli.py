@@ -221,7 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             set_backend(args.backend)
         if args.command in ("graph", "bptt", "train") and not getattr(args, "resume", False):
             if args.cell not in settings.cell_registry:
-                parser.error(f"unknown --cell {args.cell!r}; choose one of {', '.join(sorted(settings.cell_registry))}")
+                raise TrainingError(
+                    f"unknown --cell {args.cell!r}; choose one of {', '.join(sorted(settings.cell_registry))} "
+                    "(or --import a module that registers yours)"
+                )
             for name in ("steps", "layers", "hidden"):
                 if getattr(args, name, 1) < 1:
                     parser.error(f"--{name} must be at least 1")
