@@ -44,3 +44,36 @@ def test_autograd_tour_gradients_match_torch():
     assert loss.item() == pytest.approx(expected.item(), rel=1e-12)
     for name in params:
         np.testing.assert_allclose(params[name].grad, p[name].grad.numpy(), rtol=1e-12, atol=1e-15, err_msg=name)
+
+
+def run_demo(name, tmp_path, *extra):
+    result = subprocess.run([sys.executable, str(DEMOS / name), "--smoke", "--out", str(tmp_path), *extra],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_shakespeare_smoke(tmp_path):
+    out = run_demo("shakespeare.py", tmp_path, "--cell", "gru")
+    assert "validation loss per character after 1 epoch(s)" in out and out.count("--- temperature") == 3
+    assert (tmp_path / "samples.txt").read_text().count("ROMEO:") == 3 and (tmp_path / "loss.png").exists()
+
+
+def test_word_lm_smoke(tmp_path):
+    out = run_demo("word_lm.py", tmp_path)
+    assert "of the words become <unk>" in out and "the real order is likelier in" in out
+    sampled = out.split("sampled lines (never <unk>):")[1]
+    assert "<unk>" not in sampled and len(sampled.strip().splitlines()) == 5
+
+
+def test_name_tagging_smoke(tmp_path):
+    out = run_demo("name_tagging.py", tmp_path)
+    assert re.search(r"unidirectional\s+\d+\.\d%\s+\d+\.\d%", out) and re.search(r"bidirectional\s+\d+\.\d%", out)
+    svg = (tmp_path / "bidirectional_graph.svg").read_text()
+    assert "reverse" in svg and "t = 3" in svg
+
+
+def test_sentiment_smoke(tmp_path):
+    out = run_demo("sentiment.py", tmp_path)
+    assert re.search(r"accuracy on 200 held-out sentences: \d+\.\d%", out)
+    assert out.count("'the") >= 2 and "sentences unlike any in the training data" in out

@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optimizer", choices=["adam", "sgd", "rmsprop", "adagrad"], default="adam")
     train.add_argument("--clip", type=float, default=5.0, help="clip_grad_norm_ max norm; 0 turns clipping off")
     train.add_argument("--lower", action="store_true", help="lower-case the text")
+    train.add_argument("--max-vocab", type=int, default=None, help="keep the most frequent tokens; the rest become <unk>")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--backend", choices=["numpy", "cupy"], default=argparse.SUPPRESS)
     train.add_argument("--out", default="checkpoint", help="checkpoint directory (default ./checkpoint)")
@@ -120,7 +121,7 @@ def run_train(args: argparse.Namespace) -> int:
         config = TrainConfig(
             data=args.data, level=args.level, layout=args.layout, cell=args.cell, embed_dim=args.embed, hidden=args.hidden,
             layers=args.layers, dropout=args.dropout, seq_len=args.seq_len, batch_size=args.batch_size, epochs=args.epochs,
-            lr=args.lr, optimizer=args.optimizer, clip=args.clip, lower=args.lower, seed=args.seed,
+            lr=args.lr, optimizer=args.optimizer, clip=args.clip, lower=args.lower, max_vocab=args.max_vocab, seed=args.seed,
         )
         trainer = Trainer(config)
     vocab = trainer.corpus.vocab

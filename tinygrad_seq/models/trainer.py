@@ -62,6 +62,8 @@ class TrainConfig:
     val_fraction: float = 0.1
     lower: bool = False
     min_freq: int = 1
+    max_vocab: int | None = None  # rarer tokens become <unk>
+    max_chars: int | None = None  # read only the first max_chars characters of the data
     seed: int = 0
 
 
@@ -77,7 +79,7 @@ def load_corpus(config: TrainConfig, vocab: Vocabulary | None = None) -> Corpus:
     path = Path(config.data)
     if not path.is_file():
         raise TrainingError(f"data file {path} not found; pass --data with a text file")
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = path.read_text(encoding="utf-8", errors="replace")[: config.max_chars or None]
     if not text.strip():
         raise TrainingError(f"data file {path} is empty")
     if config.layout == "lines":
@@ -86,13 +88,13 @@ def load_corpus(config: TrainConfig, vocab: Vocabulary | None = None) -> Corpus:
         lines = [lines[i] for i in rng.permutation(len(lines))]
         n_valid = int(len(lines) * config.val_fraction)
         train_lines, valid_lines = lines[n_valid:], lines[:n_valid]
-        vocab = vocab or Vocabulary.from_text(train_lines, config.level, config.min_freq, lower=config.lower)
+        vocab = vocab or Vocabulary.from_text(train_lines, config.level, config.min_freq, config.max_vocab, config.lower)
         encode = [vocab.encode(line, bos=True, eos=True) for line in train_lines], [vocab.encode(line, bos=True, eos=True) for line in valid_lines]
         return Corpus(vocab, *encode)
     if config.layout != "stream":
         raise TrainingError(f"layout must be 'lines' or 'stream'; got {config.layout!r}")
     cut = int(len(text) * (1 - config.val_fraction))
-    vocab = vocab or Vocabulary.from_text(text[:cut], config.level, config.min_freq, lower=config.lower)
+    vocab = vocab or Vocabulary.from_text(text[:cut], config.level, config.min_freq, config.max_vocab, config.lower)
     return Corpus(vocab, np.array(vocab.encode(text[:cut])), np.array(vocab.encode(text[cut:])))
 
 

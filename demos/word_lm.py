@@ -1,0 +1,69 @@
+"""A word-level language model: a capped vocabulary, sentences ending in <eos>, sentence probabilities.
+
+Run:  python demos/word_lm.py    (about 2 minutes)
+
+Each line of Shakespeare's plays is a sentence [<bos>, words..., <eos>]. The
+vocabulary keeps the 3,000 most frequent words; the rest become <unk>. After
+training, the model scores a few real lines against the same words shuffled
+(log-probability per word: a language model should prefer word order it has
+seen), and samples new lines, which never contain <unk>.
+"""
+from __future__ import annotations
+
+import common
+import numpy as np
+
+from tinygrad_seq.models import TrainConfig, Trainer
+from tinygrad_seq.nn import functional as F
+from tinygrad_seq.tensor import no_grad
+from tinygrad_seq.text import UNK, UNK_ID, language_model_batches, sample
+
+SENTENCES = ["I will not be a slave to thee .", "What is the matter , my lord ?", "Good night , sweet prince .",
+             "The king is dead .", "I pray you , sir , be patient ."]
+
+
+@no_grad()
+def log_probability(model, vocab, sentence: str) -> float:
+    """log P(sentence) per word under the model, <eos> included."""
+    model.eval()
+    inputs, targets, _ = next(language_model_batches([vocab.encode(sentence, bos=True, eos=True)], 1))
+    logits, _ = model(inputs)
+    return -F.cross_entropy(logits, targets).item()
+
+
+def main(argv: list[str] | None = None) -> Trainer:
+    parser = common.arguments(__doc__.splitlines()[0], out="word_lm_out")
+    args = parser.parse_args(argv)
+    out = common.start(args)
+    config = TrainConfig(data=str(common.DATA / "tinyshakespeare.txt"), level="word", layout="lines", cell="lstm",
+                         embed_dim=16 if args.smoke else 64, hidden=16 if args.smoke else 256, max_vocab=300 if args.smoke else 3000,
+                         epochs=1 if args.smoke else 3, batch_size=64, lr=3e-3, max_chars=20_000 if args.smoke else None)
+    trainer = Trainer(config)
+    vocab = trainer.corpus.vocab
+    unknown = sum(ids.count(UNK_ID) for ids in trainer.corpus.train) / sum(len(ids) - 2 for ids in trainer.corpus.train)
+    print(f"{len(trainer.corpus.train):,} lines; {vocab} ({unknown:.1%} of the words become {UNK})")
+    trainer.run(out / "checkpoint", progress=not args.smoke)
+    final = trainer.history[-1]
+    print(f"\nvalidation loss per word: {final['valid_loss']:.3f} (perplexity {final['valid_perplexity']:.1f})\n")
+
+    rng = np.random.default_rng(0)
+    report = ["log-probability per word: real line vs the same words shuffled"]
+    wins = 0
+    for sentence in SENTENCES:
+        words = sentence.split()
+        shuffled = " ".join(rng.permutation(words[:-1]).tolist() + words[-1:])
+        real, mixed = log_probability(trainer.model, vocab, sentence), log_probability(trainer.model, vocab, shuffled)
+        wins += real > mixed
+        report.append(f"  {real:7.3f}  {sentence}\n  {mixed:7.3f}  {shuffled}")
+    report.append(f"the real order is likelier in {wins} of {len(SENTENCES)}")
+    report.append("\nsampled lines (never <unk>):")
+    report += [f"  {line}" for line in sample(trainer.model, vocab, n=5, max_len=20, temperature=0.8, seed=3)]
+    print("\n".join(report))
+    (out / "report.txt").write_text("\n".join(report), encoding="utf-8")
+    common.plot_curves({"train": [h["train_loss"] for h in trainer.history], "validation": [h["valid_loss"] for h in trainer.history]},
+                       out / "loss.png", "loss per word", "Word-level language model")
+    return trainer
+
+
+if __name__ == "__main__":
+    main()
