@@ -1,9 +1,9 @@
 """A word-level language model: a capped vocabulary, sentences ending in <eos>, sentence probabilities.
 
-Run:  python demos/word_lm.py    (about 2 minutes)
+Run:  python demos/word_lm.py    (about a minute)
 
 Each line of Shakespeare's plays is a sentence [<bos>, words..., <eos>]. The
-vocabulary keeps the 3,000 most frequent words; the rest become <unk>. After
+vocabulary keeps the 2,000 most frequent words; the rest become <unk>. After
 training, the model scores a few real lines against the same words shuffled
 (log-probability per word: a language model should prefer word order it has
 seen), and samples new lines, which never contain <unk>.
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> Trainer:
     args = parser.parse_args(argv)
     out = common.start(args)
     config = TrainConfig(data=str(common.DATA / "tinyshakespeare.txt"), level="word", layout="lines", cell="lstm",
-                         embed_dim=16 if args.smoke else 64, hidden=16 if args.smoke else 256, max_vocab=300 if args.smoke else 3000,
+                         embed_dim=16 if args.smoke else 64, hidden=16 if args.smoke else 128, max_vocab=300 if args.smoke else 2000,
                          epochs=1 if args.smoke else 3, batch_size=64, lr=3e-3, max_chars=20_000 if args.smoke else None)
     trainer = Trainer(config)
     vocab = trainer.corpus.vocab

@@ -1,4 +1,4 @@
-"""The demos compute what they claim: checked against finite differences and PyTorch."""
+"""The demos run and compute what they claim (their --smoke modes; the tour against finite differences and PyTorch)."""
 import re
 import runpy
 import subprocess
@@ -77,3 +77,41 @@ def test_sentiment_smoke(tmp_path):
     out = run_demo("sentiment.py", tmp_path)
     assert re.search(r"accuracy on 200 held-out sentences: \d+\.\d%", out)
     assert out.count("'the") >= 2 and "sentences unlike any in the training data" in out
+
+
+def test_one_to_many_smoke(tmp_path):
+    out = run_demo("one_to_many.py", tmp_path)
+    assert re.search(r"exact match on 100 held-out numbers: \d+%", out) and "(should be '" in out
+
+
+def test_spelling_of_numbers(monkeypatch):
+    monkeypatch.syspath_prepend(str(DEMOS))  # the demos import their shared demos/common.py
+    spell = runpy.run_path(str(DEMOS / "one_to_many.py"), run_name="demo")["spell"]
+    assert [spell(n) for n in (0, 13, 42, 100, 305, 999)] == [
+        "zero", "thirteen", "forty-two", "one hundred", "three hundred and five", "nine hundred and ninety-nine"]
+
+
+def test_date_translation_smoke(tmp_path):
+    out = run_demo("date_translation.py", tmp_path)
+    assert re.search(r"exact match on 100 held-out dates: \d+\.\d%", out)
+
+
+def test_human_dates(monkeypatch):
+    import datetime
+
+    monkeypatch.syspath_prepend(str(DEMOS))
+    human = runpy.run_path(str(DEMOS / "date_translation.py"), run_name="demo")["human"]
+    date = datetime.date(1979, 5, 3)
+    assert [human(date, s) for s in range(4)] == ["3rd of May 1979", "03/05/79", "May 3, 1979", "thursday 3 may 1979"]
+
+
+def test_vanishing_gradients_smoke(tmp_path):
+    out = run_demo("vanishing_gradients.py", tmp_path)
+    assert re.search(r"^RNN(\s+\d+%){5}$", out, re.M) and re.search(r"^LSTM(\s+\d+%){5}$", out, re.M)
+    assert (tmp_path / "accuracy.png").exists() and (tmp_path / "gradient_flow.png").exists()
+
+
+def test_exploding_gradients_smoke(tmp_path):
+    out = run_demo("exploding_gradients.py", tmp_path)
+    assert "stopped by detect_anomaly: detect_anomaly: RNNStep produced a non-finite output going forward, at time step" in out
+    assert re.search(r"with clip_grad_norm_\(max_norm=1.0\): 30 updates", out) and "gradients were clipped" in out
