@@ -57,6 +57,19 @@ def fit(model: ts.nn.Module, batches: Callable[[int], Iterable[tuple]], loss_of:
     return history
 
 
+def decode_until_eos(written, vocab) -> list[str]:
+    """Texts from greedy decoding: ``written`` (steps, B) token ids, each column cut at its first <eos>."""
+    import numpy as np
+
+    from tinygrad_seq.text import EOS_ID
+
+    texts = []
+    for column in np.asarray(written).T:
+        stop = np.flatnonzero(column == EOS_ID)
+        texts.append(vocab.decode(column[: stop[0]] if len(stop) else column))
+    return texts
+
+
 def plot_curves(curves: dict[str, list[float]], path: Path, ylabel: str, title: str) -> Path:
     """A line per curve against the epoch, saved to ``path`` (skipped, with a note, without matplotlib)."""
     try:

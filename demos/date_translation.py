@@ -20,7 +20,7 @@ import numpy as np
 from tinygrad_seq import nn
 from tinygrad_seq.nn import functional as F
 from tinygrad_seq.tensor import no_grad
-from tinygrad_seq.text import BOS_ID, EOS_ID, Vocabulary, language_model_batches, pad_batch
+from tinygrad_seq.text import BOS_ID, Vocabulary, language_model_batches, pad_batch
 
 MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"]
 
@@ -82,11 +82,7 @@ class Translator(nn.Module):
             token = self.head(outputs)[0].numpy().argmax(axis=-1)
             written.append(token)
         self.train()
-        texts = []
-        for column in np.array(written).T:
-            stop = np.flatnonzero(column == EOS_ID)
-            texts.append(vocab.decode(column[: stop[0]] if len(stop) else column))
-        return texts
+        return common.decode_until_eos(written, vocab)
 
 
 def main(argv: list[str] | None = None) -> float:

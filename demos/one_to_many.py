@@ -71,11 +71,7 @@ class Speller(nn.Module):
             outputs, state = self.decoder(self.embedding(token[None, :]), state)
             logits = self.head(outputs)
         self.train()
-        texts = []
-        for column in written.T:
-            stop = np.flatnonzero(column == EOS_ID)
-            texts.append(vocab.decode(column[: stop[0]] if len(stop) else column))
-        return texts
+        return common.decode_until_eos(written, vocab)
 
 
 def main(argv: list[str] | None = None) -> float:

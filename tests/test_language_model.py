@@ -3,7 +3,6 @@ import json
 import os
 import runpy
 import signal
-import sys
 from pathlib import Path
 
 import numpy as np
