@@ -70,6 +70,17 @@ def decode_until_eos(written, vocab) -> list[str]:
     return texts
 
 
+def report_exact_match(inputs: list, outputs: list[str], expected: list[str], what: str, width: int = 28) -> float:
+    """Print the exact-match accuracy and a few examples, the wrong ones first; returns the accuracy."""
+    right = [o == e for o, e in zip(outputs, expected)]
+    accuracy = sum(right) / len(right)
+    print(f"\nexact match on {len(right)} held-out {what}: {accuracy:.1%}")
+    shown = [i for i, ok in enumerate(right) if not ok][:4] + [i for i, ok in enumerate(right) if ok][:4]
+    for i in shown:
+        print(f"  {str(inputs[i])!r:>{width}} -> {outputs[i]!r}" + ("" if right[i] else f"   (should be {expected[i]!r})"))
+    return accuracy
+
+
 def plot_curves(curves: dict[str, list[float]], path: Path, ylabel: str, title: str) -> Path:
     """A line per curve against the epoch, saved to ``path`` (skipped, with a note, without matplotlib)."""
     try:

@@ -111,13 +111,9 @@ def main(argv: list[str] | None = None) -> float:
     written = []
     for source, source_lengths, _, _ in batches(test, 256):
         written += model.translate(source, source_lengths, target_vocab)
-    right = [w == t for w, (_, t) in zip(written, test)]
-    print(f"\nexact match on {len(test)} held-out dates: {np.mean(right):.1%}")
-    shown = [i for i in range(len(test)) if not right[i]][:4] + [i for i in range(len(test)) if right[i]][:4]
-    for i in shown:
-        print(f"  {test[i][0]!r:>28} -> {written[i]}" + ("" if right[i] else f"   (should be {test[i][1]})"))
+    accuracy = common.report_exact_match([s for s, _ in test], written, [t for _, t in test], "dates")
     common.plot_curves({"training loss": history}, out / "loss.png", "cross-entropy per character", "Date translation")
-    return float(np.mean(right))
+    return accuracy
 
 
 if __name__ == "__main__":

@@ -96,13 +96,9 @@ def main(argv: list[str] | None = None) -> float:
     history = common.fit(model, batches, lambda m, n, x, y, lengths: F.cross_entropy(m(n, x, lengths)[0], y),
                          epochs=1 if args.smoke else 150, lr=1e-2, progress=not args.smoke)
     written = model.spell(test, vocab)
-    right = [w == spell(int(n)) for n, w in zip(test, written)]
-    print(f"\nexact match on {len(test)} held-out numbers: {np.mean(right):.0%}")
-    shown = [i for i in range(len(test)) if not right[i]][:3] + [i for i in range(len(test)) if right[i]][:4]
-    for i in shown:
-        print(f"  {test[i]:>3} -> {written[i]!r}" + ("" if right[i] else f"   (should be {spell(int(test[i]))!r})"))
+    accuracy = common.report_exact_match([int(n) for n in test], written, [spell(int(n)) for n in test], "numbers", width=5)
     common.plot_curves({"training loss": history}, out / "loss.png", "cross-entropy per character", "One-to-many: spelling numbers")
-    return float(np.mean(right))
+    return accuracy
 
 
 if __name__ == "__main__":

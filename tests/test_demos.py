@@ -81,7 +81,7 @@ def test_sentiment_smoke(tmp_path):
 
 def test_one_to_many_smoke(tmp_path):
     out = run_demo("one_to_many.py", tmp_path)
-    assert re.search(r"exact match on 100 held-out numbers: \d+%", out) and "(should be '" in out
+    assert re.search(r"exact match on 100 held-out numbers: \d+\.\d%", out) and "(should be '" in out
 
 
 def test_spelling_of_numbers(monkeypatch):
