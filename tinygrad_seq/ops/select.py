@@ -11,12 +11,15 @@ from ..tensor import Function, Tensor, unbroadcast
 from ._util import operand
 
 
-def _mask_array(mask: Any, op: str) -> Any:
+def _mask_array(mask: Any, op: str, like: Any = None) -> Any:
+    """The bool array of ``mask``, on the backend of the tensor ``like`` (a host mask moves to the GPU with it)."""
     data = mask.data if isinstance(mask, Tensor) else mask
     if not hasattr(data, "dtype"):
         data = np.asarray(data)
     if data.dtype != bool:
         raise TypeError(f"{op}: the condition must be a bool tensor or array; got {data.dtype}. Build it with a comparison, e.g. x > 0")
+    if isinstance(like, Tensor) and not like.backend.owns(data):
+        data = like.backend.asarray(backend_of(data).to_host(data))
     return data
 
 
@@ -37,7 +40,9 @@ class Where(Function):
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """``a`` where ``condition`` is True, else ``b`` (all three broadcast); the gradient follows the choice."""
-    return Where.apply(Tensor.wrap(_mask_array(condition, "where")), operand(a), operand(b))
+    a, b = operand(a), operand(b)
+    like = a if isinstance(a, Tensor) else b
+    return Where.apply(Tensor.wrap(_mask_array(condition, "where", like)), a, b)
 
 
 class Maximum(Function):
@@ -75,7 +80,7 @@ class MaskedFill(Function):
 
 def masked_fill(x: Tensor, mask: Any, value: float) -> Tensor:
     """``x`` with ``value`` wherever ``mask`` (bool, broadcast to x) is True; no gradient flows there."""
-    mask = _mask_array(mask, "masked_fill")
+    mask = _mask_array(mask, "masked_fill", x)
     try:
         fits = np.broadcast_shapes(np.shape(mask), x.shape) == x.shape
     except ValueError:
