@@ -165,7 +165,10 @@ def main():
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--transparent", action="store_true", help="also time the gate-by-gate path")
     parser.add_argument("--memory", action="store_true", help="peak memory at B32 T256 H512")
+    parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy",
+                        help="tinygrad_seq's backend (PyTorch stays on the CPU: compare cupy against --cells alone)")
     args = parser.parse_args()
+    ts.set_backend(args.backend)
     torch = common.reference_torch()
     common.print_header(torch)
     print("| cell | config | tinygrad_seq ms | torch ms | ratio |" + (" transparent ms |" if args.transparent else ""))

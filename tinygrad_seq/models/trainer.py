@@ -162,7 +162,9 @@ class Trainer:
         with no_grad():
             self.model.eval()
             total, count, state = 0.0, 0, None
-            for x, y in stream_chunks(self.corpus.valid, 1, self.config.seq_len) if len(self.corpus.valid) > 1 else []:
+            # As many parallel streams as the held-out text fills with whole chunks (one at least).
+            streams = max(1, min(self.config.batch_size, (len(self.corpus.valid) - 1) // self.config.seq_len))
+            for x, y in stream_chunks(self.corpus.valid, streams, self.config.seq_len) if len(self.corpus.valid) > 1 else []:
                 logits, state = self.model(x, state)
                 total += F.cross_entropy(logits, y, reduction="sum").item()
                 count += y.size
