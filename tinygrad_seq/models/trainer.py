@@ -30,7 +30,7 @@ from .. import __version__, optim, settings
 from ..backend import manual_seed
 from ..nn import functional as F
 from ..tensor import Tensor
-from ..text import Vocabulary, language_model_batches, perplexity, stream_chunks
+from ..text import Vocabulary, language_model_batches, perplexity, stream_chunks, stream_perplexity
 from .language_model import LanguageModel
 
 FORMAT = 1
@@ -155,22 +155,7 @@ class Trainer:
         return loss.item()
 
     def validate(self) -> tuple[float, float]:
-        if self.config.layout == "lines":
-            return perplexity(self.model, self.corpus.valid) if self.corpus.valid else (math.nan, math.nan)
-        from ..tensor import no_grad
-
-        with no_grad():
-            self.model.eval()
-            total, count, state = 0.0, 0, None
-            # As many parallel streams as the held-out text fills with whole chunks (one at least).
-            streams = max(1, min(self.config.batch_size, (len(self.corpus.valid) - 1) // self.config.seq_len))
-            for x, y in stream_chunks(self.corpus.valid, streams, self.config.seq_len) if len(self.corpus.valid) > 1 else []:
-                logits, state = self.model(x, state)
-                total += F.cross_entropy(logits, y, reduction="sum").item()
-                count += y.size
-            self.model.train()
-        loss = total / count if count else math.nan
-        return loss, math.exp(min(loss, 700)) if count else math.nan
+        return held_out_loss(self.model, self.corpus.valid, self.config)
 
     def run(self, out: str | os.PathLike | None = None, progress: bool = True, on_epoch_end: Any = None) -> bool:
         """Train until ``config.epochs``; checkpoint to ``out`` every epoch and on Ctrl-C. Returns False if stopped early."""
@@ -334,18 +319,18 @@ def load_model(checkpoint: str | os.PathLike) -> tuple[LanguageModel, Vocabulary
     return model, vocab, state
 
 
+def held_out_loss(model: LanguageModel, data: Any, config: TrainConfig) -> tuple[float, float]:
+    """(loss per token, perplexity) on held-out data of the run's layout: sequences, or one stream."""
+    if config.layout == "lines":
+        return perplexity(model, data) if data else (math.nan, math.nan)
+    return stream_perplexity(model, data, config.seq_len, config.batch_size)
+
+
 def evaluate_file(checkpoint: str | os.PathLike, data: str) -> tuple[float, float, dict[str, Any]]:
     """(loss per token, perplexity, the checkpoint's state) of a checkpoint's model on a whole text file."""
     model, vocab, state = load_model(checkpoint)
     config = TrainConfig(**{**state["config"], "data": data, "val_fraction": 0.0})
-    corpus = load_corpus(config, vocab)
-    if config.layout == "lines":
-        loss, ppl = perplexity(model, corpus.train)
-    else:
-        trainer = Trainer.__new__(Trainer)
-        trainer.config, trainer.model = config, model
-        trainer.corpus = Corpus(vocab, corpus.train[:0], corpus.train)
-        loss, ppl = trainer.validate()
+    loss, ppl = held_out_loss(model, load_corpus(config, vocab).train, config)
     return loss, ppl, state
 
 

@@ -9,7 +9,8 @@ import numpy as np
 
 from ..nn import functional as F
 from ..tensor import no_grad
-from .batching import language_model_batches
+from .. import settings
+from .batching import language_model_batches, stream_chunks
 from .vocab import BOS_ID, EOS_ID, UNK_ID, Vocabulary
 
 
@@ -28,8 +29,6 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
         raise ValueError(f"sample: temperature must be positive; got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"sample: top_k must be at least 1; got {top_k}")
-    from .. import settings
-
     rng = np.random.default_rng(seed) if seed is not None else settings.host_rng
     was_training = model.training
     model.eval()
@@ -75,6 +74,27 @@ def perplexity(model: Any, sequences: Sequence[Sequence[int]], batch_size: int =
             total += F.cross_entropy(logits, targets, reduction="sum").item()
             count += int((targets != -100).sum())
         loss = total / max(count, 1)
+        return loss, math.exp(min(loss, 700))
+    finally:
+        model.train(was_training)
+
+
+@no_grad()
+def stream_perplexity(model: Any, ids: Sequence[int], seq_len: int, batch_size: int = 32) -> tuple[float, float]:
+    """(loss per token, perplexity) on one long text, read as parallel streams with the state carried between chunks."""
+    if len(ids) < 2:
+        return math.nan, math.nan
+    was_training = model.training
+    model.eval()
+    try:
+        # As many parallel streams as the text fills with whole chunks (one at least).
+        streams = max(1, min(batch_size, (len(ids) - 1) // seq_len))
+        total, count, state = 0.0, 0, None
+        for inputs, targets in stream_chunks(ids, streams, seq_len):
+            logits, state = model(inputs, state)
+            total += F.cross_entropy(logits, targets, reduction="sum").item()
+            count += targets.size
+        loss = total / count
         return loss, math.exp(min(loss, 700))
     finally:
         model.train(was_training)

@@ -114,8 +114,6 @@ def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | None = None, ret
     computed so far, and exhausting it leaves what ``loss.backward()`` would.
     """
     params = dict(params or {})
-    if not params:
-        params = {}
     graph = trace(loss, params)
     total = sum(1 for node in graph.nodes.values() if node.kind == "op" and node.tensor.requires_grad)
     done: list[str] = []
