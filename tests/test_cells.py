@@ -1,4 +1,6 @@
 """Cells and the wrappers that unroll them: gradients, lengths, tags, names, registry, course notation, errors."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -6,23 +8,19 @@ import tinygrad_seq as ts
 from tinygrad_seq import nn
 from tinygrad_seq.tensor import topological_order
 
-CELLS = {
-    "rnn_tanh": lambda: nn.RNNCell(3, 4),
-    "rnn_relu": lambda: nn.RNNCell(3, 4, nonlinearity="relu"),
-    "rnn_no_bias": lambda: nn.RNNCell(3, 4, bias=False),
-    "gru": lambda: nn.GRUCell(3, 4),
-    "gru_reset_before": lambda: nn.GRUCell(3, 4, reset_after=False),
-    "gru_reset_before_no_bias": lambda: nn.GRUCell(3, 4, bias=False, reset_after=False),
-    "simplified_gru": lambda: nn.SimplifiedGRUCell(3, 4),
-    "lstm": lambda: nn.LSTMCell(3, 4),
-    "lstm_peephole": lambda: nn.LSTMCell(3, 4, peephole=True),
-}
+from .cell_variants import CELLS
 
 
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "transparent"])
 @pytest.mark.parametrize("make", CELLS.values(), ids=list(CELLS))
-def test_check_cell(make):
+def test_check_cell(make, fused):
+    """Both paths of every cell: finite-difference gradients of a step and through every wrapper with lengths."""
     ts.manual_seed(0)
-    assert ts.testing.check_cell(make(), batch_size=3)
+    cell = make()
+    with contextlib.nullcontext() if fused else ts.transparent():
+        assert cell.uses_fused() == fused
+        assert ts.testing.check_cell(cell, batch_size=3)
 
 
 def test_check_cell_catches_a_broken_cell():

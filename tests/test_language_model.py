@@ -120,7 +120,7 @@ def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
 # ---------------------------------------------------------------- training, checkpoints, resumption
 
 
-def config(tmp_path, **changes):
+def config(**changes):
     defaults = dict(data=str(DINOS), hidden=12, embed_dim=6, batch_size=64, epochs=2, lower=True, dropout=0.0)
     return TrainConfig(**{**defaults, **changes})
 
@@ -142,10 +142,10 @@ def interrupt_at(trainer, batch):
 @pytest.mark.parametrize("layout, cell, layers", [("lines", "lstm", 1), ("stream", "gru", 2)])
 def test_ctrl_c_saves_and_resume_continues_exactly(tmp_path, layout, cell, layers):
     settings = dict(layout=layout, cell=cell, layers=layers, dropout=0.3 if layers > 1 else 0.0, seq_len=16)
-    straight = Trainer(config(tmp_path, **settings))
+    straight = Trainer(config(**settings))
     assert straight.run(tmp_path / "straight", progress=False)
 
-    interrupted = Trainer(config(tmp_path, **settings))
+    interrupted = Trainer(config(**settings))
     interrupt_at(interrupted, 15)
     assert interrupted.run(tmp_path / "run", progress=False) is False  # stopped after the step in flight
     assert (interrupted.epoch, interrupted.batch) == (0, 15)
@@ -158,7 +158,7 @@ def test_ctrl_c_saves_and_resume_continues_exactly(tmp_path, layout, cell, layer
 
 
 def test_training_lowers_the_loss_and_checkpoints_are_atomic(tmp_path):
-    trainer = Trainer(config(tmp_path, epochs=3, hidden=32, batch_size=32))
+    trainer = Trainer(config(epochs=3, hidden=32, batch_size=32))
     trainer.run(tmp_path / "ckpt", progress=False)
     losses = [h["valid_loss"] for h in trainer.history]
     assert losses[-1] < losses[0] < np.log(len(trainer.corpus.vocab))
@@ -215,7 +215,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
 
 def test_cli_refuses_a_checkpoint_of_another_format(tmp_path, capsys):
     out = tmp_path / "ckpt"
-    Trainer(config(tmp_path, epochs=1)).run(out, progress=False)
+    Trainer(config(epochs=1)).run(out, progress=False)
     state = json.loads((out / "state.json").read_text())
     state["format"], state["version"] = 99, "9.9"
     (out / "state.json").write_text(json.dumps(state))
