@@ -69,6 +69,12 @@ class Backend:
         """A NumPy array with the values of ``array`` (no copy for NumPy arrays)."""
         return np.asarray(array)
 
+    def adopt(self, array: Any) -> Any:
+        """``array``, from whichever backend made it, as an array of this one (no copy if it already is)."""
+        if backend_of(array) is self:
+            return array
+        return self.asarray(backend_of(array).to_host(array))
+
     def scatter_add(self, target: Any, index: Any, values: Any) -> None:
         """``target[index[i]] += values[i]`` in place, repeated ids summing.
 

@@ -210,8 +210,7 @@ def _as_array(data: Any, dtype: Any, backend: Backend) -> Any:
     if isinstance(data, settings.array_types):
         if dtype is not None and data.dtype != dtype:
             data = data.astype(dtype)
-        if backend_of(data) is not backend:
-            data = backend.asarray(backend_of(data).to_host(data))
+        data = backend.adopt(data)
         return data
     host = np.asarray(data, dtype=dtype)
     if not isinstance(data, np.generic):  # NumPy scalars keep their dtype like arrays
@@ -421,8 +420,6 @@ class Tensor:
 
     def to(self, target: str | Backend | Any) -> Tensor:
         """This tensor on another backend ("numpy", "cupy") or with another dtype; differentiable."""
-        from . import ops
-
         if isinstance(target, Backend) or target in ("numpy", "cupy"):
             backend = backend_named(target)
             return self if backend is self.backend else ops.ToBackend.apply(self, backend=backend)

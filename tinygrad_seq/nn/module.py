@@ -225,10 +225,7 @@ class Module:
     def to(self, target: str | Backend | Any) -> Module:
         """Move every parameter (and gradient) in place to a backend or dtype; returns self."""
         if isinstance(target, Backend) or target in ("numpy", "cupy"):
-            backend = backend_named(target)
-
-            def convert(array: Any) -> Any:
-                return backend.asarray(array if backend.name != "numpy" else Tensor.wrap(array).numpy())
+            convert = backend_named(target).adopt
         else:
             dtype = np.dtype(target)
             if dtype.kind != "f":

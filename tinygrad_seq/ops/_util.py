@@ -9,9 +9,7 @@ from ..tensor import Tensor
 
 def operand(value: Any) -> Any:
     """A Tensor, or a Python number kept as it is (a weak scalar under NumPy 2); lists and arrays become Tensors."""
-    if isinstance(value, Tensor) or isinstance(value, (int, float)):
-        return value
-    if isinstance(value, numbers.Number) and not isinstance(value, complex):
+    if isinstance(value, (Tensor, numbers.Real)):
         return value
     return Tensor(value)
 

@@ -18,8 +18,8 @@ def _mask_array(mask: Any, op: str, like: Any = None) -> Any:
         data = np.asarray(data)
     if data.dtype != bool:
         raise TypeError(f"{op}: the condition must be a bool tensor or array; got {data.dtype}. Build it with a comparison, e.g. x > 0")
-    if isinstance(like, Tensor) and not like.backend.owns(data):
-        data = like.backend.asarray(backend_of(data).to_host(data))
+    if isinstance(like, Tensor):
+        data = like.backend.adopt(data)
     return data
 
 
