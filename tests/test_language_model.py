@@ -163,7 +163,7 @@ def test_training_lowers_the_loss_and_checkpoints_are_atomic(tmp_path):
     losses = [h["valid_loss"] for h in trainer.history]
     assert losses[-1] < losses[0] < np.log(len(trainer.corpus.vocab))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary or old directory left behind
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["carry.npz", "model.npz", "optimizer.npz", "state.json", "vocab.json"]
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["carry.npz", "manifest.json", "model.npz", "optimizer.npz", "state.json", "vocab.json"]
 
 
 # ---------------------------------------------------------------- the CLI
@@ -200,7 +200,7 @@ def test_cli_import_registers_a_cell(tmp_path, capsys):
     [
         (["train", "--data", "no/such/file.txt"], "train: error: data file no/such/file.txt not found"),
         (["train", "--data", "{empty}"], "is empty"),
-        (["sample", "--checkpoint", "{tmp}"], "is not a checkpoint directory (no state.json)"),
+        (["sample", "--checkpoint", "{tmp}"], "is not a checkpoint folder (no manifest.json)"),
         (["train", "--data", "{dinos}", "--import", "no_such_module_xyz"], "--import no_such_module_xyz: ModuleNotFoundError"),
     ],
 )
@@ -216,6 +216,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
 def test_cli_refuses_a_checkpoint_of_another_format(tmp_path, capsys):
     out = tmp_path / "ckpt"
     Trainer(config(epochs=1)).run(out, progress=False)
+    (out / "manifest.json").unlink()  # as a future format without our manifest would look
     state = json.loads((out / "state.json").read_text())
     state["format"], state["version"] = 99, "9.9"
     (out / "state.json").write_text(json.dumps(state))

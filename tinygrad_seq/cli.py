@@ -213,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from .backend import BackendError
     from .models import TrainingError
+    from .storage import CheckpointError
 
     try:
         _import_modules(getattr(args, "imports", []))
@@ -231,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     parser.error(f"--{name} must be at least 1")
         commands = {"graph": run_graph, "bptt": run_bptt, "train": run_train, "sample": run_sample, "eval": run_eval}
         return commands[args.command](args)
-    except (TrainingError, BackendError) as error:
+    except (TrainingError, BackendError, CheckpointError) as error:
         print(f"tinygrad-seq {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -1,26 +1,24 @@
-"""Training a language model: data, the loop, checkpoints that survive Ctrl-C, exact resumption.
+"""Training a language model: data, the loop, checkpoints that survive Ctrl-C and crashes, exact resumption.
 
-Used by ``tinygrad-seq train`` and the main demo. A checkpoint is a directory:
-
-    model.npz        the model's state dict (read with allow_pickle=False)
-    optimizer.npz    the optimizer's arrays; its scalars are in state.json
-    vocab.json       the vocabulary
-    state.json       format, version, config, data position, random state, history
-
-It is written to a temporary directory and renamed over the previous one, so
-an interrupted save never destroys the last checkpoint. The first Ctrl-C
+Used by ``tinygrad-seq train`` and the main demo. A checkpoint is a folder
+(its files are listed in ``models.checkpoint``) written through
+``tinygrad_seq.storage``: complete, fsynced, swapped in atomically, covered
+by a manifest of sizes and SHA-256, and written by one process at a time.
+A save replaces only a checkpoint of the same run, unless ``overwrite`` is
+given, and never anything that is not a checkpoint. The first Ctrl-C
 finishes the current step, saves and stops; a second one stops at once (the
 last checkpoint stays as it was).
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 import os
-import shutil
 import signal
-import tempfile
-from dataclasses import asdict, dataclass
+import uuid
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +26,13 @@ import numpy as np
 
 from .. import __version__, optim, settings
 from ..backend import manual_seed
+from ..storage import FORMAT, CheckpointError, WriterLock, check_destination, is_checkpoint, save_checkpoint
 from ..nn import functional as F
 from ..tensor import Tensor
 from ..text import Vocabulary, language_model_batches, perplexity, stream_chunks, stream_perplexity
+from .checkpoint import Checkpoint, load_model, open_checkpoint, vocabulary_fingerprint
 from .language_model import LanguageModel
 
-FORMAT = 1
 OPTIMIZERS = {"adam": optim.Adam, "sgd": optim.SGD, "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
 
 
@@ -112,12 +111,31 @@ def _flatten(state: Any, prefix: str, out: dict[str, np.ndarray]) -> None:
             _flatten(part, f"{prefix}/{i}", out)
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes: identifies the training data even after it moved."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# Options of a run that may change when it resumes; every other one would change the model or the data.
+RESUMABLE_CHANGES = ("epochs", "lr", "clip", "data")
+
+
 class Trainer:
-    """A model, its optimizer, the data and the position in it; ``run`` trains, ``save``/``load`` checkpoint."""
+    """A model, its optimizer, the data and the position in it; ``run`` trains, ``save``/``load`` checkpoint.
+
+    Each trainer has a ``run_id`` (kept by its checkpoints): a save replaces a
+    checkpoint of the same run, and one of another run only with
+    ``overwrite=True``.
+    """
 
     def __init__(self, config: TrainConfig, corpus: Corpus | None = None) -> None:
         self.config = config
         self.corpus = corpus or load_corpus(config)
+        config.data = str(Path(config.data).resolve())  # a moved working directory still finds it
         if config.cell not in settings.cell_registry:
             raise TrainingError(f"unknown cell {config.cell!r}; registered cells: {', '.join(sorted(settings.cell_registry))} (--import a module to add yours)")
         if config.optimizer not in OPTIMIZERS:
@@ -127,8 +145,13 @@ class Trainer:
         self.optimizer = OPTIMIZERS[config.optimizer](self.model.parameters(), lr=config.lr)
         self.epoch, self.batch = 0, 0  # the next batch to train on
         self.carry: Any = None  # the detached state carried between stream chunks
+        self.running_loss: float | None = None  # the epoch's running train loss so far (resumed with the rest)
         self.history: list[dict[str, float]] = []
         self.stop_requested = False
+        self.run_id = uuid.uuid4().hex
+        self.data_sha256: str | None = None  # of config.data, computed at the first save
+        self._locks: dict[Path, WriterLock] = {}
+        self._owned: set[Path] = set()  # folders of this run that have no run id (format 1)
 
     # ---- data
 
@@ -157,10 +180,22 @@ class Trainer:
     def validate(self) -> tuple[float, float]:
         return held_out_loss(self.model, self.corpus.valid, self.config)
 
-    def run(self, out: str | os.PathLike | None = None, progress: bool = True, on_epoch_end: Any = None) -> bool:
-        """Train until ``config.epochs``; checkpoint to ``out`` every epoch and on Ctrl-C. Returns False if stopped early."""
+    def run(self, out: str | os.PathLike | None = None, progress: bool = True, on_epoch_end: Any = None,
+            overwrite: bool = False) -> bool:
+        """Train until ``config.epochs``; checkpoint to ``out`` every epoch and on Ctrl-C. Returns False if stopped early.
+
+        Before the first step, ``out`` is checked (a file or a folder that is
+        not a checkpoint is refused; a checkpoint of another run needs
+        ``overwrite``; the folder must be writable) and locked against a
+        second process writing it.
+        """
         from tqdm.auto import tqdm
 
+        lock = None
+        if out is not None:
+            check_destination(out, owned=self._owns(out), overwrite=overwrite)
+            lock = self._lock(out)
+            lock.acquire()
         previous = None
         try:
             previous = signal.signal(signal.SIGINT, self._request_stop)
@@ -170,35 +205,37 @@ class Trainer:
             while self.epoch < self.config.epochs:
                 batches = self.batches(self.epoch)
                 if self.batch == 0:
-                    self.carry = None
+                    self.carry, self.running_loss = None, None
                 bar = tqdm(total=len(batches), initial=self.batch, desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
                            disable=not progress, leave=True)
-                running = None
                 while self.batch < len(batches):
                     loss = self.train_step(*batches[self.batch])
-                    running = loss if running is None else 0.95 * running + 0.05 * loss
+                    self.running_loss = loss if self.running_loss is None else 0.95 * self.running_loss + 0.05 * loss
                     self.batch += 1
                     bar.update(1)
-                    bar.set_postfix(loss=f"{running:.3f}")
+                    bar.set_postfix(loss=f"{self.running_loss:.3f}")
                     if self.stop_requested:
                         bar.close()
                         if out is not None:
-                            self.save(out)
+                            self.save(out, overwrite=overwrite)
                         return False
                 bar.close()
                 valid_loss, valid_ppl = self.validate()
+                running = self.running_loss
                 self.history.append({"epoch": self.epoch + 1, "train_loss": running, "valid_loss": valid_loss, "valid_perplexity": valid_ppl})
                 self.epoch, self.batch = self.epoch + 1, 0
                 if progress:
                     tqdm.write(f"epoch {self.epoch}: train loss {running:.3f}, validation loss {valid_loss:.3f}, perplexity {valid_ppl:.2f}")
                 if out is not None:
-                    self.save(out)
+                    self.save(out, overwrite=overwrite)
                 if on_epoch_end is not None:
                     on_epoch_end(self)
             return True
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
+            if lock is not None:
+                lock.release()
 
     def _request_stop(self, signum: int, frame: Any) -> None:
         if self.stop_requested:  # the second Ctrl-C: stop now; the last checkpoint is intact
@@ -207,40 +244,59 @@ class Trainer:
 
     # ---- checkpoints
 
-    def save(self, out: str | os.PathLike) -> Path:
-        """Write the checkpoint directory ``out`` (atomically: a temporary directory renamed over the old one)."""
+    def _lock(self, out: str | os.PathLike) -> WriterLock:
+        key = Path(out).resolve()
+        if key not in self._locks:
+            self._locks[key] = WriterLock(key)
+        return self._locks[key]
+
+    def _owns(self, out: str | os.PathLike) -> bool:
+        """Whether ``out`` holds a checkpoint of this run (which a save may replace)."""
         out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        temporary = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+        if out.resolve() in self._owned:
+            return True
+        folder = out if out.exists() else out.with_name(f".{out.name}.old")
         try:
-            self.model.save(temporary / "model.npz")
-            arrays, scalars = self._optimizer_state()
-            with open(temporary / "optimizer.npz", "wb") as file:
-                np.savez(file, **arrays)
-            carry: dict[str, np.ndarray] = {}
-            if self.carry is not None:
-                _flatten(self.carry, "carry", carry)
-            with open(temporary / "carry.npz", "wb") as file:
-                np.savez(file, **carry)
-            self.corpus.vocab.save(temporary / "vocab.json")
-            state = {
-                "format": FORMAT, "version": __version__, "config": asdict(self.config),
-                "model": self.model.config, "epoch": self.epoch, "batch": self.batch,
-                "optimizer": scalars, "rng": settings.host_rng.bit_generator.state, "history": self.history,
-            }
-            (temporary / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(temporary, 0o777 & ~mask)  # mkdtemp makes it private
-            old = out.with_name(f".{out.name}.old")
-            if out.exists():
-                os.replace(out, old)
-            os.replace(temporary, out)
-            shutil.rmtree(old, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(temporary, ignore_errors=True)
-            raise
-        return out
+            return json.loads((folder / "state.json").read_text(encoding="utf-8")).get("run_id") == self.run_id
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    def save(self, out: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the checkpoint folder ``out`` (see ``tinygrad_seq.storage``: atomic, verified, locked).
+
+        Replaces a checkpoint of this run; one of another run only with
+        ``overwrite``; never a file or a folder that is not a checkpoint.
+        """
+        check_destination(out, owned=self._owns(out), overwrite=overwrite)
+        return save_checkpoint(out, self.checkpoint_files(), lock=self._lock(out))
+
+    def checkpoint_files(self) -> dict[str, bytes]:
+        """The checkpoint's files (name -> bytes), as ``save`` writes them."""
+
+        def npz(arrays: dict[str, np.ndarray]) -> bytes:
+            buffer = io.BytesIO()
+            np.savez(buffer, **arrays)
+            return buffer.getvalue()
+
+        arrays, scalars = self._optimizer_state()
+        carry: dict[str, np.ndarray] = {}
+        if self.carry is not None:
+            _flatten(self.carry, "carry", carry)
+        if self.data_sha256 is None and Path(self.config.data).is_file():
+            self.data_sha256 = file_sha256(self.config.data)
+        state = {
+            "format": FORMAT, "version": __version__, "run_id": self.run_id, "config": asdict(self.config),
+            "data_sha256": self.data_sha256, "vocab_sha256": vocabulary_fingerprint(self.corpus.vocab),
+            "model": self.model.config, "epoch": self.epoch, "batch": self.batch, "running_loss": self.running_loss,
+            "optimizer": scalars, "rng": settings.host_rng.bit_generator.state, "history": self.history,
+        }
+        return {
+            "model.npz": npz(self.model.state_dict()),
+            "optimizer.npz": npz(arrays),
+            "carry.npz": npz(carry),
+            "vocab.json": json.dumps(self.corpus.vocab.to_dict(), ensure_ascii=False).encode("utf-8"),
+            "state.json": json.dumps(state, indent=1).encode("utf-8"),
+        }
 
     def _optimizer_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         state = self.optimizer.state_dict()
@@ -254,32 +310,97 @@ class Trainer:
         return arrays, scalars
 
     @classmethod
-    def load(cls, checkpoint: str | os.PathLike, data: str | None = None) -> Trainer:
-        """Rebuild a trainer from a checkpoint directory, exactly where it stopped."""
-        state, vocab = read_checkpoint(checkpoint)
+    def load(cls, checkpoint: str | os.PathLike, data: str | os.PathLike | None = None) -> Trainer:
+        """Rebuild a trainer from a checkpoint folder, exactly where it stopped (verified first).
+
+        ``data`` points to the training file when it moved; its SHA-256 must
+        match the one the checkpoint recorded.
+        """
+        opened = open_checkpoint(checkpoint)
+        state = opened.state
         config = TrainConfig(**state["config"])
-        if data is not None:
-            config.data = data
-        trainer = cls(config, load_corpus(config, vocab))
-        trainer.model.load(Path(checkpoint) / "model.npz")
-        with np.load(Path(checkpoint) / "optimizer.npz", allow_pickle=False) as archive:
-            per_param: dict[int, dict[str, Any]] = {}
-            for key in archive.files:
-                index, name = key.split("/", 1)
-                per_param.setdefault(int(index), {})[name] = archive[key]
-        for index, values in state["optimizer"]["state"].items():
-            per_param.setdefault(int(index), {}).update(values)
-        groups = state["optimizer"]["param_groups"]
-        for group in groups:
-            if "betas" in group:
-                group["betas"] = tuple(group["betas"])
-        trainer.optimizer.load_state_dict({"state": per_param, "param_groups": groups})
-        with np.load(Path(checkpoint) / "carry.npz", allow_pickle=False) as archive:
-            if archive.files:
-                trainer.carry = _unflatten({k: archive[k] for k in archive.files}, trainer.model)
-        trainer.epoch, trainer.batch, trainer.history = state["epoch"], state["batch"], state["history"]
-        settings.host_rng.bit_generator.state = state["rng"]
+        config.data = str(_locate_data(opened, data))
+        trainer = cls(config, load_corpus(config, opened.vocab))
+        trainer.run_id = state.get("run_id") or trainer.run_id
+        trainer.data_sha256 = state.get("data_sha256")
+        if state.get("run_id") is None:  # format 1 had no run id: the folder it came from is this run's
+            trainer._owned.add(Path(checkpoint).resolve())
+        trainer._restore(opened)
         return trainer
+
+    def _restore(self, opened: Checkpoint) -> None:
+        state = opened.state
+        try:
+            self.model.load_state_dict(opened.model().state_dict())
+        except ValueError as error:
+            raise opened.fail("model.npz", f"does not fit the run's config: {error}") from None
+        per_param: dict[int, dict[str, Any]] = {}
+        for key, value in opened.arrays("optimizer.npz").items():
+            index, _, name = key.partition("/")
+            if not index.isdigit() or not name:
+                raise opened.fail("optimizer.npz", f"has an array {key!r} that is not 'index/name'")
+            per_param.setdefault(int(index), {})[name] = value
+        try:
+            for index, values in state["optimizer"]["state"].items():
+                per_param.setdefault(int(index), {}).update(values)
+            groups = state["optimizer"]["param_groups"]
+            for group in groups:
+                if "betas" in group:
+                    group["betas"] = tuple(group["betas"])
+            self.optimizer.load_state_dict({"state": per_param, "param_groups": groups})
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
+            raise opened.fail("optimizer.npz", f"does not fit the optimizer of state.json ({str(error)[:100]})") from None
+        carry = opened.arrays("carry.npz")
+        if carry:
+            try:
+                self.carry = _unflatten(carry, self.model)
+            except KeyError as error:
+                raise opened.fail("carry.npz", f"lacks the carried state {error}") from None
+        self.epoch, self.batch, self.history = state["epoch"], state["batch"], state["history"]
+        self.running_loss = state.get("running_loss")
+        try:
+            settings.host_rng.bit_generator.state = state["rng"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise opened.fail("state.json", f"has an unusable random state ({str(error)[:60]})") from None
+
+    def apply_changes(self, **changes: Any) -> list[str]:
+        """Apply the options a resumed run may change (``RESUMABLE_CHANGES`` but data); returns what changed."""
+        done = []
+        for name, value in changes.items():
+            if name not in RESUMABLE_CHANGES or name == "data":
+                raise TrainingError(f"{name} cannot change when a run resumes; only {', '.join(RESUMABLE_CHANGES)} can")
+            old = getattr(self.config, name)
+            if value is None or value == old:
+                continue
+            setattr(self.config, name, value)
+            if name == "lr":
+                for group in self.optimizer.param_groups:
+                    group["lr"] = value
+            done.append(f"{name} {old} -> {value}")
+        return done
+
+
+def resume_conflicts(config: TrainConfig, given: dict[str, Any]) -> list[str]:
+    """The options in ``given`` (name -> value asked for) that differ from the run's and may not change."""
+    names = {f.name for f in fields(TrainConfig)}
+    return [f"{name} {value!r} (the checkpoint has {getattr(config, name)!r})"
+            for name, value in given.items()
+            if name in names and name not in RESUMABLE_CHANGES and value != getattr(config, name)]
+
+
+def _locate_data(opened: Checkpoint, data: str | os.PathLike | None) -> Path:
+    """The training file of a checkpoint: ``data`` if given (same SHA-256 required), else the recorded path."""
+    recorded = Path(opened.state["config"]["data"])
+    expected = opened.state.get("data_sha256")
+    path = Path(data).resolve() if data is not None else recorded
+    if not path.is_file():
+        hint = "; pass --data with its new path" if data is None else ""
+        raise TrainingError(f"data file {path} of checkpoint {opened.folder} not found{hint}")
+    if expected is not None and file_sha256(path) != expected:
+        which = "is not the file" if data is not None else "changed since"
+        raise TrainingError(f"data file {path} {which} the checkpoint {opened.folder} was trained on (SHA-256 differs); "
+                            "resume with the original file, or start a new run")
+    return path
 
 
 def _unflatten(arrays: dict[str, np.ndarray], model: LanguageModel) -> list[Any]:
@@ -292,31 +413,9 @@ def _unflatten(arrays: dict[str, np.ndarray], model: LanguageModel) -> list[Any]
 
 
 def read_checkpoint(checkpoint: str | os.PathLike) -> tuple[dict[str, Any], Vocabulary]:
-    """The checkpoint's state.json and vocabulary, with clear errors for a missing, foreign or mismatched one."""
-    folder = Path(checkpoint)
-    if not (folder / "state.json").is_file():
-        raise TrainingError(f"{folder} is not a checkpoint directory (no state.json); pass the --out folder of a train run")
-    state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-    if state.get("format") != FORMAT:
-        raise TrainingError(
-            f"checkpoint {folder} has format {state.get('format')} (written by tinygrad-seq {state.get('version')}); "
-            f"this version ({__version__}) reads format {FORMAT}. Retrain, or use the version that wrote it"
-        )
-    vocab = Vocabulary.load(folder / "vocab.json")
-    if state["model"]["vocab_size"] != len(vocab):
-        raise TrainingError(
-            f"checkpoint {folder}: its model has {state['model']['vocab_size']} tokens but its vocab.json has {len(vocab)}; "
-            "the files come from different runs"
-        )
-    return state, vocab
-
-
-def load_model(checkpoint: str | os.PathLike) -> tuple[LanguageModel, Vocabulary, dict[str, Any]]:
-    """The trained model and its vocabulary, for sampling and evaluation."""
-    state, vocab = read_checkpoint(checkpoint)
-    model = LanguageModel.from_config(state["model"])
-    model.load(Path(checkpoint) / "model.npz")
-    return model, vocab, state
+    """The checkpoint's state.json and vocabulary, verified (see ``models.checkpoint.open_checkpoint``)."""
+    opened = open_checkpoint(checkpoint)
+    return opened.state, opened.vocab
 
 
 def held_out_loss(model: LanguageModel, data: Any, config: TrainConfig) -> tuple[float, float]:
@@ -334,4 +433,7 @@ def evaluate_file(checkpoint: str | os.PathLike, data: str) -> tuple[float, floa
     return loss, ppl, state
 
 
-__all__ = ["Corpus", "TrainConfig", "Trainer", "TrainingError", "evaluate_file", "load_corpus", "load_model", "read_checkpoint"]
+__all__ = [
+    "CheckpointError", "Corpus", "TrainConfig", "Trainer", "TrainingError", "evaluate_file", "file_sha256",
+    "is_checkpoint", "load_corpus", "load_model", "read_checkpoint", "resume_conflicts",
+]

@@ -17,7 +17,6 @@ tuples and dicts of modules and parameters, so no registration call is needed:
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,13 +25,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..backend import Backend, backend_named
+from ..storage import atomic_write
 from ..tensor import Tensor
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 class Parameter(Tensor):
@@ -201,19 +195,7 @@ class Module:
         renamed over it only when complete, so an interrupted save never
         destroys the previous checkpoint.
         """
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as file:  # a file handle: np.savez adds ".npz" only to bare names
-                np.savez(file, **self.state_dict())
-            os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; a saved model is an ordinary file
-            os.replace(temporary, path)
-        except BaseException:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-            raise
-        return path
+        return atomic_write(path, lambda file: np.savez(file, **self.state_dict()))  # a file: no ".npz" added
 
     def load(self, path: str | os.PathLike, strict: bool = True) -> IncompatibleKeys:
         """Load a checkpoint written by ``save`` (read with ``allow_pickle=False``)."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+from ..storage import atomic_write
 
 PAD, UNK, EOS, BOS = "<pad>", "<unk>", "<eos>", "<bos>"
 SPECIALS = (PAD, UNK, EOS, BOS)  # ids 0, 1, 2, 3 in every vocabulary
@@ -91,15 +92,8 @@ class Vocabulary:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the vocabulary as JSON (through a temporary file, so an interrupted save leaves the old one)."""
-        path = Path(path)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(self.to_dict(), file, ensure_ascii=False)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(temporary, 0o666 & ~mask)  # mkstemp makes it private
-        os.replace(temporary, path)
-        return path
+        data = json.dumps(self.to_dict(), ensure_ascii=False).encode("utf-8")
+        return atomic_write(path, lambda file: file.write(data))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocabulary:

@@ -1,0 +1,184 @@
+"""Reading a training checkpoint: verified files, a state and a vocabulary that belong to the weights.
+
+A checkpoint folder (written by ``Trainer.save`` through ``tinygrad_seq.storage``):
+
+    manifest.json    size and SHA-256 of every other file (format 2)
+    model.npz        the model's state dict (read with allow_pickle=False)
+    optimizer.npz    the optimizer's arrays; its scalars are in state.json
+    carry.npz        the state carried between stream chunks
+    vocab.json       the vocabulary
+    state.json       format, version, run id, config, data position, random state, history
+
+:func:`open_checkpoint` verifies the manifest, parses every file and checks
+that they fit together before anything is built: a damaged, foreign or
+mismatched file is a :class:`CheckpointError` with one line naming it. Format-1
+checkpoints (written before manifests) are read too; their next save writes
+format 2.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import zipfile
+import zlib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import settings
+from ..storage import FORMAT, CheckpointError, read_checkpoint_files
+from ..text import Vocabulary
+from .language_model import LanguageModel
+
+REQUIRED_FILES = ("model.npz", "optimizer.npz", "vocab.json", "state.json")
+MAX_SIZE = 1 << 20  # no dimension of a model this library trains comes near it
+
+
+def vocabulary_fingerprint(vocab: Vocabulary) -> str:
+    """SHA-256 of the vocabulary's tokens and settings: ties a vocabulary to the weights trained with it."""
+    return hashlib.sha256(json.dumps(vocab.to_dict(), sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Checkpoint:
+    """A verified checkpoint: its folder, format, state.json, vocabulary and the raw bytes of every file."""
+
+    folder: Path
+    format: int
+    state: dict[str, Any]
+    vocab: Vocabulary
+    files: dict[str, bytes]
+
+    def fail(self, name: str, problem: str) -> CheckpointError:
+        return CheckpointError(f"checkpoint {self.folder}: {name} {problem}")
+
+    def arrays(self, name: str) -> dict[str, np.ndarray]:
+        """The arrays of the .npz file ``name`` (allow_pickle=False), or an error naming the file."""
+        if name not in self.files:
+            return {}
+        try:
+            with np.load(io.BytesIO(self.files[name]), allow_pickle=False) as archive:
+                return {key: archive[key] for key in archive.files}
+        except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as error:
+            raise self.fail(name, f"cannot be read ({type(error).__name__}: {str(error)[:80]}); "
+                                  "restore it from a backup or retrain") from None
+
+    def model(self) -> LanguageModel:
+        """The language model, built from the config after checking it against the weights' shapes."""
+        config, weights = self.state["model"], self.arrays("model.npz")
+        problem = _config_problem(config, weights)
+        if problem:
+            raise self.fail("state.json", f"does not match model.npz: {problem}; the files come from different runs")
+        if config["cell"] not in settings.cell_registry:
+            raise CheckpointError(
+                f"checkpoint {self.folder} was trained with cell {config['cell']!r}, which is not registered here; "
+                "pass --import MODULE (the module or .py file that registers it), as for train"
+            )
+        model = LanguageModel.from_config(config)
+        try:
+            model.load_state_dict(weights)
+        except ValueError as error:
+            raise self.fail("model.npz", f"does not fit the model of state.json: {error}") from None
+        return model
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _config_problem(config: Any, weights: dict[str, np.ndarray]) -> str | None:
+    """Why the model config cannot describe these weights (sizes checked before anything is allocated)."""
+    if not isinstance(config, dict):
+        return "its model config is not an object"
+    for key in ("vocab_size", "embed_dim", "hidden_size", "num_layers"):
+        if not _integer(config.get(key)) or not 1 <= config[key] <= MAX_SIZE:
+            return f"model config {key}={config.get(key)!r} is not a size (1 to {MAX_SIZE:,})"
+    if not isinstance(config.get("cell"), str):
+        return f"model config cell={config.get('cell')!r} is not a cell name"
+    dropout = config.get("dropout", 0.0)
+    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        return f"model config dropout={dropout!r} is not in [0, 1)"
+    unknown = set(config) - {"vocab_size", "embed_dim", "cell", "hidden_size", "num_layers", "dropout"}
+    if unknown:
+        return f"model config has unknown keys {sorted(unknown)}"
+    expected = {"embedding.weight": (config["vocab_size"], config["embed_dim"]),
+                "head.weight": (config["vocab_size"], config["hidden_size"])}
+    for key, shape in expected.items():
+        if key not in weights:
+            return f"model.npz has no {key}"
+        if tuple(weights[key].shape) != shape:
+            return f"its config gives {key} the shape {shape}, model.npz holds {tuple(weights[key].shape)}"
+    layers = {int(m.group(1)) for key in weights if (m := re.match(r"rnn\.layers\.(\d+)\.", key))}
+    if layers != set(range(config["num_layers"])):
+        return f"its config has num_layers={config['num_layers']}, model.npz holds {len(layers)} layer(s)"
+    return None
+
+
+def _parse_json(folder: Path, files: dict[str, bytes], name: str) -> Any:
+    try:
+        return json.loads(files[name].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {folder}: {name} is not valid JSON ({str(error)[:60]}); "
+                              "restore it from a backup or retrain") from None
+
+
+def _state_problem(state: Any, checkpoint_format: int) -> str | None:
+    if not isinstance(state, dict):
+        return "is not an object"
+    kinds = {"config": dict, "model": dict, "epoch": int, "batch": int, "optimizer": dict, "rng": dict, "history": list}
+    for key, kind in kinds.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            return f"has no valid {key!r} ({kind.__name__} expected)"
+    if state["epoch"] < 0 or state["batch"] < 0:
+        return f"has a negative position (epoch {state['epoch']}, batch {state['batch']})"
+    from .trainer import TrainConfig
+
+    unknown = set(state["config"]) - {f.name for f in fields(TrainConfig)}
+    if unknown:
+        return f"has unknown config keys {sorted(unknown)}"
+    if "data" not in state["config"]:
+        return "has no data file in its config"
+    if state.get("format") != checkpoint_format:
+        return f"says format {state.get('format')!r} but the folder is format {checkpoint_format}"
+    return None
+
+
+def open_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Verify and parse the checkpoint ``path`` (see the module docstring); nothing is built yet."""
+    folder, files, checkpoint_format = read_checkpoint_files(path)
+    for name in REQUIRED_FILES:
+        if name not in files:
+            raise CheckpointError(f"checkpoint {folder}: {name} is missing; restore it from a backup or retrain")
+    state = _parse_json(folder, files, "state.json")
+    problem = _state_problem(state, checkpoint_format)
+    if problem:
+        raise CheckpointError(f"checkpoint {folder}: state.json {problem}; restore it from a backup or retrain")
+    try:
+        vocab = Vocabulary.from_dict(_parse_json(folder, files, "vocab.json"))
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise CheckpointError(f"checkpoint {folder}: vocab.json is not a vocabulary ({type(error).__name__}: "
+                              f"{str(error)[:60]}); restore it from a backup or retrain") from None
+    if state["model"].get("vocab_size") != len(vocab):
+        raise CheckpointError(
+            f"checkpoint {folder}: its model has {state['model'].get('vocab_size')} tokens but its vocab.json has "
+            f"{len(vocab)}; the files come from different runs"
+        )
+    fingerprint = state.get("vocab_sha256")
+    if fingerprint is not None and fingerprint != vocabulary_fingerprint(vocab):
+        raise CheckpointError(f"checkpoint {folder}: vocab.json does not belong to model.npz (same size, other tokens "
+                              "than the model was trained with); the files come from different runs")
+    return Checkpoint(folder, checkpoint_format, state, vocab, files)
+
+
+def load_model(checkpoint: str | os.PathLike) -> tuple[LanguageModel, Vocabulary, dict[str, Any]]:
+    """The trained model, its vocabulary and state.json, for sampling and evaluation (verified first)."""
+    opened = open_checkpoint(checkpoint)
+    return opened.model(), opened.vocab, opened.state
+
+
+__all__ = ["Checkpoint", "load_model", "open_checkpoint", "vocabulary_fingerprint"]
