@@ -51,7 +51,8 @@ def main(argv: list[str] | None = None) -> Trainer:
             names = sample(trainer.model, vocab, n=6, max_len=20, temperature=0.8, seed=trainer.epoch)
             print("   new names:", ", ".join(name.capitalize() for name in names))
 
-    finished = trainer.run(out / "checkpoint", progress=not args.smoke, on_epoch_end=show_samples)
+    finished = trainer.run(out / "checkpoint", progress=not args.smoke, on_epoch_end=show_samples,
+                           overwrite=True)  # the demo's own folder: a rerun replaces its checkpoint
     history = trainer.history
     if history:
         print(f"\nvalidation loss per character: {history[0]['valid_loss']:.3f} after epoch 1 -> {history[-1]['valid_loss']:.3f} "

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> Trainer:
     trainer = Trainer(config)
     print(f"{len(trainer.corpus.train):,} characters to learn from, {len(trainer.corpus.valid):,} held out; "
           f"{trainer.corpus.vocab}; a 2-layer {args.cell.upper()} with {trainer.model.num_parameters():,} parameters")
-    trainer.run(out / "checkpoint", progress=not args.smoke)
+    trainer.run(out / "checkpoint", progress=not args.smoke, overwrite=True)  # a rerun replaces its own checkpoint
     final = trainer.history[-1]
     print(f"\nvalidation loss per character after {final['epoch']} epoch(s): {final['valid_loss']:.3f} "
           f"(perplexity {final['valid_perplexity']:.2f}; a uniform guess over {len(trainer.corpus.vocab)} tokens "

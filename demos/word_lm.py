@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> Trainer:
     vocab = trainer.corpus.vocab
     unknown = sum(ids.count(UNK_ID) for ids in trainer.corpus.train) / sum(len(ids) - 2 for ids in trainer.corpus.train)
     print(f"{len(trainer.corpus.train):,} lines; {vocab} ({unknown:.1%} of the words become {UNK})")
-    trainer.run(out / "checkpoint", progress=not args.smoke)
+    trainer.run(out / "checkpoint", progress=not args.smoke, overwrite=True)  # a rerun replaces its own checkpoint
     final = trainer.history[-1]
     print(f"\nvalidation loss per word: {final['valid_loss']:.3f} (perplexity {final['valid_perplexity']:.1f})\n")
 

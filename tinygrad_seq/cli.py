@@ -20,7 +20,16 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
                         help="draw the fused path (one node per cell step) instead of every gate")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# train's options that set TrainConfig fields: argparse dest -> field
+CONFIG_OPTIONS = {
+    "data": "data", "level": "level", "layout": "layout", "cell": "cell", "embed": "embed_dim", "hidden": "hidden",
+    "layers": "layers", "dropout": "dropout", "seq_len": "seq_len", "batch_size": "batch_size", "epochs": "epochs",
+    "lr": "lr", "optimizer": "optimizer", "clip": "clip", "lower": "lower", "max_vocab": "max_vocab", "seed": "seed",
+}
+
+
+def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
+    """The command's parser; ``given_only`` leaves out train's defaults, so parsing shows what was typed."""
     parser = argparse.ArgumentParser(
         prog="tinygrad-seq",
         description="tinygrad_seq: recurrent sequence models on a from-scratch autograd engine (NumPy or CuPy).",
@@ -50,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a language model on a text file",
                                 description="Train a recurrent language model; checkpoints every epoch and on Ctrl-C.")
-    train.add_argument("--data", required=True, help="a UTF-8 text file")
+    train.add_argument("--data", help="a UTF-8 text file (required, except with --resume)")
     train.add_argument("--level", choices=["char", "word"], default="char")
     train.add_argument("--layout", choices=["lines", "stream"], default="lines",
                        help="lines: one sequence per line (names); stream: one long text, truncated BPTT")
@@ -72,7 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", default="checkpoint", help="checkpoint directory (default ./checkpoint)")
     train.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                        help="a module or .py file to import first (e.g. one that registers your cell)")
-    train.add_argument("--resume", action="store_true", help="continue the run saved in --out exactly where it stopped")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run saved in --out exactly where it stopped (--epochs, --lr, --clip may change)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the checkpoint of another run in --out (anything that is not a checkpoint is never replaced)")
+    if given_only:  # (set_defaults cannot suppress: it would store the SUPPRESS marker as a value)
+        for action in train._actions:
+            if action.dest in CONFIG_OPTIONS:
+                action.default = argparse.SUPPRESS
 
     sample = commands.add_parser("sample", help="generate text from a trained checkpoint")
     sample.add_argument("--checkpoint", required=True)
@@ -112,25 +128,40 @@ def _import_modules(names: list[str]) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from .models import TrainConfig, Trainer
+    from .models import TrainConfig, Trainer, TrainingError
+    from .models.trainer import resume_conflicts
+    from .storage import check_destination
 
+    given = {CONFIG_OPTIONS[name]: getattr(args, name) for name in vars(build_parser(given_only=True).parse_args(args.argv))
+             if name in CONFIG_OPTIONS}
+    out = Path(args.out)
     if args.resume:
-        trainer = Trainer.load(args.out)
-        print(f"resuming {args.out} at epoch {trainer.epoch + 1}, batch {trainer.batch + 1}")
+        if args.overwrite:
+            raise TrainingError("--resume continues the checkpoint in --out and --overwrite replaces it; pass one of them")
+        trainer = Trainer.load(out, data=given.pop("data", None))
+        conflicts = resume_conflicts(trainer.config, given)
+        if conflicts:
+            raise TrainingError(f"--resume keeps the run's model and data, but these options differ from {out}: "
+                                f"{'; '.join(conflicts)}. Drop them, or start a new run with another --out")
+        changes = trainer.apply_changes(**{k: v for k, v in given.items() if k in ("epochs", "lr", "clip")})
+        print(f"resuming {out} at epoch {trainer.epoch + 1}, batch {trainer.batch + 1}"
+              + (f" ({', '.join(changes)})" if changes else ""))
+        if trainer.epoch >= trainer.config.epochs:
+            print(f"{out} has finished all {trainer.config.epochs} epochs; pass --epochs N (more than "
+                  f"{trainer.config.epochs}) to train further")
+            return 0
     else:
-        config = TrainConfig(
-            data=args.data, level=args.level, layout=args.layout, cell=args.cell, embed_dim=args.embed, hidden=args.hidden,
-            layers=args.layers, dropout=args.dropout, seq_len=args.seq_len, batch_size=args.batch_size, epochs=args.epochs,
-            lr=args.lr, optimizer=args.optimizer, clip=args.clip, lower=args.lower, max_vocab=args.max_vocab, seed=args.seed,
-        )
-        trainer = Trainer(config)
+        if "data" not in given:
+            raise TrainingError("--data is required: the text file to train on (or --resume a checkpoint)")
+        check_destination(out, overwrite=args.overwrite)  # refuse before reading the data or building the model
+        trainer = Trainer(TrainConfig(**{**{f: getattr(args, o) for o, f in CONFIG_OPTIONS.items()}, **given}))
     vocab = trainer.corpus.vocab
     print(f"{vocab}, {trainer.model.num_parameters():,} parameters, backend {trainer.model.embedding.weight.backend.name}")
-    finished = trainer.run(args.out)
+    finished = trainer.run(out, overwrite=args.overwrite)
     if not finished:
-        print(f"stopped: checkpoint saved in {args.out}; continue with --resume")
+        print(f"stopped: checkpoint saved in {out}; continue with --resume")
         return 130
-    print(f"done: checkpoint in {args.out}")
+    print(f"done: checkpoint in {out}")
     return 0
 
 
@@ -207,7 +238,9 @@ def run_bptt(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     if args.command is None:
         parser.print_help()
         return 0
@@ -232,6 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     parser.error(f"--{name} must be at least 1")
         commands = {"graph": run_graph, "bptt": run_bptt, "train": run_train, "sample": run_sample, "eval": run_eval}
         return commands[args.command](args)
+    except KeyboardInterrupt:  # a second Ctrl-C: training stopped at once, between saves or inside one
+        where = f"; the last checkpoint in {args.out} is intact" if args.command == "train" else ""
+        print(f"tinygrad-seq {args.command}: interrupted{where}", file=sys.stderr)
+        return 130
     except (TrainingError, BackendError, CheckpointError) as error:
         print(f"tinygrad-seq {args.command}: error: {error}", file=sys.stderr)
         return 2

@@ -36,7 +36,8 @@ from ..text import Vocabulary
 from .language_model import LanguageModel
 
 REQUIRED_FILES = ("model.npz", "optimizer.npz", "vocab.json", "state.json")
-MAX_SIZE = 1 << 20  # no dimension of a model this library trains comes near it
+# Bounds on a config's sizes, checked before anything is allocated (a damaged config must not ask for terabytes)
+MAX_SIZES = {"vocab_size": 1 << 24, "embed_dim": 1 << 16, "hidden_size": 1 << 16, "num_layers": 1 << 10}
 
 
 def vocabulary_fingerprint(vocab: Vocabulary) -> str:
@@ -82,8 +83,8 @@ class Checkpoint:
         model = LanguageModel.from_config(config)
         try:
             model.load_state_dict(weights)
-        except ValueError as error:
-            raise self.fail("model.npz", f"does not fit the model of state.json: {error}") from None
+        except (KeyError, ValueError) as error:
+            raise self.fail("model.npz", f"does not fit the model of state.json: {error.args[0]}") from None
         return model
 
 
@@ -95,9 +96,9 @@ def _config_problem(config: Any, weights: dict[str, np.ndarray]) -> str | None:
     """Why the model config cannot describe these weights (sizes checked before anything is allocated)."""
     if not isinstance(config, dict):
         return "its model config is not an object"
-    for key in ("vocab_size", "embed_dim", "hidden_size", "num_layers"):
-        if not _integer(config.get(key)) or not 1 <= config[key] <= MAX_SIZE:
-            return f"model config {key}={config.get(key)!r} is not a size (1 to {MAX_SIZE:,})"
+    for key, largest in MAX_SIZES.items():
+        if not _integer(config.get(key)) or not 1 <= config[key] <= largest:
+            return f"model config {key}={config.get(key)!r} is not a size (1 to {largest:,})"
     if not isinstance(config.get("cell"), str):
         return f"model config cell={config.get('cell')!r} is not a cell name"
     dropout = config.get("dropout", 0.0)

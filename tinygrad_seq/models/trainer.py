@@ -332,8 +332,8 @@ class Trainer:
         state = opened.state
         try:
             self.model.load_state_dict(opened.model().state_dict())
-        except ValueError as error:
-            raise opened.fail("model.npz", f"does not fit the run's config: {error}") from None
+        except (KeyError, ValueError) as error:
+            raise opened.fail("model.npz", f"does not fit the run's config: {error.args[0]}") from None
         per_param: dict[int, dict[str, Any]] = {}
         for key, value in opened.arrays("optimizer.npz").items():
             index, _, name = key.partition("/")

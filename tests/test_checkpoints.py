@@ -1,0 +1,408 @@
+"""What a user saved is never lost: refusals, atomic saves under crashes, verified loads, locks, resume."""
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinygrad_seq as ts
+from tinygrad_seq import storage
+from tinygrad_seq.cli import main as cli
+from tinygrad_seq.models import TrainConfig, Trainer, load_model
+from tinygrad_seq.models.checkpoint import open_checkpoint
+from tinygrad_seq.storage import CheckpointError
+
+ROOT = Path(__file__).resolve().parent.parent
+DINOS = ROOT / "demos" / "data" / "dinos.txt"
+
+
+def small_config(data=DINOS, **changes):
+    settings = dict(data=str(data), cell="gru", embed_dim=4, hidden=8, batch_size=64, epochs=1, lr=1e-2, max_chars=3000)
+    return TrainConfig(**{**settings, **changes})
+
+
+def snapshot(folder):
+    """name -> bytes of every file under ``folder`` (to show that nothing changed)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def rewrite_manifest(folder):
+    """Recompute the manifest, as a tool that rewrote the files would: checks past the SHA-256 then run."""
+    files = {p.name: p.read_bytes() for p in folder.iterdir() if p.name != storage.MANIFEST}
+    manifest = {name: {"size": len(data), "sha256": storage._sha256(data)} for name, data in sorted(files.items())}
+    record = {"kind": storage.MANIFEST_KIND, "format": storage.FORMAT, "files": manifest,
+              "checksum": storage._manifest_checksum(manifest)}
+    (folder / storage.MANIFEST).write_text(json.dumps(record))
+
+
+@pytest.fixture
+def trained(tmp_path):
+    """A finished one-epoch run and its checkpoint folder."""
+    trainer = Trainer(small_config())
+    trainer.run(tmp_path / "ckpt", progress=False)
+    return trainer, tmp_path / "ckpt"
+
+
+def one_line_error(capsys, argv):
+    code = cli(argv)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+# ---------------------------------------------------------------- --out never replaces what is not ours
+
+
+@pytest.mark.parametrize("what", ["the data file", "a file", "a folder with files", "a nested folder"])
+def test_out_refuses_anything_that_is_not_a_checkpoint(tmp_path, capsys, what):
+    data = tmp_path / "names.txt"
+    data.write_text(DINOS.read_text()[:3000])
+    if what == "the data file":
+        out = data
+    elif what == "a file":
+        out = tmp_path / "notes.txt"
+        out.write_text("my notes")
+    else:
+        out = tmp_path / "results"
+        (out / "sub").mkdir(parents=True)
+        (out / "paper.tex").write_text("\\section{Results}")
+        if what == "a nested folder":
+            (out / "sub" / "run.log").write_text("loss 1.2")
+    before = snapshot(tmp_path)
+    err = one_line_error(capsys, ["train", "--data", str(data), "--epochs", "1", "--hidden", "8", "--out", str(out)])
+    assert str(out) in err and "nothing was written" in err
+    assert snapshot(tmp_path) == before  # nothing touched, the data file included
+
+
+def test_an_existing_checkpoint_is_continued_or_replaced_only_when_asked(trained, tmp_path, capsys):
+    _, out = trained
+    before = snapshot(out)
+    err = one_line_error(capsys, ["train", "--data", str(DINOS), "--epochs", "1", "--hidden", "8", "--out", str(out)])
+    assert "holds a checkpoint of another run; continue it with --resume or replace it with --overwrite" in err
+    assert snapshot(out) == before
+    with pytest.raises(CheckpointError, match="holds a checkpoint of another run"):
+        Trainer(small_config()).save(out)  # the library refuses too, not only the CLI
+    assert snapshot(out) == before
+    replacement = Trainer(small_config(hidden=6))
+    replacement.save(out, overwrite=True)
+    assert open_checkpoint(out).state["run_id"] == replacement.run_id
+
+
+def test_an_empty_folder_is_a_fine_destination(tmp_path):
+    (tmp_path / "empty").mkdir()
+    Trainer(small_config()).save(tmp_path / "empty")
+    assert load_model(tmp_path / "empty")[0].config["hidden_size"] == 8
+
+
+def test_out_in_a_folder_that_cannot_be_written_is_refused_before_training(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    err = one_line_error(capsys, ["train", "--data", str(DINOS), "--out", str(blocker / "ckpt")])
+    assert "is a file, not a folder" in err
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o555)
+        err = one_line_error(capsys, ["train", "--data", str(DINOS), "--out", str(locked / "ckpt")])
+        assert "is not writable" in err
+
+
+def test_a_run_saves_over_its_own_checkpoint_and_demos_can_overwrite_theirs(tmp_path):
+    trainer = Trainer(small_config(epochs=2))
+    assert trainer.run(tmp_path / "ckpt", progress=False)  # saves twice over its own checkpoint
+    again = Trainer(small_config(epochs=1))
+    again.run(tmp_path / "ckpt", progress=False, overwrite=True)  # what a demo rerun into its folder does
+    assert open_checkpoint(tmp_path / "ckpt").state["run_id"] == again.run_id
+
+
+# ---------------------------------------------------------------- a save interrupted anywhere
+
+
+class FailingFileSystem(storage.FileSystem):
+    """Raises KeyboardInterrupt at the k-th file-system call of a save (a second Ctrl-C at that instant)."""
+
+    def __init__(self, fail_at):
+        self.calls, self.fail_at = 0, fail_at
+
+    def __getattribute__(self, name):
+        attribute = super().__getattribute__(name)
+        if name in ("write_bytes", "mkdir", "rename", "rmtree", "unlink", "fsync_dir"):
+            def call(*args):
+                self.calls += 1
+                if self.calls == self.fail_at:
+                    raise KeyboardInterrupt
+                return attribute(*args)
+            return call
+        return attribute
+
+
+def test_a_save_interrupted_at_every_file_system_call_leaves_a_loadable_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "ckpt"
+    trainer = Trainer(small_config())
+    trainer.save(out)  # the previous checkpoint: batch 0
+    counting = FailingFileSystem(fail_at=0)
+    monkeypatch.setattr(storage, "fs", counting)
+    trainer.batch = 1
+    trainer.save(out)
+    total = counting.calls
+    assert total >= 8  # mkdir, 7 writes, fsyncs, two renames, one removal
+    for k in range(1, total + 1):
+        trainer.batch = 1 + k  # the new checkpoint's mark
+        previous = open_checkpoint(out).state["batch"]
+        monkeypatch.setattr(storage, "fs", FailingFileSystem(fail_at=k))
+        try:
+            trainer.save(out)
+        except KeyboardInterrupt:
+            pass
+        assert open_checkpoint(out).state["batch"] in (previous, trainer.batch), f"interrupted at call {k}"
+        assert load_model(out)[0].config["hidden_size"] == 8
+    monkeypatch.setattr(storage, "fs", storage.FileSystem())
+    trainer.batch = 999
+    trainer.save(out)  # leftovers of all those interrupted saves never make a later save fail
+    assert open_checkpoint(out).state["batch"] == 999
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # and they are cleaned up
+
+
+def test_a_crash_between_the_two_renames_loads_the_previous_checkpoint(trained, tmp_path, capsys):
+    trainer, out = trained
+    old = tmp_path / ".ckpt.old"
+    os.rename(out, old)  # the instant between "NAME -> .NAME.old" and ".NAME.new -> NAME"
+    (tmp_path / ".ckpt.new-1-dead").mkdir()
+    (tmp_path / ".ckpt.new-1-dead" / "model.npz").write_bytes(b"half")
+    assert cli(["sample", "--checkpoint", str(out), "-n", "2", "--seed", "0"]) == 0
+    assert len(capsys.readouterr().out.split()) == 2
+    resumed = Trainer.load(out)
+    assert resumed.run_id == trainer.run_id
+    trainer.save(out)  # recovers, then saves: no "Directory not empty"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_a_left_over_old_folder_never_breaks_a_save(trained, tmp_path):
+    trainer, out = trained
+    (tmp_path / ".ckpt.old" / "deep").mkdir(parents=True)
+    (tmp_path / ".ckpt.old" / "deep" / "x.npz").write_bytes(b"leftover")
+    trainer.save(out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+SAVER = """
+import sys
+from tinygrad_seq.models import TrainConfig, Trainer
+trainer = Trainer(TrainConfig(data=sys.argv[2], cell="gru", embed_dim=4, hidden=8, max_chars=3000))
+trainer.save(sys.argv[1], overwrite=True)
+print("ready", flush=True)
+while True:
+    trainer.batch += 1
+    trainer.save(sys.argv[1])
+"""
+
+
+def test_sigkill_during_saves_always_leaves_a_loadable_checkpoint(tmp_path):
+    out = tmp_path / "ckpt"
+    rng = random.Random(0)
+    seen = set()
+    for _ in range(6):
+        process = subprocess.Popen([sys.executable, "-c", SAVER, str(out), str(DINOS)], stdout=subprocess.PIPE,
+                                   cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert process.stdout.readline().strip() == b"ready"
+        time.sleep(rng.uniform(0.0, 0.3))
+        process.kill()
+        process.wait()
+        state = open_checkpoint(out).state  # verified: every file matches the manifest
+        seen.add(state["batch"])
+        assert load_model(out)[0].config["hidden_size"] == 8
+    assert len(seen) > 1  # the kills landed at different points of the loop
+
+
+# ---------------------------------------------------------------- one writer at a time
+
+
+def test_a_second_writer_is_refused_and_a_dead_ones_lock_is_taken_over(tmp_path, caplog):
+    out = tmp_path / "ckpt"
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (tmp_path / ".ckpt.lock").write_text(f"{sleeper.pid}\n")
+        with pytest.raises(CheckpointError, match=rf"being written by another training \(process {sleeper.pid}\)"):
+            Trainer(small_config()).run(out, progress=False)
+        assert not out.exists()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    with caplog.at_level("WARNING", logger="tinygrad_seq"):
+        Trainer(small_config()).run(out, progress=False)  # its process is gone: taken over
+    assert f"left by process {sleeper.pid}, which is no longer running" in caplog.text
+    assert not (tmp_path / ".ckpt.lock").exists() and out.is_dir()
+
+
+def test_the_lock_is_held_for_the_whole_run(tmp_path):
+    out = tmp_path / "ckpt"
+    trainer = Trainer(small_config())
+    seen = []
+    trainer.run(out, progress=False, on_epoch_end=lambda t: seen.append((tmp_path / ".ckpt.lock").read_text().strip()))
+    assert seen == [str(os.getpid())] and not (tmp_path / ".ckpt.lock").exists()
+
+
+# ---------------------------------------------------------------- a damaged checkpoint is refused, naming the file
+
+
+def flip_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+DAMAGES = {
+    "truncated model.npz": (lambda out: (out / "model.npz").write_bytes((out / "model.npz").read_bytes()[:100]), "model.npz has 100 bytes"),
+    "flipped byte in optimizer.npz": (lambda out: flip_byte(out / "optimizer.npz"), "optimizer.npz does not match its SHA-256"),
+    "flipped byte in state.json": (lambda out: flip_byte(out / "state.json"), "state.json does not match its SHA-256"),
+    "missing vocab.json": (lambda out: (out / "vocab.json").unlink(), "vocab.json is missing"),
+    "missing manifest": (lambda out: (out / "manifest.json").unlink(), "manifest.json is missing"),
+    "damaged manifest": (lambda out: flip_byte(out / "manifest.json"), "manifest.json is damaged"),
+    "truncated manifest": (lambda out: (out / "manifest.json").write_text('{"kind": "tinygrad-seq checkpoint", "fi'), "manifest.json is damaged"),
+    "vocabulary of another run": (
+        lambda out: ((out / "vocab.json").write_text((out / "vocab.json").read_text().replace('"a"', '"@"')), rewrite_manifest(out)),
+        "vocab.json does not belong to model.npz"),
+    "invalid JSON": (lambda out: ((out / "state.json").write_text("{ not json"), rewrite_manifest(out)), "state.json is not valid JSON"),
+    "absurd hidden size": (
+        lambda out: (edit_state(out, lambda s: s["model"].update(hidden_size=10**6)), rewrite_manifest(out)),
+        "hidden_size=1000000 is not a size"),
+    "config that does not match the weights": (
+        lambda out: (edit_state(out, lambda s: s["model"].update(hidden_size=16)), rewrite_manifest(out)),
+        "state.json does not match model.npz"),
+    "mis-shaped weights": (lambda out: (mis_shape(out), rewrite_manifest(out)), "model.npz does not fit"),
+}
+
+
+def edit_state(out, change):
+    state = json.loads((out / "state.json").read_text())
+    change(state)
+    (out / "state.json").write_text(json.dumps(state))
+
+
+def mis_shape(out):
+    with np.load(out / "model.npz") as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    key = next(k for k in arrays if "weight_hh" in k)
+    arrays[key] = arrays[key][:-1]
+    with open(out / "model.npz", "wb") as file:
+        np.savez(file, **arrays)
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_every_damage_is_one_line_naming_the_file_for_every_command(trained, capsys, damage):
+    _, out = trained
+    apply, message = DAMAGES[damage]
+    apply(out)
+    for argv in (["sample", "--checkpoint", str(out)], ["eval", "--checkpoint", str(out), "--data", str(DINOS)],
+                 ["train", "--resume", "--out", str(out), "--epochs", "2"]):
+        err = one_line_error(capsys, argv)
+        assert message in err and str(out) in err, (argv[0], err)
+    with pytest.raises(CheckpointError, match=message.replace("(", r"\(")):
+        Trainer.load(out)
+    with pytest.raises(CheckpointError):
+        load_model(out)
+
+
+def test_arrays_never_unpickle(trained):
+    _, out = trained
+    with open(out / "model.npz", "wb") as file:
+        np.savez(file, **{"embedding.weight": np.array([object()], dtype=object)})
+    rewrite_manifest(out)
+    with pytest.raises(CheckpointError, match="model.npz cannot be read"):
+        load_model(out)
+
+
+# ---------------------------------------------------------------- format 1 (before manifests)
+
+
+def write_format_1(trainer, out):
+    """A checkpoint as the previous version wrote it: no manifest, no run id, format 1."""
+    out.mkdir()
+    for name, data in trainer.checkpoint_files().items():
+        (out / name).write_bytes(data)
+    edit_state(out, lambda s: (s.update(format=1), [s.pop(k) for k in ("run_id", "data_sha256", "vocab_sha256", "running_loss")]))
+
+
+def test_format_1_checkpoints_load_and_are_upgraded_by_their_next_save(tmp_path, capsys):
+    out = tmp_path / "old"
+    trainer = Trainer(small_config(epochs=2))
+    trainer.run(None, progress=False)
+    trainer.epoch = 1
+    write_format_1(trainer, out)
+    model, vocab, state = load_model(out)
+    assert state["format"] == 1 and len(vocab) == len(trainer.corpus.vocab)
+    assert cli(["train", "--resume", "--out", str(out)]) == 0  # continues the run in its own folder
+    assert "done" in capsys.readouterr().out
+    assert open_checkpoint(out).format == 2 and open_checkpoint(out).state["epoch"] == 2
+
+
+# ---------------------------------------------------------------- --resume
+
+
+def test_resume_extends_a_finished_run_and_refuses_changes_to_the_model(trained, tmp_path, capsys):
+    _, out = trained
+    assert cli(["train", "--resume", "--out", str(out)]) == 0
+    assert "has finished all 1 epochs; pass --epochs N (more than 1)" in capsys.readouterr().out
+    err = one_line_error(capsys, ["train", "--resume", "--out", str(out), "--hidden", "32", "--cell", "lstm"])
+    assert "hidden 32 (the checkpoint has 8)" in err and "cell 'lstm' (the checkpoint has 'gru')" in err
+    assert cli(["train", "--resume", "--out", str(out), "--epochs", "2", "--lr", "0.005"]) == 0
+    printed = capsys.readouterr().out
+    assert "epochs 1 -> 2" in printed and "lr 0.01 -> 0.005" in printed
+    state = open_checkpoint(out).state
+    assert state["epoch"] == 2 and len(state["history"]) == 2 and state["config"]["lr"] == 0.005
+
+
+def test_resume_finds_moved_data_by_its_hash(tmp_path, capsys):
+    data = tmp_path / "names.txt"
+    data.write_text(DINOS.read_text()[:3000])
+    out = tmp_path / "ckpt"
+    assert cli(["train", "--data", str(data), "--epochs", "1", "--hidden", "8", "--out", str(out)]) == 0
+    capsys.readouterr()
+    moved = tmp_path / "elsewhere.txt"
+    data.rename(moved)
+    err = one_line_error(capsys, ["train", "--resume", "--out", str(out), "--epochs", "2"])
+    assert "not found; pass --data with its new path" in err
+    other = tmp_path / "other.txt"
+    other.write_text(DINOS.read_text()[3000:6000])
+    err = one_line_error(capsys, ["train", "--resume", "--out", str(out), "--epochs", "2", "--data", str(other)])
+    assert "is not the file the checkpoint" in err
+    assert cli(["train", "--resume", "--out", str(out), "--epochs", "2", "--data", str(moved)]) == 0
+    assert open_checkpoint(out).state["config"]["data"] == str(moved.resolve())
+
+
+def test_the_data_path_is_stored_absolute(tmp_path, monkeypatch):
+    (tmp_path / "names.txt").write_text(DINOS.read_text()[:3000])
+    monkeypatch.chdir(tmp_path)
+    Trainer(small_config(data="names.txt")).save("ckpt")
+    monkeypatch.chdir(ROOT)
+    assert Trainer.load(tmp_path / "ckpt").config.data == str(tmp_path / "names.txt")
+
+
+@pytest.mark.parametrize("layout", ["lines", "stream"])
+def test_an_interrupted_epoch_resumes_its_running_loss(tmp_path, layout):
+    config = dict(layout=layout, epochs=2, seq_len=16, batch_size=8)
+    straight = Trainer(small_config(**config))
+    straight.run(None, progress=False)
+    first = Trainer(small_config(**config))
+    first.stop_requested = False
+    batches = len(first.batches(0))
+    step = first.train_step
+    calls = {"n": 0}
+
+    def stop_midway(*args):
+        calls["n"] += 1
+        if calls["n"] == batches + 2:  # two steps into the second epoch
+            first.stop_requested = True
+        return step(*args)
+
+    first.train_step = stop_midway
+    assert first.run(tmp_path / "run", progress=False) is False
+    resumed = Trainer.load(tmp_path / "run")
+    assert resumed.running_loss == first.running_loss is not None
+    resumed.run(tmp_path / "run", progress=False)
+    assert resumed.history == straight.history  # train losses included
