@@ -94,6 +94,17 @@ def test_an_existing_checkpoint_is_continued_or_replaced_only_when_asked(trained
     assert open_checkpoint(out).state["run_id"] == replacement.run_id
 
 
+def test_overwrite_never_replaces_a_folder_that_only_looks_like_a_checkpoint(tmp_path, capsys):
+    out = tmp_path / "site"
+    out.mkdir()
+    (out / "manifest.json").write_text('{"name": "my web app"}')
+    (out / "state.json").write_text("{}")
+    before = snapshot(out)
+    err = one_line_error(capsys, ["train", "--data", str(DINOS), "--out", str(out), "--overwrite"])
+    assert "a folder with 2 entries that is not a checkpoint" in err
+    assert snapshot(out) == before
+
+
 def test_an_empty_folder_is_a_fine_destination(tmp_path):
     (tmp_path / "empty").mkdir()
     Trainer(small_config()).save(tmp_path / "empty")

@@ -163,17 +163,15 @@ def is_checkpoint(path: str | os.PathLike) -> bool:
     path = Path(path)
     if not path.is_dir():
         return False
-    if (path / MANIFEST).is_file():
-        try:
-            return json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("kind") == MANIFEST_KIND
-        except (OSError, ValueError, AttributeError):
-            return True  # our file name, damaged: still ours (reading it reports the damage)
-    if (path / LEGACY_MARKER).is_file():
-        try:
-            return json.loads((path / LEGACY_MARKER).read_text(encoding="utf-8")).get("format") in (1, FORMAT)
-        except (OSError, ValueError, AttributeError):
-            return False
-    return False
+    try:
+        if json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("kind") == MANIFEST_KIND:
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass  # absent, or damaged: then state.json must show it is ours
+    try:
+        return json.loads((path / LEGACY_MARKER).read_text(encoding="utf-8")).get("format") in (1, FORMAT)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def checkpoint_folder(path: str | os.PathLike) -> Path:
