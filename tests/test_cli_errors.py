@@ -276,3 +276,54 @@ def test_batch_memory_estimate_covers_what_a_step_allocates():
         tracemalloc.stop()
     estimate = batch_memory(steps, batch, **sizes)
     assert peak <= estimate <= 2 * peak
+
+
+# ---------------------------------------------------------------- the demos
+
+
+@pytest.mark.parametrize("demo", sorted(p.name for p in DEMOS.glob("*.py") if p.name != "common.py"))
+def test_every_demo_imports_common_first_and_runs_through_it(demo):
+    source = (DEMOS / demo).read_text(encoding="utf-8")
+    imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+    first_library_import = next(i for i, line in enumerate(imports) if "tinygrad_seq" in line)
+    assert "import common" in imports[:first_library_import]  # a bad TINYGRAD_SEQ_BACKEND: one line, not a traceback
+    assert source.rstrip().endswith('if __name__ == "__main__":\n    common.run(main)')
+
+
+@pytest.mark.parametrize("demo, args, env", [
+    ("sentiment.py", [], {"TINYGRAD_SEQ_BACKEND": "cupy"}),
+    ("char_lm.py", ["--backend", "cupy"], {}),
+])
+@needs_cupy_missing()
+def test_demos_without_cupy_say_so_in_one_line(tmp_path, demo, args, env):
+    result = subprocess.run([sys.executable, str(DEMOS / demo), *args], capture_output=True, text=True, env=command_env(**env), timeout=120, cwd=tmp_path)
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(f"{demo}: error: ") and "backend 'cupy' was asked for" in result.stderr
+
+
+def test_demo_arguments_are_checked_in_one_line(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(DEMOS))
+    monkeypatch.setattr(sys, "argv", ["char_lm.py"])
+    demo = runpy.run_path(str(DEMOS / "char_lm.py"))
+    with pytest.raises(SystemExit) as exit_info:
+        demo["main"](["--epochs", "0"])
+    assert exit_info.value.code == 2 and one_line(capsys.readouterr().err) == "char_lm.py: --epochs must be >= 1; got 0"
+
+
+@pytest.mark.parametrize("error", [
+    TrainingError("data file x not found; pass --data with a text file"),
+    GraphvizNotFound("render: format 'png' needs Graphviz's dot program,\nwhich is not on PATH"),
+    ts.BackendError("backend 'cupy' was asked for but CuPy is not installed"),
+])
+def test_common_run_turns_library_errors_into_one_line(monkeypatch, capsys, error):
+    monkeypatch.syspath_prepend(str(DEMOS))
+    monkeypatch.setattr(sys, "argv", ["some_demo.py"])
+    import common
+
+    def main():
+        raise error
+
+    with pytest.raises(SystemExit) as exit_info:
+        common.run(main)
+    assert exit_info.value.code == 2
+    assert one_line(capsys.readouterr().err) == f"some_demo.py: error: {' '.join(str(error).split())}"
