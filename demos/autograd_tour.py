@@ -15,6 +15,7 @@ Run:  python demos/autograd_tour.py
 """
 from __future__ import annotations
 
+import common
 import numpy as np
 
 import tinygrad_seq as ts
@@ -76,4 +77,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

@@ -14,8 +14,7 @@ after the current step and keeps the checkpoint.
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+import common
 
 import tinygrad_seq as ts
 from tinygrad_seq import viz
@@ -23,20 +22,16 @@ from tinygrad_seq.models import TrainConfig, Trainer
 from tinygrad_seq.nn import functional as F
 from tinygrad_seq.text import language_model_batches, sample
 
-DATA = Path(__file__).resolve().parent / "data" / "dinos.txt"
+DATA = common.DATA / "dinos.txt"
 
 
 def main(argv: list[str] | None = None) -> Trainer:
-    parser = argparse.ArgumentParser(description="Train a character-level LSTM on dinosaur names.")
-    parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy")
-    parser.add_argument("--cell", default="lstm", help="rnn, gru, lstm or simplified_gru")
-    parser.add_argument("--hidden", type=int, default=48)
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--out", default="char_lm_out", help="folder for the checkpoint and the graph")
-    parser.add_argument("--smoke", action="store_true", help="a tiny run, for the tests")
+    parser = common.arguments("Train a character-level LSTM on dinosaur names.", out="char_lm_out")
+    parser.add_argument("--cell", choices=["rnn", "gru", "lstm", "simplified_gru"], default="lstm")
+    parser.add_argument("--hidden", type=common.integer(1), default=48, help=">= 1 (default 48)")
+    parser.add_argument("--epochs", type=common.integer(1), default=10, help=">= 1 (default 10)")
     args = parser.parse_args(argv)
-    ts.set_backend(args.backend)
-    out = Path(args.out)
+    out = common.start(args)
 
     config = TrainConfig(data=str(DATA), level="char", layout="lines", cell=args.cell, embed_dim=32,
                          hidden=16 if args.smoke else args.hidden, epochs=2 if args.smoke else args.epochs,
@@ -75,4 +70,4 @@ def main(argv: list[str] | None = None) -> Trainer:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

@@ -1,24 +1,60 @@
-"""What every demo shares: its command-line options, and a small training loop for the classifiers.
+"""What every demo shares: its command-line options, its error handling, and a small training loop for the classifiers.
 
 Each demo runs on the CPU in about 3 minutes with its defaults, takes
 ``--backend cupy``, has a ``--smoke`` mode the test suite runs, prints what it
-shows, and writes its figures to the folder ``--out`` names.
+shows, and writes its figures to the folder ``--out`` names. Each one ends with
+``common.run(main)``: bad input (CuPy asked for without a GPU, PNG without
+Graphviz, data it cannot read) prints one line, ``demo.py: error: ...``, on
+stderr and exits with status 2, as the ``tinygrad-seq`` command does. Import
+this module before tinygrad_seq, so that a bad ``TINYGRAD_SEQ_BACKEND`` (which
+fails the package's import) gets that one line too.
 """
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any, NoReturn
 
-import tinygrad_seq as ts
+
+def fail(error: BaseException | str) -> NoReturn:
+    """Print ``demo.py: error: ...`` on stderr, one line, and exit with status 2."""
+    print(f"{Path(sys.argv[0]).name}: error: {' '.join(str(error).split())}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+try:
+    import tinygrad_seq as ts
+except RuntimeError as error:
+    # A bad TINYGRAD_SEQ_BACKEND fails the import with tinygrad_seq's BackendError, which cannot be
+    # imported by name while the package itself failed to import.
+    if type(error).__name__ != "BackendError":
+        raise
+    fail(error)
+
 from tinygrad_seq import optim
+from tinygrad_seq.backend import BackendError
+from tinygrad_seq.cli import ArgumentParser, integer
+from tinygrad_seq.models import TrainingError
+from tinygrad_seq.viz import GraphvizNotFound
+
+ERRORS = (BackendError, TrainingError, GraphvizNotFound)  # the library's errors about the input and the machine
 
 DATA = Path(__file__).resolve().parent / "data"
 
 
+def run(main: Callable[[], Any]) -> None:
+    """Run a demo's ``main`` as a command: the library's errors about the input become one line and exit status 2."""
+    try:
+        main()
+    except ERRORS as error:
+        fail(error)
+
+
 def arguments(description: str, out: str) -> argparse.ArgumentParser:
-    """The options every demo takes; add your own to the parser it returns."""
-    parser = argparse.ArgumentParser(description=description)
+    """The options every demo takes; add your own to the parser it returns (errors are one line, as in tinygrad-seq)."""
+    parser = ArgumentParser(description=description)
     parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="numpy (CPU) or cupy (GPU)")
     parser.add_argument("--smoke", action="store_true", help="a tiny run, for the tests")
     parser.add_argument("--out", default=out, help=f"folder for the figures (default ./{out})")

@@ -90,4 +90,4 @@ def main(argv: list[str] | None = None) -> tuple[str | None, list[float]]:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

@@ -67,7 +67,7 @@ def accuracy(model, examples, vocab) -> float:
 
 def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     parser = common.arguments(__doc__.splitlines()[0], out="vanishing_out")
-    parser.add_argument("--max-distance", type=int, default=40)
+    parser.add_argument("--max-distance", type=common.integer(1), default=40, help="longest k, >= 1 (default 40)")
     args = parser.parse_args(argv)
     out = common.start(args)
     max_k = 4 if args.smoke else args.max_distance
@@ -123,4 +123,4 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
 
 
 if __name__ == "__main__":
-    main()
+    common.run(main)

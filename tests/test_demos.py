@@ -1,4 +1,5 @@
 """The demos run and compute what they claim (their --smoke modes; the tour against finite differences and PyTorch)."""
+import os
 import re
 import runpy
 import subprocess
@@ -10,11 +11,20 @@ import pytest
 
 import tinygrad_seq as ts
 
-DEMOS = Path(__file__).resolve().parent.parent / "demos"
+ROOT = Path(__file__).resolve().parent.parent
+DEMOS = ROOT / "demos"
+
+
+def demo_env(**changes):
+    """The environment for a demo's process: this checkout's tinygrad_seq first (not an installed one)."""
+    env = {**os.environ, **changes}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return env
 
 
 def test_autograd_tour_output():
-    result = subprocess.run([sys.executable, str(DEMOS / "autograd_tour.py")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, str(DEMOS / "autograd_tour.py")], capture_output=True, text=True, timeout=120,
+                            env=demo_env())
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "finite-difference check of every gradient in float64: passed" in out
@@ -24,8 +34,9 @@ def test_autograd_tour_output():
     assert len(re.findall(r"\|dL/da⟨\d⟩\| = \d\.\d{4}", out)) == 3
 
 
-def test_autograd_tour_gradients_match_torch():
+def test_autograd_tour_gradients_match_torch(monkeypatch):
     torch = pytest.importorskip("torch", reason="compares with PyTorch (pip install torch==2.13.0)")
+    monkeypatch.syspath_prepend(str(DEMOS))  # the demos import their shared demos/common.py
     tour = runpy.run_path(str(DEMOS / "autograd_tour.py"))
     params = tour["make_parameters"]("float64")
     rng = np.random.default_rng(5)
@@ -48,7 +59,7 @@ def test_autograd_tour_gradients_match_torch():
 
 def run_demo(name, tmp_path, *extra):
     result = subprocess.run([sys.executable, str(DEMOS / name), "--smoke", "--out", str(tmp_path), *extra],
-                            capture_output=True, text=True, timeout=300)
+                            capture_output=True, text=True, timeout=300, env=demo_env())
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 

@@ -240,7 +240,8 @@ def test_cli_cupy_without_gpu(capsys):
 # ---------------------------------------------------------------- the main demo
 
 
-def test_char_lm_smoke(tmp_path, capsys):
+def test_char_lm_smoke(tmp_path, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "demos"))  # the demos import their shared demos/common.py
     demo = runpy.run_path(str(ROOT / "demos" / "char_lm.py"))
     trainer = demo["main"](["--smoke", "--out", str(tmp_path)])
     out = capsys.readouterr().out

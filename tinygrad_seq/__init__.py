@@ -26,7 +26,21 @@ from .tensor import BackwardStep, Function, Tensor, detect_anomaly, enable_grad,
 
 __version__ = "0.1.0"
 
-get_backend()  # TINYGRAD_SEQ_BACKEND is read now, so a bad value fails at import with its fix
+
+def _started_as_the_command() -> bool:
+    """True while ``tinygrad-seq`` or ``python -m tinygrad_seq`` imports the package: the command reports errors itself."""
+    import sys
+    from pathlib import Path
+
+    as_module = sys.argv[:1] == ["-m"] and any(arg in ("tinygrad_seq", "tinygrad_seq.cli") for arg in sys.orig_argv)
+    return as_module or Path(sys.argv[0]).stem == "tinygrad-seq"
+
+
+try:
+    get_backend()  # TINYGRAD_SEQ_BACKEND is read now, so a bad value fails at import with its fix...
+except BackendError:
+    if not _started_as_the_command():  # ...except in the command, which says it in one line (tinygrad_seq.cli.main)
+        raise
 
 __all__ = [
     "Backend", "BackendError", "BackwardStep", "Function", "Tensor", "__version__", "arange", "chunk", "concat",

@@ -2,35 +2,115 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__, settings
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with every error as one line on stderr and exit status 2 (no usage dump).
+
+    A value out of range reads ``tinygrad-seq train: --clip must be > 0; got -1.0``;
+    other mistakes (an unknown option, a missing one) end with where to look:
+    ``...; see tinygrad-seq train --help``. Sub-commands use this class too.
+    """
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        message = message.removeprefix("argument ")  # argparse's "argument --clip: ..."
+        checked = re.fullmatch(r"(\S+): (must .*)", message, re.S)  # our types' range messages name the fix
+        _fail(self.prog, f"{checked[1]} {checked[2]}" if checked else f"{message}; see {self.prog} --help")
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:  # name the sub-command they were given to, which argparse does not
+            command = getattr(namespace, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            _fail(prog, f"unrecognized arguments: {' '.join(extras)}; see {prog} --help")
+        return namespace
+
+
+class UsageError(Exception):
+    """A command asked for something this machine cannot do: the message is one line that says what to fix."""
+
+
+def _fail(prog: str, message: str) -> None:
+    print(f"{prog}: {' '.join(message.split())}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def integer(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an int that is at least ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}; got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}; got {value}")
+        return value
+
+    return parse
+
+
+def number(low: float, high: float | None = None, include_low: bool = False, hint: str = "") -> Callable[[str], float]:
+    """An argparse ``type``: a finite float above ``low`` (or equal to it with ``include_low``) and below ``high``."""
+    wanted = f"in [{low:g}, {high:g})" if high is not None else f"{'>=' if include_low else '>'} {low:g}"
+    hint = f" ({hint})" if hint else ""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number {wanted}; got {text!r}{hint}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number {wanted}; got {value}{hint}")
+        if value < low or (value == low and not include_low) or (high is not None and value >= high):
+            raise argparse.ArgumentTypeError(f"must be {wanted}; got {value}{hint}")
+        return value
+
+    return parse
+
+
+def encoding_name(text: str) -> str:
+    """An argparse ``type``: the name of a text encoding Python knows (utf-8, latin-1, cp1252, utf-16, ...)."""
+    import codecs
+
+    try:
+        return codecs.lookup(text).name
+    except LookupError:
+        raise argparse.ArgumentTypeError(f"must be a text encoding Python knows (utf-8, latin-1, cp1252, ...); got {text!r}") from None
+
+
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cell", default="rnn", help="a registered cell: rnn, gru, lstm, simplified_gru, ... (default rnn)")
-    parser.add_argument("--steps", type=int, default=3, help="time steps to unroll (default 3)")
-    parser.add_argument("--layers", type=int, default=1, help="stacked layers (default 1)")
+    parser.add_argument("--steps", type=integer(1), default=3, help="time steps to unroll, >= 1 (default 3)")
+    parser.add_argument("--layers", type=integer(1), default=1, help="stacked layers, >= 1 (default 1)")
     parser.add_argument("--bidirectional", action="store_true", help="add a reverse direction to every layer")
-    parser.add_argument("--hidden", type=int, default=3, help="hidden size (default 3)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--hidden", type=integer(1), default=3, help="hidden size, >= 1 (default 3)")
+    parser.add_argument("--seed", type=integer(0), default=0, help="random seed, >= 0 (default 0)")
     parser.add_argument("--fused", action="store_true",
                         help="draw the fused path (one node per cell step) instead of every gate")
 
 
 # train's options that set TrainConfig fields: argparse dest -> field
 CONFIG_OPTIONS = {
-    "data": "data", "level": "level", "layout": "layout", "cell": "cell", "embed": "embed_dim", "hidden": "hidden",
-    "layers": "layers", "dropout": "dropout", "seq_len": "seq_len", "batch_size": "batch_size", "epochs": "epochs",
-    "lr": "lr", "optimizer": "optimizer", "clip": "clip", "lower": "lower", "max_vocab": "max_vocab", "seed": "seed",
+    "data": "data", "encoding": "encoding", "level": "level", "layout": "layout", "cell": "cell", "embed": "embed_dim",
+    "hidden": "hidden", "layers": "layers", "dropout": "dropout", "seq_len": "seq_len", "batch_size": "batch_size",
+    "epochs": "epochs", "lr": "lr", "optimizer": "optimizer", "clip": "clip", "lower": "lower", "max_vocab": "max_vocab",
+    "seed": "seed",
 }
 
 
 def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     """The command's parser; ``given_only`` leaves out train's defaults, so parsing shows what was typed."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="tinygrad-seq",
         description="tinygrad_seq: recurrent sequence models on a from-scratch autograd engine (NumPy or CuPy).",
     )
@@ -59,24 +139,32 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a language model on a text file",
                                 description="Train a recurrent language model; checkpoints every epoch and on Ctrl-C.")
-    train.add_argument("--data", help="a UTF-8 text file (required, except with --resume)")
+    train.add_argument("--data", help="a text file (required, except with --resume)")
+    train.add_argument("--encoding", type=encoding_name, default="utf-8",
+                       help="the data's text encoding (default utf-8; e.g. latin-1, cp1252)")
     train.add_argument("--level", choices=["char", "word"], default="char")
     train.add_argument("--layout", choices=["lines", "stream"], default="lines",
                        help="lines: one sequence per line (names); stream: one long text, truncated BPTT")
     train.add_argument("--cell", default="lstm", help="rnn, gru, lstm, simplified_gru or a cell registered by --import")
-    train.add_argument("--embed", type=int, default=32, help="embedding size (default 32)")
-    train.add_argument("--hidden", type=int, default=64, help="hidden size (default 64)")
-    train.add_argument("--layers", type=int, default=1)
-    train.add_argument("--dropout", type=float, default=0.0, help="between layers")
-    train.add_argument("--seq-len", type=int, default=64, help="chunk length for truncated BPTT (stream layout)")
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--lr", type=float, default=1e-2)
+    train.add_argument("--embed", type=integer(1), default=32, help="embedding size, >= 1 (default 32)")
+    train.add_argument("--hidden", type=integer(1), default=64, help="hidden size, >= 1 (default 64)")
+    train.add_argument("--layers", type=integer(1), default=1, help="stacked layers, >= 1 (default 1)")
+    train.add_argument("--dropout", type=number(0, 1, include_low=True), default=0.0,
+                       help="dropout between layers, in [0, 1) (default 0)")
+    train.add_argument("--seq-len", type=integer(1), default=64,
+                       help="chunk length for truncated BPTT (stream layout), >= 1 (default 64)")
+    train.add_argument("--batch-size", type=integer(1), default=32, help=">= 1 (default 32)")
+    train.add_argument("--epochs", type=integer(1), default=10, help=">= 1 (default 10)")
+    train.add_argument("--lr", type=number(0), default=1e-2, help="learning rate, > 0 (default 0.01)")
     train.add_argument("--optimizer", choices=["adam", "sgd", "rmsprop", "adagrad"], default="adam")
-    train.add_argument("--clip", type=float, default=5.0, help="clip_grad_norm_ max norm; 0 turns clipping off")
+    clipping = train.add_mutually_exclusive_group()
+    clipping.add_argument("--clip", type=number(0, hint="--no-clip turns clipping off"), default=5.0,
+                          help="clip_grad_norm_ max norm, > 0 (default 5)")
+    clipping.add_argument("--no-clip", action="store_true", help="train without gradient clipping")
     train.add_argument("--lower", action="store_true", help="lower-case the text")
-    train.add_argument("--max-vocab", type=int, default=None, help="keep the most frequent tokens; the rest become <unk>")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--max-vocab", type=integer(5), default=None,
+                       help="keep the most frequent tokens, >= 5 (the 4 special tokens count); the rest become <unk>")
+    train.add_argument("--seed", type=integer(0), default=0, help=">= 0 (default 0)")
     train.add_argument("--backend", choices=["numpy", "cupy"], default=argparse.SUPPRESS)
     train.add_argument("--out", default="checkpoint", help="checkpoint directory (default ./checkpoint)")
     train.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
@@ -92,18 +180,22 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
 
     sample = commands.add_parser("sample", help="generate text from a trained checkpoint")
     sample.add_argument("--checkpoint", required=True)
-    sample.add_argument("-n", type=int, default=10, help="how many samples")
-    sample.add_argument("--temperature", type=float, default=1.0)
-    sample.add_argument("--top-k", type=int, default=None)
-    sample.add_argument("--max-len", type=int, default=50)
+    sample.add_argument("-n", type=integer(1), default=10, help="how many samples, >= 1 (default 10)")
+    sample.add_argument("--temperature", type=number(0), default=1.0, help="> 0 (default 1)")
+    sample.add_argument("--top-k", type=integer(1), default=None, help="sample from the k likeliest tokens, >= 1")
+    sample.add_argument("--max-len", type=integer(1), default=50, help="tokens per sample at most, >= 1 (default 50)")
     sample.add_argument("--prime", default="", help="text to start from")
-    sample.add_argument("--seed", type=int, default=None)
-    sample.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
+    sample.add_argument("--seed", type=integer(0), default=None, help=">= 0")
+    sample.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                        help="the module or .py file that registered the checkpoint's cell, as at train time")
 
     evaluate = commands.add_parser("eval", help="loss and perplexity of a checkpoint on a text file")
     evaluate.add_argument("--checkpoint", required=True)
-    evaluate.add_argument("--data", required=True)
-    evaluate.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE")
+    evaluate.add_argument("--data", required=True, help="a text file")
+    evaluate.add_argument("--encoding", type=encoding_name, default=None,
+                          help="the data's text encoding (default: the one the checkpoint was trained with)")
+    evaluate.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                          help="the module or .py file that registered the checkpoint's cell, as at train time")
     return parser
 
 
@@ -134,6 +226,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     given = {CONFIG_OPTIONS[name]: getattr(args, name) for name in vars(build_parser(given_only=True).parse_args(args.argv))
              if name in CONFIG_OPTIONS}
+    if args.no_clip:
+        given["clip"] = None
     out = Path(args.out)
     if args.resume:
         if args.overwrite:
@@ -179,7 +273,7 @@ def run_sample(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     from .models import evaluate_file
 
-    loss, ppl, state = evaluate_file(args.checkpoint, args.data)
+    loss, ppl, state = evaluate_file(args.checkpoint, args.data, encoding=args.encoding)
     print(f"{args.data}: loss {loss:.4f} per token, perplexity {ppl:.3f} ({state['model']['cell']}, epoch {state['epoch']})")
     return 0
 
@@ -200,15 +294,22 @@ def _loss(model, fused: bool):
 
 
 def run_graph(args: argparse.Namespace) -> int:
-    from .viz import demo, render
+    from .viz import demo, has_dot, render
 
+    format = _suffix_format(Path(args.out))
+    if format != "svg" and not has_dot():
+        raise UsageError(
+            f"--out {args.out}: {format.upper()} needs Graphviz's dot program, which is not on PATH; install Graphviz "
+            "(Debian/Ubuntu: sudo apt-get install graphviz; macOS: brew install graphviz; conda: conda install -c conda-forge "
+            f"graphviz), or write SVG, which needs no Graphviz: --out {Path(args.out).with_suffix('.svg')}"
+        )
     model = demo.small_model(args.cell, args.steps, args.layers, args.bidirectional, hidden_size=args.hidden, seed=args.seed)
     loss = _loss(model, args.fused)
     if args.grads:
         for a in model.parameters().values():
             a.grad = None
         loss.backward(retain_graph=True)
-    path = render(loss, Path(args.out), format=_suffix_format(Path(args.out)), params=model.parameters(),
+    path = render(loss, Path(args.out), format=format, params=model.parameters(),
                   collapse_cells=args.collapse, show_values=args.values, show_grads=args.grads, rankdir=args.rankdir)
     print(f"wrote {path}: {args.cell}, {args.steps} steps, {args.layers} layer(s){', bidirectional' if args.bidirectional else ''}")
     return 0
@@ -237,6 +338,7 @@ def run_bptt(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command in ``argv``; bad input prints one line on stderr and returns (or exits with) status 2."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
@@ -244,33 +346,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    from .backend import BackendError
+    from .backend import BackendError, get_backend, set_backend
     from .models import TrainingError
     from .storage import CheckpointError
+    from .text import UnknownTokensWarning
+
+    show = warnings.showwarning
+
+    def note(message, category, *where) -> None:  # the library's notes on the input: one line each
+        if issubclass(category, UnknownTokensWarning):
+            print(f"note: {message}", file=sys.stderr)
+        else:
+            show(message, category, *where)
 
     try:
-        _import_modules(getattr(args, "imports", []))
-        if getattr(args, "backend", None):
-            from .backend import set_backend
-
-            set_backend(args.backend)
-        if args.command in ("graph", "bptt", "train") and not getattr(args, "resume", False):
-            if args.cell not in settings.cell_registry:
-                raise TrainingError(
-                    f"unknown --cell {args.cell!r}; choose one of {', '.join(sorted(settings.cell_registry))} "
-                    "(or --import a module that registers yours)"
-                )
-            for name in ("steps", "layers", "hidden"):
-                if getattr(args, name, 1) < 1:
-                    parser.error(f"--{name} must be at least 1")
-        commands = {"graph": run_graph, "bptt": run_bptt, "train": run_train, "sample": run_sample, "eval": run_eval}
-        return commands[args.command](args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", UnknownTokensWarning)
+            warnings.showwarning = note
+            _import_modules(getattr(args, "imports", []))
+            if getattr(args, "backend", None):
+                set_backend(args.backend)
+            else:
+                get_backend()  # a bad TINYGRAD_SEQ_BACKEND is reported here (the import left it to the command)
+            if args.command in ("graph", "bptt", "train") and not getattr(args, "resume", False):
+                if args.cell not in settings.cell_registry:
+                    raise TrainingError(
+                        f"unknown --cell {args.cell!r}; choose one of {', '.join(sorted(settings.cell_registry))} "
+                        "(or --import a module that registers yours)"
+                    )
+            commands = {"graph": run_graph, "bptt": run_bptt, "train": run_train, "sample": run_sample, "eval": run_eval}
+            return commands[args.command](args)
     except KeyboardInterrupt:  # a second Ctrl-C: training stopped at once, between saves or inside one
         where = f"; the last checkpoint in {args.out} is intact" if args.command == "train" else ""
         print(f"tinygrad-seq {args.command}: interrupted{where}", file=sys.stderr)
         return 130
-    except (TrainingError, BackendError, CheckpointError) as error:
-        print(f"tinygrad-seq {args.command}: error: {error}", file=sys.stderr)
+    except (TrainingError, BackendError, UsageError, CheckpointError) as error:
+        print(f"tinygrad-seq {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
 
 

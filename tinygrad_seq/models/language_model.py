@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import nn
+from .. import nn, settings
 from ..tensor import Tensor
 
 
@@ -35,6 +35,15 @@ class LanguageModel(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> LanguageModel:
+        """The model ``config`` describes (a checkpoint's); its cell must be registered, a user's cell by importing its module."""
+        if config["cell"] not in settings.cell_registry:
+            from .trainer import TrainingError
+
+            registered = ", ".join(sorted(settings.cell_registry))
+            raise TrainingError(
+                f"the model's cell {config['cell']!r} is not registered here (registered: {registered}); "
+                "import the module that registers it first, as at train time (tinygrad-seq: --import MODULE_OR_FILE.py)"
+            )
         return cls(**config)
 
     def forward(self, ids: Any, state: list[Any] | None = None, lengths: Any = None) -> tuple[Tensor, list[Any]]:

@@ -18,6 +18,8 @@ import math
 import os
 import signal
 import uuid
+import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,9 @@ from ..backend import manual_seed
 from ..storage import FORMAT, CheckpointError, WriterLock, check_destination, is_checkpoint, save_checkpoint
 from ..nn import functional as F
 from ..tensor import Tensor
-from ..text import Vocabulary, language_model_batches, perplexity, stream_chunks, stream_perplexity
+from ..text import (
+    UnknownTokens, UnknownTokensWarning, Vocabulary, language_model_batches, perplexity, stream_chunks, stream_perplexity,
+)
 from .checkpoint import Checkpoint, load_model, open_checkpoint, vocabulary_fingerprint
 from .language_model import LanguageModel
 
@@ -64,6 +68,8 @@ class TrainConfig:
     max_vocab: int | None = None  # rarer tokens become <unk>
     max_chars: int | None = None  # read only the first max_chars characters of the data
     seed: int = 0
+    encoding: str = "utf-8"  # the data file's text encoding; undecodable bytes are an error, never replaced
+    max_batch_gb: float = 1.0  # lines layout: refuse data whose padded batches would need more memory than this
 
 
 @dataclass
@@ -71,16 +77,36 @@ class Corpus:
     vocab: Vocabulary
     train: Any  # lines: list of id lists; stream: one id array
     valid: Any
+    unknown: UnknownTokens | None = None  # with a given vocabulary: the tokens of the text it does not know
+
+
+def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
+    """The text of the file ``path``; a folder, a missing file or bytes that are not ``encoding`` are a TrainingError."""
+    path = Path(path)
+    if path.is_dir():
+        raise TrainingError(f"data {path} is a folder; pass --data with a text file")
+    if not path.is_file():
+        raise TrainingError(f"data file {path} not found; pass --data with a text file")
+    raw = path.read_bytes()
+    try:
+        return raw.decode(encoding)
+    except LookupError:
+        raise TrainingError(f"unknown text encoding {encoding!r}; use one Python knows (utf-8, latin-1, cp1252, ...)") from None
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise TrainingError(
+            f"data file {path} is not valid {encoding}: byte {raw[error.start]:#04x} at offset {error.start} (line {line}) "
+            f"{error.reason}; pass the file's encoding, e.g. --encoding latin-1 or --encoding cp1252"
+        ) from None
 
 
 def load_corpus(config: TrainConfig, vocab: Vocabulary | None = None) -> Corpus:
     """Read ``config.data`` and split it; builds the vocabulary from the training part unless one is given."""
     path = Path(config.data)
-    if not path.is_file():
-        raise TrainingError(f"data file {path} not found; pass --data with a text file")
-    text = path.read_text(encoding="utf-8", errors="replace")[: config.max_chars or None]
+    text = read_text(path, config.encoding)[: config.max_chars or None]
     if not text.strip():
         raise TrainingError(f"data file {path} is empty")
+    given = vocab
     if config.layout == "lines":
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         rng = np.random.default_rng(config.seed)
@@ -89,12 +115,45 @@ def load_corpus(config: TrainConfig, vocab: Vocabulary | None = None) -> Corpus:
         train_lines, valid_lines = lines[n_valid:], lines[:n_valid]
         vocab = vocab or Vocabulary.from_text(train_lines, config.level, config.min_freq, config.max_vocab, config.lower)
         encode = [vocab.encode(line, bos=True, eos=True) for line in train_lines], [vocab.encode(line, bos=True, eos=True) for line in valid_lines]
-        return Corpus(vocab, *encode)
+        return Corpus(vocab, *encode, unknown=given.unknown(lines) if given else None)
     if config.layout != "stream":
         raise TrainingError(f"layout must be 'lines' or 'stream'; got {config.layout!r}")
     cut = int(len(text) * (1 - config.val_fraction))
     vocab = vocab or Vocabulary.from_text(text[:cut], config.level, config.min_freq, config.max_vocab, config.lower)
-    return Corpus(vocab, np.array(vocab.encode(text[:cut])), np.array(vocab.encode(text[cut:])))
+    return Corpus(vocab, np.array(vocab.encode(text[:cut])), np.array(vocab.encode(text[cut:])),
+                  unknown=given.unknown(text) if given else None)
+
+
+def batch_memory(steps: int, batch: int, vocab_size: int, embed_dim: int, hidden: int, layers: int) -> float:
+    """Bytes one training step of a LanguageModel on a (steps, batch) batch of ids takes, roughly.
+
+    Per position, in float32 numbers: the logits (T, B, V) with their softmax
+    and gradient (3 V), the gates and states each layer saves for backward (16 H
+    for an LSTM; a GRU or an RNN takes less), the embeddings (3 E). Measured with
+    tracemalloc on NumPy (it over-estimates a little).
+    """
+    return 4.0 * steps * batch * (3 * vocab_size + 16 * layers * hidden + 3 * embed_dim)
+
+
+def check_batch_memory(sequences: Sequence[Sequence[int]], batch_size: int, vocab_size: int, embed_dim: int,
+                       hidden: int, layers: int, limit_gb: float, data: Any) -> None:
+    """Refuse (TrainingError) lines so long that a padded batch of them would need more than ``limit_gb``.
+
+    A batch of the lines layout is padded to its longest line, so one line of
+    300,000 characters makes every sequence of its batch 300,000 steps long.
+    """
+    if not sequences:
+        return
+    steps = max(len(s) for s in sequences) - 1  # a batch's inputs are every id but the last
+    batch = min(batch_size, len(sequences))
+    need = batch_memory(steps, batch, vocab_size, embed_dim, hidden, layers)
+    if need > limit_gb * 1e9:
+        raise TrainingError(
+            f"the longest line of {data} is {steps:,} tokens long, and a batch of the lines layout is padded to its longest "
+            f"line: {batch} x {steps:,} steps would need about {need / 1e9:,.1f} GB (the limit is {limit_gb:g} GB, "
+            "TrainConfig.max_batch_gb); train on long text with --layout stream (truncated BPTT in chunks of --seq-len), "
+            "or split the line, or use a smaller --batch-size"
+        )
 
 
 def _detach(state: Any) -> Any:
@@ -140,6 +199,7 @@ class Trainer:
             raise TrainingError(f"unknown cell {config.cell!r}; registered cells: {', '.join(sorted(settings.cell_registry))} (--import a module to add yours)")
         if config.optimizer not in OPTIMIZERS:
             raise TrainingError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        self._check_data_fits()
         manual_seed(config.seed)
         self.model = LanguageModel(len(self.corpus.vocab), config.embed_dim, config.cell, config.hidden, config.layers, config.dropout)
         self.optimizer = OPTIMIZERS[config.optimizer](self.model.parameters(), lr=config.lr)
@@ -154,6 +214,22 @@ class Trainer:
         self._owned: set[Path] = set()  # folders of this run that have no run id (format 1)
 
     # ---- data
+
+    def _check_data_fits(self) -> None:
+        """Stream text must fill one token per stream; lines must not pad batches beyond ``config.max_batch_gb``."""
+        config, corpus = self.config, self.corpus
+        if config.layout == "stream":
+            if len(corpus.train) < config.batch_size + 1:
+                raise TrainingError(
+                    f"the stream layout reads the text as --batch-size {config.batch_size} parallel streams and needs at least "
+                    f"{config.batch_size + 1} tokens to train on (one per stream, and one more to predict); the training part "
+                    f"of {config.data} ({1 - config.val_fraction:.0%} of it) has {len(corpus.train)}: "
+                    "use more text or a smaller --batch-size"
+                )
+            return
+        sizes = len(corpus.vocab), config.embed_dim, config.hidden, config.layers, config.max_batch_gb, config.data
+        check_batch_memory(corpus.train, config.batch_size, *sizes)
+        check_batch_memory(corpus.valid, 64, *sizes)  # held_out_loss: perplexity's batches of 64, no gradients
 
     def batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         """The epoch's batches in order: shuffled lines (the order depends only on seed and epoch), or stream chunks."""
@@ -370,7 +446,7 @@ class Trainer:
             if name not in RESUMABLE_CHANGES or name == "data":
                 raise TrainingError(f"{name} cannot change when a run resumes; only {', '.join(RESUMABLE_CHANGES)} can")
             old = getattr(self.config, name)
-            if value is None or value == old:
+            if value == old:
                 continue
             setattr(self.config, name, value)
             if name == "lr":
@@ -425,15 +501,28 @@ def held_out_loss(model: LanguageModel, data: Any, config: TrainConfig) -> tuple
     return stream_perplexity(model, data, config.seq_len, config.batch_size)
 
 
-def evaluate_file(checkpoint: str | os.PathLike, data: str) -> tuple[float, float, dict[str, Any]]:
-    """(loss per token, perplexity, the checkpoint's state) of a checkpoint's model on a whole text file."""
+def evaluate_file(checkpoint: str | os.PathLike, data: str, encoding: str | None = None) -> tuple[float, float, dict[str, Any]]:
+    """(loss per token, perplexity, the checkpoint's state) of a checkpoint's model on a whole text file.
+
+    ``encoding`` is the file's (default: the training data's). Tokens the
+    vocabulary does not know count as <unk>, with an UnknownTokensWarning.
+    """
     model, vocab, state = load_model(checkpoint)
     config = TrainConfig(**{**state["config"], "data": data, "val_fraction": 0.0})
-    loss, ppl = held_out_loss(model, load_corpus(config, vocab).train, config)
+    config.encoding = encoding or config.encoding
+    corpus = load_corpus(config, vocab)
+    if corpus.unknown.count:
+        warnings.warn(f"{data}: {corpus.unknown}", UnknownTokensWarning, stacklevel=2)
+    if config.layout == "lines":
+        sizes = state["model"]
+        check_batch_memory(corpus.train, 64, len(vocab), sizes["embed_dim"], sizes["hidden_size"], sizes["num_layers"],
+                           config.max_batch_gb, data)
+    loss, ppl = held_out_loss(model, corpus.train, config)
     return loss, ppl, state
 
 
 __all__ = [
-    "CheckpointError", "Corpus", "TrainConfig", "Trainer", "TrainingError", "evaluate_file", "file_sha256",
-    "is_checkpoint", "load_corpus", "load_model", "read_checkpoint", "resume_conflicts",
+    "CheckpointError", "Corpus", "TrainConfig", "Trainer", "TrainingError", "batch_memory", "check_batch_memory",
+    "evaluate_file", "file_sha256", "is_checkpoint", "load_corpus", "load_model", "read_checkpoint", "read_text",
+    "resume_conflicts",
 ]

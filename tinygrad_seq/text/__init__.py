@@ -1,9 +1,12 @@
 """Text for language models: vocabularies, batching, sampling and perplexity."""
 from .batching import IGNORE, language_model_batches, pad_batch, stream_chunks
 from .sampling import perplexity, sample, stream_perplexity
-from .vocab import BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, SPECIALS, UNK, UNK_ID, Vocabulary, tokenize_words
+from .vocab import (
+    BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, SPECIALS, UNK, UNK_ID, UnknownTokens, UnknownTokensWarning, Vocabulary,
+    tokenize_words,
+)
 
 __all__ = [
-    "BOS", "BOS_ID", "EOS", "EOS_ID", "IGNORE", "PAD", "PAD_ID", "SPECIALS", "UNK", "UNK_ID", "Vocabulary",
-    "language_model_batches", "pad_batch", "perplexity", "sample", "stream_chunks", "stream_perplexity", "tokenize_words",
+    "BOS", "BOS_ID", "EOS", "EOS_ID", "IGNORE", "PAD", "PAD_ID", "SPECIALS", "UNK", "UNK_ID", "UnknownTokens",
+    "UnknownTokensWarning", "Vocabulary", "language_model_batches", "pad_batch", "perplexity", "sample", "stream_chunks", "stream_perplexity", "tokenize_words",
 ]

@@ -48,7 +48,8 @@ def stream_chunks(ids: Sequence[int], batch_size: int, seq_len: int) -> list[tup
     ids = np.asarray(ids, dtype=np.int64)
     per_stream = (len(ids) - 1) // batch_size
     if per_stream < 1:
-        raise ValueError(f"stream_chunks: {len(ids)} tokens are too few for {batch_size} streams")
+        raise ValueError(f"stream_chunks: {len(ids)} tokens are too few for {batch_size} streams; "
+                         f"they need batch_size + 1 = {batch_size + 1} at least (one per stream, and one more to predict)")
     inputs = ids[: per_stream * batch_size].reshape(batch_size, per_stream).T
     targets = ids[1 : per_stream * batch_size + 1].reshape(batch_size, per_stream).T
     return [(inputs[s : s + seq_len], targets[s : s + seq_len]) for s in range(0, per_stream, seq_len)]

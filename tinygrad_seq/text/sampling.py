@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ from ..nn import functional as F
 from ..tensor import no_grad
 from .. import settings
 from .batching import language_model_batches, stream_chunks
-from .vocab import BOS_ID, EOS_ID, UNK_ID, Vocabulary
+from .vocab import BOS_ID, EOS_ID, UNK_ID, UnknownTokensWarning, Vocabulary
 
 
 @no_grad()
@@ -24,11 +25,16 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
     A text ends at <eos> or after ``max_len`` tokens. <unk>, <pad> and <bos>
     are never emitted (their probability is set to zero). ``seed`` makes the
     result reproducible (otherwise the generator ``ts.manual_seed`` seeds is used).
+    Characters (or words) of ``prime`` the vocabulary does not know are read as
+    <unk>, with an :class:`UnknownTokensWarning` that names them.
     """
     if temperature <= 0:
         raise ValueError(f"sample: temperature must be positive; got {temperature}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"sample: top_k must be at least 1; got {top_k}")
+    unknown = vocab.unknown(prime)
+    if unknown.count:
+        warnings.warn(f"prime: {unknown}", UnknownTokensWarning, stacklevel=3)
     rng = np.random.default_rng(seed) if seed is not None else settings.host_rng
     was_training = model.training
     model.eval()

@@ -12,6 +12,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..storage import atomic_write
@@ -26,6 +27,38 @@ _WORDS = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
 def tokenize_words(text: str, lower: bool = False) -> list[str]:
     """Words, with punctuation split off as tokens of its own: "Hi, you!" -> ["Hi", ",", "you", "!"]."""
     return _WORDS.findall(text.lower() if lower else text)
+
+
+class UnknownTokensWarning(UserWarning):
+    """Text given to a trained model has tokens its vocabulary does not know; they are read as <unk>."""
+
+
+@dataclass
+class UnknownTokens:
+    """Of ``total`` tokens of a text, those a vocabulary does not know (they encode as <unk>), with their counts.
+
+    >>> unknown = Vocabulary.from_text("abc").unknown("abéßa")
+    >>> unknown.count, unknown.total
+    (2, 5)
+    >>> print(unknown)
+    2 of 5 characters are not in the vocabulary and count as <unk>: 'é', 'ß'
+    """
+
+    total: int
+    counts: Counter
+    level: str = "char"
+    shown: int = 10  # distinct tokens named in the message, the most frequent first
+
+    @property
+    def count(self) -> int:
+        return sum(self.counts.values())
+
+    def __str__(self) -> str:
+        what = "characters" if self.level == "char" else "words"
+        ranked = [t for t, _ in self.counts.most_common()]  # the most frequent first, ties in order of appearance
+        named = ", ".join(repr(t) for t in ranked[: self.shown])
+        more = f" and {len(ranked) - self.shown} more" if len(ranked) > self.shown else ""
+        return f"{self.count} of {self.total} {what} are not in the vocabulary and count as {UNK}: {named}{more}"
 
 
 class Vocabulary:
@@ -74,6 +107,15 @@ class Vocabulary:
         """Token ids of ``text``; unknown tokens become <unk>."""
         ids = [self.stoi.get(token, UNK_ID) for token in self.tokenize(text)]
         return ([BOS_ID] if bos else []) + ids + ([EOS_ID] if eos else [])
+
+    def unknown(self, texts: str | Iterable[str]) -> UnknownTokens:
+        """The tokens of ``texts`` (one string or many) that ``encode`` turns into <unk>, and how many tokens there are."""
+        total, counts = 0, Counter()
+        for text in [texts] if isinstance(texts, str) else texts:
+            tokens = self.tokenize(text)
+            total += len(tokens)
+            counts.update(t for t in tokens if t not in self.stoi)
+        return UnknownTokens(total, counts, self.level)
 
     def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
         """Text of ``ids``: characters joined directly, words with spaces (none before punctuation)."""

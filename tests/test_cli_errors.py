@@ -1,0 +1,334 @@
+"""Every bad input to the command and the demos: one line on stderr, exit status 2, no traceback.
+
+The parser's checks run in-process (the same code path as the command, fast);
+what needs a fresh process (a bad TINYGRAD_SEQ_BACKEND fails the package's
+import, a custom cell unknown to a new process) runs as ``python -m
+tinygrad_seq`` with this checkout first on the path, all in parallel.
+"""
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tinygrad_seq as ts
+from tinygrad_seq import nn
+from tinygrad_seq.cli import main as cli
+from tinygrad_seq.models import TrainConfig, Trainer, TrainingError
+from tinygrad_seq.models.trainer import read_checkpoint
+from tinygrad_seq.viz import GraphvizNotFound
+
+from .conftest import cupy_unavailable_reason
+
+ROOT = Path(__file__).resolve().parent.parent
+DINOS = ROOT / "demos" / "data" / "dinos.txt"
+DEMOS = ROOT / "demos"
+
+
+def one_line(err: str) -> str:
+    assert "Traceback" not in err, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+# ---------------------------------------------------------------- the parser: every numeric option with its range
+
+PARSER_CASES = [
+    (["train", "--data", "x", "--clip", "-1"], "tinygrad-seq train: --clip must be > 0; got -1.0 (--no-clip turns clipping off)"),
+    (["train", "--data", "x", "--clip", "0"], "tinygrad-seq train: --clip must be > 0; got 0.0 (--no-clip turns clipping off)"),
+    (["train", "--data", "x", "--clip", "inf"], "tinygrad-seq train: --clip must be a finite number > 0; got inf (--no-clip turns clipping off)"),
+    (["train", "--data", "x", "--batch-size", "0"], "tinygrad-seq train: --batch-size must be >= 1; got 0"),
+    (["train", "--data", "x", "--embed", "0"], "tinygrad-seq train: --embed must be >= 1; got 0"),
+    (["train", "--data", "x", "--hidden", "-3"], "tinygrad-seq train: --hidden must be >= 1; got -3"),
+    (["train", "--data", "x", "--layers", "0"], "tinygrad-seq train: --layers must be >= 1; got 0"),
+    (["train", "--data", "x", "--seq-len", "0"], "tinygrad-seq train: --seq-len must be >= 1; got 0"),
+    (["train", "--data", "x", "--epochs", "0"], "tinygrad-seq train: --epochs must be >= 1; got 0"),
+    (["train", "--data", "x", "--epochs", "2.5"], "tinygrad-seq train: --epochs must be an integer >= 1; got '2.5'"),
+    (["train", "--data", "x", "--dropout", "1"], "tinygrad-seq train: --dropout must be in [0, 1); got 1.0"),
+    (["train", "--data", "x", "--dropout", "-0.1"], "tinygrad-seq train: --dropout must be in [0, 1); got -0.1"),
+    (["train", "--data", "x", "--lr", "0"], "tinygrad-seq train: --lr must be > 0; got 0.0"),
+    (["train", "--data", "x", "--lr", "nan"], "tinygrad-seq train: --lr must be a finite number > 0; got nan"),
+    (["train", "--data", "x", "--lr", "fast"], "tinygrad-seq train: --lr must be a number > 0; got 'fast'"),
+    (["train", "--data", "x", "--max-vocab", "4"], "tinygrad-seq train: --max-vocab must be >= 5; got 4"),
+    (["train", "--data", "x", "--seed", "-1"], "tinygrad-seq train: --seed must be >= 0; got -1"),
+    (["train", "--data", "x", "--encoding", "klingon"],
+     "tinygrad-seq train: --encoding must be a text encoding Python knows (utf-8, latin-1, cp1252, ...); got 'klingon'"),
+    (["sample", "--checkpoint", "c", "--temperature", "0"], "tinygrad-seq sample: --temperature must be > 0; got 0.0"),
+    (["sample", "--checkpoint", "c", "--temperature", "inf"], "tinygrad-seq sample: --temperature must be a finite number > 0; got inf"),
+    (["sample", "--checkpoint", "c", "--top-k", "0"], "tinygrad-seq sample: --top-k must be >= 1; got 0"),
+    (["sample", "--checkpoint", "c", "-n", "0"], "tinygrad-seq sample: -n must be >= 1; got 0"),
+    (["sample", "--checkpoint", "c", "--max-len", "0"], "tinygrad-seq sample: --max-len must be >= 1; got 0"),
+    (["sample", "--checkpoint", "c", "--seed", "-2"], "tinygrad-seq sample: --seed must be >= 0; got -2"),
+    (["eval", "--checkpoint", "c", "--data", "x", "--encoding", "?"],
+     "tinygrad-seq eval: --encoding must be a text encoding Python knows (utf-8, latin-1, cp1252, ...); got '?'"),
+    (["graph", "--steps", "0"], "tinygrad-seq graph: --steps must be >= 1; got 0"),
+    (["graph", "--layers", "0"], "tinygrad-seq graph: --layers must be >= 1; got 0"),
+    (["graph", "--hidden", "0"], "tinygrad-seq graph: --hidden must be >= 1; got 0"),
+    (["bptt", "--steps", "0"], "tinygrad-seq bptt: --steps must be >= 1; got 0"),
+    (["bptt", "--layers", "-1"], "tinygrad-seq bptt: --layers must be >= 1; got -1"),
+    (["bptt", "--hidden", "0"], "tinygrad-seq bptt: --hidden must be >= 1; got 0"),
+    # the parser's own errors name the fix too
+    (["train", "--data", "x", "--bogus"], "tinygrad-seq train: unrecognized arguments: --bogus; see tinygrad-seq train --help"),
+    (["train", "--data", "x", "--clip", "1", "--no-clip"],
+     "tinygrad-seq train: --no-clip: not allowed with argument --clip; see tinygrad-seq train --help"),
+    (["train", "--data", "x", "--level", "byte"],
+     "tinygrad-seq train: --level: invalid choice: 'byte' (choose from 'char', 'word'); see tinygrad-seq train --help"),
+    (["sample"], "tinygrad-seq sample: the following arguments are required: --checkpoint; see tinygrad-seq sample --help"),
+    (["--bogus"], "tinygrad-seq: unrecognized arguments: --bogus; see tinygrad-seq --help"),
+    (["fly"], "tinygrad-seq: COMMAND: invalid choice: 'fly' (choose from 'graph', 'bptt', 'train', 'sample', 'eval'); "
+              "see tinygrad-seq --help"),
+]
+
+
+@pytest.mark.parametrize("argv, expected", PARSER_CASES, ids=[" ".join(argv) for argv, _ in PARSER_CASES])
+def test_parser_errors_are_one_line(capsys, argv, expected):
+    with pytest.raises(SystemExit) as exit_info:
+        cli(argv)
+    assert exit_info.value.code == 2
+    assert one_line(capsys.readouterr().err) == expected
+
+
+def test_train_without_data_says_what_is_missing(capsys):
+    assert cli(["train"]) == 2  # --data is optional for --resume, so the command, not the parser, asks for it
+    assert one_line(capsys.readouterr().err) == (
+        "tinygrad-seq train: error: --data is required: the text file to train on (or --resume a checkpoint)")
+
+
+def test_valid_edges_are_accepted():
+    from tinygrad_seq.cli import build_parser
+
+    args = build_parser().parse_args(["train", "--data", "x", "--dropout", "0", "--max-vocab", "5", "--seed", "0", "--lr", "1e-9"])
+    assert (args.dropout, args.max_vocab, args.seed, args.lr, args.clip, args.no_clip) == (0.0, 5, 0, 1e-9, 5.0, False)
+    assert build_parser().parse_args(["train", "--data", "x", "--encoding", "Latin-1"]).encoding == "iso8859-1"
+
+
+# ---------------------------------------------------------------- bad input found by the library, in fresh processes
+
+
+def register_cell(name):
+    @nn.register_cell(name)
+    class Custom(nn.RNNCell):
+        pass
+
+    return Custom
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Data files and checkpoints for the bad-input cases."""
+    folder = tmp_path_factory.mktemp("bad_input")
+    (folder / "latin1.txt").write_bytes("rex\ncafé\n".encode("latin-1"))
+    (folder / "short.txt").write_text("hello world\n")
+    (folder / "long.txt").write_text("\n".join(["abc"] * 20 + ["abcd" * 100_000]) + "\n")
+    (folder / "unknown.txt").write_text("rexé\nréx\nßrex\n", encoding="utf-8")
+    (folder / "my_cells.py").write_text(
+        "from tinygrad_seq import nn\n\n@nn.register_cell('tiny_custom')\nclass TinyCustom(nn.RNNCell):\n    pass\n"
+    )
+    small = dict(data=str(DINOS), hidden=4, embed_dim=4, batch_size=256, epochs=1, lower=True)
+    Trainer(TrainConfig(**small)).run(folder / "dinos", progress=False)
+    register_cell("tiny_custom")
+    try:
+        Trainer(TrainConfig(**small, cell="tiny_custom")).run(folder / "custom", progress=False)
+    finally:
+        ts.settings.cell_registry.pop("tiny_custom")
+    return folder
+
+
+def needs_cupy_missing():
+    return pytest.mark.skipif(cupy_unavailable_reason() is None, reason="CuPy works here")
+
+
+PROCESS_CASES = {
+    # id: (argv, extra environment, what the one line says)
+    "clip -1": (["train", "--data", "{f}/short.txt", "--clip", "-1"], {}, "tinygrad-seq train: --clip must be > 0; got -1.0"),
+    "unknown option": (["sample", "--checkpoint", "{f}/dinos", "--nucleus", "0.9"], {},
+                       "tinygrad-seq sample: unrecognized arguments: --nucleus 0.9; see tinygrad-seq sample --help"),
+    "data is a folder": (["train", "--data", "{f}"], {}, "tinygrad-seq train: error: data {f} is a folder; pass --data with a text file"),
+    "stream text too short": (
+        ["train", "--data", "{f}/short.txt", "--layout", "stream"], {},
+        "tinygrad-seq train: error: the stream layout reads the text as --batch-size 32 parallel streams and needs at least "
+        "33 tokens to train on (one per stream, and one more to predict); the training part of {f}/short.txt (90% of it) "
+        "has 10: use more text or a smaller --batch-size"),
+    "not utf-8": (["train", "--data", "{f}/latin1.txt"], {},
+                  "tinygrad-seq train: error: data file {f}/latin1.txt is not valid utf-8: byte 0xe9 at offset 7 (line 2) "
+                  "invalid continuation byte; pass the file's encoding, e.g. --encoding latin-1 or --encoding cp1252"),
+    "a line too long": (["train", "--data", "{f}/long.txt"], {}, "--layout stream"),
+    "custom cell without --import (sample)": (
+        ["sample", "--checkpoint", "{f}/custom"], {},
+        "tinygrad-seq sample: error: the model's cell 'tiny_custom' is not registered here (registered: gru, lstm, rnn, "
+        "simplified_gru); import the module that registers it first, as at train time (tinygrad-seq: --import MODULE_OR_FILE.py)"),
+    "custom cell without --import (resume)": (["train", "--resume", "--out", "{f}/custom", "--data", str(DINOS)], {},
+                                              "unknown cell 'tiny_custom'"),
+    "TINYGRAD_SEQ_BACKEND=cupy": (["train", "--data", str(DINOS)], {"TINYGRAD_SEQ_BACKEND": "cupy"},
+                                  "tinygrad-seq train: error: TINYGRAD_SEQ_BACKEND='cupy': backend 'cupy' was asked for but"),
+    "TINYGRAD_SEQ_BACKEND=tpu": (["graph"], {"TINYGRAD_SEQ_BACKEND": "tpu"},
+                                 "tinygrad-seq graph: error: TINYGRAD_SEQ_BACKEND='tpu': unknown backend 'tpu'"),
+    "--backend cupy": (["--backend", "cupy", "sample", "--checkpoint", "{f}/dinos"], {}, "tinygrad-seq sample: error: backend 'cupy' was asked for but"),
+    "png without dot": (["graph", "--out", "{f}/graph.png"], {"PATH": ""},  # no dot to be found, installed or not
+                        "tinygrad-seq graph: error: --out {f}/graph.png: PNG needs Graphviz's dot program, which is not on PATH"),
+}
+CUPY_CASES = {"TINYGRAD_SEQ_BACKEND=cupy", "--backend cupy"}
+
+
+def command_env(**changes):
+    env = {**os.environ, **changes}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return env
+
+
+@pytest.fixture(scope="module")
+def process_results(files):
+    """Every PROCESS_CASES command, run at once as `python -m tinygrad_seq ...`; id -> (status, stdout, stderr)."""
+    running = {}
+    for name, (argv, env, _) in PROCESS_CASES.items():
+        if name in CUPY_CASES and cupy_unavailable_reason() is None:
+            continue
+        argv = [a.replace("{f}", str(files)) for a in argv]
+        running[name] = subprocess.Popen([sys.executable, "-m", "tinygrad_seq", *argv], cwd=files, env=command_env(**env),
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = {}
+    for name, process in running.items():
+        out, err = process.communicate(timeout=120)
+        results[name] = process.returncode, out, err
+    return results
+
+
+@pytest.mark.parametrize("name", list(PROCESS_CASES))
+def test_bad_input_is_one_line_exit_2(process_results, files, name):
+    if name not in process_results:
+        pytest.skip("CuPy works here")
+    status, _, err = process_results[name]
+    assert status == 2, err
+    assert PROCESS_CASES[name][2].replace("{f}", str(files)) in one_line(err)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["eval", "--checkpoint", "{f}/dinos", "--data", "{f}"], "tinygrad-seq eval: error: data {f} is a folder"),
+    (["eval", "--checkpoint", "{f}/dinos", "--data", "{f}/latin1.txt"], "is not valid utf-8: byte 0xe9 at offset 7 (line 2)"),
+    (["eval", "--checkpoint", "{f}/custom", "--data", str(DINOS)], "the model's cell 'tiny_custom' is not registered here"),
+])
+def test_eval_reads_like_train(files, capsys, argv, message):
+    assert cli([a.replace("{f}", str(files)) for a in argv]) == 2
+    assert message.replace("{f}", str(files)) in one_line(capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------- what a user does instead
+
+
+def test_import_encoding_no_clip_and_notes_on_unknown_characters(files, capsys, tmp_path):
+    out = tmp_path / "latin"
+    assert cli(["train", "--data", str(files / "latin1.txt"), "--encoding", "latin-1", "--no-clip", "--epochs", "1",
+                "--hidden", "4", "--out", str(out)]) == 0
+    state = read_checkpoint(out)[0]
+    assert state["config"]["encoding"] == "iso8859-1" and state["config"]["clip"] is None
+    assert cli(["eval", "--checkpoint", str(out), "--data", str(files / "latin1.txt")]) == 0  # its training encoding
+    capsys.readouterr()
+
+    assert cli(["eval", "--checkpoint", str(files / "dinos"), "--data", str(files / "unknown.txt")]) == 0
+    captured = capsys.readouterr()
+    assert one_line(captured.err) == (
+        f"note: {files / 'unknown.txt'}: 3 of 11 characters are not in the vocabulary and count as <unk>: 'é', 'ß'"
+    )
+    assert "perplexity" in captured.out
+    assert cli(["sample", "--checkpoint", str(files / "dinos"), "-n", "2", "--seed", "0", "--prime", "réx"]) == 0
+    captured = capsys.readouterr()
+    assert one_line(captured.err) == "note: prime: 1 of 3 characters are not in the vocabulary and count as <unk>: 'é'"
+    assert [line.startswith("réx") for line in captured.out.splitlines()] == [True, True]
+
+
+def test_a_custom_cell_samples_with_its_import(files):
+    result = subprocess.run([sys.executable, "-m", "tinygrad_seq", "sample", "--checkpoint", str(files / "custom"), "-n", "2",
+                             "--import", str(files / "my_cells.py")], capture_output=True, text=True, env=command_env(), timeout=120)
+    assert result.returncode == 0 and result.stderr == "" and len(result.stdout.splitlines()) == 2
+
+
+def test_the_library_refuses_too_long_lines_and_too_short_streams(files):
+    with pytest.raises(TrainingError, match=r"the longest line of .* is 400,001 tokens long.* would need about [\d.]+ GB "
+                                            r"\(the limit is 1 GB, TrainConfig.max_batch_gb\); train on long text with --layout stream"):
+        Trainer(TrainConfig(data=str(files / "long.txt")))
+    Trainer(TrainConfig(data=str(files / "long.txt"), max_batch_gb=1000.0, hidden=4, embed_dim=4))  # a bigger limit: accepted
+    with pytest.raises(TrainingError, match="needs at least 5 tokens to train on"):
+        Trainer(TrainConfig(data=str(files / "short.txt"), layout="stream", batch_size=4, val_fraction=0.9))
+    Trainer(TrainConfig(data=str(files / "short.txt"), layout="stream", batch_size=4))  # 10 tokens: enough for 4 streams
+
+
+def test_batch_memory_estimate_covers_what_a_step_allocates():
+    """The estimate is at least what a training step of an LSTM language model really allocates (tracemalloc)."""
+    import tracemalloc
+
+    import numpy as np
+
+    from tinygrad_seq import optim
+    from tinygrad_seq.models import LanguageModel
+    from tinygrad_seq.models.trainer import batch_memory
+    from tinygrad_seq.nn import functional as F
+
+    steps, batch, sizes = 100, 16, dict(vocab_size=60, embed_dim=8, hidden=32, layers=2)
+    model = LanguageModel(sizes["vocab_size"], sizes["embed_dim"], "lstm", sizes["hidden"], sizes["layers"])
+    opt = optim.Adam(model.parameters())
+    ids = np.random.default_rng(0).integers(4, sizes["vocab_size"], (steps + 1, batch))
+    tracemalloc.start()
+    try:
+        logits, _ = model(ids[:-1], lengths=np.full(batch, steps))
+        loss = F.cross_entropy(logits, ids[1:])
+        loss.backward()
+        opt.step()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    estimate = batch_memory(steps, batch, **sizes)
+    assert peak <= estimate <= 2 * peak
+
+
+# ---------------------------------------------------------------- the demos
+
+
+@pytest.mark.parametrize("demo", sorted(p.name for p in DEMOS.glob("*.py") if p.name != "common.py"))
+def test_every_demo_imports_common_first_and_runs_through_it(demo):
+    source = (DEMOS / demo).read_text(encoding="utf-8")
+    imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
+    first_library_import = next(i for i, line in enumerate(imports) if "tinygrad_seq" in line)
+    assert "import common" in imports[:first_library_import]  # a bad TINYGRAD_SEQ_BACKEND: one line, not a traceback
+    assert source.rstrip().endswith('if __name__ == "__main__":\n    common.run(main)')
+
+
+@pytest.mark.parametrize("demo, args, env", [
+    ("sentiment.py", [], {"TINYGRAD_SEQ_BACKEND": "cupy"}),
+    ("char_lm.py", ["--backend", "cupy"], {}),
+])
+@needs_cupy_missing()
+def test_demos_without_cupy_say_so_in_one_line(tmp_path, demo, args, env):
+    result = subprocess.run([sys.executable, str(DEMOS / demo), *args], capture_output=True, text=True, env=command_env(**env), timeout=120, cwd=tmp_path)
+    assert result.returncode == 2
+    assert one_line(result.stderr).startswith(f"{demo}: error: ") and "backend 'cupy' was asked for" in result.stderr
+
+
+def test_demo_arguments_are_checked_in_one_line(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(DEMOS))
+    monkeypatch.setattr(sys, "argv", ["char_lm.py"])
+    demo = runpy.run_path(str(DEMOS / "char_lm.py"))
+    with pytest.raises(SystemExit) as exit_info:
+        demo["main"](["--epochs", "0"])
+    assert exit_info.value.code == 2 and one_line(capsys.readouterr().err) == "char_lm.py: --epochs must be >= 1; got 0"
+
+
+@pytest.mark.parametrize("error", [
+    TrainingError("data file x not found; pass --data with a text file"),
+    GraphvizNotFound("render: format 'png' needs Graphviz's dot program,\nwhich is not on PATH"),
+    ts.BackendError("backend 'cupy' was asked for but CuPy is not installed"),
+])
+def test_common_run_turns_library_errors_into_one_line(monkeypatch, capsys, error):
+    monkeypatch.syspath_prepend(str(DEMOS))
+    monkeypatch.setattr(sys, "argv", ["some_demo.py"])
+    import common
+
+    def main():
+        raise error
+
+    with pytest.raises(SystemExit) as exit_info:
+        common.run(main)
+    assert exit_info.value.code == 2
+    assert one_line(capsys.readouterr().err) == f"some_demo.py: error: {' '.join(str(error).split())}"
