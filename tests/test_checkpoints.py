@@ -193,6 +193,14 @@ def test_a_crash_between_the_two_renames_loads_the_previous_checkpoint(trained, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
 
 
+def test_a_half_swapped_checkpoint_of_another_run_is_still_protected(trained, tmp_path):
+    _, out = trained
+    os.rename(out, tmp_path / ".ckpt.old")
+    with pytest.raises(CheckpointError, match="holds a checkpoint of another run"):
+        Trainer(small_config()).save(out)
+    assert open_checkpoint(out).folder.name == ".ckpt.old"
+
+
 def test_a_left_over_old_folder_never_breaks_a_save(trained, tmp_path):
     trainer, out = trained
     (tmp_path / ".ckpt.old" / "deep").mkdir(parents=True)

@@ -216,7 +216,8 @@ def check_destination(path: str | os.PathLike, *, owned: bool = False, overwrite
     if path.is_dir() and any(path.iterdir()) and not is_checkpoint(path):
         raise CheckpointError(f"--out {path} is {describe(path)}; nothing was written. "
                               "Pass a new or empty folder as --out (only checkpoints are ever replaced)")
-    if is_checkpoint(path) and not (owned or overwrite):
+    existing = path if path.exists() else _old(path)  # a swap left half done: the old folder comes back first
+    if is_checkpoint(existing) and not (owned or overwrite):
         raise CheckpointError(f"--out {path} holds a checkpoint of another run; continue it with --resume "
                               "or replace it with --overwrite")
     parent = path.parent
