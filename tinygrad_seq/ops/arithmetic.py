@@ -50,6 +50,7 @@ def sub(a: Any, b: Any) -> Tensor:
 
 class Mul(Function):
     __slots__ = ("a", "b")
+    saved_inputs = (0, 1)
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -69,6 +70,8 @@ def mul(a: Any, b: Any) -> Tensor:
 
 class Div(Function):
     __slots__ = ("a_shape", "b", "out")
+    saved_inputs = (1,)
+    saves_output = True
 
     def forward(self, a, b):
         self.a_shape, self.b = np.shape(a), b
@@ -105,6 +108,7 @@ def neg(x: Tensor) -> Tensor:
 
 class Pow(Function):
     __slots__ = ("x", "exponent")
+    saved_inputs = (0,)
 
     def forward(self, x, exponent):
         self.x, self.exponent = x, exponent
@@ -129,6 +133,7 @@ class MatMul(Function):
     """a @ b with NumPy's rules: 1-D operands are vectors, leading axes broadcast as a batch."""
 
     __slots__ = ("a", "b")
+    saved_inputs = (0, 1)
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -176,6 +181,7 @@ class Linear(Function):
     """x @ weight.T + bias in one node: the affine map of a layer, without keeping x @ weight.T alive beside it."""
 
     __slots__ = ("x", "weight")
+    saved_inputs = (0, 1)
 
     def forward(self, x, weight, bias):
         self.x, self.weight = x, weight

@@ -82,6 +82,7 @@ def argmax(x: Tensor, axis: int | None = None) -> Tensor:
 
 class Softmax(Function):
     __slots__ = ("out", "axis")
+    saves_output = True
 
     def forward(self, x, axis):
         xp = backend_of(x).xp
@@ -106,6 +107,7 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 class LogSoftmax(Function):
     __slots__ = ("out", "axis")
+    saves_output = True
 
     def forward(self, x, axis):
         xp = backend_of(x).xp

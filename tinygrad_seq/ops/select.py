@@ -47,6 +47,7 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
 
 class Maximum(Function):
     __slots__ = ("a", "b")
+    saved_inputs = (0, 1)
 
     def forward(self, a, b):
         self.a, self.b = a, b

@@ -18,6 +18,7 @@ from ._util import normalize_axes
 
 class Reshape(Function):
     __slots__ = ("in_shape",)
+    view_of_input = True  # NumPy returns a view whenever the memory layout allows
 
     def forward(self, x, shape):
         self.in_shape = x.shape
@@ -40,6 +41,7 @@ def reshape(x: Tensor, *shape: int | Sequence[int]) -> Tensor:
 
 class Transpose(Function):
     __slots__ = ("axes",)
+    view_of_input = True
 
     def forward(self, x, axes):
         self.axes = axes
@@ -93,10 +95,14 @@ def _is_basic(index: Any) -> bool:
 
 class GetItem(Function):
     __slots__ = ("shape", "dtype", "index")
+    view_of_input = True  # for basic indexes only: see is_view
 
     def forward(self, x, index):
         self.shape, self.dtype, self.index = x.shape, x.dtype, index
         return x[index]
+
+    def is_view(self):
+        return _is_basic(self.index)  # ints and slices view x; arrays and masks copy (NumPy's rule)
 
     def backward(self, grad):
         backend = backend_of(grad)
