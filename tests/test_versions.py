@@ -6,6 +6,9 @@ import pytest
 
 import tinygrad_seq as ts
 from tinygrad_seq import nn, optim, settings
+from tinygrad_seq.backend import Backend
+from tinygrad_seq.nn.recurrent import time_major
+from tinygrad_seq.tensor import as_tensor
 
 from .cell_variants import CELLS
 
@@ -202,3 +205,57 @@ def test_a_node_records_one_clock_reading_not_a_copy_of_versions():
     assert node.recorded_at == settings.version_clock
     w.data += 1.0
     assert settings.version_clock == node.recorded_at + 1
+
+
+# ---------------------------------------------------------------- aliasing: Tensor copies, from_numpy shares
+
+
+def test_tensor_copies_its_data():
+    array = np.array([1.0, 2.0])
+    x = ts.Tensor(array)
+    array[0] = 9.0
+    assert x.tolist() == [1.0, 2.0]
+    y = ts.Tensor(x)
+    x.data[1] = 7.0
+    assert y.tolist() == [1.0, 2.0]
+    assert ts.Tensor(array, dtype="float32").data is not array
+
+
+def test_from_numpy_shares_memory_both_ways():
+    array = np.array([[1, 2], [3, 4]], dtype=np.int32)
+    x = ts.from_numpy(array)
+    assert x.dtype == np.int32 and x.shape == (2, 2) and x.data is array
+    array[0, 0] = 10
+    x.data[1, 1] = 40
+    assert x.tolist() == [[10, 2], [3, 40]] and array[1, 1] == 40
+    w = ts.from_numpy(np.ones(3)).requires_grad_()
+    (w * 2).sum().backward()
+    assert w.grad.tolist() == [2.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ([1.0, 2.0], r"from_numpy: expects a NumPy ndarray; got list. Use ts.Tensor\(data\)"),
+        (np.array(["a"]), r"from_numpy: an array of dtype <U1 cannot be a tensor"),
+    ],
+)
+def test_from_numpy_rejects_what_it_cannot_share(value, message):
+    with pytest.raises(TypeError, match=message):
+        ts.from_numpy(value)
+
+
+def test_from_numpy_on_the_gpu_backend_says_to_copy(monkeypatch):
+    monkeypatch.setattr(settings, "backend", Backend("cupy", np))
+    with pytest.raises(RuntimeError, match=r"from_numpy: .*needs the numpy backend; the current backend is 'cupy'. Use ts.Tensor\(array\)"):
+        ts.from_numpy(np.ones(2))
+
+
+def test_internal_operands_are_not_copied():
+    array = np.ones((2, 3))
+    assert as_tensor(array).data is array
+    x = ts.Tensor(np.ones((2, 3)), requires_grad=True)
+    node = (x * array).grad_fn
+    assert node.inputs[1].data is array  # x * ndarray: the library never writes into operands, so no copy
+    sequence = np.ones((4, 1, 3))
+    assert time_major(sequence, False, "Recurrent(RNNCell)", 3).data is sequence  # a layer's input array: no copy

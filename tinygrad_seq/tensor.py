@@ -244,13 +244,18 @@ def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
 # ---------------------------------------------------------------- Tensor
 
 
-def _as_array(data: Any, dtype: Any, backend: Backend) -> Any:
-    """The backend array for Tensor(data, dtype) following DESIGN.md's dtype rules."""
+def _as_array(data: Any, dtype: Any, backend: Backend, copy: bool = True) -> Any:
+    """The backend array for Tensor(data, dtype) following DESIGN.md's dtype rules.
+
+    An array is copied (as ``torch.tensor`` does), so later writes to it do
+    not reach the tensor behind the engine's back; ``copy=False`` keeps it
+    when it already has the dtype and backend (internal use: operands, grads).
+    """
     if isinstance(data, settings.array_types):
         if dtype is not None and data.dtype != dtype:
-            data = data.astype(dtype)
-        data = backend.adopt(data)
-        return data
+            return backend.adopt(data.astype(dtype))  # astype made a copy already
+        adopted = backend.adopt(data)
+        return adopted.copy() if copy and adopted is data else adopted
     host = np.asarray(data, dtype=dtype)
     if not isinstance(data, np.generic):  # NumPy scalars keep their dtype like arrays
         if dtype is None and host.dtype.kind == "f":
@@ -300,7 +305,8 @@ class Tensor:
     """An n-dimensional array that records the operations applied to it.
 
     Args:
-        data: backend array, NumPy array, nested list, number or Tensor.
+        data: backend array, NumPy array, nested list, number or Tensor,
+            always copied (``ts.from_numpy`` shares a NumPy array's memory).
             Arrays keep their dtype; Python floats take the default dtype
             (float32, see ``ts.set_default_dtype``), Python ints int64. Host
             arrays are moved to the current backend.
@@ -431,8 +437,8 @@ class Tensor:
     def grad(self, value: Any) -> None:
         if value is not None:
             if isinstance(value, Tensor):
-                value = value.data
-            value = _as_array(value, self.dtype, self.backend)
+                value = value._data
+            value = _as_array(value, self.dtype, self.backend, copy=False)
             if value.shape != self.shape:
                 raise ValueError(f"grad: shape {value.shape} does not match the tensor's shape {self.shape}")
         self._grad = value
@@ -676,6 +682,52 @@ class Tensor:
 
     def flatten(self) -> Tensor:
         return ops.reshape(self, -1)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor that shares ``array``'s memory, as ``torch.from_numpy``: a write to one shows in the other.
+
+    ``ts.Tensor(array)`` copies instead. The tensor keeps the array's dtype
+    and lives on the NumPy backend, so the current backend must be NumPy (a
+    GPU tensor cannot share host memory: use ``ts.Tensor(array)``, which
+    copies it to the GPU). Writes through the NumPy array are not counted
+    in the tensor's version, like writes into ``x.data[...]``.
+
+    >>> import numpy as np
+    >>> import tinygrad_seq as ts
+    >>> a = np.zeros(3)
+    >>> t = ts.from_numpy(a)
+    >>> a[0] = 5.0
+    >>> t.tolist()
+    [5.0, 0.0, 0.0]
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(
+            f"from_numpy: expects a NumPy ndarray; got {type(array).__name__}. "
+            "Use ts.Tensor(data) for lists, numbers and GPU arrays (it copies)"
+        )
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"from_numpy: an array of dtype {array.dtype} cannot be a tensor; convert it to a float, int or bool array first")
+    backend = get_backend()
+    if backend.name != "numpy":
+        raise RuntimeError(
+            f"from_numpy: the tensor would share the NumPy array's host memory, which needs the numpy backend; "
+            f"the current backend is {backend.name!r}. Use ts.Tensor(array) to copy the array to the GPU, "
+            "or call from_numpy inside `with ts.use_backend('numpy'):`"
+        )
+    return Tensor.wrap(array)
+
+
+def as_tensor(data: ArrayLike | Tensor) -> Tensor:
+    """``data`` as a Tensor, without a copy where it already is an array of the current backend.
+
+    For the library's own operands (a NumPy array in ``x * array``, the input
+    of a layer): copying them, as ``Tensor(data)`` does, would cost time and
+    protect nothing, since the library never writes into them.
+    """
+    if isinstance(data, Tensor):
+        return data
+    return Tensor.wrap(_as_array(data, None, get_backend(), copy=False))
 
 
 # ---------------------------------------------------------------- backward
@@ -935,8 +987,8 @@ def _initial_grad(root: Tensor, grad: Any) -> Any:
             )
         return root.backend.xp.ones(root.shape, dtype=root.dtype)
     if isinstance(grad, Tensor):
-        grad = grad.data
-    grad = _as_array(grad, root.dtype, root.backend)
+        grad = grad._data
+    grad = _as_array(grad, root.dtype, root.backend, copy=False)
     if grad.shape != root.shape:
         raise RuntimeError(f"backward(): grad shape {grad.shape} != tensor shape {root.shape}; pass a gradient shaped like the tensor")
     return grad

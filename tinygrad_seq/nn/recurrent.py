@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..ops import concat, stack, where
-from ..tensor import Tensor, tags
+from ..tensor import Tensor, as_tensor, tags
 from .cells import RecurrentCell, State
 from .dropout import dropout
 from .module import Module
@@ -45,8 +45,7 @@ def check_lengths(lengths: Any, batch_size: int, steps: int, op: str) -> np.ndar
 
 def time_major(x: Tensor, batch_first: bool, op: str, input_size: int) -> Tensor:
     """x as (T, B, I), checked."""
-    if not isinstance(x, Tensor):
-        x = Tensor(x)
+    x = as_tensor(x)
     if x.ndim != 3:
         layout = "(batch, time, features)" if batch_first else "(time, batch, features)"
         raise ValueError(f"{op}: the input must have 3 axes {layout}; got shape {x.shape}")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import backend_of
-from ..tensor import Function, SliceGrad, Tensor
+from ..tensor import Function, SliceGrad, Tensor, as_tensor
 from ._util import normalize_axes
 
 
@@ -155,7 +155,7 @@ class Concat(Function):
 
 def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis; all other axes must match."""
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("concat: got no tensors; pass a non-empty list")
     first = tensors[0]
@@ -182,7 +182,7 @@ class Stack(Function):
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join same-shaped tensors along a new axis (``stack(outputs)`` builds (T, B, H) from T (B, H) steps)."""
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: got no tensors; pass a non-empty list")
     if any(t.shape != tensors[0].shape for t in tensors):
