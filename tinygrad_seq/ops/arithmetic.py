@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import backend_of
 from ..tensor import Function, Tensor, unbroadcast
 from ._util import operand
 
@@ -115,6 +116,9 @@ class Pow(Function):
         return x**exponent
 
     def backward(self, grad):
+        if self.exponent == 0:
+            # x^0 = 1 is constant: gradient 0 everywhere, also at x = 0 where p * x^(p-1) would be 0 * inf = NaN (as PyTorch)
+            return backend_of(grad).xp.zeros_like(grad), None
         # d(x^p)/dx = p * x^(p-1)
         return grad * self.exponent * self.x ** (self.exponent - 1), None
 
