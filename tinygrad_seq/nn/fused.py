@@ -183,7 +183,9 @@ class LSTMStep(Function):
         i = sigmoid(gates[:, :H], xp)
         f = sigmoid(gates[:, H : 2 * H], xp)
         g = xp.tanh(gates[:, 2 * H : 3 * H])
-        state = xp.empty_like(state_prev)  # [a⟨t⟩, c⟨t⟩], written in place; c is saved as a view of it
+        # [a⟨t⟩, c⟨t⟩], written in place (c is saved as a view of it), in the dtype the arithmetic promotes to:
+        # an int or lower-precision state must not be cast down into.
+        state = xp.empty(state_prev.shape, dtype=xp.result_type(gates, state_prev))
         c = xp.multiply(f, c_prev, out=state[1])
         c += i * g
         o_pre = gates[:, 3 * H :]

@@ -43,6 +43,22 @@ def check_lengths(lengths: Any, batch_size: int, steps: int, op: str) -> np.ndar
     return values
 
 
+def check_steps(x: Any, batch_first: bool, op: str) -> None:
+    """Raise naming ``op`` and the shape if the sequence ``x`` has no time steps (T = 0).
+
+    An empty sequence has no output to stack and no last step to return as
+    the final state, so every layer refuses it up front, before any step runs.
+    """
+    shape = tuple(np.shape(x.data if isinstance(x, Tensor) else x))
+    axis = 1 if batch_first else 0
+    if len(shape) == 3 and shape[axis] == 0:
+        layout = "(batch, time, features)" if batch_first else "(time, batch, features)"
+        raise ValueError(
+            f"{op}: the input of shape {shape} {layout} has no time steps (T = 0). Give it at least one step, "
+            "or skip the layer for an empty sequence and use the initial state as the final one"
+        )
+
+
 def time_major(x: Tensor, batch_first: bool, op: str, input_size: int) -> Tensor:
     """x as (T, B, I), checked."""
     x = as_tensor(x)
@@ -85,6 +101,7 @@ class Recurrent(Module):
 
     def forward(self, x: Tensor, state: State | None = None, lengths: Any = None) -> tuple[Tensor, State]:
         op = f"Recurrent({type(self.cell).__name__})"
+        check_steps(x, self.batch_first, op)
         x = time_major(x, self.batch_first, op, self.cell.input_size)
         steps, batch_size = x.shape[0], x.shape[1]
         lengths = check_lengths(lengths, batch_size, steps, op)
@@ -201,6 +218,7 @@ class Bidirectional(Module):
     def forward(self, x: Tensor, state: tuple[State, State] | None = None, lengths: Any = None):
         if state is not None and (not isinstance(state, (tuple, list)) or len(state) != 2):
             raise ValueError("Bidirectional: state must be None or a pair (forward_state, reverse_state)")
+        check_steps(x, self.batch_first, f"Bidirectional(Recurrent({type(self.forward_layer.cell).__name__}))")
         forward_state, reverse_state = state if state is not None else (None, None)
         forward_out, forward_final = self.forward_layer(x, forward_state, lengths)
         reverse_out, reverse_final = self.backward_layer(x, reverse_state, lengths)
@@ -262,6 +280,7 @@ class Stacked(Module):
     def forward(self, x: Tensor, state: Sequence[State] | None = None, lengths: Any = None) -> tuple[Tensor, list[State]]:
         if state is not None and len(state) != len(self.layers):
             raise ValueError(f"Stacked: state must hold one state per layer ({len(self.layers)}); got {len(state)}")
+        check_steps(x, self.batch_first, f"Stacked({len(self.layers)} layer{'s' if len(self.layers) > 1 else ''})")
         states = []
         for i, layer in enumerate(self.layers):
             if i > 0 and self.dropout:
