@@ -1080,19 +1080,77 @@ def _where(tags: dict[str, Any]) -> str:
     return ", ".join(parts) or "outside the time loop"
 
 
+def _at(tags: dict[str, Any]) -> str:
+    """ "at time step 3, layer 0, forward", or "outside the time loop"."""
+    where = _where(tags)
+    return where if not ("t" in tags or "layer" in tags or "direction" in tags) else f"at {where}"
+
+
 def _input_names(args: Sequence[Any]) -> str:
     names = [f"{a.name or 'unnamed'} {tuple(a.shape)}" for a in args if isinstance(a, Tensor)]
     return ", ".join(names) or "none"
 
 
+def _first_non_finite(array: Any) -> tuple[tuple[int, ...], int, float]:
+    """(multi-index, flat index, value) of the first NaN or inf in ``array`` (C order)."""
+    xp = backend_of(array).xp
+    flat = int(xp.argmax(~xp.isfinite(array).ravel()))
+    index = tuple(int(i) for i in np.unravel_index(flat, array.shape))
+    return index, flat, float(array.ravel()[flat])
+
+
+def _describe_non_finite(array: Any, time_axis: int | None = None) -> str:
+    """ "nan at index (4, 1, 0) (flat index 25), time step 5": where the first NaN or inf of ``array`` is.
+
+    ``time_axis``: the axis of time steps when ``array`` is a sequence
+    (counted from 1, as the ``t`` tag of nn.Recurrent).
+    """
+    index, flat, value = _first_non_finite(array)
+    text = f"{value} at index {index} (flat index {flat})"
+    if time_axis is not None and array.ndim > time_axis:
+        text += f", time step {index[time_axis] + 1}"
+    return text
+
+
+def check_finite_input(tensor: Tensor, op: str, what: str, time_axis: int | None = None) -> None:
+    """detect_anomaly's check of what a layer receives (nn.Recurrent's input and state): raise at the first NaN or inf.
+
+    Names the layer, the tensor, the first non-finite element and its time
+    step, so a NaN in the data is not blamed on the first op that reads it.
+    """
+    if _finite(tensor._data):
+        return
+    raise FloatingPointError(
+        f"detect_anomaly: {what} {tensor.name or 'unnamed'} of shape {tensor.shape} given to {op} is already non-finite: "
+        f"{_describe_non_finite(tensor._data, time_axis)}. The NaN or inf came in with it; no op of {op} made it. "
+        "Check the data, or where this tensor was computed (run that inside detect_anomaly() too)"
+    )
+
+
 def _check_forward(op: str, args: Sequence[Any], out: Any) -> None:
-    """detect_anomaly's forward check: the first op whose output holds NaN or inf raises."""
+    """detect_anomaly's forward check: the first op whose output holds NaN or inf raises.
+
+    If an input is non-finite already, the message blames that input (its
+    name, the first bad element, its time step) rather than the op.
+    """
     if _finite(out):
         return
+    tags = settings.current_tags
     stack = "".join(traceback.format_stack()[-6:-3])
+    for arg in args:
+        if isinstance(arg, Tensor) and not _finite(arg._data):
+            made = f" (made at time step {arg.tags['t']})" if "t" in arg.tags else ""
+            raise FloatingPointError(
+                f"detect_anomaly: the input {arg.name or 'unnamed'} of shape {arg.shape}{made} of {op} is already non-finite "
+                f"going forward, {_at(tags)}: {_describe_non_finite(arg._data)}. "
+                f"The NaN or inf came in with this input; {op} did not make it. Check where that input comes from "
+                f"(the data, a parameter, or an op run outside detect_anomaly()). {op} was called at:\n{stack}"
+            )
     raise FloatingPointError(
-        f"detect_anomaly: {op} produced a non-finite output going forward, at {_where(settings.current_tags)} "
-        f"(tags {settings.current_tags}); its inputs: {_input_names(args)}. It was called at:\n{stack}"
+        f"detect_anomaly: {op} produced a non-finite output going forward, {_at(tags)} "
+        # time_axis: set by nn.Recurrent on the fused path's input projection, which maps all time steps at once
+        f"(tags {tags}): its output of shape {tuple(out.shape)} holds {_describe_non_finite(out, tags.get('time_axis'))}; "
+        f"its inputs, all finite: {_input_names(args)}. It was called at:\n{stack}"
     )
 
 

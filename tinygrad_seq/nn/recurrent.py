@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..ops import concat, stack, where
-from ..tensor import Tensor, as_tensor, tags
+from .. import settings
+from ..tensor import Tensor, as_tensor, check_finite_input, tags
 from .cells import RecurrentCell, State
 from .dropout import dropout
 from .module import Module
@@ -102,6 +103,10 @@ class Recurrent(Module):
     def forward(self, x: Tensor, state: State | None = None, lengths: Any = None) -> tuple[Tensor, State]:
         op = f"Recurrent({type(self.cell).__name__})"
         check_steps(x, self.batch_first, op)
+        direction = "reverse" if self.reverse else "forward"
+        layer_name = f"{op} (layer {self.layer}, {direction})"
+        if settings.anomaly_mode:  # name a NaN in the data by its time step, before some op reading it is blamed
+            check_finite_input(as_tensor(x), layer_name, "the input", time_axis=1 if self.batch_first else 0)
         x = time_major(x, self.batch_first, op, self.cell.input_size)
         steps, batch_size = x.shape[0], x.shape[1]
         lengths = check_lengths(lengths, batch_size, steps, op)
@@ -112,7 +117,9 @@ class Recurrent(Module):
                 part.name = f"{symbol}⟨0⟩"
         else:
             cell.check_state(state, batch_size)
-        direction = "reverse" if self.reverse else "forward"
+        if settings.anomaly_mode:
+            for part, symbol in zip(cell.state_parts(state), cell.state_names):
+                check_finite_input(part, layer_name, f"the initial state {symbol}")
         if cell.uses_fused():
             out, state = self._run_fused(x, state, lengths, direction)
             return (out.swapaxes(0, 1) if self.batch_first else out), state
@@ -145,7 +152,7 @@ class Recurrent(Module):
         cell = self.cell
         steps = x.shape[0]
         layer_tags = dict(layer=self.layer, direction=direction, cell=type(cell).__name__)
-        with tags(**layer_tags):
+        with tags(**layer_tags, time_axis=0):  # time_axis: detect_anomaly names the time step of a bad value
             projected = cell.input_projection(x)  # (T, B, G·H): every step's x W_ih^T + b_ih at once
         packed = cell.pack(state)
         outputs: list[Tensor | None] = [None] * steps
