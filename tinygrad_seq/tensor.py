@@ -137,10 +137,12 @@ class Function:
     saved_inputs: tuple[int, ...] = ()  # positions of the inputs whose arrays backward reads
     saves_output: bool = False  # backward reads the op's own result
     view_of_input: bool = False  # the result may share the first input's memory (see Tensor._version)
+    _checks_versions: bool = False  # saved_inputs or saves_output: ops that save no tensor pay nothing
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._saved_fields = tuple(cls.__dict__.get("__slots__", ()))
+        cls._checks_versions = bool(cls.saved_inputs or cls.saves_output)
 
     def forward(self, *args: Any, **params: Any) -> Any:
         raise NotImplementedError
@@ -181,7 +183,8 @@ class Function:
         if cls.view_of_input and fn.is_view():
             result._counter = args[0]._shared_counter()  # one memory, one version (as a PyTorch view)
         if requires_grad and settings.grad_enabled:
-            fn.recorded_at = settings.version_clock
+            if cls._checks_versions:
+                fn.recorded_at = settings.version_clock
             fn.inputs = args
             fn.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
             fn.tags = settings.current_tags
@@ -1022,7 +1025,7 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
                 f"backward through {node.name} a second time: its saved arrays were freed by the first backward(). "
                 "Pass retain_graph=True to the first backward() to run backward through this graph again"
             )
-        if node.recorded_at != settings.version_clock and (node.saved_inputs or node.saves_output):
+        if node._checks_versions and node.recorded_at != settings.version_clock:
             _check_saved_versions(node, tensor)  # something changed in place since the op ran: was it saved here?
         input_grads = node.backward(grad)
         if len(input_grads) != len(node.inputs):

@@ -94,20 +94,21 @@ def _is_basic(index: Any) -> bool:
 
 
 class GetItem(Function):
-    __slots__ = ("shape", "dtype", "index")
+    __slots__ = ("shape", "dtype", "index", "basic")
     view_of_input = True  # for basic indexes only: see is_view
 
     def forward(self, x, index):
         self.shape, self.dtype, self.index = x.shape, x.dtype, index
+        self.basic = _is_basic(index)
         return x[index]
 
     def is_view(self):
-        return _is_basic(self.index)  # ints and slices view x; arrays and masks copy (NumPy's rule)
+        return self.basic  # ints and slices view x; arrays and masks copy (NumPy's rule)
 
     def backward(self, grad):
         backend = backend_of(grad)
         index = self.index
-        if _is_basic(index) or (getattr(index, "dtype", None) == bool):
+        if self.basic or (getattr(index, "dtype", None) == bool):
             # Each element picked at most once: the engine adds the slice in place.
             return SliceGrad(index, grad, self.shape), None
         full = backend.xp.zeros(self.shape, dtype=self.dtype)
