@@ -33,8 +33,8 @@ def stale_graph(model, x, make_optimizer):
 
 
 @pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=list(OPTIMIZERS))
-def test_optimizer_step_between_forward_and_backward_raises(make_optimizer):
-    layer = nn.Linear(3, 2)
+def test_optimizer_step_between_forward_and_backward_raises(make_optimizer, backend):
+    layer = nn.Linear(3, 2).to(backend)
     version = layer.weight._version
     loss = stale_graph(layer, ts.randn(4, 3), make_optimizer)
     assert layer.weight._version == version + 1  # the step counted as one in-place change
