@@ -211,11 +211,46 @@ def test_forget_bias():
         (lambda: nn.LSTM(3, 4)(ts.randn(5, 2, 3), ts.zeros(1, 2, 4)), ValueError, r"LSTM: hx must be None or a pair \(h0, c0\)"),
         (lambda: nn.GRU(3, 4, bidirectional=True, batch_first=True)(ts.randn(2, 5, 3), ts.zeros(1, 2, 4)), ValueError, r"GRU: h0 must have shape .* = \(2, 2, 4\)"),
         (lambda: nn.RNN(3, 4, num_layers=0), ValueError, r"num_layers must be at least 1"),
+        # An empty sequence (T = 0): every layer says so up front, with the shape and the fix.
+        (lambda: nn.Recurrent(nn.LSTMCell(3, 4))(ts.zeros(0, 2, 3)), ValueError,
+         r"Recurrent\(LSTMCell\): the input of shape \(0, 2, 3\) \(time, batch, features\) has no time steps \(T = 0\)\. Give it at least one step"),
+        (lambda: nn.Recurrent(nn.GRUCell(3, 4), batch_first=True)(np.zeros((2, 0, 3))), ValueError,
+         r"Recurrent\(GRUCell\): the input of shape \(2, 0, 3\) \(batch, time, features\) has no time steps"),
+        (lambda: nn.Bidirectional(nn.Recurrent(nn.RNNCell(3, 4)))(ts.zeros(0, 1, 3)), ValueError,
+         r"Bidirectional\(Recurrent\(RNNCell\)\): the input of shape \(0, 1, 3\)"),
+        (lambda: nn.Stacked([nn.Recurrent(nn.RNNCell(3, 4)), nn.Recurrent(nn.RNNCell(4, 4))])(ts.zeros(0, 1, 3)), ValueError,
+         r"Stacked\(2 layers\): the input of shape \(0, 1, 3\)"),
+        (lambda: nn.RNN(3, 4)(ts.zeros(0, 2, 3)), ValueError, r"^RNN: the input of shape \(0, 2, 3\) .*has no time steps"),
+        (lambda: nn.GRU(3, 4, bidirectional=True)(ts.zeros(0, 2, 3)), ValueError, r"^GRU: the input of shape \(0, 2, 3\)"),
+        (lambda: nn.LSTM(3, 4, batch_first=True)(ts.zeros(2, 0, 3)), ValueError,
+         r"^LSTM: the input of shape \(2, 0, 3\) \(batch, time, features\) has no time steps \(T = 0\).*use the initial state"),
     ],
 )
 def test_recurrent_errors(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+@pytest.mark.parametrize("layer", [nn.RNN, nn.GRU, nn.LSTM])
+def test_integer_input_is_promoted_alike_by_every_layer_and_path(layer):
+    """Ids fed straight in: NumPy's int64 x float32 weights -> float64, the same for RNN, GRU and LSTM, fused or not."""
+    ids = np.arange(12).reshape(3, 2, 2) % 3
+    model = layer(2, 3)
+    out, _ = model(ts.Tensor(ids))
+    with ts.transparent():
+        reference, _ = model(ts.Tensor(ids))
+    as_floats, _ = model(ts.Tensor(ids.astype(np.float64)))
+    assert out.dtype == reference.dtype == np.float64
+    np.testing.assert_allclose(out.numpy(), reference.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(out.numpy(), as_floats.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("make", [nn.RNNCell, nn.GRUCell, nn.LSTMCell])
+def test_integer_input_to_a_cell(make):
+    cell = make(2, 3)
+    state = cell(ts.Tensor(np.array([[1, 0], [0, 2]])))
+    parts = state if isinstance(state, tuple) else (state,)
+    assert all(p.dtype == np.float64 and p.shape == (2, 3) for p in parts)
 
 
 # ---------------------------------------------------------------- the course's own equations

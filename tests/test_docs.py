@@ -116,3 +116,18 @@ def test_language_model_guide_vocabulary_example(tmp_path, monkeypatch):
     exec(compile(code, "docs/language_models.md", "exec"), namespace)
     vocab = namespace["vocab"]
     assert vocab.encode("rex", bos=True, eos=True) == [3, 8, 11, 24, 2] and vocab.decode([8, 11, 24]) == "rex"
+
+
+def section_code(doc, heading):
+    """The first ```python block under ``heading`` in docs/``doc``."""
+    text = (ROOT / "docs" / doc).read_text(encoding="utf-8")
+    return re.search(r"```python\n(.*?)```", text[text.index(heading):], re.S).group(1)
+
+
+def test_autograd_guide_aliasing_and_version_examples_run():
+    for heading in ("### Which tensors share memory", "## In-place changes and versions"):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(section_code("autograd.md", heading), "docs/autograd.md", "exec"), {})
+        assert out.getvalue()
+    assert "changed in place after Linear saved it" in out.getvalue()

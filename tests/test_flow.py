@@ -99,8 +99,56 @@ def test_anomaly_in_forward_names_the_time_step(fused):
     lstm.weight_hh_l0.data[0, 0] = np.inf  # a diverged weight: 0 · inf = NaN in the first step
     op = "LSTMStep" if fused else "Linear"
     with ts.detect_anomaly(), path(fused):
-        with pytest.raises(FloatingPointError, match=rf"{op} produced a non-finite output going forward, at time step 1, layer 0, forward.*weight_hh_l0"):
+        # The weight was non-finite before the op ran: the message blames it, not the op, and points at the element.
+        with pytest.raises(FloatingPointError, match=rf"the input weight_hh_l0 of shape \(12, 3\) of {op} is already non-finite going forward, "
+                                                     r"at time step 1, layer 0, forward: inf at index \(0, 0\) \(flat index 0\)"):
             lstm(ts.ones(3, 1, 2))
+
+
+@pytest.mark.parametrize("batch_first", [False, True], ids=["time_major", "batch_first"])
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "transparent"])
+def test_anomaly_names_the_time_step_of_a_nan_in_the_input(fused, batch_first):
+    """A NaN that enters with the input at time step 5 is reported as time step 5, not blamed on the op that reads it."""
+    x = np.random.default_rng(0).standard_normal((7, 2, 3))
+    x[4, 1, 0] = np.nan
+    index = "(1, 4, 0)" if batch_first else "(4, 1, 0)"
+    layer = nn.Bidirectional(nn.Recurrent(nn.GRUCell(3, 4), batch_first=batch_first))
+    with ts.detect_anomaly(), path(fused):
+        with pytest.raises(FloatingPointError, match=rf"the input x of shape \({'2, 7' if batch_first else '7, 2'}, 3\) given to Recurrent\(GRUCell\) "
+                                                     rf"\(layer 0, forward\) is already non-finite: nan at index \{index[:-1]}\) \(flat index \d+\), time step 5\. "
+                                                     r"The NaN or inf came in with it"):
+            layer(ts.Tensor(x.swapaxes(0, 1) if batch_first else x, name="x"))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "transparent"])
+def test_anomaly_names_the_time_step_where_the_input_projection_overflows(fused):
+    """The fused path projects all steps in one matmul; the message still says which step overflowed."""
+    x = np.random.default_rng(0).standard_normal((7, 2, 3))
+    x[4, 1] = 1e10
+    rnn = nn.RNN(3, 4).double()
+    nn.init.constant_(rnn.weight_ih_l0, 1e300)
+    where = r"at layer 0, forward \(tags .*'time_axis': 0\}\): its output of shape \(7, 2, 4\) holds inf at index \(4, 1, 0\) \(flat index 36\), time step 5" if fused \
+        else r"at time step 5, layer 0, forward \(tags .*\): its output of shape \(2, 4\) holds inf at index \(1, 0\)"
+    with ts.detect_anomaly(), path(fused):
+        with pytest.raises(FloatingPointError, match=rf"Linear produced a non-finite output going forward, {where}.*its inputs, all finite"):
+            rnn(ts.Tensor(x))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_anomaly_blames_a_non_finite_input_not_the_op():
+    x = ts.Tensor([1.0, 2.0, np.inf], name="x")
+    with ts.detect_anomaly():
+        with pytest.raises(FloatingPointError, match=r"the input x of shape \(3,\) of Mul is already non-finite going forward, outside the time loop: "
+                                                     r"inf at index \(2,\) \(flat index 2\)\. The NaN or inf came in with this input; Mul did not make it"):
+            x * 0.0
+    with ts.tags(t=3):
+        made = ts.Tensor([1.0, -1.0], requires_grad=True).log()  # NaN at t = 3, made outside detect_anomaly
+    with ts.detect_anomaly():
+        with pytest.raises(FloatingPointError, match=r"the input unnamed of shape \(2,\) \(made at time step 3\) of Exp is already non-finite.*nan at index \(1,\)"):
+            made.exp()
+        with pytest.raises(FloatingPointError, match=r"the initial state c unnamed of shape \(1, 4\) given to Recurrent\(LSTMCell\) \(layer 0, forward\) is already non-finite"):
+            nn.Recurrent(nn.LSTMCell(3, 4))(ts.ones(2, 1, 3), (ts.zeros(1, 4), ts.full((1, 4), np.nan)))
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

@@ -72,3 +72,62 @@ def test_sigmoid_extremes_match_torch():
     theirs = run_torch(lambda t: t.sigmoid(), [x])
     np.testing.assert_allclose(ours[0], theirs[0], rtol=RTOL, atol=0)
     np.testing.assert_allclose(ours[1][0], theirs[1][0], rtol=RTOL, atol=0)
+
+
+def test_pow_zero_has_gradient_zero_everywhere_like_torch():
+    """x ** 0 is the constant 1: gradient 0, also at x = 0 (where p * x^(p-1) would be 0 * inf = NaN)."""
+    x = np.array([0.0, 1.0, -2.0, np.inf, np.nan])
+    for exponent in (0, 0.0):
+        ours, theirs = run_ts(lambda t: t**exponent, [x]), run_torch(lambda t: t**exponent, [x])
+        np.testing.assert_array_equal(ours[0], theirs[0])
+        np.testing.assert_array_equal(ours[1][0], theirs[1][0])
+        assert not np.isnan(ours[1][0]).any()
+
+
+NAN = np.nan
+WHOLE_REDUCTIONS = [  # torch.max() / torch.min(): the gradient is shared by the elements equal to the result, NaN matching NaN
+    np.array([1.0, NAN, 3.0]),
+    np.array([1.0, NAN, NAN, 3.0]),  # two NaNs share it
+    np.array([[np.inf, NAN], [3.0, np.inf]]),  # NaN beats inf
+    np.array([[2.0, 5.0], [5.0, -1.0]]),  # a tie without NaN
+]
+
+
+@pytest.mark.parametrize("x", WHOLE_REDUCTIONS, ids=["one_nan", "two_nans", "nan_and_inf", "tie"])
+def test_whole_max_and_min_send_the_gradient_to_the_nan_like_torch(x):
+    for ours_fn, torch_fn in [(lambda t: t.max(), lambda t: t.max()), (lambda t: t.min(), lambda t: t.min())]:
+        ours, theirs = run_ts(ours_fn, [x]), run_torch(torch_fn, [x])
+        np.testing.assert_array_equal(ours[0], theirs[0])
+        np.testing.assert_array_equal(ours[1][0], theirs[1][0])
+
+
+def test_max_over_an_axis_sends_the_gradient_to_the_nan_like_torch():
+    """One NaN per slice: all of the slice's gradient goes to it, as torch.max(dim) (torch.amax makes the slice NaN)."""
+    x = np.array([[1.0, NAN, 3.0], [2.0, 5.0, 4.0], [NAN, -1.0, np.inf]])
+    for axis in (0, 1):
+        for ours_fn, torch_fn in [(lambda t: t.max(axis), lambda t: t.max(axis).values), (lambda t: t.min(axis), lambda t: t.min(axis).values)]:
+            ours, theirs = run_ts(ours_fn, [x]), run_torch(torch_fn, [x])
+            np.testing.assert_array_equal(ours[0], theirs[0])
+            np.testing.assert_array_equal(ours[1][0], theirs[1][0])
+
+
+def test_several_nans_in_a_slice_share_the_gradient_as_ties_do():
+    """Where torch.max(dim) gives a tie's gradient to one index, ours shares it: NaNs share as ties do, like torch.max()."""
+    x = ts.Tensor(np.array([[NAN, 1.0, NAN], [2.0, 2.0, 0.0]]), requires_grad=True)
+    x.max(axis=1).backward(np.array([1.0, 1.0]))
+    np.testing.assert_array_equal(x.grad, [[0.5, 0.0, 0.5], [0.5, 0.5, 0.0]])
+    x.grad = None
+    x.max(axis=1, keepdims=True).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0.5, 0.0, 0.5], [0.5, 0.5, 0.0]])
+
+
+def test_maximum_with_nan_sends_the_gradient_to_both_sides_like_torch():
+    a = np.array([1.0, NAN, NAN, 2.0, 3.0])
+    b = np.array([NAN, 1.0, NAN, 2.0, 1.0])
+    ours, theirs = run_ts(ts.maximum, [a, b]), run_torch(torch.maximum, [a, b])
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    for g, h in zip(ours[1], theirs[1]):
+        np.testing.assert_array_equal(g, h)
+    ours = run_ts(lambda t: ts.maximum(t, NAN), [a])
+    theirs = run_torch(lambda t: torch.maximum(t, torch.tensor(NAN, dtype=t.dtype)), [a])
+    np.testing.assert_array_equal(ours[1][0], theirs[1][0])

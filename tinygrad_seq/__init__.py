@@ -22,7 +22,7 @@ from .creation import arange, full, ones, rand, randn, zeros
 from .gradcheck import grad_check
 from .nn.cells import transparent
 from .ops import chunk, concat, maximum, split, stack, where
-from .tensor import BackwardStep, Function, Tensor, detect_anomaly, enable_grad, is_grad_enabled, no_grad, tags
+from .tensor import BackwardStep, Function, Tensor, detect_anomaly, enable_grad, from_numpy, is_grad_enabled, no_grad, tags
 
 __version__ = "0.1.0"
 
@@ -44,7 +44,7 @@ except BackendError:
 
 __all__ = [
     "Backend", "BackendError", "BackwardStep", "Function", "Tensor", "__version__", "arange", "chunk", "concat",
-    "detect_anomaly", "enable_grad", "full", "get_backend", "get_default_dtype", "grad_check", "interop", "is_grad_enabled",
+    "detect_anomaly", "enable_grad", "from_numpy", "full", "get_backend", "get_default_dtype", "grad_check", "interop", "is_grad_enabled",
     "manual_seed", "maximum", "nn", "no_grad", "ones", "ops", "optim", "rand", "randn", "set_backend", "set_default_dtype",
     "settings", "split", "stack", "tags", "testing", "transparent", "use_backend", "where", "zeros",
 ]

@@ -27,6 +27,10 @@ setting            meaning
 ``cell_registry``  name -> cell class, filled by ``nn.register_cell``
 ``transparent``    True inside ``ts.transparent()``: cells compose primitive
                    ops gate by gate instead of their fused step
+``version_clock``  in-place changes counted so far, process-wide (not a
+                   setting: advanced by ``Tensor._bump_version``); a graph
+                   node records it so backward can tell whether a tensor it
+                   saved changed after it ran
 =================  ============================================================
 """
 from __future__ import annotations
@@ -46,3 +50,4 @@ seed: int | None = None
 default_dtype: np.dtype = np.dtype(np.float32)
 cell_registry: dict[str, type] = {}
 transparent: bool = False
+version_clock: int = 0

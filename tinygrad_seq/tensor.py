@@ -16,6 +16,7 @@ shows is the real backward pass.
 from __future__ import annotations
 
 import contextlib
+import operator
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -120,14 +121,28 @@ class Function:
     any other argument (Python numbers, axes) unchanged. ``backward(grad)``
     returns one gradient per positional argument, ``None`` where none is
     needed (check ``self.needs_input_grad[i]`` to skip work).
+
+    An op that keeps an input's array for backward lists its position in
+    ``saved_inputs`` (Mul: ``(0, 1)``), and sets ``saves_output`` when it
+    keeps its result (Exp). Backward then refuses to run if one of those
+    tensors was changed in place after the op ran (an optimizer step,
+    ``nn.init``, ``load_state_dict``): the saved array would hold the new
+    values and the gradient would be silently wrong. The node records only
+    the in-place-change clock (``settings.version_clock``) when it runs, so
+    the check costs one comparison unless something changed in between.
     """
 
-    __slots__ = ("inputs", "needs_input_grad", "tags", "freed", "created_at")
+    __slots__ = ("inputs", "needs_input_grad", "tags", "freed", "created_at", "recorded_at")
     _saved_fields: tuple[str, ...] = ()
+    saved_inputs: tuple[int, ...] = ()  # positions of the inputs whose arrays backward reads
+    saves_output: bool = False  # backward reads the op's own result
+    view_of_input: bool = False  # the result may share the first input's memory (see Tensor._version)
+    _checks_versions: bool = False  # saved_inputs or saves_output: ops that save no tensor pay nothing
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._saved_fields = tuple(cls.__dict__.get("__slots__", ()))
+        cls._checks_versions = bool(cls.saved_inputs or cls.saves_output)
 
     def forward(self, *args: Any, **params: Any) -> Any:
         raise NotImplementedError
@@ -148,7 +163,7 @@ class Function:
         requires_grad = False
         for arg in args:
             if isinstance(arg, Tensor):
-                arrays.append(arg.data)
+                arrays.append(arg._data)
                 requires_grad = requires_grad or arg.requires_grad
             else:
                 arrays.append(arg)
@@ -165,7 +180,11 @@ class Function:
         if settings.anomaly_mode:
             _check_forward(cls.__name__, args, out)
         result = Tensor.wrap(out)
+        if cls.view_of_input and fn.is_view():
+            result._counter = args[0]._shared_counter()  # one memory, one version (as a PyTorch view)
         if requires_grad and settings.grad_enabled:
+            if cls._checks_versions:
+                fn.recorded_at = settings.version_clock
             fn.inputs = args
             fn.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
             fn.tags = settings.current_tags
@@ -175,6 +194,10 @@ class Function:
             result.grad_fn = fn
         return result
 
+    def is_view(self) -> bool:
+        """For an op with ``view_of_input``: whether this call's result shares its input's memory (after forward)."""
+        return True
+
     def free(self) -> None:
         """Drop the arrays saved for backward; the node's inputs and tags stay."""
         for field in self._saved_fields:
@@ -183,13 +206,32 @@ class Function:
 
 
 def _check_one_backend(op: str, args: Sequence[Any]) -> None:
-    names = {backend_of(a.data).name for a in args if isinstance(a, Tensor)}
+    names = {backend_of(a._data).name for a in args if isinstance(a, Tensor)}
     names |= {backend_of(a).name for a in args if isinstance(a, settings.array_types)}
     if len(names) > 1:
         shapes = [tuple(a.shape) for a in args if isinstance(a, Tensor)]
         raise RuntimeError(
             f"{op}: inputs live on two backends ({' and '.join(sorted(names))}; shapes {shapes}). "
             "Move them to one first, e.g. x.to('cupy') or x.to('numpy')"
+        )
+
+
+def _check_saved_versions(node: Function, tensor: Tensor) -> None:
+    """Raise if a tensor whose array ``node`` saved for backward was changed in place after the op ran."""
+    saved = [("its input", node.inputs[i]) for i in node.saved_inputs]
+    if node.saves_output:
+        saved.append(("its own result", tensor))
+    for role, saved_tensor in saved:
+        counter = saved_tensor._counter if isinstance(saved_tensor, Tensor) else None
+        if counter is None or counter.changed_at() <= node.recorded_at:
+            continue
+        then, exact = counter.value_at(node.recorded_at)
+        where = f" at {_where(node.tags)}" if node.tags else ""
+        raise RuntimeError(
+            f"backward through {node.name}{where}: {role} {saved_tensor.name or 'unnamed'} of shape {saved_tensor.shape} "
+            f"was changed in place after {node.name} saved it for backward (version {'' if exact else 'at most '}{then} "
+            f"then, {counter.value} now), so the gradient would be computed from the new values. Call backward() before "
+            "opt.step() (or nn.init, load_state_dict, any in-place change), or compute the loss again after the change"
         )
 
 
@@ -205,13 +247,18 @@ def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
 # ---------------------------------------------------------------- Tensor
 
 
-def _as_array(data: Any, dtype: Any, backend: Backend) -> Any:
-    """The backend array for Tensor(data, dtype) following DESIGN.md's dtype rules."""
+def _as_array(data: Any, dtype: Any, backend: Backend, copy: bool = True) -> Any:
+    """The backend array for Tensor(data, dtype) following DESIGN.md's dtype rules.
+
+    An array is copied (as ``torch.tensor`` does), so later writes to it do
+    not reach the tensor behind the engine's back; ``copy=False`` keeps it
+    when it already has the dtype and backend (internal use: operands, grads).
+    """
     if isinstance(data, settings.array_types):
         if dtype is not None and data.dtype != dtype:
-            data = data.astype(dtype)
-        data = backend.adopt(data)
-        return data
+            return backend.adopt(data.astype(dtype))  # astype made a copy already
+        adopted = backend.adopt(data)
+        return adopted.copy() if copy and adopted is data else adopted
     host = np.asarray(data, dtype=dtype)
     if not isinstance(data, np.generic):  # NumPy scalars keep their dtype like arrays
         if dtype is None and host.dtype.kind == "f":
@@ -223,11 +270,46 @@ def _as_array(data: Any, dtype: Any, backend: Backend) -> Any:
     return backend.asarray(host)
 
 
+class VersionCounter:
+    """How many in-place changes a tensor's memory has seen; shared by the tensors that view one memory.
+
+    Each change also advances the process-wide ``settings.version_clock``;
+    the counter keeps the clock readings of its last few changes, so a node
+    (which records the clock when it runs) can tell whether a saved tensor
+    changed after it, and from which version.
+    """
+
+    __slots__ = ("value", "history")
+    HISTORY = 8  # changes remembered: enough to name the version a node saw in any realistic mistake
+
+    def __init__(self) -> None:
+        self.value = 0
+        self.history: list[int] = []  # clock readings of the recent changes, oldest first
+
+    def bump(self) -> None:
+        settings.version_clock += 1
+        self.value += 1
+        self.history.append(settings.version_clock)
+        if len(self.history) > self.HISTORY:
+            del self.history[0]
+
+    def changed_at(self) -> int:
+        """The clock reading of the last change (0 if none)."""
+        return self.history[-1] if self.history else 0
+
+    def value_at(self, clock: int) -> tuple[int, bool]:
+        """(the version at clock reading ``clock``, whether that is exact or only an upper bound)."""
+        later = sum(1 for stamp in self.history if stamp > clock)
+        exact = later < len(self.history) or self.value == len(self.history)
+        return self.value - later, exact
+
+
 class Tensor:
     """An n-dimensional array that records the operations applied to it.
 
     Args:
-        data: backend array, NumPy array, nested list, number or Tensor.
+        data: backend array, NumPy array, nested list, number or Tensor,
+            always copied (``ts.from_numpy`` shares a NumPy array's memory).
             Arrays keep their dtype; Python floats take the default dtype
             (float32, see ``ts.set_default_dtype``), Python ints int64. Host
             arrays are moved to the current backend.
@@ -244,13 +326,14 @@ class Tensor:
            [6., 8.]], dtype=float32)
     """
 
-    __slots__ = ("data", "_grad", "requires_grad", "grad_fn", "name", "_hooks", "_retains_grad", "__weakref__")
+    __slots__ = ("_data", "_counter", "_grad", "requires_grad", "grad_fn", "name", "_hooks", "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operators
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None, name: str | None = None) -> None:
         if isinstance(data, Tensor):
-            data = data.data
-        self.data = _as_array(data, None if dtype is None else np.dtype(dtype), get_backend())
+            data = data._data
+        self._data = _as_array(data, None if dtype is None else np.dtype(dtype), get_backend())
+        self._counter: VersionCounter | None = None
         self._grad = None
         self.grad_fn: Function | None = None
         self.name = name
@@ -264,7 +347,8 @@ class Tensor:
     def wrap(array: Any, name: str | None = None) -> Tensor:
         """A leaf Tensor around a backend array as it is: no copy, no dtype or backend change."""
         tensor = Tensor.__new__(Tensor)
-        tensor.data = array
+        tensor._data = array
+        tensor._counter = None
         tensor._grad = None
         tensor.requires_grad = False
         tensor.grad_fn = None
@@ -273,33 +357,69 @@ class Tensor:
         tensor._retains_grad = False
         return tensor
 
+    # ---- the data and its version
+
+    # A property so that assigning ``x.data = ...`` (and ``x.data -= step``, which
+    # assigns too) counts as an in-place change; reading stays a C-level getter.
+    data = property(operator.attrgetter("_data"), doc="The backend array. Assigning to it bumps the version.")
+
+    @data.setter
+    def data(self, array: Any) -> None:
+        if array is not self._data and self._counter is not None:
+            # New memory: views of the old array keep the old counter (and their values); this tensor's count goes on.
+            counter, self._counter = self._counter, VersionCounter()
+            self._counter.value = counter.value
+        self._data = array
+        self._bump_version()
+
+    @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor's memory has seen, as PyTorch's ``Tensor._version``.
+
+        Bumped by every in-place change the library makes (optimizer steps,
+        ``nn.init``, ``load_state_dict``, ``Module.to``, assigning ``x.data``);
+        views (reshape, transpose, basic indexing, ``detach``) share their
+        base's counter. Writes into ``x.data[...]`` by hand are not seen.
+        """
+        return 0 if self._counter is None else self._counter.value
+
+    def _bump_version(self) -> None:
+        """Record an in-place change of this tensor's memory (library code calls it after writing into ``data``)."""
+        self._shared_counter().bump()
+
+    def _shared_counter(self) -> VersionCounter:
+        """This tensor's version counter, created on first use, for a view to share."""
+        if self._counter is None:
+            self._counter = VersionCounter()
+        return self._counter
+
     # ---- basic properties
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self._data.size
 
     def __len__(self) -> int:
-        if self.data.ndim == 0:
+        if self._data.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
-        return self.data.shape[0]
+        return self._data.shape[0]
 
     @property
     def backend(self) -> Backend:
         """The backend whose array holds the data."""
-        return backend_of(self.data)
+        return backend_of(self._data)
 
     @property
     def is_leaf(self) -> bool:
@@ -320,8 +440,8 @@ class Tensor:
     def grad(self, value: Any) -> None:
         if value is not None:
             if isinstance(value, Tensor):
-                value = value.data
-            value = _as_array(value, self.dtype, self.backend)
+                value = value._data
+            value = _as_array(value, self.dtype, self.backend, copy=False)
             if value.shape != self.shape:
                 raise ValueError(f"grad: shape {value.shape} does not match the tensor's shape {self.shape}")
         self._grad = value
@@ -340,16 +460,16 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The values as a host NumPy array (the data itself on the NumPy backend)."""
-        return self.backend.to_host(self.data)
+        return self.backend.to_host(self._data)
 
     def tolist(self) -> Any:
         return self.numpy().tolist()
 
     def item(self) -> Any:
         """The single value of a one-element tensor as a Python number."""
-        if self.data.size != 1:
-            raise ValueError(f"item(): the tensor has {self.data.size} elements (shape {self.shape}); only one-element tensors convert to a number")
-        return self.data.item()
+        if self._data.size != 1:
+            raise ValueError(f"item(): the tensor has {self._data.size} elements (shape {self.shape}); only one-element tensors convert to a number")
+        return self._data.item()
 
     def __float__(self) -> float:
         return float(self.item())
@@ -382,8 +502,10 @@ class Tensor:
     # ---- graph
 
     def detach(self) -> Tensor:
-        """A new leaf sharing this tensor's data, cut from the graph (truncated BPTT uses it)."""
-        return Tensor.wrap(self.data, name=self.name)
+        """A new leaf sharing this tensor's data (and version counter), cut from the graph (truncated BPTT uses it)."""
+        tensor = Tensor.wrap(self._data, name=self.name)
+        tensor._counter = self._shared_counter()
+        return tensor
 
     def retain_grad(self) -> Tensor:
         """Keep this non-leaf tensor's gradient in ``.grad`` after backward."""
@@ -563,6 +685,52 @@ class Tensor:
 
     def flatten(self) -> Tensor:
         return ops.reshape(self, -1)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor that shares ``array``'s memory, as ``torch.from_numpy``: a write to one shows in the other.
+
+    ``ts.Tensor(array)`` copies instead. The tensor keeps the array's dtype
+    and lives on the NumPy backend, so the current backend must be NumPy (a
+    GPU tensor cannot share host memory: use ``ts.Tensor(array)``, which
+    copies it to the GPU). Writes through the NumPy array are not counted
+    in the tensor's version, like writes into ``x.data[...]``.
+
+    >>> import numpy as np
+    >>> import tinygrad_seq as ts
+    >>> a = np.zeros(3)
+    >>> t = ts.from_numpy(a)
+    >>> a[0] = 5.0
+    >>> t.tolist()
+    [5.0, 0.0, 0.0]
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(
+            f"from_numpy: expects a NumPy ndarray; got {type(array).__name__}. "
+            "Use ts.Tensor(data) for lists, numbers and GPU arrays (it copies)"
+        )
+    if array.dtype.kind not in "biufc":
+        raise TypeError(f"from_numpy: an array of dtype {array.dtype} cannot be a tensor; convert it to a float, int or bool array first")
+    backend = get_backend()
+    if backend.name != "numpy":
+        raise RuntimeError(
+            f"from_numpy: the tensor would share the NumPy array's host memory, which needs the numpy backend; "
+            f"the current backend is {backend.name!r}. Use ts.Tensor(array) to copy the array to the GPU, "
+            "or call from_numpy inside `with ts.use_backend('numpy'):`"
+        )
+    return Tensor.wrap(array)
+
+
+def as_tensor(data: ArrayLike | Tensor) -> Tensor:
+    """``data`` as a Tensor, without a copy where it already is an array of the current backend.
+
+    For the library's own operands (a NumPy array in ``x * array``, the input
+    of a layer): copying them, as ``Tensor(data)`` does, would cost time and
+    protect nothing, since the library never writes into them.
+    """
+    if isinstance(data, Tensor):
+        return data
+    return Tensor.wrap(_as_array(data, None, get_backend(), copy=False))
 
 
 # ---------------------------------------------------------------- backward
@@ -801,7 +969,7 @@ def _run_hooks(tensor: Tensor, grad: Any) -> Any:
         replaced = hook(grad)
         if replaced is not None:
             if isinstance(replaced, Tensor):
-                replaced = replaced.data
+                replaced = replaced._data
             if replaced.shape != grad.shape:
                 raise RuntimeError(f"a hook on tensor {tensor.name or ''} {tensor.shape} returned a gradient of shape {replaced.shape}; it must keep the shape {grad.shape}")
             grad = replaced
@@ -815,15 +983,15 @@ def _initial_grad(root: Tensor, grad: Any) -> Any:
             "requires grad (or it was made under no_grad). Create leaves with requires_grad=True"
         )
     if grad is None:
-        if root.data.size != 1:
+        if root._data.size != 1:
             raise RuntimeError(
                 f"backward() on a tensor of shape {root.shape} needs a gradient: only one-element tensors get 1.0 "
                 "by default. Pass grad= (an array of that shape) or reduce first, e.g. y.sum().backward()"
             )
         return root.backend.xp.ones(root.shape, dtype=root.dtype)
     if isinstance(grad, Tensor):
-        grad = grad.data
-    grad = _as_array(grad, root.dtype, root.backend)
+        grad = grad._data
+    grad = _as_array(grad, root.dtype, root.backend, copy=False)
     if grad.shape != root.shape:
         raise RuntimeError(f"backward(): grad shape {grad.shape} != tensor shape {root.shape}; pass a gradient shaped like the tensor")
     return grad
@@ -857,6 +1025,8 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
                 f"backward through {node.name} a second time: its saved arrays were freed by the first backward(). "
                 "Pass retain_graph=True to the first backward() to run backward through this graph again"
             )
+        if node._checks_versions and node.recorded_at != settings.version_clock:
+            _check_saved_versions(node, tensor)  # something changed in place since the op ran: was it saved here?
         input_grads = node.backward(grad)
         if len(input_grads) != len(node.inputs):
             raise RuntimeError(
@@ -883,15 +1053,15 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
 def _checked_grad(node: Function, arg: Tensor, grad: Any) -> Any:
     """``grad`` as an array, SliceGrad or OuterGrad of ``arg``'s shape and dtype; raises naming ``node`` if the shape is wrong."""
     if isinstance(grad, SliceGrad):
-        if grad.values.dtype != arg.data.dtype:
-            grad = SliceGrad(grad.index, grad.values.astype(arg.data.dtype), grad.shape)
+        if grad.values.dtype != arg._data.dtype:
+            grad = SliceGrad(grad.index, grad.values.astype(arg._data.dtype), grad.shape)
     elif not isinstance(grad, OuterGrad):  # OuterGrads are cast once summed, in _complete
         if not isinstance(grad, settings.array_types):
             grad = np.asarray(grad)  # NumPy turns 0-d results into scalars
-        if grad.dtype != arg.data.dtype:
-            grad = grad.astype(arg.data.dtype)
-    if grad.shape != arg.data.shape:
-        raise RuntimeError(f"grad shape {grad.shape} != tensor shape {arg.data.shape} in {node.name}")
+        if grad.dtype != arg._data.dtype:
+            grad = grad.astype(arg._data.dtype)
+    if grad.shape != arg._data.shape:
+        raise RuntimeError(f"grad shape {grad.shape} != tensor shape {arg._data.shape} in {node.name}")
     if settings.anomaly_mode:
         _check_finite(node, arg, grad)
     return grad
@@ -913,19 +1083,77 @@ def _where(tags: dict[str, Any]) -> str:
     return ", ".join(parts) or "outside the time loop"
 
 
+def _at(tags: dict[str, Any]) -> str:
+    """ "at time step 3, layer 0, forward", or "outside the time loop"."""
+    where = _where(tags)
+    return where if not ("t" in tags or "layer" in tags or "direction" in tags) else f"at {where}"
+
+
 def _input_names(args: Sequence[Any]) -> str:
     names = [f"{a.name or 'unnamed'} {tuple(a.shape)}" for a in args if isinstance(a, Tensor)]
     return ", ".join(names) or "none"
 
 
+def _first_non_finite(array: Any) -> tuple[tuple[int, ...], int, float]:
+    """(multi-index, flat index, value) of the first NaN or inf in ``array`` (C order)."""
+    xp = backend_of(array).xp
+    flat = int(xp.argmax(~xp.isfinite(array).ravel()))
+    index = tuple(int(i) for i in np.unravel_index(flat, array.shape))
+    return index, flat, float(array.ravel()[flat])
+
+
+def _describe_non_finite(array: Any, time_axis: int | None = None) -> str:
+    """ "nan at index (4, 1, 0) (flat index 25), time step 5": where the first NaN or inf of ``array`` is.
+
+    ``time_axis``: the axis of time steps when ``array`` is a sequence
+    (counted from 1, as the ``t`` tag of nn.Recurrent).
+    """
+    index, flat, value = _first_non_finite(array)
+    text = f"{value} at index {index} (flat index {flat})"
+    if time_axis is not None and array.ndim > time_axis:
+        text += f", time step {index[time_axis] + 1}"
+    return text
+
+
+def check_finite_input(tensor: Tensor, op: str, what: str, time_axis: int | None = None) -> None:
+    """detect_anomaly's check of what a layer receives (nn.Recurrent's input and state): raise at the first NaN or inf.
+
+    Names the layer, the tensor, the first non-finite element and its time
+    step, so a NaN in the data is not blamed on the first op that reads it.
+    """
+    if _finite(tensor._data):
+        return
+    raise FloatingPointError(
+        f"detect_anomaly: {what} {tensor.name or 'unnamed'} of shape {tensor.shape} given to {op} is already non-finite: "
+        f"{_describe_non_finite(tensor._data, time_axis)}. The NaN or inf came in with it; no op of {op} made it. "
+        "Check the data, or where this tensor was computed (run that inside detect_anomaly() too)"
+    )
+
+
 def _check_forward(op: str, args: Sequence[Any], out: Any) -> None:
-    """detect_anomaly's forward check: the first op whose output holds NaN or inf raises."""
+    """detect_anomaly's forward check: the first op whose output holds NaN or inf raises.
+
+    If an input is non-finite already, the message blames that input (its
+    name, the first bad element, its time step) rather than the op.
+    """
     if _finite(out):
         return
+    tags = settings.current_tags
     stack = "".join(traceback.format_stack()[-6:-3])
+    for arg in args:
+        if isinstance(arg, Tensor) and not _finite(arg._data):
+            made = f" (made at time step {arg.tags['t']})" if "t" in arg.tags else ""
+            raise FloatingPointError(
+                f"detect_anomaly: the input {arg.name or 'unnamed'} of shape {arg.shape}{made} of {op} is already non-finite "
+                f"going forward, {_at(tags)}: {_describe_non_finite(arg._data)}. "
+                f"The NaN or inf came in with this input; {op} did not make it. Check where that input comes from "
+                f"(the data, a parameter, or an op run outside detect_anomaly()). {op} was called at:\n{stack}"
+            )
     raise FloatingPointError(
-        f"detect_anomaly: {op} produced a non-finite output going forward, at {_where(settings.current_tags)} "
-        f"(tags {settings.current_tags}); its inputs: {_input_names(args)}. It was called at:\n{stack}"
+        f"detect_anomaly: {op} produced a non-finite output going forward, {_at(tags)} "
+        # time_axis: set by nn.Recurrent on the fused path's input projection, which maps all time steps at once
+        f"(tags {tags}): its output of shape {tuple(out.shape)} holds {_describe_non_finite(out, tags.get('time_axis'))}; "
+        f"its inputs, all finite: {_input_names(args)}. It was called at:\n{stack}"
     )
 
 

@@ -26,6 +26,8 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
 from .. import settings
 from ..creation import zeros
 from ..ops import chunk, linear, stack
@@ -123,8 +125,15 @@ class RecurrentCell(Module):
         self.input_size, self.hidden_size = input_size, hidden_size
 
     def initial_state(self, batch_size: int, like: Tensor | None = None) -> State:
-        """Zeros of the state's structure for ``batch_size`` sequences (dtype and backend of ``like``)."""
+        """Zeros of the state's structure for ``batch_size`` sequences (dtype and backend of ``like``).
+
+        For an integer ``like`` (ids fed straight in) the dtype is what the
+        step's arithmetic promotes to, NumPy's int64 with the weights' float
+        dtype, so every cell and both paths carry the same float state.
+        """
         dtype = like.dtype if like is not None else settings.default_dtype
+        if dtype.kind != "f":
+            dtype = np.result_type(dtype, *(p.dtype for p in self.parameters()))
         parts = tuple(zeros(batch_size, self.hidden_size, dtype=dtype) for _ in self.state_names)
         if like is not None and like.backend.name != "numpy":
             parts = tuple(p.to(like.backend) for p in parts)

@@ -87,4 +87,5 @@ def load_course_parameters(cell: RecurrentCell, parameters: Mapping[str, Any]) -
         b_ih = np.concatenate([b.ravel() for _, b in gates])
     for parameter, value in ((cell.weight_ih, w_ih), (cell.weight_hh, w_hh), (cell.bias_ih, b_ih), (cell.bias_hh, np.zeros_like(b_ih))):
         parameter.data[...] = parameter.backend.asarray(value.astype(parameter.dtype))
+        parameter._bump_version()
     return cell

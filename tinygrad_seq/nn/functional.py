@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import Tensor
+from ..tensor import Tensor, as_tensor
 from .dropout import dropout
 from .embedding import check_ids
 from .losses import cross_entropy, mse_loss, nll_loss
@@ -16,7 +16,7 @@ from .losses import cross_entropy, mse_loss, nll_loss
 
 def one_hot(ids: Any, num_classes: int, dtype: Any = np.int64) -> Tensor:
     """(..., num_classes) with a 1 at each id (int64 as PyTorch; pass dtype="float32" for model inputs)."""
-    ids = ids if isinstance(ids, Tensor) else Tensor(ids)
+    ids = as_tensor(ids)
     data = check_ids(ids, num_classes, f"one_hot(num_classes={num_classes})")
     return Tensor.wrap((data[..., None] == ids.backend.xp.arange(num_classes)).astype(dtype))
 

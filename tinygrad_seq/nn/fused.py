@@ -56,6 +56,8 @@ class RNNStep(Function):
     """a⟨t⟩ = tanh(x_proj⟨t⟩ + a⟨t−1⟩ W_hh^T + b_hh) (or relu)."""
 
     __slots__ = ("t", "shape", "h_prev", "h", "w_hh", "relu", "running")
+    saved_inputs = (1, 2)  # h_prev, w_hh
+    saves_output = True
 
     def forward(self, projected, h_prev, w_hh, b_hh, running, t, relu):
         xp = backend_of(h_prev).xp
@@ -81,6 +83,7 @@ class GRUStep(Function):
     """GRUCell's equations in one node; ``reset_after`` as in GRUCell."""
 
     __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "r", "z", "n", "gh_n", "rh", "reset_after")
+    saved_inputs = (1, 2)  # h_prev, w_hh
 
     def forward(self, projected, h_prev, w_hh, b_hh, running, t, reset_after):
         xp = backend_of(h_prev).xp
@@ -136,6 +139,7 @@ class SimplifiedGRUStep(Function):
     """SimplifiedGRUCell's equations in one node."""
 
     __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "z", "n")
+    saved_inputs = (1, 2)  # h_prev, w_hh
 
     def forward(self, projected, h_prev, w_hh, b_hh, running, t):
         xp = backend_of(h_prev).xp
@@ -163,6 +167,8 @@ class LSTMStep(Function):
     """LSTMCell's equations in one node. The state is packed as one (2, B, H) tensor: [a⟨t⟩, c⟨t⟩]."""
 
     __slots__ = ("t", "shape", "state_prev", "w_hh", "running", "i", "f", "g", "o", "c", "peepholes")
+    saved_inputs = (1, 2, 4, 5, 6)  # the packed state, w_hh and the peephole weights
+    saves_output = True  # c is a view of the packed result
 
     def forward(self, projected, state_prev, w_hh, b_hh, w_ci, w_cf, w_co, running, t):
         xp = backend_of(state_prev).xp
@@ -177,7 +183,9 @@ class LSTMStep(Function):
         i = sigmoid(gates[:, :H], xp)
         f = sigmoid(gates[:, H : 2 * H], xp)
         g = xp.tanh(gates[:, 2 * H : 3 * H])
-        state = xp.empty_like(state_prev)  # [a⟨t⟩, c⟨t⟩], written in place; c is saved as a view of it
+        # [a⟨t⟩, c⟨t⟩], written in place (c is saved as a view of it), in the dtype the arithmetic promotes to:
+        # an int or lower-precision state must not be cast down into.
+        state = xp.empty(state_prev.shape, dtype=xp.result_type(gates, state_prev))
         c = xp.multiply(f, c_prev, out=state[1])
         c += i * g
         o_pre = gates[:, 3 * H :]

@@ -25,6 +25,7 @@ from ..tensor import Tensor
 
 def _fill(tensor: Tensor, host_values: np.ndarray) -> Tensor:
     tensor.data[...] = tensor.backend.asarray(np.asarray(host_values, dtype=tensor.dtype))
+    tensor._bump_version()  # a graph that saved the old values must not run backward with these
     return tensor
 
 
@@ -116,4 +117,6 @@ def forget_bias_(module: Any, value: float = 1.0) -> Any:
         forget = slice(cell.hidden_size, 2 * cell.hidden_size)
         cell.bias_ih.data[forget] = value
         cell.bias_hh.data[forget] = 0.0
+        cell.bias_ih._bump_version()
+        cell.bias_hh._bump_version()
     return module

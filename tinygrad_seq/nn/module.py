@@ -186,6 +186,7 @@ class Module:
                 value = state_dict[name]
                 value = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
                 p.data[...] = p.backend.asarray(value.astype(p.dtype, copy=False))
+                p._bump_version()
         return IncompatibleKeys(missing, unexpected)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -214,10 +215,12 @@ class Module:
                 raise TypeError(f"{type(self).__name__}.to({dtype}): parameters must stay floats; use 'float32' or 'float64'")
 
             def convert(array: Any) -> Any:
-                return array.astype(dtype)
+                return array.astype(dtype, copy=False)  # the same array when the dtype is already right
 
         for p in self.parameters():
-            p.data = convert(p.data)
+            converted = convert(p.data)
+            if converted is not p.data:  # assigning bumps the version; a no-op move changes nothing
+                p.data = converted
             if p.grad is not None:
                 p._grad = convert(p.grad)
         return self

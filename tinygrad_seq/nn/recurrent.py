@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..ops import concat, stack, where
-from ..tensor import Tensor, tags
+from .. import settings
+from ..tensor import Tensor, as_tensor, check_finite_input, tags
 from .cells import RecurrentCell, State
 from .dropout import dropout
 from .module import Module
@@ -43,10 +44,25 @@ def check_lengths(lengths: Any, batch_size: int, steps: int, op: str) -> np.ndar
     return values
 
 
+def check_steps(x: Any, batch_first: bool, op: str) -> None:
+    """Raise naming ``op`` and the shape if the sequence ``x`` has no time steps (T = 0).
+
+    An empty sequence has no output to stack and no last step to return as
+    the final state, so every layer refuses it up front, before any step runs.
+    """
+    shape = tuple(np.shape(x.data if isinstance(x, Tensor) else x))
+    axis = 1 if batch_first else 0
+    if len(shape) == 3 and shape[axis] == 0:
+        layout = "(batch, time, features)" if batch_first else "(time, batch, features)"
+        raise ValueError(
+            f"{op}: the input of shape {shape} {layout} has no time steps (T = 0). Give it at least one step, "
+            "or skip the layer for an empty sequence and use the initial state as the final one"
+        )
+
+
 def time_major(x: Tensor, batch_first: bool, op: str, input_size: int) -> Tensor:
     """x as (T, B, I), checked."""
-    if not isinstance(x, Tensor):
-        x = Tensor(x)
+    x = as_tensor(x)
     if x.ndim != 3:
         layout = "(batch, time, features)" if batch_first else "(time, batch, features)"
         raise ValueError(f"{op}: the input must have 3 axes {layout}; got shape {x.shape}")
@@ -86,6 +102,11 @@ class Recurrent(Module):
 
     def forward(self, x: Tensor, state: State | None = None, lengths: Any = None) -> tuple[Tensor, State]:
         op = f"Recurrent({type(self.cell).__name__})"
+        check_steps(x, self.batch_first, op)
+        direction = "reverse" if self.reverse else "forward"
+        layer_name = f"{op} (layer {self.layer}, {direction})"
+        if settings.anomaly_mode:  # name a NaN in the data by its time step, before some op reading it is blamed
+            check_finite_input(as_tensor(x), layer_name, "the input", time_axis=1 if self.batch_first else 0)
         x = time_major(x, self.batch_first, op, self.cell.input_size)
         steps, batch_size = x.shape[0], x.shape[1]
         lengths = check_lengths(lengths, batch_size, steps, op)
@@ -96,7 +117,9 @@ class Recurrent(Module):
                 part.name = f"{symbol}⟨0⟩"
         else:
             cell.check_state(state, batch_size)
-        direction = "reverse" if self.reverse else "forward"
+        if settings.anomaly_mode:
+            for part, symbol in zip(cell.state_parts(state), cell.state_names):
+                check_finite_input(part, layer_name, f"the initial state {symbol}")
         if cell.uses_fused():
             out, state = self._run_fused(x, state, lengths, direction)
             return (out.swapaxes(0, 1) if self.batch_first else out), state
@@ -129,7 +152,7 @@ class Recurrent(Module):
         cell = self.cell
         steps = x.shape[0]
         layer_tags = dict(layer=self.layer, direction=direction, cell=type(cell).__name__)
-        with tags(**layer_tags):
+        with tags(**layer_tags, time_axis=0):  # time_axis: detect_anomaly names the time step of a bad value
             projected = cell.input_projection(x)  # (T, B, G·H): every step's x W_ih^T + b_ih at once
         packed = cell.pack(state)
         outputs: list[Tensor | None] = [None] * steps
@@ -202,6 +225,7 @@ class Bidirectional(Module):
     def forward(self, x: Tensor, state: tuple[State, State] | None = None, lengths: Any = None):
         if state is not None and (not isinstance(state, (tuple, list)) or len(state) != 2):
             raise ValueError("Bidirectional: state must be None or a pair (forward_state, reverse_state)")
+        check_steps(x, self.batch_first, f"Bidirectional(Recurrent({type(self.forward_layer.cell).__name__}))")
         forward_state, reverse_state = state if state is not None else (None, None)
         forward_out, forward_final = self.forward_layer(x, forward_state, lengths)
         reverse_out, reverse_final = self.backward_layer(x, reverse_state, lengths)
@@ -263,6 +287,7 @@ class Stacked(Module):
     def forward(self, x: Tensor, state: Sequence[State] | None = None, lengths: Any = None) -> tuple[Tensor, list[State]]:
         if state is not None and len(state) != len(self.layers):
             raise ValueError(f"Stacked: state must hold one state per layer ({len(self.layers)}); got {len(state)}")
+        check_steps(x, self.batch_first, f"Stacked({len(self.layers)} layer{'s' if len(self.layers) > 1 else ''})")
         states = []
         for i, layer in enumerate(self.layers):
             if i > 0 and self.dropout:

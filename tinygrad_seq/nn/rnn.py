@@ -14,7 +14,7 @@ from ..ops import stack
 from ..tensor import Tensor
 from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
 from .module import Module
-from .recurrent import Bidirectional, Recurrent, Stacked
+from .recurrent import Bidirectional, Recurrent, Stacked, check_steps
 
 
 class RecurrentLayer(Module):
@@ -93,6 +93,7 @@ class RecurrentLayer(Module):
         return states
 
     def _run(self, x: Tensor, initial: list[Tensor] | None, lengths: Any) -> tuple[Tensor, list[Tensor]]:
+        check_steps(x, self.batch_first, type(self).__name__)
         batch_size = x.shape[0 if self.batch_first else 1] if isinstance(x, Tensor) and x.ndim == 3 else None
         if initial is not None and batch_size is not None:
             for name, h in zip(("h0", "c0"), initial):

@@ -4,14 +4,14 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-from ..tensor import Tensor
+from ..tensor import Tensor, as_tensor
 
 
 def operand(value: Any) -> Any:
-    """A Tensor, or a Python number kept as it is (a weak scalar under NumPy 2); lists and arrays become Tensors."""
+    """A Tensor, or a Python number kept as it is (a weak scalar under NumPy 2); lists and arrays become Tensors (not copied)."""
     if isinstance(value, (Tensor, numbers.Real)):
         return value
-    return Tensor(value)
+    return as_tensor(value)
 
 
 def normalize_axes(axis: int | tuple[int, ...] | None, ndim: int, op: str) -> tuple[int, ...]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import backend_of
 from ..tensor import Function, Tensor, unbroadcast
 from ._util import operand
 
@@ -50,6 +51,7 @@ def sub(a: Any, b: Any) -> Tensor:
 
 class Mul(Function):
     __slots__ = ("a", "b")
+    saved_inputs = (0, 1)
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -69,6 +71,8 @@ def mul(a: Any, b: Any) -> Tensor:
 
 class Div(Function):
     __slots__ = ("a_shape", "b", "out")
+    saved_inputs = (1,)
+    saves_output = True
 
     def forward(self, a, b):
         self.a_shape, self.b = np.shape(a), b
@@ -105,12 +109,16 @@ def neg(x: Tensor) -> Tensor:
 
 class Pow(Function):
     __slots__ = ("x", "exponent")
+    saved_inputs = (0,)
 
     def forward(self, x, exponent):
         self.x, self.exponent = x, exponent
         return x**exponent
 
     def backward(self, grad):
+        if self.exponent == 0:
+            # x^0 = 1 is constant: gradient 0 everywhere, also at x = 0 where p * x^(p-1) would be 0 * inf = NaN (as PyTorch)
+            return backend_of(grad).xp.zeros_like(grad), None
         # d(x^p)/dx = p * x^(p-1)
         return grad * self.exponent * self.x ** (self.exponent - 1), None
 
@@ -129,6 +137,7 @@ class MatMul(Function):
     """a @ b with NumPy's rules: 1-D operands are vectors, leading axes broadcast as a batch."""
 
     __slots__ = ("a", "b")
+    saved_inputs = (0, 1)
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -176,6 +185,7 @@ class Linear(Function):
     """x @ weight.T + bias in one node: the affine map of a layer, without keeping x @ weight.T alive beside it."""
 
     __slots__ = ("x", "weight")
+    saved_inputs = (0, 1)
 
     def forward(self, x, weight, bias):
         self.x, self.weight = x, weight

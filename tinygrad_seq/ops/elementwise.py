@@ -13,6 +13,7 @@ from ..tensor import Function, Tensor
 
 class Exp(Function):
     __slots__ = ("out",)
+    saves_output = True
 
     def forward(self, x):
         self.out = backend_of(x).xp.exp(x)
@@ -29,6 +30,7 @@ def exp(x: Tensor) -> Tensor:
 
 class Log(Function):
     __slots__ = ("x",)
+    saved_inputs = (0,)
 
     def forward(self, x):
         self.x = x
@@ -45,6 +47,7 @@ def log(x: Tensor) -> Tensor:
 
 class Sqrt(Function):
     __slots__ = ("out",)
+    saves_output = True
 
     def forward(self, x):
         self.out = backend_of(x).xp.sqrt(x)
@@ -61,6 +64,7 @@ def sqrt(x: Tensor) -> Tensor:
 
 class Abs(Function):
     __slots__ = ("x",)
+    saved_inputs = (0,)
 
     def forward(self, x):
         self.x = x
@@ -77,6 +81,7 @@ def abs(x: Tensor) -> Tensor:
 
 class Tanh(Function):
     __slots__ = ("out",)
+    saves_output = True
 
     def forward(self, x):
         self.out = backend_of(x).xp.tanh(x)
@@ -93,6 +98,7 @@ def tanh(x: Tensor) -> Tensor:
 
 class Sigmoid(Function):
     __slots__ = ("out",)
+    saves_output = True
 
     def forward(self, x):
         xp = backend_of(x).xp
@@ -117,6 +123,7 @@ def sigmoid(x: Tensor) -> Tensor:
 
 class Relu(Function):
     __slots__ = ("x",)
+    saved_inputs = (0,)
 
     def forward(self, x):
         self.x = x

@@ -52,9 +52,15 @@ class Max(Function):
     __slots__ = ("share", "axes", "keepdims")
 
     def forward(self, x, axes, keepdims):
+        xp = backend_of(x).xp
         out = x.max(axis=axes, keepdims=True)
         # Every element equal to the maximum gets an equal share of the gradient.
         is_max = x == out
+        if out.dtype.kind == "f":
+            nan_max = xp.isnan(out)
+            if nan_max.any():
+                # NaN != NaN, so no element would "equal" a NaN maximum: the NaNs share the gradient instead (torch.max()).
+                is_max |= xp.isnan(x) & nan_max
         self.share = is_max / is_max.sum(axis=axes, keepdims=True, dtype=x.dtype)
         self.axes, self.keepdims = axes, keepdims
         return out if keepdims else out.squeeze(axis=axes)
@@ -64,14 +70,20 @@ class Max(Function):
 
 
 def max(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-    """Largest value over ``axis``; ties share the gradient equally (values only, no indices)."""
+    """Largest value over ``axis`` (values only, no indices), NaN if the values include one.
+
+    The gradient goes to the maximum; ties share it equally, and where the
+    maximum is NaN the NaNs share it, as ``torch.max()`` does (``torch.max(dim)``
+    gives a tie or several NaNs' gradient to one index; ``torch.amax`` sends
+    NaN to every element of a slice holding a NaN).
+    """
     if x.size == 0:
         raise ValueError(f"max: the tensor of shape {x.shape} is empty; a maximum needs at least one element")
     return Max.apply(x, normalize_axes(axis, x.ndim, "max"), keepdims)
 
 
 def min(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
-    """Smallest value over ``axis``, as -max(-x) (so ties share the gradient too)."""
+    """Smallest value over ``axis``, as -max(-x) (so ties, and NaNs, share the gradient too)."""
     return -max(-x, axis, keepdims)
 
 
@@ -82,6 +94,7 @@ def argmax(x: Tensor, axis: int | None = None) -> Tensor:
 
 class Softmax(Function):
     __slots__ = ("out", "axis")
+    saves_output = True
 
     def forward(self, x, axis):
         xp = backend_of(x).xp
@@ -106,6 +119,7 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 class LogSoftmax(Function):
     __slots__ = ("out", "axis")
+    saves_output = True
 
     def forward(self, x, axis):
         xp = backend_of(x).xp

@@ -47,6 +47,7 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
 
 class Maximum(Function):
     __slots__ = ("a", "b")
+    saved_inputs = (0, 1)
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -54,10 +55,11 @@ class Maximum(Function):
 
     def backward(self, grad):
         a, b = self.a, self.b
-        # Where a == b each side gets half the gradient, as PyTorch does.
-        share_a = (a > b) + 0.5 * (a == b)
-        grad_a = unbroadcast(grad * share_a, np.shape(a)) if self.needs_input_grad[0] else None
-        grad_b = unbroadcast(grad * (1 - share_a), np.shape(b)) if self.needs_input_grad[1] else None
+        # As PyTorch: the larger side gets the gradient, each side half of it where a == b, and both
+        # all of it where either is NaN (no comparison holds, so neither is known to be the smaller).
+        tie = 0.5 * (a == b)
+        grad_a = unbroadcast(grad * (1 - (a < b) - tie), np.shape(a)) if self.needs_input_grad[0] else None
+        grad_b = unbroadcast(grad * (1 - (a > b) - tie), np.shape(b)) if self.needs_input_grad[1] else None
         return grad_a, grad_b
 
 

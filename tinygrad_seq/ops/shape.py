@@ -12,12 +12,13 @@ from typing import Any
 import numpy as np
 
 from ..backend import backend_of
-from ..tensor import Function, SliceGrad, Tensor
+from ..tensor import Function, SliceGrad, Tensor, as_tensor
 from ._util import normalize_axes
 
 
 class Reshape(Function):
     __slots__ = ("in_shape",)
+    view_of_input = True  # NumPy returns a view whenever the memory layout allows
 
     def forward(self, x, shape):
         self.in_shape = x.shape
@@ -40,6 +41,7 @@ def reshape(x: Tensor, *shape: int | Sequence[int]) -> Tensor:
 
 class Transpose(Function):
     __slots__ = ("axes",)
+    view_of_input = True
 
     def forward(self, x, axes):
         self.axes = axes
@@ -92,16 +94,21 @@ def _is_basic(index: Any) -> bool:
 
 
 class GetItem(Function):
-    __slots__ = ("shape", "dtype", "index")
+    __slots__ = ("shape", "dtype", "index", "basic")
+    view_of_input = True  # for basic indexes only: see is_view
 
     def forward(self, x, index):
         self.shape, self.dtype, self.index = x.shape, x.dtype, index
+        self.basic = _is_basic(index)
         return x[index]
+
+    def is_view(self):
+        return self.basic  # ints and slices view x; arrays and masks copy (NumPy's rule)
 
     def backward(self, grad):
         backend = backend_of(grad)
         index = self.index
-        if _is_basic(index) or (getattr(index, "dtype", None) == bool):
+        if self.basic or (getattr(index, "dtype", None) == bool):
             # Each element picked at most once: the engine adds the slice in place.
             return SliceGrad(index, grad, self.shape), None
         full = backend.xp.zeros(self.shape, dtype=self.dtype)
@@ -149,7 +156,7 @@ class Concat(Function):
 
 def concat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis; all other axes must match."""
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("concat: got no tensors; pass a non-empty list")
     first = tensors[0]
@@ -176,7 +183,7 @@ class Stack(Function):
 
 def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join same-shaped tensors along a new axis (``stack(outputs)`` builds (T, B, H) from T (B, H) steps)."""
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    tensors = [as_tensor(t) for t in tensors]
     if not tensors:
         raise ValueError("stack: got no tensors; pass a non-empty list")
     if any(t.shape != tensors[0].shape for t in tensors):

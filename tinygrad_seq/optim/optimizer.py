@@ -3,6 +3,9 @@
 Subclasses implement ``update(param, grad, state, group)`` on raw arrays,
 following PyTorch's update rule line by line, in place (``out=`` and a
 per-parameter scratch buffer), so a step allocates nothing where NumPy allows.
+They end with ``param.data -= step``: the augmented assignment writes the
+array back through the ``data`` setter, which bumps the parameter's version,
+so a graph built before the step refuses to run backward with the new values.
 """
 from __future__ import annotations
 

@@ -1,0 +1,261 @@
+"""Silent wrong gradients made loud: version counters on tensors, and which constructors share memory."""
+import contextlib
+
+import numpy as np
+import pytest
+
+import tinygrad_seq as ts
+from tinygrad_seq import nn, optim, settings
+from tinygrad_seq.backend import Backend
+from tinygrad_seq.nn.recurrent import time_major
+from tinygrad_seq.tensor import as_tensor
+
+from .cell_variants import CELLS
+
+OPTIMIZERS = {
+    "sgd": lambda params: optim.SGD(params, lr=0.1, momentum=0.9),
+    "adam": lambda params: optim.Adam(params, lr=0.1),
+    "adagrad": lambda params: optim.Adagrad(params, lr=0.1),
+    "rmsprop": lambda params: optim.RMSprop(params, lr=0.1),
+}
+
+
+def stale_graph(model, x, make_optimizer):
+    """A loss whose graph was built, then an optimizer step in between: the mistake the check is for."""
+    opt = make_optimizer(model.parameters())
+    (model(x) ** 2).sum().backward()  # gradients for the step
+    loss = (model(x) ** 2).sum()
+    opt.step()
+    return loss
+
+
+# ---------------------------------------------------------------- version counters
+
+
+@pytest.mark.parametrize("make_optimizer", OPTIMIZERS.values(), ids=list(OPTIMIZERS))
+def test_optimizer_step_between_forward_and_backward_raises(make_optimizer, backend):
+    layer = nn.Linear(3, 2).to(backend)
+    version = layer.weight._version
+    loss = stale_graph(layer, ts.randn(4, 3), make_optimizer)
+    assert layer.weight._version == version + 1  # the step counted as one in-place change
+    with pytest.raises(RuntimeError, match=rf"backward through Linear: its input weight of shape \(2, 3\) was changed in place after "
+                                           rf"Linear saved it for backward \(version {version} then, {version + 1} now\).*"
+                                           r"Call backward\(\) before opt.step\(\).*or compute the loss again"):
+        loss.backward()
+
+
+def test_the_right_order_and_truncated_bptt_never_raise():
+    ts.manual_seed(1)
+    model = nn.LSTM(2, 3)
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    state = None
+    for _ in range(3):  # TBPTT: forward a chunk, backward, step, carry the detached state
+        out, state = model(ts.randn(4, 2, 2), state)
+        opt.zero_grad()
+        out.sum().backward()
+        opt.step()
+        state = tuple(s.detach() for s in state)
+    with ts.transparent():
+        out, _ = model(ts.randn(4, 2, 2), state)
+        out.sum().backward()
+
+
+@pytest.mark.parametrize("transparent", [False, True], ids=["fused", "transparent"])
+@pytest.mark.parametrize("make_cell", CELLS.values(), ids=list(CELLS))
+def test_recurrent_layers_detect_a_step_on_both_paths(make_cell, transparent):
+    layer = nn.Recurrent(make_cell())
+    opt = optim.SGD(layer.parameters(), lr=0.1)
+    with ts.transparent() if transparent else contextlib.nullcontext():
+        out, _ = layer(ts.randn(5, 2, 3))
+    loss = out.sum()
+    for p in layer.parameters():
+        p.grad = np.ones(p.shape, dtype=p.dtype)
+    opt.step()
+    op = {"RNNCell": "RNNStep", "GRUCell": "GRUStep", "SimplifiedGRUCell": "SimplifiedGRUStep", "LSTMCell": "LSTMStep"}[type(layer.cell).__name__]
+    # The fused step keeps W_hh for its backward; the transparent path keeps it in a Linear or MatMul node.
+    pattern = r"backward through \w+ at time step 5, layer 0, forward: its input .* was changed in place" if transparent \
+        else rf"backward through {op} at time step 5, layer 0, forward: its input weight_hh of shape \(\d+, 4\) was changed in place"
+    with pytest.raises(RuntimeError, match=pattern):
+        loss.backward()
+
+
+def test_fused_lstm_detects_a_change_to_a_peephole_weight():
+    layer = nn.Recurrent(nn.LSTMCell(3, 4, peephole=True))
+    out, _ = layer(ts.randn(5, 2, 3))
+    loss = out.sum()
+    nn.init.constant_(layer.cell.weight_cf, 0.5)  # only a peephole: W_hh is untouched
+    with pytest.raises(RuntimeError, match=r"LSTMStep at time step 5.*its input weight_cf of shape \(4,\)"):
+        loss.backward()
+
+
+@pytest.mark.parametrize(
+    "change, saved",
+    [
+        (lambda m: nn.init.uniform_(m.weight_hh_l0, -0.1, 0.1), True),
+        (lambda m: m.load_state_dict(m.state_dict()), True),
+        (lambda m: m.to("float64"), True),
+        (lambda m: setattr(m.weight_hh_l0, "data", m.weight_hh_l0.data * 2), True),
+        (lambda m: nn.init.forget_bias_(m), False),  # the biases: no backward reads their values
+    ],
+    ids=["init", "load_state_dict", "to_dtype", "assign_data", "forget_bias"],
+)
+def test_every_library_write_counts(change, saved):
+    model = nn.LSTM(3, 4)
+    out, _ = model(ts.randn(5, 2, 3))
+    loss = out.sum()
+    before = [p._version for p in model.parameters()]
+    change(model)
+    assert any(p._version > v for p, v in zip(model.parameters(), before))
+    if saved:
+        with pytest.raises(RuntimeError, match="was changed in place after"):
+            loss.backward()
+    else:
+        loss.backward()
+
+
+def test_module_to_without_a_change_changes_no_version():
+    model = nn.Linear(2, 2)
+    before = [p._version for p in model.parameters()]
+    model.to("numpy").to("float32")
+    assert [p._version for p in model.parameters()] == before
+
+
+def test_only_saved_tensors_are_checked():
+    """As PyTorch: changing a tensor whose values no backward reads is fine (Add, a Linear's bias)."""
+    a = ts.Tensor([1.0, 2.0], requires_grad=True)
+    b = ts.Tensor([3.0, 4.0], requires_grad=True)
+    total = (a + b).sum()
+    a.data -= 1.0
+    total.backward()
+    assert a.grad.tolist() == [1.0, 1.0]
+    layer = nn.Linear(2, 1)
+    loss = layer(ts.ones(1, 2)).sum()
+    layer.bias.data -= 1.0
+    loss.backward()
+    assert layer.weight.grad.tolist() == [[1.0, 1.0]]
+
+
+def test_a_changed_result_saved_by_its_own_op_raises():
+    x = ts.Tensor([0.5, 1.0], requires_grad=True)
+    y = x.exp()
+    y.detach().data += 1.0  # detach shares memory and version counter: Exp's saved result changed
+    with pytest.raises(RuntimeError, match=r"backward through Exp: its own result unnamed of shape \(2,\) was changed in place"):
+        y.sum().backward()
+
+
+def test_views_share_their_base_version():
+    w = ts.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True, name="w")
+    views = [w.T, w.reshape(3, 2), w[0], w[:, 1:], w.detach(), w.T.reshape(6)]
+    copies = [w[np.array([0, 0])], w[w.data > 2], w * 1.0]
+    w.data -= 1.0
+    assert w._version == 1
+    assert [v._version for v in views] == [1] * len(views)
+    assert [c._version for c in copies] == [0] * len(copies)
+    views[0].detach().data *= 2.0  # a change through a view counts for the base
+    assert w._version == 2
+
+
+def test_a_change_through_a_view_is_caught():
+    x = ts.Tensor(np.ones((4, 3)))
+    w = ts.Tensor(np.ones((2, 3)), requires_grad=True, name="W")
+    loss = (x @ w.T).sum()  # MatMul saved the transposed view, which is w's memory
+    w.grad = np.ones((2, 3))
+    optim.SGD([w], lr=0.1).step()
+    with pytest.raises(RuntimeError, match=r"MatMul: its input unnamed of shape \(3, 2\) was changed in place \(?.*version 0 then, 1 now"):
+        loss.backward()
+
+
+def test_assigning_new_memory_leaves_the_old_views_alone():
+    w = ts.Tensor([1.0, 2.0], requires_grad=True)
+    view = w.detach()
+    w.data = np.array([5.0, 6.0], dtype=np.float32)  # new memory: counts for w only
+    assert w._version == 1 and view._version == 0 and view.tolist() == [1.0, 2.0]
+
+
+def test_hand_writes_into_data_are_not_counted():
+    """Documented, as in PyTorch: x.data[...] = v bypasses the counter (the escape hatch)."""
+    w = ts.Tensor([1.0, 2.0], requires_grad=True)
+    y = (w * w).sum()
+    w.data[0] = 10.0
+    y.backward()  # no error, and the gradient uses the new value: the hatch is the user's responsibility
+    assert w._version == 0 and w.grad.tolist() == [20.0, 4.0]
+
+
+def test_retain_graph_then_step_then_backward_again_raises():
+    layer = nn.Linear(2, 2)
+    loss = layer(ts.ones(3, 2)).sum()
+    loss.backward(retain_graph=True)
+    optim.SGD(layer.parameters(), lr=0.1).step()
+    with pytest.raises(RuntimeError, match="Linear: its input weight .* was changed in place"):
+        loss.backward()
+
+
+def test_many_changes_report_a_bound_on_the_old_version():
+    w = ts.Tensor([1.0], requires_grad=True, name="w")
+    y = w * w
+    for _ in range(20):
+        w.data += 0.0
+    with pytest.raises(RuntimeError, match=r"version at most 12 then, 20 now"):  # the counter remembers the last 8 changes
+        y.backward()
+
+
+def test_a_node_records_one_clock_reading_not_a_copy_of_versions():
+    w = ts.Tensor([1.0], requires_grad=True)
+    node = (w * w).grad_fn
+    assert node.recorded_at == settings.version_clock
+    w.data += 1.0
+    assert settings.version_clock == node.recorded_at + 1
+
+
+# ---------------------------------------------------------------- aliasing: Tensor copies, from_numpy shares
+
+
+def test_tensor_copies_its_data():
+    array = np.array([1.0, 2.0])
+    x = ts.Tensor(array)
+    array[0] = 9.0
+    assert x.tolist() == [1.0, 2.0]
+    y = ts.Tensor(x)
+    x.data[1] = 7.0
+    assert y.tolist() == [1.0, 2.0]
+    assert ts.Tensor(array, dtype="float32").data is not array
+
+
+def test_from_numpy_shares_memory_both_ways():
+    array = np.array([[1, 2], [3, 4]], dtype=np.int32)
+    x = ts.from_numpy(array)
+    assert x.dtype == np.int32 and x.shape == (2, 2) and x.data is array
+    array[0, 0] = 10
+    x.data[1, 1] = 40
+    assert x.tolist() == [[10, 2], [3, 40]] and array[1, 1] == 40
+    w = ts.from_numpy(np.ones(3)).requires_grad_()
+    (w * 2).sum().backward()
+    assert w.grad.tolist() == [2.0, 2.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ([1.0, 2.0], r"from_numpy: expects a NumPy ndarray; got list. Use ts.Tensor\(data\)"),
+        (np.array(["a"]), r"from_numpy: an array of dtype <U1 cannot be a tensor"),
+    ],
+)
+def test_from_numpy_rejects_what_it_cannot_share(value, message):
+    with pytest.raises(TypeError, match=message):
+        ts.from_numpy(value)
+
+
+def test_from_numpy_on_the_gpu_backend_says_to_copy(monkeypatch):
+    monkeypatch.setattr(settings, "backend", Backend("cupy", np))
+    with pytest.raises(RuntimeError, match=r"from_numpy: .*needs the numpy backend; the current backend is 'cupy'. Use ts.Tensor\(array\)"):
+        ts.from_numpy(np.ones(2))
+
+
+def test_internal_operands_are_not_copied():
+    array = np.ones((2, 3))
+    assert as_tensor(array).data is array
+    x = ts.Tensor(np.ones((2, 3)), requires_grad=True)
+    node = (x * array).grad_fn
+    assert node.inputs[1].data is array  # x * ndarray: the library never writes into operands, so no copy
+    sequence = np.ones((4, 1, 3))
+    assert time_major(sequence, False, "Recurrent(RNNCell)", 3).data is sequence  # a layer's input array: no copy
