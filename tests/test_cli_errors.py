@@ -259,6 +259,11 @@ def test_batch_memory_estimate_covers_what_a_step_allocates():
     """The estimate is at least what a training step of an LSTM language model really allocates (tracemalloc)."""
     import tracemalloc
 
+    import tinygrad_seq as ts
+
+    if ts.get_backend().name != "numpy":
+        pytest.skip("tracemalloc sees host memory only; the estimate is calibrated on the NumPy backend")
+
     import numpy as np
 
     from tinygrad_seq import optim
