@@ -1,9 +1,13 @@
 """The documentation shows what the code really does."""
 import contextlib
+import importlib
 import io
 import re
+import shutil
+import traceback
 
 import numpy as np
+import pytest
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,3 +135,70 @@ def test_autograd_guide_aliasing_and_version_examples_run():
             exec(compile(section_code("autograd.md", heading), "docs/autograd.md", "exec"), {})
         assert out.getvalue()
     assert "changed in place after Linear saved it" in out.getvalue()
+
+
+DOCUMENTS = ["README.md", *(f"docs/{path.name}" for path in sorted((ROOT / "docs").glob("*.md")))]
+FENCE = re.compile(r"^([ \t]*)```python[ \t]*\n(.*?)^\1```[ \t]*$", re.M | re.S)
+NEEDS = re.compile(r"^# needs: (.+)$", re.M)
+
+
+def doc_examples(document):
+    """[(line of the opening fence, code)] for every ```python block of ``document``, in order."""
+    text = (ROOT / document).read_text(encoding="utf-8")
+    blocks = []
+    for match in FENCE.finditer(text):
+        indent, body = match.group(1), match.group(2)
+        code = "".join(line[len(indent):] if line.startswith(indent) else line for line in body.splitlines(True))
+        blocks.append((text.count("\n", 0, match.start()) + 1, code))
+    assert len(blocks) == text.count("```python"), f"{document}: a ```python fence the pattern does not see"
+    return blocks
+
+
+def needs(code):
+    """The module names a block's ``# needs: torch, ...`` lines list."""
+    return [name.strip() for names in NEEDS.findall(code) for name in names.split(",")]
+
+
+def importable(name):
+    try:
+        importlib.import_module(name)
+    except ImportError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_every_python_block_in_the_docs_runs(document, tmp_path, monkeypatch):
+    """Every ```python block of README.md and docs/*.md runs, as a reader would run it.
+
+    Each document's blocks run in order in one namespace (a later block may use
+    what an earlier one made), with stdout captured, from a temporary folder
+    holding a copy of demos/ (so "demos/data/dinos.txt" works and files the
+    examples write land there). Tracebacks point at the document's own lines.
+
+    A block whose code has a line ``# needs: torch`` (module names, comma
+    separated) runs only where those modules import; where one is missing,
+    that block and the rest of the document are skipped, since later blocks
+    may use what it made. Nothing else is added to the code the reader sees.
+    """
+    shutil.copytree(ROOT / "demos", tmp_path / "demos", ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.chdir(tmp_path)
+    import tinygrad_seq as ts
+
+    monkeypatch.setattr(ts.settings, "backend", ts.get_backend())  # an example may switch backends
+    monkeypatch.setattr(ts.settings, "cell_registry", dict(ts.settings.cell_registry))  # or register a cell
+    namespace = {"__name__": "__main__"}
+    for index, (line, code) in enumerate(doc_examples(document)):
+        missing = [name for name in needs(code) if not importable(name)]
+        if missing:
+            pytest.skip(f"{document}: python block {index} (line {line}) and the rest need {', '.join(missing)}")
+        out, failure = io.StringIO(), None
+        try:
+            with contextlib.redirect_stdout(out):
+                exec(compile("\n" * line + code, str(ROOT / document), "exec"), namespace)
+        except (Exception, SystemExit) as error:  # an example that calls sys.exit fails too
+            failure = f"{type(error).__name__}: {error}\n\n{traceback.format_exc()}"
+        if failure:
+            printed = out.getvalue()[-2000:]
+            pytest.fail(f"{document}: python block {index} (counting from 0; its fence is on line {line}) raised "
+                        + failure + (f"\nit printed:\n{printed}" if printed else ""), pytrace=False)
