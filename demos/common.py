@@ -37,9 +37,10 @@ from tinygrad_seq import optim
 from tinygrad_seq.backend import BackendError
 from tinygrad_seq.cli import ArgumentParser, integer
 from tinygrad_seq.models import TrainingError
+from tinygrad_seq.storage import CheckpointError
 from tinygrad_seq.viz import GraphvizNotFound
 
-ERRORS = (BackendError, TrainingError, GraphvizNotFound)  # the library's errors about the input and the machine
+ERRORS = (BackendError, TrainingError, CheckpointError, GraphvizNotFound)  # the library's errors about the input and the machine
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -105,6 +105,19 @@ def test_overwrite_never_replaces_a_folder_that_only_looks_like_a_checkpoint(tmp
     assert snapshot(out) == before
 
 
+def test_the_current_folder_is_never_a_destination(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    err = one_line_error(capsys, ["train", "--data", str(DINOS), "--out", "."])
+    assert "is the current folder or contains it" in err
+    Trainer(small_config()).save("ckpt")
+    monkeypatch.chdir(tmp_path / "ckpt")
+    before = snapshot(tmp_path)
+    err = one_line_error(capsys, ["train", "--resume", "--out", ".", "--epochs", "2"])
+    assert "is the current folder or contains it" in err and snapshot(tmp_path) == before
+    err = one_line_error(capsys, ["train", "--data", str(DINOS), "--out", ".."])
+    assert "is the current folder or contains it" in err
+
+
 def test_an_empty_folder_is_a_fine_destination(tmp_path):
     (tmp_path / "empty").mkdir()
     Trainer(small_config()).save(tmp_path / "empty")
@@ -183,8 +196,8 @@ def test_a_crash_between_the_two_renames_loads_the_previous_checkpoint(trained, 
     trainer, out = trained
     old = tmp_path / ".ckpt.old"
     os.rename(out, old)  # the instant between "NAME -> .NAME.old" and ".NAME.new -> NAME"
-    (tmp_path / ".ckpt.new-1-dead").mkdir()
-    (tmp_path / ".ckpt.new-1-dead" / "model.npz").write_bytes(b"half")
+    (tmp_path / ".ckpt.new-1-deadbeef").mkdir()  # a save killed while writing its new folder
+    (tmp_path / ".ckpt.new-1-deadbeef" / "model.npz").write_bytes(b"half")
     assert cli(["sample", "--checkpoint", str(out), "-n", "2", "--seed", "0"]) == 0
     assert len(capsys.readouterr().out.split()) == 2
     resumed = Trainer.load(out)
@@ -201,12 +214,24 @@ def test_a_half_swapped_checkpoint_of_another_run_is_still_protected(trained, tm
     assert open_checkpoint(out).folder.name == ".ckpt.old"
 
 
-def test_a_left_over_old_folder_never_breaks_a_save(trained, tmp_path):
+def test_a_half_removed_old_folder_never_breaks_a_save(trained, tmp_path):
     trainer, out = trained
-    (tmp_path / ".ckpt.old" / "deep").mkdir(parents=True)
-    (tmp_path / ".ckpt.old" / "deep" / "x.npz").write_bytes(b"leftover")
+    (tmp_path / ".ckpt.old").mkdir()  # what the previous version left when killed while removing it
+    (tmp_path / ".ckpt.old" / "model.npz").write_bytes(b"leftover")
+    (tmp_path / ".ckpt.trash-7-0badf00d").mkdir()
     trainer.save(out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_a_folder_in_the_way_that_is_not_ours_is_never_removed(trained, tmp_path, capsys):
+    trainer, out = trained
+    (tmp_path / ".ckpt.old").mkdir()
+    (tmp_path / ".ckpt.old" / "thesis.tex").write_text("chapter 1")
+    (tmp_path / ".ckpt.new-mine").mkdir()  # not a name a save makes
+    before = snapshot(tmp_path)
+    with pytest.raises(CheckpointError, match=r"\.ckpt\.old is in the way .* move it away"):
+        trainer.save(out)
+    assert snapshot(tmp_path) == before and (tmp_path / ".ckpt.new-mine").is_dir()
 
 
 SAVER = """
@@ -238,24 +263,85 @@ def test_sigkill_during_saves_always_leaves_a_loadable_checkpoint(tmp_path):
     assert len(seen) > 1  # the kills landed at different points of the loop
 
 
+READER = """
+import sys
+from tinygrad_seq.models.checkpoint import open_checkpoint
+from tinygrad_seq.storage import CheckpointError
+reads = failures = 0
+while reads < int(sys.argv[2]):
+    try:
+        open_checkpoint(sys.argv[1])
+    except CheckpointError as error:
+        failures += 1
+        print(error, flush=True)
+    reads += 1
+print("reads", reads, "failures", failures, flush=True)
+"""
+
+
+def test_readers_during_saves_never_see_damage(tmp_path):
+    out = tmp_path / "ckpt"
+    saver = subprocess.Popen([sys.executable, "-c", SAVER, str(out), str(DINOS)], stdout=subprocess.PIPE,
+                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        assert saver.stdout.readline().strip() == b"ready"
+        reader = subprocess.run([sys.executable, "-c", READER, str(out), "1500"], capture_output=True, text=True,
+                                cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    finally:
+        saver.kill()
+        saver.wait()
+    assert reader.stdout.strip().splitlines()[-1] == "reads 1500 failures 0", reader.stdout[-2000:]
+
+
 # ---------------------------------------------------------------- one writer at a time
+
+
+HOLDER = """
+import sys, time
+from tinygrad_seq.storage import WriterLock
+lock = WriterLock(sys.argv[1])
+try:
+    lock.acquire()
+except Exception as error:
+    print("refused", flush=True)
+    sys.exit(0)
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def hold_lock(out, seconds):
+    return subprocess.Popen([sys.executable, "-c", HOLDER, str(out), str(seconds)], stdout=subprocess.PIPE,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def test_a_second_writer_is_refused_and_a_dead_ones_lock_is_taken_over(tmp_path, caplog):
     out = tmp_path / "ckpt"
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    holder = hold_lock(out, 60)
     try:
-        (tmp_path / ".ckpt.lock").write_text(f"{sleeper.pid}\n")
-        with pytest.raises(CheckpointError, match=rf"being written by another training \(process {sleeper.pid}\)"):
+        assert holder.stdout.readline().strip() == b"holding"
+        with pytest.raises(CheckpointError, match=rf"being written by another training \(process {holder.pid}\)"):
             Trainer(small_config()).run(out, progress=False)
         assert not out.exists()
     finally:
-        sleeper.kill()
-        sleeper.wait()
+        holder.kill()  # SIGKILL: its lock file stays, the kernel drops the lock
+        holder.wait()
+    assert (tmp_path / ".ckpt.lock").read_text().strip() == str(holder.pid)
     with caplog.at_level("WARNING", logger="tinygrad_seq"):
-        Trainer(small_config()).run(out, progress=False)  # its process is gone: taken over
-    assert f"left by process {sleeper.pid}, which is no longer running" in caplog.text
+        Trainer(small_config()).run(out, progress=False)
+    assert f"left by process {holder.pid}, which is no longer running" in caplog.text
     assert not (tmp_path / ".ckpt.lock").exists() and out.is_dir()
+
+
+def test_processes_racing_for_a_stale_lock_get_one_holder(tmp_path):
+    out = tmp_path / "ckpt"
+    (tmp_path / ".ckpt.lock").write_text("999999999\n")  # left by a process that is gone
+    racers = [hold_lock(out, 3) for _ in range(4)]
+    answers = sorted(racer.stdout.readline().strip().decode() for racer in racers)
+    for racer in racers:
+        racer.kill()
+        racer.wait()
+    assert answers == ["holding", "refused", "refused", "refused"]
 
 
 def test_the_lock_is_held_for_the_whole_run(tmp_path):
@@ -366,7 +452,7 @@ def test_format_1_checkpoints_load_and_are_upgraded_by_their_next_save(tmp_path,
 def test_resume_extends_a_finished_run_and_refuses_changes_to_the_model(trained, tmp_path, capsys):
     _, out = trained
     assert cli(["train", "--resume", "--out", str(out)]) == 0
-    assert "has finished all 1 epochs; pass --epochs N (more than 1)" in capsys.readouterr().out
+    assert "has finished 1 epoch(s); pass --epochs N (more than 1)" in capsys.readouterr().out
     err = one_line_error(capsys, ["train", "--resume", "--out", str(out), "--hidden", "32", "--cell", "lstm"])
     assert "hidden 32 (the checkpoint has 8)" in err and "cell 'lstm' (the checkpoint has 'gru')" in err
     assert cli(["train", "--resume", "--out", str(out), "--epochs", "2", "--lr", "0.005"]) == 0

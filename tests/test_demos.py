@@ -64,6 +64,16 @@ def run_demo(name, tmp_path, *extra):
     return result.stdout
 
 
+def test_a_demo_refuses_to_replace_what_is_not_its_checkpoint_in_one_line(tmp_path):
+    (tmp_path / "checkpoint").write_text("my notes")  # where the demo would write its checkpoint
+    result = subprocess.run([sys.executable, str(DEMOS / "char_lm.py"), "--smoke", "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=300, env=demo_env())
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("char_lm.py: error: ")
+    assert "is a file, not a checkpoint folder" in result.stderr
+    assert (tmp_path / "checkpoint").read_text() == "my notes"
+
+
 def test_shakespeare_smoke(tmp_path):
     out = run_demo("shakespeare.py", tmp_path, "--cell", "gru")
     assert "validation loss per character after 1 epoch(s)" in out and out.count("--- temperature") == 3

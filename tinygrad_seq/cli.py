@@ -1,4 +1,5 @@
-"""The ``tinygrad-seq`` command: ``graph`` renders an unrolled model, ``bptt`` walks through its backward pass."""
+"""The ``tinygrad-seq`` command: ``train``, ``sample`` and ``eval`` language models; ``graph`` renders an
+unrolled model, ``bptt`` walks through its backward pass. Bad input is one line on stderr and exit status 2."""
 from __future__ import annotations
 
 import argparse
@@ -237,13 +238,12 @@ def run_train(args: argparse.Namespace) -> int:
         if conflicts:
             raise TrainingError(f"--resume keeps the run's model and data, but these options differ from {out}: "
                                 f"{'; '.join(conflicts)}. Drop them, or start a new run with another --out")
-        changes = trainer.apply_changes(**{k: v for k, v in given.items() if k in ("epochs", "lr", "clip")})
+        changes = trainer.notes + trainer.apply_changes(**{k: v for k, v in given.items() if k in ("epochs", "lr", "clip")})
+        if trainer.epoch >= trainer.config.epochs:
+            print(f"{out} has finished {trainer.epoch} epoch(s); pass --epochs N (more than {trainer.epoch}) to train further")
+            return 0
         print(f"resuming {out} at epoch {trainer.epoch + 1}, batch {trainer.batch + 1}"
               + (f" ({', '.join(changes)})" if changes else ""))
-        if trainer.epoch >= trainer.config.epochs:
-            print(f"{out} has finished all {trainer.config.epochs} epochs; pass --epochs N (more than "
-                  f"{trainer.config.epochs}) to train further")
-            return 0
     else:
         if "data" not in given:
             raise TrainingError("--data is required: the text file to train on (or --resume a checkpoint)")

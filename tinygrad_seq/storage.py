@@ -12,9 +12,9 @@ the old file or the new one, never half of one.
 complete new folder ``.NAME.new-*`` beside ``NAME``, fsyncs it, and swaps it in
 with two renames::
 
-    NAME -> .NAME.old        (the previous checkpoint, still complete)
-    .NAME.new-* -> NAME      (the new one, complete)
-    remove .NAME.old
+    NAME -> .NAME.old              (the previous checkpoint, still complete)
+    .NAME.new-* -> NAME            (the new one, complete)
+    .NAME.old -> .NAME.trash-*     then removed (a half-removed folder has a name of its own)
 
 A crash, SIGKILL or second Ctrl-C can fall between any two of these steps.
 Whatever it leaves, :func:`checkpoint_folder` finds a complete checkpoint:
@@ -23,27 +23,34 @@ save finishes the recovery and removes what a killed save left behind.
 Readers verify the whole manifest before they trust a byte
 (:func:`read_checkpoint_files`).
 
-**One writer at a time** (:class:`WriterLock`): ``.NAME.lock`` holds the PID of
-the process writing ``NAME``; a second writer is refused, and a lock whose
-process is gone is taken over with a one-line notice.
+Readers open the folder once and read every file through that handle, so a
+save that swaps folders in the middle of a read cannot mix two checkpoints.
+
+**One writer at a time** (:class:`WriterLock`): the writer holds an
+``fcntl.flock`` on ``.NAME.lock``, which also holds its PID for messages; a
+second writer is refused, naming that PID. The kernel drops the lock when its
+process dies, so a lock file left by a killed run is taken over with a
+one-line notice.
 
 **Only our own files are replaced** (:func:`check_destination`): an existing
-file, or a folder that is neither empty nor a checkpoint, is never touched.
+file, or a folder that is neither empty nor a checkpoint, is never touched;
+recovery removes only folders named as this module names them.
 
 Every file-system call of a save goes through the object :data:`fs`, so tests
 can fail the k-th call and check that the checkpoint still loads.
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import stat
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -51,6 +58,8 @@ MANIFEST = "manifest.json"
 MANIFEST_KIND = "tinygrad-seq checkpoint"
 FORMAT = 2  # 1: before manifests (state.json held the format); 2: manifest.json with sizes and SHA-256
 LEGACY_MARKER = "state.json"  # a format-1 checkpoint is a folder with state.json of format 1
+# The files of a training checkpoint: a folder holding nothing else is one a save left half removed
+CHECKPOINT_FILES = frozenset({MANIFEST, "state.json", "model.npz", "optimizer.npz", "carry.npz", "vocab.json"})
 
 log = logging.getLogger("tinygrad_seq")
 
@@ -100,12 +109,6 @@ class FileSystem:
 fs = FileSystem()
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 # ---------------------------------------------------------------- one file
 
 
@@ -113,18 +116,18 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     """Write ``path`` through ``write(file)`` so that it holds the old content or the new, never a mix.
 
     The data goes to a temporary file in the same folder, is fsynced, and is
-    renamed over ``path``. The file gets the usual permissions (0o666 less the
-    umask), not the private ones of a temporary file.
+    renamed over ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
+    # os.open applies the umask to 0o666 itself: the file gets the usual permissions, not a temporary file's 0o600
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(handle, "wb") as file:
+        with os.fdopen(descriptor, "wb") as file:
             write(file)
             file.flush()
             os.fsync(file.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):
@@ -145,9 +148,20 @@ def _lock(path: Path) -> Path:
     return path.with_name(f".{path.name}.lock")
 
 
-def _leftovers(path: Path) -> Iterator[Path]:
-    """Folders of saves that were killed before their swap."""
-    return path.parent.glob(f".{path.name}.new-*")
+def _unique(path: Path, kind: str) -> Path:
+    """``.NAME.new-PID-HEX`` or ``.NAME.trash-PID-HEX``: folders only a save makes."""
+    return path.with_name(f".{path.name}.{kind}-{os.getpid()}-{os.urandom(4).hex()}")
+
+
+def _leftovers(path: Path) -> list[Path]:
+    """Folders of killed saves: a new checkpoint never swapped in, an old one half removed."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(new|trash)-\d+-[0-9a-f]{{8}}")
+    return [p for p in path.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink()]
+
+
+def _absolute(path: str | os.PathLike) -> Path:
+    """``path`` made absolute without following links ('.' and '..' become names)."""
+    return Path(os.path.abspath(path))
 
 
 def _sha256(data: bytes) -> str:
@@ -174,19 +188,37 @@ def is_checkpoint(path: str | os.PathLike) -> bool:
         return False
 
 
+def _ours(folder: Path) -> bool:
+    """A checkpoint, or what is left of one that an earlier version's save was removing when it died."""
+    if is_checkpoint(folder):
+        return True
+    return (folder.is_dir() and not folder.is_symlink()
+            and all(entry.name in CHECKPOINT_FILES and entry.is_file() for entry in folder.iterdir()))
+
+
+def existing_checkpoint(path: str | os.PathLike) -> Path | None:
+    """The folder holding the checkpoint ``path``: ``path``, ``.NAME.old`` if a save died mid-swap, or None."""
+    path = _absolute(path)
+    if path.exists():
+        return path if is_checkpoint(path) else None
+    return _old(path) if is_checkpoint(_old(path)) else None
+
+
 def checkpoint_folder(path: str | os.PathLike) -> Path:
     """The folder to read the checkpoint ``path`` from: ``path``, or ``.NAME.old`` if a save died mid-swap.
 
     Raises CheckpointError when there is neither.
     """
     path = Path(path)
-    if path.exists():
-        if not path.is_dir():
-            raise CheckpointError(f"{path} is a file, not a checkpoint folder; pass the --out folder of a train run")
-        return path
-    if is_checkpoint(_old(path)):
-        return _old(path)  # read, don't rename: a save in flight may be between its two renames
-    raise CheckpointError(f"checkpoint {path} not found; pass the --out folder of a train run")
+    try:
+        is_folder = stat.S_ISDIR(os.stat(path).st_mode)  # one look: a save may rename it at any moment
+    except FileNotFoundError:
+        if is_checkpoint(_old(_absolute(path))):
+            return _old(_absolute(path))  # read, don't rename: a save in flight may be between its two renames
+        raise CheckpointError(f"checkpoint {path} not found; pass the --out folder of a train run") from None
+    if not is_folder:
+        raise CheckpointError(f"{path} is a file, not a checkpoint folder; pass the --out folder of a train run")
+    return path
 
 
 # ---------------------------------------------------------------- where a checkpoint may be written
@@ -205,103 +237,108 @@ def check_destination(path: str | os.PathLike, *, owned: bool = False, overwrite
 
     ``path`` may be: absent, an empty folder, or a checkpoint this library
     wrote — which is replaced only when it belongs to the same run
-    (``owned``) or ``overwrite`` is given. Anything else (a file, a folder
-    with other content) is refused and left untouched. The nearest existing
-    parent folder must be writable.
+    (``owned``) or ``overwrite`` is given. Anything else (a file, a link, a
+    folder with other content, the current folder or one above it) is
+    refused and left untouched. The nearest existing parent folder must be
+    writable.
     """
-    path = Path(path)
+    given, path = path, _absolute(path)
+    fix = "nothing was written; choose another checkpoint folder (--out)"
     if path.is_symlink() or (path.exists() and not path.is_dir()):
-        raise CheckpointError(f"--out {path} is {'a link' if path.is_symlink() else 'a file'}, not a checkpoint folder; "
-                              "nothing was written. Pass another --out")
+        raise CheckpointError(f"{given} is {'a link' if path.is_symlink() else 'a file'}, not a checkpoint folder; {fix}")
+    if Path.cwd() == path or path in Path.cwd().parents:
+        raise CheckpointError(f"{given} is the current folder or contains it, and a save replaces the whole folder; "
+                              f"{fix}, e.g. ./checkpoint")
+    old = _old(path)
+    if (old.exists() or old.is_symlink()) and not _ours(old):
+        raise CheckpointError(f"{old} is in the way of saving {given} (a save renames the previous checkpoint to it) "
+                              f"and is not a checkpoint; move it away")
     if path.is_dir() and any(path.iterdir()) and not is_checkpoint(path):
-        raise CheckpointError(f"--out {path} is {describe(path)}; nothing was written. "
-                              "Pass a new or empty folder as --out (only checkpoints are ever replaced)")
-    existing = path if path.exists() else _old(path)  # a swap left half done: the old folder comes back first
-    if is_checkpoint(existing) and not (owned or overwrite):
-        raise CheckpointError(f"--out {path} holds a checkpoint of another run; continue it with --resume "
-                              "or replace it with --overwrite")
+        raise CheckpointError(f"{given} is {describe(path)}; {fix} (only checkpoints and empty folders are ever replaced)")
+    if existing_checkpoint(path) is not None and not (owned or overwrite):
+        raise CheckpointError(f"{given} holds a checkpoint of another run; continue it with --resume "
+                              "or replace it with --overwrite (overwrite=True)")
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
     if not parent.is_dir():
-        raise CheckpointError(f"cannot write the checkpoint {path}: {parent} is a file, not a folder; pass another --out")
+        raise CheckpointError(f"cannot write the checkpoint {given}: {parent} is a file, not a folder; {fix}")
     try:
         with tempfile.TemporaryFile(dir=parent):  # the real test: permissions, read-only mounts, quotas
             pass
     except OSError as error:
-        raise CheckpointError(f"cannot write the checkpoint {path}: folder {parent} is not writable "
-                              f"({error.strerror}); pass an --out in a folder you can write to") from None
+        raise CheckpointError(f"cannot write the checkpoint {given}: folder {parent} is not writable "
+                              f"({error.strerror}); choose a checkpoint folder you can write to (--out)") from None
 
 
 # ---------------------------------------------------------------- one writer at a time
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by someone else
-    except OSError as error:
-        return error.errno != errno.ESRCH
-    return True
-
-
 class WriterLock:
     """``.NAME.lock`` beside a checkpoint: refuses a second process writing the same checkpoint.
 
-    Re-entrant within one process. A lock left by a process that no longer
-    exists is taken over with a one-line notice.
+    The lock is an ``fcntl.flock`` on the file (released by the kernel when
+    the process dies); the file holds the PID for messages. Re-entrant within
+    one process. A lock file left by a process that is gone is taken over
+    with a one-line notice.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
+        self.path = _absolute(path)
         self.lock_file = _lock(self.path)
         self.depth = 0
+        self.descriptor: int | None = None
 
     def acquire(self) -> None:
         if self.depth:
             self.depth += 1
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
-            try:
-                descriptor = os.open(self.lock_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                owner = self._owner()
-                if owner is not None and owner != os.getpid() and _process_alive(owner):
-                    raise CheckpointError(
-                        f"checkpoint {self.path} is being written by another training (process {owner}); "
-                        f"wait for it to finish, or pass another --out (if it is gone, delete {self.lock_file})"
-                    ) from None
-                log.warning("taking over %s left by process %s, which is no longer running", self.lock_file, owner)
-                try:
-                    os.unlink(self.lock_file)
-                except FileNotFoundError:
-                    pass
-                continue
-            with os.fdopen(descriptor, "w") as file:
-                file.write(f"{os.getpid()}\n")
-            self.depth = 1
-            return
-        raise CheckpointError(f"checkpoint {self.path}: another process took {self.lock_file} at the same time; try again")
+        import fcntl  # POSIX; imported here so that the package imports everywhere
 
-    def _owner(self) -> int | None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            descriptor = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                owner = self._read_owner(descriptor)
+                os.close(descriptor)
+                raise CheckpointError(
+                    f"checkpoint {self.path} is being written by another training (process {owner or 'unknown'}); "
+                    "wait for it to finish, or choose another checkpoint folder (--out)"
+                ) from None
+            try:
+                same_file = os.fstat(descriptor).st_ino == os.stat(self.lock_file).st_ino
+            except FileNotFoundError:
+                same_file = False
+            if same_file:
+                break
+            os.close(descriptor)  # its holder removed the file as we opened it: lock the new one
+        previous = self._read_owner(descriptor)
+        if previous and previous != os.getpid():
+            log.warning("taking over %s left by process %s, which is no longer running", self.lock_file, previous)
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+        self.descriptor, self.depth = descriptor, 1
+
+    @staticmethod
+    def _read_owner(descriptor: int) -> int | None:
         try:
-            return int(self.lock_file.read_text().split()[0])
+            return int(os.pread(descriptor, 32, 0).split()[0])
         except (OSError, ValueError, IndexError):
-            return None  # empty or damaged: its writer died before finishing the line
+            return None
 
     def release(self) -> None:
         if self.depth == 0:
             return
         self.depth -= 1
-        if self.depth == 0 and self._owner() == os.getpid():
+        if self.depth == 0 and self.descriptor is not None:
             try:
-                os.unlink(self.lock_file)
+                os.unlink(self.lock_file)  # before unlocking: a waiting process then locks a new file
             except FileNotFoundError:
                 pass
+            os.close(self.descriptor)
+            self.descriptor = None
 
     def __enter__(self) -> WriterLock:
         self.acquire()
@@ -315,15 +352,17 @@ class WriterLock:
 
 
 def recover(path: str | os.PathLike) -> None:
-    """Finish what a killed save left: put ``.NAME.old`` back or remove it, and remove ``.NAME.new-*``.
+    """Finish what a killed save left: put ``.NAME.old`` back or retire it, remove ``.NAME.new-*``/``.trash-*``.
 
-    Call with the writer's lock held: no other save is in flight then.
+    Call with the writer's lock held: no other save is in flight then. Only
+    folders this module names are touched, and ``.NAME.old`` only when it is
+    a checkpoint.
     """
-    path = Path(path)
+    path = _absolute(path)
     old = _old(path)
-    if old.exists():
-        if path.exists():
-            fs.rmtree(old)  # the new folder was swapped in: the old one is no longer needed
+    if _ours(old):
+        if path.exists() or not is_checkpoint(old):
+            fs.rename(old, _unique(path, "trash"))  # swapped in already, or a half-removed old one: not needed
         else:
             fs.rename(old, path)  # died between the two renames: the previous checkpoint comes back
         fs.fsync_dir(path.parent)
@@ -338,7 +377,7 @@ def save_checkpoint(path: str | os.PathLike, files: dict[str, bytes], lock: Writ
     (:func:`check_destination`). At every instant, reading ``path`` gives the
     previous complete checkpoint or the new one.
     """
-    path = Path(path)
+    given, path = Path(path), _absolute(path)
     lock = lock or WriterLock(path)
     with lock:
         recover(path)
@@ -347,12 +386,11 @@ def save_checkpoint(path: str | os.PathLike, files: dict[str, bytes], lock: Writ
         manifest = {name: {"size": len(data), "sha256": _sha256(data)} for name, data in sorted(files.items())}
         record = {"kind": MANIFEST_KIND, "format": FORMAT, "files": manifest, "checksum": _manifest_checksum(manifest)}
         files = {**files, MANIFEST: json.dumps(record, indent=1).encode("utf-8")}
-        new = path.with_name(f".{path.name}.new-{os.getpid()}-{os.urandom(4).hex()}")
+        new = _unique(path, "new")
         fs.mkdir(new)
         try:
             for name, data in files.items():  # the manifest last: a folder with a manifest is complete
                 fs.write_bytes(new / name, data)
-            os.chmod(new, 0o777 & ~_umask())
             fs.fsync_dir(new)
             if path.exists():
                 fs.rename(path, _old(path))
@@ -363,11 +401,88 @@ def save_checkpoint(path: str | os.PathLike, files: dict[str, bytes], lock: Writ
                 shutil.rmtree(new, ignore_errors=True)
             raise
         if _old(path).exists():
-            fs.rmtree(_old(path))
-    return path
+            trash = _unique(path, "trash")
+            fs.rename(_old(path), trash)
+            fs.rmtree(trash)
+    return given
 
 
 # ---------------------------------------------------------------- reading a checkpoint folder
+
+
+def _read_all(directory: int, names: list[str]) -> dict[str, bytes]:
+    """name -> bytes of files opened through one folder handle (a folder renamed meanwhile still reads whole)."""
+    contents = {}
+    for name in names:
+        descriptor = os.open(name, os.O_RDONLY, dir_fd=directory)
+        with os.fdopen(descriptor, "rb") as file:
+            contents[name] = file.read()
+    return contents
+
+
+def _open_folder(folder: Path) -> int:
+    try:
+        return os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as error:
+        raise CheckpointError(f"checkpoint {folder} cannot be opened ({error.strerror})") from None
+
+
+def _read_folder(folder: Path) -> tuple[dict[str, bytes], int]:
+    """(name -> verified bytes, format) of one checkpoint folder, every file read through one handle."""
+    directory = _open_folder(folder)
+    try:
+        names = os.listdir(directory)
+        if MANIFEST not in names:
+            return _read_format_1(folder, directory, names), 1
+        try:
+            record = json.loads(_read_all(directory, [MANIFEST])[MANIFEST].decode("utf-8"))
+            manifest = record["files"]
+            damaged = (record.get("kind") != MANIFEST_KIND or record.get("checksum") != _manifest_checksum(manifest)
+                       or not all(isinstance(e.get("size"), int) and isinstance(e.get("sha256"), str) for e in manifest.values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            damaged, record, manifest = True, {}, {}
+        if damaged:
+            raise CheckpointError(f"checkpoint {folder}: {MANIFEST} is damaged; restore it from a backup or retrain")
+        if record.get("format") != FORMAT:
+            raise CheckpointError(f"checkpoint {folder} has format {record.get('format')}; this version reads formats 1 "
+                                  f"and {FORMAT}. Use the version of tinygrad-seq that wrote it")
+        files = {}
+        for name, expected in manifest.items():
+            if Path(name).name != name or name in (".", ".."):
+                raise CheckpointError(f"checkpoint {folder}: {MANIFEST} names {name!r}, which is not a file of the folder")
+            try:
+                data = _read_all(directory, [name])[name]
+            except FileNotFoundError:
+                raise CheckpointError(f"checkpoint {folder}: {name} is missing; restore it from a backup or retrain") from None
+            if len(data) != expected["size"]:
+                raise CheckpointError(f"checkpoint {folder}: {name} has {len(data):,} bytes, the manifest says "
+                                      f"{expected['size']:,} (truncated or damaged); restore it from a backup or retrain")
+            if _sha256(data) != expected["sha256"]:
+                raise CheckpointError(f"checkpoint {folder}: {name} does not match its SHA-256 in the manifest "
+                                      "(damaged or changed); restore it from a backup or retrain")
+            files[name] = data
+        return files, FORMAT
+    finally:
+        os.close(directory)
+
+
+def _read_format_1(folder: Path, directory: int, names: list[str]) -> dict[str, bytes]:
+    """The files of a checkpoint written before manifests (state.json says format 1), unverified."""
+    if LEGACY_MARKER not in names:
+        raise CheckpointError(f"{folder} is not a checkpoint folder (no {MANIFEST}); pass the --out folder of a train run")
+    try:
+        legacy_state = json.loads(_read_all(directory, [LEGACY_MARKER])[LEGACY_MARKER].decode("utf-8"))
+        found, version = legacy_state.get("format"), legacy_state.get("version")
+    except (OSError, ValueError, AttributeError):
+        found, version = None, None
+    if found == FORMAT or found is None:
+        raise CheckpointError(f"checkpoint {folder}: {MANIFEST} is missing, so its files cannot be verified; "
+                              "restore it from a backup or retrain")
+    if found != 1:
+        raise CheckpointError(f"checkpoint {folder} has format {found} (written by tinygrad-seq {version}); this "
+                              f"version reads formats 1 and {FORMAT}. Use the version of tinygrad-seq that wrote it")
+    regular = [name for name in sorted(names) if os.path.isfile(os.path.join(folder, name))]
+    return _read_all(directory, regular)
 
 
 def read_checkpoint_files(path: str | os.PathLike) -> tuple[Path, dict[str, bytes], int]:
@@ -376,56 +491,24 @@ def read_checkpoint_files(path: str | os.PathLike) -> tuple[Path, dict[str, byte
     Format 2: every file of the manifest is read once and checked against its
     size and SHA-256 before anything is parsed. Format 1 (no manifest):
     every file is read unverified. Raises CheckpointError naming the file.
+    A save that swapped the folders during the read is not damage: a read
+    that fails is tried twice more before the error is reported.
     """
-    folder = checkpoint_folder(path)
-    manifest_file = folder / MANIFEST
-    if not manifest_file.exists():
-        state_file = folder / LEGACY_MARKER
-        if not state_file.is_file():
-            raise CheckpointError(f"{folder} is not a checkpoint folder (no {MANIFEST}); pass the --out folder of a train run")
+    for attempt in range(3):
         try:
-            legacy_state = json.loads(state_file.read_text(encoding="utf-8"))
-            found, version = legacy_state.get("format"), legacy_state.get("version")
-        except (OSError, ValueError, AttributeError):
-            found, version = None, None
-        if found == FORMAT or found is None:
-            raise CheckpointError(f"checkpoint {folder}: {MANIFEST} is missing, so its files cannot be verified; "
-                                  "restore it from a backup or retrain")
-        if found != 1:
-            raise CheckpointError(f"checkpoint {folder} has format {found} (written by tinygrad-seq {version}); this "
-                                  f"version reads formats 1 and {FORMAT}. Use the version of tinygrad-seq that wrote it")
-        return folder, {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}, 1
-    try:
-        record = json.loads(manifest_file.read_text(encoding="utf-8"))
-        manifest = record["files"]
-        damaged = record.get("kind") != MANIFEST_KIND or record.get("checksum") != _manifest_checksum(manifest)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        damaged, record = True, {}
-    if damaged:
-        raise CheckpointError(f"checkpoint {folder}: {manifest_file.name} is damaged; restore it from a backup or retrain")
-    if record.get("format") != FORMAT:
-        raise CheckpointError(f"checkpoint {folder} has format {record.get('format')}; this version reads formats 1 "
-                              f"and {FORMAT}. Use the version of tinygrad-seq that wrote it")
-    files = {}
-    for name, expected in manifest.items():
-        file = folder / name
-        if Path(name).name != name:
-            raise CheckpointError(f"checkpoint {folder}: {MANIFEST} names {name!r}, which is not a file of the folder")
-        try:
-            data = file.read_bytes()
-        except FileNotFoundError:
-            raise CheckpointError(f"checkpoint {folder}: {name} is missing; restore it from a backup or retrain") from None
-        if len(data) != expected["size"]:
-            raise CheckpointError(f"checkpoint {folder}: {name} has {len(data):,} bytes, the manifest says "
-                                  f"{expected['size']:,} (truncated or damaged); restore it from a backup or retrain")
-        if _sha256(data) != expected["sha256"]:
-            raise CheckpointError(f"checkpoint {folder}: {name} does not match its SHA-256 in the manifest "
-                                  "(damaged or changed); restore it from a backup or retrain")
-        files[name] = data
-    return folder, files, FORMAT
+            folder = checkpoint_folder(path)
+            return (folder, *_read_folder(folder))
+        except (CheckpointError, FileNotFoundError) as error:
+            if attempt == 2:
+                if isinstance(error, FileNotFoundError):
+                    raise CheckpointError(f"checkpoint {path}: {Path(error.filename or '?').name} vanished while "
+                                          "it was read; try again") from None
+                raise
+            time.sleep(0.02)  # a save may have swapped the folders in the middle of the read: look again
+    raise AssertionError("unreachable")
 
 
 __all__ = [
     "CheckpointError", "FileSystem", "WriterLock", "atomic_write", "check_destination", "checkpoint_folder",
-    "is_checkpoint", "read_checkpoint_files", "recover", "save_checkpoint",
+    "existing_checkpoint", "is_checkpoint", "read_checkpoint_files", "recover", "save_checkpoint",
 ]

@@ -28,7 +28,9 @@ import numpy as np
 
 from .. import __version__, optim, settings
 from ..backend import manual_seed
-from ..storage import FORMAT, CheckpointError, WriterLock, check_destination, is_checkpoint, save_checkpoint
+from ..storage import (
+    FORMAT, CheckpointError, WriterLock, check_destination, existing_checkpoint, is_checkpoint, save_checkpoint,
+)
 from ..nn import functional as F
 from ..tensor import Tensor
 from ..text import (
@@ -152,7 +154,7 @@ def check_batch_memory(sequences: Sequence[Sequence[int]], batch_size: int, voca
             f"the longest line of {data} is {steps:,} tokens long, and a batch of the lines layout is padded to its longest "
             f"line: {batch} x {steps:,} steps would need about {need / 1e9:,.1f} GB (the limit is {limit_gb:g} GB, "
             "TrainConfig.max_batch_gb); train on long text with --layout stream (truncated BPTT in chunks of --seq-len), "
-            "or split the line, or use a smaller --batch-size"
+            "or split the line" + (", or use a smaller --batch-size" if batch > 1 else "")
         )
 
 
@@ -208,6 +210,7 @@ class Trainer:
         self.running_loss: float | None = None  # the epoch's running train loss so far (resumed with the rest)
         self.history: list[dict[str, float]] = []
         self.stop_requested = False
+        self.notes: list[str] = []  # what loading a checkpoint changed (the data file moved), for the user
         self.run_id = uuid.uuid4().hex
         self.data_sha256: str | None = None  # of config.data, computed at the first save
         self._locks: dict[Path, WriterLock] = {}
@@ -272,6 +275,11 @@ class Trainer:
             check_destination(out, owned=self._owns(out), overwrite=overwrite)
             lock = self._lock(out)
             lock.acquire()
+            try:  # again, under the lock: another run may have saved there in between
+                check_destination(out, owned=self._owns(out), overwrite=overwrite)
+            except CheckpointError:
+                lock.release()
+                raise
         previous = None
         try:
             previous = signal.signal(signal.SIGINT, self._request_stop)
@@ -328,12 +336,11 @@ class Trainer:
 
     def _owns(self, out: str | os.PathLike) -> bool:
         """Whether ``out`` holds a checkpoint of this run (which a save may replace)."""
-        out = Path(out)
-        if out.resolve() in self._owned:
+        if Path(out).resolve() in self._owned:
             return True
-        folder = out if out.exists() else out.with_name(f".{out.name}.old")
+        folder = existing_checkpoint(out)
         try:
-            return json.loads((folder / "state.json").read_text(encoding="utf-8")).get("run_id") == self.run_id
+            return folder is not None and json.loads((folder / "state.json").read_text(encoding="utf-8")).get("run_id") == self.run_id
         except (OSError, ValueError, AttributeError):
             return False
 
@@ -344,7 +351,9 @@ class Trainer:
         ``overwrite``; never a file or a folder that is not a checkpoint.
         """
         check_destination(out, owned=self._owns(out), overwrite=overwrite)
-        return save_checkpoint(out, self.checkpoint_files(), lock=self._lock(out))
+        with self._lock(out) as lock:
+            check_destination(out, owned=self._owns(out), overwrite=overwrite)  # again: another run may have just saved
+            return save_checkpoint(out, self.checkpoint_files(), lock=lock)
 
     def checkpoint_files(self) -> dict[str, bytes]:
         """The checkpoint's files (name -> bytes), as ``save`` writes them."""
@@ -395,8 +404,11 @@ class Trainer:
         opened = open_checkpoint(checkpoint)
         state = opened.state
         config = TrainConfig(**state["config"])
+        recorded = config.data
         config.data = str(_locate_data(opened, data))
         trainer = cls(config, load_corpus(config, opened.vocab))
+        if config.data != recorded:
+            trainer.notes.append(f"data {recorded} -> {config.data} (same SHA-256)")
         trainer.run_id = state.get("run_id") or trainer.run_id
         trainer.data_sha256 = state.get("data_sha256")
         if state.get("run_id") is None:  # format 1 had no run id: the folder it came from is this run's
