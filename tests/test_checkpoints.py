@@ -118,6 +118,14 @@ def test_the_current_folder_is_never_a_destination(tmp_path, monkeypatch, capsys
     assert "is the current folder or contains it" in err
 
 
+def test_the_library_checks_a_config_as_the_command_line_does():
+    from tinygrad_seq.models import TrainingError
+
+    with pytest.raises(TrainingError, match=r"TrainConfig: hidden=0 \(must be an integer >= 1\); lr=nan .*; clip=-1"):
+        TrainConfig(data="x.txt", hidden=0, lr=float("nan"), clip=-1.0)
+    assert TrainConfig(data="x.txt", clip=None).clip is None
+
+
 def test_an_empty_folder_is_a_fine_destination(tmp_path):
     (tmp_path / "empty").mkdir()
     Trainer(small_config()).save(tmp_path / "empty")
@@ -380,6 +388,9 @@ DAMAGES = {
         lambda out: (edit_state(out, lambda s: s["model"].update(hidden_size=16)), rewrite_manifest(out)),
         "state.json does not match model.npz"),
     "mis-shaped weights": (lambda out: (mis_shape(out), rewrite_manifest(out)), "model.npz does not fit"),
+    "negative clip in the config": (
+        lambda out: (edit_state(out, lambda s: s["config"].update(clip=-1.0)), rewrite_manifest(out)),
+        "state.json has an unusable config (TrainConfig: clip=-1.0"),
 }
 
 
@@ -479,6 +490,7 @@ def test_resume_finds_moved_data_by_its_hash(tmp_path, capsys):
     err = one_line_error(capsys, ["train", "--resume", "--out", str(out), "--epochs", "2", "--data", str(other)])
     assert "is not the file the checkpoint" in err
     assert cli(["train", "--resume", "--out", str(out), "--epochs", "2", "--data", str(moved)]) == 0
+    assert f"data {data.resolve()} -> {moved.resolve()} (same SHA-256)" in capsys.readouterr().out
     assert open_checkpoint(out).state["config"]["data"] == str(moved.resolve())
 
 

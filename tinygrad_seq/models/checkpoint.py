@@ -68,6 +68,15 @@ class Checkpoint:
             raise self.fail(name, f"cannot be read ({type(error).__name__}: {str(error)[:80]}); "
                                   "restore it from a backup or retrain") from None
 
+    def config(self, **changes: Any) -> Any:
+        """The run's TrainConfig (with ``changes``), or an error naming state.json when its values are unusable."""
+        from .trainer import TrainConfig, TrainingError
+
+        try:
+            return TrainConfig(**{**self.state["config"], **changes})
+        except (TrainingError, TypeError) as error:
+            raise self.fail("state.json", f"has an unusable config ({error}); restore it from a backup or retrain") from None
+
     def model(self) -> LanguageModel:
         """The language model, built from the config after checking it against the weights' shapes."""
         config, weights = self.state["model"], self.arrays("model.npz")
@@ -167,7 +176,9 @@ def open_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if fingerprint is not None and fingerprint != vocabulary_fingerprint(vocab):
         raise CheckpointError(f"checkpoint {folder}: vocab.json does not belong to model.npz (same size, other tokens "
                               "than the model was trained with); the files come from different runs")
-    return Checkpoint(folder, checkpoint_format, state, vocab, files)
+    opened = Checkpoint(folder, checkpoint_format, state, vocab, files)
+    opened.config()  # its values are checked as the command line checks them
+    return opened
 
 
 def load_model(checkpoint: str | os.PathLike) -> tuple[LanguageModel, Vocabulary, dict[str, Any]]:

@@ -73,6 +73,26 @@ class TrainConfig:
     encoding: str = "utf-8"  # the data file's text encoding; undecodable bytes are an error, never replaced
     max_batch_gb: float = 1.0  # lines layout: refuse data whose padded batches would need more memory than this
 
+    def __post_init__(self) -> None:
+        """The ranges the command line checks, checked for Python users and loaded checkpoints too."""
+        problems = [f"{name}={getattr(self, name)!r} (must be an integer >= {low})"
+                    for name, low in (("embed_dim", 1), ("hidden", 1), ("layers", 1), ("seq_len", 1), ("batch_size", 1),
+                                      ("epochs", 1), ("min_freq", 1), ("seed", 0))
+                    if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool)
+                    or getattr(self, name) < low]
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            problems.append(f"lr={self.lr!r} (must be finite and > 0)")
+        if self.clip is not None and not (isinstance(self.clip, (int, float)) and math.isfinite(self.clip) and self.clip >= 0):
+            problems.append(f"clip={self.clip!r} (must be > 0, or None or 0 for no clipping)")
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            problems.append(f"dropout={self.dropout!r} (must be in [0, 1))")
+        if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
+            problems.append(f"val_fraction={self.val_fraction!r} (must be in [0, 1))")
+        if self.max_vocab is not None and not (isinstance(self.max_vocab, int) and self.max_vocab >= 5):
+            problems.append(f"max_vocab={self.max_vocab!r} (must be >= 5: the 4 special tokens and one more)")
+        if problems:
+            raise TrainingError(f"TrainConfig: {'; '.join(problems)}")
+
 
 @dataclass
 class Corpus:
@@ -403,7 +423,7 @@ class Trainer:
         """
         opened = open_checkpoint(checkpoint)
         state = opened.state
-        config = TrainConfig(**state["config"])
+        config = opened.config()
         recorded = config.data
         config.data = str(_locate_data(opened, data))
         trainer = cls(config, load_corpus(config, opened.vocab))
@@ -519,8 +539,9 @@ def evaluate_file(checkpoint: str | os.PathLike, data: str, encoding: str | None
     ``encoding`` is the file's (default: the training data's). Tokens the
     vocabulary does not know count as <unk>, with an UnknownTokensWarning.
     """
-    model, vocab, state = load_model(checkpoint)
-    config = TrainConfig(**{**state["config"], "data": data, "val_fraction": 0.0})
+    opened = open_checkpoint(checkpoint)
+    model, vocab, state = opened.model(), opened.vocab, opened.state
+    config = opened.config(data=data, val_fraction=0.0)
     config.encoding = encoding or config.encoding
     corpus = load_corpus(config, vocab)
     if corpus.unknown.count:
