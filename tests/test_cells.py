@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tinygrad_seq as ts
-from tinygrad_seq import nn
+from tinygrad_seq import nn, viz
 from tinygrad_seq.tensor import topological_order
 
 from .cell_variants import CELLS
@@ -39,9 +39,23 @@ def test_check_cell_catches_a_broken_cell():
         ts.testing.check_cell(LeakyCell(3, 2))
 
 
-def _named_nodes(tensor):
+def _roles(tensor):
+    """{(role, what) } of the tensors that made ``tensor``: what = the gate (with "1-" for a complement) or part."""
     order, _ = topological_order(tensor)
-    return {t.name for t in order if t.name}
+    found = set()
+    for t in order:
+        tags = t.tags
+        if tags.get("role") == "gate":
+            found.add(("gate", ("1-" if tags.get("complement") else "") + tags["gate"]))
+        elif tags.get("role") == "state":
+            found.add(("state", tags.get("part") or tags.get("parts")))
+        elif tags.get("role"):
+            found.add((tags["role"], None))
+    return found
+
+
+def _labels(tensor):
+    return {node.label for node in viz.trace(tensor).nodes.values()}
 
 
 @pytest.fixture
@@ -50,26 +64,49 @@ def transparent():
         yield
 
 
-def test_cells_name_their_gates_in_course_notation(transparent):
+def test_cells_tag_their_gates_with_roles(transparent):
     x = ts.randn(2, 3)
     with ts.tags(t=2):
         a, c = nn.LSTMCell(3, 4)(x)
-    assert {"Γi⟨2⟩", "Γf⟨2⟩", "c̃⟨2⟩", "Γo⟨2⟩"} <= _named_nodes(a)
+    assert {("gate", "update"), ("gate", "forget"), ("gate", "candidate"), ("gate", "output")} <= _roles(a)
+    assert {"Γu⟨2⟩", "Γf⟨2⟩", "c̃⟨2⟩", "Γo⟨2⟩"} <= _labels(a)  # the labels come from the roles
     with ts.tags(t=5):
         h = nn.GRUCell(3, 4)(x)
-    assert {"Γr⟨5⟩", "z⟨5⟩", "c̃⟨5⟩"} <= _named_nodes(h)
-    assert {"z", "c̃"} <= _named_nodes(nn.SimplifiedGRUCell(3, 4)(x))  # no time step tagged: no ⟨t⟩
+    assert {("gate", "reset"), ("gate", "1-update"), ("gate", "candidate")} <= _roles(h)
+    assert {"Γr⟨5⟩", "z⟨5⟩", "c̃⟨5⟩"} <= _labels(h)
+    assert {("gate", "1-update"), ("gate", "candidate")} <= _roles(nn.SimplifiedGRUCell(3, 4)(x))
 
 
-def test_recurrent_tags_and_names_every_step(transparent):
+ROLES_OF_CELLS = {  # what every built-in cell's unrolled graph holds, on both paths
+    "rnn": ({("state", "a"), ("input", None)}, {("state", "a")}),  # fused: inputs projected before the loop
+    "gru": ({("state", "a"), ("input", None), ("gate", "reset"), ("gate", "1-update"), ("gate", "candidate")},
+            {("state", "a")}),
+    "simplified_gru": ({("state", "a"), ("input", None), ("gate", "1-update"), ("gate", "candidate")}, {("state", "a")}),
+    "lstm": ({("state", "a"), ("state", "c"), ("input", None), ("gate", "update"), ("gate", "forget"),
+              ("gate", "candidate"), ("gate", "output")}, {("state", ("a", "c"))}),
+}
+
+
+@pytest.mark.parametrize("name", list(ROLES_OF_CELLS))
+def test_every_built_in_cell_carries_the_documented_roles_on_both_paths(name):
+    gate_by_gate, fused = ROLES_OF_CELLS[name]
+    x = ts.randn(3, 2, 3, requires_grad=True)
+    with ts.transparent():
+        out, _ = nn.Recurrent(nn.make_cell(name, 3, 4))(x)
+    assert _roles(out) == gate_by_gate
+    out, _ = nn.Recurrent(nn.make_cell(name, 3, 4))(x)
+    assert fused <= _roles(out) and not any(role == "gate" for role, _ in _roles(out))
+
+
+def test_recurrent_tags_every_step_with_roles(transparent):
     x = ts.randn(3, 2, 3)
     layer = nn.Recurrent(nn.LSTMCell(3, 4), reverse=True)
     layer.layer = 1
     out, (a, c) = layer(x)
-    assert a.name == "a⟨1⟩" and c.name == "c⟨1⟩"  # reverse: the last step processed is position 1
-    assert a.tags == {"t": 1, "layer": 1, "direction": "reverse", "cell": "LSTMCell"}
-    names = _named_nodes(out)
-    assert {"a⟨1⟩", "a⟨2⟩", "a⟨3⟩", "c⟨3⟩", "Γf⟨3⟩"} <= names
+    # reverse: the last step processed is position 1
+    assert a.tags == {"t": 1, "layer": 1, "direction": "reverse", "cell": "LSTMCell", "role": "state", "part": "a"}
+    assert c.tags["part"] == "c" and c.tags["t"] == 1
+    assert {"a⟨1⟩", "a⟨2⟩", "a⟨3⟩", "c⟨3⟩", "Γf⟨3⟩", "a[0]⟨2⟩", "a⟨0⟩", "c⟨0⟩"} <= _labels(out)
 
 
 def test_outputs_are_the_states_and_batch_first_transposes():

@@ -35,7 +35,7 @@ def test_one_cluster_per_time_step_with_course_labels():
     source = viz.draw_graph(loss, params=model.parameters()).source
     labels = cluster_labels(source)
     assert [label for label in labels if label.startswith("t = ")] == ["t = 1", "t = 2", "t = 3"] * 2  # the LSTM's and the output layer's
-    for text in ("a⟨2⟩", "c⟨3⟩", "Γf⟨1⟩", "Γi⟨2⟩", "Γo⟨3⟩", "c̃⟨1⟩", "ŷ⟨2⟩", "L⟨3⟩", "x⟨1⟩", "a⟨0⟩"):
+    for text in ("a⟨2⟩", "c⟨3⟩", "Γf⟨1⟩", "Γu⟨2⟩", "Γo⟨3⟩", "c̃⟨1⟩", "ŷ⟨2⟩", "L⟨3⟩", "x⟨1⟩", "a⟨0⟩"):
         assert text in source, text
     assert "rnn.weight_hh_l0 · W_aa" in source and "rnn.weight_ih_l0 · W_ax" in source and "head.weight" in source
 

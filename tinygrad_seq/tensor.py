@@ -89,6 +89,18 @@ def tags(**new_tags: Any) -> Iterator[dict[str, Any]]:
         settings.current_tags = previous
 
 
+def tag(tensor: Tensor, **new_tags: Any) -> Tensor:
+    """Add tags to this one tensor (not to the nodes made after it) and return it.
+
+    What a tensor *is* in a recurrent step (its role: a state part, a gate,
+    ...) is recorded this way by ``nn.roles``; the tags then show in
+    ``tensor.tags``, in ``viz.trace`` and in the backward stepper, also for
+    leaves (an initial state) that have no node.
+    """
+    tensor._own_tags = {**(tensor._own_tags or {}), **new_tags}
+    return tensor
+
+
 @contextlib.contextmanager
 def detect_anomaly() -> Iterator[None]:
     """Inside the block, the first op whose output or gradient holds NaN or inf raises FloatingPointError.
@@ -193,6 +205,12 @@ class Function:
             result.requires_grad = True
             result.grad_fn = fn
         return result
+
+    def part_grads(self, grad: Any) -> tuple[Any, ...]:
+        """For a node whose result packs several parts along axis 0 (a fused step's state [a⟨t⟩, c⟨t⟩]):
+        the gradient of each part. A node in which one part also flows into another (the LSTM's c⟨t⟩
+        into a⟨t⟩) overrides it to add that flow; ``viz.gradient_flow`` asks every such node this way."""
+        return tuple(grad[i] for i in range(grad.shape[0]))
 
     def is_view(self) -> bool:
         """For an op with ``view_of_input``: whether this call's result shares its input's memory (after forward)."""
@@ -326,7 +344,8 @@ class Tensor:
            [6., 8.]], dtype=float32)
     """
 
-    __slots__ = ("_data", "_counter", "_grad", "requires_grad", "grad_fn", "name", "_hooks", "_retains_grad", "__weakref__")
+    __slots__ = ("_data", "_counter", "_grad", "requires_grad", "grad_fn", "name", "_hooks", "_retains_grad", "_own_tags",
+                 "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operators
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None, name: str | None = None) -> None:
@@ -339,6 +358,7 @@ class Tensor:
         self.name = name
         self._hooks: list[Callable[[Any], Any]] | None = None
         self._retains_grad = False
+        self._own_tags: dict[str, Any] | None = None
         self.requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
@@ -355,6 +375,7 @@ class Tensor:
         tensor.name = name
         tensor._hooks = None
         tensor._retains_grad = False
+        tensor._own_tags = None
         return tensor
 
     # ---- the data and its version
@@ -428,8 +449,11 @@ class Tensor:
 
     @property
     def tags(self) -> dict[str, Any]:
-        """The tags recorded on the node that made this tensor ({} for leaves)."""
-        return dict(self.grad_fn.tags) if self.grad_fn is not None else {}
+        """The tags recorded on the node that made this tensor, with those given to it by ``tag`` ({} for others)."""
+        found = dict(self.grad_fn.tags) if self.grad_fn is not None else {}
+        if self._own_tags:
+            found.update(self._own_tags)
+        return found
 
     @property
     def grad(self) -> Any:
@@ -907,7 +931,7 @@ class BackwardStep:
 
     @property
     def tags(self) -> dict[str, Any]:
-        return self.node.tags
+        return self.tensor.tags
 
     def __repr__(self) -> str:
         shapes = [None if g is None else tuple(g.shape) for g in self.input_grads]

@@ -14,12 +14,13 @@ init           uniform_, normal_, xavier_*, kaiming_uniform_, orthogonal_, zeros
                forget_bias_
 cells          RecurrentCell (the base), RNNCell, GRUCell, SimplifiedGRUCell,
                LSTMCell; register_cell, make_cell
+roles          gate (and state, output, loss): what a step's tensors are, for the tools
 recurrent      Recurrent (unroll any cell), Bidirectional, Stacked
 rnn            RNN, GRU, LSTM (PyTorch's layers and state-dict keys)
 course         load_course_parameters (a course notebook's Wax, Wf, ... into a cell)
 =============  ===============================================================
 """
-from . import functional, init
+from . import functional, init, roles
 from .activation import ReLU, Sigmoid, Tanh
 from .course import load_course_parameters
 from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, SimplifiedGRUCell, make_cell, register_cell
@@ -28,10 +29,11 @@ from .embedding import Embedding
 from .linear import Linear
 from .module import Module, ModuleList, Parameter, Sequential
 from .recurrent import Bidirectional, Recurrent, Stacked
+from .roles import gate
 from .rnn import GRU, LSTM, RNN, RecurrentLayer
 
 __all__ = [
     "GRU", "LSTM", "RNN", "Bidirectional", "Dropout", "Embedding", "GRUCell", "LSTMCell", "Linear", "Module", "ModuleList",
     "Parameter", "RNNCell", "ReLU", "Recurrent", "RecurrentCell", "RecurrentLayer", "Sequential", "Sigmoid",
-    "SimplifiedGRUCell", "Stacked", "Tanh", "functional", "init", "load_course_parameters", "make_cell", "register_cell",
+    "SimplifiedGRUCell", "Stacked", "Tanh", "functional", "gate", "init", "roles", "load_course_parameters", "make_cell", "register_cell",
 ]

@@ -35,6 +35,7 @@ from ..tensor import Tensor
 from . import fused as fused_ops
 from . import init
 from .module import Module, Parameter
+from .roles import gate
 
 State = Any  # a Tensor (B, H), or a tuple of them for cells with several state parts
 
@@ -84,18 +85,6 @@ def transparent() -> Iterator[None]:
         yield
     finally:
         settings.transparent = previous
-
-
-def _tag_name(symbol: str) -> str:
-    """``symbol⟨t⟩`` when a time step is tagged (the wrappers tag every step), else ``symbol``."""
-    t = settings.current_tags.get("t")
-    return symbol if t is None else f"{symbol}⟨{t}⟩"
-
-
-def named(tensor: Tensor, symbol: str) -> Tensor:
-    """Give ``tensor`` the course name ``symbol⟨t⟩`` and return it, for reading graphs."""
-    tensor.name = _tag_name(symbol)
-    return tensor
 
 
 class RecurrentCell(Module):
@@ -296,21 +285,21 @@ class GRUCell(RecurrentCell):
         H = self.hidden_size
         if self.reset_after:
             h_r, h_z, h_n = chunk(self.hidden_projection(a_prev), 3, axis=-1)
-            r = named((x_r + h_r).sigmoid(), "Γr")
-            z = named((x_z + h_z).sigmoid(), "z")
-            n = named((x_n + r * h_n).tanh(), "c̃")
+            r = gate((x_r + h_r).sigmoid(), "reset")
+            z = gate((x_z + h_z).sigmoid(), "update", complement=True)  # z = 1 − Γu
+            n = gate((x_n + r * h_n).tanh(), "candidate")
         else:
             # r must multiply a⟨t−1⟩ before the candidate's matmul, so W_hh is used in two parts.
             h_rz = a_prev @ self.weight_hh[: 2 * H].T
             if self.bias_hh is not None:
                 h_rz = h_rz + self.bias_hh[: 2 * H]
             h_r, h_z = chunk(h_rz, 2, axis=-1)
-            r = named((x_r + h_r).sigmoid(), "Γr")
-            z = named((x_z + h_z).sigmoid(), "z")
+            r = gate((x_r + h_r).sigmoid(), "reset")
+            z = gate((x_z + h_z).sigmoid(), "update", complement=True)  # z = 1 − Γu
             h_n = (r * a_prev) @ self.weight_hh[2 * H :].T
             if self.bias_hh is not None:
                 h_n = h_n + self.bias_hh[2 * H :]
-            n = named((x_n + h_n).tanh(), "c̃")
+            n = gate((x_n + h_n).tanh(), "candidate")
         return (1 - z) * n + z * a_prev
 
     def extra_repr(self) -> str:
@@ -343,8 +332,8 @@ class SimplifiedGRUCell(RecurrentCell):
     def equations(self, x: Tensor, a_prev: Tensor) -> Tensor:
         x_z, x_n = chunk(self.input_projection(x), 2, axis=-1)
         h_z, h_n = chunk(self.hidden_projection(a_prev), 2, axis=-1)
-        z = named((x_z + h_z).sigmoid(), "z")
-        n = named((x_n + h_n).tanh(), "c̃")
+        z = gate((x_z + h_z).sigmoid(), "update", complement=True)  # z = 1 − Γu
+        n = gate((x_n + h_n).tanh(), "candidate")
         return (1 - z) * n + z * a_prev
 
 
@@ -402,13 +391,13 @@ class LSTMCell(RecurrentCell):
         if self.peephole:
             i = i + self.weight_ci * c_prev
             f = f + self.weight_cf * c_prev
-        i = named(i.sigmoid(), "Γi")
-        f = named(f.sigmoid(), "Γf")
-        g = named(g.tanh(), "c̃")
+        i = gate(i.sigmoid(), "update")  # PyTorch's input gate i is the course's Γu
+        f = gate(f.sigmoid(), "forget")
+        g = gate(g.tanh(), "candidate")
         c = f * c_prev + i * g
         if self.peephole:
             o = o + self.weight_co * c
-        o = named(o.sigmoid(), "Γo")
+        o = gate(o.sigmoid(), "output")
         return o * c.tanh(), c
 
     def extra_repr(self) -> str:

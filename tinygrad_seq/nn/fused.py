@@ -199,13 +199,13 @@ class LSTMStep(Function):
         self.peepholes = (w_ci, w_cf, w_co) if peephole else None
         return _masked(state, state_prev, running, xp)
 
-    def cell_state_grad(self, grad):
-        """∂L/∂c⟨t⟩ in full from the packed state's gradient: the part through a⟨t⟩ = Γo tanh(c⟨t⟩) added
-        (the packed gradient holds ∂L/∂c⟨t⟩ with a⟨t⟩ held fixed). Needs the saved arrays (retain_graph)."""
+    def part_grads(self, grad):
+        """(∂L/∂a⟨t⟩, ∂L/∂c⟨t⟩) in full: to the packed gradient's c part (a⟨t⟩ held fixed) adds what flows
+        through a⟨t⟩ = Γo tanh(c⟨t⟩) inside the step. Needs the saved arrays (retain_graph)."""
         xp = backend_of(grad).xp
         d_state, d_pass = _split_masked_grad(grad, self.running, xp)
         total = d_state[1] + d_state[0] * self.o * (1 - xp.tanh(self.c) ** 2)
-        return total if d_pass is None else total + d_pass[1]
+        return grad[0], (total if d_pass is None else total + d_pass[1])
 
     def backward(self, grad):
         xp = backend_of(grad).xp

@@ -22,6 +22,7 @@ from ..ops import concat, stack, where
 from .. import settings
 from ..tensor import Tensor, as_tensor, check_finite_input, tags
 from .cells import RecurrentCell, State
+from . import roles
 from .dropout import dropout
 from .module import Module
 
@@ -113,8 +114,9 @@ class Recurrent(Module):
         cell = self.cell
         if state is None:
             state = cell.initial_state(batch_size, like=x)
-            for part, symbol in zip(cell.state_parts(state), cell.state_names):
-                part.name = f"{symbol}⟨0⟩"
+            with tags(layer=self.layer, direction=direction, cell=type(cell).__name__):
+                for part, symbol in zip(cell.state_parts(state), cell.state_names):
+                    roles.state(part, symbol)
         else:
             cell.check_state(state, batch_size)
         if settings.anomaly_mode:
@@ -123,14 +125,11 @@ class Recurrent(Module):
         if cell.uses_fused():
             out, state = self._run_fused(x, state, lengths, direction)
             return (out.swapaxes(0, 1) if self.batch_first else out), state
-        # Course notation: layer 0 reads x⟨t⟩; a deeper layer l reads a[l-1]⟨t⟩, the outputs of the layer below.
-        input_symbol = "x" if self.layer == 0 else f"a[{self.layer - 1}]"
         outputs: list[Tensor | None] = [None] * steps
         xp = x.backend.xp
         for t in (reversed(range(steps)) if self.reverse else range(steps)):
             with tags(t=t + 1, layer=self.layer, direction=direction, cell=type(cell).__name__):
-                x_t = x[t]
-                x_t.name = f"{input_symbol}⟨{t + 1}⟩"
+                x_t = roles.step_input(x[t])
                 new_state = cell(x_t, state)
                 if lengths is not None and (lengths <= t).any():
                     # Sequences already past their end keep their state and output zeros.
@@ -141,7 +140,7 @@ class Recurrent(Module):
                 else:
                     output = cell.output(new_state)
                 for part, symbol in zip(cell.state_parts(new_state), cell.state_names):
-                    part.name = f"{symbol}⟨{t + 1}⟩"
+                    roles.state(part, symbol)
             state = new_state
             outputs[t] = output
         out = stack(outputs)
@@ -157,15 +156,17 @@ class Recurrent(Module):
         packed = cell.pack(state)
         outputs: list[Tensor | None] = [None] * steps
         xp = x.backend.xp
-        names = ", ".join(cell.state_names)
         for t in (reversed(range(steps)) if self.reverse else range(steps)):
             with tags(t=t + 1, **layer_tags):
                 running = None
                 if lengths is not None and (lengths <= t).any():
                     running = xp.asarray((lengths > t)[:, None])
                 packed = cell.fused_step(projected, t, packed, running)
-                # The state tensor carries the name: viz.gradient_flow reads ∂L/∂a⟨t⟩ (and ∂L/∂c⟨t⟩) from it.
-                packed.name = f"a⟨{t + 1}⟩" if len(cell.state_names) == 1 else f"({names})⟨{t + 1}⟩"
+                # One tensor holds every part: viz.gradient_flow asks the step op for each part's gradient.
+                if len(cell.state_names) == 1:
+                    roles.state(packed, cell.state_names[0])
+                else:
+                    roles.packed_state(packed, cell.state_names)
                 output = cell.packed_output(packed)
                 if running is not None:
                     output = where(Tensor.wrap(running), output, 0.0)

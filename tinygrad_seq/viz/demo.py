@@ -35,10 +35,8 @@ class SmallModel:
         total = None
         for t in range(outputs.shape[0]):
             with tags(t=t + 1, layer="output", direction="forward"):
-                y_hat = self.head(outputs[t])
-                y_hat.name = f"ŷ⟨{t + 1}⟩"
-                step_loss = F.cross_entropy(y_hat, self.targets[t], reduction="sum")
-                step_loss.name = f"L⟨{t + 1}⟩"
+                y_hat = nn.roles.output(self.head(outputs[t]))
+                step_loss = nn.roles.loss(F.cross_entropy(y_hat, self.targets[t], reduction="sum"))
             total = step_loss if total is None else total + step_loss
         total.name = "L"
         return total

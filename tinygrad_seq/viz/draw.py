@@ -10,9 +10,10 @@ light blue          parameters (leaves that require grad), with module path
 grey box            inputs (float leaves without grad): x, h0
 small grey text     constants: token ids, masks
 white box           an op's output, labelled with the op
-light yellow        named states: a⟨t⟩, c⟨t⟩
-light green         gates and candidates (Γr, z, Γi, Γf, Γo, c̃), predictions
-                    ŷ⟨t⟩ and per-step losses L⟨t⟩
+light yellow        states (role "state"): a⟨t⟩, c⟨t⟩, a user's parts
+light green         gates and candidates (role "gate": Γu, Γf, Γo, Γr, z, c̃,
+                    a user's), predictions ŷ⟨t⟩ and per-step losses L⟨t⟩
+                    (roles "output", "loss")
 light red           the tensor the graph was drawn from (usually the loss)
 dashed frame        a cluster: one per time step ("t = 3"), inside one per
                     layer and direction for deep and bidirectional models
@@ -36,7 +37,7 @@ from .trace import Graph, GraphNode, course_parameter_name, trace
 
 PARAMETER, INPUT, OP, STATE, GATE, ROOT = "#cfe2f3", "#eeeeee", "#ffffff", "#fff2cc", "#d9ead3", "#f4cccc"
 DONE, CURRENT = "#b7b7b7", "#f6b26b"
-GATE_SYMBOLS = ("Γ", "z⟨", "c̃", "ŷ", "L⟨")
+FILL_BY_ROLE = {"state": STATE, "gate": GATE, "output": GATE, "loss": GATE}  # colours read roles, never labels
 
 
 class Digraph(graphviz.Digraph):
@@ -74,12 +75,7 @@ def _fill(node: GraphNode, root: str) -> str:
         return PARAMETER
     if node.kind in ("input", "constant"):
         return INPUT
-    name = node.tensor.name or ""
-    if name.startswith(("a⟨", "c⟨")):
-        return STATE
-    if name.startswith(GATE_SYMBOLS):
-        return GATE
-    return OP
+    return FILL_BY_ROLE.get(node.role, OP)
 
 
 def _label(node: GraphNode, show_shapes: bool, show_values: bool, grad: Any) -> str:
@@ -87,8 +83,8 @@ def _label(node: GraphNode, show_shapes: bool, show_values: bool, grad: Any) -> 
     if node.kind == "parameter":
         course = course_parameter_name(node.label)
         lines.append(f"{node.label} · {course}" if course else node.label)
-    elif node.kind == "op" and node.tensor.name:
-        lines += [node.tensor.name, node.op]
+    elif node.kind == "op" and node.label != node.op:
+        lines += [node.label, node.op]
     else:
         lines.append(node.label)
     if show_shapes:
@@ -163,7 +159,7 @@ def draw_graph(
             consumers[source].add(graph.nodes[target].step)
         for node in graph.nodes.values():
             steps = consumers.get(node.key, set())
-            if node.kind in ("input", "constant") and len(steps) == 1 and None not in steps:
+            if node.step is None and node.kind in ("input", "constant") and len(steps) == 1 and None not in steps:
                 groups[next(iter(steps))].append(node)
     placed = {node.key: step for step, members in groups.items() for node in members}
     nested = len({(s[0], s[1]) for s in groups}) > 1
@@ -188,7 +184,7 @@ def draw_graph(
             for node in members:
                 group_key[node.key] = key
             cell = next((n.tags.get("cell") for n in members if n.tags.get("cell")), "step")
-            states = sorted({n.tensor.name for n in members if n.tensor.name and n.tensor.name.startswith(("a⟨", "c⟨"))})
+            states = sorted({n.label for n in members if n.role == "state"})
             header = f"t = {t}  {cell}" + (f"  layer {layer} {direction}" if nested else "")
             label = "\\n".join([header, ", ".join(states)] + ([f"({len(members)} nodes)"] if show_shapes else []))
             fill = CURRENT if any(highlight.get(n.key) == CURRENT for n in members) else (

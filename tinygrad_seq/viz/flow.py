@@ -14,7 +14,6 @@ the gates of a GRU or LSTM can keep it alive.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,36 +22,38 @@ import numpy as np
 
 from ..tensor import Tensor, backward_iter
 
-Key = tuple[str, Any, Any]  # ("a" or "c", layer, direction)
-_STATE_NAME = re.compile(r"^(a|c|\(a, c\))⟨(\d+)⟩$")
+Key = tuple[str, Any, Any]  # (state part: "a", "c" or a user's, layer, direction)
 
 
 def gradient_flow(loss: Tensor) -> dict[Key, np.ndarray]:
-    """Run backward on ``loss`` and return the norm of ∂L/∂a⟨t⟩ (and ∂L/∂c⟨t⟩) at every time step.
+    """Run backward on ``loss`` and return the norm of ∂L/∂part⟨t⟩ for every state part at every time step.
 
-    Returns {("a" | "c", layer, direction): array of T norms}, entry t-1 for
-    time step t, found through the states that ``nn.Recurrent`` names and tags
-    (a⟨t⟩, c⟨t⟩, or an LSTM's packed (a, c)⟨t⟩ on the fused path). The norm is
-    taken over the batch and hidden units. Like ``loss.backward()``, it leaves
-    the parameters' gradients and frees the graph.
+    Returns {(part, layer, direction): array of T norms}, entry t-1 for time
+    step t; part is a name of the cell's ``state_names`` ("a", "c", or a
+    user's). The states are found by their role (``nn.roles``), on both
+    paths and for any cell: a tensor holding one part gives its gradient; a
+    fused step's packed state gives each part's through its op's
+    ``part_grads`` (which adds what flows between parts inside the step,
+    such as an LSTM's c⟨t⟩ into a⟨t⟩). The norm is taken over the batch and
+    hidden units. Like ``loss.backward()``, it leaves the parameters'
+    gradients and frees the graph.
     """
     found: dict[Key, dict[int, float]] = {}
     visited = []
-    # The graph is kept while walking it: an LSTM's packed state needs its step's saved arrays
-    # to give ∂L/∂c⟨t⟩ in full. It is freed at the end, as backward() would.
+    # The graph is kept while walking it: a packed state's op needs its saved arrays for part_grads.
+    # It is freed at the end, as backward() would.
     for step in backward_iter(loss, retain_graph=True):
         visited.append(step.node)
-        match = _STATE_NAME.match(step.name or "")
-        if match is None or "t" not in step.tags:
+        tags = step.tags
+        if tags.get("role") != "state" or "t" not in tags:
             continue
-        symbol, t = match.group(1), int(match.group(2))
-        layer, direction = step.tags.get("layer"), step.tags.get("direction")
-        if symbol == "(a, c)":
-            parts = [("a", step.grad[0]), ("c", step.node.cell_state_grad(step.grad))]
+        if "part" in tags:
+            parts = [(tags["part"], step.grad)]
         else:
-            parts = [(symbol, step.grad)]
+            parts = list(zip(tags["parts"], step.node.part_grads(step.grad)))
         for part, values in parts:
-            found.setdefault((part, layer, direction), {})[t] = float(np.linalg.norm(step.tensor.backend.to_host(values)))
+            key = (part, tags.get("layer"), tags.get("direction"))
+            found.setdefault(key, {})[tags["t"]] = float(np.linalg.norm(step.tensor.backend.to_host(values)))
     for node in visited:
         node.free()
     flows = {}

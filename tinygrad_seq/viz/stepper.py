@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..tensor import BackwardStep, Tensor, backward_iter
+from . import notation
 from .draw import CURRENT, DONE, Digraph, draw_graph, summarize
 from .trace import Graph, key_of, trace
 
@@ -30,7 +31,7 @@ class Step:
     Attributes:
         index: 0 for the first step (the loss), counting up.
         total: how many steps the whole backward pass has.
-        op, name, tags: the node's op ("Tanh"), its tensor's name ("a⟨3⟩") and tags.
+        op, name, tags: the node's op ("Tanh"), its tensor's label ("a⟨3⟩", from its role) and tags.
         grad: the gradient arriving at the node's tensor.
         input_grads: (input tensor, gradient sent) for every input that gets one.
         parameter_grads: parameter name -> its gradient so far (running sums of
@@ -58,7 +59,8 @@ class Step:
 
     @property
     def name(self) -> str | None:
-        return self.raw.name
+        """The tensor's label: from its role ("a⟨3⟩", see ``viz.notation``), else its own name."""
+        return notation.label(self.tags) or self.raw.name
 
     @property
     def tags(self) -> dict[str, Any]:

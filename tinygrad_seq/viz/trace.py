@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..tensor import Tensor
+from . import notation
 
 # Course names of the recurrent parameters, by PyTorch name (the part before _l0 / _reverse).
 COURSE_PARAMETER_NAMES = {
@@ -33,15 +34,22 @@ def course_parameter_name(path: str) -> str | None:
 
 @dataclass(eq=False)
 class GraphNode:
-    """One tensor of the graph: an op's output, a parameter, an input or a constant.
+    """One tensor of the graph: an op's output, a parameter, an input or a constant (public API).
 
     Attributes:
         key: a unique id usable in DOT ("n140...").
         tensor: the tensor itself (its data, grad and grad_fn).
         kind: "op" (made by an op), "parameter" (a leaf that requires grad),
             "input" (a float leaf without grad) or "constant" (ints, bools: ids, masks).
-        label: the name to show: the tensor's name, the parameter's path, or the op's name.
-        tags: the tags of the op that made it ({} for leaves).
+        label: what to show: the course label derived from the role
+            (``viz.notation``: "a⟨3⟩", "Γf⟨2⟩"), else the parameter's path, the
+            tensor's name, or the op's name. For display only: tools read ``tags``.
+        tags: ``tensor.tags``: the step's t, layer, direction and cell, and
+            the role ("state" with part, "gate" with gate, "input", "output",
+            "loss"; see ``nn.roles``); {} for a leaf without any.
+        op: the name of the op that made it ("Tanh"), None for leaves.
+        shape: the tensor's shape.
+        role: ``tags.get("role")``.
     """
 
     key: str
@@ -57,6 +65,10 @@ class GraphNode:
     @property
     def shape(self) -> tuple[int, ...]:
         return self.tensor.shape
+
+    @property
+    def role(self) -> str | None:
+        return self.tags.get("role")
 
     @property
     def step(self) -> tuple[Any, Any, Any] | None:
@@ -121,8 +133,10 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
     seen_edges: set[tuple[str, str]] = set()
     for tensor in post_order:
         key = key_of(tensor)
+        tags = tensor.tags
+        course = notation.label(tags)
         if tensor.grad_fn is not None:
-            kind, label = "op", tensor.name or tensor.grad_fn.name
+            kind, label = "op", course or tensor.name or tensor.grad_fn.name
             for arg in tensor.grad_fn.inputs:
                 if isinstance(arg, Tensor) and (key_of(arg), key) not in seen_edges:
                     seen_edges.add((key_of(arg), key))
@@ -130,8 +144,8 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
         elif tensor.requires_grad:
             kind, label = "parameter", names.get(id(tensor)) or tensor.name or "parameter"
         elif tensor.dtype.kind == "f":
-            kind, label = "input", names.get(id(tensor)) or tensor.name or "input"
+            kind, label = "input", names.get(id(tensor)) or course or tensor.name or "input"
         else:
-            kind, label = "constant", tensor.name or str(tensor.dtype)
-        nodes[key] = GraphNode(key, tensor, kind, label, tensor.tags)
+            kind, label = "constant", course or tensor.name or str(tensor.dtype)
+        nodes[key] = GraphNode(key, tensor, kind, label, tags)
     return Graph(nodes, edges, key_of(root))
