@@ -246,7 +246,7 @@ def _check_saved_versions(node: Function, tensor: Tensor) -> None:
         then, exact = counter.value_at(node.recorded_at)
         where = f" at {_where(node.tags)}" if node.tags else ""
         raise RuntimeError(
-            f"backward through {node.name}{where}: {role} {saved_tensor.name or 'unnamed'} of shape {saved_tensor.shape} "
+            f"backward through {node.name}{where}: {role} {describe(saved_tensor)} of shape {saved_tensor.shape} "
             f"was changed in place after {node.name} saved it for backward (version {'' if exact else 'at most '}{then} "
             f"then, {counter.value} now), so the gradient would be computed from the new values. Call backward() before "
             "opt.step() (or nn.init, load_state_dict, any in-place change), or compute the loss again after the change"
@@ -1113,8 +1113,17 @@ def _at(tags: dict[str, Any]) -> str:
     return where if not ("t" in tags or "layer" in tags or "direction" in tags) else f"at {where}"
 
 
+def describe(tensor: Tensor) -> str:
+    """A tensor in words for error messages: its name, else its role ("state a", "gate forget"), else "unnamed"."""
+    if tensor.name:
+        return tensor.name
+    tags = tensor.tags
+    what = tags.get("part") or ", ".join(tags.get("parts", ())) or tags.get("gate", "")
+    return f"{tags['role']} {what}".strip() if "role" in tags else "unnamed"
+
+
 def _input_names(args: Sequence[Any]) -> str:
-    names = [f"{a.name or 'unnamed'} {tuple(a.shape)}" for a in args if isinstance(a, Tensor)]
+    names = [f"{describe(a)} {tuple(a.shape)}" for a in args if isinstance(a, Tensor)]
     return ", ".join(names) or "none"
 
 

@@ -16,7 +16,7 @@ W_ax, W_aa, b_a              weight_ih (G·H, I), weight_hh (G·H, H),
 Γu (GRU update gate)         1 − z   (PyTorch keeps z, the "keep" gate)
 Γr (GRU relevance gate)      r
 c̃⟨t⟩ (candidate)             n (GRU), g (LSTM)
-Γf, Γi, Γo (LSTM)            f, i, o
+Γu, Γf, Γo (LSTM)            i, f, o
 ===========================  ==========================================
 """
 from __future__ import annotations
@@ -341,10 +341,10 @@ class SimplifiedGRUCell(RecurrentCell):
 class LSTMCell(RecurrentCell):
     """Long short-term memory (Hochreiter and Schmidhuber), PyTorch's formulation:
 
-        Γi = σ(W_ii x + b_ii + W_hi a⟨t−1⟩ + b_hi [+ w_ci ⊙ c⟨t−1⟩])     input (update) gate
+        Γu = σ(W_ii x + b_ii + W_hi a⟨t−1⟩ + b_hi [+ w_ci ⊙ c⟨t−1⟩])     update gate (PyTorch's input gate i)
         Γf = σ(W_if x + b_if + W_hf a⟨t−1⟩ + b_hf [+ w_cf ⊙ c⟨t−1⟩])     forget gate
         c̃⟨t⟩ = tanh(W_ig x + b_ig + W_hg a⟨t−1⟩ + b_hg)                  candidate
-        c⟨t⟩ = Γf ⊙ c⟨t−1⟩ + Γi ⊙ c̃⟨t⟩
+        c⟨t⟩ = Γf ⊙ c⟨t−1⟩ + Γu ⊙ c̃⟨t⟩
         Γo = σ(W_io x + b_io + W_ho a⟨t−1⟩ + b_ho [+ w_co ⊙ c⟨t⟩])       output gate
         a⟨t⟩ = Γo ⊙ tanh(c⟨t⟩)
 

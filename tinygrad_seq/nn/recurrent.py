@@ -3,8 +3,10 @@
 Cells are one step; these wrappers own the time loop, so they accept any
 cell, the built-in ones and yours. Every step runs inside
 ``ts.tags(t=..., layer=..., direction=..., cell=...)`` (t counted from 1 along
-the sequence, also in the reverse direction; cell is the cell's class name), and the states are named a⟨t⟩ and
-c⟨t⟩, so a rendered graph clusters by time step and reads in course notation.
+the sequence, also in the reverse direction; cell is the cell's class name),
+and its input and state parts get their roles (``nn.roles``: "input", "state"
+with the part's name), so a rendered graph clusters by time step and every
+tool finds every cell's states, whatever their names.
 
 Variable lengths follow PyTorch's packed sequences: each sequence stops at its
 own length, outputs past it are zero, the final state is the one at its last
