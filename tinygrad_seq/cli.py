@@ -89,8 +89,13 @@ def encoding_name(text: str) -> str:
         raise argparse.ArgumentTypeError(f"must be a text encoding Python knows (utf-8, latin-1, cp1252, ...); got {text!r}") from None
 
 
+def _import_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE", help=help)
+
+
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cell", default="rnn", help="a registered cell: rnn, gru, lstm, simplified_gru, ... (default rnn)")
+    _import_argument(parser, "a module or .py file to import first (e.g. one that registers your cell)")
     parser.add_argument("--steps", type=integer(1), default=3, help="time steps to unroll, >= 1 (default 3)")
     parser.add_argument("--layers", type=integer(1), default=1, help="stacked layers, >= 1 (default 1)")
     parser.add_argument("--bidirectional", action="store_true", help="add a reverse direction to every layer")
@@ -168,8 +173,7 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     train.add_argument("--seed", type=integer(0), default=0, help=">= 0 (default 0)")
     train.add_argument("--backend", choices=["numpy", "cupy"], default=argparse.SUPPRESS)
     train.add_argument("--out", default="checkpoint", help="checkpoint directory (default ./checkpoint)")
-    train.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                       help="a module or .py file to import first (e.g. one that registers your cell)")
+    _import_argument(train, "a module or .py file to import first (e.g. one that registers your cell)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run saved in --out exactly where it stopped (--epochs, --lr, --clip may change)")
     train.add_argument("--overwrite", action="store_true",
@@ -187,16 +191,14 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     sample.add_argument("--max-len", type=integer(1), default=50, help="tokens per sample at most, >= 1 (default 50)")
     sample.add_argument("--prime", default="", help="text to start from")
     sample.add_argument("--seed", type=integer(0), default=None, help=">= 0")
-    sample.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                        help="the module or .py file that registered the checkpoint's cell, as at train time")
+    _import_argument(sample, "the module or .py file that registered the checkpoint's cell, as at train time")
 
     evaluate = commands.add_parser("eval", help="loss and perplexity of a checkpoint on a text file")
     evaluate.add_argument("--checkpoint", required=True)
     evaluate.add_argument("--data", required=True, help="a text file")
     evaluate.add_argument("--encoding", type=encoding_name, default=None,
                           help="the data's text encoding (default: the one the checkpoint was trained with)")
-    evaluate.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
-                          help="the module or .py file that registered the checkpoint's cell, as at train time")
+    _import_argument(evaluate, "the module or .py file that registered the checkpoint's cell, as at train time")
     return parser
 
 

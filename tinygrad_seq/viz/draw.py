@@ -62,6 +62,10 @@ def summarize(array: Any, limit: int = 6) -> str:
     """A short text for a small array's values, or its mean and spread for a large one."""
     if isinstance(array, SliceGrad):
         return f"[{array.index}]: " + summarize(array.values, limit)
+    if isinstance(array, list):  # several lazy parts for one input (blocks of a weight's rows)
+        array = sum(part.dense() for part in array)
+    elif hasattr(array, "dense"):  # a lazy gradient (a weight's per-step outer product): shown in full
+        array = array.dense()
     values = np.asarray(Tensor.wrap(array).numpy() if not isinstance(array, np.ndarray) else array, dtype=np.float64)
     if values.size <= limit:
         return np.array2string(values.ravel(), precision=3, separator=" ", suppress_small=True)

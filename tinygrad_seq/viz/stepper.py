@@ -34,8 +34,10 @@ class Step:
         op, name, tags: the node's op ("Tanh"), its tensor's label ("a⟨3⟩", from its role) and tags.
         grad: the gradient arriving at the node's tensor.
         input_grads: (input tensor, gradient sent) for every input that gets one.
-        parameter_grads: parameter name -> its gradient so far (running sums of
-            a weight shared across time steps grow step by step).
+        parameter_grads: parameter name -> its gradient so far, for every
+            parameter from the first step on (zeros until its first
+            contribution; the running sum of a weight shared across time
+            steps grows step by step).
     """
 
     def __init__(self, raw: BackwardStep, index: int, total: int, graph: Graph, done: list[str],
@@ -48,10 +50,9 @@ class Step:
         self.parameter_grads = {}
         for name, p in parameters.items():
             running = raw.running_grad(p)
-            if running is None and p.grad is not None:
-                running = p.grad.copy()
-            if running is not None:
-                self.parameter_grads[name] = running
+            if running is None:  # complete already, or not reached yet: zeros until its first contribution
+                running = p.grad.copy() if p.grad is not None else p.backend.xp.zeros(p.shape, dtype=p.dtype)
+            self.parameter_grads[name] = running
 
     @property
     def op(self) -> str:

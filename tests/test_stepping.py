@@ -1,0 +1,43 @@
+"""Stepping through backpropagation: every parameter from the first step, the fused path, a user's cell."""
+import numpy as np
+import pytest
+
+import tinygrad_seq as ts
+from tinygrad_seq import viz
+from tinygrad_seq.cli import main as cli
+from tinygrad_seq.viz import demo
+
+
+def test_every_parameter_is_reported_from_the_first_step():
+    model = demo.small_model("rnn", steps=3)
+    params = model.parameters()
+    with ts.transparent():
+        loss = model.loss()
+    steps = list(viz.backward_steps(loss, params=params))
+    assert all(set(step.parameter_grads) == set(params) for step in steps)
+    first = steps[0].parameter_grads["rnn.weight_hh_l0"]
+    assert first.shape == params["rnn.weight_hh_l0"].shape and not first.any()  # zeros until its first contribution
+    norms = [np.linalg.norm(step.parameter_grads["rnn.weight_hh_l0"]) for step in steps]
+    assert norms[0] == 0 and norms[-1] > 0
+    np.testing.assert_allclose(steps[-1].parameter_grads["rnn.weight_hh_l0"], params["rnn.weight_hh_l0"].grad)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm", "simplified_gru"])
+def test_bptt_steps_through_the_fused_path(tmp_path, capsys, cell):
+    assert cli(["bptt", "--cell", cell, "--fused", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    frames = sorted(tmp_path.glob("step_*.svg"))
+    assert frames and f"{len(frames)} steps." in printed
+    last = frames[-1].read_text()
+    assert "<svg" in last and "∇" in last  # the current node shows the gradient it received
+
+
+def test_graph_and_bptt_accept_import(tmp_path, capsys):
+    module = tmp_path / "my_cells.py"
+    module.write_text("from tinygrad_seq import nn\n\n@nn.register_cell('stepping_tanh')\nclass Mine(nn.RNNCell):\n    pass\n")
+    try:
+        assert cli(["graph", "--cell", "stepping_tanh", "--import", str(module), "--out", str(tmp_path / "g.svg")]) == 0
+        assert cli(["bptt", "--cell", "stepping_tanh", "--import", str(module), "--steps", "2", "--out", str(tmp_path / "b")]) == 0
+    finally:
+        ts.settings.cell_registry.pop("stepping_tanh", None)
+    assert (tmp_path / "g.svg").exists() and list((tmp_path / "b").glob("step_*.svg"))
