@@ -141,6 +141,7 @@ def test_autograd_guide_aliasing_and_version_examples_run():
 DOCUMENTS = ["README.md", *(f"docs/{path.name}" for path in sorted((ROOT / "docs").glob("*.md")))]
 FENCE = re.compile(r"^([ \t]*)```python[ \t]*\n(.*?)^\1```[ \t]*$", re.M | re.S)
 NEEDS = re.compile(r"^# needs: (.+)$", re.M)
+SKIP = re.compile(r"\A\s*# skip: (.+)$", re.M)
 
 
 def doc_examples(document):
@@ -173,23 +174,32 @@ def test_every_python_block_in_the_docs_runs(document, tmp_path, monkeypatch):
     """Every ```python block of README.md and docs/*.md runs, as a reader would run it.
 
     Each document's blocks run in order in one namespace (a later block may use
-    what an earlier one made), with stdout captured, from a temporary folder
-    holding a copy of demos/ (so "demos/data/dinos.txt" works and files the
-    examples write land there). Tracebacks point at the document's own lines.
+    what an earlier one made), with stdout captured, with the repository's root
+    as working directory: a scratch copy of it (so "demos/data/dinos.txt"
+    works and the files the examples write never land in the tree).
+    Tracebacks point at the document's own lines.
 
-    A block whose code has a line ``# needs: torch`` (module names, comma
-    separated) runs only where those modules import; where one is missing,
-    that block and the rest of the document are skipped, since later blocks
-    may use what it made. Nothing else is added to the code the reader sees.
+    A block whose first line is ``# skip: <reason>`` (it needs a GPU, say) is
+    skipped with that reason. A block with a line ``# needs: torch`` (module
+    names, comma separated) runs only where those modules import; where one
+    is missing, that block and the rest of the document are skipped, since
+    later blocks may use what it made. Nothing else is added to the code the
+    reader sees.
     """
-    shutil.copytree(ROOT / "demos", tmp_path / "demos", ignore=shutil.ignore_patterns("__pycache__"))
-    monkeypatch.chdir(tmp_path)
+    scratch = tmp_path / "repository"
+    shutil.copytree(ROOT, scratch, ignore=shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", ".whl", ".gl"))
+    monkeypatch.chdir(scratch)
     import tinygrad_seq as ts
 
     monkeypatch.setattr(ts.settings, "backend", ts.get_backend())  # an example may switch backends
     monkeypatch.setattr(ts.settings, "cell_registry", dict(ts.settings.cell_registry))  # or register a cell
     namespace = {"__name__": "__main__"}
+    skipped = []
     for index, (line, code) in enumerate(doc_examples(document)):
+        reason = SKIP.match(code)
+        if reason:
+            skipped.append(f"block {index} (line {line}): {reason.group(1)}")
+            continue
         missing = [name for name in needs(code) if not importable(name)]
         if missing:
             pytest.skip(f"{document}: python block {index} (line {line}) and the rest need {', '.join(missing)}")
@@ -203,3 +213,16 @@ def test_every_python_block_in_the_docs_runs(document, tmp_path, monkeypatch):
             printed = out.getvalue()[-2000:]
             pytest.fail(f"{document}: python block {index} (counting from 0; its fence is on line {line}) raised "
                         + failure + (f"\nit printed:\n{printed}" if printed else ""), pytrace=False)
+    if skipped:
+        pytest.skip(f"{document}: the other blocks ran; skipped " + "; ".join(skipped))
+
+
+def test_doc_blocks_have_no_placeholders_and_the_skip_marker_reads_its_reason():
+    placeholder = re.compile(r"^[^#]*(?:^|[=(,\s])\.\.\.(?:\s*$|[),])")
+    for document in DOCUMENTS:
+        for line, code in doc_examples(document):
+            lines = [text for text in code.splitlines() if placeholder.search(text.split("  #")[0])]
+            assert not lines, f"{document}: the python block at line {line} has a '...' placeholder: {lines}"
+    assert SKIP.match("# skip: needs a GPU\nimport cupy").group(1) == "needs a GPU"
+    assert SKIP.match("import cupy  # skip: no") is None
+
