@@ -49,6 +49,8 @@ def _roles(tensor):
             found.add(("gate", ("1-" if tags.get("complement") else "") + tags["gate"]))
         elif tags.get("role") == "state":
             found.add(("state", tags.get("part") or tags.get("parts")))
+        elif tags.get("role") == "projection":
+            found.add(("projection", tags["source"]))
         elif tags.get("role"):
             found.add((tags["role"], None))
     return found
@@ -73,17 +75,19 @@ def test_cells_tag_their_gates_with_roles(transparent):
     with ts.tags(t=5):
         h = nn.GRUCell(3, 4)(x)
     assert {("gate", "reset"), ("gate", "1-update"), ("gate", "candidate")} <= _roles(h)
-    assert {"Γr⟨5⟩", "z⟨5⟩", "c̃⟨5⟩"} <= _labels(h)
+    assert {"Γr⟨5⟩", "z⟨5⟩ = 1 − Γu⟨5⟩", "c̃⟨5⟩", "W_ax x⟨5⟩", "W_aa a⟨4⟩"} <= _labels(h)
     assert {("gate", "1-update"), ("gate", "candidate")} <= _roles(nn.SimplifiedGRUCell(3, 4)(x))
 
 
+PROJECTIONS = {("projection", "input"), ("projection", "state")}  # W_ax x⟨t⟩ and W_aa a⟨t−1⟩, all gates at once
 ROLES_OF_CELLS = {  # what every built-in cell's unrolled graph holds, on both paths
-    "rnn": ({("state", "a"), ("input", None)}, {("state", "a")}),  # fused: inputs projected before the loop
-    "gru": ({("state", "a"), ("input", None), ("gate", "reset"), ("gate", "1-update"), ("gate", "candidate")},
+    "rnn": ({("state", "a"), ("input", None), *PROJECTIONS}, {("state", "a")}),  # fused: inputs projected before the loop
+    "gru": ({("state", "a"), ("input", None), ("gate", "reset"), ("gate", "1-update"), ("gate", "candidate"), *PROJECTIONS},
             {("state", "a")}),
-    "simplified_gru": ({("state", "a"), ("input", None), ("gate", "1-update"), ("gate", "candidate")}, {("state", "a")}),
+    "simplified_gru": ({("state", "a"), ("input", None), ("gate", "1-update"), ("gate", "candidate"), *PROJECTIONS},
+                       {("state", "a")}),
     "lstm": ({("state", "a"), ("state", "c"), ("input", None), ("gate", "update"), ("gate", "forget"),
-              ("gate", "candidate"), ("gate", "output")}, {("state", ("a", "c"))}),
+              ("gate", "candidate"), ("gate", "output"), *PROJECTIONS}, {("state", ("a", "c"))}),
 }
 
 
@@ -106,7 +110,8 @@ def test_recurrent_tags_every_step_with_roles(transparent):
     # reverse: the last step processed is position 1
     assert a.tags == {"t": 1, "layer": 1, "direction": "reverse", "cell": "LSTMCell", "role": "state", "part": "a"}
     assert c.tags["part"] == "c" and c.tags["t"] == 1
-    assert {"a⟨1⟩", "a⟨2⟩", "a⟨3⟩", "c⟨3⟩", "Γf⟨3⟩", "a[0]⟨2⟩", "a⟨0⟩", "c⟨0⟩"} <= _labels(out)
+    # layer 1 of a deep RNN is the course's a^[2] and reads a^[1]; the reverse direction starts from ←a⟨T+1⟩
+    assert {"←a^[2]⟨1⟩", "←a^[2]⟨3⟩", "←c^[2]⟨3⟩", "Γf⟨3⟩", "a^[1]⟨2⟩", "←a^[2]⟨4⟩", "←c^[2]⟨4⟩"} <= _labels(out)
 
 
 def test_outputs_are_the_states_and_batch_first_transposes():

@@ -80,7 +80,8 @@ def test_renaming_every_label_changes_no_tool(monkeypatch):
     renamed = {name: f"G_{name}" for name in notation.GATE_SYMBOLS}
     monkeypatch.setattr(notation, "GATE_SYMBOLS", renamed)
     monkeypatch.setattr(notation, "SYMBOLS", {role: f"<{role}>" for role in notation.SYMBOLS})
-    monkeypatch.setattr(notation, "symbol", lambda tags, original=notation.symbol: original(tags) and f"«{original(tags)}»")
+    original = notation.symbol
+    monkeypatch.setattr(notation, "symbol", lambda tags, context=notation.Context(): original(tags, context) and f"«{original(tags, context)}»")
     flows_after, fills_after, stepped_after, labels_after = snapshot()
     assert labels_after != labels and "«G_candidate»⟨1⟩" in labels_after and "«a»⟨2⟩" in labels_after
     assert fills_after == fills and stepped_after == stepped

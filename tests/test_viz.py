@@ -45,7 +45,7 @@ def test_fused_graphs_keep_one_cluster_per_time_step():
     source = viz.draw_graph(model.loss(), params=model.parameters()).source
     assert {"t = 1", "t = 2", "t = 3", "layer 0", "layer 1"} <= set(cluster_labels(source))
     assert source.count("LSTMStep") == 6 and "Γf" not in source  # one node per cell step
-    assert "(a, c)⟨3⟩" in source and "(a, c)⟨1⟩" in source
+    assert "(a, c)^[1]⟨3⟩" in source and "(a, c)^[2]⟨1⟩" in source  # a deep RNN: layers a^[l], from 1
 
 
 def test_clusters_nest_per_layer_and_direction():
@@ -188,7 +188,8 @@ def test_steps_report_what_flows():
     assert "t=3 layer=0 direction=forward" in tanh.describe() and "Tanh a⟨3⟩" in tanh.describe()
     # W_ax is shared by every time step: its running gradient changes once per step as the walk goes back in time.
     history = [s.parameter_grads["rnn.weight_ih_l0"].copy() for s in steps if "rnn.weight_ih_l0" in s.parameter_grads]
-    assert len({h.tobytes() for h in history}) == 3
+    assert len(history) == len(steps)  # every parameter from the first step on
+    assert len({h.tobytes() for h in history}) == 4  # zeros, then one contribution per time step
     np.testing.assert_array_equal(history[-1], model.rnn.weight_ih_l0.grad)
 
 

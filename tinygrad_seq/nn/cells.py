@@ -35,7 +35,7 @@ from ..tensor import Tensor
 from . import fused as fused_ops
 from . import init
 from .module import Module, Parameter
-from .roles import gate
+from .roles import gate, projection
 
 State = Any  # a Tensor (B, H), or a tuple of them for cells with several state parts
 
@@ -169,11 +169,11 @@ class RecurrentCell(Module):
 
     def input_projection(self, x: Tensor) -> Tensor:
         """x W_ih^T + b_ih for every gate at once: (..., I) -> (..., G·H)."""
-        return linear(x, self.weight_ih, self.bias_ih)
+        return projection(linear(x, self.weight_ih, self.bias_ih), "input")
 
     def hidden_projection(self, h: Tensor) -> Tensor:
         """h W_hh^T + b_hh for every gate at once: (B, H) -> (B, G·H)."""
-        return linear(h, self.weight_hh, self.bias_hh)
+        return projection(linear(h, self.weight_hh, self.bias_hh), "state")
 
     def prepare(self, x: Tensor, state: State | None) -> State:
         self.check_input(x)

@@ -116,7 +116,8 @@ class Recurrent(Module):
         cell = self.cell
         if state is None:
             state = cell.initial_state(batch_size, like=x)
-            with tags(layer=self.layer, direction=direction, cell=type(cell).__name__):
+            # The reverse direction starts after the last step: the course's ←a⟨T+1⟩.
+            with tags(layer=self.layer, direction=direction, cell=type(cell).__name__, start=steps + 1 if self.reverse else 0):
                 for part, symbol in zip(cell.state_parts(state), cell.state_names):
                     roles.state(part, symbol)
         else:

@@ -20,6 +20,8 @@ role       extra tag              what
                                   layer 0)
 "output"                          ŷ⟨t⟩, a prediction made from a⟨t⟩
 "loss"                            L⟨t⟩, a per-step loss
+"projec-   ``source``: "input"    a matmul of all gates at once: W_ax x⟨t⟩
+tion"      or "state"             (+ b) or W_aa a⟨t−1⟩ (+ b)
 =========  =====================  ==========================================
 
 How the built-in cells map (PyTorch's gate names on the left):
@@ -47,7 +49,7 @@ from __future__ import annotations
 from .. import settings
 from ..tensor import Tensor, tag
 
-ROLES = ("state", "gate", "input", "output", "loss")
+ROLES = ("state", "gate", "input", "output", "loss", "projection")
 GATES = ("update", "forget", "output", "reset", "candidate")  # the course's gates; a cell may name others
 
 
@@ -88,9 +90,14 @@ def output(tensor: Tensor) -> Tensor:
     return _mark(tensor, role="output")
 
 
+def projection(tensor: Tensor, source: str) -> Tensor:
+    """Mark ``tensor`` as the matmul of every gate at once, of the step's input (``source="input"``) or state."""
+    return _mark(tensor, role="projection", source=source)
+
+
 def loss(tensor: Tensor) -> Tensor:
     """Mark ``tensor`` as L⟨t⟩, the loss of the step being computed."""
     return _mark(tensor, role="loss")
 
 
-__all__ = ["GATES", "ROLES", "gate", "loss", "output", "packed_state", "state", "step_input"]
+__all__ = ["GATES", "ROLES", "gate", "loss", "output", "packed_state", "projection", "state", "step_input"]

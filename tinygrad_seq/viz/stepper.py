@@ -61,7 +61,7 @@ class Step:
     @property
     def name(self) -> str | None:
         """The tensor's label: from its role ("a⟨3⟩", see ``viz.notation``), else its own name."""
-        return notation.label(self.tags) or self.raw.name
+        return notation.label(self.tags, self.graph.context) or self.raw.name
 
     @property
     def tags(self) -> dict[str, Any]:

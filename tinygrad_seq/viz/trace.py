@@ -18,8 +18,8 @@ from . import notation
 COURSE_PARAMETER_NAMES = {
     "weight_ih": "W_ax",
     "weight_hh": "W_aa",
-    "bias_ih": "b_a",
-    "bias_hh": "b_a",
+    "bias_ih": "b_a (with W_ax)",  # PyTorch keeps b_a as two vectors, one added to each matmul
+    "bias_hh": "b_a (with W_aa)",
     "weight_ci": "w_ci",
     "weight_cf": "w_cf",
     "weight_co": "w_co",
@@ -85,6 +85,7 @@ class Graph:
     nodes: dict[str, GraphNode]
     edges: list[tuple[str, str]]
     root: str
+    context: notation.Context = field(default_factory=notation.Context)  # deep and/or bidirectional: how to write states
 
     def __len__(self) -> int:
         return len(self.nodes)
@@ -131,10 +132,12 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
     nodes: dict[str, GraphNode] = {}
     edges: list[tuple[str, str]] = []
     seen_edges: set[tuple[str, str]] = set()
+    all_tags = {key_of(tensor): tensor.tags for tensor in post_order}
+    context = notation.Context.of(all_tags.values())
     for tensor in post_order:
         key = key_of(tensor)
-        tags = tensor.tags
-        course = notation.label(tags)
+        tags = all_tags[key]
+        course = notation.label(tags, context)
         if tensor.grad_fn is not None:
             kind, label = "op", course or tensor.name or tensor.grad_fn.name
             for arg in tensor.grad_fn.inputs:
@@ -148,4 +151,4 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
         else:
             kind, label = "constant", course or tensor.name or str(tensor.dtype)
         nodes[key] = GraphNode(key, tensor, kind, label, tags)
-    return Graph(nodes, edges, key_of(root))
+    return Graph(nodes, edges, key_of(root), context)
