@@ -25,7 +25,7 @@ def unrolled_rnn(out: Path) -> list[str]:
     lines = []
     for step in viz.backward_steps(loss, params=model.parameters()):
         lines.append(step.describe())
-        if step.name in ("L", "L⟨3⟩", "a⟨3⟩", "a⟨2⟩"):
+        if step.name in ("a⟨3⟩", "a⟨2⟩"):  # the two frames docs/bptt.md shows
             label = step.name.replace("⟨", "").replace("⟩", "")
             written.append(step.render(out / f"bptt_step_{label}.svg").name)
     (out / "bptt_steps.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
