@@ -1,4 +1,5 @@
 """PNG with pip alone (resvg and the shipped DejaVu Sans), and the course's glyphs drawn as glyphs, not boxes."""
+import importlib
 import re
 import struct
 import zlib
@@ -12,9 +13,10 @@ from tinygrad_seq.viz import demo
 from tinygrad_seq.viz.draw import Digraph
 from tinygrad_seq.viz.render import FONT, FONT_FILE, render_png
 
+render = importlib.import_module("tinygrad_seq.viz.render")  # the module (viz.render is the function)
 pytest.importorskip("resvg_py", reason="resvg-py is not installed (pip install resvg-py; a dependency of tinygrad-seq)")
 
-# each character alone, and in the labels the course uses
+# the course's glyphs, each drawn alone
 GLYPHS = {"⟨": "U+27E8", "⟩": "U+27E9", "Γ": "U+0393", "c̃": "c + U+0303", "→": "U+2192", "←": "U+2190",
           "ᵀ": "U+1D40", "ŷ": "U+0177", "⊙": "U+2299"}
 TOFU = "\U0010FFFD"  # a private-use codepoint that no font has
@@ -102,8 +104,7 @@ def test_draw_graph_names_the_shipped_font():
 
 def test_png_renders_without_dot(no_dot, tmp_path):
     model = demo.small_model("lstm", steps=2)
-    with ts.transparent():
-        loss = model.loss()
+    loss = model.loss()
     path = viz.render(loss, tmp_path / "graph", format="png", params=model.parameters())
     data = path.read_bytes()
     assert path.name == "graph.png" and data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -149,11 +150,17 @@ def test_course_labels_in_a_real_graph_reach_svg_and_png(layout, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 50_000
 
 
-def test_long_graphs_are_scaled_to_fit(no_dot, tmp_path):
-    out, _ = nn.Recurrent(nn.RNNCell(2, 3))(ts.randn(300, 1, 2))
-    data = viz.render(viz.draw_graph(out.sum(), collapse_cells=True), tmp_path / "long", format="png").read_bytes()
-    width, height = struct.unpack(">II", data[16:24])
-    assert width <= 32767 and height <= 32767 and width * height <= 1 << 27
+def test_long_graphs_are_scaled_to_fit(no_dot, tmp_path, monkeypatch):
+    out, _ = nn.Recurrent(nn.RNNCell(2, 3))(ts.randn(20, 1, 2))
+    dot = viz.draw_graph(out.sum(), collapse_cells=True)
+    full = struct.unpack(">II", render_png(dot.source)[16:24])
+    assert full[0] > 2000  # about 4,000 pixels wide at 96 dpi
+    monkeypatch.setattr(render, "PNG_MAX_SIDE", 1000)  # as 32,767 pixels a side are to a 1,000-step graph
+    width, height = struct.unpack(">II", viz.render(dot, tmp_path / "long", format="png").read_bytes()[16:24])
+    assert width <= 1000 and (width, height) == (pytest.approx(1000, abs=2), pytest.approx(full[1] * 1000 / full[0], abs=2))
+    monkeypatch.setattr(render, "PNG_MAX_PIXELS", 100_000)
+    width, height = struct.unpack(">II", render_png(dot.source)[16:24])
+    assert width * height <= 100_000 * 1.01
 
 
 def test_pdf_without_dot_is_one_line_saying_how_to_get_it(no_dot, tmp_path):
