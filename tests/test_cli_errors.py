@@ -167,8 +167,8 @@ PROCESS_CASES = {
     "TINYGRAD_SEQ_BACKEND=tpu": (["graph"], {"TINYGRAD_SEQ_BACKEND": "tpu"},
                                  "tinygrad-seq graph: error: TINYGRAD_SEQ_BACKEND='tpu': unknown backend 'tpu'"),
     "--backend cupy": (["--backend", "cupy", "sample", "--checkpoint", "{f}/dinos"], {}, "tinygrad-seq sample: error: backend 'cupy' was asked for but"),
-    "png without dot": (["graph", "--out", "{f}/graph.png"], {"PATH": ""},  # no dot to be found, installed or not
-                        "tinygrad-seq graph: error: --out {f}/graph.png: PNG needs Graphviz's dot program, which is not on PATH"),
+    "pdf without dot": (["graph", "--out", "{f}/graph.pdf"], {"PATH": ""},  # no dot to be found, installed or not
+                        "tinygrad-seq graph: error: --out {f}/graph.pdf: PDF needs Graphviz's dot program, which is not on PATH"),
 }
 CUPY_CASES = {"TINYGRAD_SEQ_BACKEND=cupy", "--backend cupy"}
 

@@ -41,3 +41,9 @@ def test_graph_and_bptt_accept_import(tmp_path, capsys):
     finally:
         ts.settings.cell_registry.pop("stepping_tanh", None)
     assert (tmp_path / "g.svg").exists() and list((tmp_path / "b").glob("step_*.svg"))
+
+
+def test_graph_writes_png_without_graphviz(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", "")  # no dot to be found, installed or not
+    assert cli(["graph", "--cell", "gru", "--steps", "2", "--out", str(tmp_path / "g.png")]) == 0
+    assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -299,7 +299,7 @@ def run_graph(args: argparse.Namespace) -> int:
     from .viz import demo, has_dot, render
 
     format = _suffix_format(Path(args.out))
-    if format != "svg" and not has_dot():
+    if format == "pdf" and not has_dot():  # SVG and PNG render with pip alone
         raise UsageError(
             f"--out {args.out}: {format.upper()} needs Graphviz's dot program, which is not on PATH; install Graphviz "
             "(Debian/Ubuntu: sudo apt-get install graphviz; macOS: brew install graphviz; conda: conda install -c conda-forge "

@@ -148,9 +148,9 @@ def draw_graph(
             if node.key not in grads and node.tensor.grad is not None:
                 grads[node.key] = node.tensor.grad
     highlight = highlight or {}
-    dot = Digraph(graph_attr={"rankdir": rankdir, "fontname": "Helvetica"},
-                  node_attr={"fontname": "Helvetica", "fontsize": "10", "style": "filled", "shape": "box"},
-                  edge_attr={"arrowsize": "0.6"})
+    dot = Digraph(graph_attr={"rankdir": rankdir, "fontname": "DejaVu Sans"},  # viz/fonts has it for PNG (render.FONT)
+                  node_attr={"fontname": "DejaVu Sans", "fontsize": "10", "style": "filled", "shape": "box"},
+                  edge_attr={"arrowsize": "0.6", "fontname": "DejaVu Sans"})
 
     groups: dict[tuple[Any, Any, Any], list[GraphNode]] = defaultdict(list)
     if cluster_by_time or collapse_cells:
