@@ -7,6 +7,8 @@ from tinygrad_seq import viz
 from tinygrad_seq.cli import main as cli
 from tinygrad_seq.viz import demo
 
+from .conftest import to_host
+
 
 def test_every_parameter_is_reported_from_the_first_step():
     model = demo.small_model("rnn", steps=3)
@@ -15,11 +17,11 @@ def test_every_parameter_is_reported_from_the_first_step():
         loss = model.loss()
     steps = list(viz.backward_steps(loss, params=params))
     assert all(set(step.parameter_grads) == set(params) for step in steps)
-    first = steps[0].parameter_grads["rnn.weight_hh_l0"]
+    first = to_host(steps[0].parameter_grads["rnn.weight_hh_l0"])
     assert first.shape == params["rnn.weight_hh_l0"].shape and not first.any()  # zeros until its first contribution
-    norms = [np.linalg.norm(step.parameter_grads["rnn.weight_hh_l0"]) for step in steps]
+    norms = [np.linalg.norm(to_host(step.parameter_grads["rnn.weight_hh_l0"])) for step in steps]
     assert norms[0] == 0 and norms[-1] > 0
-    np.testing.assert_allclose(steps[-1].parameter_grads["rnn.weight_hh_l0"], params["rnn.weight_hh_l0"].grad)
+    np.testing.assert_allclose(to_host(steps[-1].parameter_grads["rnn.weight_hh_l0"]), to_host(params["rnn.weight_hh_l0"].grad))
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm", "simplified_gru"])
