@@ -146,6 +146,15 @@ NEEDS = re.compile(r"^# needs: (.+)$", re.M)
 SKIP = re.compile(r"\A\s*# skip: (.+)$", re.M)
 
 
+def printed_after(document, line):
+    """The ```text block right after the python block whose fence is on ``line``: what it prints, or None."""
+    text = (ROOT / document).read_text(encoding="utf-8")
+    rest = text.split("\n", line)[-1]  # from the line after the opening fence
+    after = rest.split("```", 1)[1] if "```" in rest else ""
+    match = re.match(r"\s*\n(?:[^\n`]{1,20}\n\s*)?```text\n(.*?)```", after, re.S)  # "prints" may stand between
+    return match.group(1) if match else None
+
+
 def doc_examples(document):
     """[(line of the opening fence, code)] for every ```python block of ``document``, in order."""
     text = (ROOT / document).read_text(encoding="utf-8")
@@ -181,6 +190,9 @@ def test_every_python_block_in_the_docs_runs(document, tmp_path, monkeypatch):
     works and the files the examples write never land in the tree).
     Tracebacks point at the document's own lines.
 
+    A ```text block right after a python block is what it prints: the
+    test compares the two (whitespace aside).
+
     A block whose first line is ``# skip: <reason>`` (it needs a GPU, say) is
     skipped with that reason. A block with a line ``# needs: torch`` (module
     names, comma separated) runs only where those modules import; where one
@@ -211,9 +223,12 @@ def test_every_python_block_in_the_docs_runs(document, tmp_path, monkeypatch):
                 exec(compile("\n" * line + code, str(ROOT / document), "exec"), namespace)
         except (Exception, SystemExit) as error:  # an example that calls sys.exit fails too
             failure = f"{type(error).__name__}: {error}\n\n{traceback.format_exc()}"
+        expected = printed_after(document, line)
+        if not failure and expected is not None and out.getvalue().split() != expected.split():
+            failure = f"printed something else than the ```text block after it:\n{out.getvalue()[-2000:]}"
         if failure:
             printed = out.getvalue()[-2000:]
-            pytest.fail(f"{document}: python block {index} (counting from 0; its fence is on line {line}) raised "
+            pytest.fail(f"{document}: python block {index} (counting from 0; its fence is on line {line}) failed: "
                         + failure + (f"\nit printed:\n{printed}" if printed else ""), pytrace=False)
     if skipped:
         pytest.skip(f"{document}: the other blocks ran; skipped " + "; ".join(skipped))
