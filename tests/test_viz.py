@@ -88,7 +88,10 @@ def check_grid(graph, rankdir="LR", **options):
     """Render in-process and check the grid: columns t = 1 … T in order and apart, every step's node in its
     column's box, rows from the inputs up (layer 0, its reverse direction, layer 1, ..., the outputs)
     bottom to top (LR) or left to right (TB), apart. Returns the rows found, in that order."""
-    boxes = svg_boxes(viz.render_svg(viz.draw_graph(graph, rankdir=rankdir, **options).source))
+    source = viz.draw_graph(graph, rankdir=rankdir, **options).source
+    declared = set(re.findall(r"^\s*(\w+) \[", source, re.M))
+    assert {end for edge in re.findall(r"^\s*(\w+) -> (\w+)", source, re.M) for end in edge} <= declared  # no edge to a hidden node
+    boxes = svg_boxes(viz.render_svg(source))
     time, across = (0, 1) if rankdir == "LR" else (1, 0)
     steps = {}
     for key, node in graph.nodes.items():
@@ -130,8 +133,9 @@ def test_time_steps_are_columns_and_layers_are_rows(cell, layers, bidirectional,
 
 
 @pytest.mark.parametrize("rankdir", ["LR", "TB"])
-def test_fused_and_collapsed_graphs_keep_the_grid(rankdir):
-    model = demo.small_model("gru", steps=4, layers=2, bidirectional=True)
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_fused_and_collapsed_graphs_keep_the_grid(cell, rankdir):
+    model = demo.small_model(cell, steps=4, layers=2, bidirectional=True)
     graph = viz.trace(model.loss(), model.parameters())  # fused: one node per cell step
     check_grid(graph, rankdir)
     check_grid(graph, rankdir, collapse_cells=True)
@@ -155,28 +159,52 @@ def test_gate_slices_are_hidden_unless_asked_for():
     matmuls = set(slices.values())
     assert len(matmuls) == 2 and all(graph.nodes[m].op == "Add" and graph.nodes[m].shape == (1, 12) for m in matmuls)
     hidden = viz.draw_graph(graph).source
-    assert not any(key in hidden for key in slices)
-    gates = [n for n in graph.nodes.values() if n.role == "gate"]
-    for gate in gates:  # the matmul's edge goes straight to each gate
+    assert not any(f"{key} [label=" in hidden for key in slices)
+    for gate in (n for n in graph.nodes.values() if n.role == "gate"):  # the matmul's edge goes straight to each gate
         assert f"{slices[next(s for s, t in graph.edges if t == gate.key)]} -> {gate.key}" in hidden
     shown = viz.draw_graph(graph, show_slices=True).source
-    assert all(f"{key} [label=\"GetItem" in shown for key in slices)
-    assert node_count(hidden) == node_count(shown) - 8
-    # The output layer's GetItem (step t of the stacked outputs) is not a gate slice.
-    assert sum(1 for n in graph.nodes.values() if n.op == "GetItem" and n.key not in slices) == 2
+    assert all(f'{key} [label="GetItem' in shown for key in slices)
+    # The output layer's GetItems (step t of the stacked outputs) are not gate slices: they stay.
+    picks = [n for n in graph.nodes.values() if n.op == "GetItem" and n.key not in slices]
+    assert len(picks) == 2 and all(f"{n.key} [label=" in hidden for n in picks)
 
 
-def test_a_slice_is_drawn_while_the_stepper_is_on_it():
-    model = demo.small_model("gru", steps=1)
+def test_gathered_steps_are_drawn_as_edges_from_each_step():
+    model = demo.small_model("rnn", steps=3, layers=2, bidirectional=True)
     with ts.transparent():
         loss = model.loss()
-    slices = viz.draw.gate_slices(viz.trace(loss))
+    graph = viz.trace(loss, model.parameters())
+    gathers = viz.draw.time_gathers(graph)
+    assert sorted(graph.nodes[k].op for k in gathers) == ["Concat", "Concat", "Stack", "Stack", "Stack", "Stack"]
+    hidden, shown = viz.draw_graph(graph).source, viz.draw_graph(graph, show_slices=True).source
+    assert "Stack" not in hidden and "Concat" not in hidden and shown.count('[label="Stack') == 4
+    # a[0]⟨t⟩, layer 1's input at step t, reads layer 0's two states at step t; ŷ⟨t⟩'s GetItem reads layer 1's.
+    state = {(n.step, n.label): k for k, n in graph.nodes.items() if n.role == "state" and n.step}
+    for k, n in graph.nodes.items():
+        if n.op == "GetItem" and n.step and n.step[0] in (1, "output"):
+            below = 0 if n.step[0] == 1 else 1
+            for direction in ("forward", "reverse"):
+                assert f"{state[((below, direction, n.step[2]), f'a⟨{n.step[2]}⟩')]} -> {k}" in hidden
+    # A sequence read as a whole (a loss over all outputs) keeps its Stack.
+    out, _ = nn.RNN(2, 3)(ts.randn(3, 1, 2))
+    assert viz.draw.time_gathers(viz.trace((out * out).sum())) == {}
+
+
+def test_a_hidden_node_is_drawn_while_the_stepper_is_on_it():
+    model = demo.small_model("gru", steps=2)
+    with ts.transparent():
+        loss = model.loss()
+    graph = viz.trace(loss)
+    hidden = set(viz.draw.gate_slices(graph)) | set(viz.draw.time_gathers(graph))
+    assert len(hidden) == 2 * 6 + 1  # six slices a step, one Stack
+    visited = set()
     for step in viz.backward_steps(loss):
         key = f"n{id(step.tensor)}"
         source = step.draw().source
-        assert (f"{key} [label=" in source) == True
-        others = [k for k in slices if k != key]
-        assert not any(f"{k} [label=" in source for k in others)
+        assert f"{key} [label=" in source
+        assert not any(f"{k} [label=" in source for k in hidden - {key})
+        visited.add(key)
+    assert hidden <= visited
 
 
 def test_collapsed_fused_and_transparent_graphs_look_alike():

@@ -16,7 +16,8 @@ light green         gates and candidates (role "gate": Γu, Γf, Γo, Γr, z, c�
                     (roles "output", "loss")
 light red           the tensor the graph was drawn from (usually the loss)
 dashed frame        a cluster: one per time step ("t = 3"), inside one per
-                    layer and direction for deep and bidirectional models
+                    row (layer and direction) for deep, bidirectional and
+                    per-step-output models
 ==================  =========================================================
 
 With the backward stepper: dark grey nodes are done, the orange node is the
@@ -127,7 +128,8 @@ def gate_slices(graph: Graph) -> dict[str, str]:
     """The slices that cut one stacked-gates matmul into its gates, each mapped to the node it cuts.
 
     A slice is a GetItem made in a time step, without a role, whose input is
-    an op of the same step (``chunk(x @ W.T, 4)`` in an LSTM step). Not the
+    an op of the same step: ``chunk(x @ W.T, 4)`` in an LSTM step, or the
+    part a⟨t⟩ taken out of a fused step's packed state (a⟨t⟩, c⟨t⟩). Not the
     GetItems that pick step t out of a whole sequence: their input is outside
     the time loop, or they carry a role (a deeper layer's input a[l−1]⟨t⟩).
     """
@@ -142,6 +144,46 @@ def gate_slices(graph: Graph) -> dict[str, str]:
         if source.kind == "op" and source.step == node.step:
             slices[node.key] = slices.get(source.key, source.key)
     return slices
+
+
+def time_gathers(graph: Graph) -> dict[str, dict[Any, list[str]]]:
+    """The nodes that gather a layer's time steps only to be read back one step at a time.
+
+    ``nn.Recurrent`` stacks a layer's outputs a⟨1⟩ … a⟨T⟩ (and ``Bidirectional``
+    concatenates the two directions' stacks); the next layer, or the output
+    layer, then picks step t out of it (a GetItem made in step t). Each such
+    Stack or Concat, outside the time steps, made only of step tensors and
+    read only by step-t GetItems, maps to {t: the step tensors of step t it
+    holds}. One read any other way (a loss over the whole sequence) is kept.
+    """
+    inputs: dict[str, list[str]] = defaultdict(list)
+    consumers: dict[str, list[str]] = defaultdict(list)
+    for source, target in graph.edges:
+        inputs[target].append(source)
+        consumers[source].append(target)
+    held: dict[str, dict[Any, list[str]]] = {}
+    for node in graph.nodes.values():
+        if node.kind != "op" or node.step is not None or node.key == graph.root or not inputs[node.key]:
+            continue
+        parts: dict[Any, list[str]] = defaultdict(list)
+        for source in inputs[node.key]:
+            if source in held:
+                for t, keys in held[source].items():
+                    parts[t] += keys
+            elif graph.nodes[source].step is not None:
+                parts[graph.nodes[source].step[2]].append(source)
+            else:
+                break
+        else:
+            held[node.key] = dict(parts)
+    for key in reversed(list(held)):  # consumers first: a Concat is judged before the Stacks it reads
+        for consumer in consumers[key]:
+            node = graph.nodes[consumer]
+            picks_a_step = node.op == "GetItem" and node.step is not None and node.step[2] in held[key]
+            if not (picks_a_step or consumer in held):
+                del held[key]
+                break
+    return held
 
 
 def draw_graph(
@@ -173,8 +215,13 @@ def draw_graph(
             per row ("layer 0", "layer 1 reverse", "output") when there are several.
         collapse_cells: each cell step becomes one box, so a 1,000-step graph
             stays readable.
-        show_slices: draw the slices that cut a stacked-gates matmul into the
-            gates; by default the matmul's edge goes straight to each gate.
+        show_slices: draw the nodes that only cut or repackage a tensor: the
+            slices that cut a stacked-gates matmul into the gates
+            (:func:`gate_slices`), and the Stack/Concat that gather a layer's
+            steps to be read back one step at a time (:func:`time_gathers`).
+            By default an edge goes straight from the matmul to each gate,
+            and from step t's tensors to what reads step t; the stepper's
+            current node is drawn all the same.
         show_shapes, show_values: add each tensor's shape, and its values (or
             mean and spread when large).
         show_grads: add gradients: the leaves' ``.grad`` and retained grads,
@@ -197,11 +244,19 @@ def draw_graph(
                   node_attr={"fontname": "Helvetica", "fontsize": "10", "style": "filled", "shape": "box"},
                   edge_attr={"arrowsize": "0.6"})
 
-    # The edges to draw, each with the graph's edges it stands for: a hidden slice's consumers read the matmul.
+    gathers = {} if show_slices or collapse_cells or not cluster_by_time else {
+        k: v for k, v in time_gathers(graph).items() if highlight.get(k) != CURRENT}
+
+    # The edges to draw, each with the graph's edges it stands for: a hidden slice's consumers read the
+    # matmul, and what reads step t of a gathered sequence reads step t's own tensors.
     stands_for: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
     for source, target in graph.edges:
-        if target not in hidden:
-            stands_for[(hidden.get(source, source), target)].append((source, target))
+        if target in hidden or target in gathers:
+            continue
+        drawn_source = hidden.get(source, source)
+        tails = gathers[drawn_source][graph.nodes[target].step[2]] if drawn_source in gathers else [drawn_source]
+        for tail in dict.fromkeys(hidden.get(k, k) for k in tails):
+            stands_for[(tail, target)].append((source, target))
 
     groups: dict[tuple[Any, Any, Any], list[GraphNode]] = defaultdict(list)
     if cluster_by_time or collapse_cells:
@@ -268,7 +323,7 @@ def draw_graph(
     elif cluster_by_time and groups:
         layout_edges, same_rank = _emit_grid(dot, groups, stands_for, rows, shown_rows, columns, node_statement)
         for node in graph.nodes.values():
-            if node.key not in placed and node.key not in hidden:
+            if node.key not in placed and node.key not in hidden and node.key not in gathers:
                 node_statement(dot, node)
     else:
         for node in graph.nodes.values():
