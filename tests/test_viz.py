@@ -51,10 +51,160 @@ def test_fused_graphs_keep_one_cluster_per_time_step():
 def test_clusters_nest_per_layer_and_direction():
     model = demo.small_model("gru", steps=2, layers=2, bidirectional=True)
     source = viz.draw_graph(model.loss(), params=model.parameters()).source
-    for name in ("cluster_layer0", "cluster_layer0_forward", "cluster_layer0_reverse", "cluster_layer1_reverse_t2", "cluster_layeroutput_forward_t1"):
+    for name in ("cluster_layer0_forward", "cluster_layer0_reverse", "cluster_layer1_reverse", "cluster_layeroutput",
+                 "cluster_layer1_reverse_t2", "cluster_layeroutput_forward_t1"):
         assert f"subgraph {name} " in source, name
-    assert {"layer 0", "layer 1", "forward", "reverse", "t = 1", "t = 2"} <= set(cluster_labels(source))
+    assert {"layer 0 forward", "layer 0 reverse", "layer 1 forward", "layer 1 reverse", "output", "t = 1", "t = 2"} <= set(cluster_labels(source))
     assert "rnn.weight_hh_l1_reverse · W_aa" in source
+
+
+# ---------------------------------------------------------------- the layout, read from the rendered SVG
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def svg_boxes(svg):
+    """Cluster and node boxes of an SVG that Graphviz made: title -> (x0, y0, x1, y1), y growing downward."""
+    import xml.etree.ElementTree as ET
+
+    boxes = {}
+    for group in ET.fromstring(svg).iter(f"{SVG}g"):
+        if group.get("class") not in ("cluster", "node"):
+            continue
+        points = []
+        for shape in group:
+            if shape.tag == f"{SVG}polygon":
+                points += [tuple(map(float, p.split(","))) for p in shape.get("points").split()]
+            elif shape.tag == f"{SVG}ellipse":
+                cx, cy, rx, ry = (float(shape.get(k)) for k in ("cx", "cy", "rx", "ry"))
+                points += [(cx - rx, cy - ry), (cx + rx, cy + ry)]
+        if points:
+            xs, ys = zip(*points)
+            boxes[group.find(f"{SVG}title").text] = (min(xs), min(ys), max(xs), max(ys))
+    return boxes
+
+
+def check_grid(graph, rankdir="LR", **options):
+    """Render in-process and check the grid: columns t = 1 … T in order and apart, every step's node in its
+    column's box, rows from the inputs up (layer 0, its reverse direction, layer 1, ..., the outputs)
+    bottom to top (LR) or left to right (TB), apart. Returns the rows found, in that order."""
+    source = viz.draw_graph(graph, rankdir=rankdir, **options).source
+    declared = set(re.findall(r"^\s*(\w+) \[", source, re.M))
+    assert {end for edge in re.findall(r"^\s*(\w+) -> (\w+)", source, re.M) for end in edge} <= declared  # no edge to a hidden node
+    boxes = svg_boxes(viz.render_svg(source))
+    time, across = (0, 1) if rankdir == "LR" else (1, 0)
+    steps = {}
+    for key, node in graph.nodes.items():
+        if node.step is not None and key in boxes:
+            steps.setdefault(node.step, []).append(boxes[key])
+    columns = sorted({t for _, _, t in steps})
+    for t_before, t_after in zip(columns, columns[1:]):
+        end = max(box[time + 2] for (_, _, t), found in steps.items() if t == t_before for box in found)
+        start = min(box[time] for (_, _, t), found in steps.items() if t == t_after for box in found)
+        assert end < start, f"column t = {t_after} starts before t = {t_before} ends"
+    for (layer, direction, t), found in steps.items():
+        if options.get("collapse_cells"):
+            continue
+        cluster = boxes[f"cluster_layer{layer}_{direction}_t{t}"]
+        for box in found:
+            assert cluster[0] <= box[0] and box[2] <= cluster[2] and cluster[1] <= box[1] and box[3] <= cluster[3], (layer, direction, t)
+    rows = sorted({step[:2] for step in steps}, key=lambda row: (isinstance(row[0], str), str(row[0]), row[1] == "reverse"))
+    span = {row: (min(b[across] for s, f in steps.items() if s[:2] == row for b in f),
+                  max(b[across + 2] for s, f in steps.items() if s[:2] == row for b in f)) for row in rows}
+    for lower, upper in zip(rows, rows[1:]):
+        if rankdir == "LR":  # the next row up: above, so smaller y
+            assert span[upper][1] < span[lower][0], f"row {upper} is not above row {lower}"
+        else:
+            assert span[lower][1] < span[upper][0], f"row {upper} is not right of row {lower}"
+    return rows
+
+
+@pytest.mark.parametrize("rankdir", ["LR", "TB"])
+@pytest.mark.parametrize("cell, layers, bidirectional", [("rnn", 1, False), ("lstm", 1, False), ("gru", 2, False), ("rnn", 1, True), ("lstm", 2, True)])
+def test_time_steps_are_columns_and_layers_are_rows(cell, layers, bidirectional, rankdir):
+    model = demo.small_model(cell, steps=3, layers=layers, bidirectional=bidirectional)
+    with ts.transparent():
+        graph = viz.trace(model.loss(), model.parameters())
+    rows = check_grid(graph, rankdir)
+    expected = [(layer, direction) for layer in range(layers) for direction in (("forward", "reverse") if bidirectional else ("forward",))]
+    assert rows == expected + [("output", "forward")]
+    # ŷ⟨t⟩ and L⟨t⟩ are drawn in the column of step t (check_grid: inside its cluster, so between its neighbours).
+    assert {(n.role, n.step[2]) for n in graph.nodes.values() if n.role in ("output", "loss")} == {(r, t) for r in ("output", "loss") for t in (1, 2, 3)}
+
+
+@pytest.mark.parametrize("rankdir", ["LR", "TB"])
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_fused_and_collapsed_graphs_keep_the_grid(cell, rankdir):
+    model = demo.small_model(cell, steps=4, layers=2, bidirectional=True)
+    graph = viz.trace(model.loss(), model.parameters())  # fused: one node per cell step
+    check_grid(graph, rankdir)
+    check_grid(graph, rankdir, collapse_cells=True)
+
+
+def test_a_single_row_needs_no_row_clusters():
+    with ts.transparent():
+        out, _ = nn.Recurrent(nn.LSTMCell(2, 3), reverse=True)(ts.randn(4, 1, 2))
+    graph = viz.trace(out.sum())
+    assert check_grid(graph) == [(0, "reverse")]
+    assert "subgraph cluster_layer0_reverse " not in viz.draw_graph(graph).source
+
+
+def test_gate_slices_are_hidden_unless_asked_for():
+    model = demo.small_model("lstm", steps=2)
+    with ts.transparent():
+        loss = model.loss()
+    graph = viz.trace(loss, model.parameters())
+    slices = viz.draw.gate_slices(graph)
+    assert len(slices) == 8  # i, f, g, o at each of the 2 steps
+    matmuls = set(slices.values())
+    assert len(matmuls) == 2 and all(graph.nodes[m].op == "Add" and graph.nodes[m].shape == (1, 12) for m in matmuls)
+    hidden = viz.draw_graph(graph).source
+    assert not any(f"{key} [label=" in hidden for key in slices)
+    for gate in (n for n in graph.nodes.values() if n.role == "gate"):  # the matmul's edge goes straight to each gate
+        assert f"{slices[next(s for s, t in graph.edges if t == gate.key)]} -> {gate.key}" in hidden
+    shown = viz.draw_graph(graph, show_slices=True).source
+    assert all(f'{key} [label="GetItem' in shown for key in slices)
+    # The output layer's GetItems (step t of the stacked outputs) are not gate slices: they stay.
+    picks = [n for n in graph.nodes.values() if n.op == "GetItem" and n.key not in slices]
+    assert len(picks) == 2 and all(f"{n.key} [label=" in hidden for n in picks)
+
+
+def test_gathered_steps_are_drawn_as_edges_from_each_step():
+    model = demo.small_model("rnn", steps=3, layers=2, bidirectional=True)
+    with ts.transparent():
+        loss = model.loss()
+    graph = viz.trace(loss, model.parameters())
+    gathers = viz.draw.time_gathers(graph)
+    assert sorted(graph.nodes[k].op for k in gathers) == ["Concat", "Concat", "Stack", "Stack", "Stack", "Stack"]
+    hidden, shown = viz.draw_graph(graph).source, viz.draw_graph(graph, show_slices=True).source
+    assert "Stack" not in hidden and "Concat" not in hidden and shown.count('[label="Stack') == 4
+    # a[0]⟨t⟩, layer 1's input at step t, reads layer 0's two states at step t; ŷ⟨t⟩'s GetItem reads layer 1's.
+    state = {n.step: k for k, n in graph.nodes.items() if n.role == "state" and n.tags.get("part") == "a" and n.step}
+    for k, n in graph.nodes.items():
+        if n.op == "GetItem" and n.step and n.step[0] in (1, "output"):
+            below = 0 if n.step[0] == 1 else 1
+            for direction in ("forward", "reverse"):
+                assert f"{state[(below, direction, n.step[2])]} -> {k}" in hidden
+    # A sequence read as a whole (a loss over all outputs) keeps its Stack.
+    out, _ = nn.RNN(2, 3)(ts.randn(3, 1, 2))
+    assert viz.draw.time_gathers(viz.trace((out * out).sum())) == {}
+
+
+def test_a_hidden_node_is_drawn_while_the_stepper_is_on_it():
+    model = demo.small_model("gru", steps=2)
+    with ts.transparent():
+        loss = model.loss()
+    graph = viz.trace(loss)
+    hidden = set(viz.draw.gate_slices(graph)) | set(viz.draw.time_gathers(graph))
+    assert len(hidden) == 2 * 6 + 1  # six slices a step, one Stack
+    visited = set()
+    for step in viz.backward_steps(loss):
+        key = f"n{id(step.tensor)}"
+        source = step.draw().source
+        assert f"{key} [label=" in source
+        assert not any(f"{k} [label=" in source for k in hidden - {key})
+        visited.add(key)
+    assert hidden <= visited
 
 
 def test_collapsed_fused_and_transparent_graphs_look_alike():
@@ -85,7 +235,7 @@ def test_collapsed_graph_stays_small():
         out, _ = nn.Recurrent(nn.LSTMCell(2, 3))(ts.randn(50, 1, 2))
     full = viz.draw_graph(out.sum()).source
     collapsed = viz.draw_graph(out.sum(), collapse_cells=True).source
-    assert node_count(full) > 800
+    assert node_count(full) > 600  # gate slices hidden
     assert node_count(collapsed) == 50 + 4 + 2  # one box a step (holding its x⟨t⟩), 4 weights, Stack and Sum
     assert collapsed.count("->") < 60 and "shared by t = 1..50" in collapsed
 

@@ -16,7 +16,8 @@ light green         gates and candidates (role "gate": Γu, Γf, Γo, Γr, z, c�
                     (roles "output", "loss")
 light red           the tensor the graph was drawn from (usually the loss)
 dashed frame        a cluster: one per time step ("t = 3"), inside one per
-                    layer and direction for deep and bidirectional models
+                    row (layer and direction) for deep, bidirectional and
+                    per-step-output models
 ==================  =========================================================
 
 With the backward stepper: dark grey nodes are done, the orange node is the
@@ -25,6 +26,7 @@ edges carry the gradients the current step sends to its inputs.
 """
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -100,15 +102,92 @@ def _label(node: GraphNode, show_shapes: bool, show_values: bool, grad: Any) -> 
     return "\\n".join(lines)
 
 
-def _cluster_path(step: tuple[Any, Any, Any], nested: bool) -> list[tuple[str, str]]:
-    """(cluster name, label) from the outermost cluster in; nested adds layer and direction levels."""
-    layer, direction, t = step
-    path = []
-    if nested:
-        path.append((f"cluster_layer{layer}", f"layer {layer}"))
-        path.append((f"cluster_layer{layer}_{direction}", str(direction)))
-    path.append((f"cluster_layer{layer}_{direction}_t{t}", f"t = {t}"))
-    return path
+def _row_sort_key(row: tuple[Any, Any]) -> tuple:
+    """Rows from the inputs up: layers in order, a reverse direction after its forward one, then layers
+    tagged with something other than a number (the per-step outputs of ``viz.demo``: "output")."""
+    layer, direction = row
+    if layer is None:
+        place = (0, 0, "")
+    elif isinstance(layer, (int, np.integer)):
+        place = (1, int(layer), "")
+    else:
+        place = (2, 0, str(layer))
+    return place + ({"forward": 0, "reverse": 1}.get(direction, 2), str(direction))
+
+
+def _layer_label(layer: Any) -> str:
+    return f"layer {layer}" if isinstance(layer, (int, np.integer)) or layer is None else str(layer)
+
+
+def _both_directions(layer: Any, rows: list) -> bool:
+    return sum(1 for other in rows if other[0] == layer) > 1
+
+
+def _row_label(row: tuple[Any, Any], rows: list) -> str:
+    """ "layer 0", or "layer 0 forward" and "layer 0 reverse" for a bidirectional layer; "output"."""
+    return _layer_label(row[0]) + (f" {row[1]}" if _both_directions(row[0], rows) else "")
+
+
+def gate_slices(graph: Graph) -> dict[str, str]:
+    """The slices that cut one stacked-gates matmul into its gates, each mapped to the node it cuts.
+
+    A slice is a GetItem made in a time step, without a role, whose input is
+    an op of the same step: ``chunk(x @ W.T, 4)`` in an LSTM step, or the
+    part a⟨t⟩ taken out of a fused step's packed state (a⟨t⟩, c⟨t⟩). Not the
+    GetItems that pick step t out of a whole sequence: their input is outside
+    the time loop, or they carry a role (a deeper layer's input a[l−1]⟨t⟩).
+    """
+    inputs: dict[str, list[str]] = defaultdict(list)
+    for source, target in graph.edges:
+        inputs[target].append(source)
+    slices: dict[str, str] = {}
+    for node in graph.nodes.values():  # forward order: a slice of a slice resolves to the matmul
+        if node.op != "GetItem" or node.role is not None or node.step is None or len(inputs[node.key]) != 1:
+            continue
+        source = graph.nodes[inputs[node.key][0]]
+        if source.kind == "op" and source.step == node.step:
+            slices[node.key] = slices.get(source.key, source.key)
+    return slices
+
+
+def time_gathers(graph: Graph) -> dict[str, dict[Any, list[str]]]:
+    """The nodes that gather a layer's time steps only to be read back one step at a time.
+
+    ``nn.Recurrent`` stacks a layer's outputs a⟨1⟩ … a⟨T⟩ (and ``Bidirectional``
+    concatenates the two directions' stacks); the next layer, or the output
+    layer, then picks step t out of it (a GetItem made in step t). Each such
+    Stack or Concat, outside the time steps, made only of step tensors and
+    read only by step-t GetItems, maps to {t: the step tensors of step t it
+    holds}. One read any other way (a loss over the whole sequence) is kept.
+    """
+    inputs: dict[str, list[str]] = defaultdict(list)
+    consumers: dict[str, list[str]] = defaultdict(list)
+    for source, target in graph.edges:
+        inputs[target].append(source)
+        consumers[source].append(target)
+    held: dict[str, dict[Any, list[str]]] = {}
+    for node in graph.nodes.values():
+        if node.kind != "op" or node.step is not None or node.key == graph.root or not inputs[node.key]:
+            continue
+        parts: dict[Any, list[str]] = defaultdict(list)
+        for source in inputs[node.key]:
+            if source in held:
+                for t, keys in held[source].items():
+                    parts[t] += keys
+            elif graph.nodes[source].step is not None:
+                parts[graph.nodes[source].step[2]].append(source)
+            else:
+                break
+        else:
+            held[node.key] = dict(parts)
+    for key in reversed(list(held)):  # consumers first: a Concat is judged before the Stacks it reads
+        for consumer in consumers[key]:
+            node = graph.nodes[consumer]
+            picks_a_step = node.op == "GetItem" and node.step is not None and node.step[2] in held[key]
+            if not (picks_a_step or consumer in held):
+                del held[key]
+                break
+    return held
 
 
 def draw_graph(
@@ -117,6 +196,7 @@ def draw_graph(
     *,
     cluster_by_time: bool = True,
     collapse_cells: bool = False,
+    show_slices: bool = False,
     show_shapes: bool = True,
     show_values: bool = False,
     show_grads: bool = False,
@@ -127,12 +207,25 @@ def draw_graph(
 ) -> Digraph:
     """Draw the graph that made ``tensor`` (see the module docstring for the colours).
 
+    The time steps form a grid: one column per step, t = 1 … T left to right
+    (top to bottom with ``rankdir="TB"``), and one row per layer and
+    direction: layer 0 at the bottom, a reverse direction above its forward
+    one, the per-step outputs and losses on top (with "TB": layer 0 on the
+    left, the outputs on the right).
+
     Args:
         params: names for parameters, e.g. ``dict(model.named_parameters())``.
-        cluster_by_time: one cluster per time step ("t = 1", ...), nested per
-            layer and direction when there are several.
+        cluster_by_time: one cluster per time step ("t = 1", ...), inside one
+            per row ("layer 0", "layer 1 reverse", "output") when there are several.
         collapse_cells: each cell step becomes one box, so a 1,000-step graph
             stays readable.
+        show_slices: draw the nodes that only cut or repackage a tensor: the
+            slices that cut a stacked-gates matmul into the gates
+            (:func:`gate_slices`), and the Stack/Concat that gather a layer's
+            steps to be read back one step at a time (:func:`time_gathers`).
+            By default an edge goes straight from the matmul to each gate,
+            and from step t's tensors to what reads step t; the stepper's
+            current node is drawn all the same.
         show_shapes, show_values: add each tensor's shape, and its values (or
             mean and spread when large).
         show_grads: add gradients: the leaves' ``.grad`` and retained grads,
@@ -148,25 +241,47 @@ def draw_graph(
             if node.key not in grads and node.tensor.grad is not None:
                 grads[node.key] = node.tensor.grad
     highlight = highlight or {}
+    highlight_edges = highlight_edges or {}
+    # The stepper's current node is always drawn, even when it is a slice.
+    hidden = {} if show_slices else {k: v for k, v in gate_slices(graph).items() if highlight.get(k) != CURRENT}
     dot = Digraph(graph_attr={"rankdir": rankdir, "fontname": "DejaVu Sans"},  # viz/fonts has it for PNG (render.FONT)
                   node_attr={"fontname": "DejaVu Sans", "fontsize": "10", "style": "filled", "shape": "box"},
                   edge_attr={"arrowsize": "0.6", "fontname": "DejaVu Sans"})
 
+    gathers = {} if show_slices or collapse_cells or not cluster_by_time else {
+        k: v for k, v in time_gathers(graph).items() if highlight.get(k) != CURRENT}
+
+    # The edges to draw, each with the graph's edges it stands for: a hidden slice's consumers read the
+    # matmul, and what reads step t of a gathered sequence reads step t's own tensors.
+    stands_for: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    for source, target in graph.edges:
+        if target in hidden or target in gathers:
+            continue
+        drawn_source = hidden.get(source, source)
+        tails = gathers[drawn_source][graph.nodes[target].step[2]] if drawn_source in gathers else [drawn_source]
+        for tail in dict.fromkeys(hidden.get(k, k) for k in tails):
+            stands_for[(tail, target)].append((source, target))
+
     groups: dict[tuple[Any, Any, Any], list[GraphNode]] = defaultdict(list)
     if cluster_by_time or collapse_cells:
         for node in graph.nodes.values():
-            if node.step is not None:
+            if node.step is not None and node.key not in hidden:
                 groups[node.step].append(node)
         # An input or constant used by one time step only (x⟨t⟩, a⟨0⟩, a mask) is drawn inside that step.
         consumers: dict[str, set] = defaultdict(set)
-        for source, target in graph.edges:
+        for source, target in stands_for:
             consumers[source].add(graph.nodes[target].step)
         for node in graph.nodes.values():
             steps = consumers.get(node.key, set())
             if node.step is None and node.kind in ("input", "constant") and len(steps) == 1 and None not in steps:
                 groups[next(iter(steps))].append(node)
     placed = {node.key: step for step, members in groups.items() for node in members}
-    nested = len({(s[0], s[1]) for s in groups}) > 1
+    rows = sorted({step[:2] for step in groups}, key=_row_sort_key)
+    columns = sorted({step[2] for step in groups})
+    column_of = {t: i for i, t in enumerate(columns)}
+    # Rankdir "LR" lays rows out from the top, so the rows from the inputs up are drawn in reverse.
+    shown_rows = rows[::-1] if rankdir in ("LR", "RL") else rows
+    several_rows = len(rows) > 1
 
     def node_statement(target: graphviz.Digraph, node: GraphNode) -> None:
         attributes = {"fillcolor": highlight.get(node.key, _fill(node, graph.root))}
@@ -180,69 +295,178 @@ def draw_graph(
             attributes["penwidth"] = "2"
         target.node(node.key, _label(node, show_shapes, show_values, grads.get(node.key) if (show_grads or node.key in grads) else None), **attributes)
 
-    group_key = {}
+    group_key: dict[str, str] = {}
+    layout_edges: list[tuple[str, str, dict]] = []  # invisible: they hold the grid together
+    same_rank: list[tuple[list[str], bool]] = []  # nodes that share a rank; True: keep them in this order
     if collapse_cells:
+        box = {step: f"step_{step[0]}_{step[1]}_{step[2]}" for step in groups}
         for step, members in groups.items():
-            layer, direction, t = step
-            key = f"step_{layer}_{direction}_{t}"
+            t = step[2]
             for node in members:
-                group_key[node.key] = key
-            cell = next((n.tags.get("cell") for n in members if n.tags.get("cell")), "step")
+                group_key[node.key] = box[step]
+            cell = next((n.tags.get("cell") for n in members if n.tags.get("cell")), None)
             states = sorted({n.label for n in members if n.role == "state"})
-            header = f"t = {t}  {cell}" + (f"  layer {layer} {direction}" if nested else "")
+            header = "  ".join([f"t = {t}"] + ([cell] if cell else []) + ([_row_label(step[:2], rows)] if several_rows or not cell else []))
             label = "\\n".join([header, ", ".join(states)] + ([f"({len(members)} nodes)"] if show_shapes else []))
             fill = CURRENT if any(highlight.get(n.key) == CURRENT for n in members) else (
                 DONE if members and all(highlight.get(n.key) == DONE for n in members) else STATE)
             # The box is the time step, so no cluster around it: clusters are what makes
             # Graphviz slow on long sequences.
-            dot.node(key, label, fillcolor=fill, shape="box3d")
+            # One group per row keeps a row's boxes in line.
+            dot.node(box[step], label, fillcolor=fill, shape="box3d", group=f"row{rows.index(step[:2])}")
         for node in graph.nodes.values():
-            if node.key not in group_key:
+            if node.key not in group_key and node.key not in hidden:
                 node_statement(dot, node)
+        # Each column is one rank: a row's boxes in time order, the rows of a column side by side.
+        linked = {(group_key.get(s, s), group_key.get(t, t)) for s, t in stands_for}
+        for row in rows:
+            boxes = [box[(*row, t)] for t in columns if (*row, t) in box]
+            layout_edges += [(a, b, {}) for a, b in zip(boxes, boxes[1:]) if (a, b) not in linked]
+        if several_rows:
+            same_rank = [([box[(*row, t)] for row in shown_rows if (*row, t) in box], True) for t in columns]
     elif cluster_by_time and groups:
-        tree: dict = {}
-        for step in groups:
-            level = tree
-            for name_label in _cluster_path(step, nested):
-                level = level.setdefault(name_label, {})
-            level.setdefault(None, []).extend(groups[step])
-
-        def emit(target: graphviz.Digraph, level: dict) -> None:
-            for name_label, inner in level.items():
-                if name_label is None:
-                    for node in inner:
-                        node_statement(target, node)
-                    continue
-                with target.subgraph(name=name_label[0]) as cluster:
-                    cluster.attr(label=name_label[1], style="dashed", color="#999999", fontsize="11")
-                    emit(cluster, inner)
-
-        emit(dot, tree)
+        layout_edges, same_rank = _emit_grid(dot, groups, stands_for, rows, shown_rows, columns, node_statement)
         for node in graph.nodes.values():
-            if node.key not in placed:
+            if node.key not in placed and node.key not in hidden and node.key not in gathers:
                 node_statement(dot, node)
     else:
         for node in graph.nodes.values():
-            node_statement(dot, node)
+            if node.key not in hidden:
+                node_statement(dot, node)
+
+    # An edge into an earlier column (the reverse direction's recurrence), or from a node made of
+    # several steps (a layer's outputs gathered by a Stack, then read one step at a time), points
+    # back in time: it must not push its head to the right, so it does not constrain the ranks.
+    column: dict[str, int] = {}
+    gathered: set[str] = set()  # made from steps' nodes outside any step
+    sources: dict[str, list[str]] = defaultdict(list)
+    for source, target in stands_for:
+        sources[target].append(source)
+    for key in graph.nodes:
+        if key in placed:
+            column[key] = column_of[placed[key][2]]
+        else:
+            column[key] = max((column.get(s, 0) for s in sources[key]), default=0)
+            if any(s in placed or s in gathered for s in sources[key]):
+                gathered.add(key)
 
     drawn: set[tuple[str, str]] = set()
     fans = _shared_fans(graph, group_key, placed) if collapse_cells else {}
-    for source, target in graph.edges:
+    for (source, target), originals in stands_for.items():
         edge = (group_key.get(source, source), group_key.get(target, target))
         if edge[0] == edge[1] or edge in drawn:
             continue
         drawn.add(edge)
+        attributes = {}
+        backward = target in placed and (column[source] > column[target] or source in gathered)
         if edge in fans:
             if fans[edge]:
-                dot.edge(*edge, label=fans[edge], style="dashed", fontsize="8")
-            continue
-        attributes = {}
-        if highlight_edges and (source, target) in highlight_edges:
-            attributes = {"color": CURRENT, "penwidth": "2", "fontsize": "8", "label": highlight_edges[(source, target)]}
-        elif graph.nodes[source].kind == "constant":
-            attributes = {"style": "dotted", "color": "#999999"}
+                attributes.update(label=fans[edge], style="dashed", fontsize="8")
+            else:
+                continue
+        else:
+            lit = next((highlight_edges[o] for o in originals if o in highlight_edges), None)
+            if lit is not None:
+                attributes.update(color=CURRENT, penwidth="2", fontsize="8", label=lit)
+            elif graph.nodes[source].kind == "constant":
+                attributes.update(style="dotted", color="#999999")
+        if backward:
+            attributes["constraint"] = "false"
         dot.edge(*edge, **attributes)
+
+    for tail, head, attributes in layout_edges:
+        dot.edge(tail, head, style="invis", **attributes)
+    if layout_edges and not collapse_cells:
+        dot.graph_attr["newrank"] = "true"  # ranks the whole graph at once, across the clusters
+    for members, ordered in same_rank:
+        with dot.subgraph() as rank:
+            rank.attr(rank="same")
+            for key in members:
+                rank.node(key)
+            if ordered:
+                for tail, head in zip(members, members[1:]):
+                    rank.edge(tail, head, style="invis")
     return dot
+
+
+INVISIBLE = {"shape": "point", "style": "invis", "width": "0", "height": "0"}
+
+
+def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list[GraphNode]],
+               stands_for: Mapping[tuple[str, str], Any], rows: list, shown_rows: list, columns: list,
+               node_statement: Any) -> tuple[list[tuple[str, str, dict]], list[tuple[list[str], bool]]]:
+    """Emit the time steps as clusters in a grid; return the invisible edges and same-rank sets that hold it.
+
+    Columns: each row has invisible separators before each of its columns
+    and after the last. Every node of step t that feeds nothing else in its
+    step points to the separator after the step, which leads to every node
+    of step t+1 that nothing in its step feeds, so a column starts only
+    after the previous one ends. With several rows, each column boundary
+    has two separators per row, chained down the rows and back up (edges of
+    length 0 or more): every row's next column then starts after every
+    row's column has ended, so the columns of all rows line up. (A shared
+    rank across clusters would do the same, but Graphviz then sometimes
+    draws nodes outside their cluster.)
+
+    Rows: one cluster per layer and direction. Graphviz ignores flat edges
+    between clusters, so the rows' order comes from invisible nodes outside
+    them, one per row before the first column and one after the last, kept
+    in order by flat edges; the edge from each into its row joins two nodes
+    of one ``group``, which makes crossing it costly enough that the rows
+    follow their order.
+    """
+    step_of = {n.key: step for step, members in groups.items() for n in members}
+    order = {key: i for i, key in enumerate(step_of)}
+    fed_inside, feeds_inside = set(), set()
+    for source, target in stands_for:
+        if source in step_of and step_of.get(target) == step_of[source]:
+            feeds_inside.add(source)
+            fed_inside.add(target)
+    last = len(columns)
+    several = len(rows) > 1
+    # down[(row, i)] is reached from column i − 1, up[(row, i)] leads to column i; one node with one row.
+    down = {(row, i): f"sep_{rows.index(row)}_{i}" for row in rows for i in range(last + 1)}
+    up = {(row, i): f"sep_{rows.index(row)}_{i}_up" for row in rows for i in range(last + 1)} if several else down
+    edges: list[tuple[str, str, dict]] = []
+    for row in rows:
+        for i, t in enumerate(columns):
+            keys = {n.key for n in groups.get((*row, t), ())}
+            edges += [(up[(row, i)], k, {}) for k in sorted(keys - fed_inside, key=order.get)]
+            edges += [(k, down[(row, i + 1)], {}) for k in sorted(keys - feeds_inside, key=order.get)]
+            edges.append((up[(row, i)], down[(row, i + 1)], {}))
+    if several:
+        for i in range(last + 1):
+            for above, below in zip(shown_rows, shown_rows[1:]):
+                edges += [(down[(above, i)], down[(below, i)], {"minlen": "0"}), (up[(below, i)], up[(above, i)], {"minlen": "0"})]
+            edges.append((down[(shown_rows[-1], i)], up[(shown_rows[-1], i)], {"minlen": "0"}))
+
+    def ends(row: tuple[Any, Any], i: int) -> dict[str, str]:
+        return {"group": f"row{rows.index(row)}"} if several and i in (0, last) else {}
+
+    for row in shown_rows:
+        layer, direction = row
+        with contextlib.ExitStack() as stack:
+            target = dot
+            if several:
+                target = stack.enter_context(dot.subgraph(name=f"cluster_layer{layer}" + (f"_{direction}" if _both_directions(layer, rows) else "")))
+                target.attr(label=_row_label(row, rows), style="dashed", color="#999999", fontsize="11")
+            for i, t in enumerate(columns + [None]):
+                for key in dict.fromkeys((down[(row, i)], up[(row, i)])):
+                    target.node(key, **INVISIBLE, **ends(row, i))
+                if t is not None and (*row, t) in groups:
+                    with target.subgraph(name=f"cluster_layer{layer}_{direction}_t{t}") as cluster:
+                        cluster.attr(label=f"t = {t}", style="dashed", color="#999999", fontsize="11")
+                        for node in groups[(*row, t)]:
+                            node_statement(cluster, node)
+    if not several:
+        return edges, []
+    starts = [f"row{rows.index(row)}_start" for row in shown_rows]
+    finishes = [f"row{rows.index(row)}_end" for row in shown_rows]
+    for start, finish, row in zip(starts, finishes, shown_rows):
+        dot.node(start, **INVISIBLE, **ends(row, 0))
+        dot.node(finish, **INVISIBLE, **ends(row, last))
+        edges += [(start, down[(row, 0)], {}), (up[(row, last)], finish, {})]
+    return edges, [(starts, True), (finishes, True)]
 
 
 def _shared_fans(graph: Graph, group_key: Mapping[str, str], placed: Mapping[str, Any]) -> dict[tuple[str, str], str]:
