@@ -102,6 +102,11 @@ def test_every_built_in_cell_carries_the_documented_roles_on_both_paths(name):
     assert fused <= _roles(out) and not any(role == "gate" for role, _ in _roles(out))
 
 
+def test_a_fused_lstm_labels_its_packed_initial_state():
+    out, _ = nn.Recurrent(nn.LSTMCell(3, 4), reverse=True)(ts.randn(3, 2, 3))
+    assert {"←(a, c)⟨4⟩", "←(a, c)⟨1⟩"} <= _labels(out)  # the reverse direction starts from ←(a, c)⟨T+1⟩
+
+
 def test_recurrent_tags_every_step_with_roles(transparent):
     x = ts.randn(3, 2, 3)
     layer = nn.Recurrent(nn.LSTMCell(3, 4), reverse=True)

@@ -157,6 +157,9 @@ class Recurrent(Module):
         with tags(**layer_tags, time_axis=0):  # time_axis: detect_anomaly names the time step of a bad value
             projected = cell.input_projection(x)  # (T, B, G·H): every step's x W_ih^T + b_ih at once
         packed = cell.pack(state)
+        if len(cell.state_names) > 1 and packed.grad_fn is None:  # the initial state, packed: (a, c)⟨0⟩ or ←(a, c)⟨T+1⟩
+            with tags(**layer_tags, start=steps + 1 if self.reverse else 0):
+                roles.packed_state(packed, cell.state_names)
         outputs: list[Tensor | None] = [None] * steps
         xp = x.backend.xp
         for t in (reversed(range(steps)) if self.reverse else range(steps)):
