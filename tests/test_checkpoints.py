@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tinygrad_seq as ts
 from tinygrad_seq import storage
 from tinygrad_seq.cli import main as cli
 from tinygrad_seq.models import TrainConfig, Trainer, load_model

@@ -89,9 +89,6 @@ class FileSystem:
     def rmtree(self, path: Path) -> None:
         shutil.rmtree(path)
 
-    def unlink(self, path: Path) -> None:
-        os.unlink(path)
-
     def fsync_dir(self, path: Path) -> None:
         """Make a rename inside ``path`` durable (a no-op where folders cannot be opened, e.g. Windows)."""
         try:

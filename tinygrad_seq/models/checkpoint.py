@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..storage import FORMAT, CheckpointError, read_checkpoint_files
+from ..storage import CheckpointError, read_checkpoint_files
 from ..text import Vocabulary
 from .language_model import LanguageModel
 
@@ -77,18 +77,27 @@ class Checkpoint:
         except (TrainingError, TypeError) as error:
             raise self.fail("state.json", f"has an unusable config ({error}); restore it from a backup or retrain") from None
 
-    def model(self) -> LanguageModel:
-        """The language model, built from the config after checking it against the weights' shapes."""
-        config, weights = self.state["model"], self.arrays("model.npz")
-        problem = _config_problem(config, weights)
+    def weights(self) -> dict[str, np.ndarray]:
+        """model.npz's arrays, after checking that state.json's model config describes them (nothing built yet)."""
+        weights = self.arrays("model.npz")
+        problem = _config_problem(self.state["model"], weights)
         if problem:
             raise self.fail("state.json", f"does not match model.npz: {problem}; the files come from different runs")
-        model = LanguageModel.from_config(config)  # a cell that is not registered: one line saying to --import it
+        return weights
+
+    def load_weights(self, model: LanguageModel, weights: dict[str, np.ndarray] | None = None) -> LanguageModel:
+        """Load the checked weights into ``model`` (one built from this checkpoint's config) and return it."""
         try:
-            model.load_state_dict(weights)
+            model.load_state_dict(self.weights() if weights is None else weights)
         except (KeyError, ValueError) as error:
             raise self.fail("model.npz", f"does not fit the model of state.json: {error.args[0]}") from None
         return model
+
+    def model(self) -> LanguageModel:
+        """The language model, built from the config after checking it against the weights' shapes."""
+        weights = self.weights()  # sizes checked before anything is allocated
+        # A cell that is not registered: one line saying to --import it.
+        return self.load_weights(LanguageModel.from_config(self.state["model"]), weights)
 
 
 def _integer(value: Any) -> bool:

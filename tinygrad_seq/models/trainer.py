@@ -438,10 +438,7 @@ class Trainer:
 
     def _restore(self, opened: Checkpoint) -> None:
         state = opened.state
-        try:
-            self.model.load_state_dict(opened.model().state_dict())
-        except (KeyError, ValueError) as error:
-            raise opened.fail("model.npz", f"does not fit the run's config: {error.args[0]}") from None
+        opened.load_weights(self.model)  # the run's model is built already: no second one
         per_param: dict[int, dict[str, Any]] = {}
         for key, value in opened.arrays("optimizer.npz").items():
             index, _, name = key.partition("/")
