@@ -14,7 +14,7 @@ setup(
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["tinygrad_seq", "tinygrad_seq.*"]),
-    package_data={"tinygrad_seq.viz": ["fonts/*"]},  # DejaVu Sans (subset) and its licence, for PNG
+    package_data={"tinygrad_seq.viz": ["fonts/*", "explorer/*"]},  # DejaVu Sans (subset) for PNG; the explorer page
     python_requires=">=3.11",
     install_requires=[
         "numpy>=1.26",
@@ -25,7 +25,10 @@ setup(
     ],
     extras_require={
         "plot": ["matplotlib>=3.7"],
-        "dev": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.7"],
+        "browser": ["selenium>=4.10"],  # pictures of the explorer page (viz.browser)
+        # the browser and notebook tests: Selenium drives Debian's chromium; nbclient runs the notebooks in a kernel
+        "dev": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.7", "selenium>=4.10", "nbclient>=0.9", "nbformat>=5.9",
+                "ipykernel>=6.25"],
         "bench": ["threadpoolctl>=3"],
         "cuda12": ["cupy-cuda12x>=13"],
         "cuda13": ["cupy-cuda13x>=13"],

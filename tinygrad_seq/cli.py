@@ -137,10 +137,12 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     graph.add_argument("--grads", action="store_true", help="run backward first and show gradients")
     graph.add_argument("--rankdir", choices=["LR", "TB"], default="LR", help="time left to right (LR) or top to bottom (TB)")
 
-    bptt = commands.add_parser("bptt", help="walk through a small model's backward pass, one SVG per step",
-                               description="Print every step of backpropagation through time and write one SVG frame per step.")
+    bptt = commands.add_parser("bptt", help="walk through a small model's backward pass: an HTML explorer, or one SVG per step",
+                               description="Print every step of backpropagation through time; write the explorer page "
+                                           "(--html) or one SVG frame per step (--out).")
     _model_arguments(bptt)
-    bptt.add_argument("--out", default="bptt", help="folder for the frames (default ./bptt)")
+    bptt.add_argument("--html", metavar="PATH", help="write the BPTT explorer: one self-contained HTML page to open in a browser")
+    bptt.add_argument("--out", help="folder for one SVG frame per step (default ./bptt when --html is not given)")
     bptt.add_argument("--collapse", action="store_true", help="draw each cell step as one box in the frames")
 
     train = commands.add_parser("train", help="train a language model on a text file",
@@ -325,14 +327,27 @@ def run_bptt(args: argparse.Namespace) -> int:
     model = demo.small_model(args.cell, args.steps, args.layers, args.bidirectional, hidden_size=args.hidden, seed=args.seed)
     params = model.parameters()
     loss = _loss(model, args.fused)
-    folder = Path(args.out)
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"L = {loss.item():.4f}; backpropagation through time, one node at a time (frames in {folder}/):")
+    folder = Path(args.out) if args.out is not None else (None if args.html else Path("bptt"))
+    if args.html:  # the explorer runs backward itself: print the steps from a second, identical graph
+        from .viz import explore
+
+        page = explore(loss, args.html, params=params, collapse=True if args.collapse else None,
+                       title=f"BPTT: {args.cell}, {args.steps} steps")
+        loss = _loss(model, args.fused)
+        for p in params.values():
+            p.grad = None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    where = f" (frames in {folder}/)" if folder is not None else ""
+    print(f"L = {loss.item():.4f}; backpropagation through time, one node at a time{where}:")
     last = None
     for step in backward_steps(loss, params=params):
         print(step.describe())
-        step.render(folder / f"step_{step.index + 1:03d}.svg", collapse_cells=args.collapse)
+        if folder is not None:
+            step.render(folder / f"step_{step.index + 1:03d}.svg", collapse_cells=args.collapse)
         last = step
+    if args.html:
+        print(f"explorer: {page.path} (open it in a browser; {page.path.name}#step=N opens step N)")
     print(f"{last.total} steps. Gradients of the shared weights, summed over the {args.steps} time steps:")
     for name, p in params.items():
         print(f"  {name:<24} |∇| = {np.linalg.norm(p.backend.to_host(p.grad)):.4f}")

@@ -8,12 +8,13 @@
 ['t = 1', 't = 2', 't = 3', 't = 4']
 """
 from .draw import Digraph, draw_graph, summarize
+from .explore import Explorer, explore
 from .flow import gradient_flow, plot_gradient_flow
 from .render import GraphvizNotFound, has_dot, render, render_svg
 from .stepper import Step, backward_steps
 from .trace import Graph, GraphNode, course_parameter_name, trace
 
 __all__ = [
-    "Digraph", "Graph", "GraphNode", "GraphvizNotFound", "Step", "backward_steps", "course_parameter_name",
-    "draw_graph", "gradient_flow", "has_dot", "plot_gradient_flow", "render", "render_svg", "summarize", "trace",
+    "Digraph", "Explorer", "Graph", "GraphNode", "GraphvizNotFound", "Step", "backward_steps", "course_parameter_name",
+    "draw_graph", "explore", "gradient_flow", "has_dot", "plot_gradient_flow", "render", "render_svg", "summarize", "trace",
 ]

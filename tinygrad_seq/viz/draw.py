@@ -47,7 +47,11 @@ class Digraph(graphviz.Digraph):
 
     graphviz's own display runs ``dot`` and raises ExecutableNotFound where it
     is missing; this one renders the SVG in-process (see ``render_svg``).
+    ``drawn_as`` (set by ``draw_graph``) maps each graph node's key to the DOT
+    nodes that show it, for tools that light nodes up in the rendered SVG.
     """
+
+    drawn_as: dict[str, list[str]]
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **_: Any) -> dict[str, str]:
         from .render import render_svg
@@ -386,7 +390,25 @@ def draw_graph(
             if ordered:
                 for tail, head in zip(members, members[1:]):
                     rank.edge(tail, head, style="invis")
+    dot.drawn_as = _drawn_as(graph, hidden, gathers, group_key)
     return dot
+
+
+def _drawn_as(graph: Graph, hidden: Mapping[str, str], gathers: Mapping[str, Mapping[Any, list[str]]],
+              group_key: Mapping[str, str]) -> dict[str, list[str]]:
+    """Graph key -> the DOT nodes that show it: itself, its collapsed step's box, the matmul a hidden
+    slice cuts, or the step tensors a hidden gather holds (what the explorer lights up for it)."""
+    def shown(key: str) -> str:
+        key = hidden.get(key, key)
+        return group_key.get(key, key)
+
+    drawn = {}
+    for key in graph.nodes:
+        if key in gathers:
+            drawn[key] = list(dict.fromkeys(shown(k) for keys in gathers[key].values() for k in keys))
+        else:
+            drawn[key] = [shown(key)]
+    return drawn
 
 
 INVISIBLE = {"shape": "point", "style": "invis", "width": "0", "height": "0"}

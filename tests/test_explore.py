@@ -1,0 +1,247 @@
+"""The BPTT explorer's page, read without a browser: its data are the library's numbers, its page stands alone."""
+import contextlib
+import html
+import json
+import re
+
+import numpy as np
+import pytest
+
+import tinygrad_seq as ts
+from tinygrad_seq import nn, viz
+from tinygrad_seq.tensor import Function
+from tinygrad_seq.viz import demo, rules
+from tinygrad_seq.viz.explore import COLLAPSE_ABOVE
+from tinygrad_seq.viz.trace import key_of
+
+
+class MemoryCell(nn.RecurrentCell):
+    """A user's cell with a two-part state and a gate of its own."""
+
+    state_names = ("a", "m")
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.gate_parameters(gates=3, bias=True)
+
+    def initial_state(self, batch_size, like=None):
+        return (ts.zeros(batch_size, self.hidden_size), ts.zeros(batch_size, self.hidden_size))
+
+    def forward(self, x, state=None):
+        a_prev, m_prev = self.prepare(x, state)
+        keep, write, candidate = ts.chunk(self.input_projection(x) + self.hidden_projection(a_prev), 3, axis=-1)
+        keep = nn.gate(keep.sigmoid(), "keep")
+        m = keep * m_prev + (1 - keep) * nn.gate(candidate.tanh(), "candidate")
+        return nn.gate(write.sigmoid(), "output") * m.tanh(), m
+
+
+@pytest.fixture(autouse=True)
+def memory_cell(monkeypatch):
+    monkeypatch.setitem(ts.settings.cell_registry, "explore_memory", MemoryCell)
+
+
+def page_data(page):
+    """The steps the page replays, parsed back from its script."""
+    payload = re.search(r"window\.EXPLORER_DATA = (.*?);</script>", page, re.S).group(1)
+    return json.loads(payload.replace("<\\/", "</"))
+
+
+def build(cell="rnn", steps=3, fused=False, **options):
+    model = demo.small_model(cell, steps=steps, **options)
+    with contextlib.nullcontext() if fused else ts.transparent():
+        return model, model.loss()
+
+
+def test_the_page_replays_the_real_backward_pass_number_for_number(tmp_path):
+    model, loss = build("lstm")
+    explorer = viz.explore(loss, tmp_path / "lstm", params=model.parameters())
+    assert explorer.path == tmp_path / "lstm.html" and str(explorer) == str(explorer.path)
+    data = page_data(explorer.path.read_text(encoding="utf-8"))
+
+    twin, twin_loss = build("lstm")  # the same seeded model, stepped by the library itself
+    steps = list(viz.backward_steps(twin_loss, params=twin.parameters()))
+    assert explorer.steps == len(steps) == len(data["backward"])
+    for recorded, step in zip(data["backward"], steps):
+        assert recorded["op"] == step.op
+        assert np.array_equal(np.array(recorded["grad"]["values"]), step.grad)  # every value, exactly
+        sent = [s["values"] for s in recorded["sends"]]
+        assert len(sent) == len(step.input_grads)
+    for name, p in model.parameters().items():  # explore leaves what loss.backward() would
+        np.testing.assert_allclose(p.grad, twin.parameters()[name].grad, rtol=1e-12, atol=1e-15)
+
+
+def test_the_page_is_self_contained(tmp_path):
+    model, loss = build("gru", fused=True)
+    page = viz.explore(loss, tmp_path / "gru.html", params=model.parameters()).path.read_text(encoding="utf-8")
+    assert "<svg" in page and "window.EXPLORER_DATA" in page and 'id="step"' in page and 'id="grad"' in page
+    assert not re.search(r"\ssrc\s*=", page)  # no script or image fetched
+    assert "<link" not in page and "@import" not in page
+    addresses = set(re.findall(r"https?://[^\s\"')]+", page))
+    assert addresses <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}  # namespaces, never fetched
+
+
+def test_a_state_gradient_is_shown_as_the_sum_of_its_contributions(tmp_path):
+    model, loss = build("rnn")
+    data = page_data(viz.explore(loss, tmp_path / "rnn.html", params=model.parameters()).page)
+    a2 = next(s for s in data["backward"] if s["name"] == "a⟨2⟩")
+    assert [term["from"] for term in a2["sum"]] == ["from ŷ⟨2⟩", "from W_aa a⟨2⟩ at t = 3"]
+    total = sum(np.array(term["values"], dtype=np.float32) for term in a2["sum"])  # the model computes in float32
+    np.testing.assert_array_equal(total, np.array(a2["grad"]["values"], dtype=np.float32))
+    # the last state has one contribution (from ŷ⟨3⟩): no sum to show
+    assert next(s for s in data["backward"] if s["name"] == "a⟨3⟩")["sum"] == []
+
+
+def test_a_shared_weight_collects_one_contribution_per_time_step(tmp_path):
+    model, loss = build("rnn")
+    params = model.parameters()
+    data = page_data(viz.explore(loss, tmp_path / "rnn.html", params=params).page)
+    w_aa = next(p for p in data["params"] if p["name"] == "rnn.weight_hh_l0")
+    assert w_aa["symbol"] == "W_aa"
+    assert [s["t"] for s in w_aa["steps"]] == [3, 2, 1]  # one term per step, from the last step back
+    np.testing.assert_allclose(w_aa["steps"][-1]["running"]["values"], params["rnn.weight_hh_l0"].grad, rtol=1e-6)  # float32
+    assert np.count_nonzero(w_aa["steps"][-1]["contribution"]["values"]) == 0  # t = 1 adds nothing: a⟨0⟩ = 0
+    running = np.cumsum([np.array(s["contribution"]["values"]) for s in w_aa["steps"]], axis=0)
+    np.testing.assert_allclose([s["running"]["values"] for s in w_aa["steps"]], running, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["transparent", "fused"])
+def test_the_chart_is_the_gradient_flow(tmp_path, fused):
+    model, loss = build("lstm", steps=4, fused=fused)
+    data = page_data(viz.explore(loss, tmp_path / "lstm.html").page)
+    twin, twin_loss = build("lstm", steps=4, fused=fused)
+    flows = viz.gradient_flow(twin_loss)
+    assert len(data["flow"]) == len(flows) == 2  # a and c
+    for series in data["flow"]:
+        part = series["label"][5]  # "‖∂L/∂a⟨t⟩‖"
+        norms = {p["t"]: p["norm"] for p in series["points"]}
+        np.testing.assert_allclose([norms[t] for t in range(1, 5)], flows[part, 0, "forward"], rtol=1e-6)  # float32 norms there
+        assert [p["t"] for p in series["points"]] == [4, 3, 2, 1]  # filled in from right to left
+
+
+CASES = [
+    ("rnn", {}), ("gru", {}), ("lstm", {}), ("simplified_gru", {}), ("explore_memory", {}),
+    ("lstm", {"layers": 2, "bidirectional": True}), ("gru", {"layers": 2}), ("explore_memory", {"bidirectional": True}),
+]
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["transparent", "fused"])
+@pytest.mark.parametrize("cell,options", CASES, ids=[f"{c}-{'-'.join(o) or 'one'}" for c, o in CASES])
+def test_every_cell_and_layout_gets_a_rule_and_a_drawn_node_at_every_step(tmp_path, cell, options, fused):
+    model, loss = build(cell, steps=2, fused=fused, **options)
+    explorer = viz.explore(loss, tmp_path / "page.html", params=model.parameters())
+    data = page_data(explorer.page)
+    svg_ids = set(re.findall(r"<title>([^<]+)</title>", explorer.page))
+    for step in data["backward"]:
+        assert step["rule"] and not step["rule"][0].startswith(step["op"] + ": no rule"), step["op"]
+        assert step["drawn"] and set(step["drawn"]) <= svg_ids, step["name"]
+        for sent in step["sends"]:
+            for tail, head in sent["edges"]:
+                assert html.unescape(f"{tail}&#45;&gt;{head}") in {html.unescape(i) for i in svg_ids}
+    assert all(step["drawn"] and set(step["drawn"]) <= svg_ids for step in data["forward"])
+    assert len(data["forward"]) == sum(1 for n in viz.trace(build(cell, steps=2, fused=fused, **options)[1]).nodes.values()
+                                       if n.kind == "op")
+
+
+def test_the_rule_is_written_in_the_course_notation():
+    model, loss = build("rnn")
+    graph = viz.trace(loss, model.parameters())
+    by_name = {rules.names(graph)[k]: r for k, r in rules.node_rules(graph).items()}
+    assert by_name["a⟨2⟩"]["backward"] == ["∂L/∂(W_ax x⟨2⟩ + W_aa a⟨1⟩) = ∂L/∂a⟨2⟩ ⊙ (1 − a⟨2⟩²)"]
+    assert by_name["a⟨2⟩"]["forward"] == "a⟨2⟩ = tanh(W_ax x⟨2⟩ + W_aa a⟨1⟩)"
+    assert "∂L/∂W_aa += ∂L/∂(W_aa a⟨1⟩) a⟨1⟩ᵀ" in by_name["W_aa a⟨1⟩"]["backward"]
+    assert "∂L/∂a⟨1⟩ += W_aaᵀ ∂L/∂(W_aa a⟨1⟩)" in by_name["W_aa a⟨1⟩"]["backward"]
+
+    fused_model, fused_loss = build("lstm", fused=True)
+    graph = viz.trace(fused_loss, fused_model.parameters())
+    step = next(r for k, r in rules.node_rules(graph).items() if graph.nodes[k].op == "LSTMStep" and graph.nodes[k].tags["t"] == 2)
+    assert step["forward"] == "a⟨2⟩ = Γo⟨2⟩ ⊙ tanh(c⟨2⟩),  c⟨2⟩ = Γf⟨2⟩ ⊙ c⟨1⟩ + Γu⟨2⟩ ⊙ c̃⟨2⟩"
+    assert "dc = ∂L/∂c⟨2⟩ + ∂L/∂a⟨2⟩ ⊙ Γo⟨2⟩ ⊙ (1 − tanh(c⟨2⟩)²)" in step["backward"]
+    assert "∂L/∂W_aa += [dΓu; dΓf; dc̃; dΓo] a⟨1⟩ᵀ" in step["backward"]
+
+
+def every_function():
+    found, todo = [], [Function]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            todo.append(sub)
+            if sub.__module__.startswith("tinygrad_seq."):
+                found.append(sub)
+    return found
+
+
+@pytest.mark.parametrize("op", sorted({f.__name__ for f in every_function()}))
+def test_every_op_of_the_library_has_a_forward_formula_and_a_backward_rule(op):
+    assert op in rules.FORWARD or op in rules.CELL_FORWARD
+    assert op in rules.BACKWARD or op in rules.CELL_STEPS
+
+
+def test_a_users_op_shows_its_name_or_its_own_rule(tmp_path):
+    class Cube(Function):
+        def forward(self, x):
+            self.x = x
+            return x**3
+
+        def backward(self, grad):
+            return (3 * self.x**2 * grad,)
+
+    class Square(Cube):
+        backward_rule = "{in0} gets 2 {in0} ⊙ ∂L/∂{out}"
+
+        def forward(self, x):
+            self.x = x
+            return x**2
+
+        def backward(self, grad):
+            return (2 * self.x * grad,)
+
+    x = ts.Tensor([1.0, 2.0], requires_grad=True, name="x")
+    data = page_data(viz.explore(Square.apply(Cube.apply(x)).sum(), tmp_path / "op.html").page)
+    rules_by_op = {s["op"]: s["rule"] for s in data["backward"]}
+    assert rules_by_op["Cube"] == ["Cube: no rule written for this op; its backward() sends each input its gradient"]
+    assert rules_by_op["Square"] == ["Cube gets 2 Cube ⊙ ∂L/∂Square"]
+
+
+def test_a_long_graph_is_collapsed_one_box_per_cell_step(tmp_path):
+    model, loss = build("lstm", steps=12)
+    assert len(viz.trace(loss)) > COLLAPSE_ABOVE
+    explorer = viz.explore(loss, tmp_path / "long.html", params=model.parameters())
+    data = page_data(explorer.page)
+    assert explorer.collapsed and data["collapsed"]
+    gate = next(s for s in data["backward"] if s["name"] == "Γf⟨5⟩")
+    assert gate["drawn"] == ["step_0_forward_5"]  # the gate lights up its step's box
+    small_model, small_loss = build("lstm", steps=2)
+    assert not viz.explore(small_loss, tmp_path / "short.html").collapsed
+    assert viz.explore(build("lstm", steps=2)[1], tmp_path / "forced.html", collapse=True).collapsed
+
+
+def test_jupyter_shows_the_same_page_inline(tmp_path):
+    model, loss = build("rnn", steps=2, fused=True)
+    explorer = viz.explore(loss)  # a temporary file
+    try:
+        shown = explorer._repr_html_()
+        assert shown.startswith("<iframe") and 'srcdoc="' in shown
+        srcdoc = re.search(r'srcdoc="([^"]*)"', shown).group(1)
+        assert html.unescape(srcdoc) == explorer.path.read_text(encoding="utf-8")
+    finally:
+        explorer.path.unlink()
+
+
+def test_bad_input_is_a_clear_error():
+    with pytest.raises(TypeError, match="explore: expects the Tensor"):
+        viz.explore(np.ones(2))
+    with pytest.raises(ValueError, match=r"explore: runs backward from a scalar; got a tensor of shape \(2,\).*loss.sum\(\)"):
+        viz.explore(ts.ones(2, requires_grad=True) * 2)
+    with pytest.raises(ValueError, match="explore: the loss does not require grad"):
+        viz.explore(ts.ones(2).sum())
+
+
+def test_bptt_command_writes_the_explorer(tmp_path, monkeypatch, capsys):
+    from tinygrad_seq.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["bptt", "--cell", "gru", "--steps", "2", "--html", "explorer.html"]) == 0
+    printed = capsys.readouterr().out
+    assert "explorer: explorer.html" in printed and "step   1/" in printed
+    page = (tmp_path / "explorer.html").read_text(encoding="utf-8")
+    assert len(page_data(page)["backward"]) == int(re.search(r"(\d+) steps\.", printed).group(1))
+    assert not (tmp_path / "bptt").exists()  # no frames unless --out asks for them

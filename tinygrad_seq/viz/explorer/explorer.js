@@ -1,0 +1,323 @@
+// The explorer page's behaviour: replays the steps recorded by viz.explore (window.EXPLORER_DATA).
+// Each step lights up the SVG nodes that show its tensor (class "current"), marks the steps before it
+// ("done"), and fills the panel: the gradient arriving, its terms, the local rule, what goes where,
+// the shared weights' running gradients and the chart of ‖∂L/∂a⟨t⟩‖.
+"use strict";
+(function () {
+  const DATA = window.EXPLORER_DATA;
+  const $ = (id) => document.getElementById(id);
+  const svg = document.querySelector("#graph svg");
+  const pane = $("graph");
+
+  // Graphviz writes each node's and edge's DOT id in its <title>: "n1403…", "n1403…->n1404…".
+  const nodes = new Map();
+  const edges = new Map();
+  for (const g of svg.querySelectorAll("g.node")) nodes.set(g.querySelector("title").textContent, g);
+  for (const g of svg.querySelectorAll("g.edge")) edges.set(g.querySelector("title").textContent, g);
+
+  let mode = "backward";
+  let index = 0;
+  let timer = null;
+  let zoom = 1;
+  const box = svg.viewBox.baseVal;
+  const natural = { width: box && box.width ? box.width : svg.getBBox().width, height: box && box.height ? box.height : svg.getBBox().height };
+
+  const steps = () => (mode === "backward" ? DATA.backward : DATA.forward);
+
+  // The last step (per mode) at which each drawn node is touched: a node is done once that step is past.
+  function lastTouch(list) {
+    const last = new Map();
+    const first = new Map();
+    list.forEach((step, i) => {
+      for (const id of step.drawn) {
+        last.set(id, i);
+        if (!first.has(id)) first.set(id, i);
+      }
+    });
+    return { first, last };
+  }
+  const touches = { backward: lastTouch(DATA.backward), forward: lastTouch(DATA.forward) };
+
+  function element(tag, text, className) {
+    const el = document.createElement(tag);
+    if (text !== undefined) el.textContent = text;
+    if (className) el.className = className;
+    return el;
+  }
+
+  function shown(target, value) {
+    target.textContent = value.text;
+    target.dataset.norm = String(value.norm);
+    target.dataset.shape = JSON.stringify(value.shape);
+    if (value.values === null) delete target.dataset.values;
+    else target.dataset.values = JSON.stringify(value.values);
+  }
+
+  function paintGraph(step) {
+    for (const g of nodes.values()) g.classList.remove("done", "current", "partial");
+    for (const g of edges.values()) g.classList.remove("sending");
+    const { first, last } = touches[mode];
+    for (const [id, g] of nodes) {
+      if (!first.has(id)) continue;
+      if (last.get(id) < index) g.classList.add("done");
+      else if (first.get(id) < index) g.classList.add("partial");
+    }
+    for (const id of step.drawn) {
+      const g = nodes.get(id);
+      if (g) {
+        g.classList.remove("done", "partial");
+        g.classList.add("current");
+      }
+    }
+    const lit = mode === "backward" ? step.sends.flatMap((s) => s.edges) : step.edges || [];
+    for (const [tail, head] of lit) {
+      const g = edges.get(tail + "->" + head);
+      if (g) g.classList.add("sending");
+    }
+  }
+
+  function keepInView(step) {
+    const g = step.drawn.map((id) => nodes.get(id)).find(Boolean);
+    if (!g) return;
+    const r = g.getBoundingClientRect();
+    const p = pane.getBoundingClientRect();
+    const margin = 40;
+    if (r.left < p.left + margin || r.right > p.right - margin) pane.scrollLeft += (r.left + r.right) / 2 - (p.left + p.right) / 2;
+    if (r.top < p.top + margin || r.bottom > p.bottom - margin) pane.scrollTop += (r.top + r.bottom) / 2 - (p.top + p.bottom) / 2;
+  }
+
+  function paintBackward(step) {
+    $("grad-block").hidden = false;
+    $("value-block").hidden = true;
+    $("sends-block").hidden = false;
+    $("grad-title").textContent = "∂L/∂" + step.name + " arriving (complete)";
+    shown($("grad"), step.grad);
+    const sum = $("sum");
+    sum.replaceChildren();
+    if (step.sum.length > 1) {
+      sum.append(element("div", "the sum of " + step.sum.length + " contributions:", "term"));
+      step.sum.forEach((term, i) => {
+        const line = element("div", undefined, "term");
+        line.append(element("b", (i ? "+ " : "  ") + term.from + ": "), element("span", term.text));
+        sum.append(line);
+      });
+    }
+    const rule = $("rule");
+    rule.replaceChildren(...step.rule.map((line) => element("div", line)));
+    $("forward-rule").textContent = "forward: " + step.forward;
+    const sends = $("sends");
+    sends.replaceChildren();
+    for (const s of step.sends) {
+      const row = element("tr");
+      const to = element("td", "→ " + s.gradient, "to");
+      const value = element("td");
+      const pre = element("pre");
+      shown(pre, s);
+      value.append(pre);
+      row.append(to, value);
+      sends.append(row);
+    }
+    if (!step.sends.length) sends.append(element("tr", "nothing: no input needs a gradient"));
+    paintParams();
+  }
+
+  function paintForward(step) {
+    $("grad-block").hidden = true;
+    $("value-block").hidden = false;
+    $("sends-block").hidden = true;
+    shown($("value"), step.value);
+    $("forward-rule").textContent = "";
+    $("rule").replaceChildren(element("div", step.formula));
+    paintParams();
+  }
+
+  function paintParams() {
+    const target = $("params");
+    target.replaceChildren();
+    $("params-block").hidden = DATA.params.length === 0 || mode !== "backward";
+    for (const param of DATA.params) {
+      const block = element("div", undefined, "param");
+      const name = element("div", undefined, "name");
+      name.append(element("span", "∂L/∂" + param.symbol + " "), element("small", param.name));
+      block.append(name);
+      const arrived = mode === "backward" ? param.steps.filter((s) => s.step <= index) : [];
+      if (!arrived.length) {
+        block.append(element("div", mode === "backward" ? "0 (no contribution yet)" : "(backward mode shows it)", "none"));
+      } else {
+        const latest = arrived[arrived.length - 1];
+        const pre = element("pre");
+        shown(pre, latest.running);
+        pre.classList.add("running");
+        block.append(pre);
+        const list = element("ol");
+        for (const s of arrived) {
+          const amount = s.contribution.values !== null && s.contribution.values.flat().length <= 3 ? s.contribution.text : "‖·‖ = " + s.contribution.norm.toPrecision(4);
+          const item = element("li", "+ " + (s.where || "outside the time steps") + ": " + amount);
+          if (s.step === index) item.className = "new";
+          list.append(item);
+        }
+        block.append(list);
+      }
+      target.append(block);
+    }
+  }
+
+  function paintChart() {
+    const chart = $("chart");
+    chart.replaceChildren();
+    const ns = "http://www.w3.org/2000/svg";
+    const make = (tag, attributes, text) => {
+      const el = document.createElementNS(ns, tag);
+      for (const [k, v] of Object.entries(attributes)) el.setAttribute(k, String(v));
+      if (text !== undefined) el.textContent = text;
+      chart.append(el);
+      return el;
+    };
+    const series = DATA.flow;
+    if (!series.length) {
+      make("text", { x: 10, y: 30, "font-size": 12, fill: "#777" }, "no recurrent states in this graph");
+      return;
+    }
+    const all = series.flatMap((s) => s.points);
+    const T = Math.max(...all.map((p) => p.t));
+    const positive = all.map((p) => p.norm).filter((v) => v > 0 && isFinite(v));
+    const top = positive.length ? Math.max(...positive) : 1;
+    const bottom = positive.length ? Math.min(...positive) : 1;
+    const logScale = top / bottom > 100;
+    const [left, right, upper, lower] = [48, 630, 12, 150];
+    const x = (t) => left + ((t - 0.5) / T) * (right - left);
+    const y = (v) => {
+      if (!(v > 0) || !isFinite(v)) return lower;
+      const f = logScale ? (Math.log10(v) - Math.log10(bottom)) / Math.max(Math.log10(top) - Math.log10(bottom), 1e-12) : v / top;
+      return lower - f * (lower - upper);
+    };
+    make("line", { x1: left, y1: lower, x2: right, y2: lower, stroke: "#999" });
+    make("line", { x1: left, y1: upper, x2: left, y2: lower, stroke: "#999" });
+    make("text", { x: 4, y: upper + 8, "font-size": 10, fill: "#555" }, top.toPrecision(3));
+    make("text", { x: 4, y: lower, "font-size": 10, fill: "#555" }, logScale ? bottom.toPrecision(3) : "0");
+    if (logScale) make("text", { x: 4, y: (upper + lower) / 2, "font-size": 10, fill: "#555" }, "log");
+    const every = Math.max(1, Math.ceil(T / 25));
+    for (let t = 1; t <= T; t += every) make("text", { x: x(t) - 3, y: lower + 13, "font-size": 10, fill: "#555" }, t);
+    const colours = ["#b45f06", "#3d85c6", "#6aa84f", "#a64d79", "#45818e", "#cc0000", "#7f6000", "#674ea7"];
+    const width = Math.max(2, ((right - left) / T) * 0.8 / series.length);
+    series.forEach((s, k) => {
+      const colour = colours[k % colours.length];
+      for (const p of s.points) {
+        const reached = mode === "backward" && p.step <= index;
+        const px = x(p.t) - (series.length * width) / 2 + k * width;
+        const py = y(p.norm);
+        const bar = make("rect", {
+          x: px, y: reached ? py : lower, width: width, height: reached ? lower - py : 0,
+          fill: colour, class: "bar" + (reached ? " reached" : ""), "data-t": p.t, "data-norm": p.norm,
+        });
+        if (p.step === index && mode === "backward") bar.setAttribute("stroke", "#000");
+      }
+      make("rect", { x: left + 10 + k * 150, y: 2, width: 10, height: 8, fill: colour });
+      make("text", { x: left + 24 + k * 150, y: 10, "font-size": 10, fill: "#333" }, s.label);
+    });
+  }
+
+  function paint() {
+    const list = steps();
+    const step = list[index];
+    $("step").textContent = index + 1 + " / " + list.length;
+    const slider = $("slider");
+    slider.max = String(list.length);
+    slider.value = String(index + 1);
+    $("where").textContent = [step.where, step.op].filter(Boolean).join(" · ");
+    $("node").textContent = step.name;
+    paintGraph(step);
+    if (mode === "backward") paintBackward(step);
+    else paintForward(step);
+    paintChart();
+    keepInView(step);
+  }
+
+  function writeHash() {
+    const hash = (mode === "forward" ? "#mode=forward&" : "#") + "step=" + (index + 1);
+    try {
+      history.replaceState(null, "", hash);
+    } catch (error) {
+      // an inline page (Jupyter's srcdoc iframe) has no address of its own to update
+    }
+  }
+
+  function go(target) {
+    const list = steps();
+    index = Math.min(Math.max(target, 0), list.length - 1);
+    paint();
+    writeHash();
+  }
+
+  function setMode(next) {
+    if (next === mode) return;
+    mode = next;
+    $("mode-backward").classList.toggle("active", mode === "backward");
+    $("mode-forward").classList.toggle("active", mode === "forward");
+    stop();
+    go(0);
+  }
+
+  function stop() {
+    if (timer !== null) clearInterval(timer);
+    timer = null;
+    $("play").textContent = "play";
+  }
+
+  function play() {
+    if (timer !== null) return stop();
+    if (index >= steps().length - 1) go(0);
+    $("play").textContent = "pause";
+    timer = setInterval(() => {
+      if (index >= steps().length - 1) stop();
+      else go(index + 1);
+    }, 700);
+  }
+
+  function readHash() {
+    const fields = new URLSearchParams(location.hash.replace(/^#/, ""));
+    const wanted = fields.get("mode") === "forward" ? "forward" : "backward";
+    if (wanted !== mode) {
+      mode = wanted;
+      $("mode-backward").classList.toggle("active", mode === "backward");
+      $("mode-forward").classList.toggle("active", mode === "forward");
+    }
+    const n = parseInt(fields.get("step") || "1", 10);
+    index = Math.min(Math.max((isNaN(n) ? 1 : n) - 1, 0), steps().length - 1);
+    paint();
+  }
+
+  function setZoom(value) {
+    zoom = Math.min(Math.max(value, 0.1), 4);
+    svg.setAttribute("width", natural.width * zoom + "pt");
+    svg.setAttribute("height", natural.height * zoom + "pt");
+  }
+
+  $("first").addEventListener("click", () => go(0));
+  $("prev").addEventListener("click", () => go(index - 1));
+  $("next").addEventListener("click", () => go(index + 1));
+  $("last").addEventListener("click", () => go(steps().length - 1));
+  $("play").addEventListener("click", play);
+  $("slider").addEventListener("input", (event) => go(parseInt(event.target.value, 10) - 1));
+  $("mode-backward").addEventListener("click", () => setMode("backward"));
+  $("mode-forward").addEventListener("click", () => setMode("forward"));
+  $("zoom-in").addEventListener("click", () => setZoom(zoom * 1.25));
+  $("zoom-out").addEventListener("click", () => setZoom(zoom / 1.25));
+  $("zoom-fit").addEventListener("click", () => setZoom((pane.clientWidth - 20) / ((natural.width * 4) / 3)));
+  window.addEventListener("hashchange", readHash);
+  document.addEventListener("keydown", (event) => {
+    if (event.target instanceof HTMLInputElement) return; // the slider moves itself with the arrows
+    const moves = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
+    if (event.key in moves) go(index + moves[event.key]);
+    else if (event.key === "Home") go(0);
+    else if (event.key === "End") go(steps().length - 1);
+    else if (event.key === " ") play();
+    else return;
+    event.preventDefault();
+  });
+
+  // Start with the whole width in view when that keeps the labels legible, else at a readable size.
+  const fit = (pane.clientWidth - 20) / ((natural.width * 4) / 3);
+  setZoom(Math.min(1, Math.max(fit, 0.6)));
+  readHash();
+})();

@@ -1,0 +1,376 @@
+"""Each op's local rule, in the course's notation: what the explorer shows at a node of the graph.
+
+Backpropagation is one local rule per node: the gradient arriving at a
+node's result, times the node's own derivative, is what each input gets.
+This module writes that rule for every primitive op and every built-in cell
+step, with the node's and its inputs' own names ("∂L/∂c⟨2⟩ += ∂L/∂a⟨2⟩ ⊙
+Γo⟨2⟩ ⊙ (1 − tanh(c⟨2⟩)²)"). Vectors are columns, as in the course: a
+``Linear`` computes W x + b, so its rule reads ∂L/∂W += ∂L/∂out xᵀ (the
+code's rows are the same numbers transposed). An input's gradient is
+written ``+=`` where it has several consumers (its gradient is a sum) and
+``=`` where this node is its only one.
+
+A user's op without a rule here shows its name; an op may carry its own
+rule as a ``backward_rule`` class attribute (one string, ``{out}`` and
+``{in0}``, ``{in1}``, ... standing for the names).
+
+>>> rules = backward_rule("Tanh", "a⟨2⟩", ["W_aa a⟨1⟩ + W_ax x⟨2⟩"], receives=[True], accumulates=[False])
+>>> rules[0]
+'∂L/∂(W_aa a⟨1⟩ + W_ax x⟨2⟩) = ∂L/∂a⟨2⟩ ⊙ (1 − a⟨2⟩²)'
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ..tensor import Function, Tensor
+from . import notation
+from .trace import Graph, GraphNode, course_parameter_name
+
+# Forward formulas of the primitive ops, {0}, {1}, ... being the inputs' names.
+FORWARD = {
+    "Add": "{0} + {1}", "Sub": "{0} − {1}", "Mul": "{0} ⊙ {1}", "Div": "{0} ⊘ {1}", "Neg": "−{0}",
+    "Pow": "{0}^{p}", "MatMul": "{0} {1}", "Linear": "{1} {0} + {2}", "Exp": "exp({0})", "Log": "log({0})",
+    "Sqrt": "√{0}", "Abs": "|{0}|", "Tanh": "tanh({0})", "Sigmoid": "σ({0})", "Relu": "max({0}, 0)",
+    "Clamp": "clamp({0})", "Sum": "Σ {0}", "Mean": "mean({0})", "Max": "max({0})", "Softmax": "softmax({0})",
+    "LogSoftmax": "log softmax({0})", "Reshape": "reshape({0})", "Transpose": "{0}ᵀ", "GetItem": "{0}[{index}]",
+    "Concat": "[{all}]", "Stack": "stack({all})", "Where": "where({0}, {1}, {2})", "Maximum": "max({0}, {1})",
+    "MaskedFill": "masked_fill({0})", "Cast": "{0}", "ToBackend": "{0}", "CrossEntropy": "−log softmax({0})[y]",
+    "EmbeddingLookup": "rows of {0}", "DropoutMask": "{0} ⊙ mask / (1 − p)",
+}
+
+# Backward rules of the primitive ops: input position -> the gradient it gets. {g} is ∂L/∂out, {out} the
+# result's name, {0}, {1}, ... the inputs' names.
+BACKWARD: dict[str, dict[int, str]] = {
+    "Add": {0: "{g}", 1: "{g}"},
+    "Sub": {0: "{g}", 1: "−{g}"},
+    "Mul": {0: "{g} ⊙ {1}", 1: "{g} ⊙ {0}"},
+    "Div": {0: "{g} ⊘ {1}", 1: "−{g} ⊙ {0} ⊘ {1}²"},
+    "Neg": {0: "−{g}"},
+    "Pow": {0: "{g} ⊙ {p} {0}^({p} − 1)"},
+    "MatMul": {0: "{g} {1}ᵀ", 1: "{0}ᵀ {g}"},
+    "Linear": {0: "{1}ᵀ {g}", 1: "{g} {0}ᵀ", 2: "{g}  (summed over the batch)"},
+    "Exp": {0: "{g} ⊙ {out}"},
+    "Log": {0: "{g} ⊘ {0}"},
+    "Sqrt": {0: "{g} ⊘ (2 {out})"},
+    "Abs": {0: "{g} ⊙ sign({0})"},
+    "Tanh": {0: "{g} ⊙ (1 − {out}²)"},
+    "Sigmoid": {0: "{g} ⊙ {out} ⊙ (1 − {out})"},
+    "Relu": {0: "{g} ⊙ [{0} > 0]"},
+    "Clamp": {0: "{g} ⊙ [{0} inside the bounds]"},
+    "Sum": {0: "{g}, copied to every element summed"},
+    "Mean": {0: "{g} / n, copied to each of the n elements averaged"},
+    "Max": {0: "{g} at the maximum (shared between ties), 0 elsewhere"},
+    "Softmax": {0: "{out} ⊙ ({g} − Σ {g} ⊙ {out})"},
+    "LogSoftmax": {0: "{g} − softmax({0}) Σ {g}"},
+    "Reshape": {0: "{g}, reshaped back"},
+    "Transpose": {0: "{g}, transposed back"},
+    "GetItem": {0: "{g} in [{index}], 0 elsewhere"},
+    "Concat": {"*": "its part of {g}"},
+    "Stack": {"*": "its slice of {g}"},
+    "Where": {1: "{g} where {0}, 0 elsewhere", 2: "{g} where not {0}, 0 elsewhere"},
+    "Maximum": {0: "{g} where {0} is the larger", 1: "{g} where {1} is the larger"},
+    "MaskedFill": {0: "{g} where not masked, 0 where masked"},
+    "Cast": {0: "{g}, cast back to the input's dtype"},
+    "ToBackend": {0: "{g}, moved back to the input's backend"},
+    "CrossEntropy": {0: "{g} (softmax({0}) − one_hot(y))  (divided by the batch size for a mean)"},
+    "EmbeddingLookup": {0: "{g}, added into the rows of the ids looked up"},
+    "DropoutMask": {0: "{g} ⊙ mask / (1 − p)  (the same mask as forward)"},
+}
+
+OPERATORS = (" ", "+", "−", "⊙", "⊘", "=")
+
+
+def _enclosed(name: str) -> bool:
+    """True for "(a, c)⟨2⟩"-like names whose first parenthesis closes only at the end of a tuple, or "(x + y)"."""
+    if not name.startswith("("):
+        return False
+    depth = 0
+    for i, char in enumerate(name):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return not any(op in name[i + 1:] for op in OPERATORS)
+    return False
+
+
+def _wrapped(name: str) -> bool:
+    """True for "(x + y)": one pair of parentheses around the whole name."""
+    if not (name.startswith("(") and name.endswith(")")):
+        return False
+    depth = 0
+    for char in name[:-1]:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return False
+    return True
+
+
+def gradient(name: str) -> str:
+    """∂L/∂a⟨2⟩, or ∂L/∂(W_aa a⟨1⟩) for a name with operators in it."""
+    return f"∂L/∂({name})" if any(op in name for op in OPERATORS) and not _enclosed(name) else f"∂L/∂{name}"
+
+
+def _index_text(index: Any) -> str:
+    parts = index if isinstance(index, tuple) else (index,)
+    written = []
+    for part in parts:
+        if isinstance(part, slice):
+            written.append(f"{'' if part.start is None else part.start}:{'' if part.stop is None else part.stop}")
+        elif part is Ellipsis:
+            written.append("…")
+        elif isinstance(part, (int, str)):
+            written.append(str(part))
+        else:
+            written.append("ids")
+    return ", ".join(written)
+
+
+def _details(node: Function | None) -> dict[str, Any]:
+    """What a rule needs from the op itself (read before backward frees it)."""
+    if node is None:
+        return {}
+    details: dict[str, Any] = {}
+    if node.name == "Pow" and len(node.inputs) > 1 and not isinstance(node.inputs[1], Tensor):
+        details["p"] = node.inputs[1]
+    if node.name == "GetItem":
+        details["index"] = _index_text(getattr(node, "index", None))
+    for field in ("relu", "reset_after", "peepholes"):
+        if getattr(node, field, None) is not None:
+            details[field] = getattr(node, field)
+    return details
+
+
+def forward_rule(op: str, out: str, inputs: Sequence[str], details: Mapping[str, Any] | None = None) -> str:
+    """``out = formula``: what the node computed, e.g. "a⟨2⟩ = tanh(z)"; the op's name for an unknown op.
+
+    ``inputs``: how each positional argument is written (see :func:`arguments`).
+    """
+    details = details or {}
+    if op in CELL_FORWARD:
+        return CELL_FORWARD[op](details.get("names", {}), details)
+    formula = FORWARD.get(op)
+    if formula is None:
+        return f"{out} = {op}({', '.join(inputs)})"
+    if op == "Linear" and (len(inputs) < 3 or inputs[2] == "·"):
+        formula = "{1} {0}"
+    if "({0})" in formula and _wrapped(inputs[0]):  # tanh(x + y), not tanh((x + y))
+        inputs = [inputs[0][1:-1], *inputs[1:]]
+    return f"{out} = " + formula.format(*inputs, *[""] * 3, all=", ".join(inputs), p=details.get("p", "p"),
+                                        index=details.get("index", "…"))
+
+
+def backward_rule(op: str, out: str, inputs: Sequence[str], receives: Sequence[bool], accumulates: Sequence[bool],
+                  details: Mapping[str, Any] | None = None, own_rule: str | None = None) -> list[str]:
+    """The lines of a node's local rule: one per input that gets a gradient.
+
+    ``inputs``: the names of the op's positional arguments ("·" for non-tensors);
+    ``receives[i]``: argument i gets a gradient; ``accumulates[i]``: it has
+    other consumers too, so its gradient is a sum (written ``+=``).
+    """
+    details = dict(details or {})
+    fields = {"g": gradient(out), "out": out, "p": details.get("p", "p"), "index": details.get("index", "…")}
+    if own_rule is not None:
+        return [own_rule.format(out=out, **{f"in{i}": n for i, n in enumerate(inputs)})]
+    if op in CELL_STEPS:
+        return CELL_STEPS[op](details.get("names", {}), inputs, receives, accumulates, details)
+    table = BACKWARD.get(op)
+    if table is None:
+        return [f"{op}: no rule written for this op; its backward() sends each input its gradient"]
+    lines = []
+    for i, name in enumerate(inputs):
+        template = table.get(i, table.get("*"))
+        if not receives[i] or template is None:
+            continue
+        sign = "+=" if accumulates[i] else "="
+        lines.append(f"{gradient(name)} {sign} " + template.format(*inputs, **fields))
+    return lines
+
+
+def _shared_lines(s: Mapping[str, str], inputs: Sequence[str], receives: Sequence[bool], accumulates: Sequence[bool],
+                  d: str, previous: str) -> list[str]:
+    """What every cell step sends: x⟨t⟩'s projection, the previous state, W_aa and its bias.
+
+    A step's first input is the projection W_ax x + b of all time steps at
+    once (one matmul before the loop); the step fills its row t, and W_ax's
+    own gradient is taken from all rows together when that node is reached.
+    """
+    lines = []
+    if receives[0]:
+        lines.append(f"{gradient(inputs[0])} at t = {s['t']}: {d}   (∂L/∂W_ax += {d} {s['x']}ᵀ once all steps are in)")
+    if receives[1]:
+        lines.append(f"{gradient(inputs[1])} {_sign(accumulates, 1)} {previous}")
+    if receives[2]:
+        lines.append(f"{gradient(inputs[2])} += {d} {s['a_prev']}ᵀ")
+    if len(inputs) > 3 and receives[3]:
+        lines.append(f"{gradient(inputs[3])} += {d}   (summed over the batch)")
+    return lines
+
+
+def _sign(accumulates: Sequence[bool], i: int) -> str:
+    return "+=" if i < len(accumulates) and accumulates[i] else "="
+
+
+def _rnn_forward(s: Mapping[str, str], details: Mapping) -> str:
+    return f"{s['a']} = {'relu' if details.get('relu') else 'tanh'}(W_aa {s['a_prev']} + W_ax {s['x']} + b_a)"
+
+
+def _rnn_step(s: Mapping[str, str], inputs, receives, accumulates, details) -> list[str]:
+    derivative = f"[dz > 0]" if details.get("relu") else f"(1 − {s['a']}²)"
+    lines = [f"dz = {gradient(s['a'])} ⊙ {derivative}"]
+    return lines + _shared_lines(s, inputs, receives, accumulates, "dz", "W_aaᵀ dz")
+
+
+def _gru_forward(s: Mapping[str, str], details: Mapping) -> str:
+    return (f"{s['a']} = (1 − {s['z']}) ⊙ {s['c̃']} + {s['z']} ⊙ {s['a_prev']},  "
+            f"{s['c̃']} = tanh(W_cx {s['x']} + {s['Γr']} ⊙ (W_ca {s['a_prev']} + b_ca)),  {s['z']} = 1 − {s['Γu']}")
+
+
+def _gru_step(s: Mapping[str, str], inputs, receives, accumulates, details) -> list[str]:
+    a, z, c, r = s["a"], s["z"], s["c̃"], s["Γr"]
+    lines = [f"dc̃ = {gradient(a)} ⊙ (1 − {z}) ⊙ (1 − {c}²)",
+             f"dz = {gradient(a)} ⊙ ({s['a_prev']} − {c}) ⊙ {z} ⊙ (1 − {z})",
+             f"dΓr = dc̃ ⊙ (W_ca {s['a_prev']} + b_ca) ⊙ {r} ⊙ (1 − {r})"]
+    d = "[dΓr; dz; dc̃]"
+    hidden = f"[dΓr; dz; dc̃ ⊙ {r}]"
+    return lines + _shared_lines(s, inputs, receives, accumulates, d, f"{gradient(a)} ⊙ {z} + W_aaᵀ {hidden}")
+
+
+def _simplified_gru_forward(s: Mapping[str, str], details: Mapping) -> str:
+    return f"{s['a']} = {s['Γu']} ⊙ {s['c̃']} + (1 − {s['Γu']}) ⊙ {s['a_prev']},  {s['c̃']} = tanh(W_c [{s['a_prev']}; {s['x']}] + b_c)"
+
+
+def _simplified_gru_step(s: Mapping[str, str], inputs, receives, accumulates, details) -> list[str]:
+    a, u, c = s["a"], s["Γu"], s["c̃"]
+    lines = [f"dc̃ = {gradient(a)} ⊙ {u} ⊙ (1 − {c}²)",
+             f"dΓu = {gradient(a)} ⊙ ({c} − {s['a_prev']}) ⊙ {u} ⊙ (1 − {u})"]
+    return lines + _shared_lines(s, inputs, receives, accumulates, "[dΓu; dc̃]", f"{gradient(a)} ⊙ (1 − {u}) + W_aaᵀ [dΓu; dc̃]")
+
+
+def _lstm_forward(s: Mapping[str, str], details: Mapping) -> str:
+    return f"{s['a']} = {s['Γo']} ⊙ tanh({s['c']}),  {s['c']} = {s['Γf']} ⊙ {s['c_prev']} + {s['Γu']} ⊙ {s['c̃']}"
+
+
+def _lstm_step(s: Mapping[str, str], inputs, receives, accumulates, details) -> list[str]:
+    a, c, o, f, u, g = s["a"], s["c"], s["Γo"], s["Γf"], s["Γu"], s["c̃"]
+    peep = bool(details.get("peepholes"))
+    lines = [f"dΓo = {gradient(a)} ⊙ tanh({c}) ⊙ {o} ⊙ (1 − {o})",
+             f"dc = {gradient(c)} + {gradient(a)} ⊙ {o} ⊙ (1 − tanh({c})²)" + ("  + dΓo ⊙ w_co" if peep else ""),
+             f"dc̃ = dc ⊙ {u} ⊙ (1 − {g}²),  dΓu = dc ⊙ {g} ⊙ {u} ⊙ (1 − {u}),  dΓf = dc ⊙ {s['c_prev']} ⊙ {f} ⊙ (1 − {f})"]
+    d = "[dΓu; dΓf; dc̃; dΓo]"
+    previous = f"(W_aaᵀ {d},  dc ⊙ {f}" + (" + dΓu ⊙ w_ci + dΓf ⊙ w_cf" if peep else "") + f")  for ({s['a_prev']}, {s['c_prev']})"
+    lines += _shared_lines(s, inputs, receives, accumulates, d, previous)
+    if peep:
+        lines.append(f"∂L/∂w_ci += Σ dΓu ⊙ {s['c_prev']},  ∂L/∂w_cf += Σ dΓf ⊙ {s['c_prev']},  ∂L/∂w_co += Σ dΓo ⊙ {c}")
+    return lines
+
+
+CELL_STEPS = {"RNNStep": _rnn_step, "GRUStep": _gru_step, "SimplifiedGRUStep": _simplified_gru_step, "LSTMStep": _lstm_step}
+CELL_FORWARD = {"RNNStep": _rnn_forward, "GRUStep": _gru_forward, "SimplifiedGRUStep": _simplified_gru_forward,
+                "LSTMStep": _lstm_forward}
+
+
+def step_names(tags: Mapping[str, Any], context: notation.Context) -> dict[str, str]:
+    """The course names a cell step's rule uses, at its time step: a⟨t⟩, a⟨t−1⟩ (a⟨t+1⟩ in reverse), c, x, gates."""
+    t = tags.get("t", 0)
+    before = t + 1 if tags.get("direction") == "reverse" else t - 1
+    base = {k: v for k, v in tags.items() if k in ("layer", "direction")}
+
+    def state(part: str, step: int) -> str:
+        return notation.label({**base, "role": "state", "part": part, "t": step}, context)
+
+    found = {"t": str(t), "a": state("a", t), "a_prev": state("a", before), "c": state("c", t), "c_prev": state("c", before),
+             "x": notation.label({**base, "role": "input", "t": t}, context)}
+    for gate in ("update", "forget", "output", "reset", "candidate"):
+        found[notation.GATE_SYMBOLS[gate]] = notation.label({**base, "role": "gate", "gate": gate, "t": t}, context)
+    found["z"] = f"z⟨{t}⟩"
+    return found
+
+
+def parameter_symbol(path: str, consumer: GraphNode | None = None) -> str:
+    """A parameter's short name in a rule: W_aa, b_a, W_ya, b_y (the output layer), else its path."""
+    course = course_parameter_name(path)
+    if course is not None:
+        return course.split(" (")[0]
+    if consumer is not None and consumer.role == "output":
+        return {"weight": "W_ya", "bias": "b_y"}.get(path.rsplit(".", 1)[-1], path)
+    return path
+
+
+MAX_EXPRESSION = 32  # longer expressions are named by their op
+
+
+def names(graph: Graph) -> dict[str, str]:
+    """A short name for every node: its course label, a parameter's symbol, or an expression of its inputs
+    ("tanh(c⟨2⟩)", "Γf⟨2⟩ ⊙ c⟨1⟩") while that stays short, else the op's name."""
+    consumers: dict[str, list[str]] = {}
+    for source, target in graph.edges:
+        consumers.setdefault(source, []).append(target)
+    found: dict[str, str] = {}
+    for key, node in graph.nodes.items():
+        if node.kind == "parameter":
+            first = graph.nodes[consumers[key][0]] if consumers.get(key) else None
+            found[key] = parameter_symbol(node.label, first)
+        elif node.kind != "op" or notation.label(node.tags, graph.context) or node.tensor.name:
+            found[key] = node.label.split(" = ")[0]  # "z⟨2⟩ = 1 − Γu⟨2⟩" is z⟨2⟩ in a formula
+        elif _packed_part(node, graph.context) is not None:
+            found[key] = _packed_part(node, graph.context)
+        else:
+            inputs = arguments(node.tensor.grad_fn, found)
+            expression = forward_rule(node.op, "", inputs, _details(node.tensor.grad_fn))[3:]
+            suffix = f"⟨{node.tags['t']}⟩" if "t" in node.tags else ""
+            found[key] = expression if len(expression) <= MAX_EXPRESSION and node.op in FORWARD else node.op + suffix
+    return found
+
+
+def _packed_part(node: GraphNode, context: notation.Context) -> str | None:
+    """a⟨2⟩ for the slice [0] of a fused step's packed state (a, c)⟨2⟩; None for anything else."""
+    fn = node.tensor.grad_fn
+    if node.op != "GetItem" or not isinstance(getattr(fn, "index", None), int):
+        return None
+    source = fn.inputs[0]
+    parts = source.tags.get("parts") if isinstance(source, Tensor) else None
+    if source.tags.get("role") != "state" or not parts or not 0 <= fn.index < len(parts):
+        return None
+    return notation.label({**source.tags, "part": parts[fn.index]}, context)
+
+
+def arguments(fn: Function, found: Mapping[str, str]) -> list[str]:
+    """How each positional argument of an op is written in a formula: a tensor by its name (in parentheses
+    when it is a sum or product), a number as itself, anything else (ids, masks, axes) as "·"."""
+    written = []
+    for arg in fn.inputs:
+        if isinstance(arg, Tensor):
+            name = found.get(f"n{id(arg)}", "·")
+            written.append(f"({name})" if any(op in name for op in (" + ", " − ", " ⊙ ", " ⊘ ")) else name)
+        elif isinstance(arg, (int, float)) and not isinstance(arg, bool):
+            written.append(f"{arg:g}")
+        else:
+            written.append("·")
+    return written
+
+
+def node_rules(graph: Graph) -> dict[str, dict[str, Any]]:
+    """For every op node: {"forward": "a⟨2⟩ = …", "backward": [lines]}, with the graph's own names."""
+    short = names(graph)
+    uses = Counter(source for source, _ in graph.edges)
+    rules = {}
+    for key, node in graph.nodes.items():
+        if node.kind != "op":
+            continue
+        fn = node.tensor.grad_fn
+        details = _details(fn)
+        if node.op in CELL_STEPS:
+            details["names"] = step_names(node.tags, graph.context)
+        written = arguments(fn, short)
+        accumulates = [isinstance(a, Tensor) and uses[f"n{id(a)}"] > 1 for a in fn.inputs]
+        rules[key] = {
+            "forward": forward_rule(node.op, short[key], written, details),
+            "backward": backward_rule(node.op, short[key], written, fn.needs_input_grad, accumulates, details,
+                                      own_rule=getattr(type(fn), "backward_rule", None)),
+        }
+    return rules
+
+
+__all__ = ["BACKWARD", "CELL_STEPS", "FORWARD", "backward_rule", "forward_rule", "gradient", "names", "node_rules",
+           "parameter_symbol", "step_names", "arguments"]
