@@ -2,6 +2,8 @@
 
     python docs/make_images.py [--out docs/images]
 
+The explorer's screenshot needs Selenium and Chromium (see ``viz.browser``).
+
 Everything is seeded, so the pictures only change when the library does.
 """
 from __future__ import annotations
@@ -74,12 +76,24 @@ def readme_graph(out: Path) -> list[str]:
     return [viz.render(loss, out / "gru_2_steps.svg", params=model.parameters()).name]
 
 
+def explorer_screenshot(out: Path) -> list[str]:
+    """The BPTT explorer at step 16 (a⟨2⟩, its gradient the sum of two), as headless Chromium shows it."""
+    import tempfile
+
+    model = demo.small_model("rnn", steps=3)
+    with ts.transparent():
+        loss = model.loss()
+    with tempfile.TemporaryDirectory() as folder:
+        explorer = viz.explore(loss, Path(folder) / "explorer.html", params=model.parameters())
+        return [explorer.screenshot(out / "explorer.png", step=16).name]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).parent / "images"))
     out = Path(parser.parse_args().out)
     out.mkdir(parents=True, exist_ok=True)
-    for make in (unrolled_rnn, gradient_flow_plot, exploding_and_clipping, readme_graph):
+    for make in (unrolled_rnn, gradient_flow_plot, exploding_and_clipping, readme_graph, explorer_screenshot):
         for name in make(out):
             print(f"wrote {out / name}")
 

@@ -19,6 +19,7 @@ graph.
 """
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -34,7 +35,7 @@ import numpy as np
 from ..tensor import OuterGrad, SliceGrad, Tensor
 from . import notation, rules
 from .draw import draw_graph, time_gathers
-from .render import render_svg
+from .render import FONT_FILE, render_svg
 from .stepper import backward_steps
 from .trace import Graph, key_of, trace
 
@@ -265,6 +266,9 @@ def _page(svg: str, data: dict[str, Any]) -> str:
     style = (PAGE / "explorer.css").read_text(encoding="utf-8")
     # JSON is JavaScript (NaN and Infinity included); "</" is escaped so no string can end the script.
     payload = json.dumps(data, ensure_ascii=False, default=_json_default).replace("</", "<\\/")
+    # The labels' font travels with the page, so ⟨ ⟩ Γ c̃ ⊙ look the same on every machine.
+    font = base64.b64encode(FONT_FILE.read_bytes()).decode("ascii")
+    style = f'@font-face {{ font-family: "DejaVu Sans"; src: url(data:font/ttf;base64,{font}) format("truetype"); }}\n' + style
     parts = {"title": html.escape(data["title"]), "style": style, "svg": svg, "data": payload, "script": script}
     template = (PAGE / "explorer.html").read_text(encoding="utf-8")
     return re.sub(r"\{\{(\w+)\}\}", lambda match: parts[match[1]], template)  # one pass: inserted text is not scanned

@@ -269,8 +269,8 @@
     if (index >= steps().length - 1) go(0);
     $("play").textContent = "pause";
     timer = setInterval(() => {
+      go(index + 1);
       if (index >= steps().length - 1) stop();
-      else go(index + 1);
     }, 700);
   }
 
