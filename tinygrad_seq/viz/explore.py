@@ -72,7 +72,7 @@ class Explorer:
     def _repr_html_(self) -> str:
         """The same page inline in Jupyter, in an iframe (its script and ids stay apart from the notebook's)."""
         return (f'<iframe class="tinygrad-seq-explorer" srcdoc="{html.escape(self.page, quote=True)}" '
-                'style="width: 100%; height: 760px; border: 1px solid #ccc;"></iframe>')
+                'style="width: 100%; height: 820px; border: 1px solid #ccc;"></iframe>')
 
 
 def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping[str, Tensor] | None = None,
@@ -81,7 +81,8 @@ def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping
 
     Args:
         loss: a scalar to run backward from (usually the loss).
-        path: the HTML file to write; None writes a temporary one.
+        path: the HTML file to write; None writes one into a temporary folder that is removed when
+            Python exits (enough for a notebook, which shows the page inline).
         params: names for the parameters, e.g. ``dict(model.named_parameters())``:
             their running gradients are shown step by step.
         collapse: draw each cell step as one box; None (default) collapses
@@ -105,7 +106,7 @@ def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping
     data["collapsed"] = collapsed
     page = _page(svg, data)
     if path is None:
-        handle, name = tempfile.mkstemp(prefix="tinygrad-seq-explorer-", suffix=".html")
+        handle, name = tempfile.mkstemp(prefix="explorer-", suffix=".html", dir=_scratch_folder())
         os.close(handle)
         target = Path(name)
     else:
@@ -115,6 +116,17 @@ def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping
         target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(page, encoding="utf-8")
     return Explorer(target, page, len(data["backward"]), collapsed)
+
+
+_scratch: tempfile.TemporaryDirectory | None = None
+
+
+def _scratch_folder() -> str:
+    """A folder for pages written without a path (a notebook's), removed when Python exits."""
+    global _scratch
+    if _scratch is None:
+        _scratch = tempfile.TemporaryDirectory(prefix="tinygrad-seq-explorer-")
+    return _scratch.name
 
 
 def _dense(grad: Any, shape: tuple[int, ...]) -> np.ndarray:
@@ -166,7 +178,8 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
         consumers[source].append(target)
     gathers = time_gathers(graph)
     parameter_of = {key_of(p): name for name, p in params.items()}
-    symbols = {name: names.get(key_of(p), name) for name, p in params.items()}
+    # b_a is two vectors in PyTorch's layout: the panel names each with its matmul, "b_a (with W_aa)"
+    symbols = {name: rules.course_parameter_name(name) or names.get(key_of(p), name) for name, p in params.items()}
 
     def edges_between(source: str, target: str) -> list[list[str]]:
         return [[tail, head] for tail in drawn_as.get(source, []) for head in drawn_as.get(target, [])

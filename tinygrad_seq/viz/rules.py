@@ -20,13 +20,14 @@ rule as a ``backward_rule`` class attribute (one string, ``{out}`` and
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..tensor import Function, Tensor
 from . import notation
-from .trace import Graph, GraphNode, course_parameter_name
+from .trace import Graph, GraphNode, course_parameter_name, key_of
 
 # Forward formulas of the primitive ops, {0}, {1}, ... being the inputs' names.
 FORWARD = {
@@ -74,7 +75,7 @@ BACKWARD: dict[str, dict[int, str]] = {
     "MaskedFill": {0: "{g} where not masked, 0 where masked"},
     "Cast": {0: "{g}, cast back to the input's dtype"},
     "ToBackend": {0: "{g}, moved back to the input's backend"},
-    "CrossEntropy": {0: "{g} (softmax({0}) − one_hot(y))  (divided by the batch size for a mean)"},
+    "CrossEntropy": {0: "{g} (softmax({0}) − one_hot(y)){per}"},
     "EmbeddingLookup": {0: "{g}, added into the rows of the ids looked up"},
     "DropoutMask": {0: "{g} ⊙ mask / (1 − p)  (the same mask as forward)"},
 }
@@ -135,7 +136,7 @@ def _details(node: Function | None) -> dict[str, Any]:
         details["p"] = node.inputs[1]
     if node.name == "GetItem":
         details["index"] = _index_text(getattr(node, "index", None))
-    for field in ("relu", "reset_after", "peepholes"):
+    for field in ("relu", "reset_after", "peepholes", "reduction"):
         if getattr(node, field, None) is not None:
             details[field] = getattr(node, field)
     return details
@@ -156,8 +157,12 @@ def forward_rule(op: str, out: str, inputs: Sequence[str], details: Mapping[str,
         formula = "{1} {0}"
     if "({0})" in formula and _wrapped(inputs[0]):  # tanh(x + y), not tanh((x + y))
         inputs = [inputs[0][1:-1], *inputs[1:]]
-    return f"{out} = " + formula.format(*inputs, *[""] * 3, all=", ".join(inputs), p=details.get("p", "p"),
-                                        index=details.get("index", "…"))
+    written = formula.format(*inputs, *[""] * 3, all=", ".join(inputs), p=details.get("p", "p"), index=details.get("index", "…"))
+    if written == out:  # a node named by its own formula: "tanh(c⟨2⟩)", "a⟨1..3⟩[1]"
+        return f"{out}   ({op})"
+    if written.startswith(out + " + "):  # a projection named "W_aa a⟨1⟩" holds its bias too
+        return f"{written}   (the node {out}, its bias included)"
+    return f"{out} = {written}"
 
 
 def backward_rule(op: str, out: str, inputs: Sequence[str], receives: Sequence[bool], accumulates: Sequence[bool],
@@ -169,7 +174,8 @@ def backward_rule(op: str, out: str, inputs: Sequence[str], receives: Sequence[b
     other consumers too, so its gradient is a sum (written ``+=``).
     """
     details = dict(details or {})
-    fields = {"g": gradient(out), "out": out, "p": details.get("p", "p"), "index": details.get("index", "…")}
+    per = {"mean": " / the number of examples (a mean)", "none": ", one row per example"}.get(details.get("reduction"), "")
+    fields = {"g": gradient(out), "out": out, "p": details.get("p", "p"), "index": details.get("index", "…"), "per": per}
     if own_rule is not None:
         return [own_rule.format(out=out, **{f"in{i}": n for i, n in enumerate(inputs)})]
     if op in CELL_STEPS:
@@ -315,6 +321,8 @@ def names(graph: Graph) -> dict[str, str]:
             found[key] = node.label.split(" = ")[0]  # "z⟨2⟩ = 1 − Γu⟨2⟩" is z⟨2⟩ in a formula
         elif _packed_part(node, graph.context) is not None:
             found[key] = _packed_part(node, graph.context)
+        elif _sequence_name(node, found) is not None:  # a layer's states a⟨1⟩ … a⟨T⟩ stacked: a⟨1..T⟩
+            found[key] = _sequence_name(node, found)
         else:
             inputs = arguments(node.tensor.grad_fn, found)
             expression = forward_rule(node.op, "", inputs, _details(node.tensor.grad_fn))[3:]
@@ -333,6 +341,20 @@ def _packed_part(node: GraphNode, context: notation.Context) -> str | None:
     if source.tags.get("role") != "state" or not parts or not 0 <= fn.index < len(parts):
         return None
     return notation.label({**source.tags, "part": parts[fn.index]}, context)
+
+
+def _sequence_name(node: GraphNode, found: Mapping[str, str]) -> str | None:
+    """a⟨1..3⟩ for the Stack of a⟨1⟩, a⟨2⟩, a⟨3⟩ (one symbol, consecutive steps); None for anything else."""
+    if node.op != "Stack":
+        return None
+    steps = [re.fullmatch(r"(.+)⟨(\d+)⟩", found.get(key_of(arg), "")) if isinstance(arg, Tensor) else None
+             for arg in node.tensor.grad_fn.inputs]
+    if not steps or None in steps or len({m[1] for m in steps}) != 1:
+        return None
+    first, last = int(steps[0][2]), int(steps[-1][2])
+    if [int(m[2]) for m in steps] != list(range(first, last + 1)):
+        return None
+    return f"{steps[0][1]}⟨{first}..{last}⟩"
 
 
 def arguments(fn: Function, found: Mapping[str, str]) -> list[str]:
