@@ -15,7 +15,7 @@ import numpy as np
 
 import tinygrad_seq as ts
 from tinygrad_seq import nn, optim, viz
-from tinygrad_seq.viz import demo
+from tinygrad_seq.viz import browser, demo
 
 
 def unrolled_rnn(out: Path) -> list[str]:
@@ -85,7 +85,11 @@ def explorer_screenshot(out: Path) -> list[str]:
         loss = model.loss()
     with tempfile.TemporaryDirectory() as folder:
         explorer = viz.explore(loss, Path(folder) / "explorer.html", params=model.parameters())
-        return [explorer.screenshot(out / "explorer.png", step=16).name]
+        try:
+            return [browser.screenshot(explorer.path, out / "explorer.png", step=16, width=1600, height=900).name]
+        except browser.BrowserNotFound as error:
+            print(f"explorer.png not made: {error}")
+            return []
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
 from tinygrad_seq.tensor import Function
 from tinygrad_seq.viz import demo, rules
-from tinygrad_seq.viz.explore import COLLAPSE_ABOVE
+from tinygrad_seq.viz.explore import COLLAPSE_ABOVE, _dense
 from tinygrad_seq.viz.trace import key_of
 
 
@@ -64,8 +64,12 @@ def test_the_page_replays_the_real_backward_pass_number_for_number(tmp_path):
     for recorded, step in zip(data["backward"], steps):
         assert recorded["op"] == step.op
         assert np.array_equal(np.array(recorded["grad"]["values"]), step.grad)  # every value, exactly
-        sent = [s["values"] for s in recorded["sends"]]
-        assert len(sent) == len(step.input_grads)
+        assert len(recorded["sends"]) == len(step.input_grads)
+        for sent, (arg, grad) in zip(recorded["sends"], step.input_grads):  # what goes along each edge, exactly
+            dense = _dense(grad, arg.shape)
+            assert sent["norm"] == float(np.linalg.norm(dense))
+            if sent["values"] is not None:
+                assert np.array_equal(np.array(sent["values"]), dense)
     for name, p in model.parameters().items():  # explore leaves what loss.backward() would
         np.testing.assert_allclose(p.grad, twin.parameters()[name].grad, rtol=1e-12, atol=1e-15)
 
@@ -155,8 +159,89 @@ def test_the_rule_is_written_in_the_course_notation():
     graph = viz.trace(fused_loss, fused_model.parameters())
     step = next(r for k, r in rules.node_rules(graph).items() if graph.nodes[k].op == "LSTMStep" and graph.nodes[k].tags["t"] == 2)
     assert step["forward"] == "a⟨2⟩ = Γo⟨2⟩ ⊙ tanh(c⟨2⟩),  c⟨2⟩ = Γf⟨2⟩ ⊙ c⟨1⟩ + Γu⟨2⟩ ⊙ c̃⟨2⟩"
-    assert "dc = ∂L/∂c⟨2⟩ + ∂L/∂a⟨2⟩ ⊙ Γo⟨2⟩ ⊙ (1 − tanh(c⟨2⟩)²)" in step["backward"]
+    assert "dc = (∂L/∂c⟨2⟩ from c⟨3⟩) + ∂L/∂a⟨2⟩ ⊙ Γo⟨2⟩ ⊙ (1 − tanh(c⟨2⟩)²)" in step["backward"]
     assert "∂L/∂W_aa += [dΓu; dΓf; dc̃; dΓo] a⟨1⟩ᵀ" in step["backward"]
+
+
+# The rule of each built-in cell step at t = 2, checked line by line against the op's backward() in nn/fused.py.
+STEP_RULES = {
+    "rnn_relu": [
+        "dz = ∂L/∂a⟨2⟩ ⊙ [a⟨2⟩ > 0]   (z: the pre-activation)",
+        "∂L/∂(W_ax x) at t = 2: dz   (∂L/∂W_ax += dz x⟨2⟩ᵀ once all steps are in)",
+        "∂L/∂a⟨1⟩ += W_aaᵀ dz",
+        "∂L/∂W_aa += dz a⟨1⟩ᵀ",
+        "∂L/∂(b_a (with W_aa)) += dz   (summed over the batch)",
+    ],
+    "gru": [  # PyTorch's: Γr scales W_ca a⟨t−1⟩ + b_ca, so W_aa's and b's c̃ rows get dc̃ ⊙ Γr
+        "dc̃ = ∂L/∂a⟨2⟩ ⊙ (1 − z⟨2⟩) ⊙ (1 − c̃⟨2⟩²)",
+        "dz = ∂L/∂a⟨2⟩ ⊙ (a⟨1⟩ − c̃⟨2⟩) ⊙ z⟨2⟩ ⊙ (1 − z⟨2⟩)",
+        "dΓr = dc̃ ⊙ (W_ca a⟨1⟩ + b_ca) ⊙ Γr⟨2⟩ ⊙ (1 − Γr⟨2⟩)",
+        "∂L/∂(W_ax x) at t = 2: [dΓr; dz; dc̃]   (∂L/∂W_ax += [dΓr; dz; dc̃] x⟨2⟩ᵀ once all steps are in)",
+        "∂L/∂a⟨1⟩ += ∂L/∂a⟨2⟩ ⊙ z⟨2⟩ + W_aaᵀ [dΓr; dz; dc̃ ⊙ Γr⟨2⟩]",
+        "∂L/∂W_aa += [dΓr; dz; dc̃ ⊙ Γr⟨2⟩] a⟨1⟩ᵀ",
+        "∂L/∂(b_a (with W_aa)) += [dΓr; dz; dc̃ ⊙ Γr⟨2⟩]   (summed over the batch)",
+    ],
+    "gru_reset_before": [  # the course's: Γr scales a⟨t−1⟩ before W_ca
+        "dc̃ = ∂L/∂a⟨2⟩ ⊙ (1 − z⟨2⟩) ⊙ (1 − c̃⟨2⟩²)",
+        "dz = ∂L/∂a⟨2⟩ ⊙ (a⟨1⟩ − c̃⟨2⟩) ⊙ z⟨2⟩ ⊙ (1 − z⟨2⟩)",
+        "dΓr = (W_caᵀ dc̃) ⊙ a⟨1⟩ ⊙ Γr⟨2⟩ ⊙ (1 − Γr⟨2⟩)",
+        "∂L/∂(W_ax x) at t = 2: [dΓr; dz; dc̃]   (∂L/∂W_ax += [dΓr; dz; dc̃] x⟨2⟩ᵀ once all steps are in)",
+        "∂L/∂a⟨1⟩ += ∂L/∂a⟨2⟩ ⊙ z⟨2⟩ + (W_caᵀ dc̃) ⊙ Γr⟨2⟩ + W_(r,z)ᵀ [dΓr; dz]   (W_(r,z): W_aa's rows for Γr and z)",
+        "∂L/∂W_aa += [[dΓr; dz] a⟨1⟩ᵀ;  dc̃ (Γr⟨2⟩ ⊙ a⟨1⟩)ᵀ]",
+        "∂L/∂(b_a (with W_aa)) += [dΓr; dz; dc̃]   (summed over the batch)",
+    ],
+    "simplified_gru": [  # the code keeps z = 1 − Γu: the projection's first block is z's pre-activation
+        "dz = ∂L/∂a⟨2⟩ ⊙ (a⟨1⟩ − c̃⟨2⟩) ⊙ z⟨2⟩ ⊙ (1 − z⟨2⟩)",
+        "dc̃ = ∂L/∂a⟨2⟩ ⊙ (1 − z⟨2⟩) ⊙ (1 − c̃⟨2⟩²)",
+        "∂L/∂(W_ax x) at t = 2: [dz; dc̃]   (∂L/∂W_ax += [dz; dc̃] x⟨2⟩ᵀ once all steps are in)",
+        "∂L/∂a⟨1⟩ += ∂L/∂a⟨2⟩ ⊙ z⟨2⟩ + W_aaᵀ [dz; dc̃]",
+        "∂L/∂W_aa += [dz; dc̃] a⟨1⟩ᵀ",
+        "∂L/∂(b_a (with W_aa)) += [dz; dc̃]   (summed over the batch)",
+    ],
+    "lstm_peephole": [
+        "dΓo = ∂L/∂a⟨2⟩ ⊙ tanh(c⟨2⟩) ⊙ Γo⟨2⟩ ⊙ (1 − Γo⟨2⟩)",
+        "dc = (∂L/∂c⟨2⟩ from c⟨3⟩) + ∂L/∂a⟨2⟩ ⊙ Γo⟨2⟩ ⊙ (1 − tanh(c⟨2⟩)²)  + dΓo ⊙ w_co",
+        "dc̃ = dc ⊙ Γu⟨2⟩ ⊙ (1 − c̃⟨2⟩²),  dΓu = dc ⊙ c̃⟨2⟩ ⊙ Γu⟨2⟩ ⊙ (1 − Γu⟨2⟩),  dΓf = dc ⊙ c⟨1⟩ ⊙ Γf⟨2⟩ ⊙ (1 − Γf⟨2⟩)",
+        "∂L/∂(W_ax x) at t = 2: [dΓu; dΓf; dc̃; dΓo]   (∂L/∂W_ax += [dΓu; dΓf; dc̃; dΓo] x⟨2⟩ᵀ once all steps are in)",
+        "∂L/∂(a, c)⟨1⟩ += (W_aaᵀ [dΓu; dΓf; dc̃; dΓo],  dc ⊙ Γf⟨2⟩ + dΓu ⊙ w_ci + dΓf ⊙ w_cf)  for (a⟨1⟩, c⟨1⟩)",
+        "∂L/∂W_aa += [dΓu; dΓf; dc̃; dΓo] a⟨1⟩ᵀ",
+        "∂L/∂(b_a (with W_aa)) += [dΓu; dΓf; dc̃; dΓo]   (summed over the batch)",
+        "∂L/∂w_ci += Σ dΓu ⊙ c⟨1⟩,  ∂L/∂w_cf += Σ dΓf ⊙ c⟨1⟩,  ∂L/∂w_co += Σ dΓo ⊙ c⟨2⟩",
+    ],
+}
+
+
+@pytest.mark.parametrize("variant", sorted(STEP_RULES))
+def test_each_fused_cell_step_shows_its_own_backward(variant):
+    from tests.cell_variants import CELLS
+
+    cell = CELLS[variant]()
+    out, _ = nn.Recurrent(cell)(ts.randn(3, 1, 3))
+    graph = viz.trace(out.sum(), dict(cell.named_parameters()))
+    step = next(r for k, r in rules.node_rules(graph).items() if graph.nodes[k].op.endswith("Step") and graph.nodes[k].tags["t"] == 2)
+    assert step["backward"] == STEP_RULES[variant]
+
+
+def test_a_step_with_ended_sequences_says_their_gradient_passes_through():
+    out, _ = nn.Recurrent(nn.RNNCell(3, 4))(ts.randn(3, 2, 3), lengths=[3, 1])
+    graph = viz.trace(out.sum())
+    step = next(r for k, r in rules.node_rules(graph).items() if graph.nodes[k].op == "RNNStep" and graph.nodes[k].tags["t"] == 2)
+    assert step["backward"][-1] == "(a sequence that has ended keeps a⟨1⟩: its gradient passes straight through to it)"
+
+
+def test_the_loss_rule_follows_its_reduction_and_smoothing():
+    from tinygrad_seq.nn import functional as F
+
+    logits = ts.randn(4, 3, requires_grad=True, name="ŷ")
+    for options, expected in [
+        ({"reduction": "sum"}, "∂L/∂ŷ = ∂L/∂L (softmax(ŷ) − one_hot(y))"),
+        ({}, "∂L/∂ŷ = ∂L/∂L (softmax(ŷ) − one_hot(y)) / the number of targets counted (a mean; ignore_index ones are not)"),
+        ({"reduction": "sum", "label_smoothing": 0.1}, "∂L/∂ŷ = ∂L/∂L (softmax(ŷ) − ((1 − 0.1) one_hot(y) + 0.1 / C))"),
+    ]:
+        loss = F.cross_entropy(logits, np.array([0, 1, 2, 0]), **options)
+        loss.name = "L"
+        graph = viz.trace(loss)
+        assert rules.node_rules(graph)[graph.root]["backward"] == [expected]
 
 
 def every_function():
@@ -233,6 +318,12 @@ def test_bad_input_is_a_clear_error():
         viz.explore(ts.ones(2, requires_grad=True) * 2)
     with pytest.raises(ValueError, match="explore: the loss does not require grad"):
         viz.explore(ts.ones(2).sum())
+    with pytest.raises(ValueError, match="explore: the loss is a leaf tensor"):
+        viz.explore(ts.ones(1, requires_grad=True))
+    loss = (ts.ones(2, requires_grad=True) * 3).sum()
+    loss.backward()
+    with pytest.raises(ValueError, match=r"explore: the loss's graph was freed by an earlier backward\(\).*compute the loss again"):
+        viz.explore(loss)
 
 
 def test_bptt_command_writes_the_explorer(tmp_path, monkeypatch, capsys):

@@ -192,6 +192,37 @@ def test_a_fifty_step_lstm_stays_usable(chromium, tmp_path):
     assert not console_errors(chromium)
 
 
+def test_every_step_of_other_pages_paints_without_a_console_error(chromium, tmp_path):
+    """A deep bidirectional fused GRU (one node per step), and a scalar parameter with an op that sends nothing."""
+    model = demo.small_model("gru", steps=3, layers=2, bidirectional=True)
+    deep = viz.explore(model.loss(), tmp_path / "deep.html", params=model.parameters())
+    scale = ts.Tensor(2.0, requires_grad=True, name="s")
+    x = ts.randn(3, 2, name="x")
+    scalar = viz.explore((x * scale).tanh().sum(), tmp_path / "scalar.html", params={"s": scale})
+    for explorer in (deep, scalar):
+        open_page(chromium, explorer)
+        for index in range(1, explorer.steps + 1):
+            assert text(chromium, "step") == f"{index} / {explorer.steps}"
+            assert current_titles(chromium)  # something is lit at every step
+            press(chromium, "\ue014")
+        chromium.find_element("id", "mode-forward").click()
+        press(chromium, "\ue010")
+        assert not console_errors(chromium), explorer.path.name
+    open_page(chromium, scalar, f"#step={scalar.steps}")
+    s_block = chromium.find_element("css selector", ".param")
+    assert "+ " in s_block.text and np.array(json.loads(s_block.find_element("css selector", "pre.running").get_attribute("data-values"))) == scale.grad
+
+
+def test_modified_arrow_keys_are_left_to_the_browser(chromium, rnn_page):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    explorer, _, _ = rnn_page
+    open_page(chromium, explorer, "#step=5")
+    ActionChains(chromium).key_down(Keys.ALT).send_keys(Keys.ARROW_RIGHT).key_up(Keys.ALT).perform()
+    assert text(chromium, "step") == "5 / 24"
+
+
 def test_screenshot_writes_a_png(rnn_page, tmp_path):
     explorer, _, _ = rnn_page
     png = explorer.screenshot(tmp_path / "shot.png", step=16)

@@ -95,6 +95,10 @@ def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping
         raise ValueError(f"explore: runs backward from a scalar; got a tensor of shape {loss.shape}. Reduce it first, e.g. loss.sum()")
     if not loss.requires_grad:
         raise ValueError("explore: the loss does not require grad (no parameter reaches it, or it was computed under no_grad)")
+    if loss.grad_fn is None:
+        raise ValueError("explore: the loss is a leaf tensor: there is no backward pass to step through")
+    if loss.grad_fn.freed:
+        raise ValueError("explore: the loss's graph was freed by an earlier backward() (or explore()); compute the loss again")
     params = dict(params or {})
     graph = trace(loss, params)
     collapsed = len(graph) > COLLAPSE_ABOVE if collapse is None else bool(collapse)
@@ -193,8 +197,8 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
             if notation.label(node.tags, graph.context) or node.tensor.name or node.kind != "op":
                 break
             ahead = consumers.get(key, [])
-            if key in gathers:  # a layer's steps gathered: follow what reads step t back
-                ahead = [c for c in ahead if graph.nodes[c].step is not None and graph.nodes[c].step[2] == t]
+            if key in gathers:  # a layer's steps gathered (Stack, Concat): follow what reads step t back
+                ahead = [c for c in ahead if c in gathers or graph.nodes[c].step is not None and graph.nodes[c].step[2] == t]
             if len(ahead) != 1:
                 break
             key = ahead[0]
@@ -219,14 +223,14 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
             "sends": [], "sum": [], "params": [],
         }
         if len(arrivals[key]) > 1:  # a gradient that is a sum: show its terms
-            record["sum"] = arrivals[key]
+            record["sum"] = _distinct_origins(arrivals[key])
         for arg, sent in step.input_grads:
             source = key_of(arg)
             dense = _dense(sent, arg.shape)
             shown = _shown(dense)
             to = names.get(source, "input")
             record["sends"].append({"to": to, "gradient": rules.gradient(to), "edges": edges_between(source, key), **shown})
-            arrivals[source].append({"from": origin(key, graph.nodes[source].tags.get("t")), **shown})
+            arrivals[source].append({"from": origin(key, graph.nodes[source].tags.get("t")), "via": names[key], **shown})
             if source in parameter_of:
                 name = parameter_of[source]
                 running[name] = running.get(name, 0) + dense
@@ -253,6 +257,13 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
         "params": [{"name": name, "symbol": symbols[name], "steps": param_steps[name]} for name in params],
         "flow": sorted(flow.values(), key=lambda s: s["order"]),
     }
+
+
+def _distinct_origins(terms: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Terms that come from the same place (two paths into m⟨t⟩) are told apart by the node they pass through."""
+    seen = [term["from"] for term in terms]
+    return [{**term, "from": f"{term['from']} through {term['via']}"} if seen.count(term["from"]) > 1 else term
+            for term in terms]
 
 
 def _flow_points(step: Any, node: Any, grad: np.ndarray, flow: dict[str, dict[str, Any]], context: notation.Context) -> None:
@@ -292,8 +303,6 @@ def _json_default(value: Any) -> Any:
         return int(value)
     if isinstance(value, (np.floating,)):
         return float(value)
-    if isinstance(value, tuple):
-        return list(value)
     return str(value)
 
 

@@ -75,7 +75,7 @@ BACKWARD: dict[str, dict[int, str]] = {
     "MaskedFill": {0: "{g} where not masked, 0 where masked"},
     "Cast": {0: "{g}, cast back to the input's dtype"},
     "ToBackend": {0: "{g}, moved back to the input's backend"},
-    "CrossEntropy": {0: "{g} (softmax({0}) − one_hot(y)){per}"},
+    "CrossEntropy": {0: "{g} (softmax({0}) − {q}){per}"},
     "EmbeddingLookup": {0: "{g}, added into the rows of the ids looked up"},
     "DropoutMask": {0: "{g} ⊙ mask / (1 − p)  (the same mask as forward)"},
 }
@@ -136,7 +136,7 @@ def _details(node: Function | None) -> dict[str, Any]:
         details["p"] = node.inputs[1]
     if node.name == "GetItem":
         details["index"] = _index_text(getattr(node, "index", None))
-    for field in ("relu", "reset_after", "peepholes", "reduction"):
+    for field in ("relu", "reset_after", "peepholes", "reduction", "smoothing"):
         if getattr(node, field, None) is not None:
             details[field] = getattr(node, field)
     return details
@@ -174,8 +174,10 @@ def backward_rule(op: str, out: str, inputs: Sequence[str], receives: Sequence[b
     other consumers too, so its gradient is a sum (written ``+=``).
     """
     details = dict(details or {})
-    per = {"mean": " / the number of examples (a mean)", "none": ", one row per example"}.get(details.get("reduction"), "")
-    fields = {"g": gradient(out), "out": out, "p": details.get("p", "p"), "index": details.get("index", "…"), "per": per}
+    per = {"mean": " / the number of targets counted (a mean; ignore_index ones are not)",
+           "none": ", one row per example"}.get(details.get("reduction"), "")
+    q = f"((1 − {details['smoothing']:g}) one_hot(y) + {details['smoothing']:g} / C)" if details.get("smoothing") else "one_hot(y)"
+    fields = {"g": gradient(out), "out": out, "p": details.get("p", "p"), "index": details.get("index", "…"), "per": per, "q": q}
     if own_rule is not None:
         return [own_rule.format(out=out, **{f"in{i}": n for i, n in enumerate(inputs)})]
     if op in CELL_STEPS:
@@ -189,27 +191,34 @@ def backward_rule(op: str, out: str, inputs: Sequence[str], receives: Sequence[b
         if not receives[i] or template is None:
             continue
         sign = "+=" if accumulates[i] else "="
-        lines.append(f"{gradient(name)} {sign} " + template.format(*inputs, **fields))
+        lines.append(f"{gradient(name)} {sign} " + template.format(*inputs, **fields).replace("ᵀᵀ", ""))  # (Wᵀ)ᵀ = W
     return lines
 
 
 def _shared_lines(s: Mapping[str, str], inputs: Sequence[str], receives: Sequence[bool], accumulates: Sequence[bool],
-                  d: str, previous: str) -> list[str]:
+                  d: str, previous: str, hidden: str | None = None, weight: str | None = None) -> list[str]:
     """What every cell step sends: x⟨t⟩'s projection, the previous state, W_aa and its bias.
 
-    A step's first input is the projection W_ax x + b of all time steps at
-    once (one matmul before the loop); the step fills its row t, and W_ax's
-    own gradient is taken from all rows together when that node is reached.
+    ``d``: the gradient of the step's pre-activations, which the input's
+    projection gets; ``hidden``: what reaches W_aa a⟨t−1⟩ + b (``d`` unless
+    a gate scales it inside the step); ``weight``: W_aa's gradient when it is
+    not ``hidden`` a⟨t−1⟩ᵀ. A step's first input is the projection W_ax x + b
+    of all time steps at once (one matmul before the loop): the step fills its
+    row t, and W_ax's own gradient is taken from all rows together when that
+    node is reached.
     """
+    hidden = hidden or d
     lines = []
     if receives[0]:
         lines.append(f"{gradient(inputs[0])} at t = {s['t']}: {d}   (∂L/∂W_ax += {d} {s['x']}ᵀ once all steps are in)")
     if receives[1]:
         lines.append(f"{gradient(inputs[1])} {_sign(accumulates, 1)} {previous}")
     if receives[2]:
-        lines.append(f"{gradient(inputs[2])} += {d} {s['a_prev']}ᵀ")
+        lines.append(f"{gradient(inputs[2])} += " + (weight or f"{hidden} {s['a_prev']}ᵀ"))
     if len(inputs) > 3 and receives[3]:
-        lines.append(f"{gradient(inputs[3])} += {d}   (summed over the batch)")
+        lines.append(f"{gradient(inputs[3])} += {hidden}   (summed over the batch)")
+    if s.get("masked"):
+        lines.append(f"(a sequence that has ended keeps {s['a_prev']}: its gradient passes straight through to it)")
     return lines
 
 
@@ -222,35 +231,46 @@ def _rnn_forward(s: Mapping[str, str], details: Mapping) -> str:
 
 
 def _rnn_step(s: Mapping[str, str], inputs, receives, accumulates, details) -> list[str]:
-    derivative = f"[dz > 0]" if details.get("relu") else f"(1 − {s['a']}²)"
-    lines = [f"dz = {gradient(s['a'])} ⊙ {derivative}"]
+    derivative = f"[{s['a']} > 0]" if details.get("relu") else f"(1 − {s['a']}²)"
+    lines = [f"dz = {gradient(s['a'])} ⊙ {derivative}   (z: the pre-activation)"]
     return lines + _shared_lines(s, inputs, receives, accumulates, "dz", "W_aaᵀ dz")
 
 
 def _gru_forward(s: Mapping[str, str], details: Mapping) -> str:
+    reset = (f"{s['Γr']} ⊙ (W_ca {s['a_prev']} + b_ca)" if details.get("reset_after", True)
+             else f"W_ca ({s['Γr']} ⊙ {s['a_prev']}) + b_ca")
     return (f"{s['a']} = (1 − {s['z']}) ⊙ {s['c̃']} + {s['z']} ⊙ {s['a_prev']},  "
-            f"{s['c̃']} = tanh(W_cx {s['x']} + {s['Γr']} ⊙ (W_ca {s['a_prev']} + b_ca)),  {s['z']} = 1 − {s['Γu']}")
+            f"{s['c̃']} = tanh(W_cx {s['x']} + {reset}),  {s['z']} = 1 − {s['Γu']}")
 
 
 def _gru_step(s: Mapping[str, str], inputs, receives, accumulates, details) -> list[str]:
-    a, z, c, r = s["a"], s["z"], s["c̃"], s["Γr"]
+    """d… are the gradients of the pre-activations: dc̃ of c̃'s, dz of z's, dΓr of Γr's."""
+    a, z, c, r, prev = s["a"], s["z"], s["c̃"], s["Γr"], s["a_prev"]
     lines = [f"dc̃ = {gradient(a)} ⊙ (1 − {z}) ⊙ (1 − {c}²)",
-             f"dz = {gradient(a)} ⊙ ({s['a_prev']} − {c}) ⊙ {z} ⊙ (1 − {z})",
-             f"dΓr = dc̃ ⊙ (W_ca {s['a_prev']} + b_ca) ⊙ {r} ⊙ (1 − {r})"]
-    d = "[dΓr; dz; dc̃]"
-    hidden = f"[dΓr; dz; dc̃ ⊙ {r}]"
-    return lines + _shared_lines(s, inputs, receives, accumulates, d, f"{gradient(a)} ⊙ {z} + W_aaᵀ {hidden}")
+             f"dz = {gradient(a)} ⊙ ({prev} − {c}) ⊙ {z} ⊙ (1 − {z})"]
+    if details.get("reset_after", True):  # PyTorch's GRU: Γr scales W_ca a⟨t−1⟩ + b_ca
+        lines.append(f"dΓr = dc̃ ⊙ (W_ca {prev} + b_ca) ⊙ {r} ⊙ (1 − {r})")
+        hidden = f"[dΓr; dz; dc̃ ⊙ {r}]"
+        return lines + _shared_lines(s, inputs, receives, accumulates, "[dΓr; dz; dc̃]", f"{gradient(a)} ⊙ {z} + W_aaᵀ {hidden}",
+                                     hidden=hidden)
+    # the course's GRU: Γr scales a⟨t−1⟩ before W_ca
+    lines.append(f"dΓr = (W_caᵀ dc̃) ⊙ {prev} ⊙ {r} ⊙ (1 − {r})")
+    previous = f"{gradient(a)} ⊙ {z} + (W_caᵀ dc̃) ⊙ {r} + W_(r,z)ᵀ [dΓr; dz]   (W_(r,z): W_aa's rows for Γr and z)"
+    weight = f"[[dΓr; dz] {prev}ᵀ;  dc̃ ({r} ⊙ {prev})ᵀ]"
+    return lines + _shared_lines(s, inputs, receives, accumulates, "[dΓr; dz; dc̃]", previous, weight=weight)
 
 
 def _simplified_gru_forward(s: Mapping[str, str], details: Mapping) -> str:
-    return f"{s['a']} = {s['Γu']} ⊙ {s['c̃']} + (1 − {s['Γu']}) ⊙ {s['a_prev']},  {s['c̃']} = tanh(W_c [{s['a_prev']}; {s['x']}] + b_c)"
+    return (f"{s['a']} = (1 − {s['z']}) ⊙ {s['c̃']} + {s['z']} ⊙ {s['a_prev']},  {s['c̃']} = tanh(W_c [{s['a_prev']}; {s['x']}] + b_c),  "
+            f"{s['z']} = 1 − {s['Γu']}")
 
 
 def _simplified_gru_step(s: Mapping[str, str], inputs, receives, accumulates, details) -> list[str]:
-    a, u, c = s["a"], s["Γu"], s["c̃"]
-    lines = [f"dc̃ = {gradient(a)} ⊙ {u} ⊙ (1 − {c}²)",
-             f"dΓu = {gradient(a)} ⊙ ({c} − {s['a_prev']}) ⊙ {u} ⊙ (1 − {u})"]
-    return lines + _shared_lines(s, inputs, receives, accumulates, "[dΓu; dc̃]", f"{gradient(a)} ⊙ (1 − {u}) + W_aaᵀ [dΓu; dc̃]")
+    """The code keeps z = 1 − Γu, so the projection's first block is z's pre-activation."""
+    a, z, c, prev = s["a"], s["z"], s["c̃"], s["a_prev"]
+    lines = [f"dz = {gradient(a)} ⊙ ({prev} − {c}) ⊙ {z} ⊙ (1 − {z})",
+             f"dc̃ = {gradient(a)} ⊙ (1 − {z}) ⊙ (1 − {c}²)"]
+    return lines + _shared_lines(s, inputs, receives, accumulates, "[dz; dc̃]", f"{gradient(a)} ⊙ {z} + W_aaᵀ [dz; dc̃]")
 
 
 def _lstm_forward(s: Mapping[str, str], details: Mapping) -> str:
@@ -258,10 +278,11 @@ def _lstm_forward(s: Mapping[str, str], details: Mapping) -> str:
 
 
 def _lstm_step(s: Mapping[str, str], inputs, receives, accumulates, details) -> list[str]:
+    """dΓ… and dc̃ are the gradients of the gates' pre-activations; dc the whole ∂L/∂c⟨t⟩."""
     a, c, o, f, u, g = s["a"], s["c"], s["Γo"], s["Γf"], s["Γu"], s["c̃"]
     peep = bool(details.get("peepholes"))
     lines = [f"dΓo = {gradient(a)} ⊙ tanh({c}) ⊙ {o} ⊙ (1 − {o})",
-             f"dc = {gradient(c)} + {gradient(a)} ⊙ {o} ⊙ (1 − tanh({c})²)" + ("  + dΓo ⊙ w_co" if peep else ""),
+             f"dc = (∂L/∂{c} from {s['c_next']}) + {gradient(a)} ⊙ {o} ⊙ (1 − tanh({c})²)" + ("  + dΓo ⊙ w_co" if peep else ""),
              f"dc̃ = dc ⊙ {u} ⊙ (1 − {g}²),  dΓu = dc ⊙ {g} ⊙ {u} ⊙ (1 − {u}),  dΓf = dc ⊙ {s['c_prev']} ⊙ {f} ⊙ (1 − {f})"]
     d = "[dΓu; dΓf; dc̃; dΓo]"
     previous = f"(W_aaᵀ {d},  dc ⊙ {f}" + (" + dΓu ⊙ w_ci + dΓf ⊙ w_cf" if peep else "") + f")  for ({s['a_prev']}, {s['c_prev']})"
@@ -285,7 +306,9 @@ def step_names(tags: Mapping[str, Any], context: notation.Context) -> dict[str, 
     def state(part: str, step: int) -> str:
         return notation.label({**base, "role": "state", "part": part, "t": step}, context)
 
+    after = t - 1 if tags.get("direction") == "reverse" else t + 1
     found = {"t": str(t), "a": state("a", t), "a_prev": state("a", before), "c": state("c", t), "c_prev": state("c", before),
+             "c_next": state("c", after),
              "x": notation.label({**base, "role": "input", "t": t}, context)}
     for gate in ("update", "forget", "output", "reset", "candidate"):
         found[notation.GATE_SYMBOLS[gate]] = notation.label({**base, "role": "gate", "gate": gate, "t": t}, context)
@@ -294,10 +317,10 @@ def step_names(tags: Mapping[str, Any], context: notation.Context) -> dict[str, 
 
 
 def parameter_symbol(path: str, consumer: GraphNode | None = None) -> str:
-    """A parameter's short name in a rule: W_aa, b_a, W_ya, b_y (the output layer), else its path."""
+    """A parameter's name in a rule: W_aa, "b_a (with W_aa)", W_ya, b_y (the output layer), else its path."""
     course = course_parameter_name(path)
     if course is not None:
-        return course.split(" (")[0]
+        return course  # "b_a (with W_aa)": PyTorch keeps b_a as two vectors, each gets its own gradient
     if consumer is not None and consumer.role == "output":
         return {"weight": "W_ya", "bias": "b_y"}.get(path.rsplit(".", 1)[-1], path)
     return path
@@ -319,10 +342,12 @@ def names(graph: Graph) -> dict[str, str]:
             found[key] = parameter_symbol(node.label, first)
         elif node.kind != "op" or notation.label(node.tags, graph.context) or node.tensor.name:
             found[key] = node.label.split(" = ")[0]  # "z⟨2⟩ = 1 − Γu⟨2⟩" is z⟨2⟩ in a formula
-        elif _packed_part(node, graph.context) is not None:
-            found[key] = _packed_part(node, graph.context)
-        elif _sequence_name(node, found) is not None:  # a layer's states a⟨1⟩ … a⟨T⟩ stacked: a⟨1..T⟩
-            found[key] = _sequence_name(node, found)
+        elif (part := _packed_part(node, graph.context)) is not None:
+            found[key] = part
+        elif (sequence := _sequence_name(node, found)) is not None:  # a layer's states a⟨1⟩ … a⟨T⟩ stacked: a⟨1..T⟩
+            found[key] = sequence
+        elif (item := _sequence_item(node, found)) is not None:  # step t picked back out of it: a⟨1..T⟩[t=2]
+            found[key] = item
         else:
             inputs = arguments(node.tensor.grad_fn, found)
             expression = forward_rule(node.op, "", inputs, _details(node.tensor.grad_fn))[3:]
@@ -357,6 +382,17 @@ def _sequence_name(node: GraphNode, found: Mapping[str, str]) -> str | None:
     return f"{steps[0][1]}⟨{first}..{last}⟩"
 
 
+def _sequence_item(node: GraphNode, found: Mapping[str, str]) -> str | None:
+    """a⟨1..3⟩[t=2] for GetItem [1] of the stacked a⟨1..3⟩ (the index written as the time step it picks)."""
+    fn = node.tensor.grad_fn
+    if node.op != "GetItem" or not isinstance(getattr(fn, "index", None), int) or not isinstance(fn.inputs[0], Tensor):
+        return None
+    match = re.fullmatch(r".+⟨(\d+)\.\.(\d+)⟩", found.get(key_of(fn.inputs[0]), ""))
+    if match is None or not 0 <= fn.index <= int(match[2]) - int(match[1]):
+        return None
+    return f"{match[0]}[t={int(match[1]) + fn.index}]"
+
+
 def arguments(fn: Function, found: Mapping[str, str]) -> list[str]:
     """How each positional argument of an op is written in a formula: a tensor by its name (in parentheses
     when it is a sum or product), a number as itself, anything else (ids, masks, axes) as "·"."""
@@ -383,7 +419,7 @@ def node_rules(graph: Graph) -> dict[str, dict[str, Any]]:
         fn = node.tensor.grad_fn
         details = _details(fn)
         if node.op in CELL_STEPS:
-            details["names"] = step_names(node.tags, graph.context)
+            details["names"] = {**step_names(node.tags, graph.context), "masked": getattr(fn, "running", None) is not None}
         written = arguments(fn, short)
         accumulates = [isinstance(a, Tensor) and uses[f"n{id(a)}"] > 1 for a in fn.inputs]
         rules[key] = {

@@ -23,9 +23,15 @@
   const natural = { width: box && box.width ? box.width : svg.getBBox().width, height: box && box.height ? box.height : svg.getBBox().height };
 
   const steps = () => (mode === "backward" ? DATA.backward : DATA.forward);
+  const HELP = {
+    backward: "← → step · Home End first, last · space play/pause · #step=N in the address opens step N · " +
+      "orange: the current node, and the edges carrying the gradients it sends · grey: done · light grey: partly done",
+    forward: "← → step · Home End first, last · space play/pause · #mode=forward&step=N opens step N · " +
+      "orange: the node computed now, and the edges bringing its inputs · grey: computed",
+  };
 
   // The last step (per mode) at which each drawn node is touched: a node is done once that step is past.
-  function lastTouch(list) {
+  function touchesOf(list) {
     const last = new Map();
     const first = new Map();
     list.forEach((step, i) => {
@@ -36,7 +42,10 @@
     });
     return { first, last };
   }
-  const touches = { backward: lastTouch(DATA.backward), forward: lastTouch(DATA.forward) };
+  const touches = { backward: touchesOf(DATA.backward), forward: touchesOf(DATA.forward) };
+
+  // How many numbers a recorded value holds (null: too many to record; a number: a 0-d tensor).
+  const count = (values) => (values === null ? Infinity : Array.isArray(values) ? values.flat(Infinity).length : 1);
 
   function element(tag, text, className) {
     const el = document.createElement(tag);
@@ -117,7 +126,11 @@
       row.append(to, value);
       sends.append(row);
     }
-    if (!step.sends.length) sends.append(element("tr", "nothing: no input needs a gradient"));
+    if (!step.sends.length) {
+      const row = element("tr");
+      row.append(element("td", "nothing: no input needs a gradient"));
+      sends.append(row);
+    }
     paintParams();
   }
 
@@ -151,7 +164,7 @@
         block.append(pre);
         const list = element("ol");
         for (const s of arrived) {
-          const amount = s.contribution.values !== null && s.contribution.values.flat().length <= 3 ? s.contribution.text : "‖·‖ = " + s.contribution.norm.toPrecision(4);
+          const amount = count(s.contribution.values) <= 3 ? s.contribution.text : "‖·‖ = " + s.contribution.norm.toPrecision(4);
           const item = element("li", "+ " + (s.where || "outside the time steps") + ": " + amount);
           if (s.step === index) item.className = "new";
           list.append(item);
@@ -182,24 +195,27 @@
     const T = Math.max(...all.map((p) => p.t));
     const positive = all.map((p) => p.norm).filter((v) => v > 0 && isFinite(v));
     const top = positive.length ? Math.max(...positive) : 1;
-    const bottom = positive.length ? Math.min(...positive) : 1;
-    const logScale = top / bottom > 100;
-    const [left, right, upper, lower] = [48, 630, 12, 150];
+    const least = positive.length ? Math.min(...positive) : 1;
+    const logScale = top / least > 100;
+    const bottom = logScale ? least / 4 : 0; // on a log scale the smallest norm keeps a visible bar
+    const perRow = 4;
+    const legendRows = Math.ceil(series.length / perRow);
+    const [left, right, upper, lower] = [56, 750, 8 + 13 * legendRows, 132];
     const x = (t) => left + ((t - 0.5) / T) * (right - left);
     const y = (v) => {
       if (!(v > 0) || !isFinite(v)) return lower;
-      const f = logScale ? (Math.log10(v) - Math.log10(bottom)) / Math.max(Math.log10(top) - Math.log10(bottom), 1e-12) : v / top;
+      const f = logScale ? Math.log(v / bottom) / Math.log(top / bottom) : v / top;
       return lower - f * (lower - upper);
     };
     make("line", { x1: left, y1: lower, x2: right, y2: lower, stroke: "#999" });
     make("line", { x1: left, y1: upper, x2: left, y2: lower, stroke: "#999" });
-    make("text", { x: 4, y: upper + 8, "font-size": 10, fill: "#555" }, top.toPrecision(3));
-    make("text", { x: 4, y: lower, "font-size": 10, fill: "#555" }, logScale ? bottom.toPrecision(3) : "0");
-    if (logScale) make("text", { x: 4, y: (upper + lower) / 2, "font-size": 10, fill: "#555" }, "log");
+    make("text", { x: 2, y: upper + 8, "font-size": 11, fill: "#555" }, top.toPrecision(3));
+    make("text", { x: 2, y: lower, "font-size": 11, fill: "#555" }, logScale ? bottom.toPrecision(2) : "0");
+    if (logScale) make("text", { x: 2, y: (upper + lower) / 2, "font-size": 11, fill: "#555" }, "log");
     const every = Math.max(1, Math.ceil(T / 25));
-    for (let t = 1; t <= T; t += every) make("text", { x: x(t) - 3, y: lower + 13, "font-size": 10, fill: "#555" }, t);
+    for (let t = 1; t <= T; t += every) make("text", { x: x(t) - 4, y: lower + 14, "font-size": 11, fill: "#555" }, t);
     const colours = ["#b45f06", "#3d85c6", "#6aa84f", "#a64d79", "#45818e", "#cc0000", "#7f6000", "#674ea7"];
-    const width = Math.max(2, ((right - left) / T) * 0.8 / series.length);
+    const width = Math.max(2, (((right - left) / T) * 0.8) / series.length);
     series.forEach((s, k) => {
       const colour = colours[k % colours.length];
       for (const p of s.points) {
@@ -212,8 +228,10 @@
         });
         if (p.step === index && mode === "backward") bar.setAttribute("stroke", "#000");
       }
-      make("rect", { x: left + 10 + k * 150, y: 2, width: 10, height: 8, fill: colour });
-      make("text", { x: left + 24 + k * 150, y: 10, "font-size": 10, fill: "#333" }, s.label);
+      const lx = left + 10 + (k % perRow) * 170;
+      const ly = 2 + Math.floor(k / perRow) * 13;
+      make("rect", { x: lx, y: ly + 1, width: 10, height: 9, fill: colour });
+      make("text", { x: lx + 14, y: ly + 10, "font-size": 11, fill: "#333" }, s.label);
     });
   }
 
@@ -225,6 +243,8 @@
     slider.max = String(list.length);
     slider.value = String(index + 1);
     $("where").textContent = [step.where, step.op].filter(Boolean).join(" · ");
+    $("collapsed-note").hidden = !DATA.collapsed;
+    $("help").textContent = HELP[mode];
     $("node").textContent = step.name;
     paintGraph(step);
     if (mode === "backward") paintBackward(step);
@@ -249,13 +269,18 @@
     writeHash();
   }
 
-  function setMode(next) {
-    if (next === mode) return;
+  function showMode(next) {
+    if (next === mode) return false;
     mode = next;
     $("mode-backward").classList.toggle("active", mode === "backward");
     $("mode-forward").classList.toggle("active", mode === "forward");
+    $("rule-title").textContent = mode === "backward" ? "local rule" : "formula";
     stop();
-    go(0);
+    return true;
+  }
+
+  function setMode(next) {
+    if (showMode(next)) go(0);
   }
 
   function stop() {
@@ -276,12 +301,7 @@
 
   function readHash() {
     const fields = new URLSearchParams(location.hash.replace(/^#/, ""));
-    const wanted = fields.get("mode") === "forward" ? "forward" : "backward";
-    if (wanted !== mode) {
-      mode = wanted;
-      $("mode-backward").classList.toggle("active", mode === "backward");
-      $("mode-forward").classList.toggle("active", mode === "forward");
-    }
+    showMode(fields.get("mode") === "forward" ? "forward" : "backward");
     const n = parseInt(fields.get("step") || "1", 10);
     index = Math.min(Math.max((isNaN(n) ? 1 : n) - 1, 0), steps().length - 1);
     paint();
@@ -306,7 +326,8 @@
   $("zoom-fit").addEventListener("click", () => setZoom((pane.clientWidth - 20) / ((natural.width * 4) / 3)));
   window.addEventListener("hashchange", readHash);
   document.addEventListener("keydown", (event) => {
-    if (event.target instanceof HTMLInputElement) return; // the slider moves itself with the arrows
+    if (event.altKey || event.ctrlKey || event.metaKey) return; // the browser's own shortcuts (Alt+← goes back)
+    if (event.target instanceof HTMLInputElement && event.key !== " ") return; // the slider moves itself with the arrows
     const moves = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 };
     if (event.key in moves) go(index + moves[event.key]);
     else if (event.key === "Home") go(0);
