@@ -77,8 +77,7 @@ def check(namespace: ModuleType | Mapping[str, Any] | str | Path, seed: int = 0)
         elif not callable(learner):
             reports[function.name] = _failed(function, f"is {_kind(learner)}, not a function")
         elif function.is_backward:
-            forward = items.get(function.forward)
-            reports[function.name] = _check_backward(function, learner, forward if callable(forward) else None,
+            reports[function.name] = _check_backward(function, learner, items.get(function.forward),
                                                      reports.get(function.forward), inputs)
         else:
             reports[function.name] = _check_forward(function, learner, inputs)
@@ -140,13 +139,13 @@ def _check_backward(function: CourseFunction, learner: Any, forward: Any | None,
 
 def _cache(function: CourseFunction, forward: Any | None, inputs: Inputs) -> tuple[Any, str]:
     """The cache the backward function is given: the learner's forward's, else the reference's (and why)."""
-    if forward is not None:
-        outcome = _forward_outputs(BY_NAME[function.forward], forward, inputs)
+    if forward is None:
+        why = f"{function.forward} is not defined here"
+    else:
+        outcome = _forward_outputs(BY_NAME[function.forward], forward, inputs) if callable(forward) else "not a function"
         if not isinstance(outcome, str):
             return outcome[1], ""
         why = f"your {function.forward} failed"
-    else:
-        why = f"{function.forward} is not defined here"
     reference_forward = getattr(reference, function.forward)
     caches = "caches" if function.sequence else "cache"
     return reference_forward(*inputs.forward_arguments(function))[-1], f"given the {caches} of ts.course.{function.forward}: {why}"
