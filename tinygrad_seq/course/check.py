@@ -188,7 +188,7 @@ def _call(learner: Any, arguments: tuple) -> tuple[Any, str | None]:
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             return learner(*copy.deepcopy(arguments)), None
-    except Exception as error:  # the learner's bug is the report's content, never the checker's crash
+    except (Exception, SystemExit) as error:  # the learner's bug is the report's content, never the checker's crash
         return None, "raised " + " ".join(f"{type(error).__name__}: {error}".split())
 
 

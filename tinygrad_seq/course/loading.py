@@ -32,10 +32,10 @@ def import_file(path: Path) -> types.ModuleType:
     """Import the .py file at ``path`` as a fresh module, leaving ``sys.modules`` and ``sys.path`` as they were.
 
     The file's folder is on ``sys.path`` while it runs, so it can import the
-    course's helpers beside it (``from rnn_utils import softmax``); those,
-    and the file itself, are taken out of ``sys.modules`` afterwards, so
-    checking a second version of the file runs the new code. What the file
-    prints while it is imported is not shown.
+    course's helpers beside it (``from rnn_utils import softmax``); those
+    modules, and the file itself, are taken out of ``sys.modules`` afterwards,
+    so checking an edited file runs the new code. What the file prints while
+    it is imported is not shown.
     """
     if not path.is_file():
         raise CourseImportError(f"{path}: {'is a folder' if path.is_dir() else 'no such file'}; give the .py file with your functions")
@@ -63,9 +63,9 @@ def _importing_beside(path: Path, name: str, module: types.ModuleType) -> Iterat
         yield
     finally:
         sys.path.remove(str(folder))
-        for added in set(sys.modules) - before:
+        for added in set(sys.modules) - before:  # the file and its helpers beside it; libraries it imported stay loaded
             file = getattr(sys.modules[added], "__file__", None)
-            if added == name or (file and Path(file).resolve().is_relative_to(folder)):
+            if added == name or (file and Path(file).resolve().parent == folder):
                 del sys.modules[added]
 
 
