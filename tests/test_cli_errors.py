@@ -78,8 +78,9 @@ PARSER_CASES = [
      "tinygrad-seq train: --level: invalid choice: 'byte' (choose from 'char', 'word'); see tinygrad-seq train --help"),
     (["sample"], "tinygrad-seq sample: the following arguments are required: --checkpoint; see tinygrad-seq sample --help"),
     (["--bogus"], "tinygrad-seq: unrecognized arguments: --bogus; see tinygrad-seq --help"),
-    (["fly"], "tinygrad-seq: COMMAND: invalid choice: 'fly' (choose from 'graph', 'bptt', 'train', 'sample', 'eval'); "
-              "see tinygrad-seq --help"),
+    (["fly"], "tinygrad-seq: COMMAND: invalid choice: 'fly' (choose from 'graph', 'bptt', 'train', 'sample', 'eval', "
+              "'check-course'); see tinygrad-seq --help"),
+    (["check-course"], "tinygrad-seq check-course: the following arguments are required: FILE; see tinygrad-seq check-course --help"),
 ]
 
 
@@ -167,6 +168,8 @@ PROCESS_CASES = {
     "TINYGRAD_SEQ_BACKEND=tpu": (["graph"], {"TINYGRAD_SEQ_BACKEND": "tpu"},
                                  "tinygrad-seq graph: error: TINYGRAD_SEQ_BACKEND='tpu': unknown backend 'tpu'"),
     "--backend cupy": (["--backend", "cupy", "sample", "--checkpoint", "{f}/dinos"], {}, "tinygrad-seq sample: error: backend 'cupy' was asked for but"),
+    "check-course on a text file": (["check-course", "{f}/short.txt"], {},
+                                    "tinygrad-seq check-course: error: {f}/short.txt: not a .py file; give the Python file"),
     "pdf without dot": (["graph", "--out", "{f}/graph.pdf"], {"PATH": ""},  # no dot to be found, installed or not
                         "tinygrad-seq graph: error: --out {f}/graph.pdf: PDF needs Graphviz's dot program, which is not on PATH"),
 }

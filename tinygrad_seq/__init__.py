@@ -7,7 +7,7 @@
 >>> w.grad.round(4)
 array([[0.9901, 1.9801]], dtype=float32)
 """
-from . import interop, nn, ops, optim, settings, testing
+from . import course, interop, nn, ops, optim, settings, testing
 from .backend import (
     Backend,
     BackendError,
@@ -43,7 +43,7 @@ except BackendError:
         raise
 
 __all__ = [
-    "Backend", "BackendError", "BackwardStep", "Function", "Tensor", "__version__", "arange", "chunk", "concat",
+    "Backend", "BackendError", "BackwardStep", "Function", "Tensor", "__version__", "arange", "chunk", "concat", "course",
     "detect_anomaly", "enable_grad", "from_numpy", "full", "get_backend", "get_default_dtype", "grad_check", "interop", "is_grad_enabled",
     "manual_seed", "maximum", "nn", "no_grad", "ones", "ops", "optim", "rand", "randn", "set_backend", "set_default_dtype",
     "settings", "split", "stack", "tags", "testing", "transparent", "use_backend", "where", "zeros",

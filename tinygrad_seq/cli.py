@@ -1,5 +1,6 @@
 """The ``tinygrad-seq`` command: ``train``, ``sample`` and ``eval`` language models; ``graph`` renders an
-unrolled model, ``bptt`` walks through its backward pass. Bad input is one line on stderr and exit status 2."""
+unrolled model, ``bptt`` walks through its backward pass; ``check-course`` grades a learner's own course
+functions with the engine. Bad input is one line on stderr and exit status 2."""
 from __future__ import annotations
 
 import argparse
@@ -201,6 +202,13 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     evaluate.add_argument("--encoding", type=encoding_name, default=None,
                           help="the data's text encoding (default: the one the checkpoint was trained with)")
     _import_argument(evaluate, "the module or .py file that registered the checkpoint's cell, as at train time")
+
+    check_course = commands.add_parser(
+        "check-course", help="check your own course functions (rnn_cell_forward, rnn_backward, ...) against the engine",
+        description="Import FILE and check each of the Sequence Models course's functions it defines (rnn_cell_forward, "
+                    "rnn_forward, rnn_cell_backward, rnn_backward, the lstm_ and gru_cell_ ones) against the engine's answers "
+                    "in float64. Exit status 0: all match; 1: something differs; 2: FILE cannot be imported.")
+    check_course.add_argument("file", metavar="FILE", help="the .py file with your functions")
     return parser
 
 
@@ -354,6 +362,17 @@ def run_bptt(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_check_course(args: argparse.Namespace) -> int:
+    from .course import CourseImportError, check
+
+    try:
+        report = check(Path(args.file))
+    except CourseImportError as error:
+        raise UsageError(str(error)) from None
+    print(report)
+    return 0 if report.ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command in ``argv``; bad input prints one line on stderr and returns (or exits with) status 2."""
     parser = build_parser()
@@ -391,7 +410,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         f"unknown --cell {args.cell!r}; choose one of {', '.join(sorted(settings.cell_registry))} "
                         "(or --import a module that registers yours)"
                     )
-            commands = {"graph": run_graph, "bptt": run_bptt, "train": run_train, "sample": run_sample, "eval": run_eval}
+            commands = {"graph": run_graph, "bptt": run_bptt, "train": run_train, "sample": run_sample, "eval": run_eval,
+                        "check-course": run_check_course}
             return commands[args.command](args)
     except KeyboardInterrupt:  # a second Ctrl-C: training stopped at once, between saves or inside one
         where = f"; the last checkpoint in {args.out} is intact" if args.command == "train" else ""

@@ -17,12 +17,13 @@ cells          RecurrentCell (the base), RNNCell, GRUCell, SimplifiedGRUCell,
 roles          gate (and state, output, loss): what a step's tensors are, for the tools
 recurrent      Recurrent (unroll any cell), Bidirectional, Stacked
 rnn            RNN, GRU, LSTM (PyTorch's layers and state-dict keys)
-course         load_course_parameters (a course notebook's Wax, Wf, ... into a cell)
+course         load_course_parameters (a course notebook's Wax, Wf, ... into a cell),
+               course_gradients (the cell's gradients back as dWax, dWf, ...)
 =============  ===============================================================
 """
 from . import functional, init, roles
 from .activation import ReLU, Sigmoid, Tanh
-from .course import load_course_parameters
+from .course import course_gradients, load_course_parameters
 from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, SimplifiedGRUCell, make_cell, register_cell
 from .dropout import Dropout
 from .embedding import Embedding
@@ -35,5 +36,5 @@ from .rnn import GRU, LSTM, RNN, RecurrentLayer
 __all__ = [
     "GRU", "LSTM", "RNN", "Bidirectional", "Dropout", "Embedding", "GRUCell", "LSTMCell", "Linear", "Module", "ModuleList",
     "Parameter", "RNNCell", "ReLU", "Recurrent", "RecurrentCell", "RecurrentLayer", "Sequential", "Sigmoid",
-    "SimplifiedGRUCell", "Stacked", "Tanh", "functional", "gate", "init", "roles", "load_course_parameters", "make_cell", "register_cell",
+    "SimplifiedGRUCell", "Stacked", "Tanh", "functional", "gate", "init", "roles", "course_gradients", "load_course_parameters", "make_cell", "register_cell",
 ]

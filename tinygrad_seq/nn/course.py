@@ -5,7 +5,8 @@ applied to the stacked vector [a⟨t−1⟩; x⟨t⟩]: W_f (n_a, n_a + n_x), b_
 The code (like PyTorch) writes examples as rows, x (m, n_x), and keeps the
 input and hidden halves apart: weight_ih (G·n_a, n_x), weight_hh (G·n_a, n_a).
 ``load_course_parameters`` does the conversion, so a notebook's weights give
-the same a⟨t⟩ and c⟨t⟩ here (see docs/notation.md).
+the same a⟨t⟩ and c⟨t⟩ here (see docs/notation.md), and ``course_gradients``
+converts the cell's gradients back (``ts.course.check`` uses both).
 
 ========================  ======================================  ==============================
 cell                      course keys                             equations
@@ -75,12 +76,7 @@ def load_course_parameters(cell: RecurrentCell, parameters: Mapping[str, Any]) -
     if isinstance(cell, RNNCell):
         w_ih, w_hh, b_ih = p["Wax"], p["Waa"], p["ba"].ravel()
     else:
-        if isinstance(cell, LSTMCell):
-            gates = [(p["Wi"], p["bi"]), (p["Wf"], p["bf"]), (p["Wc"], p["bc"]), (p["Wo"], p["bo"])]  # PyTorch's order i, f, g, o
-        elif isinstance(cell, GRUCell):
-            gates = [(p["Wr"], p["br"]), (-p["Wu"], -p["bu"]), (p["Wc"], p["bc"])]  # r, z = 1 − Γu, n
-        else:
-            gates = [(-p["Wu"], -p["bu"]), (p["Wc"], p["bc"])]  # z = 1 − Γu, n
+        gates = [(sign * p[f"W{gate}"], sign * p[f"b{gate}"]) for gate, sign in _gates(cell)]
         halves = [_split(w, n_a) for w, _ in gates]
         w_ih = np.concatenate([x_half for x_half, _ in halves])
         w_hh = np.concatenate([a_half for _, a_half in halves])
@@ -89,3 +85,37 @@ def load_course_parameters(cell: RecurrentCell, parameters: Mapping[str, Any]) -
         parameter.data[...] = parameter.backend.asarray(value.astype(parameter.dtype))
         parameter._bump_version()
     return cell
+
+
+def course_gradients(cell: RecurrentCell) -> dict[str, np.ndarray]:
+    """The gradients of a cell filled by ``load_course_parameters``, in the course's layout and keys.
+
+    Run backward first. Returns host float64 arrays under the keys the
+    notebook's backward functions use: dWax (n_a, n_x), dWaa (n_a, n_a),
+    dba (n_a, 1) for an RNNCell; dWf (n_a, n_a + n_x), dbf (n_a, 1), ... for
+    the gated cells (dWu, dbu of a GRU with the sign of z = 1 − Γu undone).
+    The course's bias went into ``bias_ih`` (``bias_hh`` is held at zero), so
+    its gradient is ``bias_ih``'s.
+    """
+    kind = type(cell).__name__
+    parameters = (cell.weight_ih, cell.weight_hh, cell.bias_ih)
+    if any(p is None or p.grad is None for p in parameters):
+        raise ValueError(f"course_gradients({kind}): the cell has no gradients; load_course_parameters, run it, then call backward")
+    d_ih, d_hh, d_b = (p.backend.to_host(p.grad).astype(np.float64) for p in parameters)
+    if isinstance(cell, RNNCell):
+        return {"dWax": d_ih, "dWaa": d_hh, "dba": d_b[:, None]}
+    n_a, grads = cell.hidden_size, {}
+    for index, (gate, sign) in enumerate(_gates(cell)):
+        rows = slice(index * n_a, (index + 1) * n_a)
+        grads[f"dW{gate}"] = sign * np.concatenate([d_hh[rows], d_ih[rows]], axis=1)  # [a⟨t−1⟩; x⟨t⟩] order
+        grads[f"db{gate}"] = sign * d_b[rows, None]
+    return grads
+
+
+def _gates(cell: RecurrentCell) -> list[tuple[str, int]]:
+    """The course gate (the letter of its keys: f for Wf, bf) and its sign, in the cell's stacking order."""
+    if isinstance(cell, LSTMCell):
+        return [("i", 1), ("f", 1), ("c", 1), ("o", 1)]  # PyTorch's order i, f, g, o
+    if isinstance(cell, GRUCell):
+        return [("r", 1), ("u", -1), ("c", 1)]  # r, z = 1 − Γu, n
+    return [("u", -1), ("c", 1)]  # z = 1 − Γu, n
