@@ -11,7 +11,7 @@ import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
 from tinygrad_seq.tensor import Function
 from tinygrad_seq.viz import demo, rules
-from tinygrad_seq.viz.explore import COLLAPSE_ABOVE, _dense
+from tinygrad_seq.viz.explore import COLLAPSE_ABOVE, COLLAPSE_STEPS, _dense
 from tinygrad_seq.viz.trace import key_of
 
 
@@ -288,7 +288,7 @@ def test_a_users_op_shows_its_name_or_its_own_rule(tmp_path):
 
 def test_a_long_graph_is_collapsed_one_box_per_cell_step(tmp_path):
     model, loss = build("lstm", steps=12)
-    assert len(viz.trace(loss)) > COLLAPSE_ABOVE
+    assert 12 > COLLAPSE_STEPS and len(viz.trace(loss)) < COLLAPSE_ABOVE  # long, though not large
     explorer = viz.explore(loss, tmp_path / "long.html", params=model.parameters())
     data = page_data(explorer.page)
     assert explorer.collapsed and data["collapsed"]
@@ -296,6 +296,8 @@ def test_a_long_graph_is_collapsed_one_box_per_cell_step(tmp_path):
     assert gate["drawn"] == ["step_0_forward_5"]  # the gate lights up its step's box
     small_model, small_loss = build("lstm", steps=2)
     assert not viz.explore(small_loss, tmp_path / "short.html").collapsed
+    _, large = build("lstm", steps=6, layers=2, bidirectional=True)  # 463 nodes
+    assert len(viz.trace(large)) > COLLAPSE_ABOVE and viz.explore(large, tmp_path / "large.html").collapsed
     assert viz.explore(build("lstm", steps=2)[1], tmp_path / "forced.html", collapse=True).collapsed
 
 
