@@ -52,18 +52,18 @@ def loss_and_gradients(inputs: list[int], targets: list[int], a_prev: np.ndarray
         y_hat[t] = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
         loss -= np.log(y_hat[t][j, 0])
     grads = {key: np.zeros_like(value) for key, value in p.items()}
-    da_next = np.zeros_like(a_prev)  # ∂L/∂a⟨t⟩ arriving from step t+1
+    da_prevt = np.zeros_like(a_prev)  # what comes back to a⟨t⟩ from step t+1 (the notebook's name)
     for t in reversed(range(len(inputs))):
         dy = y_hat[t].copy()
         dy[targets[t]] -= 1  # ∂L/∂(W_ya a⟨t⟩ + b_y) = ŷ⟨t⟩ − y⟨t⟩
         grads["Wya"] += dy @ a[t].T
         grads["by"] += dy
-        da = p["Wya"].T @ dy + da_next  # both paths into a⟨t⟩
-        dz = (1 - a[t] ** 2) * da  # through tanh
+        da_next = p["Wya"].T @ dy + da_prevt  # ∂L/∂a⟨t⟩: both paths into a⟨t⟩
+        dz = (1 - a[t] ** 2) * da_next  # through tanh (the notebook's dtanh)
         grads["ba"] += dz
         grads["Wax"] += dz @ x[t].T
         grads["Waa"] += dz @ a[t - 1].T
-        da_next = p["Waa"].T @ dz
+        da_prevt = p["Waa"].T @ dz
     return loss, grads, a[len(inputs) - 1]
 
 
