@@ -178,7 +178,7 @@ class BinaryCrossEntropyWithLogits(Function):
         ∂loss/∂x = w [(p y + 1 − y) σ(x) − p y]              σ(x) − y when p = 1
         ∂loss/∂y = w [p ℓ(x) − ℓ(−x)]                        −x when p = 1
 
-    The operations and their order are PyTorch's, so float64 results agree to the last bits.
+    The operations and their order are PyTorch's: float64 results agree within a few units in the last place.
     """
 
     __slots__ = ("logits", "target", "weight", "pos_weight", "reduction")
@@ -186,9 +186,9 @@ class BinaryCrossEntropyWithLogits(Function):
 
     def forward(self, logits, target, weight, pos_weight, reduction):
         if pos_weight is None:
-            losses = (1 - target) * logits + softplus(-logits)  # softplus(−x) = ℓ(x)
+            losses = (1 - target) * logits + _softplus(-logits)  # ℓ(x) = softplus(−x)
         else:
-            losses = (1 - target) * logits + (1 + (pos_weight - 1) * target) * softplus(-logits)
+            losses = (1 - target) * logits + (1 + (pos_weight - 1) * target) * _softplus(-logits)
         if weight is not None:
             losses = losses * weight
         self.logits, self.target, self.weight, self.pos_weight, self.reduction = logits, target, weight, pos_weight, reduction
@@ -210,22 +210,22 @@ class BinaryCrossEntropyWithLogits(Function):
         grad_logits = grad_target = None
         if self.needs_input_grad[0]:
             if p is None:
-                grad_logits = (sigmoid(x) - y) * grad
+                grad_logits = (_sigmoid(x) - y) * grad
             else:
                 py = p * y
-                grad_logits = ((py + 1 - y) * sigmoid(x) - py) * grad
+                grad_logits = ((py + 1 - y) * _sigmoid(x) - py) * grad
         if self.needs_input_grad[1]:
-            grad_target = (-x if p is None else p * softplus(-x) - softplus(x)) * grad
+            grad_target = (-x if p is None else p * _softplus(-x) - _softplus(x)) * grad
         return grad_logits, grad_target, None, None
 
 
-def softplus(x: Any) -> Any:
-    """log(1 + e^x) on an array, for any x: max(x, 0) + log(1 + e^−|x|)."""
+def _softplus(x: Any) -> Any:
+    """softplus(x) = log(1 + e^x) on an array, for any x: max(x, 0) + log(1 + e^−|x|)."""
     xp = backend_of(x).xp
     return xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(x, 0)
 
 
-def sigmoid(x: Any) -> Any:
+def _sigmoid(x: Any) -> Any:
     """1 / (1 + e^−x) on an array; e^−x overflows to inf for x << 0, giving the right 0."""
     xp = backend_of(x).xp
     with np.errstate(over="ignore"):
@@ -257,7 +257,7 @@ def binary_cross_entropy_with_logits(
 
     The course's ŷ = σ(z) with L(ŷ, y) = −y log ŷ − (1 − y) log(1 − ŷ), computed from
     z without forming σ(z), so logits of ±1000 give finite losses and gradients.
-    Numbers and errors follow ``torch.nn.functional.binary_cross_entropy_with_logits``.
+    The numbers are ``torch.nn.functional.binary_cross_entropy_with_logits``'s.
 
     Args:
         logits: (...) float, any shape: one logit per binary decision.
