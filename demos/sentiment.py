@@ -1,13 +1,17 @@
-"""Many-to-one: is a sentence positive or negative? Read by a GRU, classified from its last hidden state.
+"""Many-to-one: is a sentence positive or negative? Read by a GRU, ŷ = σ(W_ya a⟨T_x⟩ + b_y) from its last hidden state.
 
-Run:  python demos/sentiment.py    (under a minute)
+Run:  python demos/sentiment.py    (a few seconds)
 
 Sentences are generated with negation and contrast: "the movie was not good"
 is negative, "i did not hate it" positive, "it looked bad but it was great"
 positive (the last clause decides). Batches are padded, and `lengths` makes
 the GRU stop at each sentence's last word, so the state the classifier reads
-is never the state after padding. Prints accuracy on held-out sentences and
-examples the model gets wrong; writes the loss curve.
+is never the state after padding. As the course writes it, the output is one
+number per sentence, ŷ = σ(W_ya a⟨T_x⟩ + b_y), the probability that it is
+positive: the model computes the logit W_ya a⟨T_x⟩ + b_y, trained with
+binary_cross_entropy_with_logits (σ and the loss fused, stable for confident
+outputs), and a sentence is called positive when ŷ > 0.5. Prints accuracy on
+held-out sentences and examples the model gets wrong; writes the loss curve.
 """
 from __future__ import annotations
 
@@ -59,17 +63,27 @@ TRICKY = [("the movie was not not good", 1), ("the food was not bad at all", 1),
 
 
 class Classifier(nn.Module):
-    """Embedding -> GRU -> its final hidden state a⟨T_x⟩ -> Linear to 2 classes."""
+    """Embedding -> GRU -> its final hidden state a⟨T_x⟩ -> the logit W_ya a⟨T_x⟩ + b_y, one per sentence.
+
+    ids (T, B) and lengths (B,) -> logits (B,); ŷ = σ(logit) is P(positive).
+    head.weight is W_ya (1, hidden), head.bias is b_y (1,).
+    """
 
     def __init__(self, vocab_size: int, hidden: int = 32) -> None:
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, 16)
         self.rnn = nn.GRU(16, hidden)
-        self.head = nn.Linear(hidden, 2)
+        self.head = nn.Linear(hidden, 1)
 
     def forward(self, ids, lengths):
         _, h_n = self.rnn(self.embedding(ids), lengths=lengths)  # h_n: each sentence's state at its own last word
-        return self.head(h_n[-1])
+        return self.head(h_n[-1]).squeeze(-1)
+
+
+def predict(model, ids, lengths) -> tuple[np.ndarray, np.ndarray]:
+    """(ŷ = σ(W_ya a⟨T_x⟩ + b_y) for each sentence, 1 where ŷ > 0.5 else 0)."""
+    y_hat = model(ids, lengths).sigmoid().numpy()
+    return y_hat, (y_hat > 0.5).astype(int)
 
 
 def batches(data, vocab, size, rng=None):
@@ -85,7 +99,7 @@ def evaluate(model, data, vocab) -> tuple[float, list[str]]:
     model.eval()
     right, wrong = 0, []
     for ids, labels, lengths in batches(data, vocab, 256):
-        predicted = model(ids, lengths).argmax(axis=-1).numpy()
+        _, predicted = predict(model, ids, lengths)
         right += int((predicted == labels).sum())
         for b in np.flatnonzero(predicted != labels):
             wrong.append(f"{'positive' if labels[b] else 'negative'} but called {'positive' if predicted[b] else 'negative'}: "
@@ -106,7 +120,7 @@ def main(argv: list[str] | None = None) -> float:
     ts.manual_seed(0)
     model = Classifier(len(vocab))
     history = common.fit(model, lambda epoch: batches(train, vocab, 32, np.random.default_rng(epoch)),
-                         lambda m, ids, labels, lengths: F.cross_entropy(m(ids, lengths), labels),
+                         lambda m, ids, labels, lengths: F.binary_cross_entropy_with_logits(m(ids, lengths), labels),
                          epochs=1 if args.smoke else 6, lr=1e-2, progress=not args.smoke)
     accuracy, wrong = evaluate(model, test, vocab)
     print(f"\naccuracy on {len(test)} held-out sentences: {accuracy:.1%}")
@@ -117,9 +131,10 @@ def main(argv: list[str] | None = None) -> float:
     for sentence, label in TRICKY:
         ids, lengths = pad_batch([vocab.encode(sentence)])
         with no_grad():
-            predicted = int(model(ids, lengths).argmax(axis=-1).numpy()[0])
-        print(f"  {'right' if predicted == label else 'WRONG'}: {sentence!r} called {'positive' if predicted else 'negative'}")
-    common.plot_curves({"training loss": history}, out / "loss.png", "cross-entropy", "Sentiment, many-to-one")
+            y_hat, predicted = predict(model, ids, lengths)
+        print(f"  {'right' if predicted[0] == label else 'WRONG'}: {sentence!r} called {'positive' if predicted[0] else 'negative'} "
+              f"(ŷ = {y_hat[0]:.3f})")
+    common.plot_curves({"training loss": history}, out / "loss.png", "binary cross-entropy", "Sentiment, many-to-one")
     return accuracy
 
 

@@ -6,29 +6,48 @@ Each line of Shakespeare's plays is a sentence [<bos>, words..., <eos>]. The
 vocabulary keeps the 2,000 most frequent words; the rest become <unk>. After
 training, the model scores a few real lines against the same words shuffled
 (log-probability per word: a language model should prefer word order it has
-seen), and samples new lines, which never contain <unk>.
+seen), prints the probability of the course's sentence "Cats average 15 hours
+of sleep a day." factor by factor, P(y⟨1⟩) P(y⟨2⟩|y⟨1⟩) … P(<eos>|…), with the
+words Shakespeare never used scored as <unk>, and samples new lines, which
+never contain <unk>.
 """
 from __future__ import annotations
+
+import warnings
 
 import common
 import numpy as np
 
 from tinygrad_seq.models import TrainConfig, Trainer
-from tinygrad_seq.nn import functional as F
-from tinygrad_seq.tensor import no_grad
-from tinygrad_seq.text import UNK, UNK_ID, language_model_batches, sample
+from tinygrad_seq.text import UNK, UNK_ID, UnknownTokensWarning, sample, sentence_log_probability, sentence_probability
 
+COURSE_SENTENCE = "Cats average 15 hours of sleep a day."
 SENTENCES = ["I will not be a slave to thee .", "What is the matter , my lord ?", "Good night , sweet prince .",
              "The king is dead .", "I pray you , sir , be patient ."]
 
 
-@no_grad()
 def log_probability(model, vocab, sentence: str) -> float:
     """log P(sentence) per word under the model, <eos> included."""
-    model.eval()
-    inputs, targets, _ = next(language_model_batches([vocab.encode(sentence, bos=True, eos=True)], 1))
-    logits, _ = model(inputs)
-    return -F.cross_entropy(logits, targets).item()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownTokensWarning)  # rare words are <unk>, as in training
+        log_p, terms = sentence_log_probability(model, vocab, sentence)
+    return log_p / len(terms)
+
+
+def factor_table(model, vocab, sentence: str) -> list[str]:
+    """The lines showing P(sentence) as the course's product of conditional probabilities, <unk> factors named."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UnknownTokensWarning)  # the table names the unknown words itself
+        p, factors = sentence_probability(model, vocab, sentence)
+        log_p, _ = sentence_log_probability(model, vocab, sentence)
+    words = vocab.tokenize(sentence) + [None]  # the factors follow the tokens, then <eos>
+    lines = [f"P({sentence!r}) = P(y⟨1⟩) P(y⟨2⟩|y⟨1⟩) … P(<eos>|y⟨1⟩…y⟨{len(factors) - 1}⟩), y⟨1⟩ read after <bos>:",
+             "   t  y⟨t⟩      P(y⟨t⟩ | y⟨1⟩ … y⟨t−1⟩)"]
+    for t, ((token, q), word) in enumerate(zip(factors, words), 1):
+        note = f"   ({word!r} is not in the vocabulary)" if token == UNK else ""
+        lines.append(f"  {t:2d}  {token:8s}  {q:<9.4g}{note}".rstrip())
+    lines.append(f"P(sentence) = {p:.3g} (log P = {log_p:.2f}; {np.exp(log_p / len(factors)):.4f} per token, geometric mean)")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> Trainer:
@@ -55,7 +74,8 @@ def main(argv: list[str] | None = None) -> Trainer:
         real, mixed = log_probability(trainer.model, vocab, sentence), log_probability(trainer.model, vocab, shuffled)
         wins += real > mixed
         report.append(f"  {real:7.3f}  {sentence}\n  {mixed:7.3f}  {shuffled}")
-    report.append(f"the real order is likelier in {wins} of {len(SENTENCES)}")
+    report.append(f"the real order is likelier in {wins} of {len(SENTENCES)}\n")
+    report += factor_table(trainer.model, vocab, COURSE_SENTENCE)
     report.append("\nsampled lines (never <unk>):")
     report += [f"  {line}" for line in sample(trainer.model, vocab, n=5, max_len=20, temperature=0.8, seed=3)]
     print("\n".join(report))

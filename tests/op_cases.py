@@ -19,6 +19,7 @@ NEGATIVE_IDS = np.array([-1, 0, -1, 3])
 ID_GRID = np.array([[1, 3], [3, 0], [1, 1]])
 MASK_45 = _fixed.random((4, 5)) > 0.5
 MASK_5 = np.array([True, False, True, True, False])
+POS_WEIGHT_4 = np.array([0.5, 1.0, 2.0, 3.5])
 
 
 def normal(*shape):
@@ -36,6 +37,11 @@ def away_from_zero(*shape):
 def distinct(*shape):
     """Values at least 0.05 apart, so a maximum has no near-ties."""
     return lambda rng: rng.permutation(np.linspace(-2.0, 2.0, int(np.prod(shape)))).reshape(shape)
+
+
+def probabilities(*shape):
+    """Targets of a binary cross-entropy: values in (0, 1)."""
+    return lambda rng: rng.uniform(0.05, 0.95, shape)
 
 
 def away_from_bounds(*shape):
@@ -162,6 +168,13 @@ CASES = [
     OpCase("maximum_broadcast_scalar", lambda a: ts.maximum(a, 0.25), lambda a: _torch().maximum(a, _torch().tensor(0.25, dtype=a.dtype)), [away_from_bounds(5)]),
     OpCase("masked_fill", lambda a: a.masked_fill(MASK_45, -1.0), lambda a: a.masked_fill(t_index(_torch(), MASK_45), -1.0), [normal(4, 5)]),
     OpCase("masked_fill_broadcast", lambda a: a.masked_fill(MASK_5, 0.0), lambda a: a.masked_fill(t_index(_torch(), MASK_5), 0.0), [normal(3, 5)]),
+    # a fused loss with a gradient for its target as well (cross_entropy's integer targets have none)
+    OpCase("bce_with_logits", lambda x, y: ts.nn.functional.binary_cross_entropy_with_logits(x, y),
+           lambda x, y: _torch().nn.functional.binary_cross_entropy_with_logits(x, y), [lambda rng: 4 * rng.standard_normal((3, 4)), probabilities(3, 4)]),
+    OpCase("bce_with_logits_pos_weight",
+           lambda x, y: ts.nn.functional.binary_cross_entropy_with_logits(x, y, pos_weight=POS_WEIGHT_4, reduction="none"),
+           lambda x, y: _torch().nn.functional.binary_cross_entropy_with_logits(x, y, pos_weight=_torch().tensor(POS_WEIGHT_4), reduction="none"),
+           [lambda rng: 4 * rng.standard_normal((2, 3, 4)), probabilities(2, 3, 4)]),
     # a composite: a 2-step RNN from primitives
     OpCase(
         "rnn_two_steps",

@@ -83,6 +83,12 @@ def test_shakespeare_smoke(tmp_path):
 def test_word_lm_smoke(tmp_path):
     out = run_demo("word_lm.py", tmp_path)
     assert "of the words become <unk>" in out and "the real order is likelier in" in out
+    table = out.split("P('Cats average 15 hours of sleep a day.') = P(y⟨1⟩) P(y⟨2⟩|y⟨1⟩)")[1].split("sampled lines")[0]
+    factors = re.findall(r"^ +(\d+)  (\S+) +(\d\.\d+(?:e-\d+)?)", table, re.M)
+    assert [t for t, _, _ in factors] == [str(t) for t in range(1, 11)] and factors[-1][1] == "<eos>"  # 9 words, then <eos>
+    assert "('Cats' is not in the vocabulary)" in table and factors[0][1] == "<unk>"
+    p = float(re.search(r"^P\(sentence\) = (\S+) ", table, re.M).group(1))
+    assert p == pytest.approx(np.prod([float(q) for _, _, q in factors]), rel=0.01)  # factors printed to 4 significant digits
     sampled = out.split("sampled lines (never <unk>):")[1]
     assert "<unk>" not in sampled and len(sampled.strip().splitlines()) == 5
 
@@ -98,6 +104,7 @@ def test_sentiment_smoke(tmp_path):
     out = run_demo("sentiment.py", tmp_path)
     assert re.search(r"accuracy on 200 held-out sentences: \d+\.\d%", out)
     assert out.count("'the") >= 2 and "sentences unlike any in the training data" in out
+    assert len(re.findall(r"called (positive|negative) \(ŷ = [01]\.\d{3}\)", out)) == 6  # ŷ = σ(W_ya a⟨T_x⟩ + b_y)
 
 
 def test_one_to_many_smoke(tmp_path):

@@ -81,6 +81,105 @@ def test_cross_entropy_all_ignored_is_nan_with_zero_gradient():
     assert np.isnan(loss.item()) and (x.grad == 0).all()
 
 
+def bce_inputs(shape=(3, 4), seed=0, extreme=False):
+    """Logits (some of them ±1000 and ±30 when ``extreme``), targets in [0, 1] with exact 0s and 1s, a pos_weight per class."""
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal(shape) * 3
+    target = rng.uniform(0, 1, shape)
+    target.flat[::3] = rng.integers(0, 2, target.flat[::3].shape)
+    if extreme:
+        logits.flat[:6] = [1000.0, -1000.0, 30.0, -30.0, 1000.0, -1000.0]
+        target.flat[:6] = [0.0, 1.0, 1.0, 0.0, 0.3, 0.7]
+    pos_weight = rng.uniform(0.5, 3.0, shape[-1:])
+    return logits, target, pos_weight
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_bce_with_logits_grad_check(reduction):
+    logits, target, pos_weight = bce_inputs()
+    weight = np.random.default_rng(1).uniform(0.5, 2.0, (3, 1))
+    for options in [{}, {"pos_weight": pos_weight}, {"pos_weight": pos_weight, "weight": weight}]:
+        x, y = ts.Tensor(logits, requires_grad=True), ts.Tensor(target, requires_grad=True)
+        loss = lambda x, y: F.binary_cross_entropy_with_logits(x, y, reduction=reduction, **options)  # noqa: E731
+        assert ts.grad_check(loss, [x, y])  # the target's gradient too, as PyTorch gives one
+
+
+def test_bce_with_logits_is_one_node_and_the_course_formula():
+    z = ts.Tensor(np.array([2.0, -1.0, 0.5]), requires_grad=True)
+    y = np.array([1.0, 0.0, 0.25])
+    loss = F.binary_cross_entropy_with_logits(z, y, reduction="none")
+    assert loss.grad_fn.name == "BinaryCrossEntropyWithLogits" and loss.grad_fn.inputs[0] is z
+    y_hat = 1 / (1 + np.exp(-z.numpy()))
+    np.testing.assert_allclose(loss.numpy(), -y * np.log(y_hat) - (1 - y) * np.log(1 - y_hat), rtol=1e-13)
+    pos_weight = 3.0
+    weighted = F.binary_cross_entropy_with_logits(z, y, pos_weight=[pos_weight], reduction="none")
+    np.testing.assert_allclose(weighted.numpy(), -pos_weight * y * np.log(y_hat) - (1 - y) * np.log(1 - y_hat), rtol=1e-13)
+    loss.sum().backward()
+    np.testing.assert_allclose(z.grad, y_hat - y, rtol=1e-13)  # dL/dz = ŷ - y
+
+
+def test_bce_with_logits_stable_for_huge_logits():
+    z = ts.Tensor(np.array([1000.0, -1000.0, 1000.0, -1000.0]), requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(z, [0.0, 1.0, 1.0, 0.0], pos_weight=[3.0], reduction="none")
+    loss.sum().backward()
+    np.testing.assert_array_equal(loss.numpy(), [1000.0, 3000.0, 0.0, 0.0])  # confidently wrong costs |z|, times p for a positive
+    np.testing.assert_array_equal(z.grad, [1.0, -3.0, 0.0, 0.0])
+    z32 = ts.Tensor([88.0, -104.0, 1000.0], requires_grad=True)  # e^-z overflows float32 from 88.7 on
+    loss = F.binary_cross_entropy_with_logits(z32, [1, 1, 0])
+    loss.backward()
+    assert loss.dtype == np.float32 and np.isfinite(loss.item()) and np.isfinite(z32.grad).all()
+
+
+def test_bce_with_logits_targets_and_weights():
+    z = ts.Tensor(np.zeros((2, 3)))
+    # int or bool 0/1 labels and lists take the logits' dtype; a float Tensor keeps its own (NumPy's promotion)
+    assert F.binary_cross_entropy_with_logits(z, [[1, 0, 1], [0, 0, 1]]).dtype == np.float64
+    assert F.binary_cross_entropy_with_logits(ts.Tensor(np.zeros(2), dtype="float32"), np.array([True, False])).dtype == np.float32
+    assert F.binary_cross_entropy_with_logits(ts.Tensor([0.0]), ts.Tensor([1.0], dtype="float64")).dtype == np.float64
+    # log 2 per element at z = 0; weight and pos_weight scale it
+    out = F.binary_cross_entropy_with_logits(z, np.ones((2, 3)), pos_weight=[1.0, 2.0, 3.0], weight=[[1.0], [10.0]], reduction="none")
+    np.testing.assert_allclose(out.numpy() / np.log(2), [[1, 2, 3], [10, 20, 30]], rtol=1e-14)
+    empty = ts.Tensor(np.zeros(0), requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(empty, np.zeros(0))  # mean of nothing: NaN, as PyTorch
+    loss.backward()
+    assert np.isnan(loss.item()) and empty.grad.shape == (0,)
+
+
+def test_bce_with_logits_loss_module():
+    loss_fn = ts.nn.BCEWithLogitsLoss(pos_weight=ts.Tensor([2.0]), reduction="sum")
+    z = ts.Tensor(np.array([[0.5, -1.0]]), requires_grad=True)
+    expected = F.binary_cross_entropy_with_logits(z, [[1, 0]], pos_weight=[2.0], reduction="sum")
+    assert loss_fn(z, [[1, 0]]).item() == expected.item()
+    assert list(loss_fn.parameters()) == [] and "reduction='sum'" in repr(loss_fn)
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda x: F.binary_cross_entropy_with_logits(x, np.zeros(2)), ValueError,
+         r"binary_cross_entropy_with_logits: target shape \(2,\) must equal the logits' shape \(2, 3\): one target per logit"),
+        (lambda x: F.binary_cross_entropy_with_logits(x[:, :1], np.zeros(2)), ValueError,
+         r"target shape \(2,\) must equal the logits' shape \(2, 1\).*reshape the target to \(2, 1\) \(or squeeze the logits' last axis\)"),
+        (lambda x: F.binary_cross_entropy_with_logits(x, np.zeros((2, 3)), pos_weight=np.ones(2)), ValueError,
+         r"pos_weight shape \(2,\) does not broadcast to the logits' shape \(2, 3\).*such as \(3,\) for one per class"),
+        (lambda x: F.binary_cross_entropy_with_logits(x, np.zeros((2, 3)), weight=np.ones((4, 2, 3))), ValueError,
+         r"weight shape \(4, 2, 3\) does not broadcast to the logits' shape \(2, 3\).*without enlarging it"),
+        (lambda x: F.binary_cross_entropy_with_logits(x, np.zeros((2, 3)), pos_weight=ts.Tensor(np.ones(3), requires_grad=True)),
+         ValueError, r"pos_weight requires grad, but the loss has no gradient for it \(PyTorch refuses it too\); pass pos_weight.detach\(\)"),
+        (lambda x: F.binary_cross_entropy_with_logits(x, np.zeros((2, 3)), reduction="avg"), ValueError,
+         r"binary_cross_entropy_with_logits: reduction must be one of 'mean', 'sum', 'none'; got 'avg'"),
+        (lambda x: F.binary_cross_entropy_with_logits(x, np.zeros((2, 3)), np.ones(3)), TypeError,
+         r"takes 2 positional arguments"),  # options are keyword-only: PyTorch's third positional argument is weight
+        (lambda x: F.binary_cross_entropy_with_logits(ts.Tensor(np.zeros(2, dtype=np.int64)), [0, 1]), TypeError,
+         r"logits must be floats; got int64"),
+        (lambda x: ts.nn.BCEWithLogitsLoss(reduction="avg"), ValueError, r"BCEWithLogitsLoss: reduction must be one of"),
+    ],
+)
+def test_bce_with_logits_errors(call, error, message):
+    with pytest.raises(error, match=message):
+        call(ts.Tensor(np.zeros((2, 3))))
+
+
 # ---------------------------------------------------------------- PyTorch
 
 
@@ -153,3 +252,41 @@ def test_layers_match_torch(torch):
     np.testing.assert_allclose(out.numpy(), torch_out.detach().numpy(), rtol=RTOL, atol=ATOL)
     for ours, theirs in [(linear.weight, torch_linear.weight), (linear.bias, torch_linear.bias), (embedding.weight, torch_embedding.weight)]:
         np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("with_pos_weight", [False, True], ids=["no pos_weight", "pos_weight"])
+@pytest.mark.parametrize("with_weight", [False, True], ids=["no weight", "weight"])
+@pytest.mark.parametrize("extreme", [False, True], ids=["moderate", "logits of ±1000"])
+def test_bce_with_logits_matches_torch(torch, reduction, with_pos_weight, with_weight, extreme):
+    logits, target, pos_weight = bce_inputs((2, 3, 4), seed=5, extreme=extreme)
+    weight = np.random.default_rng(6).uniform(0.5, 2.0, (3, 1))
+    options = {"pos_weight": pos_weight} if with_pos_weight else {}
+    options.update({"weight": weight} if with_weight else {})
+    x, y = ts.Tensor(logits, requires_grad=True), ts.Tensor(target, requires_grad=True)
+    ours = F.binary_cross_entropy_with_logits(x, y, reduction=reduction, **options)
+    upstream = np.random.default_rng(2).standard_normal(ours.shape)
+    ours.backward(upstream)
+
+    tx, ty = torch.tensor(logits, requires_grad=True), torch.tensor(target, requires_grad=True)
+    theirs = torch.nn.functional.binary_cross_entropy_with_logits(
+        tx, ty, reduction=reduction, **{name: torch.tensor(value) for name, value in options.items()})
+    theirs.backward(torch.tensor(upstream))
+    assert np.isfinite(ours.numpy()).all() and np.isfinite(x.grad).all() and np.isfinite(y.grad).all()
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(y.grad, ty.grad.numpy(), rtol=RTOL, atol=ATOL)
+
+
+def test_bce_with_logits_loss_matches_torch_module_and_refusals(torch):
+    logits, target, pos_weight = bce_inputs((5, 3), seed=8)
+    ours = ts.nn.BCEWithLogitsLoss(pos_weight=ts.Tensor(pos_weight))(ts.Tensor(logits), target)
+    theirs = torch.nn.BCEWithLogitsLoss(pos_weight=torch.tensor(pos_weight))(torch.tensor(logits), torch.tensor(target))
+    assert ours.item() == pytest.approx(theirs.item(), rel=RTOL)
+    # neither differentiates with respect to pos_weight or weight
+    for name in ("pos_weight", "weight"):
+        with pytest.raises(RuntimeError, match=f"not differentiable with respect to argument '{name}'"):
+            torch.nn.functional.binary_cross_entropy_with_logits(
+                torch.tensor(logits), torch.tensor(target), **{name: torch.tensor(pos_weight, requires_grad=True)})
+        with pytest.raises(ValueError, match=f"{name} requires grad"):
+            F.binary_cross_entropy_with_logits(ts.Tensor(logits), target, **{name: ts.Tensor(pos_weight, requires_grad=True)})

@@ -8,7 +8,8 @@ linear         Linear
 activation     Tanh, Sigmoid, ReLU (for Sequential)
 embedding      Embedding
 dropout        Dropout (and functional.dropout)
-losses         cross_entropy (fused), nll_loss, mse_loss
+losses         cross_entropy and binary_cross_entropy_with_logits (fused), nll_loss,
+               mse_loss; BCEWithLogitsLoss
 functional     the parameter-free functions, as torch.nn.functional
 init           uniform_, normal_, xavier_*, kaiming_uniform_, orthogonal_, zeros_,
                forget_bias_
@@ -28,13 +29,14 @@ from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, SimplifiedGRUCell,
 from .dropout import Dropout
 from .embedding import Embedding
 from .linear import Linear
+from .losses import BCEWithLogitsLoss
 from .module import Module, ModuleList, Parameter, Sequential
 from .recurrent import Bidirectional, Recurrent, Stacked
 from .roles import gate
 from .rnn import GRU, LSTM, RNN, RecurrentLayer
 
 __all__ = [
-    "GRU", "LSTM", "RNN", "Bidirectional", "Dropout", "Embedding", "GRUCell", "LSTMCell", "Linear", "Module", "ModuleList",
+    "BCEWithLogitsLoss", "GRU", "LSTM", "RNN", "Bidirectional", "Dropout", "Embedding", "GRUCell", "LSTMCell", "Linear", "Module", "ModuleList",
     "Parameter", "RNNCell", "ReLU", "Recurrent", "RecurrentCell", "RecurrentLayer", "Sequential", "Sigmoid",
     "SimplifiedGRUCell", "Stacked", "Tanh", "functional", "gate", "init", "roles", "course_gradients", "load_course_parameters", "make_cell", "register_cell",
 ]

@@ -1,4 +1,4 @@
-"""Generating text from a language model, and measuring it on held-out text."""
+"""Generating text from a language model, scoring a sentence, and measuring the model on held-out text."""
 from __future__ import annotations
 
 import math
@@ -66,6 +66,60 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
         return [prime + vocab.decode(ids) if vocab.level == "char" else vocab.decode(vocab.encode(prime) + ids) for ids in generated]
     finally:
         model.train(was_training)
+
+
+Factor = tuple[str, float]  # (token, P(token | the tokens before it)), or its log
+
+
+@no_grad()
+def _conditional_log_probabilities(model: Any, vocab: Vocabulary, sentence: str, stacklevel: int) -> list[Factor]:
+    """[(token, log P(y⟨t⟩ | <bos>, y⟨1⟩ … y⟨t−1⟩)) for t = 1 … T_y], the last token <eos>; warns about unknown tokens."""
+    unknown = vocab.unknown(sentence)
+    if unknown.count:
+        warnings.warn(f"sentence: {unknown}", UnknownTokensWarning, stacklevel=stacklevel + 2)  # + this and no_grad
+    ids = vocab.encode(sentence, bos=True, eos=True)  # [<bos>, y⟨1⟩, …, y⟨T_y⟩ = <eos>]
+    was_training = model.training
+    model.eval()
+    try:
+        # Step t reads y⟨t−1⟩ (<bos> at t = 1, the course's x⟨1⟩ = 0) and its softmax ŷ⟨t⟩ is P(y⟨t⟩ | what came before):
+        # exactly how the model is trained, one sentence as a batch of one.
+        logits, _ = model(np.array(ids[:-1])[:, None])
+        cross_entropies = F.cross_entropy(logits, np.array(ids[1:])[:, None], reduction="none")  # −log P(y⟨t⟩ | …), (T_y, 1)
+    finally:
+        model.train(was_training)
+    return [(vocab.itos[i], -float(ce)) for i, ce in zip(ids[1:], cross_entropies.numpy()[:, 0])]
+
+
+def sentence_log_probability(model: Any, vocab: Vocabulary, sentence: str) -> tuple[float, list[Factor]]:
+    """(log P(sentence), its terms [(token, log P(y⟨t⟩ | y⟨1⟩ … y⟨t−1⟩)), ...]): what ``sentence_probability`` exponentiates.
+
+    log P stays finite where P underflows: a float64 P reaches 0.0 below about
+    e^−745, some 150 words at a perplexity of 150. Compare or average sentences with this.
+    """
+    terms = _conditional_log_probabilities(model, vocab, sentence, stacklevel=2)
+    return math.fsum(log_p for _, log_p in terms), terms
+
+
+def sentence_probability(model: Any, vocab: Vocabulary, sentence: str) -> tuple[float, list[Factor]]:
+    """P(sentence) under a language model, and its factors, as the course writes it:
+
+        P(y⟨1⟩, …, y⟨T_y⟩) = P(y⟨1⟩) P(y⟨2⟩ | y⟨1⟩) … P(y⟨T_y⟩ | y⟨1⟩, …, y⟨T_y−1⟩)
+
+    The sentence is tokenised as ``vocab.encode`` does (characters or words, lower-cased
+    if the vocabulary is) and ends with <eos>, whose probability is the last factor.
+    The first token is conditioned on <bos>, which the model reads at step 1 as it
+    did in training: P(y⟨1⟩) means P(y⟨1⟩ | <bos>). A token the vocabulary does not
+    know is scored as <unk> (the model's probability of *some* rare token there):
+    its factor reads "<unk>", and an :class:`UnknownTokensWarning` names the words.
+    Runs without recording a graph, in eval mode (dropout off); the model's mode is restored.
+
+    Returns (P, factors): ``factors`` is [(token, P(token | the tokens before it)), ...],
+    T_y pairs, <eos> last; P is exp(Σ log factor), the same number as their product but
+    computed from the logarithms. For long text P underflows to 0.0: use
+    :func:`sentence_log_probability`, which returns log P and the log-factors.
+    """
+    terms = _conditional_log_probabilities(model, vocab, sentence, stacklevel=2)
+    return math.exp(math.fsum(log_p for _, log_p in terms)), [(token, math.exp(log_p)) for token, log_p in terms]
 
 
 @no_grad()

@@ -38,6 +38,7 @@ FORWARD = {
     "LogSoftmax": "log softmax({0})", "Reshape": "reshape({0})", "Transpose": "{0}ᵀ", "GetItem": "{0}[{index}]",
     "Concat": "[{all}]", "Stack": "stack({all})", "Where": "where({0}, {1}, {2})", "Maximum": "max({0}, {1})",
     "MaskedFill": "masked_fill({0})", "Cast": "{0}", "ToBackend": "{0}", "CrossEntropy": "−log softmax({0})[y]",
+    "BinaryCrossEntropyWithLogits": "−{1} log σ({0}) − (1 − {1}) log(1 − σ({0}))",
     "EmbeddingLookup": "rows of {0}", "DropoutMask": "{0} ⊙ mask / (1 − p)",
 }
 
@@ -76,6 +77,10 @@ BACKWARD: dict[str, dict[int, str]] = {
     "Cast": {0: "{g}, cast back to the input's dtype"},
     "ToBackend": {0: "{g}, moved back to the input's backend"},
     "CrossEntropy": {0: "{g} (softmax({0}) − {q}){per}"},
+    "BinaryCrossEntropyWithLogits": {
+        0: "{g} ⊙ (σ({0}) − {1})  (with pos_weight p: (p {1} + 1 − {1}) σ({0}) − p {1}; divided by the count for a mean)",
+        1: "−{g} ⊙ {0}  (with pos_weight p: {g} ⊙ (p ℓ({0}) − ℓ(−{0})), ℓ(z) = −log σ(z))",
+    },
     "EmbeddingLookup": {0: "{g}, added into the rows of the ids looked up"},
     "DropoutMask": {0: "{g} ⊙ mask / (1 − p)  (the same mask as forward)"},
 }
