@@ -33,7 +33,7 @@ class MemoryCell(nn.RecurrentCell):
 
 
 def memory_loss(transparent, steps=5):
-    """The default path and ts.transparent() (a user's cell has no fused kernel yet: both run its equations)."""
+    """The default path (a user's cell recorded: one node per step) or ts.transparent() (every gate a node)."""
     ts.manual_seed(0)
     ts.set_default_dtype("float64")
     layer = nn.Recurrent(MemoryCell(3, 4))
@@ -44,7 +44,9 @@ def memory_loss(transparent, steps=5):
 
 @pytest.mark.parametrize("transparent", [False, True])
 def test_a_users_cell_gets_gradient_flow_for_each_of_its_parts(transparent):
-    loss, cell = memory_loss(transparent)
+    # By hand on the transparent path, where each part is a tensor of its own (the default, recorded path packs
+    # them into one node per step, whose part_grads gives each part's gradient).
+    loss, cell = memory_loss(transparent=True)
     graph = viz.trace(loss)
     states = {(n.tags["part"], n.tags["t"]): n.tensor for n in graph.nodes.values() if n.role == "state" and "t" in n.tags}
     assert {part for part, _ in states} == {"a", "m"} and len(states) == 10

@@ -27,6 +27,10 @@ setting            meaning
 ``cell_registry``  name -> cell class, filled by ``nn.register_cell``
 ``transparent``    True inside ``ts.transparent()``: cells compose primitive
                    ops gate by gate instead of their fused step
+``recording``      None, or the :class:`~tinygrad_seq.nn.recorded.Recording`
+                   that ``Function.apply`` and the host conversions report to
+                   while a cell step is being recorded (not a setting: set
+                   only by ``nn.recorded``)
 ``version_clock``  in-place changes counted so far, process-wide (not a
                    setting: advanced by ``Tensor._bump_version``); a graph
                    node records it so backward can tell whether a tensor it
@@ -51,3 +55,4 @@ default_dtype: np.dtype = np.dtype(np.float32)
 cell_registry: dict[str, type] = {}
 transparent: bool = False
 version_clock: int = 0
+recording: Any = None

@@ -204,6 +204,8 @@ class Function:
             fn.created_at = traceback.format_stack()[:-1] if settings.anomaly_mode else None
             result.requires_grad = True
             result.grad_fn = fn
+        if settings.recording is not None:  # a cell step is being recorded (nn.recorded): note every op it runs
+            settings.recording.ops.append((cls, args, params, result))
         return result
 
     def part_grads(self, grad: Any) -> tuple[Any, ...]:
@@ -484,6 +486,8 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The values as a host NumPy array (the data itself on the NumPy backend)."""
+        if settings.recording is not None:
+            settings.recording.host_reads.append("numpy()")
         return self.backend.to_host(self._data)
 
     def tolist(self) -> Any:
@@ -491,6 +495,8 @@ class Tensor:
 
     def item(self) -> Any:
         """The single value of a one-element tensor as a Python number."""
+        if settings.recording is not None:
+            settings.recording.host_reads.append("item() (float(), int() or bool() of a tensor)")
         if self._data.size != 1:
             raise ValueError(f"item(): the tensor has {self._data.size} elements (shape {self.shape}); only one-element tensors convert to a number")
         return self._data.item()

@@ -1,11 +1,14 @@
 """Tools for testing your own cells and ops: ``ts.testing.check_cell``."""
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import numpy as np
 
+from . import settings
 from .gradcheck import grad_check
+from .nn.cells import transparent as ts_transparent
 from .nn.cells import RecurrentCell, RNNCell
 from .nn.recurrent import Bidirectional, Recurrent, Stacked
 from .tensor import Tensor, no_grad
@@ -37,7 +40,11 @@ def check_cell(cell: RecurrentCell, batch_size: int = 2, steps: int = 3, seed: i
        sequence full, the others shorter): output shapes, zeros past each
        length, final states equal to running the cell by hand over each
        sequence's valid steps (backwards for the reverse direction), and a
-       gradient check of the unrolled sequence.
+       gradient check of the unrolled sequence;
+    4. for a cell without a hand-written kernel, the recorded path (the
+       default: one node per step replayed from a tape) against the
+       transparent one through Bidirectional with ``lengths``: outputs, the
+       input's gradient and every parameter's gradient equal to 1e-10.
     """
     if not isinstance(cell, RecurrentCell):
         raise TypeError(f"check_cell: expects an nn.RecurrentCell; got {type(cell).__name__}")
@@ -108,4 +115,31 @@ def check_cell(cell: RecurrentCell, batch_size: int = 2, steps: int = 3, seed: i
         grad_check(unrolled, [xs, *both.parameters()])
     except AssertionError as error:
         _fail("gradients through Bidirectional with lengths", str(error))
+    if cell.fused_step_op is None and getattr(cell, "fused", True):  # no kernel: the default path records its steps
+        _check_recorded(both, sequence, lengths)
     return True
+
+
+def _run_both_paths(layer: Bidirectional, sequence: np.ndarray, lengths: list[int], transparent: bool) -> list[np.ndarray]:
+    layer.zero_grad()
+    xs = Tensor(sequence, requires_grad=True)
+    with ts_transparent() if transparent else contextlib.nullcontext():
+        out, _ = layer(xs, None, lengths)
+    (out * Tensor(np.random.default_rng(1).standard_normal(out.shape))).sum().backward()
+    return [out.numpy(), xs.grad] + [p.grad for p in layer.parameters()]
+
+
+def _check_recorded(layer: Bidirectional, sequence: np.ndarray, lengths: list[int]) -> None:
+    """The recorded path (recording, first replay checked, trusted replay) equals the transparent one."""
+    previous, settings.transparent = settings.transparent, False
+    try:
+        recorded_layer = copy.deepcopy(layer)
+        for _ in range(3):  # the first call records, the second checks the replay, the third replays
+            got = _run_both_paths(recorded_layer, sequence, lengths, transparent=False)
+        expected = _run_both_paths(copy.deepcopy(layer), sequence, lengths, transparent=True)
+    finally:
+        settings.transparent = previous
+    names = ["the outputs", "the input's gradient"] + [f"the gradient of {n}" for n, _ in layer.named_parameters()]
+    for name, a, b in zip(names, got, expected):
+        if not np.allclose(a, b, rtol=1e-10, atol=1e-12):
+            _fail("the recorded path against the transparent one", f"{name} differ by up to {np.max(np.abs(a - b)):.3g}")

@@ -24,7 +24,7 @@ from ..ops import concat, stack, where
 from .. import settings
 from ..tensor import Tensor, as_tensor, check_finite_input, tags
 from .cells import RecurrentCell, State
-from . import roles
+from . import recorded, roles
 from .dropout import dropout
 from .module import Module
 
@@ -125,8 +125,9 @@ class Recurrent(Module):
         if settings.anomaly_mode:
             for part, symbol in zip(cell.state_parts(state), cell.state_names):
                 check_finite_input(part, layer_name, f"the initial state {symbol}")
-        if cell.uses_fused():
-            out, state = self._run_fused(x, state, lengths, direction)
+        step = cell if cell.uses_fused() else recorded.TapedCell(cell) if recorded.records(cell) else None
+        if step is cell or (step is not None and step.runs_recorded(x, state)):
+            out, state = self._run_fused(x, state, lengths, direction, step)
             return (out.swapaxes(0, 1) if self.batch_first else out), state
         outputs: list[Tensor | None] = [None] * steps
         xp = x.backend.xp
@@ -149,14 +150,15 @@ class Recurrent(Module):
         out = stack(outputs)
         return (out.swapaxes(0, 1) if self.batch_first else out), state
 
-    def _run_fused(self, x: Tensor, state: State, lengths: np.ndarray | None, direction: str) -> tuple[Tensor, State]:
-        """The fused path: all inputs projected in one matmul, then one fused node per step."""
+    def _run_fused(self, x: Tensor, state: State, lengths: np.ndarray | None, direction: str, step: Any) -> tuple[Tensor, State]:
+        """One node per step: a kernel cell's fused op (all inputs projected in one matmul first), or a
+        recorded step (``step`` a ``recorded.TapedCell``) for a cell without one."""
         cell = self.cell
         steps = x.shape[0]
         layer_tags = dict(layer=self.layer, direction=direction, cell=type(cell).__name__)
         with tags(**layer_tags, time_axis=0):  # time_axis: detect_anomaly names the time step of a bad value
-            projected = cell.input_projection(x)  # (T, B, G·H): every step's x W_ih^T + b_ih at once
-        packed = cell.pack(state)
+            projected = step.input_projection(x)  # (T, B, G·H): every step's x W_ih^T + b_ih at once
+        packed = step.pack(state)
         if len(cell.state_names) > 1 and packed.grad_fn is None:  # the initial state, packed: (a, c)⟨0⟩ or ←(a, c)⟨T+1⟩
             with tags(**layer_tags, start=steps + 1 if self.reverse else 0):
                 roles.packed_state(packed, cell.state_names)
@@ -167,17 +169,17 @@ class Recurrent(Module):
                 running = None
                 if lengths is not None and (lengths <= t).any():
                     running = xp.asarray((lengths > t)[:, None])
-                packed = cell.fused_step(projected, t, packed, running)
+                packed = step.fused_step(projected, t, packed, running)
                 # One tensor holds every part: viz.gradient_flow asks the step op for each part's gradient.
                 if len(cell.state_names) == 1:
                     roles.state(packed, cell.state_names[0])
                 else:
                     roles.packed_state(packed, cell.state_names)
-                output = cell.packed_output(packed)
+                output = step.packed_output(packed)
                 if running is not None:
                     output = where(Tensor.wrap(running), output, 0.0)
             outputs[t] = output
-        return stack(outputs), cell.unpack(packed)
+        return stack(outputs), step.unpack(packed)
 
     def extra_repr(self) -> str:
         options = [f for f, on in (("batch_first=True", self.batch_first), ("reverse=True", self.reverse)) if on]

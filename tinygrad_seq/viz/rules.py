@@ -36,7 +36,7 @@ FORWARD = {
     "Sqrt": "√{0}", "Abs": "|{0}|", "Tanh": "tanh({0})", "Sigmoid": "σ({0})", "Relu": "max({0}, 0)",
     "Clamp": "clamp({0})", "Sum": "Σ {0}", "Mean": "mean({0})", "Max": "max({0})", "Softmax": "softmax({0})",
     "LogSoftmax": "log softmax({0})", "Reshape": "reshape({0})", "Transpose": "{0}ᵀ", "GetItem": "{0}[{index}]",
-    "Concat": "[{all}]", "Stack": "stack({all})", "Where": "where({0}, {1}, {2})", "Maximum": "max({0}, {1})",
+    "Concat": "[{all}]", "Stack": "stack({all})", "RecordedStep": "the cell's forward({0}, {1}), replayed", "Where": "where({0}, {1}, {2})", "Maximum": "max({0}, {1})",
     "MaskedFill": "masked_fill({0})", "Cast": "{0}", "ToBackend": "{0}", "CrossEntropy": "−log softmax({0})[y]",
     "BinaryCrossEntropyWithLogits": "−{1} log σ({0}) − (1 − {1}) log(1 − σ({0}))",
     "EmbeddingLookup": "rows of {0}", "DropoutMask": "{0} ⊙ mask / (1 − p)",
@@ -71,6 +71,8 @@ BACKWARD: dict[str, dict[int, str]] = {
     "GetItem": {0: "{g} in [{index}], 0 elsewhere"},
     "Concat": {"*": "its part of {g}"},
     "Stack": {"*": "its slice of {g}"},
+    # A user's cell step replayed from its tape (nn.recorded): the recorded ops' own rules, in reverse.
+    "RecordedStep": {"*": "{g} back through the cell's recorded ops, each op's rule in reverse (ts.transparent() shows them)"},
     "Where": {1: "{g} where {0}, 0 elsewhere", 2: "{g} where not {0}, 0 elsewhere"},
     "Maximum": {0: "{g} where {0} is the larger", 1: "{g} where {1} is the larger"},
     "MaskedFill": {0: "{g} where not masked, 0 where masked"},

@@ -1,0 +1,492 @@
+"""The step tape: a cell without a hand-written kernel still runs as one graph node per time step.
+
+The first time ``nn.Recurrent`` runs a step of such a cell (outside
+``ts.transparent()``), it runs the cell's own ``forward`` on tensors, as the
+transparent path does, and notes every primitive op it applies
+(``Function.apply`` reports to ``settings.recording``). The ops that lead
+from the step's inputs (x⟨t⟩, the previous state's parts, the parameters)
+to the new state form a :class:`Tape`. :class:`RecordedStep` replays that
+op list on raw arrays inside one node: forward in order, backward in
+reverse, each recorded op's own ``backward`` accumulating the gradients.
+Parameters are read when the step runs, so ``Module.to``, ``load_state_dict``
+and re-initialisation are seen.
+
+A tape is keyed by everything that changes the ops (:func:`step_key`):
+shapes, dtypes, backend, which inputs require grad, grad mode and
+training/eval. It is trusted only after two checks against the transparent
+step: the step that records it and the first step that replays it run both
+ways and compare the new state and the gradients of a random backward, so
+Python-level branching the tape cannot see (a counter, a value read through
+``.data``) is caught. A step that cannot be replayed faithfully runs
+transparently, with one warning naming the reason:
+
+- it draws random numbers (dropout inside the cell);
+- it reads values back to the host (``.item()``, ``float()``, ``.numpy()``);
+- a tensor made inside it has a hook or ``retain_grad``;
+- it reads a tensor that requires grad but is none of the step's inputs;
+- its replay differs from the transparent step (the checks above).
+"""
+from __future__ import annotations
+
+import warnings
+import weakref
+from typing import Any
+
+import numpy as np
+
+from .. import settings
+from ..backend import backend_of
+from ..ops import stack, where
+from ..tensor import Function, OuterGrad, SliceGrad, Tensor, _where
+from . import roles
+from .cells import RecurrentCell
+from .fused import _masked, _split_masked_grad
+
+
+_ARRAYS = settings.array_types  # NumPy's; a CuPy array takes the general path in Tape._add
+
+
+class RecordingWarning(UserWarning):
+    """A cell step could not be recorded (or its replay differed) and runs transparently."""
+
+
+class Recording:
+    """What ``Function.apply`` and the host conversions report while a step is being recorded."""
+
+    def __init__(self) -> None:
+        self.ops: list[tuple[type, tuple, dict, Tensor]] = []  # (op class, args, keyword params, result)
+        self.host_reads: list[str] = []
+
+
+class TapeOp:
+    """One recorded op: its class, its arguments (tensors as slot numbers) and keyword parameters."""
+
+    __slots__ = ("cls", "template", "tensor_args", "kwargs", "needs", "grad_targets")
+
+    def __init__(self, cls: type, template: list, tensor_args: tuple[tuple[int, int], ...], kwargs: dict) -> None:
+        self.cls, self.template, self.tensor_args, self.kwargs = cls, template, tensor_args, kwargs
+        self.needs: tuple[bool, ...] = ()  # needs_input_grad for the replayed node, set by Tape.set_needs
+        self.grad_targets: tuple[tuple[int, int], ...] = ()  # the (position, slot) of the arguments that need a gradient
+
+
+class Tape:
+    """The primitive ops of one cell step, over numbered slots of arrays.
+
+    Slots: first the fixed inputs (x⟨t⟩, the state's parts, the parameters),
+    then the constants (tensors made inside the step from no input, kept by
+    reference), then one per op, its result.
+    """
+
+    def __init__(self, ops: list[TapeOp], constants: list[Tensor], n_fixed: int, outputs: tuple[int, ...]) -> None:
+        self.ops, self.constants, self.n_fixed, self.outputs = ops, constants, n_fixed, outputs
+        self.trusted = False  # True once a replay on new inputs matched the transparent step
+
+    @property
+    def first_result(self) -> int:
+        return self.n_fixed + len(self.constants)
+
+    def set_needs(self, fixed_needs: tuple[bool, ...]) -> None:
+        """Which slots need a gradient, from which fixed inputs require grad (as Function.apply decides)."""
+        needs = list(fixed_needs) + [False] * len(self.constants)
+        for op in self.ops:
+            flags = [False] * len(op.template)
+            for pos, slot in op.tensor_args:
+                flags[pos] = needs[slot]
+            op.needs = tuple(flags)
+            op.grad_targets = tuple((pos, slot) for pos, slot in op.tensor_args if needs[slot])
+            needs.append(any(flags))
+        self.slot_needs = needs
+
+    def forward(self, fixed: list[Any], tags: dict[str, Any] | None = None) -> tuple[list[Any], list[Function]]:
+        """Every slot's array and the replayed nodes (whose saved arrays backward reads)."""
+        values = list(fixed) + [c._data for c in self.constants]
+        fns = []
+        for op in self.ops:
+            args = list(op.template)
+            for pos, slot in op.tensor_args:
+                args[pos] = values[slot]
+            fn = op.cls.__new__(op.cls)
+            out = fn.forward(*args, **op.kwargs)
+            if not isinstance(out, settings.array_types):
+                out = np.asarray(out)
+            fn.needs_input_grad = op.needs
+            if settings.anomaly_mode and out.dtype.kind == "f" and not bool(_xp(out).isfinite(out).all()):
+                raise FloatingPointError(
+                    f"detect_anomaly: {op.cls.__name__} inside a recorded cell step produced a non-finite output going forward, "
+                    f"at {_where(tags or {})}. Run the layer inside ts.transparent() to see the step gate by gate"
+                )
+            values.append(out)
+            fns.append(fn)
+        return values, fns
+
+    def backward(self, fns: list[Function | None], values: list[Any], seeds: dict[int, Any],
+                 tags: dict[str, Any] | None = None, capture: tuple[int, ...] = ()) -> tuple[list[Any], dict[int, list[OuterGrad]], dict[int, Any]]:
+        """Gradients of the fixed slots (dense, or None), the OuterGrads of the parameters kept as factors,
+        and the complete gradient of each slot in ``capture`` (for part_grads).
+
+        ``seeds``: slot -> gradient arriving at that output. ``fns``: the nodes
+        to run backward through, one per op (None for an op whose result needs
+        no gradient).
+        """
+        grads: list[Any] = [None] * len(values)
+        outer: dict[int, list[OuterGrad]] = {}
+        for slot, grad in seeds.items():
+            self._add(grads, outer, values, slot, grad, tags, "the step's output")
+        first = self.first_result
+        captured = {}
+        for j in range(len(self.ops) - 1, -1, -1):
+            grad, fn = grads[first + j], fns[j]
+            if first + j in capture:
+                captured[first + j] = grad
+            if grad is None or fn is None or not self.slot_needs[first + j]:
+                continue
+            op = self.ops[j]
+            input_grads = fn.backward(grad)
+            for pos, slot in op.grad_targets:
+                piece = input_grads[pos]
+                if piece is None:
+                    continue
+                if type(piece) in _ARRAYS and piece.dtype == values[slot].dtype and not settings.anomaly_mode:
+                    grads[slot] = piece if grads[slot] is None else grads[slot] + piece  # the common case, kept short
+                else:
+                    self._add(grads, outer, values, slot, piece, tags, op.cls.__name__)
+        for slot in capture:
+            if slot < first:
+                captured[slot] = grads[slot]
+        return grads[: self.n_fixed], outer, captured
+
+    def _add(self, grads: list, outer: dict, values: list, slot: int, grad: Any, tags: Any, op: str) -> None:
+        pieces = grad if type(grad) is list else [grad]
+        for piece in pieces:
+            if isinstance(piece, OuterGrad) and slot < self.n_fixed:  # a weight's: the engine sums these over all steps at once
+                outer.setdefault(slot, []).append(piece)
+                continue
+            if isinstance(piece, (OuterGrad, SliceGrad)):
+                piece = piece.dense()
+            elif not isinstance(piece, settings.array_types):
+                piece = np.asarray(piece)
+            if piece.dtype != values[slot].dtype:
+                piece = piece.astype(values[slot].dtype)
+            if settings.anomaly_mode and piece.dtype.kind == "f" and not bool(_xp(piece).isfinite(piece).all()):
+                raise FloatingPointError(
+                    f"detect_anomaly: {op} inside a recorded cell step sent a non-finite gradient going backward, "
+                    f"at {_where(tags or {})}. Run the layer inside ts.transparent() to see the step gate by gate"
+                )
+            grads[slot] = piece if grads[slot] is None else grads[slot] + piece
+
+
+def _xp(array: Any) -> Any:
+    return backend_of(array).xp
+
+
+def build_tape(recording: Recording, fixed: list[Tensor], outputs: list[Tensor]) -> Tape | str:
+    """The tape of the recorded ops leading to ``outputs``, or the reason the step cannot be replayed."""
+    if recording.host_reads:
+        return f"it reads values back to the host ({recording.host_reads[0]}), which a replay cannot repeat"
+    slot_of = {id(t): i for i, t in enumerate(fixed)}
+    produced = {id(result): j for j, (_, _, _, result) in enumerate(recording.ops)}
+    needed = [False] * len(recording.ops)
+    stack_ = [produced[id(t)] for t in outputs if id(t) in produced and id(t) not in slot_of]
+    while stack_:  # the ops the outputs depend on (a debug computation on the side is dropped)
+        j = stack_.pop()
+        if needed[j]:
+            continue
+        needed[j] = True
+        for arg in recording.ops[j][1]:
+            if isinstance(arg, Tensor) and id(arg) in produced and id(arg) not in slot_of:
+                stack_.append(produced[id(arg)])
+    kept_at = [j for j, keep in enumerate(needed) if keep]
+    kept = [recording.ops[j] for j in kept_at]
+    constants: list[Tensor] = []
+    for _, args, _, result in kept:
+        if result._hooks or result._retains_grad:
+            return "a tensor made inside it has a hook or retain_grad, which a replay would not call"
+        for arg in args:
+            if isinstance(arg, Tensor) and id(arg) not in slot_of and id(arg) not in produced and all(arg is not c for c in constants):
+                if arg.requires_grad:
+                    return (f"it reads a tensor of shape {arg.shape} that requires grad but is neither the input, "
+                            "the state nor a parameter of the cell")
+                constants.append(arg)
+    for c in constants:
+        slot_of[id(c)] = len(slot_of)
+    ops = []
+    for cls, args, kwargs, result in kept:
+        template = [None if isinstance(a, Tensor) else a for a in args]
+        tensor_args = tuple((pos, slot_of[id(a)]) for pos, a in enumerate(args) if isinstance(a, Tensor))
+        ops.append(TapeOp(cls, template, tensor_args, kwargs))
+        slot_of[id(result)] = len(slot_of)
+    for t in outputs:
+        if id(t) not in slot_of:
+            if t.requires_grad:
+                return "its new state is a tensor that requires grad but was not computed from the step's inputs"
+            constants.append(t)  # a constant state part
+            slot_of[id(t)] = -1
+    if any(slot_of[id(t)] == -1 for t in outputs):
+        return "its new state holds a constant tensor"
+    tape = Tape(ops, constants, len(fixed), tuple(slot_of[id(t)] for t in outputs))
+    tape.kept = kept_at  # which recorded ops it replays (the check runs the transparent step's own nodes backward)
+    return tape
+
+
+# ---------------------------------------------------------------- the step node
+
+
+class RecordedStep(Function):
+    """One cell step replayed from its tape: (x (T, B, I), state, *parameters, running) -> new state.
+
+    The state is one (B, H) tensor, or the parts stacked as (P, B, H) for a
+    cell with P parts. The step reads x[t]; ``running`` (B, 1) or None masks
+    the sequences that have ended (they keep their state, and the gradient
+    passes straight through, as in the kernels of fused.py).
+    """
+
+    __slots__ = ("t", "x_shape", "tape", "values", "fns", "running", "n_parts", "saved")
+    saves_output = False
+
+    @property
+    def saved_inputs(self) -> tuple[int, ...]:  # the state and the parameters: their arrays are saved inside the tape's nodes
+        return self.saved
+
+    def forward(self, x, state, *rest, t, tape, n_parts):
+        *params, running = rest
+        parts = [state] if n_parts == 1 else [state[i] for i in range(n_parts)]
+        values, fns = tape.forward([x[t], *parts, *params], settings.current_tags)
+        new = [values[s] for s in tape.outputs]
+        new = new[0] if n_parts == 1 else _xp(state).stack(new)
+        self.t, self.x_shape, self.tape, self.values, self.fns, self.running, self.n_parts = t, x.shape, tape, values, fns, running, n_parts
+        self.saved = tuple(range(1, 2 + len(params)))
+        return _masked(new, state, running, _xp(state))
+
+    def _run_backward(self, grad, capture: tuple[int, ...] = ()):
+        xp = _xp(grad)
+        d_new, d_pass = _split_masked_grad(grad, self.running, xp)
+        seeds: dict[int, Any] = {}
+        for i, slot in enumerate(self.tape.outputs):
+            part = d_new if self.n_parts == 1 else d_new[i]
+            seeds[slot] = part if slot not in seeds else seeds[slot] + part
+        return self.tape.backward(self.fns, self.values, seeds, self.tags, capture), d_pass
+
+    def backward(self, grad):
+        (grads, outer, _), d_pass = self._run_backward(grad)
+        n = self.n_parts
+        d_x = None if grads[0] is None else SliceGrad((self.t,), grads[0], self.x_shape)
+        d_state = None
+        if self.needs_input_grad[1]:
+            xp = _xp(grad)
+            parts = [g if g is not None else xp.zeros(grad.shape[-2:], dtype=grad.dtype) for g in grads[1 : 1 + n]]
+            d_state = parts[0] if n == 1 else xp.stack(parts)
+            if d_pass is not None:
+                d_state = d_state + d_pass
+        d_params = []
+        for k in range(1 + n, len(grads)):
+            pieces = ([] if grads[k] is None else [grads[k]]) + outer.get(k, [])
+            d_params.append(None if not pieces else pieces[0] if len(pieces) == 1 else pieces)
+        return (d_x, d_state, *d_params, None)
+
+    def part_grads(self, grad):
+        """∂L/∂part⟨t⟩ in full for each state part, including what flows into it from the step's other parts
+        (an LSTM-like a⟨t⟩ = Γo tanh(c⟨t⟩) adds to c's). Needs the saved arrays (retain_graph)."""
+        (_, _, captured), d_pass = self._run_backward(grad, capture=self.tape.outputs)
+        xp = _xp(grad)
+        full = [captured.get(slot) for slot in self.tape.outputs]
+        full = [xp.zeros(grad.shape[-2:], dtype=grad.dtype) if g is None else g for g in full]
+        if d_pass is not None:
+            full = [g + (d_pass if self.n_parts == 1 else d_pass[i]) for i, g in enumerate(full)]
+        return tuple(full)
+
+
+# ---------------------------------------------------------------- the step object of nn.Recurrent
+
+# cell -> {key: Tape, or the reason (str) the step runs transparently}. A cache beside the cell rather than
+# in it: a copy (Bidirectional's reverse direction, deepcopy) or a saved cell starts with none.
+_tapes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_warned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # cell -> the reasons already warned about (once each)
+
+
+def records(cell: Any) -> bool:
+    """True when ``cell`` runs on the recorded path: no hand-written kernel, not ``fused=False``, not ``ts.transparent()``."""
+    return cell.fused_step_op is None and getattr(cell, "fused", True) and not settings.transparent
+
+
+def step_key(x: Tensor, state_shape: tuple, state_dtype: Any, state_grad: bool, params: list[Tensor], cell: Any) -> tuple:
+    """Everything that changes a step's ops: shapes, dtypes, backend, which inputs require grad, grad mode, training."""
+    return (
+        x.shape[1:], x.dtype.str, x.requires_grad, state_shape, np.dtype(state_dtype).str, state_grad,
+        tuple((p.shape, p.dtype.str, p.requires_grad) for p in params),
+        x.backend.name, settings.grad_enabled, tuple(m.training for m in cell.modules()),
+    )
+
+
+def _allclose(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    a, b = _host(a), _host(b)
+    if a.shape != b.shape:
+        return False
+    rtol = 1e-9 if a.dtype == np.float64 and b.dtype == np.float64 else 1e-4
+    scale = max(1.0, float(np.max(np.abs(b)))) if b.size else 1.0
+    return bool(np.allclose(a, b, rtol=rtol, atol=rtol * scale, equal_nan=True))
+
+
+def _host(array: Any) -> np.ndarray:
+    return np.asarray(backend_of(array).to_host(array))
+
+
+class TapedCell:
+    """The step object for a cell without a kernel: what ``Recurrent._run_fused`` calls for a kernel cell.
+
+    The state travels between steps as one tensor: the state itself, or its
+    P parts stacked (P, B, H). ``fused_step`` records the cell's step the
+    first time a key is seen, checks the first replay, and otherwise runs one
+    :class:`RecordedStep` node.
+    """
+
+    def __init__(self, cell: Any) -> None:
+        self.cell = cell
+        self.params = list(cell.parameters())
+        self.n_parts = len(cell.state_names)
+        self.tapes = _tapes.setdefault(cell, {})
+        self.keys: dict[tuple, tuple] = {}  # per call: the packed state's (shape, dtype, grad) -> key
+
+    def key(self, x: Tensor, shape: tuple, dtype: Any, grad: bool) -> tuple:
+        found = self.keys.get((shape, dtype, grad))
+        if found is None:
+            found = self.keys[(shape, dtype, grad)] = step_key(x, shape, dtype, grad, self.params, self.cell)
+        return found
+
+    def runs_recorded(self, x: Tensor, state: Any) -> bool:
+        """False when this call's key is known to need the transparent path (warned about once already)."""
+        parts = self.cell.state_parts(state)
+        shape = parts[0].shape if self.n_parts == 1 else (self.n_parts, *parts[0].shape)
+        dtype = np.result_type(*(p.dtype for p in parts))
+        return not isinstance(self.tapes.get(self.key(x, shape, dtype, any(p.requires_grad for p in parts))), str)
+
+    # ---- what Recurrent._run_fused asks of a step object
+
+    def input_projection(self, x: Tensor) -> Tensor:
+        return x  # the step reads x⟨t⟩ itself (batching state-independent terms over time is future work)
+
+    def pack(self, state: Any) -> Tensor:
+        parts = self.cell.state_parts(state)
+        return parts[0] if self.n_parts == 1 else stack(parts)
+
+    def unpack(self, packed: Tensor) -> Any:
+        return packed if self.n_parts == 1 else self.cell.from_parts(tuple(packed[i] for i in range(self.n_parts)))
+
+    def packed_output(self, packed: Tensor) -> Tensor:
+        if type(self.cell).output is _base_output:
+            return packed if self.n_parts == 1 else packed[0]
+        return self.cell.output(self.unpack(packed))
+
+    def fused_step(self, x: Tensor, t: int, packed: Tensor, running: Any) -> Tensor:
+        key = self.key(x, packed.shape, packed.dtype, packed.requires_grad)
+        entry = self.tapes.get(key)
+        if entry is None or (isinstance(entry, Tape) and not entry.trusted):
+            entry = self.record_and_check(key, entry, x, t, packed, running)
+            if not isinstance(entry, Tape):
+                return entry  # the transparent step's result, already computed
+        elif isinstance(entry, str):
+            return self.transparent_step(x, t, packed, running)[0]
+        return RecordedStep.apply(x, packed, *self.params, running, t=t, tape=entry, n_parts=self.n_parts)
+
+    def transparent_step(self, x: Tensor, t: int, packed: Tensor, running: Any, recording: Recording | None = None):
+        """The step as the cell's own ops on tensors: (new packed state, x⟨t⟩, previous parts, new parts)."""
+        x_t = roles.step_input(x[t])
+        state = self.unpack(packed)
+        previous = settings.recording
+        settings.recording = recording
+        try:
+            new_state = self.cell(x_t, state)
+        finally:
+            settings.recording = previous
+        new_parts = self.cell.state_parts(new_state)
+        new = self.pack(new_state)
+        if running is not None:
+            new = where(Tensor.wrap(running), new, packed)
+        return new, x_t, self.cell.state_parts(state), new_parts
+
+    def record_and_check(self, key: tuple, tape: Tape | None, x: Tensor, t: int, packed: Tensor, running: Any) -> Tape | Tensor:
+        """Run the step transparently while recording it; return the tape to replay, or the transparent result.
+
+        ``tape`` is None the first time (the new recording is checked against
+        this step), or the recording to check on this step's new inputs.
+        """
+        recording = Recording()
+        rng = settings.host_rng.bit_generator.state
+        global_rng = np.random.get_state()[1].copy()
+        new, x_t, parts, new_parts = self.transparent_step(x, t, packed, running, recording)
+        reason = None
+        if settings.host_rng.bit_generator.state != rng or not np.array_equal(np.random.get_state()[1], global_rng):
+            reason = "it draws random numbers (dropout inside the cell?), which a replay would repeat, not redraw"
+        elif len(new_parts) != self.n_parts or any(not isinstance(p, Tensor) or p.shape != new_parts[0].shape or p.dtype != new_parts[0].dtype
+                                                   for p in new_parts):
+            reason = "the parts of its new state differ in shape or dtype, so they cannot travel as one tensor"
+        fixed = [x_t, *parts, *self.params]
+        built = reason or build_tape(recording, fixed, list(new_parts))
+        if isinstance(built, str):
+            reason = built
+        else:
+            built.set_needs(tuple(f.requires_grad for f in fixed))
+            candidate = built if tape is None else tape
+            if not self.matches(candidate, built, recording, fixed, new_parts):
+                reason = ("its replay differs from the transparent step: it probably branches in Python on something the "
+                          "recording cannot see (a counter, the values of .data, a global)" if tape is not None else
+                          "the replay of its recording differs from the transparent step")
+        if reason is not None:
+            self.tapes[key] = reason
+            warned = _warned.setdefault(self.cell, set())
+            if reason not in warned:
+                warned.add(reason)
+                warnings.warn(f"{type(self.cell).__name__}: its steps run transparently (every op a node, slower) because "
+                              f"{reason}.", RecordingWarning, stacklevel=5)
+            return new
+        if tape is None:
+            self.tapes[key] = built
+            return built
+        tape.trusted = True
+        return tape
+
+    def matches(self, tape: Tape, transparent: Tape, recording: Recording, fixed: list[Tensor], new_parts: tuple) -> bool:
+        """Whether ``tape``'s replay on this step's inputs gives the transparent step's new state and gradients."""
+        if len(tape.outputs) != len(new_parts):
+            return False
+        tape.set_needs(tuple(f.requires_grad for f in fixed))
+        values, fns = tape.forward([f._data for f in fixed])
+        if not all(_allclose(values[s], p._data) for s, p in zip(tape.outputs, new_parts)):
+            return False
+        if not settings.grad_enabled or not any(p.requires_grad for p in new_parts):
+            return True
+        rng = np.random.default_rng(0)  # its own generator: checking draws nothing from the user's stream
+        xp = _xp(new_parts[0]._data)
+        seeds = [xp.asarray(rng.standard_normal(p.shape).astype(p.dtype)) for p in new_parts]
+        # The transparent step's own nodes, run backward over its recording (only this step, nothing before it).
+        results = [recording.ops[j][3] for j in transparent.kept]
+        own_values = [f._data for f in fixed] + [c._data for c in transparent.constants] + [r._data for r in results]
+        expected, expected_outer, _ = transparent.backward([r.grad_fn for r in results], own_values, _seeds(transparent.outputs, seeds))
+        got, got_outer, _ = tape.backward(fns, values, _seeds(tape.outputs, seeds))
+        for k in range(len(fixed)):
+            if fixed[k].requires_grad:
+                a = _total(expected[k], expected_outer.get(k), fixed[k])
+                b = _total(got[k], got_outer.get(k), fixed[k])
+                if not _allclose(b, a):
+                    return False
+        return True
+
+
+def _seeds(outputs: tuple[int, ...], grads: list) -> dict[int, Any]:
+    seeds: dict[int, Any] = {}
+    for slot, grad in zip(outputs, grads):
+        seeds[slot] = grad if slot not in seeds else seeds[slot] + grad
+    return seeds
+
+
+def _total(dense: Any, factors: list | None, like: Tensor) -> Any:
+    if not factors:
+        return dense if dense is not None else _xp(like._data).zeros(like.shape, dtype=like.dtype)
+    total = dense.copy() if dense is not None else _xp(like._data).zeros(like.shape, dtype=like.dtype)
+    for f in factors:
+        total = total + f.dense()
+    return total
+
+
+_base_output = RecurrentCell.output
