@@ -12,14 +12,14 @@ from .cell_variants import CELLS
 
 
 
-@pytest.mark.parametrize("fused", [True, False], ids=["fused", "transparent"])
+@pytest.mark.parametrize("path", ["kernel", "recorded", "transparent"])
 @pytest.mark.parametrize("make", CELLS.values(), ids=list(CELLS))
-def test_check_cell(make, fused):
-    """Both paths of every cell: finite-difference gradients of a step and through every wrapper with lengths."""
+def test_check_cell(make, path):
+    """Every path of every cell: finite-difference gradients of a step and through every wrapper with lengths."""
     ts.manual_seed(0)
     cell = make()
-    with contextlib.nullcontext() if fused else ts.transparent():
-        assert cell.uses_fused() == fused
+    with ts.testing.on_path(path):
+        assert nn.steps.path_of(cell) == path
         assert ts.testing.check_cell(cell, batch_size=3)
 
 

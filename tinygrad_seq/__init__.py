@@ -21,6 +21,7 @@ from .backend import (
 from .creation import arange, full, ones, rand, randn, zeros
 from .gradcheck import grad_check
 from .nn.cells import transparent
+from .nn.steps import without_kernels
 from .ops import chunk, concat, maximum, split, stack, where
 from .tensor import BackwardStep, Function, Tensor, detect_anomaly, enable_grad, from_numpy, is_grad_enabled, no_grad, tags
 
@@ -46,5 +47,5 @@ __all__ = [
     "Backend", "BackendError", "BackwardStep", "Function", "Tensor", "__version__", "arange", "chunk", "concat", "course",
     "detect_anomaly", "enable_grad", "from_numpy", "full", "get_backend", "get_default_dtype", "grad_check", "interop", "is_grad_enabled",
     "manual_seed", "maximum", "nn", "no_grad", "ones", "ops", "optim", "rand", "randn", "set_backend", "set_default_dtype",
-    "settings", "split", "stack", "tags", "testing", "transparent", "use_backend", "where", "zeros",
+    "settings", "split", "stack", "tags", "testing", "transparent", "use_backend", "without_kernels", "where", "zeros",
 ]

@@ -26,7 +26,9 @@ setting            meaning
 ``default_dtype``  dtype of floats made from Python numbers and lists
 ``cell_registry``  name -> cell class, filled by ``nn.register_cell``
 ``transparent``    True inside ``ts.transparent()``: cells compose primitive
-                   ops gate by gate instead of their fused step
+                   ops gate by gate instead of one node per step
+``kernels``        False inside ``ts.without_kernels()``: built-in cells run
+                   on the recorded path instead of their hand-written kernels
 ``recording``      None, or the :class:`~tinygrad_seq.nn.recorded.Recording`
                    that ``Function.apply`` and the host conversions report to
                    while a cell step is being recorded (not a setting: set
@@ -54,5 +56,6 @@ seed: int | None = None
 default_dtype: np.dtype = np.dtype(np.float32)
 cell_registry: dict[str, type] = {}
 transparent: bool = False
+kernels: bool = True
 version_clock: int = 0
 recording: Any = None

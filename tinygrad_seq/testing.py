@@ -8,7 +8,6 @@ import numpy as np
 
 from . import settings
 from .gradcheck import grad_check
-from .nn.cells import transparent as ts_transparent
 from .nn.cells import RecurrentCell, RNNCell
 from .nn.recurrent import Bidirectional, Recurrent, Stacked
 from .tensor import Tensor, no_grad
@@ -41,10 +40,11 @@ def check_cell(cell: RecurrentCell, batch_size: int = 2, steps: int = 3, seed: i
        length, final states equal to running the cell by hand over each
        sequence's valid steps (backwards for the reverse direction), and a
        gradient check of the unrolled sequence;
-    4. for a cell without a hand-written kernel, the recorded path (the
-       default: one node per step replayed from a tape) against the
-       transparent one through Bidirectional with ``lengths``: outputs, the
-       input's gradient and every parameter's gradient equal to 1e-10.
+    4. every path of the cell against the transparent one (the recorded
+       path: one node per step replayed from a tape; the cell's kernel where
+       it has one), through Bidirectional and a 2-layer Stacked with
+       ``lengths``: outputs, the input's gradient and every parameter's
+       gradient equal to 1e-10.
     """
     if not isinstance(cell, RecurrentCell):
         raise TypeError(f"check_cell: expects an nn.RecurrentCell; got {type(cell).__name__}")
@@ -115,31 +115,48 @@ def check_cell(cell: RecurrentCell, batch_size: int = 2, steps: int = 3, seed: i
         grad_check(unrolled, [xs, *both.parameters()])
     except AssertionError as error:
         _fail("gradients through Bidirectional with lengths", str(error))
-    if cell.fused_step_op is None and getattr(cell, "fused", True):  # no kernel: the default path records its steps
-        _check_recorded(both, sequence, lengths)
+    _check_paths(cell, [("Bidirectional", both), ("Stacked", stacked)], sequence, lengths)
     return True
 
 
-def _run_both_paths(layer: Bidirectional, sequence: np.ndarray, lengths: list[int], transparent: bool) -> list[np.ndarray]:
-    layer.zero_grad()
-    xs = Tensor(sequence, requires_grad=True)
-    with ts_transparent() if transparent else contextlib.nullcontext():
-        out, _ = layer(xs, None, lengths)
-    (out * Tensor(np.random.default_rng(1).standard_normal(out.shape))).sum().backward()
-    return [out.numpy(), xs.grad] + [p.grad for p in layer.parameters()]
+def paths(cell: RecurrentCell) -> list[str]:
+    """The paths ``cell``'s steps can take besides the transparent one: "recorded", and "kernel" where it has one."""
+    if not cell.fused:
+        return []
+    return ["recorded", "kernel"] if cell.kernel is not None else ["recorded"]
 
 
-def _check_recorded(layer: Bidirectional, sequence: np.ndarray, lengths: list[int]) -> None:
-    """The recorded path (recording, first replay checked, trusted replay) equals the transparent one."""
-    previous, settings.transparent = settings.transparent, False
+@contextlib.contextmanager
+def on_path(path: str):
+    """Run every cell on ``path`` ("transparent", "recorded" or "kernel") inside the block."""
+    previous = settings.transparent, settings.kernels
+    settings.transparent, settings.kernels = path == "transparent", path == "kernel"
     try:
-        recorded_layer = copy.deepcopy(layer)
-        for _ in range(3):  # the first call records, the second checks the replay, the third replays
-            got = _run_both_paths(recorded_layer, sequence, lengths, transparent=False)
-        expected = _run_both_paths(copy.deepcopy(layer), sequence, lengths, transparent=True)
+        yield
     finally:
-        settings.transparent = previous
-    names = ["the outputs", "the input's gradient"] + [f"the gradient of {n}" for n, _ in layer.named_parameters()]
-    for name, a, b in zip(names, got, expected):
-        if not np.allclose(a, b, rtol=1e-10, atol=1e-12):
-            _fail("the recorded path against the transparent one", f"{name} differ by up to {np.max(np.abs(a - b)):.3g}")
+        settings.transparent, settings.kernels = previous
+
+
+def _run_on_path(model, sequence: np.ndarray, lengths: list[int], path: str) -> list[np.ndarray]:
+    """Outputs, the input's gradient and every parameter's gradient of a fresh copy of ``model``, on ``path``."""
+    model = copy.deepcopy(model)
+    with on_path(path):
+        for _ in range(3):  # the recorded path records, then checks its first replay, then replays a trusted tape
+            model.zero_grad()
+            xs = Tensor(sequence, requires_grad=True)
+            out, _ = model(xs, None, lengths)
+            (out * Tensor(np.random.default_rng(1).standard_normal(out.shape))).sum().backward()
+    return [out.numpy(), xs.grad] + [p.grad for p in model.parameters()]
+
+
+def _check_paths(cell: RecurrentCell, models: list, sequence: np.ndarray, lengths: list[int]) -> None:
+    """Every path of the cell against the transparent one: outputs and every gradient equal to 1e-10."""
+    for wrapper, model in models:
+        expected = _run_on_path(model, sequence, lengths, "transparent")
+        names = ["the outputs", "the input's gradient"] + [f"the gradient of {n}" for n, _ in model.named_parameters()]
+        for path in paths(cell):
+            got = _run_on_path(model, sequence, lengths, path)
+            for name, a, b in zip(names, got, expected):
+                if not np.allclose(a, b, rtol=1e-10, atol=1e-12):
+                    _fail(f"the {path} path against the transparent one ({wrapper} with lengths)",
+                          f"{name} differ by up to {np.max(np.abs(a - b)):.3g}")

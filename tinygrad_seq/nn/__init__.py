@@ -16,13 +16,17 @@ init           uniform_, normal_, xavier_*, kaiming_uniform_, orthogonal_, zeros
 cells          RecurrentCell (the base), RNNCell, GRUCell, SimplifiedGRUCell,
                LSTMCell; register_cell, make_cell
 roles          gate (and state, output, loss): what a step's tensors are, for the tools
+steps          the step objects of Recurrent's time loop (transparent, kernel,
+               recorded), path_of(cell), without_kernels
+fused          the built-in cells' kernels: one hand-written node per step
+recorded       the step tape: any cell's step recorded once, replayed in one node
 recurrent      Recurrent (unroll any cell), Bidirectional, Stacked
 rnn            RNN, GRU, LSTM (PyTorch's layers and state-dict keys)
 course         load_course_parameters (a course notebook's Wax, Wf, ... into a cell),
                course_gradients (the cell's gradients back as dWax, dWf, ...)
 =============  ===============================================================
 """
-from . import functional, init, roles
+from . import functional, init, roles, steps
 from .activation import ReLU, Sigmoid, Tanh
 from .course import course_gradients, load_course_parameters
 from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, SimplifiedGRUCell, make_cell, register_cell
@@ -38,5 +42,5 @@ from .rnn import GRU, LSTM, RNN, RecurrentLayer
 __all__ = [
     "BCEWithLogitsLoss", "GRU", "LSTM", "RNN", "Bidirectional", "Dropout", "Embedding", "GRUCell", "LSTMCell", "Linear", "Module", "ModuleList",
     "Parameter", "RNNCell", "ReLU", "Recurrent", "RecurrentCell", "RecurrentLayer", "Sequential", "Sigmoid",
-    "SimplifiedGRUCell", "Stacked", "Tanh", "functional", "gate", "init", "roles", "course_gradients", "load_course_parameters", "make_cell", "register_cell",
+    "SimplifiedGRUCell", "Stacked", "Tanh", "functional", "gate", "init", "roles", "steps", "course_gradients", "load_course_parameters", "make_cell", "register_cell",
 ]

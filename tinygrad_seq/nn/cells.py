@@ -30,10 +30,11 @@ import numpy as np
 
 from .. import settings
 from ..creation import zeros
-from ..ops import chunk, linear, stack
+from ..ops import chunk, linear
 from ..tensor import Tensor
-from . import fused as fused_ops
+from . import fused as kernels
 from . import init
+from .steps import path_of
 from .module import Module, Parameter
 from .roles import gate, projection
 
@@ -62,13 +63,13 @@ def make_cell(name: str, *args: Any, **kwargs: Any) -> RecurrentCell:
 
 @contextlib.contextmanager
 def transparent() -> Iterator[None]:
-    """Run the built-in cells gate by gate, as primitive ops, inside the block.
+    """Run every cell gate by gate, as primitive ops, inside the block.
 
-    The default is the fused path: one graph node per cell step with a
-    hand-written backward, several times faster. The transparent path is the
-    reference the fused one is tested against, and what to draw or step
-    through to see every gate (Γf⟨t⟩, c̃⟨t⟩, ...). A cell built with
-    ``fused=False`` is always transparent.
+    The default runs one graph node per cell step (a hand-written kernel for
+    the built-in cells, the recorded step for yours), several times faster.
+    The transparent path is the reference the others are tested against, and
+    what to draw or step through to see every gate (Γf⟨t⟩, c̃⟨t⟩, ...). A cell
+    built with ``fused=False`` is always transparent.
 
     >>> import tinygrad_seq as ts
     >>> from tinygrad_seq import nn
@@ -103,9 +104,16 @@ class RecurrentCell(Module):
     - ``reset_parameters()``: every parameter U(-1/sqrt(H), 1/sqrt(H)), as
       PyTorch's recurrent layers; Bidirectional uses it to give the reverse
       direction its own weights.
+
+    ``forward`` is the step's equations, written once; ``nn.Recurrent`` runs
+    it on one of three paths (nn/steps.py): recorded and replayed as one node
+    per step (the default), gate by gate (``ts.transparent()``, or
+    ``fused = False``), or through a hand-written ``kernel`` (built-in cells).
     """
 
     state_names: tuple[str, ...] = ("a",)
+    kernel: type | None = None  # a hand-written step (nn/fused.py) proven equal to forward; None: record forward
+    fused: bool = True  # False: this cell always runs transparently
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
@@ -182,41 +190,17 @@ class RecurrentCell(Module):
         self.check_state(state, x.shape[0])
         return state
 
-    # ---- one step, fused or gate by gate
+    def __call__(self, x: Tensor, state: State | None = None) -> State:
+        """One step, ``cell(x, state=None) -> new state``: through the cell's kernel where it runs one, else ``forward``."""
+        if path_of(self) != "kernel":
+            return self.forward(x, state)
+        state = self.prepare(x, state)
+        kernel = self.kernel(self)
+        return kernel.unpack(kernel.step(kernel.begin(x), None, kernel.pack(state), None))
 
     def forward(self, x: Tensor, state: State | None = None) -> State:
-        """One step: the fused op when the cell has one (outside ``ts.transparent()``), else ``equations``."""
-        state = self.prepare(x, state)
-        if self.uses_fused():
-            return self.unpack(self.fused_step(self.input_projection(x), None, self.pack(state), None))
-        return self.equations(x, state)
-
-    def equations(self, x: Tensor, state: State) -> State:
-        """The step as primitive ops, gate by gate (the transparent path)."""
-        raise NotImplementedError(f"{type(self).__name__}: define forward(x, state=None) or equations(x, state)")
-
-    # The fused path, for cells that have one: a step op from fused.py over a packed state.
-    fused_step_op: type | None = None
-
-    def uses_fused(self) -> bool:
-        """True when steps run as one fused node: the cell has a fused op, ``fused`` is on, and not ``ts.transparent()``."""
-        return self.fused_step_op is not None and getattr(self, "fused", False) and not settings.transparent
-
-    def pack(self, state: State) -> Tensor:
-        """The state as the one tensor the fused op carries from step to step."""
-        return state
-
-    def unpack(self, packed: Tensor) -> State:
-        """Inverse of ``pack``."""
-        return packed
-
-    def packed_output(self, packed: Tensor) -> Tensor:
-        """a⟨t⟩ from a packed state."""
-        return packed
-
-    def fused_step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
-        """One fused step: ``projected`` is x W_ih^T + b_ih for all steps (T, B, G·H), or for this one (B, G·H) when t is None."""
-        raise NotImplementedError(f"{type(self).__name__} has no fused step")
+        """The step's equations on tensors: x (B, I), state (or None) -> new state. Every cell defines it."""
+        raise NotImplementedError(f"{type(self).__name__}: define forward(x, state=None), starting with state = self.prepare(x, state)")
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"
@@ -234,7 +218,7 @@ class RNNCell(RecurrentCell):
     max(0, ·) instead of tanh.
     """
 
-    fused_step_op = fused_ops.RNNStep
+    kernel = kernels.RNNKernel  # the hand-written step the default path runs; forward below is the reference
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh", fused: bool = True) -> None:
         super().__init__(input_size, hidden_size)
@@ -244,10 +228,8 @@ class RNNCell(RecurrentCell):
         self.gate_parameters(1, bias)
         self.reset_parameters()
 
-    def fused_step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
-        return self.fused_step_op.apply(projected, packed, self.weight_hh, self.bias_hh, running, t=t, relu=self.nonlinearity == "relu")
-
-    def equations(self, x: Tensor, a_prev: Tensor) -> Tensor:
+    def forward(self, x: Tensor, a_prev: Tensor | None = None) -> Tensor:
+        a_prev = self.prepare(x, a_prev)
         pre_activation = self.input_projection(x) + self.hidden_projection(a_prev)
         return pre_activation.tanh() if self.nonlinearity == "tanh" else pre_activation.relu()
 
@@ -269,7 +251,7 @@ class GRUCell(RecurrentCell):
     gates stacked in the order r, z, n; all U(-1/sqrt(H), 1/sqrt(H)).
     """
 
-    fused_step_op = fused_ops.GRUStep
+    kernel = kernels.GRUKernel  # the hand-written step the default path runs; forward below is the reference
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, reset_after: bool = True, fused: bool = True) -> None:
         super().__init__(input_size, hidden_size)
@@ -277,10 +259,8 @@ class GRUCell(RecurrentCell):
         self.gate_parameters(3, bias)
         self.reset_parameters()
 
-    def fused_step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
-        return self.fused_step_op.apply(projected, packed, self.weight_hh, self.bias_hh, running, t=t, reset_after=self.reset_after)
-
-    def equations(self, x: Tensor, a_prev: Tensor) -> Tensor:
+    def forward(self, x: Tensor, a_prev: Tensor | None = None) -> Tensor:
+        a_prev = self.prepare(x, a_prev)
         x_r, x_z, x_n = chunk(self.input_projection(x), 3, axis=-1)
         H = self.hidden_size
         if self.reset_after:
@@ -318,7 +298,7 @@ class SimplifiedGRUCell(RecurrentCell):
     gates stacked in the order z, n.
     """
 
-    fused_step_op = fused_ops.SimplifiedGRUStep
+    kernel = kernels.SimplifiedGRUKernel  # the hand-written step the default path runs; forward below is the reference
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, fused: bool = True) -> None:
         super().__init__(input_size, hidden_size)
@@ -326,10 +306,8 @@ class SimplifiedGRUCell(RecurrentCell):
         self.gate_parameters(2, bias)
         self.reset_parameters()
 
-    def fused_step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
-        return self.fused_step_op.apply(projected, packed, self.weight_hh, self.bias_hh, running, t=t)
-
-    def equations(self, x: Tensor, a_prev: Tensor) -> Tensor:
+    def forward(self, x: Tensor, a_prev: Tensor | None = None) -> Tensor:
+        a_prev = self.prepare(x, a_prev)
         x_z, x_n = chunk(self.input_projection(x), 2, axis=-1)
         h_z, h_n = chunk(self.hidden_projection(a_prev), 2, axis=-1)
         z = gate((x_z + h_z).sigmoid(), "update", complement=True)  # z = 1 − Γu
@@ -359,7 +337,7 @@ class LSTMCell(RecurrentCell):
 
     state_names = ("a", "c")
 
-    fused_step_op = fused_ops.LSTMStep
+    kernel = kernels.LSTMKernel  # the hand-written step the default path runs; forward below is the reference
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, peephole: bool = False, fused: bool = True) -> None:
         super().__init__(input_size, hidden_size)
@@ -371,21 +349,8 @@ class LSTMCell(RecurrentCell):
             self.weight_co = Parameter(zeros(hidden_size))
         self.reset_parameters()
 
-    def pack(self, state: tuple[Tensor, Tensor]) -> Tensor:
-        return stack(state)
-
-    def unpack(self, packed: Tensor) -> tuple[Tensor, Tensor]:
-        return packed[0], packed[1]
-
-    def packed_output(self, packed: Tensor) -> Tensor:
-        return packed[0]
-
-    def fused_step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
-        peepholes = (self.weight_ci, self.weight_cf, self.weight_co) if self.peephole else (None, None, None)
-        return self.fused_step_op.apply(projected, packed, self.weight_hh, self.bias_hh, *peepholes, running, t=t)
-
-    def equations(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        a_prev, c_prev = state
+    def forward(self, x: Tensor, state: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        a_prev, c_prev = self.prepare(x, state)
         gates = self.input_projection(x) + self.hidden_projection(a_prev)
         i, f, g, o = chunk(gates, 4, axis=-1)
         if self.peephole:

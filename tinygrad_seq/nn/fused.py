@@ -1,12 +1,14 @@
-"""The fused path: one graph node per cell step, with a hand-written backward.
+"""The built-in cells' kernels: one graph node per cell step, with a hand-written backward.
 
-The transparent path (``ts.transparent()``) composes a dozen primitive ops per
-step so the graph shows every gate; these ops compute the same step in one
-node. The inputs of all time steps are projected in one matmul beforehand,
-so a step receives ``projected`` (T, B, G·H) and its index t, reads
+A cell is its ``forward``; on the default path its steps are recorded and
+replayed (nn/recorded.py). A built-in cell declares one of the kernels below
+as ``kernel`` beside its forward: a step op written by hand, faster than the
+replay, and proven equal to it and to the transparent path to 1e-10 in
+float64 (tests/test_fused.py, ``ts.testing.check_cell``). The inputs of all
+time steps are projected in one matmul beforehand (``Kernel.begin``), so a
+step receives ``projected`` (T, B, G·H) and its index t, reads
 ``projected[t]``, and sends back a SliceGrad (no dense (T, B, G·H) gradient
-per step). The equations are the cells' (see cells.py); the tests check both
-paths agree to 1e-10 in float64.
+per step).
 
 Every step op takes ``running``, a (B, 1) bool mask or None: sequences that
 have ended keep their previous state, and their gradient passes straight
@@ -14,8 +16,12 @@ through to it (PyTorch's packed-sequence semantics).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from ..backend import backend_of
-from ..tensor import Function, OuterGrad, SliceGrad
+from ..ops import stack
+from ..tensor import Function, OuterGrad, SliceGrad, Tensor
+from .steps import Step
 
 
 def sigmoid(x, xp):
@@ -233,3 +239,56 @@ class LSTMStep(Function):
             d_state_prev += d_pass
         d_b = d_gates.sum(axis=0) if self.needs_input_grad[3] else None
         return (_input_grad(d_gates, self.t, self.shape), d_state_prev, OuterGrad(d_gates, h_prev, self.w_hh.shape), d_b, *peephole_grads, None)
+
+
+# ---------------------------------------------------------------- the kernels the cells declare
+
+
+class Kernel(Step):
+    """A cell's hand-written step: every step's x W_ih^T + b_ih in one matmul first, then one op per step.
+
+    The state travels as one tensor: the state itself, or its parts stacked.
+    ``step(projected, t, packed, running)`` reads ``projected[t]`` (or all of
+    ``projected`` (B, G·H) when t is None: one step called on its own).
+    """
+
+    def begin(self, x: Tensor) -> Tensor:
+        return self.cell.input_projection(x)
+
+    def output(self, packed: Tensor) -> Tensor:
+        return packed
+
+
+class RNNKernel(Kernel):
+    def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
+        cell = self.cell
+        return RNNStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, running, t=t, relu=cell.nonlinearity == "relu")
+
+
+class GRUKernel(Kernel):
+    def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
+        cell = self.cell
+        return GRUStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, running, t=t, reset_after=cell.reset_after)
+
+
+class SimplifiedGRUKernel(Kernel):
+    def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
+        return SimplifiedGRUStep.apply(projected, packed, self.cell.weight_hh, self.cell.bias_hh, running, t=t)
+
+
+class LSTMKernel(Kernel):
+    """The state (a, c) travels stacked as one (2, B, H) tensor."""
+
+    def pack(self, state: tuple[Tensor, Tensor]) -> Tensor:
+        return stack(state)
+
+    def unpack(self, packed: Tensor) -> tuple[Tensor, Tensor]:
+        return packed[0], packed[1]
+
+    def output(self, packed: Tensor) -> Tensor:
+        return packed[0]
+
+    def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
+        cell = self.cell
+        peepholes = (cell.weight_ci, cell.weight_cf, cell.weight_co) if cell.peephole else (None, None, None)
+        return LSTMStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, *peepholes, running, t=t)

@@ -41,6 +41,7 @@ from ..tensor import Function, OuterGrad, SliceGrad, Tensor, _where
 from . import roles
 from .cells import RecurrentCell
 from .fused import _masked, _split_masked_grad
+from .steps import Step
 
 
 _ARRAYS = settings.array_types  # NumPy's; a CuPy array takes the general path in Tape._add
@@ -303,9 +304,6 @@ _tapes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _warned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # cell -> the reasons already warned about (once each)
 
 
-def records(cell: Any) -> bool:
-    """True when ``cell`` runs on the recorded path: no hand-written kernel, not ``fused=False``, not ``ts.transparent()``."""
-    return cell.fused_step_op is None and getattr(cell, "fused", True) and not settings.transparent
 
 
 def step_key(x: Tensor, state_shape: tuple, state_dtype: Any, state_grad: bool, params: list[Tensor], cell: Any) -> tuple:
@@ -490,3 +488,30 @@ def _total(dense: Any, factors: list | None, like: Tensor) -> Any:
 
 
 _base_output = RecurrentCell.output
+
+
+class RecordedSteps(Step):
+    """The step object of the recorded path, for ``nn.Recurrent``'s time loop (see nn/steps.py)."""
+
+    def __init__(self, cell: Any) -> None:
+        super().__init__(cell)
+        self.taped = TapedCell(cell)
+
+    def replays(self, x: Tensor, state: Any) -> bool:
+        """False when this call's shapes are known to need the transparent path (warned about once already)."""
+        return self.taped.runs_recorded(x, state)
+
+    def begin(self, x: Tensor) -> Tensor:
+        return self.taped.input_projection(x)
+
+    def pack(self, state: Any) -> Tensor:
+        return self.taped.pack(state)
+
+    def unpack(self, packed: Tensor) -> Any:
+        return self.taped.unpack(packed)
+
+    def output(self, packed: Tensor) -> Tensor:
+        return self.taped.packed_output(packed)
+
+    def step(self, inputs: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
+        return self.taped.fused_step(inputs, t, packed, running)

@@ -24,7 +24,7 @@ from ..ops import concat, stack, where
 from .. import settings
 from ..tensor import Tensor, as_tensor, check_finite_input, tags
 from .cells import RecurrentCell, State
-from . import recorded, roles
+from . import recorded, roles, steps
 from .dropout import dropout
 from .module import Module
 
@@ -111,13 +111,13 @@ class Recurrent(Module):
         if settings.anomaly_mode:  # name a NaN in the data by its time step, before some op reading it is blamed
             check_finite_input(as_tensor(x), layer_name, "the input", time_axis=1 if self.batch_first else 0)
         x = time_major(x, self.batch_first, op, self.cell.input_size)
-        steps, batch_size = x.shape[0], x.shape[1]
-        lengths = check_lengths(lengths, batch_size, steps, op)
+        count, batch_size = x.shape[0], x.shape[1]
+        lengths = check_lengths(lengths, batch_size, count, op)
         cell = self.cell
         if state is None:
             state = cell.initial_state(batch_size, like=x)
             # The reverse direction starts after the last step: the course's ←a⟨T+1⟩.
-            with tags(layer=self.layer, direction=direction, cell=type(cell).__name__, start=steps + 1 if self.reverse else 0):
+            with tags(layer=self.layer, direction=direction, cell=type(cell).__name__, start=count + 1 if self.reverse else 0):
                 for part, symbol in zip(cell.state_parts(state), cell.state_names):
                     roles.state(part, symbol)
         else:
@@ -125,61 +125,43 @@ class Recurrent(Module):
         if settings.anomaly_mode:
             for part, symbol in zip(cell.state_parts(state), cell.state_names):
                 check_finite_input(part, layer_name, f"the initial state {symbol}")
-        step = cell if cell.uses_fused() else recorded.TapedCell(cell) if recorded.records(cell) else None
-        if step is cell or (step is not None and step.runs_recorded(x, state)):
-            out, state = self._run_fused(x, state, lengths, direction, step)
-            return (out.swapaxes(0, 1) if self.batch_first else out), state
-        outputs: list[Tensor | None] = [None] * steps
-        xp = x.backend.xp
-        for t in (reversed(range(steps)) if self.reverse else range(steps)):
-            with tags(t=t + 1, layer=self.layer, direction=direction, cell=type(cell).__name__):
-                x_t = roles.step_input(x[t])
-                new_state = cell(x_t, state)
-                if lengths is not None and (lengths <= t).any():
-                    # Sequences already past their end keep their state and output zeros.
-                    running = Tensor.wrap(xp.asarray((lengths > t)[:, None]))
-                    parts = zip(cell.state_parts(new_state), cell.state_parts(state))
-                    new_state = cell.from_parts(tuple(where(running, new, old) for new, old in parts))
-                    output = where(running, cell.output(new_state), 0.0)
-                else:
-                    output = cell.output(new_state)
-                for part, symbol in zip(cell.state_parts(new_state), cell.state_names):
-                    roles.state(part, symbol)
-            state = new_state
-            outputs[t] = output
-        out = stack(outputs)
+        out, state = self._run(self._step_object(x, state), x, state, lengths, direction)
         return (out.swapaxes(0, 1) if self.batch_first else out), state
 
-    def _run_fused(self, x: Tensor, state: State, lengths: np.ndarray | None, direction: str, step: Any) -> tuple[Tensor, State]:
-        """One node per step: a kernel cell's fused op (all inputs projected in one matmul first), or a
-        recorded step (``step`` a ``recorded.TapedCell``) for a cell without one."""
+    def _step_object(self, x: Tensor, state: State) -> steps.Step:
+        """The step object of this call's path (nn/steps.py)."""
+        path = steps.path_of(self.cell)
+        if path == "kernel":
+            return self.cell.kernel(self.cell)
+        if path == "recorded":
+            step = recorded.RecordedSteps(self.cell)
+            if step.replays(x, state):
+                return step
+        return steps.TransparentStep(self.cell)
+
+    def _run(self, step: steps.Step, x: Tensor, state: State, lengths: np.ndarray | None, direction: str) -> tuple[Tensor, State]:
+        """The time loop, whatever the path: outputs (T, B, H) and the final state."""
         cell = self.cell
-        steps = x.shape[0]
+        count = x.shape[0]
         layer_tags = dict(layer=self.layer, direction=direction, cell=type(cell).__name__)
         with tags(**layer_tags, time_axis=0):  # time_axis: detect_anomaly names the time step of a bad value
-            projected = step.input_projection(x)  # (T, B, G·H): every step's x W_ih^T + b_ih at once
-        packed = step.pack(state)
-        if len(cell.state_names) > 1 and packed.grad_fn is None:  # the initial state, packed: (a, c)⟨0⟩ or ←(a, c)⟨T+1⟩
-            with tags(**layer_tags, start=steps + 1 if self.reverse else 0):
-                roles.packed_state(packed, cell.state_names)
-        outputs: list[Tensor | None] = [None] * steps
-        xp = x.backend.xp
-        for t in (reversed(range(steps)) if self.reverse else range(steps)):
+            inputs = step.begin(x)  # (T, B, ...): the work of every step that needs no state, e.g. x W_ih^T + b_ih
+        carried = step.pack(state)
+        if len(cell.state_names) > 1 and isinstance(carried, Tensor) and carried.grad_fn is None:
+            with tags(**layer_tags, start=count + 1 if self.reverse else 0):  # the initial state, packed: (a, c)⟨0⟩ or ←(a, c)⟨T+1⟩
+                roles.packed_state(carried, cell.state_names)
+        masks = steps.running_masks(lengths, count, x.backend.xp)
+        outputs: list[Tensor | None] = [None] * count
+        for t in (reversed(range(count)) if self.reverse else range(count)):
             with tags(t=t + 1, **layer_tags):
-                running = None
-                if lengths is not None and (lengths <= t).any():
-                    running = xp.asarray((lengths > t)[:, None])
-                packed = step.fused_step(projected, t, packed, running)
-                # One tensor holds every part: viz.gradient_flow asks the step op for each part's gradient.
-                if len(cell.state_names) == 1:
-                    roles.state(packed, cell.state_names[0])
-                else:
-                    roles.packed_state(packed, cell.state_names)
-                output = step.packed_output(packed)
-                if running is not None:
-                    output = where(Tensor.wrap(running), output, 0.0)
+                carried = step.step(inputs, t, carried, masks[t])
+                # A packed state is one tensor: viz.gradient_flow asks the step op for each part's gradient.
+                steps.label_state(cell, carried)
+                output = step.output(carried)
+                if masks[t] is not None:  # sequences past their end output zeros
+                    output = where(Tensor.wrap(masks[t]), output, 0.0)
             outputs[t] = output
-        return stack(outputs), step.unpack(packed)
+        return stack(outputs), step.unpack(carried)
 
     def extra_repr(self) -> str:
         options = [f for f, on in (("batch_first=True", self.batch_first), ("reverse=True", self.reverse)) if on]

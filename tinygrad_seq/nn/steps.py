@@ -1,0 +1,130 @@
+"""Step objects: how one cell step runs inside ``nn.Recurrent``'s time loop.
+
+``Recurrent`` has one time loop; the step object is the only thing that
+varies between the three ways a step can run:
+
+===================  ===========================================================
+path                 the step object
+===================  ===========================================================
+``"transparent"``    :class:`TransparentStep`: the cell's ``forward`` on tensors,
+                     every op a graph node (``ts.transparent()``, ``fused=False``)
+``"recorded"``       ``recorded.RecordedSteps``: the forward's ops recorded once,
+                     then replayed in one node per step (the default)
+``"kernel"``         a :class:`Step` subclass a built-in cell declares as its
+                     ``kernel`` (nn/fused.py): a hand-written node, proven equal
+===================  ===========================================================
+
+A step object carries the state from step to step in its own form: the
+cell's structure (a tensor or a tuple) on the transparent path, one tensor
+holding every part, stacked (P, B, H), on the other two.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .. import settings
+from ..ops import where
+from ..tensor import Tensor
+from . import roles
+
+
+class Step:
+    """What the time loop asks of a step object, for a cell over one sequence (x (T, B, I)).
+
+    - ``begin(x)``: work done once for all steps before the loop (T, B, ...),
+      e.g. every step's input projection in one matmul;
+    - ``pack(state)`` / ``unpack(carried)``: the state into and out of the
+      form carried between steps;
+    - ``step(inputs, t, carried, running)``: step t (from 0) on what ``begin``
+      returned; ``running`` (B, 1) bool or None marks the sequences that have
+      not ended: the others keep their state and pass their gradient straight
+      through (PyTorch's packed sequences);
+    - ``output(carried)``: a⟨t⟩ (B, H).
+    """
+
+    def __init__(self, cell: Any) -> None:
+        self.cell = cell
+
+    def begin(self, x: Tensor) -> Tensor:
+        return x
+
+    def pack(self, state: Any) -> Any:
+        return state
+
+    def unpack(self, carried: Any) -> Any:
+        return carried
+
+    def output(self, carried: Any) -> Tensor:
+        return self.cell.output(carried)
+
+    def step(self, inputs: Tensor, t: int | None, carried: Any, running: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.step")
+
+
+class TransparentStep(Step):
+    """The cell's own ``forward``, every op a node: the graph shows each gate."""
+
+    def step(self, inputs: Tensor, t: int | None, state: Any, running: Any) -> Any:
+        x_t = roles.step_input(inputs[t])
+        new_state = self.cell.forward(x_t, state)
+        if running is None:
+            return new_state
+        mask = Tensor.wrap(running)
+        parts = zip(self.cell.state_parts(new_state), self.cell.state_parts(state))
+        return self.cell.from_parts(tuple(where(mask, new, old) for new, old in parts))
+
+
+def path_of(cell: Any) -> str:
+    """Which path ``cell``'s steps take here: "transparent", "kernel" or "recorded" (see the module's table)."""
+    if settings.transparent or not cell.fused:
+        return "transparent"
+    if cell.kernel is not None and settings.kernels:
+        return "kernel"
+    return "recorded"
+
+
+def running_masks(lengths: np.ndarray | None, steps: int, xp: Any) -> list[Any]:
+    """Per time step, the (B, 1) bool mask of the sequences still running, or None when all are.
+
+    Built once per layer call: one upload to the backend, sliced per step.
+    """
+    if lengths is None:
+        return [None] * steps
+    alive = lengths[None, :] > np.arange(steps)[:, None]  # (T, B)
+    on_backend = xp.asarray(alive[:, :, None])
+    return [None if alive[t].all() else on_backend[t] for t in range(steps)]
+
+
+def label_state(cell: Any, carried: Any) -> None:
+    """Give a step's new state its role: each part, or one tensor that packs them all."""
+    if isinstance(carried, Tensor) and len(cell.state_names) > 1:
+        roles.packed_state(carried, cell.state_names)
+    else:
+        for part, symbol in zip(cell.state_parts(carried), cell.state_names):
+            roles.state(part, symbol)
+
+
+@contextlib.contextmanager
+def without_kernels() -> Iterator[None]:
+    """Run the built-in cells on the recorded path inside the block, their hand-written kernels off.
+
+    The kernels are proven equal to the recorded path; this is how that is
+    checked, and how to measure what a kernel buys.
+
+    >>> import tinygrad_seq as ts
+    >>> from tinygrad_seq import nn
+    >>> with ts.without_kernels():
+    ...     outputs, _ = nn.Recurrent(nn.LSTMCell(2, 3))(ts.randn(4, 1, 2))
+    >>> outputs.grad_fn.inputs[0].grad_fn.inputs[0].grad_fn.name
+    'RecordedStep'
+    """
+    previous = settings.kernels
+    settings.kernels = False
+    try:
+        yield
+    finally:
+        settings.kernels = previous
