@@ -21,7 +21,7 @@ from typing import Any
 from ..backend import backend_of
 from ..ops import stack
 from ..tensor import Function, OuterGrad, SliceGrad, Tensor
-from .steps import Step
+from .steps import Kernel
 
 
 def sigmoid(x, xp):
@@ -242,21 +242,6 @@ class LSTMStep(Function):
 
 
 # ---------------------------------------------------------------- the kernels the cells declare
-
-
-class Kernel(Step):
-    """A cell's hand-written step: every step's x W_ih^T + b_ih in one matmul first, then one op per step.
-
-    The state travels as one tensor: the state itself, or its parts stacked.
-    ``step(projected, t, packed, running)`` reads ``projected[t]`` (or all of
-    ``projected`` (B, G·H) when t is None: one step called on its own).
-    """
-
-    def begin(self, x: Tensor) -> Tensor:
-        return self.cell.input_projection(x)
-
-    def output(self, packed: Tensor) -> Tensor:
-        return packed
 
 
 class RNNKernel(Kernel):

@@ -10,8 +10,8 @@ path                 the step object
                      every op a graph node (``ts.transparent()``, ``fused=False``)
 ``"recorded"``       ``recorded.RecordedSteps``: the forward's ops recorded once,
                      then replayed in one node per step (the default)
-``"kernel"``         a :class:`Step` subclass a built-in cell declares as its
-                     ``kernel`` (nn/fused.py): a hand-written node, proven equal
+``"kernel"``         a :class:`Kernel` a cell declares as its ``kernel``
+                     (the built-in ones: nn/fused.py): a hand-written node
 ===================  ===========================================================
 
 A step object carries the state from step to step in its own form: the
@@ -76,6 +76,24 @@ class TransparentStep(Step):
         mask = Tensor.wrap(running)
         parts = zip(self.cell.state_parts(new_state), self.cell.state_parts(state))
         return self.cell.from_parts(tuple(where(mask, new, old) for new, old in parts))
+
+
+class Kernel(Step):
+    """A cell's hand-written step, declared on the cell as ``kernel = MyKernel``.
+
+    Every step's x W_ih^T + b_ih is computed in one matmul first (``begin``:
+    the cell's ``input_projection``); ``step(projected, t, carried, running)``
+    then runs one op that reads ``projected[t]`` (all of ``projected`` (B, G·H)
+    when t is None: the cell called on its own) and sends back a SliceGrad.
+    The state travels as the state itself; override ``pack``, ``unpack`` and
+    ``output`` for a state of several parts (nn/fused.py's LSTMKernel stacks them).
+    """
+
+    def begin(self, x: Tensor) -> Tensor:
+        return self.cell.input_projection(x)
+
+    def output(self, carried: Any) -> Tensor:
+        return carried if isinstance(carried, Tensor) else carried[0]
 
 
 def path_of(cell: Any) -> str:
