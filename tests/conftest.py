@@ -39,13 +39,11 @@ def backend(request):
 
 @pytest.fixture(autouse=True)
 def clean_global_state():
-    """Each test starts with grad on, no tags, float32 defaults and the same seed."""
+    """Each test starts from the same settings (grad on, no tags, float32, the same seed) and leaves every one as it found it."""
+    saved = settings.snapshot()
     ts.manual_seed(0)
     yield
-    settings.grad_enabled = True
-    settings.current_tags = {}
-    settings.anomaly_mode = False
-    settings.default_dtype = np.dtype(np.float32)
+    settings.restore(saved)
 
 
 def to_host(array):

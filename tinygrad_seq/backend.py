@@ -180,12 +180,9 @@ def set_backend(name: str | Backend) -> Backend:
 @contextlib.contextmanager
 def use_backend(name: str | Backend) -> Iterator[Backend]:
     """Run a block with another current backend, restoring the previous one after it."""
-    previous = get_backend()
-    backend = set_backend(name)
-    try:
+    backend = backend_named(name)
+    with settings.override(backend=backend):
         yield backend
-    finally:
-        settings.backend = previous
 
 
 def _backend_from_environment() -> Backend:

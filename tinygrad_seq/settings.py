@@ -1,46 +1,61 @@
-"""The few global settings of tinygrad_seq, all in one place.
+"""The few global settings of tinygrad_seq, all in one place, and the one way to change them.
 
 Everything here is process-wide state that the rest of the package reads;
-nothing else in the package keeps mutable module-level state. Change these
-through the public functions (``ts.set_backend``, ``ts.no_grad``, ``ts.tags``,
-``ts.detect_anomaly``, ``ts.manual_seed``, ``ts.set_default_dtype``), not by
-assigning to them directly.
+nothing else in the package keeps mutable module-level state. Every mode
+(``ts.no_grad``, ``ts.enable_grad``, ``ts.tags``, ``ts.detect_anomaly``,
+``ts.transparent``, ``ts.without_kernels``, ``ts.use_backend``) is a thin use
+of :class:`override`, which sets any of the settings for a block and restores
+them after it, nested and exception-safe:
 
-=================  ============================================================
-setting            meaning
-=================  ============================================================
-``backend``        the current :class:`~tinygrad_seq.backend.Backend`; new
-                   tensors are made on it (set from ``TINYGRAD_SEQ_BACKEND``
-                   on first use, NumPy when unset)
-``array_types``    the array classes of the backends loaded so far; CuPy's is
-                   added only once CuPy has been imported
-``cupy_loaded``    True once the CuPy backend has been created, so the
+>>> from tinygrad_seq import settings
+>>> with settings.override(transparent=True, anomaly_mode=True):
+...     settings.transparent, settings.anomaly_mode
+(True, True)
+>>> settings.transparent
+False
+
+=================  =====================================================  ==============================
+setting            meaning                                                written by
+=================  =====================================================  ==============================
+``backend``        the current :class:`~tinygrad_seq.backend.Backend`;    ``ts.set_backend``,
+                   new tensors are made on it (from                       ``ts.use_backend``, first use
+                   ``TINYGRAD_SEQ_BACKEND`` on first use, NumPy when
+                   unset)
+``grad_enabled``   False inside ``no_grad()``: ops then record no graph   ``ts.no_grad``, ``ts.enable_grad``
+``current_tags``   the tags of ``ts.tags(...)`` in force, recorded on     ``ts.tags`` (nn.Recurrent sets
+                   new nodes                                              t, layer, direction, cell)
+``anomaly_mode``   True inside ``detect_anomaly()``                       ``ts.detect_anomaly``
+``host_rng``       NumPy generator for initialisation, dropout on the     ``ts.manual_seed``;
+                   host and sampling; parameters are drawn on the host    ``course.check`` (its own, for
+                   so one seed gives the same weights on every backend    the block)
+``seed``           the last seed given to ``manual_seed`` (None if        ``ts.manual_seed``
+                   never)
+``default_dtype``  dtype of floats made from Python numbers and lists     ``ts.set_default_dtype``
+``cell_registry``  name -> cell class                                     ``nn.register_cell``
+``transparent``    True inside ``ts.transparent()``: cells run gate by    ``ts.transparent``,
+                   gate instead of one node per step                      ``testing.on_path``
+``kernels``        False inside ``ts.without_kernels()``: built-in        ``ts.without_kernels``,
+                   cells run on the recorded path, not their kernels      ``testing.on_path``
+``recording``      None, or the ``nn.recorded.Recording`` that            ``nn.recorded``, while it
+                   ``Function.apply`` and the host conversions report     records a cell step
+                   to
+=================  =====================================================  ==============================
+
+Not settings, and never overridden or restored: facts about the process.
+
+=================  =====================================================  ==============================
+``array_types``    the array classes of the backends loaded so far        ``backend`` (once CuPy loads)
+``cupy_loaded``    True once the CuPy backend has been created, so the    ``backend``
                    two-backends-in-one-op check costs nothing without it
-``grad_enabled``   False inside ``no_grad()``: ops then record no graph
-``current_tags``   the tags of ``ts.tags(...)`` in force, recorded on new nodes
-``anomaly_mode``   True inside ``detect_anomaly()``
-``host_rng``       NumPy generator for initialisation and sampling (reseeded
-                   by ``manual_seed``); parameters are drawn on the host so
-                   one seed gives the same weights on every backend
-``seed``           the last seed given to ``manual_seed`` (None if never)
-``default_dtype``  dtype of floats made from Python numbers and lists
-``cell_registry``  name -> cell class, filled by ``nn.register_cell``
-``transparent``    True inside ``ts.transparent()``: cells compose primitive
-                   ops gate by gate instead of one node per step
-``kernels``        False inside ``ts.without_kernels()``: built-in cells run
-                   on the recorded path instead of their hand-written kernels
-``recording``      None, or the :class:`~tinygrad_seq.nn.recorded.Recording`
-                   that ``Function.apply`` and the host conversions report to
-                   while a cell step is being recorded (not a setting: set
-                   only by ``nn.recorded``)
-``version_clock``  in-place changes counted so far, process-wide (not a
-                   setting: advanced by ``Tensor._bump_version``); a graph
-                   node records it so backward can tell whether a tensor it
+``version_clock``  in-place changes counted so far; a graph node          ``Tensor._bump_version``
+                   records it so backward can tell whether a tensor it
                    saved changed after it ran
-=================  ============================================================
+=================  =====================================================  ==============================
 """
 from __future__ import annotations
 
+import contextlib
+import sys
 from typing import Any
 
 import numpy as np
@@ -59,3 +74,46 @@ transparent: bool = False
 kernels: bool = True
 version_clock: int = 0
 recording: Any = None
+
+SETTINGS = ("backend", "grad_enabled", "current_tags", "anomaly_mode", "host_rng", "seed", "default_dtype",
+            "cell_registry", "transparent", "kernels", "recording")
+
+_module = sys.modules[__name__]
+
+
+class override(contextlib.ContextDecorator):
+    """Set any of the settings inside a block (or a decorated function) and restore them after it.
+
+    Nested and exception-safe; one object may be entered again while in use
+    (a decorated function calling itself). An unknown name is refused.
+    """
+
+    def __init__(self, **values: Any) -> None:
+        unknown = sorted(set(values) - set(SETTINGS))
+        if unknown:
+            raise TypeError(f"settings.override: no setting named {', '.join(map(repr, unknown))}; the settings are {', '.join(SETTINGS)}")
+        self.values = values
+        self._saved: list[dict[str, Any]] = []
+
+    def __enter__(self) -> None:
+        self._saved.append({name: getattr(_module, name) for name in self.values})
+        for name, value in self.values.items():
+            setattr(_module, name, value)
+
+    def __exit__(self, *exc: object) -> None:
+        for name, value in self._saved.pop().items():
+            setattr(_module, name, value)
+
+
+def snapshot() -> dict[str, Any]:
+    """Every setting's value (the tags and the cell registry copied), for :func:`restore`."""
+    values = {name: getattr(_module, name) for name in SETTINGS}
+    values["current_tags"] = dict(values["current_tags"])
+    values["cell_registry"] = dict(values["cell_registry"])
+    return values
+
+
+def restore(values: dict[str, Any]) -> None:
+    """Put back every setting a :func:`snapshot` holds."""
+    for name, value in values.items():
+        setattr(_module, name, value)

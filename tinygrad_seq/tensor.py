@@ -32,7 +32,7 @@ ArrayLike = Any  # a backend array, a nested list or a number
 # ---------------------------------------------------------------- grad mode, tags
 
 
-class no_grad(contextlib.ContextDecorator):
+class no_grad(settings.override):
     """Record no graph inside the block: results do not require grad.
 
     >>> import tinygrad_seq as ts
@@ -43,23 +43,15 @@ class no_grad(contextlib.ContextDecorator):
     False
     """
 
-    def __enter__(self) -> None:
-        self.previous = settings.grad_enabled
-        settings.grad_enabled = False
-
-    def __exit__(self, *exc: object) -> None:
-        settings.grad_enabled = self.previous
+    def __init__(self) -> None:
+        super().__init__(grad_enabled=False)
 
 
-class enable_grad(contextlib.ContextDecorator):
+class enable_grad(settings.override):
     """Record the graph inside the block, even within ``no_grad``."""
 
-    def __enter__(self) -> None:
-        self.previous = settings.grad_enabled
-        settings.grad_enabled = True
-
-    def __exit__(self, *exc: object) -> None:
-        settings.grad_enabled = self.previous
+    def __init__(self) -> None:
+        super().__init__(grad_enabled=True)
 
 
 def is_grad_enabled() -> bool:
@@ -81,12 +73,8 @@ def tags(**new_tags: Any) -> Iterator[dict[str, Any]]:
     >>> y.tags
     {'t': 1, 'layer': 0}
     """
-    previous = settings.current_tags
-    settings.current_tags = {**previous, **new_tags}
-    try:
+    with settings.override(current_tags={**settings.current_tags, **new_tags}):
         yield settings.current_tags
-    finally:
-        settings.current_tags = previous
 
 
 def tag(tensor: Tensor, **new_tags: Any) -> Tensor:
@@ -101,8 +89,7 @@ def tag(tensor: Tensor, **new_tags: Any) -> Tensor:
     return tensor
 
 
-@contextlib.contextmanager
-def detect_anomaly() -> Iterator[None]:
+class detect_anomaly(settings.override):
     """Inside the block, the first op whose output or gradient holds NaN or inf raises FloatingPointError.
 
     Going forward, the error names the op, its time step, layer and
@@ -111,12 +98,9 @@ def detect_anomaly() -> Iterator[None]:
     the bad gradient was sent to, and the line of your code that made the op.
     Off by default, and costs nothing when off.
     """
-    previous = settings.anomaly_mode
-    settings.anomaly_mode = True
-    try:
-        yield
-    finally:
-        settings.anomaly_mode = previous
+
+    def __init__(self) -> None:
+        super().__init__(anomaly_mode=True)
 
 
 # ---------------------------------------------------------------- Function

@@ -1,7 +1,6 @@
 """Tools for testing your own cells and ops: ``ts.testing.check_cell``."""
 from __future__ import annotations
 
-import contextlib
 import copy
 
 import numpy as np
@@ -126,15 +125,11 @@ def paths(cell: RecurrentCell) -> list[str]:
     return ["recorded", "kernel"] if cell.kernel is not None else ["recorded"]
 
 
-@contextlib.contextmanager
-def on_path(path: str):
+def on_path(path: str) -> settings.override:
     """Run every cell on ``path`` ("transparent", "recorded" or "kernel") inside the block."""
-    previous = settings.transparent, settings.kernels
-    settings.transparent, settings.kernels = path == "transparent", path == "kernel"
-    try:
-        yield
-    finally:
-        settings.transparent, settings.kernels = previous
+    if path not in ("transparent", "recorded", "kernel"):
+        raise ValueError(f"on_path: the paths are 'transparent', 'recorded' and 'kernel'; got {path!r}")
+    return settings.override(transparent=path == "transparent", kernels=path == "kernel")
 
 
 def _run_on_path(model, sequence: np.ndarray, lengths: list[int], path: str) -> list[np.ndarray]:

@@ -17,30 +17,21 @@ in the course's layout. No hand-written derivative is involved: this is what
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 
 import numpy as np
 
 from .. import nn, settings
-from ..backend import use_backend
+from ..backend import backend_named
 from ..nn.course import course_gradients
-from ..tensor import Tensor, enable_grad, no_grad
+from ..tensor import Tensor, no_grad
 
 Answers = dict[str, np.ndarray]
 
 
-@contextlib.contextmanager
-def _engine() -> Iterator[None]:
+def _engine() -> settings.override:
     """NumPy, grad on, and a private generator for the cells' initial weights (overwritten at once by the course's):
     checking must not move the random stream a learner seeded with ``ts.manual_seed``."""
-    previous = settings.host_rng
-    settings.host_rng = np.random.default_rng(0)
-    try:
-        with use_backend("numpy"), enable_grad():
-            yield
-    finally:
-        settings.host_rng = previous
+    return settings.override(backend=backend_named("numpy"), grad_enabled=True, host_rng=np.random.default_rng(0))
 
 
 def _cell(cell_class: type, parameters: dict[str, np.ndarray], n_x: int, n_a: int, **options: object) -> nn.RecurrentCell:

@@ -21,9 +21,7 @@ c̃⟨t⟩ (candidate)             n (GRU), g (LSTM)
 """
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -61,8 +59,7 @@ def make_cell(name: str, *args: Any, **kwargs: Any) -> RecurrentCell:
     return settings.cell_registry[name](*args, **kwargs)
 
 
-@contextlib.contextmanager
-def transparent() -> Iterator[None]:
+class transparent(settings.override):
     """Run every cell gate by gate, as primitive ops, inside the block.
 
     The default runs one graph node per cell step (a hand-written kernel for
@@ -80,12 +77,9 @@ def transparent() -> Iterator[None]:
     ...     cell(ts.randn(1, 2))[0].grad_fn.name
     'Mul'
     """
-    previous = settings.transparent
-    settings.transparent = True
-    try:
-        yield
-    finally:
-        settings.transparent = previous
+
+    def __init__(self) -> None:
+        super().__init__(transparent=True)
 
 
 class RecurrentCell(Module):

@@ -20,8 +20,6 @@ holding every part, stacked (P, B, H), on the other two.
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -126,8 +124,7 @@ def label_state(cell: Any, carried: Any) -> None:
             roles.state(part, symbol)
 
 
-@contextlib.contextmanager
-def without_kernels() -> Iterator[None]:
+class without_kernels(settings.override):
     """Run the built-in cells on the recorded path inside the block, their hand-written kernels off.
 
     The kernels are proven equal to the recorded path; this is how that is
@@ -140,9 +137,6 @@ def without_kernels() -> Iterator[None]:
     >>> outputs.grad_fn.inputs[0].grad_fn.inputs[0].grad_fn.name
     'RecordedStep'
     """
-    previous = settings.kernels
-    settings.kernels = False
-    try:
-        yield
-    finally:
-        settings.kernels = previous
+
+    def __init__(self) -> None:
+        super().__init__(kernels=False)
