@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinygrad_seq as ts
-from tinygrad_seq import settings
+from tinygrad_seq import settings, viz
 from tinygrad_seq.tensor import backward_iter, topological_order
 
 from .conftest import to_host
@@ -444,3 +444,43 @@ def test_outer_gradients_are_summed_with_one_matmul():
     expected = sum(2 * (x.numpy() @ w.numpy().T).T @ x.numpy() for x in xs)
     np.testing.assert_allclose(w.grad, expected, rtol=1e-12)
     assert any(isinstance(g, list) for s in steps for g in s.input_grads)
+
+
+def test_a_new_kind_of_lazy_gradient_is_one_class():
+    """The engine, detect_anomaly and the renderer use only the LazyGrad protocol: a kind of one's own just works."""
+    from tinygrad_seq.tensor import LazyGrad
+
+    class DiagonalGrad(LazyGrad):
+        """A square matrix's gradient that is zero off the diagonal, kept as the diagonal."""
+
+        __slots__ = ("diagonal", "shape")
+
+        def __init__(self, diagonal, shape):
+            self.diagonal, self.shape = diagonal, shape
+
+        def arrays(self):
+            return (self.diagonal,)
+
+        def astype(self, dtype):
+            return DiagonalGrad(self.diagonal.astype(dtype), self.shape)
+
+        def add_into(self, buffer):
+            buffer[np.diag_indices(self.shape[0])] += self.diagonal
+
+    class Trace(ts.Function):
+        __slots__ = ("shape",)
+
+        def forward(self, m):
+            self.shape = m.shape
+            return np.trace(m)
+
+        def backward(self, grad):
+            return (DiagonalGrad(np.full(self.shape[0], grad, dtype=float), self.shape),)
+
+    m = ts.Tensor(np.arange(9.0).reshape(3, 3), requires_grad=True)
+    assert ts.grad_check(lambda m: Trace.apply(m) * 2 + (m * m).sum(), [m])
+    (Trace.apply(m) * 3 + Trace.apply(m)).backward()
+    np.testing.assert_array_equal(m.grad, 4 * np.eye(3))
+    assert viz.summarize(DiagonalGrad(np.ones(3), (3, 3))) == viz.summarize(np.eye(3))
+    with ts.detect_anomaly(), pytest.raises(FloatingPointError, match="Trace.*non-finite gradient"):
+        Trace.apply(ts.Tensor(np.eye(2), requires_grad=True)).backward(np.array(np.nan))

@@ -750,7 +750,59 @@ def as_tensor(data: ArrayLike | Tensor) -> Tensor:
 # ---------------------------------------------------------------- backward
 
 
-class SliceGrad:
+class LazyGrad:
+    """A gradient kept in a cheaper form than a dense array: the protocol the engine and the tools use.
+
+    An op's ``backward`` may return one (or a list of them for one input)
+    instead of an array. The engine and the renderer never test which kind it
+    is; they call these methods, so a new kind is one subclass:
+
+    - ``shape``, ``dtype``: those of the dense gradient;
+    - ``dense()``: the gradient as one array;
+    - ``arrays()``: the arrays it holds (checked for NaN by ``detect_anomaly``);
+    - ``astype(dtype)``: the same gradient in another dtype;
+    - ``add_into(buffer)``: add it into a full-size gradient buffer, in place;
+    - ``display()``: (a prefix, an array): how a tool shows it in a picture;
+    - ``deferred``: True for a kind the engine collects until the gradient is
+      complete (or ``flush_now(parts)`` says so) and then sums in one go with
+      ``sum_into(parts, shape, buffer)``.
+    """
+
+    __slots__ = ()
+    deferred: bool = False
+    shape: tuple[int, ...]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.arrays()[0].dtype
+
+    def arrays(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def dense(self) -> Any:
+        buffer = backend_of(self.arrays()[0]).xp.zeros(self.shape, dtype=self.dtype)
+        self.add_into(buffer)
+        return buffer
+
+    def astype(self, dtype: Any) -> LazyGrad:
+        raise NotImplementedError
+
+    def display(self) -> tuple[str, Any]:
+        return "", self.dense()
+
+    def add_into(self, buffer: Any) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    def flush_now(parts: list[LazyGrad]) -> bool:
+        return False
+
+    @staticmethod
+    def sum_into(parts: list[LazyGrad], shape: tuple[int, ...], buffer: Any = None) -> Any:
+        raise NotImplementedError
+
+
+class SliceGrad(LazyGrad):
     """A gradient that is zero outside ``x[index]``: what an op that read one slice of x sends back.
 
     The engine adds ``values`` into x's gradient buffer in place, so reading
@@ -764,15 +816,17 @@ class SliceGrad:
     def __init__(self, index: Any, values: Any, shape: tuple[int, ...]) -> None:
         self.index, self.values, self.shape = index, values, shape
 
-    @property
-    def dtype(self) -> np.dtype:
-        return self.values.dtype
+    def arrays(self) -> tuple[Any, ...]:
+        return (self.values,)
 
-    def dense(self) -> Any:
-        """The full gradient as an array of ``shape``."""
-        full = backend_of(self.values).xp.zeros(self.shape, dtype=self.values.dtype)
-        full[self.index] = self.values
-        return full
+    def astype(self, dtype: Any) -> SliceGrad:
+        return self if self.values.dtype == dtype else SliceGrad(self.index, self.values.astype(dtype), self.shape)
+
+    def add_into(self, buffer: Any) -> None:
+        buffer[self.index] += self.values
+
+    def display(self) -> tuple[str, Any]:
+        return f"[{self.index}]: ", self.values  # only the slice: the rest is zero
 
     def __repr__(self) -> str:
         return f"SliceGrad(index={self.index!r}, values {tuple(self.values.shape)} of {self.shape})"
@@ -781,7 +835,7 @@ class SliceGrad:
 OUTER_FLUSH_ROWS = 1024  # deferred OuterGrad rows summed at once: large enough for BLAS, small enough for memory
 
 
-class OuterGrad:
+class OuterGrad(LazyGrad):
     """A weight's gradient from one use, kept as the factors of ``left.T @ right``.
 
     ``left`` (N, out) and ``right`` (N, in) make an (out, in) gradient, or the
@@ -792,66 +846,77 @@ class OuterGrad:
     """
 
     __slots__ = ("left", "right", "shape", "rows")
+    deferred = True
 
     def __init__(self, left: Any, right: Any, shape: tuple[int, ...], rows: slice | None = None) -> None:
         self.left, self.right, self.shape, self.rows = left, right, shape, rows
 
-    @property
-    def dtype(self) -> np.dtype:
-        return self.left.dtype
+    def arrays(self) -> tuple[Any, ...]:
+        return (self.left, self.right)
+
+    def astype(self, dtype: Any) -> OuterGrad:
+        return self  # cast once summed: the sum is in the factors' dtype, then cast as a whole
 
     def dense(self) -> Any:
-        """The gradient as an array of ``shape``."""
-        return _sum_outer([self], self.shape)
+        return OuterGrad.sum_into([self], self.shape)
+
+    def add_into(self, buffer: Any) -> None:
+        OuterGrad.sum_into([self], self.shape, buffer)
+
+    @staticmethod
+    def flush_now(parts: list[OuterGrad]) -> bool:
+        """Enough rows for an efficient matmul: sum them now, so memory stays bounded on long sequences."""
+        return sum(p.left.shape[0] for p in parts) >= OUTER_FLUSH_ROWS
+
+    @staticmethod
+    def sum_into(parts: list[OuterGrad], shape: tuple[int, ...], buffer: Any = None) -> Any:
+        """Σ left.T @ right over ``parts`` (grouped by rows), added to ``buffer`` or to zeros."""
+        xp = backend_of(parts[0].left).xp
+        groups: dict[tuple[Any, Any], list[OuterGrad]] = {}
+        for part in parts:
+            rows = part.rows
+            groups.setdefault((None, None) if rows is None else (rows.start, rows.stop), []).append(part)
+        if buffer is None and len(groups) == 1 and (None, None) in groups:
+            group = groups[(None, None)]
+            return xp.concatenate([p.left for p in group]).T @ xp.concatenate([p.right for p in group])
+        total = xp.zeros(shape, dtype=parts[0].dtype) if buffer is None else buffer
+        for (start, stop), group in groups.items():
+            product = xp.concatenate([p.left for p in group]).T @ xp.concatenate([p.right for p in group])
+            if start is None and stop is None:
+                total += product
+            else:
+                total[start:stop] += product
+        return total
 
 
-def _sum_outer(parts: list[OuterGrad], shape: tuple[int, ...], into: Any = None) -> Any:
-    """Σ left.T @ right over ``parts`` (grouped by rows), added to ``into`` or to zeros."""
-    xp = backend_of(parts[0].left).xp
-    groups: dict[tuple[Any, Any], list[OuterGrad]] = {}
-    for part in parts:
-        rows = part.rows
-        groups.setdefault((None, None) if rows is None else (rows.start, rows.stop), []).append(part)
-    if into is None and len(groups) == 1 and (None, None) in groups:
-        group = groups[(None, None)]
-        return xp.concatenate([p.left for p in group]).T @ xp.concatenate([p.right for p in group])
-    total = xp.zeros(shape, dtype=parts[0].dtype) if into is None else into
-    for (start, stop), group in groups.items():
-        product = xp.concatenate([p.left for p in group]).T @ xp.concatenate([p.right for p in group])
-        if start is None and stop is None:
-            total += product
-        else:
-            total[start:stop] += product
-    return total
-
-
-def _accumulate(grads: dict[int, Any], owned: set[int], key: int, target: Tensor, grad: Any, outer: dict[int, list] | None = None) -> None:
-    """Add ``grad`` (an array or a SliceGrad) to the running gradient of ``target``.
+def _accumulate(grads: dict[int, Any], owned: set[int], key: int, target: Tensor, grad: Any, deferred: dict[int, list] | None = None) -> None:
+    """Add ``grad`` (an array or a LazyGrad) to the running gradient of ``target``.
 
     A gradient received from an op may be shared with other inputs (Add sends
     the same array to both), so it is stored as is and copied only when a
     second one arrives; from then on the buffer is ours and sums in place.
     """
-    if isinstance(grad, OuterGrad):
-        parts = outer.setdefault(key, [])
-        parts.append(grad)
-        if sum(p.left.shape[0] for p in parts) >= OUTER_FLUSH_ROWS:
-            # Enough rows for an efficient matmul: sum them now, so memory stays bounded on long sequences.
+    if isinstance(grad, LazyGrad):
+        if grad.deferred:
+            parts = deferred.setdefault(key, [])
+            parts.append(grad)
+            if not grad.flush_now(parts):
+                return
+            del deferred[key]
             buffer = grads.get(key)
             if buffer is not None and key not in owned:
                 buffer = buffer.copy()
-            grads[key] = _sum_outer(parts, target.shape, buffer).astype(target.dtype, copy=False)
+            grads[key] = grad.sum_into(parts, target.shape, buffer).astype(target.dtype, copy=False)
             owned.add(key)
-            del outer[key]
-    elif isinstance(grad, SliceGrad):
+            return
         buffer = grads.get(key)
         if buffer is None:
-            buffer = grads[key] = backend_of(grad.values).xp.zeros(target.shape, dtype=target.dtype)
+            buffer = grads[key] = backend_of(grad.arrays()[0]).xp.zeros(target.shape, dtype=target.dtype)
             owned.add(key)
         elif key not in owned:
             buffer = grads[key] = buffer.copy()
             owned.add(key)
-        buffer[grad.index] += grad.values
+        grad.add_into(buffer)
     elif key not in grads:
         grads[key] = grad
     elif key in owned:
@@ -861,16 +926,16 @@ def _accumulate(grads: dict[int, Any], owned: set[int], key: int, target: Tensor
         owned.add(key)
 
 
-def _complete(grads: dict[int, Any], owned: set[int], outer: dict[int, list], key: int, target: Tensor) -> tuple[Any, bool]:
-    """Pop a tensor's finished gradient (dense parts plus deferred outer products) and whether it is a fresh array."""
+def _complete(grads: dict[int, Any], owned: set[int], deferred: dict[int, list], key: int, target: Tensor) -> tuple[Any, bool]:
+    """Pop a tensor's finished gradient (dense parts plus deferred lazy ones) and whether it is a fresh array."""
     dense = grads.pop(key, None)
     fresh = key in owned
     owned.discard(key)
-    parts = outer.pop(key, None)
+    parts = deferred.pop(key, None)
     if parts:
         if dense is not None and not fresh:
             dense = dense.copy()
-        dense = _sum_outer(parts, target.shape, dense)
+        dense = parts[0].sum_into(parts, target.shape, dense)
         fresh = True
         if dense.dtype != target.dtype:
             dense = dense.astype(target.dtype)
@@ -908,7 +973,7 @@ class BackwardStep:
         dense = self.partial_grads.get(id(tensor))
         parts = self.partial_outer.get(id(tensor))
         if parts:
-            return _sum_outer(parts, tensor.shape, None if dense is None else dense.copy())
+            return parts[0].sum_into(parts, tensor.shape, None if dense is None else dense.copy())
         return None if dense is None else dense.copy()
 
     @property
@@ -1024,9 +1089,9 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
         return
     order, incoming = topological_order(root)
     owned: set[int] = set()  # gradient buffers allocated here, safe to add into in place
-    outer: dict[int, list] = {}  # deferred OuterGrad factors, summed when a gradient is complete
+    deferred: dict[int, list] = {}  # deferred lazy gradients (OuterGrad factors), summed when a gradient is complete
     for tensor in order:
-        grad, _ = _complete(grads, owned, outer, id(tensor), tensor)
+        grad, _ = _complete(grads, owned, deferred, id(tensor), tensor)
         if grad is None:
             continue
         if tensor._hooks:
@@ -1055,21 +1120,20 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
             key = id(arg)
             # An op may send one input several OuterGrads (blocks of rows of a weight) as a list.
             for piece in input_grad if type(input_grad) is list else (input_grad,):
-                _accumulate(grads, owned, key, arg, _checked_grad(node, arg, piece), outer)
+                _accumulate(grads, owned, key, arg, _checked_grad(node, arg, piece), deferred)
             if arg.grad_fn is None:
                 incoming[key] -= 1
                 if incoming[key] == 0:
-                    total, fresh = _complete(grads, owned, outer, key, arg)
+                    total, fresh = _complete(grads, owned, deferred, key, arg)
                     _accumulate_into_leaf(arg, total, fresh)
-        yield BackwardStep(tensor, node, grad, input_grads, grads, outer)
+        yield BackwardStep(tensor, node, grad, input_grads, grads, deferred)
 
 
 def _checked_grad(node: Function, arg: Tensor, grad: Any) -> Any:
-    """``grad`` as an array, SliceGrad or OuterGrad of ``arg``'s shape and dtype; raises naming ``node`` if the shape is wrong."""
-    if isinstance(grad, SliceGrad):
-        if grad.values.dtype != arg._data.dtype:
-            grad = SliceGrad(grad.index, grad.values.astype(arg._data.dtype), grad.shape)
-    elif not isinstance(grad, OuterGrad):  # OuterGrads are cast once summed, in _complete
+    """``grad`` as an array or LazyGrad of ``arg``'s shape and dtype; raises naming ``node`` if the shape is wrong."""
+    if isinstance(grad, LazyGrad):
+        grad = grad.astype(arg._data.dtype)
+    else:
         if not isinstance(grad, settings.array_types):
             grad = np.asarray(grad)  # NumPy turns 0-d results into scalars
         if grad.dtype != arg._data.dtype:
@@ -1182,7 +1246,7 @@ def _check_forward(op: str, args: Sequence[Any], out: Any) -> None:
 
 def _check_finite(node: Function, arg: Tensor, grad: Any) -> None:
     """detect_anomaly's backward check: the first op that sends a NaN or inf gradient raises."""
-    arrays = (grad.left, grad.right) if isinstance(grad, OuterGrad) else (grad.values,) if isinstance(grad, SliceGrad) else (grad,)
+    arrays = grad.arrays() if isinstance(grad, LazyGrad) else (grad,)
     if all(_finite(a) for a in arrays):
         return
     where = "".join(node.created_at[-3:]) if node.created_at else "  (made outside detect_anomaly(); wrap the forward pass too to see where)\n"

@@ -34,7 +34,7 @@ from typing import Any
 import graphviz
 import numpy as np
 
-from ..tensor import SliceGrad, Tensor
+from ..tensor import LazyGrad, Tensor
 from .trace import Graph, GraphNode, course_parameter_name, trace
 
 PARAMETER, INPUT, OP, STATE, GATE, ROOT = "#cfe2f3", "#eeeeee", "#ffffff", "#fff2cc", "#d9ead3", "#f4cccc"
@@ -66,12 +66,11 @@ class Digraph(graphviz.Digraph):
 
 def summarize(array: Any, limit: int = 6) -> str:
     """A short text for a small array's values, or its mean and spread for a large one."""
-    if isinstance(array, SliceGrad):
-        return f"[{array.index}]: " + summarize(array.values, limit)
     if isinstance(array, list):  # several lazy parts for one input (blocks of a weight's rows)
         array = sum(part.dense() for part in array)
-    elif hasattr(array, "dense"):  # a lazy gradient (a weight's per-step outer product): shown in full
-        array = array.dense()
+    elif isinstance(array, LazyGrad):
+        prefix, shown = array.display()
+        return prefix + summarize(shown, limit)
     values = np.asarray(Tensor.wrap(array).numpy() if not isinstance(array, np.ndarray) else array, dtype=np.float64)
     if values.size <= limit:
         return np.array2string(values.ravel(), precision=3, separator=" ", suppress_small=True)

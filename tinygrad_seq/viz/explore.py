@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import OuterGrad, SliceGrad, Tensor
+from ..tensor import LazyGrad, Tensor
 from . import notation, rules
 from .draw import draw_graph, time_gathers
 from .render import FONT_FILE, render_svg
@@ -141,7 +141,7 @@ def _dense(grad: Any, shape: tuple[int, ...]) -> np.ndarray:
     """A gradient as one float64 host array, whatever lazy form the engine sent it in."""
     if isinstance(grad, list):
         return sum((_dense(part, shape) for part in grad), np.zeros(shape))
-    if isinstance(grad, (SliceGrad, OuterGrad)):
+    if isinstance(grad, LazyGrad):
         grad = grad.dense()
     return np.asarray(Tensor.wrap(grad).numpy(), dtype=np.float64)
 
