@@ -18,7 +18,7 @@ import numpy as np
 import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
 from tinygrad_seq.nn import functional as F
-from tinygrad_seq.text import IGNORE, Vocabulary, pad_batch
+from tinygrad_seq.text import IGNORE_INDEX, Vocabulary, pad_batch
 
 # A word that is a first name, or the start of an ordinary noun phrase.
 AMBIGUOUS = {"teddy": ["bears", "bear"], "rose": ["gardens", "petals"], "jack": ["rabbits", "knives"],
@@ -66,7 +66,7 @@ def batches(data, vocab, size, rng=None):
     for start in range(0, len(data), size):
         chosen = [data[i] for i in order[start : start + size]]
         ids, lengths = pad_batch([[vocab.stoi[w] for w in words] for words, _ in chosen])
-        tags, _ = pad_batch([tags for _, tags in chosen], pad_id=IGNORE)
+        tags, _ = pad_batch([tags for _, tags in chosen], pad_id=IGNORE_INDEX)
         yield ids, tags, lengths
 
 
@@ -77,7 +77,7 @@ def evaluate(model, data, vocab) -> tuple[float, float, list[str]]:
         mistakes = []
         for ids, tags, lengths in batches(data, vocab, 256):
             predicted = model(ids, lengths).argmax(axis=-1).numpy()
-            valid = tags != IGNORE
+            valid = tags != IGNORE_INDEX
             right += int(((predicted == tags) & valid).sum())
             total += int(valid.sum())
             is_ambiguous = np.isin(ids, [vocab.stoi[w] for w in AMBIGUOUS]) & valid

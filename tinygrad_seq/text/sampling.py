@@ -10,8 +10,8 @@ import numpy as np
 
 from ..nn import evaluating, functional as F
 from .. import settings
-from .batching import language_model_batches, stream_chunks
-from .vocab import BOS_ID, EOS_ID, UNK_ID, UnknownTokensWarning, Vocabulary
+from .batching import IGNORE_INDEX, language_model_batches, stream_chunks
+from .vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, UnknownTokensWarning, Vocabulary
 
 
 def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, temperature: float = 1.0,
@@ -43,7 +43,7 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
         done = np.zeros(n, dtype=bool)
         for _ in range(max_len):
             scores = step_logits.numpy().astype(np.float64) / temperature
-            scores[:, [UNK_ID, 0, BOS_ID]] = -np.inf  # never <unk>, <pad> or <bos>
+            scores[:, [UNK_ID, PAD_ID, BOS_ID]] = -np.inf  # never <unk>, <pad> or <bos>
             if top_k is not None and top_k < scores.shape[1]:
                 kth = np.sort(scores, axis=1)[:, -top_k][:, None]
                 scores[scores < kth] = -np.inf
@@ -118,7 +118,7 @@ def perplexity(model: Any, sequences: Sequence[Sequence[int]], batch_size: int =
         for inputs, targets, lengths in language_model_batches(sequences, batch_size):
             logits, _ = model(inputs, lengths=lengths)
             total += F.cross_entropy(logits, targets, reduction="sum").item()
-            count += int((targets != -100).sum())
+            count += int((targets != IGNORE_INDEX).sum())
         loss = total / max(count, 1)
         return loss, math.exp(min(loss, 700))
 
