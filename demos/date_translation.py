@@ -19,7 +19,6 @@ import numpy as np
 
 from tinygrad_seq import nn
 from tinygrad_seq.nn import functional as F
-from tinygrad_seq.tensor import no_grad
 from tinygrad_seq.text import BOS_ID, Vocabulary, language_model_batches, pad_batch
 
 MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"]
@@ -71,17 +70,15 @@ class Translator(nn.Module):
         outputs, _ = self.decoder(self.target_embedding(target_inputs), self.encode(source, source_lengths))
         return self.head(outputs)
 
-    @no_grad()
     def translate(self, source, source_lengths, vocab: Vocabulary, max_len: int = 12) -> list[str]:
-        self.eval()
-        state = self.encode(source, source_lengths)
-        token = np.full(source.shape[1], BOS_ID)
-        written = []
-        for _ in range(max_len):
-            outputs, state = self.decoder(self.target_embedding(token[None, :]), state)
-            token = self.head(outputs)[0].numpy().argmax(axis=-1)
-            written.append(token)
-        self.train()
+        with nn.evaluating(self):
+            state = self.encode(source, source_lengths)
+            token = np.full(source.shape[1], BOS_ID)
+            written = []
+            for _ in range(max_len):
+                outputs, state = self.decoder(self.target_embedding(token[None, :]), state)
+                token = self.head(outputs)[0].numpy().argmax(axis=-1)
+                written.append(token)
         return common.decode_until_eos(written, vocab)
 
 

@@ -18,8 +18,7 @@ import numpy as np
 import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
 from tinygrad_seq.nn import functional as F
-from tinygrad_seq.tensor import no_grad
-from tinygrad_seq.text import IGNORE, Vocabulary, pad_batch
+from tinygrad_seq.text import IGNORE_INDEX, Vocabulary, pad_batch
 
 # A word that is a first name, or the start of an ordinary noun phrase.
 AMBIGUOUS = {"teddy": ["bears", "bear"], "rose": ["gardens", "petals"], "jack": ["rabbits", "knives"],
@@ -67,29 +66,27 @@ def batches(data, vocab, size, rng=None):
     for start in range(0, len(data), size):
         chosen = [data[i] for i in order[start : start + size]]
         ids, lengths = pad_batch([[vocab.stoi[w] for w in words] for words, _ in chosen])
-        tags, _ = pad_batch([tags for _, tags in chosen], pad_id=IGNORE)
+        tags, _ = pad_batch([tags for _, tags in chosen], pad_id=IGNORE_INDEX)
         yield ids, tags, lengths
 
 
-@no_grad()
 def evaluate(model, data, vocab) -> tuple[float, float, list[str]]:
     """(token accuracy, accuracy on the ambiguous first words, a few mistakes)."""
-    model.eval()
-    right = total = ambiguous_right = ambiguous_total = 0
-    mistakes = []
-    for ids, tags, lengths in batches(data, vocab, 256):
-        predicted = model(ids, lengths).argmax(axis=-1).numpy()
-        valid = tags != IGNORE
-        right += int(((predicted == tags) & valid).sum())
-        total += int(valid.sum())
-        is_ambiguous = np.isin(ids, [vocab.stoi[w] for w in AMBIGUOUS]) & valid
-        ambiguous_right += int(((predicted == tags) & is_ambiguous).sum())
-        ambiguous_total += int(is_ambiguous.sum())
-        for b in range(ids.shape[1]):
-            if len(mistakes) < 3 and np.any((predicted[:, b] != tags[:, b]) & valid[:, b]):
-                words = [vocab.itos[i] for i in ids[: lengths[b], b]]
-                mistakes.append(" ".join(w.upper() if p else w for w, p in zip(words, predicted[: lengths[b], b])))
-    model.train()
+    with nn.evaluating(model):
+        right = total = ambiguous_right = ambiguous_total = 0
+        mistakes = []
+        for ids, tags, lengths in batches(data, vocab, 256):
+            predicted = model(ids, lengths).argmax(axis=-1).numpy()
+            valid = tags != IGNORE_INDEX
+            right += int(((predicted == tags) & valid).sum())
+            total += int(valid.sum())
+            is_ambiguous = np.isin(ids, [vocab.stoi[w] for w in AMBIGUOUS]) & valid
+            ambiguous_right += int(((predicted == tags) & is_ambiguous).sum())
+            ambiguous_total += int(is_ambiguous.sum())
+            for b in range(ids.shape[1]):
+                if len(mistakes) < 3 and np.any((predicted[:, b] != tags[:, b]) & valid[:, b]):
+                    words = [vocab.itos[i] for i in ids[: lengths[b], b]]
+                    mistakes.append(" ".join(w.upper() if p else w for w, p in zip(words, predicted[: lengths[b], b])))
     return right / total, ambiguous_right / ambiguous_total, mistakes
 
 

@@ -17,7 +17,6 @@ import numpy as np
 import tinygrad_seq as ts
 from tinygrad_seq import nn
 from tinygrad_seq.nn import functional as F
-from tinygrad_seq.tensor import no_grad
 from tinygrad_seq.text import BOS_ID, EOS_ID, Vocabulary, language_model_batches
 
 ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
@@ -56,21 +55,19 @@ class Speller(nn.Module):
         outputs, state = self.decoder(self.embedding(inputs), a0.unsqueeze(0), lengths)
         return self.head(outputs), state
 
-    @no_grad()
     def spell(self, numbers: np.ndarray, vocab: Vocabulary, max_len: int = 40) -> list[str]:
         """Greedy decoding: each step's likeliest character becomes the next input."""
-        self.eval()
-        tokens = np.full((1, len(numbers)), BOS_ID)
-        logits, state = self.forward(numbers, tokens)
-        written = np.zeros((0, len(numbers)), dtype=np.int64)
-        for _ in range(max_len):
-            token = logits[-1].numpy().argmax(axis=-1)
-            written = np.vstack([written, token])
-            if np.all((written == EOS_ID).any(axis=0)):
-                break
-            outputs, state = self.decoder(self.embedding(token[None, :]), state)
-            logits = self.head(outputs)
-        self.train()
+        with nn.evaluating(self):
+            tokens = np.full((1, len(numbers)), BOS_ID)
+            logits, state = self.forward(numbers, tokens)
+            written = np.zeros((0, len(numbers)), dtype=np.int64)
+            for _ in range(max_len):
+                token = logits[-1].numpy().argmax(axis=-1)
+                written = np.vstack([written, token])
+                if np.all((written == EOS_ID).any(axis=0)):
+                    break
+                outputs, state = self.decoder(self.embedding(token[None, :]), state)
+                logits = self.head(outputs)
         return common.decode_until_eos(written, vocab)
 
 

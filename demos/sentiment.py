@@ -21,7 +21,6 @@ import numpy as np
 import tinygrad_seq as ts
 from tinygrad_seq import nn
 from tinygrad_seq.nn import functional as F
-from tinygrad_seq.tensor import no_grad
 from tinygrad_seq.text import Vocabulary, pad_batch
 
 SUBJECTS = ["the movie", "this film", "the food", "the service", "the book", "my day", "the hotel", "the show"]
@@ -94,17 +93,15 @@ def batches(data, vocab, size, rng=None):
         yield ids, np.array([label for _, label in chosen]), lengths
 
 
-@no_grad()
 def evaluate(model, data, vocab) -> tuple[float, list[str]]:
-    model.eval()
-    right, wrong = 0, []
-    for ids, labels, lengths in batches(data, vocab, 256):
-        _, predicted = predict(model, ids, lengths)
-        right += int((predicted == labels).sum())
-        for b in np.flatnonzero(predicted != labels):
-            wrong.append(f"{'positive' if labels[b] else 'negative'} but called {'positive' if predicted[b] else 'negative'}: "
-                         f"{vocab.decode(ids[: lengths[b], b])}")
-    model.train()
+    with nn.evaluating(model):
+        right, wrong = 0, []
+        for ids, labels, lengths in batches(data, vocab, 256):
+            _, predicted = predict(model, ids, lengths)
+            right += int((predicted == labels).sum())
+            for b in np.flatnonzero(predicted != labels):
+                wrong.append(f"{'positive' if labels[b] else 'negative'} but called {'positive' if predicted[b] else 'negative'}: "
+                             f"{vocab.decode(ids[: lengths[b], b])}")
     return right / len(data), wrong
 
 
@@ -130,7 +127,7 @@ def main(argv: list[str] | None = None) -> float:
     print("\nsentences unlike any in the training data:")
     for sentence, label in TRICKY:
         ids, lengths = pad_batch([vocab.encode(sentence)])
-        with no_grad():
+        with nn.evaluating(model):
             y_hat, predicted = predict(model, ids, lengths)
         print(f"  {'right' if predicted[0] == label else 'WRONG'}: {sentence!r} called {'positive' if predicted[0] else 'negative'} "
               f"(ŷ = {y_hat[0]:.3f})")

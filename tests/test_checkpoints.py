@@ -123,6 +123,9 @@ def test_the_library_checks_a_config_as_the_command_line_does():
     with pytest.raises(TrainingError, match=r"TrainConfig: hidden=0 \(must be an integer >= 1\); lr=nan .*; clip=-1"):
         TrainConfig(data="x.txt", hidden=0, lr=float("nan"), clip=-1.0)
     assert TrainConfig(data="x.txt", clip=None).clip is None
+    with pytest.raises(TrainingError, match=r"TrainConfig: layout='pages' \(must be 'lines' or 'stream'\)"):
+        TrainConfig(data="x.txt", layout="pages")  # refused where the config is made, before anything reads the layout
+    assert TrainConfig(data="x.txt", layout="stream").is_stream and not TrainConfig(data="x.txt").is_stream
 
 
 def test_an_empty_folder_is_a_fine_destination(tmp_path):
@@ -387,6 +390,9 @@ DAMAGES = {
         lambda out: (edit_state(out, lambda s: s["model"].update(hidden_size=16)), rewrite_manifest(out)),
         "state.json does not match model.npz"),
     "mis-shaped weights": (lambda out: (mis_shape(out), rewrite_manifest(out)), "model.npz does not fit"),
+    "unknown layout in the config": (
+        lambda out: (edit_state(out, lambda s: s["config"].update(layout="pages")), rewrite_manifest(out)),
+        "state.json has an unusable config (TrainConfig: layout='pages'"),
     "negative clip in the config": (
         lambda out: (edit_state(out, lambda s: s["config"].update(clip=-1.0)), rewrite_manifest(out)),
         "state.json has an unusable config (TrainConfig: clip=-1.0"),

@@ -1,4 +1,5 @@
 """Text, sampling, the language model, training with checkpoints and exact resumption, the CLI and the main demo."""
+import inspect
 import json
 import os
 import runpy
@@ -9,10 +10,11 @@ import numpy as np
 import pytest
 
 import tinygrad_seq as ts
+from tinygrad_seq.nn import functional as F
 from tinygrad_seq.cli import main as cli
 from tinygrad_seq.models import LanguageModel, TrainConfig, Trainer
 from tinygrad_seq.text import (
-    BOS_ID, EOS_ID, IGNORE, PAD_ID, UNK_ID, Vocabulary, language_model_batches, pad_batch, perplexity, sample,
+    BOS_ID, EOS_ID, IGNORE, IGNORE_INDEX, PAD_ID, UNK_ID, Vocabulary, language_model_batches, pad_batch, perplexity, sample,
     stream_chunks, tokenize_words,
 )
 
@@ -50,8 +52,17 @@ def test_padded_batches_with_lengths():
     ids, lengths = pad_batch([[5, 6, 7], [8]])
     assert ids.tolist() == [[5, 8], [6, PAD_ID], [7, PAD_ID]] and lengths.tolist() == [3, 1]
     inputs, targets, lengths = next(language_model_batches([[3, 5, 6, 2], [3, 7, 2]], 2))
-    assert inputs.tolist() == [[3, 3], [5, 7], [6, 0]] and lengths.tolist() == [3, 2]
-    assert targets.tolist() == [[5, 7], [6, 2], [2, IGNORE]]
+    assert inputs.tolist() == [[3, 3], [5, 7], [6, PAD_ID]] and lengths.tolist() == [3, 2]
+    assert targets.tolist() == [[5, 7], [6, 2], [2, IGNORE_INDEX]]
+
+
+def test_the_ignored_target_id_is_one_constant_that_the_losses_skip_by_default():
+    assert IGNORE_INDEX == IGNORE == F.IGNORE_INDEX == -100  # IGNORE: the earlier name, kept
+    assert inspect.signature(F.cross_entropy).parameters["ignore_index"].default == IGNORE_INDEX
+    assert inspect.signature(F.nll_loss).parameters["ignore_index"].default == IGNORE_INDEX
+    logits = ts.Tensor(np.log([[[0.5, 0.25, 0.25]], [[0.25, 0.5, 0.25]]]))  # (T=2, B=1, C=3)
+    padded = F.cross_entropy(logits, [[0], [IGNORE_INDEX]]).item()
+    assert np.isclose(padded, -np.log(0.5))  # the padded step adds nothing and is not counted
 
 
 def test_stream_chunks_continue_column_by_column():

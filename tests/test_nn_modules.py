@@ -162,6 +162,36 @@ def test_train_eval_and_zero_grad():
     assert all(p.grad is None for p in model.parameters())
 
 
+def test_evaluating_restores_the_flags_after_the_block_and_after_an_exception():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    with nn.evaluating(model) as inside:
+        assert inside is model
+        assert not model.training and not model[1].training and not ts.is_grad_enabled()
+        assert not model(ts.Tensor(np.ones((3, 2)))).requires_grad  # no graph recorded
+    assert model.training and model[1].training and ts.is_grad_enabled()
+    with pytest.raises(RuntimeError, match="in the block"):
+        with nn.evaluating(model):
+            raise RuntimeError("in the block")
+    assert model.training and model[1].training and ts.is_grad_enabled()
+
+
+def test_evaluating_nests_and_keeps_each_modules_own_flag():
+    model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    model[1].eval()  # one part in eval mode on purpose: it stays there
+    with nn.evaluating(model):
+        with nn.evaluating(model[0]):
+            assert not model[0].training
+        assert not model.training and not model[0].training and not ts.is_grad_enabled()
+    assert model.training and model[0].training and not model[1].training
+    model.eval()
+    with nn.evaluating(model):
+        pass
+    assert not model.training  # a model in eval mode stays in eval mode
+    with ts.no_grad(), nn.evaluating(model):
+        pass
+    assert ts.is_grad_enabled()
+
+
 # ---------------------------------------------------------------- layers
 
 

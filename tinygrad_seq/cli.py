@@ -117,6 +117,8 @@ CONFIG_OPTIONS = {
 
 def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     """The command's parser; ``given_only`` leaves out train's defaults, so parsing shows what was typed."""
+    from .models.trainer import LAYOUTS
+
     parser = ArgumentParser(
         prog="tinygrad-seq",
         description="tinygrad_seq: recurrent sequence models on a from-scratch autograd engine (NumPy or CuPy).",
@@ -152,7 +154,7 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     train.add_argument("--encoding", type=encoding_name, default="utf-8",
                        help="the data's text encoding (default utf-8; e.g. latin-1, cp1252)")
     train.add_argument("--level", choices=["char", "word"], default="char")
-    train.add_argument("--layout", choices=["lines", "stream"], default="lines",
+    train.add_argument("--layout", choices=LAYOUTS, default="lines",
                        help="lines: one sequence per line (names); stream: one long text, truncated BPTT")
     train.add_argument("--cell", default="lstm", help="rnn, gru, lstm, simplified_gru or a cell registered by --import")
     train.add_argument("--embed", type=integer(1), default=32, help="embedding size, >= 1 (default 32)")

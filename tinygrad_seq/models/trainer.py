@@ -40,6 +40,7 @@ from .checkpoint import Checkpoint, load_model, open_checkpoint, vocabulary_fing
 from .language_model import LanguageModel
 
 OPTIMIZERS = {"adam": optim.Adam, "sgd": optim.SGD, "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
+LAYOUTS = ("lines", "stream")  # how a run reads its text: see TrainConfig.is_stream
 
 
 class TrainingError(RuntimeError):
@@ -88,10 +89,24 @@ class TrainConfig:
             problems.append(f"dropout={self.dropout!r} (must be in [0, 1))")
         if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
             problems.append(f"val_fraction={self.val_fraction!r} (must be in [0, 1))")
+        if self.layout not in LAYOUTS:
+            problems.append(f"layout={self.layout!r} (must be {' or '.join(map(repr, LAYOUTS))})")
         if self.max_vocab is not None and not (isinstance(self.max_vocab, int) and self.max_vocab >= 5):
             problems.append(f"max_vocab={self.max_vocab!r} (must be >= 5: the 4 special tokens and one more)")
         if problems:
             raise TrainingError(f"TrainConfig: {'; '.join(problems)}")
+
+    @property
+    def is_stream(self) -> bool:
+        """The layout, read in this one place (its value is checked when the config is made): True for "stream".
+
+        "lines": one sequence per line, padded into batches with their lengths;
+        held-out lines are scored by ``perplexity``. "stream": one long text read
+        as ``batch_size`` parallel streams in chunks of ``seq_len``, the detached
+        state carried from chunk to chunk (truncated BPTT); held-out text is scored
+        by ``stream_perplexity``.
+        """
+        return self.layout == "stream"
 
 
 @dataclass
@@ -129,7 +144,7 @@ def load_corpus(config: TrainConfig, vocab: Vocabulary | None = None) -> Corpus:
     if not text.strip():
         raise TrainingError(f"data file {path} is empty")
     given = vocab
-    if config.layout == "lines":
+    if not config.is_stream:
         lines = [line.strip() for line in text.splitlines() if line.strip()]
         rng = np.random.default_rng(config.seed)
         lines = [lines[i] for i in rng.permutation(len(lines))]
@@ -138,8 +153,6 @@ def load_corpus(config: TrainConfig, vocab: Vocabulary | None = None) -> Corpus:
         vocab = vocab or Vocabulary.from_text(train_lines, config.level, config.min_freq, config.max_vocab, config.lower)
         encode = [vocab.encode(line, bos=True, eos=True) for line in train_lines], [vocab.encode(line, bos=True, eos=True) for line in valid_lines]
         return Corpus(vocab, *encode, unknown=given.unknown(lines) if given else None)
-    if config.layout != "stream":
-        raise TrainingError(f"layout must be 'lines' or 'stream'; got {config.layout!r}")
     cut = int(len(text) * (1 - config.val_fraction))
     vocab = vocab or Vocabulary.from_text(text[:cut], config.level, config.min_freq, config.max_vocab, config.lower)
     return Corpus(vocab, np.array(vocab.encode(text[:cut])), np.array(vocab.encode(text[cut:])),
@@ -241,7 +254,7 @@ class Trainer:
     def _check_data_fits(self) -> None:
         """Stream text must fill one token per stream; lines must not pad batches beyond ``config.max_batch_gb``."""
         config, corpus = self.config, self.corpus
-        if config.layout == "stream":
+        if config.is_stream:
             if len(corpus.train) < config.batch_size + 1:
                 raise TrainingError(
                     f"the stream layout reads the text as --batch-size {config.batch_size} parallel streams and needs at least "
@@ -257,7 +270,7 @@ class Trainer:
     def batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         """The epoch's batches in order: shuffled lines (the order depends only on seed and epoch), or stream chunks."""
         config = self.config
-        if config.layout == "lines":
+        if not config.is_stream:
             rng = np.random.default_rng([config.seed, epoch])
             return list(language_model_batches(self.corpus.train, config.batch_size, rng))
         return [(x, y, None) for x, y in stream_chunks(self.corpus.train, config.batch_size, config.seq_len)]
@@ -272,7 +285,7 @@ class Trainer:
         if self.config.clip:
             optim.clip_grad_norm_(self.model.parameters(), self.config.clip)
         self.optimizer.step()
-        if self.config.layout == "stream":
+        if self.config.is_stream:
             self.carry = _detach(state)  # truncated BPTT: keep the values, cut the graph
         return loss.item()
 
@@ -525,9 +538,9 @@ def read_checkpoint(checkpoint: str | os.PathLike) -> tuple[dict[str, Any], Voca
 
 def held_out_loss(model: LanguageModel, data: Any, config: TrainConfig) -> tuple[float, float]:
     """(loss per token, perplexity) on held-out data of the run's layout: sequences, or one stream."""
-    if config.layout == "lines":
-        return perplexity(model, data) if data else (math.nan, math.nan)
-    return stream_perplexity(model, data, config.seq_len, config.batch_size)
+    if config.is_stream:
+        return stream_perplexity(model, data, config.seq_len, config.batch_size)
+    return perplexity(model, data) if data else (math.nan, math.nan)
 
 
 def evaluate_file(checkpoint: str | os.PathLike, data: str, encoding: str | None = None) -> tuple[float, float, dict[str, Any]]:
@@ -543,7 +556,7 @@ def evaluate_file(checkpoint: str | os.PathLike, data: str, encoding: str | None
     corpus = load_corpus(config, vocab)
     if corpus.unknown.count:
         warnings.warn(f"{data}: {corpus.unknown}", UnknownTokensWarning, stacklevel=2)
-    if config.layout == "lines":
+    if not config.is_stream:  # lines are padded: a long one can make a batch too big
         sizes = state["model"]
         check_batch_memory(corpus.train, 64, len(vocab), sizes["embed_dim"], sizes["hidden_size"], sizes["num_layers"],
                            config.max_batch_gb, data)

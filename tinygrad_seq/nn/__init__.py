@@ -3,7 +3,8 @@
 =============  ===============================================================
 module         contents
 =============  ===============================================================
-module         Module, Parameter, Sequential, ModuleList
+module         Module, Parameter, Sequential, ModuleList; evaluating (eval mode and
+               no_grad for a block, the flags restored after)
 linear         Linear
 activation     Tanh, Sigmoid, ReLU (for Sequential)
 embedding      Embedding
@@ -34,7 +35,7 @@ from .dropout import Dropout
 from .embedding import Embedding
 from .linear import Linear
 from .losses import BCEWithLogitsLoss
-from .module import Module, ModuleList, Parameter, Sequential
+from .module import Module, ModuleList, Parameter, Sequential, evaluating
 from .recurrent import Bidirectional, Recurrent, Stacked
 from .roles import gate
 from .rnn import GRU, LSTM, RNN, RecurrentLayer
@@ -42,5 +43,5 @@ from .rnn import GRU, LSTM, RNN, RecurrentLayer
 __all__ = [
     "BCEWithLogitsLoss", "GRU", "LSTM", "RNN", "Bidirectional", "Dropout", "Embedding", "GRUCell", "LSTMCell", "Linear", "Module", "ModuleList",
     "Parameter", "RNNCell", "ReLU", "Recurrent", "RecurrentCell", "RecurrentLayer", "Sequential", "Sigmoid",
-    "SimplifiedGRUCell", "Stacked", "Tanh", "functional", "gate", "init", "roles", "steps", "course_gradients", "load_course_parameters", "make_cell", "register_cell",
+    "SimplifiedGRUCell", "Stacked", "Tanh", "functional", "gate", "init", "roles", "steps", "course_gradients", "evaluating", "load_course_parameters", "make_cell", "register_cell",
 ]

@@ -11,6 +11,7 @@ import numpy as np
 from ..tensor import Tensor, as_tensor
 from .dropout import dropout
 from .embedding import check_ids
+from .ids import IGNORE_INDEX
 from .losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss
 
 
@@ -21,4 +22,4 @@ def one_hot(ids: Any, num_classes: int, dtype: Any = np.int64) -> Tensor:
     return Tensor.wrap((data[..., None] == ids.backend.xp.arange(num_classes)).astype(dtype))
 
 
-__all__ = ["binary_cross_entropy_with_logits", "cross_entropy", "dropout", "mse_loss", "nll_loss", "one_hot"]
+__all__ = ["IGNORE_INDEX", "binary_cross_entropy_with_logits", "cross_entropy", "dropout", "mse_loss", "nll_loss", "one_hot"]

@@ -1,4 +1,4 @@
-"""Checking integer ids (token ids, class targets) before they index anything."""
+"""Integer ids: the target id the losses skip, and checking ids (token ids, class targets) before they index anything."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,6 +6,10 @@ from typing import Any
 import numpy as np
 
 from ..tensor import Tensor
+
+# The target id cross_entropy and nll_loss skip by default (PyTorch's ignore_index), and the one
+# text.language_model_batches pads targets with: defined once, here, below both.
+IGNORE_INDEX = -100
 
 
 def integer_array(value: Any, op: str, what: str) -> Any:

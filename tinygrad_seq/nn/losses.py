@@ -13,7 +13,7 @@ import numpy as np
 
 from ..backend import backend_of
 from ..tensor import Function, Tensor, as_tensor
-from .ids import integer_array, out_of_range
+from .ids import IGNORE_INDEX, integer_array, out_of_range
 from .module import Module
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -95,7 +95,7 @@ def _check_reduction(reduction: str, op: str) -> None:
 def cross_entropy(
     logits: Tensor,
     target: Any,
-    ignore_index: int = -100,
+    ignore_index: int = IGNORE_INDEX,
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Tensor:
@@ -106,7 +106,8 @@ def cross_entropy(
     PyTorch's ``F.cross_entropy(logits.permute(0, 2, 1), targets)``.
 
     Args:
-        ignore_index: targets with this value add nothing and are not counted.
+        ignore_index: targets with this value add nothing and are not counted (default
+            ``IGNORE_INDEX`` = -100, what padded targets hold).
         reduction: "mean" over the counted targets (NaN if none), "sum", or
             "none" for a loss per position, shaped like ``target``.
         label_smoothing: ε in [0, 1]; the target becomes (1 - ε) one-hot + ε / C.
@@ -130,7 +131,7 @@ def cross_entropy(
     )
 
 
-def nll_loss(log_probs: Tensor, target: Any, ignore_index: int = -100, reduction: str = "mean") -> Tensor:
+def nll_loss(log_probs: Tensor, target: Any, ignore_index: int = IGNORE_INDEX, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of class ids ``target`` (...) under ``log_probs`` (..., C), classes last.
 
     ``nll_loss(x.log_softmax(-1), t)`` equals ``cross_entropy(x, t)``, as two nodes instead of one.

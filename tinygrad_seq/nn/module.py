@@ -16,6 +16,7 @@ tuples and dicts of modules and parameters, so no registration call is needed:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ import numpy as np
 
 from ..backend import Backend, backend_named
 from ..storage import atomic_write
-from ..tensor import Tensor
+from ..tensor import Tensor, no_grad
 
 
 class Parameter(Tensor):
@@ -249,6 +250,35 @@ class Module:
             lines.append(f"  ({name}): {text}{own}")
         lines.append(")")
         return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def evaluating(model: Module) -> Iterator[Module]:
+    """Run the block with ``model`` in eval mode (dropout off) and without recording a graph; yields ``model``.
+
+    On exit, normal or by an exception, every module inside ``model`` gets back
+    the training flag it had before (one that was already in eval mode stays
+    so), and grad mode is restored: sampling and validation in the middle of
+    training leave the model as they found it. Blocks nest.
+
+    >>> import tinygrad_seq as ts
+    >>> from tinygrad_seq import nn
+    >>> model = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    >>> with nn.evaluating(model):
+    ...     model.training, model[1].training, ts.is_grad_enabled()
+    (False, False, False)
+    >>> model.training, ts.is_grad_enabled()
+    (True, True)
+    """
+    # Each module's own flag, not the root's: a part the user put in eval mode on purpose stays there.
+    flags = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        with no_grad():
+            yield model
+    finally:
+        for module, training in flags:
+            object.__setattr__(module, "training", training)
 
 
 class Sequential(Module):

@@ -1,5 +1,5 @@
 """Text for language models: vocabularies, batching, sampling, sentence probabilities and perplexity."""
-from .batching import IGNORE, language_model_batches, pad_batch, stream_chunks
+from .batching import IGNORE, IGNORE_INDEX, language_model_batches, pad_batch, stream_chunks
 from .sampling import perplexity, sample, sentence_log_probability, sentence_probability, stream_perplexity
 from .vocab import (
     BOS, BOS_ID, EOS, EOS_ID, PAD, PAD_ID, SPECIALS, UNK, UNK_ID, UnknownTokens, UnknownTokensWarning, Vocabulary,
@@ -7,6 +7,6 @@ from .vocab import (
 )
 
 __all__ = [
-    "BOS", "BOS_ID", "EOS", "EOS_ID", "IGNORE", "PAD", "PAD_ID", "SPECIALS", "UNK", "UNK_ID", "UnknownTokens",
+    "BOS", "BOS_ID", "EOS", "EOS_ID", "IGNORE", "IGNORE_INDEX", "PAD", "PAD_ID", "SPECIALS", "UNK", "UNK_ID", "UnknownTokens",
     "UnknownTokensWarning", "Vocabulary", "language_model_batches", "pad_batch", "perplexity", "sample", "sentence_log_probability", "sentence_probability", "stream_chunks", "stream_perplexity", "tokenize_words",
 ]

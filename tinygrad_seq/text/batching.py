@@ -5,9 +5,10 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from ..nn.ids import IGNORE_INDEX
 from .vocab import PAD_ID
 
-IGNORE = -100  # the target id cross_entropy skips (its ignore_index)
+IGNORE = IGNORE_INDEX  # the earlier name of the target id cross_entropy skips, kept for code that uses it
 
 
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> tuple[np.ndarray, np.ndarray]:
@@ -26,14 +27,14 @@ def language_model_batches(sequences: Sequence[Sequence[int]], batch_size: int,
     """(inputs (T, B), targets (T, B), lengths) for next-token prediction on whole sequences.
 
     Each sequence is [<bos>, tokens..., <eos>]: the inputs are all but its last
-    id, the targets all but its first; padded targets are IGNORE. Shuffled by
+    id, the targets all but its first; padded targets are IGNORE_INDEX. Shuffled by
     ``rng`` when given.
     """
     order = rng.permutation(len(sequences)) if rng is not None else np.arange(len(sequences))
     for start in range(0, len(order), batch_size):
         chosen = [sequences[i] for i in order[start : start + batch_size]]
         inputs, lengths = pad_batch([s[:-1] for s in chosen])
-        targets, _ = pad_batch([s[1:] for s in chosen], pad_id=IGNORE)
+        targets, _ = pad_batch([s[1:] for s in chosen], pad_id=IGNORE_INDEX)
         yield inputs, targets, lengths
 
 

@@ -8,14 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from ..nn import functional as F
-from ..tensor import no_grad
+from ..nn import evaluating, functional as F
 from .. import settings
-from .batching import language_model_batches, stream_chunks
-from .vocab import BOS_ID, EOS_ID, UNK_ID, UnknownTokensWarning, Vocabulary
+from .batching import IGNORE_INDEX, language_model_batches, stream_chunks
+from .vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, UnknownTokensWarning, Vocabulary
 
 
-@no_grad()
 def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, temperature: float = 1.0,
            top_k: int | None = None, prime: str = "", seed: int | None = None) -> list[str]:
     """Generate ``n`` texts, each from <bos> (the course's x⟨1⟩ = 0) or ``prime``, one token at a time.
@@ -34,11 +32,9 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
         raise ValueError(f"sample: top_k must be at least 1; got {top_k}")
     unknown = vocab.unknown(prime)
     if unknown.count:
-        warnings.warn(f"prime: {unknown}", UnknownTokensWarning, stacklevel=3)
+        warnings.warn(f"prime: {unknown}", UnknownTokensWarning, stacklevel=2)
     rng = np.random.default_rng(seed) if seed is not None else settings.host_rng
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         start = [BOS_ID] + vocab.encode(prime)
         tokens = np.tile(np.array(start), (n, 1)).T  # (len(start), n)
         logits, state = model(tokens)
@@ -47,7 +43,7 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
         done = np.zeros(n, dtype=bool)
         for _ in range(max_len):
             scores = step_logits.numpy().astype(np.float64) / temperature
-            scores[:, [UNK_ID, 0, BOS_ID]] = -np.inf  # never <unk>, <pad> or <bos>
+            scores[:, [UNK_ID, PAD_ID, BOS_ID]] = -np.inf  # never <unk>, <pad> or <bos>
             if top_k is not None and top_k < scores.shape[1]:
                 kth = np.sort(scores, axis=1)[:, -top_k][:, None]
                 scores[scores < kth] = -np.inf
@@ -64,29 +60,22 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
                 break
             step_logits, state = model.step(choice, state)
         return [prime + vocab.decode(ids) if vocab.level == "char" else vocab.decode(vocab.encode(prime) + ids) for ids in generated]
-    finally:
-        model.train(was_training)
 
 
 Factor = tuple[str, float]  # (token, P(token | the tokens before it)), or its log
 
 
-@no_grad()
 def _conditional_log_probabilities(model: Any, vocab: Vocabulary, sentence: str, stacklevel: int) -> list[Factor]:
     """[(token, log P(y⟨t⟩ | <bos>, y⟨1⟩ … y⟨t−1⟩)) for t = 1 … T_y], the last token <eos>; warns about unknown tokens."""
     unknown = vocab.unknown(sentence)
     if unknown.count:
-        warnings.warn(f"sentence: {unknown}", UnknownTokensWarning, stacklevel=stacklevel + 2)  # + this and no_grad
+        warnings.warn(f"sentence: {unknown}", UnknownTokensWarning, stacklevel=stacklevel + 1)  # + this function
     ids = vocab.encode(sentence, bos=True, eos=True)  # [<bos>, y⟨1⟩, …, y⟨T_y⟩ = <eos>]
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         # Step t reads y⟨t−1⟩ (<bos> at t = 1, the course's x⟨1⟩ = 0) and its softmax ŷ⟨t⟩ is P(y⟨t⟩ | what came before):
         # exactly how the model is trained, one sentence as a batch of one.
         logits, _ = model(np.array(ids[:-1])[:, None])
         cross_entropies = F.cross_entropy(logits, np.array(ids[1:])[:, None], reduction="none")  # −log P(y⟨t⟩ | …), (T_y, 1)
-    finally:
-        model.train(was_training)
     return [(vocab.itos[i], -float(ce)) for i, ce in zip(ids[1:], cross_entropies.numpy()[:, 0])]
 
 
@@ -122,31 +111,23 @@ def sentence_probability(model: Any, vocab: Vocabulary, sentence: str) -> tuple[
     return math.exp(math.fsum(log_p for _, log_p in terms)), [(token, math.exp(log_p)) for token, log_p in terms]
 
 
-@no_grad()
 def perplexity(model: Any, sequences: Sequence[Sequence[int]], batch_size: int = 64) -> tuple[float, float]:
     """(mean cross-entropy per predicted token, its exponential, the perplexity) on ``sequences`` ([<bos>, ..., <eos>] ids)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         total, count = 0.0, 0
         for inputs, targets, lengths in language_model_batches(sequences, batch_size):
             logits, _ = model(inputs, lengths=lengths)
             total += F.cross_entropy(logits, targets, reduction="sum").item()
-            count += int((targets != -100).sum())
+            count += int((targets != IGNORE_INDEX).sum())
         loss = total / max(count, 1)
         return loss, math.exp(min(loss, 700))
-    finally:
-        model.train(was_training)
 
 
-@no_grad()
 def stream_perplexity(model: Any, ids: Sequence[int], seq_len: int, batch_size: int = 32) -> tuple[float, float]:
     """(loss per token, perplexity) on one long text, read as parallel streams with the state carried between chunks."""
     if len(ids) < 2:
         return math.nan, math.nan
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         # As many parallel streams as the text fills with whole chunks (one at least).
         streams = max(1, min(batch_size, (len(ids) - 1) // seq_len))
         total, count, state = 0.0, 0, None
@@ -156,5 +137,3 @@ def stream_perplexity(model: Any, ids: Sequence[int], seq_len: int, batch_size: 
             count += targets.size
         loss = total / count
         return loss, math.exp(min(loss, 700))
-    finally:
-        model.train(was_training)
