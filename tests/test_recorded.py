@@ -89,8 +89,11 @@ def test_recorded_equals_transparent_with_lengths(cell, wrapper):
     # Three calls: the first records, the second checks the replay, the third replays a trusted tape.
     recorded, out = run(model, x, [5, 2, 4], transparent=False, calls=3)
     assert_same(recorded, run(twin, x, [5, 2, 4], transparent=True)[0])
-    ops = [node.op for node in viz.trace(out.sum()).nodes.values()]
-    assert ops.count("RecordedStep") == 10 and "Sigmoid" not in ops  # one node per step, two layers of 5
+    nodes = [node for node in viz.trace(out.sum()).nodes.values() if node.op]
+    in_loop = [node.op for node in nodes if "t" in node.tags]
+    assert in_loop.count("RecordedStep") == 10 and set(in_loop) <= {"RecordedStep", "Where", "GetItem"}  # one node per step, two layers of 5
+    # x W_ih^T + b_ih of every step in one node per layer and direction, before the loop
+    assert [node.op for node in nodes].count("Linear") == 2
 
 
 def test_one_node_per_step_tagged_like_a_kernel_step():
@@ -182,17 +185,30 @@ def test_unfaithful_steps_warn_once_and_run_transparently(cell, reason):
     assert_same(got, expected)
 
 
-def test_detect_anomaly_names_the_inner_op_and_the_time_step():
-    class Logging(GatedUnit):
-        def forward(self, x, state=None):
-            return super().forward(x, state) + x[:, :1].log()
+class LogOfInput(GatedUnit):
+    """log(x⟨t⟩₀) depends on the input alone: it runs batched over time before the loop."""
 
-    layer = nn.Recurrent(Logging(3, 4))
+    def forward(self, x, state=None):
+        return super().forward(x, state) + x[:, :1].log()
+
+
+class LogInLoop(GatedUnit):
+    """log(x⟨t⟩₀ + 0·a⟨t⟩) reads the new state: it runs inside each step's node."""
+
+    def forward(self, x, state=None):
+        new = super().forward(x, state)
+        return new + (x[:, :1] + 0.0 * new).log()
+
+
+@pytest.mark.parametrize("cell, message", [(LogInLoop, r"Log inside a recorded cell step.*time step 4"),
+                                           (LogOfInput, r"Log produced a non-finite output.*time step 4")])
+def test_detect_anomaly_names_the_inner_op_and_the_time_step(cell, message):
+    layer = nn.Recurrent(cell(3, 4))
     x = np.abs(np.random.default_rng(1).standard_normal((5, 2, 3))) + 0.1
     layer(ts.Tensor(x))
     layer(ts.Tensor(x))  # recorded and checked: the next call replays
     x[3, 1, 0] = -1.0
-    with np.errstate(invalid="ignore"), ts.detect_anomaly(), pytest.raises(FloatingPointError, match=r"Log inside a recorded cell step.*time step 4"):
+    with np.errstate(invalid="ignore"), ts.detect_anomaly(), pytest.raises(FloatingPointError, match=message):
         layer(ts.Tensor(x))
 
 
