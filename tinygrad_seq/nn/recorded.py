@@ -11,6 +11,15 @@ reverse, each recorded op's own ``backward`` accumulating the gradients.
 Parameters are read when the step runs, so ``Module.to``, ``load_state_dict``
 and re-initialisation are seen.
 
+Once a tape is trusted, the work that does not depend on the state is taken
+out of the loop (:class:`Batching`): the ops that read only x⟨t⟩, constants
+and parameters, and give on a (T, ...) stack of steps what they give on each
+step (x⟨t⟩ W^T + b, a matmul by a weight, elementwise ops whose other operands
+broadcast from the right, slices of the last axis), run once for all T steps
+in ``TapedCell.input_projection`` as ordinary graph ops; each step's node
+reads its row of that projection and sends back a SliceGrad. The first
+calls, which record and check the tape, read x⟨t⟩ and replay every op.
+
 A tape is keyed by everything that changes the ops (:func:`step_key`):
 shapes, dtypes, backend, which inputs require grad, grad mode and
 training/eval. It is trusted only after two checks against the transparent
