@@ -55,7 +55,39 @@ class MemoryCell(nn.RecurrentCell):  # docs/cells.md
         return nn.gate(write.sigmoid(), "output") * m.tanh(), m
 
 
-CELLS = {"gated": GatedUnit, "min_gru": MinGRUCell, "memory": MemoryCell}
+class InputScaled(nn.RecurrentCell):
+    """Gates from x⟨t⟩ elementwise (x⟨t⟩₀ ⊙ w, broadcast) and from x⟨t⟩ @ W: both batch over time."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.weight_in = nn.Parameter(ts.zeros(input_size, hidden_size))
+        self.scale = nn.Parameter(ts.zeros(hidden_size))
+        self.weight_hh = nn.Parameter(ts.zeros(hidden_size, hidden_size))
+        self.reset_parameters()
+
+    def forward(self, x, state=None):
+        a_prev = self.prepare(x, state)
+        z = nn.gate((x[:, :1] * self.scale + 0.5).sigmoid(), "update")
+        candidate = (x @ self.weight_in + a_prev @ self.weight_hh.T).tanh()
+        return z * a_prev + (1 - z) * candidate
+
+
+class Concatenating(nn.RecurrentCell):
+    """tanh([x⟨t⟩, a⟨t−1⟩] W^T + b): x⟨t⟩ enters through a concat with the state, so nothing batches."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.weight = nn.Parameter(ts.zeros(hidden_size, input_size + hidden_size))
+        self.bias = nn.Parameter(ts.zeros(hidden_size))
+        self.reset_parameters()
+
+    def forward(self, x, state=None):
+        a_prev = self.prepare(x, state)
+        return ts.ops.linear(ts.concat([x, a_prev], axis=-1), self.weight, self.bias).tanh()
+
+
+CELLS = {"gated": GatedUnit, "min_gru": MinGRUCell, "memory": MemoryCell, "input_scaled": InputScaled,
+         "concatenating": Concatenating}
 WRAPPERS = {
     "bidirectional": lambda make: nn.Bidirectional(nn.Recurrent(make(3, 4))),
     "stacked": lambda make: nn.Stacked([nn.Recurrent(make(3, 4)), nn.Recurrent(make(4, 4), reverse=True)]),
@@ -89,8 +121,94 @@ def test_recorded_equals_transparent_with_lengths(cell, wrapper):
     # Three calls: the first records, the second checks the replay, the third replays a trusted tape.
     recorded, out = run(model, x, [5, 2, 4], transparent=False, calls=3)
     assert_same(recorded, run(twin, x, [5, 2, 4], transparent=True)[0])
-    ops = [node.op for node in viz.trace(out.sum()).nodes.values()]
-    assert ops.count("RecordedStep") == 10 and "Sigmoid" not in ops  # one node per step, two layers of 5
+    in_loop = [node.op for node in viz.trace(out.sum()).nodes.values() if "t" in node.tags]
+    assert in_loop.count("RecordedStep") == 10 and set(in_loop) <= {"RecordedStep", "Where", "GetItem"}  # one node per step, two layers of 5
+
+
+def graph_nodes(tensor):
+    """Every op node behind ``tensor``."""
+    found, stack = {}, [tensor]
+    while stack:
+        fn = stack.pop().grad_fn
+        if fn is not None and id(fn) not in found:
+            found[id(fn)] = fn
+            stack.extend(arg for arg in fn.inputs if isinstance(arg, ts.Tensor))
+    return list(found.values())
+
+
+@pytest.mark.parametrize("given_state", [False, True])
+@pytest.mark.parametrize("cell", CELLS)
+def test_a_call_mixing_checked_and_batched_steps_equals_transparent(cell, given_state):
+    """Without a given state, the second call's first step (an initial state without grad: a tape of its own)
+    is still checked on x⟨1⟩ while the later steps read the projection that the trusted tape of the others
+    allows. A given initial state that requires grad gets its gradient."""
+    ts.set_default_dtype("float64")
+    model = nn.Stacked([nn.Recurrent(CELLS[cell](3, 4)), nn.Recurrent(CELLS[cell](4, 4), reverse=True)])
+    twin = copy.deepcopy(model)
+    x = np.random.default_rng(2).standard_normal((6, 3, 3))
+    start = [tuple(np.random.default_rng(i).standard_normal((3, 4)) for _ in layer.cell.state_names) for i, layer in enumerate(model.layers)]
+
+    def run_with_state(model, transparent, calls):
+        for _ in range(calls):
+            model.zero_grad()
+            inputs = ts.Tensor(x, requires_grad=True)
+            states = [[ts.Tensor(p, requires_grad=True) for p in parts] for parts in start] if given_state else []
+            given = [model.layers[i].cell.from_parts(tuple(parts)) for i, parts in enumerate(states)] or None
+            with ts.transparent() if transparent else contextlib.nullcontext():
+                out, _ = model(inputs, given, lengths=[6, 1, 4])
+            (out * ts.Tensor(np.random.default_rng(9).standard_normal(out.shape))).sum().backward()
+        return [out.numpy(), inputs.grad] + [p.grad for parts in states for p in parts] + [p.grad for p in model.parameters()]
+
+    expected = run_with_state(twin, True, 1)
+    for calls in (1, 1, 1):  # records, checks (and batches what a trusted tape allows), replays batched
+        assert_same(run_with_state(model, False, calls), expected)
+
+
+def recorded_steps(out):
+    return sorted((fn for fn in graph_nodes(out) if fn.name == "RecordedStep"), key=lambda fn: fn.t)
+
+
+def test_input_terms_of_all_steps_are_one_node_before_the_loop():
+    ts.set_default_dtype("float64")
+    layer = nn.Recurrent(GatedUnit(3, 4))
+    x = ts.Tensor(np.random.default_rng(1).standard_normal((5, 2, 3)))
+    first, _ = layer(x)  # records; steps read x⟨t⟩ and replay every op
+    unbatched = recorded_steps(first)
+    assert all(node.inputs[0] is x for node in unbatched)
+    layer(x)  # checks the replay
+    out, _ = layer(x)
+    steps = recorded_steps(out)
+    projection = steps[0].inputs[0]
+    assert projection.shape == (5, 2, 8) and all(node.inputs[0] is projection for node in steps)
+    assert projection.grad_fn.name == "Linear" and projection.grad_fn.inputs[0] is x  # x W_ih^T + b_ih, all steps at once
+    assert "t" not in projection.grad_fn.tags
+    linears = [fn for fn in graph_nodes(out) if fn.name == "Linear"]
+    assert len(linears) == 1  # and none per step
+    full = unbatched[-1].tape
+    loop = steps[-1].tape
+    assert [op.cls.__name__ for op in full.ops].count("Linear") == 2
+    assert [op.cls.__name__ for op in loop.ops].count("Linear") == 1 and len(loop.ops) == len(full.ops) - 1
+    assert steps[-1].inputs[2:-1] == (layer.cell.weight_hh, layer.cell.bias_hh)  # W_ih is not the step's
+
+
+@pytest.mark.parametrize("cell, batched", [(MinGRUCell, ["Linear", "GetItem", "GetItem", "Sigmoid", "Sub", "Mul"]),
+                                           (InputScaled, ["GetItem", "Mul", "Add", "Sigmoid", "MatMul", "Sub"]),
+                                           (Concatenating, [])])
+def test_what_is_batched(cell, batched):
+    """The state-independent ops the tape shows, and only those, run before the loop."""
+    layer = nn.Recurrent(cell(3, 4))
+    x = ts.randn(5, 2, 3, requires_grad=True)
+    for _ in range(3):
+        out, _ = layer(x)
+    steps = recorded_steps(out)
+    before = [fn.name for fn in graph_nodes(out) if "t" not in fn.tags]
+    for op in batched:
+        before.remove(op)
+    assert "Sigmoid" not in [op.cls.__name__ for op in steps[-1].tape.ops] or not batched
+    if batched:
+        assert steps[-1].inputs[0] is not x
+    else:
+        assert all(node.inputs[0] is x for node in steps) and "Linear" not in before
 
 
 def test_one_node_per_step_tagged_like_a_kernel_step():
@@ -182,17 +300,30 @@ def test_unfaithful_steps_warn_once_and_run_transparently(cell, reason):
     assert_same(got, expected)
 
 
-def test_detect_anomaly_names_the_inner_op_and_the_time_step():
-    class Logging(GatedUnit):
-        def forward(self, x, state=None):
-            return super().forward(x, state) + x[:, :1].log()
+class LogOfInput(GatedUnit):
+    """log(x⟨t⟩₀) depends on the input alone: it runs batched over time before the loop."""
 
-    layer = nn.Recurrent(Logging(3, 4))
+    def forward(self, x, state=None):
+        return super().forward(x, state) + x[:, :1].log()
+
+
+class LogInLoop(GatedUnit):
+    """log(x⟨t⟩₀ + 0·a⟨t⟩) reads the new state: it runs inside each step's node."""
+
+    def forward(self, x, state=None):
+        new = super().forward(x, state)
+        return new + (x[:, :1] + 0.0 * new).log()
+
+
+@pytest.mark.parametrize("cell, message", [(LogInLoop, r"Log inside a recorded cell step.*time step 4"),
+                                           (LogOfInput, r"Log produced a non-finite output.*time step 4")])
+def test_detect_anomaly_names_the_inner_op_and_the_time_step(cell, message):
+    layer = nn.Recurrent(cell(3, 4))
     x = np.abs(np.random.default_rng(1).standard_normal((5, 2, 3))) + 0.1
     layer(ts.Tensor(x))
     layer(ts.Tensor(x))  # recorded and checked: the next call replays
     x[3, 1, 0] = -1.0
-    with np.errstate(invalid="ignore"), ts.detect_anomaly(), pytest.raises(FloatingPointError, match=r"Log inside a recorded cell step.*time step 4"):
+    with np.errstate(invalid="ignore"), ts.detect_anomaly(), pytest.raises(FloatingPointError, match=message):
         layer(ts.Tensor(x))
 
 
@@ -225,7 +356,7 @@ def test_no_grad_and_eval_have_their_own_recordings():
     np.testing.assert_allclose(layer(x)[0].numpy(), expected.numpy(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("cell", [GatedUnit, MemoryCell, MinGRUCell])
+@pytest.mark.parametrize("cell", [GatedUnit, MemoryCell, MinGRUCell, InputScaled, Concatenating])
 def test_check_cell_checks_the_recorded_path(cell):
     assert ts.testing.check_cell(cell(3, 4))
 

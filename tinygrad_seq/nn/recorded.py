@@ -11,6 +11,15 @@ reverse, each recorded op's own ``backward`` accumulating the gradients.
 Parameters are read when the step runs, so ``Module.to``, ``load_state_dict``
 and re-initialisation are seen.
 
+Once a tape is trusted, the work that does not depend on the state is taken
+out of the loop (:class:`Batching`): the ops that read only x⟨t⟩, constants
+and parameters, and give on a (T, ...) stack of steps what they give on each
+step (x⟨t⟩ W^T + b, a matmul by a weight, elementwise ops whose other operands
+broadcast from the right, slices of the last axis), run once for all T steps
+in ``TapedCell.input_projection`` as ordinary graph ops; each step's node
+reads its row of that projection and sends back a SliceGrad. The first
+calls, which record and check the tape, read x⟨t⟩ and replay every op.
+
 A tape is keyed by everything that changes the ops (:func:`step_key`):
 shapes, dtypes, backend, which inputs require grad, grad mode and
 training/eval. It is trusted only after two checks against the transparent
@@ -36,7 +45,8 @@ import numpy as np
 
 from .. import settings
 from ..backend import backend_of
-from ..ops import stack, where
+from ..ops import (Abs, Add, Cast, Clamp, Div, Exp, GetItem, Linear, Log, MatMul, Maximum, Mul, Neg, Pow, Relu, Sigmoid,
+                   Sqrt, Sub, Tanh, concat, stack, where)
 from ..tensor import Function, OuterGrad, SliceGrad, Tensor, _where
 from . import roles
 from .cells import RecurrentCell
@@ -81,6 +91,9 @@ class Tape:
     def __init__(self, ops: list[TapeOp], constants: list[Tensor], n_fixed: int, outputs: tuple[int, ...]) -> None:
         self.ops, self.constants, self.n_fixed, self.outputs = ops, constants, n_fixed, outputs
         self.trusted = False  # True once a replay on new inputs matched the transparent step
+        self.shapes: list[tuple] = []  # each slot's shape and dtype in the recorded step (set by build_tape)
+        self.dtypes: list[Any] = []
+        self.batching: Batching | None | bool = False  # the split for batching over time, once worked out (Batching.of)
 
     @property
     def first_result(self) -> int:
@@ -226,35 +239,237 @@ def build_tape(recording: Recording, fixed: list[Tensor], outputs: list[Tensor])
         return "its new state holds a constant tensor"
     tape = Tape(ops, constants, len(fixed), tuple(slot_of[id(t)] for t in outputs))
     tape.kept = kept_at  # which recorded ops it replays (the check runs the transparent step's own nodes backward)
+    slots = [*fixed, *constants, *(result for _, _, _, result in kept)]
+    tape.shapes, tape.dtypes = [t.shape for t in slots], [t.dtype for t in slots]  # one step's, for batching over time
     return tape
+
+
+# ---------------------------------------------------------------- batching the state-independent work over time
+
+# Ops that give on a (T, ...) stack of steps what they give on each step alone, provided the operands that
+# vary with t carry the time axis in front and the others broadcast from the right (see _batches).
+_ELEMENTWISE = frozenset({Add, Sub, Mul, Div, Maximum, Neg, Pow, Exp, Log, Sqrt, Abs, Tanh, Sigmoid, Relu, Clamp, Cast})
+# A slot's kind: made from parameters and constants only / varies with x⟨t⟩ but not with the state, and can be
+# computed for all steps at once / must be computed in the loop (it depends on the state, or an op that
+# cannot be batched lies between it and x⟨t⟩).
+_STATIC, _TIMED, _LOOP = "static", "timed", "loop"
+
+
+def _slices_last_axis(index: Any, ndim: int) -> bool:
+    """Whether ``index`` only slices the last of ``ndim`` axes: ``[:, a:b]``, ``[..., a:b]`` (what chunk and split make)."""
+    if not isinstance(index, tuple) or not index or not isinstance(index[-1], slice):
+        return False
+    full = slice(None)
+    leading = index[:-1]
+    if Ellipsis in leading:
+        return all(p is Ellipsis or p == full for p in leading) and leading.count(Ellipsis) == 1
+    return len(index) == ndim and all(p == full for p in leading)
+
+
+def _batches(op: TapeOp, kinds: list[str], shapes: list[tuple], result_shape: tuple) -> bool:
+    """Whether ``op``, reading at least one timed slot, computes all T steps at once on (T, ...) stacks."""
+    timed = [(pos, slot) for pos, slot in op.tensor_args if kinds[slot] == _TIMED]
+    static = [slot for _, slot in op.tensor_args if kinds[slot] == _STATIC]
+    if op.cls is Linear:  # x W^T + b: x may vary with t, the weight and bias may not
+        return [pos for pos, _ in timed] == [0]
+    if op.cls is MatMul:  # x⟨t⟩ @ W for a fixed 2-D W
+        return [pos for pos, _ in timed] == [0] and len(shapes[timed[0][1]]) >= 2 and len(static) == 1 and len(shapes[static[0]]) == 2
+    if op.cls is GetItem:  # a slice of the last axis (chunk, split)
+        return _slices_last_axis(op.template[1], len(shapes[timed[0][1]]))
+    if op.cls in _ELEMENTWISE:  # the time axis lines up in front; nothing else reaches it
+        ndim = len(result_shape)
+        return all(len(shapes[slot]) == ndim for _, slot in timed) and all(len(shapes[slot]) <= ndim for slot in static)
+    return False
+
+
+def _kinds(tape: Tape, n_parts: int) -> list[str]:
+    """Each slot's kind (_STATIC, _TIMED, _LOOP); fixed slots are x⟨t⟩, the state's parts, the parameters."""
+    kinds = [_TIMED] + [_LOOP] * n_parts + [_STATIC] * (tape.n_fixed - 1 - n_parts + len(tape.constants))
+    for j, op in enumerate(tape.ops):
+        read = {kinds[slot] for _, slot in op.tensor_args}
+        if _LOOP in read:
+            kinds.append(_LOOP)
+        elif _TIMED in read:
+            kinds.append(_TIMED if _batches(op, kinds, tape.shapes, tape.shapes[tape.first_result + j]) else _LOOP)
+        else:
+            kinds.append(_STATIC)
+    return kinds
+
+
+class Batching:
+    """A tape split in two: the ops that depend only on x⟨t⟩, constants and parameters, run once for all
+    T steps before the loop (:meth:`project`), and the rest, a tape of their own (``loop``) run per step.
+
+    ``frontier``: the timed slots of the full tape that the loop reads (or returns). The projection holds
+    them for all steps: the one value as (T, ...), or several flattened and joined as (T, F); ``layout``
+    says where each lies in a step's row (None for one value). The loop tape's fixed slots are the
+    frontier values, then the state's parts and the parameters it reads (``params``, indexes among the cell's).
+    """
+
+    def __init__(self, tape: Tape, n_parts: int, prefix: list[int], timed: set[int], frontier: list[int], loop: Tape,
+                 params: tuple[int, ...]) -> None:
+        self.tape, self.n_parts, self.prefix, self.timed, self.frontier = tape, n_parts, prefix, timed, frontier
+        self.loop, self.params = loop, params  # params: the indexes of the parameters the loop reads
+        self.layout: tuple[tuple[int, int, tuple], ...] | None = None
+        if len(frontier) > 1:
+            sizes = [int(np.prod(tape.shapes[slot])) for slot in frontier]
+            starts = np.cumsum([0] + sizes)
+            self.layout = tuple((int(a), int(b), tape.shapes[slot]) for a, b, slot in zip(starts, starts[1:], frontier))
+
+    @staticmethod
+    def of(tape: Tape, n_parts: int) -> Batching | None:
+        """The split of a trusted ``tape`` (worked out once), or None when it has nothing to batch."""
+        if tape.batching is False:
+            tape.batching = _split(tape, n_parts)
+        return tape.batching
+
+    def project(self, x: Tensor, params: list[Tensor]) -> Tensor:
+        """The frontier values of all steps, (T, ...) or (T, F), as graph ops on x (T, B, I) and the parameters."""
+        tape = self.tape
+        values: dict[int, Tensor] = {0: x}
+        values.update((1 + self.n_parts + i, p) for i, p in enumerate(params))
+        values.update((tape.n_fixed + i, c) for i, c in enumerate(tape.constants))
+        for j in self.prefix:
+            op = tape.ops[j]
+            args = list(op.template)
+            for pos, slot in op.tensor_args:
+                args[pos] = values[slot]
+            if op.cls is GetItem and j in self.timed:
+                args[1] = (slice(None), *args[1])  # the same slice of every step
+            values[tape.first_result + j] = op.cls.apply(*args, **op.kwargs)
+        parts = [values[slot] for slot in self.frontier]
+        if len(parts) == 1:
+            return parts[0]
+        return concat([part.reshape(x.shape[0], -1) for part in parts], axis=-1)
+
+    def same_projection(self, other: Batching) -> bool:
+        """Whether this split's loop can read ``other``'s projection: the same ops before the loop, the same frontier."""
+        if self is other:
+            return True
+        if self.frontier != other.frontier or self.layout != other.layout or self.prefix != other.prefix or self.params != other.params:
+            return False
+        return all(_same_op(self.tape.ops[j], other.tape.ops[j]) for j in self.prefix)
+
+
+def _same_op(a: TapeOp, b: TapeOp) -> bool:
+    try:
+        return a.cls is b.cls and a.tensor_args == b.tensor_args and bool(a.template == b.template) and bool(a.kwargs == b.kwargs)
+    except (ValueError, TypeError):  # an array among the arguments: not worth comparing
+        return False
+
+
+def _split(tape: Tape, n_parts: int) -> Batching | None:
+    """Split ``tape`` into the ops batched before the loop and the loop's own tape; None if nothing batches."""
+    kinds = _kinds(tape, n_parts)
+    first = tape.first_result
+    # The loop computes the ops that depend on the state, and the static ones they read.
+    in_loop = [False] * len(kinds)
+    for slot in tape.outputs:
+        in_loop[slot] = True
+    loop_ops = []
+    for j in range(len(tape.ops) - 1, -1, -1):
+        if kinds[first + j] == _LOOP or (kinds[first + j] == _STATIC and in_loop[first + j]):
+            loop_ops.append(j)
+            for _, slot in tape.ops[j].tensor_args:
+                in_loop[slot] = True
+    loop_ops.reverse()
+    frontier = [slot for slot, kind in enumerate(kinds) if kind == _TIMED and in_loop[slot]]
+    # Before the loop: the timed ops the frontier needs, and the static ones they read.
+    needed = [slot in frontier for slot in range(len(kinds))]
+    prefix = []
+    for j in range(len(tape.ops) - 1, -1, -1):
+        if needed[first + j] and kinds[first + j] != _LOOP:
+            prefix.append(j)
+            for _, slot in tape.ops[j].tensor_args:
+                needed[slot] = True
+    prefix.reverse()
+    timed = {j for j in prefix if kinds[first + j] == _TIMED}
+    if not timed or not frontier or len({tape.dtypes[slot] for slot in frontier}) > 1:
+        return None  # nothing to batch (the loop reads x⟨t⟩ itself), or values that cannot share one array
+    loop, params = _loop_tape(tape, n_parts, loop_ops, frontier)
+    return Batching(tape, n_parts, prefix, timed, frontier, loop, params)
+
+
+def _loop_tape(tape: Tape, n_parts: int, loop_ops: list[int], frontier: list[int]) -> tuple[Tape, tuple[int, ...]]:
+    """The tape of ``loop_ops`` alone, and which parameters it reads (their indexes among the cell's).
+
+    Its fixed slots: the frontier values, the state's parts, then the parameters the loop reads (x W_ih^T
+    computed before the loop, W_ih is none of them: the step node must not promise it a gradient).
+    """
+    first_param = 1 + n_parts
+    read = {slot for j in loop_ops for _, slot in tape.ops[j].tensor_args}
+    params = tuple(i for i in range(tape.n_fixed - first_param) if first_param + i in read)
+    fixed = [*frontier, *range(1, first_param), *(first_param + i for i in params)]
+    renamed = {slot: i for i, slot in enumerate(fixed)}
+    renamed.update((tape.n_fixed + i, len(fixed) + i) for i in range(len(tape.constants)))
+    ops = []
+    for j in loop_ops:
+        op = tape.ops[j]
+        ops.append(TapeOp(op.cls, op.template, tuple((pos, renamed[slot]) for pos, slot in op.tensor_args), op.kwargs))
+        renamed[tape.first_result + j] = len(fixed) + len(tape.constants) + len(ops) - 1
+    loop = Tape(ops, tape.constants, len(fixed), tuple(renamed[slot] for slot in tape.outputs))
+    loop.trusted = True  # a rearrangement of a trusted tape's ops
+    loop.set_needs(tuple(tape.slot_needs[slot] for slot in fixed))
+    return loop, params
+
+
+def _with_factors(dense: Any, factors: list[OuterGrad] | None) -> Any:
+    """A step input's gradient in one array: ``dense`` plus any OuterGrad factors an op sent it (rare)."""
+    for factor in factors or ():
+        dense = factor.dense() if dense is None else dense + factor.dense()
+    return dense
+
+
+def _read_inputs(row: Any, layout: tuple | None) -> list[Any]:
+    """One step's frontier values (or x⟨t⟩) from its row of the projection."""
+    if layout is None:
+        return [row]
+    return [row[start:stop].reshape(shape) for start, stop, shape in layout]
+
+
+def _inputs_grad(grads: list[Any], layout: tuple | None, t: int, shape: tuple, like: Any) -> SliceGrad | None:
+    """The gradient of the projection (T, ...) from one step's frontier gradients: nonzero only at row t."""
+    xp = _xp(like)
+    if all(g is None for g in grads):  # no op sent one back, yet the engine wants one: zeros
+        return SliceGrad((t,), xp.zeros(shape[1:], dtype=like.dtype), shape)
+    if layout is None:
+        return SliceGrad((t,), grads[0], shape)
+    row = [xp.zeros(stop - start, dtype=like.dtype) if g is None else g.reshape(-1) for g, (start, stop, _) in zip(grads, layout)]
+    return SliceGrad((t,), xp.concatenate(row), shape)
 
 
 # ---------------------------------------------------------------- the step node
 
 
 class RecordedStep(Function):
-    """One cell step replayed from its tape: (x (T, B, I), state, *parameters, running) -> new state.
+    """One cell step replayed from its tape: (source, state, *parameters, running) -> new state.
 
-    The state is one (B, H) tensor, or the parts stacked as (P, B, H) for a
-    cell with P parts. The step reads x[t]; ``running`` (B, 1) or None masks
-    the sequences that have ended (they keep their state, and the gradient
-    passes straight through, as in the kernels of fused.py).
+    ``source`` is x (T, B, I), of which the step reads x[t]; or, when the
+    state-independent ops run batched before the loop (:class:`Batching`),
+    the projection (T, ...) holding the values the tape's ops read, of which
+    the step reads row t (``layout`` places several values in it). The state
+    is one (B, H) tensor, or the parts stacked as (P, B, H) for a cell with P
+    parts. ``running`` (B, 1) or None masks the sequences that have ended
+    (they keep their state, and the gradient passes straight through, as in
+    the kernels of fused.py).
     """
 
-    __slots__ = ("t", "x_shape", "tape", "values", "fns", "running", "n_parts", "saved")
+    __slots__ = ("t", "source_shape", "tape", "values", "fns", "running", "n_parts", "n_inputs", "layout", "saved")
     saves_output = False
 
     @property
     def saved_inputs(self) -> tuple[int, ...]:  # the state and the parameters: their arrays are saved inside the tape's nodes
         return self.saved
 
-    def forward(self, x, state, *rest, t, tape, n_parts):
+    def forward(self, source, state, *rest, t, tape, n_parts, layout=None):
         *params, running = rest
+        inputs = _read_inputs(source[t], layout)
         parts = [state] if n_parts == 1 else [state[i] for i in range(n_parts)]
-        values, fns = tape.forward([x[t], *parts, *params], settings.current_tags)
+        values, fns = tape.forward([*inputs, *parts, *params], settings.current_tags)
         new = [values[s] for s in tape.outputs]
         new = new[0] if n_parts == 1 else _xp(state).stack(new)
-        self.t, self.x_shape, self.tape, self.values, self.fns, self.running, self.n_parts = t, x.shape, tape, values, fns, running, n_parts
+        self.t, self.source_shape, self.tape, self.values, self.fns, self.running = t, source.shape, tape, values, fns, running
+        self.n_parts, self.n_inputs, self.layout = n_parts, len(inputs), layout
         self.saved = tuple(range(1, 2 + len(params)))
         return _masked(new, state, running, _xp(state))
 
@@ -269,20 +484,21 @@ class RecordedStep(Function):
 
     def backward(self, grad):
         (grads, outer, _), d_pass = self._run_backward(grad)
-        n = self.n_parts
-        d_x = None if grads[0] is None else SliceGrad((self.t,), grads[0], self.x_shape)
+        n, k = self.n_parts, self.n_inputs
+        inputs = [_with_factors(grads[i], outer.get(i)) for i in range(k)]
+        d_source = _inputs_grad(inputs, self.layout, self.t, self.source_shape, self.values[0])
         d_state = None
         if self.needs_input_grad[1]:
             xp = _xp(grad)
-            parts = [g if g is not None else xp.zeros(grad.shape[-2:], dtype=grad.dtype) for g in grads[1 : 1 + n]]
+            parts = [g if g is not None else xp.zeros(grad.shape[-2:], dtype=grad.dtype) for g in grads[k : k + n]]
             d_state = parts[0] if n == 1 else xp.stack(parts)
             if d_pass is not None:
                 d_state = d_state + d_pass
         d_params = []
-        for k in range(1 + n, len(grads)):
-            pieces = ([] if grads[k] is None else [grads[k]]) + outer.get(k, [])
+        for i in range(k + n, len(grads)):
+            pieces = ([] if grads[i] is None else [grads[i]]) + outer.get(i, [])
             d_params.append(None if not pieces else pieces[0] if len(pieces) == 1 else pieces)
-        return (d_x, d_state, *d_params, None)
+        return (d_source, d_state, *d_params, None)
 
     def part_grads(self, grad):
         """∂L/∂part⟨t⟩ in full for each state part, including what flows into it from the step's other parts
@@ -315,6 +531,11 @@ def step_key(x: Tensor, state_shape: tuple, state_dtype: Any, state_grad: bool, 
     )
 
 
+def _without_state(key: tuple) -> tuple:
+    """A step key less the state's shape, dtype and grad: the steps of one call share it."""
+    return key[:3] + key[6:]
+
+
 def _allclose(a: Any, b: Any) -> bool:
     if a is None or b is None:
         return a is None and b is None
@@ -345,6 +566,9 @@ class TapedCell:
         self.n_parts = len(cell.state_names)
         self.tapes = _tapes.setdefault(cell, {})
         self.keys: dict[tuple, tuple] = {}  # per call: the packed state's (shape, dtype, grad) -> key
+        self.x: Tensor | None = None  # this call's input (T, B, I), kept by input_projection
+        self.plan: Batching | None = None  # the split this call's projection was made by, if any
+        self.splits: dict[tuple, Batching | None] = {}  # per call: key -> the split whose loop reads the projection
 
     def key(self, x: Tensor, shape: tuple, dtype: Any, grad: bool) -> tuple:
         found = self.keys.get((shape, dtype, grad))
@@ -362,7 +586,29 @@ class TapedCell:
     # ---- what Recurrent._run_fused asks of a step object
 
     def input_projection(self, x: Tensor) -> Tensor:
-        return x  # the step reads x⟨t⟩ itself (batching state-independent terms over time is future work)
+        """The state-independent values the steps read, for all T steps at once: (T, ...) or (T, F).
+
+        x (T, B, I). Once a trusted tape of this cell shows which of its ops
+        depend only on x⟨t⟩, constants and parameters (x W_ih^T + b_ih, say),
+        they run here as ordinary graph ops on all steps together, and each
+        step reads its row (:class:`Batching`). Until then (the first calls
+        record and check the tape) this is x, and each step reads x⟨t⟩.
+        """
+        self.x = x
+        self.plan = self.find_plan(x)
+        if self.plan is None:
+            return x
+        return roles.projection(self.plan.project(x, self.params), "input")
+
+    def find_plan(self, x: Tensor) -> Batching | None:
+        """The split of a trusted tape recorded for inputs like ``x`` (any state), if it batches anything."""
+        wanted = _without_state(step_key(x, (), x.dtype, False, self.params, self.cell))
+        for key, tape in self.tapes.items():
+            if isinstance(tape, Tape) and tape.trusted and _without_state(key) == wanted:
+                split = Batching.of(tape, self.n_parts)
+                if split is not None:
+                    return split
+        return None
 
     def pack(self, state: Any) -> Tensor:
         parts = self.cell.state_parts(state)
@@ -376,7 +622,9 @@ class TapedCell:
             return packed if self.n_parts == 1 else packed[0]
         return self.cell.output(self.unpack(packed))
 
-    def fused_step(self, x: Tensor, t: int, packed: Tensor, running: Any) -> Tensor:
+    def fused_step(self, projected: Tensor, t: int, packed: Tensor, running: Any) -> Tensor:
+        """Step t: one RecordedStep node reading row t of ``projected`` (or x⟨t⟩), or the recording steps."""
+        x = projected if self.x is None else self.x
         key = self.key(x, packed.shape, packed.dtype, packed.requires_grad)
         entry = self.tapes.get(key)
         if entry is None or (isinstance(entry, Tape) and not entry.trusted):
@@ -385,7 +633,19 @@ class TapedCell:
                 return entry  # the transparent step's result, already computed
         elif isinstance(entry, str):
             return self.transparent_step(x, t, packed, running)[0]
+        elif self.plan is not None:
+            split = self.split_for(key, entry)
+            if split is not None:
+                params = [self.params[i] for i in split.params]
+                return RecordedStep.apply(projected, packed, *params, running, t=t, tape=split.loop, n_parts=self.n_parts, layout=split.layout)
         return RecordedStep.apply(x, packed, *self.params, running, t=t, tape=entry, n_parts=self.n_parts)
+
+    def split_for(self, key: tuple, tape: Tape) -> Batching | None:
+        """``tape``'s split if its loop can read this call's projection, else None (the step reads x⟨t⟩)."""
+        if key not in self.splits:
+            split = Batching.of(tape, self.n_parts)
+            self.splits[key] = split if split is not None and split.same_projection(self.plan) else None
+        return self.splits[key]
 
     def transparent_step(self, x: Tensor, t: int, packed: Tensor, running: Any, recording: Recording | None = None):
         """The step as the cell's own ops on tensors: (new packed state, x⟨t⟩, previous parts, new parts)."""
