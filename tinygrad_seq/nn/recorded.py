@@ -16,7 +16,7 @@ out of the loop (:class:`Batching`): the ops that read only x⟨t⟩, constants
 and parameters, and give on a (T, ...) stack of steps what they give on each
 step (x⟨t⟩ W^T + b, a matmul by a weight, elementwise ops whose other operands
 broadcast from the right, slices of the last axis), run once for all T steps
-in ``TapedCell.input_projection`` as ordinary graph ops; each step's node
+in ``RecordedSteps.begin`` as ordinary graph ops; each step's node
 reads its row of that projection and sends back a SliceGrad. The first
 calls, which record and check the tape, read x⟨t⟩ and replay every op.
 
@@ -551,22 +551,22 @@ def _host(array: Any) -> np.ndarray:
     return np.asarray(backend_of(array).to_host(array))
 
 
-class TapedCell:
-    """The step object for a cell without a kernel: what ``Recurrent._run_fused`` calls for a kernel cell.
+class RecordedSteps(Step):
+    """The step object of the recorded path, for ``nn.Recurrent``'s time loop (see nn/steps.py); one per layer call.
 
     The state travels between steps as one tensor: the state itself, or its
-    P parts stacked (P, B, H). ``fused_step`` records the cell's step the
-    first time a key is seen, checks the first replay, and otherwise runs one
+    P parts stacked (P, B, H). ``step`` records the cell's step the first
+    time a key is seen, checks the first replay, and otherwise runs one
     :class:`RecordedStep` node.
     """
 
     def __init__(self, cell: Any) -> None:
-        self.cell = cell
+        super().__init__(cell)
         self.params = list(cell.parameters())
         self.n_parts = len(cell.state_names)
         self.tapes = _tapes.setdefault(cell, {})
         self.keys: dict[tuple, tuple] = {}  # per call: the packed state's (shape, dtype, grad) -> key
-        self.x: Tensor | None = None  # this call's input (T, B, I), kept by input_projection
+        self.x: Tensor | None = None  # this call's input (T, B, I), kept by begin
         self.plan: Batching | None = None  # the split this call's projection was made by, if any
         self.splits: dict[tuple, Batching | None] = {}  # per call: key -> the split whose loop reads the projection
 
@@ -576,16 +576,16 @@ class TapedCell:
             found = self.keys[(shape, dtype, grad)] = step_key(x, shape, dtype, grad, self.params, self.cell)
         return found
 
-    def runs_recorded(self, x: Tensor, state: Any) -> bool:
+    def replays(self, x: Tensor, state: Any) -> bool:
         """False when this call's key is known to need the transparent path (warned about once already)."""
         parts = self.cell.state_parts(state)
         shape = parts[0].shape if self.n_parts == 1 else (self.n_parts, *parts[0].shape)
         dtype = np.result_type(*(p.dtype for p in parts))
         return not isinstance(self.tapes.get(self.key(x, shape, dtype, any(p.requires_grad for p in parts))), str)
 
-    # ---- what Recurrent._run_fused asks of a step object
+    # ---- what the time loop asks of a step object
 
-    def input_projection(self, x: Tensor) -> Tensor:
+    def begin(self, x: Tensor) -> Tensor:
         """The state-independent values the steps read, for all T steps at once: (T, ...) or (T, F).
 
         x (T, B, I). Once a trusted tape of this cell shows which of its ops
@@ -617,12 +617,12 @@ class TapedCell:
     def unpack(self, packed: Tensor) -> Any:
         return packed if self.n_parts == 1 else self.cell.from_parts(tuple(packed[i] for i in range(self.n_parts)))
 
-    def packed_output(self, packed: Tensor) -> Tensor:
+    def output(self, packed: Tensor) -> Tensor:
         if type(self.cell).output is _base_output:
             return packed if self.n_parts == 1 else packed[0]
         return self.cell.output(self.unpack(packed))
 
-    def fused_step(self, projected: Tensor, t: int, packed: Tensor, running: Any) -> Tensor:
+    def step(self, projected: Tensor, t: int, packed: Tensor, running: Any) -> Tensor:
         """Step t: one RecordedStep node reading row t of ``projected`` (or x⟨t⟩), or the recording steps."""
         x = projected if self.x is None else self.x
         key = self.key(x, packed.shape, packed.dtype, packed.requires_grad)
@@ -651,12 +651,8 @@ class TapedCell:
         """The step as the cell's own ops on tensors: (new packed state, x⟨t⟩, previous parts, new parts)."""
         x_t = roles.step_input(x[t])
         state = self.unpack(packed)
-        previous = settings.recording
-        settings.recording = recording
-        try:
-            new_state = self.cell(x_t, state)
-        finally:
-            settings.recording = previous
+        with settings.override(recording=recording):
+            new_state = self.cell.forward(x_t, state)
         new_parts = self.cell.state_parts(new_state)
         new = self.pack(new_state)
         if running is not None:
@@ -749,29 +745,3 @@ def _total(dense: Any, factors: list | None, like: Tensor) -> Any:
 
 _base_output = RecurrentCell.output
 
-
-class RecordedSteps(Step):
-    """The step object of the recorded path, for ``nn.Recurrent``'s time loop (see nn/steps.py)."""
-
-    def __init__(self, cell: Any) -> None:
-        super().__init__(cell)
-        self.taped = TapedCell(cell)
-
-    def replays(self, x: Tensor, state: Any) -> bool:
-        """False when this call's shapes are known to need the transparent path (warned about once already)."""
-        return self.taped.runs_recorded(x, state)
-
-    def begin(self, x: Tensor) -> Tensor:
-        return self.taped.input_projection(x)
-
-    def pack(self, state: Any) -> Tensor:
-        return self.taped.pack(state)
-
-    def unpack(self, packed: Tensor) -> Any:
-        return self.taped.unpack(packed)
-
-    def output(self, packed: Tensor) -> Tensor:
-        return self.taped.packed_output(packed)
-
-    def step(self, inputs: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
-        return self.taped.fused_step(inputs, t, packed, running)

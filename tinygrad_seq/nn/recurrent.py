@@ -135,7 +135,7 @@ class Recurrent(Module):
             return self.cell.kernel(self.cell)
         if path == "recorded":
             step = recorded.RecordedSteps(self.cell)
-            if step.replays(x, state):
+            if step.replays(x, state):  # else this call's shapes are known not to replay (warned about once already)
                 return step
         return steps.TransparentStep(self.cell)
 
