@@ -20,16 +20,9 @@ from typing import Any
 
 from ..backend import backend_of
 from ..ops import stack
+from ..ops.elementwise import logistic
 from ..tensor import Function, OuterGrad, SliceGrad, Tensor
 from .steps import Kernel
-
-
-def sigmoid(x, xp):
-    """σ(x) = (1 + tanh(x/2)) / 2: one transcendental and no overflow."""
-    out = xp.tanh(x * 0.5)
-    out *= 0.5
-    out += 0.5
-    return out
 
 
 def _step_input(projected, t):
@@ -97,15 +90,15 @@ class GRUStep(Function):
         gx = _step_input(projected, t)
         if reset_after:
             gh = _hidden_matmul(h_prev, w_hh, b_hh)
-            r = sigmoid(gx[:, :H] + gh[:, :H], xp)
-            z = sigmoid(gx[:, H : 2 * H] + gh[:, H : 2 * H], xp)
+            r = logistic(gx[:, :H] + gh[:, :H])
+            z = logistic(gx[:, H : 2 * H] + gh[:, H : 2 * H])
             gh_n = gh[:, 2 * H :].copy()  # a copy, so the whole (B, 3H) gh need not be kept for backward
             n = xp.tanh(gx[:, 2 * H :] + r * gh_n)
             self.gh_n, self.rh = gh_n, None
         else:
             gh = _hidden_matmul(h_prev, w_hh[: 2 * H], None if b_hh is None else b_hh[: 2 * H])
-            r = sigmoid(gx[:, :H] + gh[:, :H], xp)
-            z = sigmoid(gx[:, H : 2 * H] + gh[:, H:], xp)
+            r = logistic(gx[:, :H] + gh[:, :H])
+            z = logistic(gx[:, H : 2 * H] + gh[:, H:])
             rh = r * h_prev
             n = xp.tanh(gx[:, 2 * H :] + _hidden_matmul(rh, w_hh[2 * H :], None if b_hh is None else b_hh[2 * H :]))
             self.gh_n, self.rh = None, rh
@@ -152,7 +145,7 @@ class SimplifiedGRUStep(Function):
         H = h_prev.shape[1]
         gates = _hidden_matmul(h_prev, w_hh, b_hh)
         gates += _step_input(projected, t)
-        z = sigmoid(gates[:, :H], xp)
+        z = logistic(gates[:, :H])
         n = xp.tanh(gates[:, H:])
         self.t, self.shape, self.h_prev, self.w_hh, self.running, self.z, self.n = t, projected.shape, h_prev, w_hh, running, z, n
         return _masked(n + z * (h_prev - n), h_prev, running, xp)
@@ -186,8 +179,8 @@ class LSTMStep(Function):
         if peephole:
             gates[:, :H] += w_ci * c_prev
             gates[:, H : 2 * H] += w_cf * c_prev
-        i = sigmoid(gates[:, :H], xp)
-        f = sigmoid(gates[:, H : 2 * H], xp)
+        i = logistic(gates[:, :H])
+        f = logistic(gates[:, H : 2 * H])
         g = xp.tanh(gates[:, 2 * H : 3 * H])
         # [a⟨t⟩, c⟨t⟩], written in place (c is saved as a view of it), in the dtype the arithmetic promotes to:
         # an int or lower-precision state must not be cast down into.
@@ -197,7 +190,7 @@ class LSTMStep(Function):
         o_pre = gates[:, 3 * H :]
         if peephole:
             o_pre = o_pre + w_co * c
-        o = sigmoid(o_pre, xp)
+        o = logistic(o_pre)
         xp.tanh(c, out=state[0])
         state[0] *= o
         self.t, self.shape, self.state_prev, self.w_hh, self.running = t, projected.shape, state_prev, w_hh, running

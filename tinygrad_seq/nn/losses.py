@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import backend_of
+from ..ops.elementwise import logistic
 from ..tensor import Function, Tensor, as_tensor
 from .ids import IGNORE_INDEX, integer_array, out_of_range
 from .module import Module
@@ -211,10 +212,10 @@ class BinaryCrossEntropyWithLogits(Function):
         grad_logits = grad_target = None
         if self.needs_input_grad[0]:
             if p is None:
-                grad_logits = (_sigmoid(x) - y) * grad
+                grad_logits = (logistic(x) - y) * grad
             else:
                 py = p * y
-                grad_logits = ((py + 1 - y) * _sigmoid(x) - py) * grad
+                grad_logits = ((py + 1 - y) * logistic(x) - py) * grad
         if self.needs_input_grad[1]:
             grad_target = (-x if p is None else p * _softplus(-x) - _softplus(x)) * grad
         return grad_logits, grad_target, None, None
@@ -224,13 +225,6 @@ def _softplus(x: Any) -> Any:
     """softplus(x) = log(1 + e^x) on an array, for any x: max(x, 0) + log(1 + e^−|x|)."""
     xp = backend_of(x).xp
     return xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(x, 0)
-
-
-def _sigmoid(x: Any) -> Any:
-    """1 / (1 + e^−x) on an array; e^−x overflows to inf for x << 0, giving the right 0."""
-    xp = backend_of(x).xp
-    with np.errstate(over="ignore"):
-        return 1 / (1 + xp.exp(-x))
 
 
 def _float_operand(value: Any, logits: Tensor, op: str, what: str) -> Tensor:

@@ -47,7 +47,7 @@ from .. import settings
 from ..backend import backend_of
 from ..ops import (Abs, Add, Cast, Clamp, Div, Exp, GetItem, Linear, Log, MatMul, Maximum, Mul, Neg, Pow, Relu, Sigmoid,
                    Sqrt, Sub, Tanh, concat, stack, where)
-from ..tensor import Function, OuterGrad, SliceGrad, Tensor, _where
+from ..tensor import Function, LazyGrad, OuterGrad, SliceGrad, Tensor, _where
 from . import roles
 from .cells import RecurrentCell
 from .fused import _masked, _split_masked_grad
@@ -144,8 +144,9 @@ class Tape:
         """
         grads: list[Any] = [None] * len(values)
         outer: dict[int, list[OuterGrad]] = {}
+        owned: set[int] = set()  # slots whose gradient buffer was allocated here, safe to add into in place
         for slot, grad in seeds.items():
-            self._add(grads, outer, values, slot, grad, tags, "the step's output")
+            self._add(grads, outer, values, slot, grad, tags, "the step's output", owned)
         first = self.first_result
         captured = {}
         for j in range(len(self.ops) - 1, -1, -1):
@@ -160,33 +161,52 @@ class Tape:
                 piece = input_grads[pos]
                 if piece is None:
                     continue
-                if type(piece) in _ARRAYS and piece.dtype == values[slot].dtype and not settings.anomaly_mode:
-                    grads[slot] = piece if grads[slot] is None else grads[slot] + piece  # the common case, kept short
+                if type(piece) in _ARRAYS and grads[slot] is None and piece.dtype == values[slot].dtype and not settings.anomaly_mode:
+                    grads[slot] = piece  # the common case, kept short
                 else:
-                    self._add(grads, outer, values, slot, piece, tags, op.cls.__name__)
+                    self._add(grads, outer, values, slot, piece, tags, op.cls.__name__, owned)
         for slot in capture:
             if slot < first:
                 captured[slot] = grads[slot]
         return grads[: self.n_fixed], outer, captured
 
-    def _add(self, grads: list, outer: dict, values: list, slot: int, grad: Any, tags: Any, op: str) -> None:
+    def _add(self, grads: list, outer: dict, values: list, slot: int, grad: Any, tags: Any, op: str, owned: set[int]) -> None:
         pieces = grad if type(grad) is list else [grad]
         for piece in pieces:
-            if isinstance(piece, OuterGrad) and slot < self.n_fixed:  # a weight's: the engine sums these over all steps at once
-                outer.setdefault(slot, []).append(piece)
+            if isinstance(piece, LazyGrad):
+                if piece.deferred and slot < self.n_fixed:  # a weight's: the engine sums these over all steps at once
+                    outer.setdefault(slot, []).append(piece)
+                    continue
+                _check_finite(piece.arrays(), tags, op)
+                like = values[slot]
+                # A fresh buffer the lazy pieces add into in place (a chunk's gates send one slice each).
+                buffer = grads[slot]
+                if buffer is None or slot not in owned:
+                    buffer = _xp(like).zeros(like.shape, dtype=like.dtype) if buffer is None else buffer.copy()
+                    owned.add(slot)
+                piece.astype(like.dtype).add_into(buffer)
+                grads[slot] = buffer
                 continue
-            if isinstance(piece, (OuterGrad, SliceGrad)):
-                piece = piece.dense()
-            elif not isinstance(piece, settings.array_types):
+            if not isinstance(piece, settings.array_types):
                 piece = np.asarray(piece)
             if piece.dtype != values[slot].dtype:
                 piece = piece.astype(values[slot].dtype)
-            if settings.anomaly_mode and piece.dtype.kind == "f" and not bool(_xp(piece).isfinite(piece).all()):
-                raise FloatingPointError(
-                    f"detect_anomaly: {op} inside a recorded cell step sent a non-finite gradient going backward, "
-                    f"at {_where(tags or {})}. Run the layer inside ts.transparent() to see the step gate by gate"
-                )
-            grads[slot] = piece if grads[slot] is None else grads[slot] + piece
+            _check_finite((piece,), tags, op)
+            if grads[slot] is None:
+                grads[slot] = piece  # maybe shared with another input (Add sends one array to both): not ours to add into
+            elif slot in owned:
+                grads[slot] += piece
+            else:
+                grads[slot] = grads[slot] + piece
+                owned.add(slot)
+
+
+def _check_finite(arrays: tuple[Any, ...], tags: Any, op: str) -> None:
+    if settings.anomaly_mode and any(a.dtype.kind == "f" and not bool(_xp(a).isfinite(a).all()) for a in arrays):
+        raise FloatingPointError(
+            f"detect_anomaly: {op} inside a recorded cell step sent a non-finite gradient going backward, "
+            f"at {_where(tags or {})}. Run the layer inside ts.transparent() to see the step gate by gate"
+        )
 
 
 def _xp(array: Any) -> Any:
