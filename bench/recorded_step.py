@@ -1,12 +1,17 @@
-"""A user's cell on the recorded path (one node per step) against the transparent path, forward + backward.
+"""A cell's three paths (kernel, recorded, transparent), forward + backward, in one run.
 
-    python bench/recorded_step.py [--repeat 7] [--number 5]
+    python bench/recorded_step.py [--repeat 7] [--number 5] [--hidden 64]
 
-The cell is a minimal gated unit written as docs/cells.md shows (an
-``__init__`` and a ``forward``, no kernel): z = σ(·), a⟨t⟩ = (1 − z) a⟨t−1⟩ +
-z tanh(·). B16, T64, H64 (input 64), float32. Each timing is the best of
---repeat runs of --number iterations of one forward and one backward of the
-summed outputs, gradients reset. The BLAS variables that slow NumPy down on
+1. A user's cell, a minimal gated unit written as docs/cells.md shows (an
+   ``__init__`` and a ``forward``, no kernel): z = σ(·), a⟨t⟩ = (1 − z)
+   a⟨t−1⟩ + z tanh(·): the recorded path (its default) against transparent.
+2. The built-in SimplifiedGRUCell, the same shape of work with a
+   hand-written kernel, and the built-in LSTMCell: kernel, recorded
+   (``ts.without_kernels()``) and transparent.
+
+B16, T64, H64 (input H), float32. Each timing is the best of --repeat runs of
+--number iterations of one forward and one backward of the summed outputs,
+gradients reset. The BLAS variables that slow NumPy down on
 some machines are dropped for this process (bench/common.py), and the BLAS
 kernel in use is printed.
 """
@@ -15,8 +20,6 @@ from __future__ import annotations
 import common  # noqa: F401  first: drops the slow-BLAS variables before NumPy loads
 
 import argparse
-import contextlib
-import statistics
 import timeit
 
 import numpy as np
@@ -50,12 +53,11 @@ def main() -> None:
     args = parser.parse_args()
     common.print_header(None)
     ts.manual_seed(0)
-    layer = nn.Recurrent(MinimalGatedUnit(args.hidden, args.hidden))
     x = ts.Tensor(np.random.default_rng(0).standard_normal((args.steps, args.batch, args.hidden)).astype(np.float32), requires_grad=True)
 
-    def run(transparent: bool):
+    def timed(layer, path):
         def once():
-            with ts.transparent() if transparent else contextlib.nullcontext():
+            with ts.testing.on_path(path):
                 out, _ = layer(x)
             out.sum().backward()
             layer.zero_grad()
@@ -64,11 +66,15 @@ def main() -> None:
         once()  # the recorded path records and checks its tape on the first two calls
         return min(timeit.repeat(once, "gc.enable()", number=args.number, repeat=args.repeat)) / args.number * 1e3  # min: this 2-core machine is shared, noise only adds
 
-    transparent = run(True)
-    recorded = run(False)
-    print(f"minimal gated unit, B{args.batch} T{args.steps} H{args.hidden} float32, forward + backward:")
-    print(f"  transparent  {transparent:8.2f} ms")
-    print(f"  recorded     {recorded:8.2f} ms   ({transparent / recorded:.2f}x)")
+    print(f"B{args.batch} T{args.steps} H{args.hidden} float32, forward + backward, ms:")
+    cells = [("minimal gated unit (yours)", MinimalGatedUnit), ("SimplifiedGRUCell", nn.SimplifiedGRUCell), ("LSTMCell", nn.LSTMCell)]
+    for name, make in cells:
+        layer = nn.Recurrent(make(args.hidden, args.hidden))
+        times = {path: timed(layer, path) for path in ts.testing.paths(layer.cell) + ["transparent"]}
+        kernel = f"kernel {times['kernel']:7.2f}   " if "kernel" in times else " " * 18
+        ratio = f"  recorded/kernel {times['recorded'] / times['kernel']:.2f}" if "kernel" in times else ""
+        print(f"  {name:28s} {kernel}recorded {times['recorded']:7.2f}   transparent {times['transparent']:7.2f}   "
+              f"transparent/recorded {times['transparent'] / times['recorded']:.2f}{ratio}")
 
 
 if __name__ == "__main__":
