@@ -16,6 +16,7 @@ shows is the real backward pass.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import operator
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -109,14 +110,19 @@ class detect_anomaly(settings.override):
 class Function:
     """One differentiable primitive: ``forward`` and ``backward`` on raw arrays.
 
-    A subclass lists in ``__slots__`` what its backward needs; those fields are
-    dropped after a backward pass (unless ``retain_graph``), while ``inputs``
-    and ``tags`` stay so the graph can still be drawn.
+    The op convention, checked by ``apply``: **tensors positional, everything
+    else keyword**. ``Op.apply(x, w, b, axis=1)`` passes each Tensor (or None,
+    an optional tensor left out: a Linear without bias) positionally;
+    ``forward(x, w, b, *, axis)`` receives their arrays in the same places and
+    every other argument (axes, shapes, masks, ids, Python numbers) as the
+    keyword-only parameters it names. ``backward(grad)`` returns exactly one
+    gradient per positional argument, ``None`` where none is needed (check
+    ``self.needs_input_grad[i]`` to skip work); keywords get none.
 
-    ``forward(*args, **params)`` receives the arrays of Tensor arguments and
-    any other argument (Python numbers, axes) unchanged. ``backward(grad)``
-    returns one gradient per positional argument, ``None`` where none is
-    needed (check ``self.needs_input_grad[i]`` to skip work).
+    A subclass lists in ``__slots__`` what its backward needs; those fields are
+    dropped after a backward pass (unless ``retain_graph``), while ``inputs``,
+    ``params`` (the keyword arguments) and ``tags`` stay so the graph can
+    still be drawn.
 
     An op that keeps an input's array for backward lists its position in
     ``saved_inputs`` (Mul: ``(0, 1)``), and sets ``saves_output`` when it
@@ -128,7 +134,7 @@ class Function:
     the check costs one comparison unless something changed in between.
     """
 
-    __slots__ = ("inputs", "needs_input_grad", "tags", "freed", "created_at", "recorded_at")
+    __slots__ = ("inputs", "params", "needs_input_grad", "tags", "freed", "created_at", "recorded_at")
     _saved_fields: tuple[str, ...] = ()
     saved_inputs: tuple[int, ...] = ()  # positions of the inputs whose arrays backward reads
     saves_output: bool = False  # backward reads the op's own result
@@ -152,8 +158,9 @@ class Function:
         return type(self).__name__
 
     @classmethod
-    def apply(cls, *args: Any, **params: Any) -> Tensor:
-        """Run the op on ``args`` and, when grad is needed, record it as the output's ``grad_fn``."""
+    def apply(cls, *args: Tensor | None, **params: Any) -> Tensor:
+        """Run the op on the tensors ``args`` (None: an optional one left out) with the keyword ``params``
+        and, when grad is needed, record it as the output's ``grad_fn``."""
         fn = cls.__new__(cls)
         arrays = []
         requires_grad = False
@@ -161,14 +168,16 @@ class Function:
             if isinstance(arg, Tensor):
                 arrays.append(arg._data)
                 requires_grad = requires_grad or arg.requires_grad
+            elif arg is None:
+                arrays.append(None)
             else:
-                arrays.append(arg)
+                raise _positional_error(cls, len(arrays), arg)
         if settings.cupy_loaded:
             _check_one_backend(cls.__name__, args)
         try:
             out = fn.forward(*arrays, **params)
         except (ValueError, IndexError) as error:  # NumPy's shape errors do not say which op failed
-            shapes = ", ".join(str(tuple(np.shape(a))) for a in arrays if hasattr(a, "shape") or np.isscalar(a))
+            shapes = ", ".join(str(tuple(np.shape(a))) for a in arrays if a is not None)
             hint = "; line the axes up with reshape/unsqueeze so each pair is equal or 1" if "broadcast" in str(error) else ""
             raise type(error)(f"{cls.__name__}: {error} (input shapes {shapes}){hint}") from None
         if not isinstance(out, settings.array_types):
@@ -182,6 +191,7 @@ class Function:
             if cls._checks_versions:
                 fn.recorded_at = settings.version_clock
             fn.inputs = args
+            fn.params = params
             fn.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args)
             fn.tags = settings.current_tags
             fn.freed = False
@@ -211,13 +221,27 @@ class Function:
 
 def _check_one_backend(op: str, args: Sequence[Any]) -> None:
     names = {backend_of(a._data).name for a in args if isinstance(a, Tensor)}
-    names |= {backend_of(a).name for a in args if isinstance(a, settings.array_types)}
     if len(names) > 1:
         shapes = [tuple(a.shape) for a in args if isinstance(a, Tensor)]
         raise RuntimeError(
             f"{op}: inputs live on two backends ({' and '.join(sorted(names))}; shapes {shapes}). "
             "Move them to one first, e.g. x.to('cupy') or x.to('numpy')"
         )
+
+
+def _positional_error(cls: type, position: int, arg: Any) -> TypeError:
+    """The op convention's error: ``arg``, passed positionally to ``cls.apply``, is neither a Tensor nor None."""
+    shown = repr(arg)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    keywords = [name for name, p in inspect.signature(cls.forward).parameters.items() if p.kind is p.KEYWORD_ONLY]
+    where = (f"({cls.__name__}.forward's keyword parameters: {', '.join(keywords)})" if keywords
+             else f"(declared keyword-only in {cls.__name__}.forward, after a *)")
+    return TypeError(
+        f"{cls.__name__}.apply: positional argument {position} is the {type(arg).__name__} {shown}, not a tensor; only "
+        f"tensors (or None for an optional tensor left out) go positionally. Pass it as a keyword argument {where}, "
+        "or, if it is data the op should differentiate, wrap it in ts.Tensor(...)"
+    )
 
 
 def _check_saved_versions(node: Function, tensor: Tensor) -> None:
@@ -1110,7 +1134,7 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
         if len(input_grads) != len(node.inputs):
             raise RuntimeError(
                 f"{node.name}.backward returned {len(input_grads)} gradients for {len(node.inputs)} inputs; "
-                "return one per forward argument, None where there is none"
+                "return one per positional (tensor) argument of apply, None where there is none, and none for keywords"
             )
         if not retain_graph:
             node.free()

@@ -106,7 +106,7 @@ class RecurrentCell(Module):
     """
 
     state_names: tuple[str, ...] = ("a",)
-    kernel: type | None = None  # a hand-written step (nn/fused.py) proven equal to forward; None: record forward
+    kernel: type | None = None  # a hand-written step (nn/fused.py, ops/cell_steps.py) proven equal to forward; None: record forward
     fused: bool = True  # False: this cell always runs transparently
 
     def __init__(self, input_size: int, hidden_size: int) -> None:

@@ -1,21 +1,9 @@
 """Dropout: zero each value with probability p while training, scale the rest by 1 / (1 - p)."""
 from __future__ import annotations
 
-from ..tensor import Function, Tensor
+from ..ops.dropout import DropoutMask
+from ..tensor import Tensor
 from .module import Module
-
-
-class DropoutMask(Function):
-    """x * mask, where mask holds 0 or 1/(1 - p); the same mask scales the gradient."""
-
-    __slots__ = ("mask",)
-
-    def forward(self, x, mask):
-        self.mask = mask
-        return x * mask
-
-    def backward(self, grad):
-        return grad * self.mask, None
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
@@ -28,7 +16,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     keep = backend.random.random(x.shape) >= p
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
     mask = backend.xp.asarray(keep, dtype=x.dtype) * x.dtype.type(scale)
-    return DropoutMask.apply(x, mask)
+    return DropoutMask.apply(x, mask=mask)
 
 
 class Dropout(Module):

@@ -3,30 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend import backend_of
 from ..creation import zeros
-from ..tensor import Function, Tensor
+from ..ops.embedding import EmbeddingLookup
+from ..tensor import Tensor
 from . import init
 from .ids import integer_array, out_of_range
 from .module import Module, Parameter
-
-
-class EmbeddingLookup(Function):
-    """weight[ids]; backward adds each output gradient to its id's row (repeats sum), none to padding_idx."""
-
-    __slots__ = ("ids", "weight_shape", "padding_idx")
-
-    def forward(self, weight, ids, padding_idx):
-        self.ids, self.weight_shape, self.padding_idx = ids, weight.shape, padding_idx
-        return weight[ids]
-
-    def backward(self, grad):
-        backend = backend_of(grad)
-        grad_weight = backend.xp.zeros(self.weight_shape, dtype=grad.dtype)
-        backend.scatter_add(grad_weight, self.ids.ravel(), grad.reshape(-1, self.weight_shape[1]))
-        if self.padding_idx is not None:
-            grad_weight[self.padding_idx] = 0
-        return grad_weight, None, None
 
 
 def check_ids(ids: Any, vocabulary_size: int, op: str) -> Any:
@@ -64,7 +46,7 @@ class Embedding(Module):
 
     def forward(self, ids: Any) -> Tensor:
         data = check_ids(ids, self.num_embeddings, f"Embedding({self.num_embeddings}, {self.embedding_dim})")
-        return EmbeddingLookup.apply(self.weight, self.weight.backend.asarray(data), self.padding_idx)
+        return EmbeddingLookup.apply(self.weight, ids=self.weight.backend.asarray(data), padding_idx=self.padding_idx)
 
     def extra_repr(self) -> str:
         padding = f", padding_idx={self.padding_idx}" if self.padding_idx is not None else ""

@@ -1,238 +1,24 @@
-"""The built-in cells' kernels: one graph node per cell step, with a hand-written backward.
+"""The built-in cells' kernels: the step objects that run one hand-written step op per time step.
 
 A cell is its ``forward``; on the default path its steps are recorded and
 replayed (nn/recorded.py). A built-in cell declares one of the kernels below
-as ``kernel`` beside its forward: a step op written by hand, faster than the
-replay, and proven equal to it and to the transparent path to 1e-10 in
-float64 (tests/test_fused.py, ``ts.testing.check_cell``). The inputs of all
-time steps are projected in one matmul beforehand (``Kernel.begin``), so a
-step receives ``projected`` (T, B, G·H) and its index t, reads
-``projected[t]``, and sends back a SliceGrad (no dense (T, B, G·H) gradient
-per step).
-
-Every step op takes ``running``, a (B, 1) bool mask or None: sequences that
-have ended keep their previous state, and their gradient passes straight
-through to it (PyTorch's packed-sequence semantics).
+as ``kernel`` beside its forward. Each runs a step op of ops/cell_steps.py
+(RNNStep, GRUStep, SimplifiedGRUStep, LSTMStep: the equations and their
+hand-written backward), proven equal to the replay and to the transparent
+path to 1e-10 in float64 (tests/test_fused.py, ``ts.testing.check_cell``).
+The inputs of all time steps are projected in one matmul beforehand
+(``Kernel.begin``); a kernel's ``step`` hands the op that projection, the
+time step t, the packed state and ``running``, a (B, 1) bool mask or None
+(sequences that have ended keep their previous state).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from ..backend import backend_of
 from ..ops import stack
-from ..ops.elementwise import logistic
-from ..tensor import Function, OuterGrad, SliceGrad, Tensor
+from ..ops.cell_steps import GRUStep, LSTMStep, RNNStep, SimplifiedGRUStep
+from ..tensor import Tensor
 from .steps import Kernel
-
-
-def _step_input(projected, t):
-    return projected if t is None else projected[t]
-
-
-def _input_grad(d_gates, t, shape):
-    return d_gates if t is None else SliceGrad((t,), d_gates, shape)
-
-
-def _hidden_matmul(h, w_hh, b_hh):
-    out = h @ w_hh.T
-    if b_hh is not None:
-        out += b_hh
-    return out
-
-
-def _masked(new, old, running, xp):
-    return new if running is None else xp.where(running, new, old)
-
-
-def _split_masked_grad(grad, running, xp):
-    """(gradient for the freshly computed state, gradient passed straight to the previous state or None)."""
-    if running is None:
-        return grad, None
-    return xp.where(running, grad, 0), xp.where(running, 0, grad)
-
-
-class RNNStep(Function):
-    """a⟨t⟩ = tanh(x_proj⟨t⟩ + a⟨t−1⟩ W_hh^T + b_hh) (or relu)."""
-
-    __slots__ = ("t", "shape", "h_prev", "h", "w_hh", "relu", "running")
-    saved_inputs = (1, 2)  # h_prev, w_hh
-    saves_output = True
-
-    def forward(self, projected, h_prev, w_hh, b_hh, running, t, relu):
-        xp = backend_of(h_prev).xp
-        pre = _hidden_matmul(h_prev, w_hh, b_hh)
-        pre += _step_input(projected, t)
-        h = xp.maximum(pre, 0, out=pre) if relu else xp.tanh(pre, out=pre)
-        self.t, self.shape, self.h_prev, self.w_hh, self.relu, self.running = t, projected.shape, h_prev, w_hh, relu, running
-        self.h = h
-        return _masked(h, h_prev, running, xp)
-
-    def backward(self, grad):
-        xp = backend_of(grad).xp
-        d_h, d_pass = _split_masked_grad(grad, self.running, xp)
-        d_pre = d_h * (self.h > 0) if self.relu else d_h * (1 - self.h * self.h)
-        d_h_prev = d_pre @ self.w_hh
-        if d_pass is not None:
-            d_h_prev += d_pass
-        d_b = d_pre.sum(axis=0) if self.needs_input_grad[3] else None
-        return _input_grad(d_pre, self.t, self.shape), d_h_prev, OuterGrad(d_pre, self.h_prev, self.w_hh.shape), d_b, None
-
-
-class GRUStep(Function):
-    """GRUCell's equations in one node; ``reset_after`` as in GRUCell."""
-
-    __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "r", "z", "n", "gh_n", "rh", "reset_after")
-    saved_inputs = (1, 2)  # h_prev, w_hh
-
-    def forward(self, projected, h_prev, w_hh, b_hh, running, t, reset_after):
-        xp = backend_of(h_prev).xp
-        H = h_prev.shape[1]
-        gx = _step_input(projected, t)
-        if reset_after:
-            gh = _hidden_matmul(h_prev, w_hh, b_hh)
-            r = logistic(gx[:, :H] + gh[:, :H])
-            z = logistic(gx[:, H : 2 * H] + gh[:, H : 2 * H])
-            gh_n = gh[:, 2 * H :].copy()  # a copy, so the whole (B, 3H) gh need not be kept for backward
-            n = xp.tanh(gx[:, 2 * H :] + r * gh_n)
-            self.gh_n, self.rh = gh_n, None
-        else:
-            gh = _hidden_matmul(h_prev, w_hh[: 2 * H], None if b_hh is None else b_hh[: 2 * H])
-            r = logistic(gx[:, :H] + gh[:, :H])
-            z = logistic(gx[:, H : 2 * H] + gh[:, H:])
-            rh = r * h_prev
-            n = xp.tanh(gx[:, 2 * H :] + _hidden_matmul(rh, w_hh[2 * H :], None if b_hh is None else b_hh[2 * H :]))
-            self.gh_n, self.rh = None, rh
-        h = n + z * (h_prev - n)  # = (1 − z) n + z a⟨t−1⟩
-        self.t, self.shape, self.h_prev, self.w_hh, self.running = t, projected.shape, h_prev, w_hh, running
-        self.r, self.z, self.n, self.reset_after = r, z, n, reset_after
-        return _masked(h, h_prev, running, xp)
-
-    def backward(self, grad):
-        xp = backend_of(grad).xp
-        d_h, d_pass = _split_masked_grad(grad, self.running, xp)
-        r, z, n, h_prev, w_hh = self.r, self.z, self.n, self.h_prev, self.w_hh
-        H = h_prev.shape[1]
-        d_n_pre = d_h * (1 - z) * (1 - n * n)
-        d_z_pre = d_h * (h_prev - n) * z * (1 - z)
-        d_h_prev = d_h * z
-        if self.reset_after:
-            d_r_pre = d_n_pre * self.gh_n * r * (1 - r)
-            d_gh = xp.concatenate([d_r_pre, d_z_pre, d_n_pre * r], axis=1)
-            d_h_prev += d_gh @ w_hh
-            d_w_hh = OuterGrad(d_gh, h_prev, w_hh.shape)
-        else:
-            d_rh = d_n_pre @ w_hh[2 * H :]
-            d_r_pre = d_rh * h_prev * r * (1 - r)
-            d_gh_rz = xp.concatenate([d_r_pre, d_z_pre], axis=1)
-            d_h_prev += d_rh * r + d_gh_rz @ w_hh[: 2 * H]
-            d_w_hh = [OuterGrad(d_gh_rz, h_prev, w_hh.shape, slice(0, 2 * H)), OuterGrad(d_n_pre, self.rh, w_hh.shape, slice(2 * H, 3 * H))]
-            d_gh = xp.concatenate([d_gh_rz, d_n_pre], axis=1)
-        if d_pass is not None:
-            d_h_prev += d_pass
-        d_gx = xp.concatenate([d_r_pre, d_z_pre, d_n_pre], axis=1)
-        d_b = d_gh.sum(axis=0) if self.needs_input_grad[3] else None
-        return _input_grad(d_gx, self.t, self.shape), d_h_prev, d_w_hh, d_b, None
-
-
-class SimplifiedGRUStep(Function):
-    """SimplifiedGRUCell's equations in one node."""
-
-    __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "z", "n")
-    saved_inputs = (1, 2)  # h_prev, w_hh
-
-    def forward(self, projected, h_prev, w_hh, b_hh, running, t):
-        xp = backend_of(h_prev).xp
-        H = h_prev.shape[1]
-        gates = _hidden_matmul(h_prev, w_hh, b_hh)
-        gates += _step_input(projected, t)
-        z = logistic(gates[:, :H])
-        n = xp.tanh(gates[:, H:])
-        self.t, self.shape, self.h_prev, self.w_hh, self.running, self.z, self.n = t, projected.shape, h_prev, w_hh, running, z, n
-        return _masked(n + z * (h_prev - n), h_prev, running, xp)
-
-    def backward(self, grad):
-        xp = backend_of(grad).xp
-        d_h, d_pass = _split_masked_grad(grad, self.running, xp)
-        z, n, h_prev = self.z, self.n, self.h_prev
-        d_gates = xp.concatenate([d_h * (h_prev - n) * z * (1 - z), d_h * (1 - z) * (1 - n * n)], axis=1)
-        d_h_prev = d_h * z + d_gates @ self.w_hh
-        if d_pass is not None:
-            d_h_prev += d_pass
-        d_b = d_gates.sum(axis=0) if self.needs_input_grad[3] else None
-        return _input_grad(d_gates, self.t, self.shape), d_h_prev, OuterGrad(d_gates, h_prev, self.w_hh.shape), d_b, None
-
-
-class LSTMStep(Function):
-    """LSTMCell's equations in one node. The state is packed as one (2, B, H) tensor: [a⟨t⟩, c⟨t⟩]."""
-
-    __slots__ = ("t", "shape", "state_prev", "w_hh", "running", "i", "f", "g", "o", "c", "peepholes")
-    saved_inputs = (1, 2, 4, 5, 6)  # the packed state, w_hh and the peephole weights
-    saves_output = True  # c is a view of the packed result
-
-    def forward(self, projected, state_prev, w_hh, b_hh, w_ci, w_cf, w_co, running, t):
-        xp = backend_of(state_prev).xp
-        h_prev, c_prev = state_prev[0], state_prev[1]
-        H = h_prev.shape[1]
-        gates = _hidden_matmul(h_prev, w_hh, b_hh)
-        gates += _step_input(projected, t)
-        peephole = w_ci is not None
-        if peephole:
-            gates[:, :H] += w_ci * c_prev
-            gates[:, H : 2 * H] += w_cf * c_prev
-        i = logistic(gates[:, :H])
-        f = logistic(gates[:, H : 2 * H])
-        g = xp.tanh(gates[:, 2 * H : 3 * H])
-        # [a⟨t⟩, c⟨t⟩], written in place (c is saved as a view of it), in the dtype the arithmetic promotes to:
-        # an int or lower-precision state must not be cast down into.
-        state = xp.empty(state_prev.shape, dtype=xp.result_type(gates, state_prev))
-        c = xp.multiply(f, c_prev, out=state[1])
-        c += i * g
-        o_pre = gates[:, 3 * H :]
-        if peephole:
-            o_pre = o_pre + w_co * c
-        o = logistic(o_pre)
-        xp.tanh(c, out=state[0])
-        state[0] *= o
-        self.t, self.shape, self.state_prev, self.w_hh, self.running = t, projected.shape, state_prev, w_hh, running
-        self.i, self.f, self.g, self.o, self.c = i, f, g, o, c
-        self.peepholes = (w_ci, w_cf, w_co) if peephole else None
-        return _masked(state, state_prev, running, xp)
-
-    def part_grads(self, grad):
-        """(∂L/∂a⟨t⟩, ∂L/∂c⟨t⟩) in full: to the packed gradient's c part (a⟨t⟩ held fixed) adds what flows
-        through a⟨t⟩ = Γo tanh(c⟨t⟩) inside the step. Needs the saved arrays (retain_graph)."""
-        xp = backend_of(grad).xp
-        d_state, d_pass = _split_masked_grad(grad, self.running, xp)
-        total = d_state[1] + d_state[0] * self.o * (1 - xp.tanh(self.c) ** 2)
-        return grad[0], (total if d_pass is None else total + d_pass[1])
-
-    def backward(self, grad):
-        xp = backend_of(grad).xp
-        d_state, d_pass = _split_masked_grad(grad, self.running, xp)
-        d_h, d_c = d_state[0], d_state[1]
-        i, f, g, o, c = self.i, self.f, self.g, self.o, self.c
-        tanh_c = xp.tanh(c)  # recomputed: cheaper than keeping it for every step
-        h_prev, c_prev = self.state_prev[0], self.state_prev[1]
-        d_o_pre = d_h * tanh_c * o * (1 - o)
-        d_c = d_c + d_h * o * (1 - tanh_c * tanh_c)
-        if self.peepholes is not None:
-            w_ci, w_cf, w_co = self.peepholes
-            d_c = d_c + d_o_pre * w_co
-        d_i_pre = d_c * g * i * (1 - i)
-        d_f_pre = d_c * c_prev * f * (1 - f)
-        d_g_pre = d_c * i * (1 - g * g)
-        d_c_prev = d_c * f
-        peephole_grads = (None, None, None)
-        if self.peepholes is not None:
-            d_c_prev += d_i_pre * w_ci + d_f_pre * w_cf
-            peephole_grads = ((d_i_pre * c_prev).sum(axis=0), (d_f_pre * c_prev).sum(axis=0), (d_o_pre * c).sum(axis=0))
-        d_gates = xp.concatenate([d_i_pre, d_f_pre, d_g_pre, d_o_pre], axis=1)
-        d_state_prev = xp.stack([d_gates @ self.w_hh, d_c_prev])
-        if d_pass is not None:
-            d_state_prev += d_pass
-        d_b = d_gates.sum(axis=0) if self.needs_input_grad[3] else None
-        return (_input_grad(d_gates, self.t, self.shape), d_state_prev, OuterGrad(d_gates, h_prev, self.w_hh.shape), d_b, *peephole_grads, None)
-
 
 # ---------------------------------------------------------------- the kernels the cells declare
 
@@ -240,18 +26,18 @@ class LSTMStep(Function):
 class RNNKernel(Kernel):
     def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
         cell = self.cell
-        return RNNStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, running, t=t, relu=cell.nonlinearity == "relu")
+        return RNNStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, running=running, t=t, relu=cell.nonlinearity == "relu")
 
 
 class GRUKernel(Kernel):
     def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
         cell = self.cell
-        return GRUStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, running, t=t, reset_after=cell.reset_after)
+        return GRUStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, running=running, t=t, reset_after=cell.reset_after)
 
 
 class SimplifiedGRUKernel(Kernel):
     def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
-        return SimplifiedGRUStep.apply(projected, packed, self.cell.weight_hh, self.cell.bias_hh, running, t=t)
+        return SimplifiedGRUStep.apply(projected, packed, self.cell.weight_hh, self.cell.bias_hh, running=running, t=t)
 
 
 class LSTMKernel(Kernel):
@@ -269,4 +55,4 @@ class LSTMKernel(Kernel):
     def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
         cell = self.cell
         peepholes = (cell.weight_ci, cell.weight_cf, cell.weight_co) if cell.peephole else (None, None, None)
-        return LSTMStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, *peepholes, running, t=t)
+        return LSTMStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, *peepholes, running=running, t=t)

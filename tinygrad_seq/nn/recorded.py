@@ -34,6 +34,11 @@ transparently, with one warning naming the reason:
 - a tensor made inside it has a hook or ``retain_grad``;
 - it reads a tensor that requires grad but is none of the step's inputs;
 - its replay differs from the transparent step (the checks above).
+
+:class:`RecordedStep` is a Function that lives here rather than under ops/
+(where every other one does): it is not a primitive with its own equations
+but a replay of the tape this layer records from a cell's forward, so it
+belongs beside the recording, the Tape and the step object that use it.
 """
 from __future__ import annotations
 
@@ -47,10 +52,10 @@ from .. import settings
 from ..backend import backend_of
 from ..ops import (Abs, Add, Cast, Clamp, Div, Exp, GetItem, Linear, Log, MatMul, Maximum, Mul, Neg, Pow, Relu, Sigmoid,
                    Sqrt, Sub, Tanh, concat, stack, where)
+from ..ops.cell_steps import _masked, _split_masked_grad
 from ..tensor import Function, LazyGrad, OuterGrad, SliceGrad, Tensor, _where
 from . import roles
 from .cells import RecurrentCell
-from .fused import _masked, _split_masked_grad
 from .steps import Step
 
 
@@ -70,12 +75,13 @@ class Recording:
 
 
 class TapeOp:
-    """One recorded op: its class, its arguments (tensors as slot numbers) and keyword parameters."""
+    """One recorded op: its class, its positional arguments (tensors, as slot numbers; None elsewhere) and its
+    keyword parameters (everything that is not a tensor: the op convention of ``Function.apply``)."""
 
-    __slots__ = ("cls", "template", "tensor_args", "kwargs", "needs", "grad_targets")
+    __slots__ = ("cls", "arity", "tensor_args", "kwargs", "needs", "grad_targets")
 
-    def __init__(self, cls: type, template: list, tensor_args: tuple[tuple[int, int], ...], kwargs: dict) -> None:
-        self.cls, self.template, self.tensor_args, self.kwargs = cls, template, tensor_args, kwargs
+    def __init__(self, cls: type, arity: int, tensor_args: tuple[tuple[int, int], ...], kwargs: dict) -> None:
+        self.cls, self.arity, self.tensor_args, self.kwargs = cls, arity, tensor_args, kwargs  # arity: how many positional (tensors, Nones)
         self.needs: tuple[bool, ...] = ()  # needs_input_grad for the replayed node, set by Tape.set_needs
         self.grad_targets: tuple[tuple[int, int], ...] = ()  # the (position, slot) of the arguments that need a gradient
 
@@ -103,7 +109,7 @@ class Tape:
         """Which slots need a gradient, from which fixed inputs require grad (as Function.apply decides)."""
         needs = list(fixed_needs) + [False] * len(self.constants)
         for op in self.ops:
-            flags = [False] * len(op.template)
+            flags = [False] * op.arity
             for pos, slot in op.tensor_args:
                 flags[pos] = needs[slot]
             op.needs = tuple(flags)
@@ -116,7 +122,7 @@ class Tape:
         values = list(fixed) + [c._data for c in self.constants]
         fns = []
         for op in self.ops:
-            args = list(op.template)
+            args = [None] * op.arity
             for pos, slot in op.tensor_args:
                 args[pos] = values[slot]
             fn = op.cls.__new__(op.cls)
@@ -245,9 +251,8 @@ def build_tape(recording: Recording, fixed: list[Tensor], outputs: list[Tensor])
         slot_of[id(c)] = len(slot_of)
     ops = []
     for cls, args, kwargs, result in kept:
-        template = [None if isinstance(a, Tensor) else a for a in args]
         tensor_args = tuple((pos, slot_of[id(a)]) for pos, a in enumerate(args) if isinstance(a, Tensor))
-        ops.append(TapeOp(cls, template, tensor_args, kwargs))
+        ops.append(TapeOp(cls, len(args), tensor_args, kwargs))
         slot_of[id(result)] = len(slot_of)
     for t in outputs:
         if id(t) not in slot_of:
@@ -295,7 +300,7 @@ def _batches(op: TapeOp, kinds: list[str], shapes: list[tuple], result_shape: tu
     if op.cls is MatMul:  # x⟨t⟩ @ W for a fixed 2-D W
         return [pos for pos, _ in timed] == [0] and len(shapes[timed[0][1]]) >= 2 and len(static) == 1 and len(shapes[static[0]]) == 2
     if op.cls is GetItem:  # a slice of the last axis (chunk, split)
-        return _slices_last_axis(op.template[1], len(shapes[timed[0][1]]))
+        return _slices_last_axis(op.kwargs["index"], len(shapes[timed[0][1]]))
     if op.cls in _ELEMENTWISE:  # the time axis lines up in front; nothing else reaches it
         ndim = len(result_shape)
         return all(len(shapes[slot]) == ndim for _, slot in timed) and all(len(shapes[slot]) <= ndim for slot in static)
@@ -351,12 +356,13 @@ class Batching:
         values.update((tape.n_fixed + i, c) for i, c in enumerate(tape.constants))
         for j in self.prefix:
             op = tape.ops[j]
-            args = list(op.template)
+            args = [None] * op.arity
             for pos, slot in op.tensor_args:
                 args[pos] = values[slot]
+            kwargs = op.kwargs
             if op.cls is GetItem and j in self.timed:
-                args[1] = (slice(None), *args[1])  # the same slice of every step
-            values[tape.first_result + j] = op.cls.apply(*args, **op.kwargs)
+                kwargs = {**kwargs, "index": (slice(None), *kwargs["index"])}  # the same slice of every step
+            values[tape.first_result + j] = op.cls.apply(*args, **kwargs)
         parts = [values[slot] for slot in self.frontier]
         if len(parts) == 1:
             return parts[0]
@@ -373,7 +379,7 @@ class Batching:
 
 def _same_op(a: TapeOp, b: TapeOp) -> bool:
     try:
-        return a.cls is b.cls and a.tensor_args == b.tensor_args and bool(a.template == b.template) and bool(a.kwargs == b.kwargs)
+        return a.cls is b.cls and a.arity == b.arity and a.tensor_args == b.tensor_args and bool(a.kwargs == b.kwargs)
     except (ValueError, TypeError):  # an array among the arguments: not worth comparing
         return False
 
@@ -425,7 +431,7 @@ def _loop_tape(tape: Tape, n_parts: int, loop_ops: list[int], frontier: list[int
     ops = []
     for j in loop_ops:
         op = tape.ops[j]
-        ops.append(TapeOp(op.cls, op.template, tuple((pos, renamed[slot]) for pos, slot in op.tensor_args), op.kwargs))
+        ops.append(TapeOp(op.cls, op.arity, tuple((pos, renamed[slot]) for pos, slot in op.tensor_args), op.kwargs))
         renamed[tape.first_result + j] = len(fixed) + len(tape.constants) + len(ops) - 1
     loop = Tape(ops, tape.constants, len(fixed), tuple(renamed[slot] for slot in tape.outputs))
     loop.trusted = True  # a rearrangement of a trusted tape's ops
@@ -462,16 +468,17 @@ def _inputs_grad(grads: list[Any], layout: tuple | None, t: int, shape: tuple, l
 
 
 class RecordedStep(Function):
-    """One cell step replayed from its tape: (source, state, *parameters, running) -> new state.
+    """One cell step replayed from its tape: (source, state, *parameters) -> new state.
 
     ``source`` is x (T, B, I), of which the step reads x[t]; or, when the
     state-independent ops run batched before the loop (:class:`Batching`),
     the projection (T, ...) holding the values the tape's ops read, of which
     the step reads row t (``layout`` places several values in it). The state
     is one (B, H) tensor, or the parts stacked as (P, B, H) for a cell with P
-    parts. ``running`` (B, 1) or None masks the sequences that have ended
+    parts. Keywords: ``t``, the ``tape``, ``n_parts``, ``layout``, and
+    ``running`` (B, 1) or None, which masks the sequences that have ended
     (they keep their state, and the gradient passes straight through, as in
-    the kernels of fused.py).
+    the step ops of ops/cell_steps.py).
     """
 
     __slots__ = ("t", "source_shape", "tape", "values", "fns", "running", "n_parts", "n_inputs", "layout", "saved")
@@ -481,8 +488,7 @@ class RecordedStep(Function):
     def saved_inputs(self) -> tuple[int, ...]:  # the state and the parameters: their arrays are saved inside the tape's nodes
         return self.saved
 
-    def forward(self, source, state, *rest, t, tape, n_parts, layout=None):
-        *params, running = rest
+    def forward(self, source, state, *params, running, t, tape, n_parts, layout=None):
         inputs = _read_inputs(source[t], layout)
         parts = [state] if n_parts == 1 else [state[i] for i in range(n_parts)]
         values, fns = tape.forward([*inputs, *parts, *params], settings.current_tags)
@@ -518,7 +524,7 @@ class RecordedStep(Function):
         for i in range(k + n, len(grads)):
             pieces = ([] if grads[i] is None else [grads[i]]) + outer.get(i, [])
             d_params.append(None if not pieces else pieces[0] if len(pieces) == 1 else pieces)
-        return (d_source, d_state, *d_params, None)
+        return (d_source, d_state, *d_params)
 
     def part_grads(self, grad):
         """∂L/∂part⟨t⟩ in full for each state part, including what flows into it from the step's other parts
@@ -657,8 +663,9 @@ class RecordedSteps(Step):
             split = self.split_for(key, entry)
             if split is not None:
                 params = [self.params[i] for i in split.params]
-                return RecordedStep.apply(projected, packed, *params, running, t=t, tape=split.loop, n_parts=self.n_parts, layout=split.layout)
-        return RecordedStep.apply(x, packed, *self.params, running, t=t, tape=entry, n_parts=self.n_parts)
+                return RecordedStep.apply(projected, packed, *params, running=running, t=t, tape=split.loop, n_parts=self.n_parts,
+                                          layout=split.layout)
+        return RecordedStep.apply(x, packed, *self.params, running=running, t=t, tape=entry, n_parts=self.n_parts)
 
     def split_for(self, key: tuple, tape: Tape) -> Batching | None:
         """``tape``'s split if its loop can read this call's projection, else None (the step reads x⟨t⟩)."""

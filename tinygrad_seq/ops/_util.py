@@ -4,7 +4,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-from ..tensor import Tensor, as_tensor
+from ..tensor import Function, Tensor, as_tensor
 
 
 def operand(value: Any) -> Any:
@@ -12,6 +12,26 @@ def operand(value: Any) -> Any:
     if isinstance(value, (Tensor, numbers.Real)):
         return value
     return as_tensor(value)
+
+
+def apply_binary(op: type[Function], a: Any, b: Any) -> Tensor:
+    """``op`` on two operands, following the op convention: tensors positionally, a Python number as the keyword
+    ``scalar`` with None left in its place (``1 - z`` is ``Sub.apply(None, z, scalar=1)``).
+
+    The number reaches forward unchanged, so NumPy 2 treats it as a weak scalar (float32 * 2.0 stays float32,
+    as it would if it were never wrapped) and it gets no gradient; an array or list becomes a Tensor.
+    """
+    if isinstance(a, Tensor):
+        if isinstance(b, Tensor):
+            return op.apply(a, b)
+        if isinstance(b, numbers.Real):
+            return op.apply(a, None, scalar=b)
+        return op.apply(a, as_tensor(b))
+    if isinstance(b, Tensor):
+        if isinstance(a, numbers.Real):
+            return op.apply(None, b, scalar=a)
+        return op.apply(as_tensor(a), b)
+    return apply_binary(op, as_tensor(a), b)  # neither is a tensor: the left one becomes one
 
 
 def normalize_axes(axis: int | tuple[int, ...] | None, ndim: int, op: str) -> tuple[int, ...]:

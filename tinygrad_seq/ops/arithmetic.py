@@ -2,7 +2,10 @@
 
 Every binary op broadcasts like NumPy and undoes it in backward through
 ``unbroadcast``. A Python number stays a Python number (NumPy 2 treats it as
-a "weak" scalar, so float32 * 2.0 stays float32) and gets no gradient.
+a "weak" scalar, so float32 * 2.0 stays float32) and gets no gradient: by the
+op convention it is a keyword, ``scalar``, and None holds its place among the
+operands (``2 * x`` is ``Mul.apply(None, x, scalar=2)``, ``x - 1`` is
+``Sub.apply(x, None, scalar=1)``), so forward computes exactly ``2 * x``.
 """
 from __future__ import annotations
 
@@ -13,47 +16,56 @@ import numpy as np
 
 from ..backend import backend_of
 from ..tensor import Function, Tensor, unbroadcast
-from ._util import operand
+from ._util import apply_binary, operand
 
 
 class Add(Function):
     __slots__ = ("a_shape", "b_shape")
 
-    def forward(self, a, b):
+    def forward(self, a, b, *, scalar=None):
+        if scalar is not None:
+            a, b = (scalar, b) if a is None else (a, scalar)  # the number in the place left None
         self.a_shape, self.b_shape = np.shape(a), np.shape(b)
         return a + b
 
     def backward(self, grad):
-        return unbroadcast(grad, self.a_shape), unbroadcast(grad, self.b_shape)
+        grad_a = unbroadcast(grad, self.a_shape) if self.needs_input_grad[0] else None
+        grad_b = unbroadcast(grad, self.b_shape) if self.needs_input_grad[1] else None
+        return grad_a, grad_b
 
 
 def add(a: Any, b: Any) -> Tensor:
     """a + b, broadcasting."""
-    return Add.apply(operand(a), operand(b))
+    return apply_binary(Add, a, b)
 
 
 class Sub(Function):
     __slots__ = ("a_shape", "b_shape")
 
-    def forward(self, a, b):
+    def forward(self, a, b, *, scalar=None):
+        if scalar is not None:
+            a, b = (scalar, b) if a is None else (a, scalar)  # the number in the place left None
         self.a_shape, self.b_shape = np.shape(a), np.shape(b)
         return a - b
 
     def backward(self, grad):
+        grad_a = unbroadcast(grad, self.a_shape) if self.needs_input_grad[0] else None
         grad_b = unbroadcast(-grad, self.b_shape) if self.needs_input_grad[1] else None
-        return unbroadcast(grad, self.a_shape), grad_b
+        return grad_a, grad_b
 
 
 def sub(a: Any, b: Any) -> Tensor:
     """a - b, broadcasting."""
-    return Sub.apply(operand(a), operand(b))
+    return apply_binary(Sub, a, b)
 
 
 class Mul(Function):
     __slots__ = ("a", "b")
     saved_inputs = (0, 1)
 
-    def forward(self, a, b):
+    def forward(self, a, b, *, scalar=None):
+        if scalar is not None:
+            a, b = (scalar, b) if a is None else (a, scalar)  # the number in the place left None
         self.a, self.b = a, b
         return a * b
 
@@ -66,7 +78,7 @@ class Mul(Function):
 
 def mul(a: Any, b: Any) -> Tensor:
     """a * b elementwise, broadcasting."""
-    return Mul.apply(operand(a), operand(b))
+    return apply_binary(Mul, a, b)
 
 
 class Div(Function):
@@ -74,7 +86,9 @@ class Div(Function):
     saved_inputs = (1,)
     saves_output = True
 
-    def forward(self, a, b):
+    def forward(self, a, b, *, scalar=None):
+        if scalar is not None:
+            a, b = (scalar, b) if a is None else (a, scalar)  # the number in the place left None
         self.a_shape, self.b = np.shape(a), b
         self.out = a / b
         return self.out
@@ -89,7 +103,7 @@ class Div(Function):
 
 def div(a: Any, b: Any) -> Tensor:
     """a / b elementwise, broadcasting."""
-    return Div.apply(operand(a), operand(b))
+    return apply_binary(Div, a, b)
 
 
 class Neg(Function):
@@ -111,16 +125,16 @@ class Pow(Function):
     __slots__ = ("x", "exponent")
     saved_inputs = (0,)
 
-    def forward(self, x, exponent):
+    def forward(self, x, *, exponent):
         self.x, self.exponent = x, exponent
         return x**exponent
 
     def backward(self, grad):
         if self.exponent == 0:
             # x^0 = 1 is constant: gradient 0 everywhere, also at x = 0 where p * x^(p-1) would be 0 * inf = NaN (as PyTorch)
-            return backend_of(grad).xp.zeros_like(grad), None
+            return (backend_of(grad).xp.zeros_like(grad),)
         # d(x^p)/dx = p * x^(p-1)
-        return grad * self.exponent * self.x ** (self.exponent - 1), None
+        return (grad * self.exponent * self.x ** (self.exponent - 1),)
 
 
 def pow(x: Tensor, exponent: float) -> Tensor:
@@ -130,7 +144,7 @@ def pow(x: Tensor, exponent: float) -> Tensor:
             f"pow: the exponent must be a Python number; got {type(exponent).__name__}. "
             "For a tensor exponent y write (x.log() * y).exp()"
         )
-    return Pow.apply(x, exponent)
+    return Pow.apply(x, exponent=exponent)
 
 
 class MatMul(Function):

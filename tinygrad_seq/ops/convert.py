@@ -8,7 +8,7 @@ from ..tensor import Function
 class Cast(Function):
     __slots__ = ("source_dtype",)
 
-    def forward(self, x, dtype):
+    def forward(self, x, *, dtype):
         self.source_dtype = x.dtype
         return x.astype(dtype)
 
@@ -19,7 +19,7 @@ class Cast(Function):
 class ToBackend(Function):
     __slots__ = ("source",)
 
-    def forward(self, x, backend):
+    def forward(self, x, *, backend):
         self.source = backend_of(x)
         return backend.adopt(x)
 

@@ -152,7 +152,7 @@ def relu(x: Tensor) -> Tensor:
 class Clamp(Function):
     __slots__ = ("inside",)
 
-    def forward(self, x, lo, hi):
+    def forward(self, x, *, lo=None, hi=None):
         # PyTorch passes the gradient where lo <= x <= hi, bounds included.
         inside = True
         if lo is not None:
@@ -163,7 +163,7 @@ class Clamp(Function):
         return backend_of(x).xp.clip(x, lo, hi)
 
     def backward(self, grad):
-        return grad * self.inside, None, None
+        return (grad * self.inside,)
 
 
 def clamp(x: Tensor, lo: float | None = None, hi: float | None = None) -> Tensor:
@@ -172,4 +172,4 @@ def clamp(x: Tensor, lo: float | None = None, hi: float | None = None) -> Tensor
         raise ValueError("clamp: give at least one of lo and hi, e.g. x.clamp(-5.0, 5.0)")
     if lo is not None and hi is not None and lo > hi:
         raise ValueError(f"clamp: lo={lo} is greater than hi={hi}; swap them")
-    return Clamp.apply(x, lo, hi)
+    return Clamp.apply(x, lo=lo, hi=hi)

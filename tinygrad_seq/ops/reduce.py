@@ -16,42 +16,42 @@ def _expand_reduced(grad, axes, keepdims):
 class Sum(Function):
     __slots__ = ("shape", "axes", "keepdims")
 
-    def forward(self, x, axes, keepdims):
+    def forward(self, x, *, axes, keepdims):
         self.shape, self.axes, self.keepdims = x.shape, axes, keepdims
         return x.sum(axis=axes, keepdims=keepdims)
 
     def backward(self, grad):
         grad = _expand_reduced(grad, self.axes, self.keepdims)
-        return backend_of(grad).xp.broadcast_to(grad, self.shape), None, None
+        return (backend_of(grad).xp.broadcast_to(grad, self.shape),)
 
 
 def sum(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
     """Sum over ``axis`` (an int, a tuple, or None for all axes)."""
-    return Sum.apply(x, normalize_axes(axis, x.ndim, "sum"), keepdims)
+    return Sum.apply(x, axes=normalize_axes(axis, x.ndim, "sum"), keepdims=keepdims)
 
 
 class Mean(Function):
     __slots__ = ("shape", "axes", "keepdims", "count")
 
-    def forward(self, x, axes, keepdims):
+    def forward(self, x, *, axes, keepdims):
         self.shape, self.axes, self.keepdims = x.shape, axes, keepdims
         self.count = math.prod(x.shape[a] for a in axes)
         return x.mean(axis=axes, keepdims=keepdims)
 
     def backward(self, grad):
         grad = _expand_reduced(grad, self.axes, self.keepdims) / self.count
-        return backend_of(grad).xp.broadcast_to(grad, self.shape), None, None
+        return (backend_of(grad).xp.broadcast_to(grad, self.shape),)
 
 
 def mean(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
     """Mean over ``axis`` (an int, a tuple, or None for all axes)."""
-    return Mean.apply(x, normalize_axes(axis, x.ndim, "mean"), keepdims)
+    return Mean.apply(x, axes=normalize_axes(axis, x.ndim, "mean"), keepdims=keepdims)
 
 
 class Max(Function):
     __slots__ = ("share", "axes", "keepdims")
 
-    def forward(self, x, axes, keepdims):
+    def forward(self, x, *, axes, keepdims):
         xp = backend_of(x).xp
         out = x.max(axis=axes, keepdims=True)
         # Every element equal to the maximum gets an equal share of the gradient.
@@ -66,7 +66,7 @@ class Max(Function):
         return out if keepdims else out.squeeze(axis=axes)
 
     def backward(self, grad):
-        return _expand_reduced(grad, self.axes, self.keepdims) * self.share, None, None
+        return (_expand_reduced(grad, self.axes, self.keepdims) * self.share,)
 
 
 def max(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
@@ -79,7 +79,7 @@ def max(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = F
     """
     if x.size == 0:
         raise ValueError(f"max: the tensor of shape {x.shape} is empty; a maximum needs at least one element")
-    return Max.apply(x, normalize_axes(axis, x.ndim, "max"), keepdims)
+    return Max.apply(x, axes=normalize_axes(axis, x.ndim, "max"), keepdims=keepdims)
 
 
 def min(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = False) -> Tensor:
@@ -96,7 +96,7 @@ class Softmax(Function):
     __slots__ = ("out", "axis")
     saves_output = True
 
-    def forward(self, x, axis):
+    def forward(self, x, *, axis):
         xp = backend_of(x).xp
         out = x - x.max(axis=axis, keepdims=True)  # the shift keeps exp from overflowing
         xp.exp(out, out=out)
@@ -109,19 +109,19 @@ class Softmax(Function):
         s = self.out
         grad_x = grad - (grad * s).sum(axis=self.axis, keepdims=True)
         grad_x *= s
-        return grad_x, None
+        return (grad_x,)
 
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``, computed after subtracting the maximum."""
-    return Softmax.apply(x, normalize_axes(axis, x.ndim, "softmax")[0])
+    return Softmax.apply(x, axis=normalize_axes(axis, x.ndim, "softmax")[0])
 
 
 class LogSoftmax(Function):
     __slots__ = ("out", "axis")
     saves_output = True
 
-    def forward(self, x, axis):
+    def forward(self, x, *, axis):
         xp = backend_of(x).xp
         out = x - x.max(axis=axis, keepdims=True)
         out -= xp.log(xp.exp(out).sum(axis=axis, keepdims=True))  # log-sum-exp of the shifted logits
@@ -132,9 +132,9 @@ class LogSoftmax(Function):
         # d log_softmax: g - softmax(x) * sum(g)
         softmax_times_sum = backend_of(grad).xp.exp(self.out)
         softmax_times_sum *= grad.sum(axis=self.axis, keepdims=True)
-        return grad - softmax_times_sum, None
+        return (grad - softmax_times_sum,)
 
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """log(softmax(x)) along ``axis``, stable for large logits (log-sum-exp)."""
-    return LogSoftmax.apply(x, normalize_axes(axis, x.ndim, "log_softmax")[0])
+    return LogSoftmax.apply(x, axis=normalize_axes(axis, x.ndim, "log_softmax")[0])

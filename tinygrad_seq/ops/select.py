@@ -1,4 +1,11 @@
-"""Choosing between values: where, maximum, masked_fill, and the (non-differentiable) comparisons."""
+"""Choosing between values: where, maximum, masked_fill, and the (non-differentiable) comparisons.
+
+A condition or mask is a bool array that chooses, not data that is
+differentiated: by the op convention it is a keyword (``condition=``,
+``mask=``), and only the values chosen between are positional tensors. A
+Python number among them is the keyword ``scalar``, with None in its place,
+as in the arithmetic ops.
+"""
 from __future__ import annotations
 
 import operator
@@ -8,7 +15,7 @@ import numpy as np
 
 from ..backend import backend_of
 from ..tensor import Function, Tensor, unbroadcast
-from ._util import operand
+from ._util import apply_binary, operand
 
 
 def _mask_array(mask: Any, op: str, like: Any = None) -> Any:
@@ -26,30 +33,42 @@ def _mask_array(mask: Any, op: str, like: Any = None) -> Any:
 class Where(Function):
     __slots__ = ("condition", "a_shape", "b_shape")
 
-    def forward(self, condition, a, b):
+    def forward(self, a, b, *, condition, scalar=None):
+        if scalar is not None:
+            a, b = (scalar, b) if a is None else (a, scalar)  # the number in the place left None
         self.condition, self.a_shape, self.b_shape = condition, np.shape(a), np.shape(b)
         return backend_of(condition).xp.where(condition, a, b)
 
     def backward(self, grad):
         zero = grad.dtype.type(0)
         where = backend_of(grad).xp.where
-        grad_a = unbroadcast(where(self.condition, grad, zero), self.a_shape) if self.needs_input_grad[1] else None
-        grad_b = unbroadcast(where(self.condition, zero, grad), self.b_shape) if self.needs_input_grad[2] else None
-        return None, grad_a, grad_b
+        grad_a = unbroadcast(where(self.condition, grad, zero), self.a_shape) if self.needs_input_grad[0] else None
+        grad_b = unbroadcast(where(self.condition, zero, grad), self.b_shape) if self.needs_input_grad[1] else None
+        return grad_a, grad_b
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """``a`` where ``condition`` is True, else ``b`` (all three broadcast); the gradient follows the choice."""
     a, b = operand(a), operand(b)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):  # two numbers: nothing to differentiate
+        mask = _mask_array(condition, "where")
+        return Tensor.wrap(backend_of(mask).xp.where(mask, a, b))
     like = a if isinstance(a, Tensor) else b
-    return Where.apply(Tensor.wrap(_mask_array(condition, "where", like)), a, b)
+    condition = _mask_array(condition, "where", like)
+    if not isinstance(b, Tensor):
+        return Where.apply(a, None, condition=condition, scalar=b)
+    if not isinstance(a, Tensor):
+        return Where.apply(None, b, condition=condition, scalar=a)
+    return Where.apply(a, b, condition=condition)
 
 
 class Maximum(Function):
     __slots__ = ("a", "b")
     saved_inputs = (0, 1)
 
-    def forward(self, a, b):
+    def forward(self, a, b, *, scalar=None):
+        if scalar is not None:
+            a, b = (scalar, b) if a is None else (a, scalar)  # the number in the place left None
         self.a, self.b = a, b
         return backend_of(a if hasattr(a, "dtype") else b).xp.maximum(a, b)
 
@@ -65,19 +84,19 @@ class Maximum(Function):
 
 def maximum(a: Any, b: Any) -> Tensor:
     """Elementwise larger of ``a`` and ``b`` (broadcasting); ties split the gradient in half."""
-    return Maximum.apply(operand(a), operand(b))
+    return apply_binary(Maximum, a, b)
 
 
 class MaskedFill(Function):
     __slots__ = ("mask", "x_shape")
 
-    def forward(self, x, mask, value):
+    def forward(self, x, *, mask, value):
         self.mask, self.x_shape = mask, x.shape
         return backend_of(x).xp.where(mask, x.dtype.type(value), x)
 
     def backward(self, grad):
         filled = backend_of(grad).xp.where(self.mask, grad.dtype.type(0), grad)
-        return unbroadcast(filled, self.x_shape), None, None
+        return (unbroadcast(filled, self.x_shape),)
 
 
 def masked_fill(x: Tensor, mask: Any, value: float) -> Tensor:
@@ -89,7 +108,7 @@ def masked_fill(x: Tensor, mask: Any, value: float) -> Tensor:
         fits = False
     if not fits:
         raise ValueError(f"masked_fill: mask of shape {np.shape(mask)} does not broadcast to the tensor's shape {x.shape}")
-    return MaskedFill.apply(x, mask, value)
+    return MaskedFill.apply(x, mask=mask, value=value)
 
 
 _COMPARISONS = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}

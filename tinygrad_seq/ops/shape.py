@@ -20,12 +20,12 @@ class Reshape(Function):
     __slots__ = ("in_shape",)
     view_of_input = True  # NumPy returns a view whenever the memory layout allows
 
-    def forward(self, x, shape):
+    def forward(self, x, *, shape):
         self.in_shape = x.shape
         return x.reshape(shape)
 
     def backward(self, grad):
-        return grad.reshape(self.in_shape), None
+        return (grad.reshape(self.in_shape),)
 
 
 def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
@@ -36,19 +36,19 @@ def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
 
 def reshape(x: Tensor, *shape: int | Sequence[int]) -> Tensor:
     """The same values in a new shape: ``x.reshape(2, 3)`` or ``x.reshape((2, 3))``; one size may be -1."""
-    return Reshape.apply(x, _shape_arg(shape))
+    return Reshape.apply(x, shape=_shape_arg(shape))
 
 
 class Transpose(Function):
     __slots__ = ("axes",)
     view_of_input = True
 
-    def forward(self, x, axes):
+    def forward(self, x, *, axes):
         self.axes = axes
         return x.transpose(axes)
 
     def backward(self, grad):
-        return grad.transpose(np.argsort(self.axes)), None
+        return (grad.transpose(np.argsort(self.axes)),)
 
 
 def transpose(x: Tensor, *axes: int | Sequence[int]) -> Tensor:
@@ -56,7 +56,7 @@ def transpose(x: Tensor, *axes: int | Sequence[int]) -> Tensor:
     axes = _shape_arg(axes) if axes else tuple(reversed(range(x.ndim)))
     if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
         raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of a tensor of shape {x.shape}")
-    return Transpose.apply(x, tuple(a % x.ndim for a in axes))
+    return Transpose.apply(x, axes=tuple(a % x.ndim for a in axes))
 
 
 def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
@@ -64,7 +64,7 @@ def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
     axis1, axis2 = normalize_axes((axis1, axis2), x.ndim, "swapaxes")
     axes = list(range(x.ndim))
     axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
-    return Transpose.apply(x, tuple(axes))
+    return Transpose.apply(x, axes=tuple(axes))
 
 
 def unsqueeze(x: Tensor, axis: int) -> Tensor:
@@ -72,7 +72,7 @@ def unsqueeze(x: Tensor, axis: int) -> Tensor:
     if not -x.ndim - 1 <= axis <= x.ndim:
         raise ValueError(f"unsqueeze: axis {axis} is out of range for a tensor with {x.ndim} axes (valid: {-x.ndim - 1}..{x.ndim})")
     axis = axis % (x.ndim + 1)
-    return Reshape.apply(x, x.shape[:axis] + (1,) + x.shape[axis:])
+    return Reshape.apply(x, shape=x.shape[:axis] + (1,) + x.shape[axis:])
 
 
 def squeeze(x: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor:
@@ -84,7 +84,7 @@ def squeeze(x: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor:
         for a in axes:
             if x.shape[a] != 1:
                 raise ValueError(f"squeeze: axis {a} of shape {x.shape} has size {x.shape[a]}; only size-1 axes can be removed")
-    return Reshape.apply(x, tuple(n for i, n in enumerate(x.shape) if i not in axes))
+    return Reshape.apply(x, shape=tuple(n for i, n in enumerate(x.shape) if i not in axes))
 
 
 def _is_basic(index: Any) -> bool:
@@ -97,7 +97,7 @@ class GetItem(Function):
     __slots__ = ("shape", "dtype", "index", "basic")
     view_of_input = True  # for basic indexes only: see is_view
 
-    def forward(self, x, index):
+    def forward(self, x, *, index):
         self.shape, self.dtype, self.index = x.shape, x.dtype, index
         self.basic = _is_basic(index)
         return x[index]
@@ -110,7 +110,7 @@ class GetItem(Function):
         index = self.index
         if self.basic or (getattr(index, "dtype", None) == bool):
             # Each element picked at most once: the engine adds the slice in place.
-            return SliceGrad(index, grad, self.shape), None
+            return (SliceGrad(index, grad, self.shape),)
         full = backend.xp.zeros(self.shape, dtype=self.dtype)
         if hasattr(index, "dtype"):
             # Rows picked by ids, maybe repeated (embeddings): sum the repeats.
@@ -119,7 +119,7 @@ class GetItem(Function):
             backend.scatter_add(full, ids, grad.reshape((ids.size,) + self.shape[1:]))
         else:
             backend.xp.add.at(full, index, grad)
-        return full, None
+        return (full,)
 
 
 def _index_part(part: Any, xp: Any) -> Any:
@@ -139,7 +139,7 @@ def getitem(x: Tensor, index: Any) -> Tensor:
         index = tuple(_index_part(p, xp) for p in index)
     else:
         index = _index_part(index, xp)
-    return GetItem.apply(x, index)
+    return GetItem.apply(x, index=index)
 
 
 class Concat(Function):
@@ -209,7 +209,7 @@ def split(x: Tensor, split_size_or_sections: int | Sequence[int], axis: int = 0)
     pieces, start = [], 0
     for size in sizes:
         index = (slice(None),) * axis + (slice(start, start + size),)
-        pieces.append(GetItem.apply(x, index))
+        pieces.append(GetItem.apply(x, index=index))
         start += size
     return pieces
 

@@ -36,7 +36,7 @@ FORWARD = {
     "Sqrt": "√{0}", "Abs": "|{0}|", "Tanh": "tanh({0})", "Sigmoid": "σ({0})", "Relu": "max({0}, 0)",
     "Clamp": "clamp({0})", "Sum": "Σ {0}", "Mean": "mean({0})", "Max": "max({0})", "Softmax": "softmax({0})",
     "LogSoftmax": "log softmax({0})", "Reshape": "reshape({0})", "Transpose": "{0}ᵀ", "GetItem": "{0}[{index}]",
-    "Concat": "[{all}]", "Stack": "stack({all})", "RecordedStep": "the cell's forward({0}, {1}), replayed", "Where": "where({0}, {1}, {2})", "Maximum": "max({0}, {1})",
+    "Concat": "[{all}]", "Stack": "stack({all})", "RecordedStep": "the cell's forward({0}, {1}), replayed", "Where": "where(·, {0}, {1})", "Maximum": "max({0}, {1})",
     "MaskedFill": "masked_fill({0})", "Cast": "{0}", "ToBackend": "{0}", "CrossEntropy": "−log softmax({0})[y]",
     "BinaryCrossEntropyWithLogits": "−{1} log σ({0}) − (1 − {1}) log(1 − σ({0}))",
     "EmbeddingLookup": "rows of {0}", "DropoutMask": "{0} ⊙ mask / (1 − p)",
@@ -73,7 +73,7 @@ BACKWARD: dict[str, dict[int, str]] = {
     "Stack": {"*": "its slice of {g}"},
     # A user's cell step replayed from its tape (nn.recorded): the recorded ops' own rules, in reverse.
     "RecordedStep": {"*": "{g} back through the cell's recorded ops, each op's rule in reverse (ts.transparent() shows them)"},
-    "Where": {1: "{g} where {0}, 0 elsewhere", 2: "{g} where not {0}, 0 elsewhere"},
+    "Where": {0: "{g} where the condition holds, 0 elsewhere", 1: "{g} where it does not, 0 elsewhere"},
     "Maximum": {0: "{g} where {0} is the larger", 1: "{g} where {1} is the larger"},
     "MaskedFill": {0: "{g} where not masked, 0 where masked"},
     "Cast": {0: "{g}, cast back to the input's dtype"},
@@ -139,8 +139,9 @@ def _details(node: Function | None) -> dict[str, Any]:
     if node is None:
         return {}
     details: dict[str, Any] = {}
-    if node.name == "Pow" and len(node.inputs) > 1 and not isinstance(node.inputs[1], Tensor):
-        details["p"] = node.inputs[1]
+    params = getattr(node, "params", None) or {}
+    if node.name == "Pow" and "exponent" in params:
+        details["p"] = params["exponent"]
     if node.name == "GetItem":
         details["index"] = _index_text(getattr(node, "index", None))
     for field in ("relu", "reset_after", "peepholes", "reduction", "smoothing"):
@@ -402,14 +403,16 @@ def _sequence_item(node: GraphNode, found: Mapping[str, str]) -> str | None:
 
 def arguments(fn: Function, found: Mapping[str, str]) -> list[str]:
     """How each positional argument of an op is written in a formula: a tensor by its name (in parentheses
-    when it is a sum or product), a number as itself, anything else (ids, masks, axes) as "·"."""
+    when it is a sum or product), the Python number a binary op took in its place (``scalar``) as itself,
+    anything else (an optional tensor left out) as "·"."""
+    scalar = (getattr(fn, "params", None) or {}).get("scalar")
     written = []
     for arg in fn.inputs:
         if isinstance(arg, Tensor):
             name = found.get(f"n{id(arg)}", "·")
             written.append(f"({name})" if any(op in name for op in (" + ", " − ", " ⊙ ", " ⊘ ")) else name)
-        elif isinstance(arg, (int, float)) and not isinstance(arg, bool):
-            written.append(f"{arg:g}")
+        elif isinstance(scalar, (int, float)) and not isinstance(scalar, bool):
+            written.append(f"{scalar:g}")
         else:
             written.append("·")
     return written
