@@ -240,6 +240,96 @@ def test_wrong_number_of_gradients_from_an_op_names_it():
         TwoInOneOut.apply(a, a).sum().backward()
 
 
+class Shifted(ts.Function):
+    """factor * x + shift: two tensors (shift optional) and a keyword number, as the op convention has it."""
+
+    __slots__ = ("factor",)
+
+    def forward(self, x, shift, *, factor):
+        self.factor = factor
+        return x * factor if shift is None else x * factor + shift
+
+    def backward(self, grad):
+        return grad * self.factor, grad if self.needs_input_grad[1] else None
+
+
+@pytest.mark.parametrize("argument, shown", [(2, "the int 2"), ((1, 2), "the tuple (1, 2)"),
+                                             (np.arange(100), "the ndarray array([ 0,  1,"), ("abc", "the str 'abc'")])
+def test_apply_refuses_a_positional_non_tensor_with_the_fix(argument, shown):
+    x = ts.Tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(TypeError) as error:
+        Shifted.apply(x, argument, factor=2.0)
+    message = str(error.value)
+    assert message.startswith(f"Shifted.apply: positional argument 1 is {shown}")
+    assert "only tensors (or None for an optional tensor left out) go positionally" in message
+    assert "Pass it as a keyword argument (Shifted.forward's keyword parameters: factor)" in message
+    assert "wrap it in ts.Tensor(...)" in message
+    assert len(message) < 400  # a long array is cut short, not printed whole
+
+
+def test_apply_accepts_none_for_an_optional_tensor_and_gives_it_no_gradient():
+    x = ts.Tensor([1.0, 2.0], requires_grad=True)
+    y = Shifted.apply(x, None, factor=3.0)
+    assert y.tolist() == [3.0, 6.0]
+    assert y.grad_fn.inputs == (x, None) and y.grad_fn.needs_input_grad == (True, False)
+    assert y.grad_fn.params == {"factor": 3.0}  # the keywords stay on the node, as the inputs do
+    y.sum().backward()
+    assert x.grad.tolist() == [3.0, 3.0]
+
+
+def test_built_in_ops_refuse_their_parameters_positionally_and_name_the_keywords():
+    x = ts.Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(TypeError, match=r"Sum.apply: positional argument 1 is the tuple \(0,\).*keyword parameters: axes, keepdims"):
+        ts.ops.Sum.apply(x, (0,), False)
+    with pytest.raises(TypeError, match=r"Pow.apply: positional argument 1 is the int 2.*keyword parameters: exponent"):
+        ts.ops.Pow.apply(x, 2)
+    assert ts.ops.Sum.apply(x, axes=(0,), keepdims=False).tolist() == [2.0, 2.0, 2.0]
+
+
+def test_python_numbers_are_the_keyword_scalar_and_stay_weak_scalars():
+    x = ts.Tensor(np.array([1.5, -2.25, 3.0], dtype=np.float32), requires_grad=True)
+    for y, expected, inputs in [(x * 0.1, x.data * 0.1, (x, None)), (0.1 * x, 0.1 * x.data, (None, x)),
+                                (1 - x, 1 - x.data, (None, x)), (x / 3, x.data / 3, (x, None)),
+                                (3 / x, 3 / x.data, (None, x)), (x + 1.0, x.data + 1.0, (x, None))]:
+        assert y.dtype == np.float32  # NumPy 2's weak scalar: float32 * 0.1 stays float32
+        assert np.array_equal(to_host(y.data), to_host(expected))  # bit for bit what NumPy computes
+        assert y.grad_fn.inputs == inputs and "scalar" in y.grad_fn.params
+    assert (x ** 2).grad_fn.params == {"exponent": 2}
+    (1 - x * 2).sum().backward()
+    assert x.grad.tolist() == [-2.0, -2.0, -2.0]
+
+
+def _function_subclasses():
+    found, stack = [], [ts.Function]
+    while stack:
+        for subclass in stack.pop().__subclasses__():
+            found.append(subclass)
+            stack.append(subclass)
+    return found
+
+
+def test_every_function_lives_under_ops_or_its_module_says_why():
+    import importlib
+    import pkgutil
+    import sys
+
+    import tinygrad_seq
+
+    for module in pkgutil.walk_packages(tinygrad_seq.__path__, "tinygrad_seq."):
+        if not module.name.endswith("__main__"):  # running the CLI is not importing it
+            importlib.import_module(module.name)
+    ours = [cls for cls in _function_subclasses() if cls.__module__.startswith("tinygrad_seq.")]
+    outside = [cls for cls in ours if not cls.__module__.startswith("tinygrad_seq.ops.")]
+    unexplained = [f"{cls.__module__}.{cls.__name__}" for cls in outside
+                   if not (cls.__name__ in (sys.modules[cls.__module__].__doc__ or "") and "ops/" in sys.modules[cls.__module__].__doc__)]
+    assert not unexplained, f"Function subclasses outside tinygrad_seq/ops/ whose module docstring does not say why: {unexplained}"
+    where = {cls.__name__: cls.__module__ for cls in ours}
+    assert where["CrossEntropy"] == where["BinaryCrossEntropyWithLogits"] == "tinygrad_seq.ops.losses"
+    assert where["EmbeddingLookup"] == "tinygrad_seq.ops.embedding" and where["DropoutMask"] == "tinygrad_seq.ops.dropout"
+    assert {where[name] for name in ("RNNStep", "GRUStep", "SimplifiedGRUStep", "LSTMStep")} == {"tinygrad_seq.ops.cell_steps"}
+    assert [cls.__name__ for cls in outside] == ["RecordedStep"]
+
+
 def test_backward_iter_is_reverse_topological_and_complete():
     x = ts.Tensor([0.5, -1.0], requires_grad=True, name="x")
     w1 = ts.Tensor([2.0, 3.0], requires_grad=True, name="w1")

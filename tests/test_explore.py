@@ -163,7 +163,7 @@ def test_the_rule_is_written_in_the_course_notation():
     assert "∂L/∂W_aa += [dΓu; dΓf; dc̃; dΓo] a⟨1⟩ᵀ" in step["backward"]
 
 
-# The rule of each built-in cell step at t = 2, checked line by line against the op's backward() in nn/fused.py.
+# The rule of each built-in cell step at t = 2, checked line by line against the op's backward() in ops/cell_steps.py.
 STEP_RULES = {
     "rnn_relu": [
         "dz = ∂L/∂a⟨2⟩ ⊙ [a⟨2⟩ > 0]   (z: the pre-activation)",
@@ -338,3 +338,12 @@ def test_bptt_command_writes_the_explorer(tmp_path, monkeypatch, capsys):
     page = (tmp_path / "explorer.html").read_text(encoding="utf-8")
     assert len(page_data(page)["backward"]) == int(re.search(r"(\d+) steps\.", printed).group(1))
     assert not (tmp_path / "bptt").exists()  # no frames unless --out asks for them
+
+
+def test_a_python_number_is_written_where_it_stood():
+    """A number reaches an op as the keyword ``scalar`` (None in its place); the rules still write it there."""
+    x = ts.Tensor([1.0, 2.0], requires_grad=True, name="x")
+    found = rules.node_rules(viz.trace(((1 - x) * 2) ** 3))
+    forward = [entry["forward"] for entry in found.values()]
+    assert forward == ["1 − x   (Sub)", "(1 − x) ⊙ 2   (Mul)", "((1 − x) ⊙ 2)^3   (Pow)"]
+    assert ["∂L/∂x = −∂L/∂(1 − x)"] in [entry["backward"] for entry in found.values()]
