@@ -233,10 +233,24 @@ def test_forget_bias():
     assert not (cell.bias_ih.numpy()[:4] == 2.0).all()
     lstm = nn.init.forget_bias_(nn.LSTM(3, 4, num_layers=2, bidirectional=True))
     assert all((getattr(lstm, f"bias_ih_l{k}{s}").numpy()[4:8] == 1.0).all() for k in (0, 1) for s in ("", "_reverse"))
-    with pytest.raises(TypeError, match="forget_bias_: GRU holds no LSTM cell"):
+    with pytest.raises(TypeError, match="forget_bias_: GRU holds no cell with a forget gate"):
         nn.init.forget_bias_(nn.GRU(3, 4))
-    with pytest.raises(ValueError, match="built with bias=False"):
+    with pytest.raises(ValueError, match="LSTMCell was built with bias=False"):
         nn.init.forget_bias_(nn.LSTMCell(3, 4, bias=False))
+
+
+def test_forget_bias_reaches_a_users_cell_that_declares_its_forget_gate():
+    class CoupledGates(nn.RNNCell):  # gate rows stacked as (forget, candidate): block 0 is the forget gate
+        forget_gate = 0
+
+        def __init__(self, input_size, hidden_size):
+            nn.RecurrentCell.__init__(self, input_size, hidden_size)
+            self.gate_parameters(2, True)
+
+    model = nn.Recurrent(CoupledGates(3, 4))
+    nn.init.forget_bias_(model, 1.5)
+    assert (model.cell.bias_ih.numpy()[:4] == 1.5).all() and (model.cell.bias_hh.numpy()[:4] == 0).all()
+    assert not (model.cell.bias_ih.numpy()[4:] == 1.5).any()
 
 
 @pytest.mark.parametrize(

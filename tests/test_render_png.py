@@ -11,9 +11,9 @@ import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
 from tinygrad_seq.viz import demo
 from tinygrad_seq.viz.draw import Digraph
-from tinygrad_seq.viz.render import FONT, FONT_FILE, render_png
+from tinygrad_seq.viz.images import FONT, FONT_FILE, render_png
 
-render = importlib.import_module("tinygrad_seq.viz.render")  # the module (viz.render is the function)
+images_module = importlib.import_module("tinygrad_seq.viz.images")  # the module that makes the PNG
 pytest.importorskip("resvg_py", reason="resvg-py is not installed (pip install resvg-py; a dependency of tinygrad-seq)")
 
 # the course's glyphs, each drawn alone
@@ -155,10 +155,10 @@ def test_long_graphs_are_scaled_to_fit(no_dot, tmp_path, monkeypatch):
     dot = viz.draw_graph(out.sum(), collapse_cells=True)
     full = struct.unpack(">II", render_png(dot.source)[16:24])
     assert full[0] > 2000  # about 4,000 pixels wide at 96 dpi
-    monkeypatch.setattr(render, "PNG_MAX_SIDE", 1000)  # as 32,767 pixels a side are to a 1,000-step graph
+    monkeypatch.setattr(images_module, "PNG_MAX_SIDE", 1000)  # as 32,767 pixels a side are to a 1,000-step graph
     width, height = struct.unpack(">II", viz.render(dot, tmp_path / "long", format="png").read_bytes()[16:24])
     assert width <= 1000 and (width, height) == (pytest.approx(1000, abs=2), pytest.approx(full[1] * 1000 / full[0], abs=2))
-    monkeypatch.setattr(render, "PNG_MAX_PIXELS", 100_000)
+    monkeypatch.setattr(images_module, "PNG_MAX_PIXELS", 100_000)
     width, height = struct.unpack(">II", render_png(dot.source)[16:24])
     assert width * height <= 100_000 * 1.01
 

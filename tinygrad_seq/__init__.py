@@ -7,7 +7,8 @@
 >>> w.grad.round(4)
 array([[0.9901, 1.9801]], dtype=float32)
 """
-from . import course, interop, nn, ops, optim, settings, testing
+from . import ops  # first: ops/methods.py gives Tensor its operators and math methods before other modules load
+from . import course, interop, nn, optim, settings, testing
 from .backend import (
     Backend,
     BackendError,
@@ -22,8 +23,11 @@ from .creation import arange, full, ones, rand, randn, zeros
 from .gradcheck import grad_check
 from .nn.cells import transparent
 from .nn.steps import without_kernels
+from .engine import BackwardStep
+from .function import Function
+from .modes import detect_anomaly, enable_grad, is_grad_enabled, no_grad, tags
 from .ops import chunk, concat, maximum, split, stack, where
-from .tensor import BackwardStep, Function, Tensor, detect_anomaly, enable_grad, from_numpy, is_grad_enabled, no_grad, tags
+from .tensor import Tensor, from_numpy
 
 __version__ = "0.1.0"
 

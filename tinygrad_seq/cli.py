@@ -117,7 +117,7 @@ CONFIG_OPTIONS = {
 
 def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     """The command's parser; ``given_only`` leaves out train's defaults, so parsing shows what was typed."""
-    from .models.trainer import LAYOUTS
+    from .models.config import LAYOUTS
 
     parser = ArgumentParser(
         prog="tinygrad-seq",

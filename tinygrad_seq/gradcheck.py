@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 
 from .backend import backend_of
-from .tensor import Tensor, enable_grad, no_grad
+from .modes import enable_grad, no_grad
+from .tensor import Tensor
 
 
 def _outputs(result: Any) -> list[Tensor]:

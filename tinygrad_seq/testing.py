@@ -9,7 +9,8 @@ from . import settings
 from .gradcheck import grad_check
 from .nn.cells import RecurrentCell, RNNCell
 from .nn.recurrent import Bidirectional, Recurrent, Stacked
-from .tensor import Tensor, no_grad
+from .modes import no_grad
+from .tensor import Tensor
 
 
 def _fail(check: str, detail: str) -> None:

@@ -23,7 +23,8 @@ import numpy as np
 from .. import nn, settings
 from ..backend import backend_named
 from ..nn.course import course_gradients
-from ..tensor import Tensor, no_grad
+from ..modes import no_grad
+from ..tensor import Tensor
 
 Answers = dict[str, np.ndarray]
 

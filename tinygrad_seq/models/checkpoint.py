@@ -32,6 +32,7 @@ import numpy as np
 
 from ..storage import CheckpointError, read_checkpoint_files
 from ..text import Vocabulary
+from .config import TrainConfig, TrainingError
 from .language_model import LanguageModel
 
 REQUIRED_FILES = ("model.npz", "optimizer.npz", "vocab.json", "state.json")
@@ -70,8 +71,6 @@ class Checkpoint:
 
     def config(self, **changes: Any) -> Any:
         """The run's TrainConfig (with ``changes``), or an error naming state.json when its values are unusable."""
-        from .trainer import TrainConfig, TrainingError
-
         try:
             return TrainConfig(**{**self.state["config"], **changes})
         except (TrainingError, TypeError) as error:
@@ -149,8 +148,6 @@ def _state_problem(state: Any, checkpoint_format: int) -> str | None:
             return f"has no valid {key!r} ({kind.__name__} expected)"
     if state["epoch"] < 0 or state["batch"] < 0:
         return f"has a negative position (epoch {state['epoch']}, batch {state['batch']})"
-    from .trainer import TrainConfig
-
     unknown = set(state["config"]) - {f.name for f in fields(TrainConfig)}
     if unknown:
         return f"has unknown config keys {sorted(unknown)}"

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import nn, settings
 from ..tensor import Tensor
+from .config import TrainingError
 
 
 class LanguageModel(nn.Module):
@@ -37,8 +38,6 @@ class LanguageModel(nn.Module):
     def from_config(cls, config: dict[str, Any]) -> LanguageModel:
         """The model ``config`` describes (a checkpoint's); its cell must be registered, a user's cell by importing its module."""
         if config["cell"] not in settings.cell_registry:
-            from .trainer import TrainingError
-
             registered = ", ".join(sorted(settings.cell_registry))
             raise TrainingError(
                 f"the model's cell {config['cell']!r} is not registered here (registered: {registered}); "

@@ -108,6 +108,7 @@ class RecurrentCell(Module):
     state_names: tuple[str, ...] = ("a",)
     kernel: type | None = None  # a hand-written step (nn/fused.py, ops/cell_steps.py) proven equal to forward; None: record forward
     fused: bool = True  # False: this cell always runs transparently
+    forget_gate: int | None = None  # index of the forget gate's block of stacked gate rows, for nn.init.forget_bias_
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
@@ -332,6 +333,7 @@ class LSTMCell(RecurrentCell):
     state_names = ("a", "c")
 
     kernel = kernels.LSTMKernel  # the hand-written step the default path runs; forward below is the reference
+    forget_gate = 1  # the gate blocks stack as i, f, g, o
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, peephole: bool = False, fused: bool = True) -> None:
         super().__init__(input_size, hidden_size)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import Tensor, as_tensor
+from ..tensor import as_tensor, Tensor
 from .dropout import dropout
 from .embedding import check_ids
 from .ids import IGNORE_INDEX

@@ -104,17 +104,18 @@ def forget_bias_(module: Any, value: float = 1.0) -> Any:
 
     b_if = value and b_hf = 0, so the gate starts at σ(value) ≈ 0.73 for 1.0:
     the cell remembers by default, the usual remedy for vanishing gradients
-    early in training (Jozefowicz et al., 2015).
+    early in training (Jozefowicz et al., 2015). A cell of yours with a forget
+    gate takes part by declaring ``forget_gate``, the index of that gate's
+    block of rows in its stacked gate parameters (LSTMCell: 1, of i, f, g, o).
     """
-    from .cells import LSTMCell
-
-    cells = [m for m in module.modules() if isinstance(m, LSTMCell)]
+    cells = [m for m in module.modules() if getattr(m, "forget_gate", None) is not None]
     if not cells:
-        raise TypeError(f"forget_bias_: {type(module).__name__} holds no LSTM cell; it applies to nn.LSTMCell, nn.LSTM and models containing them")
+        raise TypeError(f"forget_bias_: {type(module).__name__} holds no cell with a forget gate; it applies to nn.LSTMCell, "
+                        "nn.LSTM, models containing them and cells that declare forget_gate")
     for cell in cells:
         if cell.bias_ih is None:
-            raise ValueError("forget_bias_: the LSTM was built with bias=False, so it has no forget-gate bias")
-        forget = slice(cell.hidden_size, 2 * cell.hidden_size)
+            raise ValueError(f"forget_bias_: the {type(cell).__name__} was built with bias=False, so it has no forget-gate bias")
+        forget = slice(cell.forget_gate * cell.hidden_size, (cell.forget_gate + 1) * cell.hidden_size)
         cell.bias_ih.data[forget] = value
         cell.bias_hh.data[forget] = 0.0
         cell.bias_ih._bump_version()

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..ops.losses import BinaryCrossEntropyWithLogits, CrossEntropy
-from ..tensor import Tensor, as_tensor
+from ..tensor import as_tensor, Tensor
 from .ids import IGNORE_INDEX, integer_array, out_of_range
 from .module import Module
 

@@ -27,7 +27,8 @@ import numpy as np
 
 from ..backend import Backend, backend_named
 from ..storage import atomic_write
-from ..tensor import Tensor, no_grad
+from ..modes import no_grad
+from ..tensor import Tensor
 
 
 class Parameter(Tensor):

@@ -53,7 +53,10 @@ from ..backend import backend_of
 from ..ops import (Abs, Add, Cast, Clamp, Div, Exp, GetItem, Linear, Log, MatMul, Maximum, Mul, Neg, Pow, Relu, Sigmoid,
                    Sqrt, Sub, Tanh, concat, stack, where)
 from ..ops.cell_steps import _masked, _split_masked_grad
-from ..tensor import Function, LazyGrad, OuterGrad, SliceGrad, Tensor, _where
+from ..anomaly import place
+from ..function import Function
+from ..lazy_grad import LazyGrad, OuterGrad, SliceGrad
+from ..tensor import Tensor
 from . import roles
 from .cells import RecurrentCell
 from .steps import Step
@@ -133,7 +136,7 @@ class Tape:
             if settings.anomaly_mode and out.dtype.kind == "f" and not bool(_xp(out).isfinite(out).all()):
                 raise FloatingPointError(
                     f"detect_anomaly: {op.cls.__name__} inside a recorded cell step produced a non-finite output going forward, "
-                    f"at {_where(tags or {})}. Run the layer inside ts.transparent() to see the step gate by gate"
+                    f"at {place(tags or {})}. Run the layer inside ts.transparent() to see the step gate by gate"
                 )
             values.append(out)
             fns.append(fn)
@@ -211,7 +214,7 @@ def _check_finite(arrays: tuple[Any, ...], tags: Any, op: str) -> None:
     if settings.anomaly_mode and any(a.dtype.kind == "f" and not bool(_xp(a).isfinite(a).all()) for a in arrays):
         raise FloatingPointError(
             f"detect_anomaly: {op} inside a recorded cell step sent a non-finite gradient going backward, "
-            f"at {_where(tags or {})}. Run the layer inside ts.transparent() to see the step gate by gate"
+            f"at {place(tags or {})}. Run the layer inside ts.transparent() to see the step gate by gate"
         )
 
 

@@ -22,7 +22,9 @@ import numpy as np
 
 from ..ops import concat, stack, where
 from .. import settings
-from ..tensor import Tensor, as_tensor, check_finite_input, tags
+from ..anomaly import check_finite_input
+from ..modes import tags
+from ..tensor import as_tensor, Tensor
 from .cells import RecurrentCell, State
 from . import recorded, roles, steps
 from .dropout import dropout

@@ -47,7 +47,8 @@ LSTMCell         i: gate "update" (the course's Γu); f: "forget"; g:
 from __future__ import annotations
 
 from .. import settings
-from ..tensor import Tensor, tag
+from ..modes import tag
+from ..tensor import Tensor
 
 ROLES = ("state", "gate", "input", "output", "loss", "projection")
 GATES = ("update", "forget", "output", "reset", "candidate")  # the course's gates; a cell may name others

@@ -17,6 +17,8 @@ embedding      EmbeddingLookup (nn.Embedding)
 dropout        DropoutMask (nn.Dropout draws the mask)
 cell_steps     RNNStep GRUStep SimplifiedGRUStep LSTMStep: the built-in cells'
                hand-written steps (nn/fused.py's kernels run them)
+methods        Tensor's operators and math methods (x + y, x.sum(), ...),
+               attached to Tensor when this package is imported
 =============  =================================================================
 
 Every op follows one convention, which ``Function.apply`` enforces: tensors
@@ -51,3 +53,4 @@ from .shape import (
     transpose,
     unsqueeze,
 )
+from . import methods  # noqa: E402,F401  attaches Tensor's operators and math methods (ops/methods.py)

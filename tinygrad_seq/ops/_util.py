@@ -4,7 +4,8 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-from ..tensor import Function, Tensor, as_tensor
+from ..function import Function
+from ..tensor import as_tensor, Tensor
 
 
 def operand(value: Any) -> Any:

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from ..backend import backend_of
-from ..tensor import Function, Tensor, unbroadcast
+from ..function import Function, unbroadcast
+from ..tensor import Tensor
 from ._util import apply_binary, operand
 
 

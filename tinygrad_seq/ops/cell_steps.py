@@ -22,7 +22,8 @@ packed-sequence semantics).
 from __future__ import annotations
 
 from ..backend import backend_of
-from ..tensor import Function, OuterGrad, SliceGrad
+from ..function import Function
+from ..lazy_grad import OuterGrad, SliceGrad
 from .elementwise import logistic
 
 

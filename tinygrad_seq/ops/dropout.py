@@ -1,7 +1,7 @@
 """The op behind dropout: scaling by a mask drawn once, forward and backward alike (nn/dropout.py draws it)."""
 from __future__ import annotations
 
-from ..tensor import Function
+from ..function import Function
 
 
 class DropoutMask(Function):

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from ..backend import backend_of
-from ..tensor import Function, Tensor
+from ..function import Function
+from ..tensor import Tensor
 
 
 class Exp(Function):

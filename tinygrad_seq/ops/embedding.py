@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..backend import backend_of
-from ..tensor import Function
+from ..function import Function
 
 
 class EmbeddingLookup(Function):

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import backend_of
-from ..tensor import Function
+from ..function import Function
 from .elementwise import logistic
 
 

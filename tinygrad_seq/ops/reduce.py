@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 
 from ..backend import backend_of
-from ..tensor import Function, Tensor
+from ..function import Function
+from ..tensor import Tensor
 from ._util import normalize_axes
 
 

@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 
 from ..backend import backend_of
-from ..tensor import Function, SliceGrad, Tensor, as_tensor
+from ..function import Function
+from ..lazy_grad import SliceGrad
+from ..tensor import as_tensor, Tensor
 from ._util import normalize_axes
 
 

@@ -10,7 +10,8 @@
 from .draw import Digraph, draw_graph, summarize
 from .explore import Explorer, explore
 from .flow import gradient_flow, plot_gradient_flow
-from .render import GraphvizNotFound, has_dot, render, render_svg
+from .images import GraphvizNotFound, has_dot, render_svg
+from .render import render
 from .stepper import Step, backward_steps
 from .trace import Graph, GraphNode, course_parameter_name, trace
 

@@ -9,7 +9,8 @@ from .. import nn
 from ..backend import manual_seed
 from ..creation import randn
 from ..nn import functional as F
-from ..tensor import Tensor, tags
+from ..modes import tags
+from ..tensor import Tensor
 
 BUILT_IN_LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 

@@ -34,7 +34,9 @@ from typing import Any
 import graphviz
 import numpy as np
 
-from ..tensor import LazyGrad, Tensor
+from ..lazy_grad import LazyGrad
+from ..tensor import Tensor
+from .images import render_svg
 from .trace import Graph, GraphNode, course_parameter_name, trace
 
 PARAMETER, INPUT, OP, STATE, GATE, ROOT = "#cfe2f3", "#eeeeee", "#ffffff", "#fff2cc", "#d9ead3", "#f4cccc"
@@ -54,13 +56,9 @@ class Digraph(graphviz.Digraph):
     drawn_as: dict[str, list[str]]
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **_: Any) -> dict[str, str]:
-        from .render import render_svg
-
         return {"image/svg+xml": render_svg(self.source)}
 
     def _repr_svg_(self) -> str:
-        from .render import render_svg
-
         return render_svg(self.source)
 
 

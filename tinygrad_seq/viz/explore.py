@@ -32,10 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import LazyGrad, Tensor
+from ..lazy_grad import LazyGrad
+from ..tensor import Tensor
 from . import notation, rules
 from .draw import draw_graph, time_gathers
-from .render import FONT_FILE, render_svg
+from .images import FONT_FILE, render_svg
 from .stepper import backward_steps
 from .trace import Graph, key_of, trace
 
@@ -160,7 +161,7 @@ def _shown(values: np.ndarray) -> dict[str, Any]:
             "values": None, "norm": norm, "shape": shape}
 
 
-def _where(tags: Mapping[str, Any]) -> str:
+def place(tags: Mapping[str, Any]) -> str:
     parts = []
     if "t" in tags:
         parts.append(f"t = {tags['t']}")
@@ -222,7 +223,7 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
         visited.append(step.raw.node)
         grad = _dense(step.grad, step.tensor.shape)
         record = {
-            "key": key, "drawn": drawn_as.get(key, []), "op": step.op, "name": names[key], "where": _where(node.tags),
+            "key": key, "drawn": drawn_as.get(key, []), "op": step.op, "name": names[key], "where": place(node.tags),
             "grad": _shown(grad), "rule": node_rules[key]["backward"], "forward": node_rules[key]["forward"],
             "sends": [], "sum": [], "params": [],
         }
@@ -238,7 +239,7 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
             if source in parameter_of:
                 name = parameter_of[source]
                 running[name] = running.get(name, 0) + dense
-                entry = {"step": step.index, "t": node.tags.get("t"), "where": _where(node.tags), "contribution": shown,
+                entry = {"step": step.index, "t": node.tags.get("t"), "where": place(node.tags), "contribution": shown,
                          "running": _shown(running[name])}
                 param_steps[name].append(entry)
                 record["params"].append(name)
@@ -254,7 +255,7 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
         inputs = [names.get(key_of(a), "·") for a in node.tensor.grad_fn.inputs if isinstance(a, Tensor)]
         edges = [edge for a in node.tensor.grad_fn.inputs if isinstance(a, Tensor) for edge in edges_between(key_of(a), key)]
         forward.append({"key": key, "drawn": drawn_as.get(key, []), "op": node.op, "name": names[key], "edges": edges,
-                        "where": _where(node.tags), "formula": node_rules[key]["forward"], "inputs": inputs,
+                        "where": place(node.tags), "formula": node_rules[key]["forward"], "inputs": inputs,
                         "value": _shown(node.tensor.backend.to_host(node.tensor.data))})
     return {
         "backward": backward, "forward": forward,

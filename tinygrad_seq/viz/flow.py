@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from ..tensor import Tensor, backward_iter
+from ..engine import backward_iter
+from ..tensor import Tensor
 
 Key = tuple[str, Any, Any]  # (state part: "a", "c" or a user's, layer, direction)
 

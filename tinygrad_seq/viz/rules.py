@@ -25,7 +25,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..tensor import Function, Tensor
+from ..function import Function
+from ..tensor import Tensor
 from . import notation
 from .trace import Graph, GraphNode, course_parameter_name, key_of
 

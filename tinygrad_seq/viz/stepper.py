@@ -19,7 +19,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..tensor import BackwardStep, Tensor, backward_iter
+from ..engine import backward_iter, BackwardStep
+from ..tensor import Tensor
 from . import notation
 from .draw import CURRENT, DONE, Digraph, draw_graph, summarize
 from .trace import Graph, key_of, trace

@@ -1,0 +1,303 @@
+"""The backward pass: order the graph, run each node's backward, add up the gradients.
+
+``Tensor.backward`` is a loop over :func:`backward_iter`, a generator that
+visits the nodes in reverse topological order (computed with explicit stacks
+by :func:`topological_order`, so a 10,000-step chain works) and yields one
+:class:`BackwardStep` per node. ``viz.backward_steps`` exposes the same
+generator, so what the stepper shows is the real backward pass.
+
+Gradients are summed per tensor (``_accumulate``): an array arriving first
+is kept as it is (an op may share it between inputs) and copied only when a
+second one comes; lazy gradients (lazy_grad.py) are added into a buffer the
+engine owns, or deferred and summed at once when the gradient is complete.
+Before a node's backward runs, the engine refuses to go on if a tensor whose
+array the node saved was changed in place since (``_check_saved_versions``).
+
+The engine reads tensors and nodes through their attributes only; it sits
+below tensor.py and function.py, which call it.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import settings
+from .anomaly import check_gradient, describe, place
+from .backend import backend_of
+from .lazy_grad import LazyGrad
+
+if TYPE_CHECKING:  # for type checkers only: these modules sit above this one
+    from .function import Function
+    from .tensor import Tensor
+
+
+def _check_saved_versions(node: Function, tensor: Tensor) -> None:
+    """Raise if a tensor whose array ``node`` saved for backward was changed in place after the op ran."""
+    saved = [("its input", node.inputs[i]) for i in node.saved_inputs]
+    if node.saves_output:
+        saved.append(("its own result", tensor))
+    for role, saved_tensor in saved:
+        counter = saved_tensor._counter if saved_tensor is not None else None
+        if counter is None or counter.changed_at() <= node.recorded_at:
+            continue
+        then, exact = counter.value_at(node.recorded_at)
+        where = f" at {place(node.tags)}" if node.tags else ""
+        raise RuntimeError(
+            f"backward through {node.name}{where}: {role} {describe(saved_tensor)} of shape {saved_tensor.shape} "
+            f"was changed in place after {node.name} saved it for backward (version {'' if exact else 'at most '}{then} "
+            f"then, {counter.value} now), so the gradient would be computed from the new values. Call backward() before "
+            "opt.step() (or nn.init, load_state_dict, any in-place change), or compute the loss again after the change"
+        )
+
+def _accumulate(grads: dict[int, Any], owned: set[int], key: int, target: Tensor, grad: Any, deferred: dict[int, list] | None = None) -> None:
+    """Add ``grad`` (an array or a LazyGrad) to the running gradient of ``target``.
+
+    A gradient received from an op may be shared with other inputs (Add sends
+    the same array to both), so it is stored as is and copied only when a
+    second one arrives; from then on the buffer is ours and sums in place.
+    """
+    if isinstance(grad, LazyGrad):
+        if grad.deferred:
+            parts = deferred.setdefault(key, [])
+            parts.append(grad)
+            if not grad.flush_now(parts):
+                return
+            del deferred[key]
+            buffer = grads.get(key)
+            if buffer is not None and key not in owned:
+                buffer = buffer.copy()
+            grads[key] = grad.sum_into(parts, target.shape, buffer).astype(target.dtype, copy=False)
+            owned.add(key)
+            return
+        buffer = grads.get(key)
+        if buffer is None:
+            buffer = grads[key] = backend_of(grad.arrays()[0]).xp.zeros(target.shape, dtype=target.dtype)
+            owned.add(key)
+        elif key not in owned:
+            buffer = grads[key] = buffer.copy()
+            owned.add(key)
+        grad.add_into(buffer)
+    elif key not in grads:
+        grads[key] = grad
+    elif key in owned:
+        grads[key] += grad
+    else:
+        grads[key] = grads[key] + grad
+        owned.add(key)
+
+
+def _complete(grads: dict[int, Any], owned: set[int], deferred: dict[int, list], key: int, target: Tensor) -> tuple[Any, bool]:
+    """Pop a tensor's finished gradient (dense parts plus deferred lazy ones) and whether it is a fresh array."""
+    dense = grads.pop(key, None)
+    fresh = key in owned
+    owned.discard(key)
+    parts = deferred.pop(key, None)
+    if parts:
+        if dense is not None and not fresh:
+            dense = dense.copy()
+        dense = parts[0].sum_into(parts, target.shape, dense)
+        fresh = True
+        if dense.dtype != target.dtype:
+            dense = dense.astype(target.dtype)
+    return dense, fresh
+
+
+class BackwardStep:
+    """One step of the backward pass: a non-leaf tensor's node receives a gradient and sends some on.
+
+    Attributes:
+        tensor: the non-leaf tensor whose gradient is complete at this step.
+        node: its ``grad_fn`` (the op); ``node.tags`` are the tags it was made under.
+        grad: the gradient arriving at the tensor (after its hooks).
+        input_grads: one entry per op argument, the gradient sent to it, or
+            None where it needs none (constants, tensors not requiring grad).
+        partial_grads: the gradients summed so far for tensors still waiting
+            for more (keyed by ``id(tensor)``): a shared weight's running total
+            lives here until its last use has been visited. Live: it changes
+            as the iteration goes on.
+    """
+
+    __slots__ = ("tensor", "node", "grad", "input_grads", "partial_grads", "partial_outer")
+
+    def __init__(self, tensor: Tensor, node: Function, grad: Any, input_grads: tuple[Any, ...],
+                 partial_grads: dict[int, Any], partial_outer: dict[int, list]) -> None:
+        self.tensor = tensor
+        self.node = node
+        self.grad = grad
+        self.input_grads = input_grads
+        self.partial_grads = partial_grads
+        self.partial_outer = partial_outer
+
+    def running_grad(self, tensor: Tensor) -> Any:
+        """A copy of the gradient summed so far for ``tensor`` if it is still waiting for more, else None."""
+        dense = self.partial_grads.get(id(tensor))
+        parts = self.partial_outer.get(id(tensor))
+        if parts:
+            return parts[0].sum_into(parts, tensor.shape, None if dense is None else dense.copy())
+        return None if dense is None else dense.copy()
+
+    @property
+    def op(self) -> str:
+        return self.node.name
+
+    @property
+    def name(self) -> str | None:
+        return self.tensor.name
+
+    @property
+    def tags(self) -> dict[str, Any]:
+        return self.tensor.tags
+
+    def __repr__(self) -> str:
+        shapes = [None if g is None else tuple(g.shape) for g in self.input_grads]
+        return f"BackwardStep(op={self.op}, name={self.name!r}, tags={self.tags}, grad {tuple(self.grad.shape)} -> {shapes})"
+
+
+def topological_order(root: Tensor) -> tuple[list[Tensor], dict[int, int]]:
+    """Non-leaf tensors reachable from ``root``, root first, and how many gradients each tensor receives.
+
+    Two passes with explicit stacks (an unrolled RNN is deeper than Python's
+    recursion limit): the first counts each tensor's consumers, the second
+    releases a tensor once all its consumers are done (Kahn's algorithm). The
+    ready tensors form a stack, so backward follows one path as deep as it
+    can: through an unrolled RNN it finishes the last time step, then moves
+    to the one before. Only edges into tensors that require grad count.
+    """
+    incoming: dict[int, int] = {}
+    seen = {id(root)}
+    stack = [root]
+    while stack:
+        node = stack.pop().grad_fn
+        for arg, needs in zip(node.inputs, node.needs_input_grad):
+            if needs:
+                incoming[id(arg)] = incoming.get(id(arg), 0) + 1
+                if arg.grad_fn is not None and id(arg) not in seen:
+                    seen.add(id(arg))
+                    stack.append(arg)
+    order: list[Tensor] = []
+    waiting = dict(incoming)
+    ready = [root]
+    while ready:
+        tensor = ready.pop()
+        order.append(tensor)
+        node = tensor.grad_fn
+        for arg, needs in zip(node.inputs, node.needs_input_grad):
+            if needs and arg.grad_fn is not None:
+                waiting[id(arg)] -= 1
+                if waiting[id(arg)] == 0:
+                    ready.append(arg)
+    return order, incoming
+
+
+def _accumulate_into_leaf(leaf: Tensor, grad: Any, fresh: bool = False) -> None:
+    """Add a leaf's complete gradient to its ``.grad``; ``fresh``: the array is the engine's own, no copy needed."""
+    if leaf._hooks:
+        grad = _run_hooks(leaf, grad)
+        fresh = False
+    if leaf._grad is None and fresh and grad.dtype == leaf.dtype:
+        leaf._grad = grad
+    elif leaf._grad is None:
+        # A copy the leaf owns (optimizers write into it), in whatever memory order grad has: cheaper.
+        leaf._grad = grad.copy(order="K") if grad.dtype == leaf.dtype else grad.astype(leaf.dtype)
+    else:
+        leaf._grad += grad
+
+
+def _run_hooks(tensor: Tensor, grad: Any) -> Any:
+    for hook in tensor._hooks:
+        replaced = hook(grad)
+        if replaced is not None:
+            if replaced.shape != grad.shape:
+                raise RuntimeError(f"a hook on tensor {tensor.name or ''} {tensor.shape} returned a gradient of shape {replaced.shape}; it must keep the shape {grad.shape}")
+            grad = replaced
+    return grad
+
+
+def _initial_grad(root: Tensor, grad: Any) -> Any:
+    if not root.requires_grad:
+        raise RuntimeError(
+            f"backward() on a tensor {root.shape} that does not require grad: no input of the ops that made it "
+            "requires grad (or it was made under no_grad). Create leaves with requires_grad=True"
+        )
+    if grad is None:
+        if root._data.size != 1:
+            raise RuntimeError(
+                f"backward() on a tensor of shape {root.shape} needs a gradient: only one-element tensors get 1.0 "
+                "by default. Pass grad= (an array of that shape) or reduce first, e.g. y.sum().backward()"
+            )
+        return root.backend.xp.ones(root.shape, dtype=root.dtype)
+    grad = root.backend.xp.asarray(grad, dtype=root.dtype)  # a list or an array (Tensor.backward unwraps a Tensor)
+    if grad.shape != root.shape:
+        raise RuntimeError(f"backward(): grad shape {grad.shape} != tensor shape {root.shape}; pass a gradient shaped like the tensor")
+    return grad
+
+
+def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) -> Iterator[BackwardStep]:
+    """The backward pass, one :class:`BackwardStep` per non-leaf node, in reverse topological order.
+
+    Gradients reach a step's inputs before the step is yielded; a leaf's
+    ``.grad`` is updated once all its gradients have arrived. Stopping the
+    iteration early leaves the gradients computed so far.
+    """
+    grads = {id(root): _initial_grad(root, grad)}
+    if root.grad_fn is None:  # backward on a leaf: its gradient is the seed
+        _accumulate_into_leaf(root, grads[id(root)])
+        return
+    order, incoming = topological_order(root)
+    owned: set[int] = set()  # gradient buffers allocated here, safe to add into in place
+    deferred: dict[int, list] = {}  # deferred lazy gradients (OuterGrad factors), summed when a gradient is complete
+    for tensor in order:
+        grad, _ = _complete(grads, owned, deferred, id(tensor), tensor)
+        if grad is None:
+            continue
+        if tensor._hooks:
+            grad = _run_hooks(tensor, grad)
+        if tensor._retains_grad:
+            tensor._grad = grad.copy() if tensor._grad is None else tensor._grad + grad
+        node = tensor.grad_fn
+        if node.freed:
+            raise RuntimeError(
+                f"backward through {node.name} a second time: its saved arrays were freed by the first backward(). "
+                "Pass retain_graph=True to the first backward() to run backward through this graph again"
+            )
+        if node._checks_versions and node.recorded_at != settings.version_clock:
+            _check_saved_versions(node, tensor)  # something changed in place since the op ran: was it saved here?
+        input_grads = node.backward(grad)
+        if len(input_grads) != len(node.inputs):
+            raise RuntimeError(
+                f"{node.name}.backward returned {len(input_grads)} gradients for {len(node.inputs)} inputs; "
+                "return one per positional (tensor) argument of apply, None where there is none, and none for keywords"
+            )
+        if not retain_graph:
+            node.free()
+        for arg, needs, input_grad in zip(node.inputs, node.needs_input_grad, input_grads):
+            if not needs:
+                continue
+            key = id(arg)
+            # An op may send one input several OuterGrads (blocks of rows of a weight) as a list.
+            for piece in input_grad if type(input_grad) is list else (input_grad,):
+                _accumulate(grads, owned, key, arg, _checked_grad(node, arg, piece), deferred)
+            if arg.grad_fn is None:
+                incoming[key] -= 1
+                if incoming[key] == 0:
+                    total, fresh = _complete(grads, owned, deferred, key, arg)
+                    _accumulate_into_leaf(arg, total, fresh)
+        yield BackwardStep(tensor, node, grad, input_grads, grads, deferred)
+
+
+def _checked_grad(node: Function, arg: Tensor, grad: Any) -> Any:
+    """``grad`` as an array or LazyGrad of ``arg``'s shape and dtype; raises naming ``node`` if the shape is wrong."""
+    if isinstance(grad, LazyGrad):
+        grad = grad.astype(arg._data.dtype)
+    else:
+        if not isinstance(grad, settings.array_types):
+            grad = np.asarray(grad)  # NumPy turns 0-d results into scalars
+        if grad.dtype != arg._data.dtype:
+            grad = grad.astype(arg._data.dtype)
+    if grad.shape != arg._data.shape:
+        raise RuntimeError(f"grad shape {grad.shape} != tensor shape {arg._data.shape} in {node.name}")
+    if settings.anomaly_mode:
+        check_gradient(node, arg, grad)
+    return grad

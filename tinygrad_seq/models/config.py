@@ -1,0 +1,76 @@
+"""A training run's settings (:class:`TrainConfig`, saved in every checkpoint) and :class:`TrainingError`.
+
+The model, the checkpoint reader and the trainer all build on this module.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+LAYOUTS = ("lines", "stream")  # how a run reads its text: see TrainConfig.is_stream
+
+
+class TrainingError(RuntimeError):
+    """Bad input to training, sampling or evaluation: the message is one line that says what to fix."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on (saved in the checkpoint; --resume reuses it)."""
+
+    data: str
+    level: str = "char"
+    layout: str = "lines"  # "lines": one sequence per line; "stream": one long text, truncated BPTT
+    cell: str = "lstm"
+    embed_dim: int = 32
+    hidden: int = 64
+    layers: int = 1
+    dropout: float = 0.0
+    seq_len: int = 64
+    batch_size: int = 32
+    epochs: int = 1
+    lr: float = 1e-2
+    optimizer: str = "adam"
+    clip: float = 5.0
+    val_fraction: float = 0.1
+    lower: bool = False
+    min_freq: int = 1
+    max_vocab: int | None = None  # rarer tokens become <unk>
+    max_chars: int | None = None  # read only the first max_chars characters of the data
+    seed: int = 0
+    encoding: str = "utf-8"  # the data file's text encoding; undecodable bytes are an error, never replaced
+    max_batch_gb: float = 1.0  # lines layout: refuse data whose padded batches would need more memory than this
+
+    def __post_init__(self) -> None:
+        """The ranges the command line checks, checked for Python users and loaded checkpoints too."""
+        problems = [f"{name}={getattr(self, name)!r} (must be an integer >= {low})"
+                    for name, low in (("embed_dim", 1), ("hidden", 1), ("layers", 1), ("seq_len", 1), ("batch_size", 1),
+                                      ("epochs", 1), ("min_freq", 1), ("seed", 0))
+                    if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool)
+                    or getattr(self, name) < low]
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            problems.append(f"lr={self.lr!r} (must be finite and > 0)")
+        if self.clip is not None and not (isinstance(self.clip, (int, float)) and math.isfinite(self.clip) and self.clip >= 0):
+            problems.append(f"clip={self.clip!r} (must be > 0, or None or 0 for no clipping)")
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            problems.append(f"dropout={self.dropout!r} (must be in [0, 1))")
+        if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
+            problems.append(f"val_fraction={self.val_fraction!r} (must be in [0, 1))")
+        if self.layout not in LAYOUTS:
+            problems.append(f"layout={self.layout!r} (must be {' or '.join(map(repr, LAYOUTS))})")
+        if self.max_vocab is not None and not (isinstance(self.max_vocab, int) and self.max_vocab >= 5):
+            problems.append(f"max_vocab={self.max_vocab!r} (must be >= 5: the 4 special tokens and one more)")
+        if problems:
+            raise TrainingError(f"TrainConfig: {'; '.join(problems)}")
+
+    @property
+    def is_stream(self) -> bool:
+        """The layout, read in this one place (its value is checked when the config is made): True for "stream".
+
+        "lines": one sequence per line, padded into batches with their lengths;
+        held-out lines are scored by ``perplexity``. "stream": one long text read
+        as ``batch_size`` parallel streams in chunks of ``seq_len``, the detached
+        state carried from chunk to chunk (truncated BPTT); held-out text is scored
+        by ``stream_perplexity``.
+        """
+        return self.layout == "stream"

