@@ -19,7 +19,7 @@ import common
 import numpy as np
 
 import tinygrad_seq as ts
-from tinygrad_seq.tensor import backward_iter
+from tinygrad_seq.engine import backward_iter
 
 N_X, N_A, N_Y = 3, 4, 2  # input size, hidden size, number of classes
 

@@ -35,7 +35,7 @@ except RuntimeError as error:
 
 from tinygrad_seq import optim
 from tinygrad_seq.backend import BackendError
-from tinygrad_seq.cli import ArgumentParser, integer
+from tinygrad_seq.cli import ArgumentParser, integer  # noqa: F401  the demos use common.integer
 from tinygrad_seq.models import TrainingError
 from tinygrad_seq.storage import CheckpointError
 from tinygrad_seq.viz import GraphvizNotFound

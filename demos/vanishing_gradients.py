@@ -21,7 +21,7 @@ import numpy as np
 import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
 from tinygrad_seq.nn import functional as F
-from tinygrad_seq.tensor import no_grad
+from tinygrad_seq import no_grad
 from tinygrad_seq.text import Vocabulary, pad_batch
 
 SINGULAR = ["key", "dog", "cat", "boy", "girl", "car", "book", "house"]

@@ -4,7 +4,7 @@ import pytest
 
 import tinygrad_seq as ts
 from tinygrad_seq import settings, viz
-from tinygrad_seq.tensor import backward_iter, topological_order
+from tinygrad_seq.engine import backward_iter, topological_order
 
 from .conftest import to_host
 
@@ -495,7 +495,7 @@ def test_errors_name_the_op_the_shapes_and_the_fix(make, error, message):
 
 
 def test_slices_send_slice_gradients_summed_in_place():
-    from tinygrad_seq.tensor import SliceGrad
+    from tinygrad_seq.lazy_grad import SliceGrad
 
     x = ts.Tensor(np.arange(12.0).reshape(4, 3), requires_grad=True)
     steps = [x[t] * float(t + 1) for t in range(4)]
@@ -509,7 +509,7 @@ def test_slices_send_slice_gradients_summed_in_place():
 
 
 def test_outer_gradients_are_summed_with_one_matmul():
-    from tinygrad_seq.tensor import OuterGrad
+    from tinygrad_seq.lazy_grad import OuterGrad
 
     class SharedWeight(ts.Function):
         """y = x @ w.T, sending w's gradient as factors (as the fused RNN steps do)."""
@@ -538,7 +538,7 @@ def test_outer_gradients_are_summed_with_one_matmul():
 
 def test_a_new_kind_of_lazy_gradient_is_one_class():
     """The engine, detect_anomaly and the renderer use only the LazyGrad protocol: a kind of one's own just works."""
-    from tinygrad_seq.tensor import LazyGrad
+    from tinygrad_seq.lazy_grad import LazyGrad
 
     class DiagonalGrad(LazyGrad):
         """A square matrix's gradient that is zero off the diagonal, kept as the diagonal."""

@@ -1,12 +1,11 @@
 """Cells and the wrappers that unroll them: gradients, lengths, tags, names, registry, course notation, errors."""
-import contextlib
 
 import numpy as np
 import pytest
 
 import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
-from tinygrad_seq.tensor import topological_order
+from tinygrad_seq.engine import topological_order
 
 from .cell_variants import CELLS
 

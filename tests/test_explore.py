@@ -9,10 +9,9 @@ import pytest
 
 import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
-from tinygrad_seq.tensor import Function
+from tinygrad_seq.function import Function
 from tinygrad_seq.viz import demo, rules
 from tinygrad_seq.viz.explore import COLLAPSE_ABOVE, COLLAPSE_STEPS, _dense
-from tinygrad_seq.viz.trace import key_of
 
 
 class MemoryCell(nn.RecurrentCell):

@@ -7,7 +7,7 @@ import pytest
 
 import tinygrad_seq as ts
 from tinygrad_seq import nn
-from tinygrad_seq.tensor import topological_order
+from tinygrad_seq.engine import topological_order
 
 from .cell_variants import CELLS
 

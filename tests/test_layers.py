@@ -8,8 +8,11 @@ are left out.
 from __future__ import annotations
 
 import ast
+import io
+import re
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import tinygrad_seq
@@ -141,3 +144,35 @@ def test_old_import_paths_of_the_core_still_work():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[2.0, 4.0]"
+
+
+def code_lines(path: Path) -> int:
+    """Lines holding code: blank lines, comments and docstrings left out."""
+    source = path.read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                docstrings.update(range(first.lineno, first.end_lineno + 1))
+    skipped = (tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)
+    lines = set()
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type not in skipped:
+            lines.update(range(token.start[0], token.end[0] + 1))
+    return len(lines - docstrings)
+
+
+def test_code_lines_leave_out_docstrings_comments_and_blank_lines(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text('"""Doc\nstring."""\n\n# a comment\ndef f(x):\n    """One line."""\n    return (x +\n            1)  # why\n')
+    assert code_lines(path) == 3
+
+
+def test_the_readme_reports_the_core_size():
+    core = [PACKAGE / f"{name}.py" for name in CORE if name != "ops"] + sorted((PACKAGE / "ops").glob("*.py"))
+    total = sum(code_lines(path) for path in core)
+    readme = (PACKAGE.parent / "README.md").read_text(encoding="utf-8")
+    reported = int(re.search(r"is ([\d,]+) lines of code", readme).group(1).replace(",", ""))
+    assert abs(reported - total) <= 25, f"README.md says the core is {reported} lines of code; it is {total} now: update it"
