@@ -14,8 +14,6 @@ detect_anomaly     ``anomaly_mode=True``: the first NaN or inf raises
 """
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from . import settings
@@ -51,8 +49,7 @@ def is_grad_enabled() -> bool:
     return settings.grad_enabled
 
 
-@contextlib.contextmanager
-def tags(**new_tags: Any) -> Iterator[dict[str, Any]]:
+class tags(settings.override):
     """Record ``new_tags`` on every node made inside the block (nested blocks merge).
 
     The recurrent layers set ``t`` (time step from 1), ``layer`` and
@@ -65,8 +62,15 @@ def tags(**new_tags: Any) -> Iterator[dict[str, Any]]:
     >>> y.tags
     {'t': 1, 'layer': 0}
     """
-    with settings.override(current_tags={**settings.current_tags, **new_tags}):
-        yield settings.current_tags
+
+    def __init__(self, **new_tags: Any) -> None:
+        super().__init__()
+        self.new_tags = new_tags
+
+    def __enter__(self) -> dict[str, Any]:
+        self.values = {"current_tags": {**settings.current_tags, **self.new_tags}}  # merged with the tags in force now
+        super().__enter__()
+        return settings.current_tags
 
 
 def tag(tensor: Tensor, **new_tags: Any) -> Tensor:
