@@ -57,7 +57,7 @@ def train(clip: float | None, steps: int, lr: float = 0.01) -> tuple[list[float]
                 opt.zero_grad()
                 loss.backward()
                 if clip is not None:
-                    norm = optim.clip_grad_norm_(model.parameters(), clip)
+                    norm = float(optim.clip_grad_norm_(model.parameters(), clip))  # a 0-d tensor: read it once
                     if norm > clip:
                         clipped.append(norm)
                 opt.step()

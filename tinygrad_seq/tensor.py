@@ -291,6 +291,10 @@ class Tensor:
     def __bool__(self) -> bool:
         return bool(self.item())
 
+    def __format__(self, spec: str) -> str:
+        """A 0-d tensor formats as its number (``f"{norm:.3f}"``), as in PyTorch; others only without a spec."""
+        return format(self.item(), spec) if self._data.ndim == 0 else object.__format__(self, spec)
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         array = self.numpy()
         return array if dtype is None else array.astype(dtype)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from ..backend import backend_of
 from ..tensor import Tensor
 
 
@@ -17,33 +18,40 @@ def clip_grad_norm_(
     max_norm: float,
     norm_type: float = 2.0,
     error_if_nonfinite: bool = False,
-) -> float:
-    """Scale all gradients together so their joint norm is at most ``max_norm``; returns the norm before.
+) -> Tensor:
+    """Scale all gradients together so their joint norm is at most ``max_norm``; returns the norm before, a 0-d tensor.
 
     The norm is taken over all gradients as if they were one vector (the
     norm of the per-parameter norms). Every gradient is multiplied in place by
-    min(1, max_norm / (norm + 1e-6)). ``norm_type`` may be ``inf`` (largest
-    absolute value). Parameters without a gradient are skipped.
+    min(1, max_norm / (norm + 1e-6)), computed in the gradients' dtype as
+    PyTorch does. ``norm_type`` may be ``inf`` (largest absolute value).
+    Parameters without a gradient are skipped.
+
+    The norm stays on the backend (``float(norm)`` or ``f"{norm:.3f}"`` read
+    it): on a GPU nothing waits for the device, unless ``error_if_nonfinite``
+    asks to check the norm.
     """
     grads = [p.grad for p in _with_grads(params)]
     if not grads:
-        return 0.0
+        return Tensor(0.0)
     norm_type = float(norm_type)
-    xp = Tensor.wrap(grads[0]).backend.xp
+    xp = backend_of(grads[0]).xp
     if norm_type == math.inf:
-        total = max(float(xp.abs(g).max()) if g.size else 0.0 for g in grads)
+        largest = [xp.abs(g).max() for g in grads if g.size]
+        total = xp.stack(largest).max() if largest else xp.zeros((), dtype=grads[0].dtype)
     else:
         norms = xp.stack([xp.linalg.norm(g.ravel(), ord=norm_type) for g in grads])
-        total = float(xp.linalg.norm(norms, ord=norm_type))
-    if error_if_nonfinite and not math.isfinite(total):
+        total = xp.linalg.norm(norms, ord=norm_type)
+    total = xp.asarray(total)  # NumPy's reductions give a scalar: a 0-d array for the tensor
+    if error_if_nonfinite and not bool(xp.isfinite(total)):
         raise RuntimeError(
-            f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is {total}, so they cannot be clipped. "
-            "Look for the NaN/inf with ts.detect_anomaly(), lower the learning rate, or pass error_if_nonfinite=False"
+            f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is {total.item()}, so they cannot be "
+            "clipped. Look for the NaN/inf with ts.detect_anomaly(), lower the learning rate, or pass error_if_nonfinite=False"
         )
-    scale = min(max_norm / (total + 1e-6), 1.0)
+    scale = xp.minimum(max_norm / (total + 1e-6), 1.0)  # 1.0 exactly when the norm is within max_norm
     for g in grads:
-        g *= scale
-    return total
+        g *= scale.astype(g.dtype, copy=False)
+    return Tensor.wrap(total)
 
 
 def clip_grad_value_(params: Tensor | Iterable[Tensor], clip_value: float) -> None:
