@@ -62,9 +62,11 @@ def _fake_cupy(device_count):
 def test_cupy_without_gpu_is_a_clear_error(monkeypatch, count, message):
     monkeypatch.setitem(sys.modules, "cupy", _fake_cupy(count))
     monkeypatch.delitem(backend_module._loaded, "cupy", raising=False)
+    loaded_before = settings.cupy_loaded
     with pytest.raises(ts.BackendError, match=message + ".*use the 'numpy' backend"):
         ts.set_backend("cupy")
-    assert ts.get_backend().name == "numpy" and not settings.cupy_loaded
+    assert ts.get_backend().name == "numpy" and "cupy" not in backend_module._loaded
+    assert settings.cupy_loaded == loaded_before  # the failed load registered nothing
 
 
 def test_environment_variable_picks_the_backend_at_import():
@@ -88,14 +90,14 @@ class FakeDeviceArray(np.ndarray):
     """Stands in for cupy.ndarray, so the two-backend check runs without a GPU."""
 
 
-def test_two_backends_in_one_op_name_the_op(monkeypatch):
+def test_two_backends_in_one_op_name_the_op(request):
     fake_xp = types.SimpleNamespace(**{name: getattr(np, name) for name in dir(np) if not name.startswith("_")})
     fake_xp.ndarray = FakeDeviceArray
     fake_xp.asarray = lambda a, dtype=None: np.asarray(a, dtype).view(FakeDeviceArray)
     fake = ts.Backend("cupy", fake_xp)
-    monkeypatch.setitem(backend_module._loaded, "cupy", fake)
-    monkeypatch.setattr(settings, "cupy_loaded", True)
-    monkeypatch.setattr(settings, "array_types", (np.ndarray, FakeDeviceArray))
+    previous = backend_module.register(fake)
+    request.addfinalizer(lambda: backend_module.register(previous) if previous else backend_module.unregister("cupy"))
+    assert settings.cupy_loaded and FakeDeviceArray in settings.array_types
     on_device = ts.Tensor.wrap(np.ones(3).view(FakeDeviceArray))
     on_host = ts.Tensor(np.ones(3))
     assert on_device.backend is fake and on_host.backend.name == "numpy"
@@ -152,3 +154,27 @@ def test_cupy_backend_matches_numpy(backend):
     np.testing.assert_allclose(backend.to_host(w.grad), w_host.grad, rtol=1e-12)
     moved = w.to("numpy")
     assert moved.backend.name == "numpy" and moved.grad_fn.name == "ToBackend"
+
+
+def test_register_installs_a_backend_by_name_and_unregister_removes_it():
+    fake_xp = types.SimpleNamespace(ndarray=FakeDeviceArray, asarray=lambda a, dtype=None: np.asarray(a, dtype).view(FakeDeviceArray),
+                                    random=types.SimpleNamespace(seed=lambda n: seeds.append(n)))
+    seeds = []
+    device = backend_module.CupyBackend(fake_xp, name="fakedevice")
+    assert backend_module.register(device) is None and seeds == [0]  # seeded with the last manual_seed
+    try:
+        assert ts.Tensor.wrap(np.ones(2).view(FakeDeviceArray)).backend is device
+        with ts.use_backend("fakedevice"):
+            assert type(ts.Tensor([1.0, 2.0]).data) is FakeDeviceArray
+        ts.manual_seed(7)
+        assert seeds == [0, 7]
+        replacement = backend_module.CupyBackend(fake_xp, name="fakedevice")
+        assert backend_module.register(replacement) is device and backend_module.backend_named("fakedevice") is replacement
+    finally:
+        backend_module.unregister("fakedevice")
+        ts.set_backend("numpy")
+    assert ts.Tensor.wrap(np.ones(2).view(FakeDeviceArray)).backend.name == "numpy"
+    with pytest.raises(ts.BackendError, match="unknown backend 'fakedevice'"):
+        ts.set_backend("fakedevice")
+    with pytest.raises(ts.BackendError, match="the name 'numpy' is the host backend's"):
+        backend_module.register(backend_module.Backend("numpy", np))

@@ -94,10 +94,15 @@ class Backend:
 
 
 class CupyBackend(Backend):
-    """CuPy on the current CUDA device; parameters are still initialised on the host."""
+    """CuPy on the current CUDA device; parameters are still initialised on the host.
 
-    def __init__(self, cupy: Any) -> None:
-        super().__init__("cupy", cupy)
+    ``xp`` is the ``cupy`` module, or any module with CuPy's interface (the
+    test suite runs this class on a strict CPU stand-in for CuPy, so the
+    code under test is the code a GPU runs); install one with :func:`register`.
+    """
+
+    def __init__(self, xp: Any, name: str = "cupy") -> None:
+        super().__init__(name, xp)
 
     @property
     def random(self) -> Any:
@@ -114,7 +119,8 @@ class CupyBackend(Backend):
 
 
 _NUMPY = Backend("numpy", np)
-_loaded: dict[str, Backend] = {"numpy": _NUMPY}
+_loaded: dict[str, Backend] = {"numpy": _NUMPY}  # name -> backend: NumPy, and the device backends loaded or registered
+_devices: tuple[Backend, ...] = ()  # the loaded backends other than NumPy, for backend_of
 
 
 def _load_cupy() -> Backend:
@@ -138,29 +144,64 @@ def _load_cupy() -> Backend:
             "backend 'cupy' was asked for but no CUDA device was found. "
             "Check `nvidia-smi`, or use the 'numpy' backend"
         )
-    backend = CupyBackend(cupy)
-    if settings.seed is not None:
-        cupy.random.seed(settings.seed)
-    settings.array_types = (np.ndarray, cupy.ndarray)
-    settings.cupy_loaded = True
-    return backend
+    return CupyBackend(cupy)
+
+
+def register(backend: Backend) -> Backend | None:
+    """Install ``backend`` under its name, replacing a loaded one; returns the one replaced (or None).
+
+    Its arrays are recognised by ``isinstance(array, backend.xp.ndarray)``;
+    ``ts.use_backend(backend.name)`` and ``x.to(backend.name)`` then use it.
+    The random generator of its module is seeded with the last
+    ``ts.manual_seed``. Nothing else is needed to run the library on another
+    array module with CuPy's interface.
+    """
+    if backend.name == "numpy" and backend is not _NUMPY:
+        raise BackendError("register: the name 'numpy' is the host backend's; give the new backend another name")
+    previous = _loaded.get(backend.name)
+    _loaded[backend.name] = backend
+    if settings.seed is not None and backend is not _NUMPY:
+        backend.xp.random.seed(settings.seed)
+    _devices_changed()
+    return previous
+
+
+def unregister(name: str) -> None:
+    """Remove the backend installed under ``name`` (not "numpy"); tensors already on it stay where they are."""
+    if name == "numpy":
+        raise BackendError("unregister: the numpy backend cannot be removed")
+    _loaded.pop(name, None)
+    _devices_changed()
+
+
+def _devices_changed() -> None:
+    """Recompute what ``backend_of`` and ``Function.apply`` check after a device backend came or went."""
+    global _devices
+    _devices = tuple(b for b in _loaded.values() if b is not _NUMPY)
+    settings.array_types = (np.ndarray, *(b.array_type for b in _devices))
+    settings.cupy_loaded = bool(_devices)
 
 
 def backend_named(name: str) -> Backend:
-    """The :class:`Backend` called ``name`` (``"numpy"`` or ``"cupy"``), loading it on first use."""
+    """The :class:`Backend` called ``name`` ("numpy", "cupy" or one installed by :func:`register`), loading CuPy on first use."""
     if isinstance(name, Backend):
         return name
+    found = _loaded.get(name)
+    if found is not None:
+        return found
     if name not in BACKEND_NAMES:
-        raise BackendError(f"unknown backend {name!r}: choose one of {', '.join(map(repr, BACKEND_NAMES))}")
-    if name not in _loaded:
-        _loaded[name] = _load_cupy()
+        choices = [*BACKEND_NAMES, *(n for n in _loaded if n not in BACKEND_NAMES)]
+        raise BackendError(f"unknown backend {name!r}: choose one of {', '.join(map(repr, choices))}")
+    register(_load_cupy())
     return _loaded[name]
 
 
 def backend_of(array: Any) -> Backend:
-    """The backend whose library made ``array`` (NumPy for anything that is not a CuPy array)."""
-    if settings.cupy_loaded and isinstance(array, _loaded["cupy"].array_type):
-        return _loaded["cupy"]
+    """The backend whose library made ``array`` (NumPy for anything that is not a device array)."""
+    if settings.cupy_loaded:
+        for backend in _devices:
+            if isinstance(array, backend.array_type):
+                return backend
     return _NUMPY
 
 
@@ -199,8 +240,8 @@ def manual_seed(seed: int) -> None:
         raise TypeError(f"manual_seed: the seed must be an int; got {type(seed).__name__} {seed!r}")
     settings.seed = int(seed)
     settings.host_rng = np.random.default_rng(int(seed))
-    if settings.cupy_loaded:
-        _loaded["cupy"].xp.random.seed(int(seed))
+    for backend in _devices:
+        backend.xp.random.seed(int(seed))
 
 
 def set_default_dtype(dtype: Any) -> None:

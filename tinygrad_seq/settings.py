@@ -44,8 +44,10 @@ setting            meaning                                                writte
 Not settings, and never overridden or restored: facts about the process.
 
 =================  =====================================================  ==============================
-``array_types``    the array classes of the backends loaded so far        ``backend`` (once CuPy loads)
-``cupy_loaded``    True once the CuPy backend has been created, so the    ``backend``
+``array_types``    the array classes of the backends loaded so far        ``backend.register`` (CuPy's
+                                                                          first use, or yours)
+``cupy_loaded``    True while a device backend (CuPy, or one installed    ``backend.register``,
+                   by ``backend.register``) is loaded, so the             ``backend.unregister``
                    two-backends-in-one-op check costs nothing without it
 ``version_clock``  in-place changes counted so far; a graph node          ``Tensor._bump_version``
                    records it so backward can tell whether a tensor it
