@@ -29,7 +29,7 @@ from .modes import detect_anomaly, enable_grad, is_grad_enabled, no_grad, tags
 from .ops import chunk, concat, maximum, split, stack, where
 from .tensor import Tensor, from_numpy
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def _started_as_the_command() -> bool:
