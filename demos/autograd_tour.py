@@ -44,7 +44,10 @@ def rnn_loss(params: dict[str, ts.Tensor], xs: list[ts.Tensor], ys: list[int]) -
     return loss, states
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = common.ArgumentParser(description=__doc__.splitlines()[0])
+    common.add_backend_option(parser)
+    common.use_backend_option(parser.parse_args(argv))
     ts.manual_seed(0)
     params = make_parameters()
     xs = [ts.Tensor(np.array([[1.0], [0.0], [-1.0]]) * t, dtype="float32") for t in (1.0, 0.5, -0.5)]
@@ -64,9 +67,9 @@ def main() -> None:
 
     np.set_printoptions(precision=4, suppress=True)
     for name, p in params.items():
-        print(f"dL/d{name} =\n{p.grad}\n")
+        print(f"dL/d{name} =\n{p.backend.to_host(p.grad)}\n")
     for t, a in enumerate(states, start=1):
-        print(f"|dL/da⟨{t}⟩| = {np.linalg.norm(a.grad):.4f}")
+        print(f"|dL/da⟨{t}⟩| = {np.linalg.norm(a.backend.to_host(a.grad)):.4f}")
 
     # The same function in float64, checked against central differences.
     params64 = {name: p.double().detach().requires_grad_() for name, p in params.items()}

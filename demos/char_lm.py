@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> Trainer:
     trainer = Trainer(config)
     vocab = trainer.corpus.vocab
     print(f"{len(trainer.corpus.train)} names to learn from, {len(trainer.corpus.valid)} held out; {vocab}")
-    print(f"model: {trainer.model.num_parameters():,} parameters on {args.backend}\n")
+    print(f"model: {trainer.model.num_parameters():,} parameters on {ts.get_backend().name}\n")
 
     def show_samples(trainer: Trainer) -> None:
         if trainer.epoch % (1 if args.smoke else 5) == 0 or trainer.epoch == config.epochs:

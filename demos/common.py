@@ -56,15 +56,27 @@ def run(main: Callable[[], Any]) -> None:
 def arguments(description: str, out: str) -> argparse.ArgumentParser:
     """The options every demo takes; add your own to the parser it returns (errors are one line, as in tinygrad-seq)."""
     parser = ArgumentParser(description=description)
-    parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="numpy (CPU) or cupy (GPU)")
+    add_backend_option(parser)
     parser.add_argument("--smoke", action="store_true", help="a tiny run, for the tests")
     parser.add_argument("--out", default=out, help=f"folder for the figures (default ./{out})")
     return parser
 
 
+def add_backend_option(parser: argparse.ArgumentParser) -> None:
+    """--backend, defaulting to $TINYGRAD_SEQ_BACKEND (read when tinygrad_seq was imported), else numpy."""
+    parser.add_argument("--backend", choices=["numpy", "cupy"], default=None,
+                        help="numpy (CPU) or cupy (GPU); default: $TINYGRAD_SEQ_BACKEND, else numpy")
+
+
+def use_backend_option(args: argparse.Namespace) -> None:
+    """Make --backend the current backend when it was given (else the one TINYGRAD_SEQ_BACKEND chose stays)."""
+    if args.backend is not None:
+        ts.set_backend(args.backend)
+
+
 def start(args: argparse.Namespace) -> Path:
     """Apply --backend and seed everything; returns the output folder, created."""
-    ts.set_backend(args.backend)
+    use_backend_option(args)
     ts.manual_seed(0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,8 @@ class Summer(nn.Module):
     def __init__(self, hidden: int = 16) -> None:
         super().__init__()
         self.rnn = nn.RNN(1, hidden, nonlinearity="relu")
-        self.rnn.weight_hh_l0.data[...] = 1.1 * np.eye(hidden, dtype=np.float32)  # slightly expanding
+        # W_aa slightly expanding; load_state_dict copies the host array onto the model's backend
+        self.rnn.load_state_dict({"weight_hh_l0": 1.1 * np.eye(hidden)}, strict=False)
         self.head = nn.Linear(hidden, 1)
 
     def forward(self, x):

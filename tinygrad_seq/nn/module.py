@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import settings
 from ..backend import Backend, backend_named
 from ..storage import atomic_write
 from ..modes import no_grad
@@ -166,9 +167,9 @@ class Module:
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         misshaped = [
-            f"{k}: checkpoint {tuple(np.shape(state_dict[k]))} vs model {own[k].shape}"
+            f"{k}: checkpoint {_shape(state_dict[k])} vs model {own[k].shape}"
             for k in own
-            if k in state_dict and tuple(np.shape(state_dict[k])) != own[k].shape
+            if k in state_dict and _shape(state_dict[k]) != own[k].shape
         ]
         problems = []
         if misshaped:
@@ -186,8 +187,10 @@ class Module:
         for name, p in own.items():
             if name in state_dict:
                 value = state_dict[name]
-                value = value.numpy() if isinstance(value, Tensor) else np.asarray(value)
-                p.data[...] = p.backend.asarray(value.astype(p.dtype, copy=False))
+                value = value.data if isinstance(value, Tensor) else value
+                if not isinstance(value, settings.array_types):
+                    value = np.asarray(value)
+                p.data[...] = p.backend.adopt(value).astype(p.dtype, copy=False)  # a device array stays on its device
                 p._bump_version()
         return IncompatibleKeys(missing, unexpected)
 
@@ -332,3 +335,8 @@ class ModuleList(Module):
 
     def __iter__(self) -> Iterator[Module]:
         return iter(self.items)
+
+
+def _shape(value: Any) -> tuple[int, ...]:
+    """The shape of a state dict's value: an array of any backend, a Tensor, or nested lists."""
+    return tuple(value.shape) if hasattr(value, "shape") else np.shape(value)

@@ -23,6 +23,7 @@ import numpy as np
 from ..ops import concat, stack, where
 from .. import settings
 from ..anomaly import check_finite_input
+from ..backend import backend_of
 from ..modes import tags
 from ..tensor import as_tensor, Tensor
 from .cells import RecurrentCell, State
@@ -38,8 +39,8 @@ def check_lengths(lengths: Any, batch_size: int, steps: int, op: str) -> np.ndar
     if lengths is None:
         return None
     if isinstance(lengths, Tensor):
-        lengths = lengths.numpy()
-    values = np.asarray(lengths)
+        lengths = lengths.data
+    values = backend_of(lengths).to_host(lengths)  # checked and turned into masks on the host: one read of a device array
     if values.dtype.kind not in "iu" or values.shape != (batch_size,):
         raise ValueError(f"{op}: lengths must be {batch_size} ints (one per sequence in the batch); got {values.tolist()!r}")
     if values.min() < 1:
@@ -55,7 +56,7 @@ def check_steps(x: Any, batch_first: bool, op: str) -> None:
     An empty sequence has no output to stack and no last step to return as
     the final state, so every layer refuses it up front, before any step runs.
     """
-    shape = tuple(np.shape(x.data if isinstance(x, Tensor) else x))
+    shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
     axis = 1 if batch_first else 0
     if len(shape) == 3 and shape[axis] == 0:
         layout = "(batch, time, features)" if batch_first else "(time, batch, features)"

@@ -124,23 +124,30 @@ class GetItem(Function):
         return (full,)
 
 
-def _index_part(part: Any, xp: Any) -> Any:
+def _index_part(part: Any, backend: Any) -> Any:
+    """One part of an index, with its arrays on ``backend`` (the indexed tensor's): a host id array is uploaded."""
     if isinstance(part, Tensor):
         part = part.data
     elif isinstance(part, list):
-        part = xp.asarray(part)
+        part = np.asarray(part)
     if hasattr(part, "dtype") and part.dtype.kind not in "biu":
         raise IndexError(f"getitem: index arrays must hold ints or bools; got {part.dtype}. Convert ids with .astype(int)")
+    if hasattr(part, "shape") and not isinstance(part, np.generic):
+        part = backend.adopt(part)  # CuPy refuses host arrays as indices
     return part
 
 
 def getitem(x: Tensor, index: Any) -> Tensor:
-    """``x[index]`` with NumPy's rules: ints, slices, None, ..., int arrays (repeats sum in backward), bool masks."""
-    xp = x.backend.xp
+    """``x[index]`` with NumPy's rules: ints, slices, None, ..., int arrays (repeats sum in backward), bool masks.
+
+    Index arrays (NumPy, a list, a Tensor) move to ``x``'s backend first, so
+    host ids index a tensor on the GPU.
+    """
+    backend = x.backend
     if isinstance(index, tuple):
-        index = tuple(_index_part(p, xp) for p in index)
+        index = tuple(_index_part(p, backend) for p in index)
     else:
-        index = _index_part(index, xp)
+        index = _index_part(index, backend)
     return GetItem.apply(x, index=index)
 
 
