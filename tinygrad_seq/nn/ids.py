@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backend import backend_of
 from ..tensor import Tensor
 
 # The target id cross_entropy and nll_loss skip by default (PyTorch's ignore_index), and the one
@@ -22,9 +23,17 @@ def integer_array(value: Any, op: str, what: str) -> Any:
     return data
 
 
-def out_of_range(data: Any, size: int) -> int | None:
-    """The first value found outside 0..size-1 (the smallest if negative, else the largest), or None."""
+def out_of_range(data: Any, size: int, ignore: int | None = None) -> int | None:
+    """The first value found outside 0..size-1 (the smallest if negative, else the largest), or None.
+
+    Values equal to ``ignore`` are skipped. Checked where ``data`` lives: on
+    the host for the host arrays the library uploads after checking (no
+    device read), with one read of two numbers for a device array.
+    """
     if not data.size:
         return None
-    low, high = int(data.min()), int(data.max())
+    backend = backend_of(data)
+    if ignore is not None:
+        data = backend.xp.where(data == ignore, 0, data)  # 0 is in range; no boolean-mask index (a device read)
+    low, high = (int(v) for v in backend.to_host(backend.xp.stack([data.min(), data.max()])))
     return low if low < 0 else high if high >= size else None

@@ -26,11 +26,11 @@ def _target_array(target: Any, logits: Tensor, op: str) -> Any:
             f"{op}: target shape {tuple(data.shape)} must be the logits' shape {logits.shape} without the last (class) axis, "
             f"i.e. {logits.shape[:-1]}. Classes go on the last axis here (PyTorch puts them on axis 1)"
         )
-    return logits.backend.asarray(data)
+    return data
 
 
 def _check_class_ids(target: Any, classes: int, ignore_index: int, op: str) -> None:
-    bad = out_of_range(target[target != ignore_index], classes)
+    bad = out_of_range(target, classes, ignore=ignore_index)
     if bad is not None:
         raise IndexError(f"{op}: target {bad} is out of range for {classes} classes (valid: 0..{classes - 1}, or ignore_index={ignore_index})")
 
@@ -73,9 +73,9 @@ def cross_entropy(
     if logits.ndim == 0:
         raise ValueError(f"{op}: logits need a class axis; got a 0-d tensor")
     target = _target_array(target, logits, op)
-    _check_class_ids(target, logits.shape[-1], ignore_index, op)
+    _check_class_ids(target, logits.shape[-1], ignore_index, op)  # on the host for host targets, before the upload
     return CrossEntropy.apply(
-        logits, target=target, ignore_index=ignore_index, reduction=reduction, label_smoothing=float(label_smoothing)
+        logits, target=logits.backend.adopt(target), ignore_index=ignore_index, reduction=reduction, label_smoothing=float(label_smoothing)
     )
 
 
@@ -89,6 +89,7 @@ def nll_loss(log_probs: Tensor, target: Any, ignore_index: int = IGNORE_INDEX, r
     target = _target_array(target, log_probs, op)
     classes = log_probs.shape[-1]
     _check_class_ids(target, classes, ignore_index, op)
+    target = log_probs.backend.adopt(target)
     xp = log_probs.backend.xp
     valid = target != ignore_index
     # Pick each row's target entry with a one-hot mask (zero for ignored rows).
@@ -98,8 +99,8 @@ def nll_loss(log_probs: Tensor, target: Any, ignore_index: int = IGNORE_INDEX, r
         return losses
     if reduction == "sum":
         return losses.sum()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return losses.sum() / int(valid.sum())
+    with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: 0/0 = NaN, as PyTorch
+        return losses.sum() / Tensor.wrap(valid.sum().astype(log_probs.dtype))  # the count stays on the device
 
 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:

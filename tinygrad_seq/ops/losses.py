@@ -45,14 +45,15 @@ class CrossEntropy(Function):
         losses = xp.where(valid, losses, 0)
 
         self.log_probs, self.logits_shape, self.target, self.valid = log_probs, logits.shape, ids, valid
-        self.count, self.reduction, self.smoothing = int(valid.sum()), reduction, label_smoothing
+        # The count stays an array (on a GPU, reading it would wait for the device).
+        self.count, self.reduction, self.smoothing = valid.sum().astype(logits.dtype), reduction, label_smoothing
         if reduction == "none":
             return losses.reshape(target.shape)
         total = losses.sum()
         if reduction == "sum":
             return total
         with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: 0/0 = NaN, as PyTorch
-            return total / logits.dtype.type(self.count)
+            return total / self.count
 
     def backward(self, grad):
         xp = backend_of(grad).xp
@@ -64,10 +65,10 @@ class CrossEntropy(Function):
             grad_logits -= self.smoothing / classes
         if self.reduction == "none":
             row_scale = grad.reshape(-1) * self.valid
-        elif self.reduction == "sum" or self.count == 0:  # all ignored: zero gradient, as PyTorch
+        elif self.reduction == "sum":
             row_scale = self.valid * grad
-        else:
-            row_scale = self.valid * (grad / self.count)
+        else:  # all ignored: every row's scale is 0, a zero gradient, as PyTorch
+            row_scale = self.valid * (grad / xp.maximum(self.count, 1))
         grad_logits *= row_scale[:, None]
         return (grad_logits.reshape(self.logits_shape),)
 
