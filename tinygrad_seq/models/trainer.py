@@ -209,6 +209,19 @@ class Trainer:
 
     # ---- training
 
+    def seed_device_stream(self) -> None:
+        """On a device backend, seed its generator for the next batch from (seed, epoch, batch).
+
+        Dropout draws from the device's generator there, whose state a
+        checkpoint cannot hold; re-deriving it per batch makes a resumed run
+        draw exactly what the uninterrupted one drew. On NumPy the host
+        generator draws, and the checkpoint stores its state.
+        """
+        backend = self.model.embedding.weight.backend
+        if backend.name != "numpy":
+            seed = np.random.SeedSequence([self.config.seed, self.epoch, self.batch]).generate_state(1)[0]
+            backend.xp.random.seed(int(seed))
+
     def train_step(self, inputs: np.ndarray, targets: np.ndarray, lengths: np.ndarray | None) -> float:
         logits, state = self.model(inputs, self.carry, lengths)
         loss = F.cross_entropy(logits, targets)
@@ -258,6 +271,7 @@ class Trainer:
                 bar = tqdm(total=len(batches), initial=self.batch, desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
                            disable=not progress, leave=True)
                 while self.batch < len(batches):
+                    self.seed_device_stream()
                     loss = self.train_step(*batches[self.batch])
                     self.running_loss = loss if self.running_loss is None else 0.95 * self.running_loss + 0.05 * loss
                     self.batch += 1

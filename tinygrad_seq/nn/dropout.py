@@ -1,6 +1,8 @@
 """Dropout: zero each value with probability p while training, scale the rest by 1 / (1 - p)."""
 from __future__ import annotations
 
+import numpy as np
+
 from ..ops.dropout import DropoutMask
 from ..tensor import Tensor
 from .module import Module
@@ -13,7 +15,8 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     if not training or p == 0.0:
         return x
     backend = x.backend
-    keep = backend.random.random(x.shape) >= p
+    draw_dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32  # the generators draw these two
+    keep = backend.random.random(x.shape, dtype=draw_dtype) >= p
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
     mask = backend.xp.asarray(keep, dtype=x.dtype) * x.dtype.type(scale)
     return DropoutMask.apply(x, mask=mask)
