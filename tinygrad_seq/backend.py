@@ -83,14 +83,18 @@ class Backend:
         does it but slowly (about 1.1 ms for 2,048 ids x 64 columns here);
         sorting the ids and summing each run with ``add.reduceat`` takes
         0.2-0.7 ms whatever the vocabulary size, where a one-hot matmul grows
-        with it (see docs/performance.md).
+        with it (see docs/performance.md). On CuPy the same sorted sums make
+        the result deterministic, where ``add.at``'s atomic adds sum repeated
+        ids in a different order on every run.
         """
         if index.size == 0:
             return
-        order = np.argsort(index, kind="stable")
+        xp = self.xp
+        order = xp.argsort(index, kind="stable")
         sorted_ids = index[order]
-        run_starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
-        target[sorted_ids[run_starts]] += np.add.reduceat(values[order], run_starts, axis=0)
+        starts = xp.concatenate((xp.ones(1, dtype=bool), sorted_ids[1:] != sorted_ids[:-1]))
+        run_starts = xp.flatnonzero(starts)  # on a GPU, the one read of the backward pass: how many distinct ids
+        target[sorted_ids[run_starts]] += xp.add.reduceat(values[order], run_starts, axis=0)
 
 
 class CupyBackend(Backend):
@@ -112,10 +116,6 @@ class CupyBackend(Backend):
         if isinstance(array, self.array_type):
             return self.xp.asnumpy(array)
         return np.asarray(array)
-
-    def scatter_add(self, target: Any, index: Any, values: Any) -> None:
-        # GPU atomics make the direct scatter-add the fast path here.
-        self.xp.add.at(target, index, values)
 
 
 _NUMPY = Backend("numpy", np)
