@@ -1,7 +1,8 @@
-"""One language-model training step, tinygrad_seq against PyTorch on the CPU, in the same run.
+"""One language-model training step, tinygrad_seq against PyTorch, in the same run.
 
     pip install -e ".[bench]" torch==2.13.0
     python bench/lm_step.py [--steps 20] [--cells rnn gru lstm] [--configs all] [--memory]
+    python bench/lm_step.py --backend cupy --torch-device cuda     (on a GPU)
 
 The step: Embedding(65, 64) -> RNN/GRU/LSTM -> Linear(-> 65), cross-entropy
 over all positions, backward, clip_grad_norm_(5), Adam; float32. For each
@@ -10,6 +11,9 @@ configuration (B, T, H, layers[, bidirectional]) it prints the median time of
 the ratio (ours / PyTorch: below 1 is faster). ``--transparent`` also times
 the gate-by-gate path; ``--memory`` measures the peak memory of one step at
 B=32, T=256, H=512 for both (each in a fresh process, from /proc's VmHWM).
+On a GPU (``--backend cupy``, ``--torch-device cuda``) the device is
+synchronised before and after every timed step, so a step's time is the
+device time of its work plus what the host spends queueing it.
 """
 from __future__ import annotations
 
@@ -88,12 +92,12 @@ def our_step(cell, batch, steps, hidden, layers, bidirectional, transparent=Fals
     return step
 
 
-def their_step(torch, cell, batch, steps, hidden, layers, bidirectional):
+def their_step(torch, cell, batch, steps, hidden, layers, bidirectional, device="cpu"):
     torch.manual_seed(0)
-    model = torch_model(torch, cell, hidden, layers, bidirectional)
+    model = torch_model(torch, cell, hidden, layers, bidirectional).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
-    ids, targets = (torch.tensor(a) for a in rng.integers(0, VOCABULARY, (2, steps, batch)))
+    ids, targets = (torch.tensor(a, device=device) for a in rng.integers(0, VOCABULARY, (2, steps, batch)))
 
     def step():
         opt.zero_grad()
@@ -105,15 +109,19 @@ def their_step(torch, cell, batch, steps, hidden, layers, bidirectional):
     return step
 
 
-def time_alternating(functions, repeats):
+def time_alternating(functions, repeats, synchronize=lambda: None):
+    """Median ms of each function, alternating; ``synchronize`` waits for a device before and after each call,
+    so a step's time is the time until its device work is done, not until it was queued."""
     for f in functions:
         f()
         f()
     times = [[] for _ in functions]
     for _ in range(repeats):
         for i, f in enumerate(functions):
+            synchronize()
             start = time.perf_counter()
             f()
+            synchronize()
             times[i].append(time.perf_counter() - start)
     return [statistics.median(t) * 1e3 for t in times]
 
@@ -165,12 +173,19 @@ def main():
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--transparent", action="store_true", help="also time the gate-by-gate path")
     parser.add_argument("--memory", action="store_true", help="peak memory at B32 T256 H512")
-    parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy",
-                        help="tinygrad_seq's backend (PyTorch stays on the CPU: compare cupy against --cells alone)")
+    parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="tinygrad_seq's backend")
+    parser.add_argument("--torch-device", choices=["cpu", "cuda"], default="cpu", help="where PyTorch runs (cuda beside --backend cupy)")
     args = parser.parse_args()
-    ts.set_backend(args.backend)
+    backend = ts.set_backend(args.backend)
     torch = common.reference_torch()
+
+    def synchronize():  # the device's queued work done: each timed step ends when its results exist
+        backend.synchronize()
+        if torch is not None and args.torch_device == "cuda":
+            torch.cuda.synchronize()
+
     common.print_header(torch)
+    print(f"tinygrad_seq on {backend.name}, torch on {args.torch_device}; each step timed until the device is done\n")
     print("| cell | config | tinygrad_seq ms | torch ms | ratio |" + (" transparent ms |" if args.transparent else ""))
     print("|---|---|---:|---:|---:|" + ("---:|" if args.transparent else ""))
     for cell in args.cells:
@@ -178,10 +193,10 @@ def main():
             batch, steps, hidden, layers, bidirectional = CONFIGS[name]
             functions = [our_step(cell, batch, steps, hidden, layers, bidirectional)]
             if torch is not None:
-                functions.append(their_step(torch, cell, batch, steps, hidden, layers, bidirectional))
+                functions.append(their_step(torch, cell, batch, steps, hidden, layers, bidirectional, args.torch_device))
             if args.transparent:
                 functions.append(our_step(cell, batch, steps, hidden, layers, bidirectional, transparent=True))
-            times = time_alternating(functions, args.steps)
+            times = time_alternating(functions, args.steps, synchronize)
             ours, theirs = times[0], (times[1] if torch is not None else float("nan"))
             row = f"| {cell} | {name} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} |"
             if args.transparent:

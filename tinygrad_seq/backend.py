@@ -75,6 +75,9 @@ class Backend:
             return array
         return self.asarray(backend_of(array).to_host(array))
 
+    def synchronize(self) -> None:
+        """Wait until the device has finished the work queued so far (nothing to wait for on NumPy); for timing."""
+
     def scatter_add(self, target: Any, index: Any, values: Any) -> None:
         """``target[index[i]] += values[i]`` in place, repeated ids summing.
 
@@ -111,6 +114,11 @@ class CupyBackend(Backend):
     @property
     def random(self) -> Any:
         return self.xp.random
+
+    def synchronize(self) -> None:
+        cuda = getattr(self.xp, "cuda", None)  # a CPU stand-in for CuPy has none: it is never behind
+        if cuda is not None:
+            cuda.get_current_stream().synchronize()
 
     def to_host(self, array: Any) -> np.ndarray:
         if isinstance(array, self.array_type):
