@@ -190,7 +190,7 @@ class SyncCounter:
     def record(self, kind: str, where: str | None = None) -> SyncEvent:
         event = SyncEvent(kind, where or _caller())
         if self._forbidden:
-            raise HostSyncError(f"{self.name} ({kind}) at {event.where} inside {self.name}s.forbidden()")
+            raise HostSyncError(f"{self.name} ({kind}) at {event.where} inside a forbidden() block")
         self.events.append(event)
         for view in self._views:
             view.events.append(event)
