@@ -78,7 +78,7 @@ _FUNCTIONS = (
     # manipulation
     "reshape transpose swapaxes moveaxis expand_dims squeeze ravel broadcast_to stack concatenate split copyto "
     # indexing, logic, sorting, statistics, linear algebra
-    "where take take_along_axis clip count_nonzero isclose allclose result_type argsort sort "
+    "where nonzero flatnonzero take take_along_axis clip count_nonzero isclose allclose result_type argsort sort "
     "sum prod mean var std max min amax amin argmax argmin any all cumsum cumprod "
     "dot matmul outer tensordot einsum"
 ).split()
@@ -1028,6 +1028,16 @@ def where(condition: _t.Any, x: _t.Any = None, y: _t.Any = None) -> _t.Any:
     if x is None or y is None:
         raise ValueError("Must provide both 'x' and 'y' or neither.")
     return _wrap(_np.where(_arg(condition, "where"), _arg(x, "where"), _arg(y, "where")))
+
+
+def nonzero(a: _t.Any) -> _t.Any:
+    syncs.record("nonzero")  # the number of nonzero values sizes the result
+    return _wrap(_np.nonzero(_array_arg(a, "nonzero")))
+
+
+def flatnonzero(a: _t.Any) -> ndarray:
+    syncs.record("nonzero")
+    return _wrap(_np.flatnonzero(_array_arg(a, "flatnonzero")))
 
 
 def take(a: _t.Any, indices: _t.Any, axis: _t.Any = None, out: _t.Any = None) -> ndarray:

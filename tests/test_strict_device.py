@@ -338,6 +338,7 @@ def test_cupy_backend_runs_on_the_strict_module():
 def test_the_library_loads_it_as_cupy_and_trains_without_syncs(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", sd)
     monkeypatch.setattr(backend_module, "_loaded", {"numpy": backend_module._NUMPY})  # restored after the test
+    monkeypatch.setattr(backend_module, "_devices", ())
     monkeypatch.setattr(settings, "array_types", settings.array_types)
     monkeypatch.setattr(settings, "cupy_loaded", settings.cupy_loaded)
     with ts.use_backend("cupy") as backend:
