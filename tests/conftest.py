@@ -1,10 +1,15 @@
 """Shared fixtures: the backend fixture, a capped hypothesis profile, and a clean global state per test."""
+import contextlib
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings as hypothesis_settings
 
 import tinygrad_seq as ts
-from tinygrad_seq import settings
+from tinygrad_seq import backend as backend_module, settings
+from tinygrad_seq.backend import CupyBackend
+
+from . import strict_device
 
 # Capped so the whole suite stays well under five minutes on two cores.
 hypothesis_settings.register_profile(
@@ -26,13 +31,34 @@ def cupy_unavailable_reason():
     return None if count > 0 else "CuPy is installed but no CUDA device was found"
 
 
-@pytest.fixture(params=["numpy", "cupy"])
+@contextlib.contextmanager
+def installed(device):
+    """``device`` registered under its name for the block; whatever was there before comes back after it."""
+    previous = backend_module.register(device)
+    try:
+        yield device
+    finally:
+        if previous is not None:
+            backend_module.register(previous)
+        else:
+            backend_module.unregister(device.name)
+
+
+@pytest.fixture(params=["numpy", "strict", "cupy"])
 def backend(request):
-    """Runs the test once per backend; the CuPy run is skipped, with the reason, where it cannot run."""
+    """Runs the test once per backend: NumPy; the real CupyBackend on tests/strict_device.py, a CPU stand-in
+    for CuPy that refuses what CuPy refuses (installed as "cupy" for the test); and the real CuPy where a GPU
+    is present (skipped, with the reason, elsewhere)."""
     if request.param == "cupy":
         reason = cupy_unavailable_reason()
         if reason:
             pytest.skip(reason)
+    if request.param == "strict":
+        with installed(CupyBackend(strict_device)), ts.use_backend("cupy") as chosen:
+            strict_device.syncs.reset()
+            strict_device.uploads.reset()
+            yield chosen
+        return
     with ts.use_backend(request.param) as chosen:
         yield chosen
 
@@ -46,6 +72,12 @@ def clean_global_state():
     settings.restore(saved)
 
 
-def to_host(array):
-    """A NumPy copy of a backend array (for comparisons)."""
-    return ts.get_backend().to_host(array) if not isinstance(array, np.ndarray) else array
+def to_host(value):
+    """For comparisons: a backend array (or a Tensor's) as a NumPy array; lists and tuples item by item; None stays."""
+    if value is None:
+        return None
+    if isinstance(value, ts.Tensor):
+        value = value.data
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_host(v) for v in value)
+    return backend_module.backend_of(value).to_host(value)

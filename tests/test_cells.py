@@ -9,6 +9,8 @@ from tinygrad_seq.engine import topological_order
 
 from .cell_variants import CELLS
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test on NumPy and on the strict device backend (conftest)
+
 
 
 @pytest.mark.parametrize("path", ["kernel", "recorded", "transparent"])

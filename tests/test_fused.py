@@ -11,6 +11,10 @@ from tinygrad_seq.engine import topological_order
 
 from .cell_variants import CELLS
 
+from .conftest import to_host
+
+pytestmark = pytest.mark.usefixtures("backend")  # every test on NumPy and on the strict device backend (conftest)
+
 
 WRAPPERS = {
     "recurrent": lambda cell: nn.Recurrent(cell),
@@ -32,7 +36,7 @@ def run(model, x, state, lengths, transparent):
     for f in finals:
         loss = loss + (f * ts.Tensor(weights.standard_normal(f.shape))).sum()
     loss.backward()
-    grads = [inputs.grad] + [p.grad for p in parts or []] + [p.grad for p in model.parameters()]
+    grads = to_host([inputs.grad] + [p.grad for p in parts or []] + [p.grad for p in model.parameters()])
     return [out.numpy()] + [f.numpy() for f in finals], grads
 
 

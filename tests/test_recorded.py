@@ -9,6 +9,10 @@ import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
 from tinygrad_seq.nn.recorded import RecordingWarning
 
+from .conftest import to_host
+
+pytestmark = pytest.mark.usefixtures("backend")  # every test on NumPy and on the strict device backend (conftest)
+
 
 class GatedUnit(nn.RecurrentCell):
     """A minimal gated unit: z = σ(·), a⟨t⟩ = (1 − z) a⟨t−1⟩ + z tanh(·)."""
@@ -102,7 +106,7 @@ def run(model, x, lengths, transparent, calls=1):
         with ts.transparent() if transparent else contextlib.nullcontext():
             out, _ = model(inputs, lengths=lengths)
         (out * ts.Tensor(np.random.default_rng(9).standard_normal(out.shape))).sum().backward()
-    return [out.numpy(), inputs.grad] + [p.grad for p in model.parameters()], out
+    return [out.numpy(), to_host(inputs.grad)] + [to_host(p.grad) for p in model.parameters()], out
 
 
 def assert_same(got, expected):
@@ -157,7 +161,7 @@ def test_a_call_mixing_checked_and_batched_steps_equals_transparent(cell, given_
             with ts.transparent() if transparent else contextlib.nullcontext():
                 out, _ = model(inputs, given, lengths=[6, 1, 4])
             (out * ts.Tensor(np.random.default_rng(9).standard_normal(out.shape))).sum().backward()
-        return [out.numpy(), inputs.grad] + [p.grad for parts in states for p in parts] + [p.grad for p in model.parameters()]
+        return to_host([out.numpy(), inputs.grad] + [p.grad for parts in states for p in parts] + [p.grad for p in model.parameters()])
 
     expected = run_with_state(twin, True, 1)
     for calls in (1, 1, 1):  # records, checks (and batches what a trusted tape allows), replays batched
@@ -335,10 +339,10 @@ def test_retain_graph_keeps_the_tape():
     out, _ = layer(x)
     loss = out.sum()
     loss.backward(retain_graph=True)
-    first = [p.grad.copy() for p in layer.parameters()]
+    first = [to_host(p.grad).copy() for p in layer.parameters()]
     loss.backward()
     for p, g in zip(layer.parameters(), first):
-        np.testing.assert_allclose(p.grad, 2 * g, rtol=1e-12)
+        np.testing.assert_allclose(to_host(p.grad), 2 * g, rtol=1e-12)
     with pytest.raises(RuntimeError, match="second time"):
         loss.backward()
 

@@ -8,13 +8,17 @@ import tinygrad_seq as ts
 from tinygrad_seq import nn, optim
 from tinygrad_seq.nn import functional as F
 
+from .conftest import to_host
+
+pytestmark = pytest.mark.usefixtures("backend")  # every test on NumPy and on the strict device backend (conftest)
+
 torch = pytest.importorskip("torch", reason="the PyTorch reference tests need torch (pip install torch==2.13.0)")
 
 RTOL, ATOL = 1e-12, 1e-13
 
 
 def assert_close(ours, theirs, what):
-    np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=RTOL, atol=ATOL, err_msg=what)
+    np.testing.assert_allclose(to_host(ours), theirs.detach().numpy(), rtol=RTOL, atol=ATOL, err_msg=what)
 
 
 def copy_weights(module, torch_module):

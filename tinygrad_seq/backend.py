@@ -43,6 +43,7 @@ class Backend:
         self.name = name
         self.xp = xp
         self.array_type = xp.ndarray
+        self.draws = 0  # uses of ``random`` so far: how a recorded cell step tells it drew random numbers
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r})"
@@ -54,7 +55,8 @@ class Backend:
 
     @property
     def random(self) -> Any:
-        """The generator for random numbers made on this backend (dropout masks)."""
+        """The generator for random numbers made on this backend (dropout masks); every use is counted in ``draws``."""
+        self.draws += 1
         return settings.host_rng
 
     def owns(self, array: Any) -> bool:
@@ -113,6 +115,7 @@ class CupyBackend(Backend):
 
     @property
     def random(self) -> Any:
+        self.draws += 1
         return self.xp.random
 
     def synchronize(self) -> None:

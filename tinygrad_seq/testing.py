@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import numpy as np
 
 from . import settings
+from .backend import backend_of
 from .gradcheck import grad_check
 from .nn.cells import RecurrentCell, RNNCell
 from .nn.recurrent import Bidirectional, Recurrent, Stacked
@@ -142,7 +144,12 @@ def _run_on_path(model, sequence: np.ndarray, lengths: list[int], path: str) -> 
             xs = Tensor(sequence, requires_grad=True)
             out, _ = model(xs, None, lengths)
             (out * Tensor(np.random.default_rng(1).standard_normal(out.shape))).sum().backward()
-    return [out.numpy(), xs.grad] + [p.grad for p in model.parameters()]
+    return [out.numpy(), _host(xs.grad)] + [_host(p.grad) for p in model.parameters()]
+
+
+def _host(array: Any) -> np.ndarray | None:
+    """A gradient as a host array, from whichever backend holds it."""
+    return None if array is None else backend_of(array).to_host(array)
 
 
 def _check_paths(cell: RecurrentCell, models: list, sequence: np.ndarray, lengths: list[int]) -> None:

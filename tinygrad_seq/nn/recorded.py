@@ -698,9 +698,11 @@ class RecordedSteps(Step):
         recording = Recording()
         rng = settings.host_rng.bit_generator.state
         global_rng = np.random.get_state()[1].copy()
+        draws = x.backend.draws  # the device's generator has no state to compare: its uses are counted
         new, x_t, parts, new_parts = self.transparent_step(x, t, packed, running, recording)
         reason = None
-        if settings.host_rng.bit_generator.state != rng or not np.array_equal(np.random.get_state()[1], global_rng):
+        if (settings.host_rng.bit_generator.state != rng or not np.array_equal(np.random.get_state()[1], global_rng)
+                or x.backend.draws != draws):
             reason = "it draws random numbers (dropout inside the cell?), which a replay would repeat, not redraw"
         elif len(new_parts) != self.n_parts or any(not isinstance(p, Tensor) or p.shape != new_parts[0].shape or p.dtype != new_parts[0].dtype
                                                    for p in new_parts):
