@@ -8,6 +8,10 @@ import pytest
 import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
 
+from .conftest import to_host
+
+pytestmark = pytest.mark.usefixtures("backend")  # every test on NumPy and on the strict device backend (conftest)
+
 
 def path(fused):
     return contextlib.nullcontext() if fused else ts.transparent()
@@ -33,7 +37,7 @@ def test_gradient_flow_equals_norms_of_retained_gradients():
     for tensor in states.values():
         tensor.retain_grad()
     loss.backward(retain_graph=True)
-    by_hand = {part: [np.linalg.norm(states[part, t].grad) for t in range(1, 6)] for part in "ac"}
+    by_hand = {part: [np.linalg.norm(to_host(states[part, t].grad)) for t in range(1, 6)] for part in "ac"}
     flows = viz.gradient_flow(loss)
     assert set(flows) == {("a", 0, "forward"), ("c", 0, "forward"), ("a", 0, "reverse"), ("c", 0, "reverse")}
     np.testing.assert_allclose(flows["a", 0, "forward"], by_hand["a"], rtol=1e-6)
@@ -54,7 +58,7 @@ def test_flow_leaves_the_gradients_backward_would():
     viz.gradient_flow(lstm_loss(model_out=flowed))
     lstm_loss(model_out=reference).backward()
     for (name, p), q in zip(flowed[0].named_parameters(), reference[0].parameters()):
-        np.testing.assert_array_equal(p.grad, q.grad, err_msg=name)
+        np.testing.assert_array_equal(to_host(p.grad), to_host(q.grad), err_msg=name)
 
 
 def test_plain_rnn_forgets_faster_than_an_lstm_with_forget_bias():
@@ -169,7 +173,7 @@ def test_anomaly_detection_is_off_by_default_and_changes_nothing():
         model = nn.LSTM(2, 3)
         out, _ = model(ts.randn(4, 2, 2))
         out.sum().backward()
-        return out.numpy(), [p.grad.copy() for p in model.parameters()]
+        return out.numpy(), [to_host(p.grad).copy() for p in model.parameters()]
 
     plain = run()
     with ts.detect_anomaly():

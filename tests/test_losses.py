@@ -9,6 +9,8 @@ from tinygrad_seq.nn import functional as F
 
 from .conftest import to_host
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test on NumPy and on the strict device backend (conftest)
+
 RTOL, ATOL = 1e-12, 1e-14
 
 
@@ -53,7 +55,7 @@ def test_cross_entropy_stable_for_huge_logits():
     logits = ts.Tensor(np.array([[1000.0, 0.0, -1000.0]]), requires_grad=True)
     loss = F.cross_entropy(logits, [1])
     loss.backward()
-    assert loss.item() == pytest.approx(1000.0) and np.isfinite(logits.grad).all()
+    assert loss.item() == pytest.approx(1000.0) and np.isfinite(to_host(logits.grad)).all()
 
 
 @pytest.mark.parametrize(
@@ -78,7 +80,7 @@ def test_cross_entropy_all_ignored_is_nan_with_zero_gradient():
     x = ts.Tensor(np.ones((2, 3)), requires_grad=True)
     loss = F.cross_entropy(x, [-100, -100])
     loss.backward()
-    assert np.isnan(loss.item()) and (x.grad == 0).all()
+    assert np.isnan(loss.item()) and (to_host(x.grad) == 0).all()
 
 
 def bce_inputs(shape=(3, 4), seed=0, extreme=False):
@@ -115,7 +117,7 @@ def test_bce_with_logits_is_one_node_and_the_course_formula():
     weighted = F.binary_cross_entropy_with_logits(z, y, pos_weight=[pos_weight], reduction="none")
     np.testing.assert_allclose(weighted.numpy(), -pos_weight * y * np.log(y_hat) - (1 - y) * np.log(1 - y_hat), rtol=1e-13)
     loss.sum().backward()
-    np.testing.assert_allclose(z.grad, y_hat - y, rtol=1e-13)  # dL/dz = ŷ - y
+    np.testing.assert_allclose(to_host(z.grad), y_hat - y, rtol=1e-13)  # dL/dz = ŷ - y
 
 
 def test_bce_with_logits_stable_for_huge_logits():
@@ -123,11 +125,11 @@ def test_bce_with_logits_stable_for_huge_logits():
     loss = F.binary_cross_entropy_with_logits(z, [0.0, 1.0, 1.0, 0.0], pos_weight=[3.0], reduction="none")
     loss.sum().backward()
     np.testing.assert_array_equal(loss.numpy(), [1000.0, 3000.0, 0.0, 0.0])  # confidently wrong costs |z|, times p for a positive
-    np.testing.assert_array_equal(z.grad, [1.0, -3.0, 0.0, 0.0])
+    np.testing.assert_array_equal(to_host(z.grad), [1.0, -3.0, 0.0, 0.0])
     z32 = ts.Tensor([88.0, -104.0, 1000.0], requires_grad=True)  # e^-z overflows float32 from 88.7 on
     loss = F.binary_cross_entropy_with_logits(z32, [1, 1, 0])
     loss.backward()
-    assert loss.dtype == np.float32 and np.isfinite(loss.item()) and np.isfinite(z32.grad).all()
+    assert loss.dtype == np.float32 and np.isfinite(loss.item()) and np.isfinite(to_host(z32.grad)).all()
 
 
 def test_bce_with_logits_targets_and_weights():
@@ -142,7 +144,7 @@ def test_bce_with_logits_targets_and_weights():
     empty = ts.Tensor(np.zeros(0), requires_grad=True)
     loss = F.binary_cross_entropy_with_logits(empty, np.zeros(0))  # mean of nothing: NaN, as PyTorch
     loss.backward()
-    assert np.isnan(loss.item()) and empty.grad.shape == (0,)
+    assert np.isnan(loss.item()) and to_host(empty.grad).shape == (0,)
 
 
 def test_bce_with_logits_loss_module():
@@ -206,7 +208,7 @@ def test_cross_entropy_matches_torch(torch, shape, reduction, ignore_fraction, l
     )
     theirs.backward(torch.tensor(upstream))
     np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(to_host(x.grad), t.grad.numpy(), rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -221,7 +223,7 @@ def test_nll_and_mse_match_torch(torch, reduction):
     theirs = torch.nn.functional.nll_loss(t.movedim(-1, 1), torch.tensor(target), reduction=reduction)
     theirs.backward(torch.tensor(upstream))
     np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(to_host(x.grad), t.grad.numpy(), rtol=RTOL, atol=ATOL)
 
     a, b = np.random.default_rng(0).standard_normal((2, 3, 4))
     xa = ts.Tensor(a, requires_grad=True)
@@ -231,7 +233,7 @@ def test_nll_and_mse_match_torch(torch, reduction):
     theirs = torch.nn.functional.mse_loss(ta, torch.tensor(b), reduction=reduction)
     theirs.backward(torch.ones(theirs.shape, dtype=torch.float64))
     np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(xa.grad, ta.grad.numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(to_host(xa.grad), ta.grad.numpy(), rtol=RTOL, atol=ATOL)
 
 
 def test_layers_match_torch(torch):
@@ -251,7 +253,7 @@ def test_layers_match_torch(torch):
     torch_out.backward(torch.tensor(upstream))
     np.testing.assert_allclose(out.numpy(), torch_out.detach().numpy(), rtol=RTOL, atol=ATOL)
     for ours, theirs in [(linear.weight, torch_linear.weight), (linear.bias, torch_linear.bias), (embedding.weight, torch_embedding.weight)]:
-        np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=RTOL, atol=ATOL)
+        np.testing.assert_allclose(to_host(ours.grad), theirs.grad.numpy(), rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
@@ -272,10 +274,10 @@ def test_bce_with_logits_matches_torch(torch, reduction, with_pos_weight, with_w
     theirs = torch.nn.functional.binary_cross_entropy_with_logits(
         tx, ty, reduction=reduction, **{name: torch.tensor(value) for name, value in options.items()})
     theirs.backward(torch.tensor(upstream))
-    assert np.isfinite(ours.numpy()).all() and np.isfinite(x.grad).all() and np.isfinite(y.grad).all()
+    assert np.isfinite(ours.numpy()).all() and np.isfinite(to_host(x.grad)).all() and np.isfinite(to_host(y.grad)).all()
     np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=RTOL, atol=ATOL)
-    np.testing.assert_allclose(y.grad, ty.grad.numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(to_host(x.grad), tx.grad.numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(to_host(y.grad), ty.grad.numpy(), rtol=RTOL, atol=ATOL)
 
 
 def test_bce_with_logits_loss_matches_torch_module_and_refusals(torch):

@@ -10,6 +10,8 @@ from tinygrad_seq.nn import functional as F
 
 from .conftest import to_host
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test on NumPy and on the strict device backend (conftest)
+
 
 class Tree(nn.Module):
     def __init__(self):
@@ -140,7 +142,7 @@ def test_to_dtype_double_float_and_backend():
     model = nn.Linear(2, 2)
     (model(ts.Tensor(np.ones((1, 2), np.float32))).sum()).backward()
     model.double()
-    assert all(p.dtype == np.float64 for p in model.parameters()) and model.weight.grad.dtype == np.float64
+    assert all(p.dtype == np.float64 for p in model.parameters()) and to_host(model.weight.grad).dtype == np.float64
     model.float()
     assert model.weight.dtype == np.float32
     assert model.to("numpy") is model

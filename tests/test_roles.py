@@ -10,6 +10,8 @@ from tinygrad_seq.viz import draw, notation
 
 from .conftest import to_host
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test on NumPy and on the strict device backend (conftest)
+
 
 class MemoryCell(nn.RecurrentCell):
     """A user's cell: state parts ("a", "m") and a gate of its own ("keep")."""

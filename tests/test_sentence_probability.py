@@ -12,6 +12,8 @@ from tinygrad_seq.text import (
     sentence_probability,
 )
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test on NumPy and on the strict device backend (conftest)
+
 CHARS = Vocabulary.from_text(["abba", "cab", "bad"], level="char")
 WORDS = Vocabulary.from_text(["the cat sat .", "the dog sat on the mat ."], level="word", lower=True)
 

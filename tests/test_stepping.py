@@ -9,6 +9,8 @@ from tinygrad_seq.viz import demo
 
 from .conftest import to_host
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test on NumPy and on the strict device backend (conftest)
+
 
 def test_every_parameter_is_reported_from_the_first_step():
     model = demo.small_model("rnn", steps=3)

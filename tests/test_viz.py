@@ -11,6 +11,10 @@ from tinygrad_seq.cli import main
 from tinygrad_seq.viz import demo
 from tinygrad_seq.viz.draw import CURRENT, DONE
 
+from .conftest import to_host
+
+pytestmark = pytest.mark.usefixtures("backend")  # every test on NumPy and on the strict device backend (conftest)
+
 
 def cluster_labels(source):
     """The labels of the clusters, in order."""
@@ -322,7 +326,7 @@ def test_stepper_ends_with_backwards_gradients(cell, layers, bidirectional, fuse
     steps = list(viz.backward_steps(stepped.loss(), params=stepped.parameters()))
     assert steps[-1].total == len(steps) and [s.index for s in steps] == list(range(len(steps)))
     for (name, p), q in zip(reference.parameters().items(), stepped.parameters().values()):
-        np.testing.assert_array_equal(p.grad, q.grad, err_msg=name)
+        np.testing.assert_array_equal(to_host(p.grad), to_host(q.grad), err_msg=name)
 
 
 def test_steps_report_what_flows():
@@ -336,10 +340,10 @@ def test_steps_report_what_flows():
     assert tanh.op == "Tanh" and tanh.tags["t"] == 3 and tanh.tags["layer"] == 0
     assert "t=3 layer=0 direction=forward" in tanh.describe() and "Tanh a⟨3⟩" in tanh.describe()
     # W_ax is shared by every time step: its running gradient changes once per step as the walk goes back in time.
-    history = [s.parameter_grads["rnn.weight_ih_l0"].copy() for s in steps if "rnn.weight_ih_l0" in s.parameter_grads]
+    history = [to_host(s.parameter_grads["rnn.weight_ih_l0"]).copy() for s in steps if "rnn.weight_ih_l0" in s.parameter_grads]
     assert len(history) == len(steps)  # every parameter from the first step on
     assert len({h.tobytes() for h in history}) == 4  # zeros, then one contribution per time step
-    np.testing.assert_array_equal(history[-1], model.rnn.weight_ih_l0.grad)
+    np.testing.assert_array_equal(history[-1], to_host(model.rnn.weight_ih_l0.grad))
 
 
 def test_step_drawing_colours_done_current_and_pending(tmp_path):
