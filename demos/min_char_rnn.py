@@ -108,7 +108,7 @@ class CharRNN(nn.Module):
 
     def gradients(self) -> dict[str, np.ndarray]:
         """The gradients in the course's keys and layout (the two PyTorch biases are one b_a)."""
-        named = {name: p.grad for name, p in self.named_parameters()}
+        named = {name: p.backend.to_host(p.grad) for name, p in self.named_parameters()}  # host arrays, from any backend
         return {"Wax": named["rnn.weight_ih_l0"], "Waa": named["rnn.weight_hh_l0"],
                 "ba": named["rnn.bias_ih_l0"][:, None], "Wya": named["head.weight"], "by": named["head.bias"][:, None]}
 

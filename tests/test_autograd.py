@@ -574,3 +574,12 @@ def test_a_new_kind_of_lazy_gradient_is_one_class():
     assert viz.summarize(DiagonalGrad(np.ones(3), (3, 3))) == viz.summarize(np.eye(3))
     with ts.detect_anomaly(), pytest.raises(FloatingPointError, match="Trace.*non-finite gradient"):
         Trace.apply(ts.Tensor(np.eye(2), requires_grad=True)).backward(np.array(np.nan))
+
+
+def test_host_ids_and_masks_index_a_tensor_on_any_backend(backend):
+    x = ts.Tensor(np.arange(12.0).reshape(4, 3), requires_grad=True)
+    picked = x[np.array([3, 0, 3])]  # NumPy ids index a device tensor too: they move to its backend
+    masked = x[np.array([True, False, True, False])]
+    (picked.sum() + masked.sum()).backward()
+    assert to_host(picked.data)[:, 0].tolist() == [9.0, 0.0, 9.0] and to_host(masked.data)[:, 0].tolist() == [0.0, 6.0]
+    assert to_host(x.grad)[:, 0].tolist() == [2.0, 0.0, 1.0, 2.0]  # the repeated row's gradients summed

@@ -10,6 +10,10 @@ import numpy as np
 import pytest
 
 import tinygrad_seq as ts
+from tinygrad_seq.backend import CupyBackend
+
+from . import strict_device
+from .conftest import installed
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMOS = ROOT / "demos"
@@ -22,8 +26,20 @@ def demo_env(**changes):
     return env
 
 
-def test_autograd_tour_output():
-    result = subprocess.run([sys.executable, str(DEMOS / "autograd_tour.py")], capture_output=True, text=True, timeout=120,
+@pytest.fixture(params=["numpy", "strict"])
+def demo_backend(request):
+    """How a demo's process runs: on NumPy, or with --backend cupy on the strict device backend (tests/strict_launch.py)."""
+    return request.param
+
+
+def demo_command(name, backend, *args):
+    if backend == "strict":
+        return [sys.executable, str(ROOT / "tests" / "strict_launch.py"), str(DEMOS / name), *args, "--backend", "cupy"]
+    return [sys.executable, str(DEMOS / name), *args]
+
+
+def test_autograd_tour_output(demo_backend):
+    result = subprocess.run(demo_command("autograd_tour.py", demo_backend), capture_output=True, text=True, timeout=120,
                             env=demo_env())
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -57,8 +73,8 @@ def test_autograd_tour_gradients_match_torch(monkeypatch):
         np.testing.assert_allclose(params[name].grad, p[name].grad.numpy(), rtol=1e-12, atol=1e-15, err_msg=name)
 
 
-def run_demo(name, tmp_path, *extra):
-    result = subprocess.run([sys.executable, str(DEMOS / name), "--smoke", "--out", str(tmp_path), *extra],
+def run_demo(name, tmp_path, backend, *extra):
+    result = subprocess.run(demo_command(name, backend, "--smoke", "--out", str(tmp_path), *extra),
                             capture_output=True, text=True, timeout=300, env=demo_env())
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
@@ -74,14 +90,14 @@ def test_a_demo_refuses_to_replace_what_is_not_its_checkpoint_in_one_line(tmp_pa
     assert (tmp_path / "checkpoint").read_text() == "my notes"
 
 
-def test_shakespeare_smoke(tmp_path):
-    out = run_demo("shakespeare.py", tmp_path, "--cell", "gru")
+def test_shakespeare_smoke(tmp_path, demo_backend):
+    out = run_demo("shakespeare.py", tmp_path, demo_backend, "--cell", "gru")
     assert "validation loss per character after 1 epoch(s)" in out and out.count("--- temperature") == 3
     assert (tmp_path / "samples.txt").read_text().count("ROMEO:") == 3 and (tmp_path / "loss.png").exists()
 
 
-def test_word_lm_smoke(tmp_path):
-    out = run_demo("word_lm.py", tmp_path)
+def test_word_lm_smoke(tmp_path, demo_backend):
+    out = run_demo("word_lm.py", tmp_path, demo_backend)
     assert "of the words become <unk>" in out and "the real order is likelier in" in out
     table = out.split("P('Cats average 15 hours of sleep a day.') = P(y⟨1⟩) P(y⟨2⟩|y⟨1⟩)")[1].split("sampled lines")[0]
     factors = re.findall(r"^ +(\d+)  (\S+) +(\d\.\d+(?:e-\d+)?)", table, re.M)
@@ -93,22 +109,22 @@ def test_word_lm_smoke(tmp_path):
     assert "<unk>" not in sampled and len(sampled.strip().splitlines()) == 5
 
 
-def test_name_tagging_smoke(tmp_path):
-    out = run_demo("name_tagging.py", tmp_path)
+def test_name_tagging_smoke(tmp_path, demo_backend):
+    out = run_demo("name_tagging.py", tmp_path, demo_backend)
     assert re.search(r"unidirectional\s+\d+\.\d%\s+\d+\.\d%", out) and re.search(r"bidirectional\s+\d+\.\d%", out)
     svg = (tmp_path / "bidirectional_graph.svg").read_text()
     assert "reverse" in svg and "t = 3" in svg
 
 
-def test_sentiment_smoke(tmp_path):
-    out = run_demo("sentiment.py", tmp_path)
+def test_sentiment_smoke(tmp_path, demo_backend):
+    out = run_demo("sentiment.py", tmp_path, demo_backend)
     assert re.search(r"accuracy on 200 held-out sentences: \d+\.\d%", out)
     assert out.count("'the") >= 2 and "sentences unlike any in the training data" in out
     assert len(re.findall(r"called (positive|negative) \(ŷ = [01]\.\d{3}\)", out)) == 6  # ŷ = σ(W_ya a⟨T_x⟩ + b_y)
 
 
-def test_one_to_many_smoke(tmp_path):
-    out = run_demo("one_to_many.py", tmp_path)
+def test_one_to_many_smoke(tmp_path, demo_backend):
+    out = run_demo("one_to_many.py", tmp_path, demo_backend)
     assert re.search(r"exact match on 100 held-out numbers: \d+\.\d%", out) and "(should be '" in out
 
 
@@ -119,8 +135,8 @@ def test_spelling_of_numbers(monkeypatch):
         "zero", "thirteen", "forty-two", "one hundred", "three hundred and five", "nine hundred and ninety-nine"]
 
 
-def test_date_translation_smoke(tmp_path):
-    out = run_demo("date_translation.py", tmp_path)
+def test_date_translation_smoke(tmp_path, demo_backend):
+    out = run_demo("date_translation.py", tmp_path, demo_backend)
     assert re.search(r"exact match on 100 held-out dates: \d+\.\d%", out)
 
 
@@ -133,21 +149,33 @@ def test_human_dates(monkeypatch):
     assert [human(date, s) for s in range(4)] == ["3rd of May 1979", "03/05/79", "May 3, 1979", "thursday 3 may 1979"]
 
 
-def test_vanishing_gradients_smoke(tmp_path):
-    out = run_demo("vanishing_gradients.py", tmp_path)
+def test_vanishing_gradients_smoke(tmp_path, demo_backend):
+    out = run_demo("vanishing_gradients.py", tmp_path, demo_backend)
     assert re.search(r"^RNN(\s+\d+%){5}$", out, re.M) and re.search(r"^LSTM(\s+\d+%){5}$", out, re.M)
     assert (tmp_path / "accuracy.png").exists() and (tmp_path / "gradient_flow.png").exists()
 
 
-def test_exploding_gradients_smoke(tmp_path):
-    out = run_demo("exploding_gradients.py", tmp_path)
+def test_exploding_gradients_smoke(tmp_path, demo_backend):
+    out = run_demo("exploding_gradients.py", tmp_path, demo_backend)
     assert "stopped by detect_anomaly: detect_anomaly: RNNStep produced a non-finite output going forward, at time step" in out
     assert re.search(r"with clip_grad_norm_\(max_norm=1.0\): 30 updates", out) and "gradients were clipped" in out
 
 
-def test_min_char_rnn_smoke(tmp_path):
-    out = run_demo("min_char_rnn.py", tmp_path)
+def test_min_char_rnn_smoke(tmp_path, demo_backend):
+    out = run_demo("min_char_rnn.py", tmp_path, demo_backend)
     agreement = float(re.search(r"loss and gradients agree to (\S+) \(relative\)", out).group(1))
     assert agreement < 1e-12  # the hand-written backward pass is the engine's, to float64 rounding
     by_hand, library = re.findall(r"a name sampled (?:by hand|library):\s+'(.*)'", out)
     assert by_hand == library
+
+
+def test_demos_keep_the_backend_tinygrad_seq_backend_chose_unless_told(monkeypatch, tmp_path):
+    """TINYGRAD_SEQ_BACKEND picks the backend when tinygrad_seq is imported; a demo without --backend keeps it."""
+    monkeypatch.syspath_prepend(str(DEMOS))
+    import common
+
+    with installed(CupyBackend(strict_device)), ts.use_backend("cupy"):  # as TINYGRAD_SEQ_BACKEND=cupy would
+        common.start(common.arguments("demo", "out").parse_args(["--out", str(tmp_path)]))
+        assert ts.get_backend().name == "cupy"
+        common.start(common.arguments("demo", "out").parse_args(["--out", str(tmp_path), "--backend", "numpy"]))
+        assert ts.get_backend().name == "numpy"

@@ -1,6 +1,7 @@
 """Text, sampling, the language model, training with checkpoints and exact resumption, the CLI and the main demo."""
 import inspect
 import json
+import math
 import os
 import runpy
 import signal
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 import tinygrad_seq as ts
+from tinygrad_seq.backend import CupyBackend
 from tinygrad_seq.nn import functional as F
 from tinygrad_seq.cli import main as cli
 from tinygrad_seq.models import LanguageModel, TrainConfig, Trainer
@@ -18,7 +20,8 @@ from tinygrad_seq.text import (
     stream_chunks, tokenize_words,
 )
 
-from .conftest import cupy_unavailable_reason
+from . import strict_device
+from .conftest import cupy_unavailable_reason, installed
 
 ON_EVERY_BACKEND = pytest.mark.usefixtures("backend")  # NumPy and the strict device backend (conftest)
 
@@ -271,3 +274,18 @@ def test_char_lm_smoke(tmp_path, capsys, monkeypatch):
     assert "t = 4" in (tmp_path / "graph_rex.svg").read_text()
     again = demo["main"](["--smoke", "--out", str(tmp_path)])  # a rerun into its own folder replaces its checkpoint
     assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["run_id"] == again.run_id
+
+
+@pytest.mark.parametrize("layout, cell, layers, dropout", [("lines", "lstm", 1, 0.0), ("stream", "gru", 2, 0.3)])
+def test_a_training_step_on_a_device_reads_it_back_at_most_twice(layout, cell, layers, dropout):
+    """On a GPU every read of a device value waits for the device: a step makes two, the loss for the progress
+    bar and the count of distinct ids in the embedding's backward; ids and targets are checked on the host."""
+    with installed(CupyBackend(strict_device)), ts.use_backend("cupy"):
+        trainer = Trainer(config(layout=layout, cell=cell, layers=layers, dropout=dropout, seq_len=16, batch_size=16))
+        batches = trainer.batches(0)
+        trainer.train_step(*batches[0])
+        with strict_device.syncs.counting() as seen:
+            trainer.seed_device_stream()
+            loss = trainer.train_step(*batches[1])
+    assert isinstance(loss, float) and math.isfinite(loss)
+    assert sorted(event.kind for event in seen.events) == ["item", "nonzero"], seen.events

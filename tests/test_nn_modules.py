@@ -337,3 +337,15 @@ def test_init_is_seeded_and_checked():
     np.testing.assert_array_equal(a, nn.Linear(4, 4).weight.numpy())
     with pytest.raises(ValueError, match=r"fan in and fan out need a weight with at least 2 axes; got shape \(3,\)"):
         nn.init.xavier_uniform_(nn.Parameter(ts.zeros(3)))
+
+
+def test_lengths_and_state_dict_values_may_be_arrays_of_the_backend(backend):
+    ts.manual_seed(0)
+    layer, twin = nn.RNN(2, 3), nn.RNN(2, 3)
+    x = ts.randn(4, 2, 2)
+    on_backend, _ = layer(x, lengths=backend.asarray(np.array([4, 2])))
+    from_list, _ = layer(x, lengths=[4, 2])
+    np.testing.assert_array_equal(on_backend.numpy(), from_list.numpy())
+    twin.load_state_dict({name: backend.asarray(value) for name, value in layer.state_dict().items()})
+    for (name, a), b in zip(layer.state_dict().items(), twin.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
