@@ -7,7 +7,10 @@ from hypothesis import given, strategies as st
 from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
 import tinygrad_seq as ts
+from tinygrad_seq.backend import CupyBackend
 
+from . import strict_device
+from .conftest import installed
 from .op_cases import CASES, draw_inputs
 
 
@@ -15,6 +18,21 @@ from .op_cases import CASES, draw_inputs
 def test_grad_check(case, backend):
     inputs = [ts.Tensor(x, requires_grad=True) for x in draw_inputs(case)]
     assert ts.grad_check(case.ts_fn, inputs)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_ops_read_the_device_back_only_where_they_must(case):
+    """On a GPU, reading a device value waits for the device. No op's forward or backward does, except where the
+    result's size depends on the values: rows picked by ids (the backward counts the distinct ids) and masks."""
+    with installed(CupyBackend(strict_device)), ts.use_backend("cupy"):
+        inputs = [ts.Tensor(x, requires_grad=True) for x in draw_inputs(case)]
+        with strict_device.syncs.counting() as seen:
+            out = case.ts_fn(*inputs)
+            out.backward(ts.Tensor(np.ones(out.shape)))
+    kinds = {event.kind for event in seen.events}
+    allowed = {"boolean mask"} if case.name.startswith("getitem_mask") else {"nonzero"} if case.name.startswith("getitem_ids") else set()
+    assert kinds <= allowed, seen.events
+    assert len(seen.events) <= (1 if case.name.startswith("getitem_ids") else 99)  # one read per id scatter
 
 
 BINARY = {

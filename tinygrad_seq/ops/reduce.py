@@ -58,10 +58,9 @@ class Max(Function):
         # Every element equal to the maximum gets an equal share of the gradient.
         is_max = x == out
         if out.dtype.kind == "f":
-            nan_max = xp.isnan(out)
-            if nan_max.any():
-                # NaN != NaN, so no element would "equal" a NaN maximum: the NaNs share the gradient instead (torch.max()).
-                is_max |= xp.isnan(x) & nan_max
+            # NaN != NaN, so no element would "equal" a NaN maximum: the NaNs share the gradient instead (torch.max()).
+            # Always computed, not behind `if nan_max.any()`: on a GPU that test would wait for the device.
+            is_max |= xp.isnan(x) & xp.isnan(out)
         self.share = is_max / is_max.sum(axis=axes, keepdims=True, dtype=x.dtype)
         self.axes, self.keepdims = axes, keepdims
         return out if keepdims else out.squeeze(axis=axes)

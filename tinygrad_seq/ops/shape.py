@@ -120,6 +120,8 @@ class GetItem(Function):
             ids = backend.xp.where(ids < 0, ids + self.shape[0], ids)
             backend.scatter_add(full, ids, grad.reshape((ids.size,) + self.shape[1:]))
         else:
+            # Arrays mixed with other index parts (x[:, ids], x[rows, cols]): add.at. On a GPU its atomic adds
+            # sum repeated positions in a varying order (last-bit differences between runs); x[ids] above does not.
             backend.xp.add.at(full, index, grad)
         return (full,)
 
