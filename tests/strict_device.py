@@ -115,6 +115,8 @@ SUPPORTED: dict[str, str] = {
     "linalg.norm": _page("linalg.norm"),
     **{f"random.{name}": _page(f"random.{name}") for name in _RANDOM},
     "cuda.runtime.getDeviceCount": _DOCS + "cuda.html",
+    "cuda.get_current_stream": _page("cuda.get_current_stream"),
+    "cuda.Stream.synchronize": _member("cuda.Stream", "synchronize"),
 }
 """Every name this module implements -> the CuPy documentation page it was checked against.
 
@@ -1260,7 +1262,9 @@ random = _Namespace(
     ranf=_random_sample, sample=_random_sample, uniform=_uniform, normal=_normal, standard_normal=_standard_normal,
     randint=_randint, choice=_choice, permutation=_permutation, shuffle=_shuffle,
 )
-cuda = _Namespace("cuda", runtime=_Namespace("cuda.runtime", getDeviceCount=lambda: 1))
+_STREAM = _Namespace("cuda.Stream", synchronize=lambda: None)  # the CPU computes as it goes: nothing to wait for
+cuda = _Namespace("cuda", runtime=_Namespace("cuda.runtime", getDeviceCount=lambda: 1), Stream=_STREAM,
+                  get_current_stream=lambda: _STREAM)
 
 
 def __getattr__(name: str) -> _t.Any:

