@@ -78,7 +78,7 @@ _FUNCTIONS = (
     # manipulation
     "reshape transpose swapaxes moveaxis expand_dims squeeze ravel broadcast_to stack concatenate split copyto "
     # indexing, logic, sorting, statistics, linear algebra
-    "where nonzero flatnonzero take take_along_axis clip count_nonzero isclose allclose result_type argsort sort "
+    "where nonzero flatnonzero unique take take_along_axis clip count_nonzero isclose allclose result_type argsort sort "
     "sum prod mean var std max min amax amin argmax argmin any all cumsum cumprod "
     "dot matmul outer tensordot einsum"
 ).split()
@@ -592,7 +592,9 @@ class ndarray:
         self._a.sort(axis=axis, kind=kind)
 
     def argsort(self, axis: _t.Any = -1, kind: _t.Any = None) -> ndarray:
-        return ndarray._new(self._a.argsort(axis=axis, kind=kind))
+        if kind not in (None, "stable"):
+            raise ValueError(f"kind={kind!r}: CuPy's argsort supports only kind=None or 'stable'")
+        return ndarray._new(self._a.argsort(axis=axis, kind="stable"))
 
     # -- reductions (results stay on the device as 0-d arrays) --------------------------------------
     def _reduce(self, name: str, out: _t.Any, **kwargs: _t.Any) -> ndarray:
@@ -823,7 +825,9 @@ class ufunc:
         else:
             ids = _array_arg(indices, f"{self.__name__}.reduceat")
         with _quiet():
-            result = self._f.reduceat(a, ids, axis=axis, dtype=dtype, out=_out(out, "reduceat"))
+            result = _cupy_add_reduceat(a, ids, axis, dtype)
+            if out is not None:
+                _out(out, "reduceat")[...] = result
         return _returning(result, out)
 
     def outer(self, A: _t.Any, B: _t.Any, **kwargs: _t.Any) -> ndarray:
@@ -1030,6 +1034,29 @@ def where(condition: _t.Any, x: _t.Any = None, y: _t.Any = None) -> _t.Any:
     if x is None or y is None:
         raise ValueError("Must provide both 'x' and 'y' or neither.")
     return _wrap(_np.where(_arg(condition, "where"), _arg(x, "where"), _arg(y, "where")))
+
+
+def _cupy_add_reduceat(a: _np.ndarray, ids: _np.ndarray, axis: int, dtype: _t.Any) -> _np.ndarray:
+    """``add.reduceat`` computed as CuPy 14 computes it (cupy/_core/_routines_indexing.pyx, _add_reduceat): a running
+    total along ``axis`` and its differences at the indices, not a sum per run. So a large or non-finite value in
+    one run leaks into the later runs' sums, as on a GPU (where NumPy's own reduceat would hide it)."""
+    a = _np.moveaxis(a if dtype is None else a.astype(dtype), axis, 0)
+    total = _np.cumsum(a, axis=0, dtype=a.dtype)
+    starts = ids.astype(_np.int64)
+    ends = _np.append(starts[1:], a.shape[0])
+    before = _np.where((starts > 0)[(...,) + (None,) * (a.ndim - 1)], total[_np.maximum(starts - 1, 0)], 0)
+    result = total[ends - 1] - before
+    single = ends <= starts  # NumPy's (and CuPy's) rule: a non-increasing pair gives the row at the start index
+    result[single] = a[starts[single]]
+    return _np.moveaxis(result.astype(a.dtype, copy=False), 0, axis)
+
+
+def unique(ar: _t.Any, return_index: bool = False, return_inverse: bool = False, return_counts: bool = False,
+           axis: _t.Any = None) -> _t.Any:
+    syncs.record("nonzero")  # the number of distinct values sizes the result
+    found = _np.unique(_array_arg(ar, "unique"), return_index=return_index, return_inverse=return_inverse,
+                       return_counts=return_counts, axis=axis)
+    return tuple(_wrap(part) for part in found) if isinstance(found, tuple) else _wrap(found)
 
 
 def nonzero(a: _t.Any) -> _t.Any:

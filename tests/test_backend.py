@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 
 import tinygrad_seq as ts
+from tinygrad_seq.backend import CupyBackend
 from tinygrad_seq import backend as backend_module
 from tinygrad_seq import settings
 
-from .conftest import cupy_unavailable_reason
+from . import strict_device
+from .conftest import cupy_unavailable_reason, installed, to_host
 
 
 def run_python(code, **env):
@@ -178,3 +180,40 @@ def test_register_installs_a_backend_by_name_and_unregister_removes_it():
         ts.set_backend("fakedevice")
     with pytest.raises(ts.BackendError, match="the name 'numpy' is the host backend's"):
         backend_module.register(backend_module.Backend("numpy", np))
+
+
+def test_cupy_sums_repeated_ids_exactly_and_the_same_way_every_time():
+    """A frequent id with large gradients beside rare ones with small: each id's sum as exact as float32 allows
+    (CuPy's add.reduceat, a running total's differences, would lose the small ones), and the same on every run."""
+    rng = np.random.default_rng(0)
+    ids = np.where(rng.random(5000) < 0.8, 7, rng.integers(0, 50, 5000))  # more ids than one one-hot block
+    values = np.where((ids == 7)[:, None], 1e4, 1e-3) * rng.standard_normal((5000, 3))
+    expected = np.zeros((50, 3))
+    np.add.at(expected, ids, values)
+    device = CupyBackend(strict_device)
+    results = []
+    for _ in range(2):
+        target = device.xp.zeros((50, 3), dtype=np.float32)
+        device.scatter_add(target, device.asarray(ids), device.asarray(values.astype(np.float32)))
+        results.append(device.to_host(target))
+    np.testing.assert_allclose(results[0], expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(results[0], results[1])
+    cumulative = np.cumsum(values.astype(np.float32)[np.argsort(ids, kind="stable")], axis=0)
+    assert np.abs(cumulative).max() * 1e-7 > 1e-4  # what a running total's differences would lose in float32
+
+
+def test_registered_names_work_everywhere_a_backend_is_named():
+    with installed(CupyBackend(strict_device, name="strictdev")) as device:
+        x = ts.Tensor([1.0, 2.0], requires_grad=True)
+        moved = x.to("strictdev")
+        assert moved.backend is device and type(moved.data) is strict_device.ndarray
+        (x * 2).backward(device.asarray(np.array([1.0, 1.0])))  # a device gradient for a host tensor: moved over
+        (x * 2).backward(ts.Tensor([1.0, 1.0]))
+        assert to_host(x.grad).tolist() == [4.0, 4.0]
+        ts.set_backend("strictdev")
+        with pytest.raises(ts.BackendError, match="'strictdev' is the current backend; switch first"):
+            backend_module.unregister("strictdev")
+        replacement = CupyBackend(strict_device, name="strictdev")
+        backend_module.register(replacement)
+        assert ts.get_backend() is replacement  # the current backend follows its replacement
+        ts.set_backend("numpy")

@@ -76,11 +76,19 @@ def test_loss_errors(call, error, message):
         call(ts.Tensor(np.zeros((2, 3))))
 
 
-def test_cross_entropy_all_ignored_is_nan_with_zero_gradient():
+@pytest.mark.parametrize("loss_of", [F.cross_entropy, lambda x, t: F.nll_loss(x.log_softmax(-1), t)], ids=["cross_entropy", "nll_loss"])
+def test_all_ignored_is_nan_with_zero_gradient(loss_of):
     x = ts.Tensor(np.ones((2, 3)), requires_grad=True)
-    loss = F.cross_entropy(x, [-100, -100])
-    loss.backward()
+    with np.errstate(all="raise"):  # and no division by zero on the way
+        loss = loss_of(x, [-100, -100])
+        loss.backward()
     assert np.isnan(loss.item()) and (to_host(x.grad) == 0).all()
+
+
+def test_cross_entropy_counts_targets_exactly_in_float16():
+    logits = ts.Tensor(np.zeros((70000, 2)), dtype="float16")  # more targets than float16's largest value, 65504
+    loss = F.cross_entropy(logits, np.zeros(70000, dtype=np.int64))
+    assert loss.dtype == np.float16 and loss.item() == pytest.approx(np.log(2), rel=1e-3)
 
 
 def bce_inputs(shape=(3, 4), seed=0, extreme=False):

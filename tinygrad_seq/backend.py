@@ -88,18 +88,15 @@ class Backend:
         does it but slowly (about 1.1 ms for 2,048 ids x 64 columns here);
         sorting the ids and summing each run with ``add.reduceat`` takes
         0.2-0.7 ms whatever the vocabulary size, where a one-hot matmul grows
-        with it (see docs/performance.md). On CuPy the same sorted sums make
-        the result deterministic, where ``add.at``'s atomic adds sum repeated
-        ids in a different order on every run.
+        with it (see docs/performance.md). CuPy sums them its own way
+        (:meth:`CupyBackend.scatter_add`).
         """
         if index.size == 0:
             return
-        xp = self.xp
-        order = xp.argsort(index, kind="stable")
+        order = np.argsort(index, kind="stable")
         sorted_ids = index[order]
-        starts = xp.concatenate((xp.ones(1, dtype=bool), sorted_ids[1:] != sorted_ids[:-1]))
-        run_starts = xp.flatnonzero(starts)  # on a GPU, the one read of the backward pass: how many distinct ids
-        target[sorted_ids[run_starts]] += xp.add.reduceat(values[order], run_starts, axis=0)
+        run_starts = np.flatnonzero(np.concatenate(([True], sorted_ids[1:] != sorted_ids[:-1])))
+        target[sorted_ids[run_starts]] += np.add.reduceat(values[order], run_starts, axis=0)
 
 
 class CupyBackend(Backend):
@@ -119,7 +116,7 @@ class CupyBackend(Backend):
         return self.xp.random
 
     def synchronize(self) -> None:
-        cuda = getattr(self.xp, "cuda", None)  # a CPU stand-in for CuPy has none: it is never behind
+        cuda = getattr(self.xp, "cuda", None)  # an array module without CUDA computes as it goes: nothing to wait for
         if cuda is not None:
             cuda.get_current_stream().synchronize()
 
@@ -127,6 +124,30 @@ class CupyBackend(Backend):
         if isinstance(array, self.array_type):
             return self.xp.asnumpy(array)
         return np.asarray(array)
+
+    SCATTER_CHUNK = 4096  # ids per one-hot block: bounds its memory at (distinct ids x 4096)
+
+    def scatter_add(self, target: Any, index: Any, values: Any) -> None:
+        """As :meth:`Backend.scatter_add`, deterministic on a GPU: each distinct id's rows summed by a matmul.
+
+        ``cupy.add.at``'s atomic adds sum repeated ids in a different order
+        on every run, and CuPy's ``add.reduceat`` takes differences of a
+        running total (inexact for small runs beside large ones, and one inf
+        turns every later run into NaN). A one-hot (distinct ids x ids) block
+        times the values sums each id's rows exactly as a matmul does, the
+        same way every time; blocks of ids bound its memory.
+        """
+        if index.size == 0:
+            return
+        xp = self.xp
+        distinct, inverse = xp.unique(index, return_inverse=True)  # the one read of the backward: how many ids
+        rows = values.reshape(index.size, -1)
+        sums = xp.zeros((distinct.size, rows.shape[1]), dtype=rows.dtype)
+        which = xp.arange(distinct.size)[:, None]
+        for start in range(0, index.size, self.SCATTER_CHUNK):
+            block = inverse.reshape(-1)[start : start + self.SCATTER_CHUNK]
+            sums += (which == block[None, :]).astype(rows.dtype) @ rows[start : start + self.SCATTER_CHUNK]
+        target[distinct] += sums.reshape((distinct.size,) + values.shape[1:])
 
 
 _NUMPY = Backend("numpy", np)
@@ -171,6 +192,8 @@ def register(backend: Backend) -> Backend | None:
         raise BackendError("register: the name 'numpy' is the host backend's; give the new backend another name")
     previous = _loaded.get(backend.name)
     _loaded[backend.name] = backend
+    if previous is not None and settings.backend is previous:
+        settings.backend = backend  # the current backend was the one replaced: new tensors go to its replacement
     if settings.seed is not None and backend is not _NUMPY:
         backend.xp.random.seed(settings.seed)
     _devices_changed()
@@ -178,11 +201,22 @@ def register(backend: Backend) -> Backend | None:
 
 
 def unregister(name: str) -> None:
-    """Remove the backend installed under ``name`` (not "numpy"); tensors already on it stay where they are."""
+    """Remove the backend installed under ``name`` (not "numpy", not the current one).
+
+    Tensors still on it are no longer recognised as the library's arrays:
+    move what you keep with ``x.to("numpy")`` first.
+    """
     if name == "numpy":
         raise BackendError("unregister: the numpy backend cannot be removed")
+    if settings.backend is not None and settings.backend is _loaded.get(name):
+        raise BackendError(f"unregister: {name!r} is the current backend; switch first, e.g. ts.set_backend('numpy')")
     _loaded.pop(name, None)
     _devices_changed()
+
+
+def backend_names() -> tuple[str, ...]:
+    """The names ``set_backend`` and ``x.to`` accept: "numpy", "cupy", and every backend installed by :func:`register`."""
+    return (*BACKEND_NAMES, *(name for name in _loaded if name not in BACKEND_NAMES))
 
 
 def _devices_changed() -> None:
@@ -201,8 +235,7 @@ def backend_named(name: str) -> Backend:
     if found is not None:
         return found
     if name not in BACKEND_NAMES:
-        choices = [*BACKEND_NAMES, *(n for n in _loaded if n not in BACKEND_NAMES)]
-        raise BackendError(f"unknown backend {name!r}: choose one of {', '.join(map(repr, choices))}")
+        raise BackendError(f"unknown backend {name!r}: choose one of {', '.join(map(repr, backend_names()))}")
     register(_load_cupy())
     return _loaded[name]
 

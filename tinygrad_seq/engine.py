@@ -228,7 +228,11 @@ def _initial_grad(root: Tensor, grad: Any) -> Any:
                 "by default. Pass grad= (an array of that shape) or reduce first, e.g. y.sum().backward()"
             )
         return root.backend.xp.ones(root.shape, dtype=root.dtype)
-    grad = root.backend.xp.asarray(grad, dtype=root.dtype)  # a list or an array (Tensor.backward unwraps a Tensor)
+    if not isinstance(grad, settings.array_types):
+        grad = getattr(grad, "data", grad)  # a Tensor: its array (the engine reads tensors by their attributes)
+    if not isinstance(grad, settings.array_types):
+        grad = np.asarray(grad)  # a list or a number
+    grad = root.backend.adopt(grad).astype(root.dtype, copy=False)  # from whichever backend holds it
     if grad.shape != root.shape:
         raise RuntimeError(f"backward(): grad shape {grad.shape} != tensor shape {root.shape}; pass a gradient shaped like the tensor")
     return grad

@@ -31,7 +31,7 @@ import numpy as np
 
 from . import settings
 from .anomaly import check_finite_input, describe
-from .backend import Backend, backend_of, get_backend
+from .backend import Backend, backend_named, backend_of, get_backend
 from .engine import BackwardStep, backward_iter, topological_order
 from .lazy_grad import OUTER_FLUSH_ROWS, LazyGrad, OuterGrad, SliceGrad
 from .modes import detect_anomaly, enable_grad, is_grad_enabled, no_grad, tag, tags
@@ -42,7 +42,7 @@ if TYPE_CHECKING:  # for type checkers only: function.py sits above this module
 ArrayLike = Any  # a backend array, a nested list or a number
 
 __all__ = [
-    "ArrayLike", "BackwardStep", "LazyGrad", "OUTER_FLUSH_ROWS", "OuterGrad", "SliceGrad", "Tensor", "VersionCounter",
+    "ArrayLike", "BackwardStep", "backend_named", "LazyGrad", "OUTER_FLUSH_ROWS", "OuterGrad", "SliceGrad", "Tensor", "VersionCounter",
     "as_tensor", "backward_iter", "check_finite_input", "describe", "detect_anomaly", "enable_grad", "from_numpy",
     "is_grad_enabled", "no_grad", "tag", "tags", "topological_order",
 ]

@@ -37,7 +37,7 @@ from ..text import (
     UnknownTokens, UnknownTokensWarning, Vocabulary, language_model_batches, perplexity, stream_chunks, stream_perplexity,
 )
 from .checkpoint import Checkpoint, load_model, open_checkpoint, vocabulary_fingerprint
-from .config import TrainConfig, TrainingError
+from .config import LAYOUTS, TrainConfig, TrainingError  # noqa: F401  LAYOUTS: still importable from here
 from .language_model import LanguageModel
 
 OPTIMIZERS = {"adam": optim.Adam, "sgd": optim.SGD, "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}

@@ -99,8 +99,10 @@ def nll_loss(log_probs: Tensor, target: Any, ignore_index: int = IGNORE_INDEX, r
         return losses
     if reduction == "sum":
         return losses.sum()
-    with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: 0/0 = NaN, as PyTorch
-        return losses.sum() / Tensor.wrap(valid.sum().astype(log_probs.dtype))  # the count stays on the device
+    # The count stays on the device. Every target ignored: the loss is NaN and the gradient zero, as PyTorch's.
+    count = xp.asarray(valid.sum())
+    empty = xp.where(count == 0, np.nan, 0.0).astype(log_probs.dtype)
+    return losses.sum() / Tensor.wrap(xp.maximum(count, 1).astype(log_probs.dtype)) + Tensor.wrap(empty)
 
 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:

@@ -35,6 +35,13 @@ def apply_binary(op: type[Function], a: Any, b: Any) -> Tensor:
     return apply_binary(op, as_tensor(a), b)  # neither is a tensor: the left one becomes one
 
 
+def with_scalar(a: Any, b: Any, scalar: Any) -> tuple[Any, Any]:
+    """The two operands with the Python number ``scalar`` in the place the op convention left None (or as they are)."""
+    if scalar is None:
+        return a, b
+    return (scalar, b) if a is None else (a, scalar)
+
+
 def normalize_axes(axis: int | tuple[int, ...] | None, ndim: int, op: str) -> tuple[int, ...]:
     """``axis`` (int, tuple or None for all) as a tuple of non-negative axes, checked against ``ndim``."""
     if axis is None:

@@ -17,15 +17,14 @@ import numpy as np
 from ..backend import backend_of
 from ..function import Function, unbroadcast
 from ..tensor import Tensor
-from ._util import apply_binary, operand
+from ._util import apply_binary, operand, with_scalar
 
 
 class Add(Function):
     __slots__ = ("a_shape", "b_shape")
 
     def forward(self, a, b, *, scalar=None):
-        if scalar is not None:
-            a, b = (scalar, b) if a is None else (a, scalar)  # the number in the place left None
+        a, b = with_scalar(a, b, scalar)
         self.a_shape, self.b_shape = np.shape(a), np.shape(b)
         return a + b
 
@@ -44,8 +43,7 @@ class Sub(Function):
     __slots__ = ("a_shape", "b_shape")
 
     def forward(self, a, b, *, scalar=None):
-        if scalar is not None:
-            a, b = (scalar, b) if a is None else (a, scalar)  # the number in the place left None
+        a, b = with_scalar(a, b, scalar)
         self.a_shape, self.b_shape = np.shape(a), np.shape(b)
         return a - b
 
@@ -65,8 +63,7 @@ class Mul(Function):
     saved_inputs = (0, 1)
 
     def forward(self, a, b, *, scalar=None):
-        if scalar is not None:
-            a, b = (scalar, b) if a is None else (a, scalar)  # the number in the place left None
+        a, b = with_scalar(a, b, scalar)
         self.a, self.b = a, b
         return a * b
 
@@ -88,8 +85,7 @@ class Div(Function):
     saves_output = True
 
     def forward(self, a, b, *, scalar=None):
-        if scalar is not None:
-            a, b = (scalar, b) if a is None else (a, scalar)  # the number in the place left None
+        a, b = with_scalar(a, b, scalar)
         self.a_shape, self.b = np.shape(a), b
         self.out = a / b
         return self.out

@@ -45,15 +45,17 @@ class CrossEntropy(Function):
         losses = xp.where(valid, losses, 0)
 
         self.log_probs, self.logits_shape, self.target, self.valid = log_probs, logits.shape, ids, valid
-        # The count stays an array (on a GPU, reading it would wait for the device).
-        self.count, self.reduction, self.smoothing = valid.sum().astype(logits.dtype), reduction, label_smoothing
+        # The count stays an array (on a GPU, reading it would wait for the device), in at least float32:
+        # float16 counts exactly only to 2048.
+        count_dtype = np.result_type(logits.dtype, np.float32)
+        self.count, self.reduction, self.smoothing = valid.sum().astype(count_dtype), reduction, label_smoothing
         if reduction == "none":
             return losses.reshape(target.shape)
         total = losses.sum()
         if reduction == "sum":
             return total
         with np.errstate(invalid="ignore", divide="ignore"):  # every target ignored: 0/0 = NaN, as PyTorch
-            return total / self.count
+            return (total / self.count).astype(logits.dtype, copy=False)
 
     def backward(self, grad):
         xp = backend_of(grad).xp

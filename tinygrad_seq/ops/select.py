@@ -16,7 +16,7 @@ import numpy as np
 from ..backend import backend_of
 from ..function import Function, unbroadcast
 from ..tensor import Tensor
-from ._util import apply_binary, operand
+from ._util import apply_binary, operand, with_scalar
 
 
 def _mask_array(mask: Any, op: str, like: Any = None) -> Any:
@@ -35,8 +35,7 @@ class Where(Function):
     __slots__ = ("condition", "a_shape", "b_shape")
 
     def forward(self, a, b, *, condition, scalar=None):
-        if scalar is not None:
-            a, b = (scalar, b) if a is None else (a, scalar)  # the number in the place left None
+        a, b = with_scalar(a, b, scalar)
         self.condition, self.a_shape, self.b_shape = condition, np.shape(a), np.shape(b)
         return backend_of(condition).xp.where(condition, a, b)
 
@@ -68,8 +67,7 @@ class Maximum(Function):
     saved_inputs = (0, 1)
 
     def forward(self, a, b, *, scalar=None):
-        if scalar is not None:
-            a, b = (scalar, b) if a is None else (a, scalar)  # the number in the place left None
+        a, b = with_scalar(a, b, scalar)
         self.a, self.b = a, b
         return backend_of(a if hasattr(a, "dtype") else b).xp.maximum(a, b)
 

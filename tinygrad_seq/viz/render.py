@@ -12,9 +12,24 @@ import graphviz
 
 from ..tensor import Tensor
 from .draw import draw_graph
-from .images import FONT, FONT_FILE, FORMATS, GraphvizNotFound, has_dot, render_png, render_svg, run_dot
+from .images import (
+    FONT,
+    FONT_FILE,
+    FORMATS,
+    PNG_DPI,
+    PNG_MAX_PIXELS,
+    PNG_MAX_SIDE,
+    SVG_FONT_FAMILY,
+    GraphvizNotFound,
+    has_dot,
+    render_png,
+    render_svg,
+    run_dot,
+)
 
-__all__ = ["FONT", "FONT_FILE", "FORMATS", "GraphvizNotFound", "has_dot", "render", "render_png", "render_svg"]
+# What lived here before images.py, still importable from here.
+__all__ = ["FONT", "FONT_FILE", "FORMATS", "PNG_DPI", "PNG_MAX_PIXELS", "PNG_MAX_SIDE", "SVG_FONT_FAMILY", "GraphvizNotFound",
+           "has_dot", "render", "render_png", "render_svg"]
 
 
 def render(target: Tensor | graphviz.Digraph, path: str | os.PathLike, format: str = "svg", **options: Any) -> Path:
