@@ -16,8 +16,6 @@ from tinygrad_seq.models import TrainConfig, Trainer, load_model
 from tinygrad_seq.models.checkpoint import open_checkpoint
 from tinygrad_seq.storage import CheckpointError
 
-pytestmark = pytest.mark.usefixtures("backend")  # every test on NumPy and on the strict device backend (conftest)
-
 ROOT = Path(__file__).resolve().parent.parent
 DINOS = ROOT / "demos" / "data" / "dinos.txt"
 
