@@ -117,6 +117,10 @@ demos() {
 stage demos demos.txt demos
 
 timing() {
+    if [ "$MODE" = gpu ] && ! "$PY" -c 'import torch' 2>/dev/null; then
+        echo "torch is not importable: no comparison to make (the GPU machine should have it)"
+        return 1
+    fi
     echo "## NumPy (PyTorch on the CPU)"
     timeout 240 "$PY" bench/lm_step.py --backend numpy --torch-device cpu "${TIMING[@]}" || return 1
     echo
