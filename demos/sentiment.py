@@ -112,6 +112,7 @@ def main(argv: list[str] | None = None) -> float:
     rng = np.random.default_rng(0)
     train, test = make_sentences(300 if args.smoke else 1000, rng), make_sentences(200 if args.smoke else 1000, rng)
     vocab = Vocabulary.from_text([" ".join(words) for words, _ in train], level="word")
+    print(f"{len(train)} training sentences, {len(vocab)} words; the first three:")
     for words, label in train[:3]:
         print(f"  {'positive' if label else 'negative'}: {' '.join(words)}")
     ts.manual_seed(0)
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> float:
         print(f"  {'right' if predicted[0] == label else 'WRONG'}: {sentence!r} called {'positive' if predicted[0] else 'negative'} "
               f"(ŷ = {y_hat[0]:.3f})")
     common.plot_curves({"training loss": history}, out / "loss.png", "binary cross-entropy", "Sentiment, many-to-one")
+    print(f"\nthe training loss: {out / 'loss.png'}")
     return accuracy
 
 
