@@ -67,6 +67,32 @@ class Backend:
         """``data`` (host array, list, number or an array of this backend) as this backend's array."""
         return self.xp.asarray(data, dtype=dtype)
 
+    def array(self, data: Any, dtype: Any = None, copy: bool = True) -> Any:
+        """``data`` as an array of this backend, following DESIGN.md's dtype rules: what ``Tensor(data, dtype)`` holds.
+
+        ``data`` may be an array of any loaded backend, a nested list or a
+        number. Python floats take the default dtype, Python ints int64;
+        arrays and NumPy scalars keep theirs. An array is copied (as
+        ``torch.tensor`` does), so later writes to it do not reach the tensor
+        behind the engine's back; ``copy=False`` keeps it when it already has
+        the dtype and backend (the library's own operands, gradients, loaded
+        weights).
+        """
+        if isinstance(data, settings.array_types):
+            if dtype is not None and data.dtype != dtype:
+                return self.adopt(data.astype(dtype))  # astype made a copy already
+            adopted = self.adopt(data)
+            return adopted.copy() if copy and adopted is data else adopted
+        host = np.asarray(data, dtype=dtype)
+        if not isinstance(data, np.generic):  # NumPy scalars keep their dtype like arrays
+            if dtype is None and host.dtype.kind == "f":
+                host = host.astype(settings.default_dtype)  # Python floats -> default dtype
+            elif dtype is None and host.dtype.kind in "iu":
+                host = host.astype(np.int64)
+        if host.dtype == object:
+            raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} {data!r:.60}")
+        return self.asarray(host)
+
     def to_host(self, array: Any) -> np.ndarray:
         """A NumPy array with the values of ``array`` (no copy for NumPy arrays)."""
         return np.asarray(array)

@@ -230,9 +230,7 @@ def _initial_grad(root: Tensor, grad: Any) -> Any:
         return root.backend.xp.ones(root.shape, dtype=root.dtype)
     if not isinstance(grad, settings.array_types):
         grad = getattr(grad, "data", grad)  # a Tensor: its array (the engine reads tensors by their attributes)
-    if not isinstance(grad, settings.array_types):
-        grad = np.asarray(grad)  # a list or a number
-    grad = root.backend.adopt(grad).astype(root.dtype, copy=False)  # from whichever backend holds it
+    grad = root.backend.array(grad, root.dtype, copy=False)  # a list, or an array of any backend
     if grad.shape != root.shape:
         raise RuntimeError(f"backward(): grad shape {grad.shape} != tensor shape {root.shape}; pass a gradient shaped like the tensor")
     return grad

@@ -48,29 +48,6 @@ __all__ = [
 ]
 
 
-def _as_array(data: Any, dtype: Any, backend: Backend, copy: bool = True) -> Any:
-    """The backend array for Tensor(data, dtype) following DESIGN.md's dtype rules.
-
-    An array is copied (as ``torch.tensor`` does), so later writes to it do
-    not reach the tensor behind the engine's back; ``copy=False`` keeps it
-    when it already has the dtype and backend (internal use: operands, grads).
-    """
-    if isinstance(data, settings.array_types):
-        if dtype is not None and data.dtype != dtype:
-            return backend.adopt(data.astype(dtype))  # astype made a copy already
-        adopted = backend.adopt(data)
-        return adopted.copy() if copy and adopted is data else adopted
-    host = np.asarray(data, dtype=dtype)
-    if not isinstance(data, np.generic):  # NumPy scalars keep their dtype like arrays
-        if dtype is None and host.dtype.kind == "f":
-            host = host.astype(settings.default_dtype)  # Python floats -> default dtype
-        elif dtype is None and host.dtype.kind in "iu":
-            host = host.astype(np.int64)
-    if host.dtype == object:
-        raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} {data!r:.60}")
-    return backend.asarray(host)
-
-
 class VersionCounter:
     """How many in-place changes a tensor's memory has seen; shared by the tensors that view one memory.
 
@@ -134,7 +111,7 @@ class Tensor:
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None, name: str | None = None) -> None:
         if isinstance(data, Tensor):
             data = data._data
-        self._data = _as_array(data, None if dtype is None else np.dtype(dtype), get_backend())
+        self._data = get_backend().array(data, None if dtype is None else np.dtype(dtype))
         self._counter: VersionCounter | None = None
         self._grad = None
         self.grad_fn: Function | None = None
@@ -248,7 +225,7 @@ class Tensor:
         if value is not None:
             if isinstance(value, Tensor):
                 value = value._data
-            value = _as_array(value, self.dtype, self.backend, copy=False)
+            value = self.backend.array(value, self.dtype, copy=False)
             if value.shape != self.shape:
                 raise ValueError(f"grad: shape {value.shape} does not match the tensor's shape {self.shape}")
         self._grad = value
@@ -403,7 +380,7 @@ def as_tensor(data: ArrayLike | Tensor) -> Tensor:
     """
     if isinstance(data, Tensor):
         return data
-    return Tensor.wrap(_as_array(data, None, get_backend(), copy=False))
+    return Tensor.wrap(get_backend().array(data, copy=False))
 
 
 # ---------------------------------------------------------------- backward

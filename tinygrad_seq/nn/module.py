@@ -25,7 +25,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import settings
 from ..backend import Backend, backend_named
 from ..storage import atomic_write
 from ..modes import no_grad
@@ -188,9 +187,7 @@ class Module:
             if name in state_dict:
                 value = state_dict[name]
                 value = value.data if isinstance(value, Tensor) else value
-                if not isinstance(value, settings.array_types):
-                    value = np.asarray(value)
-                p.data[...] = p.backend.adopt(value).astype(p.dtype, copy=False)  # a device array stays on its device
+                p.data[...] = p.backend.array(value, p.dtype, copy=False)  # a device array stays on its device
                 p._bump_version()
         return IncompatibleKeys(missing, unexpected)
 
