@@ -1,7 +1,6 @@
 """Shared fixtures: the backend fixture, a capped hypothesis profile, and a clean global state per test."""
 import contextlib
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings as hypothesis_settings
 
@@ -44,6 +43,15 @@ def installed(device):
             backend_module.unregister(device.name)
 
 
+@contextlib.contextmanager
+def on_strict_device():
+    """The block runs on tests/strict_device.py, installed as "cupy" and made the current backend, its counters reset."""
+    with installed(CupyBackend(strict_device)), ts.use_backend("cupy") as chosen:
+        strict_device.syncs.reset()
+        strict_device.uploads.reset()
+        yield chosen
+
+
 @pytest.fixture(params=["numpy", "strict", "cupy"])
 def backend(request):
     """Runs the test once per backend: NumPy; the real CupyBackend on tests/strict_device.py, a CPU stand-in
@@ -54,9 +62,7 @@ def backend(request):
         if reason:
             pytest.skip(reason)
     if request.param == "strict":
-        with installed(CupyBackend(strict_device)), ts.use_backend("cupy") as chosen:
-            strict_device.syncs.reset()
-            strict_device.uploads.reset()
+        with on_strict_device() as chosen:
             yield chosen
         return
     with ts.use_backend(request.param) as chosen:

@@ -92,28 +92,26 @@ class FakeDeviceArray(np.ndarray):
     """Stands in for cupy.ndarray, so the two-backend check runs without a GPU."""
 
 
-def test_two_backends_in_one_op_name_the_op(request):
+def test_two_backends_in_one_op_name_the_op():
     fake_xp = types.SimpleNamespace(**{name: getattr(np, name) for name in dir(np) if not name.startswith("_")})
     fake_xp.ndarray = FakeDeviceArray
     fake_xp.asarray = lambda a, dtype=None: np.asarray(a, dtype).view(FakeDeviceArray)
-    fake = ts.Backend("cupy", fake_xp)
-    previous = backend_module.register(fake)
-    request.addfinalizer(lambda: backend_module.register(previous) if previous else backend_module.unregister("cupy"))
-    assert settings.cupy_loaded and FakeDeviceArray in settings.array_types
-    on_device = ts.Tensor.wrap(np.ones(3).view(FakeDeviceArray))
-    on_host = ts.Tensor(np.ones(3))
-    assert on_device.backend is fake and on_host.backend.name == "numpy"
-    with pytest.raises(RuntimeError, match=r"Add: inputs live on two backends \(cupy and numpy; shapes \[\(3,\), \(3,\)\]\).*x.to\('cupy'\)"):
-        on_device + on_host
-    with pytest.raises(RuntimeError, match=r"MatMul: inputs live on two backends"):
-        on_host @ on_device
+    with installed(ts.Backend("cupy", fake_xp)) as fake:
+        assert settings.cupy_loaded and FakeDeviceArray in settings.array_types
+        on_device = ts.Tensor.wrap(np.ones(3).view(FakeDeviceArray))
+        on_host = ts.Tensor(np.ones(3))
+        assert on_device.backend is fake and on_host.backend.name == "numpy"
+        with pytest.raises(RuntimeError, match=r"Add: inputs live on two backends \(cupy and numpy; shapes \[\(3,\), \(3,\)\]\).*x.to\('cupy'\)"):
+            on_device + on_host
+        with pytest.raises(RuntimeError, match=r"MatMul: inputs live on two backends"):
+            on_host @ on_device
 
-    # Moving between backends is differentiable: the gradient comes back to the host.
-    w = ts.Tensor([1.0, 2.0, 3.0], requires_grad=True)
-    moved = w.to(fake)
-    assert isinstance(moved.data, FakeDeviceArray) and moved.grad_fn.name == "ToBackend"
-    (moved * on_device).sum().backward()
-    assert type(w.grad) is np.ndarray and w.grad.tolist() == [1.0, 1.0, 1.0]
+        # Moving between backends is differentiable: the gradient comes back to the host.
+        w = ts.Tensor([1.0, 2.0, 3.0], requires_grad=True)
+        moved = w.to(fake)
+        assert isinstance(moved.data, FakeDeviceArray) and moved.grad_fn.name == "ToBackend"
+        (moved * on_device).sum().backward()
+        assert type(w.grad) is np.ndarray and w.grad.tolist() == [1.0, 1.0, 1.0]
 
 
 @pytest.mark.parametrize("rows, columns, vocabulary", [(2048, 64, 100), (50, 3, 7), (1, 1, 1), (9, 0, 4)])

@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 
 import tinygrad_seq as ts
-from tinygrad_seq.backend import CupyBackend
 
-from . import strict_device
-from .conftest import installed
+from .conftest import on_strict_device
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMOS = ROOT / "demos"
@@ -174,7 +172,7 @@ def test_demos_keep_the_backend_tinygrad_seq_backend_chose_unless_told(monkeypat
     monkeypatch.syspath_prepend(str(DEMOS))
     import common
 
-    with installed(CupyBackend(strict_device)), ts.use_backend("cupy"):  # as TINYGRAD_SEQ_BACKEND=cupy would
+    with on_strict_device():  # as TINYGRAD_SEQ_BACKEND=cupy would
         common.start(common.arguments("demo", "out").parse_args(["--out", str(tmp_path)]))
         assert ts.get_backend().name == "cupy"
         common.start(common.arguments("demo", "out").parse_args(["--out", str(tmp_path), "--backend", "numpy"]))

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 import tinygrad_seq as ts
-from tinygrad_seq.backend import CupyBackend
 from tinygrad_seq.nn import functional as F
 from tinygrad_seq.cli import main as cli
 from tinygrad_seq.models import LanguageModel, TrainConfig, Trainer
@@ -21,7 +20,7 @@ from tinygrad_seq.text import (
 )
 
 from . import strict_device
-from .conftest import cupy_unavailable_reason, installed
+from .conftest import cupy_unavailable_reason, on_strict_device
 
 ON_EVERY_BACKEND = pytest.mark.usefixtures("backend")  # NumPy and the strict device backend (conftest)
 
@@ -280,7 +279,7 @@ def test_char_lm_smoke(tmp_path, capsys, monkeypatch):
 def test_a_training_step_on_a_device_reads_it_back_at_most_twice(layout, cell, layers, dropout):
     """On a GPU every read of a device value waits for the device: a step makes two, the loss for the progress
     bar and the count of distinct ids in the embedding's backward; ids and targets are checked on the host."""
-    with installed(CupyBackend(strict_device)), ts.use_backend("cupy"):
+    with on_strict_device():
         trainer = Trainer(config(layout=layout, cell=cell, layers=layers, dropout=dropout, seq_len=16, batch_size=16))
         batches = trainer.batches(0)
         trainer.train_step(*batches[0])

@@ -7,10 +7,9 @@ from hypothesis import given, strategies as st
 from hypothesis.extra.numpy import array_shapes, mutually_broadcastable_shapes
 
 import tinygrad_seq as ts
-from tinygrad_seq.backend import CupyBackend
 
 from . import strict_device
-from .conftest import installed
+from .conftest import on_strict_device
 from .op_cases import CASES, draw_inputs
 
 
@@ -24,7 +23,7 @@ def test_grad_check(case, backend):
 def test_ops_read_the_device_back_only_where_they_must(case):
     """On a GPU, reading a device value waits for the device. No op's forward or backward does, except where the
     result's size depends on the values: rows picked by ids (the backward counts the distinct ids) and masks."""
-    with installed(CupyBackend(strict_device)), ts.use_backend("cupy"):
+    with on_strict_device():
         inputs = [ts.Tensor(x, requires_grad=True) for x in draw_inputs(case)]
         with strict_device.syncs.counting() as seen:
             out = case.ts_fn(*inputs)
