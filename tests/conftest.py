@@ -86,4 +86,4 @@ def to_host(value):
         value = value.data
     if isinstance(value, (list, tuple)):
         return type(value)(to_host(v) for v in value)
-    return backend_module.backend_of(value).to_host(value)
+    return backend_module.to_host(value)

@@ -275,6 +275,11 @@ def backend_of(array: Any) -> Backend:
     return _NUMPY
 
 
+def to_host(array: Any) -> np.ndarray:
+    """A NumPy array with the values of ``array``, an array of any loaded backend (or a list)."""
+    return backend_of(array).to_host(array)
+
+
 def get_backend() -> Backend:
     """The current backend: new tensors are made on it."""
     if settings.backend is None:

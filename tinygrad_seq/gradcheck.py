@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import backend_of
+from .backend import backend_of, to_host
 from .modes import enable_grad, no_grad
 from .tensor import Tensor
 
@@ -78,7 +78,7 @@ def grad_check(
             x._grad = grad
 
     for (i, x), grad in zip(checked, analytic):
-        grad = backend_of(grad).to_host(grad)
+        grad = to_host(grad)
         original = x.data
         x.data = original.copy()
         try:

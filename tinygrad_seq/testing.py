@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import numpy as np
 
 from . import settings
-from .backend import backend_of
+from .backend import to_host
 from .gradcheck import grad_check
 from .nn.cells import RecurrentCell, RNNCell
 from .nn.recurrent import Bidirectional, Recurrent, Stacked
@@ -144,12 +143,7 @@ def _run_on_path(model, sequence: np.ndarray, lengths: list[int], path: str) -> 
             xs = Tensor(sequence, requires_grad=True)
             out, _ = model(xs, None, lengths)
             (out * Tensor(np.random.default_rng(1).standard_normal(out.shape))).sum().backward()
-    return [out.numpy(), _host(xs.grad)] + [_host(p.grad) for p in model.parameters()]
-
-
-def _host(array: Any) -> np.ndarray | None:
-    """A gradient as a host array, from whichever backend holds it."""
-    return None if array is None else backend_of(array).to_host(array)
+    return [out.numpy(), to_host(xs.grad)] + [to_host(p.grad) for p in model.parameters()]
 
 
 def _check_paths(cell: RecurrentCell, models: list, sequence: np.ndarray, lengths: list[int]) -> None:

@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from .. import settings
-from ..backend import backend_of
+from ..backend import backend_of, to_host
 from ..ops import (Abs, Add, Cast, Clamp, Div, Exp, GetItem, Linear, Log, MatMul, Maximum, Mul, Neg, Pow, Relu, Sigmoid,
                    Sqrt, Sub, Tanh, concat, stack, where)
 from ..ops.cell_steps import _masked, _split_masked_grad
@@ -568,16 +568,12 @@ def _without_state(key: tuple) -> tuple:
 def _allclose(a: Any, b: Any) -> bool:
     if a is None or b is None:
         return a is None and b is None
-    a, b = _host(a), _host(b)
+    a, b = to_host(a), to_host(b)
     if a.shape != b.shape:
         return False
     rtol = 1e-9 if a.dtype == np.float64 and b.dtype == np.float64 else 1e-4
     scale = max(1.0, float(np.max(np.abs(b)))) if b.size else 1.0
     return bool(np.allclose(a, b, rtol=rtol, atol=rtol * scale, equal_nan=True))
-
-
-def _host(array: Any) -> np.ndarray:
-    return np.asarray(backend_of(array).to_host(array))
 
 
 class RecordedSteps(Step):

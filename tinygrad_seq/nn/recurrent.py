@@ -23,7 +23,7 @@ import numpy as np
 from ..ops import concat, stack, where
 from .. import settings
 from ..anomaly import check_finite_input
-from ..backend import backend_of
+from ..backend import to_host
 from ..modes import tags
 from ..tensor import as_tensor, Tensor
 from .cells import RecurrentCell, State
@@ -40,7 +40,7 @@ def check_lengths(lengths: Any, batch_size: int, steps: int, op: str) -> np.ndar
         return None
     if isinstance(lengths, Tensor):
         lengths = lengths.data
-    values = backend_of(lengths).to_host(lengths)  # checked and turned into masks on the host: one read of a device array
+    values = to_host(lengths)  # checked and turned into masks on the host: one read of a device array
     if values.dtype.kind not in "iu" or values.shape != (batch_size,):
         raise ValueError(f"{op}: lengths must be {batch_size} ints (one per sequence in the batch); got {values.tolist()!r}")
     if values.min() < 1:
