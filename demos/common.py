@@ -34,7 +34,7 @@ except RuntimeError as error:
     fail(error)
 
 from tinygrad_seq import optim
-from tinygrad_seq.backend import BackendError
+from tinygrad_seq.backend import BACKEND_NAMES, BackendError
 from tinygrad_seq.cli import ArgumentParser, integer  # noqa: F401  the demos use common.integer
 from tinygrad_seq.models import TrainingError
 from tinygrad_seq.storage import CheckpointError
@@ -64,7 +64,7 @@ def arguments(description: str, out: str) -> argparse.ArgumentParser:
 
 def add_backend_option(parser: argparse.ArgumentParser) -> None:
     """--backend, defaulting to $TINYGRAD_SEQ_BACKEND (read when tinygrad_seq was imported), else numpy."""
-    parser.add_argument("--backend", choices=["numpy", "cupy"], default=None,
+    parser.add_argument("--backend", choices=BACKEND_NAMES, default=None,
                         help="numpy (CPU) or cupy (GPU); default: $TINYGRAD_SEQ_BACKEND, else numpy")
 
 
