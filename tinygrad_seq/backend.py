@@ -57,6 +57,10 @@ class Backend:
     def random(self) -> Any:
         """The generator for random numbers made on this backend (dropout masks); every use is counted in ``draws``."""
         self.draws += 1
+        return self.generator()
+
+    def generator(self) -> Any:
+        """Where this backend's random numbers come from: the host generator ``ts.manual_seed`` seeds."""
         return settings.host_rng
 
     def owns(self, array: Any) -> bool:
@@ -136,10 +140,8 @@ class CupyBackend(Backend):
     def __init__(self, xp: Any, name: str = "cupy") -> None:
         super().__init__(name, xp)
 
-    @property
-    def random(self) -> Any:
-        self.draws += 1
-        return self.xp.random
+    def generator(self) -> Any:
+        return self.xp.random  # seeded by ts.manual_seed too, and per batch by the trainer
 
     def synchronize(self) -> None:
         cuda = getattr(self.xp, "cuda", None)  # an array module without CUDA computes as it goes: nothing to wait for
