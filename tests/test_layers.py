@@ -114,7 +114,7 @@ def test_the_package_has_no_import_cycle():
     assert not found, f"import cycles: {found}\n" + "\n".join(detail)
 
 
-def test_the_cycle_finder_finds_a_late_import_cycle(tmp_path):
+def test_the_cycle_finder_finds_a_late_import_cycle():
     graph = {"a": [("b", 1)], "b": [("c", 3)], "c": [("a", 9)], "d": [("a", 2)]}
     assert cycles(graph) == [["a", "b", "c"]]
     assert cycles({"a": [("b", 1)], "b": []}) == []
