@@ -12,7 +12,9 @@
 #   1. install: pip install --no-deps -e . and, offline, the wheels in bench/wheels/ that are missing
 #   2. tests:   the backend-parametrised tests on the real cupy (pytest -k cupy)
 #   3. demos:   every demo's --smoke with --backend cupy
-#   4. timing:  bench/lm_step.py, a training step on NumPy and on CuPy beside PyTorch (CPU, and CUDA on a GPU)
+#   4. costs:   bench/scatter_add.py on the device, and what re-seeding its generator per batch costs
+#   5. timing:  bench/lm_step.py, a training step on CuPy beside PyTorch (CUDA on a GPU), then on NumPy beside
+#               PyTorch on the CPU
 # A stage that fails is reported and the next one still runs; the exit status is the number of failed stages.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -85,47 +87,75 @@ stage install install.txt install
 # The device: the real cupy, or the strict stand-in installed as "cupy" by tests/strict_launch.py.
 if [ "$MODE" = dry ]; then
     LAUNCH=("$PY" tests/strict_launch.py)
-    TESTS=(tests/test_backend.py tests/test_autograd.py -k strict)
+    TESTS=(tests/test_backend.py tests/test_autograd.py -k strict -x)
     DEMOS=(sentiment)
     TIMING=(--cells rnn --configs "B1 T25 H100" --steps 1)
     TORCH_DEVICE=cpu
 else
     LAUNCH=("$PY")
-    TESTS=(tests -k "cupy and not strict")
+    TESTS=(tests -k "cupy and not strict" --maxfail=40)  # all failures in one run: GPU time is scarce
+    "$PY" -c "import xdist" 2>/dev/null && TESTS+=(-n 6)
     DEMOS=(char_lm sentiment name_tagging one_to_many date_translation word_lm shakespeare
            vanishing_gradients exploding_gradients min_char_rnn)
     TIMING=(--steps 10)
     TORCH_DEVICE=cuda
 fi
 
-stage tests tests.txt timeout 300 "$PY" -m pytest -q -p no:cacheprovider -x "${TESTS[@]}"
+stage tests tests.txt timeout 240 "$PY" -m pytest -q -p no:cacheprovider -rfE "${TESTS[@]}"
 
-demos() {
-    local status=0
-    for demo in "${DEMOS[@]}"; do
-        if timeout 120 "${LAUNCH[@]}" "demos/$demo.py" --smoke --backend cupy --out "$OUT/demos/$demo" >"$OUT/demo_$demo.txt" 2>&1; then
-            echo "$demo: passed"
-        else
-            echo "$demo: FAILED ($(tail -n 1 "$OUT/demo_$demo.txt"))"
-            status=1
-        fi
+demo() {  # demo NAME ARGS...: one demo on the device, its output in demo_NAME.txt
+    local name=$1
+    shift
+    if timeout 150 "${LAUNCH[@]}" "$@" >"$OUT/demo_$name.txt" 2>&1; then
+        echo "$name: passed"
+    else
+        echo "$name: FAILED ($(tail -n 1 "$OUT/demo_$name.txt"))"
+        return 1
+    fi
+}
+
+demos() {  # side by side: each is a separate process, and the GPU machine has cores to spare
+    local pids=() status=0 each
+    for each in "${DEMOS[@]}"; do
+        demo "$each" "demos/$each.py" --smoke --backend cupy --out "$OUT/demos/$each" &
+        pids+=($!)
     done
-    timeout 60 "${LAUNCH[@]}" demos/autograd_tour.py --backend cupy >"$OUT/demo_autograd_tour.txt" 2>&1 \
-        && echo "autograd_tour: passed" || { echo "autograd_tour: FAILED"; status=1; }
+    demo autograd_tour demos/autograd_tour.py --backend cupy & pids+=($!)
+    for pid in "${pids[@]}"; do wait "$pid" || status=1; done
     return $status
 }
 stage demos demos.txt demos
+
+costs() {
+    timeout 90 "${LAUNCH[@]}" bench/scatter_add.py --backend cupy || return 1
+    echo
+    timeout 60 "${LAUNCH[@]}" - <<'PYTHON'
+import timeit
+import cupy
+draw = lambda: cupy.random.rand(1)
+reseed = lambda: (cupy.random.seed(12345), cupy.random.rand(1))
+for f in (draw, reseed):
+    f()
+    cupy.cuda.get_current_stream().synchronize()
+timings = {name: min(timeit.repeat(lambda: (f(), cupy.cuda.get_current_stream().synchronize()), number=100, repeat=5)) * 10
+           for name, f in (("draw", draw), ("reseed + draw", reseed))}
+print("| per batch | ms |\n|---|---:|")
+for name, ms in timings.items():
+    print(f"| {name} | {ms:.3f} |")
+PYTHON
+}
+[ "$MODE" = gpu ] && stage costs costs.md costs
 
 timing() {
     if [ "$MODE" = gpu ] && ! "$PY" -c 'import torch' 2>/dev/null; then
         echo "torch is not importable: no comparison to make (the GPU machine should have it)"
         return 1
     fi
-    echo "## NumPy (PyTorch on the CPU)"
-    timeout 240 "$PY" bench/lm_step.py --backend numpy --torch-device cpu "${TIMING[@]}" || return 1
-    echo
     echo "## CuPy (PyTorch on $TORCH_DEVICE)"
-    timeout 240 "${LAUNCH[@]}" bench/lm_step.py --backend cupy --torch-device "$TORCH_DEVICE" "${TIMING[@]}" || return 1
+    timeout 150 "${LAUNCH[@]}" bench/lm_step.py --backend cupy --torch-device "$TORCH_DEVICE" "${TIMING[@]}" || return 1
+    echo
+    echo "## NumPy (PyTorch on the CPU)"
+    timeout 120 "$PY" bench/lm_step.py --backend numpy --torch-device cpu "${TIMING[@]}" || return 1
 }
 stage timing lm_step.md timing
 

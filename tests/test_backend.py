@@ -156,6 +156,36 @@ def test_cupy_backend_matches_numpy(backend):
     assert moved.backend.name == "numpy" and moved.grad_fn.name == "ToBackend"
 
 
+def test_every_name_the_stand_in_allows_exists_in_the_real_cupy():
+    """tests/strict_device.py lets the library use only what CuPy has: checked against the real CuPy on a GPU."""
+    reason = cupy_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    import cupy
+
+    absent = object()  # not None: cupy.newaxis is None
+    missing = []
+    for key in strict_device.SUPPORTED:
+        obj = cupy
+        for part in key.split("."):
+            obj = getattr(obj, part, absent)
+        if obj is absent:
+            missing.append(key)
+    assert missing == [], f"the stand-in allows {missing}, which CuPy {cupy.__version__} lacks"
+    assert cupy.__version__.split(".")[0] == strict_device.CUPY_VERSION.split(".")[0]
+    values = cupy.arange(6, dtype=cupy.float32)
+    ids = cupy.asarray([0, 2, 2])
+    for method, ufuncs in strict_device.UFUNC_METHODS.items():
+        for name in ufuncs or ("add", "multiply", "maximum"):
+            ufunc = getattr(cupy, name)
+            operand = values.astype(cupy.int32) if name.startswith("bitwise") else values
+            call = {"outer": lambda: ufunc.outer(operand, operand), "reduce": lambda: ufunc.reduce(operand),
+                    "accumulate": lambda: ufunc.accumulate(operand),
+                    "reduceat": lambda: ufunc.reduceat(operand, cupy.asarray([0, 3])),
+                    "at": lambda: ufunc.at(operand.copy(), ids, operand[:3])}[method]
+            call()  # raises NotImplementedError where the stand-in's table claims more than CuPy has
+
+
 def test_register_installs_a_backend_by_name_and_unregister_removes_it():
     fake_xp = types.SimpleNamespace(ndarray=FakeDeviceArray, asarray=lambda a, dtype=None: np.asarray(a, dtype).view(FakeDeviceArray),
                                     random=types.SimpleNamespace(seed=lambda n: seeds.append(n)))
