@@ -26,18 +26,21 @@ from .steps import Kernel
 class RNNKernel(Kernel):
     def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
         cell = self.cell
-        return RNNStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, running=running, t=t, relu=cell.nonlinearity == "relu")
+        return RNNStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, running=running, t=t, relu=cell.nonlinearity == "relu",
+                             w_hh_t=self.w_hh_t)
 
 
 class GRUKernel(Kernel):
     def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
         cell = self.cell
-        return GRUStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, running=running, t=t, reset_after=cell.reset_after)
+        return GRUStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, running=running, t=t, reset_after=cell.reset_after,
+                             w_hh_t=self.w_hh_t)
 
 
 class SimplifiedGRUKernel(Kernel):
     def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
-        return SimplifiedGRUStep.apply(projected, packed, self.cell.weight_hh, self.cell.bias_hh, running=running, t=t)
+        return SimplifiedGRUStep.apply(projected, packed, self.cell.weight_hh, self.cell.bias_hh, running=running, t=t,
+                                       w_hh_t=self.w_hh_t)
 
 
 class LSTMKernel(Kernel):
@@ -55,4 +58,4 @@ class LSTMKernel(Kernel):
     def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
         cell = self.cell
         peepholes = (cell.weight_ci, cell.weight_cf, cell.weight_co) if cell.peephole else (None, None, None)
-        return LSTMStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, *peepholes, running=running, t=t)
+        return LSTMStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, *peepholes, running=running, t=t, w_hh_t=self.w_hh_t)

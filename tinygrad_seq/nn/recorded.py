@@ -59,7 +59,7 @@ from ..lazy_grad import LazyGrad, OuterGrad, SliceGrad
 from ..tensor import Tensor
 from . import roles
 from .cells import RecurrentCell
-from .steps import Step
+from .steps import Step, contiguous_transpose
 
 
 _ARRAYS = settings.array_types  # NumPy's; a CuPy array takes the general path in Tape._add
@@ -81,12 +81,17 @@ class TapeOp:
     """One recorded op: its class, its positional arguments (tensors, as slot numbers; None elsewhere) and its
     keyword parameters (everything that is not a tensor: the op convention of ``Function.apply``)."""
 
-    __slots__ = ("cls", "arity", "tensor_args", "kwargs", "needs", "grad_targets")
+    __slots__ = ("cls", "arity", "tensor_args", "kwargs", "needs", "grad_targets", "slots", "all_tensors")
 
     def __init__(self, cls: type, arity: int, tensor_args: tuple[tuple[int, int], ...], kwargs: dict) -> None:
         self.cls, self.arity, self.tensor_args, self.kwargs = cls, arity, tensor_args, kwargs  # arity: how many positional (tensors, Nones)
         self.needs: tuple[bool, ...] = ()  # needs_input_grad for the replayed node, set by Tape.set_needs
         self.grad_targets: tuple[tuple[int, int], ...] = ()  # the (position, slot) of the arguments that need a gradient
+        slots: list[int | None] = [None] * arity
+        for pos, slot in tensor_args:
+            slots[pos] = slot
+        self.slots = tuple(slots)  # each positional argument's slot, None for a None argument
+        self.all_tensors = None not in slots  # the common case, read with one comprehension
 
 
 class Tape:
@@ -99,10 +104,20 @@ class Tape:
 
     def __init__(self, ops: list[TapeOp], constants: list[Tensor], n_fixed: int, outputs: tuple[int, ...]) -> None:
         self.ops, self.constants, self.n_fixed, self.outputs = ops, constants, n_fixed, outputs
+        # The fixed slots (parameters) that Linear ops multiply by: each step's node gets them transposed once per call.
+        self.weight_slots = tuple(sorted({op.slots[1] for op in ops if op.cls is Linear and op.slots[1] is not None
+                                          and op.slots[1] < n_fixed}))
         self.trusted = False  # True once a replay on new inputs matched the transparent step
         self.shapes: list[tuple] = []  # each slot's shape and dtype in the recorded step (set by build_tape)
         self.dtypes: list[Any] = []
         self.batching: Batching | None | bool = False  # the split for batching over time, once worked out (Batching.of)
+        self._chunked: dict[int, tuple[int, int, int]] | None = None  # see chunked()
+
+    def transposed_weights(self, fixed: list[Any]) -> dict[int, Any]:
+        """Each weight slot's array transposed into a contiguous copy (on NumPy: steps.contiguous_transpose),
+        made once per layer call and read by every step."""
+        transposed = {slot: contiguous_transpose(fixed[slot]) for slot in self.weight_slots}
+        return {slot: array for slot, array in transposed.items() if array is not None}
 
     @property
     def first_result(self) -> int:
@@ -120,22 +135,34 @@ class Tape:
             needs.append(any(flags))
         self.slot_needs = needs
 
-    def forward(self, fixed: list[Any], tags: dict[str, Any] | None = None) -> tuple[list[Any], list[Function]]:
-        """Every slot's array and the replayed nodes (whose saved arrays backward reads)."""
-        values = list(fixed) + [c._data for c in self.constants]
+    def forward(self, fixed: list[Any], tags: dict[str, Any] | None = None,
+                transposed: dict[int, Any] | None = None) -> tuple[list[Any], list[Function]]:
+        """Every slot's array and the replayed nodes (whose saved arrays backward reads).
+
+        ``transposed``: slot -> that weight's transpose, contiguous (see :meth:`transposed_weights`), for the
+        Linear ops that multiply by it.
+        """
+        values = list(fixed)
+        values += [c._data for c in self.constants]
         fns = []
-        for op in self.ops:
-            args = [None] * op.arity
-            for pos, slot in op.tensor_args:
-                args[pos] = values[slot]
-            fn = op.cls.__new__(op.cls)
-            out = fn.forward(*args, **op.kwargs)
-            if not isinstance(out, settings.array_types):
+        array_types, anomaly_mode = settings.array_types, settings.anomaly_mode
+        for op in self.ops:  # the hot loop of the recorded path: one pass per op, nothing looked up twice
+            cls = op.cls
+            fn = cls.__new__(cls)
+            if op.all_tensors:
+                args = [values[slot] for slot in op.slots]
+            else:
+                args = [None if slot is None else values[slot] for slot in op.slots]
+            if transposed and cls is Linear and op.slots[1] in transposed:
+                out = fn.forward(*args, weight_t=transposed[op.slots[1]])
+            else:
+                out = fn.forward(*args, **op.kwargs) if op.kwargs else fn.forward(*args)  # ** costs, even empty
+            if not isinstance(out, array_types):
                 out = np.asarray(out)
             fn.needs_input_grad = op.needs
-            if settings.anomaly_mode and out.dtype.kind == "f" and not bool(_xp(out).isfinite(out).all()):
+            if anomaly_mode and out.dtype.kind == "f" and not bool(_xp(out).isfinite(out).all()):
                 raise FloatingPointError(
-                    f"detect_anomaly: {op.cls.__name__} inside a recorded cell step produced a non-finite output going forward, "
+                    f"detect_anomaly: {cls.__name__} inside a recorded cell step produced a non-finite output going forward, "
                     f"at {place(tags or {})}. Run the layer inside ts.transparent() to see the step gate by gate"
                 )
             values.append(out)
@@ -158,26 +185,69 @@ class Tape:
             self._add(grads, outer, values, slot, grad, tags, "the step's output", owned)
         first = self.first_result
         captured = {}
+        array_types, anomaly_mode, slot_needs = _ARRAYS, settings.anomaly_mode, self.slot_needs
+        chunked, chunks = self.chunked(values), {}  # chunks: slot -> its chunks' gradients so far, by position
         for j in range(len(self.ops) - 1, -1, -1):
-            grad, fn = grads[first + j], fns[j]
-            if first + j in capture:
-                captured[first + j] = grad
-            if grad is None or fn is None or not self.slot_needs[first + j]:
+            result = first + j
+            if result in chunks:
+                self._join(grads, chunks.pop(result), values, result, tags, owned)
+            grad, fn = grads[result], fns[j]
+            if result in capture:
+                captured[result] = grad
+            if grad is None or fn is None or not slot_needs[result]:
                 continue
             op = self.ops[j]
             input_grads = fn.backward(grad)
+            if j in chunked:  # one chunk of a gate block: its gradient waits for the others, to be joined in one go
+                slot, position, count = chunked[j]
+                chunks.setdefault(slot, [None] * count)[position] = input_grads[0]
+                continue
             for pos, slot in op.grad_targets:
                 piece = input_grads[pos]
                 if piece is None:
                     continue
-                if type(piece) in _ARRAYS and grads[slot] is None and piece.dtype == values[slot].dtype and not settings.anomaly_mode:
+                if type(piece) in array_types and grads[slot] is None and piece.dtype == values[slot].dtype and not anomaly_mode:
                     grads[slot] = piece  # the common case, kept short
                 else:
                     self._add(grads, outer, values, slot, piece, tags, op.cls.__name__, owned)
+        for slot, pieces in chunks.items():  # chunks of a fixed slot (x⟨t⟩ or a state part cut into pieces)
+            self._join(grads, pieces, values, slot, tags, owned)
         for slot in capture:
             if slot < first:
                 captured[slot] = grads[slot]
         return grads[: self.n_fixed], outer, captured
+
+    def chunked(self, values: list[Any]) -> dict[int, tuple[int, int, int]]:
+        """The GetItem ops that cut one slot's last axis into consecutive slices covering it exactly once (a
+        gate block's chunks): op index -> (slot, position among the chunks, how many), worked out once."""
+        if self._chunked is None:
+            cuts: dict[int, list[tuple[int, int, int]]] = {}
+            for j, op in enumerate(self.ops):
+                index = op.kwargs.get("index") if op.cls is GetItem else None
+                if index is not None and _slices_last_axis(index, values[op.slots[0]].ndim):
+                    start, stop, step = index[-1].indices(values[op.slots[0]].shape[-1])
+                    if step == 1:
+                        cuts.setdefault(op.slots[0], []).append((start, stop, j))
+            self._chunked = {}
+            for slot, spans in cuts.items():
+                spans.sort()
+                starts, stops = [start for start, _, _ in spans], [stop for _, stop, _ in spans]
+                if starts == [0, *stops[:-1]] and stops[-1] == values[slot].shape[-1]:
+                    self._chunked.update((j, (slot, position, len(spans))) for position, (_, _, j) in enumerate(spans))
+        return self._chunked
+
+    def _join(self, grads: list, pieces: list[SliceGrad | None], values: list, slot: int, tags: Any, owned: set[int]) -> None:
+        """Add the gradients of a slot's chunks to its gradient: one concatenate when every chunk sent one and
+        nothing else did (the usual case), else each added into a buffer."""
+        like = values[slot]
+        if grads[slot] is None and None not in pieces and all(p.values.dtype == like.dtype for p in pieces):
+            _check_finite(tuple(p.values for p in pieces), tags, "GetItem")
+            grads[slot] = _xp(like).concatenate([p.values for p in pieces], axis=-1)
+            owned.add(slot)
+            return
+        for piece in pieces:
+            if piece is not None:
+                self._add(grads, {}, values, slot, piece, tags, "GetItem", owned)
 
     def _add(self, grads: list, outer: dict, values: list, slot: int, grad: Any, tags: Any, op: str, owned: set[int]) -> None:
         pieces = grad if type(grad) is list else [grad]
@@ -188,7 +258,7 @@ class Tape:
                     continue
                 _check_finite(piece.arrays(), tags, op)
                 like = values[slot]
-                # A fresh buffer the lazy pieces add into in place (a chunk's gates send one slice each).
+                # A fresh buffer the lazy pieces add into in place.
                 buffer = grads[slot]
                 if buffer is None or slot not in owned:
                     buffer = _xp(like).zeros(like.shape, dtype=like.dtype) if buffer is None else buffer.copy()
@@ -442,6 +512,15 @@ def _loop_tape(tape: Tape, n_parts: int, loop_ops: list[int], frontier: list[int
     return loop, params
 
 
+def _stacked(parts: list[Any]) -> Any:
+    """The P parts (B, H) as one (P, B, H) array (xp.stack, without its generality's cost on every step)."""
+    first = parts[0]
+    out = _xp(first).empty((len(parts), *first.shape), dtype=_xp(first).result_type(*parts))
+    for i, part in enumerate(parts):
+        out[i] = part
+    return out
+
+
 def _with_factors(dense: Any, factors: list[OuterGrad] | None) -> Any:
     """A step input's gradient in one array: ``dense`` plus any OuterGrad factors an op sent it (rare)."""
     for factor in factors or ():
@@ -491,12 +570,11 @@ class RecordedStep(Function):
     def saved_inputs(self) -> tuple[int, ...]:  # the state and the parameters: their arrays are saved inside the tape's nodes
         return self.saved
 
-    def forward(self, source, state, *params, running, t, tape, n_parts, layout=None):
+    def forward(self, source, state, *params, running, t, tape, n_parts, layout=None, transposed=None):
         inputs = _read_inputs(source[t], layout)
         parts = [state] if n_parts == 1 else [state[i] for i in range(n_parts)]
-        values, fns = tape.forward([*inputs, *parts, *params], settings.current_tags)
-        new = [values[s] for s in tape.outputs]
-        new = new[0] if n_parts == 1 else _xp(state).stack(new)
+        values, fns = tape.forward([*inputs, *parts, *params], settings.current_tags, transposed)
+        new = values[tape.outputs[0]] if n_parts == 1 else _stacked([values[s] for s in tape.outputs])
         self.t, self.source_shape, self.tape, self.values, self.fns, self.running = t, source.shape, tape, values, fns, running
         self.n_parts, self.n_inputs, self.layout = n_parts, len(inputs), layout
         self.saved = tuple(range(1, 2 + len(params)))
@@ -520,7 +598,7 @@ class RecordedStep(Function):
         if self.needs_input_grad[1]:
             xp = _xp(grad)
             parts = [g if g is not None else xp.zeros(grad.shape[-2:], dtype=grad.dtype) for g in grads[k : k + n]]
-            d_state = parts[0] if n == 1 else xp.stack(parts)
+            d_state = parts[0] if n == 1 else _stacked(parts)
             if d_pass is not None:
                 d_state = d_state + d_pass
         d_params = []
@@ -594,6 +672,7 @@ class RecordedSteps(Step):
         self.x: Tensor | None = None  # this call's input (T, B, I), kept by begin
         self.plan: Batching | None = None  # the split this call's projection was made by, if any
         self.splits: dict[tuple, Batching | None] = {}  # per call: key -> the split whose loop reads the projection
+        self.replays_by_state: dict[tuple, tuple] = {}  # per call: the packed state's (shape, dtype, grad) -> find_replay's
 
     def key(self, x: Tensor, shape: tuple, dtype: Any, grad: bool) -> tuple:
         found = self.keys.get((shape, dtype, grad))
@@ -649,6 +728,19 @@ class RecordedSteps(Step):
 
     def step(self, projected: Tensor, t: int, packed: Tensor, running: Any) -> Tensor:
         """Step t: one RecordedStep node reading row t of ``projected`` (or x⟨t⟩), or the recording steps."""
+        replay = self.replays_by_state.get((packed.shape, packed.dtype, packed.requires_grad))
+        if replay is None:
+            replay = self.find_replay(projected, t, packed, running)
+            if isinstance(replay, Tensor):
+                return replay  # the step ran transparently (while recording, or because it cannot be replayed)
+        source, params, tape, layout, transposed = replay
+        return RecordedStep.apply(source, packed, *params, running=running, t=t, tape=tape, n_parts=self.n_parts, layout=layout,
+                                  transposed=transposed)
+
+    def find_replay(self, projected: Tensor, t: int, packed: Tensor, running: Any) -> tuple | Tensor:
+        """What step t replays (source, parameters, tape, layout), kept for this call's later steps once the
+        tape is trusted; or the new state, when step t had to run transparently (recording, checking, or a
+        step that cannot be replayed)."""
         x = projected if self.x is None else self.x
         key = self.key(x, packed.shape, packed.dtype, packed.requires_grad)
         entry = self.tapes.get(key)
@@ -656,15 +748,16 @@ class RecordedSteps(Step):
             entry = self.record_and_check(key, entry, x, t, packed, running)
             if not isinstance(entry, Tape):
                 return entry  # the transparent step's result, already computed
-        elif isinstance(entry, str):
+            return (x, self.params, entry, None, None)  # not kept: the next step checks a new recording on its inputs
+        if isinstance(entry, str):
             return self.transparent_step(x, t, packed, running)[0]
-        elif self.plan is not None:
-            split = self.split_for(key, entry)
-            if split is not None:
-                params = [self.params[i] for i in split.params]
-                return RecordedStep.apply(projected, packed, *params, running=running, t=t, tape=split.loop, n_parts=self.n_parts,
-                                          layout=split.layout)
-        return RecordedStep.apply(x, packed, *self.params, running=running, t=t, tape=entry, n_parts=self.n_parts)
+        split = self.split_for(key, entry) if self.plan is not None else None
+        source, params, tape, layout = (projected, [self.params[i] for i in split.params], split.loop, split.layout) if split else (
+            x, self.params, entry, None)
+        fixed = [None] * (tape.n_fixed - len(params)) + [p._data for p in params]  # the weights are among the last slots
+        replay = (source, params, tape, layout, tape.transposed_weights(fixed))
+        self.replays_by_state[(packed.shape, packed.dtype, packed.requires_grad)] = replay
+        return replay
 
     def split_for(self, key: tuple, tape: Tape) -> Batching | None:
         """``tape``'s split if its loop can read this call's projection, else None (the step reads x⟨t⟩)."""

@@ -87,11 +87,22 @@ class Kernel(Step):
     ``output`` for a state of several parts (nn/fused.py's LSTMKernel stacks them).
     """
 
+    w_hh_t: Any = None  # W_hh^T, contiguous, for the steps of one layer call (a cell with a weight_hh; see begin)
+
     def begin(self, x: Tensor) -> Tensor:
+        weight = getattr(self.cell, "weight_hh", None)
+        self.w_hh_t = contiguous_transpose(weight._data) if isinstance(weight, Tensor) else None
         return self.cell.input_projection(x)
 
     def output(self, carried: Any) -> Tensor:
         return carried if isinstance(carried, Tensor) else carried[0]
+
+
+def contiguous_transpose(weight: Any) -> Any:
+    """weight.T copied into its own contiguous array on NumPy, for a weight that a layer call multiplies by once
+    per time step: OpenBLAS multiplies by a transposed view up to 2x slower at a step's sizes. None elsewhere
+    (cuBLAS reads a transposed operand at full speed), and the step falls back to weight.T."""
+    return np.ascontiguousarray(weight.T) if type(weight) is np.ndarray else None
 
 
 def path_of(cell: Any) -> str:

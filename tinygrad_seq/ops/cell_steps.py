@@ -17,7 +17,10 @@ row of ``projected`` to read, or None when ``projected`` is one step's
 (B, G·H)), the cell's options (``relu``, ``reset_after``), and ``running``,
 a (B, 1) bool mask or None: sequences that have ended keep their previous
 state, and their gradient passes straight through to it (PyTorch's
-packed-sequence semantics).
+packed-sequence semantics). ``w_hh_t`` optionally gives W_hh^T laid out
+contiguously: a kernel makes it once per layer call, on NumPy, because
+OpenBLAS multiplies by the transposed view of W_hh up to twice as slowly
+at a step's sizes (bench/roofline.py's shapes).
 """
 from __future__ import annotations
 
@@ -35,8 +38,10 @@ def _input_grad(d_gates, t, shape):
     return d_gates if t is None else SliceGrad((t,), d_gates, shape)
 
 
-def _hidden_matmul(h, w_hh, b_hh):
-    out = h @ w_hh.T
+def _hidden_matmul(h, w_hh, b_hh, w_hh_t=None):
+    """h W_hh^T + b_hh; ``w_hh_t``, W_hh^T laid out contiguously (made once per layer call by the kernel), is up
+    to twice as fast for OpenBLAS at a step's sizes as the transposed view."""
+    out = h @ (w_hh.T if w_hh_t is None else w_hh_t)
     if b_hh is not None:
         out += b_hh
     return out
@@ -60,9 +65,9 @@ class RNNStep(Function):
     saved_inputs = (1, 2)  # h_prev, w_hh
     saves_output = True
 
-    def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, relu=False):
+    def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, relu=False, w_hh_t=None):
         xp = backend_of(h_prev).xp
-        pre = _hidden_matmul(h_prev, w_hh, b_hh)
+        pre = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
         pre += _step_input(projected, t)
         h = xp.maximum(pre, 0, out=pre) if relu else xp.tanh(pre, out=pre)
         self.t, self.shape, self.h_prev, self.w_hh, self.relu, self.running = t, projected.shape, h_prev, w_hh, relu, running
@@ -86,23 +91,24 @@ class GRUStep(Function):
     __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "r", "z", "n", "gh_n", "rh", "reset_after")
     saved_inputs = (1, 2)  # h_prev, w_hh
 
-    def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, reset_after=True):
+    def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, reset_after=True, w_hh_t=None):
         xp = backend_of(h_prev).xp
         H = h_prev.shape[1]
         gx = _step_input(projected, t)
         if reset_after:
-            gh = _hidden_matmul(h_prev, w_hh, b_hh)
+            gh = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
             r = logistic(gx[:, :H] + gh[:, :H])
             z = logistic(gx[:, H : 2 * H] + gh[:, H : 2 * H])
             gh_n = gh[:, 2 * H :].copy()  # a copy, so the whole (B, 3H) gh need not be kept for backward
             n = xp.tanh(gx[:, 2 * H :] + r * gh_n)
             self.gh_n, self.rh = gh_n, None
         else:
-            gh = _hidden_matmul(h_prev, w_hh[: 2 * H], None if b_hh is None else b_hh[: 2 * H])
+            gh = _hidden_matmul(h_prev, w_hh[: 2 * H], None if b_hh is None else b_hh[: 2 * H], None if w_hh_t is None else w_hh_t[:, : 2 * H])
             r = logistic(gx[:, :H] + gh[:, :H])
             z = logistic(gx[:, H : 2 * H] + gh[:, H:])
             rh = r * h_prev
-            n = xp.tanh(gx[:, 2 * H :] + _hidden_matmul(rh, w_hh[2 * H :], None if b_hh is None else b_hh[2 * H :]))
+            n = xp.tanh(gx[:, 2 * H :] + _hidden_matmul(rh, w_hh[2 * H :], None if b_hh is None else b_hh[2 * H :],
+                                                      None if w_hh_t is None else w_hh_t[:, 2 * H :]))
             self.gh_n, self.rh = None, rh
         h = n + z * (h_prev - n)  # = (1 − z) n + z a⟨t−1⟩
         self.t, self.shape, self.h_prev, self.w_hh, self.running = t, projected.shape, h_prev, w_hh, running
@@ -142,10 +148,10 @@ class SimplifiedGRUStep(Function):
     __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "z", "n")
     saved_inputs = (1, 2)  # h_prev, w_hh
 
-    def forward(self, projected, h_prev, w_hh, b_hh, *, running, t):
+    def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, w_hh_t=None):
         xp = backend_of(h_prev).xp
         H = h_prev.shape[1]
-        gates = _hidden_matmul(h_prev, w_hh, b_hh)
+        gates = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
         gates += _step_input(projected, t)
         z = logistic(gates[:, :H])
         n = xp.tanh(gates[:, H:])
@@ -171,11 +177,11 @@ class LSTMStep(Function):
     saved_inputs = (1, 2, 4, 5, 6)  # the packed state, w_hh and the peephole weights
     saves_output = True  # c is a view of the packed result
 
-    def forward(self, projected, state_prev, w_hh, b_hh, w_ci, w_cf, w_co, *, running, t):
+    def forward(self, projected, state_prev, w_hh, b_hh, w_ci, w_cf, w_co, *, running, t, w_hh_t=None):
         xp = backend_of(state_prev).xp
         h_prev, c_prev = state_prev[0], state_prev[1]
         H = h_prev.shape[1]
-        gates = _hidden_matmul(h_prev, w_hh, b_hh)
+        gates = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
         gates += _step_input(projected, t)
         peephole = w_ci is not None
         if peephole:
