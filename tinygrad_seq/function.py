@@ -124,6 +124,11 @@ class Function:
         into a⟨t⟩) overrides it to add that flow; ``viz.gradient_flow`` asks every such node this way."""
         return tuple(grad[i] for i in range(grad.shape[0]))
 
+    def blas_threads(self) -> int | None:
+        """How many BLAS threads this node's backward may use; None: all of them. A recurrent step's node
+        answers 1 when its products are small (see blas.py); the engine applies it."""
+        return None
+
     def is_view(self) -> bool:
         """For an op with ``view_of_input``: whether this call's result shares its input's memory (after forward)."""
         return True

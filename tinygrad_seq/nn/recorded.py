@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import settings
+from .. import blas, settings
 from ..backend import backend_of, to_host
 from ..ops import (Abs, Add, Cast, Clamp, Div, Exp, GetItem, Linear, Log, MatMul, Maximum, Mul, Neg, Pow, Relu, Sigmoid,
                    Sqrt, Sub, Tanh, concat, stack, where)
@@ -569,6 +569,13 @@ class RecordedStep(Function):
     @property
     def saved_inputs(self) -> tuple[int, ...]:  # the state and the parameters: their arrays are saved inside the tape's nodes
         return self.saved
+
+    def blas_threads(self) -> int | None:
+        """One BLAS thread for a small step on NumPy (blas.py), sized by the matrices among the parameters it reads."""
+        weights = [p for p in self.inputs[2:] if p.ndim == 2]
+        if not weights or type(weights[0]._data) is not np.ndarray:
+            return None
+        return blas.threads_for_step(self.inputs[1].shape[-2], sum(w.size for w in weights))
 
     def forward(self, source, state, *params, running, t, tape, n_parts, layout=None, transposed=None):
         inputs = _read_inputs(source[t], layout)

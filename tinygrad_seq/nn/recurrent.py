@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..ops import concat, stack, where
-from .. import settings
+from .. import blas, settings
 from ..anomaly import check_finite_input
 from ..backend import to_host
 from ..modes import tags
@@ -155,15 +155,16 @@ class Recurrent(Module):
                 roles.packed_state(carried, cell.state_names)
         masks = steps.running_masks(lengths, count, x.backend.xp)
         outputs: list[Tensor | None] = [None] * count
-        for t in (reversed(range(count)) if self.reverse else range(count)):
-            with tags(t=t + 1, **layer_tags):
-                carried = step.step(inputs, t, carried, masks[t])
-                # A packed state is one tensor: viz.gradient_flow asks the step op for each part's gradient.
-                steps.label_state(cell, carried)
-                output = step.output(carried)
-                if masks[t] is not None:  # sequences past their end output zeros
-                    output = where(Tensor.wrap(masks[t]), output, 0.0)
-            outputs[t] = output
+        with blas.limited(steps.step_threads(cell, x.shape[1])):  # one BLAS thread for a small layer's steps
+            for t in (reversed(range(count)) if self.reverse else range(count)):
+                with tags(t=t + 1, **layer_tags):
+                    carried = step.step(inputs, t, carried, masks[t])
+                    # A packed state is one tensor: viz.gradient_flow asks the step op for each part's gradient.
+                    steps.label_state(cell, carried)
+                    output = step.output(carried)
+                    if masks[t] is not None:  # sequences past their end output zeros
+                        output = where(Tensor.wrap(masks[t]), output, 0.0)
+                outputs[t] = output
         return stack(outputs), step.unpack(carried)
 
     def extra_repr(self) -> str:

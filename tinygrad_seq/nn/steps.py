@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import settings
+from .. import blas, settings
 from ..ops import where
 from ..tensor import Tensor
 from . import roles
@@ -96,6 +96,16 @@ class Kernel(Step):
 
     def output(self, carried: Any) -> Tensor:
         return carried if isinstance(carried, Tensor) else carried[0]
+
+
+def step_threads(cell: Any, batch: int) -> int | None:
+    """The BLAS threads for a layer's time loop on NumPy (blas.py): one when the cell's step products are small.
+    Sized by ``weight_hh`` where the cell has one, else by all its matrices."""
+    hidden = getattr(cell, "weight_hh", None)
+    weights = [hidden] if isinstance(hidden, Tensor) else [p for p in cell.parameters() if p.ndim == 2]
+    if not weights or type(weights[0]._data) is not np.ndarray:
+        return None
+    return blas.threads_for_step(batch, sum(w.size for w in weights))
 
 
 def contiguous_transpose(weight: Any) -> Any:

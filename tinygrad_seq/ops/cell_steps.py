@@ -24,6 +24,9 @@ at a step's sizes (bench/roofline.py's shapes).
 """
 from __future__ import annotations
 
+import numpy as np
+
+from .. import blas
 from ..backend import backend_of
 from ..function import Function
 from ..lazy_grad import OuterGrad, SliceGrad
@@ -47,6 +50,12 @@ def _hidden_matmul(h, w_hh, b_hh, w_hh_t=None):
     return out
 
 
+def _step_threads(node):
+    """The BLAS threads of a step op's backward: one for a small step on NumPy (blas.py), else all."""
+    state, w_hh = node.inputs[1], node.inputs[2]
+    return blas.threads_for_step(state.shape[-2], w_hh.size) if type(w_hh._data) is np.ndarray else None
+
+
 def _masked(new, old, running, xp):
     return new if running is None else xp.where(running, new, old)
 
@@ -63,6 +72,7 @@ class RNNStep(Function):
 
     __slots__ = ("t", "shape", "h_prev", "h", "w_hh", "relu", "running")
     saved_inputs = (1, 2)  # h_prev, w_hh
+    blas_threads = _step_threads
     saves_output = True
 
     def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, relu=False, w_hh_t=None):
@@ -90,6 +100,7 @@ class GRUStep(Function):
 
     __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "r", "z", "n", "gh_n", "rh", "reset_after")
     saved_inputs = (1, 2)  # h_prev, w_hh
+    blas_threads = _step_threads
 
     def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, reset_after=True, w_hh_t=None):
         xp = backend_of(h_prev).xp
@@ -147,6 +158,7 @@ class SimplifiedGRUStep(Function):
 
     __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "z", "n")
     saved_inputs = (1, 2)  # h_prev, w_hh
+    blas_threads = _step_threads
 
     def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, w_hh_t=None):
         xp = backend_of(h_prev).xp
@@ -175,6 +187,7 @@ class LSTMStep(Function):
 
     __slots__ = ("t", "shape", "state_prev", "w_hh", "running", "i", "f", "g", "o", "c", "peepholes")
     saved_inputs = (1, 2, 4, 5, 6)  # the packed state, w_hh and the peephole weights
+    blas_threads = _step_threads
     saves_output = True  # c is a view of the packed result
 
     def forward(self, projected, state_prev, w_hh, b_hh, w_ci, w_cf, w_co, *, running, t, w_hh_t=None):

@@ -1,0 +1,128 @@
+"""One BLAS thread for a small layer's time steps (tinygrad_seq/blas.py), and every thread back afterwards."""
+import numpy as np
+import pytest
+
+import tinygrad_seq as ts
+from tinygrad_seq import blas, nn
+from tinygrad_seq.function import Function
+
+pytest.importorskip("threadpoolctl")
+
+
+def blas_threads_now():
+    return [library.num_threads for library in blas._blas_libraries()]
+
+
+@pytest.fixture
+def two_threads():
+    """NumPy's BLAS on two threads for the test (whatever the machine gave it), as it was after."""
+    libraries = blas._blas_libraries()
+    if not libraries:
+        pytest.skip("threadpoolctl finds no BLAS library under NumPy")
+    before = blas_threads_now()
+    for library in libraries:
+        library.set_num_threads(2)
+    yield
+    for library, count in zip(libraries, before):
+        library.set_num_threads(count)
+
+
+def test_a_step_is_small_below_the_threshold():
+    assert blas.threads_for_step(32, 4 * 128 * 128) == 1  # LSTM H128: one thread
+    assert blas.threads_for_step(32, 4 * 512 * 512) is None  # LSTM H512: every thread
+    assert blas.threads_for_step(1, blas.SMALL_STEP_MACS) is None
+
+
+def test_limited_sets_and_restores(two_threads):
+    with blas.limited(1):
+        assert blas_threads_now() == [1] * len(blas_threads_now())
+        with blas.limited(None):  # None leaves the count alone
+            assert set(blas_threads_now()) == {1}
+    assert set(blas_threads_now()) == {2}
+    with pytest.raises(KeyError):
+        with blas.limited(1):
+            raise KeyError("restored on the way out too")
+    assert set(blas_threads_now()) == {2}
+
+
+class RecordsThreads(nn.RecurrentCell):
+    """a⟨t⟩ = tanh(W [x, a]): its forward notes the BLAS threads each step ran with."""
+
+    seen: list[list[int]] = []
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.gate_parameters(gates=1, bias=False)
+        self.reset_parameters()
+
+    def forward(self, x, state=None):
+        RecordsThreads.seen.append(blas_threads_now())
+        a_prev = self.prepare(x, state)
+        return (self.input_projection(x) + self.hidden_projection(a_prev)).tanh()
+
+
+class Probe(Function):
+    """Identity whose backward notes the BLAS threads it ran with; it declares itself a small step."""
+
+    seen: list[list[int]] = []
+
+    def forward(self, x):
+        return x.copy()
+
+    def blas_threads(self):
+        return 1
+
+    def backward(self, grad):
+        Probe.seen.append(blas_threads_now())
+        return (grad,)
+
+
+def test_a_small_layers_steps_run_on_one_thread_and_everything_else_on_all(two_threads):
+    RecordsThreads.seen.clear()
+    with ts.transparent():  # the cell's forward runs at every step
+        outputs, _ = nn.Recurrent(RecordsThreads(3, 4))(ts.randn(5, 2, 3))
+    assert len(RecordsThreads.seen) == 5 and all(set(counts) == {1} for counts in RecordsThreads.seen)
+    assert set(blas_threads_now()) == {2}
+    big = nn.Recurrent(RecordsThreads(4, 2048))  # 2 x (2048 x 2052) per step: above the threshold
+    RecordsThreads.seen.clear()
+    with ts.transparent():
+        big(ts.randn(1, 2, 4))
+    assert set(RecordsThreads.seen[0]) == {2}
+
+
+class PlainProbe(Function):
+    """Identity whose backward notes the BLAS threads it ran with; an ordinary node (no limit)."""
+
+    seen: list[list[int]] = []
+
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, grad):
+        PlainProbe.seen.append(blas_threads_now())
+        return (grad,)
+
+
+def test_the_backward_pass_switches_per_node_and_restores(two_threads):
+    Probe.seen.clear()
+    PlainProbe.seen.clear()
+    x = ts.Tensor(np.ones(3), requires_grad=True)
+    PlainProbe.apply(Probe.apply(PlainProbe.apply(x))).sum().backward()
+    assert [set(counts) for counts in Probe.seen] == [{1}]
+    assert [set(counts) for counts in PlainProbe.seen] == [{2}, {2}]  # before and after the small node
+    assert set(blas_threads_now()) == {2}
+    np.testing.assert_array_equal(x.grad, np.ones(3))
+
+
+def test_stopping_the_backward_pass_early_restores_the_threads(two_threads):
+    x = ts.Tensor(np.ones(3), requires_grad=True)
+    loss = (Probe.apply(Probe.apply(x)) * 3.0).sum()
+    from tinygrad_seq.engine import backward_iter
+
+    steps = backward_iter(loss)
+    for step in steps:
+        if step.node.name == "Probe":
+            assert set(blas_threads_now()) == {1}
+            break
+    steps.close()
+    assert set(blas_threads_now()) == {2}

@@ -1,0 +1,91 @@
+"""How many BLAS threads the small matrix products of a time step get (measured: docs/performance.md, "BLAS threads").
+
+A recurrent layer multiplies by its hidden weight once per time step, forward
+and backward. At small sizes (B × G·H × H below :data:`SMALL_STEP_MACS`: an
+LSTM with H ≤ 128 at B = 32) a second OpenBLAS thread buys nothing on a quiet
+machine (0–4 %), and on a busy one the two threads wait on each other: a step
+gets up to 3× slower. So the steps of a small layer run on one thread; the
+batched products around them (every step's input projection, the output
+layer, the weight gradients summed over all steps) keep every thread, and so
+do large layers, where two threads are 20–30 % faster.
+
+Only NumPy's BLAS is limited (through ``threadpoolctl``); a GPU backend is
+untouched, and without ``threadpoolctl`` nothing changes.
+
+>>> from tinygrad_seq import blas
+>>> blas.threads_for_step(32, 512 * 128), blas.threads_for_step(32, 2048 * 512)
+(1, None)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+SMALL_STEP_MACS = 8_000_000
+"""Multiply-adds of one step's hidden product (B × weight size) below which the step runs on one BLAS thread:
+between LSTM B32 H128 (2.1 M, faster or equal on one thread) and B32 H512 (33.5 M, faster on two)."""
+
+_libraries: list[Any] | None = None  # NumPy's BLAS libraries, found once
+
+
+def threads_for_step(batch: int, weight_size: int) -> int | None:
+    """1 when a step's product (batch rows by a weight of ``weight_size``) is small, else None (leave it alone)."""
+    return 1 if batch * weight_size < SMALL_STEP_MACS else None
+
+
+def _blas_libraries() -> list[Any]:
+    global _libraries
+    if _libraries is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # an install without it: nothing to limit
+            _libraries = []
+        else:
+            _libraries = list(ThreadpoolController().select(user_api="blas").lib_controllers)
+    return _libraries
+
+
+class Switch:
+    """Sets NumPy's BLAS to at most ``threads`` threads (None: as it was) on each :meth:`to`, touching the
+    libraries only when the count changes, so consecutive small steps pay nothing; :meth:`restore` undoes it.
+    The backward pass holds one for all its nodes; :class:`limited` is one for a block."""
+
+    __slots__ = ("threads", "before")
+
+    def __init__(self) -> None:
+        self.threads: int | None = None
+        self.before: list[int] | None = None
+
+    def to(self, threads: int | None) -> None:
+        if threads == self.threads:
+            return
+        self.restore()
+        if threads is not None:
+            libraries = _blas_libraries()
+            self.before = [library.num_threads for library in libraries]
+            for library, count in zip(libraries, self.before):
+                if count > threads:
+                    library.set_num_threads(threads)
+            self.threads = threads
+
+    def restore(self) -> None:
+        if self.before is not None:
+            for library, count in zip(_blas_libraries(), self.before):
+                library.set_num_threads(count)
+        self.threads, self.before = None, None
+
+
+class limited(Switch):
+    """Inside the block, NumPy's BLAS runs on at most ``threads`` threads (None: unchanged); restored after it."""
+
+    __slots__ = ("wanted",)
+
+    def __init__(self, threads: int | None) -> None:
+        super().__init__()
+        self.wanted = threads
+
+    def __enter__(self) -> limited:
+        self.to(self.wanted)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.restore()
