@@ -3,8 +3,8 @@
 A recurrent layer multiplies by its hidden weight once per time step, forward
 and backward. At small sizes (B × G·H × H below :data:`SMALL_STEP_MACS`: an
 LSTM with H ≤ 128 at B = 32) a second OpenBLAS thread buys nothing on a quiet
-machine (0–4 %), and on a busy one the two threads wait on each other: a step
-gets up to 3× slower. So the steps of a small layer run on one thread; the
+machine, and on a busy one the two threads wait on each other: a step gets
+up to 3× slower. So the steps of a small layer run on one thread; the
 batched products around them (every step's input projection, the output
 layer, the weight gradients summed over all steps) keep every thread, and so
 do large layers, where two threads are 20–30 % faster.
@@ -13,16 +13,17 @@ Only NumPy's BLAS is limited (through ``threadpoolctl``); a GPU backend is
 untouched, and without ``threadpoolctl`` nothing changes.
 
 >>> from tinygrad_seq import blas
->>> blas.threads_for_step(32, 512 * 128), blas.threads_for_step(32, 2048 * 512)
+>>> blas.threads_for_step(32, 512 * 128), blas.threads_for_step(16, 1024 * 256)
 (1, None)
 """
 from __future__ import annotations
 
 from typing import Any
 
-SMALL_STEP_MACS = 8_000_000
+SMALL_STEP_MACS = 3_000_000
 """Multiply-adds of one step's hidden product (B × weight size) below which the step runs on one BLAS thread:
-between LSTM B32 H128 (2.1 M, faster or equal on one thread) and B32 H512 (33.5 M, faster on two)."""
+between LSTM B32 H128 (2.1 M, as fast or faster on one thread) and LSTM B16 H256 (4.2 M: generating a token
+takes 0.70 of its one-thread time on two)."""
 
 _libraries: list[Any] | None = None  # NumPy's BLAS libraries, found once
 

@@ -113,10 +113,10 @@ class Tape:
         self.batching: Batching | None | bool = False  # the split for batching over time, once worked out (Batching.of)
         self._chunked: dict[int, tuple[int, int, int]] | None = None  # see chunked()
 
-    def transposed_weights(self, fixed: list[Any]) -> dict[int, Any]:
-        """Each weight slot's array transposed into a contiguous copy (on NumPy: steps.contiguous_transpose),
-        made once per layer call and read by every step."""
-        transposed = {slot: contiguous_transpose(fixed[slot]) for slot in self.weight_slots}
+    def transposed_weights(self, fixed: list[Any], rows: int) -> dict[int, Any]:
+        """Each weight slot's array transposed into a contiguous copy (steps.contiguous_transpose: on NumPy, when
+        the layer call multiplies enough ``rows`` by it), made once per call and read by every step."""
+        transposed = {slot: contiguous_transpose(fixed[slot], rows) for slot in self.weight_slots}
         return {slot: array for slot, array in transposed.items() if array is not None}
 
     @property
@@ -762,7 +762,7 @@ class RecordedSteps(Step):
         source, params, tape, layout = (projected, [self.params[i] for i in split.params], split.loop, split.layout) if split else (
             x, self.params, entry, None)
         fixed = [None] * (tape.n_fixed - len(params)) + [p._data for p in params]  # the weights are among the last slots
-        replay = (source, params, tape, layout, tape.transposed_weights(fixed))
+        replay = (source, params, tape, layout, tape.transposed_weights(fixed, x.shape[0] * x.shape[1]))
         self.replays_by_state[(packed.shape, packed.dtype, packed.requires_grad)] = replay
         return replay
 

@@ -91,7 +91,7 @@ class Kernel(Step):
 
     def begin(self, x: Tensor) -> Tensor:
         weight = getattr(self.cell, "weight_hh", None)
-        self.w_hh_t = contiguous_transpose(weight._data) if isinstance(weight, Tensor) else None
+        self.w_hh_t = contiguous_transpose(weight._data, x.shape[0] * x.shape[1]) if isinstance(weight, Tensor) else None
         return self.cell.input_projection(x)
 
     def output(self, carried: Any) -> Tensor:
@@ -108,11 +108,18 @@ def step_threads(cell: Any, batch: int) -> int | None:
     return blas.threads_for_step(batch, sum(w.size for w in weights))
 
 
-def contiguous_transpose(weight: Any) -> Any:
-    """weight.T copied into its own contiguous array on NumPy, for a weight that a layer call multiplies by once
-    per time step: OpenBLAS multiplies by a transposed view up to 2x slower at a step's sizes. None elsewhere
-    (cuBLAS reads a transposed operand at full speed), and the step falls back to weight.T."""
-    return np.ascontiguousarray(weight.T) if type(weight) is np.ndarray else None
+TRANSPOSE_FROM_ROWS = 128
+"""Rows (T × B) a layer call multiplies by its hidden weight from which copying W^T contiguous pays: measured
+break-even between 26 and 650 rows across B1–64, H64–512 (the copy of a transposed W is slow); generating one
+token at a time (T = 1) never copies."""
+
+
+def contiguous_transpose(weight: Any, rows: int) -> Any:
+    """weight.T copied into its own contiguous array on NumPy, for a weight a layer call multiplies ``rows`` rows
+    by, one time step at a time: OpenBLAS multiplies by a transposed view up to 2x slower at a step's sizes.
+    None when the copy would not pay for itself (fewer than TRANSPOSE_FROM_ROWS rows) or off NumPy (cuBLAS reads
+    a transposed operand at full speed); the step then multiplies by weight.T."""
+    return np.ascontiguousarray(weight.T) if type(weight) is np.ndarray and rows >= TRANSPOSE_FROM_ROWS else None
 
 
 def path_of(cell: Any) -> str:

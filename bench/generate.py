@@ -1,0 +1,95 @@
+"""Generation one token at a time, tinygrad_seq against PyTorch, in the same run.
+
+    python bench/generate.py [--batch 16] [--hidden 256] [--tokens 200] [--repeat 7]
+
+Embedding(65, 64) -> nn.LSTM(64, H) -> Linear(-> 65), no gradient, greedy:
+every step feeds the last token of each of the B sequences through the
+layer (T = 1, the state carried over) and picks the likeliest next one. This
+is what ``ts.text.sample`` does, without the sampling itself. Both libraries
+start from the same weights (PyTorch's, loaded into ours) and must produce
+the same tokens; the figure is the best of --repeat runs of the whole
+generation, the libraries alternating, and the ratio is ours / PyTorch's.
+"""
+from __future__ import annotations
+
+import common
+
+import argparse
+import time
+
+import numpy as np
+
+import tinygrad_seq as ts
+from tinygrad_seq import nn
+
+VOCABULARY, EMBEDDING = 65, 64
+
+
+class Generator(nn.Module):
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(VOCABULARY, EMBEDDING)
+        self.rnn = nn.LSTM(EMBEDDING, hidden)
+        self.head = nn.Linear(hidden, VOCABULARY)
+
+    def forward(self, ids, state=None):
+        out, state = self.rnn(self.embedding(ids), state)
+        return self.head(out), state
+
+
+def ours(model: Generator, first: np.ndarray, tokens: int) -> np.ndarray:
+    """(tokens, B) greedy continuation of ``first`` (B,)."""
+    generated = np.empty((tokens, len(first)), dtype=np.int64)
+    ids, state = first[None, :], None
+    with ts.no_grad():
+        for step in range(tokens):
+            logits, state = model(ids, state)
+            ids = logits.numpy()[-1].argmax(axis=-1)[None, :]
+            generated[step] = ids[0]
+    return generated
+
+
+def theirs(torch, model, first: np.ndarray, tokens: int) -> np.ndarray:
+    generated = np.empty((tokens, len(first)), dtype=np.int64)
+    ids, state = torch.from_numpy(first[None, :]), None
+    with torch.no_grad():
+        for step in range(tokens):
+            out, state = model.rnn(model.embedding(ids), state)
+            ids = model.head(out)[-1].argmax(dim=-1)[None, :]
+            generated[step] = ids[0].numpy()
+    return generated
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--tokens", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    torch = common.reference_torch()
+    common.print_header(torch)
+    if torch is None:
+        raise SystemExit("generate.py compares with PyTorch: pip install torch==2.13.0")
+    torch.manual_seed(0)
+    reference = torch.nn.Module()
+    reference.embedding = torch.nn.Embedding(VOCABULARY, EMBEDDING)
+    reference.rnn = torch.nn.LSTM(EMBEDDING, args.hidden)
+    reference.head = torch.nn.Linear(args.hidden, VOCABULARY)
+    model = Generator(args.hidden)
+    model.load_state_dict({name: value.detach().numpy() for name, value in reference.state_dict().items()})
+    first = np.random.default_rng(0).integers(0, VOCABULARY, args.batch)
+    np.testing.assert_array_equal(ours(model, first, args.tokens), theirs(torch, reference, first, args.tokens))
+    best = {"ours": float("inf"), "torch": float("inf")}
+    for _ in range(args.repeat):
+        for name, run in (("ours", lambda: ours(model, first, args.tokens)), ("torch", lambda: theirs(torch, reference, first, args.tokens))):
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    print(f"LSTM B{args.batch} H{args.hidden}, {args.tokens} tokens one at a time, greedy, no grad:")
+    print(f"  tinygrad_seq {best['ours'] * 1e3:.1f} ms   torch {best['torch'] * 1e3:.1f} ms   "
+          f"ratio {best['ours'] / best['torch']:.2f}   ({best['ours'] / args.tokens * 1e6:.0f} µs per token)")
+
+
+if __name__ == "__main__":
+    main()
