@@ -89,10 +89,17 @@ def squeeze(x: Tensor, axis: int | tuple[int, ...] | None = None) -> Tensor:
     return Reshape.apply(x, shape=tuple(n for i, n in enumerate(x.shape) if i not in axes))
 
 
+_BASIC_PARTS = (int, np.integer, slice, type(None), type(Ellipsis))
+
+
 def _is_basic(index: Any) -> bool:
     """True when ``index`` has no arrays, so every element is picked at most once."""
-    parts = index if isinstance(index, tuple) else (index,)
-    return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts)
+    if type(index) is tuple:  # a loop, not all() over a generator: every GetItem and recorded chunk runs this
+        for part in index:
+            if not isinstance(part, _BASIC_PARTS):
+                return False
+        return True
+    return isinstance(index, _BASIC_PARTS)
 
 
 class GetItem(Function):
