@@ -259,6 +259,89 @@ def test_parameters_changed_after_recording_are_seen():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+class AroundLSTM(nn.RecurrentCell):
+    """A cell of yours built around a built-in LSTMCell (which runs its kernel), with a residual."""
+
+    state_names = ("a", "c")
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.inner = nn.LSTMCell(input_size, hidden_size)
+
+    def forward(self, x, state=None):
+        a, c = self.prepare(x, state)
+        a_new, c_new = self.inner(x, (a, c))
+        return a_new + 0.1 * a, c_new
+
+
+@pytest.mark.parametrize("batch", [2, 130])  # 130 rows: the kernel copies W_hh^T for its one step
+def test_a_wrapped_built_in_cell_sees_its_weights_change(batch):
+    """The kernel's copy of W_hh^T, made for one call, must not be replayed in later calls after an update."""
+    ts.set_default_dtype("float64")
+    layers = [nn.Recurrent(AroundLSTM(3, 4)) for _ in range(2)]
+    layers[1].load_state_dict(layers[0].state_dict())
+    rng = np.random.default_rng(0)
+    for call in range(3):
+        x = rng.standard_normal((3, batch, 3))
+        outputs = []
+        for layer, transparent in zip(layers, (False, True)):
+            with ts.transparent() if transparent else contextlib.nullcontext():
+                out, _ = layer(ts.Tensor(x))
+            out.sum().backward()
+            outputs.append(to_host(out.data))
+            for p in layer.parameters():  # an SGD step, in place
+                p.data -= 0.5 * p.grad
+                p.grad = None
+        np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-12, atol=1e-12)
+
+
+class Permuting(nn.RecurrentCell):
+    """Reads one block of its gates through an index array and a slice at once (g[rows, :H])."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.gate_parameters(gates=2, bias=True)
+        self.reset_parameters()
+
+    def forward(self, x, state=None):
+        a = self.prepare(x, state)
+        g = self.input_projection(x) + self.hidden_projection(a)
+        rows = np.arange(g.shape[0])[::-1].copy()
+        z = g[rows, : self.hidden_size].sigmoid()
+        return z * a + (1 - z) * g[:, self.hidden_size :].tanh()
+
+
+def test_an_index_array_beside_a_slice_is_replayed_like_transparent():
+    ts.set_default_dtype("float64")
+    model = nn.Recurrent(Permuting(3, 4))
+    x = np.random.default_rng(2).standard_normal((5, 3, 3))
+    got, expected = run(model, x, None, transparent=False, calls=3), run(copy.deepcopy(model), x, None, transparent=True)
+    assert_same(got[0], expected[0])
+
+
+class WithUnusedParameter(GatedUnit):
+    """A parameter the step never reads (kept for later, or left over): it gets no gradient, on every path."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.spare = nn.Parameter(ts.zeros(4, 5))
+
+
+def test_a_parameter_the_step_never_reads_gets_no_gradient():
+    ts.set_default_dtype("float64")
+    model = nn.Recurrent(WithUnusedParameter(3, 4))
+    x = np.random.default_rng(3).standard_normal((5, 2, 3))
+    twin = copy.deepcopy(model)
+    for layer, transparent in ((model, False), (twin, True)):
+        for _ in range(3):  # record, check, replay
+            layer.zero_grad()
+            with ts.transparent() if transparent else contextlib.nullcontext():
+                out, _ = layer(ts.Tensor(x))
+            out.sum().backward()
+        assert layer.cell.spare.grad is None and layer.cell.weight_hh.grad is not None
+    np.testing.assert_allclose(to_host(model.cell.weight_hh.grad), to_host(twin.cell.weight_hh.grad), rtol=1e-10)
+
+
 class Dropping(GatedUnit):
     def forward(self, x, state=None):
         return nn.functional.dropout(super().forward(x, state), 0.5, self.training)

@@ -13,8 +13,8 @@ Only NumPy's BLAS is limited (through ``threadpoolctl``); a GPU backend is
 untouched, and without ``threadpoolctl`` nothing changes.
 
 >>> from tinygrad_seq import blas
->>> blas.threads_for_step(32, 512 * 128), blas.threads_for_step(16, 1024 * 256)
-(1, None)
+>>> blas.threads_for_step(32, 512 * 128), blas.threads_for_step(16, 1024 * 256), blas.threads_for_step(1, 400 * 100)
+(1, None, None)
 """
 from __future__ import annotations
 
@@ -28,9 +28,13 @@ takes 0.70 of its one-thread time on two)."""
 _libraries: list[Any] | None = None  # NumPy's BLAS libraries, found once
 
 
+TINY_STEP_MACS = 65_536
+"""Below this, OpenBLAS runs a product on one thread by itself: limiting it would only cost the switch."""
+
+
 def threads_for_step(batch: int, weight_size: int) -> int | None:
     """1 when a step's product (batch rows by a weight of ``weight_size``) is small, else None (leave it alone)."""
-    return 1 if batch * weight_size < SMALL_STEP_MACS else None
+    return 1 if TINY_STEP_MACS <= batch * weight_size < SMALL_STEP_MACS else None
 
 
 def _blas_libraries() -> list[Any]:
@@ -45,48 +49,32 @@ def _blas_libraries() -> list[Any]:
     return _libraries
 
 
-class Switch:
-    """Sets NumPy's BLAS to at most ``threads`` threads (None: as it was) on each :meth:`to`, touching the
-    libraries only when the count changes, so consecutive small steps pay nothing; :meth:`restore` undoes it.
-    The backward pass holds one for all its nodes; :class:`limited` is one for a block."""
+class limited:
+    """Inside the block, NumPy's BLAS runs on at most ``threads`` threads (None: unchanged); restored after it.
+
+    About 3 µs in and out (threadpoolctl's per-library setters, not its
+    whole-process scan): cheap enough around each step node's backward. The
+    engine scopes it to the node, so that nothing else (the deferred weight
+    gradients summed between nodes, a stepper's caller between two steps) runs
+    limited.
+    """
 
     __slots__ = ("threads", "before")
 
-    def __init__(self) -> None:
-        self.threads: int | None = None
-        self.before: list[int] | None = None
+    def __init__(self, threads: int | None) -> None:
+        self.threads, self.before = threads, None
 
-    def to(self, threads: int | None) -> None:
-        if threads == self.threads:
-            return
-        self.restore()
-        if threads is not None:
+    def __enter__(self) -> limited:
+        if self.threads is not None:
             libraries = _blas_libraries()
             self.before = [library.num_threads for library in libraries]
             for library, count in zip(libraries, self.before):
-                if count > threads:
-                    library.set_num_threads(threads)
-            self.threads = threads
-
-    def restore(self) -> None:
-        if self.before is not None:
-            for library, count in zip(_blas_libraries(), self.before):
-                library.set_num_threads(count)
-        self.threads, self.before = None, None
-
-
-class limited(Switch):
-    """Inside the block, NumPy's BLAS runs on at most ``threads`` threads (None: unchanged); restored after it."""
-
-    __slots__ = ("wanted",)
-
-    def __init__(self, threads: int | None) -> None:
-        super().__init__()
-        self.wanted = threads
-
-    def __enter__(self) -> limited:
-        self.to(self.wanted)
+                if count > self.threads:
+                    library.set_num_threads(self.threads)
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.restore()
+        if self.before is not None:
+            for library, count in zip(_blas_libraries(), self.before):
+                library.set_num_threads(count)
+            self.before = None

@@ -250,48 +250,50 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
     order, incoming = topological_order(root)
     owned: set[int] = set()  # gradient buffers allocated here, safe to add into in place
     deferred: dict[int, list] = {}  # deferred lazy gradients (OuterGrad factors), summed when a gradient is complete
-    threads = blas.Switch()  # BLAS threads per node: see Function.blas_threads
-    try:
-        for tensor in order:
-            grad, _ = _complete(grads, owned, deferred, id(tensor), tensor)
-            if grad is None:
-                continue
-            if tensor._hooks:
-                grad = _run_hooks(tensor, grad)
-            if tensor._retains_grad:
-                tensor._grad = grad.copy() if tensor._grad is None else tensor._grad + grad
-            node = tensor.grad_fn
-            if node.freed:
-                raise RuntimeError(
-                    f"backward through {node.name} a second time: its saved arrays were freed by the first backward(). "
-                    "Pass retain_graph=True to the first backward() to run backward through this graph again"
-                )
-            if node._checks_versions and node.recorded_at != settings.version_clock:
-                _check_saved_versions(node, tensor)  # something changed in place since the op ran: was it saved here?
-            threads.to(node.blas_threads())  # one BLAS thread for the nodes of a small layer's steps
+    for tensor in order:
+        grad, _ = _complete(grads, owned, deferred, id(tensor), tensor)
+        if grad is None:
+            continue
+        if tensor._hooks:
+            grad = _run_hooks(tensor, grad)
+        if tensor._retains_grad:
+            tensor._grad = grad.copy() if tensor._grad is None else tensor._grad + grad
+        node = tensor.grad_fn
+        if node.freed:
+            raise RuntimeError(
+                f"backward through {node.name} a second time: its saved arrays were freed by the first backward(). "
+                "Pass retain_graph=True to the first backward() to run backward through this graph again"
+            )
+        if node._checks_versions and node.recorded_at != settings.version_clock:
+            _check_saved_versions(node, tensor)  # something changed in place since the op ran: was it saved here?
+        threads = node.blas_threads()
+        if threads is None:
             input_grads = node.backward(grad)
-            if len(input_grads) != len(node.inputs):
-                raise RuntimeError(
-                    f"{node.name}.backward returned {len(input_grads)} gradients for {len(node.inputs)} inputs; "
-                    "return one per positional (tensor) argument of apply, None where there is none, and none for keywords"
-                )
-            if not retain_graph:
-                node.free()
-            for arg, needs, input_grad in zip(node.inputs, node.needs_input_grad, input_grads):
-                if not needs:
-                    continue
-                key = id(arg)
+        else:  # a small layer's step: one BLAS thread for this node alone (blas.py), every thread again after it
+            with blas.limited(threads):
+                input_grads = node.backward(grad)
+        if len(input_grads) != len(node.inputs):
+            raise RuntimeError(
+                f"{node.name}.backward returned {len(input_grads)} gradients for {len(node.inputs)} inputs; "
+                "return one per positional (tensor) argument of apply, None where there is none, and none for keywords"
+            )
+        if not retain_graph:
+            node.free()
+        for arg, needs, input_grad in zip(node.inputs, node.needs_input_grad, input_grads):
+            if not needs:
+                continue
+            key = id(arg)
+            if input_grad is not None:  # None: this input did not take part after all (a parameter a step never read)
                 # An op may send one input several OuterGrads (blocks of rows of a weight) as a list.
                 for piece in input_grad if type(input_grad) is list else (input_grad,):
                     _accumulate(grads, owned, key, arg, _checked_grad(node, arg, piece), deferred)
-                if arg.grad_fn is None:
-                    incoming[key] -= 1
-                    if incoming[key] == 0:
-                        total, fresh = _complete(grads, owned, deferred, key, arg)
+            if arg.grad_fn is None:
+                incoming[key] -= 1
+                if incoming[key] == 0:
+                    total, fresh = _complete(grads, owned, deferred, key, arg)
+                    if total is not None:
                         _accumulate_into_leaf(arg, total, fresh)
-            yield BackwardStep(tensor, node, grad, input_grads, grads, deferred)
-    finally:
-        threads.restore()
+        yield BackwardStep(tensor, node, grad, input_grads, grads, deferred)
 
 
 def _checked_grad(node: Function, arg: Tensor, grad: Any) -> Any:

@@ -131,10 +131,8 @@ class OuterGrad(LazyGrad):
 
     @staticmethod
     def flush_now(parts: list[OuterGrad]) -> bool:
-        """Enough rows for an efficient matmul: sum them now, so memory stays bounded on long sequences.
-        Counted as parts × the first part's rows (every step of a layer sends as many), so that the check
-        called once per part costs O(1), not O(parts)."""
-        return len(parts) * parts[0].left.shape[0] >= OUTER_FLUSH_ROWS
+        """Enough rows for an efficient matmul: sum them now, so memory stays bounded on long sequences."""
+        return sum(p.left.shape[0] for p in parts) >= OUTER_FLUSH_ROWS
 
     @staticmethod
     def sum_into(parts: list[OuterGrad], shape: tuple[int, ...], buffer: Any = None) -> Any:

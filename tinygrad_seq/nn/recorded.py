@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import warnings
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -63,6 +63,7 @@ from .steps import Step, contiguous_transpose
 
 
 _ARRAYS = settings.array_types  # NumPy's; a CuPy array takes the general path in Tape._add
+_CALL_COPIES = ("weight_t", "w_hh_t")  # keywords holding a copy of a weight made for one call (a layout, not data)
 
 
 class RecordingWarning(UserWarning):
@@ -154,7 +155,7 @@ class Tape:
             else:
                 args = [None if slot is None else values[slot] for slot in op.slots]
             if transposed and cls is Linear and op.slots[1] in transposed:
-                out = fn.forward(*args, weight_t=transposed[op.slots[1]])
+                out = fn.forward(*args, **op.kwargs, weight_t=transposed[op.slots[1]])
             else:
                 out = fn.forward(*args, **op.kwargs) if op.kwargs else fn.forward(*args)  # ** costs, even empty
             if not isinstance(out, array_types):
@@ -190,7 +191,7 @@ class Tape:
         for j in range(len(self.ops) - 1, -1, -1):
             result = first + j
             if result in chunks:
-                self._join(grads, chunks.pop(result), values, result, tags, owned)
+                self._join(grads, outer, chunks.pop(result), values, result, tags, owned)
             grad, fn = grads[result], fns[j]
             if result in capture:
                 captured[result] = grad
@@ -211,7 +212,7 @@ class Tape:
                 else:
                     self._add(grads, outer, values, slot, piece, tags, op.cls.__name__, owned)
         for slot, pieces in chunks.items():  # chunks of a fixed slot (x⟨t⟩ or a state part cut into pieces)
-            self._join(grads, pieces, values, slot, tags, owned)
+            self._join(grads, outer, pieces, values, slot, tags, owned)
         for slot in capture:
             if slot < first:
                 captured[slot] = grads[slot]
@@ -236,7 +237,8 @@ class Tape:
                     self._chunked.update((j, (slot, position, len(spans))) for position, (_, _, j) in enumerate(spans))
         return self._chunked
 
-    def _join(self, grads: list, pieces: list[SliceGrad | None], values: list, slot: int, tags: Any, owned: set[int]) -> None:
+    def _join(self, grads: list, outer: dict, pieces: list[SliceGrad | None], values: list, slot: int, tags: Any,
+              owned: set[int]) -> None:
         """Add the gradients of a slot's chunks to its gradient: one concatenate when every chunk sent one and
         nothing else did (the usual case), else each added into a buffer."""
         like = values[slot]
@@ -247,7 +249,7 @@ class Tape:
             return
         for piece in pieces:
             if piece is not None:
-                self._add(grads, {}, values, slot, piece, tags, "GetItem", owned)
+                self._add(grads, outer, values, slot, piece, tags, "GetItem", owned)
 
     def _add(self, grads: list, outer: dict, values: list, slot: int, grad: Any, tags: Any, op: str, owned: set[int]) -> None:
         pieces = grad if type(grad) is list else [grad]
@@ -325,6 +327,9 @@ def build_tape(recording: Recording, fixed: list[Tensor], outputs: list[Tensor])
     ops = []
     for cls, args, kwargs, result in kept:
         tensor_args = tuple((pos, slot_of[id(a)]) for pos, a in enumerate(args) if isinstance(a, Tensor))
+        # A weight's transpose made for one call (a built-in cell called inside yours) would go stale in the tape:
+        # dropped, as the results are the same without it; the replay makes its own (Tape.transposed_weights).
+        kwargs = {name: value for name, value in kwargs.items() if name not in _CALL_COPIES}
         ops.append(TapeOp(cls, len(args), tensor_args, kwargs))
         slot_of[id(result)] = len(slot_of)
     for t in outputs:
@@ -357,11 +362,15 @@ def _slices_last_axis(index: Any, ndim: int) -> bool:
     """Whether ``index`` only slices the last of ``ndim`` axes: ``[:, a:b]``, ``[..., a:b]`` (what chunk and split make)."""
     if not isinstance(index, tuple) or not index or not isinstance(index[-1], slice):
         return False
-    full = slice(None)
     leading = index[:-1]
-    if Ellipsis in leading:
-        return all(p is Ellipsis or p == full for p in leading) and leading.count(Ellipsis) == 1
-    return len(index) == ndim and all(p == full for p in leading)
+    if not all(p is Ellipsis or _is_full_slice(p) for p in leading):  # arrays among them: not a plain slice
+        return False
+    ellipses = sum(p is Ellipsis for p in leading)
+    return ellipses == 1 if ellipses else len(index) == ndim
+
+
+def _is_full_slice(part: Any) -> bool:
+    return isinstance(part, slice) and part == slice(None)
 
 
 def _batches(op: TapeOp, kinds: list[str], shapes: list[tuple], result_shape: tuple) -> bool:
@@ -661,6 +670,18 @@ def _allclose(a: Any, b: Any) -> bool:
     return bool(np.allclose(a, b, rtol=rtol, atol=rtol * scale, equal_nan=True))
 
 
+class Replay(NamedTuple):
+    """What the steps of one layer call replay: the node's source (x, or the batched projection), the
+    parameters it reads, the tape, where its inputs lie in a row of the source, and the weights transposed
+    for this call (Tape.transposed_weights)."""
+
+    source: Tensor
+    params: list[Tensor]
+    tape: Tape
+    layout: tuple | None = None
+    transposed: dict[int, Any] | None = None
+
+
 class RecordedSteps(Step):
     """The step object of the recorded path, for ``nn.Recurrent``'s time loop (see nn/steps.py); one per layer call.
 
@@ -679,7 +700,7 @@ class RecordedSteps(Step):
         self.x: Tensor | None = None  # this call's input (T, B, I), kept by begin
         self.plan: Batching | None = None  # the split this call's projection was made by, if any
         self.splits: dict[tuple, Batching | None] = {}  # per call: key -> the split whose loop reads the projection
-        self.replays_by_state: dict[tuple, tuple] = {}  # per call: the packed state's (shape, dtype, grad) -> find_replay's
+        self.replays_by_state: dict[tuple, Replay] = {}  # per call: the packed state's (shape, dtype, grad) -> find_replay's
 
     def key(self, x: Tensor, shape: tuple, dtype: Any, grad: bool) -> tuple:
         found = self.keys.get((shape, dtype, grad))
@@ -740,14 +761,12 @@ class RecordedSteps(Step):
             replay = self.find_replay(projected, t, packed, running)
             if isinstance(replay, Tensor):
                 return replay  # the step ran transparently (while recording, or because it cannot be replayed)
-        source, params, tape, layout, transposed = replay
-        return RecordedStep.apply(source, packed, *params, running=running, t=t, tape=tape, n_parts=self.n_parts, layout=layout,
-                                  transposed=transposed)
+        return RecordedStep.apply(replay.source, packed, *replay.params, running=running, t=t, tape=replay.tape,
+                                  n_parts=self.n_parts, layout=replay.layout, transposed=replay.transposed)
 
-    def find_replay(self, projected: Tensor, t: int, packed: Tensor, running: Any) -> tuple | Tensor:
-        """What step t replays (source, parameters, tape, layout), kept for this call's later steps once the
-        tape is trusted; or the new state, when step t had to run transparently (recording, checking, or a
-        step that cannot be replayed)."""
+    def find_replay(self, projected: Tensor, t: int, packed: Tensor, running: Any) -> Replay | Tensor:
+        """What step t replays, kept for this call's later steps once the tape is trusted; or the new state,
+        when step t had to run transparently (recording, checking, or a step that cannot be replayed)."""
         x = projected if self.x is None else self.x
         key = self.key(x, packed.shape, packed.dtype, packed.requires_grad)
         entry = self.tapes.get(key)
@@ -755,14 +774,16 @@ class RecordedSteps(Step):
             entry = self.record_and_check(key, entry, x, t, packed, running)
             if not isinstance(entry, Tape):
                 return entry  # the transparent step's result, already computed
-            return (x, self.params, entry, None, None)  # not kept: the next step checks a new recording on its inputs
+            return Replay(x, self.params, entry)  # not kept: the next step checks a new recording on its inputs
         if isinstance(entry, str):
             return self.transparent_step(x, t, packed, running)[0]
         split = self.split_for(key, entry) if self.plan is not None else None
-        source, params, tape, layout = (projected, [self.params[i] for i in split.params], split.loop, split.layout) if split else (
-            x, self.params, entry, None)
-        fixed = [None] * (tape.n_fixed - len(params)) + [p._data for p in params]  # the weights are among the last slots
-        replay = (source, params, tape, layout, tape.transposed_weights(fixed, x.shape[0] * x.shape[1]))
+        if split is None:
+            source, params, tape, layout = x, self.params, entry, None
+        else:  # the loop's own tape, reading this call's projection
+            source, params, tape, layout = projected, [self.params[i] for i in split.params], split.loop, split.layout
+        fixed = [None] * (tape.n_fixed - len(params)) + [p._data for p in params]  # the parameters are the last slots
+        replay = Replay(source, params, tape, layout, tape.transposed_weights(fixed, x.shape[0] * x.shape[1]))
         self.replays_by_state[(packed.shape, packed.dtype, packed.requires_grad)] = replay
         return replay
 

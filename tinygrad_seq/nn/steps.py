@@ -91,7 +91,8 @@ class Kernel(Step):
 
     def begin(self, x: Tensor) -> Tensor:
         weight = getattr(self.cell, "weight_hh", None)
-        self.w_hh_t = contiguous_transpose(weight._data, x.shape[0] * x.shape[1]) if isinstance(weight, Tensor) else None
+        rows = x.size // x.shape[-1]  # T × B for a layer's x (T, B, I); B for one step's (B, I)
+        self.w_hh_t = contiguous_transpose(weight._data, rows) if isinstance(weight, Tensor) else None
         return self.cell.input_projection(x)
 
     def output(self, carried: Any) -> Tensor:
