@@ -59,22 +59,22 @@ class limited:
     limited.
     """
 
-    __slots__ = ("threads", "before")
+    __slots__ = ("threads", "changed")
 
     def __init__(self, threads: int | None) -> None:
-        self.threads, self.before = threads, None
+        self.threads = threads
+        self.changed: list[tuple[Any, int]] = []  # (library, its count before the block), for those set here
 
     def __enter__(self) -> limited:
         if self.threads is not None:
-            libraries = _blas_libraries()
-            self.before = [library.num_threads for library in libraries]
-            for library, count in zip(libraries, self.before):
+            for library in _blas_libraries():
+                count = library.num_threads
                 if count > self.threads:
                     library.set_num_threads(self.threads)
+                    self.changed.append((library, count))
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self.before is not None:
-            for library, count in zip(_blas_libraries(), self.before):
-                library.set_num_threads(count)
-            self.before = None
+        for library, count in self.changed:
+            library.set_num_threads(count)
+        self.changed = []
