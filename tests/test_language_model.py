@@ -115,6 +115,24 @@ def test_sampling_never_emits_unk_stops_at_eos_and_is_reproducible():
         sample(model, vocab, temperature=0)
 
 
+def test_sampling_builds_no_graph_and_leaves_the_model_as_it_was():
+    """Each generated token costs its arrays only: no graph node is recorded (generation runs under no_grad)."""
+    vocab = Vocabulary.from_text(["abc"])
+    model = small_model(vocab)
+    seen = []
+    original = model.forward
+
+    def forward(*args, **kwargs):
+        logits, state = original(*args, **kwargs)
+        seen.append(logits)
+        return logits, state
+
+    model.forward = forward
+    sample(model, vocab, n=3, max_len=6, seed=0)
+    assert len(seen) > 1 and all(logits.grad_fn is None and not logits.requires_grad for logits in seen)
+    assert model.training and ts.is_grad_enabled()
+
+
 @ON_EVERY_BACKEND
 def test_top_k_and_temperature():
     vocab = Vocabulary.from_text(["abcdef"])
