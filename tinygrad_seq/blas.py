@@ -10,7 +10,9 @@ layer, the weight gradients summed over all steps) keep every thread, and so
 do large layers, where two threads are 20–30 % faster.
 
 Only NumPy's BLAS is limited (through ``threadpoolctl``); a GPU backend is
-untouched, and without ``threadpoolctl`` nothing changes.
+untouched, and without ``threadpoolctl`` nothing changes. The limit is the
+BLAS library's, so process-wide: NumPy work in another Python thread during
+a small step's node runs on one thread too.
 
 >>> from tinygrad_seq import blas
 >>> blas.threads_for_step(32, 512 * 128), blas.threads_for_step(16, 1024 * 256), blas.threads_for_step(1, 400 * 100)
