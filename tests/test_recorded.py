@@ -295,13 +295,8 @@ def test_a_wrapped_built_in_cell_sees_its_weights_change(batch):
         np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-12, atol=1e-12)
 
 
-class Permuting(nn.RecurrentCell):
+class Permuting(GatedUnit):
     """Reads one block of its gates through an index array and a slice at once (g[rows, :H])."""
-
-    def __init__(self, input_size, hidden_size):
-        super().__init__(input_size, hidden_size)
-        self.gate_parameters(gates=2, bias=True)
-        self.reset_parameters()
 
     def forward(self, x, state=None):
         a = self.prepare(x, state)

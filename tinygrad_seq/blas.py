@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 SMALL_STEP_MACS = 3_000_000
 """Multiply-adds of one step's hidden product (B × weight size) below which the step runs on one BLAS thread:
 between LSTM B32 H128 (2.1 M, as fast or faster on one thread) and LSTM B16 H256 (4.2 M: generating a token
@@ -37,6 +39,14 @@ TINY_STEP_MACS = 65_536
 def threads_for_step(batch: int, weight_size: int) -> int | None:
     """1 when a step's product (batch rows by a weight of ``weight_size``) is small, else None (leave it alone)."""
     return 1 if TINY_STEP_MACS <= batch * weight_size < SMALL_STEP_MACS else None
+
+
+def step_threads(batch: int, weights: list[Any]) -> int | None:
+    """:func:`threads_for_step` for a step multiplying ``batch`` rows by ``weights`` (arrays): None off NumPy,
+    where there is no CPU BLAS to limit. The kernels, the recorded steps and the time loop all decide here."""
+    if not weights or type(weights[0]) is not np.ndarray:
+        return None
+    return threads_for_step(batch, sum(weight.size for weight in weights))
 
 
 def _blas_libraries() -> list[Any]:

@@ -52,6 +52,9 @@ class Function:
 
     __slots__ = ("inputs", "params", "needs_input_grad", "tags", "freed", "created_at", "recorded_at")
     _saved_fields: tuple[str, ...] = ()
+    layout_keywords: tuple[str, ...] = ()
+    """Keywords that only lay an operand out for speed (a weight's transpose made for one call), never change
+    the result: a recorded cell step drops them, as a copy made for one call would go stale in its tape."""
     saved_inputs: tuple[int, ...] = ()  # positions of the inputs whose arrays backward reads
     saves_output: bool = False  # backward reads the op's own result
     view_of_input: bool = False  # the result may share the first input's memory (see Tensor._version)

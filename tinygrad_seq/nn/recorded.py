@@ -63,7 +63,6 @@ from .steps import Step, contiguous_transpose
 
 
 _ARRAYS = settings.array_types  # NumPy's; a CuPy array takes the general path in Tape._add
-_CALL_COPIES = ("weight_t", "w_hh_t")  # keywords holding a copy of a weight made for one call (a layout, not data)
 
 
 class RecordingWarning(UserWarning):
@@ -114,10 +113,11 @@ class Tape:
         self.batching: Batching | None | bool = False  # the split for batching over time, once worked out (Batching.of)
         self._chunked: dict[int, tuple[int, int, int]] | None = None  # see chunked()
 
-    def transposed_weights(self, fixed: list[Any], rows: int) -> dict[int, Any]:
-        """Each weight slot's array transposed into a contiguous copy (steps.contiguous_transpose: on NumPy, when
-        the layer call multiplies enough ``rows`` by it), made once per call and read by every step."""
-        transposed = {slot: contiguous_transpose(fixed[slot], rows) for slot in self.weight_slots}
+    def transposed_weights(self, params: list[Any], x: Tensor) -> dict[int, Any]:
+        """For one layer call on ``x``: each weight slot's array (``params``, the last fixed slots) transposed
+        into a contiguous copy where that pays (steps.contiguous_transpose), read by every step."""
+        first = self.n_fixed - len(params)
+        transposed = {slot: contiguous_transpose(params[slot - first], x) for slot in self.weight_slots if slot >= first}
         return {slot: array for slot, array in transposed.items() if array is not None}
 
     @property
@@ -329,7 +329,7 @@ def build_tape(recording: Recording, fixed: list[Tensor], outputs: list[Tensor])
         tensor_args = tuple((pos, slot_of[id(a)]) for pos, a in enumerate(args) if isinstance(a, Tensor))
         # A weight's transpose made for one call (a built-in cell called inside yours) would go stale in the tape:
         # dropped, as the results are the same without it; the replay makes its own (Tape.transposed_weights).
-        kwargs = {name: value for name, value in kwargs.items() if name not in _CALL_COPIES}
+        kwargs = {name: value for name, value in kwargs.items() if name not in cls.layout_keywords}
         ops.append(TapeOp(cls, len(args), tensor_args, kwargs))
         slot_of[id(result)] = len(slot_of)
     for t in outputs:
@@ -581,10 +581,7 @@ class RecordedStep(Function):
 
     def blas_threads(self) -> int | None:
         """One BLAS thread for a small step on NumPy (blas.py), sized by the matrices among the parameters it reads."""
-        weights = [p for p in self.inputs[2:] if p.ndim == 2]
-        if not weights or type(weights[0]._data) is not np.ndarray:
-            return None
-        return blas.threads_for_step(self.inputs[1].shape[-2], sum(w.size for w in weights))
+        return blas.step_threads(self.inputs[1].shape[-2], [p._data for p in self.inputs[2:] if p.ndim == 2])
 
     def forward(self, source, state, *params, running, t, tape, n_parts, layout=None, transposed=None):
         inputs = _read_inputs(source[t], layout)
@@ -782,8 +779,7 @@ class RecordedSteps(Step):
             source, params, tape, layout = x, self.params, entry, None
         else:  # the loop's own tape, reading this call's projection
             source, params, tape, layout = projected, [self.params[i] for i in split.params], split.loop, split.layout
-        fixed = [None] * (tape.n_fixed - len(params)) + [p._data for p in params]  # the parameters are the last slots
-        replay = Replay(source, params, tape, layout, tape.transposed_weights(fixed, x.shape[0] * x.shape[1]))
+        replay = Replay(source, params, tape, layout, tape.transposed_weights([p._data for p in params], x))
         self.replays_by_state[(packed.shape, packed.dtype, packed.requires_grad)] = replay
         return replay
 

@@ -91,8 +91,7 @@ class Kernel(Step):
 
     def begin(self, x: Tensor) -> Tensor:
         weight = getattr(self.cell, "weight_hh", None)
-        rows = x.size // x.shape[-1]  # T × B for a layer's x (T, B, I); B for one step's (B, I)
-        self.w_hh_t = contiguous_transpose(weight._data, rows) if isinstance(weight, Tensor) else None
+        self.w_hh_t = contiguous_transpose(weight._data, x) if isinstance(weight, Tensor) else None
         return self.cell.input_projection(x)
 
     def output(self, carried: Any) -> Tensor:
@@ -104,9 +103,7 @@ def step_threads(cell: Any, batch: int) -> int | None:
     Sized by ``weight_hh`` where the cell has one, else by all its matrices."""
     hidden = getattr(cell, "weight_hh", None)
     weights = [hidden] if isinstance(hidden, Tensor) else [p for p in cell.parameters() if p.ndim == 2]
-    if not weights or type(weights[0]._data) is not np.ndarray:
-        return None
-    return blas.threads_for_step(batch, sum(w.size for w in weights))
+    return blas.step_threads(batch, [w._data for w in weights])
 
 
 TRANSPOSE_FROM_ROWS = 128
@@ -115,11 +112,13 @@ break-even between 26 and 650 rows across B1–64, H64–512 (the copy of a tran
 token at a time (T = 1) never copies."""
 
 
-def contiguous_transpose(weight: Any, rows: int) -> Any:
-    """weight.T copied into its own contiguous array on NumPy, for a weight a layer call multiplies ``rows`` rows
-    by, one time step at a time: OpenBLAS multiplies by a transposed view up to 2x slower at a step's sizes.
-    None when the copy would not pay for itself (fewer than TRANSPOSE_FROM_ROWS rows) or off NumPy (cuBLAS reads
-    a transposed operand at full speed); the step then multiplies by weight.T."""
+def contiguous_transpose(weight: Any, x: Tensor) -> Any:
+    """weight.T copied into its own contiguous array on NumPy, for a call on ``x`` (T, B, I), or one step's
+    (B, I), that multiplies its rows by ``weight`` one time step at a time: OpenBLAS multiplies by a transposed
+    view up to 2x slower at a step's sizes (docs/performance.md). None when the copy would not pay for itself
+    (fewer than TRANSPOSE_FROM_ROWS rows) or off NumPy (cuBLAS reads a transposed operand at full speed); the
+    step then multiplies by weight.T."""
+    rows = x.size // x.shape[-1]
     return np.ascontiguousarray(weight.T) if type(weight) is np.ndarray and rows >= TRANSPOSE_FROM_ROWS else None
 
 

@@ -197,10 +197,11 @@ class Linear(Function):
 
     __slots__ = ("x", "weight")
     saved_inputs = (0, 1)
+    layout_keywords = ("weight_t",)
 
     def forward(self, x, weight, bias, *, weight_t=None):
-        """``weight_t``: weight.T laid out contiguously, from a caller that multiplies by one weight many times
-        (a recorded cell step, once per time step): OpenBLAS multiplies by it up to twice as fast at small sizes."""
+        """``weight_t``: weight.T laid out contiguously, from a caller that multiplies by one weight once per
+        time step (a recorded cell step; see nn.steps.contiguous_transpose)."""
         self.x, self.weight = x, weight
         out = x @ (weight.T if weight_t is None else weight_t)
         if bias is not None:

@@ -18,13 +18,10 @@ row of ``projected`` to read, or None when ``projected`` is one step's
 a (B, 1) bool mask or None: sequences that have ended keep their previous
 state, and their gradient passes straight through to it (PyTorch's
 packed-sequence semantics). ``w_hh_t`` optionally gives W_hh^T laid out
-contiguously: a kernel makes it once per layer call, on NumPy, because
-OpenBLAS multiplies by the transposed view of W_hh up to twice as slowly
-at a step's sizes (bench/roofline.py's shapes).
+contiguously, made once per layer call by the kernel (see
+``nn.steps.contiguous_transpose`` for why).
 """
 from __future__ import annotations
-
-import numpy as np
 
 from .. import blas
 from ..backend import backend_of
@@ -41,9 +38,12 @@ def _input_grad(d_gates, t, shape):
     return d_gates if t is None else SliceGrad((t,), d_gates, shape)
 
 
-def _hidden_matmul(h, w_hh, b_hh, w_hh_t=None):
-    """h W_hh^T + b_hh; ``w_hh_t``, W_hh^T laid out contiguously (made once per layer call by the kernel), is up
-    to twice as fast for OpenBLAS at a step's sizes as the transposed view."""
+def _hidden_matmul(h, w_hh, b_hh, w_hh_t=None, rows=None):
+    """h W_hh^T + b_hh (only the gates in ``rows``, a slice, when given), multiplying by ``w_hh_t`` (W_hh^T,
+    contiguous) when the kernel made one."""
+    if rows is not None:
+        w_hh, b_hh = w_hh[rows], None if b_hh is None else b_hh[rows]
+        w_hh_t = None if w_hh_t is None else w_hh_t[:, rows]
     out = h @ (w_hh.T if w_hh_t is None else w_hh_t)
     if b_hh is not None:
         out += b_hh
@@ -51,9 +51,8 @@ def _hidden_matmul(h, w_hh, b_hh, w_hh_t=None):
 
 
 def _step_threads(node):
-    """The BLAS threads of a step op's backward: one for a small step on NumPy (blas.py), else all."""
-    state, w_hh = node.inputs[1], node.inputs[2]
-    return blas.threads_for_step(state.shape[-2], w_hh.size) if type(w_hh._data) is np.ndarray else None
+    """The BLAS threads of a step op's backward (blas.py): one for a small step on NumPy, else all."""
+    return blas.step_threads(node.inputs[1].shape[-2], [node.inputs[2]._data])
 
 
 def _masked(new, old, running, xp):
@@ -73,6 +72,7 @@ class RNNStep(Function):
     __slots__ = ("t", "shape", "h_prev", "h", "w_hh", "relu", "running")
     saved_inputs = (1, 2)  # h_prev, w_hh
     blas_threads = _step_threads
+    layout_keywords = ("w_hh_t",)
     saves_output = True
 
     def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, relu=False, w_hh_t=None):
@@ -101,6 +101,7 @@ class GRUStep(Function):
     __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "r", "z", "n", "gh_n", "rh", "reset_after")
     saved_inputs = (1, 2)  # h_prev, w_hh
     blas_threads = _step_threads
+    layout_keywords = ("w_hh_t",)
 
     def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, reset_after=True, w_hh_t=None):
         xp = backend_of(h_prev).xp
@@ -114,12 +115,11 @@ class GRUStep(Function):
             n = xp.tanh(gx[:, 2 * H :] + r * gh_n)
             self.gh_n, self.rh = gh_n, None
         else:
-            gh = _hidden_matmul(h_prev, w_hh[: 2 * H], None if b_hh is None else b_hh[: 2 * H], None if w_hh_t is None else w_hh_t[:, : 2 * H])
+            gh = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t, rows=slice(0, 2 * H))
             r = logistic(gx[:, :H] + gh[:, :H])
             z = logistic(gx[:, H : 2 * H] + gh[:, H:])
             rh = r * h_prev
-            n = xp.tanh(gx[:, 2 * H :] + _hidden_matmul(rh, w_hh[2 * H :], None if b_hh is None else b_hh[2 * H :],
-                                                      None if w_hh_t is None else w_hh_t[:, 2 * H :]))
+            n = xp.tanh(gx[:, 2 * H :] + _hidden_matmul(rh, w_hh, b_hh, w_hh_t, rows=slice(2 * H, None)))
             self.gh_n, self.rh = None, rh
         h = n + z * (h_prev - n)  # = (1 − z) n + z a⟨t−1⟩
         self.t, self.shape, self.h_prev, self.w_hh, self.running = t, projected.shape, h_prev, w_hh, running
@@ -159,6 +159,7 @@ class SimplifiedGRUStep(Function):
     __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "z", "n")
     saved_inputs = (1, 2)  # h_prev, w_hh
     blas_threads = _step_threads
+    layout_keywords = ("w_hh_t",)
 
     def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, w_hh_t=None):
         xp = backend_of(h_prev).xp
@@ -188,6 +189,7 @@ class LSTMStep(Function):
     __slots__ = ("t", "shape", "state_prev", "w_hh", "running", "i", "f", "g", "o", "c", "peepholes")
     saved_inputs = (1, 2, 4, 5, 6)  # the packed state, w_hh and the peephole weights
     blas_threads = _step_threads
+    layout_keywords = ("w_hh_t",)
     saves_output = True  # c is a view of the packed result
 
     def forward(self, projected, state_prev, w_hh, b_hh, w_ci, w_cf, w_co, *, running, t, w_hh_t=None):
