@@ -451,3 +451,54 @@ def test_check_cell_fails_a_cell_whose_recording_differs():
 
     with pytest.raises(AssertionError, match="recorded"):
         ts.testing.check_cell(Flipping(3, 4))
+
+
+def trusted_tapes(cell):
+    """The cell's trusted tapes and the loop tapes split from them (each runs generated code)."""
+    from tinygrad_seq.nn.recorded import _tapes
+    tapes = [tape for tape in _tapes[cell].values() if not isinstance(tape, str) and tape.trusted]
+    return tapes + [tape.batching.loop for tape in tapes if tape.batching]
+
+
+@pytest.mark.parametrize("cell", [*CELLS.values(), Permuting, WithUnusedParameter, AroundLSTM])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_generated_replay_equals_the_interpreted_one_bit_for_bit(cell, dtype):
+    """A trusted tape runs as generated Python (nn/tape_code.py); the interpreter it replaces is the reference."""
+    ts.set_default_dtype(dtype)
+    model = nn.Bidirectional(nn.Recurrent(cell(3, 4)))
+    twin = copy.deepcopy(model)
+    x = np.random.default_rng(4).standard_normal((5, 3, 3))
+    generated = run(model, x, [5, 2, 4], transparent=False, calls=3)[0]
+    run(twin, x, [5, 2, 4], transparent=False, calls=2)  # records and checks: now trusted, with code
+    tapes = [tape for layer in (twin.forward_layer, twin.backward_layer) for tape in trusted_tapes(layer.cell)]
+    assert tapes and all(tape.code is not None for tape in tapes)
+    for tape in tapes:
+        tape.code = None  # back to the interpreter
+    interpreted = run(twin, x, [5, 2, 4], transparent=False)[0]
+    for i, (a, b) in enumerate(zip(generated, interpreted)):
+        if a is None or b is None:
+            assert a is None and b is None, f"value {i}"
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=f"value {i}")
+
+
+def test_the_generated_code_reads_as_the_ops_in_order():
+    layer = nn.Recurrent(GatedUnit(3, 4))
+    for _ in range(2):
+        layer(ts.randn(5, 2, 3))
+    tape = trusted_tapes(layer.cell)[0]
+    source = tape.code.source
+    calls = [line.split(" = ")[1].split(".")[0] for line in source.splitlines() if ".__new__(" in line]
+    assert calls == [op.cls.__name__ for op in tape.ops]
+    assert "def forward(fixed, transposed):" in source and "def backward(fns, values, seeds, tags):" in source
+    assert source.count(".backward(g[") == sum(tape.slot_needs[tape.first_result + j] for j in range(len(tape.ops)))
+
+
+def test_new_gradient_needs_rewrite_the_code():
+    layer = nn.Recurrent(GatedUnit(3, 4))
+    for _ in range(2):
+        layer(ts.randn(5, 2, 3))
+    tape = trusted_tapes(layer.cell)[0]
+    before = tape.code
+    tape.set_needs(tuple(False for _ in range(tape.n_fixed)))
+    assert tape.code is not before and ".backward(" not in tape.code.source  # nothing needs a gradient now

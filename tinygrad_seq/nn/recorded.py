@@ -60,6 +60,7 @@ from ..tensor import Tensor
 from . import roles
 from .cells import RecurrentCell
 from .steps import Step, contiguous_transpose
+from .tape_code import TapeCode
 
 
 _ARRAYS = settings.array_types  # NumPy's; a CuPy array takes the general path in Tape._add
@@ -107,7 +108,8 @@ class Tape:
         # The fixed slots (parameters) that Linear ops multiply by: each step's node gets them transposed once per call.
         self.weight_slots = tuple(sorted({op.slots[1] for op in ops if op.cls is Linear and op.slots[1] is not None
                                           and op.slots[1] < n_fixed}))
-        self.trusted = False  # True once a replay on new inputs matched the transparent step
+        self.trusted = False  # True once a replay on new inputs matched the transparent step (see trust)
+        self.code: TapeCode | None = None  # the replay as generated Python, once trusted (nn/tape_code.py)
         self.shapes: list[tuple] = []  # each slot's shape and dtype in the recorded step (set by build_tape)
         self.dtypes: list[Any] = []
         self.batching: Batching | None | bool = False  # the split for batching over time, once worked out (Batching.of)
@@ -124,6 +126,11 @@ class Tape:
     def first_result(self) -> int:
         return self.n_fixed + len(self.constants)
 
+    def trust(self) -> None:
+        """Mark the tape checked, and write its replay out as Python (TapeCode), which the steps then run."""
+        self.trusted = True
+        self.code = TapeCode(self)
+
     def set_needs(self, fixed_needs: tuple[bool, ...]) -> None:
         """Which slots need a gradient, from which fixed inputs require grad (as Function.apply decides)."""
         needs = list(fixed_needs) + [False] * len(self.constants)
@@ -135,6 +142,8 @@ class Tape:
             op.grad_targets = tuple((pos, slot) for pos, slot in op.tensor_args if needs[slot])
             needs.append(any(flags))
         self.slot_needs = needs
+        if self.code is not None:  # the generated code has the old needs written in
+            self.code = TapeCode(self)
 
     def forward(self, fixed: list[Any], tags: dict[str, Any] | None = None,
                 transposed: dict[int, Any] | None = None) -> tuple[list[Any], list[Function]]:
@@ -143,6 +152,8 @@ class Tape:
         ``transposed``: slot -> that weight's transpose, contiguous (see :meth:`transposed_weights`), for the
         Linear ops that multiply by it.
         """
+        if self.code is not None and not settings.anomaly_mode:
+            return self.code.forward(fixed, transposed or {})
         values = list(fixed)
         values += [c._data for c in self.constants]
         fns = []
@@ -179,6 +190,8 @@ class Tape:
         to run backward through, one per op (None for an op whose result needs
         no gradient).
         """
+        if self.code is not None and not capture and not settings.anomaly_mode:
+            return self.code.backward(fns, values, seeds, tags)
         grads: list[Any] = [None] * len(values)
         outer: dict[int, list[OuterGrad]] = {}
         owned: set[int] = set()  # slots whose gradient buffer was allocated here, safe to add into in place
@@ -187,7 +200,7 @@ class Tape:
         first = self.first_result
         captured = {}
         array_types, anomaly_mode, slot_needs = _ARRAYS, settings.anomaly_mode, self.slot_needs
-        chunked, chunks = self.chunked(values), {}  # chunks: slot -> its chunks' gradients so far, by position
+        chunked, chunks = self.chunked(), {}  # chunks: slot -> its chunks' gradients so far, by position
         for j in range(len(self.ops) - 1, -1, -1):
             result = first + j
             if result in chunks:
@@ -218,22 +231,23 @@ class Tape:
                 captured[slot] = grads[slot]
         return grads[: self.n_fixed], outer, captured
 
-    def chunked(self, values: list[Any]) -> dict[int, tuple[int, int, int]]:
+    def chunked(self) -> dict[int, tuple[int, int, int]]:
         """The GetItem ops that cut one slot's last axis into consecutive slices covering it exactly once (a
         gate block's chunks): op index -> (slot, position among the chunks, how many), worked out once."""
         if self._chunked is None:
             cuts: dict[int, list[tuple[int, int, int]]] = {}
             for j, op in enumerate(self.ops):
                 index = op.kwargs.get("index") if op.cls is GetItem else None
-                if index is not None and _slices_last_axis(index, values[op.slots[0]].ndim):
-                    start, stop, step = index[-1].indices(values[op.slots[0]].shape[-1])
+                shape = self.shapes[op.slots[0]] if index is not None else ()
+                if index is not None and _slices_last_axis(index, len(shape)):
+                    start, stop, step = index[-1].indices(shape[-1])
                     if step == 1:
                         cuts.setdefault(op.slots[0], []).append((start, stop, j))
             self._chunked = {}
             for slot, spans in cuts.items():
                 spans.sort()
                 starts, stops = [start for start, _, _ in spans], [stop for _, stop, _ in spans]
-                if starts == [0, *stops[:-1]] and stops[-1] == values[slot].shape[-1]:
+                if starts == [0, *stops[:-1]] and stops[-1] == self.shapes[slot][-1]:
                     self._chunked.update((j, (slot, position, len(spans))) for position, (_, _, j) in enumerate(spans))
         return self._chunked
 
@@ -516,8 +530,10 @@ def _loop_tape(tape: Tape, n_parts: int, loop_ops: list[int], frontier: list[int
         ops.append(TapeOp(op.cls, op.arity, tuple((pos, renamed[slot]) for pos, slot in op.tensor_args), op.kwargs))
         renamed[tape.first_result + j] = len(fixed) + len(tape.constants) + len(ops) - 1
     loop = Tape(ops, tape.constants, len(fixed), tuple(renamed[slot] for slot in tape.outputs))
-    loop.trusted = True  # a rearrangement of a trusted tape's ops
+    slots = [*fixed, *range(tape.n_fixed, tape.first_result), *(tape.first_result + j for j in loop_ops)]
+    loop.shapes, loop.dtypes = [tape.shapes[slot] for slot in slots], [tape.dtypes[slot] for slot in slots]
     loop.set_needs(tuple(tape.slot_needs[slot] for slot in fixed))
+    loop.trust()  # a rearrangement of a trusted tape's ops
     return loop, params
 
 
@@ -842,7 +858,7 @@ class RecordedSteps(Step):
         if tape is None:
             self.tapes[key] = built
             return built
-        tape.trusted = True
+        tape.trust()
         return tape
 
     def matches(self, tape: Tape, transparent: Tape, recording: Recording, fixed: list[Tensor], new_parts: tuple) -> bool:

@@ -1,0 +1,143 @@
+"""A trusted step tape as Python source: the replay without the interpreter's loop.
+
+``Tape.forward`` and ``Tape.backward`` (nn/recorded.py) interpret a tape: for
+every op they look up its argument slots, check what came back, and decide
+where each gradient goes. All of that is the same on every step, so once a
+tape is trusted it is written out once as straight-line Python, one line per
+op forward and a few per op backward, and compiled; the replay then runs that
+code. The ops' own ``forward`` and ``backward`` still do every computation:
+the code only calls them in order, as the interpreter did, so the equations
+stay written once (in ops/) and the results are the same to the last bit.
+
+The interpreter stays the reference. It records and checks a new tape, and
+it runs whenever the generated code has nothing to gain or cannot say enough:
+under ``detect_anomaly`` (which names the op that made a NaN) and for
+``part_grads`` (which captures inner gradients).
+
+``print(tape.code.source)`` shows what a recorded step runs; ``vN`` is slot
+N's array (the inputs first, then the constants, then one per op), ``fJ``
+the node of op J, ``g[N]`` slot N's gradient.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+
+from .. import settings
+from ..ops import Linear
+
+if TYPE_CHECKING:
+    from .recorded import Tape
+
+
+class TapeCode:
+    """The generated ``forward(fixed, transposed)`` and ``backward(fns, values, seeds, tags)`` of one tape.
+
+    They take and return what ``Tape.forward`` and ``Tape.backward`` do (without ``capture``).
+    """
+
+    def __init__(self, tape: Tape) -> None:
+        names = _class_names(tape)
+        namespace: dict[str, Any] = {"asarray": np.asarray, "array_types": settings.array_types, "tape": tape}
+        namespace.update((name, cls) for cls, name in names.items())
+        for i, constant in enumerate(tape.constants):
+            namespace[f"c{i}"] = constant  # kept by reference: its array is read when the step runs
+        for j, op in enumerate(tape.ops):
+            namespace[f"needs{j}"], namespace[f"k{j}"] = op.needs, op.kwargs
+        for slot, dtype in enumerate(tape.dtypes):
+            namespace[f"dtype{slot}"] = np.dtype(dtype)
+        self.source = _forward_source(tape, names) + "\n\n" + _backward_source(tape, names)
+        exec(compile(self.source, f"<tape of {len(tape.ops)} ops>", "exec"), namespace)
+        self.forward: Callable[..., tuple[list[Any], list[Any]]] = namespace["forward"]
+        self.backward: Callable[..., tuple[list[Any], dict, dict]] = namespace["backward"]
+
+
+def _class_names(tape: Tape) -> dict[type, str]:
+    """Each op class's name in the generated code: its own, or numbered when two classes share one."""
+    names: dict[type, str] = {}
+    for op in tape.ops:
+        if op.cls not in names:
+            name = op.cls.__name__
+            names[op.cls] = name if name not in names.values() else f"{name}_{len(names)}"
+    return names
+
+
+def _forward_source(tape: Tape, names: dict[type, str]) -> str:
+    fixed = [f"v{slot}" for slot in range(tape.n_fixed)]
+    lines = [
+        "def forward(fixed, transposed):",
+        f"    {', '.join(fixed)}, = fixed",
+        *(f"    v{tape.n_fixed + i} = c{i}._data" for i in range(len(tape.constants))),
+    ]
+    first = tape.first_result
+    for j, op in enumerate(tape.ops):
+        args = ", ".join("None" if slot is None else f"v{slot}" for slot in op.slots)
+        keywords = f", **k{j}" if op.kwargs else ""
+        if op.cls is Linear and op.slots[1] in tape.weight_slots:
+            keywords += f", weight_t=transposed.get({op.slots[1]})"  # None when the copy does not pay (steps.py)
+        name, result = names[op.cls], first + j
+        lines.append(f"    f{j} = {name}.__new__({name}); v{result} = f{j}.forward({args}{keywords}); f{j}.needs_input_grad = needs{j}")
+        if len(tape.shapes[result]) == 0:
+            lines.append(f"    if not isinstance(v{result}, array_types): v{result} = asarray(v{result})  # a 0-d result")
+    every_value = ", ".join(f"v{slot}" for slot in range(first + len(tape.ops)))
+    every_node = ", ".join(f"f{j}" for j in range(len(tape.ops)))
+    lines.append(f"    return [{every_value}], [{every_node}]")
+    return "\n".join(lines)
+
+
+def _backward_source(tape: Tape, names: dict[type, str]) -> str:
+    first, chunked = tape.first_result, tape.chunked()
+    nodes = "".join(f"f{j}, " for j in range(len(tape.ops)))
+    lines = [
+        "def backward(fns, values, seeds, tags):",
+        f"    {nodes}= fns",
+        f"    g = [None] * {first + len(tape.ops)}",
+        "    outer, owned, chunks = {}, set(), {}",
+        "    for slot, seed in seeds.items():",
+        "        tape._add(g, outer, values, slot, seed, tags, \"the step's output\", owned)",
+    ]
+    joined_later = {slot for slot, _, _ in chunked.values()}
+    writers = Counter(tape.outputs)  # how many gradients each slot receives: a seed, one per op that reads it
+    writers.update(slot for j, op in enumerate(tape.ops) if j not in chunked for _, slot in op.grad_targets)
+    for j in range(len(tape.ops) - 1, -1, -1):
+        result, op = first + j, tape.ops[j]
+        if result in joined_later:  # every chunk of this slot has sent its gradient: one concatenate
+            lines.append(f"    if {result} in chunks: tape._join(g, outer, chunks.pop({result}), values, {result}, tags, owned)")
+        if not tape.slot_needs[result]:
+            continue
+        lines += [f"    # {names[op.cls]} -> v{result}", f"    if g[{result}] is not None:", f"        d = f{j}.backward(g[{result}])"]
+        if j in chunked:
+            slot, position, count = chunked[j]
+            lines.append(f"        chunks.setdefault({slot}, [None] * {count})[{position}] = d[0]")
+            continue
+        for position, slot in op.grad_targets:
+            lines += _accumulate(position, slot, names[op.cls], writers[slot])
+    lines += [
+        "    for slot, pieces in chunks.items():  # the chunks of an input slot",
+        "        tape._join(g, outer, pieces, values, slot, tags, owned)",
+        f"    return g[:{tape.n_fixed}], outer, {{}}",
+    ]
+    return "\n".join(lines)
+
+
+def _accumulate(position: int, slot: int, op: str, writers: int) -> list[str]:
+    """Add gradient ``d[position]`` into ``g[slot]``, which ``writers`` ops (and seeds) send one: inline for an
+    array of the slot's dtype (the usual case), through ``Tape._add`` for anything else (a lazy gradient,
+    another dtype, a second piece where one writer was expected)."""
+    usual = f"type(p) in array_types and p.dtype == dtype{slot}"
+    if writers == 1:
+        return [
+            f"        p = d[{position}]",
+            f"        if {usual} and g[{slot}] is None: g[{slot}] = p",
+            f"        elif p is not None: tape._add(g, outer, values, {slot}, p, tags, {op!r}, owned)",
+        ]
+    return [
+        f"        p = d[{position}]",
+        f"        if p is None: pass",
+        f"        elif {usual} and g[{slot}] is None: g[{slot}] = p  # maybe shared with another input: not ours to add into",
+        f"        elif {usual} and {slot} in owned: g[{slot}] += p",
+        f"        elif {usual}: g[{slot}] = g[{slot}] + p; owned.add({slot})",
+        f"        else: tape._add(g, outer, values, {slot}, p, tags, {op!r}, owned)",
+    ]
