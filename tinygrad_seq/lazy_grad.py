@@ -131,8 +131,11 @@ class OuterGrad(LazyGrad):
 
     @staticmethod
     def flush_now(parts: list[OuterGrad]) -> bool:
-        """Enough rows for an efficient matmul: sum them now, so memory stays bounded on long sequences."""
-        return sum(p.left.shape[0] for p in parts) >= OUTER_FLUSH_ROWS
+        """Enough rows for an efficient matmul: sum them now, so memory stays bounded on long sequences.
+
+        Asked on every part that arrives, so it counts in O(1): the parts of one weight come from the steps of
+        one batch, each with the newest one's rows (a heuristic either way: exactness buys nothing here)."""
+        return len(parts) * parts[-1].left.shape[0] >= OUTER_FLUSH_ROWS
 
     @staticmethod
     def sum_into(parts: list[OuterGrad], shape: tuple[int, ...], buffer: Any = None) -> Any:
