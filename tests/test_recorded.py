@@ -314,6 +314,27 @@ def test_an_index_array_beside_a_slice_is_replayed_like_transparent():
     assert_same(got[0], expected[0])
 
 
+class Rejoining(GatedUnit):
+    """Cuts its gate block into chunks and also reads the block itself (every other column): the block's
+    gradient is the chunks' joined plus that slice's, added into one buffer."""
+
+    def forward(self, x, state=None):
+        a = self.prepare(x, state)
+        g = self.input_projection(x) + self.hidden_projection(a)
+        z, candidate = ts.chunk(g, 2, axis=-1)
+        z = z.sigmoid()
+        return (1 - z) * a + z * candidate.tanh() + 0.1 * g[:, ::2]
+
+
+def test_a_gate_block_read_whole_and_in_chunks_is_replayed_like_transparent():
+    ts.set_default_dtype("float64")
+    model = nn.Recurrent(Rejoining(3, 4))
+    x = np.random.default_rng(2).standard_normal((5, 3, 3))
+    got, expected = run(model, x, None, transparent=False, calls=3), run(copy.deepcopy(model), x, None, transparent=True)
+    assert_same(got[0], expected[0])
+    assert any(tape.chunked() for tape in trusted_tapes(model.cell))
+
+
 class WithUnusedParameter(GatedUnit):
     """A parameter the step never reads (kept for later, or left over): it gets no gradient, on every path."""
 
@@ -460,7 +481,7 @@ def trusted_tapes(cell):
     return tapes + [tape.batching.loop for tape in tapes if tape.batching]
 
 
-@pytest.mark.parametrize("cell", [*CELLS.values(), Permuting, WithUnusedParameter, AroundLSTM])
+@pytest.mark.parametrize("cell", [*CELLS.values(), Permuting, Rejoining, WithUnusedParameter, AroundLSTM])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_the_generated_replay_equals_the_interpreted_one_bit_for_bit(cell, dtype):
     """A trusted tape runs as generated Python (nn/tape_code.py); the interpreter it replaces is the reference."""
@@ -489,9 +510,11 @@ def test_the_generated_code_reads_as_the_ops_in_order():
     tape = trusted_tapes(layer.cell)[0]
     source = tape.code.source
     calls = [line.split(" = ")[1].split(".")[0] for line in source.splitlines() if ".__new__(" in line]
-    assert calls == [op.cls.__name__ for op in tape.ops]
+    chunks = tape.chunked()  # the gate block's two chunks: plain views, their gradients joined
+    assert len(chunks) == 2 and source.count("['index']]; f") == 2
+    assert calls == [op.cls.__name__ for j, op in enumerate(tape.ops) if j not in chunks]
     assert "def forward(fixed, transposed):" in source and "def backward(fns, values, seeds, tags):" in source
-    assert source.count(".backward(g[") == sum(tape.slot_needs[tape.first_result + j] for j in range(len(tape.ops)))
+    assert source.count(".backward(g[") == sum(tape.slot_needs[tape.first_result + j] for j in range(len(tape.ops)) if j not in chunks)
 
 
 def test_new_gradient_needs_rewrite_the_code():

@@ -208,14 +208,16 @@ class Tape:
             grad, fn = grads[result], fns[j]
             if result in capture:
                 captured[result] = grad
-            if grad is None or fn is None or not slot_needs[result]:
+            if grad is None or not slot_needs[result]:
+                continue
+            if j in chunked:  # one chunk of a gate block: its gradient waits for the others, to be joined in one go
+                slot, position, count = chunked[j]
+                chunks.setdefault(slot, [None] * count)[position] = grad
+                continue
+            if fn is None:
                 continue
             op = self.ops[j]
             input_grads = fn.backward(grad)
-            if j in chunked:  # one chunk of a gate block: its gradient waits for the others, to be joined in one go
-                slot, position, count = chunked[j]
-                chunks.setdefault(slot, [None] * count)[position] = input_grads[0]
-                continue
             for pos, slot in op.grad_targets:
                 piece = input_grads[pos]
                 if piece is None:
@@ -233,7 +235,10 @@ class Tape:
 
     def chunked(self) -> dict[int, tuple[int, int, int]]:
         """The GetItem ops that cut one slot's last axis into consecutive slices covering it exactly once (a
-        gate block's chunks): op index -> (slot, position among the chunks, how many), worked out once."""
+        gate block's chunks): op index -> (slot, position among the chunks, how many), worked out once.
+
+        Backward never asks these ops: the chunks' gradients, in order, are the block's gradient, joined by
+        one concatenate (:meth:`_join`). The generated code (tape_code.py) makes no node for them at all."""
         if self._chunked is None:
             cuts: dict[int, list[tuple[int, int, int]]] = {}
             for j, op in enumerate(self.ops):
@@ -251,19 +256,21 @@ class Tape:
                     self._chunked.update((j, (slot, position, len(spans))) for position, (_, _, j) in enumerate(spans))
         return self._chunked
 
-    def _join(self, grads: list, outer: dict, pieces: list[SliceGrad | None], values: list, slot: int, tags: Any,
+    def _join(self, grads: list, outer: dict, pieces: list[Any | None], values: list, slot: int, tags: Any,
               owned: set[int]) -> None:
-        """Add the gradients of a slot's chunks to its gradient: one concatenate when every chunk sent one and
-        nothing else did (the usual case), else each added into a buffer."""
+        """Add the gradients of a slot's chunks (arrays, in order; None for a chunk that got none) to its
+        gradient: one concatenate when every chunk has one and nothing else sent any (the usual case), else
+        each added into its slice of a buffer."""
         like = values[slot]
-        if grads[slot] is None and None not in pieces and all(p.values.dtype == like.dtype for p in pieces):
-            _check_finite(tuple(p.values for p in pieces), tags, "GetItem")
-            grads[slot] = _xp(like).concatenate([p.values for p in pieces], axis=-1)
+        if grads[slot] is None and all(p is not None and p.dtype == like.dtype for p in pieces):
+            _check_finite(tuple(pieces), tags, "GetItem")
+            grads[slot] = _xp(like).concatenate(pieces, axis=-1)
             owned.add(slot)
             return
-        for piece in pieces:
+        chunk_ops = sorted((position, j) for j, (cut, position, _) in self.chunked().items() if cut == slot)
+        for piece, (_, j) in zip(pieces, chunk_ops):
             if piece is not None:
-                self._add(grads, outer, values, slot, piece, tags, "GetItem", owned)
+                self._add(grads, outer, values, slot, SliceGrad(self.ops[j].kwargs["index"], piece, like.shape), tags, "GetItem", owned)
 
     def _add(self, grads: list, outer: dict, values: list, slot: int, grad: Any, tags: Any, op: str, owned: set[int]) -> None:
         pieces = grad if type(grad) is list else [grad]
@@ -656,6 +663,14 @@ _tapes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _warned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # cell -> the reasons already warned about (once each)
 
 
+
+
+def recorded_tapes(cell: Any) -> list[Tape]:
+    """What the steps of ``cell`` replay, one tape per trusted recording (shapes, dtypes, grad mode, ...): the
+    loop's own tape where the input's terms run batched before the loop. ``tape.code.source`` is its code."""
+    tapes = [tape for tape in _tapes.get(cell, {}).values() if isinstance(tape, Tape) and tape.trusted]
+    splits = [Batching.of(tape, len(cell.state_names)) for tape in tapes]
+    return [tape if split is None else split.loop for tape, split in zip(tapes, splits)]
 
 
 def step_key(x: Tensor, state_shape: tuple, state_dtype: Any, state_grad: bool, params: list[Tensor], cell: Any) -> tuple:

@@ -71,8 +71,11 @@ def _forward_source(tape: Tape, names: dict[type, str]) -> str:
         f"    {', '.join(fixed)}, = fixed",
         *(f"    v{tape.n_fixed + i} = c{i}._data" for i in range(len(tape.constants))),
     ]
-    first = tape.first_result
+    first, chunked = tape.first_result, tape.chunked()
     for j, op in enumerate(tape.ops):
+        if j in chunked:  # a chunk of a gate block: a view, and no node (backward joins the chunks' gradients)
+            lines.append(f"    v{first + j} = v{op.slots[0]}[k{j}['index']]; f{j} = None")
+            continue
         args = ", ".join("None" if slot is None else f"v{slot}" for slot in op.slots)
         keywords = f", **k{j}" if op.kwargs else ""
         if op.cls is Linear and op.slots[1] in tape.weight_slots:
@@ -107,11 +110,11 @@ def _backward_source(tape: Tape, names: dict[type, str]) -> str:
             lines.append(f"    if {result} in chunks: tape._join(g, outer, chunks.pop({result}), values, {result}, tags, owned)")
         if not tape.slot_needs[result]:
             continue
-        lines += [f"    # {names[op.cls]} -> v{result}", f"    if g[{result}] is not None:", f"        d = f{j}.backward(g[{result}])"]
         if j in chunked:
             slot, position, count = chunked[j]
-            lines.append(f"        chunks.setdefault({slot}, [None] * {count})[{position}] = d[0]")
+            lines.append(f"    if g[{result}] is not None: chunks.setdefault({slot}, [None] * {count})[{position}] = g[{result}]  # a chunk of v{slot}")
             continue
+        lines += [f"    # {names[op.cls]} -> v{result}", f"    if g[{result}] is not None:", f"        d = f{j}.backward(g[{result}])"]
         for position, slot in op.grad_targets:
             lines += _accumulate(position, slot, names[op.cls], writers[slot])
     lines += [
