@@ -1,6 +1,7 @@
 """A cell's three paths (kernel, recorded, transparent), forward + backward, in one run.
 
     python bench/recorded_step.py [--repeat 7] [--number 5] [--hidden 64]
+    python bench/recorded_step.py --cpu-time [--rounds 25]
 
 1. A user's cell, a minimal gated unit written as docs/cells.md shows (an
    ``__init__`` and a ``forward``, no kernel): z = σ(·), a⟨t⟩ = (1 − z)
@@ -9,20 +10,28 @@
    hand-written kernel, and the built-in LSTMCell: kernel, recorded
    (``ts.without_kernels()``) and transparent.
 
-B16, T64, H64 (input H), float32. Each timing is the best of --repeat runs of
---number iterations of one forward and one backward of the summed outputs,
-gradients reset. The BLAS variables that slow NumPy down on
-some machines are dropped for this process (bench/common.py), and the BLAS
-kernel in use is printed.
+B16, T64, H64 (input H), float32. By default each timing is the best of
+--repeat runs of --number iterations of one forward and one backward of the
+summed outputs, gradients reset (wall clock). On a shared machine wall-clock
+ratios swing by tens of percent; ``--cpu-time`` measures the process's CPU
+time instead, on one BLAS thread, with the paths alternating --rounds times
+and the best of each kept, and adds an "interpreted" column: the same
+recorded step replayed by the tape's interpreter instead of its generated
+code (nn/tape_code.py), which is what that code buys. The BLAS variables
+that slow NumPy down on some machines are dropped for this process
+(bench/common.py), and the BLAS kernel in use is printed.
 """
 from __future__ import annotations
 
 import common  # noqa: F401  first: drops the slow-BLAS variables before NumPy loads
 
 import argparse
+import copy
+import time
 import timeit
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 import tinygrad_seq as ts
 from tinygrad_seq import nn
@@ -43,18 +52,19 @@ class MinimalGatedUnit(nn.RecurrentCell):
         return (1 - z) * a_prev + z * candidate.tanh()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--number", type=int, default=5)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=64)
-    parser.add_argument("--hidden", type=int, default=64)
-    args = parser.parse_args()
-    common.print_header(None)
-    ts.manual_seed(0)
-    x = ts.Tensor(np.random.default_rng(0).standard_normal((args.steps, args.batch, args.hidden)).astype(np.float32), requires_grad=True)
+def strip_generated_code(cell) -> None:
+    """Make ``cell``'s tapes replay through the interpreter (the reference) instead of their generated code."""
+    from tinygrad_seq.nn.recorded import _tapes
 
+    for tape in _tapes.get(cell, {}).values():
+        if not isinstance(tape, str):
+            tape.code = None
+            if tape.batching:
+                tape.batching.loop.code = None
+
+
+def wall_clock(layers: dict, x, args) -> dict:
+    """Best wall-clock ms of each (layer, path), one after the other."""
     def timed(layer, path):
         def once():
             with ts.testing.on_path(path):
@@ -66,14 +76,59 @@ def main() -> None:
         once()  # the recorded path records and checks its tape on the first two calls
         return min(timeit.repeat(once, "gc.enable()", number=args.number, repeat=args.repeat)) / args.number * 1e3  # min: this 2-core machine is shared, noise only adds
 
-    print(f"B{args.batch} T{args.steps} H{args.hidden} float32, forward + backward, ms:")
+    return {name: timed(layer, path) for name, (layer, path) in layers.items()}
+
+
+def cpu_time(layers: dict, x, args) -> dict:
+    """Best CPU-time ms of each (layer, path), alternating, on one BLAS thread."""
+    def once(layer, path):
+        with ts.testing.on_path(path):
+            start = time.process_time()
+            layer(x)[0].sum().backward()  # the graph is released inside the timing, as in a training loop
+            spent = time.process_time() - start
+        layer.zero_grad()
+        x.grad = None
+        return spent * 1e3
+
+    best = dict.fromkeys(layers, float("inf"))
+    with threadpool_limits(1, user_api="blas"):
+        for name, (layer, path) in layers.items():
+            once(layer, path)
+            once(layer, path)  # recorded and checked
+            if name == "interpreted":
+                strip_generated_code(layer.cell)
+        for _ in range(args.rounds):
+            for name, (layer, path) in layers.items():
+                best[name] = min(best[name], once(layer, path))
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--number", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--cpu-time", action="store_true", help="CPU time, one BLAS thread, paths alternating")
+    parser.add_argument("--rounds", type=int, default=25, help="with --cpu-time: how many times each path runs")
+    args = parser.parse_args()
+    common.print_header(None)
+    ts.manual_seed(0)
+    x = ts.Tensor(np.random.default_rng(0).standard_normal((args.steps, args.batch, args.hidden)).astype(np.float32), requires_grad=True)
+    measure = cpu_time if args.cpu_time else wall_clock
+    how = "CPU time, 1 BLAS thread, alternating" if args.cpu_time else "wall clock"
+    print(f"B{args.batch} T{args.steps} H{args.hidden} float32, forward + backward, ms ({how}):")
     cells = [("minimal gated unit (yours)", MinimalGatedUnit), ("SimplifiedGRUCell", nn.SimplifiedGRUCell), ("LSTMCell", nn.LSTMCell)]
     for name, make in cells:
         layer = nn.Recurrent(make(args.hidden, args.hidden))
-        times = {path: timed(layer, path) for path in ts.testing.paths(layer.cell) + ["transparent"]}
+        layers = {"interpreted": (copy.deepcopy(layer), "recorded")} if args.cpu_time else {}
+        layers.update((path, (layer, path)) for path in ts.testing.paths(layer.cell) + ["transparent"])
+        times = measure(layers, x, args)
         kernel = f"kernel {times['kernel']:7.2f}   " if "kernel" in times else " " * 18
         ratio = f"  recorded/kernel {times['recorded'] / times['kernel']:.2f}" if "kernel" in times else ""
-        print(f"  {name:28s} {kernel}recorded {times['recorded']:7.2f}   transparent {times['transparent']:7.2f}   "
+        interpreted = f"   interpreted {times['interpreted']:7.2f}" if "interpreted" in times else ""
+        print(f"  {name:28s} {kernel}recorded {times['recorded']:7.2f}{interpreted}   transparent {times['transparent']:7.2f}   "
               f"transparent/recorded {times['transparent'] / times['recorded']:.2f}{ratio}")
 
 

@@ -64,11 +64,15 @@ def _class_names(tape: Tape) -> dict[type, str]:
     return names
 
 
+def _names(prefix: str, count: int) -> str:
+    """The targets that unpack ``count`` values: ``v0, v1, v2`` (``v0,`` for one)."""
+    return ", ".join(f"{prefix}{i}" for i in range(count)) + ("," if count == 1 else "")
+
+
 def _forward_source(tape: Tape, names: dict[type, str]) -> str:
-    fixed = [f"v{slot}" for slot in range(tape.n_fixed)]
     lines = [
         "def forward(fixed, transposed):",
-        f"    {', '.join(fixed)}, = fixed",
+        f"    {_names('v', tape.n_fixed)} = fixed",
         *(f"    v{tape.n_fixed + i} = c{i}._data" for i in range(len(tape.constants))),
     ]
     first, chunked = tape.first_result, tape.chunked()
@@ -92,10 +96,9 @@ def _forward_source(tape: Tape, names: dict[type, str]) -> str:
 
 def _backward_source(tape: Tape, names: dict[type, str]) -> str:
     first, chunked = tape.first_result, tape.chunked()
-    nodes = "".join(f"f{j}, " for j in range(len(tape.ops)))
     lines = [
         "def backward(fns, values, seeds, tags):",
-        f"    {nodes}= fns",
+        *([f"    {_names('f', len(tape.ops))} = fns"] if tape.ops else []),
         f"    g = [None] * {first + len(tape.ops)}",
         "    outer, owned, chunks = {}, set(), {}",
         "    for slot, seed in seeds.items():",
