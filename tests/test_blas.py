@@ -1,10 +1,12 @@
-"""One BLAS thread for a small layer's time steps (tinygrad_seq/blas.py), and every thread back afterwards."""
+"""One BLAS thread for a small layer's time steps (tinygrad_seq/blas.py), and every thread back afterwards; the
+contiguous W^T the steps multiply by (nn/steps.py)."""
 import numpy as np
 import pytest
 
 import tinygrad_seq as ts
 from tinygrad_seq import blas, nn
 from tinygrad_seq.function import Function
+from tinygrad_seq.nn import steps
 
 pytest.importorskip("threadpoolctl")
 
@@ -129,3 +131,20 @@ def test_a_paused_backward_pass_leaves_every_thread_to_the_caller(two_threads):
             break
     steps.close()
     assert names[-1] == "Probe" and set(blas_threads_now()) == {2}
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (64, 64), (65, 64), (130, 67), (2048, 512), (512, 2048)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_tiled_transposed_copy_is_exact_and_contiguous(shape, dtype):
+    matrix = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    for source in (matrix, np.asfortranarray(matrix), matrix[:, ::-1]):  # any layout in
+        copied = steps.transposed_copy(source)
+        assert copied.flags.c_contiguous and copied.dtype == dtype
+        np.testing.assert_array_equal(copied, source.T)
+
+
+def test_the_w_transpose_is_copied_only_where_it_pays():
+    weight = np.ones((8, 4), dtype=np.float32)
+    many, few = ts.zeros(steps.TRANSPOSE_FROM_ROWS, 1, 4), ts.zeros(1, steps.TRANSPOSE_FROM_ROWS - 1, 4)
+    np.testing.assert_array_equal(steps.contiguous_transpose(weight, many), weight.T)
+    assert steps.contiguous_transpose(weight, few) is None
