@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import tinygrad_seq as ts
-from tinygrad_seq import settings, viz
+from tinygrad_seq import nn, settings, viz
 from tinygrad_seq.engine import backward_iter, topological_order
 
 from .conftest import to_host
@@ -534,6 +534,27 @@ def test_outer_gradients_are_summed_with_one_matmul():
     expected = sum(2 * (x.numpy() @ w.numpy().T).T @ x.numpy() for x in xs)
     np.testing.assert_allclose(w.grad, expected, rtol=1e-12)
     assert any(isinstance(g, list) for s in steps for g in s.input_grads)
+
+
+@pytest.mark.parametrize("flush_rows", [4, 9, 512])  # 7 steps of 3 rows: summed every 2 steps, every 3, at the end
+def test_deferred_weight_gradients_flushed_early_sum_the_same(flush_rows, monkeypatch):
+    """A long sequence's weight-gradient factors are summed in batches of OUTER_FLUSH_ROWS rows (memory stays
+    bounded); however they are batched, the gradient is the same."""
+    from tinygrad_seq import lazy_grad
+
+    ts.set_default_dtype("float64")
+    layer = nn.LSTM(3, 4)
+    x = ts.randn(7, 3, 3)
+    monkeypatch.setattr(lazy_grad, "OUTER_FLUSH_ROWS", flush_rows)
+    out, _ = layer(x)
+    out.sum().backward()
+    got = [p.grad.copy() for p in layer.parameters()]
+    layer.zero_grad()
+    with ts.transparent():
+        out, _ = layer(x)
+    out.sum().backward()
+    for a, b in zip(got, [p.grad for p in layer.parameters()]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_a_new_kind_of_lazy_gradient_is_one_class():

@@ -98,7 +98,7 @@ class SliceGrad(LazyGrad):
         return f"SliceGrad(index={self.index!r}, values {tuple(self.values.shape)} of {self.shape})"
 
 
-OUTER_FLUSH_ROWS = 1024  # deferred OuterGrad rows summed at once: large enough for BLAS, small enough for memory
+OUTER_FLUSH_ROWS = 512  # deferred OuterGrad rows summed at once: large enough for BLAS, small enough for memory (docs/performance.md)
 
 
 class OuterGrad(LazyGrad):
