@@ -124,7 +124,9 @@ class Function:
     def part_grads(self, grad: Any) -> tuple[Any, ...]:
         """For a node whose result packs several parts along axis 0 (a fused step's state [a⟨t⟩, c⟨t⟩]):
         the gradient of each part. A node in which one part also flows into another (the LSTM's c⟨t⟩
-        into a⟨t⟩) overrides it to add that flow; ``viz.gradient_flow`` asks every such node this way."""
+        into a⟨t⟩) overrides it to add that flow; ``viz.gradient_flow`` asks every such node this way. None
+        for a part no gradient reaches (one that nothing reads, left out of the pictures as on the transparent
+        path, where its tensors are not in the graph)."""
         return tuple(grad[i] for i in range(grad.shape[0]))
 
     def blas_threads(self) -> int | None:

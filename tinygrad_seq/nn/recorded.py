@@ -126,6 +126,20 @@ class Tape:
     def first_result(self) -> int:
         return self.n_fixed + len(self.constants)
 
+    def parts_reaching(self, first_part: int, wanted: set[int]) -> set[int]:
+        """The state parts (indexes) whose values reach the new parts in ``wanted``, over any number of steps;
+        the fixed slots from ``first_part`` on hold the previous state's parts."""
+        sources: list[set[int]] = [{slot} for slot in range(self.first_result)]
+        for op in self.ops:
+            sources.append(set().union(*(sources[slot] for _, slot in op.tensor_args)))
+        reaching, frontier = set(), set(wanted)
+        while frontier:
+            part = frontier.pop()
+            reaching.add(part)
+            found = {slot - first_part for slot in sources[self.outputs[part]] if first_part <= slot < first_part + len(self.outputs)}
+            frontier |= found - reaching
+        return reaching
+
     def trust(self) -> None:
         """Mark the tape checked, and write its replay out as Python (TapeCode), which the steps then run."""
         self.trusted = True
@@ -652,7 +666,10 @@ class RecordedStep(Function):
         full = [xp.zeros(grad.shape[-2:], dtype=grad.dtype) if g is None else g for g in full]
         if d_pass is not None:
             full = [g + (d_pass if self.n_parts == 1 else d_pass[i]) for i, g in enumerate(full)]
-        return tuple(full)
+        # A part that never reaches the output a⟨t⟩ (part 0) gets no gradient on the transparent path, where its
+        # tensors are not in the loss's graph at all: None here too, unless the final state sent it one.
+        alive = self.tape.parts_reaching(self.n_inputs, {0})
+        return tuple(g if i in alive or xp.any(g) else None for i, g in enumerate(full))
 
 
 # ---------------------------------------------------------------- the step object of nn.Recurrent

@@ -279,7 +279,8 @@ def _flow_points(step: Any, node: Any, grad: np.ndarray, flow: dict[str, dict[st
     if "part" in tags:
         parts = [(tags["part"], grad)]
     else:
-        parts = [(part, _dense(g, g.shape)) for part, g in zip(tags["parts"], step.raw.node.part_grads(step.raw.grad))]
+        parts = [(part, _dense(g, g.shape)) for part, g in zip(tags["parts"], step.raw.node.part_grads(step.raw.grad))
+                 if g is not None]  # None: no gradient reaches that part
     for part, values in parts:
         layer, direction = tags.get("layer"), tags.get("direction")
         series = f"{part}|{layer}|{direction}"

@@ -53,6 +53,8 @@ def gradient_flow(loss: Tensor) -> dict[Key, np.ndarray]:
         else:
             parts = list(zip(tags["parts"], step.node.part_grads(step.grad)))
         for part, values in parts:
+            if values is None:  # no gradient reaches this part (a step's node says so; see Function.part_grads)
+                continue
             key = (part, tags.get("layer"), tags.get("direction"))
             found.setdefault(key, {})[tags["t"]] = float(np.linalg.norm(step.tensor.backend.to_host(values)))
     for node in visited:
