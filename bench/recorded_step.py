@@ -54,8 +54,9 @@ class MinimalGatedUnit(nn.RecurrentCell):
 
 def strip_generated_code(cell) -> None:
     """Make ``cell``'s tapes replay through the interpreter (the reference) instead of their generated code."""
-    from tinygrad_seq.nn.recorded import _tapes
+    from tinygrad_seq.nn.recorded import _tapes, recorded_tapes
 
+    recorded_tapes(cell)  # works out every batching split now, so no loop tape gets code after this
     for tape in _tapes.get(cell, {}).values():
         if not isinstance(tape, str):
             tape.code = None

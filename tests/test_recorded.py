@@ -1,6 +1,7 @@
 """The recorded path (a user's cell as one node per step, replayed from a tape) against the transparent one."""
 import contextlib
 import copy
+import warnings
 
 import numpy as np
 import pytest
@@ -476,9 +477,10 @@ def test_check_cell_fails_a_cell_whose_recording_differs():
 
 def trusted_tapes(cell):
     """The cell's trusted tapes and the loop tapes split from them (each runs generated code)."""
-    from tinygrad_seq.nn.recorded import _tapes
+    from tinygrad_seq.nn.recorded import Batching, _tapes
     tapes = [tape for tape in _tapes[cell].values() if not isinstance(tape, str) and tape.trusted]
-    return tapes + [tape.batching.loop for tape in tapes if tape.batching]
+    splits = [Batching.of(tape, len(cell.state_names)) for tape in tapes]
+    return tapes + [split.loop for split in splits if split is not None]
 
 
 @pytest.mark.parametrize("cell", [*CELLS.values(), Permuting, Rejoining, WithUnusedParameter, AroundLSTM])
@@ -491,6 +493,7 @@ def test_the_generated_replay_equals_the_interpreted_one_bit_for_bit(cell, dtype
     x = np.random.default_rng(4).standard_normal((5, 3, 3))
     generated = run(model, x, [5, 2, 4], transparent=False, calls=3)[0]
     run(twin, x, [5, 2, 4], transparent=False, calls=2)  # records and checks: now trusted, with code
+    # trusted_tapes works out every split now: no loop tape is made (with code) after the stripping below
     tapes = [tape for layer in (twin.forward_layer, twin.backward_layer) for tape in trusted_tapes(layer.cell)]
     assert tapes and all(tape.code is not None for tape in tapes)
     for tape in tapes:
@@ -509,12 +512,48 @@ def test_the_generated_code_reads_as_the_ops_in_order():
         layer(ts.randn(5, 2, 3))
     tape = trusted_tapes(layer.cell)[0]
     source = tape.code.source
-    calls = [line.split(" = ")[1].split(".")[0] for line in source.splitlines() if ".__new__(" in line]
+    calls = [line.rsplit("# ", 1)[1] for line in source.splitlines() if ".__new__(" in line]  # each op's name in a comment
     chunks = tape.chunked()  # the gate block's two chunks: plain views, their gradients joined
     assert len(chunks) == 2 and source.count("['index']]; f") == 2
     assert calls == [op.cls.__name__ for j, op in enumerate(tape.ops) if j not in chunks]
-    assert "def forward(fixed, transposed):" in source and "def backward(fns, values, seeds, tags):" in source
+    assert "def forward(fixed, transposed):" in source and "def backward(tape, fns, values, seeds, tags):" in source
     assert source.count(".backward(g[") == sum(tape.slot_needs[tape.first_result + j] for j in range(len(tape.ops)) if j not in chunks)
+
+
+def scaling_op(name):
+    """An op class made by a factory, its name whatever the factory gives (not an identifier here)."""
+
+    def forward(self, x, *, factor):
+        self.factor = factor
+        return x * factor
+
+    def backward(self, grad):
+        return (grad * self.factor,)
+
+    return type(name, (ts.Function,), {"__slots__": ("factor",), "forward": forward, "backward": backward})
+
+
+class NamedOddly(GatedUnit):
+    """Uses ops whose class names are not identifiers, or are names the generated code uses itself."""
+
+    ops = [scaling_op(name) for name in ("Scale-2", "fixed", "tape", "g", "class", "v3", "None")]
+
+    def forward(self, x, state=None):
+        new = super().forward(x, state)
+        for op in self.ops:
+            new = op.apply(new, factor=1.0)
+        return new
+
+
+def test_any_op_class_name_compiles():
+    ts.set_default_dtype("float64")
+    model = nn.Recurrent(NamedOddly(3, 4))
+    x = np.random.default_rng(5).standard_normal((5, 2, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the code is generated: no fallback warning
+        got = run(model, x, None, transparent=False, calls=3)[0]
+    assert_same(got, run(copy.deepcopy(model), x, None, transparent=True)[0])
+    assert all(tape.code is not None for tape in trusted_tapes(model.cell))
 
 
 def test_new_gradient_needs_rewrite_the_code():

@@ -63,7 +63,7 @@ from .steps import Step, contiguous_transpose
 from .tape_code import TapeCode
 
 
-_ARRAYS = settings.array_types  # NumPy's; a CuPy array takes the general path in Tape._add
+_ARRAYS = settings.array_types  # NumPy's: in the interpreter a CuPy array takes the general path of Tape._add
 
 
 class RecordingWarning(UserWarning):
@@ -114,6 +114,7 @@ class Tape:
         self.dtypes: list[Any] = []
         self.batching: Batching | None | bool = False  # the split for batching over time, once worked out (Batching.of)
         self._chunked: dict[int, tuple[int, int, int]] | None = None  # see chunked()
+        self.chunk_ops: dict[int, list[int]] = {}  # slot -> the ops of its chunks, in order (set by chunked())
 
     def transposed_weights(self, params: list[Any], x: Tensor) -> dict[int, Any]:
         """For one layer call on ``x``: each weight slot's array (``params``, the last fixed slots) transposed
@@ -143,7 +144,7 @@ class Tape:
     def trust(self) -> None:
         """Mark the tape checked, and write its replay out as Python (TapeCode), which the steps then run."""
         self.trusted = True
-        self.code = TapeCode(self)
+        self.code = _generated(self)
 
     def set_needs(self, fixed_needs: tuple[bool, ...]) -> None:
         """Which slots need a gradient, from which fixed inputs require grad (as Function.apply decides)."""
@@ -157,7 +158,7 @@ class Tape:
             needs.append(any(flags))
         self.slot_needs = needs
         if self.code is not None:  # the generated code has the old needs written in
-            self.code = TapeCode(self)
+            self.code = _generated(self)
 
     def forward(self, fixed: list[Any], tags: dict[str, Any] | None = None,
                 transposed: dict[int, Any] | None = None) -> tuple[list[Any], list[Function]]:
@@ -202,10 +203,10 @@ class Tape:
 
         ``seeds``: slot -> gradient arriving at that output. ``fns``: the nodes
         to run backward through, one per op (None for an op whose result needs
-        no gradient).
+        no gradient, and for a chunk of a gate block, which needs no node).
         """
         if self.code is not None and not capture and not settings.anomaly_mode:
-            return self.code.backward(fns, values, seeds, tags)
+            return self.code.backward(self, fns, values, seeds, tags)
         grads: list[Any] = [None] * len(values)
         outer: dict[int, list[OuterGrad]] = {}
         owned: set[int] = set()  # slots whose gradient buffer was allocated here, safe to add into in place
@@ -262,12 +263,13 @@ class Tape:
                     start, stop, step = index[-1].indices(shape[-1])
                     if step == 1:
                         cuts.setdefault(op.slots[0], []).append((start, stop, j))
-            self._chunked = {}
+            self._chunked, self.chunk_ops = {}, {}
             for slot, spans in cuts.items():
                 spans.sort()
                 starts, stops = [start for start, _, _ in spans], [stop for _, stop, _ in spans]
                 if starts == [0, *stops[:-1]] and stops[-1] == self.shapes[slot][-1]:
                     self._chunked.update((j, (slot, position, len(spans))) for position, (_, _, j) in enumerate(spans))
+                    self.chunk_ops[slot] = [j for _, _, j in spans]  # in order along the axis
         return self._chunked
 
     def _join(self, grads: list, outer: dict, pieces: list[Any | None], values: list, slot: int, tags: Any,
@@ -281,8 +283,7 @@ class Tape:
             grads[slot] = _xp(like).concatenate(pieces, axis=-1)
             owned.add(slot)
             return
-        chunk_ops = sorted((position, j) for j, (cut, position, _) in self.chunked().items() if cut == slot)
-        for piece, (_, j) in zip(pieces, chunk_ops):
+        for piece, j in zip(pieces, self.chunk_ops[slot]):
             if piece is not None:
                 self._add(grads, outer, values, slot, SliceGrad(self.ops[j].kwargs["index"], piece, like.shape), tags, "GetItem", owned)
 
@@ -315,6 +316,18 @@ class Tape:
             else:
                 grads[slot] = grads[slot] + piece
                 owned.add(slot)
+
+
+def _generated(tape: Tape) -> TapeCode | None:
+    """``tape``'s replay as generated code, or None (the interpreter keeps replaying it) if writing it failed,
+    which it should not: said once, so that the slower path is not silent."""
+    try:
+        return TapeCode(tape)
+    except Exception as error:  # noqa: BLE001  the interpreter is always there to fall back on
+        warnings.warn(f"a recorded cell step could not be written out as code ({type(error).__name__}: {error}); "
+                      "it is replayed by the tape's interpreter, which gives the same results, more slowly. "
+                      "Please report it", RecordingWarning, stacklevel=2)
+        return None
 
 
 def _check_finite(arrays: tuple[Any, ...], tags: Any, op: str) -> None:
@@ -680,11 +693,11 @@ _tapes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _warned: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # cell -> the reasons already warned about (once each)
 
 
-
-
 def recorded_tapes(cell: Any) -> list[Tape]:
-    """What the steps of ``cell`` replay, one tape per trusted recording (shapes, dtypes, grad mode, ...): the
-    loop's own tape where the input's terms run batched before the loop. ``tape.code.source`` is its code."""
+    """The tapes ``cell``'s steps replay, one per trusted recording (shapes, dtypes, grad mode, ...): the loop's
+    own tape where the input's terms can run batched before the loop (as they do once a layer call finds a
+    trusted tape for its input), else the whole step's. ``tape.code.source`` is a tape's code. Works out the
+    batching split of a tape that has none yet, as the next layer call would."""
     tapes = [tape for tape in _tapes.get(cell, {}).values() if isinstance(tape, Tape) and tape.trusted]
     splits = [Batching.of(tape, len(cell.state_names)) for tape in tapes]
     return [tape if split is None else split.loop for tape, split in zip(tapes, splits)]

@@ -8,6 +8,9 @@ op forward and a few per op backward, and compiled; the replay then runs that
 code. The ops' own ``forward`` and ``backward`` still do every computation:
 the code only calls them in order, as the interpreter did, so the equations
 stay written once (in ops/) and the results are the same to the last bit.
+One exception: a gate block's chunks (``tape.chunked()``) are sliced
+inline, with no node, and backward joins their gradients with one
+concatenate, as the interpreter does.
 
 The interpreter stays the reference. It records and checks a new tape, and
 it runs whenever the generated code has nothing to gain or cannot say enough:
@@ -20,6 +23,8 @@ the node of op J, ``g[N]`` slot N's gradient.
 """
 from __future__ import annotations
 
+import itertools
+import linecache
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -33,14 +38,17 @@ if TYPE_CHECKING:
 
 
 class TapeCode:
-    """The generated ``forward(fixed, transposed)`` and ``backward(fns, values, seeds, tags)`` of one tape.
+    """The generated ``forward(fixed, transposed)`` and ``backward(tape, fns, values, seeds, tags)`` of one tape.
 
-    They take and return what ``Tape.forward`` and ``Tape.backward`` do (without ``capture``).
+    They take and return what ``Tape.forward`` and ``Tape.backward`` do (without ``capture``). The code names
+    no user-given identifier: op classes are ``C0, C1, ...`` (their names in comments), so any op a cell
+    uses compiles.
     """
 
     def __init__(self, tape: Tape) -> None:
-        names = _class_names(tape)
-        namespace: dict[str, Any] = {"asarray": np.asarray, "array_types": settings.array_types, "tape": tape}
+        classes = list(dict.fromkeys(op.cls for op in tape.ops))  # each op class once, in order of first use
+        names = {cls: f"C{k}" for k, cls in enumerate(classes)}
+        namespace: dict[str, Any] = {"asarray": np.asarray, "settings": settings}
         namespace.update((name, cls) for cls, name in names.items())
         for i, constant in enumerate(tape.constants):
             namespace[f"c{i}"] = constant  # kept by reference: its array is read when the step runs
@@ -49,22 +57,17 @@ class TapeCode:
         for slot, dtype in enumerate(tape.dtypes):
             namespace[f"dtype{slot}"] = np.dtype(dtype)
         self.source = _forward_source(tape, names) + "\n\n" + _backward_source(tape, names)
-        exec(compile(self.source, f"<tape of {len(tape.ops)} ops>", "exec"), namespace)
+        filename = f"<tape {next(_numbers)}: {len(tape.ops)} ops>"
+        linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)  # for tracebacks
+        exec(compile(self.source, filename, "exec"), namespace)
         self.forward: Callable[..., tuple[list[Any], list[Any]]] = namespace["forward"]
         self.backward: Callable[..., tuple[list[Any], dict, dict]] = namespace["backward"]
 
 
-def _class_names(tape: Tape) -> dict[type, str]:
-    """Each op class's name in the generated code: its own, or numbered when two classes share one."""
-    names: dict[type, str] = {}
-    for op in tape.ops:
-        if op.cls not in names:
-            name = op.cls.__name__
-            names[op.cls] = name if name not in names.values() else f"{name}_{len(names)}"
-    return names
+_numbers = itertools.count()
 
 
-def _names(prefix: str, count: int) -> str:
+def _unpack_targets(prefix: str, count: int) -> str:
     """The targets that unpack ``count`` values: ``v0, v1, v2`` (``v0,`` for one)."""
     return ", ".join(f"{prefix}{i}" for i in range(count)) + ("," if count == 1 else "")
 
@@ -72,7 +75,7 @@ def _names(prefix: str, count: int) -> str:
 def _forward_source(tape: Tape, names: dict[type, str]) -> str:
     lines = [
         "def forward(fixed, transposed):",
-        f"    {_names('v', tape.n_fixed)} = fixed",
+        f"    {_unpack_targets('v', tape.n_fixed)} = fixed",
         *(f"    v{tape.n_fixed + i} = c{i}._data" for i in range(len(tape.constants))),
     ]
     first, chunked = tape.first_result, tape.chunked()
@@ -85,9 +88,10 @@ def _forward_source(tape: Tape, names: dict[type, str]) -> str:
         if op.cls is Linear and op.slots[1] in tape.weight_slots:
             keywords += f", weight_t=transposed.get({op.slots[1]})"  # None when the copy does not pay (steps.py)
         name, result = names[op.cls], first + j
-        lines.append(f"    f{j} = {name}.__new__({name}); v{result} = f{j}.forward({args}{keywords}); f{j}.needs_input_grad = needs{j}")
-        if len(tape.shapes[result]) == 0:
-            lines.append(f"    if not isinstance(v{result}, array_types): v{result} = asarray(v{result})  # a 0-d result")
+        lines.append(f"    f{j} = {name}.__new__({name}); v{result} = f{j}.forward({args}{keywords}); "
+                     f"f{j}.needs_input_grad = needs{j}  # {op.cls.__name__}")
+        if len(tape.shapes[result]) == 0:  # NumPy gives a scalar for a 0-d result
+            lines.append(f"    if not isinstance(v{result}, settings.array_types): v{result} = asarray(v{result})")
     every_value = ", ".join(f"v{slot}" for slot in range(first + len(tape.ops)))
     every_node = ", ".join(f"f{j}" for j in range(len(tape.ops)))
     lines.append(f"    return [{every_value}], [{every_node}]")
@@ -97,10 +101,11 @@ def _forward_source(tape: Tape, names: dict[type, str]) -> str:
 def _backward_source(tape: Tape, names: dict[type, str]) -> str:
     first, chunked = tape.first_result, tape.chunked()
     lines = [
-        "def backward(fns, values, seeds, tags):",
-        *([f"    {_names('f', len(tape.ops))} = fns"] if tape.ops else []),
+        "def backward(tape, fns, values, seeds, tags):",
+        *([f"    {_unpack_targets('f', len(tape.ops))} = fns"] if tape.ops else []),
         f"    g = [None] * {first + len(tape.ops)}",
         "    outer, owned, chunks = {}, set(), {}",
+        "    array_types = settings.array_types",
         "    for slot, seed in seeds.items():",
         "        tape._add(g, outer, values, slot, seed, tags, \"the step's output\", owned)",
     ]
@@ -117,9 +122,9 @@ def _backward_source(tape: Tape, names: dict[type, str]) -> str:
             slot, position, count = chunked[j]
             lines.append(f"    if g[{result}] is not None: chunks.setdefault({slot}, [None] * {count})[{position}] = g[{result}]  # a chunk of v{slot}")
             continue
-        lines += [f"    # {names[op.cls]} -> v{result}", f"    if g[{result}] is not None:", f"        d = f{j}.backward(g[{result}])"]
+        lines += [f"    # {op.cls.__name__} -> v{result}", f"    if g[{result}] is not None:", f"        d = f{j}.backward(g[{result}])"]
         for position, slot in op.grad_targets:
-            lines += _accumulate(position, slot, names[op.cls], writers[slot])
+            lines += _accumulate(position, slot, op.cls.__name__, writers[slot])
     lines += [
         "    for slot, pieces in chunks.items():  # the chunks of an input slot",
         "        tape._join(g, outer, pieces, values, slot, tags, owned)",
@@ -131,7 +136,9 @@ def _backward_source(tape: Tape, names: dict[type, str]) -> str:
 def _accumulate(position: int, slot: int, op: str, writers: int) -> list[str]:
     """Add gradient ``d[position]`` into ``g[slot]``, which ``writers`` ops (and seeds) send one: inline for an
     array of the slot's dtype (the usual case), through ``Tape._add`` for anything else (a lazy gradient,
-    another dtype, a second piece where one writer was expected)."""
+    another dtype, a second piece where one writer was expected). As in the interpreter, a first piece is
+    kept as it is (an op may send one array to two inputs), and a second makes a new array, ``owned``
+    from then on and added into in place."""
     usual = f"type(p) in array_types and p.dtype == dtype{slot}"
     if writers == 1:
         return [
@@ -142,7 +149,7 @@ def _accumulate(position: int, slot: int, op: str, writers: int) -> list[str]:
     return [
         f"        p = d[{position}]",
         f"        if p is None: pass",
-        f"        elif {usual} and g[{slot}] is None: g[{slot}] = p  # maybe shared with another input: not ours to add into",
+        f"        elif {usual} and g[{slot}] is None: g[{slot}] = p",
         f"        elif {usual} and {slot} in owned: g[{slot}] += p",
         f"        elif {usual}: g[{slot}] = g[{slot}] + p; owned.add({slot})",
         f"        else: tape._add(g, outer, values, {slot}, p, tags, {op!r}, owned)",
