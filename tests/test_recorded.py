@@ -596,3 +596,19 @@ def test_gradient_flow_leaves_out_a_part_no_gradient_reaches_on_both_paths():
     assert sorted(flows) == sorted(expected) == [("a", 0, "forward"), ("c", 0, "forward")]
     for key in flows:
         np.testing.assert_allclose(flows[key], expected[key], rtol=1e-10)
+
+
+def test_a_tape_whose_code_fails_to_compile_is_interpreted_with_a_warning(monkeypatch):
+    from tinygrad_seq.nn import tape_code
+
+    def broken(self, tape):
+        raise SyntaxError("a bug in the generator")
+
+    monkeypatch.setattr(tape_code.TapeCode, "__init__", broken)
+    ts.set_default_dtype("float64")
+    model = nn.Recurrent(GatedUnit(3, 4))
+    x = np.random.default_rng(6).standard_normal((5, 2, 3))
+    with pytest.warns(RecordingWarning, match="could not be written out as code.*a bug in the generator"):
+        got = run(model, x, None, transparent=False, calls=3)[0]
+    assert_same(got, run(copy.deepcopy(model), x, None, transparent=True)[0])
+    assert all(tape.trusted and tape.code is None for tape in trusted_tapes(model.cell))
