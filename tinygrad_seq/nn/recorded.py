@@ -116,6 +116,11 @@ class Tape:
         self._chunked: dict[int, tuple[int, int, int]] | None = None  # see chunked()
         self.chunk_ops: dict[int, list[int]] = {}  # slot -> the ops of its chunks, in order (set by chunked())
 
+    def __repr__(self) -> str:
+        needs = [f"v{slot}" for slot in range(self.n_fixed) if getattr(self, "slot_needs", [False] * self.n_fixed)[slot]]
+        return (f"Tape({len(self.ops)} ops: {', '.join(op.cls.__name__ for op in self.ops)}; "
+                f"inputs v0-v{self.n_fixed - 1}, of which {', '.join(needs) or 'none'} need a gradient)")
+
     def transposed_weights(self, params: list[Any], x: Tensor) -> dict[int, Any]:
         """For one layer call on ``x``: each weight slot's array (``params``, the last fixed slots) transposed
         into a contiguous copy where that pays (steps.contiguous_transpose), read by every step."""
