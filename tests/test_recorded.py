@@ -536,7 +536,7 @@ def scaling_op(name):
 class NamedOddly(GatedUnit):
     """Uses ops whose class names are not identifiers, or are names the generated code uses itself."""
 
-    ops = [scaling_op(name) for name in ("Scale-2", "fixed", "tape", "g", "class", "v3", "None")]
+    ops = [scaling_op(name) for name in ("Scale-2", "fixed", "tape", "g", "class", "v3", "None", "two\nlines")]
 
     def forward(self, x, state=None):
         new = super().forward(x, state)

@@ -56,7 +56,7 @@ class TapeCode:
             namespace[f"needs{j}"], namespace[f"k{j}"] = op.needs, op.kwargs
         for slot, dtype in enumerate(tape.dtypes):
             namespace[f"dtype{slot}"] = np.dtype(dtype)
-        self.source = _forward_source(tape, names) + "\n\n" + _backward_source(tape, names)
+        self.source = _forward_source(tape, names) + "\n\n" + _backward_source(tape)
         filename = f"<tape {next(_numbers)}: {len(tape.ops)} ops>"
         linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)  # for tracebacks
         exec(compile(self.source, filename, "exec"), namespace)
@@ -65,6 +65,11 @@ class TapeCode:
 
 
 _numbers = itertools.count()
+
+
+def _shown(cls: type) -> str:
+    """An op class's name for a comment in the code: on one line, whatever the class was named."""
+    return " ".join(cls.__name__.split())
 
 
 def _unpack_targets(prefix: str, count: int) -> str:
@@ -89,7 +94,7 @@ def _forward_source(tape: Tape, names: dict[type, str]) -> str:
             keywords += f", weight_t=transposed.get({op.slots[1]})"  # None when the copy does not pay (steps.py)
         name, result = names[op.cls], first + j
         lines.append(f"    f{j} = {name}.__new__({name}); v{result} = f{j}.forward({args}{keywords}); "
-                     f"f{j}.needs_input_grad = needs{j}  # {op.cls.__name__}")
+                     f"f{j}.needs_input_grad = needs{j}  # {_shown(op.cls)}")
         if len(tape.shapes[result]) == 0:  # NumPy gives a scalar for a 0-d result
             lines.append(f"    if not isinstance(v{result}, settings.array_types): v{result} = asarray(v{result})")
     every_value = ", ".join(f"v{slot}" for slot in range(first + len(tape.ops)))
@@ -98,7 +103,7 @@ def _forward_source(tape: Tape, names: dict[type, str]) -> str:
     return "\n".join(lines)
 
 
-def _backward_source(tape: Tape, names: dict[type, str]) -> str:
+def _backward_source(tape: Tape) -> str:
     first, chunked = tape.first_result, tape.chunked()
     lines = [
         "def backward(tape, fns, values, seeds, tags):",
@@ -122,7 +127,7 @@ def _backward_source(tape: Tape, names: dict[type, str]) -> str:
             slot, position, count = chunked[j]
             lines.append(f"    if g[{result}] is not None: chunks.setdefault({slot}, [None] * {count})[{position}] = g[{result}]  # a chunk of v{slot}")
             continue
-        lines += [f"    # {op.cls.__name__} -> v{result}", f"    if g[{result}] is not None:", f"        d = f{j}.backward(g[{result}])"]
+        lines += [f"    # {_shown(op.cls)} -> v{result}", f"    if g[{result}] is not None:", f"        d = f{j}.backward(g[{result}])"]
         for position, slot in op.grad_targets:
             lines += _accumulate(position, slot, op.cls.__name__, writers[slot])
     lines += [
