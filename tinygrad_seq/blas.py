@@ -29,9 +29,6 @@ SMALL_STEP_MACS = 3_000_000
 between LSTM B32 H128 (2.1 M, as fast or faster on one thread) and LSTM B16 H256 (4.2 M: generating a token
 takes 0.70 of its one-thread time on two)."""
 
-_libraries: list[Any] | None = None  # NumPy's BLAS libraries, found once
-
-
 TINY_STEP_MACS = 65_536
 """Below this, OpenBLAS runs a product on one thread by itself: limiting it would only cost the switch."""
 
@@ -47,6 +44,9 @@ def step_threads(batch: int, weights: list[Any]) -> int | None:
     if not weights or type(weights[0]) is not np.ndarray:
         return None
     return threads_for_step(batch, sum(weight.size for weight in weights))
+
+
+_libraries: list[Any] | None = None  # NumPy's BLAS libraries, found once
 
 
 def _blas_libraries() -> list[Any]:

@@ -63,9 +63,6 @@ from .steps import Step, contiguous_transpose
 from .tape_code import TapeCode
 
 
-_ARRAYS = settings.array_types  # NumPy's: in the interpreter a CuPy array takes the general path of Tape._add
-
-
 class RecordingWarning(UserWarning):
     """A cell step could not be recorded (or its replay differed) and runs transparently."""
 
@@ -82,7 +79,7 @@ class TapeOp:
     """One recorded op: its class, its positional arguments (tensors, as slot numbers; None elsewhere) and its
     keyword parameters (everything that is not a tensor: the op convention of ``Function.apply``)."""
 
-    __slots__ = ("cls", "arity", "tensor_args", "kwargs", "needs", "grad_targets", "slots", "all_tensors")
+    __slots__ = ("cls", "arity", "tensor_args", "kwargs", "needs", "grad_targets", "slots")
 
     def __init__(self, cls: type, arity: int, tensor_args: tuple[tuple[int, int], ...], kwargs: dict) -> None:
         self.cls, self.arity, self.tensor_args, self.kwargs = cls, arity, tensor_args, kwargs  # arity: how many positional (tensors, Nones)
@@ -92,7 +89,6 @@ class TapeOp:
         for pos, slot in tensor_args:
             slots[pos] = slot
         self.slots = tuple(slots)  # each positional argument's slot, None for a None argument
-        self.all_tensors = None not in slots  # the common case, read with one comprehension
 
 
 class Tape:
@@ -112,12 +108,14 @@ class Tape:
         self.code: TapeCode | None = None  # the replay as generated Python, once trusted (nn/tape_code.py)
         self.shapes: list[tuple] = []  # each slot's shape and dtype in the recorded step (set by build_tape)
         self.dtypes: list[Any] = []
+        self.slot_needs: list[bool] = [False] * n_fixed  # which slots need a gradient (set_needs)
+        self._reaching_output: dict[int, set[int]] = {}  # see parts_reaching_output
         self.batching: Batching | None | bool = False  # the split for batching over time, once worked out (Batching.of)
         self._chunked: dict[int, tuple[int, int, int]] | None = None  # see chunked()
         self.chunk_ops: dict[int, list[int]] = {}  # slot -> the ops of its chunks, in order (set by chunked())
 
     def __repr__(self) -> str:
-        needs = [f"v{slot}" for slot in range(self.n_fixed) if getattr(self, "slot_needs", [False] * self.n_fixed)[slot]]
+        needs = [f"v{slot}" for slot in range(self.n_fixed) if self.slot_needs[slot]]
         return (f"Tape({len(self.ops)} ops: {', '.join(op.cls.__name__ for op in self.ops)}; "
                 f"inputs v0-v{self.n_fixed - 1}, of which {', '.join(needs) or 'none'} need a gradient)")
 
@@ -132,19 +130,21 @@ class Tape:
     def first_result(self) -> int:
         return self.n_fixed + len(self.constants)
 
-    def parts_reaching(self, first_part: int, wanted: set[int]) -> set[int]:
-        """The state parts (indexes) whose values reach the new parts in ``wanted``, over any number of steps;
-        the fixed slots from ``first_part`` on hold the previous state's parts."""
-        sources: list[set[int]] = [{slot} for slot in range(self.first_result)]
-        for op in self.ops:
-            sources.append(set().union(*(sources[slot] for _, slot in op.tensor_args)))
-        reaching, frontier = set(), set(wanted)
-        while frontier:
-            part = frontier.pop()
-            reaching.add(part)
-            found = {slot - first_part for slot in sources[self.outputs[part]] if first_part <= slot < first_part + len(self.outputs)}
-            frontier |= found - reaching
-        return reaching
+    def parts_reaching_output(self, first_part: int) -> set[int]:
+        """The state parts (indexes) whose values reach part 0, the output a⟨t⟩, over any number of steps; the
+        fixed slots from ``first_part`` on hold the previous state's parts. Worked out once."""
+        if first_part not in self._reaching_output:
+            sources: list[set[int]] = [{slot} for slot in range(self.first_result)]
+            for op in self.ops:
+                sources.append(set().union(*(sources[slot] for _, slot in op.tensor_args)))
+            reaching, frontier = set(), {0}
+            while frontier:
+                part = frontier.pop()
+                reaching.add(part)
+                frontier |= {slot - first_part for slot in sources[self.outputs[part]]
+                             if first_part <= slot < first_part + len(self.outputs)} - reaching
+            self._reaching_output[first_part] = reaching
+        return self._reaching_output[first_part]
 
     def trust(self) -> None:
         """Mark the tape checked, and write its replay out as Python (TapeCode), which the steps then run."""
@@ -174,27 +174,22 @@ class Tape:
         """
         if self.code is not None and not settings.anomaly_mode:
             return self.code.forward(fixed, transposed or {})
-        values = list(fixed)
-        values += [c._data for c in self.constants]
+        # The interpreter: it records and checks new tapes and runs under detect_anomaly; a trusted tape's steps
+        # run the generated code above, so this loop is written to be read, not to be fast.
+        values = list(fixed) + [c._data for c in self.constants]
         fns = []
-        array_types, anomaly_mode = settings.array_types, settings.anomaly_mode
-        for op in self.ops:  # the hot loop of the recorded path: one pass per op, nothing looked up twice
-            cls = op.cls
-            fn = cls.__new__(cls)
-            if op.all_tensors:
-                args = [values[slot] for slot in op.slots]
-            else:
-                args = [None if slot is None else values[slot] for slot in op.slots]
-            if transposed and cls is Linear and op.slots[1] in transposed:
-                out = fn.forward(*args, **op.kwargs, weight_t=transposed[op.slots[1]])
-            else:
-                out = fn.forward(*args, **op.kwargs) if op.kwargs else fn.forward(*args)  # ** costs, even empty
-            if not isinstance(out, array_types):
+        transposed = transposed or {}
+        for op in self.ops:
+            fn = op.cls.__new__(op.cls)
+            args = [None if slot is None else values[slot] for slot in op.slots]
+            layout = {"weight_t": transposed[op.slots[1]]} if op.cls is Linear and op.slots[1] in transposed else {}
+            out = fn.forward(*args, **op.kwargs, **layout)
+            if not isinstance(out, settings.array_types):
                 out = np.asarray(out)
             fn.needs_input_grad = op.needs
-            if anomaly_mode and out.dtype.kind == "f" and not bool(_xp(out).isfinite(out).all()):
+            if settings.anomaly_mode and out.dtype.kind == "f" and not bool(_xp(out).isfinite(out).all()):
                 raise FloatingPointError(
-                    f"detect_anomaly: {cls.__name__} inside a recorded cell step produced a non-finite output going forward, "
+                    f"detect_anomaly: {op.cls.__name__} inside a recorded cell step produced a non-finite output going forward, "
                     f"at {place(tags or {})}. Run the layer inside ts.transparent() to see the step gate by gate"
                 )
             values.append(out)
@@ -219,7 +214,6 @@ class Tape:
             self._add(grads, outer, values, slot, grad, tags, "the step's output", owned)
         first = self.first_result
         captured = {}
-        array_types, anomaly_mode, slot_needs = _ARRAYS, settings.anomaly_mode, self.slot_needs
         chunked, chunks = self.chunked(), {}  # chunks: slot -> its chunks' gradients so far, by position
         for j in range(len(self.ops) - 1, -1, -1):
             result = first + j
@@ -228,7 +222,7 @@ class Tape:
             grad, fn = grads[result], fns[j]
             if result in capture:
                 captured[result] = grad
-            if grad is None or not slot_needs[result]:
+            if grad is None or not self.slot_needs[result]:
                 continue
             if j in chunked:  # one chunk of a gate block: its gradient waits for the others, to be joined in one go
                 slot, position, count = chunked[j]
@@ -239,13 +233,8 @@ class Tape:
             op = self.ops[j]
             input_grads = fn.backward(grad)
             for pos, slot in op.grad_targets:
-                piece = input_grads[pos]
-                if piece is None:
-                    continue
-                if type(piece) in array_types and grads[slot] is None and piece.dtype == values[slot].dtype and not anomaly_mode:
-                    grads[slot] = piece  # the common case, kept short
-                else:
-                    self._add(grads, outer, values, slot, piece, tags, op.cls.__name__, owned)
+                if input_grads[pos] is not None:
+                    self._add(grads, outer, values, slot, input_grads[pos], tags, op.cls.__name__, owned)
         for slot, pieces in chunks.items():  # chunks of a fixed slot (x⟨t⟩ or a state part cut into pieces)
             self._join(grads, outer, pieces, values, slot, tags, owned)
         for slot in capture:
@@ -686,7 +675,7 @@ class RecordedStep(Function):
             full = [g + (d_pass if self.n_parts == 1 else d_pass[i]) for i, g in enumerate(full)]
         # A part that never reaches the output a⟨t⟩ (part 0) gets no gradient on the transparent path, where its
         # tensors are not in the loss's graph at all: None here too, unless the final state sent it one.
-        alive = self.tape.parts_reaching(self.n_inputs, {0})
+        alive = self.tape.parts_reaching_output(self.n_inputs)
         return tuple(g if i in alive or xp.any(g) else None for i, g in enumerate(full))
 
 
