@@ -307,14 +307,6 @@ class Permuting(GatedUnit):
         return z * a + (1 - z) * g[:, self.hidden_size :].tanh()
 
 
-def test_an_index_array_beside_a_slice_is_replayed_like_transparent():
-    ts.set_default_dtype("float64")
-    model = nn.Recurrent(Permuting(3, 4))
-    x = np.random.default_rng(2).standard_normal((5, 3, 3))
-    got, expected = run(model, x, None, transparent=False, calls=3), run(copy.deepcopy(model), x, None, transparent=True)
-    assert_same(got[0], expected[0])
-
-
 class Rejoining(GatedUnit):
     """Cuts its gate block into chunks and also reads the block itself (every other column): the block's
     gradient is the chunks' joined plus that slice's, added into one buffer."""
@@ -327,13 +319,23 @@ class Rejoining(GatedUnit):
         return (1 - z) * a + z * candidate.tanh() + 0.1 * g[:, ::2]
 
 
-def test_a_gate_block_read_whole_and_in_chunks_is_replayed_like_transparent():
+def replays_like_transparent(cell):
+    """Record, check and replay ``cell`` in float64; the replay's outputs and gradients equal the transparent path's."""
     ts.set_default_dtype("float64")
-    model = nn.Recurrent(Rejoining(3, 4))
+    model = nn.Recurrent(cell(3, 4))
     x = np.random.default_rng(2).standard_normal((5, 3, 3))
     got, expected = run(model, x, None, transparent=False, calls=3), run(copy.deepcopy(model), x, None, transparent=True)
     assert_same(got[0], expected[0])
-    assert any(tape.chunked() for tape in trusted_tapes(model.cell))
+    return model.cell
+
+
+def test_an_index_array_beside_a_slice_is_replayed_like_transparent():
+    replays_like_transparent(Permuting)
+
+
+def test_a_gate_block_read_whole_and_in_chunks_is_replayed_like_transparent():
+    cell = replays_like_transparent(Rejoining)
+    assert any(tape.chunked() for tape in trusted_tapes(cell))  # both ways of reading the block were replayed
 
 
 class WithUnusedParameter(GatedUnit):
@@ -476,11 +478,11 @@ def test_check_cell_fails_a_cell_whose_recording_differs():
 
 
 def trusted_tapes(cell):
-    """The cell's trusted tapes and the loop tapes split from them (each runs generated code)."""
-    from tinygrad_seq.nn.recorded import Batching, _tapes
-    tapes = [tape for tape in _tapes[cell].values() if not isinstance(tape, str) and tape.trusted]
-    splits = [Batching.of(tape, len(cell.state_names)) for tape in tapes]
-    return tapes + [split.loop for split in splits if split is not None]
+    """Every tape of the cell that runs generated code: the trusted recordings, and the loop tapes
+    ``recorded_tapes`` splits from them (working out every split now, so none is made after this)."""
+    from tinygrad_seq.nn.recorded import Tape, _tapes, recorded_tapes
+    whole = [tape for tape in _tapes[cell].values() if isinstance(tape, Tape) and tape.trusted]
+    return list({id(tape): tape for tape in whole + recorded_tapes(cell)}.values())
 
 
 @pytest.mark.parametrize("cell", [*CELLS.values(), Permuting, Rejoining, WithUnusedParameter, AroundLSTM])
@@ -493,7 +495,6 @@ def test_the_generated_replay_equals_the_interpreted_one_bit_for_bit(cell, dtype
     x = np.random.default_rng(4).standard_normal((5, 3, 3))
     generated = run(model, x, [5, 2, 4], transparent=False, calls=3)[0]
     run(twin, x, [5, 2, 4], transparent=False, calls=2)  # records and checks: now trusted, with code
-    # trusted_tapes works out every split now: no loop tape is made (with code) after the stripping below
     tapes = [tape for layer in (twin.forward_layer, twin.backward_layer) for tape in trusted_tapes(layer.cell)]
     assert tapes and all(tape.code is not None for tape in tapes)
     for tape in tapes:
@@ -546,14 +547,10 @@ class NamedOddly(GatedUnit):
 
 
 def test_any_op_class_name_compiles():
-    ts.set_default_dtype("float64")
-    model = nn.Recurrent(NamedOddly(3, 4))
-    x = np.random.default_rng(5).standard_normal((5, 2, 3))
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the code is generated: no fallback warning
-        got = run(model, x, None, transparent=False, calls=3)[0]
-    assert_same(got, run(copy.deepcopy(model), x, None, transparent=True)[0])
-    assert all(tape.code is not None for tape in trusted_tapes(model.cell))
+        cell = replays_like_transparent(NamedOddly)
+    assert all(tape.code is not None for tape in trusted_tapes(cell))
 
 
 def test_new_gradient_needs_rewrite_the_code():
@@ -605,10 +602,6 @@ def test_a_tape_whose_code_fails_to_compile_is_interpreted_with_a_warning(monkey
         raise SyntaxError("a bug in the generator")
 
     monkeypatch.setattr(tape_code.TapeCode, "__init__", broken)
-    ts.set_default_dtype("float64")
-    model = nn.Recurrent(GatedUnit(3, 4))
-    x = np.random.default_rng(6).standard_normal((5, 2, 3))
     with pytest.warns(RecordingWarning, match="could not be written out as code.*a bug in the generator"):
-        got = run(model, x, None, transparent=False, calls=3)[0]
-    assert_same(got, run(copy.deepcopy(model), x, None, transparent=True)[0])
-    assert all(tape.trusted and tape.code is None for tape in trusted_tapes(model.cell))
+        cell = replays_like_transparent(GatedUnit)
+    assert all(tape.trusted and tape.code is None for tape in trusted_tapes(cell))
