@@ -38,6 +38,29 @@ def describe_machine() -> str:
     )
 
 
+def time_alternating(functions, repeats, synchronize=lambda: None, clock=None, pick=None, warm_up=2):
+    """ms of each function, run in turn ``repeats`` times after ``warm_up`` calls each: the median of its
+    times (``pick``), by wall clock (``clock``: time.process_time for CPU time). ``synchronize`` waits for a
+    device before and after each call, so a step's time is the time until its device work is done."""
+    import statistics
+    import time
+
+    clock = clock or time.perf_counter
+    pick = pick or statistics.median
+    for f in functions:
+        for _ in range(warm_up):
+            f()
+    times = [[] for _ in functions]
+    for _ in range(repeats):
+        for i, f in enumerate(functions):
+            synchronize()
+            start = clock()
+            f()
+            synchronize()
+            times[i].append(clock() - start)
+    return [pick(t) * 1e3 for t in times]
+
+
 def reference_torch():
     """PyTorch for the same-run comparison, or None when it is not installed."""
     try:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import common
 
 import argparse
-import time
 
 import numpy as np
 
@@ -80,15 +79,10 @@ def main() -> None:
     model.load_state_dict({name: value.detach().numpy() for name, value in reference.state_dict().items()})
     first = np.random.default_rng(0).integers(0, VOCABULARY, args.batch)
     np.testing.assert_array_equal(ours(model, first, args.tokens), theirs(torch, reference, first, args.tokens))
-    best = {"ours": float("inf"), "torch": float("inf")}
-    for _ in range(args.repeat):
-        for name, run in (("ours", lambda: ours(model, first, args.tokens)), ("torch", lambda: theirs(torch, reference, first, args.tokens))):
-            start = time.perf_counter()
-            run()
-            best[name] = min(best[name], time.perf_counter() - start)
+    mine, its = common.time_alternating([lambda: ours(model, first, args.tokens), lambda: theirs(torch, reference, first, args.tokens)],
+                                        args.repeat, pick=min, warm_up=0)  # the check above warmed both up
     print(f"LSTM B{args.batch} H{args.hidden}, {args.tokens} tokens one at a time, greedy, no grad:")
-    print(f"  tinygrad_seq {best['ours'] * 1e3:.1f} ms   torch {best['torch'] * 1e3:.1f} ms   "
-          f"ratio {best['ours'] / best['torch']:.2f}   ({best['ours'] / args.tokens * 1e6:.0f} µs per token)")
+    print(f"  tinygrad_seq {mine:.1f} ms   torch {its:.1f} ms   ratio {mine / its:.2f}   ({mine / args.tokens * 1e3:.0f} µs per token)")
 
 
 if __name__ == "__main__":

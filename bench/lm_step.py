@@ -18,13 +18,12 @@ device time of its work plus what the host spends queueing it.
 from __future__ import annotations
 
 import common
+from common import time_alternating
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -107,23 +106,6 @@ def their_step(torch, cell, batch, steps, hidden, layers, bidirectional, device=
         opt.step()
 
     return step
-
-
-def time_alternating(functions, repeats, synchronize=lambda: None):
-    """Median ms of each function, alternating; ``synchronize`` waits for a device before and after each call,
-    so a step's time is the time until its device work is done, not until it was queued."""
-    for f in functions:
-        f()
-        f()
-    times = [[] for _ in functions]
-    for _ in range(repeats):
-        for i, f in enumerate(functions):
-            synchronize()
-            start = time.perf_counter()
-            f()
-            synchronize()
-            times[i].append(time.perf_counter() - start)
-    return [statistics.median(t) * 1e3 for t in times]
 
 
 def peak_memory_mb(library, cell):

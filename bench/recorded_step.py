@@ -54,14 +54,11 @@ class MinimalGatedUnit(nn.RecurrentCell):
 
 def strip_generated_code(cell) -> None:
     """Make ``cell``'s tapes replay through the interpreter (the reference) instead of their generated code."""
-    from tinygrad_seq.nn.recorded import _tapes, recorded_tapes
+    from tinygrad_seq.nn.recorded import Tape, _tapes, recorded_tapes
 
-    recorded_tapes(cell)  # works out every batching split now, so no loop tape gets code after this
-    for tape in _tapes.get(cell, {}).values():
-        if not isinstance(tape, str):
-            tape.code = None
-            if tape.batching:
-                tape.batching.loop.code = None
+    whole = [tape for tape in _tapes.get(cell, {}).values() if isinstance(tape, Tape)]
+    for tape in whole + recorded_tapes(cell):  # recorded_tapes makes every loop tape now: none gets code after this
+        tape.code = None
 
 
 def wall_clock(layers: dict, x, args) -> dict:
@@ -84,24 +81,19 @@ def cpu_time(layers: dict, x, args) -> dict:
     """Best CPU-time ms of each (layer, path), alternating, on one BLAS thread."""
     def once(layer, path):
         with ts.testing.on_path(path):
-            start = time.process_time()
             layer(x)[0].sum().backward()  # the graph is released inside the timing, as in a training loop
-            spent = time.process_time() - start
         layer.zero_grad()
         x.grad = None
-        return spent * 1e3
 
-    best = dict.fromkeys(layers, float("inf"))
     with threadpool_limits(1, user_api="blas"):
         for name, (layer, path) in layers.items():
             once(layer, path)
             once(layer, path)  # recorded and checked
             if name == "interpreted":
                 strip_generated_code(layer.cell)
-        for _ in range(args.rounds):
-            for name, (layer, path) in layers.items():
-                best[name] = min(best[name], once(layer, path))
-    return best
+        times = common.time_alternating([lambda layer=layer, path=path: once(layer, path) for layer, path in layers.values()],
+                                        args.rounds, clock=time.process_time, pick=min, warm_up=0)
+    return dict(zip(layers, times))
 
 
 def main() -> None:

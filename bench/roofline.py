@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lm_step import CONFIGS, EMBEDDING, LAYERS, VOCABULARY, our_step, their_step, time_alternating
+from common import time_alternating
+from lm_step import CONFIGS, EMBEDDING, LAYERS, VOCABULARY, our_step, their_step
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 
