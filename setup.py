@@ -23,6 +23,7 @@ setup(
         "resvg-py>=0.5",  # PNG without a system Graphviz (viz/render.py)
         "tqdm>=4.60",
         "threadpoolctl>=3",  # one BLAS thread for a small layer's time steps (tinygrad_seq/blas.py)
+        "numba>=0.60",  # the float32 LSTM and GRU steps' elementwise work as compiled loops (tinygrad_seq/ops/loops.py)
     ],
     extras_require={
         "plot": ["matplotlib>=3.7"],

@@ -17,7 +17,9 @@ ratios swing by tens of percent; ``--cpu-time`` measures the process's CPU
 time instead, on one BLAS thread, with the paths alternating --rounds times
 and the best of each kept, and adds an "interpreted" column: the same
 recorded step replayed by the tape's interpreter instead of its generated
-code (nn/tape_code.py), which is what that code buys. The BLAS variables
+code (nn/tape_code.py), which is what that code buys; for the LSTM, also
+its kernel without the compiled loops of ops/loops.py (``ts.without_numba``),
+the kernel issue 18's ratio was first measured against. The BLAS variables
 that slow NumPy down on some machines are dropped for this process
 (bench/common.py), and the BLAS kernel in use is printed.
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 import common  # noqa: F401  first: drops the slow-BLAS variables before NumPy loads
 
 import argparse
+import contextlib
 import copy
 import time
 import timeit
@@ -50,6 +53,10 @@ class MinimalGatedUnit(nn.RecurrentCell):
         z, candidate = ts.chunk(self.input_projection(x) + self.hidden_projection(a_prev), 2, axis=-1)
         z = nn.gate(z.sigmoid(), "update")
         return (1 - z) * a_prev + z * candidate.tanh()
+
+
+NUMPY_KERNEL = "kernel without numba"  # the kernel's NumPy equations (ts.without_numba): what the loops of ops/loops.py replace
+CELLS_WITH_LOOPS = (nn.LSTMCell, nn.GRUCell)
 
 
 def strip_generated_code(cell) -> None:
@@ -80,7 +87,8 @@ def wall_clock(layers: dict, x, args) -> dict:
 def cpu_time(layers: dict, x, args) -> dict:
     """Best CPU-time ms of each (layer, path), alternating, on one BLAS thread."""
     def once(layer, path):
-        with ts.testing.on_path(path):
+        numpy_passes = path == NUMPY_KERNEL
+        with ts.testing.on_path("kernel" if numpy_passes else path), ts.without_numba() if numpy_passes else contextlib.nullcontext():
             layer(x)[0].sum().backward()  # the graph is released inside the timing, as in a training loop
         layer.zero_grad()
         x.grad = None
@@ -117,9 +125,13 @@ def main() -> None:
         layer = nn.Recurrent(make(args.hidden, args.hidden))
         layers = {"interpreted": (copy.deepcopy(layer), "recorded")} if args.cpu_time else {}
         layers.update((path, (layer, path)) for path in ts.testing.paths(layer.cell) + ["transparent"])
+        if args.cpu_time and make in CELLS_WITH_LOOPS:
+            layers[NUMPY_KERNEL] = (layer, NUMPY_KERNEL)
         times = measure(layers, x, args)
         kernel = f"kernel {times['kernel']:7.2f}   " if "kernel" in times else " " * 18
         ratio = f"  recorded/kernel {times['recorded'] / times['kernel']:.2f}" if "kernel" in times else ""
+        if NUMPY_KERNEL in times:
+            ratio += f" (kernel without numba {times[NUMPY_KERNEL]:.2f}: recorded/that {times['recorded'] / times[NUMPY_KERNEL]:.2f})"
         interpreted = f"   interpreted {times['interpreted']:7.2f}" if "interpreted" in times else ""
         print(f"  {name:28s} {kernel}recorded {times['recorded']:7.2f}{interpreted}   transparent {times['transparent']:7.2f}   "
               f"transparent/recorded {times['transparent'] / times['recorded']:.2f}{ratio}")

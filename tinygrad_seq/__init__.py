@@ -23,6 +23,7 @@ from .creation import arange, full, ones, rand, randn, zeros
 from .gradcheck import grad_check
 from .nn.cells import transparent
 from .nn.steps import without_kernels
+from .ops.cell_steps import without_numba
 from .engine import BackwardStep
 from .function import Function
 from .modes import detect_anomaly, enable_grad, is_grad_enabled, no_grad, tags
@@ -51,5 +52,5 @@ __all__ = [
     "Backend", "BackendError", "BackwardStep", "Function", "Tensor", "__version__", "arange", "chunk", "concat", "course",
     "detect_anomaly", "enable_grad", "from_numpy", "full", "get_backend", "get_default_dtype", "grad_check", "interop", "is_grad_enabled",
     "manual_seed", "maximum", "nn", "no_grad", "ones", "ops", "optim", "rand", "randn", "set_backend", "set_default_dtype",
-    "settings", "split", "stack", "tags", "testing", "transparent", "use_backend", "without_kernels", "where", "zeros",
+    "settings", "split", "stack", "tags", "testing", "transparent", "use_backend", "without_kernels", "without_numba", "where", "zeros",
 ]

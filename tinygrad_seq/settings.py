@@ -3,7 +3,7 @@
 Everything here is process-wide state that the rest of the package reads;
 nothing else in the package keeps mutable module-level state. Every mode
 (``ts.no_grad``, ``ts.enable_grad``, ``ts.tags``, ``ts.detect_anomaly``,
-``ts.transparent``, ``ts.without_kernels``, ``ts.use_backend``) is a thin use
+``ts.transparent``, ``ts.without_kernels``, ``ts.without_numba``, ``ts.use_backend``) is a thin use
 of :class:`override`, which sets any of the settings for a block and restores
 them after it, nested and exception-safe:
 
@@ -36,6 +36,9 @@ setting            meaning                                                writte
                    gate instead of one node per step                      ``testing.on_path``
 ``kernels``        False inside ``ts.without_kernels()``: built-in        ``ts.without_kernels``,
                    cells run on the recorded path, not their kernels      ``testing.on_path``
+``numba_loops``    False inside ``ts.without_numba()``: the float32      ``ts.without_numba``
+                   LSTM and GRU kernels do their elementwise work in
+                   NumPy instead of compiled loops (ops/loops.py)
 ``recording``      None, or the ``nn.recorded.Recording`` that            ``nn.recorded``, while it
                    ``Function.apply`` and the host conversions report     records a cell step
                    to
@@ -74,11 +77,12 @@ default_dtype: np.dtype = np.dtype(np.float32)
 cell_registry: dict[str, type] = {}
 transparent: bool = False
 kernels: bool = True
+numba_loops: bool = True
 version_clock: int = 0
 recording: Any = None
 
 SETTINGS = ("backend", "grad_enabled", "current_tags", "anomaly_mode", "host_rng", "seed", "default_dtype",
-            "cell_registry", "transparent", "kernels", "recording")
+            "cell_registry", "transparent", "kernels", "numba_loops", "recording")
 
 _module = sys.modules[__name__]
 

@@ -23,11 +23,57 @@ contiguously, made once per layer call by the kernel (see
 """
 from __future__ import annotations
 
-from .. import blas
+import functools
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .. import blas, settings
 from ..backend import backend_of
 from ..function import Function
 from ..lazy_grad import OuterGrad, SliceGrad
 from .elementwise import logistic
+
+_FLOAT32 = np.dtype(np.float32)
+
+
+class without_numba(settings.override):
+    """Inside the block, the float32 LSTM and GRU kernels do their elementwise work as NumPy passes, not as
+    the compiled loops of ops/loops.py: how the two are checked equal, and how to measure what the loops buy.
+
+    >>> import tinygrad_seq as ts
+    >>> from tinygrad_seq import nn
+    >>> lstm, x = nn.LSTM(3, 4), ts.randn(5, 2, 3)
+    >>> with ts.without_numba():
+    ...     numpy_passes, _ = lstm(x)
+    >>> compiled_loops, _ = lstm(x)
+    >>> bool(abs(compiled_loops - numpy_passes).max().item() < 1e-6)
+    True
+    """
+
+    def __init__(self) -> None:
+        super().__init__(numba_loops=False)
+
+
+@functools.cache
+def _loops_module() -> ModuleType | None:
+    try:  # imported on first use: importing numba takes a quarter of a second
+        from . import loops
+    except ImportError:  # numba is a dependency; without it (a broken install) the NumPy equations run
+        return None
+    return loops
+
+
+def _compiled_loops(*arrays: Any) -> ModuleType | None:
+    """ops/loops.py when its loops can run on ``arrays`` (C-contiguous float32 NumPy arrays, numba there,
+    ``settings.numba_loops``), else None: the caller then runs its NumPy equations."""
+    if not settings.numba_loops:
+        return None
+    for array in arrays:
+        if type(array) is not np.ndarray or array.dtype != _FLOAT32 or not array.flags.c_contiguous:
+            return None
+    return _loops_module()
 
 
 def _step_input(projected, t):
@@ -98,7 +144,7 @@ class RNNStep(Function):
 class GRUStep(Function):
     """GRUCell's equations in one node; ``reset_after`` as in GRUCell."""
 
-    __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "r", "z", "n", "gh_n", "rh", "reset_after")
+    __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "r", "z", "n", "gh_n", "rh", "reset_after", "gate_block")
     saved_inputs = (1, 2)  # h_prev, w_hh
     blas_threads = _step_threads
     layout_keywords = ("w_hh_t",)
@@ -107,12 +153,20 @@ class GRUStep(Function):
         xp = backend_of(h_prev).xp
         H = h_prev.shape[1]
         gx = _step_input(projected, t)
+        self.gate_block = None
         if reset_after:
             gh = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
-            r = logistic(gx[:, :H] + gh[:, :H])
-            z = logistic(gx[:, H : 2 * H] + gh[:, H : 2 * H])
-            gh_n = gh[:, 2 * H :].copy()  # a copy, so the whole (B, 3H) gh need not be kept for backward
-            n = xp.tanh(gx[:, 2 * H :] + r * gh_n)
+            loops = _compiled_loops(gx, gh, h_prev)
+            if loops is not None:  # the same equations, one compiled loop
+                self.gate_block, h = xp.empty((h_prev.shape[0], 4 * H), gh.dtype), xp.empty_like(h_prev)
+                loops.gru_forward(gx, gh, h_prev, self.gate_block, h)
+                r, z, n, gh_n = (self.gate_block[:, k * H : (k + 1) * H] for k in range(4))
+            else:
+                r = logistic(gx[:, :H] + gh[:, :H])
+                z = logistic(gx[:, H : 2 * H] + gh[:, H : 2 * H])
+                gh_n = gh[:, 2 * H :].copy()  # a copy, so the whole (B, 3H) gh need not be kept for backward
+                n = xp.tanh(gx[:, 2 * H :] + r * gh_n)
+                h = n + z * (h_prev - n)  # = (1 − z) n + z a⟨t−1⟩
             self.gh_n, self.rh = gh_n, None
         else:
             gh = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t, rows=slice(0, 2 * H))
@@ -121,7 +175,7 @@ class GRUStep(Function):
             rh = r * h_prev
             n = xp.tanh(gx[:, 2 * H :] + _hidden_matmul(rh, w_hh, b_hh, w_hh_t, rows=slice(2 * H, None)))
             self.gh_n, self.rh = None, rh
-        h = n + z * (h_prev - n)  # = (1 − z) n + z a⟨t−1⟩
+            h = n + z * (h_prev - n)
         self.t, self.shape, self.h_prev, self.w_hh, self.running = t, projected.shape, h_prev, w_hh, running
         self.r, self.z, self.n, self.reset_after = r, z, n, reset_after
         return _masked(h, h_prev, running, xp)
@@ -131,24 +185,31 @@ class GRUStep(Function):
         d_h, d_pass = _split_masked_grad(grad, self.running, xp)
         r, z, n, h_prev, w_hh = self.r, self.z, self.n, self.h_prev, self.w_hh
         H = h_prev.shape[1]
-        d_n_pre = d_h * (1 - z) * (1 - n * n)
-        d_z_pre = d_h * (h_prev - n) * z * (1 - z)
-        d_h_prev = d_h * z
-        if self.reset_after:
-            d_r_pre = d_n_pre * self.gh_n * r * (1 - r)
-            d_gh = xp.concatenate([d_r_pre, d_z_pre, d_n_pre * r], axis=1)
+        loops = None if self.gate_block is None else _compiled_loops(d_h, h_prev)
+        if loops is not None:  # the same equations, one compiled loop
+            d_gx, d_gh, d_h_prev = xp.empty((len(d_h), 3 * H), d_h.dtype), xp.empty((len(d_h), 3 * H), d_h.dtype), xp.empty_like(d_h)
+            loops.gru_backward(d_h, self.gate_block, h_prev, d_gx, d_gh, d_h_prev)
             d_h_prev += d_gh @ w_hh
             d_w_hh = OuterGrad(d_gh, h_prev, w_hh.shape)
         else:
-            d_rh = d_n_pre @ w_hh[2 * H :]
-            d_r_pre = d_rh * h_prev * r * (1 - r)
-            d_gh_rz = xp.concatenate([d_r_pre, d_z_pre], axis=1)
-            d_h_prev += d_rh * r + d_gh_rz @ w_hh[: 2 * H]
-            d_w_hh = [OuterGrad(d_gh_rz, h_prev, w_hh.shape, slice(0, 2 * H)), OuterGrad(d_n_pre, self.rh, w_hh.shape, slice(2 * H, 3 * H))]
-            d_gh = xp.concatenate([d_gh_rz, d_n_pre], axis=1)
+            d_n_pre = d_h * (1 - z) * (1 - n * n)
+            d_z_pre = d_h * (h_prev - n) * z * (1 - z)
+            d_h_prev = d_h * z
+            if self.reset_after:
+                d_r_pre = d_n_pre * self.gh_n * r * (1 - r)
+                d_gh = xp.concatenate([d_r_pre, d_z_pre, d_n_pre * r], axis=1)
+                d_h_prev += d_gh @ w_hh
+                d_w_hh = OuterGrad(d_gh, h_prev, w_hh.shape)
+            else:
+                d_rh = d_n_pre @ w_hh[2 * H :]
+                d_r_pre = d_rh * h_prev * r * (1 - r)
+                d_gh_rz = xp.concatenate([d_r_pre, d_z_pre], axis=1)
+                d_h_prev += d_rh * r + d_gh_rz @ w_hh[: 2 * H]
+                d_w_hh = [OuterGrad(d_gh_rz, h_prev, w_hh.shape, slice(0, 2 * H)), OuterGrad(d_n_pre, self.rh, w_hh.shape, slice(2 * H, 3 * H))]
+                d_gh = xp.concatenate([d_gh_rz, d_n_pre], axis=1)
+            d_gx = xp.concatenate([d_r_pre, d_z_pre, d_n_pre], axis=1)
         if d_pass is not None:
             d_h_prev += d_pass
-        d_gx = xp.concatenate([d_r_pre, d_z_pre, d_n_pre], axis=1)
         d_b = d_gh.sum(axis=0) if self.needs_input_grad[3] else None
         return _input_grad(d_gx, self.t, self.shape), d_h_prev, d_w_hh, d_b
 
@@ -186,7 +247,7 @@ class SimplifiedGRUStep(Function):
 class LSTMStep(Function):
     """LSTMCell's equations in one node. The state is packed as one (2, B, H) tensor: [a⟨t⟩, c⟨t⟩]."""
 
-    __slots__ = ("t", "shape", "state_prev", "w_hh", "running", "i", "f", "g", "o", "c", "peepholes")
+    __slots__ = ("t", "shape", "state_prev", "w_hh", "running", "i", "f", "g", "o", "c", "peepholes", "gate_block")
     saved_inputs = (1, 2, 4, 5, 6)  # the packed state, w_hh and the peephole weights
     blas_threads = _step_threads
     layout_keywords = ("w_hh_t",)
@@ -199,25 +260,33 @@ class LSTMStep(Function):
         gates = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
         gates += _step_input(projected, t)
         peephole = w_ci is not None
-        if peephole:
-            gates[:, :H] += w_ci * c_prev
-            gates[:, H : 2 * H] += w_cf * c_prev
-        i = logistic(gates[:, :H])
-        f = logistic(gates[:, H : 2 * H])
-        g = xp.tanh(gates[:, 2 * H : 3 * H])
-        # [a⟨t⟩, c⟨t⟩], written in place (c is saved as a view of it), in the dtype the arithmetic promotes to:
-        # an int or lower-precision state must not be cast down into.
-        state = xp.empty(state_prev.shape, dtype=xp.result_type(gates, state_prev))
-        c = xp.multiply(f, c_prev, out=state[1])
-        c += i * g
-        o_pre = gates[:, 3 * H :]
-        if peephole:
-            o_pre = o_pre + w_co * c
-        o = logistic(o_pre)
-        xp.tanh(c, out=state[0])
-        state[0] *= o
+        loops = None if peephole else _compiled_loops(gates, c_prev)
+        if loops is not None:  # the same equations, one compiled loop
+            gate_block, state = xp.empty_like(gates), xp.empty(state_prev.shape, gates.dtype)
+            loops.lstm_forward(gates, c_prev, gate_block, state)
+            i, f, g, o = (gate_block[:, k * H : (k + 1) * H] for k in range(4))
+            c = state[1]
+        else:
+            gate_block = None
+            if peephole:
+                gates[:, :H] += w_ci * c_prev
+                gates[:, H : 2 * H] += w_cf * c_prev
+            i = logistic(gates[:, :H])
+            f = logistic(gates[:, H : 2 * H])
+            g = xp.tanh(gates[:, 2 * H : 3 * H])
+            # [a⟨t⟩, c⟨t⟩], written in place (c is saved as a view of it), in the dtype the arithmetic promotes to:
+            # an int or lower-precision state must not be cast down into.
+            state = xp.empty(state_prev.shape, dtype=xp.result_type(gates, state_prev))
+            c = xp.multiply(f, c_prev, out=state[1])
+            c += i * g
+            o_pre = gates[:, 3 * H :]
+            if peephole:
+                o_pre = o_pre + w_co * c
+            o = logistic(o_pre)
+            xp.tanh(c, out=state[0])
+            state[0] *= o
         self.t, self.shape, self.state_prev, self.w_hh, self.running = t, projected.shape, state_prev, w_hh, running
-        self.i, self.f, self.g, self.o, self.c = i, f, g, o, c
+        self.i, self.f, self.g, self.o, self.c, self.gate_block = i, f, g, o, c, gate_block
         self.peepholes = (w_ci, w_cf, w_co) if peephole else None
         return _masked(state, state_prev, running, xp)
 
@@ -234,22 +303,28 @@ class LSTMStep(Function):
         d_state, d_pass = _split_masked_grad(grad, self.running, xp)
         d_h, d_c = d_state[0], d_state[1]
         i, f, g, o, c = self.i, self.f, self.g, self.o, self.c
-        tanh_c = xp.tanh(c)  # recomputed: cheaper than keeping it for every step
         h_prev, c_prev = self.state_prev[0], self.state_prev[1]
-        d_o_pre = d_h * tanh_c * o * (1 - o)
-        d_c = d_c + d_h * o * (1 - tanh_c * tanh_c)
-        if self.peepholes is not None:
-            w_ci, w_cf, w_co = self.peepholes
-            d_c = d_c + d_o_pre * w_co
-        d_i_pre = d_c * g * i * (1 - i)
-        d_f_pre = d_c * c_prev * f * (1 - f)
-        d_g_pre = d_c * i * (1 - g * g)
-        d_c_prev = d_c * f
-        peephole_grads = (None, None, None)
-        if self.peepholes is not None:
-            d_c_prev += d_i_pre * w_ci + d_f_pre * w_cf
-            peephole_grads = ((d_i_pre * c_prev).sum(axis=0), (d_f_pre * c_prev).sum(axis=0), (d_o_pre * c).sum(axis=0))
-        d_gates = xp.concatenate([d_i_pre, d_f_pre, d_g_pre, d_o_pre], axis=1)
+        loops = None if self.gate_block is None else _compiled_loops(d_h, d_c, c_prev)
+        if loops is not None:  # the same equations, one compiled loop
+            d_gates, d_c_prev = xp.empty_like(self.gate_block), xp.empty_like(c_prev)
+            loops.lstm_backward(d_h, d_c, self.gate_block, c, c_prev, d_gates, d_c_prev)
+            peephole_grads = (None, None, None)
+        else:
+            tanh_c = xp.tanh(c)  # recomputed: cheaper than keeping it for every step
+            d_o_pre = d_h * tanh_c * o * (1 - o)
+            d_c = d_c + d_h * o * (1 - tanh_c * tanh_c)
+            if self.peepholes is not None:
+                w_ci, w_cf, w_co = self.peepholes
+                d_c = d_c + d_o_pre * w_co
+            d_i_pre = d_c * g * i * (1 - i)
+            d_f_pre = d_c * c_prev * f * (1 - f)
+            d_g_pre = d_c * i * (1 - g * g)
+            d_c_prev = d_c * f
+            peephole_grads = (None, None, None)
+            if self.peepholes is not None:
+                d_c_prev += d_i_pre * w_ci + d_f_pre * w_cf
+                peephole_grads = ((d_i_pre * c_prev).sum(axis=0), (d_f_pre * c_prev).sum(axis=0), (d_o_pre * c).sum(axis=0))
+            d_gates = xp.concatenate([d_i_pre, d_f_pre, d_g_pre, d_o_pre], axis=1)
         d_state_prev = xp.stack([d_gates @ self.w_hh, d_c_prev])
         if d_pass is not None:
             d_state_prev += d_pass

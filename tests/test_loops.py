@@ -1,0 +1,135 @@
+"""The compiled loops of ops/loops.py (float32 LSTM and GRU steps) against the NumPy equations they replace."""
+import numpy as np
+import pytest
+
+import tinygrad_seq as ts
+from tinygrad_seq import nn, settings
+from tinygrad_seq.engine import topological_order
+from tinygrad_seq.ops import cell_steps
+
+loops = pytest.importorskip("tinygrad_seq.ops.loops", reason="numba is not installed (a dependency: pip install -e .)")
+import numba  # noqa: E402  (after the skip: importorskip has shown numba imports)
+
+
+@numba.njit
+def _each(function_id, x, out):
+    for k in range(x.shape[0]):
+        out[k] = loops.tanh32(x[k]) if function_id == 0 else loops.sigmoid32(x[k])
+
+
+def _float32_sweep():
+    rng = np.random.default_rng(0)
+    dense = np.linspace(-20, 20, 400_001)
+    tiny = np.array([0.0, -0.0, 1e-30, -1e-30, 1e-8, 4e-4, -4e-4])
+    return np.concatenate([dense, tiny, rng.standard_normal(100_000) * 6]).astype(np.float32)
+
+
+def test_tanh32_is_within_its_documented_bound_and_odd():
+    x = _float32_sweep()
+    ours = np.empty_like(x)
+    _each(0, x, ours)
+    exact = np.tanh(x.astype(np.float64))
+    assert np.max(np.abs(ours - exact)) < 4e-7  # ops/loops.py says 3.4e-7 over this sweep; NumPy's own float32 tanh: 6e-8
+    negated = np.empty_like(x)
+    _each(0, -x, negated)
+    np.testing.assert_array_equal(negated, -ours)
+    tiny = np.abs(x) < 1e-3
+    np.testing.assert_allclose(ours[tiny], exact[tiny], rtol=1e-6)  # relative precision near 0, not only absolute
+
+
+def test_sigmoid32_is_within_its_documented_bound():
+    x = _float32_sweep()
+    ours = np.empty_like(x)
+    _each(1, x, ours)
+    exact = 1 / (1 + np.exp(-x.astype(np.float64)))
+    assert np.max(np.abs(ours - exact)) < 2.5e-7  # ops/loops.py says 2.3e-7
+    assert np.all(ours[x < -15.9] == 0) and np.all(exact[x < -15.9] < 1.4e-7)
+    assert np.all((ours >= 0) & (ours <= 1))
+
+
+def test_nan_and_infinities_pass_through():
+    x = np.array([np.nan, np.inf, -np.inf], np.float32)
+    out = np.empty_like(x)
+    _each(0, x, out)
+    assert np.isnan(out[0]) and list(out[1:]) == [1, -1]
+    _each(1, x, out)
+    assert np.isnan(out[0]) and list(out[1:]) == [1, 0]
+
+
+def _step_nodes(output, name):
+    return [t.grad_fn for t in topological_order(output)[0] if t.grad_fn.name == name]
+
+
+LAYERS = {
+    "lstm": lambda: nn.LSTM(3, 5),
+    "gru": lambda: nn.GRU(3, 5),
+    "lstm_two_layers_bidirectional": lambda: nn.LSTM(3, 5, num_layers=2, bidirectional=True),
+    "gru_two_layers_bidirectional": lambda: nn.GRU(3, 5, num_layers=2, bidirectional=True),
+}
+
+
+def _forward_backward(layer, x, initial, lengths):
+    inputs = ts.Tensor(x, requires_grad=True)
+    state = [ts.Tensor(part, requires_grad=True) for part in initial]
+    out, final = layer(inputs, state[0] if len(state) == 1 else tuple(state), lengths=lengths)
+    finals = [final] if isinstance(final, ts.Tensor) else list(final)
+    weights = np.random.default_rng(9)
+    loss = (out * ts.Tensor(weights.standard_normal(out.shape).astype(np.float32))).sum()
+    for part in finals:
+        loss = loss + (part * ts.Tensor(weights.standard_normal(part.shape).astype(np.float32))).sum()
+    steps = _step_nodes(out, "LSTMStep" if isinstance(layer, nn.LSTM) else "GRUStep")
+    ran_loops = {step.gate_block is not None for step in steps}  # asked before backward frees what steps saved
+    loss.backward()
+    values = [out.numpy()] + [part.numpy() for part in finals]
+    grads = [inputs.grad, *(part.grad for part in state), *(p.grad for p in layer.parameters())]
+    return values, grads, ran_loops
+
+
+@pytest.mark.parametrize("make_layer", LAYERS.values(), ids=list(LAYERS))
+@pytest.mark.parametrize("batch", [1, 4])
+@pytest.mark.parametrize("with_lengths", [False, True], ids=["full", "lengths"])
+def test_loops_equal_the_numpy_equations_in_float32(make_layer, batch, with_lengths):
+    ts.manual_seed(0)
+    layer = make_layer()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, batch, 3)).astype(np.float32) * 2
+    shape = (layer.num_layers * (2 if layer.bidirectional else 1), batch, 5)
+    initial = [rng.standard_normal(shape).astype(np.float32) for _ in range(2 if isinstance(layer, nn.LSTM) else 1)]
+    lengths = ([6, 2, 5, 1][:batch] if batch > 1 else [4]) if with_lengths else None
+    values, grads, ran_loops = _forward_backward(layer, x, initial, lengths)
+    assert ran_loops == {True}
+    layer.zero_grad()
+    with ts.without_numba():
+        reference_values, reference_grads, ran_loops = _forward_backward(layer, x, initial, lengths)
+    assert ran_loops == {False}
+    for ours, reference in zip(values, reference_values):
+        np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=2e-6)
+    for ours, reference in zip(grads, reference_grads):
+        np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5 * np.abs(reference).max())
+
+
+@pytest.mark.parametrize("make_layer, name, runs_loops", [
+    (lambda: nn.LSTM(3, 5), "LSTMStep", True),
+    (lambda: nn.GRU(3, 5), "GRUStep", True),
+    (lambda: nn.LSTM(3, 5, peephole=True), "LSTMStep", False),
+    (lambda: nn.GRU(3, 5, reset_after=False), "GRUStep", False),
+], ids=["lstm", "gru", "lstm_peephole", "gru_reset_before"])
+def test_loops_run_on_float32_only_and_not_on_the_variants_they_lack(make_layer, name, runs_loops):
+    ts.manual_seed(0)
+    layer = make_layer()
+    x = np.random.default_rng(0).standard_normal((3, 2, 3))
+    out, _ = layer(ts.Tensor(x.astype(np.float32)))
+    assert (_step_nodes(out, name)[0].gate_block is not None) is runs_loops
+    layer.to(np.float64)
+    out, _ = layer(ts.Tensor(x))
+    assert out.dtype == np.float64 and _step_nodes(out, name)[0].gate_block is None  # float64: the exact NumPy path
+
+
+def test_the_loops_take_only_contiguous_float32_numpy_arrays():
+    a = np.zeros((4, 6), np.float32)
+    assert cell_steps._compiled_loops(a, a[:, :3].copy()) is loops
+    assert cell_steps._compiled_loops(a, a[:, :3]) is None  # a strided view: the NumPy equations run
+    assert cell_steps._compiled_loops(a, a.astype(np.float64)) is None
+    with ts.without_numba():
+        assert not settings.numba_loops and cell_steps._compiled_loops(a) is None
+    assert settings.numba_loops
