@@ -111,7 +111,8 @@ def their_step(torch, cell, batch, steps, hidden, layers, bidirectional, device=
 def peak_memory_mb(library, cell):
     """Peak resident memory (MB) one step adds, at B=32, T=256, H=512, in a fresh process.
 
-    The resident size with the model built is the baseline; after a warm-up
+    The resident size with the model built (and, for tinygrad_seq, what it
+    imports on first use: numba, as torch is imported) is the baseline; after a warm-up
     step the high-water mark is reset (/proc/self/clear_refs), and the peak of
     the next step minus the baseline is the step's memory (what the allocator
     kept from the warm-up included), whatever each library's import size.
@@ -135,6 +136,7 @@ def memory_probe(library, cell):
 
         step = their_step(torch, cell, 32, 256, 512, 1, False)
     else:
+        our_step(cell, 2, 2, 4, 1, False)()  # the lazy imports (numba, the compiled loops) before the baseline, as torch's
         step = our_step(cell, 32, 256, 512, 1, False)
     import gc
 

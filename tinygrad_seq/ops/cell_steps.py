@@ -306,8 +306,9 @@ class LSTMStep(Function):
         h_prev, c_prev = self.state_prev[0], self.state_prev[1]
         loops = None if self.gate_block is None else _compiled_loops(d_h, d_c, c_prev)
         if loops is not None:  # the same equations, one compiled loop
-            d_gates, d_c_prev = xp.empty_like(self.gate_block), xp.empty_like(c_prev)
-            loops.lstm_backward(d_h, d_c, self.gate_block, c, c_prev, d_gates, d_c_prev)
+            d_gates, d_state_prev = xp.empty_like(self.gate_block), xp.empty(d_state.shape, d_h.dtype)
+            loops.lstm_backward(d_h, d_c, self.gate_block, c, c_prev, d_gates, d_state_prev[1])
+            xp.matmul(d_gates, self.w_hh, out=d_state_prev[0])
             peephole_grads = (None, None, None)
         else:
             tanh_c = xp.tanh(c)  # recomputed: cheaper than keeping it for every step
@@ -325,7 +326,7 @@ class LSTMStep(Function):
                 d_c_prev += d_i_pre * w_ci + d_f_pre * w_cf
                 peephole_grads = ((d_i_pre * c_prev).sum(axis=0), (d_f_pre * c_prev).sum(axis=0), (d_o_pre * c).sum(axis=0))
             d_gates = xp.concatenate([d_i_pre, d_f_pre, d_g_pre, d_o_pre], axis=1)
-        d_state_prev = xp.stack([d_gates @ self.w_hh, d_c_prev])
+            d_state_prev = xp.stack([d_gates @ self.w_hh, d_c_prev])
         if d_pass is not None:
             d_state_prev += d_pass
         d_b = d_gates.sum(axis=0) if self.needs_input_grad[3] else None
