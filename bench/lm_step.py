@@ -1,14 +1,21 @@
 """One language-model training step, tinygrad_seq against PyTorch, in the same run.
 
     pip install -e ".[bench]" torch==2.13.0
-    python bench/lm_step.py [--steps 20] [--cells rnn gru lstm] [--configs all] [--memory]
+    python bench/lm_step.py [--steps 20] [--cells rnn gru lstm] [--configs all] [--memory] [--alone]
     python bench/lm_step.py --backend cupy --torch-device cuda     (on a GPU)
 
 The step: Embedding(65, 64) -> RNN/GRU/LSTM -> Linear(-> 65), cross-entropy
 over all positions, backward, clip_grad_norm_(5), Adam; float32. For each
 configuration (B, T, H, layers[, bidirectional]) it prints the median time of
 --steps steps after warm-up, the two libraries alternating step by step, and
-the ratio (ours / PyTorch: below 1 is faster). ``--transparent`` also times
+the ratio (ours / PyTorch: below 1 is faster). Alternating keeps the two
+under the same machine load, but on a 2-core machine it slows PyTorch far
+more than this library: OpenBLAS's worker thread spins for a while after
+NumPy's last product, taking a core from PyTorch's next step (RNN-512:
+PyTorch's step took 82 ms alternating, 37 with NumPy's BLAS on one thread,
+34 alone). ``--alone`` instead runs each library by itself in a fresh
+process, steps back to back, as a training loop does: the figure a user
+sees (docs/performance.md, "Alone or alternating"). ``--transparent`` also times
 the gate-by-gate path; ``--memory`` measures the peak memory of one step at
 B=32, T=256, H=512 for both (each in a fresh process, from /proc's VmHWM).
 On a GPU (``--backend cupy``, ``--torch-device cuda``) the device is
@@ -108,6 +115,37 @@ def their_step(torch, cell, batch, steps, hidden, layers, bidirectional, device=
     return step
 
 
+def alone_ms(library, cell, config, steps):
+    """Median ms of ``steps`` training steps run back to back in a fresh process that runs nothing else."""
+    code = (
+        "import sys; sys.path.insert(0, 'bench'); import lm_step\n"
+        f"lm_step.alone_probe({library!r}, {cell!r}, {config!r}, {steps})\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def alone_probe(library, cell, config, steps):
+    import statistics
+    import time
+
+    batch, length, hidden, layers, bidirectional = CONFIGS[config]
+    if library == "torch":
+        import torch
+
+        step = their_step(torch, cell, batch, length, hidden, layers, bidirectional)
+    else:
+        step = our_step(cell, batch, length, hidden, layers, bidirectional)
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    print(statistics.median(times) * 1e3)
+
+
 def peak_memory_mb(library, cell):
     """Peak resident memory (MB) one step adds, at B=32, T=256, H=512, in a fresh process.
 
@@ -157,6 +195,8 @@ def main():
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--transparent", action="store_true", help="also time the gate-by-gate path")
     parser.add_argument("--memory", action="store_true", help="peak memory at B32 T256 H512")
+    parser.add_argument("--alone", action="store_true",
+                        help="each library in its own fresh process, steps back to back, instead of alternating (CPU)")
     parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="tinygrad_seq's backend")
     parser.add_argument("--torch-device", choices=["cpu", "cuda"], default="cpu", help="where PyTorch runs (cuda beside --backend cupy)")
     args = parser.parse_args()
@@ -175,6 +215,10 @@ def main():
     for cell in args.cells:
         for name in args.configs:
             batch, steps, hidden, layers, bidirectional = CONFIGS[name]
+            if args.alone:
+                ours, theirs = alone_ms("ours", cell, name, args.steps), alone_ms("torch", cell, name, args.steps) if torch else float("nan")
+                print(f"| {cell} | {name} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} |", flush=True)
+                continue
             functions = [our_step(cell, batch, steps, hidden, layers, bidirectional)]
             if torch is not None:
                 functions.append(their_step(torch, cell, batch, steps, hidden, layers, bidirectional, args.torch_device))
