@@ -1,6 +1,6 @@
 """Generation one token at a time, tinygrad_seq against PyTorch, in the same run.
 
-    python bench/generate.py [--batch 16] [--hidden 256] [--tokens 200] [--repeat 7]
+    python bench/generate.py [--batch 16] [--hidden 256] [--tokens 200] [--repeat 7] [--alone]
 
 Embedding(65, 64) -> nn.LSTM(64, H) -> Linear(-> 65), no gradient, greedy:
 every step feeds the last token of each of the B sequences through the
@@ -9,6 +9,9 @@ is what ``ts.text.sample`` does, without the sampling itself. Both libraries
 start from the same weights (PyTorch's, loaded into ours) and must produce
 the same tokens; the figure is the best of --repeat runs of the whole
 generation, the libraries alternating, and the ratio is ours / PyTorch's.
+``--alone`` runs each library's --repeat generations back to back instead
+(the first of each block dropped): alternating lets NumPy's spinning BLAS
+thread slow PyTorch (docs/performance.md, "Alone or alternating").
 """
 from __future__ import annotations
 
@@ -65,6 +68,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--tokens", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--alone", action="store_true", help="each library's runs back to back, not alternating")
     args = parser.parse_args()
     torch = common.reference_torch()
     common.print_header(torch)
@@ -79,9 +83,13 @@ def main() -> None:
     model.load_state_dict({name: value.detach().numpy() for name, value in reference.state_dict().items()})
     first = np.random.default_rng(0).integers(0, VOCABULARY, args.batch)
     np.testing.assert_array_equal(ours(model, first, args.tokens), theirs(torch, reference, first, args.tokens))
-    mine, its = common.time_alternating([lambda: ours(model, first, args.tokens), lambda: theirs(torch, reference, first, args.tokens)],
-                                        args.repeat, pick=min, warm_up=0)  # the check above warmed both up
-    print(f"LSTM B{args.batch} H{args.hidden}, {args.tokens} tokens one at a time, greedy, no grad:")
+    runs = [lambda: ours(model, first, args.tokens), lambda: theirs(torch, reference, first, args.tokens)]
+    if args.alone:
+        mine, its = (common.time_alternating([run], args.repeat, pick=min, warm_up=1)[0] for run in runs)
+    else:
+        mine, its = common.time_alternating(runs, args.repeat, pick=min, warm_up=0)  # the check above warmed both up
+    print(f"LSTM B{args.batch} H{args.hidden}, {args.tokens} tokens one at a time, greedy, no grad, "
+          f"{'each library alone' if args.alone else 'alternating'}:")
     print(f"  tinygrad_seq {mine:.1f} ms   torch {its:.1f} ms   ratio {mine / its:.2f}   ({mine / args.tokens * 1e3:.0f} µs per token)")
 
 

@@ -31,6 +31,7 @@ import argparse
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -118,7 +119,7 @@ def their_step(torch, cell, batch, steps, hidden, layers, bidirectional, device=
 def alone_ms(library, cell, config, steps):
     """Median ms of ``steps`` training steps run back to back in a fresh process that runs nothing else."""
     code = (
-        "import sys; sys.path.insert(0, 'bench'); import lm_step\n"
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import lm_step\n"
         f"lm_step.alone_probe({library!r}, {cell!r}, {config!r}, {steps})\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -156,7 +157,7 @@ def peak_memory_mb(library, cell):
     kept from the warm-up included), whatever each library's import size.
     """
     code = (
-        "import sys; sys.path.insert(0, 'bench'); import lm_step\n"
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import lm_step\n"
         f"lm_step.memory_probe({library!r}, {cell!r})\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -200,6 +201,8 @@ def main():
     parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="tinygrad_seq's backend")
     parser.add_argument("--torch-device", choices=["cpu", "cuda"], default="cpu", help="where PyTorch runs (cuda beside --backend cupy)")
     args = parser.parse_args()
+    if args.alone and (args.backend != "numpy" or args.transparent):
+        parser.error("--alone times the default path on the CPU: leave out --backend and --transparent")
     backend = ts.set_backend(args.backend)
     torch = common.reference_torch()
 

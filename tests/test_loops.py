@@ -20,8 +20,8 @@ def _each(function_id, x, out):
 def _float32_sweep():
     rng = np.random.default_rng(0)
     dense = np.linspace(-20, 20, 400_001)
-    tiny = np.array([0.0, -0.0, 1e-30, -1e-30, 1e-8, 4e-4, -4e-4])
-    return np.concatenate([dense, tiny, rng.standard_normal(100_000) * 6]).astype(np.float32)
+    special = np.array([0.0, -0.0, 1e-30, -1e-30, 1e-8, 4e-4, -4e-4, 5.827876, -5.827876])  # ±5.827876: tanh32's worst
+    return np.concatenate([dense, special, rng.standard_normal(100_000) * 6]).astype(np.float32)
 
 
 def test_tanh32_is_within_its_documented_bound_and_odd():
@@ -29,7 +29,7 @@ def test_tanh32_is_within_its_documented_bound_and_odd():
     ours = np.empty_like(x)
     _each(0, x, ours)
     exact = np.tanh(x.astype(np.float64))
-    assert np.max(np.abs(ours - exact)) < 4e-7  # ops/loops.py says 3.4e-7 over this sweep; NumPy's own float32 tanh: 6e-8
+    assert np.max(np.abs(ours - exact)) < 4.2e-7  # ops/loops.py: 4.1e-7 over every float32; NumPy's own float32 tanh: 6e-8
     negated = np.empty_like(x)
     _each(0, -x, negated)
     np.testing.assert_array_equal(negated, -ours)
@@ -42,8 +42,10 @@ def test_sigmoid32_is_within_its_documented_bound():
     ours = np.empty_like(x)
     _each(1, x, ours)
     exact = 1 / (1 + np.exp(-x.astype(np.float64)))
-    assert np.max(np.abs(ours - exact)) < 2.5e-7  # ops/loops.py says 2.3e-7
-    assert np.all(ours[x < -15.9] == 0) and np.all(exact[x < -15.9] < 1.4e-7)
+    assert np.max(np.abs(ours - exact)) < 2.3e-7  # ops/loops.py: 2.27e-7 over every float32
+    assert np.all(ours[x < -15.82] == 0) and np.all(exact[x < -15.82] < 1.4e-7)
+    far = (x < -8) & (x > -15)  # absolute precision only: the relative error grows as σ shrinks (ops/loops.py)
+    assert np.max(np.abs(ours[far] - exact[far]) / exact[far]) > 1e-4
     assert np.all((ours >= 0) & (ours <= 1))
 
 
@@ -133,3 +135,30 @@ def test_the_loops_take_only_contiguous_float32_numpy_arrays():
     with ts.without_numba():
         assert not settings.numba_loops and cell_steps._compiled_loops(a) is None
     assert settings.numba_loops
+
+
+class _RefusingFinder:
+    """An import hook that fails the loops' module as numba fails without a writable cache folder."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "tinygrad_seq.ops.loops":
+            raise RuntimeError("cannot cache function 'tanh32': no locator available")
+        return None
+
+
+def test_numba_that_cannot_compile_falls_back_to_numpy_with_a_warning(monkeypatch):
+    import sys
+
+    import tinygrad_seq.ops
+
+    monkeypatch.delattr(tinygrad_seq.ops, "loops")
+    monkeypatch.delitem(sys.modules, "tinygrad_seq.ops.loops")
+    monkeypatch.setattr(sys, "meta_path", [_RefusingFinder(), *sys.meta_path])
+    cell_steps._loops_module.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="NumPy equations.*no locator available.*NUMBA_CACHE_DIR"):
+            assert cell_steps._compiled_loops(np.zeros((2, 3), np.float32)) is None
+        out, _ = nn.LSTM(3, 4)(ts.randn(2, 1, 3))  # runs, on the NumPy equations
+        assert out.shape == (2, 1, 4)
+    finally:
+        cell_steps._loops_module.cache_clear()  # the real module again for the tests after this one

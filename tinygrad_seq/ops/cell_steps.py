@@ -24,6 +24,7 @@ contiguously, made once per layer call by the kernel (see
 from __future__ import annotations
 
 import functools
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -61,6 +62,11 @@ def _loops_module() -> ModuleType | None:
     try:  # imported on first use: importing numba takes a quarter of a second
         from . import loops
     except ImportError:  # numba is a dependency; without it (a broken install) the NumPy equations run
+        return None
+    except Exception as error:  # numba there but unusable (no writable cache folder, an LLVM error): the same
+        warnings.warn(f"the float32 LSTM and GRU steps run their NumPy equations, not ops/loops.py's compiled loops: "
+                      f"{type(error).__name__}: {error}. Set NUMBA_CACHE_DIR to a writable folder if the cache is the cause",
+                      RuntimeWarning, stacklevel=2)
         return None
     return loops
 

@@ -102,9 +102,11 @@ def tanh(x: Tensor) -> Tensor:
 def logistic(x: Any) -> Any:
     """σ(x) = 1 / (1 + e^−x) on an array, to the last bit for every x (as PyTorch's), in place on one new array.
 
-    The one sigmoid formula of the library: the Sigmoid op, the cell kernels
-    and the binary cross-entropy all use it. (The shortcut (1 + tanh(x/2)) / 2
-    loses the relative precision of small values: σ(−40) would be 0.)
+    The sigmoid of the Sigmoid op, the cell kernels' NumPy equations and the
+    binary cross-entropy. (The shortcut (1 + tanh(x/2)) / 2 loses the relative
+    precision of small values: σ(−40) would be 0. The float32 LSTM and GRU
+    kernels' compiled loops take it all the same, for speed, and say so:
+    ops/loops.py.)
     """
     xp = backend_of(x).xp
     # For x < −709, e^−x overflows to inf and the result is the correct 0: the warning is only noise.
