@@ -19,6 +19,7 @@ from .backend import (
     set_default_dtype,
     use_backend,
 )
+from .allocator import keep_freed_memory
 from .creation import arange, full, ones, rand, randn, zeros
 from .gradcheck import grad_check
 from .nn.cells import transparent
@@ -50,7 +51,7 @@ except BackendError:
 
 __all__ = [
     "Backend", "BackendError", "BackwardStep", "Function", "Tensor", "__version__", "arange", "chunk", "concat", "course",
-    "detect_anomaly", "enable_grad", "from_numpy", "full", "get_backend", "get_default_dtype", "grad_check", "interop", "is_grad_enabled",
+    "detect_anomaly", "enable_grad", "from_numpy", "full", "get_backend", "get_default_dtype", "grad_check", "interop", "is_grad_enabled", "keep_freed_memory",
     "manual_seed", "maximum", "nn", "no_grad", "ones", "ops", "optim", "rand", "randn", "set_backend", "set_default_dtype",
     "settings", "split", "stack", "tags", "testing", "transparent", "use_backend", "without_kernels", "without_numba", "where", "zeros",
 ]

@@ -235,9 +235,12 @@ def _import_modules(names: list[str]) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from .allocator import keep_freed_memory
     from .models import TrainConfig, Trainer, TrainingError
     from .models.trainer import resume_conflicts
     from .storage import check_destination
+
+    keep_freed_memory()  # a training run owns its process: its steps reuse the memory of the step before
 
     given = {CONFIG_OPTIONS[name]: getattr(args, name) for name in vars(build_parser(given_only=True).parse_args(args.argv))
              if name in CONFIG_OPTIONS}
