@@ -212,7 +212,8 @@ def main():
             torch.cuda.synchronize()
 
     common.print_header(torch)
-    print(f"tinygrad_seq on {backend.name}, torch on {args.torch_device}; each step timed until the device is done\n")
+    how = "each library alone in its own process, steps back to back" if args.alone else "the two alternating step by step"
+    print(f"tinygrad_seq on {backend.name}, torch on {args.torch_device}; {how}; each step timed until the device is done\n")
     print("| cell | config | tinygrad_seq ms | torch ms | ratio |" + (" transparent ms |" if args.transparent else ""))
     print("|---|---|---:|---:|---:|" + ("---:|" if args.transparent else ""))
     for cell in args.cells:

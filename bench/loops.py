@@ -4,7 +4,7 @@
 
 1. One step op of ops/cell_steps.py (its matmul included), µs: with its
    NumPy equations (``ts.without_numba``) and with the loops, forward and
-   backward, at the batch and hidden sizes of bench/lm_step.py.
+   backward, at the batch and hidden sizes of the --configs chosen.
 2. The training step of bench/lm_step.py (float32, Adam, clipping), ms:
    without the loops, with them (the default) and PyTorch, the three
    alternating step by step; the median of --rounds steps each.
@@ -67,8 +67,9 @@ def main() -> None:
     common.print_header(torch)
     print("One step op, forward and backward, µs (NumPy equations -> loops):\n")
     print("| cell | B | H | forward | backward |\n|---|---:|---:|---|---|")
+    sizes = dict.fromkeys((lm_step.CONFIGS[config][0], lm_step.CONFIGS[config][2]) for config in args.configs)  # (B, H), in order
     for cell in args.cells:
-        for batch, hidden in ((32, 128), (32, 512), (16, 64), (1, 100)):
+        for batch, hidden in sizes:
             numpy_forward, loops_forward, numpy_backward, loops_backward = step_us(cell, batch, hidden)
             print(f"| {cell} | {batch} | {hidden} | {numpy_forward:.1f} -> {loops_forward:.1f} | {numpy_backward:.1f} -> {loops_backward:.1f} |")
     print("\nA training step (bench/lm_step.py), ms, median of the three alternating:\n")

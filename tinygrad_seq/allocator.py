@@ -4,7 +4,7 @@ A training step frees and allocates the same arrays every time. glibc's
 malloc hands much of a step's freed memory back to the operating system
 (it trims the top of its heap and unmaps large blocks), so the next step
 touches fresh pages, and each first touch of a 4 KiB page is a page fault:
-about 2,900 a step for an LSTM at B32 T64 H128, and 200,000 in the main demo,
+about 2,900 a step for an LSTM at B32 T64 H128, and 190,000 in the main demo,
 each costing microseconds on a virtual machine (docs/performance.md, "Alone
 or alternating"). Raising two thresholds makes malloc keep that memory:
 
