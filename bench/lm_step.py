@@ -116,27 +116,32 @@ def their_step(torch, cell, batch, steps, hidden, layers, bidirectional, device=
     return step
 
 
+def in_fresh_process(probe, *args):
+    """The last line ``lm_step.<probe>(*args)`` prints, run in a new Python process that runs nothing else."""
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import lm_step\nlm_step.{probe}(*{args!r})\n"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return result.stdout.strip().splitlines()[-1]
+
+
+def library_step(library, cell, batch, steps, hidden, layers, bidirectional):
+    """A training step of PyTorch ("torch") or of tinygrad_seq (anything else)."""
+    if library == "torch":
+        import torch
+
+        return their_step(torch, cell, batch, steps, hidden, layers, bidirectional)
+    return our_step(cell, batch, steps, hidden, layers, bidirectional)
+
+
 def alone_ms(library, cell, config, steps):
     """Median ms of ``steps`` training steps run back to back in a fresh process that runs nothing else."""
-    code = (
-        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import lm_step\n"
-        f"lm_step.alone_probe({library!r}, {cell!r}, {config!r}, {steps})\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(result.stdout.strip().splitlines()[-1])
+    return float(in_fresh_process("alone_probe", library, cell, config, steps))
 
 
 def alone_probe(library, cell, config, steps):
     import statistics
     import time
 
-    batch, length, hidden, layers, bidirectional = CONFIGS[config]
-    if library == "torch":
-        import torch
-
-        step = their_step(torch, cell, batch, length, hidden, layers, bidirectional)
-    else:
-        step = our_step(cell, batch, length, hidden, layers, bidirectional)
+    step = library_step(library, cell, *CONFIGS[config])
     for _ in range(3):
         step()
     times = []
@@ -156,12 +161,7 @@ def peak_memory_mb(library, cell):
     the next step minus the baseline is the step's memory (what the allocator
     kept from the warm-up included), whatever each library's import size.
     """
-    code = (
-        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import lm_step\n"
-        f"lm_step.memory_probe({library!r}, {cell!r})\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    measured = json.loads(in_fresh_process("memory_probe", library, cell))
     return measured["peak_mb"] - measured["before_mb"]
 
 
@@ -170,13 +170,9 @@ def memory_probe(library, cell):
         with open("/proc/self/status") as lines:
             return next(int(line.split()[1]) for line in lines if line.startswith(field)) / 1024
 
-    if library == "torch":
-        import torch
-
-        step = their_step(torch, cell, 32, 256, 512, 1, False)
-    else:
+    if library != "torch":
         our_step(cell, 2, 2, 4, 1, False)()  # the lazy imports (numba, the compiled loops) before the baseline, as torch's
-        step = our_step(cell, 32, 256, 512, 1, False)
+    step = library_step(library, cell, 32, 256, 512, 1, False)
     import gc
 
     gc.collect()

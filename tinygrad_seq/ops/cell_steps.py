@@ -159,14 +159,14 @@ class GRUStep(Function):
         xp = backend_of(h_prev).xp
         H = h_prev.shape[1]
         gx = _step_input(projected, t)
-        self.gate_block = None
+        gate_block = None  # [Γr Γu ã gh_n] when the compiled loop ran
         if reset_after:
             gh = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
             loops = _compiled_loops(gx, gh, h_prev)
             if loops is not None:  # the same equations, one compiled loop
-                self.gate_block, h = xp.empty((h_prev.shape[0], 4 * H), gh.dtype), xp.empty_like(h_prev)
-                loops.gru_forward(gx, gh, h_prev, self.gate_block, h)
-                r, z, n, gh_n = (self.gate_block[:, k * H : (k + 1) * H] for k in range(4))
+                gate_block, h = xp.empty((h_prev.shape[0], 4 * H), gh.dtype), xp.empty_like(h_prev)
+                loops.gru_forward(gx, gh, h_prev, gate_block, h)
+                r, z, n, gh_n = (gate_block[:, k * H : (k + 1) * H] for k in range(4))
             else:
                 r = logistic(gx[:, :H] + gh[:, :H])
                 z = logistic(gx[:, H : 2 * H] + gh[:, H : 2 * H])
@@ -183,7 +183,7 @@ class GRUStep(Function):
             self.gh_n, self.rh = None, rh
             h = n + z * (h_prev - n)
         self.t, self.shape, self.h_prev, self.w_hh, self.running = t, projected.shape, h_prev, w_hh, running
-        self.r, self.z, self.n, self.reset_after = r, z, n, reset_after
+        self.r, self.z, self.n, self.reset_after, self.gate_block = r, z, n, reset_after, gate_block
         return _masked(h, h_prev, running, xp)
 
     def backward(self, grad):
@@ -273,7 +273,7 @@ class LSTMStep(Function):
             i, f, g, o = (gate_block[:, k * H : (k + 1) * H] for k in range(4))
             c = state[1]
         else:
-            gate_block = None
+            gate_block = None  # [Γi Γf g̃ Γo] when the compiled loop ran
             if peephole:
                 gates[:, :H] += w_ci * c_prev
                 gates[:, H : 2 * H] += w_cf * c_prev
