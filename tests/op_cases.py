@@ -89,6 +89,7 @@ CASES = [
     OpCase("matmul", lambda a, b: a @ b, lambda a, b: a @ b, [normal(3, 4), normal(4, 2)]),
     OpCase("matmul_batched", lambda a, b: a @ b, lambda a, b: a @ b, [normal(2, 3, 4), normal(2, 4, 5)]),
     OpCase("matmul_shared_weight", lambda a, b: a @ b, lambda a, b: a @ b, [normal(3, 2, 4), normal(4, 5)]),
+    OpCase("matmul_shared_weight_strided", lambda a, b: a.swapaxes(0, 1) @ b, lambda a, b: a.swapaxes(0, 1) @ b, [normal(2, 3, 4), normal(4, 5)]),
     OpCase("matmul_broadcast_batch", lambda a, b: a @ b, lambda a, b: a @ b, [normal(2, 1, 3, 4), normal(3, 4, 2)]),
     OpCase("matmul_vector_left", lambda a, b: a @ b, lambda a, b: a @ b, [normal(4), normal(2, 4, 3)]),
     OpCase("matmul_vector_right", lambda a, b: a @ b, lambda a, b: a @ b, [normal(2, 3, 4), normal(4)]),

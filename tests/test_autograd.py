@@ -608,3 +608,18 @@ def test_host_ids_and_masks_index_a_tensor_on_any_backend(backend):
     (picked.sum() + masked.sum()).backward()
     assert to_host(picked.data)[:, 0].tolist() == [9.0, 0.0, 9.0] and to_host(masked.data)[:, 0].tolist() == [0.0, 6.0]
     assert to_host(x.grad)[:, 0].tolist() == [2.0, 0.0, 1.0, 2.0]  # the repeated row's gradients summed
+
+
+@pytest.mark.parametrize("left_shape, transpose", [((5, 3, 4), False), ((3, 5, 4), True), ((2, 3, 2, 4), False), ((3, 4), False)])
+def test_a_sequence_times_a_matrix_is_one_product_equal_to_numpys(left_shape, transpose):
+    from tinygrad_seq.ops.arithmetic import rows_times
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(left_shape), rng.standard_normal((4, 6))
+    if transpose:  # rows that are not one contiguous block: copied first
+        a = a.swapaxes(0, 1)
+    product = rows_times(a, b)
+    assert product.shape == a.shape[:-1] + (6,)
+    np.testing.assert_allclose(product, np.matmul(a, b), rtol=1e-13, atol=1e-13)
+    vector = rng.standard_normal(4)  # a vector on the right keeps NumPy's own rule
+    np.testing.assert_array_equal(rows_times(a, vector), np.matmul(a, vector))
