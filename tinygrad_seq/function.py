@@ -81,14 +81,14 @@ class Function:
         """Run the op on the tensors ``args`` (None: an optional one left out) with the keyword ``params``
         and, when grad is needed, record it as the output's ``grad_fn``."""
         fn = cls.__new__(cls)
-        arrays = []
-        requires_grad = False
+        arrays, needs = [], []
         for arg in args:
             if isinstance(arg, Tensor):
                 arrays.append(arg._data)
-                requires_grad = requires_grad or arg.requires_grad
+                needs.append(arg.requires_grad)
             elif arg is None:
                 arrays.append(None)
+                needs.append(False)
             else:
                 raise _positional_error(cls, len(arrays), arg)
         if settings.cupy_loaded:
@@ -106,12 +106,12 @@ class Function:
         result = Tensor.wrap(out)
         if cls.view_of_input and fn.is_view():
             result._counter = args[0]._shared_counter()  # one memory, one version (as a PyTorch view)
-        if requires_grad and settings.grad_enabled:
+        if settings.grad_enabled and True in needs:
             if cls._checks_versions:
                 fn.recorded_at = settings.version_clock
             fn.inputs = args
             fn.params = params
-            fn.needs_input_grad = tuple(a is not None and a.requires_grad for a in args)
+            fn.needs_input_grad = tuple(needs)
             fn.tags = settings.current_tags
             fn.freed = False
             fn.created_at = traceback.format_stack()[:-1] if settings.anomaly_mode else None

@@ -67,10 +67,14 @@ class tags(settings.override):
         super().__init__()
         self.new_tags = new_tags
 
+    # One setting, set and restored directly: a recurrent layer enters a block per time step.
     def __enter__(self) -> dict[str, Any]:
-        self.values = {"current_tags": {**settings.current_tags, **self.new_tags}}  # merged with the tags in force now
-        super().__enter__()
+        self._saved.append(settings.current_tags)
+        settings.current_tags = {**settings.current_tags, **self.new_tags}  # merged with the tags in force now
         return settings.current_tags
+
+    def __exit__(self, *exc: object) -> None:
+        settings.current_tags = self._saved.pop()
 
 
 def tag(tensor: Tensor, **new_tags: Any) -> Tensor:

@@ -85,6 +85,7 @@ SETTINGS = ("backend", "grad_enabled", "current_tags", "anomaly_mode", "host_rng
             "cell_registry", "transparent", "kernels", "numba_loops", "recording")
 
 _module = sys.modules[__name__]
+_NAMES = frozenset(SETTINGS)
 
 
 class override(contextlib.ContextDecorator):
@@ -95,7 +96,7 @@ class override(contextlib.ContextDecorator):
     """
 
     def __init__(self, **values: Any) -> None:
-        unknown = sorted(set(values) - set(SETTINGS))
+        unknown = sorted(values.keys() - _NAMES)
         if unknown:
             raise TypeError(f"settings.override: no setting named {', '.join(map(repr, unknown))}; the settings are {', '.join(SETTINGS)}")
         self.values = values
