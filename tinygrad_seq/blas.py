@@ -29,13 +29,15 @@ SMALL_STEP_MACS = 3_000_000
 between LSTM B32 H128 (2.1 M, as fast or faster on one thread) and LSTM B16 H256 (4.2 M: generating a token
 takes 0.70 of its one-thread time on two)."""
 
-TINY_STEP_MACS = 65_536
-"""Below this, OpenBLAS runs a product on one thread by itself: limiting it would only cost the switch."""
+TINY_STEP_MACS = 4 * 65_536
+"""At or below this, OpenBLAS runs a product on one thread by itself (its GEMM_MULTITHREAD_THRESHOLD of 4
+times SMP_THRESHOLD_MIN, 65,536 multiply-adds): limiting it would only cost the switch, about 7 % of an
+LSTM step at B16 H64 (docs/performance.md, "Cheaper steps")."""
 
 
 def threads_for_step(batch: int, weight_size: int) -> int | None:
     """1 when a step's product (batch rows by a weight of ``weight_size``) is small, else None (leave it alone)."""
-    return 1 if TINY_STEP_MACS <= batch * weight_size < SMALL_STEP_MACS else None
+    return 1 if TINY_STEP_MACS < batch * weight_size < SMALL_STEP_MACS else None
 
 
 def step_threads(batch: int, weights: list[Any]) -> int | None:
