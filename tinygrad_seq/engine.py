@@ -172,9 +172,10 @@ def topological_order(root: Tensor) -> tuple[list[Tensor], dict[int, int]]:
         node = stack.pop().grad_fn
         for arg, needs in zip(node.inputs, node.needs_input_grad):
             if needs:
-                incoming[id(arg)] = incoming.get(id(arg), 0) + 1
-                if arg.grad_fn is not None and id(arg) not in seen:
-                    seen.add(id(arg))
+                key = id(arg)
+                incoming[key] = incoming.get(key, 0) + 1
+                if key not in seen and arg.grad_fn is not None:
+                    seen.add(key)
                     stack.append(arg)
     order: list[Tensor] = []
     waiting = dict(incoming)
@@ -185,8 +186,9 @@ def topological_order(root: Tensor) -> tuple[list[Tensor], dict[int, int]]:
         node = tensor.grad_fn
         for arg, needs in zip(node.inputs, node.needs_input_grad):
             if needs and arg.grad_fn is not None:
-                waiting[id(arg)] -= 1
-                if waiting[id(arg)] == 0:
+                key = id(arg)
+                waiting[key] -= 1
+                if not waiting[key]:
                     ready.append(arg)
     return order, incoming
 
