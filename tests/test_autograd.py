@@ -611,9 +611,12 @@ def test_host_ids_and_masks_index_a_tensor_on_any_backend(backend):
 
 
 @pytest.mark.parametrize("left_shape, transpose", [((5, 3, 4), False), ((3, 5, 4), True), ((2, 3, 2, 4), False), ((3, 4), False)])
-def test_a_sequence_times_a_matrix_is_one_product_equal_to_numpys(left_shape, transpose):
+@pytest.mark.parametrize("rows_per_product", [2048, 4])  # 4: products of 4 rows and one of the rest (15 = 4 + 4 + 4 + 3)
+def test_a_sequence_times_a_matrix_is_one_product_equal_to_numpys(left_shape, transpose, rows_per_product, monkeypatch):
+    from tinygrad_seq.ops import arithmetic
     from tinygrad_seq.ops.arithmetic import rows_times
 
+    monkeypatch.setattr(arithmetic, "ROWS_PER_PRODUCT", rows_per_product)
     rng = np.random.default_rng(0)
     a, b = rng.standard_normal(left_shape), rng.standard_normal((4, 6))
     if transpose:  # rows that are not one contiguous block: copied first

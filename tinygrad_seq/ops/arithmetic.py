@@ -144,17 +144,33 @@ def pow(x: Tensor, exponent: float) -> Tensor:
     return Pow.apply(x, exponent=exponent)
 
 
+ROWS_PER_PRODUCT = 2048
+"""The most rows :func:`rows_times` multiplies in one BLAS call on NumPy. Each OpenBLAS thread packs up to
+384 columns of as many rows as a product has (13,824 at most) into a buffer the process keeps: a
+(T·B = 8,192)-row product by a 2,048-row weight has each thread touch 12 MB, 10 MB more in all than the
+step's other products need (bench/lm_step.py --memory). bench/lm_step.py's steps have 2,048 rows or fewer,
+so they stay one product."""
+
+
 def rows_times(a: Any, b: Any) -> Any:
-    """a (..., K) @ b (K, N) -> (..., N), as one 2-D product over all of a's rows.
+    """a (..., K) @ b (K, N) -> (..., N), as 2-D products over all of a's rows.
 
     NumPy multiplies a stacked ``a`` by a matrix one (M, K) slice at a time:
     a (T, B, K) sequence by a layer's weight then takes 2.5 to 3.5 times as long
-    as the same rows in one product (docs/performance.md, "One product for a
-    sequence's rows"). An ``a`` whose rows are not one contiguous block is
-    copied into one first, which costs far less than the slices."""
+    as the same rows in one product (docs/performance.md, "Cheaper steps").
+    An ``a`` whose rows are not one contiguous block is copied into one first,
+    which costs far less than the slices; on NumPy, more rows than
+    :data:`ROWS_PER_PRODUCT` are multiplied that many at a time."""
     if a.ndim <= 2 or b.ndim != 2:
         return a @ b
-    return (a.reshape(-1, a.shape[-1]) @ b).reshape(*a.shape[:-1], b.shape[-1])
+    rows = a.reshape(-1, a.shape[-1])
+    if len(rows) <= ROWS_PER_PRODUCT or type(rows) is not np.ndarray:
+        product = rows @ b
+    else:
+        product = np.empty((len(rows), b.shape[1]), dtype=np.result_type(a, b))
+        for start in range(0, len(rows), ROWS_PER_PRODUCT):
+            np.matmul(rows[start : start + ROWS_PER_PRODUCT], b, out=product[start : start + ROWS_PER_PRODUCT])
+    return product.reshape(*a.shape[:-1], b.shape[-1])
 
 
 class MatMul(Function):
