@@ -526,7 +526,7 @@ def test_the_generated_code_reads_as_the_ops_in_order():
     chunks = tape.chunked()  # the gate block's two chunks: plain views, their gradients joined
     assert len(chunks) == 2 and source.count("['index']]; f") == 2
     assert calls == [op.cls.__name__ for j, op in enumerate(tape.ops) if j not in chunks]
-    assert "def forward(fixed, transposed):" in source and "def backward(tape, fns, values, seeds, tags):" in source
+    assert "def forward(fixed, transposed):" in source and "def backward(tape, fns, likes, seeds, tags):" in source
     assert source.count(".backward(g[") == sum(tape.slot_needs[tape.first_result + j] for j in range(len(tape.ops)) if j not in chunks)
 
 

@@ -113,6 +113,7 @@ class Tape:
         self.batching: Batching | None | bool = False  # the split for batching over time, once worked out (Batching.of)
         self._chunked: dict[int, tuple[int, int, int]] | None = None  # see chunked()
         self.chunk_ops: dict[int, list[int]] = {}  # slot -> the ops of its chunks, in order (set by chunked())
+        self._likes: list[Any] | None = None  # see likes()
 
     def __repr__(self) -> str:
         needs = [f"v{slot}" for slot in range(self.n_fixed) if self.slot_needs[slot]]
@@ -125,6 +126,14 @@ class Tape:
         first = self.n_fixed - len(params)
         transposed = {slot: contiguous_transpose(params[slot - first], x) for slot in self.weight_slots if slot >= first}
         return {slot: array for slot, array in transposed.items() if array is not None}
+
+    def likes(self, xp: Any) -> list[Any]:
+        """One array per slot with that slot's shape and dtype, on the backend ``xp`` (made once; zero-stride,
+        so they hold no memory): all that backward reads of a step's values. A replayed step hands these to
+        backward instead of keeping its intermediate arrays until then; its nodes keep what they saved."""
+        if self._likes is None:
+            self._likes = [xp.broadcast_to(xp.zeros((), dtype=dtype), shape) for shape, dtype in zip(self.shapes, self.dtypes)]
+        return self._likes
 
     @property
     def first_result(self) -> int:
@@ -196,29 +205,30 @@ class Tape:
             fns.append(fn)
         return values, fns
 
-    def backward(self, fns: list[Function | None], values: list[Any], seeds: dict[int, Any],
+    def backward(self, fns: list[Function | None], likes: list[Any], seeds: dict[int, Any],
                  tags: dict[str, Any] | None = None, capture: tuple[int, ...] = ()) -> tuple[list[Any], dict[int, list[OuterGrad]], dict[int, Any]]:
         """Gradients of the fixed slots (dense, or None), the OuterGrads of the parameters kept as factors,
         and the complete gradient of each slot in ``capture`` (for part_grads).
 
-        ``seeds``: slot -> gradient arriving at that output. ``fns``: the nodes
+        ``likes``: an array like each slot's value, of its shape, dtype and backend (:meth:`likes`, or the
+        step's values). ``seeds``: slot -> gradient arriving at that output. ``fns``: the nodes
         to run backward through, one per op (None for an op whose result needs
         no gradient, and for a chunk of a gate block, which needs no node).
         """
         if self.code is not None and not capture and not settings.anomaly_mode:
-            return self.code.backward(self, fns, values, seeds, tags)
-        grads: list[Any] = [None] * len(values)
+            return self.code.backward(self, fns, likes, seeds, tags)
+        grads: list[Any] = [None] * len(likes)
         outer: dict[int, list[OuterGrad]] = {}
         owned: set[int] = set()  # slots whose gradient buffer was allocated here, safe to add into in place
         for slot, grad in seeds.items():
-            self._add(grads, outer, values, slot, grad, tags, "the step's output", owned)
+            self._add(grads, outer, likes, slot, grad, tags, "the step's output", owned)
         first = self.first_result
         captured = {}
         chunked, chunks = self.chunked(), {}  # chunks: slot -> its chunks' gradients so far, by position
         for j in range(len(self.ops) - 1, -1, -1):
             result = first + j
             if result in chunks:
-                self._join(grads, outer, chunks.pop(result), values, result, tags, owned)
+                self._join(grads, outer, chunks.pop(result), likes, result, tags, owned)
             grad, fn = grads[result], fns[j]
             if result in capture:
                 captured[result] = grad
@@ -234,9 +244,9 @@ class Tape:
             input_grads = fn.backward(grad)
             for pos, slot in op.grad_targets:
                 if input_grads[pos] is not None:
-                    self._add(grads, outer, values, slot, input_grads[pos], tags, op.cls.__name__, owned)
+                    self._add(grads, outer, likes, slot, input_grads[pos], tags, op.cls.__name__, owned)
         for slot, pieces in chunks.items():  # chunks of a fixed slot (x⟨t⟩ or a state part cut into pieces)
-            self._join(grads, outer, pieces, values, slot, tags, owned)
+            self._join(grads, outer, pieces, likes, slot, tags, owned)
         for slot in capture:
             if slot < first:
                 captured[slot] = grads[slot]
@@ -266,12 +276,12 @@ class Tape:
                     self.chunk_ops[slot] = [j for _, _, j in spans]  # in order along the axis
         return self._chunked
 
-    def _join(self, grads: list, outer: dict, pieces: list[Any | None], values: list, slot: int, tags: Any,
+    def _join(self, grads: list, outer: dict, pieces: list[Any | None], likes: list, slot: int, tags: Any,
               owned: set[int]) -> None:
         """Add the gradients of a slot's chunks (arrays, in order; None for a chunk that got none) to its
         gradient: one concatenate when every chunk has one and nothing else sent any (the usual case), else
         each added into its slice of a buffer."""
-        like = values[slot]
+        like = likes[slot]
         if grads[slot] is None and all(p is not None and p.dtype == like.dtype for p in pieces):
             _check_finite(tuple(pieces), tags, "GetItem")
             grads[slot] = _xp(like).concatenate(pieces, axis=-1)
@@ -279,9 +289,9 @@ class Tape:
             return
         for piece, j in zip(pieces, self.chunk_ops[slot]):
             if piece is not None:
-                self._add(grads, outer, values, slot, SliceGrad(self.ops[j].kwargs["index"], piece, like.shape), tags, "GetItem", owned)
+                self._add(grads, outer, likes, slot, SliceGrad(self.ops[j].kwargs["index"], piece, like.shape), tags, "GetItem", owned)
 
-    def _add(self, grads: list, outer: dict, values: list, slot: int, grad: Any, tags: Any, op: str, owned: set[int]) -> None:
+    def _add(self, grads: list, outer: dict, likes: list, slot: int, grad: Any, tags: Any, op: str, owned: set[int]) -> None:
         pieces = grad if type(grad) is list else [grad]
         for piece in pieces:
             if isinstance(piece, LazyGrad):
@@ -289,7 +299,7 @@ class Tape:
                     outer.setdefault(slot, []).append(piece)
                     continue
                 _check_finite(piece.arrays(), tags, op)
-                like = values[slot]
+                like = likes[slot]
                 # A fresh buffer the lazy pieces add into in place.
                 buffer = grads[slot]
                 if buffer is None or slot not in owned:
@@ -300,8 +310,8 @@ class Tape:
                 continue
             if not isinstance(piece, settings.array_types):
                 piece = np.asarray(piece)
-            if piece.dtype != values[slot].dtype:
-                piece = piece.astype(values[slot].dtype)
+            if piece.dtype != likes[slot].dtype:
+                piece = piece.astype(likes[slot].dtype)
             _check_finite((piece,), tags, op)
             if grads[slot] is None:
                 grads[slot] = piece  # maybe shared with another input (Add sends one array to both): not ours to add into
@@ -616,7 +626,7 @@ class RecordedStep(Function):
     the step ops of ops/cell_steps.py).
     """
 
-    __slots__ = ("t", "source_shape", "tape", "values", "fns", "running", "n_parts", "n_inputs", "layout", "saved")
+    __slots__ = ("t", "source_shape", "tape", "fns", "running", "n_parts", "n_inputs", "layout", "saved")
     saves_output = False
 
     @property
@@ -632,7 +642,8 @@ class RecordedStep(Function):
         parts = [state] if n_parts == 1 else [state[i] for i in range(n_parts)]
         values, fns = tape.forward([*inputs, *parts, *params], settings.current_tags, transposed)
         new = values[tape.outputs[0]] if n_parts == 1 else _stacked([values[s] for s in tape.outputs])
-        self.t, self.source_shape, self.tape, self.values, self.fns, self.running = t, source.shape, tape, values, fns, running
+        # Only the nodes (fns) stay, holding what each op saved for backward: the step's other arrays go now.
+        self.t, self.source_shape, self.tape, self.fns, self.running = t, source.shape, tape, fns, running
         self.n_parts, self.n_inputs, self.layout = n_parts, len(inputs), layout
         self.saved = tuple(range(1, 2 + len(params)))
         return _masked(new, state, running, _xp(state))
@@ -644,13 +655,13 @@ class RecordedStep(Function):
         for i, slot in enumerate(self.tape.outputs):
             part = d_new if self.n_parts == 1 else d_new[i]
             seeds[slot] = part if slot not in seeds else seeds[slot] + part
-        return self.tape.backward(self.fns, self.values, seeds, self.tags, capture), d_pass
+        return self.tape.backward(self.fns, self.tape.likes(xp), seeds, self.tags, capture), d_pass
 
     def backward(self, grad):
         (grads, outer, _), d_pass = self._run_backward(grad)
         n, k = self.n_parts, self.n_inputs
         inputs = [_with_factors(grads[i], outer.get(i)) for i in range(k)]
-        d_source = _inputs_grad(inputs, self.layout, self.t, self.source_shape, self.values[0])
+        d_source = _inputs_grad(inputs, self.layout, self.t, self.source_shape, self.tape.likes(_xp(grad))[0])
         d_state = None
         if self.needs_input_grad[1]:
             xp = _xp(grad)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 
 class TapeCode:
-    """The generated ``forward(fixed, transposed)`` and ``backward(tape, fns, values, seeds, tags)`` of one tape.
+    """The generated ``forward(fixed, transposed)`` and ``backward(tape, fns, likes, seeds, tags)`` of one tape.
 
     They take and return what ``Tape.forward`` and ``Tape.backward`` do (without ``capture``). The code names
     no user-given identifier: op classes are ``C0, C1, ...`` (their names in comments), so any op a cell
@@ -106,13 +106,13 @@ def _forward_source(tape: Tape, names: dict[type, str]) -> str:
 def _backward_source(tape: Tape) -> str:
     first, chunked = tape.first_result, tape.chunked()
     lines = [
-        "def backward(tape, fns, values, seeds, tags):",
+        "def backward(tape, fns, likes, seeds, tags):",
         *([f"    {_unpack_targets('f', len(tape.ops))} = fns"] if tape.ops else []),
         f"    g = [None] * {first + len(tape.ops)}",
         "    outer, owned, chunks = {}, set(), {}",
         "    array_types = settings.array_types",
         "    for slot, seed in seeds.items():",
-        "        tape._add(g, outer, values, slot, seed, tags, \"the step's output\", owned)",
+        "        tape._add(g, outer, likes, slot, seed, tags, \"the step's output\", owned)",
     ]
     joined_later = {slot for slot, _, _ in chunked.values()}
     writers = Counter(tape.outputs)  # how many gradients each slot receives: a seed, one per op that reads it
@@ -120,7 +120,7 @@ def _backward_source(tape: Tape) -> str:
     for j in range(len(tape.ops) - 1, -1, -1):
         result, op = first + j, tape.ops[j]
         if result in joined_later:  # every chunk of this slot has sent its gradient: one concatenate
-            lines.append(f"    if {result} in chunks: tape._join(g, outer, chunks.pop({result}), values, {result}, tags, owned)")
+            lines.append(f"    if {result} in chunks: tape._join(g, outer, chunks.pop({result}), likes, {result}, tags, owned)")
         if not tape.slot_needs[result]:
             continue
         if j in chunked:
@@ -132,7 +132,7 @@ def _backward_source(tape: Tape) -> str:
             lines += _accumulate(position, slot, op.cls.__name__, writers[slot])
     lines += [
         "    for slot, pieces in chunks.items():  # the chunks of an input slot",
-        "        tape._join(g, outer, pieces, values, slot, tags, owned)",
+        "        tape._join(g, outer, pieces, likes, slot, tags, owned)",
         f"    return g[:{tape.n_fixed}], outer, {{}}",
     ]
     return "\n".join(lines)
@@ -149,7 +149,7 @@ def _accumulate(position: int, slot: int, op: str, writers: int) -> list[str]:
         return [
             f"        p = d[{position}]",
             f"        if {usual} and g[{slot}] is None: g[{slot}] = p",
-            f"        elif p is not None: tape._add(g, outer, values, {slot}, p, tags, {op!r}, owned)",
+            f"        elif p is not None: tape._add(g, outer, likes, {slot}, p, tags, {op!r}, owned)",
         ]
     return [
         f"        p = d[{position}]",
@@ -157,5 +157,5 @@ def _accumulate(position: int, slot: int, op: str, writers: int) -> list[str]:
         f"        elif {usual} and g[{slot}] is None: g[{slot}] = p",
         f"        elif {usual} and {slot} in owned: g[{slot}] += p",
         f"        elif {usual}: g[{slot}] = g[{slot}] + p; owned.add({slot})",
-        f"        else: tape._add(g, outer, values, {slot}, p, tags, {op!r}, owned)",
+        f"        else: tape._add(g, outer, likes, {slot}, p, tags, {op!r}, owned)",
     ]
