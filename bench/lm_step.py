@@ -36,8 +36,6 @@ from pathlib import Path
 import numpy as np
 
 import tinygrad_seq as ts
-from tinygrad_seq import nn, optim
-from tinygrad_seq.nn import functional as F
 
 VOCABULARY, EMBEDDING = 65, 64
 CONFIGS = {
@@ -46,23 +44,29 @@ CONFIGS = {
     "B16 T32 H64 L2 bi": (16, 32, 64, 2, True),
     "B1 T25 H100": (1, 25, 100, 1, False),
 }
-LAYERS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+LAYERS = {"rnn": "RNN", "gru": "GRU", "lstm": "LSTM"}  # the layer class's name, in tinygrad_seq.nn and torch.nn
 
 
-class Ours(nn.Module):
-    def __init__(self, cell, hidden, layers, bidirectional):
-        super().__init__()
-        self.embedding = nn.Embedding(VOCABULARY, EMBEDDING)
-        self.rnn = LAYERS[cell](EMBEDDING, hidden, num_layers=layers, bidirectional=bidirectional)
-        self.head = nn.Linear(hidden * (2 if bidirectional else 1), VOCABULARY)
+def our_model(library, cell, hidden, layers, bidirectional):
+    """The model in ``library``: tinygrad_seq, or another version of it (bench/compare_commits.py)."""
+    nn = library.nn
 
-    def forward(self, ids):
-        out, _ = self.rnn(self.embedding(ids))
-        return self.head(out)
+    class Ours(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(VOCABULARY, EMBEDDING)
+            self.rnn = getattr(nn, LAYERS[cell])(EMBEDDING, hidden, num_layers=layers, bidirectional=bidirectional)
+            self.head = nn.Linear(hidden * (2 if bidirectional else 1), VOCABULARY)
+
+        def forward(self, ids):
+            out, _ = self.rnn(self.embedding(ids))
+            return self.head(out)
+
+    return Ours()
 
 
 def torch_model(torch, cell, hidden, layers, bidirectional):
-    layer_class = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}[cell]
+    layer_class = getattr(torch.nn, LAYERS[cell])
 
     class Theirs(torch.nn.Module):
         def __init__(self):
@@ -78,9 +82,10 @@ def torch_model(torch, cell, hidden, layers, bidirectional):
     return Theirs()
 
 
-def our_step(cell, batch, steps, hidden, layers, bidirectional, transparent=False):
-    ts.manual_seed(0)
-    model = Ours(cell, hidden, layers, bidirectional)
+def our_step(cell, batch, steps, hidden, layers, bidirectional, transparent=False, library=ts):
+    library.manual_seed(0)
+    model = our_model(library, cell, hidden, layers, bidirectional)
+    optim, cross_entropy = library.optim, library.nn.functional.cross_entropy
     opt = optim.Adam(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(0)
     ids, targets = rng.integers(0, VOCABULARY, (2, steps, batch))
@@ -88,10 +93,10 @@ def our_step(cell, batch, steps, hidden, layers, bidirectional, transparent=Fals
     def step():
         opt.zero_grad()
         if transparent:
-            with ts.transparent():
-                loss = F.cross_entropy(model(ids), targets)
+            with library.transparent():
+                loss = cross_entropy(model(ids), targets)
         else:
-            loss = F.cross_entropy(model(ids), targets)
+            loss = cross_entropy(model(ids), targets)
         loss.backward()
         optim.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
