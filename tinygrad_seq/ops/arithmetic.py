@@ -156,8 +156,9 @@ def rows_times(a: Any, b: Any) -> Any:
     """a (..., K) @ b (K, N) -> (..., N), as 2-D products over all of a's rows.
 
     NumPy multiplies a stacked ``a`` by a matrix one (M, K) slice at a time:
-    a (T, B, K) sequence by a layer's weight then takes 2.5 to 3.5 times as long
-    as the same rows in one product (docs/performance.md, "Cheaper steps").
+    a (T, B, K) sequence by a layer's weight then takes 1.5 to 3.8 times as long
+    as the same rows in one product on two threads (docs/performance.md,
+    "Cheaper steps").
     An ``a`` whose rows are not one contiguous block is copied into one first,
     which costs far less than the slices; on NumPy, more rows than
     :data:`ROWS_PER_PRODUCT` are multiplied that many at a time."""
