@@ -12,14 +12,21 @@ columns: same process, same data, same machine load, which on a shared
 machine is what makes a few percent visible. Wall clock on every BLAS thread
 by default (what a training loop sees); ``--cpu-time`` measures CPU time on
 one BLAS thread instead, steadier but blind to changes in threading.
-``ts.keep_freed_memory()`` is on, so page faults do not blur the difference.
-The package must import only relatively inside itself (it does).
+``ts.keep_freed_memory()`` is on, so page faults do not blur the difference;
+``--glibc-defaults`` leaves malloc as a script that never calls it has it,
+faults and all.
+``--recorded`` times bench/recorded_step.py's sizes instead (B16 T64 H64, one
+forward and one backward of a layer): the built-in LSTM and simplified GRU
+cells on the recorded path (``ts.without_kernels()``), which lm_step.py's
+kernels never take, and the simplified GRU's kernel beside them. The
+package must import only relatively inside itself (it does).
 """
 from __future__ import annotations
 
 import common  # noqa: F401  first: drops the slow-BLAS variables before NumPy loads
 
 import argparse
+import contextlib
 import importlib
 import statistics
 import subprocess
@@ -28,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 from lm_step import CONFIGS, our_step
@@ -35,14 +43,50 @@ from lm_step import CONFIGS, our_step
 REPOSITORY = Path(__file__).resolve().parent.parent
 
 
+def short_hash(commit: str) -> str:
+    return subprocess.run(["git", "rev-parse", "--short", commit], cwd=REPOSITORY, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def load_commit(commit: str, folder: Path):
-    """The package ``tinygrad_seq`` as it was at ``commit``, imported under the name ``at_<commit>``."""
-    name = "at_" + subprocess.run(["git", "rev-parse", "--short", commit], cwd=REPOSITORY, capture_output=True, text=True, check=True).stdout.strip()
+    """The package ``tinygrad_seq`` as it was at ``commit`` (a short hash), imported under the name ``at_<commit>``."""
+    name = "at_" + commit
     archive = subprocess.run(["git", "archive", commit, "tinygrad_seq"], cwd=REPOSITORY, capture_output=True, check=True).stdout
     target = folder / name
     target.mkdir()
     subprocess.run(["tar", "-x", "--strip-components=1", "-C", str(target)], input=archive, check=True)
     return importlib.import_module(name)
+
+
+RECORDED_SIZES = (64, 16, 64)  # T, B, H (the input has H features too), as bench/recorded_step.py
+
+
+def layer_step(library, cell_name: str, recorded: bool):
+    """One forward and backward of ``Recurrent(cell)`` in ``library`` at RECORDED_SIZES, on the recorded path
+    or the cell's kernel."""
+    steps, batch, hidden = RECORDED_SIZES
+    library.manual_seed(0)
+    layer = library.nn.Recurrent(getattr(library.nn, cell_name)(hidden, hidden))
+    x = library.Tensor(np.random.default_rng(0).standard_normal((steps, batch, hidden)).astype(np.float32), requires_grad=True)
+
+    def step():
+        with library.without_kernels() if recorded else contextlib.nullcontext():
+            outputs, _ = layer(x)
+        outputs.sum().backward()
+        layer.zero_grad()
+        x.grad = None
+
+    return step
+
+
+def workloads(args, libraries):
+    """(row label, one step per library) for each row of the table."""
+    if args.recorded:
+        for cell_name, recorded in (("LSTMCell", True), ("SimplifiedGRUCell", True), ("SimplifiedGRUCell", False)):
+            yield f"{cell_name} | {'recorded' if recorded else 'kernel'}", [layer_step(library, cell_name, recorded) for library in libraries]
+        return
+    for cell in args.cells:
+        for config in args.configs:
+            yield f"{cell} | {config}", [our_step(cell, *CONFIGS[config], library=library) for library in libraries]
 
 
 def main() -> None:
@@ -52,37 +96,40 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--steps", type=int, default=12, help="rounds per configuration (median)")
     parser.add_argument("--cpu-time", action="store_true", help="CPU time on one BLAS thread instead of wall clock")
+    parser.add_argument("--recorded", action="store_true", help="the recorded path at bench/recorded_step.py's sizes instead")
+    parser.add_argument("--glibc-defaults", action="store_true", help="leave malloc's thresholds alone (no ts.keep_freed_memory())")
     args = parser.parse_args()
-    if len(args.commits) < 2:
-        parser.error("give two or more commits to compare")
+    commits = [short_hash(commit) for commit in args.commits]
+    if len(set(commits)) != len(commits) or len(commits) < 2:
+        parser.error(f"give two or more different commits to compare; got {' '.join(args.commits)} ({' '.join(commits)})")
     print(common.describe_machine())
     clock_name = "CPU time, one BLAS thread" if args.cpu_time else "wall clock, every BLAS thread"
     print(f"{clock_name}; the median of {args.steps} rounds, the versions alternating\n")
     with tempfile.TemporaryDirectory() as folder:
         sys.path.insert(0, folder)
-        libraries = [load_commit(commit, Path(folder)) for commit in args.commits]
-        libraries[-1].keep_freed_memory()  # process-wide: one call serves every version
+        libraries = [load_commit(commit, Path(folder)) for commit in commits]
+        if not args.glibc_defaults:
+            libraries[-1].keep_freed_memory()  # process-wide: one call serves every version
         clock = time.process_time if args.cpu_time else time.perf_counter
         names = [library.__name__[3:] for library in libraries]
-        print("| cell | config | " + " | ".join(f"{n} ms" for n in names) + " | " + " | ".join(f"{b} → {a}" for b, a in zip(names, names[1:])) + " |")
+        first_columns = "| cell | path |" if args.recorded else "| cell | config |"
+        print(first_columns + " " + " | ".join(f"{n} ms" for n in names) + " | " + " | ".join(f"{b} → {a}" for b, a in zip(names, names[1:])) + " |")
         print("|---|---|" + "---:|" * (2 * len(names) - 1))
         with threadpool_limits(1 if args.cpu_time else None, user_api="blas"):
-            for cell in args.cells:
-                for config in args.configs:
-                    steps = [our_step(cell, *CONFIGS[config], library=library) for library in libraries]
-                    for step in steps:
-                        for _ in range(3):
-                            step()
-                    times = [[] for _ in steps]
-                    for round_ in range(args.steps):
-                        order = range(len(steps)) if round_ % 2 else reversed(range(len(steps)))
-                        for i in order:
-                            start = clock()
-                            steps[i]()
-                            times[i].append(clock() - start)
-                    ms = [statistics.median(t) * 1e3 for t in times]
-                    ratios = " | ".join(f"{after / before:.3f}" for before, after in zip(ms, ms[1:]))
-                    print(f"| {cell} | {config} | " + " | ".join(f"{m:.2f}" for m in ms) + f" | {ratios} |", flush=True)
+            for label, steps in workloads(args, libraries):
+                for step in steps:
+                    for _ in range(3):  # the recorded path records and checks its tape on the first two calls
+                        step()
+                times = [[] for _ in steps]
+                for round_ in range(args.steps):
+                    order = range(len(steps)) if round_ % 2 else reversed(range(len(steps)))
+                    for i in order:
+                        start = clock()
+                        steps[i]()
+                        times[i].append(clock() - start)
+                ms = [statistics.median(t) * 1e3 for t in times]
+                ratios = " | ".join(f"{after / before:.3f}" for before, after in zip(ms, ms[1:]))
+                print(f"| {label} | " + " | ".join(f"{m:.2f}" for m in ms) + f" | {ratios} |", flush=True)
 
 
 if __name__ == "__main__":

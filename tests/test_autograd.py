@@ -610,7 +610,8 @@ def test_host_ids_and_masks_index_a_tensor_on_any_backend(backend):
     assert to_host(x.grad)[:, 0].tolist() == [2.0, 0.0, 1.0, 2.0]  # the repeated row's gradients summed
 
 
-@pytest.mark.parametrize("left_shape, transpose", [((5, 3, 4), False), ((3, 5, 4), True), ((2, 3, 2, 4), False), ((3, 4), False)])
+@pytest.mark.parametrize("left_shape, transpose", [((5, 3, 4), False), ((3, 5, 4), True), ((2, 3, 2, 4), False), ((3, 4), False),
+                                                    ((15, 4), False), ((0, 3, 4), False)])
 @pytest.mark.parametrize("rows_per_product", [2048, 4])  # 4: products of 4 rows and one of the rest (15 = 4 + 4 + 4 + 3)
 def test_a_sequence_times_a_matrix_is_one_product_equal_to_numpys(left_shape, transpose, rows_per_product, monkeypatch):
     from tinygrad_seq.ops import arithmetic
@@ -626,3 +627,16 @@ def test_a_sequence_times_a_matrix_is_one_product_equal_to_numpys(left_shape, tr
     np.testing.assert_allclose(product, np.matmul(a, b), rtol=1e-13, atol=1e-13)
     vector = rng.standard_normal(4)  # a vector on the right keeps NumPy's own rule
     np.testing.assert_array_equal(rows_times(a, vector), np.matmul(a, vector))
+
+
+@pytest.mark.parametrize("inner, outer", [(0, 4), (5, 0)])
+def test_a_sequence_with_an_empty_axis_goes_through_matmul_and_linear_both_ways(inner, outer):
+    """NumPy multiplies (..., 0) by (0, N) into zeros, and (..., K) by (K, 0) into an empty result: so do
+    MatMul and Linear, forward and back (a zero-length axis cannot be reshaped with -1)."""
+    x = ts.Tensor(np.ones((2, 3, inner)), requires_grad=True)
+    w = ts.Tensor(np.ones((inner, outer)), requires_grad=True)
+    y = x @ w
+    np.testing.assert_array_equal(y.numpy(), np.zeros((2, 3, outer)) if inner == 0 else np.ones((2, 3, 0)))
+    (y.sum() + ts.ops.linear(x, w.T).sum()).backward()
+    assert x.grad.shape == (2, 3, inner) and w.grad.shape == (inner, outer)
+    assert not np.any(x.grad) and not np.any(w.grad)

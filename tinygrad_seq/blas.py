@@ -31,8 +31,9 @@ takes 0.70 of its one-thread time on two)."""
 
 TINY_STEP_MACS = 4 * 65_536
 """At or below this, OpenBLAS runs a product on one thread by itself (its GEMM_MULTITHREAD_THRESHOLD of 4
-times SMP_THRESHOLD_MIN, 65,536 multiply-adds): limiting it would only cost the switch, about 7 % of an
-LSTM step at B16 H64 (docs/performance.md, "Cheaper steps")."""
+times SMP_THRESHOLD_MIN, 65,536 multiply-adds): limiting it would only cost the switch. Leaving these alone
+(an LSTM step at B16 H64 is 262,144) took 0.90–0.96 of the step's time on a quiet machine and 0.84–0.98 with
+one core busy (docs/performance.md, "Cheaper steps")."""
 
 
 def threads_for_step(batch: int, weight_size: int) -> int | None:
@@ -45,7 +46,7 @@ def step_threads(batch: int, weights: list[Any]) -> int | None:
     where there is no CPU BLAS to limit. The kernels, the recorded steps and the time loop all decide here."""
     if not weights or type(weights[0]) is not np.ndarray:
         return None
-    return threads_for_step(batch, weights[0].size if len(weights) == 1 else sum(weight.size for weight in weights))
+    return threads_for_step(batch, sum(weight.size for weight in weights))
 
 
 _libraries: list[Any] | None = None  # NumPy's BLAS libraries, found once

@@ -188,7 +188,7 @@ def topological_order(root: Tensor) -> tuple[list[Tensor], dict[int, int]]:
             if needs and arg.grad_fn is not None:
                 key = id(arg)
                 waiting[key] -= 1
-                if not waiting[key]:
+                if waiting[key] == 0:
                     ready.append(arg)
     return order, incoming
 

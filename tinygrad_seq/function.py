@@ -106,7 +106,7 @@ class Function:
         result = Tensor.wrap(out)
         if cls.view_of_input and fn.is_view():
             result._counter = args[0]._shared_counter()  # one memory, one version (as a PyTorch view)
-        if settings.grad_enabled and True in needs:
+        if settings.grad_enabled and any(needs):
             if cls._checks_versions:
                 fn.recorded_at = settings.version_clock
             fn.inputs = args

@@ -128,9 +128,10 @@ class Tape:
         return {slot: array for slot, array in transposed.items() if array is not None}
 
     def likes(self, xp: Any) -> list[Any]:
-        """One array per slot with that slot's shape and dtype, on the backend ``xp`` (made once; zero-stride,
-        so they hold no memory): all that backward reads of a step's values. A replayed step hands these to
-        backward instead of keeping its intermediate arrays until then; its nodes keep what they saved."""
+        """One array per slot with that slot's shape and dtype, on the backend ``xp`` (made once: a tape serves
+        one backend, which its key names; zero-stride, so they hold no memory): all that backward reads of a
+        step's values. A replayed step hands these to backward instead of keeping its intermediate arrays
+        until then; its nodes keep what they saved. ``matches`` checks a tape's values against them."""
         if self._likes is None:
             self._likes = [xp.broadcast_to(xp.zeros((), dtype=dtype), shape) for shape, dtype in zip(self.shapes, self.dtypes)]
         return self._likes
@@ -917,6 +918,8 @@ class RecordedSteps(Step):
             return False
         tape.set_needs(tuple(f.requires_grad for f in fixed))
         values, fns = tape.forward([f._data for f in fixed])
+        if [(v.shape, v.dtype) for v in values] != list(zip(tape.shapes, tape.dtypes)):
+            return False  # a replay's backward reads every slot's shape and dtype from the tape (Tape.likes)
         if not all(_allclose(values[s], p._data) for s, p in zip(tape.outputs, new_parts)):
             return False
         if not settings.grad_enabled or not any(p.requires_grad for p in new_parts):
@@ -928,7 +931,7 @@ class RecordedSteps(Step):
         results = [recording.ops[j][3] for j in transparent.kept]
         own_values = [f._data for f in fixed] + [c._data for c in transparent.constants] + [r._data for r in results]
         expected, expected_outer, _ = transparent.backward([r.grad_fn for r in results], own_values, _seeds(transparent.outputs, seeds))
-        got, got_outer, _ = tape.backward(fns, values, _seeds(tape.outputs, seeds))
+        got, got_outer, _ = tape.backward(fns, tape.likes(xp), _seeds(tape.outputs, seeds))  # as a replay runs it
         for k in range(len(fixed)):
             if fixed[k].requires_grad:
                 a = _total(expected[k], expected_outer.get(k), fixed[k])

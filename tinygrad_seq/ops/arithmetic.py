@@ -9,6 +9,7 @@ operands (``2 * x`` is ``Mul.apply(None, x, scalar=2)``, ``x - 1`` is
 """
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -145,11 +146,16 @@ def pow(x: Tensor, exponent: float) -> Tensor:
 
 
 ROWS_PER_PRODUCT = 2048
-"""The most rows :func:`rows_times` multiplies in one BLAS call on NumPy. Each OpenBLAS thread packs up to
-384 columns of as many rows as a product has (13,824 at most) into a buffer the process keeps: a
-(T·B = 8,192)-row product by a 2,048-row weight has each thread touch 12 MB, 10 MB more in all than the
-step's other products need (bench/lm_step.py --memory). bench/lm_step.py's steps have 2,048 rows or fewer,
-so they stay one product."""
+"""The most rows :func:`rows_times` multiplies in one BLAS call on NumPy. Each OpenBLAS thread packs
+blocks of a product's rows into a buffer it keeps for the life of the process, and a taller product touches
+more of it: with (T·B = 8,192)-row products by a 2,048-row weight, the peak of bench/lm_step.py --memory's
+step grew by 10 MB on two BLAS threads (none on one). Its timed steps have 2,048 rows or fewer, so they stay
+one product."""
+
+
+def as_rows(a: Any) -> Any:
+    """a (..., K) as (rows, K): a view when its rows are one block, else a copy (a zero-length K too)."""
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 def rows_times(a: Any, b: Any) -> Any:
@@ -158,13 +164,13 @@ def rows_times(a: Any, b: Any) -> Any:
     NumPy multiplies a stacked ``a`` by a matrix one (M, K) slice at a time:
     a (T, B, K) sequence by a layer's weight then takes 1.5 to 3.8 times as long
     as the same rows in one product on two threads (docs/performance.md,
-    "Cheaper steps").
-    An ``a`` whose rows are not one contiguous block is copied into one first,
-    which costs far less than the slices; on NumPy, more rows than
-    :data:`ROWS_PER_PRODUCT` are multiplied that many at a time."""
-    if a.ndim <= 2 or b.ndim != 2:
+    "Cheaper steps"). An ``a`` whose rows are not one block is copied into
+    one first, which costs far less than the slices. On NumPy, more rows than
+    :data:`ROWS_PER_PRODUCT` are multiplied that many at a time. Any other
+    ``a`` or ``b`` (a vector, a stack of matrices on the right) is NumPy's ``@``."""
+    if a.ndim < 2 or b.ndim != 2 or (a.ndim == 2 and len(a) <= ROWS_PER_PRODUCT):
         return a @ b
-    rows = a.reshape(-1, a.shape[-1])
+    rows = as_rows(a)
     if len(rows) <= ROWS_PER_PRODUCT or type(rows) is not np.ndarray:
         product = rows @ b
     else:
@@ -199,7 +205,7 @@ class MatMul(Function):
         if self.needs_input_grad[1]:
             if b2.ndim == 2 and a2.ndim > 2:
                 # A shared weight: one big matmul instead of a batch of them summed afterwards.
-                grad_b = a2.reshape(-1, a2.shape[-1]).T @ grad.reshape(-1, grad.shape[-1])
+                grad_b = as_rows(a2).T @ as_rows(grad)
             else:
                 grad_b = unbroadcast(a2.swapaxes(-1, -2) @ grad, b2.shape)
             grad_b = grad_b.reshape(b.shape)
@@ -240,9 +246,9 @@ class Linear(Function):
 
     def backward(self, grad):
         x, weight = self.x, self.weight
-        rows = grad.reshape(-1, grad.shape[-1])
-        grad_x = rows_times(grad, weight) if self.needs_input_grad[0] else None
-        grad_weight = rows.T @ x.reshape(-1, x.shape[-1]) if self.needs_input_grad[1] else None
+        rows = as_rows(grad)
+        grad_x = rows_times(rows, weight).reshape(x.shape) if self.needs_input_grad[0] else None
+        grad_weight = rows.T @ as_rows(x) if self.needs_input_grad[1] else None
         grad_bias = rows.sum(axis=0) if self.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias
 
