@@ -1,6 +1,11 @@
 """What a change bought: bench/lm_step.py's training step at two or more commits of this library, in one process.
 
-    python bench/compare_commits.py BEFORE AFTER [MORE ...] [--cells lstm] [--configs all] [--steps 12] [--cpu-time]
+    python bench/compare_commits.py BEFORE AFTER [MORE ...] [--cells rnn gru lstm] [--configs "B32 T64 H128" ...]
+        [--steps 12] [--cpu-time] [--glibc-defaults] [--recorded]
+
+BEFORE, AFTER, ...: git revisions of this repository (hashes, HEAD~2, ...),
+oldest first. --configs takes lm_step.py's configuration names, quoted (they
+hold spaces); by default every cell and configuration runs.
 
 Each commit's ``tinygrad_seq/`` is extracted (``git archive``) into a
 temporary folder under a package name of its own, so the versions load side
@@ -92,8 +97,9 @@ def workloads(args, libraries):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("commits", nargs="+", help="two or more commits (any git revision), oldest first")
-    parser.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm"], choices=["rnn", "gru", "lstm"])
-    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm"], choices=["rnn", "gru", "lstm"], help="the layers to time")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS),
+                        help="lm_step.py's configurations, each quoted (the names hold spaces)")
     parser.add_argument("--steps", type=int, default=12, help="rounds per configuration (median)")
     parser.add_argument("--cpu-time", action="store_true", help="CPU time on one BLAS thread instead of wall clock")
     parser.add_argument("--recorded", action="store_true", help="the recorded path at bench/recorded_step.py's sizes instead")

@@ -34,9 +34,9 @@ SHAPES = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--number", type=int, default=50)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each timing (the best kept)")
+    parser.add_argument("--number", type=int, default=50, help="products per run")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="BLAS thread counts to time on")
     args = parser.parse_args()
     print(common.describe_machine(), "\n")
     print("| product | shapes | BLAS threads | stacked µs | one 2-D product µs | 2-D / stacked |")
