@@ -38,10 +38,12 @@ def describe_machine() -> str:
     )
 
 
-def time_alternating(functions, repeats, synchronize=lambda: None, clock=None, pick=None, warm_up=2):
+def time_alternating(functions, repeats, synchronize=lambda: None, clock=None, pick=None, warm_up=2, reverse_every_other=False):
     """ms of each function, run in turn ``repeats`` times after ``warm_up`` calls each: the median of its
     times (``pick``), by wall clock (``clock``: time.process_time for CPU time). ``synchronize`` waits for a
-    device before and after each call, so a step's time is the time until its device work is done."""
+    device before and after each call, so a step's time is the time until its device work is done.
+    ``reverse_every_other``: every other round runs the functions in reverse order, so that none always
+    follows the same one (versions of one library, which share the machine's caches and allocator)."""
     import statistics
     import time
 
@@ -51,8 +53,10 @@ def time_alternating(functions, repeats, synchronize=lambda: None, clock=None, p
         for _ in range(warm_up):
             f()
     times = [[] for _ in functions]
-    for _ in range(repeats):
-        for i, f in enumerate(functions):
+    for round_ in range(repeats):
+        order = reversed(range(len(functions))) if reverse_every_other and round_ % 2 == 0 else range(len(functions))
+        for i in order:
+            f = functions[i]
             synchronize()
             start = clock()
             f()

@@ -33,7 +33,6 @@ import common  # noqa: F401  first: drops the slow-BLAS variables before NumPy l
 import argparse
 import contextlib
 import importlib
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -123,17 +122,8 @@ def main() -> None:
         print("|---|---|" + "---:|" * (2 * len(names) - 1))
         with threadpool_limits(1 if args.cpu_time else None, user_api="blas"):
             for label, steps in workloads(args, libraries):
-                for step in steps:
-                    for _ in range(3):  # the recorded path records and checks its tape on the first two calls
-                        step()
-                times = [[] for _ in steps]
-                for round_ in range(args.steps):
-                    order = range(len(steps)) if round_ % 2 else reversed(range(len(steps)))
-                    for i in order:
-                        start = clock()
-                        steps[i]()
-                        times[i].append(clock() - start)
-                ms = [statistics.median(t) * 1e3 for t in times]
+                # warm_up=3: the recorded path records and checks its tape on the first two calls
+                ms = common.time_alternating(steps, args.steps, clock=clock, warm_up=3, reverse_every_other=True)
                 ratios = " | ".join(f"{after / before:.3f}" for before, after in zip(ms, ms[1:]))
                 print(f"| {label} | " + " | ".join(f"{m:.2f}" for m in ms) + f" | {ratios} |", flush=True)
 

@@ -143,18 +143,7 @@ def alone_ms(library, cell, config, steps):
 
 
 def alone_probe(library, cell, config, steps):
-    import statistics
-    import time
-
-    step = library_step(library, cell, *CONFIGS[config])
-    for _ in range(3):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    print(statistics.median(times) * 1e3)
+    print(time_alternating([library_step(library, cell, *CONFIGS[config])], steps, warm_up=3)[0])
 
 
 def peak_memory_mb(library, cell):
