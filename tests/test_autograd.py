@@ -610,8 +610,8 @@ def test_host_ids_and_masks_index_a_tensor_on_any_backend(backend):
     assert to_host(x.grad)[:, 0].tolist() == [2.0, 0.0, 1.0, 2.0]  # the repeated row's gradients summed
 
 
-@pytest.mark.parametrize("left_shape, transpose", [((5, 3, 4), False), ((3, 5, 4), True), ((2, 3, 2, 4), False), ((3, 4), False),
-                                                    ((15, 4), False), ((0, 3, 4), False)])
+@pytest.mark.parametrize("left_shape, transpose", [((5, 3, 4), False), ((3, 5, 4), True), ((2, 3, 2, 4), False), ((15, 4), False),
+                                                    ((0, 3, 4), False)])
 @pytest.mark.parametrize("rows_per_product", [2048, 4])  # 4: products of 4 rows and one of the rest (15 = 4 + 4 + 4 + 3)
 def test_a_sequence_times_a_matrix_is_one_product_equal_to_numpys(left_shape, transpose, rows_per_product, monkeypatch):
     from tinygrad_seq.ops import arithmetic

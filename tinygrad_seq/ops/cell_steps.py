@@ -159,31 +159,27 @@ class GRUStep(Function):
         xp = backend_of(h_prev).xp
         H = h_prev.shape[1]
         gx = _step_input(projected, t)
-        gate_block = None  # [Γr Γu ã gh_n] when the compiled loop ran
-        if reset_after:
-            gh = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
-            loops = _compiled_loops(gx, gh, h_prev)
-            if loops is not None:  # the same equations, one compiled loop
-                gate_block, h = xp.empty((h_prev.shape[0], 4 * H), gh.dtype), xp.empty_like(h_prev)
-                loops.gru_forward(gx, gh, h_prev, gate_block, h)
-                r, z, n, gh_n = (gate_block[:, k * H : (k + 1) * H] for k in range(4))
-            else:
-                r = logistic(gx[:, :H] + gh[:, :H])
-                z = logistic(gx[:, H : 2 * H] + gh[:, H : 2 * H])
+        # reset_after=False multiplies Γr ⊙ a⟨t−1⟩ by the candidate's rows of W_hh below: here only Γr's and Γu's
+        gh = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t, rows=None if reset_after else slice(0, 2 * H))
+        loops = _compiled_loops(gx, gh, h_prev) if reset_after else None
+        rh = gate_block = None  # rh: Γr ⊙ a⟨t−1⟩ (reset_after=False); gate_block: the loop's [Γr Γu ã gh_n]
+        if loops is not None:  # the same equations, one compiled loop
+            gate_block, h = xp.empty((h_prev.shape[0], 4 * H), gh.dtype), xp.empty_like(h_prev)
+            loops.gru_forward(gx, gh, h_prev, gate_block, h)
+            # Views of the block, for a backward that cannot run the loop (a strided gradient arriving, say)
+            r, z, n, gh_n = (gate_block[:, k * H : (k + 1) * H] for k in range(4))
+        else:
+            r = logistic(gx[:, :H] + gh[:, :H])
+            z = logistic(gx[:, H : 2 * H] + gh[:, H : 2 * H])
+            if reset_after:
                 gh_n = gh[:, 2 * H :].copy()  # a copy, so the whole (B, 3H) gh need not be kept for backward
                 n = xp.tanh(gx[:, 2 * H :] + r * gh_n)
-                h = n + z * (h_prev - n)  # = (1 − z) n + z a⟨t−1⟩
-            self.gh_n, self.rh = gh_n, None
-        else:
-            gh = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t, rows=slice(0, 2 * H))
-            r = logistic(gx[:, :H] + gh[:, :H])
-            z = logistic(gx[:, H : 2 * H] + gh[:, H:])
-            rh = r * h_prev
-            n = xp.tanh(gx[:, 2 * H :] + _hidden_matmul(rh, w_hh, b_hh, w_hh_t, rows=slice(2 * H, None)))
-            self.gh_n, self.rh = None, rh
-            h = n + z * (h_prev - n)
+            else:
+                gh_n, rh = None, r * h_prev
+                n = xp.tanh(gx[:, 2 * H :] + _hidden_matmul(rh, w_hh, b_hh, w_hh_t, rows=slice(2 * H, None)))
+            h = n + z * (h_prev - n)  # = (1 − z) n + z a⟨t−1⟩
         self.t, self.shape, self.h_prev, self.w_hh, self.running = t, projected.shape, h_prev, w_hh, running
-        self.r, self.z, self.n, self.reset_after, self.gate_block = r, z, n, reset_after, gate_block
+        self.r, self.z, self.n, self.gh_n, self.rh, self.reset_after, self.gate_block = r, z, n, gh_n, rh, reset_after, gate_block
         return _masked(h, h_prev, running, xp)
 
     def backward(self, grad):
@@ -268,12 +264,13 @@ class LSTMStep(Function):
         peephole = w_ci is not None
         loops = None if peephole else _compiled_loops(gates, c_prev)
         if loops is not None:  # the same equations, one compiled loop
-            gate_block, state = xp.empty_like(gates), xp.empty(state_prev.shape, gates.dtype)
+            gate_block, state = xp.empty_like(gates), xp.empty(state_prev.shape, gates.dtype)  # [Γi Γf g̃ Γo], [a, c]
             loops.lstm_forward(gates, c_prev, gate_block, state)
+            # Views of the block, for part_grads and for a backward that cannot run the loop (a strided gradient)
             i, f, g, o = (gate_block[:, k * H : (k + 1) * H] for k in range(4))
             c = state[1]
         else:
-            gate_block = None  # [Γi Γf g̃ Γo] when the compiled loop ran
+            gate_block = None
             if peephole:
                 gates[:, :H] += w_ci * c_prev
                 gates[:, H : 2 * H] += w_cf * c_prev
