@@ -1,7 +1,7 @@
 """One language-model training step, tinygrad_seq against PyTorch, in the same run.
 
     pip install -e ".[bench]" torch==2.13.0
-    python bench/lm_step.py [--steps 20] [--cells rnn gru lstm] [--configs all] [--memory] [--alone]
+    python bench/lm_step.py [--steps 20] [--cells rnn gru lstm] [--configs "B32 T64 H128" ...] [--memory] [--alone]
     python bench/lm_step.py --backend cupy --torch-device cuda     (on a GPU)
 
 The step: Embedding(65, 64) -> RNN/GRU/LSTM -> Linear(-> 65), cross-entropy

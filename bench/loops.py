@@ -1,6 +1,6 @@
 """What the compiled loops of ops/loops.py buy: the LSTM and GRU kernels with and without them, in one run.
 
-    python bench/loops.py [--rounds 15] [--cells lstm gru] [--configs all]
+    python bench/loops.py [--rounds 15] [--cells lstm gru] [--configs "B32 T64 H128" ...]
 
 1. One step op of ops/cell_steps.py (its matmul included), µs: with its
    NumPy equations (``ts.without_numba``) and with the loops, forward and

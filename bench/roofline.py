@@ -1,6 +1,6 @@
 """How far a training step is from the time its matmuls alone take, for tinygrad_seq and for PyTorch.
 
-    python bench/roofline.py [--steps 10] [--cells rnn gru lstm] [--configs all]
+    python bench/roofline.py [--steps 10] [--cells rnn gru lstm] [--configs "B32 T64 H128" ...]
 
 For each configuration of bench/lm_step.py it lists every matrix product a
 training step must compute (forward and backward: the input projection of
