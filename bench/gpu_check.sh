@@ -8,7 +8,8 @@
 #   bash bench/gpu_check.sh --dry-run        anywhere: the same stages on the strict CPU stand-in for CuPy
 #                                            (tests/strict_device.py), a small subset; the test suite runs this
 #
-# Stages, each logged to $OUT (default ./gpu_check_out), with a line per stage in $OUT/summary.md:
+# Stages, each logged to $OUT (default ./gpu_check_out), with a line per stage in $OUT/summary.md (printed at the end,
+# with the timing tables, so that a run's output alone carries its results):
 #   1. install: offline, the wheels in bench/wheels/ that are missing (the checkout is imported via PYTHONPATH)
 #   2. tests:   the backend-parametrised tests on the real cupy (pytest -k cupy)
 #   3. demos:   every demo's --smoke with --backend cupy
@@ -103,6 +104,7 @@ else
 fi
 
 stage tests tests.txt timeout 240 "$PY" -m pytest -q -p no:cacheprovider -rfEs "${TESTS[@]}"
+echo "  pytest: $(tail -n 1 "$OUT/tests.txt")" >>"$SUMMARY"
 
 demo() {  # demo NAME ARGS...: one demo on the device, its output in demo_NAME.txt
     local name=$1
@@ -162,5 +164,7 @@ stage timing lm_step.md timing
 
 echo >>"$SUMMARY"
 echo "failed stages: $FAILED" >>"$SUMMARY"
+# The summary and the timing tables on stdout too: a device machine may send back only a few of the files.
 cat "$SUMMARY"
+[ -f "$OUT/lm_step.md" ] && { echo; cat "$OUT/lm_step.md"; }
 exit "$FAILED"

@@ -18,6 +18,8 @@ def test_the_gpu_check_dry_runs_every_stage(tmp_path):
     assert "failed stages: 0" in summary and "dry run: tests/strict_device.py stands in for CuPy" in summary
     timing = (tmp_path / "lm_step.md").read_text(encoding="utf-8")
     assert "tinygrad_seq on cupy, torch on cpu" in timing and "| rnn | B1 T25 H100 |" in timing.split("## CuPy")[1]
+    assert "  pytest: " in summary and " passed" in summary.split("  pytest: ")[1].splitlines()[0]
+    assert summary in result.stdout and timing in result.stdout  # what a device run sends back, even without its files
     demos = (tmp_path / "demos.txt").read_text(encoding="utf-8")
     assert "sentiment: passed" in demos and "autograd_tour: passed" in demos
 
