@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import tinygrad_seq as ts
+from tinygrad_seq.ops import stack_part
 
 _fixed = np.random.default_rng(7)
 IDS_WITH_REPEATS = np.array([0, 2, 2, 4, 0, 2])
@@ -20,6 +21,7 @@ ID_GRID = np.array([[1, 3], [3, 0], [1, 1]])
 MASK_45 = _fixed.random((4, 5)) > 0.5
 MASK_5 = np.array([True, False, True, True, False])
 POS_WEIGHT_4 = np.array([0.5, 1.0, 2.0, 3.5])
+RUNNING_3 = np.array([[True], [False], [True]])  # (B, 1): the second sequence has ended
 
 
 def normal(*shape):
@@ -157,6 +159,11 @@ CASES = [
     OpCase("concat_same_tensor", lambda a: ts.concat([a, a * 2], 0), lambda a: _torch().cat([a, a * 2], 0), [normal(2, 3)]),
     OpCase("stack", lambda a, b: ts.stack([a, b]), lambda a, b: _torch().stack([a, b]), [normal(2, 3), normal(2, 3)]),
     OpCase("stack_last", lambda a, b: ts.stack([a, b], -1), lambda a, b: _torch().stack([a, b], -1), [normal(2, 3), normal(2, 3)]),
+    # one part of every packed state (P, B, H), stacked: a layer's outputs a⟨t⟩ out of its (a, c)⟨t⟩
+    OpCase("stack_part", lambda a, b: stack_part([a, b], 0), lambda a, b: _torch().stack([a[0], b[0]]), [normal(2, 3, 4), normal(2, 3, 4)]),
+    OpCase("stack_part_negative", lambda a: stack_part([a, a * 2, a], -1), lambda a: _torch().stack([a[-1], (a * 2)[-1], a[-1]]), [normal(3, 2, 2)]),
+    OpCase("stack_part_running", lambda a, b: stack_part([a, b], 1, running=[None, RUNNING_3]),
+           lambda a, b: _torch().stack([a[1], _torch().where(t_index(_torch(), RUNNING_3), b[1], 0.0)]), [normal(2, 3, 4), normal(2, 3, 4)]),
     OpCase("split_size", lambda a: summed(ts.split(a, 2, axis=1)), lambda a: summed(_torch().split(a, 2, 1)), [normal(3, 5)]),
     OpCase("split_sections", lambda a: summed(ts.split(a, [1, 3], 0)), lambda a: summed(_torch().split(a, [1, 3], 0)), [normal(4, 2)]),
     OpCase("chunk", lambda a: summed(ts.chunk(a, 4, axis=-1)), lambda a: summed(_torch().chunk(a, 4, -1)), [normal(2, 8)]),

@@ -81,3 +81,23 @@ def test_fused_is_one_node_per_step_and_can_be_turned_off():
     assert "fused=False" in repr(nn.LSTMCell(2, 2, fused=False))
 
 
+@pytest.mark.parametrize("kernels", [True, False], ids=["kernel", "recorded"])
+def test_a_packed_states_outputs_are_gathered_in_one_node(kernels):
+    """An LSTM's a⟨t⟩ is part 0 of each packed (a, c)⟨t⟩: one StackPart reads every step's state, with no
+    slice per step, and the ended sequences' outputs are zeros there as on the transparent path."""
+    ts.set_default_dtype("float64")
+    layer = nn.Recurrent(nn.LSTMCell(3, 4))
+    x, lengths = ts.randn(5, 3, 3), [5, 2, 4]
+    with contextlib.nullcontext() if kernels else ts.without_kernels():
+        for _ in range(3):  # on the recorded path: record, check, then replay a trusted tape
+            out, _ = layer(x, lengths=lengths)
+    step_op = "LSTMStep" if kernels else "RecordedStep"
+    assert out.grad_fn.name == "StackPart" and [t.grad_fn.name for t in out.grad_fn.inputs] == [step_op] * 5
+    ops = [t.grad_fn.name for t in topological_order(out.sum())[0]]
+    assert "GetItem" not in ops and "Where" not in ops
+    assert not to_host(out.data)[2:, 1].any()  # the second sequence ended after 2 steps
+    with ts.transparent():
+        expected, _ = layer(x, lengths=lengths)
+    np.testing.assert_allclose(to_host(out.data), to_host(expected.data), rtol=1e-12, atol=1e-14)
+
+

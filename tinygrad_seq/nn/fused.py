@@ -55,6 +55,9 @@ class LSTMKernel(Kernel):
     def output(self, packed: Tensor) -> Tensor:
         return packed[0]
 
+    def output_part(self) -> int | None:
+        return 0 if type(self).output is LSTMKernel.output else None  # a subclass may output something else
+
     def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
         cell = self.cell
         peepholes = (cell.weight_ci, cell.weight_cf, cell.weight_co) if cell.peephole else (None, None, None)

@@ -818,6 +818,9 @@ class RecordedSteps(Step):
             return packed if self.n_parts == 1 else packed[0]
         return self.cell.output(self.unpack(packed))
 
+    def output_part(self) -> int | None:
+        return 0 if self.n_parts > 1 and type(self.cell).output is _base_output else None
+
     def step(self, projected: Tensor, t: int, packed: Tensor, running: Any) -> Tensor:
         """Step t: one RecordedStep node reading row t of ``projected`` (or x⟨t⟩), or the recording steps."""
         replay = self.replays_by_state.get((packed.shape, packed.dtype, packed.requires_grad))

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..ops import concat, stack, where
+from ..ops import concat, stack, stack_part, where
 from .. import blas, settings
 from ..anomaly import check_finite_input
 from ..backend import to_host
@@ -154,6 +154,7 @@ class Recurrent(Module):
             with tags(**layer_tags, start=count + 1 if self.reverse else 0):  # the initial state, packed: (a, c)⟨0⟩ or ←(a, c)⟨T+1⟩
                 roles.packed_state(carried, cell.state_names)
         masks = steps.running_masks(lengths, count, x.backend.xp)
+        part = step.output_part()  # a⟨t⟩ is part `part` of each packed state: gathered after the loop, in one node
         outputs: list[Tensor | None] = [None] * count
         with blas.limited(steps.step_threads(cell, x.shape[1])):  # one BLAS thread for a small layer's steps
             for t in (reversed(range(count)) if self.reverse else range(count)):
@@ -161,11 +162,12 @@ class Recurrent(Module):
                     carried = step.step(inputs, t, carried, masks[t])
                     # A packed state is one tensor: viz.gradient_flow asks the step op for each part's gradient.
                     steps.label_state(cell, carried)
-                    output = step.output(carried)
-                    if masks[t] is not None:  # sequences past their end output zeros
-                        output = where(Tensor.wrap(masks[t]), output, 0.0)
-                outputs[t] = output
-        return stack(outputs), step.unpack(carried)
+                    if part is None:
+                        output = step.output(carried)
+                        if masks[t] is not None:  # sequences past their end output zeros
+                            output = where(Tensor.wrap(masks[t]), output, 0.0)
+                outputs[t] = output if part is None else carried
+        return (stack(outputs) if part is None else stack_part(outputs, part, masks)), step.unpack(carried)
 
     def extra_repr(self) -> str:
         options = [f for f, on in (("batch_first=True", self.batch_first), ("reverse=True", self.reverse)) if on]

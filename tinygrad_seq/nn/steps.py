@@ -41,7 +41,8 @@ class Step:
       returned; ``running`` (B, 1) bool or None marks the sequences that have
       not ended: the others keep their state and pass their gradient straight
       through (PyTorch's packed sequences);
-    - ``output(carried)``: a⟨t⟩ (B, H).
+    - ``output(carried)``: a⟨t⟩ (B, H); ``output_part()``: the part of a packed
+      state that is a⟨t⟩, when it is one (the loop then gathers them in one node).
     """
 
     def __init__(self, cell: Any) -> None:
@@ -58,6 +59,12 @@ class Step:
 
     def output(self, carried: Any) -> Tensor:
         return self.cell.output(carried)
+
+    def output_part(self) -> int | None:
+        """The part of the packed state that ``output`` picks, when it picks one and does nothing else: the
+        time loop then stacks that part of every step's state in one node (``ops.stack_part``) instead of a
+        slice per step. None: the loop calls ``output`` at each step."""
+        return None
 
     def step(self, inputs: Tensor, t: int | None, carried: Any, running: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.step")
@@ -185,7 +192,7 @@ class without_kernels(settings.override):
     >>> from tinygrad_seq import nn
     >>> with ts.without_kernels():
     ...     outputs, _ = nn.Recurrent(nn.LSTMCell(2, 3))(ts.randn(4, 1, 2))
-    >>> outputs.grad_fn.inputs[0].grad_fn.inputs[0].grad_fn.name
+    >>> outputs.grad_fn.inputs[0].grad_fn.name  # outputs gathers a⟨t⟩ from each step's packed (a, c)⟨t⟩
     'RecordedStep'
     """
 

@@ -212,6 +212,54 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     return Stack.apply(*tensors, axis=axis % (ndim + 1))
 
 
+class StackPart(Function):
+    """out[t] = packed_t[part] (0 where running_t is False): one part of every step's packed state, stacked.
+
+    The outputs a⟨1⟩ … a⟨T⟩ of a layer whose state packs several parts, (a, c)⟨t⟩ (P, B, H) each, in one node
+    instead of a GetItem and a Where per step: backward sends each step a SliceGrad of its part.
+    """
+
+    __slots__ = ("part", "shape", "running")
+
+    def forward(self, *packed, part, running):
+        xp = backend_of(packed[0]).xp
+        self.part, self.shape, self.running = part, packed[0].shape, running
+        out = xp.empty((len(packed),) + packed[0].shape[1:], dtype=packed[0].dtype)
+        for t, (state, alive) in enumerate(zip(packed, running)):
+            if alive is None:
+                out[t] = state[part]
+            else:  # sequences past their end output zeros
+                out[t] = xp.where(alive, state[part], 0)
+        return out
+
+    def backward(self, grad):
+        xp = backend_of(grad).xp
+        index = (self.part,)
+        return tuple(SliceGrad(index, grad[t] if alive is None else xp.where(alive, grad[t], 0), self.shape)
+                     for t, alive in enumerate(self.running))
+
+
+def stack_part(packed: Sequence[Tensor], part: int, running: Sequence[Any] | None = None) -> Tensor:
+    """``stack([where(running[t], packed[t][part], 0) for t ...])`` in one node: (T, B, ...) from T packed (P, B, ...).
+
+    ``running``: per step, a (B, 1) bool mask of the sequences still running, or None when all are.
+    """
+    packed = [as_tensor(t) for t in packed]
+    if not packed:
+        raise ValueError("stack_part: got no tensors; pass a non-empty list")
+    if any(t.shape != packed[0].shape for t in packed):
+        raise ValueError(f"stack_part: all packed states must have one shape; got {[t.shape for t in packed]}")
+    if packed[0].ndim < 1 or not -packed[0].shape[0] <= part < packed[0].shape[0]:
+        raise ValueError(f"stack_part: part {part} is out of range for packed states of shape {packed[0].shape}")
+    running = [None] * len(packed) if running is None else list(running)
+    if len(running) != len(packed):
+        raise ValueError(f"stack_part: {len(running)} running masks for {len(packed)} packed states; pass one per state (None: all running)")
+    backend = packed[0].backend
+    running = [None if m is None else backend.adopt(m.data if isinstance(m, Tensor) else np.asarray(m) if isinstance(m, list) else m)
+               for m in running]  # a host mask moves to the states' backend
+    return StackPart.apply(*packed, part=part % packed[0].shape[0], running=running)
+
+
 def split(x: Tensor, split_size_or_sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
     """Cut ``x`` along ``axis`` into pieces of ``split_size`` (the last may be smaller) or of the listed sizes."""
     (axis,) = normalize_axes(axis, x.ndim, "split")

@@ -133,8 +133,10 @@ def gate_slices(graph: Graph) -> dict[str, str]:
     """The slices that cut one stacked-gates matmul into its gates, each mapped to the node it cuts.
 
     A slice is a GetItem made in a time step, without a role, whose input is
-    an op of the same step: ``chunk(x @ W.T, 4)`` in an LSTM step, or the
-    part a⟨t⟩ taken out of a fused step's packed state (a⟨t⟩, c⟨t⟩). Not the
+    an op of the same step: ``chunk(x @ W.T, 4)`` in an LSTM step, or a part
+    taken out of a step's packed state by a cell whose output is more than
+    its first part (the built-in LSTM's a⟨t⟩ are gathered after the loop, by
+    one StackPart). Not the
     GetItems that pick step t out of a whole sequence: their input is outside
     the time loop, or they carry a role (a deeper layer's input a[l−1]⟨t⟩).
     """

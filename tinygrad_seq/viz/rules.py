@@ -37,7 +37,7 @@ FORWARD = {
     "Sqrt": "√{0}", "Abs": "|{0}|", "Tanh": "tanh({0})", "Sigmoid": "σ({0})", "Relu": "max({0}, 0)",
     "Clamp": "clamp({0})", "Sum": "Σ {0}", "Mean": "mean({0})", "Max": "max({0})", "Softmax": "softmax({0})",
     "LogSoftmax": "log softmax({0})", "Reshape": "reshape({0})", "Transpose": "{0}ᵀ", "GetItem": "{0}[{index}]",
-    "Concat": "[{all}]", "Stack": "stack({all})", "RecordedStep": "the cell's forward({0}, {1}), replayed", "Where": "where(·, {0}, {1})", "Maximum": "max({0}, {1})",
+    "Concat": "[{all}]", "Stack": "stack({all})", "StackPart": "stack({all})[:, {part}]", "RecordedStep": "the cell's forward({0}, {1}), replayed", "Where": "where(·, {0}, {1})", "Maximum": "max({0}, {1})",
     "MaskedFill": "masked_fill({0})", "Cast": "{0}", "ToBackend": "{0}", "CrossEntropy": "−log softmax({0})[y]",
     "BinaryCrossEntropyWithLogits": "−{1} log σ({0}) − (1 − {1}) log(1 − σ({0}))",
     "EmbeddingLookup": "rows of {0}", "DropoutMask": "{0} ⊙ mask / (1 − p)",
@@ -72,6 +72,7 @@ BACKWARD: dict[str, dict[int, str]] = {
     "GetItem": {0: "{g} in [{index}], 0 elsewhere"},
     "Concat": {"*": "its part of {g}"},
     "Stack": {"*": "its slice of {g}"},
+    "StackPart": {"*": "its slice of {g} in part [{part}], 0 in the other parts (and where its sequence has ended)"},
     # A user's cell step replayed from its tape (nn.recorded): the recorded ops' own rules, in reverse.
     "RecordedStep": {"*": "{g} back through the cell's recorded ops, each op's rule in reverse (ts.transparent() shows them)"},
     "Where": {0: "{g} where the condition holds, 0 elsewhere", 1: "{g} where it does not, 0 elsewhere"},
@@ -145,6 +146,8 @@ def _details(node: Function | None) -> dict[str, Any]:
         details["p"] = params["exponent"]
     if node.name == "GetItem":
         details["index"] = _index_text(getattr(node, "index", None))
+    if node.name == "StackPart" and "part" in params:
+        details["part"] = params["part"]
     for field in ("relu", "reset_after", "peepholes", "reduction", "smoothing"):
         if getattr(node, field, None) is not None:
             details[field] = getattr(node, field)
@@ -166,7 +169,8 @@ def forward_rule(op: str, out: str, inputs: Sequence[str], details: Mapping[str,
         formula = "{1} {0}"
     if "({0})" in formula and _wrapped(inputs[0]):  # tanh(x + y), not tanh((x + y))
         inputs = [inputs[0][1:-1], *inputs[1:]]
-    written = formula.format(*inputs, *[""] * 3, all=", ".join(inputs), p=details.get("p", "p"), index=details.get("index", "…"))
+    written = formula.format(*inputs, *[""] * 3, all=", ".join(inputs), p=details.get("p", "p"), index=details.get("index", "…"),
+                              part=details.get("part", "…"))
     if written == out:  # a node named by its own formula: "tanh(c⟨2⟩)", "a⟨1..3⟩[1]"
         return f"{out}   ({op})"
     if written.startswith(out + " + "):  # a projection named "W_aa a⟨1⟩" holds its bias too
@@ -186,7 +190,8 @@ def backward_rule(op: str, out: str, inputs: Sequence[str], receives: Sequence[b
     per = {"mean": " / the number of targets counted (a mean; ignore_index ones are not)",
            "none": ", one row per example"}.get(details.get("reduction"), "")
     q = f"((1 − {details['smoothing']:g}) one_hot(y) + {details['smoothing']:g} / C)" if details.get("smoothing") else "one_hot(y)"
-    fields = {"g": gradient(out), "out": out, "p": details.get("p", "p"), "index": details.get("index", "…"), "per": per, "q": q}
+    fields = {"g": gradient(out), "out": out, "p": details.get("p", "p"), "index": details.get("index", "…"), "per": per, "q": q,
+              "part": details.get("part", "…")}
     if own_rule is not None:
         return [own_rule.format(out=out, **{f"in{i}": n for i, n in enumerate(inputs)})]
     if op in CELL_STEPS:
