@@ -1,4 +1,5 @@
 """Optimizers and clipping: 50-step trajectories against PyTorch in float64, state dicts, errors."""
+import contextlib
 import math
 
 import numpy as np
@@ -219,3 +220,43 @@ def test_clip_grad_value():
     assert params[0].grad.tolist() == [-1.0, 0.5, 1.0]
     with pytest.raises(ValueError, match="clip_value must be >= 0"):
         optim.clip_grad_value_(params, -1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adams_compiled_loop_is_its_numpy_update_bit_for_bit(dtype):
+    """optim/loops.py runs Adam on NumPy arrays (the PyTorch comparisons above go through it); inside
+    ts.without_numba() the NumPy update runs. The two agree exactly, weight decay included."""
+    pytest.importorskip("numba", reason="the compiled loops need numba (a core dependency: pip install -e .)")
+    from tinygrad_seq.optim import adam
+
+    rng = np.random.default_rng(3)
+    start = [rng.standard_normal((5, 7)).astype(dtype), rng.standard_normal(7).astype(dtype)]
+    runs = []
+    for compiled in (True, False):
+        params = [nn.Parameter(ts.Tensor(a.copy())) for a in start]
+        opt = optim.Adam(params, lr=0.03, betas=(0.85, 0.995), eps=1e-6, weight_decay=0.01)
+        for step in range(6):
+            for p in params:
+                p.grad = p.backend.asarray(np.random.default_rng(step).standard_normal(p.shape).astype(dtype))
+            with contextlib.nullcontext() if compiled else ts.without_numba():
+                opt.step()
+        runs.append(([to_host(p.data) for p in params], [to_host(opt.state[p]["exp_avg_sq"]) for p in params]))
+    (ours, our_v), (numpy_update, numpy_v) = runs
+    for a, b, va, vb, first in zip(ours, numpy_update, our_v, numpy_v, start):
+        assert a.dtype == dtype and np.array_equal(a, b) and np.array_equal(va, vb) and not np.array_equal(a, first)
+    if ts.get_backend().name == "numpy":
+        a = np.zeros((4, 6), dtype)
+        assert adam._compiled_loops(a, a.copy()) is not None
+        assert adam._compiled_loops(a, a[:, :3]) is None  # a strided gradient: the NumPy update runs
+        assert adam._compiled_loops(a.astype(np.float16)) is None
+        with ts.without_numba():
+            assert adam._compiled_loops(a) is None
+
+
+def test_clip_grad_norm_within_the_limit_leaves_the_gradients_untouched():
+    params = grads_of([0.3, 0.4], [[1e-3]])
+    before = [p.grad for p in params]
+    norm = optim.clip_grad_norm_(params, max_norm=1.0)
+    assert float(norm) == pytest.approx(math.sqrt(0.25 + 1e-6), rel=1e-15)
+    assert all(p.grad is g for p, g in zip(params, before))
+    np.testing.assert_array_equal(to_host(params[0].grad), [0.3, 0.4])

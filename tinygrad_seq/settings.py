@@ -38,7 +38,8 @@ setting            meaning                                                writte
                    cells run on the recorded path, not their kernels      ``testing.on_path``
 ``numba_loops``    False inside ``ts.without_numba()``: the float32      ``ts.without_numba``
                    LSTM and GRU kernels do their elementwise work in
-                   NumPy instead of compiled loops (ops/loops.py)
+                   NumPy instead of compiled loops (ops/loops.py), and
+                   Adam its update (optim/loops.py)
 ``recording``      None, or the ``nn.recorded.Recording`` that            ``nn.recorded``, while it
                    ``Function.apply`` and the host conversions report     records a cell step
                    to

@@ -24,24 +24,24 @@ contiguously, made once per layer call by the kernel (see
 from __future__ import annotations
 
 import functools
-import warnings
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from .. import blas, settings
+from .. import blas, compiled, settings
 from ..backend import backend_of
 from ..function import Function
 from ..lazy_grad import OuterGrad, SliceGrad
 from .elementwise import logistic
 
-_FLOAT32 = np.dtype(np.float32)
+_FLOAT32S = (np.dtype(np.float32),)
 
 
 class without_numba(settings.override):
     """Inside the block, the float32 LSTM and GRU kernels do their elementwise work as NumPy passes, not as
-    the compiled loops of ops/loops.py: how the two are checked equal, and how to measure what the loops buy.
+    the compiled loops of ops/loops.py, and Adam its update (not optim/loops.py's loop): how the two are
+    checked equal, and how to measure what the loops buy.
 
     >>> import tinygrad_seq as ts
     >>> from tinygrad_seq import nn
@@ -59,27 +59,13 @@ class without_numba(settings.override):
 
 @functools.cache
 def _loops_module() -> ModuleType | None:
-    try:  # imported on first use: importing numba takes a quarter of a second
-        from . import loops
-    except ImportError:  # numba is a dependency; without it (a broken install) the NumPy equations run
-        return None
-    except Exception as error:  # numba there but unusable (no writable cache folder, an LLVM error): the same
-        warnings.warn(f"the float32 LSTM and GRU steps run their NumPy equations, not ops/loops.py's compiled loops: "
-                      f"{type(error).__name__}: {error}. Set NUMBA_CACHE_DIR to a writable folder if the cache is the cause",
-                      RuntimeWarning, stacklevel=2)
-        return None
-    return loops
+    return compiled.load("tinygrad_seq.ops.loops", "the float32 LSTM and GRU steps run their NumPy equations")
 
 
 def _compiled_loops(*arrays: Any) -> ModuleType | None:
     """ops/loops.py when its loops can run on ``arrays`` (C-contiguous float32 NumPy arrays, numba there,
     ``settings.numba_loops``), else None: the caller then runs its NumPy equations."""
-    if not settings.numba_loops:
-        return None
-    for array in arrays:
-        if type(array) is not np.ndarray or array.dtype != _FLOAT32 or not array.flags.c_contiguous:
-            return None
-    return _loops_module()
+    return _loops_module() if compiled.can_run(arrays, _FLOAT32S) else None
 
 
 def _step_input(projected, t):

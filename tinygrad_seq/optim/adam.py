@@ -1,12 +1,29 @@
 """Adam (Kingma and Ba), PyTorch's formulation with bias correction and L2 weight decay."""
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
+from types import ModuleType
 from typing import Any
 
+import numpy as np
+
+from .. import compiled
 from ..tensor import Tensor
 from .optimizer import Optimizer
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@functools.cache
+def _loops_module() -> ModuleType | None:
+    return compiled.load("tinygrad_seq.optim.loops", "Adam runs its NumPy update")
+
+
+def _compiled_loops(*arrays: Any) -> ModuleType | None:
+    """optim/loops.py when its loop can run on ``arrays`` (see ``compiled.can_run``), else None."""
+    return _loops_module() if compiled.can_run(arrays, _FLOATS) else None
 
 
 class Adam(Optimizer):
@@ -39,6 +56,14 @@ class Adam(Optimizer):
         state["step"] += 1
         step, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
         g = self.weight_decayed(param, grad, group["weight_decay"])
+        step_size = group["lr"] / (1 - beta1**step)
+        loops = _compiled_loops(param.data, g, m, v)
+        if loops is not None:  # the same operations in the same order, one compiled loop (optim/loops.py)
+            one = param.data.dtype.type  # each constant rounded to the arrays' dtype, as NumPy's weak scalars are
+            loops.adam_update(param.data.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1), one(1 - beta1), one(beta2),
+                              one(1 - beta2), one(math.sqrt(1 - beta2**step)), one(group["eps"]), one(step_size))
+            param._bump_version()
+            return
 
         work = self.scratch(param, 1)
         xp.subtract(g, m, out=work)
@@ -49,7 +74,6 @@ class Adam(Optimizer):
         v *= beta2
         v += work
 
-        step_size = group["lr"] / (1 - beta1**step)
         denominator = xp.sqrt(v, out=work)
         denominator /= math.sqrt(1 - beta2**step)
         denominator += group["eps"]
