@@ -1,4 +1,6 @@
 """The compiled loops of ops/loops.py (float32 LSTM and GRU steps) against the NumPy equations they replace."""
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -108,6 +110,26 @@ def test_loops_equal_the_numpy_equations_in_float32(make_layer, batch, with_leng
         np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=2e-6)
     for ours, reference in zip(grads, reference_grads):
         np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5 * np.abs(reference).max())
+
+
+@pytest.mark.parametrize("make_layer", [lambda: nn.LSTM(3, 5), lambda: nn.GRU(3, 5)], ids=["lstm", "gru"])
+def test_a_backward_that_cannot_run_the_loops_reads_the_gates_from_the_forwards_block(make_layer):
+    """Forward ran the loop, backward runs the NumPy equations (here: ts.without_numba() around backward; in use,
+    a strided gradient): the gates it needs are views of the gate block the forward loop wrote."""
+    ts.manual_seed(0)
+    layer = make_layer()
+    x = ts.Tensor(np.random.default_rng(2).standard_normal((5, 3, 3)).astype(np.float32), requires_grad=True)
+    runs = []
+    for numpy_backward in (False, True):
+        out, _ = layer(x)
+        assert all(node.gate_block is not None for node in _step_nodes(out, "LSTMStep" if isinstance(layer, nn.LSTM) else "GRUStep"))
+        layer.zero_grad()
+        x.grad = None
+        with ts.without_numba() if numpy_backward else contextlib.nullcontext():
+            (out * out).sum().backward()
+        runs.append([x.grad, *(p.grad for p in layer.parameters())])
+    for loop_grad, numpy_grad in zip(*runs):
+        np.testing.assert_allclose(numpy_grad, loop_grad, rtol=1e-4, atol=1e-5 * np.abs(loop_grad).max())
 
 
 @pytest.mark.parametrize("make_layer, name, runs_loops", [

@@ -63,8 +63,9 @@ class tags(settings.override):
     {'t': 1, 'layer': 0}
     """
 
-    def __init__(self, **new_tags: Any) -> None:
-        super().__init__()
+    def __init__(self, **new_tags: Any) -> None:  # override's own __init__ skipped: it checks names this never sets
+        self.values: dict[str, Any] = {}
+        self._saved: list[dict[str, Any]] = []
         self.new_tags = new_tags
 
     # One setting, set and restored directly: a recurrent layer enters a block per time step.

@@ -93,6 +93,13 @@ def _step_threads(node):
     return blas.step_threads(node.inputs[1].shape[-2], [node.inputs[2]._data])
 
 
+def _blocks(gate_block, count):
+    """The ``count`` (B, H) column blocks of a loop's (B, count·H) gate block, as views: what a backward that
+    cannot run the loop (a strided gradient arriving, say) reads instead of the gates the NumPy path saves."""
+    H = gate_block.shape[1] // count
+    return tuple(gate_block[:, k * H : (k + 1) * H] for k in range(count))
+
+
 def _masked(new, old, running, xp):
     return new if running is None else xp.where(running, new, old)
 
@@ -152,8 +159,7 @@ class GRUStep(Function):
         if loops is not None:  # the same equations, one compiled loop
             gate_block, h = xp.empty((h_prev.shape[0], 4 * H), gh.dtype), xp.empty_like(h_prev)
             loops.gru_forward(gx, gh, h_prev, gate_block, h)
-            # Views of the block, for a backward that cannot run the loop (a strided gradient arriving, say)
-            r, z, n, gh_n = (gate_block[:, k * H : (k + 1) * H] for k in range(4))
+            r = z = n = gh_n = None  # in the block; _blocks gives them to a backward that needs them
         else:
             r = logistic(gx[:, :H] + gh[:, :H])
             z = logistic(gx[:, H : 2 * H] + gh[:, H : 2 * H])
@@ -171,9 +177,10 @@ class GRUStep(Function):
     def backward(self, grad):
         xp = backend_of(grad).xp
         d_h, d_pass = _split_masked_grad(grad, self.running, xp)
-        r, z, n, h_prev, w_hh = self.r, self.z, self.n, self.h_prev, self.w_hh
+        h_prev, w_hh = self.h_prev, self.w_hh
         H = h_prev.shape[1]
         loops = None if self.gate_block is None else _compiled_loops(d_h, h_prev)
+        r, z, n, gh_n = (self.r, self.z, self.n, self.gh_n) if self.gate_block is None or loops is not None else _blocks(self.gate_block, 4)
         if loops is not None:  # the same equations, one compiled loop
             d_gx, d_gh, d_h_prev = xp.empty((len(d_h), 3 * H), d_h.dtype), xp.empty((len(d_h), 3 * H), d_h.dtype), xp.empty_like(d_h)
             loops.gru_backward(d_h, self.gate_block, h_prev, d_gx, d_gh, d_h_prev)
@@ -184,7 +191,7 @@ class GRUStep(Function):
             d_z_pre = d_h * (h_prev - n) * z * (1 - z)
             d_h_prev = d_h * z
             if self.reset_after:
-                d_r_pre = d_n_pre * self.gh_n * r * (1 - r)
+                d_r_pre = d_n_pre * gh_n * r * (1 - r)
                 d_gh = xp.concatenate([d_r_pre, d_z_pre, d_n_pre * r], axis=1)
                 d_h_prev += d_gh @ w_hh
                 d_w_hh = OuterGrad(d_gh, h_prev, w_hh.shape)
@@ -252,8 +259,7 @@ class LSTMStep(Function):
         if loops is not None:  # the same equations, one compiled loop
             gate_block, state = xp.empty_like(gates), xp.empty(state_prev.shape, gates.dtype)  # [Γi Γf g̃ Γo], [a, c]
             loops.lstm_forward(gates, c_prev, gate_block, state)
-            # Views of the block, for part_grads and for a backward that cannot run the loop (a strided gradient)
-            i, f, g, o = (gate_block[:, k * H : (k + 1) * H] for k in range(4))
+            i = f = g = o = None  # in the block; _blocks gives them to part_grads and a backward that needs them
             c = state[1]
         else:
             gate_block = None
@@ -284,16 +290,18 @@ class LSTMStep(Function):
         through a⟨t⟩ = Γo tanh(c⟨t⟩) inside the step. Needs the saved arrays (retain_graph)."""
         xp = backend_of(grad).xp
         d_state, d_pass = _split_masked_grad(grad, self.running, xp)
-        total = d_state[1] + d_state[0] * self.o * (1 - xp.tanh(self.c) ** 2)
+        o = self.o if self.gate_block is None else _blocks(self.gate_block, 4)[3]
+        total = d_state[1] + d_state[0] * o * (1 - xp.tanh(self.c) ** 2)
         return grad[0], (total if d_pass is None else total + d_pass[1])
 
     def backward(self, grad):
         xp = backend_of(grad).xp
         d_state, d_pass = _split_masked_grad(grad, self.running, xp)
         d_h, d_c = d_state[0], d_state[1]
-        i, f, g, o, c = self.i, self.f, self.g, self.o, self.c
+        c = self.c
         h_prev, c_prev = self.state_prev[0], self.state_prev[1]
         loops = None if self.gate_block is None else _compiled_loops(d_h, d_c, c_prev)
+        i, f, g, o = (self.i, self.f, self.g, self.o) if self.gate_block is None or loops is not None else _blocks(self.gate_block, 4)
         if loops is not None:  # the same equations, one compiled loop
             d_gates, d_state_prev = xp.empty_like(self.gate_block), xp.empty(d_state.shape, d_h.dtype)
             loops.lstm_backward(d_h, d_c, self.gate_block, c, c_prev, d_gates, d_state_prev[1])
