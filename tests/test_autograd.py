@@ -561,6 +561,36 @@ def test_deferred_weight_gradients_flushed_early_sum_the_same(flush_rows, monkey
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
+def test_held_slices_wait_for_the_gradient_to_be_complete_and_mix_with_other_kinds():
+    """StackPart sends all T packed states their slice at once as HeldSliceGrads: the engine keeps them (no
+    zeroed buffer per state yet) until each state's gradient is complete, and sums them with the other
+    deferred kinds a tensor receives (a weight's OuterGrads here)."""
+    from tinygrad_seq.lazy_grad import HeldSliceGrad, OuterGrad, sum_deferred
+    from tinygrad_seq.ops import stack_part
+
+    ts.set_default_dtype("float64")
+    rng = np.random.default_rng(0)
+    packed = [ts.Tensor(rng.standard_normal((2, 3, 4)), requires_grad=True) for _ in range(3)]
+    states = [p * 2.0 for p in packed]  # non-leaves: their gradients pass through the engine's buffers
+    out = stack_part(states, 0)
+    seen = 0
+    for step in backward_iter((out * out).sum()):
+        if step.node.name == "StackPart":  # its slices sent: held, no dense buffer for any state yet
+            assert not any(id(s) in step.partial_grads for s in states)
+            assert all(isinstance(step.partial_outer[id(s)][0], HeldSliceGrad) for s in states)
+            seen += 1
+    assert seen == 1
+    for p in packed:
+        expected = np.zeros((2, 3, 4))
+        expected[0] = 2 * 2 * 2 * p.data[0]  # d/dp of (2 p[0])²
+        np.testing.assert_allclose(p.grad, expected, rtol=1e-14)
+    left, right, values = rng.standard_normal((5, 2)), rng.standard_normal((5, 4)), rng.standard_normal(4)
+    mixed = [OuterGrad(left, right, (2, 4)), HeldSliceGrad((1,), values, (2, 4)), OuterGrad(left, right, (2, 4))]
+    expected = 2 * left.T @ right
+    expected[1] += values
+    np.testing.assert_allclose(sum_deferred(mixed, (2, 4)), expected, rtol=1e-14)
+
+
 def test_a_new_kind_of_lazy_gradient_is_one_class():
     """The engine, detect_anomaly and the renderer use only the LazyGrad protocol: a kind of one's own just works."""
     from tinygrad_seq.lazy_grad import LazyGrad

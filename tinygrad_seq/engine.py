@@ -26,7 +26,7 @@ import numpy as np
 from . import blas, settings
 from .anomaly import check_gradient, describe, place
 from .backend import backend_of
-from .lazy_grad import LazyGrad
+from .lazy_grad import LazyGrad, sum_deferred
 
 if TYPE_CHECKING:  # for type checkers only: these modules sit above this one
     from .function import Function
@@ -68,7 +68,7 @@ def _accumulate(grads: dict[int, Any], owned: set[int], key: int, target: Tensor
             buffer = grads.get(key)
             if buffer is not None and key not in owned:
                 buffer = buffer.copy()
-            grads[key] = grad.sum_into(parts, target.shape, buffer).astype(target.dtype, copy=False)
+            grads[key] = sum_deferred(parts, target.shape, buffer).astype(target.dtype, copy=False)
             owned.add(key)
             return
         buffer = grads.get(key)
@@ -97,7 +97,7 @@ def _complete(grads: dict[int, Any], owned: set[int], deferred: dict[int, list],
     if parts:
         if dense is not None and not fresh:
             dense = dense.copy()
-        dense = parts[0].sum_into(parts, target.shape, dense)
+        dense = sum_deferred(parts, target.shape, dense)
         fresh = True
         if dense.dtype != target.dtype:
             dense = dense.astype(target.dtype)
@@ -135,7 +135,7 @@ class BackwardStep:
         dense = self.partial_grads.get(id(tensor))
         parts = self.partial_outer.get(id(tensor))
         if parts:
-            return parts[0].sum_into(parts, tensor.shape, None if dense is None else dense.copy())
+            return sum_deferred(parts, tensor.shape, None if dense is None else dense.copy())
         return None if dense is None else dense.copy()
 
     @property

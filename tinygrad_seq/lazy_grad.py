@@ -1,10 +1,11 @@
 """Lazy gradients: a gradient kept in a cheaper form than a dense array, and the protocol the engine uses.
 
-An op's ``backward`` may return a :class:`LazyGrad` instead of an array. Two
+An op's ``backward`` may return a :class:`LazyGrad` instead of an array. Three
 kinds exist: :class:`SliceGrad` (zero outside one slice of the input: reading
-a time step of a sequence) and :class:`OuterGrad` (a weight's gradient from one
-use, kept as the two factors of an outer product and summed over all time
-steps with one matmul). The engine (engine.py), the step tape (nn/recorded.py)
+a time step of a sequence), :class:`HeldSliceGrad` (the same, held until the
+input's gradient is complete) and :class:`OuterGrad` (a weight's gradient
+from one use, kept as the two factors of an outer product and summed over all
+time steps with one matmul). The engine (engine.py), the step tape (nn/recorded.py)
 and the pictures (viz/) call the protocol's methods and never test the kind.
 """
 from __future__ import annotations
@@ -86,7 +87,7 @@ class SliceGrad(LazyGrad):
         return (self.values,)
 
     def astype(self, dtype: Any) -> SliceGrad:
-        return self if self.values.dtype == dtype else SliceGrad(self.index, self.values.astype(dtype), self.shape)
+        return self if self.values.dtype == dtype else type(self)(self.index, self.values.astype(dtype), self.shape)
 
     def add_into(self, buffer: Any) -> None:
         buffer[self.index] += self.values
@@ -96,6 +97,43 @@ class SliceGrad(LazyGrad):
 
     def __repr__(self) -> str:
         return f"SliceGrad(index={self.index!r}, values {tuple(self.values.shape)} of {self.shape})"
+
+
+class HeldSliceGrad(SliceGrad):
+    """A SliceGrad the engine holds until the input's gradient is complete, then adds in with the rest.
+
+    For an op that sends slices to many inputs at once: ``StackPart`` gives
+    each of a layer's T packed states (a, c)⟨t⟩ its a⟨t⟩ slice in one go. As
+    plain SliceGrads, each would get its zeroed (2, B, H) buffer then and
+    there, T of them alive together; held, each state's buffer is made when
+    its step's backward is reached, as the other gradients of that state are.
+    """
+
+    __slots__ = ()
+    deferred = True
+
+    @staticmethod
+    def flush_now(parts: list[LazyGrad]) -> bool:
+        return False
+
+    @staticmethod
+    def sum_into(parts: list[HeldSliceGrad], shape: tuple[int, ...], buffer: Any = None) -> Any:
+        if buffer is None:
+            buffer = backend_of(parts[0].values).xp.zeros(shape, dtype=parts[0].dtype)
+        for part in parts:
+            part.add_into(buffer)
+        return buffer
+
+
+def sum_deferred(parts: list[LazyGrad], shape: tuple[int, ...], buffer: Any = None) -> Any:
+    """The deferred parts of one tensor's gradient summed (into ``buffer`` when given), each kind by its own
+    ``sum_into``: a tensor may receive several kinds."""
+    kinds: dict[type, list[LazyGrad]] = {}
+    for part in parts:
+        kinds.setdefault(type(part), []).append(part)
+    for kind, group in kinds.items():
+        buffer = kind.sum_into(group, shape, buffer)
+    return buffer
 
 
 OUTER_FLUSH_ROWS = 512  # deferred OuterGrad rows summed at once: large enough for BLAS, small enough for memory (docs/performance.md)

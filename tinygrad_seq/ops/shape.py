@@ -13,7 +13,7 @@ import numpy as np
 
 from ..backend import backend_of
 from ..function import Function
-from ..lazy_grad import SliceGrad
+from ..lazy_grad import HeldSliceGrad, SliceGrad
 from ..tensor import as_tensor, Tensor
 from ._util import normalize_axes
 
@@ -216,7 +216,7 @@ class StackPart(Function):
     """out[t] = packed_t[part] (0 where running_t is False): one part of every step's packed state, stacked.
 
     The outputs a⟨1⟩ … a⟨T⟩ of a layer whose state packs several parts, (a, c)⟨t⟩ (P, B, H) each, in one node
-    instead of a GetItem and a Where per step: backward sends each step a SliceGrad of its part.
+    instead of a GetItem and a Where per step: backward sends each step a HeldSliceGrad of its part.
     """
 
     __slots__ = ("part", "shape", "running")
@@ -235,7 +235,8 @@ class StackPart(Function):
     def backward(self, grad):
         xp = backend_of(grad).xp
         index = (self.part,)
-        return tuple(SliceGrad(index, grad[t] if alive is None else xp.where(alive, grad[t], 0), self.shape)
+        # Held: each state's gradient buffer is made when its step's backward is reached, not all T now
+        return tuple(HeldSliceGrad(index, grad[t] if alive is None else xp.where(alive, grad[t], 0), self.shape)
                      for t, alive in enumerate(self.running))
 
 
