@@ -591,6 +591,26 @@ def test_held_slices_wait_for_the_gradient_to_be_complete_and_mix_with_other_kin
     np.testing.assert_allclose(sum_deferred(mixed, (2, 4)), expected, rtol=1e-14)
 
 
+def test_stack_part_refuses_what_it_cannot_gather():
+    from tinygrad_seq.ops import stack_part
+
+    a = ts.Tensor(np.zeros((2, 3, 4), dtype=np.float32), requires_grad=True)
+    cases = [
+        (lambda: stack_part([], 0), "got no tensors"),
+        (lambda: stack_part([a, a[:, :2]], 0), r"one shape and dtype; got \[\(\(2, 2, 4\), 'float32'\), \(\(2, 3, 4\)"),
+        (lambda: stack_part([a, ts.Tensor(np.zeros((2, 3, 4)))], 0), "one shape and dtype.*float64"),
+        (lambda: stack_part([a], 2), r"part 2 is out of range for packed states of shape \(2, 3, 4\)"),
+        (lambda: stack_part([a, a], 0, running=[None]), "1 running masks for 2 packed states"),
+        (lambda: stack_part([a], 0, running=[np.ones(3, bool)]), r"running\[0\] must be a bool mask of shape \(3, 1\).*mask\[:, None\]"),
+        (lambda: stack_part([a], 0, running=[np.ones((3, 1))]), r"bool mask of shape \(3, 1\).*got float64"),
+    ]
+    for make, message in cases:
+        with pytest.raises(ValueError, match=message):
+            make()
+    out = stack_part([a, a], -2, running=[None, [[True], [False], [True]]])  # part -2 of 2 is part 0; a list mask
+    assert out.shape == (2, 3, 4) and out.grad_fn.params["part"] == 0
+
+
 def test_a_new_kind_of_lazy_gradient_is_one_class():
     """The engine, detect_anomaly and the renderer use only the LazyGrad protocol: a kind of one's own just works."""
     from tinygrad_seq.lazy_grad import LazyGrad

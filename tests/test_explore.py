@@ -162,6 +162,24 @@ def test_the_rule_is_written_in_the_course_notation():
     assert "∂L/∂W_aa += [dΓu; dΓf; dc̃; dΓo] a⟨1⟩ᵀ" in step["backward"]
 
 
+def test_a_fused_layers_gathered_outputs_are_named_as_a_sequence():
+    """On the kernel path a layer's outputs are one StackPart of its packed states: named a^[l]⟨1..T⟩ like
+    the transparent path's Stack, with a rule that says which part it takes, and ended sequences when any."""
+    model = demo.small_model("lstm", layers=2)
+    graph = viz.trace(model.loss(), model.parameters())
+    names = rules.names(graph)
+    gathers = {k: n for k, n in graph.nodes.items() if n.op == "StackPart"}
+    assert sorted(names[k] for k in gathers) == ["a^[1]⟨1..3⟩", "a^[2]⟨1..3⟩"]
+    assert "a^[2]⟨1..3⟩[t=2]" in names.values()
+    rule = rules.node_rules(graph)[next(k for k in gathers if names[k] == "a^[1]⟨1..3⟩")]
+    assert rule["forward"] == "a^[1]⟨1..3⟩ = stack((a, c)^[1]⟨1⟩, (a, c)^[1]⟨2⟩, (a, c)^[1]⟨3⟩)[:, 0]"
+    assert rule["backward"][0] == "∂L/∂(a, c)^[1]⟨1⟩ += its slice of ∂L/∂a^[1]⟨1..3⟩ in part [0], 0 in the other parts"
+    masked = rules.forward_rule("StackPart", "a⟨1..2⟩", ["s1", "s2"], {"part": 0, "masked": True})
+    assert masked == "a⟨1..2⟩ = stack(s1, s2)[:, 0], 0 where a sequence has ended"
+    assert rules.backward_rule("StackPart", "a", ["s"], [True], [False], {"part": 0, "masked": True})[0].endswith(
+        "0 in the other parts and where its sequence has ended")
+
+
 # The rule of each built-in cell step at t = 2, checked line by line against the op's backward() in ops/cell_steps.py.
 STEP_RULES = {
     "rnn_relu": [

@@ -223,7 +223,7 @@ def test_clip_grad_value():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_adams_compiled_loop_is_its_numpy_update_bit_for_bit(dtype):
+def test_adams_compiled_loop_is_its_numpy_update_bit_for_bit(dtype, monkeypatch):
     """optim/loops.py runs Adam on NumPy arrays (the PyTorch comparisons above go through it); inside
     ts.without_numba() the NumPy update runs. The two agree exactly, weight decay included."""
     pytest.importorskip("numba", reason="the compiled loops need numba (a core dependency: pip install -e .)")
@@ -231,6 +231,9 @@ def test_adams_compiled_loop_is_its_numpy_update_bit_for_bit(dtype):
 
     rng = np.random.default_rng(3)
     start = [rng.standard_normal((5, 7)).astype(dtype), rng.standard_normal(7).astype(dtype)]
+    ran_loop = []
+    loops_for = adam._compiled_loops
+    monkeypatch.setattr(adam, "_compiled_loops", lambda *arrays: ran_loop.append(loops_for(*arrays) is not None) or loops_for(*arrays))
     runs = []
     for compiled in (True, False):
         params = [nn.Parameter(ts.Tensor(a.copy())) for a in start]
@@ -241,10 +244,12 @@ def test_adams_compiled_loop_is_its_numpy_update_bit_for_bit(dtype):
             with contextlib.nullcontext() if compiled else ts.without_numba():
                 opt.step()
         runs.append(([to_host(p.data) for p in params], [to_host(opt.state[p]["exp_avg_sq"]) for p in params]))
+    on_numpy = ts.get_backend().name == "numpy"
+    assert ran_loop == [on_numpy] * 12 + [False] * 12  # 2 parameters × 6 steps with the loop (on NumPy), then without
     (ours, our_v), (numpy_update, numpy_v) = runs
     for a, b, va, vb, first in zip(ours, numpy_update, our_v, numpy_v, start):
         assert a.dtype == dtype and np.array_equal(a, b) and np.array_equal(va, vb) and not np.array_equal(a, first)
-    if ts.get_backend().name == "numpy":
+    if on_numpy:
         a = np.zeros((4, 6), dtype)
         assert adam._compiled_loops(a, a.copy()) is not None
         assert adam._compiled_loops(a, a[:, :3]) is None  # a strided gradient: the NumPy update runs
@@ -255,8 +260,13 @@ def test_adams_compiled_loop_is_its_numpy_update_bit_for_bit(dtype):
 
 def test_clip_grad_norm_within_the_limit_leaves_the_gradients_untouched():
     params = grads_of([0.3, 0.4], [[1e-3]])
-    before = [p.grad for p in params]
+    on_numpy = ts.get_backend().name == "numpy"
+    if on_numpy:  # read-only: a multiply by the scale 1.0 would raise; on a device it runs (asking would wait)
+        for p in params:
+            p.grad.flags.writeable = False
     norm = optim.clip_grad_norm_(params, max_norm=1.0)
     assert float(norm) == pytest.approx(math.sqrt(0.25 + 1e-6), rel=1e-15)
-    assert all(p.grad is g for p, g in zip(params, before))
     np.testing.assert_array_equal(to_host(params[0].grad), [0.3, 0.4])
+    if on_numpy:
+        with pytest.raises(ValueError, match="read-only"):
+            optim.clip_grad_norm_(params, max_norm=0.1)  # a scale below 1 does write

@@ -3,8 +3,10 @@
 numba is a core dependency, imported on first use (it takes a quarter of a
 second). Each module of loops (ops/loops.py for the cell steps,
 optim/loops.py for the optimizers) has a NumPy twin that runs where its
-loops cannot: without numba (a broken install), or with a numba that cannot
-compile or cache (no writable cache folder, an LLVM error), which warns once.
+loops cannot: without numba (a broken install), or when importing the module
+fails (numba there but unusable: no writable cache folder, an LLVM error),
+which warns once. A loop that fails to compile later, on its first call,
+raises: that is a numba bug to report, not a state of the machine.
 """
 from __future__ import annotations
 

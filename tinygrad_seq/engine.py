@@ -117,6 +117,9 @@ class BackwardStep:
             for more (keyed by ``id(tensor)``): a shared weight's running total
             lives here until its last use has been visited. Live: it changes
             as the iteration goes on.
+        partial_outer: the deferred lazy gradients held for such tensors (a
+            weight's OuterGrads, a packed state's HeldSliceGrads), summed when
+            the gradient is complete; ``running_grad`` adds them in. Live too.
     """
 
     __slots__ = ("tensor", "node", "grad", "input_grads", "partial_grads", "partial_outer")

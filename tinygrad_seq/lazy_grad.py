@@ -96,7 +96,7 @@ class SliceGrad(LazyGrad):
         return f"[{self.index}]: ", self.values  # only the slice: the rest is zero
 
     def __repr__(self) -> str:
-        return f"SliceGrad(index={self.index!r}, values {tuple(self.values.shape)} of {self.shape})"
+        return f"{type(self).__name__}(index={self.index!r}, values {tuple(self.values.shape)} of {self.shape})"
 
 
 class HeldSliceGrad(SliceGrad):

@@ -63,7 +63,9 @@ class tags(settings.override):
     {'t': 1, 'layer': 0}
     """
 
-    def __init__(self, **new_tags: Any) -> None:  # override's own __init__ skipped: it checks names this never sets
+    def __init__(self, **new_tags: Any) -> None:
+        # override's __init__ skipped (a recurrent layer makes one block per time step): its name check is for
+        # settings this never sets; the fields it would set are override's two, set here.
         self.values: dict[str, Any] = {}
         self._saved: list[dict[str, Any]] = []
         self.new_tags = new_tags

@@ -248,8 +248,9 @@ def stack_part(packed: Sequence[Tensor], part: int, running: Sequence[Any] | Non
     packed = [as_tensor(t) for t in packed]
     if not packed:
         raise ValueError("stack_part: got no tensors; pass a non-empty list")
-    if any(t.shape != packed[0].shape for t in packed):
-        raise ValueError(f"stack_part: all packed states must have one shape; got {[t.shape for t in packed]}")
+    if any(t.shape != packed[0].shape or t.dtype != packed[0].dtype for t in packed):
+        raise ValueError(f"stack_part: all packed states must have one shape and dtype; got "
+                         f"{sorted({(t.shape, str(t.dtype)) for t in packed})}")
     if packed[0].ndim < 1 or not -packed[0].shape[0] <= part < packed[0].shape[0]:
         raise ValueError(f"stack_part: part {part} is out of range for packed states of shape {packed[0].shape}")
     running = [None] * len(packed) if running is None else list(running)
@@ -258,6 +259,11 @@ def stack_part(packed: Sequence[Tensor], part: int, running: Sequence[Any] | Non
     backend = packed[0].backend
     running = [None if m is None else backend.adopt(m.data if isinstance(m, Tensor) else np.asarray(m) if isinstance(m, list) else m)
                for m in running]  # a host mask moves to the states' backend
+    mask_shape = packed[0].shape[1:-1] + (1,)  # (B, 1): one flag per sequence, the same for all its features
+    for t, mask in enumerate(running):
+        if mask is not None and (mask.shape != mask_shape or mask.dtype != bool):
+            raise ValueError(f"stack_part: running[{t}] must be a bool mask of shape {mask_shape} (one flag per "
+                             f"sequence); got {mask.dtype} {mask.shape}. Reshape a (B,) mask with mask[:, None]")
     return StackPart.apply(*packed, part=part % packed[0].shape[0], running=running)
 
 

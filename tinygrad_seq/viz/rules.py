@@ -72,7 +72,7 @@ BACKWARD: dict[str, dict[int, str]] = {
     "GetItem": {0: "{g} in [{index}], 0 elsewhere"},
     "Concat": {"*": "its part of {g}"},
     "Stack": {"*": "its slice of {g}"},
-    "StackPart": {"*": "its slice of {g} in part [{part}], 0 in the other parts (and where its sequence has ended)"},
+    "StackPart": {"*": "its slice of {g} in part [{part}], 0 in the other parts{ended}"},
     # A user's cell step replayed from its tape (nn.recorded): the recorded ops' own rules, in reverse.
     "RecordedStep": {"*": "{g} back through the cell's recorded ops, each op's rule in reverse (ts.transparent() shows them)"},
     "Where": {0: "{g} where the condition holds, 0 elsewhere", 1: "{g} where it does not, 0 elsewhere"},
@@ -148,6 +148,7 @@ def _details(node: Function | None) -> dict[str, Any]:
         details["index"] = _index_text(getattr(node, "index", None))
     if node.name == "StackPart" and "part" in params:
         details["part"] = params["part"]
+        details["masked"] = any(mask is not None for mask in params.get("running", ()))
     for field in ("relu", "reset_after", "peepholes", "reduction", "smoothing"):
         if getattr(node, field, None) is not None:
             details[field] = getattr(node, field)
@@ -167,6 +168,8 @@ def forward_rule(op: str, out: str, inputs: Sequence[str], details: Mapping[str,
         return f"{out} = {op}({', '.join(inputs)})"
     if op == "Linear" and (len(inputs) < 3 or inputs[2] == "·"):
         formula = "{1} {0}"
+    if op == "StackPart" and details.get("masked"):
+        formula += ", 0 where a sequence has ended"
     if "({0})" in formula and _wrapped(inputs[0]):  # tanh(x + y), not tanh((x + y))
         inputs = [inputs[0][1:-1], *inputs[1:]]
     written = formula.format(*inputs, *[""] * 3, all=", ".join(inputs), p=details.get("p", "p"), index=details.get("index", "…"),
@@ -191,7 +194,7 @@ def backward_rule(op: str, out: str, inputs: Sequence[str], receives: Sequence[b
            "none": ", one row per example"}.get(details.get("reduction"), "")
     q = f"((1 − {details['smoothing']:g}) one_hot(y) + {details['smoothing']:g} / C)" if details.get("smoothing") else "one_hot(y)"
     fields = {"g": gradient(out), "out": out, "p": details.get("p", "p"), "index": details.get("index", "…"), "per": per, "q": q,
-              "part": details.get("part", "…")}
+              "part": details.get("part", "…"), "ended": " and where its sequence has ended" if details.get("masked") else ""}
     if own_rule is not None:
         return [own_rule.format(out=out, **{f"in{i}": n for i, n in enumerate(inputs)})]
     if op in CELL_STEPS:
@@ -358,7 +361,7 @@ def names(graph: Graph) -> dict[str, str]:
             found[key] = node.label.split(" = ")[0]  # "z⟨2⟩ = 1 − Γu⟨2⟩" is z⟨2⟩ in a formula
         elif (part := _packed_part(node, graph.context)) is not None:
             found[key] = part
-        elif (sequence := _sequence_name(node, found)) is not None:  # a layer's states a⟨1⟩ … a⟨T⟩ stacked: a⟨1..T⟩
+        elif (sequence := _sequence_name(node, found, graph.context)) is not None:  # a⟨1⟩ … a⟨T⟩ stacked: a⟨1..T⟩
             found[key] = sequence
         elif (item := _sequence_item(node, found)) is not None:  # step t picked back out of it: a⟨1..T⟩[t=2]
             found[key] = item
@@ -370,24 +373,33 @@ def names(graph: Graph) -> dict[str, str]:
     return found
 
 
+def _part_of(source: Any, index: int, context: notation.Context) -> str | None:
+    """a⟨2⟩ for part ``index`` of a fused step's packed state (a, c)⟨2⟩; None when ``source`` is not one."""
+    parts = source.tags.get("parts") if isinstance(source, Tensor) else None
+    if source is None or source.tags.get("role") != "state" or not parts or not 0 <= index < len(parts):
+        return None
+    return notation.label({**source.tags, "part": parts[index]}, context)
+
+
 def _packed_part(node: GraphNode, context: notation.Context) -> str | None:
     """a⟨2⟩ for the slice [0] of a fused step's packed state (a, c)⟨2⟩; None for anything else."""
     fn = node.tensor.grad_fn
     if node.op != "GetItem" or not isinstance(getattr(fn, "index", None), int):
         return None
-    source = fn.inputs[0]
-    parts = source.tags.get("parts") if isinstance(source, Tensor) else None
-    if source.tags.get("role") != "state" or not parts or not 0 <= fn.index < len(parts):
-        return None
-    return notation.label({**source.tags, "part": parts[fn.index]}, context)
+    return _part_of(fn.inputs[0], fn.index, context)
 
 
-def _sequence_name(node: GraphNode, found: Mapping[str, str]) -> str | None:
-    """a⟨1..3⟩ for the Stack of a⟨1⟩, a⟨2⟩, a⟨3⟩ (one symbol, consecutive steps); None for anything else."""
-    if node.op != "Stack":
+def _sequence_name(node: GraphNode, found: Mapping[str, str], context: notation.Context) -> str | None:
+    """a⟨1..3⟩ for the Stack of a⟨1⟩, a⟨2⟩, a⟨3⟩, or the StackPart of a out of (a, c)⟨1⟩ … (a, c)⟨3⟩ (one
+    symbol, consecutive steps); None for anything else."""
+    fn = node.tensor.grad_fn
+    if node.op == "Stack":
+        names = [found.get(key_of(arg), "") if isinstance(arg, Tensor) else "" for arg in fn.inputs]
+    elif node.op == "StackPart":
+        names = [_part_of(arg, fn.params["part"], context) or "" for arg in fn.inputs]
+    else:
         return None
-    steps = [re.fullmatch(r"(.+)⟨(\d+)⟩", found.get(key_of(arg), "")) if isinstance(arg, Tensor) else None
-             for arg in node.tensor.grad_fn.inputs]
+    steps = [re.fullmatch(r"(.+)⟨(\d+)⟩", name) for name in names]
     if not steps or None in steps or len({m[1] for m in steps}) != 1:
         return None
     first, last = int(steps[0][2]), int(steps[-1][2])
