@@ -176,11 +176,11 @@ def test_numba_that_cannot_compile_falls_back_to_numpy_with_a_warning(monkeypatc
     monkeypatch.delattr(tinygrad_seq.ops, "loops")
     monkeypatch.delitem(sys.modules, "tinygrad_seq.ops.loops")
     monkeypatch.setattr(sys, "meta_path", [_RefusingFinder(), *sys.meta_path])
-    cell_steps._loops_module.cache_clear()
+    cell_steps.LOOPS.forget()
     try:
         with pytest.warns(RuntimeWarning, match="NumPy equations.*no locator available.*NUMBA_CACHE_DIR"):
             assert cell_steps._compiled_loops(np.zeros((2, 3), np.float32)) is None
         out, _ = nn.LSTM(3, 4)(ts.randn(2, 1, 3))  # runs, on the NumPy equations
         assert out.shape == (2, 1, 4)
     finally:
-        cell_steps._loops_module.cache_clear()  # the real module again for the tests after this one
+        cell_steps.LOOPS.forget()  # the real module again for the tests after this one

@@ -65,8 +65,7 @@ class tags(settings.override):
 
     def __init__(self, **new_tags: Any) -> None:
         # override's __init__ skipped (a recurrent layer makes one block per time step): its name check is for
-        # settings this never sets; the fields it would set are override's two, set here.
-        self.values: dict[str, Any] = {}
+        # settings this never sets, and __enter__ and __exit__ below replace the ones that read its values.
         self._saved: list[dict[str, Any]] = []
         self.new_tags = new_tags
 

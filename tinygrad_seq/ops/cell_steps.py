@@ -23,9 +23,6 @@ contiguously, made once per layer call by the kernel (see
 """
 from __future__ import annotations
 
-import functools
-from types import ModuleType
-from typing import Any
 
 import numpy as np
 
@@ -34,9 +31,6 @@ from ..backend import backend_of
 from ..function import Function
 from ..lazy_grad import OuterGrad, SliceGrad
 from .elementwise import logistic
-
-_FLOAT32S = (np.dtype(np.float32),)
-
 
 class without_numba(settings.override):
     """Inside the block, the float32 LSTM and GRU kernels do their elementwise work as NumPy passes, not as
@@ -57,15 +51,8 @@ class without_numba(settings.override):
         super().__init__(numba_loops=False)
 
 
-@functools.cache
-def _loops_module() -> ModuleType | None:
-    return compiled.load("tinygrad_seq.ops.loops", "the float32 LSTM and GRU steps run their NumPy equations")
-
-
-def _compiled_loops(*arrays: Any) -> ModuleType | None:
-    """ops/loops.py when its loops can run on ``arrays`` (C-contiguous float32 NumPy arrays, numba there,
-    ``settings.numba_loops``), else None: the caller then runs its NumPy equations."""
-    return _loops_module() if compiled.can_run(arrays, _FLOAT32S) else None
+LOOPS = compiled.Loops("tinygrad_seq.ops.loops", "the float32 LSTM and GRU steps run their NumPy equations", [np.float32])
+_compiled_loops = LOOPS.on  # ops/loops.py when its loops can run on the arrays given, else None: the NumPy equations run
 
 
 def _step_input(projected, t):
@@ -180,13 +167,13 @@ class GRUStep(Function):
         h_prev, w_hh = self.h_prev, self.w_hh
         H = h_prev.shape[1]
         loops = None if self.gate_block is None else _compiled_loops(d_h, h_prev)
-        r, z, n, gh_n = (self.r, self.z, self.n, self.gh_n) if self.gate_block is None or loops is not None else _blocks(self.gate_block, 4)
         if loops is not None:  # the same equations, one compiled loop
             d_gx, d_gh, d_h_prev = xp.empty((len(d_h), 3 * H), d_h.dtype), xp.empty((len(d_h), 3 * H), d_h.dtype), xp.empty_like(d_h)
             loops.gru_backward(d_h, self.gate_block, h_prev, d_gx, d_gh, d_h_prev)
             d_h_prev += d_gh @ w_hh
             d_w_hh = OuterGrad(d_gh, h_prev, w_hh.shape)
         else:
+            r, z, n, gh_n = (self.r, self.z, self.n, self.gh_n) if self.gate_block is None else _blocks(self.gate_block, 4)
             d_n_pre = d_h * (1 - z) * (1 - n * n)
             d_z_pre = d_h * (h_prev - n) * z * (1 - z)
             d_h_prev = d_h * z
@@ -301,13 +288,13 @@ class LSTMStep(Function):
         c = self.c
         h_prev, c_prev = self.state_prev[0], self.state_prev[1]
         loops = None if self.gate_block is None else _compiled_loops(d_h, d_c, c_prev)
-        i, f, g, o = (self.i, self.f, self.g, self.o) if self.gate_block is None or loops is not None else _blocks(self.gate_block, 4)
         if loops is not None:  # the same equations, one compiled loop
             d_gates, d_state_prev = xp.empty_like(self.gate_block), xp.empty(d_state.shape, d_h.dtype)
             loops.lstm_backward(d_h, d_c, self.gate_block, c, c_prev, d_gates, d_state_prev[1])
             xp.matmul(d_gates, self.w_hh, out=d_state_prev[0])
             peephole_grads = (None, None, None)
         else:
+            i, f, g, o = (self.i, self.f, self.g, self.o) if self.gate_block is None else _blocks(self.gate_block, 4)
             tanh_c = xp.tanh(c)  # recomputed: cheaper than keeping it for every step
             d_o_pre = d_h * tanh_c * o * (1 - o)
             d_c = d_c + d_h * o * (1 - tanh_c * tanh_c)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_COMPILE = dict(cache=True, error_model="numpy")  # numpy's error model: x / 0 is inf, not a check that stops SIMD
+from ..compiled import COMPILE
 
 _TANH_LIMIT = np.float32(7.90531110763549805)  # where the approximation below reaches ±1
 _ONE, _HALF = np.float32(1.0), np.float32(0.5)
@@ -41,7 +41,7 @@ _Q = tuple(np.float32(c) for c in (1.19825839466702e-06, 1.18534705686654e-04, 2
                                    4.89352518554385e-03))
 
 
-@numba.njit(inline="always", **_COMPILE)
+@numba.njit(inline="always", **COMPILE)
 def tanh32(x):
     x = _TANH_LIMIT if x > _TANH_LIMIT else x  # written as comparisons, not min/max, so NaN passes through
     x = -_TANH_LIMIT if x < -_TANH_LIMIT else x
@@ -55,12 +55,12 @@ def tanh32(x):
     return x * p / q
 
 
-@numba.njit(inline="always", **_COMPILE)
+@numba.njit(inline="always", **COMPILE)
 def sigmoid32(x):
     return _HALF + _HALF * tanh32(_HALF * x)
 
 
-@numba.njit(**_COMPILE)
+@numba.njit(**COMPILE)
 def lstm_forward(gates, c_prev, act, state):
     """gates (B, 4H) pre-activations [i f g o], c_prev (B, H) -> act (B, 4H) [Γi Γf g̃ Γo], state (2, B, H) [a, c]."""
     H = c_prev.shape[1]
@@ -77,7 +77,7 @@ def lstm_forward(gates, c_prev, act, state):
             h[j] = o * tanh32(c)
 
 
-@numba.njit(**_COMPILE)
+@numba.njit(**COMPILE)
 def lstm_backward(d_h, d_c, act, c, c_prev, d_gates, d_c_prev):
     """∂L/∂a⟨t⟩, ∂L/∂c⟨t⟩ (B, H) -> ∂L/∂gates (B, 4H), ∂L/∂c⟨t−1⟩ (B, H); tanh(c) recomputed, not stored."""
     H = c.shape[1]
@@ -97,7 +97,7 @@ def lstm_backward(d_h, d_c, act, c, c_prev, d_gates, d_c_prev):
             d_c_before[j] = dc * f
 
 
-@numba.njit(**_COMPILE)
+@numba.njit(**COMPILE)
 def gru_forward(gx, gh, h_prev, saved, h):
     """gx, gh (B, 3H) the input's and the state's pre-activations [r z n], h_prev (B, H) -> saved (B, 4H)
     [Γr Γu ã (h W_hn^T + b_hn)], h (B, H). PyTorch's form: ã = tanh(x_n + Γr ⊙ (h W_hn^T + b_hn))."""
@@ -116,7 +116,7 @@ def gru_forward(gx, gh, h_prev, saved, h):
             h_row[j] = n + z * (h_before[j] - n)
 
 
-@numba.njit(**_COMPILE)
+@numba.njit(**COMPILE)
 def gru_backward(d_h, saved, h_prev, d_gx, d_gh, d_h_prev):
     """∂L/∂a⟨t⟩ (B, H) -> ∂L/∂gx, ∂L/∂gh (B, 3H), and the direct part of ∂L/∂a⟨t−1⟩ (B, H), d_h ⊙ Γu."""
     H = h_prev.shape[1]

@@ -256,9 +256,8 @@ def stack_part(packed: Sequence[Tensor], part: int, running: Sequence[Any] | Non
     running = [None] * len(packed) if running is None else list(running)
     if len(running) != len(packed):
         raise ValueError(f"stack_part: {len(running)} running masks for {len(packed)} packed states; pass one per state (None: all running)")
-    backend = packed[0].backend
-    running = [None if m is None else backend.adopt(m.data if isinstance(m, Tensor) else np.asarray(m) if isinstance(m, list) else m)
-               for m in running]  # a host mask moves to the states' backend
+    backend = packed[0].backend  # a host mask (an array, a list) moves to the states' backend, dtype kept
+    running = [None if m is None else backend.array(m.data if isinstance(m, Tensor) else m, copy=False) for m in running]
     mask_shape = packed[0].shape[1:-1] + (1,)  # (B, 1): one flag per sequence, the same for all its features
     for t, mask in enumerate(running):
         if mask is not None and (mask.shape != mask_shape or mask.dtype != bool):

@@ -1,10 +1,8 @@
 """Adam (Kingma and Ba), PyTorch's formulation with bias correction and L2 weight decay."""
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterable
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -13,17 +11,8 @@ from .. import compiled
 from ..tensor import Tensor
 from .optimizer import Optimizer
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-@functools.cache
-def _loops_module() -> ModuleType | None:
-    return compiled.load("tinygrad_seq.optim.loops", "Adam runs its NumPy update")
-
-
-def _compiled_loops(*arrays: Any) -> ModuleType | None:
-    """optim/loops.py when its loop can run on ``arrays`` (see ``compiled.can_run``), else None."""
-    return _loops_module() if compiled.can_run(arrays, _FLOATS) else None
+LOOPS = compiled.Loops("tinygrad_seq.optim.loops", "Adam runs its NumPy update", [np.float32, np.float64])
+_compiled_loops = LOOPS.on  # optim/loops.py when its loop can run on the arrays given, else None
 
 
 class Adam(Optimizer):

@@ -13,10 +13,10 @@ import math
 
 import numba
 
-_COMPILE = dict(cache=True, error_model="numpy")  # numpy's error model: x / 0 is inf, not a check that stops SIMD
+from ..compiled import COMPILE
 
 
-@numba.njit(**_COMPILE)
+@numba.njit(**COMPILE)
 def adam_update(p, g, m, v, one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrt, eps, step_size):
     """In place, over flat arrays of one dtype (the scalars in it too):
     m ← m + (1 − β1)(g − m),  v ← β2 v + (1 − β2) g²,  p ← p − step_size · m / (√v / √(1 − β2^t) + eps)."""
