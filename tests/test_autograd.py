@@ -591,6 +591,91 @@ def test_held_slices_wait_for_the_gradient_to_be_complete_and_mix_with_other_kin
     np.testing.assert_allclose(sum_deferred(mixed, (2, 4)), expected, rtol=1e-14)
 
 
+def test_the_steps_write_the_projection_gradient_into_one_array_that_becomes_it():
+    """A kernel's steps write their rows of the input projection's gradient into one GradientRows array (no
+    zeroed buffer, no adds): the projection's node receives that very array, and the weight's OuterGrads
+    and the bias's RowSumGrads read its rows as one view. Gradients equal the transparent path's, also on a
+    second pass over a retained graph (which writes a new array)."""
+    from tinygrad_seq.lazy_grad import StepRowsGrad
+
+    ts.set_default_dtype("float64")
+    layer = nn.LSTM(3, 4)
+    x = ts.randn(5, 2, 3, requires_grad=True)
+    out, _ = layer(x)
+    loss = (out * out).sum()
+    blocks, received = [], []
+    for step in backward_iter(loss, retain_graph=True):
+        if step.node.name == "LSTMStep":
+            sent = step.input_grads[0]
+            assert isinstance(sent, StepRowsGrad)
+            blocks.append(sent.block.array)
+        if step.node.name == "Linear" and step.tensor.shape == (5, 2, 16):  # the input projection
+            received.append(step.grad)
+    assert len(received) == 1 and received[0] is blocks[0] and all(b is blocks[0] for b in blocks)
+    got = [p.grad.copy() for p in layer.parameters()] + [x.grad.copy()]
+    loss.backward()  # the retained graph again: its steps write a new array, the first one is the gradient already given
+    again = [p.grad for p in layer.parameters()] + [x.grad]
+    layer.zero_grad()
+    x.grad = None
+    with ts.transparent():
+        out, _ = layer(x)
+    (out * out).sum().backward()
+    for a, b, c in zip(got, again, [p.grad for p in layer.parameters()] + [x.grad]):
+        np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(b, 2 * c, rtol=1e-12, atol=1e-12)
+
+
+def test_gradient_rows_zero_the_rows_no_step_wrote_and_fall_back_to_adding():
+    from tinygrad_seq.lazy_grad import GradientRows, StepRowsGrad, sum_deferred
+
+    rng = np.random.default_rng(0)
+    rows = GradientRows(np.zeros((4, 2, 3)))
+    values = {t: rng.standard_normal((2, 3)) for t in (3, 1)}
+    parts = []
+    for t, v in values.items():
+        rows.row(t)[...] = v
+        parts.append(rows.grad(t))
+    total = sum_deferred(parts, (4, 2, 3))
+    assert total is parts[0].block.array  # the array itself, its unwritten rows zeroed
+    expected = np.zeros((4, 2, 3))
+    for t, v in values.items():
+        expected[t] = v
+    np.testing.assert_array_equal(total, expected)
+    rows.row(3)[...] = 1.0  # that array is a gradient now: the next row written starts a new one
+    assert rows.block.array is not total and total[3].tolist() == values[3].tolist()
+    again = rows.grad(3)
+    rows.row(2)[...] = 2.0
+    mixed = [again, rows.grad(2), StepRowsGrad(1, parts[1].block)]  # rows of two arrays: added into a buffer
+    dense = np.ones((4, 2, 3))
+    summed = sum_deferred(mixed, (4, 2, 3), dense.copy())
+    expected = dense.copy()
+    expected[3] += 1.0
+    expected[2] += 2.0
+    expected[1] += values[1]
+    np.testing.assert_array_equal(summed, expected)
+
+
+def test_factors_of_consecutive_rows_are_joined_as_a_view():
+    """joined_rows: OuterGrad and RowSumGrad parts whose factors are consecutive rows of one array (in any
+    order) are read as one view of those rows, not copied; others are concatenated. The sums are the same."""
+    from tinygrad_seq.lazy_grad import OuterGrad, RowSumGrad, joined_rows, sum_deferred
+
+    rng = np.random.default_rng(0)
+    array, rights = rng.standard_normal((5, 2, 3)), [rng.standard_normal((2, 4)) for _ in range(5)]
+    outer = [OuterGrad(array[t], rights[t], (3, 4), source=(array, t)) for t in (3, 2, 1)]  # backward's order
+    joined, ordered = joined_rows(outer, "left")
+    assert np.shares_memory(joined, array) and [p.source[1] for p in ordered] == [1, 2, 3]
+    expected = sum(array[t].T @ rights[t] for t in (1, 2, 3))
+    np.testing.assert_allclose(sum_deferred(outer, (3, 4)), expected, rtol=1e-14)
+    gap = [outer[0], outer[2]]  # rows 3 and 1: not consecutive, copied
+    assert not np.shares_memory(joined_rows(gap, "left")[0], array)
+    np.testing.assert_allclose(sum_deferred(gap, (3, 4)), array[3].T @ rights[3] + array[1].T @ rights[1], rtol=1e-14)
+    sums = [RowSumGrad(array[t], (3,), (array, t)) for t in (4, 3)] + [RowSumGrad(rng.standard_normal((2, 3)), (3,))]
+    np.testing.assert_allclose(sum_deferred(sums[:2], (3,)), array[3:].sum(axis=(0, 1)), rtol=1e-14)
+    np.testing.assert_allclose(sum_deferred(sums, (3,)), array[3:].sum(axis=(0, 1)) + sums[2].rows.sum(axis=0), rtol=1e-14)
+    assert sums[2].dense().shape == (3,) and RowSumGrad.flush_now([sums[2]] * 256) and not RowSumGrad.flush_now([sums[2]] * 255)
+
+
 def test_stack_part_refuses_what_it_cannot_gather():
     from tinygrad_seq.ops import stack_part
 

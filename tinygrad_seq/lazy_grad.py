@@ -1,11 +1,15 @@
 """Lazy gradients: a gradient kept in a cheaper form than a dense array, and the protocol the engine uses.
 
-An op's ``backward`` may return a :class:`LazyGrad` instead of an array. Three
+An op's ``backward`` may return a :class:`LazyGrad` instead of an array. Five
 kinds exist: :class:`SliceGrad` (zero outside one slice of the input: reading
 a time step of a sequence), :class:`HeldSliceGrad` (the same, held until the
-input's gradient is complete) and :class:`OuterGrad` (a weight's gradient
+input's gradient is complete), :class:`StepRowsGrad` (a step's row written
+straight into the array that becomes the input's whole gradient:
+:class:`GradientRows`), :class:`OuterGrad` (a weight's gradient
 from one use, kept as the two factors of an outer product and summed over all
-time steps with one matmul). The engine (engine.py), the step tape (nn/recorded.py)
+time steps with one matmul) and :class:`RowSumGrad` (a bias's gradient from
+one use, kept as the rows it is the sum of and summed over all time steps at
+once). The engine (engine.py), the step tape (nn/recorded.py)
 and the pictures (viz/) call the protocol's methods and never test the kind.
 """
 from __future__ import annotations
@@ -125,6 +129,86 @@ class HeldSliceGrad(SliceGrad):
         return buffer
 
 
+class GradientRows:
+    """Where the T step nodes of one layer call write their input's gradient: row t of one (T, ...) array each.
+
+    A kernel's steps each read one row ``projected[t]`` of the layer's input
+    projection. As SliceGrads, their gradients were added into a zeroed
+    (T, B, G·H) buffer, row by row; instead each step's backward writes its
+    row straight into an array made with ``empty`` (``row(t)``) and sends a
+    :class:`StepRowsGrad` naming it, and when the projection's gradient is
+    complete that array is the gradient: no zeroing, no adding, and the rows
+    are the one copy of each step's gate gradients (the weight's OuterGrad
+    factors are views of them). A kernel makes one per layer call
+    (``Kernel.begin``); the step ops take it as the layout keyword
+    ``grad_rows``.
+
+    Each array is handed out once: a row written a second time (another
+    backward pass over a retained graph) or after the array became a gradient
+    starts a new array, so two passes never share rows.
+    """
+
+    __slots__ = ("shape", "dtype", "xp", "block")
+
+    def __init__(self, like: Any) -> None:
+        self.shape, self.dtype, self.xp = like.shape, like.dtype, backend_of(like).xp
+        self.block: RowBlock | None = None
+
+    def row(self, t: int) -> Any:
+        """Row t of the array to write into: (B, ...), C-contiguous."""
+        block = self.block
+        if block is None or block.taken or block.written[t]:
+            block = self.block = RowBlock(self.xp.empty(self.shape, dtype=self.dtype))
+        block.written[t] = True
+        block.count += 1
+        return block.array[t]
+
+    def grad(self, t: int) -> StepRowsGrad:
+        """The gradient of the input whose row t was just written (``row(t)``)."""
+        return StepRowsGrad(t, self.block)
+
+    def source(self, t: int) -> tuple[Any, int]:
+        """(the array, t): where row t was just written, for an OuterGrad or RowSumGrad whose factor it is."""
+        return self.block.array, t
+
+
+class RowBlock:
+    """One array of a GradientRows, the rows written into it so far, and whether it became a gradient."""
+
+    __slots__ = ("array", "written", "count", "taken")
+
+    def __init__(self, array: Any) -> None:
+        self.array, self.written, self.count, self.taken = array, [False] * len(array), 0, False
+
+
+class StepRowsGrad(SliceGrad):
+    """A SliceGrad whose values are row t of a GradientRows array: held until the input's gradient is complete,
+    and then, when the rows written into that array are exactly these parts', the array itself is the gradient
+    (rows no step wrote set to zero). Otherwise (parts of two arrays, a dense gradient beside them) each row
+    is added in, as SliceGrads are."""
+
+    __slots__ = ("block",)
+    deferred = True
+
+    def __init__(self, t: int, block: RowBlock) -> None:
+        super().__init__((t,), block.array[t], block.array.shape)
+        self.block = block
+
+    def astype(self, dtype: Any) -> SliceGrad:
+        return self if self.values.dtype == dtype else SliceGrad(self.index, self.values.astype(dtype), self.shape)
+
+    @staticmethod
+    def sum_into(parts: list[StepRowsGrad], shape: tuple[int, ...], buffer: Any = None) -> Any:
+        block = parts[0].block
+        if buffer is None and not block.taken and block.count == len(parts) and all(p.block is block for p in parts):
+            block.taken = True
+            if block.count < len(block.written):
+                unwritten = [t for t, done in enumerate(block.written) if not done]
+                block.array[unwritten] = 0
+            return block.array
+        return HeldSliceGrad.sum_into(parts, shape, buffer)
+
+
 def sum_deferred(parts: list[LazyGrad], shape: tuple[int, ...], buffer: Any = None) -> Any:
     """The deferred parts of one tensor's gradient summed (into ``buffer`` when given), each kind by its own
     ``sum_into``: a tensor may receive several kinds."""
@@ -134,6 +218,22 @@ def sum_deferred(parts: list[LazyGrad], shape: tuple[int, ...], buffer: Any = No
     for kind, group in kinds.items():
         buffer = kind.sum_into(group, shape, buffer)
     return buffer
+
+
+def joined_rows(parts: list[Any], factor: str) -> tuple[Any, list[Any]]:
+    """The ``factor`` arrays of ``parts`` (OuterGrads or RowSumGrads) stacked into one (N, ...) array, and the
+    parts in the order of its rows.
+
+    Parts whose ``source`` says their factor is row t of one array, for consecutive t (a layer's steps, in a
+    GradientRows block), give a view of those rows: no copy. Any other parts are joined by a concatenate."""
+    array = parts[0].source[0] if parts[0].source is not None else None
+    if array is not None and all(p.source is not None and p.source[0] is array for p in parts):
+        ordered = sorted(parts, key=lambda p: p.source[1])
+        first, last = ordered[0].source[1], ordered[-1].source[1]
+        if last - first + 1 == len(parts) and len({p.source[1] for p in parts}) == len(parts):
+            rows = array[first : last + 1]
+            return rows.reshape(-1, *rows.shape[2:]), ordered
+    return backend_of(getattr(parts[0], factor)).xp.concatenate([getattr(p, factor) for p in parts]), parts
 
 
 OUTER_FLUSH_ROWS = 512  # deferred OuterGrad rows summed at once: large enough for BLAS, small enough for memory (docs/performance.md)
@@ -149,11 +249,14 @@ class OuterGrad(LazyGrad):
     matmuls that each write and re-add a full weight-sized array.
     """
 
-    __slots__ = ("left", "right", "shape", "rows")
+    __slots__ = ("left", "right", "shape", "rows", "source")
     deferred = True
 
-    def __init__(self, left: Any, right: Any, shape: tuple[int, ...], rows: slice | None = None) -> None:
-        self.left, self.right, self.shape, self.rows = left, right, shape, rows
+    def __init__(self, left: Any, right: Any, shape: tuple[int, ...], rows: slice | None = None,
+                 source: tuple[Any, int] | None = None) -> None:
+        """``source``: (array, t) when ``left`` is ``array[t]`` (a GradientRows row): the parts of consecutive
+        rows are then multiplied as a view of those rows, not copied into one (``joined_rows``)."""
+        self.left, self.right, self.shape, self.rows, self.source = left, right, shape, rows, source
 
     def arrays(self) -> tuple[Any, ...]:
         return (self.left, self.right)
@@ -184,13 +287,77 @@ class OuterGrad(LazyGrad):
             rows = part.rows
             groups.setdefault((None, None) if rows is None else (rows.start, rows.stop), []).append(part)
         if buffer is None and len(groups) == 1 and (None, None) in groups:
-            group = groups[(None, None)]
-            return xp.concatenate([p.left for p in group]).T @ xp.concatenate([p.right for p in group])
+            return OuterGrad._product(groups[(None, None)], xp)
         total = xp.zeros(shape, dtype=parts[0].dtype) if buffer is None else buffer
         for (start, stop), group in groups.items():
-            product = xp.concatenate([p.left for p in group]).T @ xp.concatenate([p.right for p in group])
+            product = OuterGrad._product(group, xp)
             if start is None and stop is None:
                 total += product
             else:
                 total[start:stop] += product
         return total
+
+    @staticmethod
+    def _product(group: list[OuterGrad], xp: Any) -> Any:
+        """Σ left.T @ right over ``group``, as one matmul of the joined factors."""
+        left, ordered = joined_rows(group, "left")
+        return left.T @ xp.concatenate([p.right for p in ordered])
+
+
+ROW_SUM_JOIN_ELEMENTS = 4096
+"""RowSumGrad parts of at most this many elements each (an LSTM's (B, 4H) at B1 H100 has 400; at B32 H128,
+16,384) are joined into one array and summed in one reduction; larger ones are each summed, which costs less
+than copying them."""
+
+
+class RowSumGrad(LazyGrad):
+    """A bias's gradient from one use: the sum over the rows of ``rows`` (N, out), kept unsummed.
+
+    A step op adds its bias to every row of a (B, out) block, so the bias's
+    gradient is that block's gradient summed over its rows. A bias shared by T
+    time steps receives T of these; the engine sums them together when the
+    gradient is complete (or every :data:`OUTER_FLUSH_ROWS` rows), instead of
+    T small reductions, each added into a running total. At B = 1 that is one
+    reduction instead of 25 of one row each.
+    """
+
+    __slots__ = ("rows", "shape", "source")
+    deferred = True
+
+    def __init__(self, rows: Any, shape: tuple[int, ...], source: tuple[Any, int] | None = None) -> None:
+        """``source``: (array, t) when ``rows`` is ``array[t]``, as for OuterGrad."""
+        self.rows, self.shape, self.source = rows, shape, source
+
+    def arrays(self) -> tuple[Any, ...]:
+        return (self.rows,)
+
+    def astype(self, dtype: Any) -> RowSumGrad:
+        return self  # cast once summed, as OuterGrad
+
+    def dense(self) -> Any:
+        return self.rows.sum(axis=0)
+
+    def add_into(self, buffer: Any) -> None:
+        buffer += self.rows.sum(axis=0)
+
+    def display(self) -> tuple[str, Any]:
+        return "Σ rows: ", self.dense()
+
+    @staticmethod
+    def flush_now(parts: list[RowSumGrad]) -> bool:
+        """Held rows bounded as OuterGrad's factors are (the same arrays, usually: a step's gate gradients)."""
+        return len(parts) * parts[-1].rows.shape[0] >= OUTER_FLUSH_ROWS
+
+    @staticmethod
+    def sum_into(parts: list[RowSumGrad], shape: tuple[int, ...], buffer: Any = None) -> Any:
+        """Σ of every part's rows, added to ``buffer`` or returned as a new array."""
+        if parts[0].source is not None or parts[0].rows.size <= ROW_SUM_JOIN_ELEMENTS:
+            total = joined_rows(parts, "rows")[0].sum(axis=0)
+        else:
+            total = parts[0].rows.sum(axis=0)
+            for part in parts[1:]:
+                total += part.rows.sum(axis=0)
+        if buffer is None:
+            return total
+        buffer += total
+        return buffer

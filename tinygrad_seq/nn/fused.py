@@ -27,20 +27,20 @@ class RNNKernel(Kernel):
     def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
         cell = self.cell
         return RNNStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, running=running, t=t, relu=cell.nonlinearity == "relu",
-                             w_hh_t=self.w_hh_t)
+                             w_hh_t=self.w_hh_t, grad_rows=self.grad_rows)
 
 
 class GRUKernel(Kernel):
     def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
         cell = self.cell
         return GRUStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, running=running, t=t, reset_after=cell.reset_after,
-                             w_hh_t=self.w_hh_t)
+                             w_hh_t=self.w_hh_t, grad_rows=self.grad_rows)
 
 
 class SimplifiedGRUKernel(Kernel):
     def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
         return SimplifiedGRUStep.apply(projected, packed, self.cell.weight_hh, self.cell.bias_hh, running=running, t=t,
-                                       w_hh_t=self.w_hh_t)
+                                       w_hh_t=self.w_hh_t, grad_rows=self.grad_rows)
 
 
 class LSTMKernel(Kernel):
@@ -61,4 +61,5 @@ class LSTMKernel(Kernel):
     def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
         cell = self.cell
         peepholes = (cell.weight_ci, cell.weight_cf, cell.weight_co) if cell.peephole else (None, None, None)
-        return LSTMStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, *peepholes, running=running, t=t, w_hh_t=self.w_hh_t)
+        return LSTMStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, *peepholes, running=running, t=t, w_hh_t=self.w_hh_t,
+                              grad_rows=self.grad_rows)

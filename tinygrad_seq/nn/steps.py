@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import blas, settings
 from ..ops import where
+from ..lazy_grad import GradientRows
 from ..tensor import Tensor
 from . import roles
 
@@ -95,11 +96,15 @@ class Kernel(Step):
     """
 
     w_hh_t: Any = None  # W_hh^T, contiguous, for the steps of one layer call (a cell with a weight_hh; see begin)
+    grad_rows: GradientRows | None = None  # where the steps write the projection's gradient, row t each (see begin)
 
     def begin(self, x: Tensor) -> Tensor:
         weight = getattr(self.cell, "weight_hh", None)
         self.w_hh_t = contiguous_transpose(weight._data, x) if isinstance(weight, Tensor) else None
-        return self.cell.input_projection(x)
+        projected = self.cell.input_projection(x)
+        # The steps write their rows of the projection's gradient into one array, which becomes that gradient.
+        self.grad_rows = GradientRows(projected._data) if projected.requires_grad and projected.ndim == 3 else None
+        return projected
 
     def output(self, carried: Any) -> Tensor:
         return carried if isinstance(carried, Tensor) else carried[0]

@@ -29,7 +29,7 @@ import numpy as np
 from .. import blas, compiled, settings
 from ..backend import backend_of
 from ..function import Function
-from ..lazy_grad import OuterGrad, SliceGrad
+from ..lazy_grad import OuterGrad, RowSumGrad, SliceGrad
 from .elementwise import logistic
 
 class without_numba(settings.override):
@@ -59,8 +59,25 @@ def _step_input(projected, t):
     return projected if t is None else projected[t]
 
 
-def _input_grad(d_gates, t, shape):
-    return d_gates if t is None else SliceGrad((t,), d_gates, shape)
+def _gate_grad_row(grad_rows, t, like=None):
+    """Where a step's backward writes its gate gradients (B, G·H): row t of the layer call's GradientRows
+    when the kernel gave one, else a new array like ``like`` (None without one: the NumPy op makes it)."""
+    if grad_rows is not None and t is not None:
+        return grad_rows.row(t)
+    return None if like is None else backend_of(like).xp.empty_like(like)
+
+
+def _row_source(grad_rows, t):
+    """(array, t) when a step's gate gradients are row t of its layer call's GradientRows array, else None: the
+    weight's OuterGrads and the bias's RowSumGrads then sum those rows as one view, not a copy."""
+    return None if grad_rows is None or t is None else grad_rows.source(t)
+
+
+def _input_grad(d_gates, t, shape, grad_rows=None):
+    """What the step sends ``projected``: its row's gradient, written by ``_gate_grad_row``."""
+    if t is None:
+        return d_gates
+    return SliceGrad((t,), d_gates, shape) if grad_rows is None else grad_rows.grad(t)
 
 
 def _hidden_matmul(h, w_hh, b_hh, w_hh_t=None, rows=None):
@@ -101,41 +118,43 @@ def _split_masked_grad(grad, running, xp):
 class RNNStep(Function):
     """a⟨t⟩ = tanh(x_proj⟨t⟩ + a⟨t−1⟩ W_hh^T + b_hh) (or relu)."""
 
-    __slots__ = ("t", "shape", "h_prev", "h", "w_hh", "relu", "running")
+    __slots__ = ("t", "shape", "h_prev", "h", "w_hh", "relu", "running", "grad_rows")
     saved_inputs = (1, 2)  # h_prev, w_hh
     blas_threads = _step_threads
-    layout_keywords = ("w_hh_t",)
+    layout_keywords = ("w_hh_t", "grad_rows")
     saves_output = True
 
-    def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, relu=False, w_hh_t=None):
+    def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, relu=False, w_hh_t=None, grad_rows=None):
         xp = backend_of(h_prev).xp
         pre = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
         pre += _step_input(projected, t)
         h = xp.maximum(pre, 0, out=pre) if relu else xp.tanh(pre, out=pre)
         self.t, self.shape, self.h_prev, self.w_hh, self.relu, self.running = t, projected.shape, h_prev, w_hh, relu, running
-        self.h = h
+        self.h, self.grad_rows = h, grad_rows
         return _masked(h, h_prev, running, xp)
 
     def backward(self, grad):
         xp = backend_of(grad).xp
         d_h, d_pass = _split_masked_grad(grad, self.running, xp)
-        d_pre = d_h * (self.h > 0) if self.relu else d_h * (1 - self.h * self.h)
+        d_pre = xp.multiply(d_h, (self.h > 0) if self.relu else 1 - self.h * self.h, out=_gate_grad_row(self.grad_rows, self.t))
         d_h_prev = d_pre @ self.w_hh
         if d_pass is not None:
             d_h_prev += d_pass
-        d_b = d_pre.sum(axis=0) if self.needs_input_grad[3] else None
-        return _input_grad(d_pre, self.t, self.shape), d_h_prev, OuterGrad(d_pre, self.h_prev, self.w_hh.shape), d_b
+        source = _row_source(self.grad_rows, self.t)
+        d_b = RowSumGrad(d_pre, self.w_hh.shape[:1], source) if self.needs_input_grad[3] else None
+        d_w_hh = OuterGrad(d_pre, self.h_prev, self.w_hh.shape, source=source)
+        return _input_grad(d_pre, self.t, self.shape, self.grad_rows), d_h_prev, d_w_hh, d_b
 
 
 class GRUStep(Function):
     """GRUCell's equations in one node; ``reset_after`` as in GRUCell."""
 
-    __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "r", "z", "n", "gh_n", "rh", "reset_after", "gate_block")
+    __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "r", "z", "n", "gh_n", "rh", "reset_after", "gate_block", "grad_rows")
     saved_inputs = (1, 2)  # h_prev, w_hh
     blas_threads = _step_threads
-    layout_keywords = ("w_hh_t",)
+    layout_keywords = ("w_hh_t", "grad_rows")
 
-    def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, reset_after=True, w_hh_t=None):
+    def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, reset_after=True, w_hh_t=None, grad_rows=None):
         xp = backend_of(h_prev).xp
         H = h_prev.shape[1]
         gx = _step_input(projected, t)
@@ -159,6 +178,7 @@ class GRUStep(Function):
             h = n + z * (h_prev - n)  # = (1 − z) n + z a⟨t−1⟩
         self.t, self.shape, self.h_prev, self.w_hh, self.running = t, projected.shape, h_prev, w_hh, running
         self.r, self.z, self.n, self.gh_n, self.rh, self.reset_after, self.gate_block = r, z, n, gh_n, rh, reset_after, gate_block
+        self.grad_rows = grad_rows
         return _masked(h, h_prev, running, xp)
 
     def backward(self, grad):
@@ -168,7 +188,8 @@ class GRUStep(Function):
         H = h_prev.shape[1]
         loops = None if self.gate_block is None else _compiled_loops(d_h, h_prev)
         if loops is not None:  # the same equations, one compiled loop
-            d_gx, d_gh, d_h_prev = xp.empty((len(d_h), 3 * H), d_h.dtype), xp.empty((len(d_h), 3 * H), d_h.dtype), xp.empty_like(d_h)
+            d_gh, d_h_prev = xp.empty((len(d_h), 3 * H), d_h.dtype), xp.empty_like(d_h)
+            d_gx = _gate_grad_row(self.grad_rows, self.t, d_gh)
             loops.gru_backward(d_h, self.gate_block, h_prev, d_gx, d_gh, d_h_prev)
             d_h_prev += d_gh @ w_hh
             d_w_hh = OuterGrad(d_gh, h_prev, w_hh.shape)
@@ -189,22 +210,22 @@ class GRUStep(Function):
                 d_h_prev += d_rh * r + d_gh_rz @ w_hh[: 2 * H]
                 d_w_hh = [OuterGrad(d_gh_rz, h_prev, w_hh.shape, slice(0, 2 * H)), OuterGrad(d_n_pre, self.rh, w_hh.shape, slice(2 * H, 3 * H))]
                 d_gh = xp.concatenate([d_gh_rz, d_n_pre], axis=1)
-            d_gx = xp.concatenate([d_r_pre, d_z_pre, d_n_pre], axis=1)
+            d_gx = xp.concatenate([d_r_pre, d_z_pre, d_n_pre], axis=1, out=_gate_grad_row(self.grad_rows, self.t))
         if d_pass is not None:
             d_h_prev += d_pass
-        d_b = d_gh.sum(axis=0) if self.needs_input_grad[3] else None
-        return _input_grad(d_gx, self.t, self.shape), d_h_prev, d_w_hh, d_b
+        d_b = RowSumGrad(d_gh, w_hh.shape[:1]) if self.needs_input_grad[3] else None
+        return _input_grad(d_gx, self.t, self.shape, self.grad_rows), d_h_prev, d_w_hh, d_b
 
 
 class SimplifiedGRUStep(Function):
     """SimplifiedGRUCell's equations in one node."""
 
-    __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "z", "n")
+    __slots__ = ("t", "shape", "h_prev", "w_hh", "running", "z", "n", "grad_rows")
     saved_inputs = (1, 2)  # h_prev, w_hh
     blas_threads = _step_threads
-    layout_keywords = ("w_hh_t",)
+    layout_keywords = ("w_hh_t", "grad_rows")
 
-    def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, w_hh_t=None):
+    def forward(self, projected, h_prev, w_hh, b_hh, *, running, t, w_hh_t=None, grad_rows=None):
         xp = backend_of(h_prev).xp
         H = h_prev.shape[1]
         gates = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
@@ -212,30 +233,34 @@ class SimplifiedGRUStep(Function):
         z = logistic(gates[:, :H])
         n = xp.tanh(gates[:, H:])
         self.t, self.shape, self.h_prev, self.w_hh, self.running, self.z, self.n = t, projected.shape, h_prev, w_hh, running, z, n
+        self.grad_rows = grad_rows
         return _masked(n + z * (h_prev - n), h_prev, running, xp)
 
     def backward(self, grad):
         xp = backend_of(grad).xp
         d_h, d_pass = _split_masked_grad(grad, self.running, xp)
         z, n, h_prev = self.z, self.n, self.h_prev
-        d_gates = xp.concatenate([d_h * (h_prev - n) * z * (1 - z), d_h * (1 - z) * (1 - n * n)], axis=1)
+        d_gates = xp.concatenate([d_h * (h_prev - n) * z * (1 - z), d_h * (1 - z) * (1 - n * n)], axis=1,
+                                 out=_gate_grad_row(self.grad_rows, self.t))
         d_h_prev = d_h * z + d_gates @ self.w_hh
         if d_pass is not None:
             d_h_prev += d_pass
-        d_b = d_gates.sum(axis=0) if self.needs_input_grad[3] else None
-        return _input_grad(d_gates, self.t, self.shape), d_h_prev, OuterGrad(d_gates, h_prev, self.w_hh.shape), d_b
+        source = _row_source(self.grad_rows, self.t)
+        d_b = RowSumGrad(d_gates, self.w_hh.shape[:1], source) if self.needs_input_grad[3] else None
+        d_w_hh = OuterGrad(d_gates, h_prev, self.w_hh.shape, source=source)
+        return _input_grad(d_gates, self.t, self.shape, self.grad_rows), d_h_prev, d_w_hh, d_b
 
 
 class LSTMStep(Function):
     """LSTMCell's equations in one node. The state is packed as one (2, B, H) tensor: [a⟨t⟩, c⟨t⟩]."""
 
-    __slots__ = ("t", "shape", "state_prev", "w_hh", "running", "i", "f", "g", "o", "c", "peepholes", "gate_block")
+    __slots__ = ("t", "shape", "state_prev", "w_hh", "running", "i", "f", "g", "o", "c", "peepholes", "gate_block", "grad_rows")
     saved_inputs = (1, 2, 4, 5, 6)  # the packed state, w_hh and the peephole weights
     blas_threads = _step_threads
-    layout_keywords = ("w_hh_t",)
+    layout_keywords = ("w_hh_t", "grad_rows")
     saves_output = True  # c is a view of the packed result
 
-    def forward(self, projected, state_prev, w_hh, b_hh, w_ci, w_cf, w_co, *, running, t, w_hh_t=None):
+    def forward(self, projected, state_prev, w_hh, b_hh, w_ci, w_cf, w_co, *, running, t, w_hh_t=None, grad_rows=None):
         xp = backend_of(state_prev).xp
         h_prev, c_prev = state_prev[0], state_prev[1]
         H = h_prev.shape[1]
@@ -270,6 +295,7 @@ class LSTMStep(Function):
         self.t, self.shape, self.state_prev, self.w_hh, self.running = t, projected.shape, state_prev, w_hh, running
         self.i, self.f, self.g, self.o, self.c, self.gate_block = i, f, g, o, c, gate_block
         self.peepholes = (w_ci, w_cf, w_co) if peephole else None
+        self.grad_rows = grad_rows
         return _masked(state, state_prev, running, xp)
 
     def part_grads(self, grad):
@@ -289,7 +315,7 @@ class LSTMStep(Function):
         h_prev, c_prev = self.state_prev[0], self.state_prev[1]
         loops = None if self.gate_block is None else _compiled_loops(d_h, d_c, c_prev)
         if loops is not None:  # the same equations, one compiled loop
-            d_gates, d_state_prev = xp.empty_like(self.gate_block), xp.empty(d_state.shape, d_h.dtype)
+            d_gates, d_state_prev = _gate_grad_row(self.grad_rows, self.t, self.gate_block), xp.empty(d_state.shape, d_h.dtype)
             loops.lstm_backward(d_h, d_c, self.gate_block, c, c_prev, d_gates, d_state_prev[1])
             xp.matmul(d_gates, self.w_hh, out=d_state_prev[0])
             peephole_grads = (None, None, None)
@@ -309,9 +335,12 @@ class LSTMStep(Function):
             if self.peepholes is not None:
                 d_c_prev += d_i_pre * w_ci + d_f_pre * w_cf
                 peephole_grads = ((d_i_pre * c_prev).sum(axis=0), (d_f_pre * c_prev).sum(axis=0), (d_o_pre * c).sum(axis=0))
-            d_gates = xp.concatenate([d_i_pre, d_f_pre, d_g_pre, d_o_pre], axis=1)
+            d_gates = xp.concatenate([d_i_pre, d_f_pre, d_g_pre, d_o_pre], axis=1,
+                                     out=_gate_grad_row(self.grad_rows, self.t))
             d_state_prev = xp.stack([d_gates @ self.w_hh, d_c_prev])
         if d_pass is not None:
             d_state_prev += d_pass
-        d_b = d_gates.sum(axis=0) if self.needs_input_grad[3] else None
-        return (_input_grad(d_gates, self.t, self.shape), d_state_prev, OuterGrad(d_gates, h_prev, self.w_hh.shape), d_b, *peephole_grads)
+        source = _row_source(self.grad_rows, self.t)
+        d_b = RowSumGrad(d_gates, self.w_hh.shape[:1], source) if self.needs_input_grad[3] else None
+        d_w_hh = OuterGrad(d_gates, h_prev, self.w_hh.shape, source=source)
+        return (_input_grad(d_gates, self.t, self.shape, self.grad_rows), d_state_prev, d_w_hh, d_b, *peephole_grads)
