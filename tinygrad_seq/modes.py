@@ -78,6 +78,11 @@ class tags(settings.override):
     def __exit__(self, *exc: object) -> None:
         settings.current_tags = self._saved.pop()
 
+    def at_step(self, t: int) -> None:
+        """Inside the block: the nodes made from now on also carry ``t`` (a time loop's step), as if in a
+        nested ``tags(t=t)`` block, without entering one per step. The block's exit restores the tags."""
+        settings.current_tags = {**self._saved[-1], "t": t, **self.new_tags}
+
 
 def tag(tensor: Tensor, **new_tags: Any) -> Tensor:
     """Add tags to this one tensor (not to the nodes made after it) and return it.
@@ -87,7 +92,7 @@ def tag(tensor: Tensor, **new_tags: Any) -> Tensor:
     ``tensor.tags``, in ``viz.trace`` and in the backward stepper, also for
     leaves (an initial state) that have no node.
     """
-    tensor._own_tags = {**(tensor._own_tags or {}), **new_tags}
+    tensor._own_tags = {**tensor._own_tags, **new_tags} if tensor._own_tags else new_tags  # new_tags: this call's own dict
     return tensor
 
 

@@ -156,16 +156,17 @@ class Recurrent(Module):
         masks = steps.running_masks(lengths, count, x.backend.xp)
         part = step.output_part()  # a⟨t⟩ is part `part` of each packed state: gathered after the loop, in one node
         outputs: list[Tensor | None] = [None] * count
-        with blas.limited(steps.step_threads(cell, x.shape[1])):  # one BLAS thread for a small layer's steps
+        step_tags = tags(**layer_tags)  # and t, set at each step
+        with blas.limited(steps.step_threads(cell, x.shape[1])), step_tags:  # one BLAS thread for a small layer's steps
             for t in (reversed(range(count)) if self.reverse else range(count)):
-                with tags(t=t + 1, **layer_tags):
-                    carried = step.step(inputs, t, carried, masks[t])
-                    # A packed state is one tensor: viz.gradient_flow asks the step op for each part's gradient.
-                    steps.label_state(cell, carried)
-                    if part is None:
-                        output = step.output(carried)
-                        if masks[t] is not None:  # sequences past their end output zeros
-                            output = where(Tensor.wrap(masks[t]), output, 0.0)
+                step_tags.at_step(t + 1)
+                carried = step.step(inputs, t, carried, masks[t])
+                # A packed state is one tensor: viz.gradient_flow asks the step op for each part's gradient.
+                steps.label_state(cell, carried)
+                if part is None:
+                    output = step.output(carried)
+                    if masks[t] is not None:  # sequences past their end output zeros
+                        output = where(Tensor.wrap(masks[t]), output, 0.0)
                 outputs[t] = output if part is None else carried
         return (stack(outputs) if part is None else stack_part(outputs, part, masks)), step.unpack(carried)
 

@@ -56,8 +56,7 @@ GATES = ("update", "forget", "output", "reset", "candidate")  # the course's gat
 
 def _mark(tensor: Tensor, **role: object) -> Tensor:
     """Tag ``tensor`` with its role; a leaf (no node to carry them) also takes the step's tags (t, layer, ...)."""
-    step = settings.current_tags if tensor.grad_fn is None else {}
-    return tag(tensor, **{**step, **role})
+    return tag(tensor, **({**settings.current_tags, **role} if tensor.grad_fn is None else role))
 
 
 def gate(tensor: Tensor, name: str, complement: bool = False) -> Tensor:
