@@ -1,7 +1,7 @@
 """What a change bought: bench/lm_step.py's training step at two or more commits of this library, in one process.
 
     python bench/compare_commits.py BEFORE AFTER [MORE ...] [--cells rnn gru lstm] [--configs "B32 T64 H128" ...]
-        [--steps 12] [--cpu-time] [--glibc-defaults] [--recorded]
+        [--steps 12] [--percentile 50] [--cpu-time] [--glibc-defaults] [--recorded]
 
 BEFORE, AFTER, ...: git revisions of this repository (hashes, HEAD~2, ...),
 oldest first. --configs takes lm_step.py's configuration names, quoted (they
@@ -100,6 +100,9 @@ def main() -> None:
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS),
                         help="lm_step.py's configurations, each quoted (the names hold spaces)")
     parser.add_argument("--steps", type=int, default=12, help="rounds per configuration (median)")
+    parser.add_argument("--percentile", type=float, default=50.0,
+                        help="the percentile of each version's times to report (50: the median; 10 is steadier on a shared "
+                             "machine whose slow spells land on some rounds and not others)")
     parser.add_argument("--cpu-time", action="store_true", help="CPU time on one BLAS thread instead of wall clock")
     parser.add_argument("--recorded", action="store_true", help="the recorded path at bench/recorded_step.py's sizes instead")
     parser.add_argument("--glibc-defaults", action="store_true", help="leave malloc's thresholds alone (no ts.keep_freed_memory())")
@@ -109,7 +112,8 @@ def main() -> None:
         parser.error(f"give two or more different commits to compare; got {' '.join(args.commits)} ({' '.join(commits)})")
     print(common.describe_machine())
     clock_name = "CPU time, one BLAS thread" if args.cpu_time else "wall clock, every BLAS thread"
-    print(f"{clock_name}; the median of {args.steps} rounds, the versions alternating\n")
+    statistic = "the median" if args.percentile == 50 else f"the {args.percentile:g}th percentile"
+    print(f"{clock_name}; {statistic} of {args.steps} rounds, the versions alternating\n")
     with tempfile.TemporaryDirectory() as folder:
         sys.path.insert(0, folder)
         libraries = [load_commit(commit, Path(folder)) for commit in commits]
@@ -123,7 +127,8 @@ def main() -> None:
         with threadpool_limits(1 if args.cpu_time else None, user_api="blas"):
             for label, steps in workloads(args, libraries):
                 # warm_up=3: the recorded path records and checks its tape on the first two calls
-                ms = common.time_alternating(steps, args.steps, clock=clock, warm_up=3, reverse_every_other=True)
+                ms = common.time_alternating(steps, args.steps, clock=clock, warm_up=3, reverse_every_other=True,
+                                             pick=lambda times: float(np.percentile(times, args.percentile)))
                 ratios = " | ".join(f"{after / before:.3f}" for before, after in zip(ms, ms[1:]))
                 print(f"| {label} | " + " | ".join(f"{m:.2f}" for m in ms) + f" | {ratios} |", flush=True)
 
