@@ -626,33 +626,72 @@ def test_the_steps_write_the_projection_gradient_into_one_array_that_becomes_it(
 
 
 def test_gradient_rows_zero_the_rows_no_step_wrote_and_fall_back_to_adding():
-    from tinygrad_seq.lazy_grad import GradientRows, StepRowsGrad, sum_deferred
+    from tinygrad_seq.lazy_grad import GradientRows, HeldSliceGrad, StepRowsGrad, sum_deferred
 
     rng = np.random.default_rng(0)
     rows = GradientRows(np.zeros((4, 2, 3)))
     values = {t: rng.standard_normal((2, 3)) for t in (3, 1)}
     parts = []
     for t, v in values.items():
-        rows.row(t)[...] = v
-        parts.append(rows.grad(t))
+        block = rows.row(t)
+        block.array[t] = v
+        parts.append(StepRowsGrad(t, block))
     total = sum_deferred(parts, (4, 2, 3))
-    assert total is parts[0].block.array  # the array itself, its unwritten rows zeroed
+    assert total is parts[0].block.array and rows.block is None  # the array itself, unwritten rows zeroed; released
     expected = np.zeros((4, 2, 3))
     for t, v in values.items():
         expected[t] = v
     np.testing.assert_array_equal(total, expected)
-    rows.row(3)[...] = 1.0  # that array is a gradient now: the next row written starts a new one
-    assert rows.block.array is not total and total[3].tolist() == values[3].tolist()
-    again = rows.grad(3)
-    rows.row(2)[...] = 2.0
-    mixed = [again, rows.grad(2), StepRowsGrad(1, parts[1].block)]  # rows of two arrays: added into a buffer
+    block = rows.row(3)  # that array is a gradient now: the next row written goes to a new one
+    block.array[3] = 1.0
+    assert block.array is not total and total[3].tolist() == values[3].tolist()
+    again = StepRowsGrad(3, block)
+    rows.row(2).array[2] = 2.0
+    mixed = [again, StepRowsGrad(2, block), StepRowsGrad(1, parts[1].block)]  # rows of two arrays: added into a buffer
     dense = np.ones((4, 2, 3))
-    summed = sum_deferred(mixed, (4, 2, 3), dense.copy())
     expected = dense.copy()
     expected[3] += 1.0
     expected[2] += 2.0
     expected[1] += values[1]
-    np.testing.assert_array_equal(summed, expected)
+    np.testing.assert_array_equal(sum_deferred(mixed, (4, 2, 3), dense.copy()), expected)
+    # With another deferred kind beside them, the block is not returned to be added into: a buffer of its own.
+    beside = sum_deferred(mixed[:2] + [HeldSliceGrad((0,), np.ones((2, 3)), (4, 2, 3))], (4, 2, 3))
+    assert beside is not block.array and beside[0].tolist() == [[1.0] * 3] * 2 and beside[3].tolist() == [[1.0] * 3] * 2
+
+
+def test_a_running_gradient_is_a_copy_and_the_graph_keeps_no_gradient_rows():
+    """The stepper's running_grad of a projection sums its StepRowsGrads into a buffer of its own: changing it
+    cannot reach the W_hh gradient that reads the same rows. After backward the graph holds none of them."""
+    ts.set_default_dtype("float64")
+    layer = nn.LSTM(3, 4)
+    x = ts.randn(5, 2, 3, requires_grad=True)
+    out, _ = layer(x)
+    projection = out.grad_fn.inputs[0].grad_fn.inputs[0]
+    for step in backward_iter((out * out).sum()):
+        if step.node.name == "LSTMStep" and step.node.tags["t"] == 3:
+            running = step.running_grad(projection)
+            assert not np.shares_memory(running, step.input_grads[2].left)
+            running[...] = 1e6
+    got = layer.weight_hh_l0.grad.copy()
+    step_nodes = [n for n in _nodes(out) if n.name == "LSTMStep"]
+    assert step_nodes and all(n.params["grad_rows"].block is None for n in step_nodes)
+    layer.zero_grad()
+    with ts.transparent():
+        out, _ = layer(x)
+    (out * out).sum().backward()
+    np.testing.assert_allclose(got, layer.weight_hh_l0.grad, rtol=1e-12, atol=1e-12)
+
+
+def _nodes(tensor):
+    seen, stack, found = set(), [tensor], []
+    while stack:
+        t = stack.pop()
+        if t is None or t.grad_fn is None or id(t) in seen:
+            continue
+        seen.add(id(t))
+        found.append(t.grad_fn)
+        stack.extend(t.grad_fn.inputs)
+    return found
 
 
 def test_factors_of_consecutive_rows_are_joined_as_a_view():

@@ -118,8 +118,9 @@ class BackwardStep:
             lives here until its last use has been visited. Live: it changes
             as the iteration goes on.
         partial_outer: the deferred lazy gradients held for such tensors (a
-            weight's OuterGrads, a packed state's HeldSliceGrads), summed when
-            the gradient is complete; ``running_grad`` adds them in. Live too.
+            weight's OuterGrads, a bias's RowSumGrads, a packed state's
+            HeldSliceGrads, a projection's StepRowsGrads), summed when the
+            gradient is complete; ``running_grad`` adds them in. Live too.
     """
 
     __slots__ = ("tensor", "node", "grad", "input_grads", "partial_grads", "partial_outer")
@@ -137,8 +138,9 @@ class BackwardStep:
         """A copy of the gradient summed so far for ``tensor`` if it is still waiting for more, else None."""
         dense = self.partial_grads.get(id(tensor))
         parts = self.partial_outer.get(id(tensor))
-        if parts:
-            return sum_deferred(parts, tensor.shape, None if dense is None else dense.copy())
+        if parts:  # summed into a buffer of its own: the parts may hold arrays the pass still uses (StepRowsGrad's)
+            buffer = backend_of(parts[0].arrays()[0]).xp.zeros(tensor.shape, dtype=tensor.dtype) if dense is None else dense.copy()
+            return sum_deferred(parts, tensor.shape, buffer)
         return None if dense is None else dense.copy()
 
     @property

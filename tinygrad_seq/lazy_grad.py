@@ -135,17 +135,20 @@ class GradientRows:
     A kernel's steps each read one row ``projected[t]`` of the layer's input
     projection. As SliceGrads, their gradients were added into a zeroed
     (T, B, G·H) buffer, row by row; instead each step's backward writes its
-    row straight into an array made with ``empty`` (``row(t)``) and sends a
-    :class:`StepRowsGrad` naming it, and when the projection's gradient is
-    complete that array is the gradient: no zeroing, no adding, and the rows
-    are the one copy of each step's gate gradients (the weight's OuterGrad
-    factors are views of them). A kernel makes one per layer call
+    row straight into an array made with ``empty`` (``row(t)`` gives the
+    :class:`RowBlock` holding it) and sends a :class:`StepRowsGrad`, and when
+    the projection's gradient is complete that array is the gradient: no
+    zeroing, no adding. The RNN's, LSTM's and simplified GRU's step ops also
+    make it the factor of W_hh's OuterGrad and the bias's RowSumGrad
+    (``source``), so each step's gate gradients exist once (the GRU's W_hh
+    factor is its hidden product's gradient, another array). A kernel makes one per layer call
     (``Kernel.begin``); the step ops take it as the layout keyword
     ``grad_rows``.
 
     Each array is handed out once: a row written a second time (another
-    backward pass over a retained graph) or after the array became a gradient
-    starts a new array, so two passes never share rows.
+    backward pass over a retained graph) or after the array became a
+    gradient starts a new array, so two passes never share rows; and the
+    graph keeps no array that became a gradient.
     """
 
     __slots__ = ("shape", "dtype", "xp", "block")
@@ -154,41 +157,38 @@ class GradientRows:
         self.shape, self.dtype, self.xp = like.shape, like.dtype, backend_of(like).xp
         self.block: RowBlock | None = None
 
-    def row(self, t: int) -> Any:
-        """Row t of the array to write into: (B, ...), C-contiguous."""
+    def row(self, t: int) -> RowBlock:
+        """The block whose row t (``block.array[t]``, (B, ...), C-contiguous) the caller is to write now."""
         block = self.block
-        if block is None or block.taken or block.written[t]:
-            block = self.block = RowBlock(self.xp.empty(self.shape, dtype=self.dtype))
+        if block is None or block.written[t]:
+            block = self.block = RowBlock(self.xp.empty(self.shape, dtype=self.dtype), self)
         block.written[t] = True
         block.count += 1
-        return block.array[t]
-
-    def grad(self, t: int) -> StepRowsGrad:
-        """The gradient of the input whose row t was just written (``row(t)``)."""
-        return StepRowsGrad(t, self.block)
-
-    def source(self, t: int) -> tuple[Any, int]:
-        """(the array, t): where row t was just written, for an OuterGrad or RowSumGrad whose factor it is."""
-        return self.block.array, t
+        return block
 
 
 class RowBlock:
-    """One array of a GradientRows, the rows written into it so far, and whether it became a gradient."""
+    """One array of a GradientRows and the rows written into it so far."""
 
-    __slots__ = ("array", "written", "count", "taken")
+    __slots__ = ("array", "owner", "written", "count")
 
-    def __init__(self, array: Any) -> None:
-        self.array, self.written, self.count, self.taken = array, [False] * len(array), 0, False
+    def __init__(self, array: Any, owner: GradientRows) -> None:
+        self.array, self.owner, self.written, self.count = array, owner, [False] * len(array), 0
+
+    def release(self) -> None:
+        """Its array became a gradient: no step writes here again, and the graph (its GradientRows) stops
+        holding it."""
+        if self.owner.block is self:
+            self.owner.block = None
 
 
-class StepRowsGrad(SliceGrad):
-    """A SliceGrad whose values are row t of a GradientRows array: held until the input's gradient is complete,
-    and then, when the rows written into that array are exactly these parts', the array itself is the gradient
-    (rows no step wrote set to zero). Otherwise (parts of two arrays, a dense gradient beside them) each row
-    is added in, as SliceGrads are."""
+class StepRowsGrad(HeldSliceGrad):
+    """A held slice whose values are row t of a GradientRows block. When the input's gradient is complete and
+    the rows written into that block are exactly these parts', the block's array itself is the gradient (rows
+    no step wrote set to zero); otherwise (parts of two blocks, a dense gradient beside them) each row is
+    added in, as held slices are."""
 
     __slots__ = ("block",)
-    deferred = True
 
     def __init__(self, t: int, block: RowBlock) -> None:
         super().__init__((t,), block.array[t], block.array.shape)
@@ -200,21 +200,23 @@ class StepRowsGrad(SliceGrad):
     @staticmethod
     def sum_into(parts: list[StepRowsGrad], shape: tuple[int, ...], buffer: Any = None) -> Any:
         block = parts[0].block
-        if buffer is None and not block.taken and block.count == len(parts) and all(p.block is block for p in parts):
-            block.taken = True
-            if block.count < len(block.written):
-                unwritten = [t for t, done in enumerate(block.written) if not done]
-                block.array[unwritten] = 0
-            return block.array
-        return HeldSliceGrad.sum_into(parts, shape, buffer)
+        if buffer is not None or block.count != len(parts) or any(p.block is not block for p in parts):
+            return HeldSliceGrad.sum_into(parts, shape, buffer)
+        block.release()
+        if block.count < len(block.written):
+            block.array[[t for t, done in enumerate(block.written) if not done]] = 0
+        return block.array
 
 
 def sum_deferred(parts: list[LazyGrad], shape: tuple[int, ...], buffer: Any = None) -> Any:
     """The deferred parts of one tensor's gradient summed (into ``buffer`` when given), each kind by its own
-    ``sum_into``: a tensor may receive several kinds."""
+    ``sum_into``: a tensor may receive several kinds. The result may be an array a kind returned as it is
+    (StepRowsGrad's block): a caller that hands it out to be changed passes a buffer."""
     kinds: dict[type, list[LazyGrad]] = {}
     for part in parts:
         kinds.setdefault(type(part), []).append(part)
+    if buffer is None and len(kinds) > 1:  # a kind may return an array it shares (StepRowsGrad): never add into that
+        buffer = backend_of(parts[0].arrays()[0]).xp.zeros(shape, dtype=parts[0].dtype)
     for kind, group in kinds.items():
         buffer = kind.sum_into(group, shape, buffer)
     return buffer

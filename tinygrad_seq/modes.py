@@ -64,12 +64,12 @@ class tags(settings.override):
     """
 
     def __init__(self, **new_tags: Any) -> None:
-        # override's __init__ skipped (a recurrent layer makes one block per time step): its name check is for
-        # settings this never sets, and __enter__ and __exit__ below replace the ones that read its values.
+        # override's __init__ skipped (cheap to make: nested blocks in a time loop): its name check is for settings
+        # this never sets, and __enter__ and __exit__ below replace the ones that read its values.
         self._saved: list[dict[str, Any]] = []
         self.new_tags = new_tags
 
-    # One setting, set and restored directly: a recurrent layer enters a block per time step.
+    # One setting, set and restored directly, at the cost of two dicts.
     def __enter__(self) -> dict[str, Any]:
         self._saved.append(settings.current_tags)
         settings.current_tags = {**settings.current_tags, **self.new_tags}  # merged with the tags in force now
@@ -79,8 +79,9 @@ class tags(settings.override):
         settings.current_tags = self._saved.pop()
 
     def at_step(self, t: int) -> None:
-        """Inside the block: the nodes made from now on also carry ``t`` (a time loop's step), as if in a
-        nested ``tags(t=t)`` block, without entering one per step. The block's exit restores the tags."""
+        """Inside the block: the nodes made from now on also carry ``t`` (a time loop's step) without a block
+        per step. ``t`` comes after the tags in force outside the block and before the block's own (which win:
+        ``tags(t=9).at_step(1)`` keeps t = 9); the block's exit restores the tags."""
         settings.current_tags = {**self._saved[-1], "t": t, **self.new_tags}
 
 

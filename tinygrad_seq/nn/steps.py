@@ -90,7 +90,9 @@ class Kernel(Step):
     Every step's x W_ih^T + b_ih is computed in one matmul first (``begin``:
     the cell's ``input_projection``); ``step(projected, t, carried, running)``
     then runs one op that reads ``projected[t]`` (all of ``projected`` (B, G·H)
-    when t is None: the cell called on its own) and sends back a SliceGrad.
+    when t is None: the cell called on its own) and sends back its row's
+    gradient: written into ``grad_rows`` (lazy_grad.GradientRows) when the op
+    takes it, as the built-in ones do, else a SliceGrad.
     The state travels as the state itself; override ``pack``, ``unpack`` and
     ``output`` for a state of several parts (nn/fused.py's LSTMKernel stacks them).
     """

@@ -29,7 +29,7 @@ import numpy as np
 from .. import blas, compiled, settings
 from ..backend import backend_of
 from ..function import Function
-from ..lazy_grad import OuterGrad, RowSumGrad, SliceGrad
+from ..lazy_grad import OuterGrad, RowSumGrad, SliceGrad, StepRowsGrad
 from .elementwise import logistic
 
 class without_numba(settings.override):
@@ -59,25 +59,23 @@ def _step_input(projected, t):
     return projected if t is None else projected[t]
 
 
-def _gate_grad_row(grad_rows, t, like=None):
-    """Where a step's backward writes its gate gradients (B, G·H): row t of the layer call's GradientRows
-    when the kernel gave one, else a new array like ``like`` (None without one: the NumPy op makes it)."""
-    if grad_rows is not None and t is not None:
-        return grad_rows.row(t)
-    return None if like is None else backend_of(like).xp.empty_like(like)
+def _gate_grads_out(grad_rows, t):
+    """Where a step's backward writes its gate gradients (B, G·H): row t of a block of the layer call's
+    GradientRows, when the kernel gave one (None for a cell called on its own: the op makes its own array)."""
+    return None if grad_rows is None or t is None else grad_rows.row(t)
 
 
-def _row_source(grad_rows, t):
-    """(array, t) when a step's gate gradients are row t of its layer call's GradientRows array, else None: the
-    weight's OuterGrads and the bias's RowSumGrads then sum those rows as one view, not a copy."""
-    return None if grad_rows is None or t is None else grad_rows.source(t)
-
-
-def _input_grad(d_gates, t, shape, grad_rows=None):
-    """What the step sends ``projected``: its row's gradient, written by ``_gate_grad_row``."""
+def _input_grad(d_gates, t, shape, block):
+    """What the step sends ``projected``: its gate gradients, row t of ``block`` when there is one."""
     if t is None:
         return d_gates
-    return SliceGrad((t,), d_gates, shape) if grad_rows is None else grad_rows.grad(t)
+    return SliceGrad((t,), d_gates, shape) if block is None else StepRowsGrad(t, block)
+
+
+def _factor_source(block, t):
+    """(array, t) when the gate gradients are row t of ``block``'s array: the weight's OuterGrads and the bias's
+    RowSumGrads then read the rows of consecutive steps as one view (lazy_grad.joined_rows), not a copy."""
+    return None if block is None else (block.array, t)
 
 
 def _hidden_matmul(h, w_hh, b_hh, w_hh_t=None, rows=None):
@@ -136,14 +134,15 @@ class RNNStep(Function):
     def backward(self, grad):
         xp = backend_of(grad).xp
         d_h, d_pass = _split_masked_grad(grad, self.running, xp)
-        d_pre = xp.multiply(d_h, (self.h > 0) if self.relu else 1 - self.h * self.h, out=_gate_grad_row(self.grad_rows, self.t))
+        block = _gate_grads_out(self.grad_rows, self.t)
+        d_pre = xp.multiply(d_h, (self.h > 0) if self.relu else 1 - self.h * self.h, out=None if block is None else block.array[self.t])
         d_h_prev = d_pre @ self.w_hh
         if d_pass is not None:
             d_h_prev += d_pass
-        source = _row_source(self.grad_rows, self.t)
+        source = _factor_source(block, self.t)
         d_b = RowSumGrad(d_pre, self.w_hh.shape[:1], source) if self.needs_input_grad[3] else None
         d_w_hh = OuterGrad(d_pre, self.h_prev, self.w_hh.shape, source=source)
-        return _input_grad(d_pre, self.t, self.shape, self.grad_rows), d_h_prev, d_w_hh, d_b
+        return _input_grad(d_pre, self.t, self.shape, block), d_h_prev, d_w_hh, d_b
 
 
 class GRUStep(Function):
@@ -187,9 +186,11 @@ class GRUStep(Function):
         h_prev, w_hh = self.h_prev, self.w_hh
         H = h_prev.shape[1]
         loops = None if self.gate_block is None else _compiled_loops(d_h, h_prev)
+        block = _gate_grads_out(self.grad_rows, self.t)
+        row = None if block is None else block.array[self.t]
         if loops is not None:  # the same equations, one compiled loop
             d_gh, d_h_prev = xp.empty((len(d_h), 3 * H), d_h.dtype), xp.empty_like(d_h)
-            d_gx = _gate_grad_row(self.grad_rows, self.t, d_gh)
+            d_gx = xp.empty_like(d_gh) if row is None else row
             loops.gru_backward(d_h, self.gate_block, h_prev, d_gx, d_gh, d_h_prev)
             d_h_prev += d_gh @ w_hh
             d_w_hh = OuterGrad(d_gh, h_prev, w_hh.shape)
@@ -210,11 +211,11 @@ class GRUStep(Function):
                 d_h_prev += d_rh * r + d_gh_rz @ w_hh[: 2 * H]
                 d_w_hh = [OuterGrad(d_gh_rz, h_prev, w_hh.shape, slice(0, 2 * H)), OuterGrad(d_n_pre, self.rh, w_hh.shape, slice(2 * H, 3 * H))]
                 d_gh = xp.concatenate([d_gh_rz, d_n_pre], axis=1)
-            d_gx = xp.concatenate([d_r_pre, d_z_pre, d_n_pre], axis=1, out=_gate_grad_row(self.grad_rows, self.t))
+            d_gx = xp.concatenate([d_r_pre, d_z_pre, d_n_pre], axis=1, out=row)
         if d_pass is not None:
             d_h_prev += d_pass
         d_b = RowSumGrad(d_gh, w_hh.shape[:1]) if self.needs_input_grad[3] else None
-        return _input_grad(d_gx, self.t, self.shape, self.grad_rows), d_h_prev, d_w_hh, d_b
+        return _input_grad(d_gx, self.t, self.shape, block), d_h_prev, d_w_hh, d_b
 
 
 class SimplifiedGRUStep(Function):
@@ -240,15 +241,16 @@ class SimplifiedGRUStep(Function):
         xp = backend_of(grad).xp
         d_h, d_pass = _split_masked_grad(grad, self.running, xp)
         z, n, h_prev = self.z, self.n, self.h_prev
+        block = _gate_grads_out(self.grad_rows, self.t)
         d_gates = xp.concatenate([d_h * (h_prev - n) * z * (1 - z), d_h * (1 - z) * (1 - n * n)], axis=1,
-                                 out=_gate_grad_row(self.grad_rows, self.t))
+                                 out=None if block is None else block.array[self.t])
         d_h_prev = d_h * z + d_gates @ self.w_hh
         if d_pass is not None:
             d_h_prev += d_pass
-        source = _row_source(self.grad_rows, self.t)
+        source = _factor_source(block, self.t)
         d_b = RowSumGrad(d_gates, self.w_hh.shape[:1], source) if self.needs_input_grad[3] else None
         d_w_hh = OuterGrad(d_gates, h_prev, self.w_hh.shape, source=source)
-        return _input_grad(d_gates, self.t, self.shape, self.grad_rows), d_h_prev, d_w_hh, d_b
+        return _input_grad(d_gates, self.t, self.shape, block), d_h_prev, d_w_hh, d_b
 
 
 class LSTMStep(Function):
@@ -314,8 +316,11 @@ class LSTMStep(Function):
         c = self.c
         h_prev, c_prev = self.state_prev[0], self.state_prev[1]
         loops = None if self.gate_block is None else _compiled_loops(d_h, d_c, c_prev)
+        block = _gate_grads_out(self.grad_rows, self.t)
+        row = None if block is None else block.array[self.t]
         if loops is not None:  # the same equations, one compiled loop
-            d_gates, d_state_prev = _gate_grad_row(self.grad_rows, self.t, self.gate_block), xp.empty(d_state.shape, d_h.dtype)
+            d_gates = xp.empty_like(self.gate_block) if row is None else row
+            d_state_prev = xp.empty(d_state.shape, d_h.dtype)
             loops.lstm_backward(d_h, d_c, self.gate_block, c, c_prev, d_gates, d_state_prev[1])
             xp.matmul(d_gates, self.w_hh, out=d_state_prev[0])
             peephole_grads = (None, None, None)
@@ -335,12 +340,11 @@ class LSTMStep(Function):
             if self.peepholes is not None:
                 d_c_prev += d_i_pre * w_ci + d_f_pre * w_cf
                 peephole_grads = ((d_i_pre * c_prev).sum(axis=0), (d_f_pre * c_prev).sum(axis=0), (d_o_pre * c).sum(axis=0))
-            d_gates = xp.concatenate([d_i_pre, d_f_pre, d_g_pre, d_o_pre], axis=1,
-                                     out=_gate_grad_row(self.grad_rows, self.t))
+            d_gates = xp.concatenate([d_i_pre, d_f_pre, d_g_pre, d_o_pre], axis=1, out=row)
             d_state_prev = xp.stack([d_gates @ self.w_hh, d_c_prev])
         if d_pass is not None:
             d_state_prev += d_pass
-        source = _row_source(self.grad_rows, self.t)
+        source = _factor_source(block, self.t)
         d_b = RowSumGrad(d_gates, self.w_hh.shape[:1], source) if self.needs_input_grad[3] else None
         d_w_hh = OuterGrad(d_gates, h_prev, self.w_hh.shape, source=source)
-        return (_input_grad(d_gates, self.t, self.shape, self.grad_rows), d_state_prev, d_w_hh, d_b, *peephole_grads)
+        return (_input_grad(d_gates, self.t, self.shape, block), d_state_prev, d_w_hh, d_b, *peephole_grads)
