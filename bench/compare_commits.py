@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument("--cells", nargs="+", default=["rnn", "gru", "lstm"], choices=["rnn", "gru", "lstm"], help="the layers to time")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS),
                         help="lm_step.py's configurations, each quoted (the names hold spaces)")
-    parser.add_argument("--steps", type=int, default=12, help="rounds per configuration (median)")
+    parser.add_argument("--steps", type=int, default=12, help="rounds per configuration")
     parser.add_argument("--percentile", type=float, default=50.0,
                         help="the percentile of each version's times to report (50: the median; 10 is steadier on a shared "
                              "machine whose slow spells land on some rounds and not others)")
@@ -107,6 +107,8 @@ def main() -> None:
     parser.add_argument("--recorded", action="store_true", help="the recorded path at bench/recorded_step.py's sizes instead")
     parser.add_argument("--glibc-defaults", action="store_true", help="leave malloc's thresholds alone (no ts.keep_freed_memory())")
     args = parser.parse_args()
+    if not 0 <= args.percentile <= 100:
+        parser.error(f"--percentile must be between 0 and 100; got {args.percentile:g}")
     commits = [short_hash(commit) for commit in args.commits]
     if len(set(commits)) != len(commits) or len(commits) < 2:
         parser.error(f"give two or more different commits to compare; got {' '.join(args.commits)} ({' '.join(commits)})")

@@ -65,7 +65,7 @@ def exploding_and_clipping(out: Path) -> list[str]:
     after = float(np.sqrt(sum((p.grad.astype(np.float64) ** 2).sum() for p in rnn.parameters())))
     path = viz.plot_gradient_flow(flow, out / "exploding.png", labels=["RNN, W_aa orthogonal × 3"],
                                   title="Exploding gradient: ‖∂L/∂a⟨t⟩‖ grows going back in time")
-    (out / "clipping.txt").write_text(f"gradient norm before clipping: {total:.4g}\nafter clip_grad_norm_(max_norm=5): {after:.4g}\n")
+    (out / "clipping.txt").write_text(f"gradient norm before clipping: {total:.3g}\nafter clip_grad_norm_(max_norm=5): {after:.4g}\n")
     return [path.name, "clipping.txt"]
 
 
