@@ -7,8 +7,10 @@ the replay, and proven equal to it and to the transparent path to 1e-10 in
 float64 (tests/test_fused.py, ``ts.testing.check_cell``). The inputs of all
 time steps are projected in one matmul beforehand (``Kernel.begin``), so a
 step receives ``projected`` (T, B, G·H) and its index t, reads
-``projected[t]``, and sends back a SliceGrad (no dense (T, B, G·H) gradient
-per step).
+``projected[t]``, and writes that row's gradient into the layer call's
+``grad_rows`` (lazy_grad.GradientRows: the rows become the projection's
+gradient), or sends a SliceGrad without it (no dense (T, B, G·H) gradient
+per step either way).
 
 By the op convention the tensors are positional — ``projected``, the
 previous state, ``w_hh`` (G·H, H), ``b_hh`` (G·H,) or None, and the LSTM's
@@ -19,7 +21,8 @@ a (B, 1) bool mask or None: sequences that have ended keep their previous
 state, and their gradient passes straight through to it (PyTorch's
 packed-sequence semantics). ``w_hh_t`` optionally gives W_hh^T laid out
 contiguously, made once per layer call by the kernel (see
-``nn.steps.contiguous_transpose`` for why).
+``nn.steps.contiguous_transpose`` for why); ``grad_rows``, the GradientRows
+above. Both are layout keywords: the results are the same without them.
 """
 from __future__ import annotations
 
