@@ -25,7 +25,6 @@ import numpy as np
 
 from . import blas, settings
 from .anomaly import check_gradient, describe, place
-from .backend import backend_of
 from .lazy_grad import LazyGrad, sum_deferred
 
 if TYPE_CHECKING:  # for type checkers only: these modules sit above this one
@@ -73,7 +72,7 @@ def _accumulate(grads: dict[int, Any], owned: set[int], key: int, target: Tensor
             return
         buffer = grads.get(key)
         if buffer is None:
-            buffer = grads[key] = backend_of(grad.arrays()[0]).xp.zeros(target.shape, dtype=target.dtype)
+            buffer = grads[key] = grad.zeros(target.shape, target.dtype)
             owned.add(key)
         elif key not in owned:
             buffer = grads[key] = buffer.copy()
@@ -139,7 +138,7 @@ class BackwardStep:
         dense = self.partial_grads.get(id(tensor))
         parts = self.partial_outer.get(id(tensor))
         if parts:  # summed into a buffer of its own: the parts may hold arrays the pass still uses (StepRowsGrad's)
-            buffer = backend_of(parts[0].arrays()[0]).xp.zeros(tensor.shape, dtype=tensor.dtype) if dense is None else dense.copy()
+            buffer = parts[0].zeros(tensor.shape, tensor.dtype) if dense is None else dense.copy()
             return sum_deferred(parts, tensor.shape, buffer)
         return None if dense is None else dense.copy()
 

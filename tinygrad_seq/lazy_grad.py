@@ -29,7 +29,8 @@ class LazyGrad:
     is; they call these methods, so a new kind is one subclass:
 
     - ``shape``, ``dtype``: those of the dense gradient;
-    - ``dense()``: the gradient as one array;
+    - ``dense()``: the gradient as one array (given: zeros, then ``add_into``);
+    - ``zeros(shape, dtype=None)``: a zero buffer on its backend (given);
     - ``arrays()``: the arrays it holds (checked for NaN by ``detect_anomaly``);
     - ``astype(dtype)``: the same gradient in another dtype;
     - ``add_into(buffer)``: add it into a full-size gradient buffer, in place;
@@ -50,8 +51,12 @@ class LazyGrad:
     def arrays(self) -> tuple[Any, ...]:
         raise NotImplementedError
 
+    def zeros(self, shape: tuple[int, ...], dtype: Any = None) -> Any:
+        """A zero buffer of ``shape`` on this gradient's backend, in its dtype unless given: where parts add into."""
+        return backend_of(self.arrays()[0]).xp.zeros(shape, dtype=self.dtype if dtype is None else dtype)
+
     def dense(self) -> Any:
-        buffer = backend_of(self.arrays()[0]).xp.zeros(self.shape, dtype=self.dtype)
+        buffer = self.zeros(self.shape)
         self.add_into(buffer)
         return buffer
 
@@ -117,13 +122,9 @@ class HeldSliceGrad(SliceGrad):
     deferred = True
 
     @staticmethod
-    def flush_now(parts: list[LazyGrad]) -> bool:
-        return False
-
-    @staticmethod
     def sum_into(parts: list[HeldSliceGrad], shape: tuple[int, ...], buffer: Any = None) -> Any:
         if buffer is None:
-            buffer = backend_of(parts[0].values).xp.zeros(shape, dtype=parts[0].dtype)
+            buffer = parts[0].zeros(shape)
         for part in parts:
             part.add_into(buffer)
         return buffer
@@ -141,9 +142,9 @@ class GradientRows:
     zeroing, no adding. The RNN's, LSTM's and simplified GRU's step ops also
     make it the factor of W_hh's OuterGrad and the bias's RowSumGrad
     (``source``), so each step's gate gradients exist once (the GRU's W_hh
-    factor is its hidden product's gradient, another array). A kernel makes one per layer call
-    (``Kernel.begin``); the step ops take it as the layout keyword
-    ``grad_rows``.
+    factor is its hidden product's gradient, another array). A kernel makes
+    one per layer call (``Kernel.begin``); the step ops take it as the layout
+    keyword ``grad_rows``.
 
     Each array is handed out once: a row written a second time (another
     backward pass over a retained graph) or after the array became a
@@ -194,8 +195,8 @@ class StepRowsGrad(HeldSliceGrad):
         super().__init__((t,), block.array[t], block.array.shape)
         self.block = block
 
-    def astype(self, dtype: Any) -> SliceGrad:
-        return self if self.values.dtype == dtype else SliceGrad(self.index, self.values.astype(dtype), self.shape)
+    def astype(self, dtype: Any) -> HeldSliceGrad:
+        return self if self.values.dtype == dtype else HeldSliceGrad(self.index, self.values.astype(dtype), self.shape)
 
     @staticmethod
     def sum_into(parts: list[StepRowsGrad], shape: tuple[int, ...], buffer: Any = None) -> Any:
@@ -216,7 +217,7 @@ def sum_deferred(parts: list[LazyGrad], shape: tuple[int, ...], buffer: Any = No
     for part in parts:
         kinds.setdefault(type(part), []).append(part)
     if buffer is None and len(kinds) > 1:  # a kind may return an array it shares (StepRowsGrad): never add into that
-        buffer = backend_of(parts[0].arrays()[0]).xp.zeros(shape, dtype=parts[0].dtype)
+        buffer = parts[0].zeros(shape)
     for kind, group in kinds.items():
         buffer = kind.sum_into(group, shape, buffer)
     return buffer
@@ -231,14 +232,22 @@ def joined_rows(parts: list[Any], factor: str) -> tuple[Any, list[Any]]:
     array = parts[0].source[0] if parts[0].source is not None else None
     if array is not None and all(p.source is not None and p.source[0] is array for p in parts):
         ordered = sorted(parts, key=lambda p: p.source[1])
-        first, last = ordered[0].source[1], ordered[-1].source[1]
-        if last - first + 1 == len(parts) and len({p.source[1] for p in parts}) == len(parts):
-            rows = array[first : last + 1]
+        first = ordered[0].source[1]
+        if [p.source[1] for p in ordered] == list(range(first, first + len(parts))):
+            rows = array[first : first + len(parts)]
             return rows.reshape(-1, *rows.shape[2:]), ordered
     return backend_of(getattr(parts[0], factor)).xp.concatenate([getattr(p, factor) for p in parts]), parts
 
 
 OUTER_FLUSH_ROWS = 512  # deferred OuterGrad rows summed at once: large enough for BLAS, small enough for memory (docs/performance.md)
+
+
+def holds_enough_rows(parts: list[Any], newest: Any) -> bool:
+    """Whether deferred parts that each hold rows like ``newest`` (the last part's factor) reach OUTER_FLUSH_ROWS.
+
+    Asked on every part that arrives, so it counts in O(1): the parts of one tensor come from the steps of
+    one batch, each with the newest one's rows (a heuristic either way: exactness buys nothing here)."""
+    return len(parts) * newest.shape[0] >= OUTER_FLUSH_ROWS
 
 
 class OuterGrad(LazyGrad):
@@ -274,11 +283,8 @@ class OuterGrad(LazyGrad):
 
     @staticmethod
     def flush_now(parts: list[OuterGrad]) -> bool:
-        """Enough rows for an efficient matmul: sum them now, so memory stays bounded on long sequences.
-
-        Asked on every part that arrives, so it counts in O(1): the parts of one weight come from the steps of
-        one batch, each with the newest one's rows (a heuristic either way: exactness buys nothing here)."""
-        return len(parts) * parts[-1].left.shape[0] >= OUTER_FLUSH_ROWS
+        """Enough rows for an efficient matmul: sum them now, so memory stays bounded on long sequences."""
+        return holds_enough_rows(parts, parts[-1].left)
 
     @staticmethod
     def sum_into(parts: list[OuterGrad], shape: tuple[int, ...], buffer: Any = None) -> Any:
@@ -290,7 +296,7 @@ class OuterGrad(LazyGrad):
             groups.setdefault((None, None) if rows is None else (rows.start, rows.stop), []).append(part)
         if buffer is None and len(groups) == 1 and (None, None) in groups:
             return OuterGrad._product(groups[(None, None)], xp)
-        total = xp.zeros(shape, dtype=parts[0].dtype) if buffer is None else buffer
+        total = parts[0].zeros(shape) if buffer is None else buffer
         for (start, stop), group in groups.items():
             product = OuterGrad._product(group, xp)
             if start is None and stop is None:
@@ -348,7 +354,7 @@ class RowSumGrad(LazyGrad):
     @staticmethod
     def flush_now(parts: list[RowSumGrad]) -> bool:
         """Held rows bounded as OuterGrad's factors are (the same arrays, usually: a step's gate gradients)."""
-        return len(parts) * parts[-1].rows.shape[0] >= OUTER_FLUSH_ROWS
+        return holds_enough_rows(parts, parts[-1].rows)
 
     @staticmethod
     def sum_into(parts: list[RowSumGrad], shape: tuple[int, ...], buffer: Any = None) -> Any:
