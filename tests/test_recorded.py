@@ -606,3 +606,36 @@ def test_a_tape_whose_code_fails_to_compile_is_interpreted_with_a_warning(monkey
     with pytest.warns(RecordingWarning, match="could not be written out as code.*a bug in the generator"):
         cell = replays_like_transparent(GatedUnit)
     assert all(tape.trusted and tape.code is None for tape in trusted_tapes(cell))
+
+
+def test_replayed_steps_write_the_projection_gradient_into_one_array_that_becomes_it():
+    """As the kernels' step ops do: each replayed step writes its row of the batched projection's gradient
+    into one array (GradientRows), which the projection's node receives as its gradient; a step's weight
+    gradients stay dense arrays. The gradients equal the transparent path's."""
+    from tinygrad_seq.engine import backward_iter
+    from tinygrad_seq.lazy_grad import StepRowsGrad
+
+    ts.set_default_dtype("float64")
+    layer = nn.Recurrent(GatedUnit(3, 4))
+    x = ts.randn(5, 2, 3, requires_grad=True)
+    for _ in range(2):  # records and checks the tape
+        layer(x)
+    out, _ = layer(x)
+    loss = (out * out).sum()
+    blocks, received = [], []
+    for step in backward_iter(loss):
+        if step.node.name == "RecordedStep":
+            sent = step.input_grads
+            assert isinstance(sent[0], StepRowsGrad) and all(type(g) is type(out._data) for g in sent[2:])
+            blocks.append(sent[0].block.array)
+        elif step.tensor.shape == (5, 2, 8) and step.node.name == "Linear":  # the projection x W_ih^T + b_ih
+            received.append(step.grad)
+    assert len(blocks) == 5 and len(received) == 1 and all(b is received[0] for b in blocks)
+    got = [to_host(p.grad).copy() for p in layer.parameters()] + [to_host(x.grad).copy()]
+    layer.zero_grad()
+    x.grad = None
+    with ts.transparent():
+        out, _ = layer(x)
+    (out * out).sum().backward()
+    for a, b in zip(got, [to_host(p.grad) for p in layer.parameters()] + [to_host(x.grad)]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

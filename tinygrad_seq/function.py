@@ -170,6 +170,12 @@ def _positional_error(cls: type, position: int, arg: Any) -> TypeError:
     )
 
 
+def shape_of(operand: Any) -> tuple[int, ...]:
+    """An op operand's shape: an array's, or () for a Python number (``np.shape`` would make an array of it
+    first, a cost a step replayed on small arrays feels on every op)."""
+    return getattr(operand, "shape", ())
+
+
 def unbroadcast(grad: Any, shape: tuple[int, ...]) -> Any:
     """Sum ``grad`` over the axes that broadcasting added or stretched, giving ``shape``."""
     if grad.shape == shape:

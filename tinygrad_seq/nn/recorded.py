@@ -55,7 +55,7 @@ from ..ops import (Abs, Add, Cast, Clamp, Div, Exp, GetItem, Linear, Log, MatMul
 from ..ops.cell_steps import _masked, _split_masked_grad
 from ..anomaly import place
 from ..function import Function
-from ..lazy_grad import LazyGrad, OuterGrad, SliceGrad
+from ..lazy_grad import GradientRows, LazyGrad, OuterGrad, SliceGrad, StepRowsGrad
 from ..tensor import Tensor
 from . import roles
 from .cells import RecurrentCell
@@ -599,9 +599,20 @@ def _read_inputs(row: Any, layout: tuple | None) -> list[Any]:
     return [row[start:stop].reshape(shape) for start, stop, shape in layout]
 
 
-def _inputs_grad(grads: list[Any], layout: tuple | None, t: int, shape: tuple, like: Any) -> SliceGrad | None:
-    """The gradient of the projection (T, ...) from one step's frontier gradients: nonzero only at row t."""
+def _inputs_grad(grads: list[Any], layout: tuple | None, t: int, shape: tuple, like: Any,
+                 grad_rows: GradientRows | None) -> LazyGrad:
+    """The gradient of the projection (T, ...) from one step's frontier gradients: nonzero only at row t;
+    written into row t of a block of ``grad_rows`` when the layer call made one (as the kernels' steps do)."""
     xp = _xp(like)
+    if grad_rows is not None:
+        block = grad_rows.row(t)
+        row = block.array[t]
+        if layout is None:
+            row[...] = 0 if grads[0] is None else grads[0]
+        else:
+            for g, (start, stop, _) in zip(grads, layout):
+                row[start:stop] = 0 if g is None else g.reshape(-1)
+        return StepRowsGrad(t, block)
     if all(g is None for g in grads):  # no op sent one back, yet the engine wants one: zeros
         return SliceGrad((t,), xp.zeros(shape[1:], dtype=like.dtype), shape)
     if layout is None:
@@ -627,7 +638,7 @@ class RecordedStep(Function):
     the step ops of ops/cell_steps.py).
     """
 
-    __slots__ = ("t", "source_shape", "tape", "fns", "running", "n_parts", "n_inputs", "layout", "saved")
+    __slots__ = ("t", "source_shape", "tape", "fns", "running", "n_parts", "n_inputs", "layout", "saved", "grad_rows")
     saves_output = False
 
     @property
@@ -638,48 +649,55 @@ class RecordedStep(Function):
         """One BLAS thread for a small step on NumPy (blas.py), sized by the matrices among the parameters it reads."""
         return blas.step_threads(self.inputs[1].shape[-2], [p._data for p in self.inputs[2:] if p.ndim == 2])
 
-    def forward(self, source, state, *params, running, t, tape, n_parts, layout=None, transposed=None):
+    def forward(self, source, state, *params, running, t, tape, n_parts, layout=None, transposed=None, grad_rows=None):
         inputs = _read_inputs(source[t], layout)
         parts = [state] if n_parts == 1 else [state[i] for i in range(n_parts)]
         values, fns = tape.forward([*inputs, *parts, *params], settings.current_tags, transposed)
         new = values[tape.outputs[0]] if n_parts == 1 else _stacked([values[s] for s in tape.outputs])
         # Only the nodes (fns) stay, holding what each op saved for backward: the step's other arrays go now.
         self.t, self.source_shape, self.tape, self.fns, self.running = t, source.shape, tape, fns, running
-        self.n_parts, self.n_inputs, self.layout = n_parts, len(inputs), layout
+        self.n_parts, self.n_inputs, self.layout, self.grad_rows = n_parts, len(inputs), layout, grad_rows
         self.saved = tuple(range(1, 2 + len(params)))
         return _masked(new, state, running, _xp(state))
 
-    def _run_backward(self, grad, capture: tuple[int, ...] = ()):
-        xp = _xp(grad)
-        d_new, d_pass = _split_masked_grad(grad, self.running, xp)
-        seeds: dict[int, Any] = {}
-        for i, slot in enumerate(self.tape.outputs):
-            part = d_new if self.n_parts == 1 else d_new[i]
-            seeds[slot] = part if slot not in seeds else seeds[slot] + part
-        return self.tape.backward(self.fns, self.tape.likes(xp), seeds, self.tags, capture), d_pass
+    def _run_backward(self, grad, likes: list[Any], capture: tuple[int, ...] = ()):
+        d_new, d_pass = _split_masked_grad(grad, self.running, _xp(grad))
+        outputs = self.tape.outputs
+        if self.n_parts == 1:
+            seeds = {outputs[0]: d_new}
+        else:
+            seeds = {}
+            for i, slot in enumerate(outputs):
+                seeds[slot] = d_new[i] if slot not in seeds else seeds[slot] + d_new[i]
+        return self.tape.backward(self.fns, likes, seeds, self.tags, capture), d_pass
 
     def backward(self, grad):
-        (grads, outer, _), d_pass = self._run_backward(grad)
+        likes = self.tape.likes(_xp(grad))
+        (grads, outer, _), d_pass = self._run_backward(grad, likes)
         n, k = self.n_parts, self.n_inputs
-        inputs = [_with_factors(grads[i], outer.get(i)) for i in range(k)]
-        d_source = _inputs_grad(inputs, self.layout, self.t, self.source_shape, self.tape.likes(_xp(grad))[0])
+        if outer:  # factors sent to the step's inputs or state parts (rare) are made dense; the weights' stay factors
+            grads = [_with_factors(g, outer.get(i)) if i < k + n else g for i, g in enumerate(grads)]
+        d_source = _inputs_grad(grads[:k], self.layout, self.t, self.source_shape, likes[0], self.grad_rows)
         d_state = None
         if self.needs_input_grad[1]:
-            xp = _xp(grad)
-            parts = [g if g is not None else xp.zeros(grad.shape[-2:], dtype=grad.dtype) for g in grads[k : k + n]]
+            parts = [g if g is not None else _xp(grad).zeros(grad.shape[-2:], dtype=grad.dtype) for g in grads[k : k + n]]
             d_state = parts[0] if n == 1 else _stacked(parts)
             if d_pass is not None:
                 d_state = d_state + d_pass
         d_params = []
         for i in range(k + n, len(grads)):
-            pieces = ([] if grads[i] is None else [grads[i]]) + outer.get(i, [])
-            d_params.append(None if not pieces else pieces[0] if len(pieces) == 1 else pieces)
+            factors = outer.get(i) if outer else None
+            if not factors:
+                d_params.append(grads[i])
+            else:
+                pieces = ([] if grads[i] is None else [grads[i]]) + factors
+                d_params.append(pieces[0] if len(pieces) == 1 else pieces)
         return (d_source, d_state, *d_params)
 
     def part_grads(self, grad):
         """∂L/∂part⟨t⟩ in full for each state part, including what flows into it from the step's other parts
         (an LSTM-like a⟨t⟩ = Γo tanh(c⟨t⟩) adds to c's). Needs the saved arrays (retain_graph)."""
-        (_, _, captured), d_pass = self._run_backward(grad, capture=self.tape.outputs)
+        (_, _, captured), d_pass = self._run_backward(grad, self.tape.likes(_xp(grad)), capture=self.tape.outputs)
         xp = _xp(grad)
         full = [captured.get(slot) for slot in self.tape.outputs]
         full = [xp.zeros(grad.shape[-2:], dtype=grad.dtype) if g is None else g for g in full]
@@ -765,6 +783,7 @@ class RecordedSteps(Step):
         self.plan: Batching | None = None  # the split this call's projection was made by, if any
         self.splits: dict[tuple, Batching | None] = {}  # per call: key -> the split whose loop reads the projection
         self.replays_by_state: dict[tuple, Replay] = {}  # per call: the packed state's (shape, dtype, grad) -> find_replay's
+        self.grad_rows: GradientRows | None = None  # where the steps reading the projection write its gradient (begin)
 
     def key(self, x: Tensor, shape: tuple, dtype: Any, grad: bool) -> tuple:
         found = self.keys.get((shape, dtype, grad))
@@ -792,9 +811,13 @@ class RecordedSteps(Step):
         """
         self.x = x
         self.plan = self.find_plan(x)
+        self.grad_rows = None
         if self.plan is None:
             return x
-        return roles.projection(self.plan.project(x, self.params), "input")
+        projected = roles.projection(self.plan.project(x, self.params), "input")
+        # The steps write their rows of the projection's gradient into one array, which becomes that gradient.
+        self.grad_rows = GradientRows(projected._data) if projected.requires_grad else None
+        return projected
 
     def find_plan(self, x: Tensor) -> Batching | None:
         """The split of a trusted tape recorded for inputs like ``x`` (any state), if it batches anything."""
@@ -829,7 +852,8 @@ class RecordedSteps(Step):
             if isinstance(replay, Tensor):
                 return replay  # the step ran transparently (while recording, or because it cannot be replayed)
         return RecordedStep.apply(replay.source, packed, *replay.params, running=running, t=t, tape=replay.tape,
-                                  n_parts=self.n_parts, layout=replay.layout, transposed=replay.transposed)
+                                  n_parts=self.n_parts, layout=replay.layout, transposed=replay.transposed,
+                                  grad_rows=self.grad_rows if replay.source is projected else None)
 
     def find_replay(self, projected: Tensor, t: int, packed: Tensor, running: Any) -> Replay | Tensor:
         """What step t replays, kept for this call's later steps once the tape is trusted; or the new state,

@@ -112,7 +112,8 @@ def _backward_source(tape: Tape) -> str:
         "    outer, owned, chunks = {}, set(), {}",
         "    array_types = settings.array_types",
         "    for slot, seed in seeds.items():",
-        "        tape._add(g, outer, likes, slot, seed, tags, \"the step's output\", owned)",
+        "        if type(seed) in array_types and seed.dtype == likes[slot].dtype and g[slot] is None: g[slot] = seed",
+        "        else: tape._add(g, outer, likes, slot, seed, tags, \"the step's output\", owned)",
     ]
     joined_later = {slot for slot, _, _ in chunked.values()}
     writers = Counter(tape.outputs)  # how many gradients each slot receives: a seed, one per op that reads it

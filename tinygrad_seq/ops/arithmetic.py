@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import backend_of
-from ..function import Function, unbroadcast
+from ..function import Function, shape_of, unbroadcast
 from ..tensor import Tensor
 from ._util import apply_binary, operand, with_scalar
 
@@ -26,7 +26,7 @@ class Add(Function):
 
     def forward(self, a, b, *, scalar=None):
         a, b = with_scalar(a, b, scalar)
-        self.a_shape, self.b_shape = np.shape(a), np.shape(b)
+        self.a_shape, self.b_shape = shape_of(a), shape_of(b)
         return a + b
 
     def backward(self, grad):
@@ -45,7 +45,7 @@ class Sub(Function):
 
     def forward(self, a, b, *, scalar=None):
         a, b = with_scalar(a, b, scalar)
-        self.a_shape, self.b_shape = np.shape(a), np.shape(b)
+        self.a_shape, self.b_shape = shape_of(a), shape_of(b)
         return a - b
 
     def backward(self, grad):
@@ -70,8 +70,8 @@ class Mul(Function):
 
     def backward(self, grad):
         a, b = self.a, self.b
-        grad_a = unbroadcast(grad * b, np.shape(a)) if self.needs_input_grad[0] else None
-        grad_b = unbroadcast(grad * a, np.shape(b)) if self.needs_input_grad[1] else None
+        grad_a = unbroadcast(grad * b, shape_of(a)) if self.needs_input_grad[0] else None
+        grad_b = unbroadcast(grad * a, shape_of(b)) if self.needs_input_grad[1] else None
         return grad_a, grad_b
 
 
@@ -87,7 +87,7 @@ class Div(Function):
 
     def forward(self, a, b, *, scalar=None):
         a, b = with_scalar(a, b, scalar)
-        self.a_shape, self.b = np.shape(a), b
+        self.a_shape, self.b = shape_of(a), b
         self.out = a / b
         return self.out
 
@@ -95,7 +95,7 @@ class Div(Function):
         # d(a/b)/da = 1/b ; d(a/b)/db = -a/b^2 = -out/b
         grad_over_b = grad / self.b
         grad_a = unbroadcast(grad_over_b, self.a_shape) if self.needs_input_grad[0] else None
-        grad_b = unbroadcast(-grad_over_b * self.out, np.shape(self.b)) if self.needs_input_grad[1] else None
+        grad_b = unbroadcast(-grad_over_b * self.out, shape_of(self.b)) if self.needs_input_grad[1] else None
         return grad_a, grad_b
 
 
@@ -154,7 +154,10 @@ one product."""
 
 
 def as_rows(a: Any) -> Any:
-    """a (..., K) as (rows, K): a view when its rows are one block, else a copy (a zero-length K too)."""
+    """a (..., K) as (rows, K): a itself when 2-D, a view when its rows are one block, else a copy (a
+    zero-length K too)."""
+    if a.ndim == 2:
+        return a
     return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
@@ -239,7 +242,9 @@ class Linear(Function):
         """``weight_t``: weight.T laid out contiguously, from a caller that multiplies by one weight once per
         time step (a recorded cell step; see nn.steps.contiguous_transpose)."""
         self.x, self.weight = x, weight
-        out = rows_times(x, weight.T if weight_t is None else weight_t)
+        weight_t = weight.T if weight_t is None else weight_t
+        # One step's (B, in) rows straight to BLAS: rows_times's checks cost a recorded step ~1 µs per product.
+        out = x @ weight_t if x.ndim == 2 and len(x) <= ROWS_PER_PRODUCT else rows_times(x, weight_t)
         if bias is not None:
             out += bias
         return out
@@ -247,7 +252,9 @@ class Linear(Function):
     def backward(self, grad):
         x, weight = self.x, self.weight
         rows = as_rows(grad)
-        grad_x = rows_times(rows, weight).reshape(x.shape) if self.needs_input_grad[0] else None
+        grad_x = None
+        if self.needs_input_grad[0]:
+            grad_x = rows @ weight if x.ndim == 2 and len(x) <= ROWS_PER_PRODUCT else rows_times(rows, weight).reshape(x.shape)
         grad_weight = rows.T @ as_rows(x) if self.needs_input_grad[1] else None
         grad_bias = rows.sum(axis=0) if self.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias

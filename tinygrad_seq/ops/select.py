@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import backend_of
-from ..function import Function, unbroadcast
+from ..function import Function, shape_of, unbroadcast
 from ..tensor import Tensor
 from ._util import apply_binary, operand, with_scalar
 
@@ -36,7 +36,7 @@ class Where(Function):
 
     def forward(self, a, b, *, condition, scalar=None):
         a, b = with_scalar(a, b, scalar)
-        self.condition, self.a_shape, self.b_shape = condition, np.shape(a), np.shape(b)
+        self.condition, self.a_shape, self.b_shape = condition, shape_of(a), shape_of(b)
         return backend_of(condition).xp.where(condition, a, b)
 
     def backward(self, grad):
@@ -76,8 +76,8 @@ class Maximum(Function):
         # As PyTorch: the larger side gets the gradient, each side half of it where a == b, and both
         # all of it where either is NaN (no comparison holds, so neither is known to be the smaller).
         tie = 0.5 * (a == b)
-        grad_a = unbroadcast(grad * (1 - (a < b) - tie), np.shape(a)) if self.needs_input_grad[0] else None
-        grad_b = unbroadcast(grad * (1 - (a > b) - tie), np.shape(b)) if self.needs_input_grad[1] else None
+        grad_a = unbroadcast(grad * (1 - (a < b) - tie), shape_of(a)) if self.needs_input_grad[0] else None
+        grad_b = unbroadcast(grad * (1 - (a > b) - tie), shape_of(b)) if self.needs_input_grad[1] else None
         return grad_a, grad_b
 
 
