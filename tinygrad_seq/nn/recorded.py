@@ -17,8 +17,10 @@ and parameters, and give on a (T, ...) stack of steps what they give on each
 step (x⟨t⟩ W^T + b, a matmul by a weight, elementwise ops whose other operands
 broadcast from the right, slices of the last axis), run once for all T steps
 in ``RecordedSteps.begin`` as ordinary graph ops; each step's node
-reads its row of that projection and sends back a SliceGrad. The first
-calls, which record and check the tape, read x⟨t⟩ and replay every op.
+reads its row of that projection and writes that row's gradient into one
+array (a GradientRows, as a kernel's steps do), which becomes the
+projection's gradient. The first calls, which record and check the tape,
+read x⟨t⟩ and replay every op.
 
 A tape is keyed by everything that changes the ops (:func:`step_key`):
 shapes, dtypes, backend, which inputs require grad, grad mode and
