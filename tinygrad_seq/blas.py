@@ -20,6 +20,7 @@ a small step's node runs on one thread too.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -41,12 +42,12 @@ def threads_for_step(batch: int, weight_size: int) -> int | None:
     return 1 if TINY_STEP_MACS < batch * weight_size < SMALL_STEP_MACS else None
 
 
-def step_threads(batch: int, weights: list[Any]) -> int | None:
+def step_threads(batch: int, weights: Sequence[Any]) -> int | None:
     """:func:`threads_for_step` for a step multiplying ``batch`` rows by ``weights`` (arrays): None off NumPy,
     where there is no CPU BLAS to limit. The kernels, the recorded steps and the time loop all decide here."""
     if not weights or type(weights[0]) is not np.ndarray:
         return None
-    return threads_for_step(batch, sum(weight.size for weight in weights))
+    return threads_for_step(batch, weights[0].size if len(weights) == 1 else sum(weight.size for weight in weights))
 
 
 _libraries: list[Any] | None = None  # NumPy's BLAS libraries, found once

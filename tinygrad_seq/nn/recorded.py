@@ -649,7 +649,7 @@ class RecordedStep(Function):
 
     def blas_threads(self) -> int | None:
         """One BLAS thread for a small step on NumPy (blas.py), sized by the matrices among the parameters it reads."""
-        return blas.step_threads(self.inputs[1].shape[-2], [p._data for p in self.inputs[2:] if p.ndim == 2])
+        return blas.step_threads(self.inputs[1]._data.shape[-2], [p._data for p in self.inputs[2:] if p._data.ndim == 2])
 
     def forward(self, source, state, *params, running, t, tape, n_parts, layout=None, transposed=None, grad_rows=None):
         inputs = _read_inputs(source[t], layout)

@@ -95,7 +95,7 @@ def _hidden_matmul(h, w_hh, b_hh, w_hh_t=None, rows=None):
 
 def _step_threads(node):
     """The BLAS threads of a step op's backward (blas.py): one for a small step on NumPy, else all."""
-    return blas.step_threads(node.inputs[1].shape[-2], [node.inputs[2]._data])
+    return blas.step_threads(node.inputs[1]._data.shape[-2], (node.inputs[2]._data,))
 
 
 def _blocks(gate_block, count):
