@@ -608,7 +608,8 @@ def test_a_tape_whose_code_fails_to_compile_is_interpreted_with_a_warning(monkey
     assert all(tape.trusted and tape.code is None for tape in trusted_tapes(cell))
 
 
-def test_replayed_steps_write_the_projection_gradient_into_one_array_that_becomes_it():
+@pytest.mark.parametrize("cell", ["gated", "input_scaled"])  # one value batched, (T, B, 8); two joined, (T, 2 * 4 + 2 * 4)
+def test_replayed_steps_write_the_projection_gradient_into_one_array_that_becomes_it(cell):
     """As the kernels' step ops do: each replayed step writes its row of the batched projection's gradient
     into one array (GradientRows), which the projection's node receives as its gradient; a step's weight
     gradients stay dense arrays. The gradients equal the transparent path's."""
@@ -616,21 +617,22 @@ def test_replayed_steps_write_the_projection_gradient_into_one_array_that_become
     from tinygrad_seq.lazy_grad import StepRowsGrad
 
     ts.set_default_dtype("float64")
-    layer = nn.Recurrent(GatedUnit(3, 4))
+    layer = nn.Recurrent(CELLS[cell](3, 4))
     x = ts.randn(5, 2, 3, requires_grad=True)
     for _ in range(2):  # records and checks the tape
         layer(x)
     out, _ = layer(x)
     loss = (out * out).sum()
-    blocks, received = [], []
+    sources, blocks, received = set(), [], []
     for step in backward_iter(loss):
         if step.node.name == "RecordedStep":
             sent = step.input_grads
             assert isinstance(sent[0], StepRowsGrad) and all(type(g) is type(out._data) for g in sent[2:])
+            sources.add(id(step.node.inputs[0]))
             blocks.append(sent[0].block.array)
-        elif step.tensor.shape == (5, 2, 8) and step.node.name == "Linear":  # the projection x W_ih^T + b_ih
+        elif id(step.tensor) in sources:  # the projection the steps read
             received.append(step.grad)
-    assert len(blocks) == 5 and len(received) == 1 and all(b is received[0] for b in blocks)
+    assert len(sources) == 1 and len(blocks) == 5 and len(received) == 1 and all(b is received[0] for b in blocks)
     got = [to_host(p.grad).copy() for p in layer.parameters()] + [to_host(x.grad).copy()]
     layer.zero_grad()
     x.grad = None
@@ -639,3 +641,49 @@ def test_replayed_steps_write_the_projection_gradient_into_one_array_that_become
     (out * out).sum().backward()
     for a, b in zip(got, [to_host(p.grad) for p in layer.parameters()] + [to_host(x.grad)]):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+class BatchMixing(ts.Function):
+    """y = mix @ a for a constant (B, B) ``mix``, sending a's gradient mix.T @ g as an OuterGrad (a lazy kind)."""
+
+    __slots__ = ("mix",)
+
+    def forward(self, a, *, mix):
+        self.mix = mix
+        return mix @ a
+
+    def backward(self, grad):
+        from tinygrad_seq.lazy_grad import OuterGrad
+
+        return (OuterGrad(self.mix, grad, grad.shape),)
+
+
+class MixingCell(GatedUnit):
+    """GatedUnit whose state first passes an op that sends its gradient as factors."""
+
+    def forward(self, x, state=None):
+        a_prev = self.prepare(x, state)
+        mix = a_prev.backend.xp.asarray(np.eye(a_prev.shape[0]) * 0.5 + 0.25, dtype=a_prev.dtype)
+        return super().forward(x, BatchMixing.apply(a_prev, mix=mix))
+
+
+def test_a_lazy_gradient_sent_to_the_state_inside_a_replayed_step_is_kept():
+    """An op inside the step may send the previous state's gradient as a lazy kind (here an OuterGrad): the
+    replay adds it in, as the transparent path's engine does."""
+    ts.set_default_dtype("float64")
+    model = nn.Recurrent(MixingCell(3, 4))
+    x = np.random.default_rng(5).standard_normal((5, 2, 3))
+    h0 = ts.Tensor(np.random.default_rng(6).standard_normal((2, 4)), requires_grad=True)
+
+    def grads(transparent):
+        model.zero_grad()
+        h0.grad = None
+        inputs = ts.Tensor(x, requires_grad=True)
+        with ts.transparent() if transparent else contextlib.nullcontext():
+            out, _ = model(inputs, h0)
+        (out * out).sum().backward()
+        return [to_host(inputs.grad), to_host(h0.grad)] + [to_host(p.grad) for p in model.parameters()]
+
+    for _ in range(2):
+        grads(transparent=False)  # records and checks the tape
+    assert_same(grads(transparent=False), grads(transparent=True))

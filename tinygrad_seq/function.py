@@ -171,8 +171,9 @@ def _positional_error(cls: type, position: int, arg: Any) -> TypeError:
 
 
 def shape_of(operand: Any) -> tuple[int, ...]:
-    """An op operand's shape: an array's, or () for a Python number (``np.shape`` would make an array of it
-    first, a cost a step replayed on small arrays feels on every op)."""
+    """An op operand's shape: an array's (any backend's, 0-d included), or () for a Python or NumPy number.
+    Operands are never lists (``apply_binary`` makes Tensors of them). ``np.shape`` would make an array of a
+    number first, a cost a step replayed on small arrays feels on every op."""
     return getattr(operand, "shape", ())
 
 

@@ -144,7 +144,8 @@ class GradientRows:
     (``source``), so each step's gate gradients exist once (the GRU's W_hh
     factor is its hidden product's gradient, another array). A kernel makes
     one per layer call (``Kernel.begin``); the step ops take it as the layout
-    keyword ``grad_rows``.
+    keyword ``grad_rows``. The recorded path's steps (nn/recorded.py) write
+    their rows of the projection they read into one the same way.
 
     Each array is handed out once: a row written a second time (another
     backward pass over a retained graph) or after the array became a

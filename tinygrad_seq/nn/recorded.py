@@ -605,7 +605,6 @@ def _inputs_grad(grads: list[Any], layout: tuple | None, t: int, shape: tuple, l
                  grad_rows: GradientRows | None) -> LazyGrad:
     """The gradient of the projection (T, ...) from one step's frontier gradients: nonzero only at row t;
     written into row t of a block of ``grad_rows`` when the layer call made one (as the kernels' steps do)."""
-    xp = _xp(like)
     if grad_rows is not None:
         block = grad_rows.row(t)
         row = block.array[t]
@@ -615,6 +614,7 @@ def _inputs_grad(grads: list[Any], layout: tuple | None, t: int, shape: tuple, l
             for g, (start, stop, _) in zip(grads, layout):
                 row[start:stop] = 0 if g is None else g.reshape(-1)
         return StepRowsGrad(t, block)
+    xp = _xp(like)
     if all(g is None for g in grads):  # no op sent one back, yet the engine wants one: zeros
         return SliceGrad((t,), xp.zeros(shape[1:], dtype=like.dtype), shape)
     if layout is None:
@@ -674,7 +674,8 @@ class RecordedStep(Function):
         return self.tape.backward(self.fns, likes, seeds, self.tags, capture), d_pass
 
     def backward(self, grad):
-        likes = self.tape.likes(_xp(grad))
+        xp = _xp(grad)
+        likes = self.tape.likes(xp)
         (grads, outer, _), d_pass = self._run_backward(grad, likes)
         n, k = self.n_parts, self.n_inputs
         if outer:  # factors sent to the step's inputs or state parts (rare) are made dense; the weights' stay factors
@@ -682,7 +683,7 @@ class RecordedStep(Function):
         d_source = _inputs_grad(grads[:k], self.layout, self.t, self.source_shape, likes[0], self.grad_rows)
         d_state = None
         if self.needs_input_grad[1]:
-            parts = [g if g is not None else _xp(grad).zeros(grad.shape[-2:], dtype=grad.dtype) for g in grads[k : k + n]]
+            parts = [g if g is not None else xp.zeros(grad.shape[-2:], dtype=grad.dtype) for g in grads[k : k + n]]
             d_state = parts[0] if n == 1 else _stacked(parts)
             if d_pass is not None:
                 d_state = d_state + d_pass
@@ -817,7 +818,8 @@ class RecordedSteps(Step):
         if self.plan is None:
             return x
         projected = roles.projection(self.plan.project(x, self.params), "input")
-        # The steps write their rows of the projection's gradient into one array, which becomes that gradient.
+        # The steps write their rows of the projection's gradient into one array, which becomes that gradient. Any
+        # (T, ...) projection will do (a kernel's is (T, B, G·H)): several values joined are (T, F), one row each.
         self.grad_rows = GradientRows(projected._data) if projected.requires_grad else None
         return projected
 
