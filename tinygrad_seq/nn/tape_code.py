@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from .. import settings
+from ..backend import backend_of
 from ..ops import Linear
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ class TapeCode:
     def __init__(self, tape: Tape) -> None:
         classes = list(dict.fromkeys(op.cls for op in tape.ops))  # each op class once, in order of first use
         names = {cls: f"C{k}" for k, cls in enumerate(classes)}
-        namespace: dict[str, Any] = {"asarray": np.asarray, "settings": settings}
+        namespace: dict[str, Any] = {"asarray": np.asarray, "settings": settings, "backend_of": backend_of}
         namespace.update((name, cls) for cls, name in names.items())
         for i, constant in enumerate(tape.constants):
             namespace[f"c{i}"] = constant  # kept by reference: its array is read when the step runs
@@ -116,17 +117,19 @@ def _backward_source(tape: Tape) -> str:
         "        else: tape._add(g, outer, likes, slot, seed, tags, \"the step's output\", owned)",
     ]
     joined_later = {slot for slot, _, _ in chunked.values()}
+    chunk_slots = {slot: [first + j for j in tape.chunk_ops[slot]] for slot in joined_later}  # each chunk's result slot, in order
     writers = Counter(tape.outputs)  # how many gradients each slot receives: a seed, one per op that reads it
     writers.update(slot for j, op in enumerate(tape.ops) if j not in chunked for _, slot in op.grad_targets)
     for j in range(len(tape.ops) - 1, -1, -1):
         result, op = first + j, tape.ops[j]
         if result in joined_later:  # every chunk of this slot has sent its gradient: one concatenate
-            lines.append(f"    if {result} in chunks: tape._join(g, outer, chunks.pop({result}), likes, {result}, tags, owned)")
+            lines += _join(result, chunk_slots[result])
         if not tape.slot_needs[result]:
             continue
         if j in chunked:
             slot, position, count = chunked[j]
-            lines.append(f"    if g[{result}] is not None: chunks.setdefault({slot}, [None] * {count})[{position}] = g[{result}]  # a chunk of v{slot}")
+            if slot < tape.n_fixed:  # a chunk of an input slot: joined at the end
+                lines.append(f"    if g[{result}] is not None: chunks.setdefault({slot}, [None] * {count})[{position}] = g[{result}]  # a chunk of v{slot}")
             continue
         lines += [f"    # {_shown(op.cls)} -> v{result}", f"    if g[{result}] is not None:", f"        d = f{j}.backward(g[{result}])"]
         for position, slot in op.grad_targets:
@@ -137,6 +140,20 @@ def _backward_source(tape: Tape) -> str:
         f"    return g[:{tape.n_fixed}], outer, {{}}",
     ]
     return "\n".join(lines)
+
+
+def _join(slot: int, chunks: list[int]) -> list[str]:
+    """Slot ``slot``'s gradient from its chunks' (slots ``chunks``, in order along the last axis), once they all
+    have theirs: one concatenate when each is an array of the slot's dtype and the slot has none of its own
+    (the usual case), else ``Tape._join`` (an op that sent a lazy gradient, a chunk that got none, ...)."""
+    pieces = ", ".join(f"g[{c}]" for c in chunks)
+    usual = " and ".join(f"type(g[{c}]) in array_types and g[{c}].dtype == dtype{slot}" for c in chunks)
+    return [
+        f"    if g[{slot}] is None and {usual}:",
+        f"        g[{slot}] = backend_of(likes[{slot}]).xp.concatenate(({pieces},), axis=-1); owned.add({slot})  # the chunks of v{slot}",
+        f"    elif {' or '.join(f'g[{c}] is not None' for c in chunks)}:",
+        f"        tape._join(g, outer, [{pieces}], likes, {slot}, tags, owned)",
+    ]
 
 
 def _accumulate(position: int, slot: int, op: str, writers: int) -> list[str]:
