@@ -673,25 +673,13 @@ def test_a_running_gradient_is_a_copy_and_the_graph_keeps_no_gradient_rows():
             assert not np.shares_memory(running, step.input_grads[2].left)
             running[...] = 1e6
     got = layer.weight_hh_l0.grad.copy()
-    step_nodes = [n for n in _nodes(out) if n.name == "LSTMStep"]
+    step_nodes = [t.grad_fn for t in topological_order(out)[0] if t.grad_fn.name == "LSTMStep"]
     assert step_nodes and all(n.params["grad_rows"].block is None for n in step_nodes)
     layer.zero_grad()
     with ts.transparent():
         out, _ = layer(x)
     (out * out).sum().backward()
     np.testing.assert_allclose(got, layer.weight_hh_l0.grad, rtol=1e-12, atol=1e-12)
-
-
-def _nodes(tensor):
-    seen, stack, found = set(), [tensor], []
-    while stack:
-        t = stack.pop()
-        if t is None or t.grad_fn is None or id(t) in seen:
-            continue
-        seen.add(id(t))
-        found.append(t.grad_fn)
-        stack.extend(t.grad_fn.inputs)
-    return found
 
 
 def test_factors_of_consecutive_rows_are_joined_as_a_view():

@@ -47,7 +47,7 @@ def step_threads(batch: int, weights: Sequence[Any]) -> int | None:
     where there is no CPU BLAS to limit. The kernels, the recorded steps and the time loop all decide here."""
     if not weights or type(weights[0]) is not np.ndarray:
         return None
-    return threads_for_step(batch, weights[0].size if len(weights) == 1 else sum(weight.size for weight in weights))
+    return threads_for_step(batch, sum(weight.size for weight in weights))
 
 
 _libraries: list[Any] | None = None  # NumPy's BLAS libraries, found once

@@ -603,24 +603,19 @@ def _read_inputs(row: Any, layout: tuple | None) -> list[Any]:
 
 def _inputs_grad(grads: list[Any], layout: tuple | None, t: int, shape: tuple, like: Any,
                  grad_rows: GradientRows | None) -> LazyGrad:
-    """The gradient of the projection (T, ...) from one step's frontier gradients: nonzero only at row t;
-    written into row t of a block of ``grad_rows`` when the layer call made one (as the kernels' steps do)."""
-    if grad_rows is not None:
-        block = grad_rows.row(t)
-        row = block.array[t]
-        if layout is None:
-            row[...] = 0 if grads[0] is None else grads[0]
-        else:
-            for g, (start, stop, _) in zip(grads, layout):
-                row[start:stop] = 0 if g is None else g.reshape(-1)
-        return StepRowsGrad(t, block)
-    xp = _xp(like)
-    if all(g is None for g in grads):  # no op sent one back, yet the engine wants one: zeros
-        return SliceGrad((t,), xp.zeros(shape[1:], dtype=like.dtype), shape)
-    if layout is None:
+    """The gradient of the source (T, ...) from one step's frontier gradients (None: no op sent one), nonzero
+    only at row t: that row of a block of ``grad_rows`` when the layer call made one (as the kernels' steps
+    do), else a SliceGrad of a row of its own, or of the one gradient as it is."""
+    if grad_rows is None and layout is None and grads[0] is not None:
         return SliceGrad((t,), grads[0], shape)
-    row = [xp.zeros(stop - start, dtype=like.dtype) if g is None else g.reshape(-1) for g, (start, stop, _) in zip(grads, layout)]
-    return SliceGrad((t,), xp.concatenate(row), shape)
+    block = None if grad_rows is None else grad_rows.row(t)
+    row = _xp(like).empty(shape[1:], dtype=like.dtype) if block is None else block.array[t]
+    if layout is None:
+        row[...] = 0 if grads[0] is None else grads[0]
+    else:
+        for g, (start, stop, _) in zip(grads, layout):
+            row[start:stop] = 0 if g is None else g.reshape(-1)
+    return SliceGrad((t,), row, shape) if block is None else StepRowsGrad(t, block)
 
 
 # ---------------------------------------------------------------- the step node
@@ -680,7 +675,9 @@ class RecordedStep(Function):
         n, k = self.n_parts, self.n_inputs
         if outer:  # factors sent to the step's inputs or state parts (rare) are made dense; the weights' stay factors
             grads = [_with_factors(g, outer.get(i)) if i < k + n else g for i, g in enumerate(grads)]
-        d_source = _inputs_grad(grads[:k], self.layout, self.t, self.source_shape, likes[0], self.grad_rows)
+        d_source = None
+        if self.needs_input_grad[0]:
+            d_source = _inputs_grad(grads[:k], self.layout, self.t, self.source_shape, likes[0], self.grad_rows)
         d_state = None
         if self.needs_input_grad[1]:
             parts = [g if g is not None else xp.zeros(grad.shape[-2:], dtype=grad.dtype) for g in grads[k : k + n]]

@@ -77,7 +77,7 @@ def state(tensor: Tensor, part: str) -> Tensor:
 
 def packed_state(tensor: Tensor, parts: tuple[str, ...]) -> Tensor:
     """Mark a fused step's result, which holds every part of the state (``parts``, the cell's ``state_names``)."""
-    return _mark(tensor, role="state", parts=parts if type(parts) is tuple else tuple(parts))
+    return _mark(tensor, role="state", parts=tuple(parts))
 
 
 def step_input(tensor: Tensor) -> Tensor:

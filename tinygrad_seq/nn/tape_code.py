@@ -144,12 +144,13 @@ def _backward_source(tape: Tape) -> str:
 
 def _join(slot: int, chunks: list[int]) -> list[str]:
     """Slot ``slot``'s gradient from its chunks' (slots ``chunks``, in order along the last axis), once they all
-    have theirs: one concatenate when each is an array of the slot's dtype and the slot has none of its own
-    (the usual case), else ``Tape._join`` (an op that sent a lazy gradient, a chunk that got none, ...)."""
+    have theirs: one concatenate when every chunk has one and the slot none of its own (the usual case), else
+    ``Tape._join`` (a chunk that got none, the block also read whole). A chunk's gradient is always an array of
+    its dtype, the block's: the accumulation above makes any other kind dense and casts it."""
     pieces = ", ".join(f"g[{c}]" for c in chunks)
-    usual = " and ".join(f"type(g[{c}]) in array_types and g[{c}].dtype == dtype{slot}" for c in chunks)
+    every = " and ".join(f"g[{c}] is not None" for c in chunks)
     return [
-        f"    if g[{slot}] is None and {usual}:",
+        f"    if g[{slot}] is None and {every}:",
         f"        g[{slot}] = backend_of(likes[{slot}]).xp.concatenate(({pieces},), axis=-1); owned.add({slot})  # the chunks of v{slot}",
         f"    elif {' or '.join(f'g[{c}] is not None' for c in chunks)}:",
         f"        tape._join(g, outer, [{pieces}], likes, {slot}, tags, owned)",

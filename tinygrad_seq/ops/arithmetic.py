@@ -242,9 +242,7 @@ class Linear(Function):
         """``weight_t``: weight.T laid out contiguously, from a caller that multiplies by one weight once per
         time step (a recorded cell step; see nn.steps.contiguous_transpose)."""
         self.x, self.weight = x, weight
-        weight_t = weight.T if weight_t is None else weight_t
-        # One step's (B, in) rows straight to BLAS: rows_times's checks cost a recorded step ~1 µs per product.
-        out = x @ weight_t if x.ndim == 2 and len(x) <= ROWS_PER_PRODUCT else rows_times(x, weight_t)
+        out = rows_times(x, weight.T if weight_t is None else weight_t)
         if bias is not None:
             out += bias
         return out
@@ -252,9 +250,7 @@ class Linear(Function):
     def backward(self, grad):
         x, weight = self.x, self.weight
         rows = as_rows(grad)
-        grad_x = None
-        if self.needs_input_grad[0]:
-            grad_x = rows @ weight if x.ndim == 2 and len(x) <= ROWS_PER_PRODUCT else rows_times(rows, weight).reshape(x.shape)
+        grad_x = rows_times(rows, weight).reshape(x.shape) if self.needs_input_grad[0] else None
         grad_weight = rows.T @ as_rows(x) if self.needs_input_grad[1] else None
         grad_bias = rows.sum(axis=0) if self.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias
