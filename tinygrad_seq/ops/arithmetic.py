@@ -249,8 +249,8 @@ class Linear(Function):
 
     def backward(self, grad):
         x, weight = self.x, self.weight
+        grad_x = rows_times(grad, weight) if self.needs_input_grad[0] else None  # (..., in): x's shape
         rows = as_rows(grad)
-        grad_x = rows_times(rows, weight).reshape(x.shape) if self.needs_input_grad[0] else None
         grad_weight = rows.T @ as_rows(x) if self.needs_input_grad[1] else None
         grad_bias = rows.sum(axis=0) if self.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias
