@@ -47,7 +47,9 @@ def step_threads(batch: int, weights: Sequence[Any]) -> int | None:
     where there is no CPU BLAS to limit. The kernels, the recorded steps and the time loop all decide here."""
     if not weights or type(weights[0]) is not np.ndarray:
         return None
-    return threads_for_step(batch, sum(weight.size for weight in weights))
+    # One weight (every kernel step, once per backward node) without a generator: without this line an LSTM training
+    # step at B1 took 1.02-1.05 of its time (bench/compare_commits.py --cpu-time, four runs)
+    return threads_for_step(batch, weights[0].size if len(weights) == 1 else sum(weight.size for weight in weights))
 
 
 _libraries: list[Any] | None = None  # NumPy's BLAS libraries, found once
