@@ -51,16 +51,29 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list[str]
 
 
-def _children(value: Any, prefix: str) -> Iterator[tuple[str, Any]]:
-    """(dotted name, Module or Parameter) for an attribute value, looking inside lists, tuples and dicts."""
+_SETTINGS = frozenset({bool, int, float, str, type(None)})  # attribute values _held need not look inside
+
+
+def _held(module: Module) -> list[tuple[str, Any]]:
+    """(dotted name, Module or Parameter) for everything ``module``'s attributes hold, looking inside lists,
+    tuples and dicts. A list, not a generator: models are walked every training step (clipping reads
+    ``model.parameters()``), and most attributes are settings (ints, flags) with nothing inside."""
+    found: list[tuple[str, Any]] = []
+    for attribute, value in vars(module).items():
+        if type(value) not in _SETTINGS:
+            _collect(value, attribute, found)
+    return found
+
+
+def _collect(value: Any, prefix: str, found: list[tuple[str, Any]]) -> None:
     if isinstance(value, (Module, Parameter)):
-        yield prefix, value
+        found.append((prefix, value))
     elif isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
-            yield from _children(item, f"{prefix}.{i}")
+            _collect(item, f"{prefix}.{i}", found)
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _children(item, f"{prefix}.{key}")
+            _collect(item, f"{prefix}.{key}", found)
 
 
 class Module:
@@ -93,10 +106,9 @@ class Module:
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
         """Direct sub-modules with their dotted names ("encoder", "layers.0")."""
-        for attribute, value in vars(self).items():
-            for name, child in _children(value, attribute):
-                if isinstance(child, Module):
-                    yield name, child
+        for name, child in _held(self):
+            if isinstance(child, Module):
+                yield name, child
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """This module and every module inside it, depth first, each once."""
@@ -119,11 +131,10 @@ class Module:
         """Every parameter with its dotted path ("layers.0.weight"), each once even if shared."""
         seen: set[int] = set()
         for module_name, module in self.named_modules():
-            for attribute, value in vars(module).items():
-                for name, child in _children(value, attribute):
-                    if isinstance(child, Parameter) and id(child) not in seen:
-                        seen.add(id(child))
-                        yield (f"{module_name}.{name}" if module_name else name), child
+            for name, child in _held(module):
+                if isinstance(child, Parameter) and id(child) not in seen:
+                    seen.add(id(child))
+                    yield (f"{module_name}.{name}" if module_name else name), child
 
     def parameters(self) -> Iterator[Parameter]:
         for _, p in self.named_parameters():
