@@ -112,6 +112,83 @@ def test_loops_equal_the_numpy_equations_in_float32(make_layer, batch, with_leng
         np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5 * np.abs(reference).max())
 
 
+@pytest.mark.parametrize("inner", [1, 3, 4, 6, 9])
+def test_the_loops_product_adds_x_times_w_whatever_the_inner_size(inner):
+    """add_rows_times takes w's rows four at a time, then one at a time: every remainder is summed too."""
+    rng = np.random.default_rng(inner)
+    x, w, out = (rng.standard_normal(shape).astype(np.float32) for shape in ((3, inner), (inner, 7), (3, 7)))
+    expected = out.astype(np.float64) + x.astype(np.float64) @ w.astype(np.float64)
+    loops.add_rows_times(x, w, out)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch, hidden", [(1, 3), (2, 5), (3, 8)])
+def test_a_step_with_its_product_in_the_loop_equals_blas_and_the_loop(batch, hidden):
+    rng = np.random.default_rng(hidden)
+    w_hh = rng.standard_normal((4 * hidden, hidden)).astype(np.float32)
+    b_hh, x_t = rng.standard_normal(4 * hidden).astype(np.float32), rng.standard_normal((batch, 4 * hidden)).astype(np.float32)
+    state_prev = rng.standard_normal((2, batch, hidden)).astype(np.float32)
+    act, state = np.empty((batch, 4 * hidden), np.float32), np.empty_like(state_prev)
+    loops.lstm_step_forward(x_t, b_hh, state_prev[0], np.ascontiguousarray(w_hh.T), state_prev[1], act, state)
+    blas_act, blas_state = np.empty_like(act), np.empty_like(state)
+    loops.lstm_forward(state_prev[0] @ w_hh.T + b_hh + x_t, state_prev[1], blas_act, blas_state)
+    np.testing.assert_allclose(act, blas_act, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(state, blas_state, rtol=1e-5, atol=1e-6)
+
+    d_state = rng.standard_normal((2, batch, hidden)).astype(np.float32)
+    d_gates, d_state_prev = np.empty_like(act), np.empty_like(state)
+    loops.lstm_step_backward(d_state[0], d_state[1], act, state[1], state_prev[1], w_hh, d_gates, d_state_prev)
+    blas_d_gates, blas_d_state_prev = np.empty_like(act), np.empty_like(state)
+    loops.lstm_backward(d_state[0], d_state[1], act, state[1], state_prev[1], blas_d_gates, blas_d_state_prev[1])
+    blas_d_state_prev[0] = blas_d_gates @ w_hh
+    np.testing.assert_array_equal(d_gates, blas_d_gates)
+    np.testing.assert_allclose(d_state_prev, blas_d_state_prev, rtol=1e-5, atol=1e-6)
+
+
+def _counting(monkeypatch, names):
+    calls = dict.fromkeys(names, 0)
+    for name in names:
+        def counted(*arrays, _name=name, _loop=getattr(loops, name)):
+            calls[_name] += 1
+            return _loop(*arrays)
+        monkeypatch.setattr(loops, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("steps, forward_in_loop", [(10, True), (5, False)], ids=["long_call", "short_call"])
+def test_a_small_lstms_steps_multiply_inside_their_loop(monkeypatch, steps, forward_in_loop):
+    """B1 H5: the hidden product is tiny, so the loops compute it. Going forward they read W_hh^T, which the kernel
+    copies for calls of PRODUCT_IN_LOOP_FROM_STEPS steps or more; going back they read W_hh itself, always."""
+    from tinygrad_seq.nn import fused
+
+    assert steps >= fused.PRODUCT_IN_LOOP_FROM_STEPS if forward_in_loop else steps < fused.PRODUCT_IN_LOOP_FROM_STEPS
+    ts.manual_seed(0)
+    layer = nn.LSTM(3, 5)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((steps, 1, 3)).astype(np.float32)
+    initial = [rng.standard_normal((1, 1, 5)).astype(np.float32) for _ in range(2)]
+    calls = _counting(monkeypatch, ["lstm_step_forward", "lstm_forward", "lstm_step_backward", "lstm_backward"])
+    values, grads, _ = _forward_backward(layer, x, initial, None)
+    assert calls == {"lstm_step_forward": steps * forward_in_loop, "lstm_forward": steps * (not forward_in_loop),
+                     "lstm_step_backward": steps, "lstm_backward": 0}
+    layer.zero_grad()
+    with ts.without_numba():
+        reference_values, reference_grads, _ = _forward_backward(layer, x, initial, None)
+    for ours, reference in zip(values, reference_values):
+        np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=2e-6)
+    for ours, reference in zip(grads, reference_grads):
+        np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5 * np.abs(reference).max())
+
+
+def test_a_larger_lstm_leaves_its_products_to_blas(monkeypatch):
+    layer = nn.LSTM(3, 64)  # B4: 4 × 256 × 64 = 65,536 multiply-adds, within the limit; B16: four times over it
+    calls = _counting(monkeypatch, ["lstm_step_forward", "lstm_forward", "lstm_step_backward", "lstm_backward"])
+    for batch in (4, 16):
+        out, _ = layer(ts.randn(10, batch, 3, dtype=np.float32))
+        out.sum().backward()
+    assert calls == {"lstm_step_forward": 10, "lstm_forward": 10, "lstm_step_backward": 10, "lstm_backward": 10}
+
+
 @pytest.mark.parametrize("make_layer", [lambda: nn.LSTM(3, 5), lambda: nn.GRU(3, 5)], ids=["lstm", "gru"])
 def test_a_backward_that_cannot_run_the_loops_reads_the_gates_from_the_forwards_block(make_layer):
     """Forward ran the loop, backward runs the NumPy equations (here: ts.without_numba() around backward; in use,

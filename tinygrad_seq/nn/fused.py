@@ -16,9 +16,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..ops import stack
-from ..ops.cell_steps import GRUStep, LSTMStep, RNNStep, SimplifiedGRUStep
+from ..ops.cell_steps import LOOPS, GRUStep, LSTMStep, RNNStep, SimplifiedGRUStep, product_in_loop
 from ..tensor import Tensor
-from .steps import Kernel
+from .steps import Kernel, transposed_copy
+
+PRODUCT_IN_LOOP_FROM_STEPS = 8
+"""Time steps from which an LSTM layer call whose steps multiply by W_hh inside their compiled loop
+(ops/cell_steps.product_in_loop: B1 H100, say) copies W_hh^T for them, below the rows from which every layer
+copies it (steps.TRANSPOSE_FROM_ROWS): the copy costs what the loop saves over 3–9 steps."""
 
 # ---------------------------------------------------------------- the kernels the cells declare
 
@@ -45,6 +50,14 @@ class SimplifiedGRUKernel(Kernel):
 
 class LSTMKernel(Kernel):
     """The state (a, c) travels stacked as one (2, B, H) tensor."""
+
+    def begin(self, x: Tensor) -> Tensor:
+        projected = super().begin(x)
+        weight = self.cell.weight_hh._data
+        if (self.w_hh_t is None and x.ndim == 3 and len(x) >= PRODUCT_IN_LOOP_FROM_STEPS
+                and product_in_loop(x.shape[1], weight) and LOOPS.on(weight) is not None):
+            self.w_hh_t = transposed_copy(weight)  # what the steps' loop multiplies a⟨t−1⟩ by, row by row
+        return projected
 
     def pack(self, state: tuple[Tensor, Tensor]) -> Tensor:
         return stack(state)

@@ -57,6 +57,19 @@ class without_numba(settings.override):
 LOOPS = compiled.Loops("tinygrad_seq.ops.loops", "the float32 LSTM and GRU steps run their NumPy equations", [np.float32])
 _compiled_loops = LOOPS.on  # ops/loops.py when its loops can run on the arrays given, else None: the NumPy equations run
 
+PRODUCT_IN_LOOP_MACS = 131_072
+"""Multiply-adds of a float32 LSTM step's hidden product (B × 4H × H) up to which the step's compiled loop
+computes a⟨t−1⟩ W_hh^T itself (ops/loops.py's lstm_step_forward; going back, the gate gradients times W_hh),
+instead of calling BLAS for it: a NumPy matmul call costs more than such a product. Up to here a step op took
+0.44–0.70 of its time forward and 0.59–0.87 back; at 262,144 (B4 H128, B16 H64) the backward gained nothing
+or lost (bench/product_in_loop.py; docs/performance.md, "The product in the loop")."""
+
+
+def product_in_loop(batch: int, w_hh) -> bool:
+    """Whether a compiled LSTM step of ``batch`` rows computes its hidden product itself (PRODUCT_IN_LOOP_MACS).
+    Its forward also needs W_hh^T contiguous (``w_hh_t``), which nn/fused.py's LSTMKernel makes for it."""
+    return batch * w_hh.size <= PRODUCT_IN_LOOP_MACS
+
 
 def _step_input(projected, t):
     return projected if t is None else projected[t]
@@ -269,17 +282,23 @@ class LSTMStep(Function):
         xp = backend_of(state_prev).xp
         h_prev, c_prev = state_prev[0], state_prev[1]
         H = h_prev.shape[1]
-        gates = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
-        gates += _step_input(projected, t)
+        x_t = _step_input(projected, t)
         peephole = w_ci is not None
-        loops = None if peephole else _compiled_loops(gates, c_prev)
+        loops = None if peephole else _compiled_loops(x_t, state_prev, w_hh, *(() if b_hh is None else (b_hh,)))
         if loops is not None:  # the same equations, one compiled loop
-            gate_block, state = xp.empty_like(gates), xp.empty(state_prev.shape, gates.dtype)  # [Γi Γf g̃ Γo], [a, c]
-            loops.lstm_forward(gates, c_prev, gate_block, state)
+            gate_block, state = xp.empty((h_prev.shape[0], 4 * H), x_t.dtype), xp.empty_like(state_prev)  # [Γi Γf g̃ Γo], [a, c]
+            if w_hh_t is not None and b_hh is not None and product_in_loop(h_prev.shape[0], w_hh):
+                loops.lstm_step_forward(x_t, b_hh, h_prev, w_hh_t, c_prev, gate_block, state)
+            else:
+                gates = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
+                gates += x_t
+                loops.lstm_forward(gates, c_prev, gate_block, state)
             i = f = g = o = None  # in the block; _blocks gives them to part_grads and a backward that needs them
             c = state[1]
         else:
             gate_block = None
+            gates = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
+            gates += x_t
             if peephole:
                 gates[:, :H] += w_ci * c_prev
                 gates[:, H : 2 * H] += w_cf * c_prev
@@ -324,8 +343,11 @@ class LSTMStep(Function):
         if loops is not None:  # the same equations, one compiled loop
             d_gates = xp.empty_like(self.gate_block) if row is None else row
             d_state_prev = xp.empty(d_state.shape, d_h.dtype)
-            loops.lstm_backward(d_h, d_c, self.gate_block, c, c_prev, d_gates, d_state_prev[1])
-            xp.matmul(d_gates, self.w_hh, out=d_state_prev[0])
+            if product_in_loop(d_h.shape[0], self.w_hh):
+                loops.lstm_step_backward(d_h, d_c, self.gate_block, c, c_prev, self.w_hh, d_gates, d_state_prev)
+            else:
+                loops.lstm_backward(d_h, d_c, self.gate_block, c, c_prev, d_gates, d_state_prev[1])
+                xp.matmul(d_gates, self.w_hh, out=d_state_prev[0])
             peephole_grads = (None, None, None)
         else:
             i, f, g, o = (self.i, self.f, self.g, self.o) if self.gate_block is None else _blocks(self.gate_block, 4)

@@ -1,0 +1,94 @@
+"""Where an LSTM step's hidden product belongs: in BLAS or inside the step's compiled loop (ops/loops.py).
+
+    python bench/product_in_loop.py [--rounds 15] [--sizes 1x100 2x128 ...]
+
+For each batch × hidden size, one float32 LSTMStep op (ops/cell_steps.py),
+µs per call, forward and backward: with its product a⟨t−1⟩ W_hh^T (and
+going back d_gates W_hh) left to NumPy's matmul, and computed by the loop
+itself (``lstm_step_forward``, ``lstm_step_backward``), the two alternating
+round by round, the median of --rounds rounds of 200 calls. The last column
+is the W_hh^T copy the forward needs (nn/fused.py makes it once per layer
+call), in µs: the steps a call must have before the copy pays. What these
+figures set: ``cell_steps.PRODUCT_IN_LOOP_MACS`` and
+``fused.PRODUCT_IN_LOOP_FROM_STEPS`` (docs/performance.md, "The product in
+the loop").
+"""
+from __future__ import annotations
+
+import common  # noqa: F401  first: drops the slow-BLAS variables before NumPy loads
+from common import describe_machine, time_alternating
+
+import argparse
+import time
+
+import numpy as np
+
+from tinygrad_seq.nn.steps import transposed_copy
+from tinygrad_seq.ops import cell_steps
+
+SIZES = ["1x64", "1x100", "1x128", "1x200", "2x100", "2x128", "4x64", "4x128", "8x64", "16x64"]
+CALLS = 200
+
+
+def step_calls(batch: int, hidden: int, in_loop: bool):
+    """(forward, backward): each runs CALLS calls of one LSTMStep op's forward or backward."""
+    rng = np.random.default_rng(0)
+    state = rng.standard_normal((2, batch, hidden)).astype(np.float32)
+    projected = rng.standard_normal((batch, 4 * hidden)).astype(np.float32)
+    w_hh = (rng.standard_normal((4 * hidden, hidden)) / hidden**0.5).astype(np.float32)
+    b_hh = rng.standard_normal(4 * hidden).astype(np.float32)
+    w_hh_t = np.ascontiguousarray(w_hh.T)
+    node = cell_steps.LSTMStep()
+    node.needs_input_grad = (True,) * 7
+    grad = np.ones((2, batch, hidden), np.float32)
+
+    def limit():
+        cell_steps.PRODUCT_IN_LOOP_MACS = 1 << 62 if in_loop else 0
+
+    def forward():
+        limit()
+        for _ in range(CALLS):
+            node.forward(projected, state, w_hh, b_hh, None, None, None, running=None, t=None, w_hh_t=w_hh_t)
+
+    def backward():
+        limit()
+        for _ in range(CALLS):
+            node.backward(grad)
+
+    forward()  # leaves the node's saved arrays for backward
+    return forward, backward
+
+
+def copy_us(hidden: int, repeats: int = 200) -> float:
+    w_hh = np.zeros((4 * hidden, hidden), np.float32)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        transposed_copy(w_hh)
+    return (time.perf_counter() - start) / repeats * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--sizes", nargs="+", default=SIZES, help="BATCHxHIDDEN")
+    args = parser.parse_args()
+    print(describe_machine())
+    print(f"\nµs per call, the median of {args.rounds} rounds of {CALLS} calls; PRODUCT_IN_LOOP_MACS = {cell_steps.PRODUCT_IN_LOOP_MACS:,}\n")
+    print("| B | H | multiply-adds | forward BLAS | forward loop | ratio | backward BLAS | backward loop | ratio | W^T copy |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    limit = cell_steps.PRODUCT_IN_LOOP_MACS
+    try:
+        for size in args.sizes:
+            batch, hidden = (int(n) for n in size.split("x"))
+            blas_forward, blas_backward = step_calls(batch, hidden, in_loop=False)
+            loop_forward, loop_backward = step_calls(batch, hidden, in_loop=True)
+            ms = time_alternating([blas_forward, loop_forward, blas_backward, loop_backward], args.rounds, reverse_every_other=True)
+            fb, fl, bb, bl = (m * 1000 / CALLS for m in ms)
+            print(f"| {batch} | {hidden} | {batch * 4 * hidden * hidden:,} | {fb:.1f} | {fl:.1f} | {fl / fb:.2f} | {bb:.1f} | {bl:.1f} "
+                  f"| {bl / bb:.2f} | {copy_us(hidden):.0f} |")
+    finally:
+        cell_steps.PRODUCT_IN_LOOP_MACS = limit
+
+
+if __name__ == "__main__":
+    main()
