@@ -1,7 +1,7 @@
 """One language-model training step, tinygrad_seq against PyTorch, in the same run.
 
     pip install -e ".[bench]" torch==2.13.0
-    python bench/lm_step.py [--steps 20] [--cells rnn gru lstm] [--configs "B32 T64 H128" ...] [--memory] [--alone]
+    python bench/lm_step.py [--steps 20] [--cells rnn gru lstm] [--configs "B32 T64 H128" ...] [--memory] [--alone | --blocks K]
     python bench/lm_step.py --backend cupy --torch-device cuda     (on a GPU)
 
 The step: Embedding(65, 64) -> RNN/GRU/LSTM -> Linear(-> 65), cross-entropy
@@ -15,7 +15,12 @@ NumPy's last product, taking a core from PyTorch's next step (RNN-512:
 PyTorch's step took 82 ms alternating, 37 with NumPy's BLAS on one thread,
 34 alone). ``--alone`` instead runs each library by itself in a fresh
 process, steps back to back, as a training loop does: the figure a user
-sees (docs/performance.md, "Alone or alternating"). ``--transparent`` also times
+sees (docs/performance.md, "Alone or alternating"); but the two run minutes
+apart, and this machine's speed drifts by more than the difference between
+them. ``--blocks K`` keeps each library alone and both under the same load:
+one process each, taking turns by K steps back to back, a pause of a quarter
+second before each turn (the other library's threads asleep by then); the
+first step of each turn is not counted. ``--transparent`` also times
 the gate-by-gate path; ``--memory`` measures the peak memory of one step at
 B=32, T=256, H=512 for both (each in a fresh process, from /proc's VmHWM).
 On a GPU (``--backend cupy``, ``--torch-device cuda``) the device is
@@ -29,8 +34,10 @@ from common import time_alternating
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -121,10 +128,13 @@ def their_step(torch, cell, batch, steps, hidden, layers, bidirectional, device=
     return step
 
 
+def _probe_code(probe, *args):
+    return f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import lm_step\nlm_step.{probe}(*{args!r})\n"
+
+
 def in_fresh_process(probe, *args):
     """The last line ``lm_step.<probe>(*args)`` prints, run in a new Python process that runs nothing else."""
-    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import lm_step\nlm_step.{probe}(*{args!r})\n"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", _probe_code(probe, *args)], capture_output=True, text=True, check=True)
     return result.stdout.strip().splitlines()[-1]
 
 
@@ -144,6 +154,45 @@ def alone_ms(library, cell, config, steps):
 
 def alone_probe(library, cell, config, steps):
     print(time_alternating([library_step(library, cell, *CONFIGS[config])], steps, warm_up=3)[0])
+
+
+TURN_PAUSE_S = 0.25
+"""The pause before each turn of --blocks: longer than OpenBLAS's worker thread spins after its last product
+(about 110 ms here) and PyTorch's OpenMP threads (about 10 ms), so a turn starts with the other library idle."""
+
+
+def blocks_ms(cell, config, steps, block):
+    """Median ms of ``steps`` training steps of each library, each in its own process, the two taking turns:
+    ``block`` steps back to back (after one more, not counted: the first after the other's turn), then the other."""
+    workers = [subprocess.Popen([sys.executable, "-c", _probe_code("block_probe", library, cell, config)],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for library in ("ours", "torch")]
+    times = [[], []]
+    try:
+        while len(times[0]) < steps:
+            for worker, kept in zip(workers, times):
+                time.sleep(TURN_PAUSE_S)
+                worker.stdin.write(f"{block}\n")
+                worker.stdin.flush()
+                kept.extend(json.loads(worker.stdout.readline()))
+    finally:
+        for worker in workers:
+            worker.stdin.close()
+            worker.wait()
+    return [statistics.median(kept[:steps]) for kept in times]
+
+
+def block_probe(library, cell, config):
+    """A --blocks worker: for each count read from stdin, that many steps plus one; prints the counted steps' ms."""
+    step = library_step(library, cell, *CONFIGS[config])
+    for _ in range(3):
+        step()
+    for line in sys.stdin:
+        times = []
+        for _ in range(int(line) + 1):
+            start = time.perf_counter()
+            step()
+            times.append((time.perf_counter() - start) * 1e3)
+        print(json.dumps(times[1:]), flush=True)
 
 
 def peak_memory_mb(library, cell):
@@ -188,11 +237,16 @@ def main():
     parser.add_argument("--memory", action="store_true", help="peak memory at B32 T256 H512")
     parser.add_argument("--alone", action="store_true",
                         help="each library in its own fresh process, steps back to back, instead of alternating (CPU)")
+    parser.add_argument("--blocks", type=int, metavar="K",
+                        help="each library in its own process, the two taking turns by K steps back to back, a pause "
+                             "between turns: alone, under the same machine load (CPU)")
     parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="tinygrad_seq's backend")
     parser.add_argument("--torch-device", choices=["cpu", "cuda"], default="cpu", help="where PyTorch runs (cuda beside --backend cupy)")
     args = parser.parse_args()
-    if args.alone and (args.backend != "numpy" or args.transparent):
-        parser.error("--alone times the default path on the CPU: leave out --backend and --transparent")
+    if (args.alone or args.blocks) and (args.backend != "numpy" or args.transparent):
+        parser.error("--alone and --blocks time the default path on the CPU: leave out --backend and --transparent")
+    if args.alone and args.blocks:
+        parser.error("--alone or --blocks, not both")
     backend = ts.set_backend(args.backend)
     torch = common.reference_torch()
 
@@ -202,15 +256,20 @@ def main():
             torch.cuda.synchronize()
 
     common.print_header(torch)
-    how = "each library alone in its own process, steps back to back" if args.alone else "the two alternating step by step"
+    how = ("each library alone in its own process, steps back to back" if args.alone
+           else f"each library in its own process, the two taking turns by {args.blocks} steps" if args.blocks
+           else "the two alternating step by step")
     print(f"tinygrad_seq on {backend.name}, torch on {args.torch_device}; {how}; each step timed until the device is done\n")
     print("| cell | config | tinygrad_seq ms | torch ms | ratio |" + (" transparent ms |" if args.transparent else ""))
     print("|---|---|---:|---:|---:|" + ("---:|" if args.transparent else ""))
     for cell in args.cells:
         for name in args.configs:
             batch, steps, hidden, layers, bidirectional = CONFIGS[name]
-            if args.alone:
-                ours, theirs = alone_ms("ours", cell, name, args.steps), alone_ms("torch", cell, name, args.steps) if torch else float("nan")
+            if args.alone or args.blocks:
+                if args.blocks and torch:
+                    ours, theirs = blocks_ms(cell, name, args.steps, args.blocks)
+                else:
+                    ours, theirs = alone_ms("ours", cell, name, args.steps), alone_ms("torch", cell, name, args.steps) if torch else float("nan")
                 print(f"| {cell} | {name} | {ours:.1f} | {theirs:.1f} | {ours / theirs:.2f} |", flush=True)
                 continue
             functions = [our_step(cell, batch, steps, hidden, layers, bidirectional)]
