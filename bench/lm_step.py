@@ -33,6 +33,7 @@ import common
 from common import time_alternating
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -169,15 +170,23 @@ def blocks_ms(cell, config, steps, block):
     times = [[], []]
     try:
         while len(times[0]) < steps:
-            for worker, kept in zip(workers, times):
+            for library, worker, kept in zip(("tinygrad_seq", "torch"), workers, times):
                 time.sleep(TURN_PAUSE_S)
                 worker.stdin.write(f"{block}\n")
                 worker.stdin.flush()
-                kept.extend(json.loads(worker.stdout.readline()))
+                line = worker.stdout.readline()
+                if not line:
+                    raise RuntimeError(f"--blocks: the {library} process stopped (exit status {worker.wait()}); its error is above")
+                kept.extend(json.loads(line))
     finally:
         for worker in workers:
-            worker.stdin.close()
-            worker.wait()
+            with contextlib.suppress(BrokenPipeError):
+                worker.stdin.close()  # the worker's loop over its input ends
+        for worker in workers:
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
     return [statistics.median(kept[:steps]) for kept in times]
 
 
@@ -243,9 +252,12 @@ def main():
     parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="tinygrad_seq's backend")
     parser.add_argument("--torch-device", choices=["cpu", "cuda"], default="cpu", help="where PyTorch runs (cuda beside --backend cupy)")
     args = parser.parse_args()
-    if (args.alone or args.blocks) and (args.backend != "numpy" or args.transparent):
+    by_turns = args.blocks is not None
+    if by_turns and args.blocks < 1:
+        parser.error(f"--blocks takes the steps of a turn, 1 or more; got {args.blocks}")
+    if (args.alone or by_turns) and (args.backend != "numpy" or args.transparent):
         parser.error("--alone and --blocks time the default path on the CPU: leave out --backend and --transparent")
-    if args.alone and args.blocks:
+    if args.alone and by_turns:
         parser.error("--alone or --blocks, not both")
     backend = ts.set_backend(args.backend)
     torch = common.reference_torch()
@@ -257,7 +269,7 @@ def main():
 
     common.print_header(torch)
     how = ("each library alone in its own process, steps back to back" if args.alone
-           else f"each library in its own process, the two taking turns by {args.blocks} steps" if args.blocks
+           else f"each library in its own process, the two taking turns by {args.blocks} steps" if by_turns
            else "the two alternating step by step")
     print(f"tinygrad_seq on {backend.name}, torch on {args.torch_device}; {how}; each step timed until the device is done\n")
     print("| cell | config | tinygrad_seq ms | torch ms | ratio |" + (" transparent ms |" if args.transparent else ""))
@@ -265,8 +277,8 @@ def main():
     for cell in args.cells:
         for name in args.configs:
             batch, steps, hidden, layers, bidirectional = CONFIGS[name]
-            if args.alone or args.blocks:
-                if args.blocks and torch:
+            if args.alone or by_turns:
+                if by_turns and torch:
                     ours, theirs = blocks_ms(cell, name, args.steps, args.blocks)
                 else:
                     ours, theirs = alone_ms("ours", cell, name, args.steps), alone_ms("torch", cell, name, args.steps) if torch else float("nan")

@@ -135,7 +135,7 @@ def test_a_paused_backward_pass_leaves_every_thread_to_the_caller(two_threads):
     assert names[-1] == "Probe" and set(blas_threads_now()) == {2}
 
 
-@pytest.mark.parametrize("shape", [(1, 5), (64, 64), (65, 64), (130, 67), (260, 197), (2048, 512), (512, 2048)])  # (260, 197): tiled, partial tiles
+@pytest.mark.parametrize("shape", [(1, 5), (64, 64), (65, 64), (130, 67), (260, 197), (2048, 512), (512, 2048)])  # from (260, 197) on: tiled (partial tiles there); below, NumPy's copy
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_tiled_transposed_copy_is_exact_and_contiguous(shape, dtype):
     matrix = np.random.default_rng(0).standard_normal(shape).astype(dtype)

@@ -145,14 +145,33 @@ def test_a_step_with_its_product_in_the_loop_equals_blas_and_the_loop(batch, hid
     np.testing.assert_allclose(d_state_prev, blas_d_state_prev, rtol=1e-5, atol=1e-6)
 
 
-def _counting(monkeypatch, names):
-    calls = dict.fromkeys(names, 0)
-    for name in names:
-        def counted(*arrays, _name=name, _loop=getattr(loops, name)):
-            calls[_name] += 1
-            return _loop(*arrays)
-        monkeypatch.setattr(loops, name, counted)
-    return calls
+LSTM_LOOPS = ("lstm_step_forward", "lstm_forward", "lstm_step_backward", "lstm_backward")
+
+
+class _CountingLoops:
+    """ops/loops.py as cell_steps sees it, counting calls of the LSTM's loops. The module itself is left alone:
+    numba compiles lstm_step_forward's call of lstm_forward through the module's globals."""
+
+    def __init__(self):
+        self.calls = dict.fromkeys(LSTM_LOOPS, 0)
+
+    def __getattr__(self, name):
+        loop = getattr(loops, name)
+        if name not in LSTM_LOOPS:
+            return loop
+
+        def counted(*arrays):
+            self.calls[name] += 1
+            return loop(*arrays)
+
+        return counted
+
+
+def _counting(monkeypatch):
+    """The calls of each LSTM loop from here on (see _CountingLoops)."""
+    counting, compiled_loops = _CountingLoops(), cell_steps._compiled_loops
+    monkeypatch.setattr(cell_steps, "_compiled_loops", lambda *arrays: None if compiled_loops(*arrays) is None else counting)
+    return counting.calls
 
 
 @pytest.mark.parametrize("steps, forward_in_loop", [(10, True), (5, False)], ids=["long_call", "short_call"])
@@ -167,7 +186,7 @@ def test_a_small_lstms_steps_multiply_inside_their_loop(monkeypatch, steps, forw
     rng = np.random.default_rng(3)
     x = rng.standard_normal((steps, 1, 3)).astype(np.float32)
     initial = [rng.standard_normal((1, 1, 5)).astype(np.float32) for _ in range(2)]
-    calls = _counting(monkeypatch, ["lstm_step_forward", "lstm_forward", "lstm_step_backward", "lstm_backward"])
+    calls = _counting(monkeypatch)
     values, grads, _ = _forward_backward(layer, x, initial, None)
     assert calls == {"lstm_step_forward": steps * forward_in_loop, "lstm_forward": steps * (not forward_in_loop),
                      "lstm_step_backward": steps, "lstm_backward": 0}
@@ -180,9 +199,22 @@ def test_a_small_lstms_steps_multiply_inside_their_loop(monkeypatch, steps, forw
         np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5 * np.abs(reference).max())
 
 
-def test_a_larger_lstm_leaves_its_products_to_blas(monkeypatch):
+@pytest.mark.parametrize("options, expected", [
+    (dict(bias=False), {"lstm_step_forward": 0, "lstm_forward": 10, "lstm_step_backward": 10, "lstm_backward": 0}),
+    (dict(peephole=True), dict.fromkeys(LSTM_LOOPS, 0)),  # no loops at all (their NumPy equations)
+], ids=["no_bias", "peephole"])
+def test_a_small_lstm_without_a_bias_or_with_peepholes_leaves_its_forward_product_to_blas(monkeypatch, options, expected):
+    ts.manual_seed(0)
+    layer = nn.LSTM(3, 5, **options)
+    calls = _counting(monkeypatch)
+    out, _ = layer(ts.randn(10, 1, 3, dtype=np.float32))
+    out.sum().backward()
+    assert calls == expected
+
+
+def test_only_steps_within_the_limit_multiply_inside_their_loop(monkeypatch):
     layer = nn.LSTM(3, 64)  # B4: 4 × 256 × 64 = 65,536 multiply-adds, within the limit; B16: four times over it
-    calls = _counting(monkeypatch, ["lstm_step_forward", "lstm_forward", "lstm_step_backward", "lstm_backward"])
+    calls = _counting(monkeypatch)
     for batch in (4, 16):
         out, _ = layer(ts.randn(10, batch, 3, dtype=np.float32))
         out.sum().backward()

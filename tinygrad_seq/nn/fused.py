@@ -22,8 +22,9 @@ from .steps import Kernel, transposed_copy
 
 PRODUCT_IN_LOOP_FROM_STEPS = 8
 """Time steps from which an LSTM layer call whose steps multiply by W_hh inside their compiled loop
-(ops/cell_steps.product_in_loop: B1 H100, say) copies W_hh^T for them, below the rows from which every layer
-copies it (steps.TRANSPOSE_FROM_ROWS): the copy costs what the loop saves over 3–9 steps."""
+(ops/cell_steps.product_in_loop: B1 H100, say) copies W_hh^T for their forward, below the rows from which every
+layer copies it (steps.TRANSPOSE_FROM_ROWS). The copy costs what the loop saves over about 2 steps at H100,
+6 at H128 and more towards the largest such weight (docs/performance.md, "The product in the loop")."""
 
 # ---------------------------------------------------------------- the kernels the cells declare
 
@@ -53,10 +54,12 @@ class LSTMKernel(Kernel):
 
     def begin(self, x: Tensor) -> Tensor:
         projected = super().begin(x)
-        weight = self.cell.weight_hh._data
-        if (self.w_hh_t is None and x.ndim == 3 and len(x) >= PRODUCT_IN_LOOP_FROM_STEPS
-                and product_in_loop(x.shape[1], weight) and LOOPS.on(weight) is not None):
-            self.w_hh_t = transposed_copy(weight)  # what the steps' loop multiplies a⟨t−1⟩ by, row by row
+        cell = self.cell
+        if (self.w_hh_t is None and x.ndim == 3 and len(x) >= PRODUCT_IN_LOOP_FROM_STEPS and not getattr(cell, "peephole", False)
+                and isinstance(getattr(cell, "bias_hh", None), Tensor) and isinstance(getattr(cell, "weight_hh", None), Tensor)):
+            weight = cell.weight_hh._data
+            if product_in_loop(x.shape[1], weight) and LOOPS.on(weight, projected._data) is not None:
+                self.w_hh_t = transposed_copy(weight)  # what the steps' loop multiplies a⟨t−1⟩ by, row by row
         return projected
 
     def pack(self, state: tuple[Tensor, Tensor]) -> Tensor:

@@ -26,6 +26,8 @@ above. Both are layout keywords: the results are the same without them.
 """
 from __future__ import annotations
 
+from typing import Any
+
 
 import numpy as np
 
@@ -65,9 +67,10 @@ instead of calling BLAS for it: a NumPy matmul call costs more than such a produ
 or lost (bench/product_in_loop.py; docs/performance.md, "The product in the loop")."""
 
 
-def product_in_loop(batch: int, w_hh) -> bool:
+def product_in_loop(batch: int, w_hh: Any) -> bool:
     """Whether a compiled LSTM step of ``batch`` rows computes its hidden product itself (PRODUCT_IN_LOOP_MACS).
-    Its forward also needs W_hh^T contiguous (``w_hh_t``), which nn/fused.py's LSTMKernel makes for it."""
+    Going back it always does; going forward it also needs a bias and W_hh^T contiguous (``w_hh_t``), which
+    nn/fused.py's LSTMKernel copies for a layer call of PRODUCT_IN_LOOP_FROM_STEPS steps or more."""
     return batch * w_hh.size <= PRODUCT_IN_LOOP_MACS
 
 
@@ -284,21 +287,23 @@ class LSTMStep(Function):
         H = h_prev.shape[1]
         x_t = _step_input(projected, t)
         peephole = w_ci is not None
-        loops = None if peephole else _compiled_loops(x_t, state_prev, w_hh, *(() if b_hh is None else (b_hh,)))
+        loops = gates = None
+        if w_hh_t is not None and b_hh is not None and not peephole and product_in_loop(h_prev.shape[0], w_hh):
+            loops = _compiled_loops(x_t, state_prev, w_hh_t, b_hh)  # the loop multiplies too (None: it cannot here)
+        if loops is None:  # BLAS multiplies; the loop, where it can run, does the rest
+            gates = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
+            gates += x_t
+            loops = None if peephole else _compiled_loops(gates, c_prev)
         if loops is not None:  # the same equations, one compiled loop
-            gate_block, state = xp.empty((h_prev.shape[0], 4 * H), x_t.dtype), xp.empty_like(state_prev)  # [Γi Γf g̃ Γo], [a, c]
-            if w_hh_t is not None and b_hh is not None and product_in_loop(h_prev.shape[0], w_hh):
+            gate_block, state = xp.empty((h_prev.shape[0], 4 * H), state_prev.dtype), xp.empty_like(state_prev)  # [Γi Γf g̃ Γo], [a, c]
+            if gates is None:
                 loops.lstm_step_forward(x_t, b_hh, h_prev, w_hh_t, c_prev, gate_block, state)
             else:
-                gates = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
-                gates += x_t
                 loops.lstm_forward(gates, c_prev, gate_block, state)
             i = f = g = o = None  # in the block; _blocks gives them to part_grads and a backward that needs them
             c = state[1]
         else:
             gate_block = None
-            gates = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
-            gates += x_t
             if peephole:
                 gates[:, :H] += w_ci * c_prev
                 gates[:, H : 2 * H] += w_cf * c_prev
@@ -343,7 +348,7 @@ class LSTMStep(Function):
         if loops is not None:  # the same equations, one compiled loop
             d_gates = xp.empty_like(self.gate_block) if row is None else row
             d_state_prev = xp.empty(d_state.shape, d_h.dtype)
-            if product_in_loop(d_h.shape[0], self.w_hh):
+            if product_in_loop(d_h.shape[0], self.w_hh) and _compiled_loops(self.w_hh) is not None:
                 loops.lstm_step_backward(d_h, d_c, self.gate_block, c, c_prev, self.w_hh, d_gates, d_state_prev)
             else:
                 loops.lstm_backward(d_h, d_c, self.gate_block, c, c_prev, d_gates, d_state_prev[1])

@@ -22,7 +22,7 @@ For the smallest LSTM steps (a one-row batch, say: up to
 loop also does the step's matrix product, a⟨t−1⟩ W_hh^T going forward and
 the gate gradients times W_hh going back (``lstm_step_forward``,
 ``lstm_step_backward``): one call instead of a BLAS call, a bias add and the
-loop, which at B1 H100 takes about half the time. The product adds W's rows
+loop, which at B1 H100 takes 0.6 of the time forward and 0.75 back. The product adds W's rows
 scaled by the input's values in order of k, four rows a pass, each output
 summed in that order (a BLAS sums in blocks of its own).
 
