@@ -1,11 +1,12 @@
-"""Where an LSTM step's hidden product belongs: in BLAS or inside the step's compiled loop (ops/loops.py).
+"""Where a small step's hidden product belongs: in BLAS or inside the step's compiled loop (ops/loops.py).
 
-    python bench/product_in_loop.py [--rounds 15] [--sizes 1x100 2x128 ...]
+    python bench/product_in_loop.py [--rounds 15] [--cells lstm gru] [--sizes 1x100 2x128 ...]
 
-For each batch × hidden size, one float32 LSTMStep op (ops/cell_steps.py),
-µs per call, forward and backward: with its product a⟨t−1⟩ W_hh^T (and
-going back d_gates W_hh) left to NumPy's matmul, and computed by the loop
-itself (``lstm_step_forward``, ``lstm_step_backward``), the two alternating
+For each cell and batch × hidden size, one float32 LSTMStep or GRUStep op
+(ops/cell_steps.py), µs per call, forward and backward: with its product
+a⟨t−1⟩ W_hh^T (and going back d_gates W_hh) left to NumPy's matmul, and
+computed by the loop itself (``lstm_step_forward``, ``gru_step_forward``,
+...), the two alternating
 round by round, the median of --rounds rounds of 200 calls. The last column
 is the W_hh^T copy the forward needs (nn/fused.py makes it once per layer
 call), in µs: the steps a call must have before the copy pays. What these
@@ -30,17 +31,19 @@ SIZES = ["1x64", "1x100", "1x128", "1x200", "2x100", "2x128", "4x64", "4x128", "
 CALLS = 200
 
 
-def step_calls(batch: int, hidden: int, in_loop: bool):
-    """(forward, backward): each runs CALLS calls of one LSTMStep op's forward or backward."""
+def step_calls(cell: str, batch: int, hidden: int, in_loop: bool):
+    """(forward, backward): each runs CALLS calls of one LSTMStep or GRUStep op's forward or backward."""
     rng = np.random.default_rng(0)
-    state = rng.standard_normal((2, batch, hidden)).astype(np.float32)
-    projected = rng.standard_normal((batch, 4 * hidden)).astype(np.float32)
-    w_hh = (rng.standard_normal((4 * hidden, hidden)) / hidden**0.5).astype(np.float32)
-    b_hh = rng.standard_normal(4 * hidden).astype(np.float32)
+    gates = 4 if cell == "lstm" else 3
+    state = rng.standard_normal((2, batch, hidden) if cell == "lstm" else (batch, hidden)).astype(np.float32)
+    projected = rng.standard_normal((batch, gates * hidden)).astype(np.float32)
+    w_hh = (rng.standard_normal((gates * hidden, hidden)) / hidden**0.5).astype(np.float32)
+    b_hh = rng.standard_normal(gates * hidden).astype(np.float32)
     w_hh_t = np.ascontiguousarray(w_hh.T)
-    node = cell_steps.LSTMStep()
-    node.needs_input_grad = (True,) * 7
-    grad = np.ones((2, batch, hidden), np.float32)
+    node = cell_steps.LSTMStep() if cell == "lstm" else cell_steps.GRUStep()
+    peepholes = (None, None, None) if cell == "lstm" else ()
+    node.needs_input_grad = (True,) * (4 + len(peepholes))
+    grad = np.ones_like(state)
 
     def limit():
         cell_steps.PRODUCT_IN_LOOP_MACS = 1 << 62 if in_loop else 0
@@ -48,7 +51,7 @@ def step_calls(batch: int, hidden: int, in_loop: bool):
     def forward():
         limit()
         for _ in range(CALLS):
-            node.forward(projected, state, w_hh, b_hh, None, None, None, running=None, t=None, w_hh_t=w_hh_t)
+            node.forward(projected, state, w_hh, b_hh, *peepholes, running=None, t=None, w_hh_t=w_hh_t)
 
     def backward():
         limit()
@@ -59,8 +62,8 @@ def step_calls(batch: int, hidden: int, in_loop: bool):
     return forward, backward
 
 
-def copy_us(hidden: int, repeats: int = 200) -> float:
-    w_hh = np.zeros((4 * hidden, hidden), np.float32)
+def copy_us(gates: int, hidden: int, repeats: int = 200) -> float:
+    w_hh = np.zeros((gates * hidden, hidden), np.float32)
     start = time.perf_counter()
     for _ in range(repeats):
         transposed_copy(w_hh)
@@ -70,22 +73,25 @@ def copy_us(hidden: int, repeats: int = 200) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--cells", nargs="+", default=["lstm", "gru"], choices=["lstm", "gru"])
     parser.add_argument("--sizes", nargs="+", default=SIZES, help="BATCHxHIDDEN")
     args = parser.parse_args()
     print(describe_machine())
     print(f"\nµs per call, the median of {args.rounds} rounds of {CALLS} calls; PRODUCT_IN_LOOP_MACS = {cell_steps.PRODUCT_IN_LOOP_MACS:,}\n")
-    print("| B | H | multiply-adds | forward BLAS | forward loop | ratio | backward BLAS | backward loop | ratio | W^T copy |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| cell | B | H | multiply-adds | forward BLAS | forward loop | ratio | backward BLAS | backward loop | ratio | W^T copy |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     limit = cell_steps.PRODUCT_IN_LOOP_MACS
     try:
-        for size in args.sizes:
-            batch, hidden = (int(n) for n in size.split("x"))
-            blas_forward, blas_backward = step_calls(batch, hidden, in_loop=False)
-            loop_forward, loop_backward = step_calls(batch, hidden, in_loop=True)
-            ms = time_alternating([blas_forward, loop_forward, blas_backward, loop_backward], args.rounds, reverse_every_other=True)
-            fb, fl, bb, bl = (m * 1000 / CALLS for m in ms)
-            print(f"| {batch} | {hidden} | {batch * 4 * hidden * hidden:,} | {fb:.1f} | {fl:.1f} | {fl / fb:.2f} | {bb:.1f} | {bl:.1f} "
-                  f"| {bl / bb:.2f} | {copy_us(hidden):.0f} |")
+        for cell in args.cells:
+            gates = 4 if cell == "lstm" else 3
+            for size in args.sizes:
+                batch, hidden = (int(n) for n in size.split("x"))
+                blas_forward, blas_backward = step_calls(cell, batch, hidden, in_loop=False)
+                loop_forward, loop_backward = step_calls(cell, batch, hidden, in_loop=True)
+                ms = time_alternating([blas_forward, loop_forward, blas_backward, loop_backward], args.rounds, reverse_every_other=True)
+                fb, fl, bb, bl = (m * 1000 / CALLS for m in ms)
+                print(f"| {cell} | {batch} | {hidden} | {batch * gates * hidden * hidden:,} | {fb:.1f} | {fl:.1f} | {fl / fb:.2f} "
+                      f"| {bb:.1f} | {bl:.1f} | {bl / bb:.2f} | {copy_us(gates, hidden):.0f} |")
     finally:
         cell_steps.PRODUCT_IN_LOOP_MACS = limit
 

@@ -145,19 +145,34 @@ def test_a_step_with_its_product_in_the_loop_equals_blas_and_the_loop(batch, hid
     np.testing.assert_allclose(d_state_prev, blas_d_state_prev, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("batch, hidden", [(1, 3), (2, 5), (3, 8)])
+def test_a_gru_step_with_its_product_in_the_loop_equals_blas_and_the_loop(batch, hidden):
+    rng = np.random.default_rng(hidden)
+    w_hh = rng.standard_normal((3 * hidden, hidden)).astype(np.float32)
+    b_hh, gx = rng.standard_normal(3 * hidden).astype(np.float32), rng.standard_normal((batch, 3 * hidden)).astype(np.float32)
+    h_prev = rng.standard_normal((batch, hidden)).astype(np.float32)
+    saved, h = np.empty((batch, 4 * hidden), np.float32), np.empty_like(h_prev)
+    loops.gru_step_forward(gx, b_hh, h_prev, np.ascontiguousarray(w_hh.T), saved, h)
+    blas_saved, blas_h = np.empty_like(saved), np.empty_like(h)
+    loops.gru_forward(gx, h_prev @ w_hh.T + b_hh, h_prev, blas_saved, blas_h)
+    np.testing.assert_allclose(saved, blas_saved, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h, blas_h, rtol=1e-5, atol=1e-6)
+
+
 LSTM_LOOPS = ("lstm_step_forward", "lstm_forward", "lstm_step_backward", "lstm_backward")
+GRU_LOOPS = ("gru_step_forward", "gru_forward", "gru_backward", "add_rows_times")
 
 
 class _CountingLoops:
-    """ops/loops.py as cell_steps sees it, counting calls of the LSTM's loops. The module itself is left alone:
-    numba compiles lstm_step_forward's call of lstm_forward through the module's globals."""
+    """ops/loops.py as cell_steps sees it, counting calls of the LSTM's and GRU's loops. The module itself is left
+    alone: numba compiles lstm_step_forward's call of lstm_forward (and the like) through the module's globals."""
 
-    def __init__(self):
-        self.calls = dict.fromkeys(LSTM_LOOPS, 0)
+    def __init__(self, names):
+        self.calls = dict.fromkeys(names, 0)
 
     def __getattr__(self, name):
         loop = getattr(loops, name)
-        if name not in LSTM_LOOPS:
+        if name not in self.calls:
             return loop
 
         def counted(*arrays):
@@ -167,29 +182,34 @@ class _CountingLoops:
         return counted
 
 
-def _counting(monkeypatch):
-    """The calls of each LSTM loop from here on (see _CountingLoops)."""
-    counting, compiled_loops = _CountingLoops(), cell_steps._compiled_loops
+def _counting(monkeypatch, names=LSTM_LOOPS):
+    """The calls of each loop in ``names`` from here on (see _CountingLoops)."""
+    counting, compiled_loops = _CountingLoops(names), cell_steps._compiled_loops
     monkeypatch.setattr(cell_steps, "_compiled_loops", lambda *arrays: None if compiled_loops(*arrays) is None else counting)
     return counting.calls
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("steps, forward_in_loop", [(10, True), (5, False)], ids=["long_call", "short_call"])
-def test_a_small_lstms_steps_multiply_inside_their_loop(monkeypatch, steps, forward_in_loop):
+def test_a_small_layers_steps_multiply_inside_their_loop(monkeypatch, cell, steps, forward_in_loop):
     """B1 H5: the hidden product is tiny, so the loops compute it. Going forward they read W_hh^T, which the kernel
     copies for calls of PRODUCT_IN_LOOP_FROM_STEPS steps or more; going back they read W_hh itself, always."""
     from tinygrad_seq.nn import fused
 
     assert steps >= fused.PRODUCT_IN_LOOP_FROM_STEPS if forward_in_loop else steps < fused.PRODUCT_IN_LOOP_FROM_STEPS
     ts.manual_seed(0)
-    layer = nn.LSTM(3, 5)
+    layer = nn.LSTM(3, 5) if cell == "lstm" else nn.GRU(3, 5)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((steps, 1, 3)).astype(np.float32)
-    initial = [rng.standard_normal((1, 1, 5)).astype(np.float32) for _ in range(2)]
-    calls = _counting(monkeypatch)
+    initial = [rng.standard_normal((1, 1, 5)).astype(np.float32) for _ in range(2 if cell == "lstm" else 1)]
+    calls = _counting(monkeypatch, LSTM_LOOPS if cell == "lstm" else GRU_LOOPS)
     values, grads, _ = _forward_backward(layer, x, initial, None)
-    assert calls == {"lstm_step_forward": steps * forward_in_loop, "lstm_forward": steps * (not forward_in_loop),
-                     "lstm_step_backward": steps, "lstm_backward": 0}
+    if cell == "lstm":
+        assert calls == {"lstm_step_forward": steps * forward_in_loop, "lstm_forward": steps * (not forward_in_loop),
+                         "lstm_step_backward": steps, "lstm_backward": 0}
+    else:
+        assert calls == {"gru_step_forward": steps * forward_in_loop, "gru_forward": steps * (not forward_in_loop),
+                         "gru_backward": steps, "add_rows_times": steps}
     layer.zero_grad()
     with ts.without_numba():
         reference_values, reference_grads, _ = _forward_backward(layer, x, initial, None)
@@ -199,16 +219,18 @@ def test_a_small_lstms_steps_multiply_inside_their_loop(monkeypatch, steps, forw
         np.testing.assert_allclose(ours, reference, rtol=1e-4, atol=1e-5 * np.abs(reference).max())
 
 
-@pytest.mark.parametrize("options, expected", [
-    (dict(bias=False), {"lstm_step_forward": 0, "lstm_forward": 10, "lstm_step_backward": 10, "lstm_backward": 0}),
-    (dict(peephole=True), dict.fromkeys(LSTM_LOOPS, 0)),  # no loops at all (their NumPy equations)
-], ids=["no_bias", "peephole"])
-def test_a_small_lstm_without_a_bias_or_with_peepholes_leaves_its_forward_product_to_blas(monkeypatch, options, expected):
+@pytest.mark.parametrize("make_layer, expected", [
+    (lambda: nn.LSTM(3, 5, bias=False), {"lstm_step_forward": 0, "lstm_forward": 10, "lstm_step_backward": 10, "lstm_backward": 0}),
+    (lambda: nn.LSTM(3, 5, peephole=True), dict.fromkeys(LSTM_LOOPS, 0)),  # no loops at all (their NumPy equations)
+    (lambda: nn.GRU(3, 5, bias=False), {"gru_step_forward": 0, "gru_forward": 10, "gru_backward": 10, "add_rows_times": 10}),
+    (lambda: nn.GRU(3, 5, reset_after=False), dict.fromkeys(GRU_LOOPS, 0)),
+], ids=["lstm_no_bias", "lstm_peephole", "gru_no_bias", "gru_reset_before"])
+def test_a_small_layer_without_a_bias_or_its_loops_leaves_its_forward_product_to_blas(monkeypatch, make_layer, expected):
     ts.manual_seed(0)
-    layer = nn.LSTM(3, 5, **options)
-    calls = _counting(monkeypatch)
+    layer = make_layer()
+    calls = _counting(monkeypatch, tuple(expected))
     out, _ = layer(ts.randn(10, 1, 3, dtype=np.float32))
-    out.sum().backward()
+    (out * out).sum().backward()  # not out.sum(): its gradient, a broadcast view, would send the GRU's last step to NumPy
     assert calls == expected
 
 

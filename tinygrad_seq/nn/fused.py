@@ -21,7 +21,7 @@ from ..tensor import Tensor
 from .steps import Kernel, transposed_copy
 
 PRODUCT_IN_LOOP_FROM_STEPS = 8
-"""Time steps from which an LSTM layer call whose steps multiply by W_hh inside their compiled loop
+"""Time steps from which an LSTM or GRU layer call whose steps multiply by W_hh inside their compiled loop
 (ops/cell_steps.product_in_loop: B1 H100, say) copies W_hh^T for their forward, below the rows from which every
 layer copies it (steps.TRANSPOSE_FROM_ROWS). The copy costs what the loop saves over about 2 steps at H100,
 6 at H128 and more towards the largest such weight (docs/performance.md, "The product in the loop")."""
@@ -36,7 +36,28 @@ class RNNKernel(Kernel):
                              w_hh_t=self.w_hh_t, grad_rows=self.grad_rows)
 
 
-class GRUKernel(Kernel):
+class _ProductInLoop(Kernel):
+    """A kernel whose compiled steps may multiply by W_hh inside their loop (the LSTM's, the GRU's): for a layer
+    call of small steps it copies W_hh^T, which their forward reads row by row."""
+
+    def begin(self, x: Tensor) -> Tensor:
+        projected = super().begin(x)
+        cell = self.cell
+        if self.w_hh_t is None and x.ndim == 3 and len(x) >= PRODUCT_IN_LOOP_FROM_STEPS and self.loops_can_multiply():
+            weight = cell.weight_hh._data
+            if product_in_loop(x.shape[1], weight) and LOOPS.on(weight, projected._data) is not None:
+                self.w_hh_t = transposed_copy(weight)
+        return projected
+
+    def loops_can_multiply(self) -> bool:
+        """Whether this cell's steps run the loops that multiply: they add the bias in them, so it needs one."""
+        return isinstance(getattr(self.cell, "weight_hh", None), Tensor) and isinstance(getattr(self.cell, "bias_hh", None), Tensor)
+
+
+class GRUKernel(_ProductInLoop):
+    def loops_can_multiply(self) -> bool:
+        return self.cell.reset_after and super().loops_can_multiply()  # reset_after=False has no compiled loop
+
     def step(self, projected: Tensor, t: int | None, packed: Tensor, running: Any) -> Tensor:
         cell = self.cell
         return GRUStep.apply(projected, packed, cell.weight_hh, cell.bias_hh, running=running, t=t, reset_after=cell.reset_after,
@@ -49,18 +70,11 @@ class SimplifiedGRUKernel(Kernel):
                                        w_hh_t=self.w_hh_t, grad_rows=self.grad_rows)
 
 
-class LSTMKernel(Kernel):
+class LSTMKernel(_ProductInLoop):
     """The state (a, c) travels stacked as one (2, B, H) tensor."""
 
-    def begin(self, x: Tensor) -> Tensor:
-        projected = super().begin(x)
-        cell = self.cell
-        if (self.w_hh_t is None and x.ndim == 3 and len(x) >= PRODUCT_IN_LOOP_FROM_STEPS and not getattr(cell, "peephole", False)
-                and isinstance(getattr(cell, "bias_hh", None), Tensor) and isinstance(getattr(cell, "weight_hh", None), Tensor)):
-            weight = cell.weight_hh._data
-            if product_in_loop(x.shape[1], weight) and LOOPS.on(weight, projected._data) is not None:
-                self.w_hh_t = transposed_copy(weight)  # what the steps' loop multiplies a⟨t−1⟩ by, row by row
-        return projected
+    def loops_can_multiply(self) -> bool:
+        return not getattr(self.cell, "peephole", False) and super().loops_can_multiply()  # peepholes: no loop
 
     def pack(self, state: tuple[Tensor, Tensor]) -> Tensor:
         return stack(state)

@@ -60,17 +60,17 @@ LOOPS = compiled.Loops("tinygrad_seq.ops.loops", "the float32 LSTM and GRU steps
 _compiled_loops = LOOPS.on  # ops/loops.py when its loops can run on the arrays given, else None: the NumPy equations run
 
 PRODUCT_IN_LOOP_MACS = 131_072
-"""Multiply-adds of a float32 LSTM step's hidden product (B × 4H × H) up to which the step's compiled loop
-computes a⟨t−1⟩ W_hh^T itself (ops/loops.py's lstm_step_forward; going back, the gate gradients times W_hh),
-instead of calling BLAS for it: a NumPy matmul call costs more than such a product. Up to here a step op took
-0.44–0.70 of its time forward and 0.59–0.87 back; at 262,144 (B4 H128, B16 H64) the backward gained nothing
-or lost (bench/product_in_loop.py; docs/performance.md, "The product in the loop")."""
+"""Multiply-adds of a float32 LSTM or GRU step's hidden product (B × G·H × H) up to which the step's compiled
+loop computes a⟨t−1⟩ W_hh^T itself (ops/loops.py's lstm_step_forward, gru_step_forward; going back, the gate
+gradients times W_hh), instead of calling BLAS for it: a NumPy matmul call costs more than such a product. Up to
+here an LSTM step op took 0.44–0.70 of its time forward and 0.59–0.87 back; at 262,144 (B4 H128, B16 H64) the
+backward gained nothing or lost (bench/product_in_loop.py; docs/performance.md, "The product in the loop")."""
 
 
 def product_in_loop(batch: int, w_hh: Any) -> bool:
-    """Whether a compiled LSTM step of ``batch`` rows computes its hidden product itself (PRODUCT_IN_LOOP_MACS).
-    Going back it always does; going forward it also needs a bias and W_hh^T contiguous (``w_hh_t``), which
-    nn/fused.py's LSTMKernel copies for a layer call of PRODUCT_IN_LOOP_FROM_STEPS steps or more."""
+    """Whether a compiled LSTM or GRU step of ``batch`` rows computes its hidden product itself
+    (PRODUCT_IN_LOOP_MACS). Going back it always does; going forward it also needs a bias and W_hh^T contiguous
+    (``w_hh_t``), which nn/fused.py's kernels copy for a layer call of PRODUCT_IN_LOOP_FROM_STEPS steps or more."""
     return batch * w_hh.size <= PRODUCT_IN_LOOP_MACS
 
 
@@ -176,13 +176,20 @@ class GRUStep(Function):
         xp = backend_of(h_prev).xp
         H = h_prev.shape[1]
         gx = _step_input(projected, t)
-        # reset_after=False multiplies Γr ⊙ a⟨t−1⟩ by the candidate's rows of W_hh below: here only Γr's and Γu's
-        gh = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t, rows=None if reset_after else slice(0, 2 * H))
-        loops = _compiled_loops(gx, gh, h_prev) if reset_after else None
+        loops = gh = None
+        if w_hh_t is not None and b_hh is not None and reset_after and product_in_loop(h_prev.shape[0], w_hh):
+            loops = _compiled_loops(gx, h_prev, w_hh_t, b_hh)  # the loop multiplies too (None: it cannot here)
+        if loops is None:  # BLAS multiplies; the loop, where it can run, does the rest
+            # reset_after=False multiplies Γr ⊙ a⟨t−1⟩ by the candidate's rows of W_hh below: here only Γr's and Γu's
+            gh = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t, rows=None if reset_after else slice(0, 2 * H))
+            loops = _compiled_loops(gx, gh, h_prev) if reset_after else None
         rh = gate_block = None  # rh: Γr ⊙ a⟨t−1⟩ (reset_after=False); gate_block: the loop's [Γr Γu ã gh_n]
         if loops is not None:  # the same equations, one compiled loop
-            gate_block, h = xp.empty((h_prev.shape[0], 4 * H), gh.dtype), xp.empty_like(h_prev)
-            loops.gru_forward(gx, gh, h_prev, gate_block, h)
+            gate_block, h = xp.empty((h_prev.shape[0], 4 * H), h_prev.dtype), xp.empty_like(h_prev)
+            if gh is None:
+                loops.gru_step_forward(gx, b_hh, h_prev, w_hh_t, gate_block, h)
+            else:
+                loops.gru_forward(gx, gh, h_prev, gate_block, h)
             r = z = n = gh_n = None  # in the block; _blocks gives them to a backward that needs them
         else:
             r = logistic(gx[:, :H] + gh[:, :H])
@@ -211,7 +218,10 @@ class GRUStep(Function):
             d_gh, d_h_prev = xp.empty((len(d_h), 3 * H), d_h.dtype), xp.empty_like(d_h)
             d_gx = xp.empty_like(d_gh) if row is None else row
             loops.gru_backward(d_h, self.gate_block, h_prev, d_gx, d_gh, d_h_prev)
-            d_h_prev += d_gh @ w_hh
+            if product_in_loop(len(d_h), w_hh) and _compiled_loops(w_hh) is not None:
+                loops.add_rows_times(d_gh, w_hh, d_h_prev)
+            else:
+                d_h_prev += d_gh @ w_hh
             d_w_hh = OuterGrad(d_gh, h_prev, w_hh.shape)
         else:
             r, z, n, gh_n = (self.r, self.z, self.n, self.gh_n) if self.gate_block is None else _blocks(self.gate_block, 4)
