@@ -11,7 +11,7 @@ round by round, the median of --rounds rounds of 200 calls. The last column
 is the W_hh^T copy the forward needs (nn/fused.py makes it once per layer
 call), in µs: the steps a call must have before the copy pays. What these
 figures set: ``cell_steps.PRODUCT_IN_LOOP_MACS`` and
-``fused.PRODUCT_IN_LOOP_FROM_STEPS`` (docs/performance.md, "The product in
+``steps.PRODUCT_IN_LOOP_FROM_STEPS`` (docs/performance.md, "The product in
 the loop").
 """
 from __future__ import annotations

@@ -122,12 +122,16 @@ def test_the_loops_product_adds_x_times_w_whatever_the_inner_size(inner):
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
 
 
+def _step_arrays(gates, batch, hidden, state_shape):
+    """A step's float32 W_hh (G·H, H), b_hh (G·H,), input (B, G·H) and previous state, drawn from a seed of its own."""
+    rng = np.random.default_rng(hidden)
+    shapes = [(gates * hidden, hidden), (gates * hidden,), (batch, gates * hidden), state_shape]
+    return [rng.standard_normal(shape).astype(np.float32) for shape in shapes]
+
+
 @pytest.mark.parametrize("batch, hidden", [(1, 3), (2, 5), (3, 8)])
 def test_a_step_with_its_product_in_the_loop_equals_blas_and_the_loop(batch, hidden):
-    rng = np.random.default_rng(hidden)
-    w_hh = rng.standard_normal((4 * hidden, hidden)).astype(np.float32)
-    b_hh, x_t = rng.standard_normal(4 * hidden).astype(np.float32), rng.standard_normal((batch, 4 * hidden)).astype(np.float32)
-    state_prev = rng.standard_normal((2, batch, hidden)).astype(np.float32)
+    w_hh, b_hh, x_t, state_prev = _step_arrays(4, batch, hidden, (2, batch, hidden))
     act, state = np.empty((batch, 4 * hidden), np.float32), np.empty_like(state_prev)
     loops.lstm_step_forward(x_t, b_hh, state_prev[0], np.ascontiguousarray(w_hh.T), state_prev[1], act, state)
     blas_act, blas_state = np.empty_like(act), np.empty_like(state)
@@ -135,7 +139,7 @@ def test_a_step_with_its_product_in_the_loop_equals_blas_and_the_loop(batch, hid
     np.testing.assert_allclose(act, blas_act, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(state, blas_state, rtol=1e-5, atol=1e-6)
 
-    d_state = rng.standard_normal((2, batch, hidden)).astype(np.float32)
+    d_state = np.random.default_rng(0).standard_normal((2, batch, hidden)).astype(np.float32)
     d_gates, d_state_prev = np.empty_like(act), np.empty_like(state)
     loops.lstm_step_backward(d_state[0], d_state[1], act, state[1], state_prev[1], w_hh, d_gates, d_state_prev)
     blas_d_gates, blas_d_state_prev = np.empty_like(act), np.empty_like(state)
@@ -147,10 +151,7 @@ def test_a_step_with_its_product_in_the_loop_equals_blas_and_the_loop(batch, hid
 
 @pytest.mark.parametrize("batch, hidden", [(1, 3), (2, 5), (3, 8)])
 def test_a_gru_step_with_its_product_in_the_loop_equals_blas_and_the_loop(batch, hidden):
-    rng = np.random.default_rng(hidden)
-    w_hh = rng.standard_normal((3 * hidden, hidden)).astype(np.float32)
-    b_hh, gx = rng.standard_normal(3 * hidden).astype(np.float32), rng.standard_normal((batch, 3 * hidden)).astype(np.float32)
-    h_prev = rng.standard_normal((batch, hidden)).astype(np.float32)
+    w_hh, b_hh, gx, h_prev = _step_arrays(3, batch, hidden, (batch, hidden))
     saved, h = np.empty((batch, 4 * hidden), np.float32), np.empty_like(h_prev)
     loops.gru_step_forward(gx, b_hh, h_prev, np.ascontiguousarray(w_hh.T), saved, h)
     blas_saved, blas_h = np.empty_like(saved), np.empty_like(h)
@@ -194,9 +195,10 @@ def _counting(monkeypatch, names=LSTM_LOOPS):
 def test_a_small_layers_steps_multiply_inside_their_loop(monkeypatch, cell, steps, forward_in_loop):
     """B1 H5: the hidden product is tiny, so the loops compute it. Going forward they read W_hh^T, which the kernel
     copies for calls of PRODUCT_IN_LOOP_FROM_STEPS steps or more; going back they read W_hh itself, always."""
-    from tinygrad_seq.nn import fused
+    from tinygrad_seq.nn import steps as layer_steps
 
-    assert steps >= fused.PRODUCT_IN_LOOP_FROM_STEPS if forward_in_loop else steps < fused.PRODUCT_IN_LOOP_FROM_STEPS
+    from_steps = layer_steps.PRODUCT_IN_LOOP_FROM_STEPS
+    assert steps >= from_steps if forward_in_loop else steps < from_steps
     ts.manual_seed(0)
     layer = nn.LSTM(3, 5) if cell == "lstm" else nn.GRU(3, 5)
     rng = np.random.default_rng(3)

@@ -18,13 +18,7 @@ from typing import Any
 from ..ops import stack
 from ..ops.cell_steps import LOOPS, GRUStep, LSTMStep, RNNStep, SimplifiedGRUStep, product_in_loop
 from ..tensor import Tensor
-from .steps import Kernel, transposed_copy
-
-PRODUCT_IN_LOOP_FROM_STEPS = 8
-"""Time steps from which an LSTM or GRU layer call whose steps multiply by W_hh inside their compiled loop
-(ops/cell_steps.product_in_loop: B1 H100, say) copies W_hh^T for their forward, below the rows from which every
-layer copies it (steps.TRANSPOSE_FROM_ROWS). The copy costs what the loop saves over about 2 steps at H100,
-6 at H128 and more towards the largest such weight (docs/performance.md, "The product in the loop")."""
+from .steps import Kernel
 
 # ---------------------------------------------------------------- the kernels the cells declare
 
@@ -37,17 +31,12 @@ class RNNKernel(Kernel):
 
 
 class _ProductInLoop(Kernel):
-    """A kernel whose compiled steps may multiply by W_hh inside their loop (the LSTM's, the GRU's): for a layer
-    call of small steps it copies W_hh^T, which their forward reads row by row."""
+    """A kernel whose compiled steps may multiply by W_hh inside their loop (the LSTM's, the GRU's): small steps
+    (ops/cell_steps.product_in_loop) of a cell whose loop can."""
 
-    def begin(self, x: Tensor) -> Tensor:
-        projected = super().begin(x)
-        cell = self.cell
-        if self.w_hh_t is None and x.ndim == 3 and len(x) >= PRODUCT_IN_LOOP_FROM_STEPS and self.loops_can_multiply():
-            weight = cell.weight_hh._data
-            if product_in_loop(x.shape[1], weight) and LOOPS.on(weight, projected._data) is not None:
-                self.w_hh_t = transposed_copy(weight)
-        return projected
+    def multiplies_in_loop(self, projected: Tensor) -> bool:
+        return (self.loops_can_multiply() and product_in_loop(projected.shape[-2], self.cell.weight_hh._data)
+                and LOOPS.on(projected._data) is not None)
 
     def loops_can_multiply(self) -> bool:
         """Whether this cell's steps run the loops that multiply: they add the bias in them, so it needs one."""

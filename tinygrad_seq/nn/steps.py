@@ -101,12 +101,19 @@ class Kernel(Step):
     grad_rows: GradientRows | None = None  # where the steps write the projection's gradient, row t each (see begin)
 
     def begin(self, x: Tensor) -> Tensor:
-        weight = getattr(self.cell, "weight_hh", None)
-        self.w_hh_t = contiguous_transpose(weight._data, x) if isinstance(weight, Tensor) else None
         projected = self.cell.input_projection(x)
+        weight = getattr(self.cell, "weight_hh", None)
+        self.w_hh_t = None
+        if isinstance(weight, Tensor):
+            self.w_hh_t = contiguous_transpose(weight._data, x, self.multiplies_in_loop(projected))
         # The steps write their rows of the projection's gradient into one array, which becomes that gradient.
         self.grad_rows = GradientRows(projected._data) if projected.requires_grad and projected.ndim == 3 else None
         return projected
+
+    def multiplies_in_loop(self, projected: Tensor) -> bool:
+        """Whether this call's steps compute their hidden product inside their compiled loop, which reads W_hh^T
+        row by row (ops/cell_steps.product_in_loop). No here; the LSTM's and the GRU's kernels answer for theirs."""
+        return False
 
     def output(self, carried: Any) -> Tensor:
         return carried if isinstance(carried, Tensor) else carried[0]
@@ -125,15 +132,24 @@ TRANSPOSE_FROM_ROWS = 128
 break-even between 26 and 650 rows across B1–64, H64–512 (the copy of a transposed W is slow); generating one
 token at a time (T = 1) never copies."""
 
+PRODUCT_IN_LOOP_FROM_STEPS = 8
+"""Time steps from which a layer call whose steps multiply by W_hh inside their compiled loop (B1 H100, say)
+copies W_hh^T for their forward, below TRANSPOSE_FROM_ROWS. The copy costs what the loop saves over about 2
+steps at H100, 6 at H128 and more towards the largest such weight (docs/performance.md, "The product in the
+loop")."""
 
-def contiguous_transpose(weight: Any, x: Tensor) -> Any:
+
+def contiguous_transpose(weight: Any, x: Tensor, multiplied_in_loop: bool = False) -> Any:
     """weight.T copied into its own contiguous array on NumPy, for a call on ``x`` (T, B, I), or one step's
     (B, I), that multiplies its rows by ``weight`` one time step at a time: OpenBLAS multiplies by a transposed
-    view up to 2x slower at a step's sizes (docs/performance.md). None when the copy would not pay for itself
-    (fewer than TRANSPOSE_FROM_ROWS rows) or off NumPy (cuBLAS reads a transposed operand at full speed); the
-    step then multiplies by weight.T."""
-    rows = x.size // x.shape[-1]
-    return transposed_copy(weight) if type(weight) is np.ndarray and rows >= TRANSPOSE_FROM_ROWS else None
+    view up to 2x slower at a step's sizes (docs/performance.md), and a step that multiplies inside its
+    compiled loop (``multiplied_in_loop``) reads W^T row by row. None when the copy would not pay for itself
+    (fewer than TRANSPOSE_FROM_ROWS rows, or PRODUCT_IN_LOOP_FROM_STEPS steps in the loop's case) or off NumPy
+    (cuBLAS reads a transposed operand at full speed); the step then multiplies by weight.T."""
+    if type(weight) is not np.ndarray:
+        return None
+    many_rows = x.size // x.shape[-1] >= TRANSPOSE_FROM_ROWS
+    return transposed_copy(weight) if many_rows or (multiplied_in_loop and x.ndim == 3 and len(x) >= PRODUCT_IN_LOOP_FROM_STEPS) else None
 
 
 TRANSPOSE_BLOCK = 64

@@ -68,10 +68,19 @@ backward gained nothing or lost (bench/product_in_loop.py; docs/performance.md, 
 
 
 def product_in_loop(batch: int, w_hh: Any) -> bool:
-    """Whether a compiled LSTM or GRU step of ``batch`` rows computes its hidden product itself
-    (PRODUCT_IN_LOOP_MACS). Going back it always does; going forward it also needs a bias and W_hh^T contiguous
-    (``w_hh_t``), which nn/fused.py's kernels copy for a layer call of PRODUCT_IN_LOOP_FROM_STEPS steps or more."""
-    return batch * w_hh.size <= PRODUCT_IN_LOOP_MACS
+    """Whether a compiled LSTM or GRU step of ``batch`` rows computes its hidden product itself: a product within
+    PRODUCT_IN_LOOP_MACS, by a W_hh the loops take. Going back that is all; going forward the step also needs a
+    bias and W_hh^T contiguous (``w_hh_t``, see _loops_multiplying), which the kernels copy for a layer call of
+    nn.steps.PRODUCT_IN_LOOP_FROM_STEPS steps or more."""
+    return batch * w_hh.size <= PRODUCT_IN_LOOP_MACS and _compiled_loops(w_hh) is not None
+
+
+def _loops_multiplying(x_t, state_prev, w_hh, b_hh, w_hh_t):
+    """ops/loops.py when a step's forward loop is to compute its hidden product too (x_t + b_hh + a⟨t−1⟩ W_hh^T, a⟨t−1⟩
+    the last (B, H) of ``state_prev``), else None: BLAS multiplies, and the loop (if it can run) does the rest."""
+    if w_hh_t is None or b_hh is None or not product_in_loop(state_prev.shape[-2], w_hh):
+        return None
+    return _compiled_loops(x_t, state_prev, w_hh_t, b_hh)
 
 
 def _step_input(projected, t):
@@ -79,9 +88,13 @@ def _step_input(projected, t):
 
 
 def _gate_grads_out(grad_rows, t):
-    """Where a step's backward writes its gate gradients (B, G·H): row t of a block of the layer call's
-    GradientRows, when the kernel gave one (None for a cell called on its own: the op makes its own array)."""
-    return None if grad_rows is None or t is None else grad_rows.row(t)
+    """(block, row): where a step's backward writes its gate gradients (B, G·H), row t of a block of the layer
+    call's GradientRows, when the kernel gave one; (None, None) for a cell called on its own (the op makes its own
+    array)."""
+    if grad_rows is None or t is None:
+        return None, None
+    block = grad_rows.row(t)
+    return block, block.array[t]
 
 
 def _input_grad(d_gates, t, shape, block):
@@ -91,10 +104,13 @@ def _input_grad(d_gates, t, shape, block):
     return SliceGrad((t,), d_gates, shape) if block is None else StepRowsGrad(t, block)
 
 
-def _factor_source(block, t):
-    """(array, t) when the gate gradients are row t of ``block``'s array: the weight's OuterGrads and the bias's
-    RowSumGrads then read the rows of consecutive steps as one view (lazy_grad.joined_rows), not a copy."""
-    return None if block is None else (block.array, t)
+def _hidden_grads(node, d_gates, h_prev, block):
+    """(W_hh's OuterGrad, b_hh's RowSumGrad or None) from a step's gate gradients d_gates (B, G·H). When they are
+    row t of ``block``'s array, both say so (``source``): the parts of consecutive steps are then read as one view
+    of those rows (lazy_grad.joined_rows), not copied."""
+    source = None if block is None else (block.array, node.t)
+    d_b = RowSumGrad(d_gates, node.w_hh.shape[:1], source) if node.needs_input_grad[3] else None
+    return OuterGrad(d_gates, h_prev, node.w_hh.shape, source=source), d_b
 
 
 def _hidden_matmul(h, w_hh, b_hh, w_hh_t=None, rows=None):
@@ -153,14 +169,12 @@ class RNNStep(Function):
     def backward(self, grad):
         xp = backend_of(grad).xp
         d_h, d_pass = _split_masked_grad(grad, self.running, xp)
-        block = _gate_grads_out(self.grad_rows, self.t)
-        d_pre = xp.multiply(d_h, (self.h > 0) if self.relu else 1 - self.h * self.h, out=None if block is None else block.array[self.t])
+        block, row = _gate_grads_out(self.grad_rows, self.t)
+        d_pre = xp.multiply(d_h, (self.h > 0) if self.relu else 1 - self.h * self.h, out=row)
         d_h_prev = d_pre @ self.w_hh
         if d_pass is not None:
             d_h_prev += d_pass
-        source = _factor_source(block, self.t)
-        d_b = RowSumGrad(d_pre, self.w_hh.shape[:1], source) if self.needs_input_grad[3] else None
-        d_w_hh = OuterGrad(d_pre, self.h_prev, self.w_hh.shape, source=source)
+        d_w_hh, d_b = _hidden_grads(self, d_pre, self.h_prev, block)
         return _input_grad(d_pre, self.t, self.shape, block), d_h_prev, d_w_hh, d_b
 
 
@@ -176,9 +190,8 @@ class GRUStep(Function):
         xp = backend_of(h_prev).xp
         H = h_prev.shape[1]
         gx = _step_input(projected, t)
-        loops = gh = None
-        if w_hh_t is not None and b_hh is not None and reset_after and product_in_loop(h_prev.shape[0], w_hh):
-            loops = _compiled_loops(gx, h_prev, w_hh_t, b_hh)  # the loop multiplies too (None: it cannot here)
+        gh = None
+        loops = _loops_multiplying(gx, h_prev, w_hh, b_hh, w_hh_t) if reset_after else None
         if loops is None:  # BLAS multiplies; the loop, where it can run, does the rest
             # reset_after=False multiplies Γr ⊙ a⟨t−1⟩ by the candidate's rows of W_hh below: here only Γr's and Γu's
             gh = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t, rows=None if reset_after else slice(0, 2 * H))
@@ -212,13 +225,12 @@ class GRUStep(Function):
         h_prev, w_hh = self.h_prev, self.w_hh
         H = h_prev.shape[1]
         loops = None if self.gate_block is None else _compiled_loops(d_h, h_prev)
-        block = _gate_grads_out(self.grad_rows, self.t)
-        row = None if block is None else block.array[self.t]
+        block, row = _gate_grads_out(self.grad_rows, self.t)
         if loops is not None:  # the same equations, one compiled loop
             d_gh, d_h_prev = xp.empty((len(d_h), 3 * H), d_h.dtype), xp.empty_like(d_h)
             d_gx = xp.empty_like(d_gh) if row is None else row
             loops.gru_backward(d_h, self.gate_block, h_prev, d_gx, d_gh, d_h_prev)
-            if product_in_loop(len(d_h), w_hh) and _compiled_loops(w_hh) is not None:
+            if product_in_loop(len(d_h), w_hh):
                 loops.add_rows_times(d_gh, w_hh, d_h_prev)
             else:
                 d_h_prev += d_gh @ w_hh
@@ -270,15 +282,12 @@ class SimplifiedGRUStep(Function):
         xp = backend_of(grad).xp
         d_h, d_pass = _split_masked_grad(grad, self.running, xp)
         z, n, h_prev = self.z, self.n, self.h_prev
-        block = _gate_grads_out(self.grad_rows, self.t)
-        d_gates = xp.concatenate([d_h * (h_prev - n) * z * (1 - z), d_h * (1 - z) * (1 - n * n)], axis=1,
-                                 out=None if block is None else block.array[self.t])
+        block, row = _gate_grads_out(self.grad_rows, self.t)
+        d_gates = xp.concatenate([d_h * (h_prev - n) * z * (1 - z), d_h * (1 - z) * (1 - n * n)], axis=1, out=row)
         d_h_prev = d_h * z + d_gates @ self.w_hh
         if d_pass is not None:
             d_h_prev += d_pass
-        source = _factor_source(block, self.t)
-        d_b = RowSumGrad(d_gates, self.w_hh.shape[:1], source) if self.needs_input_grad[3] else None
-        d_w_hh = OuterGrad(d_gates, h_prev, self.w_hh.shape, source=source)
+        d_w_hh, d_b = _hidden_grads(self, d_gates, h_prev, block)
         return _input_grad(d_gates, self.t, self.shape, block), d_h_prev, d_w_hh, d_b
 
 
@@ -297,9 +306,8 @@ class LSTMStep(Function):
         H = h_prev.shape[1]
         x_t = _step_input(projected, t)
         peephole = w_ci is not None
-        loops = gates = None
-        if w_hh_t is not None and b_hh is not None and not peephole and product_in_loop(h_prev.shape[0], w_hh):
-            loops = _compiled_loops(x_t, state_prev, w_hh_t, b_hh)  # the loop multiplies too (None: it cannot here)
+        gates = None
+        loops = None if peephole else _loops_multiplying(x_t, state_prev, w_hh, b_hh, w_hh_t)
         if loops is None:  # BLAS multiplies; the loop, where it can run, does the rest
             gates = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t)
             gates += x_t
@@ -353,12 +361,11 @@ class LSTMStep(Function):
         c = self.c
         h_prev, c_prev = self.state_prev[0], self.state_prev[1]
         loops = None if self.gate_block is None else _compiled_loops(d_h, d_c, c_prev)
-        block = _gate_grads_out(self.grad_rows, self.t)
-        row = None if block is None else block.array[self.t]
+        block, row = _gate_grads_out(self.grad_rows, self.t)
         if loops is not None:  # the same equations, one compiled loop
             d_gates = xp.empty_like(self.gate_block) if row is None else row
             d_state_prev = xp.empty(d_state.shape, d_h.dtype)
-            if product_in_loop(d_h.shape[0], self.w_hh) and _compiled_loops(self.w_hh) is not None:
+            if product_in_loop(d_h.shape[0], self.w_hh):
                 loops.lstm_step_backward(d_h, d_c, self.gate_block, c, c_prev, self.w_hh, d_gates, d_state_prev)
             else:
                 loops.lstm_backward(d_h, d_c, self.gate_block, c, c_prev, d_gates, d_state_prev[1])
@@ -384,7 +391,5 @@ class LSTMStep(Function):
             d_state_prev = xp.stack([d_gates @ self.w_hh, d_c_prev])
         if d_pass is not None:
             d_state_prev += d_pass
-        source = _factor_source(block, self.t)
-        d_b = RowSumGrad(d_gates, self.w_hh.shape[:1], source) if self.needs_input_grad[3] else None
-        d_w_hh = OuterGrad(d_gates, h_prev, self.w_hh.shape, source=source)
+        d_w_hh, d_b = _hidden_grads(self, d_gates, h_prev, block)
         return (_input_grad(d_gates, self.t, self.shape, block), d_state_prev, d_w_hh, d_b, *peephole_grads)
