@@ -150,3 +150,9 @@ def test_the_w_transpose_is_copied_only_where_it_pays():
     many, few = ts.zeros(steps.TRANSPOSE_FROM_ROWS, 1, 4), ts.zeros(1, steps.TRANSPOSE_FROM_ROWS - 1, 4)
     np.testing.assert_array_equal(steps.contiguous_transpose(weight, many), weight.T)
     assert steps.contiguous_transpose(weight, few) is None
+    # Steps that multiply inside their compiled loop read W^T row by row: a copy from fewer rows, in calls long enough
+    long_call, short_call = ts.zeros(steps.PRODUCT_IN_LOOP_FROM_STEPS, 1, 4), ts.zeros(steps.PRODUCT_IN_LOOP_FROM_STEPS - 1, 1, 4)
+    np.testing.assert_array_equal(steps.contiguous_transpose(weight, long_call, multiplied_in_loop=True), weight.T)
+    assert steps.contiguous_transpose(weight, long_call) is None
+    assert steps.contiguous_transpose(weight, short_call, multiplied_in_loop=True) is None
+    assert steps.contiguous_transpose(weight, ts.zeros(1, 4), multiplied_in_loop=True) is None  # one step's (B, I)
