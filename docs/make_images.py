@@ -48,8 +48,8 @@ def gradient_flow_plot(out: Path) -> list[str]:
         model = make()
         ts.manual_seed(1)
         outputs, _ = model(ts.randn(50, 4, 8))
-        flows.append({k: v for k, v in viz.gradient_flow(outputs[-1].sum()).items() if k[0] == "a"})
-    path = viz.plot_gradient_flow(flows, out / "gradient_flow.png", labels=list(models),
+        flows.append(viz.gradient_flow(outputs[-1].sum()))
+    path = viz.plot_gradient_flow(flows, out / "gradient_flow.png", labels=list(models), parts=["a"],
                                   title="‖∂L/∂a⟨t⟩‖ for a loss at t = 50 (default init, seeded)")
     return [path.name]
 

@@ -7,6 +7,7 @@ import pytest
 
 import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
+from tinygrad_seq.viz import flow
 
 from .conftest import to_host
 
@@ -85,6 +86,20 @@ def test_plot_gradient_flow(tmp_path):
     assert path.suffix == ".png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="2 results but 1 labels"):
         viz.plot_gradient_flow([rnn, lstm], tmp_path / "x.png", labels=["RNN"])
+    with pytest.raises(ValueError, match=r"the results hold the parts \['a', 'c'\], and parts=\['h'\] keeps none"):
+        viz.plot_gradient_flow([rnn, lstm], tmp_path / "x.png", labels=["RNN", "LSTM"], parts=["h"])
+
+
+def test_plotted_lines_are_named_by_the_parts_drawn():
+    ts.manual_seed(0)
+    rnn, lstm = (viz.gradient_flow(model(ts.randn(10, 1, 2))[0][-1].sum()) for model in (nn.RNN(2, 4), nn.LSTM(2, 4)))
+    drawn, lines = flow._lines([rnn, lstm], ["RNN", "LSTM"], None)
+    assert drawn == ["a", "c"] and [name for name, _ in lines] == ["RNN, a⟨t⟩", "LSTM, a⟨t⟩", "LSTM, c⟨t⟩"]
+    drawn, lines = flow._lines([rnn, lstm], ["RNN", "LSTM"], ["a"])  # the figure of docs/bptt.md: one line per model
+    assert drawn == ["a"] and [name for name, _ in lines] == ["RNN", "LSTM"]
+    assert lines[1][1] is lstm["a", 0, "forward"]
+    _, lines = flow._lines(viz.gradient_flow(lstm_loss()), ["LSTM"], ["c"])  # two layers, both directions
+    assert {name for name, _ in lines} == {f"LSTM, layer {layer} {direction}" for layer in (0, 1) for direction in ("forward", "reverse")}
 
 
 def test_plot_without_matplotlib_names_the_extra(tmp_path, monkeypatch):

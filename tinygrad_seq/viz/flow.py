@@ -14,7 +14,7 @@ the gates of a GRU or LSTM can keep it alive.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,12 +70,17 @@ def plot_gradient_flow(
     flows: Mapping[Key, np.ndarray] | Sequence[Mapping[Key, np.ndarray]],
     path: str | os.PathLike,
     labels: Sequence[str] | None = None,
-    title: str = "Gradient flow: ‖∂L/∂a⟨t⟩‖ per time step",
+    title: str = "Gradient flow per time step",
+    parts: Collection[str] | None = None,
 ) -> Path:
     """Plot one or several ``gradient_flow`` results on a log scale and save the figure (PNG, SVG, PDF by suffix).
 
     ``labels`` names each result (e.g. "RNN", "LSTM"); every key of a result
-    is one line ("LSTM a", "LSTM c", "GRU a layer 1 reverse", ...).
+    is one line. ``parts`` keeps only those state parts (``("a",)``: an
+    LSTM's a⟨t⟩ without its c⟨t⟩); None draws them all. A line is named by
+    its label, then by its part when the figure shows more than one ("LSTM,
+    c⟨t⟩"), then by its layer and direction when its result has several
+    ("GRU, a⟨t⟩, layer 1 reverse"); the y axis names the parts drawn.
     """
     try:
         import matplotlib
@@ -84,19 +89,13 @@ def plot_gradient_flow(
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError("plot_gradient_flow needs matplotlib: pip install 'tinygrad-seq[plot]'") from None
-    results = [flows] if isinstance(flows, Mapping) else list(flows)
-    labels = list(labels) if labels is not None else [f"model {i + 1}" for i in range(len(results))]
-    if len(labels) != len(results):
-        raise ValueError(f"plot_gradient_flow: {len(results)} results but {len(labels)} labels; give one label per result")
+    drawn, lines = _lines(flows, labels, parts)
     figure, axes = plt.subplots(figsize=(7, 4))
-    for label, result in zip(labels, results):
-        several = len({(layer, direction) for _, layer, direction in result}) > 1
-        for (symbol, layer, direction), norms in result.items():
-            name = f"{label} {symbol}" + (f" layer {layer} {direction}" if several else "")
-            axes.plot(np.arange(1, len(norms) + 1), norms, marker="o", markersize=3, label=name)
+    for name, norms in lines:
+        axes.plot(np.arange(1, len(norms) + 1), norms, marker="o", markersize=3, label=name)
     axes.set_yscale("log")
     axes.set_xlabel("time step t")
-    axes.set_ylabel("‖∂L/∂a⟨t⟩‖  (log scale)")
+    axes.set_ylabel(", ".join(f"‖∂L/∂{part}⟨t⟩‖" for part in drawn) + "  (log scale)")
     axes.set_title(title)
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
@@ -108,3 +107,28 @@ def plot_gradient_flow(
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def _lines(
+    flows: Mapping[Key, np.ndarray] | Sequence[Mapping[Key, np.ndarray]],
+    labels: Sequence[str] | None,
+    parts: Collection[str] | None,
+) -> tuple[list[str], list[tuple[str, np.ndarray]]]:
+    """What plot_gradient_flow draws: the state parts on the figure, and each line's (name, norms)."""
+    results = [flows] if isinstance(flows, Mapping) else list(flows)
+    labels = list(labels) if labels is not None else [f"model {i + 1}" for i in range(len(results))]
+    if len(labels) != len(results):
+        raise ValueError(f"plot_gradient_flow: {len(results)} results but {len(labels)} labels; give one label per result")
+    held = list(dict.fromkeys(part for result in results for part, _, _ in result))
+    drawn = [part for part in held if parts is None or part in parts]
+    if not drawn:
+        raise ValueError(f"plot_gradient_flow: nothing to draw: the results hold the parts {held}, and parts={parts!r} "
+                         "keeps none of them")
+    lines = []
+    for label, result in zip(labels, results):
+        several = len({(layer, direction) for _, layer, direction in result}) > 1
+        for (part, layer, direction), norms in result.items():
+            if part in drawn:
+                name = label + (f", {part}⟨t⟩" if len(drawn) > 1 else "") + (f", layer {layer} {direction}" if several else "")
+                lines.append((name, norms))
+    return drawn, lines
