@@ -8,6 +8,7 @@ from tinygrad_seq import nn, viz
 from tinygrad_seq.engine import topological_order
 
 from .cell_variants import CELLS
+from .conftest import to_host
 
 pytestmark = pytest.mark.usefixtures("backend")  # every test on NumPy and on the strict device backend (conftest)
 
@@ -38,6 +39,26 @@ def test_check_cell_catches_a_broken_cell():
 
     with pytest.raises(AssertionError, match=r"check_cell: one step's gradients: grad_check: input 1 \(a, shape \(2, 2\)\)"):
         ts.testing.check_cell(LeakyCell(3, 2))
+
+
+def test_a_cell_without_prepare_starts_from_its_initial_state():
+    class BareCell(nn.RecurrentCell):
+        """forward reads the state as given: no self.prepare, so it relies on cell(x) to supply the start."""
+
+        def __init__(self, input_size, hidden_size):
+            super().__init__(input_size, hidden_size)
+            self.gate_parameters(1, bias=True)
+            self.reset_parameters()
+
+        def forward(self, x, state=None):
+            return (self.input_projection(x) + self.hidden_projection(state)).tanh()
+
+    ts.manual_seed(0)
+    cell, x = BareCell(3, 2), ts.randn(4, 3)
+    np.testing.assert_array_equal(to_host(cell(x)), to_host(cell(x, cell.initial_state(4, like=x))))
+    assert ts.testing.check_cell(cell)
+    with pytest.raises(ValueError, match=r"BareCell: the input must have shape \(batch, 3\); got \(4, 5\)"):
+        cell(ts.randn(4, 5))
 
 
 def _roles(tensor):

@@ -186,9 +186,12 @@ class RecurrentCell(Module):
         return state
 
     def __call__(self, x: Tensor, state: State | None = None) -> State:
-        """One step, ``cell(x, state=None) -> new state``: through the cell's kernel where it runs one, else ``forward``."""
+        """One step, ``cell(x, state=None) -> new state``: through the cell's kernel where it runs one, else ``forward``.
+
+        No state is the initial state: ``forward`` is handed it, so a cell whose ``forward`` skips
+        ``self.prepare`` still starts where ``cell(x, cell.initial_state(...))`` does."""
         if path_of(self) != "kernel":
-            return self.forward(x, state)
+            return self.forward(x, self.prepare(x, state) if state is None else state)
         state = self.prepare(x, state)
         kernel = self.kernel(self)
         return kernel.unpack(kernel.step(kernel.begin(x), None, kernel.pack(state), None))
