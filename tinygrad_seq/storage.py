@@ -201,6 +201,9 @@ def existing_checkpoint(path: str | os.PathLike) -> Path | None:
     return _old(path) if is_checkpoint(_old(path)) else None
 
 
+_WHAT_TO_PASS = "pass the folder a training run wrote (tinygrad-seq train --out DIR, Trainer.run(DIR))"
+
+
 def checkpoint_folder(path: str | os.PathLike) -> Path:
     """The folder to read the checkpoint ``path`` from: ``path``, or ``.NAME.old`` if a save died mid-swap.
 
@@ -212,9 +215,9 @@ def checkpoint_folder(path: str | os.PathLike) -> Path:
     except FileNotFoundError:
         if is_checkpoint(_old(_absolute(path))):
             return _old(_absolute(path))  # read, don't rename: a save in flight may be between its two renames
-        raise CheckpointError(f"checkpoint {path} not found; pass the --out folder of a train run") from None
+        raise CheckpointError(f"checkpoint {path} not found; {_WHAT_TO_PASS}") from None
     if not is_folder:
-        raise CheckpointError(f"{path} is a file, not a checkpoint folder; pass the --out folder of a train run")
+        raise CheckpointError(f"{path} is a file, not a checkpoint folder; {_WHAT_TO_PASS}")
     return path
 
 
