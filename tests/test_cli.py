@@ -31,3 +31,26 @@ def test_unknown_backend_is_rejected(capsys):
 def test_runs_as_a_module():
     result = subprocess.run([sys.executable, "-m", "tinygrad_seq", "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == f"tinygrad-seq {ts.__version__}"
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
+    """`tinygrad-seq bptt | head -1`: once the pipe's reader is gone, the command stops with SIGPIPE's status, no traceback."""
+    process = subprocess.Popen([sys.executable, "-m", "tinygrad_seq", "bptt", "--steps", "2", "--out", str(tmp_path / "frames")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    process.stdout.close()  # as head does once it has its line
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 141 and err.decode() == ""
+
+
+def test_a_graph_too_large_to_draw_is_one_line(tmp_path, monkeypatch, capsys):
+    import importlib
+
+    from tinygrad_seq.viz import images
+
+    def give_up(source):
+        raise images.RenderError("render: the in-process Graphviz could not lay out this graph of 9 edges (Trap: ...)")
+
+    monkeypatch.setattr(importlib.import_module("tinygrad_seq.viz.render"), "render_svg", give_up)  # what render() calls
+    assert main(["graph", "--steps", "2", "--out", str(tmp_path / "g.svg")]) == 2
+    assert capsys.readouterr().err == (
+        "tinygrad-seq graph: error: render: the in-process Graphviz could not lay out this graph of 9 edges (Trap: ...)\n")

