@@ -102,6 +102,18 @@ def test_load_state_dict_errors_list_every_problem_and_change_nothing():
     assert result.missing_keys == ["0.weight", "1.bias"] and result.unexpected_keys == ["2.weight"]
     with pytest.raises(KeyError, match="mis-shaped"):
         model.load_state_dict({"0.weight": np.zeros((1, 1))}, strict=False)
+    assert isinstance(error.value, nn.StateDictError) and message.startswith("load_state_dict into Sequential: ")  # not quoted
+
+
+def test_loading_another_cells_weights_says_which_cells():
+    with pytest.raises(nn.StateDictError) as error:
+        nn.LSTM(8, 32).load_state_dict(nn.GRU(8, 32).state_dict())
+    assert str(error.value).endswith(
+        "weight_hh_l0 says the checkpoint holds a GRU's weights (3 blocks of H = 32 rows) and the model is an LSTM (4): "
+        "build the model with the cell the checkpoint was saved with")
+    with pytest.raises(nn.StateDictError) as error:  # another H is a size, not a cell
+        nn.LSTM(8, 24).load_state_dict(nn.LSTM(8, 32).state_dict())
+    assert str(error.value).endswith("Build the model with the sizes the checkpoint was saved with")
 
 
 def test_save_and_load_round_trip(tmp_path):

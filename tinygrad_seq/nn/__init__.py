@@ -35,7 +35,7 @@ from .dropout import Dropout
 from .embedding import Embedding
 from .linear import Linear
 from .losses import BCEWithLogitsLoss
-from .module import Module, ModuleList, Parameter, Sequential, evaluating
+from .module import Module, ModuleList, Parameter, Sequential, StateDictError, evaluating
 from .recurrent import Bidirectional, Recurrent, Stacked
 from .roles import gate
 from .rnn import GRU, LSTM, RNN, RecurrentLayer

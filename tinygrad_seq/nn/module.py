@@ -46,6 +46,32 @@ class Parameter(Tensor):
         return "Parameter" + super().__repr__()[len("Tensor"):].replace(", requires_grad=True", "")
 
 
+class StateDictError(KeyError):
+    """A state dict that does not fit the model: every missing, unexpected and mis-shaped key, and the fix.
+
+    A KeyError, as before, whose message prints as written (a KeyError's own is quoted like a key)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+_CELL_OF_GATE_BLOCKS = {1: "an RNN", 2: "a simplified GRU", 3: "a GRU", 4: "an LSTM"}  # the built-in cells' G in W_hh (G·H, H)
+
+
+def _other_cell(state_dict: dict[str, Any], own: dict[str, Any]) -> str:
+    """Where a recurrent weight_hh (G·H, H) has the model's H but another G: what each cell is, as the fix to name."""
+    for key, parameter in own.items():
+        if not key.split(".")[-1].startswith("weight_hh") or key not in state_dict:
+            continue
+        theirs, ours = _shape(state_dict[key]), parameter.shape
+        if len(theirs) == len(ours) == 2 and theirs[1] == ours[1] and theirs[0] != ours[0] and theirs[0] % theirs[1] == 0:
+            blocks = theirs[0] // theirs[1], ours[0] // ours[1]
+            cells = [_CELL_OF_GATE_BLOCKS.get(count, f"a cell of {count} gate blocks") for count in blocks]
+            return (f"{key} says the checkpoint holds {cells[0]}'s weights ({blocks[0]} blocks of H = {theirs[1]} rows) and "
+                    f"the model is {cells[1]} ({blocks[1]}): build the model with the cell the checkpoint was saved with")
+    return ""
+
+
 class IncompatibleKeys(NamedTuple):
     missing_keys: list[str]
     unexpected_keys: list[str]
@@ -189,9 +215,10 @@ class Module:
         if strict and unexpected:
             problems.append("unexpected: " + ", ".join(unexpected))
         if problems:
-            raise KeyError(
+            other_cell = _other_cell(state_dict, own)
+            raise StateDictError(
                 f"load_state_dict into {type(self).__name__}: " + " | ".join(problems)
-                + ". Build the model with the sizes the checkpoint was saved with"
+                + (f". {other_cell}" if other_cell else ". Build the model with the sizes the checkpoint was saved with")
                 + ("" if misshaped else ", or pass strict=False to load the keys that match")
             )
         for name, p in own.items():
