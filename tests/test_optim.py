@@ -149,6 +149,8 @@ def test_optimizer_steps_do_not_reallocate_parameters():
     "make, error, message",
     [
         (lambda p: optim.SGD([]), ValueError, r"SGD: got an empty parameter list"),
+        (lambda p: optim.Adam(make_mlp()), TypeError, r"Adam: got the module Sequential itself; pass its parameters: "
+                                                       r"Adam\(model.parameters\(\), ...\)"),
         (lambda p: optim.SGD(p, lr=-1), ValueError, r"SGD: lr, momentum and weight_decay must be >= 0"),
         (lambda p: optim.SGD(p, nesterov=True), ValueError, r"nesterov=True needs momentum > 0"),
         (lambda p: optim.Adam(p, betas=(0.9, 1.0)), ValueError, r"0 <= betas < 1"),

@@ -27,6 +27,9 @@ class Optimizer:
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]) -> None:
         name = type(self).__name__
+        if callable(getattr(params, "parameters", None)):  # a model: torch refuses it too, with less to go on
+            raise TypeError(f"{name}: got the module {type(params).__name__} itself; pass its parameters: "
+                            f"{name}(model.parameters(), ...)")
         params = list(params) if not isinstance(params, Tensor) else [params]
         if not params:
             raise ValueError(f"{name}: got an empty parameter list; pass model.parameters()")
