@@ -175,9 +175,10 @@ def test_a_bug_flags_exactly_what_it_breaks(bug):
 def test_the_issue_example_reads_as_the_issue_says():
     old, new, _ = BUGS["dWaa misses step 2"]
     report = check(broken(old, new))
-    assert "rnn_backward: dWaa differs from t = 2 on; dx, da0, dWax, dba match" in str(report).splitlines()
+    assert "rnn_backward: dWaa differs from t = 2 on, by up to 2.47; dx, da0, dWax, dba match" in str(report).splitlines()
     (m,) = report.mismatches
-    assert (m.function, m.gradient, m.t) == ("rnn_backward", "dWaa", 2)
+    assert (m.function, m.gradient, m.t) == ("rnn_backward", "dWaa", 2) and f"{m.max_diff:.3g}" == "2.47"
+    assert m.max_diff == np.abs(m.received - m.expected).max()  # the figure the line gives
     inputs = Inputs.random()  # what they returned is the engine's dWaa without step 2's term
     *_, (caches, x) = reference.rnn_forward(*inputs.forward_arguments(BY_NAME["rnn_forward"]))
     from_step_3 = reference.rnn_backward(inputs.da[:, :, 2:], (caches[2:], x[:, :, 2:]))["da0"]  # what step 3 sends back to a⟨2⟩
@@ -207,12 +208,12 @@ VERDICTS = {
         "(given the cache of ts.course.gru_cell_forward: your gru_cell_forward failed)",
     ]),
     "NaN": ('"dc_prev": dc * ft,', '"dc_prev": dc * ft * np.nan,', [
-        "lstm_cell_backward: dc_prev differs; dxt, da_prev, dWf, dbf, dWi, dbi, dWc, dbc, dWo, dbo match",
-        "lstm_backward: dx, da0, dWf, dbf, dWi, dbi, dWc, dbc, dWo, dbo differ from t = 1 on",  # 0 · NaN is NaN
+        "lstm_cell_backward: dc_prev differs, with NaN or inf; dxt, da_prev, dWf, dbf, dWi, dbi, dWc, dbc, dWo, dbo match",
+        "lstm_backward: dx, da0, dWf, dbf, dWi, dbi, dWc, dbc, dWo, dbo differ from t = 1 on, with NaN or inf",  # 0 · NaN is NaN
     ]),
     "a forward bug": ("c_next = ft * c_prev + it * cct", "c_next = ft * c_prev + cct", [
-        "lstm_cell_forward: a_next, c_next, yt_pred differ",
-        "lstm_cell_backward: dxt, da_prev, dc_prev, dWf, dbf, dWi, dbi, dWc, dbc, dWo, dbo differ "
+        "lstm_cell_forward: a_next, c_next, yt_pred differ, by up to 0.979",
+        "lstm_cell_backward: dxt, da_prev, dc_prev, dWf, dbf, dWi, dbi, dWc, dbc, dWo, dbo differ, by up to 0.365 "
         "(through the cache of your lstm_cell_forward, which differs)",
     ]),
 }
@@ -362,7 +363,7 @@ def test_check_course_command(learner_file, tmp_path, capsys):
     wrong.write_text(inspect.getsource(reference).replace('dWaa += gradients["dWaa"]', 'dWaa += gradients["dWaa"] if t != 1 else 0'))
     assert cli(["check-course", str(wrong)]) == 1
     out = capsys.readouterr().out
-    assert "rnn_backward: dWaa differs from t = 2 on; dx, da0, dWax, dba match" in out.splitlines()
+    assert "rnn_backward: dWaa differs from t = 2 on, by up to 2.47; dx, da0, dWax, dba match" in out.splitlines()
     assert out.splitlines()[-1] == "1 of 10 function(s) differ from the engine"
 
     (tmp_path / "broken.py").write_text("def rnn_forward(:\n")

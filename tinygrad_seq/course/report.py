@@ -52,15 +52,23 @@ class FunctionReport:
         phrases = []
         differing = [m for m in self.mismatches if not m.note]
         for t in sorted({m.t for m in differing}, key=lambda t: -1 if t is None else t):
-            names = [m.gradient for m in differing if m.t == t]
-            phrases.append(f"{', '.join(names)} {'differs' if len(names) == 1 else 'differ'}"
-                           + (f" from t = {t} on" if t is not None else ""))
+            group = [m for m in differing if m.t == t]
+            phrases.append(f"{', '.join(m.gradient for m in group)} {'differs' if len(group) == 1 else 'differ'}"
+                           + (f" from t = {t} on" if t is not None else "") + _by_how_much(group))
         phrases += [f"{m.gradient} {m.note}" for m in self.mismatches if m.note]
         wrong = {m.gradient for m in self.mismatches}
         matching = [name for name in self.outputs if name not in wrong]
         if matching:
             phrases.append(f"{', '.join(matching)} {'matches' if len(matching) == 1 else 'match'}")
         return f"{self.function}: {'; '.join(phrases)}" + (f" ({self.note})" if self.note else "")
+
+
+def _by_how_much(group: list[Mismatch]) -> str:
+    """", by up to 2.25": the largest max_diff of outputs that differ together; NaN or inf said as such."""
+    largest = max((m.max_diff for m in group if m.max_diff is not None), default=None)
+    if largest is None:
+        return ""
+    return ", with NaN or inf" if np.isinf(largest) else f", by up to {largest:.3g}"
 
 
 @dataclass
