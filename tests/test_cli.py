@@ -54,3 +54,15 @@ def test_a_graph_too_large_to_draw_is_one_line(tmp_path, monkeypatch, capsys):
     assert main(["graph", "--steps", "2", "--out", str(tmp_path / "g.svg")]) == 2
     assert capsys.readouterr().err == (
         "tinygrad-seq graph: error: render: the in-process Graphviz could not lay out this graph of 9 edges (Trap: ...)\n")
+
+
+def test_every_option_with_a_default_says_it_in_its_help():
+    import argparse
+
+    from tinygrad_seq.cli import build_parser
+
+    (commands,) = [action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)]
+    silent = [(command, action.option_strings[0]) for command, parser in commands.choices.items() for action in parser._actions
+              if action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+              and "default" not in (action.help or "")]
+    assert silent == []

@@ -155,10 +155,10 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     train.add_argument("--data", help="a text file (required, except with --resume)")
     train.add_argument("--encoding", type=encoding_name, default="utf-8",
                        help="the data's text encoding (default utf-8; e.g. latin-1, cp1252)")
-    train.add_argument("--level", choices=["char", "word"], default="char")
+    train.add_argument("--level", choices=["char", "word"], default="char", help="tokens: characters or words (default char)")
     train.add_argument("--layout", choices=LAYOUTS, default="lines",
-                       help="lines: one sequence per line (names); stream: one long text, truncated BPTT")
-    train.add_argument("--cell", default="lstm", help="rnn, gru, lstm, simplified_gru or a cell registered by --import")
+                       help="lines: one sequence per line (names); stream: one long text, truncated BPTT (default lines)")
+    train.add_argument("--cell", default="lstm", help="rnn, gru, lstm, simplified_gru or a cell registered by --import (default lstm)")
     train.add_argument("--embed", type=integer(1), default=32, help="embedding size, >= 1 (default 32)")
     train.add_argument("--hidden", type=integer(1), default=64, help="hidden size, >= 1 (default 64)")
     train.add_argument("--layers", type=integer(1), default=1, help="stacked layers, >= 1 (default 1)")
@@ -169,7 +169,7 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=integer(1), default=32, help=">= 1 (default 32)")
     train.add_argument("--epochs", type=integer(1), default=10, help=">= 1 (default 10)")
     train.add_argument("--lr", type=number(0), default=1e-2, help="learning rate, > 0 (default 0.01)")
-    train.add_argument("--optimizer", choices=["adam", "sgd", "rmsprop", "adagrad"], default="adam")
+    train.add_argument("--optimizer", choices=["adam", "sgd", "rmsprop", "adagrad"], default="adam", help="(default adam)")
     clipping = train.add_mutually_exclusive_group()
     clipping.add_argument("--clip", type=number(0, hint="--no-clip turns clipping off"), default=5.0,
                           help="clip_grad_norm_ max norm, > 0 (default 5)")
