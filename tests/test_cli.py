@@ -63,6 +63,6 @@ def test_every_option_with_a_default_says_it_in_its_help():
 
     (commands,) = [action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)]
     silent = [(command, action.option_strings[0]) for command, parser in commands.choices.items() for action in parser._actions
-              if action.option_strings and action.default not in (None, False, argparse.SUPPRESS)
+              if action.option_strings and action.default not in (None, False, argparse.SUPPRESS, [], "")
               and "default" not in (action.help or "")]
     assert silent == []

@@ -140,7 +140,7 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     graph.add_argument("--collapse", action="store_true", help="draw each cell step as one box")
     graph.add_argument("--values", action="store_true", help="show tensor values")
     graph.add_argument("--grads", action="store_true", help="run backward first and show gradients")
-    graph.add_argument("--rankdir", choices=["LR", "TB"], default="LR", help="time left to right (LR) or top to bottom (TB)")
+    graph.add_argument("--rankdir", choices=["LR", "TB"], default="LR", help="time left to right (LR) or top to bottom (TB) (default LR)")
 
     bptt = commands.add_parser("bptt", help="walk through a small model's backward pass: an HTML explorer, or one SVG per step",
                                description="Print every step of backpropagation through time; write the explorer page "
