@@ -530,3 +530,11 @@ def test_an_interrupted_epoch_resumes_its_running_loss(tmp_path, layout):
     assert resumed.running_loss == first.running_loss is not None
     resumed.run(tmp_path / "run", progress=False)
     assert resumed.history == straight.history  # train losses included
+
+
+def test_progress_into_a_log_file_is_a_few_lines_not_one_per_batch(tmp_path, capsys):
+    trainer = Trainer(small_config(batch_size=4, max_chars=2000))  # dozens of batches in its epoch
+    trainer.run(tmp_path / "ckpt", progress=True)
+    err = capsys.readouterr().err  # not a terminal, as a log file is not
+    batches = len(trainer.batches(0))
+    assert batches > 20 and err.count("\r") <= 3 and f"{batches}/{batches}" in err and "loss=" in err

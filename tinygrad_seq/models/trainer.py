@@ -17,6 +17,7 @@ import json
 import math
 import os
 import signal
+import sys
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -121,6 +122,11 @@ def check_batch_memory(sequences: Sequence[Sequence[int]], batch_size: int, voca
             "TrainConfig.max_batch_gb); train on long text with --layout stream (truncated BPTT in chunks of --seq-len), "
             "or split the line" + (", or use a smaller --batch-size" if batch > 1 else "")
         )
+
+
+def _on_terminal(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _detach(state: Any) -> Any:
@@ -268,15 +274,16 @@ class Trainer:
                 batches = self.batches(self.epoch)
                 if self.batch == 0:
                     self.carry, self.running_loss = None, None
+                # A log file (stderr not a terminal) gets a line every 30 s, not one per redraw
                 bar = tqdm(total=len(batches), initial=self.batch, desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
-                           disable=not progress, leave=True)
+                           disable=not progress, leave=True, mininterval=0.1 if _on_terminal(sys.stderr) else 30)
                 while self.batch < len(batches):
                     self.seed_device_stream()
                     loss = self.train_step(*batches[self.batch])
                     self.running_loss = loss if self.running_loss is None else 0.95 * self.running_loss + 0.05 * loss
                     self.batch += 1
+                    bar.set_postfix(loss=f"{self.running_loss:.3f}", refresh=False)  # drawn by update, at its pace
                     bar.update(1)
-                    bar.set_postfix(loss=f"{self.running_loss:.3f}")
                     if self.stop_requested:
                         bar.close()
                         if out is not None:
