@@ -56,9 +56,20 @@ def test_a_cell_without_prepare_starts_from_its_initial_state():
     ts.manual_seed(0)
     cell, x = BareCell(3, 2), ts.randn(4, 3)
     np.testing.assert_array_equal(to_host(cell(x)), to_host(cell(x, cell.initial_state(4, like=x))))
-    assert ts.testing.check_cell(cell)
+    with pytest.raises(AssertionError, match=r"check_cell: state=None: forward\(x\) without a state raised AttributeError: "
+                                             r".*Start forward with state = self.prepare\(x, state\)"):
+        ts.testing.check_cell(cell)  # the contract still asks forward to start there itself
     with pytest.raises(ValueError, match=r"BareCell: the input must have shape \(batch, 3\); got \(4, 5\)"):
         cell(ts.randn(4, 5))
+
+
+def test_check_cell_catches_a_forward_that_starts_elsewhere():
+    class OnesCell(nn.RNNCell):
+        def forward(self, x, state=None):
+            return super().forward(x, ts.ones(x.shape[0], self.hidden_size, dtype=x.dtype) if state is None else state)
+
+    with pytest.raises(AssertionError, match=r"check_cell: state=None: cell.forward\(x\) differs from cell.forward\(x, "):
+        ts.testing.check_cell(OnesCell(3, 2, fused=False))
 
 
 def _roles(tensor):

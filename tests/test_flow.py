@@ -97,6 +97,9 @@ def test_plotted_lines_are_named_by_the_parts_drawn():
     assert drawn == ["a", "c"] and [name for name, _ in lines] == ["RNN, a⟨t⟩", "LSTM, a⟨t⟩", "LSTM, c⟨t⟩"]
     drawn, lines = flow._lines([rnn, lstm], ["RNN", "LSTM"], ["a"])  # the figure of docs/bptt.md: one line per model
     assert drawn == ["a"] and [name for name, _ in lines] == ["RNN", "LSTM"]
+    assert flow._lines([lstm], ["LSTM"], "c")[0] == ["c"]  # a string is one part's name, not its letters
+    with pytest.raises(ValueError, match=r"parts=\('ac',\) keeps none of them"):
+        flow._lines([lstm], ["LSTM"], "ac")
     assert lines[1][1] is lstm["a", 0, "forward"]
     _, lines = flow._lines(viz.gradient_flow(lstm_loss()), ["LSTM"], ["c"])  # two layers, both directions
     assert {name for name, _ in lines} == {f"LSTM, layer {layer} {direction}" for layer in (0, 1) for direction in ("forward", "reverse")}

@@ -70,10 +70,17 @@ def check_cell(cell: RecurrentCell, batch_size: int = 2, steps: int = 3, seed: i
     if len(initial_parts) != len(names) or any(p.shape != (batch_size, size_h) for p in initial_parts):
         _fail("initial_state", f"expected {len(names)} part(s) of shape {(batch_size, size_h)}; got {[p.shape for p in initial_parts]}")
     with no_grad():
-        from_none = [p.numpy() for p in cell.state_parts(cell(x))]
         from_zeros = [p.numpy() for p in cell.state_parts(cell(x, initial))]
-    if not all(np.array_equal(a, b) for a, b in zip(from_none, from_zeros)):
-        _fail("state=None", "cell(x) differs from cell(x, cell.initial_state(B))")
+        from_call = [p.numpy() for p in cell.state_parts(cell(x))]
+        try:  # cell(x) hands forward the initial state, so forward's own start is checked by calling it
+            from_forward = [p.numpy() for p in cell.state_parts(cell.forward(x))]
+        except Exception as error:
+            _fail("state=None", f"forward(x) without a state raised {type(error).__name__}: {error}. Start forward with "
+                                "state = self.prepare(x, state), which turns None into the initial state")
+        forward_from_zeros = [p.numpy() for p in cell.state_parts(cell.forward(x, initial))]  # forward's path, not a kernel's
+    for name, start, expected in (("cell(x)", from_call, from_zeros), ("cell.forward(x)", from_forward, forward_from_zeros)):
+        if not all(np.array_equal(a, b) for a, b in zip(start, expected)):
+            _fail("state=None", f"{name} differs from {name[:-1]}, cell.initial_state(B))")
     if cell.output(cell(x)).shape != (batch_size, size_h):
         _fail("output", f"cell.output(state) must have shape {(batch_size, size_h)}")
 

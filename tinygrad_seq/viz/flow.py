@@ -71,7 +71,7 @@ def plot_gradient_flow(
     path: str | os.PathLike,
     labels: Sequence[str] | None = None,
     title: str = "Gradient flow per time step",
-    parts: Collection[str] | None = None,
+    parts: str | Collection[str] | None = None,
 ) -> Path:
     """Plot one or several ``gradient_flow`` results on a log scale and save the figure (PNG, SVG, PDF by suffix).
 
@@ -112,13 +112,15 @@ def plot_gradient_flow(
 def _lines(
     flows: Mapping[Key, np.ndarray] | Sequence[Mapping[Key, np.ndarray]],
     labels: Sequence[str] | None,
-    parts: Collection[str] | None,
+    parts: str | Collection[str] | None,
 ) -> tuple[list[str], list[tuple[str, np.ndarray]]]:
     """What plot_gradient_flow draws: the state parts on the figure, and each line's (name, norms)."""
     results = [flows] if isinstance(flows, Mapping) else list(flows)
     labels = list(labels) if labels is not None else [f"model {i + 1}" for i in range(len(results))]
     if len(labels) != len(results):
         raise ValueError(f"plot_gradient_flow: {len(results)} results but {len(labels)} labels; give one label per result")
+    if isinstance(parts, str):  # parts="a": one name, not its letters
+        parts = (parts,)
     held = list(dict.fromkeys(part for result in results for part, _, _ in result))
     drawn = [part for part in held if parts is None or part in parts]
     if not drawn:
