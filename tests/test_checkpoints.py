@@ -538,3 +538,22 @@ def test_progress_into_a_log_file_is_a_few_lines_not_one_per_batch(tmp_path, cap
     err = capsys.readouterr().err  # not a terminal, as a log file is not
     batches = len(trainer.batches(0))
     assert batches > 20 and err.count("\r") <= 3 and f"{batches}/{batches}" in err and "loss=" in err
+
+
+def test_a_notebook_bar_keeps_its_own_pace():
+    import tqdm
+    import tqdm.notebook
+
+    from tinygrad_seq.models import trainer
+
+    assert trainer._redraw_pace(tqdm.notebook.tqdm) == {}  # a widget: its stderr is no terminal, yet it is watched
+    assert trainer._redraw_pace(tqdm.tqdm) == {"mininterval": trainer.LOG_REDRAW_S, "maxinterval": trainer.LOG_REDRAW_S}
+
+
+def test_load_model_of_no_checkpoint_says_how_to_make_one(tmp_path, trained):
+    _, folder = trained
+    ways = r"pass the folder a training run wrote \(tinygrad-seq train --out DIR, Trainer.run\(DIR\)\)"
+    with pytest.raises(CheckpointError, match=rf"checkpoint {tmp_path / 'nowhere'} not found; {ways}"):
+        load_model(tmp_path / "nowhere")
+    with pytest.raises(CheckpointError, match=rf"model.npz is a file, not a checkpoint folder; {ways}"):
+        load_model(folder / "model.npz")

@@ -63,6 +63,22 @@ def test_every_option_with_a_default_says_it_in_its_help():
 
     (commands,) = [action for action in build_parser()._actions if isinstance(action, argparse._SubParsersAction)]
     silent = [(command, action.option_strings[0]) for command, parser in commands.choices.items() for action in parser._actions
-              if action.option_strings and action.default not in (None, False, argparse.SUPPRESS, [], "")
+              if action.option_strings and not any(action.default is empty for empty in (None, False, argparse.SUPPRESS))
+              and action.default not in ([], "")  # identity above: a default of 0 is one to say
               and "default" not in (action.help or "")]
     assert silent == []
+
+
+def test_a_closed_pipe_in_process_returns_its_status_and_leaves_the_callers_stdout(monkeypatch, tmp_path):
+    class ClosedPipe:  # a stdout with no file descriptor, whose reader has gone
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+        def fileno(self):
+            raise OSError("no file descriptor")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert main(["bptt", "--steps", "2", "--out", str(tmp_path / "frames")]) == 141

@@ -86,8 +86,12 @@ def test_plot_gradient_flow(tmp_path):
     assert path.suffix == ".png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="2 results but 1 labels"):
         viz.plot_gradient_flow([rnn, lstm], tmp_path / "x.png", labels=["RNN"])
-    with pytest.raises(ValueError, match=r"the results hold the parts \['a', 'c'\], and parts=\['h'\] keeps none"):
-        viz.plot_gradient_flow([rnn, lstm], tmp_path / "x.png", labels=["RNN", "LSTM"], parts=["h"])
+    with pytest.raises(ValueError, match=r"parts=\['a', 'C'\] names \['C'\], which the results' parts \['a', 'c'\] do not hold"):
+        viz.plot_gradient_flow([rnn, lstm], tmp_path / "x.png", labels=["RNN", "LSTM"], parts=["a", "C"])
+    with pytest.raises(ValueError, match=r"parts=\[\] names none of the results' parts \['a', 'c'\]"):
+        viz.plot_gradient_flow([rnn, lstm], tmp_path / "x.png", labels=["RNN", "LSTM"], parts=[])
+    with pytest.raises(ValueError, match=r"the results hold no norms to draw; pass what viz.gradient_flow returned"):
+        viz.plot_gradient_flow({}, tmp_path / "x.png")
 
 
 def test_plotted_lines_are_named_by_the_parts_drawn():
@@ -98,7 +102,7 @@ def test_plotted_lines_are_named_by_the_parts_drawn():
     drawn, lines = flow._lines([rnn, lstm], ["RNN", "LSTM"], ["a"])  # the figure of docs/bptt.md: one line per model
     assert drawn == ["a"] and [name for name, _ in lines] == ["RNN", "LSTM"]
     assert flow._lines([lstm], ["LSTM"], "c")[0] == ["c"]  # a string is one part's name, not its letters
-    with pytest.raises(ValueError, match=r"parts=\('ac',\) keeps none of them"):
+    with pytest.raises(ValueError, match=r"parts='ac' names \['ac'\], which"):
         flow._lines([lstm], ["LSTM"], "ac")
     assert lines[1][1] is lstm["a", 0, "forward"]
     _, lines = flow._lines(viz.gradient_flow(lstm_loss()), ["LSTM"], ["c"])  # two layers, both directions

@@ -109,8 +109,19 @@ def test_loading_another_cells_weights_says_which_cells():
     with pytest.raises(nn.StateDictError) as error:
         nn.LSTM(8, 32).load_state_dict(nn.GRU(8, 32).state_dict())
     assert str(error.value).endswith(
-        "weight_hh_l0 says the checkpoint holds a GRU's weights (3 blocks of H = 32 rows) and the model is an LSTM (4): "
+        "weight_hh_l0 holds 3 gate blocks of H = 32 rows in the checkpoint (as a GRU has) and 4 in the model's LSTM: "
         "build the model with the cell the checkpoint was saved with")
+    with pytest.raises(nn.StateDictError) as error:  # another cell and another input size
+        nn.LSTM(16, 32).load_state_dict(nn.GRU(8, 32).state_dict())
+    assert str(error.value).endswith("build the model with the cell and the sizes the checkpoint was saved with")
+
+    class OneBlockCell(nn.RNNCell):  # a user's cell is named by its class, not by the built-in cell of its gate count
+        pass
+
+    with pytest.raises(nn.StateDictError) as error:
+        nn.Recurrent(OneBlockCell(8, 32)).load_state_dict(nn.Recurrent(nn.GRUCell(8, 32)).state_dict())
+    assert "cell.weight_hh holds 3 gate blocks of H = 32 rows in the checkpoint (as a GRU has) and 1 in the model's " \
+           "OneBlockCell" in str(error.value)
     with pytest.raises(nn.StateDictError) as error:  # another H is a size, not a cell
         nn.LSTM(8, 24).load_state_dict(nn.LSTM(8, 32).state_dict())
     assert str(error.value).endswith("Build the model with the sizes the checkpoint was saved with")

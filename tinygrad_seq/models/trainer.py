@@ -124,9 +124,17 @@ def check_batch_memory(sequences: Sequence[Sequence[int]], batch_size: int, voca
         )
 
 
-def _on_terminal(stream: Any) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
+LOG_REDRAW_S = 30.0
+"""Seconds between a text progress bar's redraws where stderr is not a terminal (a log file gets a line each time)."""
+
+
+def _redraw_pace(bar_class: type) -> dict[str, float]:
+    """tqdm's pace for a bar of ``bar_class``: its own on a terminal and in a notebook (a widget, whose stderr is no
+    terminal either), every LOG_REDRAW_S seconds for text written to anything else."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    if (isatty and isatty()) or "notebook" in bar_class.__module__:
+        return {}
+    return {"mininterval": LOG_REDRAW_S, "maxinterval": LOG_REDRAW_S}  # maxinterval: tqdm's monitor redraws every 10 s
 
 
 def _detach(state: Any) -> Any:
@@ -274,9 +282,8 @@ class Trainer:
                 batches = self.batches(self.epoch)
                 if self.batch == 0:
                     self.carry, self.running_loss = None, None
-                # A log file (stderr not a terminal) gets a line every 30 s, not one per redraw
                 bar = tqdm(total=len(batches), initial=self.batch, desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
-                           disable=not progress, leave=True, mininterval=0.1 if _on_terminal(sys.stderr) else 30)
+                           disable=not progress, leave=True, **_redraw_pace(tqdm))
                 while self.batch < len(batches):
                     self.seed_device_stream()
                     loss = self.train_step(*batches[self.batch])

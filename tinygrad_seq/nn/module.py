@@ -58,18 +58,33 @@ class StateDictError(KeyError):
 _CELL_OF_GATE_BLOCKS = {1: "an RNN", 2: "a simplified GRU", 3: "a GRU", 4: "an LSTM"}  # the built-in cells' G in W_hh (G·H, H)
 
 
-def _other_cell(state_dict: dict[str, Any], own: dict[str, Any]) -> str:
-    """Where a recurrent weight_hh (G·H, H) has the model's H but another G: what each cell is, as the fix to name."""
+def _other_cell(model: Module, state_dict: dict[str, Any], own: dict[str, Any]) -> str:
+    """The fix to name where a recurrent weight_hh (G·H, H) has the model's H but another G: another cell's weights.
+
+    The checkpoint's G is named by the built-in cell that has it ("3 gate blocks, as a GRU has"), the model's by the
+    class of the module that holds the weight; a mis-shape that another G does not explain (an input size) adds the
+    sizes to the fix."""
     for key, parameter in own.items():
         if not key.split(".")[-1].startswith("weight_hh") or key not in state_dict:
             continue
         theirs, ours = _shape(state_dict[key]), parameter.shape
         if len(theirs) == len(ours) == 2 and theirs[1] == ours[1] and theirs[0] != ours[0] and theirs[0] % theirs[1] == 0:
             blocks = theirs[0] // theirs[1], ours[0] // ours[1]
-            cells = [_CELL_OF_GATE_BLOCKS.get(count, f"a cell of {count} gate blocks") for count in blocks]
-            return (f"{key} says the checkpoint holds {cells[0]}'s weights ({blocks[0]} blocks of H = {theirs[1]} rows) and "
-                    f"the model is {cells[1]} ({blocks[1]}): build the model with the cell the checkpoint was saved with")
+            known = _CELL_OF_GATE_BLOCKS.get(blocks[0])
+            owner = max((name for name, _ in model.named_modules() if key.startswith(f"{name}.") or not name),
+                        key=len, default="")
+            holder = type(dict(model.named_modules())[owner]).__name__
+            sizes = any(_shape(state_dict[k]) != _gate_scaled(p.shape, blocks) for k, p in own.items()
+                        if k in state_dict and _shape(state_dict[k]) != p.shape)
+            return (f"{key} holds {blocks[0]} gate blocks of H = {theirs[1]} rows in the checkpoint"
+                    + (f" (as {known} has)" if known else "") + f" and {blocks[1]} in the model's {holder}: build the "
+                    "model with the cell" + (" and the sizes" if sizes else "") + " the checkpoint was saved with")
     return ""
+
+
+def _gate_scaled(shape: tuple[int, ...], blocks: tuple[int, int]) -> tuple[int, ...]:
+    """A gate-stacked parameter's shape (G·H first) with the checkpoint's G instead of the model's."""
+    return (shape[0] // blocks[1] * blocks[0], *shape[1:]) if shape and shape[0] % blocks[1] == 0 else shape
 
 
 class IncompatibleKeys(NamedTuple):
@@ -215,7 +230,7 @@ class Module:
         if strict and unexpected:
             problems.append("unexpected: " + ", ".join(unexpected))
         if problems:
-            other_cell = _other_cell(state_dict, own)
+            other_cell = _other_cell(self, state_dict, own)
             raise StateDictError(
                 f"load_state_dict into {type(self).__name__}: " + " | ".join(problems)
                 + (f". {other_cell}" if other_cell else ". Build the model with the sizes the checkpoint was saved with")

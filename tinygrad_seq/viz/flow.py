@@ -119,13 +119,15 @@ def _lines(
     labels = list(labels) if labels is not None else [f"model {i + 1}" for i in range(len(results))]
     if len(labels) != len(results):
         raise ValueError(f"plot_gradient_flow: {len(results)} results but {len(labels)} labels; give one label per result")
-    if isinstance(parts, str):  # parts="a": one name, not its letters
-        parts = (parts,)
     held = list(dict.fromkeys(part for result in results for part, _, _ in result))
-    drawn = [part for part in held if parts is None or part in parts]
-    if not drawn:
-        raise ValueError(f"plot_gradient_flow: nothing to draw: the results hold the parts {held}, and parts={parts!r} "
-                         "keeps none of them")
+    if not held:
+        raise ValueError("plot_gradient_flow: the results hold no norms to draw; pass what viz.gradient_flow returned")
+    wanted = held if parts is None else [parts] if isinstance(parts, str) else list(parts)  # "a": one name, not letters
+    unknown = [part for part in wanted if part not in held]
+    if unknown or not wanted:
+        raise ValueError(f"plot_gradient_flow: parts={parts!r} " + (f"names {unknown}, which " if unknown else "names none of ")
+                         + f"the results' parts {held}" + (" do not hold" if unknown else ""))
+    drawn = [part for part in held if part in wanted]
     lines = []
     for label, result in zip(labels, results):
         several = len({(layer, direction) for _, layer, direction in result}) > 1

