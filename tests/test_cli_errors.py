@@ -172,6 +172,8 @@ PROCESS_CASES = {
                                     "tinygrad-seq check-course: error: {f}/short.txt: not a .py file; give the Python file"),
     "pdf without dot": (["graph", "--out", "{f}/graph.pdf"], {"PATH": ""},  # no dot to be found, installed or not
                         "tinygrad-seq graph: error: --out {f}/graph.pdf: PDF needs Graphviz's dot program, which is not on PATH"),
+    "jpg": (["graph", "--out", "{f}/graph.jpg"], {},  # no SVG under another format's name
+            "tinygrad-seq graph: error: --out {f}/graph.jpg: end the file's name in .svg, .png or .pdf, the format to write"),
 }
 CUPY_CASES = {"TINYGRAD_SEQ_BACKEND=cupy", "--backend cupy"}
 

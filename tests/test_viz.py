@@ -293,8 +293,20 @@ def test_jupyter_display_without_dot(no_dot):
 def test_render_errors():
     with pytest.raises(ValueError, match="format must be one of svg, png, pdf; got 'jpg'"):
         viz.render(ts.Tensor([1.0]), "x", format="jpg")
+    with pytest.raises(ValueError, match=r"render: format='svg' but g.png ends in .png; drop format= to write PNG"):
+        viz.render(ts.Tensor([1.0]), "g.png", format="svg")
+    with pytest.raises(ValueError, match=r"render: g.jpg ends in .jpg, which is none of svg, png, pdf"):
+        viz.render(ts.Tensor([1.0]), "g.jpg")
     with pytest.raises(TypeError, match="trace: expects the Tensor whose graph to draw"):
         viz.trace([1, 2])
+
+
+def test_the_suffix_is_the_format(tmp_path):
+    loss = (ts.Tensor([1.0], requires_grad=True) * 2).sum()
+    assert viz.render(loss, tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # not SVG under a PNG's name
+    assert viz.render(loss, tmp_path / "g.SVG").read_text().lstrip().startswith("<?xml")
+    assert viz.render(loss, tmp_path / "g").name == "g.svg"  # no suffix: SVG, named so
+    assert viz.render(loss, tmp_path / "run.v2", format="png").read_bytes()[:4] == b"\x89PNG"  # format= for other names
 
 
 # ---------------------------------------------------------------- the stepper

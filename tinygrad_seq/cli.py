@@ -296,11 +296,6 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _suffix_format(path: Path) -> str:
-    suffix = path.suffix.lower().lstrip(".")
-    return suffix if suffix in ("svg", "png", "pdf") else "svg"
-
-
 def _loss(model, fused: bool):
     """The model's loss, built gate by gate unless the fused path is asked for."""
     import contextlib
@@ -313,8 +308,12 @@ def _loss(model, fused: bool):
 
 def run_graph(args: argparse.Namespace) -> int:
     from .viz import demo, has_dot, render
+    from .viz.render import output_format
 
-    format = _suffix_format(Path(args.out))
+    try:
+        format = output_format(args.out)
+    except ValueError:
+        raise UsageError(f"--out {args.out}: end the file's name in .svg, .png or .pdf, the format to write") from None
     if format == "pdf" and not has_dot():  # SVG and PNG render with pip alone
         raise UsageError(
             f"--out {args.out}: {format.upper()} needs Graphviz's dot program, which is not on PATH; install Graphviz "

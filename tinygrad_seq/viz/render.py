@@ -29,18 +29,37 @@ from .images import (
 
 # What lived here before images.py, still importable from here.
 __all__ = ["FONT", "FONT_FILE", "FORMATS", "PNG_DPI", "PNG_MAX_PIXELS", "PNG_MAX_SIDE", "SVG_FONT_FAMILY", "GraphvizNotFound",
-           "has_dot", "render", "render_png", "render_svg"]
+           "has_dot", "output_format", "render", "render_png", "render_svg"]
 
 
-def render(target: Tensor | graphviz.Digraph, path: str | os.PathLike, format: str = "svg", **options: Any) -> Path:
+def output_format(path: str | os.PathLike, format: str | None = None) -> str:
+    """The format to write ``path`` in: ``format``, else the path's suffix, else SVG (a path without one).
+
+    A suffix naming another format than ``format``, or none of FORMATS while ``format`` is None, is an error:
+    writing SVG into "graph.png" would give a file no image viewer opens.
+    """
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"render: format must be one of {', '.join(FORMATS)}; got {format!r}")
+    if suffix in FORMATS:
+        if format is not None and format != suffix:
+            raise ValueError(f"render: format={format!r} but {path} ends in .{suffix}; drop format= to write "
+                             f"{suffix.upper()}, or name the file .{format}")
+        return suffix
+    if format is None and suffix:
+        raise ValueError(f"render: {path} ends in .{suffix}, which is none of {', '.join(FORMATS)}; name the file "
+                         ".svg, .png or .pdf, or pass format= to write that format under this name")
+    return format or "svg"
+
+
+def render(target: Tensor | graphviz.Digraph, path: str | os.PathLike, format: str | None = None, **options: Any) -> Path:
     """Draw ``target`` (a tensor's graph, or a Digraph) and write it to ``path``; returns the path written.
 
-    A path without a suffix gets the format's. SVG and PNG work everywhere
-    (in-process when Graphviz is not installed); PDF needs Graphviz's ``dot``.
-    ``options`` go to :func:`draw_graph`.
+    The format is the path's suffix (.svg, .png, .pdf), or ``format`` for a path without one (SVG when neither
+    says); a path without a suffix gets the format's. SVG and PNG work everywhere (in-process when Graphviz is not
+    installed); PDF needs Graphviz's ``dot``. ``options`` go to :func:`draw_graph`.
     """
-    if format not in FORMATS:
-        raise ValueError(f"render: format must be one of {', '.join(FORMATS)}; got {format!r}")
+    format = output_format(path, format)
     if format == "pdf" and not has_dot():
         raise GraphvizNotFound(
             f"render: format {format!r} needs Graphviz's dot program, which is not on PATH. Install Graphviz "

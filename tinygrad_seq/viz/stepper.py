@@ -102,7 +102,7 @@ class Step:
         edges = {(key_of(arg), key): "∇ " + summarize(g, limit=3) for arg, g in self.input_grads}
         return draw_graph(self.graph, grads=grads, highlight=highlight, highlight_edges=edges, **options)
 
-    def render(self, path: str | os.PathLike, format: str = "svg", **options: Any) -> Path:
+    def render(self, path: str | os.PathLike, format: str | None = None, **options: Any) -> Path:
         """Write :meth:`draw`'s picture to ``path`` (see ``viz.render``)."""
         from .render import render
 
