@@ -235,6 +235,8 @@ def test_registered_names_work_everywhere_a_backend_is_named():
         x = ts.Tensor([1.0, 2.0], requires_grad=True)
         moved = x.to("strictdev")
         assert moved.backend is device and type(moved.data) is strict_device.ndarray
+        model = ts.nn.Linear(2, 1).to("strictdev")  # a module by the same name (it once took only numpy and cupy)
+        assert all(type(p.data) is strict_device.ndarray for p in model.parameters())
         (x * 2).backward(device.asarray(np.array([1.0, 1.0])))  # a device gradient for a host tensor: moved over
         (x * 2).backward(ts.Tensor([1.0, 1.0]))
         assert to_host(x.grad).tolist() == [4.0, 4.0]
@@ -245,3 +247,13 @@ def test_registered_names_work_everywhere_a_backend_is_named():
         backend_module.register(replacement)
         assert ts.get_backend() is replacement  # the current backend follows its replacement
         ts.set_backend("numpy")
+
+
+@pytest.mark.parametrize("target", ["cuda", "cuda:0", "GPU"])
+def test_pytorchs_name_for_the_gpu_points_to_cupy(target):
+    for thing, op in ((ts.ones(2), "to"), (ts.nn.LSTM(3, 4), "LSTM.to")):
+        with pytest.raises(ValueError, match=rf"{op}: '{target}' is neither a backend \('numpy', 'cupy'.*\) nor a dtype "
+                                             r"\('float32', 'float64', ...\). For the GPU, use .to\('cupy'\)"):
+            thing.to(target)
+    with pytest.raises(ValueError, match=r"to: 'fp32' is neither a backend .* nor a dtype \('float32', 'float64', ...\).$"):
+        ts.ones(2).to("fp32")  # no GPU hint where the name is no GPU's

@@ -247,6 +247,20 @@ def backend_names() -> tuple[str, ...]:
     return (*BACKEND_NAMES, *(name for name in _loaded if name not in BACKEND_NAMES))
 
 
+def backend_or_dtype(target: Any, op: str) -> Backend | np.dtype:
+    """What ``x.to(target)`` moves to: a backend (itself or a name of :func:`backend_names`) or a dtype; else an
+    error naming ``op``, what ``to`` takes, and for PyTorch's "cuda" the backend that runs on the GPU."""
+    if isinstance(target, Backend) or (isinstance(target, str) and target in backend_names()):
+        return backend_named(target)
+    try:
+        return np.dtype(target)
+    except TypeError:
+        gpu = (" For the GPU, use .to('cupy'): the CuPy backend (pip install 'tinygrad-seq[cuda12]' or "
+               "'tinygrad-seq[cuda13]')") if isinstance(target, str) and target.lower().split(":")[0] in ("cuda", "gpu") else ""  # PyTorch's words
+        raise ValueError(f"{op}: {target!r} is neither a backend ({', '.join(map(repr, backend_names()))}) nor a "
+                         f"dtype ('float32', 'float64', ...).{gpu}") from None
+
+
 def _devices_changed() -> None:
     """Recompute what ``backend_of`` and ``Function.apply`` check after a device backend came or went."""
     global _devices

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..backend import Backend, backend_named
+from ..backend import Backend, backend_or_dtype
 from ..storage import atomic_write
 from ..modes import no_grad
 from ..tensor import Tensor
@@ -262,10 +262,11 @@ class Module:
 
     def to(self, target: str | Backend | Any) -> Module:
         """Move every parameter (and gradient) in place to a backend or dtype; returns self."""
-        if isinstance(target, Backend) or target in ("numpy", "cupy"):
-            convert = backend_named(target).adopt
+        moved = backend_or_dtype(target, f"{type(self).__name__}.to")
+        if isinstance(moved, Backend):
+            convert = moved.adopt
         else:
-            dtype = np.dtype(target)
+            dtype = moved
             if dtype.kind != "f":
                 raise TypeError(f"{type(self).__name__}.to({dtype}): parameters must stay floats; use 'float32' or 'float64'")
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Backend, backend_named, backend_names
+from ..backend import Backend, backend_or_dtype
 from ..tensor import Tensor
 from . import arithmetic, elementwise, reduce, select
 from . import shape as shape_ops  # not "shape": Tensor.shape is the tensor's
@@ -43,11 +43,10 @@ def comparison(symbol: str) -> Callable[[Tensor, Any], Tensor]:
 def to(self: Tensor, target: str | Backend | Any) -> Tensor:
     """This tensor on another backend ("numpy", "cupy", or one installed by ``backend.register``) or with another dtype;
     differentiable."""
-    if isinstance(target, Backend) or (isinstance(target, str) and target in backend_names()):
-        backend = backend_named(target)
-        return self if backend is self.backend else ToBackend.apply(self, backend=backend)
-    dtype = np.dtype(target)
-    return self if dtype == self.dtype else Cast.apply(self, dtype=dtype)
+    moved = backend_or_dtype(target, "to")
+    if isinstance(moved, Backend):
+        return self if moved is self.backend else ToBackend.apply(self, backend=moved)
+    return self if moved == self.dtype else Cast.apply(self, dtype=moved)
 
 
 METHODS: dict[str, Any] = {
