@@ -1,5 +1,6 @@
 """Module and Parameter bookkeeping, state dicts and checkpoints, Linear, Embedding, Dropout, init."""
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -372,3 +373,12 @@ def test_lengths_and_state_dict_values_may_be_arrays_of_the_backend(backend):
     twin.load_state_dict({name: backend.asarray(value) for name, value in layer.state_dict().items()})
     for (name, a), b in zip(layer.state_dict().items(), twin.state_dict().values()):
         np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_dropout_with_one_layer_warns_that_it_changes_nothing():
+    with pytest.warns(UserWarning, match=r"LSTM: dropout=0.5 acts between stacked layers, and num_layers=1 has none"):
+        nn.LSTM(3, 4, dropout=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nn.GRU(3, 4, num_layers=2, dropout=0.5)  # between two layers it acts: no warning
+        nn.RNN(3, 4)

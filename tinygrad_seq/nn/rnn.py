@@ -8,6 +8,8 @@ cells' parameters are also attributes of the layer under PyTorch's names.
 """
 from __future__ import annotations
 
+import warnings
+
 from typing import Any
 
 from ..ops import stack
@@ -36,6 +38,10 @@ class RecurrentLayer(Module):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"{type(self).__name__}: num_layers must be at least 1; got {num_layers}")
+        if dropout and num_layers == 1:  # PyTorch warns the same: the dropout sits between layers, and there are none
+            warnings.warn(f"{type(self).__name__}: dropout={dropout} acts between stacked layers, and num_layers=1 has none, "
+                          "so it changes nothing; stack layers (num_layers=2 or more) or apply nn.Dropout to the outputs",
+                          UserWarning, stacklevel=3)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, dropout, bidirectional
         self.cell_options = cell_options
