@@ -305,6 +305,15 @@ def test_forget_bias_reaches_a_users_cell_that_declares_its_forget_gate():
         (lambda: nn.LSTM(3, 4)(ts.randn(5, 2, 3), ts.zeros(1, 2, 4)), ValueError, r"LSTM: hx must be None or a pair \(h0, c0\)"),
         (lambda: nn.GRU(3, 4, bidirectional=True, batch_first=True)(ts.randn(2, 5, 3), ts.zeros(1, 2, 4)), ValueError, r"GRU: h0 must have shape .* = \(2, 2, 4\)"),
         (lambda: nn.RNN(3, 4, num_layers=0), ValueError, r"num_layers must be at least 1"),
+        # A layer of torch's kind names itself, not the Recurrent inside it
+        (lambda: nn.LSTM(3, 4)(ts.randn(6, 2, 5)), ValueError, r"^LSTM: the input has 5 features per step; the layer expects input_size=3"),
+        (lambda: nn.GRU(3, 4, batch_first=True)(ts.randn(2, 6, 3), lengths=[6, 7]), ValueError,
+         r"^GRU: length 7 at index 1 is longer than the 6 time steps of the input\. A length counts a sequence's real steps: "
+         r"pad the input to the longest sequence"),
+        (lambda: nn.LSTM(3, 4)(ts.randn(6, 2, 3), (ts.zeros(1, 2, 4), ts.zeros(1, 2, 5))), ValueError,
+         r"LSTM: c0 must have shape .* = \(1, 2, 4\); got \(1, 2, 5\) \(c0 is never batch-first\)$"),
+        (lambda: nn.GRU(3, 4)(ts.randn(6, 2, 3), (ts.zeros(1, 2, 4), ts.zeros(1, 2, 4))), ValueError,
+         r"GRU: h0 must have shape .*; got a tuple of 2: a GRU's state is one tensor, h0 \(only an LSTM takes \(h0, c0\)\)$"),
         # An empty sequence (T = 0): every layer says so up front, with the shape and the fix.
         (lambda: nn.Recurrent(nn.LSTMCell(3, 4))(ts.zeros(0, 2, 3)), ValueError,
          r"Recurrent\(LSTMCell\): the input of shape \(0, 2, 3\) \(time, batch, features\) has no time steps \(T = 0\)\. Give it at least one step"),

@@ -46,7 +46,8 @@ def check_lengths(lengths: Any, batch_size: int, steps: int, op: str) -> np.ndar
     if values.min() < 1:
         raise ValueError(f"{op}: every length must be at least 1; got {int(values.min())} at index {int(values.argmin())}. Drop empty sequences from the batch")
     if values.max() > steps:
-        raise ValueError(f"{op}: length {int(values.max())} at index {int(values.argmax())} is longer than the {steps} time steps of the input")
+        raise ValueError(f"{op}: length {int(values.max())} at index {int(values.argmax())} is longer than the {steps} time steps "
+                         "of the input. A length counts a sequence's real steps: pad the input to the longest sequence")
     return values
 
 
@@ -66,14 +67,19 @@ def check_steps(x: Any, batch_first: bool, op: str) -> None:
         )
 
 
-def time_major(x: Tensor, batch_first: bool, op: str, input_size: int) -> Tensor:
-    """x as (T, B, I), checked."""
-    x = as_tensor(x)
+def check_sequence(x: Tensor, batch_first: bool, op: str, input_size: int) -> None:
+    """Raise naming ``op`` unless x is (T, B, I) (or (B, T, I) with ``batch_first``) with I = ``input_size``."""
     if x.ndim != 3:
         layout = "(batch, time, features)" if batch_first else "(time, batch, features)"
         raise ValueError(f"{op}: the input must have 3 axes {layout}; got shape {x.shape}")
     if x.shape[2] != input_size:
         raise ValueError(f"{op}: the input has {x.shape[2]} features per step; the layer expects input_size={input_size}")
+
+
+def time_major(x: Tensor, batch_first: bool, op: str, input_size: int) -> Tensor:
+    """x as (T, B, I), checked."""
+    x = as_tensor(x)
+    check_sequence(x, batch_first, op, input_size)
     return x.swapaxes(0, 1) if batch_first else x
 
 

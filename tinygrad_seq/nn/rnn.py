@@ -13,10 +13,10 @@ import warnings
 from typing import Any
 
 from ..ops import stack
-from ..tensor import Tensor
+from ..tensor import Tensor, as_tensor
 from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
 from .module import Module
-from .recurrent import Bidirectional, Recurrent, Stacked, check_steps
+from .recurrent import Bidirectional, Recurrent, Stacked, check_lengths, check_sequence, check_steps
 
 
 class RecurrentLayer(Module):
@@ -78,10 +78,13 @@ class RecurrentLayer(Module):
     def _check_initial(self, h: Tensor, name: str, batch_size: int) -> None:
         expected = (self.num_layers * self.num_directions, batch_size, self.hidden_size)
         if not isinstance(h, Tensor) or h.shape != expected:
-            got = h.shape if isinstance(h, Tensor) else type(h).__name__
+            if isinstance(h, (tuple, list)):  # (h0, c0) given to a layer whose state is one tensor
+                got = f"a {type(h).__name__} of {len(h)}: a {type(self).__name__}'s state is one tensor, h0 (only an LSTM takes (h0, c0))"
+            else:
+                got = f"{h.shape if isinstance(h, Tensor) else type(h).__name__} ({name} is never batch-first)"
             raise ValueError(
                 f"{type(self).__name__}: {name} must have shape (num_layers * num_directions, batch, hidden_size) = {expected}; "
-                f"got {got} (h0 is never batch-first)"
+                f"got {got}"
             )
 
     def _layer_states(self, parts: list[Tensor] | None, batch_size: int) -> list[Any] | None:
@@ -99,9 +102,13 @@ class RecurrentLayer(Module):
         return states
 
     def _run(self, x: Tensor, initial: list[Tensor] | None, lengths: Any) -> tuple[Tensor, list[Tensor]]:
-        check_steps(x, self.batch_first, type(self).__name__)
-        batch_size = x.shape[0 if self.batch_first else 1] if isinstance(x, Tensor) and x.ndim == 3 else None
-        if initial is not None and batch_size is not None:
+        name = type(self).__name__  # the errors name the layer the user called, not its inner Recurrent
+        check_steps(x, self.batch_first, name)
+        x = as_tensor(x)
+        check_sequence(x, self.batch_first, name, self.input_size)
+        batch_size = x.shape[0 if self.batch_first else 1]
+        lengths = check_lengths(lengths, batch_size, x.shape[1 if self.batch_first else 0], name)  # host ints from here
+        if initial is not None:
             for name, h in zip(("h0", "c0"), initial):
                 self._check_initial(h, name, batch_size)
         output, states = self.layers(x, self._layer_states(initial, batch_size), lengths)
