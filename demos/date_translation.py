@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> float:
     train, test = make_pairs(500 if args.smoke else 12000, rng), make_pairs(100 if args.smoke else 1000, rng)
     source_vocab = Vocabulary.from_text([s for s, _ in train], level="char")
     target_vocab = Vocabulary.from_text("0123456789-", level="char")
+    print("training pairs, a date as people write it -> ISO 8601:")
     for source, target in train[:4]:
         print(f"  {source!r:>28} -> {target}")
 

@@ -86,7 +86,9 @@ def evaluate(model, data, vocab) -> tuple[float, float, list[str]]:
             for b in range(ids.shape[1]):
                 if len(mistakes) < 3 and np.any((predicted[:, b] != tags[:, b]) & valid[:, b]):
                     words = [vocab.itos[i] for i in ids[: lengths[b], b]]
-                    mistakes.append(" ".join(w.upper() if p else w for w, p in zip(words, predicted[: lengths[b], b])))
+                    shown = [w.upper() if p else w for w, p in zip(words, predicted[: lengths[b], b])]
+                    wrong = predicted[: lengths[b], b] != tags[: lengths[b], b]
+                    mistakes.append(" ".join(f"[{w}]" if miss else w for w, miss in zip(shown, wrong)))
     return right / total, ambiguous_right / ambiguous_total, mistakes
 
 
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[float, float]]:
     print(f"\n{'held-out sentences':<18} {'all tokens':>11} {'ambiguous words':>16}")
     for name, (accuracy, ambiguous, _) in results.items():
         print(f"{name:<18} {accuracy:>11.1%} {ambiguous:>16.1%}")
-    print("\nmistakes of the unidirectional model (words tagged as names in capitals):")
+    print("\nmistakes of the unidirectional model (tagged as names: in capitals; tagged wrong: in [brackets]):")
     for line in results["unidirectional"][2] or ["none"]:
         print(f"  {line}")
     common.plot_curves(curves, out / "loss.png", "training loss", "Name tagging")
