@@ -71,9 +71,8 @@ def _other_cell(model: Module, state_dict: dict[str, Any], own: dict[str, Any]) 
         if len(theirs) == len(ours) == 2 and theirs[1] == ours[1] and theirs[0] != ours[0] and theirs[0] % theirs[1] == 0:
             blocks = theirs[0] // theirs[1], ours[0] // ours[1]
             known = _CELL_OF_GATE_BLOCKS.get(blocks[0])
-            owner = max((name for name, _ in model.named_modules() if key.startswith(f"{name}.") or not name),
-                        key=len, default="")
-            holder = type(dict(model.named_modules())[owner]).__name__
+            owner = key.rpartition(".")[0]  # "rnn.layers.0.cell" of "rnn.layers.0.cell.weight_hh"; "" of LSTM's "weight_hh_l0"
+            holder = type(dict(model.named_modules()).get(owner, model)).__name__
             sizes = any(_shape(state_dict[k]) != _gate_scaled(p.shape, blocks) for k, p in own.items()
                         if k in state_dict and _shape(state_dict[k]) != p.shape)
             return (f"{key} holds {blocks[0]} gate blocks of H = {theirs[1]} rows in the checkpoint"
