@@ -5,6 +5,7 @@ import math
 import os
 import runpy
 import signal
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -111,8 +112,50 @@ def test_sampling_never_emits_unk_stops_at_eos_and_is_reproducible():
     model.head.bias.data[EOS_ID] = 100.0
     assert sample(model, vocab, n=3, seed=0) == ["", "", ""]  # <eos> at once
     assert sample(model, vocab, n=2, prime="ab", seed=0) == ["ab", "ab"]
-    with pytest.raises(ValueError, match="temperature must be positive"):
+    with pytest.raises(ValueError, match=r"temperature must be a finite number > 0; got 0 \(.*use top_k=1\)"):
         sample(model, vocab, temperature=0)
+
+
+@pytest.mark.parametrize("arguments, error, message", [
+    (dict(temperature=float("nan")), ValueError, r"sample: temperature must be a finite number > 0; got nan"),
+    (dict(top_k=2.5), ValueError, r"sample: top_k must be None or an int >= 1; got 2.5"),
+    (dict(n=-1), ValueError, r"sample: n must be an int >= 1; got -1"),
+    (dict(max_len=-3), ValueError, r"sample: max_len must be an int >= 1; got -3"),
+    (dict(seed=-1), ValueError, r"sample: seed must be None or an int >= 0; got -1"),
+    (dict(prime=None), TypeError, r"sample: prime must be the text to start from, a str \('' for none\); got NoneType"),
+])
+def test_sample_refuses_arguments_it_cannot_use(arguments, error, message):
+    vocab = Vocabulary.from_text(["abc"])
+    with pytest.raises(error, match=message):
+        sample(small_model(vocab), vocab, **arguments)
+
+
+def test_sample_with_another_models_vocabulary_and_a_tiny_temperature():
+    vocab = Vocabulary.from_text(["abc"])
+    model = small_model(vocab)
+    with pytest.raises(ValueError, match=r"sample: the model predicts 7 tokens but the vocabulary has 10; sample with the "
+                                         r"vocabulary the model was trained with"):
+        sample(model, Vocabulary.from_text(["abcdef"]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow on the way: a score below the best one gets probability 0
+        greedy = sample(model, vocab, n=2, max_len=6, temperature=1e-300, seed=0)
+    assert greedy == sample(model, vocab, n=2, max_len=6, top_k=1, seed=1)  # the likeliest token at every step, as top_k=1
+
+
+def test_perplexity_decode_and_batching_refuse_what_they_cannot_measure():
+    vocab = Vocabulary.from_text(["abc"])
+    model = small_model(vocab)
+    with pytest.raises(ValueError, match=r"perplexity: no sequences to measure"):
+        perplexity(model, [])
+    with pytest.raises(ValueError, match=r"perplexity: sequence 1 has 1 id\(s\); each needs at least two"):
+        perplexity(model, [vocab.encode("ab", bos=True, eos=True), [3]])
+    for bad in (7, -1):  # -1 would have wrapped around to the last token
+        with pytest.raises(ValueError, match=rf"decode: id {bad} is not in this vocabulary of 7 tokens \(ids 0 to 6\)"):
+            vocab.decode([4, bad])
+    with pytest.raises(ValueError, match=r"stream_chunks: seq_len must be an int >= 1; got 0"):
+        stream_chunks(list(range(10)), 2, 0)
+    with pytest.raises(ValueError, match=r"language_model_batches: batch_size must be an int >= 1; got 0"):
+        list(language_model_batches([[3, 4, 2]], 0))
 
 
 def test_sampling_builds_no_graph_and_leaves_the_model_as_it_was():

@@ -1,6 +1,8 @@
 """Batches for sequence models: padded batches with lengths, and streams for truncated BPTT."""
 from __future__ import annotations
 
+from typing import Any
+
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -22,6 +24,12 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> tuple
     return ids, lengths
 
 
+def _check_positive(op: str, **sizes: Any) -> None:
+    for name, value in sizes.items():
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{op}: {name} must be an int >= 1; got {value!r}")
+
+
 def language_model_batches(sequences: Sequence[Sequence[int]], batch_size: int,
                            rng: np.random.Generator | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(inputs (T, B), targets (T, B), lengths) for next-token prediction on whole sequences.
@@ -30,6 +38,7 @@ def language_model_batches(sequences: Sequence[Sequence[int]], batch_size: int,
     id, the targets all but its first; padded targets are IGNORE_INDEX. Shuffled by
     ``rng`` when given.
     """
+    _check_positive("language_model_batches", batch_size=batch_size)
     order = rng.permutation(len(sequences)) if rng is not None else np.arange(len(sequences))
     for start in range(0, len(order), batch_size):
         chosen = [sequences[i] for i in order[start : start + batch_size]]
@@ -46,6 +55,7 @@ def stream_chunks(ids: Sequence[int], batch_size: int, seq_len: int) -> list[tup
     end of one chunk is the right start for the next: carry it over,
     detached. Returns [(inputs (T, B), targets (T, B)), ...], targets shifted by one.
     """
+    _check_positive("stream_chunks", batch_size=batch_size, seq_len=seq_len)
     ids = np.asarray(ids, dtype=np.int64)
     per_stream = (len(ids) - 1) // batch_size
     if per_stream < 1:

@@ -26,10 +26,7 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
     Characters (or words) of ``prime`` the vocabulary does not know are read as
     <unk>, with an :class:`UnknownTokensWarning` that names them.
     """
-    if temperature <= 0:
-        raise ValueError(f"sample: temperature must be positive; got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"sample: top_k must be at least 1; got {top_k}")
+    _check_sampling(n, max_len, temperature, top_k, prime, seed)
     unknown = vocab.unknown(prime)
     if unknown.count:
         warnings.warn(f"prime: {unknown}", UnknownTokensWarning, stacklevel=2)
@@ -38,16 +35,21 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
         start = [BOS_ID] + vocab.encode(prime)
         tokens = np.tile(np.array(start), (n, 1)).T  # (len(start), n)
         logits, state = model(tokens)
+        if logits.shape[-1] != len(vocab):
+            raise ValueError(f"sample: the model predicts {logits.shape[-1]} tokens but the vocabulary has {len(vocab)}; "
+                             "sample with the vocabulary the model was trained with (models.load_model returns both)")
         step_logits = logits[-1]
         generated: list[list[int]] = [[] for _ in range(n)]
         done = np.zeros(n, dtype=bool)
         for _ in range(max_len):
-            scores = step_logits.numpy().astype(np.float64) / temperature
+            scores = step_logits.numpy().astype(np.float64)
             scores[:, [UNK_ID, PAD_ID, BOS_ID]] = -np.inf  # never <unk>, <pad> or <bos>
             if top_k is not None and top_k < scores.shape[1]:
                 kth = np.sort(scores, axis=1)[:, -top_k][:, None]
                 scores[scores < kth] = -np.inf
-            probabilities = np.exp(scores - scores.max(axis=1, keepdims=True))
+            # the largest score subtracted before dividing: a tiny temperature gives exp(-inf) = 0, not inf - inf
+            with np.errstate(over="ignore"):  # (a finite score below the largest) / 1e-300 is -inf: exp gives 0
+                probabilities = np.exp((scores - scores.max(axis=1, keepdims=True)) / temperature)
             probabilities /= probabilities.sum(axis=1, keepdims=True)
             choice = np.array([rng.choice(len(p), p=p) for p in probabilities])
             for i, token in enumerate(choice):
@@ -111,8 +113,34 @@ def sentence_probability(model: Any, vocab: Vocabulary, sentence: str) -> tuple[
     return math.exp(math.fsum(log_p for _, log_p in terms)), [(token, math.exp(log_p)) for token, log_p in terms]
 
 
+def _check_sampling(n: Any, max_len: Any, temperature: Any, top_k: Any, prime: Any, seed: Any) -> None:
+    """Raise naming ``sample``'s argument, its value and the fix unless each is one sample can use."""
+    def whole(value: Any) -> bool:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+    for name, value in (("n", n), ("max_len", max_len)):
+        if not whole(value) or value < 1:
+            raise ValueError(f"sample: {name} must be an int >= 1; got {value!r}")
+    if not isinstance(temperature, (int, float, np.floating)) or not math.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"sample: temperature must be a finite number > 0; got {temperature!r} (for the likeliest token "
+                         "at every step, greedy decoding, use top_k=1)")
+    if top_k is not None and (not whole(top_k) or top_k < 1):
+        raise ValueError(f"sample: top_k must be None or an int >= 1; got {top_k!r}")
+    if not isinstance(prime, str):
+        raise TypeError(f"sample: prime must be the text to start from, a str ('' for none); got {type(prime).__name__}")
+    if seed is not None and (not whole(seed) or seed < 0):
+        raise ValueError(f"sample: seed must be None or an int >= 0; got {seed!r}")
+
+
 def perplexity(model: Any, sequences: Sequence[Sequence[int]], batch_size: int = 64) -> tuple[float, float]:
     """(mean cross-entropy per predicted token, its exponential, the perplexity) on ``sequences`` ([<bos>, ..., <eos>] ids)."""
+    if len(sequences) == 0:
+        raise ValueError("perplexity: no sequences to measure; pass held-out lines encoded as "
+                         "vocab.encode(line, bos=True, eos=True)")
+    short = next((i for i, ids in enumerate(sequences) if len(ids) < 2), None)
+    if short is not None:
+        raise ValueError(f"perplexity: sequence {short} has {len(sequences[short])} id(s); each needs at least two, a token "
+                         "and the one that follows it (vocab.encode(line, bos=True, eos=True) gives <bos> ... <eos>)")
     with evaluating(model):
         total, count = 0.0, 0
         for inputs, targets, lengths in language_model_batches(sequences, batch_size):

@@ -119,7 +119,12 @@ class Vocabulary:
 
     def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
         """Text of ``ids``: characters joined directly, words with spaces (none before punctuation)."""
-        tokens = [self.itos[int(i)] for i in ids if not (skip_special and int(i) < len(SPECIALS))]
+        ids = [int(i) for i in ids]
+        outside = next((i for i in ids if not 0 <= i < len(self.itos)), None)
+        if outside is not None:  # a negative id would wrap around to the last tokens
+            raise ValueError(f"decode: id {outside} is not in this vocabulary of {len(self.itos)} tokens (ids 0 to "
+                             f"{len(self.itos) - 1}); decode with the vocabulary that encoded the ids")
+        tokens = [self.itos[i] for i in ids if not (skip_special and i < len(SPECIALS))]
         if self.level == "char":
             return "".join(tokens)
         text = " ".join(tokens)
