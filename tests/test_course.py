@@ -273,6 +273,14 @@ def test_a_dict_with_some_functions():
         "all 2 function(s) match the engine"
     )
     assert str(check({})).splitlines()[-1] == "none of the course's functions is defined here: nothing to check"
+    assert not check({}).ok  # nothing checked is no pass: an autograder must not pass an empty file
+
+
+def test_a_misspelt_function_is_named_with_the_one_it_resembles():
+    report = check({"rnn_cell_foward": lambda *args: None, "helper": lambda: None, "lstm_forward": reference.lstm_forward})
+    assert report.near_misses == {"rnn_cell_foward": "rnn_cell_forward"}
+    assert "did you mean: rnn_cell_foward -> rnn_cell_forward? (the checker finds a function by its course name)" in str(report)
+    assert report.ok  # what it checked matches; the hint does not fail it
 
 
 LEARNER_FILE = '''

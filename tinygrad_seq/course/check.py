@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 import io
 import math
 from collections.abc import Mapping
@@ -81,7 +82,19 @@ def check(namespace: ModuleType | Mapping[str, Any] | str | Path, seed: int = 0)
                                                      reports.get(function.forward), inputs)
         else:
             reports[function.name] = _check_forward(function, learner, inputs)
-    return Report(list(reports.values()), not_checked)
+    return Report(list(reports.values()), not_checked, _near_misses(items, not_checked))
+
+
+def _near_misses(items: Mapping[str, Any], not_checked: list[str]) -> dict[str, str]:
+    """{a function the namespace defines: the course function it is probably meant to be} ("rnn_cell_foward")."""
+    course = {function.name for function in FUNCTIONS}
+    found = {}
+    for name, value in items.items():
+        if callable(value) and not name.startswith("_") and name not in course:  # a course name is checked as itself
+            close = difflib.get_close_matches(name, not_checked, n=1, cutoff=0.85)
+            if close:
+                found[name] = close[0]
+    return found
 
 
 # ---------------------------------------------------------------- forward functions

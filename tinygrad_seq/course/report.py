@@ -77,11 +77,12 @@ class Report:
 
     functions: list[FunctionReport]
     not_checked: list[str]
+    near_misses: dict[str, str] = field(default_factory=dict)  # a name defined -> the course function it resembles
 
     @property
     def ok(self) -> bool:
-        """True when every course function the namespace defines matches the engine."""
-        return all(function.ok for function in self.functions)
+        """True when the namespace defines course functions and every one matches the engine (nothing checked is no pass)."""
+        return bool(self.functions) and all(function.ok for function in self.functions)
 
     @property
     def mismatches(self) -> list[Mismatch]:
@@ -92,6 +93,9 @@ class Report:
         lines = [str(function) for function in self.functions]
         if self.not_checked:
             lines.append(f"not checked (not defined): {', '.join(self.not_checked)}")
+        if self.near_misses:
+            lines.append("did you mean: " + ", ".join(f"{name} -> {meant}" for name, meant in self.near_misses.items())
+                         + "? (the checker finds a function by its course name)")
         differing = sum(not function.ok for function in self.functions)
         if not self.functions:
             lines.append("none of the course's functions is defined here: nothing to check")
