@@ -214,9 +214,21 @@ VERDICTS = {
     "a forward bug": ("c_next = ft * c_prev + it * cct", "c_next = ft * c_prev + cct", [
         "lstm_cell_forward: a_next, c_next, yt_pred differ, by up to 0.979",
         "lstm_cell_backward: dxt, da_prev, dc_prev, dWf, dbf, dWi, dbi, dWc, dbc, dWo, dbo differ, by up to 0.365 "
-        "(through the cache of your lstm_cell_forward, which differs)",
+        "(through the cache of your lstm_cell_forward, which differs; given ts.course's cache, your lstm_cell_backward matches)",
     ]),
 }
+
+
+def test_a_backward_fed_a_wrong_cache_is_also_checked_on_the_right_one():
+    learner = broken("c_next = ft * c_prev + it * cct", "c_next = ft * c_prev + cct")  # the forward's bug
+    right_forward = broken("c_next = ft * c_prev + it * cct", "c_next = ft * c_prev + it * cct")
+    learner["lstm_cell_backward"] = broken('"dc_prev": dc * ft,', '"dc_prev": dc * ft * 2,')["lstm_cell_backward"]
+    lines = str(check({name: learner[name] for name in ("lstm_cell_forward", "lstm_cell_backward")})).splitlines()
+    assert any(line.startswith("lstm_cell_backward: ") and line.endswith(
+        "(through the cache of your lstm_cell_forward, which differs; given ts.course's cache, it differs too: a bug of "
+        "its own)") for line in lines)
+    report = check({"lstm_cell_forward": right_forward["lstm_cell_forward"], "lstm_cell_backward": learner["lstm_cell_backward"]})
+    assert found(report) == {("lstm_cell_backward", "dc_prev", None)}  # on its own, only its own bug shows
 
 
 @pytest.mark.parametrize("bug", list(VERDICTS))

@@ -146,7 +146,13 @@ def _check_backward(function: CourseFunction, learner: Any, forward: Any | None,
     if mismatches and function.sequence:
         mismatches = _with_first_steps(function, learner, inputs, cache, mismatches)
     if mismatches and not note and forward_report is not None and not forward_report.ok:
-        note = f"through the cache{'s' if function.sequence else ''} of your {function.forward}, which differs"
+        # Run again on the reference's cache: says whether the backward is wrong itself or only fed a wrong cache
+        own = _backward_outputs(function, learner, inputs, _reference_cache(function, inputs))
+        alone = not isinstance(own, str) and not any(_compare(function, name, own.get(name), expected[name])
+                                                     for name in function.outputs)
+        caches = "caches" if function.sequence else "cache"
+        note = (f"through the {caches} of your {function.forward}, which differs; given ts.course's {caches}, "
+                + (f"your {function.name} matches" if alone else "it differs too: a bug of its own"))
     return FunctionReport(function.name, function.outputs, mismatches, note)
 
 
@@ -159,9 +165,13 @@ def _cache(function: CourseFunction, forward: Any | None, inputs: Inputs) -> tup
         if not isinstance(outcome, str):
             return outcome[1], ""
         why = f"your {function.forward} failed"
-    reference_forward = getattr(reference, function.forward)
     caches = "caches" if function.sequence else "cache"
-    return reference_forward(*inputs.forward_arguments(function))[-1], f"given the {caches} of ts.course.{function.forward}: {why}"
+    return _reference_cache(function, inputs), f"given the {caches} of ts.course.{function.forward}: {why}"
+
+
+def _reference_cache(function: CourseFunction, inputs: Inputs) -> Any:
+    """The cache (caches) ts.course's own forward gives the backward ``function`` on ``inputs``."""
+    return getattr(reference, function.forward)(*inputs.forward_arguments(function))[-1]
 
 
 def _backward_outputs(function: CourseFunction, learner: Any, inputs: Inputs, cache: Any,
