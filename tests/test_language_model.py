@@ -118,10 +118,10 @@ def test_sampling_never_emits_unk_stops_at_eos_and_is_reproducible():
 
 @pytest.mark.parametrize("arguments, error, message", [
     (dict(temperature=float("nan")), ValueError, r"sample: temperature must be a finite number > 0; got nan"),
-    (dict(top_k=2.5), ValueError, r"sample: top_k must be None or an int >= 1; got 2.5"),
+    (dict(top_k=2.5), ValueError, r"sample: top_k must be an int >= 1; got 2.5"),
     (dict(n=-1), ValueError, r"sample: n must be an int >= 1; got -1"),
     (dict(max_len=-3), ValueError, r"sample: max_len must be an int >= 1; got -3"),
-    (dict(seed=-1), ValueError, r"sample: seed must be None or an int >= 0; got -1"),
+    (dict(seed=-1), ValueError, r"sample: seed must be an int >= 0; got -1"),
     (dict(prime=None), TypeError, r"sample: prime must be the text to start from, a str \('' for none\); got NoneType"),
 ])
 def test_sample_refuses_arguments_it_cannot_use(arguments, error, message):

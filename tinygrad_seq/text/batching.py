@@ -24,10 +24,11 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> tuple
     return ids, lengths
 
 
-def _check_positive(op: str, **sizes: Any) -> None:
-    for name, value in sizes.items():
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{op}: {name} must be an int >= 1; got {value!r}")
+def check_counts(op: str, minimum: int = 1, **counts: Any) -> None:
+    """Raise naming ``op``, the argument and its value unless every one of ``counts`` is an int >= ``minimum``."""
+    for name, value in counts.items():
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
+            raise ValueError(f"{op}: {name} must be an int >= {minimum}; got {value!r}")
 
 
 def language_model_batches(sequences: Sequence[Sequence[int]], batch_size: int,
@@ -38,7 +39,7 @@ def language_model_batches(sequences: Sequence[Sequence[int]], batch_size: int,
     id, the targets all but its first; padded targets are IGNORE_INDEX. Shuffled by
     ``rng`` when given.
     """
-    _check_positive("language_model_batches", batch_size=batch_size)
+    check_counts("language_model_batches", batch_size=batch_size)
     order = rng.permutation(len(sequences)) if rng is not None else np.arange(len(sequences))
     for start in range(0, len(order), batch_size):
         chosen = [sequences[i] for i in order[start : start + batch_size]]
@@ -55,7 +56,7 @@ def stream_chunks(ids: Sequence[int], batch_size: int, seq_len: int) -> list[tup
     end of one chunk is the right start for the next: carry it over,
     detached. Returns [(inputs (T, B), targets (T, B)), ...], targets shifted by one.
     """
-    _check_positive("stream_chunks", batch_size=batch_size, seq_len=seq_len)
+    check_counts("stream_chunks", batch_size=batch_size, seq_len=seq_len)
     ids = np.asarray(ids, dtype=np.int64)
     per_stream = (len(ids) - 1) // batch_size
     if per_stream < 1:

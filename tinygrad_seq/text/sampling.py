@@ -10,7 +10,7 @@ import numpy as np
 
 from ..nn import evaluating, functional as F
 from .. import settings
-from .batching import IGNORE_INDEX, language_model_batches, stream_chunks
+from .batching import IGNORE_INDEX, check_counts, language_model_batches, stream_chunks
 from .vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, UnknownTokensWarning, Vocabulary
 
 
@@ -47,8 +47,9 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
             if top_k is not None and top_k < scores.shape[1]:
                 kth = np.sort(scores, axis=1)[:, -top_k][:, None]
                 scores[scores < kth] = -np.inf
-            # the largest score subtracted before dividing: a tiny temperature gives exp(-inf) = 0, not inf - inf
-            with np.errstate(over="ignore"):  # (a finite score below the largest) / 1e-300 is -inf: exp gives 0
+            # The largest score subtracted before dividing: with a tiny temperature the others' (negative) / T overflows
+            # to -inf, and exp gives 0 (dividing first gave inf - inf = NaN)
+            with np.errstate(over="ignore"):
                 probabilities = np.exp((scores - scores.max(axis=1, keepdims=True)) / temperature)
             probabilities /= probabilities.sum(axis=1, keepdims=True)
             choice = np.array([rng.choice(len(p), p=p) for p in probabilities])
@@ -115,21 +116,14 @@ def sentence_probability(model: Any, vocab: Vocabulary, sentence: str) -> tuple[
 
 def _check_sampling(n: Any, max_len: Any, temperature: Any, top_k: Any, prime: Any, seed: Any) -> None:
     """Raise naming ``sample``'s argument, its value and the fix unless each is one sample can use."""
-    def whole(value: Any) -> bool:
-        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-    for name, value in (("n", n), ("max_len", max_len)):
-        if not whole(value) or value < 1:
-            raise ValueError(f"sample: {name} must be an int >= 1; got {value!r}")
+    check_counts("sample", n=n, max_len=max_len, **({} if top_k is None else {"top_k": top_k}))
+    if seed is not None:
+        check_counts("sample", minimum=0, seed=seed)
     if not isinstance(temperature, (int, float, np.floating)) or not math.isfinite(temperature) or temperature <= 0:
         raise ValueError(f"sample: temperature must be a finite number > 0; got {temperature!r} (for the likeliest token "
                          "at every step, greedy decoding, use top_k=1)")
-    if top_k is not None and (not whole(top_k) or top_k < 1):
-        raise ValueError(f"sample: top_k must be None or an int >= 1; got {top_k!r}")
     if not isinstance(prime, str):
         raise TypeError(f"sample: prime must be the text to start from, a str ('' for none); got {type(prime).__name__}")
-    if seed is not None and (not whole(seed) or seed < 0):
-        raise ValueError(f"sample: seed must be None or an int >= 0; got {seed!r}")
 
 
 def perplexity(model: Any, sequences: Sequence[Sequence[int]], batch_size: int = 64) -> tuple[float, float]:
