@@ -79,7 +79,7 @@ def start(args: argparse.Namespace) -> Path:
     returns the output folder, created."""
     use_backend_option(args)
     if getattr(args, "smoke", False):
-        print(f"--smoke: a tiny run that checks {Path(sys.argv[0]).name} works; its numbers show nothing yet "
+        print("--smoke: a tiny run that checks the demo works; its numbers show nothing yet "
               "(run it without --smoke for the demo's result)")
     ts.keep_freed_memory()  # the main demo faults 36,000 times instead of 190,000 (docs/performance.md, "Alone or alternating")
     ts.manual_seed(0)

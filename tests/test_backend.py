@@ -257,3 +257,7 @@ def test_pytorchs_name_for_the_gpu_points_to_cupy(target):
             thing.to(target)
     with pytest.raises(ValueError, match=r"to: 'fp32' is neither a backend .* nor a dtype \('float32', 'float64', ...\).$"):
         ts.ones(2).to("fp32")  # no GPU hint where the name is no GPU's
+    for not_a_number in (None, str, dict):  # NumPy reads these as float64, a string and an object dtype
+        with pytest.raises(ValueError, match=r"to: .* is neither a backend"):
+            ts.ones(2).to(not_a_number)
+    assert [ts.ones(2).to(t).dtype for t in (np.float32, float, "float64")] == [np.float32, np.float64, np.float64]

@@ -230,6 +230,19 @@ def test_a_backward_fed_a_wrong_cache_is_also_checked_on_the_right_one():
     report = check({"lstm_cell_forward": right_forward["lstm_cell_forward"], "lstm_cell_backward": learner["lstm_cell_backward"]})
     assert found(report) == {("lstm_cell_backward", "dc_prev", None)}  # on its own, only its own bug shows
 
+    def fussy_backward(da_next, dc_next, cache):  # fails on any cache but the learner's own forward's
+        if cache[-1].get("fussy") is None:
+            raise KeyError("fussy")
+        return learner["lstm_cell_backward"](da_next, dc_next, cache)
+
+    def fussy_forward(xt, a_prev, c_prev, parameters):
+        a_next, c_next, yt_pred, cache = learner["lstm_cell_forward"](xt, a_prev, c_prev, parameters)
+        return a_next, c_next, yt_pred, (*cache[:-1], {**cache[-1], "fussy": True})
+
+    lines = str(check({"lstm_cell_forward": fussy_forward, "lstm_cell_backward": fussy_backward})).splitlines()
+    assert any(line.startswith("lstm_cell_backward: ") and line.endswith(
+        "which differs; given ts.course's cache, raised KeyError: 'fussy')") for line in lines), lines
+
 
 @pytest.mark.parametrize("bug", list(VERDICTS))
 def test_verdicts_name_the_problem(bug):

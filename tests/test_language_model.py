@@ -135,7 +135,10 @@ def test_sample_with_another_models_vocabulary_and_a_tiny_temperature():
     model = small_model(vocab)
     with pytest.raises(ValueError, match=r"sample: the model predicts 7 tokens but the vocabulary has 10; sample with the "
                                          r"vocabulary the model was trained with"):
-        sample(model, Vocabulary.from_text(["abcdef"]))
+        sample(model, Vocabulary.from_text(["abcdef"]), prime="f")  # before f's id could reach the embedding
+    with pytest.raises(ValueError, match=r"temperature must be a finite number > 0; got True"):
+        sample(model, vocab, temperature=True)
+    assert sample(model, vocab, temperature=np.int64(2), seed=0) == sample(model, vocab, temperature=2.0, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no overflow on the way: a score below the best one gets probability 0
         greedy = sample(model, vocab, n=2, max_len=6, temperature=1e-300, seed=0)

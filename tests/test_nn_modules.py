@@ -119,6 +119,13 @@ def test_loading_another_cells_weights_says_which_cells():
     class OneBlockCell(nn.RNNCell):  # a user's cell is named by its class, not by the built-in cell of its gate count
         pass
 
+    class Cells(nn.Module):  # the weight's module found past a list attribute
+        def __init__(self, cell):
+            super().__init__()
+            self.cells = [cell]
+
+    with pytest.raises(nn.StateDictError, match=r"cells.0.weight_hh holds .* and 4 in the model's LSTMCell"):
+        Cells(nn.LSTMCell(8, 32)).load_state_dict(Cells(nn.GRUCell(8, 32)).state_dict())
     with pytest.raises(nn.StateDictError) as error:
         nn.Recurrent(OneBlockCell(8, 32)).load_state_dict(nn.Recurrent(nn.GRUCell(8, 32)).state_dict())
     assert "cell.weight_hh holds 3 gate blocks of H = 32 rows in the checkpoint (as a GRU has) and 1 in the model's " \
@@ -378,6 +385,8 @@ def test_lengths_and_state_dict_values_may_be_arrays_of_the_backend(backend):
 def test_dropout_with_one_layer_warns_that_it_changes_nothing():
     with pytest.warns(UserWarning, match=r"LSTM: dropout=0.5 acts between stacked layers, and num_layers=1 has none"):
         nn.LSTM(3, 4, dropout=0.5)
+    with pytest.raises(ValueError, match=r"^LSTM: dropout is a probability in \[0, 1\]; got 1.5"):
+        nn.LSTM(3, 4, dropout=1.5)  # said by the layer called, before any warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         nn.GRU(3, 4, num_layers=2, dropout=0.5)  # between two layers it acts: no warning

@@ -271,7 +271,7 @@ def test_svg_renders_without_dot(no_dot, tmp_path):
 
 
 def test_pdf_without_dot_says_how_to_install(no_dot, tmp_path):  # PNG renders without dot: tests/test_render_png.py
-    with pytest.raises(viz.GraphvizNotFound, match=r"needs Graphviz's dot program.*apt-get install graphviz.*brew install graphviz.*format='svg'"):
+    with pytest.raises(viz.GraphvizNotFound, match=r"needs Graphviz's dot program.*apt-get install graphviz.*brew install graphviz.*name the file .svg or .png"):
         viz.render(ts.Tensor([1.0], requires_grad=True) * 2, tmp_path / "g", format="pdf")
     assert not list(tmp_path.iterdir())
 
@@ -307,6 +307,7 @@ def test_the_suffix_is_the_format(tmp_path):
     assert viz.render(loss, tmp_path / "g.SVG").read_text().lstrip().startswith("<?xml")
     assert viz.render(loss, tmp_path / "g").name == "g.svg"  # no suffix: SVG, named so
     assert viz.render(loss, tmp_path / "run.v2", format="png").read_bytes()[:4] == b"\x89PNG"  # format= for other names
+    assert viz.render(loss, tmp_path / "upper", format="PNG").name == "upper.png"  # as a .PNG suffix is read
 
 
 # ---------------------------------------------------------------- the stepper

@@ -253,12 +253,16 @@ def backend_or_dtype(target: Any, op: str) -> Backend | np.dtype:
     if isinstance(target, Backend) or (isinstance(target, str) and target in backend_names()):
         return backend_named(target)
     try:
-        return np.dtype(target)
+        dtype = None if target is None else np.dtype(target)  # np.dtype(None) would be float64
     except TypeError:
-        gpu = (" For the GPU, use .to('cupy'): the CuPy backend (pip install 'tinygrad-seq[cuda12]' or "
-               "'tinygrad-seq[cuda13]')") if isinstance(target, str) and target.lower().split(":")[0] in ("cuda", "gpu") else ""  # PyTorch's words
-        raise ValueError(f"{op}: {target!r} is neither a backend ({', '.join(map(repr, backend_names()))}) nor a "
-                         f"dtype ('float32', 'float64', ...).{gpu}") from None
+        dtype = None
+    if dtype is not None and dtype.kind in "biuf":  # numbers: str, object or None are no dtype for a tensor
+        return dtype
+    pytorch_gpu = isinstance(target, str) and target.lower().split(":")[0] in ("cuda", "gpu")
+    gpu = (" For the GPU, use .to('cupy'): the CuPy backend (pip install 'tinygrad-seq[cuda12]' or "
+           "'tinygrad-seq[cuda13]')") if pytorch_gpu else ""
+    raise ValueError(f"{op}: {target!r} is neither a backend ({', '.join(map(repr, backend_names()))}) nor a "
+                     f"dtype ('float32', 'float64', ...).{gpu}")
 
 
 def _devices_changed() -> None:

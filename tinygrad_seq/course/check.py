@@ -148,11 +148,14 @@ def _check_backward(function: CourseFunction, learner: Any, forward: Any | None,
     if mismatches and not note and forward_report is not None and not forward_report.ok:
         # Run again on the reference's cache: says whether the backward is wrong itself or only fed a wrong cache
         own = _backward_outputs(function, learner, inputs, _reference_cache(function, inputs))
-        alone = not isinstance(own, str) and not any(_compare(function, name, own.get(name), expected[name])
-                                                     for name in function.outputs)
         caches = "caches" if function.sequence else "cache"
-        note = (f"through the {caches} of your {function.forward}, which differs; given ts.course's {caches}, "
-                + (f"your {function.name} matches" if alone else "it differs too: a bug of its own"))
+        if isinstance(own, str):  # it failed there: what happened is the verdict
+            verdict = own
+        elif any(_compare(function, name, own.get(name), expected[name]) for name in function.outputs):
+            verdict = "it differs too: a bug of its own"
+        else:
+            verdict = f"your {function.name} matches"
+        note = f"through the {caches} of your {function.forward}, which differs; given ts.course's {caches}, {verdict}"
     return FunctionReport(function.name, function.outputs, mismatches, note)
 
 

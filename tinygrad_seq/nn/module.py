@@ -71,14 +71,23 @@ def _other_cell(model: Module, state_dict: dict[str, Any], own: dict[str, Any]) 
         if len(theirs) == len(ours) == 2 and theirs[1] == ours[1] and theirs[0] != ours[0] and theirs[0] % theirs[1] == 0:
             blocks = theirs[0] // theirs[1], ours[0] // ours[1]
             known = _CELL_OF_GATE_BLOCKS.get(blocks[0])
-            owner = key.rpartition(".")[0]  # "rnn.layers.0.cell" of "rnn.layers.0.cell.weight_hh"; "" of LSTM's "weight_hh_l0"
-            holder = type(dict(model.named_modules()).get(owner, model)).__name__
+            holder = type(_holder(model, key)).__name__
             sizes = any(_shape(state_dict[k]) != _gate_scaled(p.shape, blocks) for k, p in own.items()
                         if k in state_dict and _shape(state_dict[k]) != p.shape)
             return (f"{key} holds {blocks[0]} gate blocks of H = {theirs[1]} rows in the checkpoint"
                     + (f" (as {known} has)" if known else "") + f" and {blocks[1]} in the model's {holder}: build the "
                     "model with the cell" + (" and the sizes" if sizes else "") + " the checkpoint was saved with")
     return ""
+
+
+def _holder(model: Module, key: str) -> Module:
+    """The module whose parameter ``key`` is: its longest prefix that names one ("rnn.layers.0.cell" of
+    "rnn.layers.0.cell.weight_hh"; the model itself for LSTM's "weight_hh_l0", or past a list or dict attribute)."""
+    modules = dict(model.named_modules())
+    parts = key.split(".")[:-1]
+    while parts and ".".join(parts) not in modules:
+        parts.pop()
+    return modules.get(".".join(parts), model)
 
 
 def _gate_scaled(shape: tuple[int, ...], blocks: tuple[int, int]) -> tuple[int, ...]:

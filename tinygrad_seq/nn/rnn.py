@@ -38,6 +38,8 @@ class RecurrentLayer(Module):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"{type(self).__name__}: num_layers must be at least 1; got {num_layers}")
+        if not 0.0 <= dropout <= 1.0:
+            raise ValueError(f"{type(self).__name__}: dropout is a probability in [0, 1]; got {dropout}")
         if dropout and num_layers == 1:  # PyTorch warns the same: the dropout sits between layers, and there are none
             warnings.warn(f"{type(self).__name__}: dropout={dropout} acts between stacked layers, and num_layers=1 has none, "
                           "so it changes nothing; stack layers (num_layers=2 or more) or apply nn.Dropout to the outputs",

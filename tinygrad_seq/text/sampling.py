@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -31,13 +32,12 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
     if unknown.count:
         warnings.warn(f"prime: {unknown}", UnknownTokensWarning, stacklevel=2)
     rng = np.random.default_rng(seed) if seed is not None else settings.host_rng
+    _check_vocabulary_size(getattr(model, "config", {}).get("vocab_size"), vocab)  # a LanguageModel says it up front
     with evaluating(model):
         start = [BOS_ID] + vocab.encode(prime)
         tokens = np.tile(np.array(start), (n, 1)).T  # (len(start), n)
         logits, state = model(tokens)
-        if logits.shape[-1] != len(vocab):
-            raise ValueError(f"sample: the model predicts {logits.shape[-1]} tokens but the vocabulary has {len(vocab)}; "
-                             "sample with the vocabulary the model was trained with (models.load_model returns both)")
+        _check_vocabulary_size(logits.shape[-1], vocab)  # any other model, by what it predicts
         step_logits = logits[-1]
         generated: list[list[int]] = [[] for _ in range(n)]
         done = np.zeros(n, dtype=bool)
@@ -114,12 +114,19 @@ def sentence_probability(model: Any, vocab: Vocabulary, sentence: str) -> tuple[
     return math.exp(math.fsum(log_p for _, log_p in terms)), [(token, math.exp(log_p)) for token, log_p in terms]
 
 
+def _check_vocabulary_size(predicted: int | None, vocab: Vocabulary) -> None:
+    if predicted is not None and predicted != len(vocab):
+        raise ValueError(f"sample: the model predicts {predicted} tokens but the vocabulary has {len(vocab)}; "
+                         "sample with the vocabulary the model was trained with (models.load_model returns both)")
+
+
 def _check_sampling(n: Any, max_len: Any, temperature: Any, top_k: Any, prime: Any, seed: Any) -> None:
     """Raise naming ``sample``'s argument, its value and the fix unless each is one sample can use."""
     check_counts("sample", n=n, max_len=max_len, **({} if top_k is None else {"top_k": top_k}))
     if seed is not None:
         check_counts("sample", minimum=0, seed=seed)
-    if not isinstance(temperature, (int, float, np.floating)) or not math.isfinite(temperature) or temperature <= 0:
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not math.isfinite(temperature) \
+            or temperature <= 0:
         raise ValueError(f"sample: temperature must be a finite number > 0; got {temperature!r} (for the likeliest token "
                          "at every step, greedy decoding, use top_k=1)")
     if not isinstance(prime, str):

@@ -100,7 +100,7 @@ def render_png(source: str) -> bytes:
         import resvg_py
     except ImportError:
         raise RenderError("render: PNG needs the resvg-py package, which is not installed; "
-                           "pip install resvg-py (a dependency of tinygrad-seq), or use format='svg'") from None
+                           "pip install resvg-py (a dependency of tinygrad-seq), or write SVG (name the file .svg)") from None
     svg = render_svg(source)
     families = ("font_family", "serif_family", "sans_serif_family", "monospace_family", "cursive_family", "fantasy_family")
     try:

@@ -39,6 +39,7 @@ def output_format(path: str | os.PathLike, format: str | None = None) -> str:
     writing SVG into "graph.png" would give a file no image viewer opens.
     """
     suffix = Path(path).suffix.lower().lstrip(".")
+    format = format.lower() if isinstance(format, str) else format
     if format is not None and format not in FORMATS:
         raise ValueError(f"render: format must be one of {', '.join(FORMATS)}; got {format!r}")
     if suffix in FORMATS:
@@ -64,7 +65,7 @@ def render(target: Tensor | graphviz.Digraph, path: str | os.PathLike, format: s
         raise GraphvizNotFound(
             f"render: format {format!r} needs Graphviz's dot program, which is not on PATH. Install Graphviz "
             "(Debian/Ubuntu: sudo apt-get install graphviz; macOS: brew install graphviz; "
-            "conda: conda install -c conda-forge graphviz), or use format='svg' or 'png', which render now without it"
+            "conda: conda install -c conda-forge graphviz), or write SVG or PNG (name the file .svg or .png), which render now without it"
         )
     dot = target if isinstance(target, graphviz.Digraph) else draw_graph(target, **options)
     path = Path(path)
