@@ -76,6 +76,12 @@ def check_sequence(x: Tensor, batch_first: bool, op: str, input_size: int) -> No
         raise ValueError(f"{op}: the input has {x.shape[2]} features per step; the layer expects input_size={input_size}")
 
 
+def check_dropout(dropout: float, op: str) -> None:
+    """Raise naming ``op`` unless the dropout between stacked layers is a probability."""
+    if not 0.0 <= dropout <= 1.0:
+        raise ValueError(f"{op}: dropout is a probability in [0, 1]; got {dropout}")
+
+
 def time_major(x: Tensor, batch_first: bool, op: str, input_size: int) -> Tensor:
     """x as (T, B, I), checked."""
     x = as_tensor(x)
@@ -264,8 +270,7 @@ class Stacked(Module):
         layers = list(layers)
         if not layers:
             raise ValueError("Stacked: needs at least one layer")
-        if not 0.0 <= dropout <= 1.0:
-            raise ValueError(f"Stacked: dropout is a probability in [0, 1]; got {dropout}")
+        check_dropout(dropout, "Stacked")
         for i, (below, above) in enumerate(zip(layers, layers[1:])):
             if above.input_size != below.output_size:
                 raise ValueError(f"Stacked: layer {i + 1} expects {above.input_size} inputs but layer {i} gives {below.output_size}")

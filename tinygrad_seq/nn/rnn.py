@@ -9,14 +9,13 @@ cells' parameters are also attributes of the layer under PyTorch's names.
 from __future__ import annotations
 
 import warnings
-
 from typing import Any
 
 from ..ops import stack
 from ..tensor import Tensor, as_tensor
 from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
 from .module import Module
-from .recurrent import Bidirectional, Recurrent, Stacked, check_lengths, check_sequence, check_steps
+from .recurrent import Bidirectional, Recurrent, Stacked, check_dropout, check_lengths, check_sequence, check_steps
 
 
 class RecurrentLayer(Module):
@@ -38,8 +37,7 @@ class RecurrentLayer(Module):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"{type(self).__name__}: num_layers must be at least 1; got {num_layers}")
-        if not 0.0 <= dropout <= 1.0:
-            raise ValueError(f"{type(self).__name__}: dropout is a probability in [0, 1]; got {dropout}")
+        check_dropout(dropout, type(self).__name__)  # here, so the layer called is named and before the warning below
         if dropout and num_layers == 1:  # PyTorch warns the same: the dropout sits between layers, and there are none
             warnings.warn(f"{type(self).__name__}: dropout={dropout} acts between stacked layers, and num_layers=1 has none, "
                           "so it changes nothing; stack layers (num_layers=2 or more) or apply nn.Dropout to the outputs",
@@ -111,8 +109,8 @@ class RecurrentLayer(Module):
         batch_size = x.shape[0 if self.batch_first else 1]
         lengths = check_lengths(lengths, batch_size, x.shape[1 if self.batch_first else 0], name)  # host ints from here
         if initial is not None:
-            for name, h in zip(("h0", "c0"), initial):
-                self._check_initial(h, name, batch_size)
+            for part, h in zip(("h0", "c0"), initial):
+                self._check_initial(h, part, batch_size)
         output, states = self.layers(x, self._layer_states(initial, batch_size), lengths)
         finals = []  # one state per (layer, direction), PyTorch's order
         for state in states:
