@@ -540,11 +540,15 @@ def test_progress_into_a_log_file_is_a_few_lines_not_one_per_batch(tmp_path, cap
     assert batches > 20 and err.count("\r") <= 3 and f"{batches}/{batches}" in err and "loss=" in err
 
 
-def test_a_notebook_bar_keeps_its_own_pace():
+def test_a_notebook_bar_keeps_its_own_pace(monkeypatch):
+    import io
+
     import tqdm
     import tqdm.notebook
 
     from tinygrad_seq.models import trainer
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file, whatever runs the tests
 
     assert trainer._redraw_pace(tqdm.notebook.tqdm) == {}  # a widget: its stderr is no terminal, yet it is watched
     assert trainer._redraw_pace(tqdm.tqdm) == {"mininterval": trainer.LOG_REDRAW_S, "maxinterval": trainer.LOG_REDRAW_S}

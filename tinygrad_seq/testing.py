@@ -71,7 +71,8 @@ def check_cell(cell: RecurrentCell, batch_size: int = 2, steps: int = 3, seed: i
         _fail("initial_state", f"expected {len(names)} part(s) of shape {(batch_size, size_h)}; got {[p.shape for p in initial_parts]}")
     with no_grad():
         from_zeros = [p.numpy() for p in cell.state_parts(cell(x, initial))]
-        from_call = [p.numpy() for p in cell.state_parts(cell(x))]
+        called = cell(x)
+        from_call = [p.numpy() for p in cell.state_parts(called)]
         try:  # cell(x) hands forward the initial state, so forward's own start is checked by calling it
             from_forward = [p.numpy() for p in cell.state_parts(cell.forward(x))]
         except Exception as error:
@@ -81,7 +82,7 @@ def check_cell(cell: RecurrentCell, batch_size: int = 2, steps: int = 3, seed: i
     for name, start, expected in (("cell(x)", from_call, from_zeros), ("cell.forward(x)", from_forward, forward_from_zeros)):
         if not all(np.array_equal(a, b) for a, b in zip(start, expected)):
             _fail("state=None", f"{name} differs from {name[:-1]}, cell.initial_state(B))")
-    if cell.output(cell(x)).shape != (batch_size, size_h):
+    if cell.output(called).shape != (batch_size, size_h):
         _fail("output", f"cell.output(state) must have shape {(batch_size, size_h)}")
 
     sequence = rng.standard_normal((steps, batch_size, size_in))
