@@ -142,7 +142,7 @@ def _check_backward(function: CourseFunction, learner: Any, forward: Any | None,
     if isinstance(received, str):
         return _failed(function, received, note)
     expected = inputs.answers(function)
-    mismatches = [m for name in function.outputs if (m := _compare(function, name, received.get(name), expected[name]))]
+    mismatches = _backward_mismatches(function, received, expected)
     if mismatches and function.sequence:
         mismatches = _with_first_steps(function, learner, inputs, cache, mismatches)
     if mismatches and not note and forward_report is not None and not forward_report.ok:
@@ -151,7 +151,7 @@ def _check_backward(function: CourseFunction, learner: Any, forward: Any | None,
         caches = "caches" if function.sequence else "cache"
         if isinstance(own, str):  # it failed there: what happened is the verdict
             verdict = own
-        elif any(_compare(function, name, own.get(name), expected[name]) for name in function.outputs):
+        elif _backward_mismatches(function, own, expected):
             verdict = "it differs too: a bug of its own"
         else:
             verdict = f"your {function.name} matches"
@@ -170,6 +170,11 @@ def _cache(function: CourseFunction, forward: Any | None, inputs: Inputs) -> tup
         why = f"your {function.forward} failed"
     caches = "caches" if function.sequence else "cache"
     return _reference_cache(function, inputs), f"given the {caches} of ts.course.{function.forward}: {why}"
+
+
+def _backward_mismatches(function: CourseFunction, received: Mapping[str, Any], expected: Mapping[str, Any]) -> list[Mismatch]:
+    """A Mismatch for each output of a backward function's dict that is not the engine's."""
+    return [m for name in function.outputs if (m := _compare(function, name, received.get(name), expected[name]))]
 
 
 def _reference_cache(function: CourseFunction, inputs: Inputs) -> Any:

@@ -1,9 +1,8 @@
 """Batches for sequence models: padded batches with lengths, and streams for truncated BPTT."""
 from __future__ import annotations
 
-from typing import Any
-
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 

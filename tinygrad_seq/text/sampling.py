@@ -122,7 +122,9 @@ def _check_vocabulary_size(predicted: int | None, vocab: Vocabulary) -> None:
 
 def _check_sampling(n: Any, max_len: Any, temperature: Any, top_k: Any, prime: Any, seed: Any) -> None:
     """Raise naming ``sample``'s argument, its value and the fix unless each is one sample can use."""
-    check_counts("sample", n=n, max_len=max_len, **({} if top_k is None else {"top_k": top_k}))
+    check_counts("sample", n=n, max_len=max_len)
+    if top_k is not None:
+        check_counts("sample", top_k=top_k)
     if seed is not None:
         check_counts("sample", minimum=0, seed=seed)
     if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not math.isfinite(temperature) \

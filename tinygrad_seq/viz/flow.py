@@ -124,9 +124,10 @@ def _lines(
         raise ValueError("plot_gradient_flow: the results hold no norms to draw; pass what viz.gradient_flow returned")
     wanted = held if parts is None else [parts] if isinstance(parts, str) else list(parts)  # "a": one name, not letters
     unknown = [part for part in wanted if part not in held]
-    if unknown or not wanted:
-        raise ValueError(f"plot_gradient_flow: parts={parts!r} " + (f"names {unknown}, which " if unknown else "names none of ")
-                         + f"the results' parts {held}" + (" do not hold" if unknown else ""))
+    if not wanted:
+        raise ValueError(f"plot_gradient_flow: parts={parts!r} names none of the results' parts {held}")
+    if unknown:
+        raise ValueError(f"plot_gradient_flow: parts={parts!r} names {unknown}, which the results' parts {held} do not hold")
     drawn = [part for part in held if part in wanted]
     lines = []
     for label, result in zip(labels, results):

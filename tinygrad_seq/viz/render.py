@@ -27,7 +27,7 @@ from .images import (
     run_dot,
 )
 
-# What lived here before images.py, still importable from here.
+# render and output_format, and what lived here before images.py, still importable from here.
 __all__ = ["FONT", "FONT_FILE", "FORMATS", "PNG_DPI", "PNG_MAX_PIXELS", "PNG_MAX_SIDE", "SVG_FONT_FAMILY", "GraphvizNotFound",
            "has_dot", "output_format", "render", "render_png", "render_svg"]
 
