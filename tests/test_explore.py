@@ -107,6 +107,17 @@ def test_a_shared_weight_collects_one_contribution_per_time_step(tmp_path):
     np.testing.assert_allclose([s["running"]["values"] for s in w_aa["steps"]], running, rtol=1e-12)
 
 
+def test_a_deep_pages_layers_count_from_1_as_its_states_do(tmp_path):
+    model, loss = build("gru", steps=2, layers=2)
+    data = page_data(viz.explore(loss, tmp_path / "deep.html", params=model.parameters()).page)
+    symbols = {p["name"]: p["symbol"] for p in data["params"]}
+    assert symbols["rnn.weight_hh_l0"] == "W_aa^[1]" and symbols["rnn.weight_hh_l1"] == "W_aa^[2]"
+    where = {step["name"]: step["where"] for step in data["backward"]}
+    assert where["a^[2]⟨2⟩"] == "t = 2, layer 2" and where["a^[1]⟨1⟩"] == "t = 1, layer 1"
+    terms = [s["where"] for p in data["params"] if p["name"] == "rnn.weight_hh_l1" for s in p["steps"]]
+    assert terms == ["t = 2, layer 2", "t = 1, layer 2"]
+
+
 @pytest.mark.parametrize("fused", [False, True], ids=["transparent", "fused"])
 def test_the_chart_is_the_gradient_flow(tmp_path, fused):
     model, loss = build("lstm", steps=4, fused=fused)

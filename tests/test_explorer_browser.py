@@ -53,8 +53,9 @@ def text(driver, element_id):
     return driver.find_element("id", element_id).text
 
 
-def current_titles(driver):
-    return [e.get_attribute("textContent") for e in driver.find_elements("css selector", "#graph g.current > title")]
+def current_keys(driver):
+    """The graph keys of the nodes lit as current (the page keeps each SVG node's DOT id as data-key)."""
+    return [e.get_attribute("data-key") for e in driver.find_elements("css selector", "#graph g.current")]
 
 
 def press(driver, key):
@@ -79,7 +80,7 @@ def test_the_page_opens_at_the_addressed_step_and_shows_the_librarys_gradient(ch
     step = steps[15]
     assert text(chromium, "step") == f"16 / {len(steps)}" == "16 / 24"
     assert text(chromium, "node") == step.name == "a⟨2⟩"
-    assert current_titles(chromium) == drawn(explorer, 15) and len(drawn(explorer, 15)) == 1
+    assert current_keys(chromium) == drawn(explorer, 15) and len(drawn(explorer, 15)) == 1
     grad = chromium.find_element("id", "grad")
     assert np.array_equal(np.array(json.loads(grad.get_attribute("data-values"))), step.grad)  # exactly
     shown = [float(v) for v in re.findall(r"-?\d+\.\d+(?:e-?\d+)?", grad.text)]
@@ -90,7 +91,7 @@ def test_the_page_opens_at_the_addressed_step_and_shows_the_librarys_gradient(ch
     for index in range(24):
         for node in drawn(explorer, index):
             last_touch[node] = index
-    done = {e.get_attribute("textContent") for e in chromium.find_elements("css selector", "#graph g.node.done > title")}
+    done = {e.get_attribute("data-key") for e in chromium.find_elements("css selector", "#graph g.node.done")}
     assert done == {node for node, last in last_touch.items() if last < 15}  # every node whose steps are all past
     assert len(done) == 14  # the 15 steps before, less the Stack, which is not drawn (its steps' a⟨t⟩ show it)
     chromium.save_screenshot(str(tmp_path / "step16.png"))
@@ -103,7 +104,7 @@ def test_keys_buttons_and_the_slider_move_through_the_steps(chromium, rnn_page, 
     assert text(chromium, "step") == "1 / 24" and text(chromium, "node") == "L"
     press(chromium, "\ue014")  # ArrowRight
     press(chromium, "\ue014")
-    assert text(chromium, "step") == "3 / 24" and current_titles(chromium) == drawn(explorer, 2)
+    assert text(chromium, "step") == "3 / 24" and current_keys(chromium) == drawn(explorer, 2)
     assert chromium.execute_script("return location.hash") == "#step=3"
     press(chromium, "\ue012")  # ArrowLeft
     assert text(chromium, "step") == "2 / 24"
@@ -185,7 +186,7 @@ def test_a_fifty_step_lstm_stays_usable(chromium, tmp_path):
     assert explorer.collapsed
     open_page(chromium, explorer, "#step=300")
     assert text(chromium, "step") == f"300 / {explorer.steps}"
-    assert len(current_titles(chromium)) == 1  # the step's box
+    assert len(current_keys(chromium)) == 1  # the step's box
     press(chromium, "\ue010")
     assert text(chromium, "step") == f"{explorer.steps} / {explorer.steps}"
     chromium.save_screenshot(str(tmp_path / "long.png"))
@@ -203,7 +204,7 @@ def test_every_step_of_other_pages_paints_without_a_console_error(chromium, tmp_
         open_page(chromium, explorer)
         for index in range(1, explorer.steps + 1):
             assert text(chromium, "step") == f"{index} / {explorer.steps}"
-            assert current_titles(chromium)  # something is lit at every step
+            assert current_keys(chromium)  # something is lit at every step
             press(chromium, "\ue014")
         chromium.find_element("id", "mode-forward").click()
         press(chromium, "\ue010")
@@ -211,6 +212,36 @@ def test_every_step_of_other_pages_paints_without_a_console_error(chromium, tmp_
     open_page(chromium, scalar, f"#step={scalar.steps}")
     s_block = chromium.find_element("css selector", ".param")
     assert "+ " in s_block.text and np.array(json.loads(s_block.find_element("css selector", "pre.running").get_attribute("data-values"))) == scale.grad
+
+
+def test_fit_shows_the_whole_graph_and_a_click_on_a_node_goes_to_its_step(chromium, tmp_path):
+    model, loss = build("lstm", steps=3)
+    explorer = viz.explore(loss, tmp_path / "lstm.html", params=model.parameters())
+    open_page(chromium, explorer)
+    pane = chromium.find_element("id", "graph")
+    svg = chromium.find_element("css selector", "#graph svg")
+    assert svg.rect["width"] > pane.rect["width"]  # opens at a legible size, wider than the pane
+    chromium.find_element("id", "zoom-fit").click()
+    assert svg.rect["width"] <= pane.rect["width"] and svg.rect["height"] <= pane.rect["height"]
+    # hovering shows what a node is, not its DOT id; the id stays as data-key
+    nodes = chromium.find_elements("css selector", "#graph g.node")
+    tips = {node.get_attribute("data-key"): node.find_element("css selector", "title").get_attribute("textContent") for node in nodes}
+    assert not any(re.fullmatch(r"n\d+", tip.split("\n")[0]) for tip in tips.values())
+    forget_gate = next(key for key, tip in tips.items() if tip.startswith("Γf⟨2⟩ · Sigmoid"))
+    assert tips[forget_gate].endswith("click: go to its step")
+    edge_tips = [e.get_attribute("textContent") for e in chromium.find_elements("css selector", "#graph g.edge > title")]
+    assert "Γf⟨2⟩ → Mul" in edge_tips
+    chromium.find_element("css selector", f'#graph g.node[data-key="{forget_gate}"]').click()
+    index = next(i for i in range(explorer.steps) if forget_gate in drawn(explorer, i))  # its backward step
+    assert text(chromium, "step") == f"{index + 1} / {explorer.steps}" and text(chromium, "node") == "Γf⟨2⟩"
+    assert current_keys(chromium) == [forget_gate]
+    assert svg.rect["width"] > pane.rect["width"]  # back to a legible size, around the node
+    node = chromium.find_element("css selector", f'#graph g.node[data-key="{forget_gate}"]').rect
+    assert pane.rect["x"] <= node["x"] and node["x"] + node["width"] <= pane.rect["x"] + pane.rect["width"]
+    chromium.find_element("id", "mode-forward").click()  # going forward, the same click goes to its forward step
+    chromium.find_element("css selector", f'#graph g.node[data-key="{forget_gate}"]').click()
+    assert text(chromium, "node") == "Γf⟨2⟩" and chromium.execute_script("return location.hash").startswith("#mode=forward&")
+    assert not console_errors(chromium)
 
 
 def test_modified_arrow_keys_are_left_to_the_browser(chromium, rnn_page):
@@ -227,3 +258,5 @@ def test_screenshot_writes_a_png(rnn_page, tmp_path):
     explorer, _, _ = rnn_page
     png = explorer.screenshot(tmp_path / "shot.png", step=16)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(FileNotFoundError, match=r"screenshot: no page at '.*' \(a folder\); give the HTML file viz.explore wrote"):
+        browser.screenshot(tmp_path, tmp_path / "folder.png")

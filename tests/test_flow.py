@@ -106,7 +106,8 @@ def test_plotted_lines_are_named_by_the_parts_drawn():
         flow._lines([lstm], ["LSTM"], "ac")
     assert lines[1][1] is lstm["a", 0, "forward"]
     _, lines = flow._lines(viz.gradient_flow(lstm_loss()), ["LSTM"], ["c"])  # two layers, both directions
-    assert {name for name, _ in lines} == {f"LSTM, layer {layer} {direction}" for layer in (0, 1) for direction in ("forward", "reverse")}
+    # the legend counts layers from 1, as the course's c^[1]⟨t⟩ does, for the keys' layers 0 and 1
+    assert {name for name, _ in lines} == {f"LSTM, layer {layer} {direction}" for layer in (1, 2) for direction in ("forward", "reverse")}
 
 
 def test_plot_without_matplotlib_names_the_extra(tmp_path, monkeypatch):

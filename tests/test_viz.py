@@ -47,7 +47,9 @@ def test_one_cluster_per_time_step_with_course_labels():
 def test_fused_graphs_keep_one_cluster_per_time_step():
     model = demo.small_model("lstm", steps=3, layers=2)
     source = viz.draw_graph(model.loss(), params=model.parameters()).source
-    assert {"t = 1", "t = 2", "t = 3", "layer 0", "layer 1"} <= set(cluster_labels(source))
+    assert {"t = 1", "t = 2", "t = 3", "layer 1", "layer 2"} <= set(cluster_labels(source))  # from 1, as a^[1]
+    assert "layer 0" not in cluster_labels(source)
+    assert "rnn.weight_hh_l0 · W_aa^[1]" in source and "rnn.weight_hh_l1 · W_aa^[2]" in source
     assert source.count("LSTMStep") == 6 and "Γf" not in source  # one node per cell step
     assert "(a, c)^[1]⟨3⟩" in source and "(a, c)^[2]⟨1⟩" in source  # a deep RNN: layers a^[l], from 1
 
@@ -58,8 +60,26 @@ def test_clusters_nest_per_layer_and_direction():
     for name in ("cluster_layer0_forward", "cluster_layer0_reverse", "cluster_layer1_reverse", "cluster_layeroutput",
                  "cluster_layer1_reverse_t2", "cluster_layeroutput_forward_t1"):
         assert f"subgraph {name} " in source, name
-    assert {"layer 0 forward", "layer 0 reverse", "layer 1 forward", "layer 1 reverse", "output", "t = 1", "t = 2"} <= set(cluster_labels(source))
-    assert "rnn.weight_hh_l1_reverse · W_aa" in source
+    assert {"layer 1 forward", "layer 1 reverse", "layer 2 forward", "layer 2 reverse", "output", "t = 1", "t = 2"} <= set(cluster_labels(source))
+    assert "rnn.weight_hh_l1_reverse · ←W_aa^[2]" in source and "rnn.bias_ih_l0 · →b_a^[1] (with →W_ax^[1])" in source
+
+
+def test_parameters_of_a_deep_graph_are_named_by_layer_and_direction_whatever_their_paths():
+    # Stacked and Bidirectional name their weights "layers.1.backward_layer.cell.weight_hh", with no PyTorch
+    # suffix to read: the layer and direction come from the steps that use each weight.
+    model = nn.Stacked([nn.Bidirectional(nn.Recurrent(nn.RNNCell(2, 3))), nn.Bidirectional(nn.Recurrent(nn.RNNCell(6, 3)))])
+    outputs, _ = model(ts.randn(2, 1, 2))
+    graph = viz.trace(outputs.sum(), params=dict(model.named_parameters()))
+    named = {node.label: graph.parameter_name(key) for key, node in graph.nodes.items() if node.kind == "parameter"}
+    assert named["layers.0.forward_layer.cell.weight_ih"] == "→W_ax^[1]"
+    assert named["layers.1.backward_layer.cell.weight_hh"] == "←W_aa^[2]"
+    assert named["layers.1.backward_layer.cell.bias_hh"] == "←b_a^[2] (with ←W_aa^[2])"
+    # a one-layer, one-direction graph keeps the course's bare names
+    cell_model = nn.Recurrent(nn.LSTMCell(2, 3, peephole=True))
+    outputs, _ = cell_model(ts.randn(2, 1, 2))
+    graph = viz.trace(outputs.sum(), params=dict(cell_model.named_parameters()))
+    assert {graph.parameter_name(key) for key, node in graph.nodes.items() if node.kind == "parameter"} == \
+        {"W_ax", "W_aa", "b_a (with W_ax)", "b_a (with W_aa)", "w_ci", "w_cf", "w_co"}
 
 
 # ---------------------------------------------------------------- the layout, read from the rendered SVG
@@ -379,7 +399,7 @@ def test_cli_graph(tmp_path, capsys):
     out = tmp_path / "graph.svg"
     assert main(["graph", "--cell", "lstm", "--steps", "4", "--layers", "2", "--bidirectional", "--out", str(out)]) == 0
     text = out.read_text()
-    assert "t = 4" in text and "layer 1" in text and "reverse" in text
+    assert "t = 4" in text and "layer 2" in text and "reverse" in text
     assert "wrote" in capsys.readouterr().out
     assert main(["graph", "--cell", "gru", "--collapse", "--grads", "--out", str(tmp_path / "small.svg")]) == 0
     assert "∇" in (tmp_path / "small.svg").read_text()

@@ -54,6 +54,9 @@ def open_chromium(width: int = 1400, height: int = 900) -> Any:
 def screenshot(page: str | os.PathLike, png: str | os.PathLike, step: int | None = None, width: int = 1400,
                height: int = 900) -> Path:
     """A PNG of an explorer page (at backward step ``step``, from 1), as Chromium shows it."""
+    if not Path(page).is_file():
+        raise FileNotFoundError(f"screenshot: no page at {str(page)!r} ({'a folder' if Path(page).is_dir() else 'no such file'}); "
+                                "give the HTML file viz.explore wrote (explorer.path)")
     url = Path(page).resolve().as_uri() + (f"#step={step}" if step is not None else "")
     driver = open_chromium(width, height)
     try:

@@ -37,7 +37,7 @@ import numpy as np
 from ..lazy_grad import LazyGrad
 from ..tensor import Tensor
 from .images import render_svg
-from .trace import Graph, GraphNode, course_parameter_name, trace
+from .trace import Graph, GraphNode, trace
 
 PARAMETER, INPUT, OP, STATE, GATE, ROOT = "#cfe2f3", "#eeeeee", "#ffffff", "#fff2cc", "#d9ead3", "#f4cccc"
 DONE, CURRENT = "#b7b7b7", "#f6b26b"
@@ -85,10 +85,10 @@ def _fill(node: GraphNode, root: str) -> str:
     return FILL_BY_ROLE.get(node.role, OP)
 
 
-def _label(node: GraphNode, show_shapes: bool, show_values: bool, grad: Any) -> str:
+def _label(node: GraphNode, show_shapes: bool, show_values: bool, grad: Any, course: str | None = None) -> str:
+    """A node's text; ``course``: a parameter's course name (W_aa^[2]), shown beside its path."""
     lines = []
     if node.kind == "parameter":
-        course = course_parameter_name(node.label)
         lines.append(f"{node.label} · {course}" if course else node.label)
     elif node.kind == "op" and node.label != node.op:
         lines += [node.label, node.op]
@@ -117,7 +117,10 @@ def _row_sort_key(row: tuple[Any, Any]) -> tuple:
 
 
 def _layer_label(layer: Any) -> str:
-    return f"layer {layer}" if isinstance(layer, (int, np.integer)) or layer is None else str(layer)
+    """ "layer 1" for the layer tagged 0: rows count from 1, as the states inside them do (a^[1]⟨t⟩)."""
+    if isinstance(layer, (int, np.integer)):
+        return f"layer {layer + 1}"
+    return "layer" if layer is None else str(layer)
 
 
 def _both_directions(layer: Any, rows: list) -> bool:
@@ -125,7 +128,7 @@ def _both_directions(layer: Any, rows: list) -> bool:
 
 
 def _row_label(row: tuple[Any, Any], rows: list) -> str:
-    """ "layer 0", or "layer 0 forward" and "layer 0 reverse" for a bidirectional layer; "output"."""
+    """ "layer 1", or "layer 1 forward" and "layer 1 reverse" for a bidirectional layer; "output"."""
     return _layer_label(row[0]) + (f" {row[1]}" if _both_directions(row[0], rows) else "")
 
 
@@ -296,7 +299,9 @@ def draw_graph(
             attributes["fontcolor"] = "#555555"
         if node.key in highlight and highlight[node.key] == CURRENT:
             attributes["penwidth"] = "2"
-        target.node(node.key, _label(node, show_shapes, show_values, grads.get(node.key) if (show_grads or node.key in grads) else None), **attributes)
+        grad = grads.get(node.key) if (show_grads or node.key in grads) else None
+        course = graph.parameter_name(node.key) if node.kind == "parameter" else None
+        target.node(node.key, _label(node, show_shapes, show_values, grad, course), **attributes)
 
     group_key: dict[str, str] = {}
     layout_edges: list[tuple[str, str, dict]] = []  # invisible: they hold the grid together

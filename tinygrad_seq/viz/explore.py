@@ -161,12 +161,14 @@ def _shown(values: np.ndarray) -> dict[str, Any]:
             "values": None, "norm": norm, "shape": shape}
 
 
-def place(tags: Mapping[str, Any]) -> str:
+def place(tags: Mapping[str, Any], first_layer: int = 0) -> str:
+    """ "t = 2, layer 0, reverse" from a node's tags. Error messages count layers from 0, as PyTorch's names
+    do (weight_hh_l0); the explorer from 1 (``first_layer=1``), as the states on its graph do (a^[1]⟨2⟩)."""
     parts = []
     if "t" in tags:
         parts.append(f"t = {tags['t']}")
     if isinstance(tags.get("layer"), int):
-        parts.append(f"layer {tags['layer']}")
+        parts.append(f"layer {tags['layer'] + first_layer}")
     elif tags.get("layer") is not None:
         parts.append(str(tags["layer"]))
     if tags.get("direction") == "reverse":
@@ -188,7 +190,7 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
     gathers = time_gathers(graph)
     parameter_of = {key_of(p): name for name, p in params.items()}
     # b_a is two vectors in PyTorch's layout: the panel names each with its matmul, "b_a (with W_aa)"
-    symbols = {name: rules.course_parameter_name(name) or names.get(key_of(p), name) for name, p in params.items()}
+    symbols = {name: names.get(key_of(p)) or rules.course_parameter_name(name, graph.context) or name for name, p in params.items()}
 
     def edges_between(source: str, target: str) -> list[list[str]]:
         return [[tail, head] for tail in drawn_as.get(source, []) for head in drawn_as.get(target, [])
@@ -223,7 +225,7 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
         visited.append(step.raw.node)
         grad = _dense(step.grad, step.tensor.shape)
         record = {
-            "key": key, "drawn": drawn_as.get(key, []), "op": step.op, "name": names[key], "where": place(node.tags),
+            "key": key, "drawn": drawn_as.get(key, []), "op": step.op, "name": names[key], "where": place(node.tags, first_layer=1),
             "grad": _shown(grad), "rule": node_rules[key]["backward"], "forward": node_rules[key]["forward"],
             "sends": [], "sum": [], "params": [],
         }
@@ -239,7 +241,7 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
             if source in parameter_of:
                 name = parameter_of[source]
                 running[name] = running.get(name, 0) + dense
-                entry = {"step": step.index, "t": node.tags.get("t"), "where": place(node.tags), "contribution": shown,
+                entry = {"step": step.index, "t": node.tags.get("t"), "where": place(node.tags, first_layer=1), "contribution": shown,
                          "running": _shown(running[name])}
                 param_steps[name].append(entry)
                 record["params"].append(name)
@@ -255,7 +257,7 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
         inputs = [names.get(key_of(a), "·") for a in node.tensor.grad_fn.inputs if isinstance(a, Tensor)]
         edges = [edge for a in node.tensor.grad_fn.inputs if isinstance(a, Tensor) for edge in edges_between(key_of(a), key)]
         forward.append({"key": key, "drawn": drawn_as.get(key, []), "op": node.op, "name": names[key], "edges": edges,
-                        "where": place(node.tags), "formula": node_rules[key]["forward"], "inputs": inputs,
+                        "where": place(node.tags, first_layer=1), "formula": node_rules[key]["forward"], "inputs": inputs,
                         "value": _shown(node.tensor.backend.to_host(node.tensor.data))})
     return {
         "backward": backward, "forward": forward,

@@ -80,7 +80,8 @@ def plot_gradient_flow(
     LSTM's a⟨t⟩ without its c⟨t⟩); None draws them all. A line is named by
     its label, then by its part when the figure shows more than one ("LSTM,
     c⟨t⟩"), then by its layer and direction when its result has several
-    ("GRU, a⟨t⟩, layer 1 reverse"); the y axis names the parts drawn.
+    ("GRU, a⟨t⟩, layer 1 reverse": layers counted from 1, as the course's
+    a^[1]⟨t⟩, for the key's layer 0); the y axis names the parts drawn.
     """
     try:
         import matplotlib
@@ -134,6 +135,7 @@ def _lines(
         several = len({(layer, direction) for _, layer, direction in result}) > 1
         for (part, layer, direction), norms in result.items():
             if part in drawn:
-                name = label + (f", {part}⟨t⟩" if len(drawn) > 1 else "") + (f", layer {layer} {direction}" if several else "")
+                row = f", layer {layer + 1 if isinstance(layer, int) else layer} {direction}" if several else ""
+                name = label + (f", {part}⟨t⟩" if len(drawn) > 1 else "") + row
                 lines.append((name, norms))
     return drawn, lines

@@ -356,7 +356,7 @@ def names(graph: Graph) -> dict[str, str]:
     for key, node in graph.nodes.items():
         if node.kind == "parameter":
             first = graph.nodes[consumers[key][0]] if consumers.get(key) else None
-            found[key] = parameter_symbol(node.label, first)
+            found[key] = graph.parameter_name(key) or parameter_symbol(node.label, first)
         elif node.kind != "op" or notation.label(node.tags, graph.context) or node.tensor.name:
             found[key] = node.label.split(" = ")[0]  # "z⟨2⟩ = 1 − Γu⟨2⟩" is z⟨2⟩ in a formula
         elif (part := _packed_part(node, graph.context)) is not None:

@@ -7,6 +7,7 @@ recursion limit.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,10 +27,27 @@ COURSE_PARAMETER_NAMES = {
 }
 
 
-def course_parameter_name(path: str) -> str | None:
-    """W_aa for "rnn.weight_hh_l0", W_ax for "cell.weight_ih", ...; None for parameters the course does not name."""
-    last = path.rsplit(".", 1)[-1]
-    return COURSE_PARAMETER_NAMES.get(last.split("_l")[0] if "_l" in last else last)
+def course_parameter_name(path: str, context: notation.Context = notation.Context(), layer: Any = None,
+                          direction: str | None = None) -> str | None:
+    """W_aa for "rnn.weight_hh_l0", W_ax for "cell.weight_ih", ...; None for parameters the course does not name.
+
+    In a deep graph the name carries its layer, counted from 1 as the states' are (W_aa^[2]), and in a
+    bidirectional one its direction (←W_aa), so that two layers' weights read apart. ``layer`` (from 0) and
+    ``direction`` are the ones the parameter serves (``Graph.parameter_name`` reads them from the ops that use
+    it); without them they are read from a PyTorch name's suffix ("_l1", "_l0_reverse").
+
+    >>> course_parameter_name("rnn.bias_hh_l1_reverse", notation.Context(deep=True, bidirectional=True))
+    '←b_a^[2] (with ←W_aa^[2])'
+    """
+    found = re.fullmatch(r"(.+?)(?:_l(\d+)(_reverse)?)?", path.rsplit(".", 1)[-1])
+    name = COURSE_PARAMETER_NAMES.get(found[1])
+    if name is None:
+        return None
+    if layer is None and found[2] is not None:
+        layer, direction = int(found[2]), "reverse" if found[3] else "forward"
+    superscript = f"^[{layer + 1}]" if context.deep and isinstance(layer, int) else ""
+    arrow = notation.ARROWS.get(direction, "") if context.bidirectional else ""
+    return re.sub(r"[Wwb]_\w+", lambda symbol: arrow + symbol[0] + superscript, name)
 
 
 @dataclass(eq=False)
@@ -92,6 +110,13 @@ class Graph:
 
     def node_of(self, tensor: Tensor) -> GraphNode:
         return self.nodes[key_of(tensor)]
+
+    def parameter_name(self, key: str) -> str | None:
+        """The course's name of the parameter ``key`` in this graph (W_aa, W_aa^[2] in a deep one, ...: see
+        :func:`course_parameter_name`), with the layer and direction of the first op in a time step that uses it."""
+        used_in = next((self.nodes[target].tags for source, target in self.edges
+                        if source == key and isinstance(self.nodes[target].tags.get("layer"), int)), {})
+        return course_parameter_name(self.nodes[key].label, self.context, used_in.get("layer"), used_in.get("direction"))
 
     def steps(self) -> list[tuple[Any, Any, Any]]:
         """The distinct (layer, direction, t) time steps in the graph, sorted."""

@@ -24,9 +24,9 @@
 
   const steps = () => (mode === "backward" ? DATA.backward : DATA.forward);
   const HELP = {
-    backward: "← → step · Home End first, last · space play/pause · #step=N in the address opens step N · " +
+    backward: "← → step · Home End first, last · space play/pause · click a node: its step · #step=N in the address opens step N · " +
       "orange: the current node, and the edges carrying the gradients it sends · grey: done · light grey: partly done",
-    forward: "← → step · Home End first, last · space play/pause · #mode=forward&step=N opens step N · " +
+    forward: "← → step · Home End first, last · space play/pause · click a node: its step · #mode=forward&step=N opens step N · " +
       "orange: the node computed now, and the edges bringing its inputs · grey: computed",
   };
 
@@ -43,6 +43,21 @@
     return { first, last };
   }
   const touches = { backward: touchesOf(DATA.backward), forward: touchesOf(DATA.forward) };
+
+  // Tooltips: Graphviz's <title>s hold DOT ids ("n1403…"), which a browser would show on hover. Once the maps
+  // above have read them, each says what the node is (its drawn lines) and that a click steps to it; the id
+  // stays on the element as data-key.
+  const text = (g) => [...g.querySelectorAll("text")].map((t) => t.textContent.trim()).filter(Boolean);
+  for (const [id, g] of [...nodes, ...edges]) g.dataset.key = id;
+  for (const [id, g] of nodes) {
+    const reached = touches.backward.first.has(id) || touches.forward.first.has(id);
+    g.querySelector("title").textContent = text(g).join(" · ") + (reached ? "\nclick: go to its step" : "");
+    if (reached) g.classList.add("steppable");
+  }
+  for (const [id, g] of edges) {
+    const [tail, head] = id.split("->").map((end) => nodes.get(end));
+    if (tail && head) g.querySelector("title").textContent = (text(tail)[0] || "") + " → " + (text(head)[0] || "");
+  }
 
   // How many numbers a recorded value holds (null: too many to record; a number: a 0-d tensor).
   const count = (values) => (values === null ? Infinity : Array.isArray(values) ? values.flat(Infinity).length : 1);
@@ -308,9 +323,23 @@
   }
 
   function setZoom(value) {
-    zoom = Math.min(Math.max(value, 0.1), 4);
+    zoom = Math.min(Math.max(value, 0.05), 4);
     svg.setAttribute("width", natural.width * zoom + "pt");
     svg.setAttribute("height", natural.height * zoom + "pt");
+  }
+
+  // The zoom at which the whole graph fits the pane (the SVG's size is in points: 4/3 pixels each), and the
+  // least at which its labels stay legible: a click on a node of the overview zooms back to that.
+  const wholeGraph = () => Math.min((pane.clientWidth - 20) / ((natural.width * 4) / 3),
+                                    (pane.clientHeight - 20) / ((natural.height * 4) / 3));
+  const LEGIBLE = 0.6;
+
+  // A click on a node goes to the step of the walk that reaches it (the first, in the mode shown).
+  function stepTo(id) {
+    const target = touches[mode].first.get(id);
+    if (target === undefined) return;
+    if (zoom < LEGIBLE) setZoom(LEGIBLE);
+    go(target);
   }
 
   $("first").addEventListener("click", () => go(0));
@@ -323,7 +352,8 @@
   $("mode-forward").addEventListener("click", () => setMode("forward"));
   $("zoom-in").addEventListener("click", () => setZoom(zoom * 1.25));
   $("zoom-out").addEventListener("click", () => setZoom(zoom / 1.25));
-  $("zoom-fit").addEventListener("click", () => setZoom((pane.clientWidth - 20) / ((natural.width * 4) / 3)));
+  $("zoom-fit").addEventListener("click", () => setZoom(wholeGraph()));
+  for (const [id, g] of nodes) g.addEventListener("click", () => stepTo(id));
   window.addEventListener("hashchange", readHash);
   document.addEventListener("keydown", (event) => {
     if (event.altKey || event.ctrlKey || event.metaKey) return; // the browser's own shortcuts (Alt+← goes back)
@@ -337,8 +367,7 @@
     event.preventDefault();
   });
 
-  // Start with the whole width in view when that keeps the labels legible, else at a readable size.
-  const fit = (pane.clientWidth - 20) / ((natural.width * 4) / 3);
-  setZoom(Math.min(1, Math.max(fit, 0.6)));
+  // Start with the whole graph in view when that keeps the labels legible, else at a legible size.
+  setZoom(Math.min(1, Math.max(wholeGraph(), LEGIBLE)));
   readHash();
 })();
