@@ -1,4 +1,5 @@
 """The tinygrad-seq command."""
+import os
 import subprocess
 import sys
 
@@ -40,6 +41,18 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path):
     process.stdout.close()  # as head does once it has its line
     _, err = process.communicate(timeout=120)
     assert process.returncode == 141 and err.decode() == ""
+
+
+def test_a_command_that_fails_after_its_reader_left_keeps_its_status_and_says_why_in_one_line(tmp_path):
+    """`tinygrad-seq bptt | head -1`: a line is printed, then the first frame cannot be written (a folder is in its way)."""
+    (tmp_path / "frames" / "step_001.svg").mkdir(parents=True)
+    buffered = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}  # the line waits in stdout
+    process = subprocess.Popen([sys.executable, "-m", "tinygrad_seq", "bptt", "--steps", "2", "--out", "frames"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path, env=buffered)
+    process.stdout.close()
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 2  # not 120: Python's flush at exit would have hit the closed pipe
+    assert err.decode() == "tinygrad-seq bptt: error: [Errno 21] Is a directory: 'frames/step_001.svg'\n"
 
 
 def test_a_graph_too_large_to_draw_is_one_line(tmp_path, monkeypatch, capsys):

@@ -429,13 +429,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # a second Ctrl-C: training stopped at once, between saves or inside one
         where = f"; the last checkpoint in {args.out} is intact" if args.command == "train" else ""
         print(f"tinygrad-seq {args.command}: interrupted{where}", file=sys.stderr)
-        return 130
-    except failures as error:
-        print(f"tinygrad-seq {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
-        return 2
+        return _flushed(130)
     except BrokenPipeError:  # the reader went away (`| head`): it has what it wanted; stop quietly, as `cat` does
         _silence_stdout()
         return CLOSED_PIPE_STATUS
+    except (*failures, OSError) as error:  # OSError: a path the command could not read or write (a folder, no permission)
+        print(f"tinygrad-seq {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return _flushed(2)
+
+
+def _flushed(status: int) -> int:
+    """``status``, once what the command printed is flushed; a reader gone by then leaves the status as it is
+    (Python's own flush at exit would otherwise fail on the closed pipe and turn it into 120)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    return status
 
 
 CLOSED_PIPE_STATUS = 141
