@@ -17,7 +17,7 @@ from tinygrad_seq.cli import main as cli
 from tinygrad_seq.models import LanguageModel, TrainConfig, Trainer
 from tinygrad_seq.text import (
     BOS_ID, EOS_ID, IGNORE, IGNORE_INDEX, PAD_ID, UNK_ID, Vocabulary, language_model_batches, pad_batch, perplexity, sample,
-    stream_chunks, tokenize_words,
+    UnknownTokensWarning, stream_chunks, tokenize_words,
 )
 
 from . import strict_device
@@ -114,6 +114,19 @@ def test_sampling_never_emits_unk_stops_at_eos_and_is_reproducible():
     assert sample(model, vocab, n=2, prime="ab", seed=0) == ["ab", "ab"]
     with pytest.raises(ValueError, match=r"temperature must be a finite number > 0; got 0 \(.*use top_k=1\)"):
         sample(model, vocab, temperature=0)
+
+
+def test_a_word_level_prime_keeps_its_unknown_words():
+    vocab = Vocabulary.from_text(["the cat sat on the mat"], level="word", lower=True)
+    model = small_model(vocab)
+    model.head.bias.data[EOS_ID] = 100.0  # nothing generated: the texts are the prime alone
+    with pytest.warns(UnknownTokensWarning, match=r"prime: 2 of 5 words .*: 'dog', ','"):
+        texts = sample(model, vocab, n=2, prime="The DOG, sat on", seed=0)
+    assert texts == ["the dog, sat on"] * 2  # read as <unk>, written back as given (lower-cased, as the vocabulary reads)
+    model.head.bias.data[EOS_ID] = 0.0
+    with pytest.warns(UnknownTokensWarning):
+        texts = sample(model, vocab, n=3, max_len=4, prime="a dog", seed=0)
+    assert all(text.startswith("a dog") for text in texts) and any(text != "a dog" for text in texts)
 
 
 @pytest.mark.parametrize("arguments, error, message", [

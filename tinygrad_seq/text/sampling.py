@@ -25,7 +25,9 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
     are never emitted (their probability is set to zero). ``seed`` makes the
     result reproducible (otherwise the generator ``ts.manual_seed`` seeds is used).
     Characters (or words) of ``prime`` the vocabulary does not know are read as
-    <unk>, with an :class:`UnknownTokensWarning` that names them.
+    <unk>, with an :class:`UnknownTokensWarning` that names them, and kept as
+    they are in the texts returned (each text starts with the prime; words are
+    re-joined as ``decode`` joins them, lower-cased with ``lower=True``).
     """
     _check_sampling(n, max_len, temperature, top_k, prime, seed)
     unknown = vocab.unknown(prime)
@@ -62,7 +64,9 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
             if done.all():
                 break
             step_logits, state = model.step(choice, state)
-        return [prime + vocab.decode(ids) if vocab.level == "char" else vocab.decode(vocab.encode(prime) + ids) for ids in generated]
+        # The prime as given, its unknown words included (the model read them as <unk>); words re-joined with the text
+        return [prime + vocab.decode(ids) if vocab.level == "char" else vocab.join(vocab.tokenize(prime) + [vocab.itos[i] for i in ids])
+                for ids in generated]
 
 
 Factor = tuple[str, float]  # (token, P(token | the tokens before it)), or its log

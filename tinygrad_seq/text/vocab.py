@@ -124,11 +124,18 @@ class Vocabulary:
         if outside is not None:  # a negative id would wrap around to the last tokens
             raise ValueError(f"decode: id {outside} is not in this vocabulary of {len(self.itos)} tokens (ids 0 to "
                              f"{len(self.itos) - 1}); decode with the vocabulary that encoded the ids")
-        tokens = [self.itos[i] for i in ids if not (skip_special and i < len(SPECIALS))]
+        return self.join([self.itos[i] for i in ids if not (skip_special and i < len(SPECIALS))])
+
+    def join(self, tokens: Iterable[str]) -> str:
+        """Text of ``tokens``, known or not, as ``decode`` writes it: characters joined directly, words with
+        spaces (none before punctuation).
+
+        >>> Vocabulary(["hi"], level="word").join(["hi", ",", "you", "!"])
+        'hi, you!'
+        """
         if self.level == "char":
             return "".join(tokens)
-        text = " ".join(tokens)
-        return re.sub(r" ([^\w\s])", r"\1", text)
+        return re.sub(r" ([^\w\s])", r"\1", " ".join(tokens))
 
     def to_dict(self) -> dict:
         return {"level": self.level, "lower": self.lower, "tokens": self.itos[len(SPECIALS):]}
