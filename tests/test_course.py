@@ -31,6 +31,14 @@ def broken(old, new):
     return namespace
 
 
+def at(code, function):
+    """Where a learner made by ``broken`` raised: " (line N of learner.py, in function)", N the line of ``code`` in the
+    reference module (exec'd source has no lines to quote)."""
+    lines = inspect.getsource(reference).splitlines()
+    (number,) = [i + 1 for i, line in enumerate(lines) if code in line]
+    return f" (line {number} of learner.py, in {function})"
+
+
 def found(report):
     """The mismatches as {(function, gradient, t)}."""
     return {(m.function, m.gradient, m.t) for m in report.mismatches}
@@ -192,11 +200,12 @@ VERDICTS = {
     # no keepdims: a shape; rnn_backward then cannot add it up
     "dba without keepdims": ('"dba": dtanh.sum(axis=1, keepdims=True),', '"dba": dtanh.sum(axis=1),', [
         "rnn_cell_backward: dba has shape (5,), expected (5, 1); dxt, da_prev, dWax, dWaa match",
-        "rnn_backward: raised ValueError: non-broadcastable output operand with shape (5,1) doesn't match the broadcast shape (5,5)",
+        "rnn_backward: raised ValueError: non-broadcastable output operand with shape (5,1) doesn't match the broadcast shape (5,5)"
+        + at('dba += gradients["dba"]', "rnn_backward"),
     ]),
     # the forward raises: its backward is checked with the reference's caches
     "a wrong key": ('n_y, n_a = parameters["Wya"].shape', 'n_y, n_a = parameters["Wy"].shape', [
-        "rnn_forward: raised KeyError: 'Wy'",
+        "rnn_forward: raised KeyError: 'Wy'" + at('n_y, n_a = parameters["Wya"].shape', "rnn_forward"),
         "rnn_backward: dx, da0, dWax, dWaa, dba match (given the caches of ts.course.rnn_forward: your rnn_forward failed)",
     ]),
     "a missing key": ('return {"dx": dx, "da0": da_prevt, **sums}', 'return {"dx": dx, **sums}', [
@@ -241,7 +250,9 @@ def test_a_backward_fed_a_wrong_cache_is_also_checked_on_the_right_one():
 
     lines = str(check({"lstm_cell_forward": fussy_forward, "lstm_cell_backward": fussy_backward})).splitlines()
     assert any(line.startswith("lstm_cell_backward: ") and line.endswith(
-        "which differs; given ts.course's cache, raised KeyError: 'fussy')") for line in lines), lines
+        "which differs; given ts.course's cache, raised KeyError: 'fussy' (line "
+        f"{inspect.getsourcelines(fussy_backward)[1] + 2} of test_course.py, in fussy_backward: raise KeyError(\"fussy\")))")
+        for line in lines), lines
 
 
 @pytest.mark.parametrize("bug", list(VERDICTS))
@@ -266,16 +277,18 @@ def test_failures_are_records_not_exceptions():
         sys.exit("done")
 
     report = check({"rnn_backward": exploding, "rnn_forward": 3, "lstm_backward": lambda da, caches: [1, 2], "lstm_forward": quitting})
+    exploding_at = f" (line {inspect.getsourcelines(exploding)[1] + 1} of test_course.py, in exploding: raise ZeroDivisionError(\"division by zero\"))"
+    quitting_at = f" (line {inspect.getsourcelines(quitting)[1] + 1} of test_course.py, in quitting: sys.exit(\"done\"))"
     assert [(m.function, m.gradient, m.t, m.expected, m.received, m.max_diff, m.note) for m in report.mismatches] == [
         ("rnn_forward", None, None, None, None, None, "is an int, not a function"),
-        ("rnn_backward", None, None, None, None, None, "raised ZeroDivisionError: division by zero"),
-        ("lstm_forward", None, None, None, None, None, "raised SystemExit: done"),
+        ("rnn_backward", None, None, None, None, None, "raised ZeroDivisionError: division by zero" + exploding_at),
+        ("lstm_forward", None, None, None, None, None, "raised SystemExit: done" + quitting_at),
         ("lstm_backward", None, None, None, None, None,
          "returned a list of 2 items; the course's lstm_backward returns a dict with dx, da0, dWf, dbf, dWi, dbi, dWc, dbc, dWo, dbo"),
     ]
     assert [line for line in str(report).splitlines() if not line.startswith("lstm_forward")][:3] == [
         "rnn_forward: is an int, not a function",
-        "rnn_backward: raised ZeroDivisionError: division by zero "
+        "rnn_backward: raised ZeroDivisionError: division by zero" + exploding_at + " "
         "(given the caches of ts.course.rnn_forward: your rnn_forward failed)",
         "lstm_backward: returned a list of 2 items; the course's lstm_backward returns a dict with dx, da0, dWf, dbf, dWi, "
         "dbi, dWc, dbc, dWo, dbo (given the caches of ts.course.lstm_forward: your lstm_forward failed)",

@@ -28,7 +28,10 @@ and autograd, no hand-written derivative).
   wrong dWaa leaves dx, da0, dWax and dba matching.
 - A function that raises, or returns something other than the course's tuple
   or dict, is reported with what happened; nothing the learner's code does
-  escapes from ``check``. What it prints is not shown.
+  escapes from ``check``. What it prints is not shown. An error names the
+  learner's line it came from: the innermost frame outside Python's and the
+  installed packages' code and this library ("raised KeyError: 'Wy' (line 12
+  of rnn.py, in rnn_forward: n_y, n_a = parameters["Wy"].shape)").
 
 >>> import tinygrad_seq as ts
 >>> print(ts.course.check({"rnn_cell_forward": ts.course.rnn_cell_forward}))
@@ -43,6 +46,8 @@ import copy
 import difflib
 import io
 import math
+import sysconfig
+import traceback
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -220,7 +225,24 @@ def _call(learner: Any, arguments: tuple) -> tuple[Any, str | None]:
         with contextlib.redirect_stdout(io.StringIO()):
             return learner(*copy.deepcopy(arguments)), None
     except (Exception, SystemExit) as error:  # the learner's bug is the report's content, never the checker's crash
-        return None, "raised " + " ".join(f"{type(error).__name__}: {error}".split())
+        return None, "raised " + " ".join(f"{type(error).__name__}: {error}".split()) + _learners_line(error)
+
+
+# Code that is not the learner's: Python's, the installed packages' (NumPy's), and this library's.
+_NOT_THE_LEARNERS = tuple({str(Path(sysconfig.get_paths()[key]).resolve()) for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+                          | {str(Path(__file__).resolve().parents[1])})
+
+
+def _learners_line(error: BaseException) -> str:
+    """' (line 12 of rnn.py, in rnn_forward: a = np.tanh(z))': where in the learner's code ``error`` was raised, the
+    innermost frame that is not Python's, NumPy's or this library's; '' when there is none."""
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)[1:]  # [0]: _call's own frame
+              if not str(Path(frame.filename).resolve()).startswith(_NOT_THE_LEARNERS)]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    code = f": {frame.line.strip()}" if frame.line else ""
+    return f" (line {frame.lineno} of {Path(frame.filename).name}, in {frame.name}{code})"
 
 
 def _compare(function: CourseFunction, name: str, received: Any, expected: np.ndarray) -> Mismatch | None:
