@@ -240,7 +240,7 @@ def test_import_encoding_no_clip_and_notes_on_unknown_characters(files, capsys, 
     assert "perplexity" in captured.out
     assert cli(["sample", "--checkpoint", str(files / "dinos"), "-n", "2", "--seed", "0", "--prime", "réx"]) == 0
     captured = capsys.readouterr()
-    assert one_line(captured.err) == "note: prime: 1 of 3 characters are not in the vocabulary and count as <unk>: 'é'"
+    assert one_line(captured.err) == "note: prime: 1 of 3 characters is not in the vocabulary and counts as <unk>: 'é'"
     assert [line.startswith("réx") for line in captured.out.splitlines()] == [True, True]
 
 

@@ -342,6 +342,26 @@ def learner_file(tmp_path):
     return path
 
 
+def test_an_error_names_the_learners_line_not_a_librarys(tmp_path, monkeypatch):
+    # A learner's folder whose name starts like this library's, and a package of theirs installed in the user's
+    # site-packages (pip install --user): the line named is the learner's call, not the package's raise.
+    folder = tmp_path / "tinygrad_seq_homework"
+    folder.mkdir()
+    user_site = tmp_path / "user-site"
+    user_site.mkdir()
+    (user_site / "installed_helpers.py").write_text("def stack(items):\n    raise ValueError('stack: nothing to stack')\n")
+    monkeypatch.syspath_prepend(str(user_site))
+    monkeypatch.setattr("site.getusersitepackages", lambda: str(user_site))
+    (folder / "rnn.py").write_text(
+        "import numpy as np\nfrom installed_helpers import stack\n\n\n"
+        "def rnn_cell_forward(xt, a_prev, parameters):\n    return stack([])\n\n\n"
+        "def rnn_forward(x, a0, parameters):\n    return np.concatenate([])\n")
+    notes = {m.function: m.note for m in check(folder / "rnn.py").mismatches}
+    assert notes["rnn_cell_forward"] == ("raised ValueError: stack: nothing to stack "
+                                         "(line 6 of rnn.py, in rnn_cell_forward: return stack([]))")
+    assert notes["rnn_forward"].endswith("(line 10 of rnn.py, in rnn_forward: return np.concatenate([]))")  # not NumPy's
+
+
 def test_a_path_is_imported_without_leaving_traces(learner_file, capsys):
     path_before, modules_before = list(sys.path), set(sys.modules)
     for namespace in (learner_file, str(learner_file)):

@@ -73,7 +73,7 @@ def test_the_first_factors_of_every_possible_next_token_sum_to_one():
 
 def test_unknown_words_are_unk_factors_and_named_in_a_warning():
     model = hand_set_model(WORDS, seed=2)
-    with pytest.warns(UnknownTokensWarning, match=r"sentence: 1 of 4 words are not in the vocabulary and count as <unk>: 'zebra'") as caught:
+    with pytest.warns(UnknownTokensWarning, match=r"sentence: 1 of 4 words is not in the vocabulary and counts as <unk>: 'zebra'") as caught:
         p, factors = sentence_probability(model, WORDS, "the zebra sat .")
     assert caught[0].filename == __file__  # the warning points at the caller's line
     assert [t for t, _ in factors] == ["the", UNK, "sat", ".", EOS]

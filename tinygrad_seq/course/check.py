@@ -45,7 +45,10 @@ import contextlib
 import copy
 import difflib
 import io
+import linecache
 import math
+import site
+import sys
 import sysconfig
 import traceback
 from collections.abc import Mapping
@@ -228,21 +231,35 @@ def _call(learner: Any, arguments: tuple) -> tuple[Any, str | None]:
         return None, "raised " + " ".join(f"{type(error).__name__}: {error}".split()) + _learners_line(error)
 
 
-# Code that is not the learner's: Python's, the installed packages' (NumPy's), and this library's.
-_NOT_THE_LEARNERS = tuple({str(Path(sysconfig.get_paths()[key]).resolve()) for key in ("stdlib", "platstdlib", "purelib", "platlib")}
-                          | {str(Path(__file__).resolve().parents[1])})
+_LIBRARIES = {"numpy", "tinygrad_seq"}  # modules whose frames are never the learner's, wherever they are installed
+
+
+def _package_folders() -> list[Path]:
+    """Where installed packages live: the environment's site-packages, the user's (pip install --user), and a
+    venv's base Python's (a venv with system site-packages)."""
+    folders = {*site.getsitepackages(), site.getusersitepackages(), *(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))}
+    return [Path(folder).resolve() for folder in folders]
+
+
+def _is_learners(frame: Any) -> bool:
+    """Whether a frame runs the learner's code: not a standard module's (by its module's name, so frozen ones
+    too), not NumPy's or this library's, nor any installed package's."""
+    module = frame.f_globals.get("__name__", "").partition(".")[0]
+    if module in sys.stdlib_module_names or module in _LIBRARIES:
+        return False
+    path = Path(frame.f_code.co_filename).resolve()
+    return not any(path.is_relative_to(folder) for folder in _package_folders())
 
 
 def _learners_line(error: BaseException) -> str:
     """' (line 12 of rnn.py, in rnn_forward: a = np.tanh(z))': where in the learner's code ``error`` was raised, the
-    innermost frame that is not Python's, NumPy's or this library's; '' when there is none."""
-    frames = [frame for frame in traceback.extract_tb(error.__traceback__)[1:]  # [0]: _call's own frame
-              if not str(Path(frame.filename).resolve()).startswith(_NOT_THE_LEARNERS)]
+    innermost frame that is the learner's (:func:`_is_learners`); '' when there is none."""
+    frames = [(frame, line) for frame, line in traceback.walk_tb(error.__traceback__) if _is_learners(frame)]
     if not frames:
         return ""
-    frame = frames[-1]
-    code = f": {frame.line.strip()}" if frame.line else ""
-    return f" (line {frame.lineno} of {Path(frame.filename).name}, in {frame.name}{code})"
+    frame, line = frames[-1]
+    code = linecache.getline(frame.f_code.co_filename, line).strip()
+    return f" (line {line} of {Path(frame.f_code.co_filename).name}, in {frame.f_code.co_name}{': ' + code if code else ''})"
 
 
 def _compare(function: CourseFunction, name: str, received: Any, expected: np.ndarray) -> Mismatch | None:
@@ -278,7 +295,7 @@ def _kind(value: Any) -> str:
     if value is None:
         return "None"
     name = type(value).__name__
-    article = "an" if name[0] in "aeiou" else "a"
+    article = "an" if name[0] in "aeiou" or name == "ndarray" else "a"  # "an ndarray", as it is said
     if isinstance(value, (tuple, list)):
         return f"{article} {name} of {len(value)} item{'s' if len(value) != 1 else ''}"
     return f"{article} {name}"

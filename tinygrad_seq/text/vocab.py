@@ -54,11 +54,12 @@ class UnknownTokens:
         return sum(self.counts.values())
 
     def __str__(self) -> str:
-        what = "characters" if self.level == "char" else "words"
+        what = ("character" if self.level == "char" else "word") + ("s" if self.total != 1 else "")
+        verb = "is" if self.count == 1 else "are"
         ranked = [t for t, _ in self.counts.most_common()]  # the most frequent first, ties in order of appearance
         named = ", ".join(repr(t) for t in ranked[: self.shown])
         more = f" and {len(ranked) - self.shown} more" if len(ranked) > self.shown else ""
-        return f"{self.count} of {self.total} {what} are not in the vocabulary and count as {UNK}: {named}{more}"
+        return f"{self.count} of {self.total} {what} {verb} not in the vocabulary and {'counts' if self.count == 1 else 'count'} as {UNK}: {named}{more}"
 
 
 class Vocabulary:
