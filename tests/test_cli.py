@@ -52,7 +52,40 @@ def test_a_command_that_fails_after_its_reader_left_keeps_its_status_and_says_wh
     process.stdout.close()
     _, err = process.communicate(timeout=120)
     assert process.returncode == 2  # not 120: Python's flush at exit would have hit the closed pipe
-    assert err.decode() == "tinygrad-seq bptt: error: [Errno 21] Is a directory: 'frames/step_001.svg'\n"
+    assert err.decode() == ("tinygrad-seq bptt: error: [Errno 21] render: a folder, not a file name; give a file to write, "
+                            "e.g. frames/step_001.svg/graph.svg: 'frames/step_001.svg'\n")
+
+
+def test_a_folder_where_a_file_goes_and_a_file_where_a_folder_goes_are_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["graph", "--out", "frames"]) == 2  # was: wrote frames.svg beside the folder
+    assert capsys.readouterr().err == ("tinygrad-seq graph: error: [Errno 21] render: a folder, not a file name; give a "
+                                       "file to write, e.g. frames/graph.svg: 'frames'\n")
+    assert main(["bptt", "--html", "frames"]) == 2
+    assert "explore: a folder, not a file name; give a file to write, e.g. frames/bptt.html" in capsys.readouterr().err
+    assert main(["bptt", "--out", "notes.txt"]) == 2
+    assert capsys.readouterr().err == ("tinygrad-seq bptt: error: --out notes.txt is a file: bptt writes one SVG per step "
+                                       "into a folder; name a folder (new or existing), or use --html PATH for one page\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "notes.txt"] and not any((tmp_path / "frames").iterdir())
+
+
+def test_only_an_os_error_about_a_path_is_a_one_line_error(monkeypatch, capsys):
+    import tinygrad_seq.cli as cli
+
+    def unwritable(args):
+        raise PermissionError(13, "Permission denied", "frames/step_001.svg")
+
+    def broken(args):  # an OSError with no path: a bug (a device, a library), shown whole
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(cli, "run_graph", unwritable)
+    assert main(["graph"]) == 2
+    assert capsys.readouterr().err == "tinygrad-seq graph: error: [Errno 13] Permission denied: 'frames/step_001.svg'\n"
+    monkeypatch.setattr(cli, "run_graph", broken)
+    with pytest.raises(OSError, match="Input/output error"):
+        main(["graph"])
 
 
 def test_a_graph_too_large_to_draw_is_one_line(tmp_path, monkeypatch, capsys):

@@ -341,11 +341,14 @@ def run_bptt(args: argparse.Namespace) -> int:
     params = model.parameters()
     loss = _loss(model, args.fused)
     folder = Path(args.out) if args.out is not None else (None if args.html else Path("bptt"))
+    if folder is not None and folder.exists() and not folder.is_dir():
+        raise UsageError(f"--out {folder} is a file: bptt writes one SVG per step into a folder; name a folder "
+                         "(new or existing), or use --html PATH for one page")
     if args.html:  # the explorer runs backward itself: print the steps from a second, identical graph
         from .viz import explore
 
         page = explore(loss, args.html, params=params, collapse=True if args.collapse else None,
-                       title=f"BPTT: {args.cell}, {args.steps} steps")
+                       title=f"BPTT: {args.cell}, {args.steps} time steps")
         loss = _loss(model, args.fused)
         for p in params.values():
             p.grad = None
@@ -423,9 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
             commands = {"graph": run_graph, "bptt": run_bptt, "train": run_train, "sample": run_sample, "eval": run_eval,
                         "check-course": run_check_course}
-            status = commands[args.command](args)
-            sys.stdout.flush()  # here, where a closed pipe is caught below, not at the interpreter's exit
-            return status
+            return _flushed(commands[args.command](args))
     except KeyboardInterrupt:  # a second Ctrl-C: training stopped at once, between saves or inside one
         where = f"; the last checkpoint in {args.out} is intact" if args.command == "train" else ""
         print(f"tinygrad-seq {args.command}: interrupted{where}", file=sys.stderr)
@@ -433,18 +434,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`| head`): it has what it wanted; stop quietly, as `cat` does
         _silence_stdout()
         return CLOSED_PIPE_STATUS
-    except (*failures, OSError) as error:  # OSError: a path the command could not read or write (a folder, no permission)
+    except (*failures, OSError) as error:
+        if isinstance(error, OSError) and error.filename is None:
+            raise  # not a path the command could not read or write (a folder, no permission): a bug to see whole
         print(f"tinygrad-seq {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return _flushed(2)
 
 
 def _flushed(status: int) -> int:
-    """``status``, once what the command printed is flushed; a reader gone by then leaves the status as it is
-    (Python's own flush at exit would otherwise fail on the closed pipe and turn it into 120)."""
+    """``status`` once what the command printed is flushed, here rather than at the interpreter's exit, where a
+    closed pipe would turn any status into 120. A reader gone by then: a command that succeeded ends as the
+    closed pipe ends a program (CLOSED_PIPE_STATUS), one that failed keeps its status."""
     try:
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
+        return CLOSED_PIPE_STATUS if status == 0 else status
     return status
 
 

@@ -4,6 +4,7 @@ How each format is made is in images.py.
 """
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,14 @@ from .images import (
 # render and output_format, and what lived here before images.py, still importable from here.
 __all__ = ["FONT", "FONT_FILE", "FORMATS", "PNG_DPI", "PNG_MAX_PIXELS", "PNG_MAX_SIDE", "SVG_FONT_FAMILY", "GraphvizNotFound",
            "has_dot", "output_format", "render", "render_png", "render_svg"]
+
+
+def refuse_folder(path: str | os.PathLike, op: str, example: str) -> None:
+    """Raise IsADirectoryError when ``path`` is a folder: written as given, a suffix added to it would put the
+    file beside the folder, not in it (``example``: a file name to suggest inside it)."""
+    if Path(path).is_dir():
+        raise IsADirectoryError(errno.EISDIR, f"{op}: a folder, not a file name; give a file to write, e.g. "
+                                f"{Path(path) / example}", str(path))
 
 
 def output_format(path: str | os.PathLike, format: str | None = None) -> str:
@@ -60,6 +69,7 @@ def render(target: Tensor | graphviz.Digraph, path: str | os.PathLike, format: s
     says); a path without a suffix gets the format's. SVG and PNG work everywhere (in-process when Graphviz is not
     installed); PDF needs Graphviz's ``dot``. ``options`` go to :func:`draw_graph`.
     """
+    refuse_folder(path, "render", "graph.svg")
     format = output_format(path, format)
     if format == "pdf" and not has_dot():
         raise GraphvizNotFound(
