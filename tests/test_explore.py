@@ -173,6 +173,27 @@ def test_the_rule_is_written_in_the_course_notation():
     assert "∂L/∂W_aa += [dΓu; dΓf; dc̃; dΓo] a⟨1⟩ᵀ" in step["backward"]
 
 
+def test_in_a_deep_graph_everything_of_a_layer_carries_its_number():
+    """Two layers' gates, projections and weights read apart (Γf^[1]⟨1⟩, Γf^[2]⟨1⟩), in labels and rules alike; a
+    hidden gate slice is named after the node drawn ("Add⟨1⟩[:, 3:6]"), not as a GetItem no one can see."""
+    model, loss = build("lstm", steps=2, layers=2)
+    graph = viz.trace(loss, model.parameters())
+    labels = {node.label for node in graph.nodes.values()}
+    assert {"Γf^[1]⟨1⟩", "Γf^[2]⟨1⟩", "c̃^[2]⟨2⟩", "W_aa^[2] a^[2]⟨1⟩", "W_ax^[2] a^[1]⟨2⟩", "W_ax^[1] x⟨2⟩"} <= labels
+    by_name = {rules.names(graph)[k]: r for k, r in rules.node_rules(graph).items()}
+    assert by_name["Γf^[2]⟨1⟩"]["forward"] == "Γf^[2]⟨1⟩ = σ(Add⟨1⟩[:, 3:6])"
+    assert not any("GetItem⟨" in rule["forward"] for rule in by_name.values())  # no node named by an op not drawn
+    bidirectional, loss = build("gru", steps=2, bidirectional=True)  # one layer: arrows, no superscripts
+    labels = {node.label for node in viz.trace(loss).nodes.values()}
+    assert {"←Γr⟨1⟩", "→z⟨2⟩ = 1 − →Γu⟨2⟩", "←W_aa ←a⟨3⟩"} <= labels
+
+    fused_model = demo.small_model("gru", steps=2, layers=2)
+    graph = viz.trace(fused_model.loss(), fused_model.parameters())
+    step = next(r for k, r in rules.node_rules(graph).items() if graph.nodes[k].op == "GRUStep" and graph.nodes[k].tags == {**graph.nodes[k].tags, "t": 2, "layer": 1})
+    assert "tanh(W_cx^[2] a^[1]⟨2⟩ + Γr^[2]⟨2⟩ ⊙ (W_ca^[2] a^[2]⟨1⟩ + b_ca^[2]))" in step["forward"]
+    assert "∂L/∂a^[2]⟨1⟩ += ∂L/∂a^[2]⟨2⟩ ⊙ z^[2]⟨2⟩ + W_aa^[2]ᵀ [dΓr; dz; dc̃ ⊙ Γr^[2]⟨2⟩]" in step["backward"]
+
+
 def test_a_fused_layers_gathered_outputs_are_named_as_a_sequence():
     """On the kernel path a layer's outputs are one StackPart of its packed states: named a^[l]⟨1..T⟩ like
     the transparent path's Stack, with a rule that says which part it takes, and ended sequences when any."""

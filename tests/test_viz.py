@@ -82,6 +82,19 @@ def test_parameters_of_a_deep_graph_are_named_by_layer_and_direction_whatever_th
         {"W_ax", "W_aa", "b_a (with W_ax)", "b_a (with W_aa)", "w_ci", "w_cf", "w_co"}
 
 
+def test_a_layer_tagged_with_a_numpy_integer_is_a_layer_like_any_other():
+    weight, x = ts.Tensor(np.ones((2, 2)), requires_grad=True), ts.randn(1, 2)
+    states = []
+    for layer in (np.int64(0), np.int64(1)):  # a user's loop over np.arange(layers)
+        with ts.tags(layer=layer, t=1, role="state", part="a"):
+            states.append((x @ weight).tanh())
+    loss = (states[0] + states[1]).sum()
+    graph = viz.trace(loss, params={"rnn.weight_hh": weight})
+    assert graph.context.deep and {node.label for node in graph.nodes.values()} >= {"a^[1]⟨1⟩", "a^[2]⟨1⟩"}
+    assert graph.parameter_name(graph.node_of(weight).key) == "W_aa^[1]"  # its first user is layer 1's
+    assert {"layer 1", "layer 2"} <= set(cluster_labels(viz.draw_graph(loss).source))
+
+
 # ---------------------------------------------------------------- the layout, read from the rendered SVG
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -231,6 +244,38 @@ def test_a_hidden_node_is_drawn_while_the_stepper_is_on_it():
     assert hidden <= visited
 
 
+def test_the_stepper_draws_a_bidirectional_layers_concat_and_the_stacks_it_reads():
+    # The Concat joining a layer's two directions is hidden (the next layer reads step t of it) until the stepper
+    # is on it; drawn, it reads both Stacks whole, so they are drawn too (this used to raise a TypeError).
+    model = demo.small_model("lstm", steps=2, layers=2, bidirectional=True)
+    loss = model.loss()
+    graph = viz.trace(loss)
+    gathers = viz.draw.time_gathers(graph)
+    concats = [key for key in gathers if graph.nodes[key].op == "Concat"]
+    assert concats  # layer 1's, which layer 2 reads step by step
+    reached = 0
+    for step in viz.backward_steps(loss):
+        key = f"n{id(step.tensor)}"
+        if key in concats:
+            source = step.draw().source
+            stacks = [s for s, t in graph.edges if t == key]
+            assert f"{key} [label=" in source and all(f"{s} [label=" in source and f"{s} -> {key}" in source for s in stacks)
+            reached += 1
+    assert reached == len(concats)
+
+
+def test_the_gradients_a_step_sends_label_its_edges_beside_them_in_a_large_graph():
+    # An edge label doubles dot's ranks: a large graph's frame would take seconds more to lay out (see EDGE_LABELS_UP_TO)
+    for layers, attribute in ((1, "label"), (2, "xlabel")):
+        model = demo.small_model("lstm", steps=4, layers=layers, bidirectional=layers > 1)
+        with ts.transparent():
+            loss = model.loss()
+        step = next(s for s in viz.backward_steps(loss) if s.op == "Tanh" and s.input_grads)
+        assert (len(step.graph) <= viz.draw.EDGE_LABELS_UP_TO) == (attribute == "label")
+        lit = [line for line in step.draw().source.splitlines() if "penwidth=2" in line and "->" in line]
+        assert lit and all(f'{attribute}="∇ [' in line for line in lit) and not any(' label="∇' in line for line in lit if attribute == "xlabel")
+
+
 def test_collapsed_fused_and_transparent_graphs_look_alike():
     out, _ = nn.Recurrent(nn.GRUCell(2, 3))(ts.randn(4, 1, 2))
     with ts.transparent():
@@ -262,6 +307,15 @@ def test_collapsed_graph_stays_small():
     assert node_count(full) > 600  # gate slices hidden
     assert node_count(collapsed) == 50 + 4 + 2  # one box a step (holding its x⟨t⟩), 4 weights, Stack and Sum
     assert collapsed.count("->") < 60 and "shared by t = 1..50" in collapsed
+
+
+def test_a_collapsed_deep_graph_says_the_upper_layer_reads_the_lower_one_step_by_step():
+    model = demo.small_model("lstm", steps=4, layers=2)
+    source = viz.draw_graph(model.loss(), params=model.parameters(), collapse_cells=True).source
+    labels = re.findall(r'label="((?:shared by|row t|from) t[^"]*)"', source)
+    # read row by row: each layer's input projection of all steps (layer 2's is of layer 1's outputs), and the
+    # last layer's outputs by the output steps; shared: each layer's W_aa and b_a (with W_aa), and the head's two
+    assert labels.count("row t to step t = 1..4") == 3 and labels.count("shared by t = 1..4") == 6
 
 
 def test_options_show_values_grads_and_direction():
@@ -371,7 +425,7 @@ def test_steps_report_what_flows():
     assert first.op == "Add" and first.name == "L" and first.grad.tolist() == 1.0
     tanh = next(s for s in steps if s.name == "a⟨3⟩")
     assert tanh.op == "Tanh" and tanh.tags["t"] == 3 and tanh.tags["layer"] == 0
-    assert "t=3 layer=0 direction=forward" in tanh.describe() and "Tanh a⟨3⟩" in tanh.describe()
+    assert "t = 3, layer 1 " in tanh.describe() and "Tanh a⟨3⟩" in tanh.describe()  # layers from 1, as a^[1]
     # W_ax is shared by every time step: its running gradient changes once per step as the walk goes back in time.
     history = [to_host(s.parameter_grads["rnn.weight_ih_l0"]).copy() for s in steps if "rnn.weight_ih_l0" in s.parameter_grads]
     assert len(history) == len(steps)  # every parameter from the first step on

@@ -36,12 +36,17 @@ import numpy as np
 
 from ..lazy_grad import LazyGrad
 from ..tensor import Tensor
+from . import notation
 from .images import render_svg
 from .trace import Graph, GraphNode, trace
 
 PARAMETER, INPUT, OP, STATE, GATE, ROOT = "#cfe2f3", "#eeeeee", "#ffffff", "#fff2cc", "#d9ead3", "#f4cccc"
 DONE, CURRENT = "#b7b7b7", "#f6b26b"
 FILL_BY_ROLE = {"state": STATE, "gate": GATE, "output": GATE, "loss": GATE}  # colours read roles, never labels
+# Up to this many nodes the gradients the stepper's current node sends are labels of their edges; above it, labels
+# placed beside them after the layout (xlabel): an edge label doubles dot's ranks, and on a 2-layer bidirectional
+# LSTM (304 nodes) two of them took a frame from 1.6 s to 27 s. A small graph keeps them on the edge, readable.
+EDGE_LABELS_UP_TO = 150
 
 
 class Digraph(graphviz.Digraph):
@@ -109,18 +114,11 @@ def _row_sort_key(row: tuple[Any, Any]) -> tuple:
     layer, direction = row
     if layer is None:
         place = (0, 0, "")
-    elif isinstance(layer, (int, np.integer)):
-        place = (1, int(layer), "")
+    elif notation.layer_index(layer) is not None:
+        place = (1, notation.layer_index(layer), "")
     else:
         place = (2, 0, str(layer))
     return place + ({"forward": 0, "reverse": 1}.get(direction, 2), str(direction))
-
-
-def _layer_label(layer: Any) -> str:
-    """ "layer 1" for the layer tagged 0: rows count from 1, as the states inside them do (a^[1]⟨t⟩)."""
-    if isinstance(layer, (int, np.integer)):
-        return f"layer {layer + 1}"
-    return "layer" if layer is None else str(layer)
 
 
 def _both_directions(layer: Any, rows: list) -> bool:
@@ -129,7 +127,7 @@ def _both_directions(layer: Any, rows: list) -> bool:
 
 def _row_label(row: tuple[Any, Any], rows: list) -> str:
     """ "layer 1", or "layer 1 forward" and "layer 1 reverse" for a bidirectional layer; "output"."""
-    return _layer_label(row[0]) + (f" {row[1]}" if _both_directions(row[0], rows) else "")
+    return notation.layer_name(row[0]) + (f" {row[1]}" if _both_directions(row[0], rows) else "")
 
 
 def gate_slices(graph: Graph) -> dict[str, str]:
@@ -215,14 +213,15 @@ def draw_graph(
 
     The time steps form a grid: one column per step, t = 1 … T left to right
     (top to bottom with ``rankdir="TB"``), and one row per layer and
-    direction: layer 0 at the bottom, a reverse direction above its forward
-    one, the per-step outputs and losses on top (with "TB": layer 0 on the
-    left, the outputs on the right).
+    direction: layer 1 at the bottom (layers count from 1, as the states in
+    them do: a^[1]⟨t⟩), a reverse direction above its forward one, the
+    per-step outputs and losses on top (with "TB": layer 1 on the left, the
+    outputs on the right).
 
     Args:
         params: names for parameters, e.g. ``dict(model.named_parameters())``.
         cluster_by_time: one cluster per time step ("t = 1", ...), inside one
-            per row ("layer 0", "layer 1 reverse", "output") when there are several.
+            per row ("layer 1", "layer 2 reverse", "output") when there are several.
         collapse_cells: each cell step becomes one box, so a 1,000-step graph
             stays readable.
         show_slices: draw the nodes that only cut or repackage a tensor: the
@@ -256,6 +255,14 @@ def draw_graph(
 
     gathers = {} if show_slices or collapse_cells or not cluster_by_time else {
         k: v for k, v in time_gathers(graph).items() if highlight.get(k) != CURRENT}
+    # A gather read by one that is drawn after all (the stepper's current Concat) is drawn too: that Concat reads
+    # the whole of it, not step t. Until none is left: a Stack, then the Stacks a shown Concat reads.
+    shown_readers = {source for source, target in graph.edges if source in gathers and target not in gathers
+                     and graph.nodes[target].step is None}
+    while shown_readers:
+        for key in shown_readers:
+            del gathers[key]
+        shown_readers = {source for source, target in graph.edges if source in gathers and target in shown_readers}
 
     # The edges to draw, each with the graph's edges it stands for: a hidden slice's consumers read the
     # matmul, and what reads step t of a gathered sequence reads step t's own tensors.
@@ -375,7 +382,8 @@ def draw_graph(
         else:
             lit = next((highlight_edges[o] for o in originals if o in highlight_edges), None)
             if lit is not None:
-                attributes.update(color=CURRENT, penwidth="2", fontsize="8", label=lit)
+                attributes.update(color=CURRENT, penwidth="2", fontsize="8")
+                attributes["label" if len(graph) <= EDGE_LABELS_UP_TO else "xlabel"] = lit
             elif graph.nodes[source].kind == "constant":
                 attributes.update(style="dotted", color="#999999")
         if backward:
@@ -500,8 +508,10 @@ def _shared_fans(graph: Graph, group_key: Mapping[str, str], placed: Mapping[str
 
     A weight used by all T steps would otherwise get T edges (and Graphviz's
     layout time grows quadratically with them); it gets one dashed edge to the
-    first step, labelled with how many steps share it. Likewise the steps'
-    outputs gathered by one node (a Stack) get one edge from the last step.
+    first step, labelled with how many steps share it. A sequence that the
+    steps read one step each (the layer below's outputs, gathered) gets one
+    edge too, labelled so. Likewise the steps' outputs gathered by one node
+    (a Stack) get one edge from the last step.
     Returns edge -> label for the edge kept, and edge -> "" for the ones dropped.
     """
     runs: dict[tuple[str, str, Any, Any], list[tuple[Any, str]]] = defaultdict(list)
@@ -523,5 +533,10 @@ def _shared_fans(graph: Graph, group_key: Mapping[str, str], placed: Mapping[str
             edge = (other, box) if way == "in" else (box, other)
             fans[edge] = ""
         kept = (other, keep) if way == "in" else (keep, other)
-        fans[kept] = f"shared by t = {first_t}..{last_t}" if way == "in" else f"from t = {first_t}..{last_t}"
+        if way == "out":
+            fans[kept] = f"from t = {first_t}..{last_t}"
+        elif graph.nodes[other].kind == "parameter":
+            fans[kept] = f"shared by t = {first_t}..{last_t}"
+        else:  # each step reads its own row of it: not a weight they all use
+            fans[kept] = f"row t to step t = {first_t}..{last_t}"
     return fans

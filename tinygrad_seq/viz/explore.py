@@ -37,6 +37,7 @@ from ..tensor import Tensor
 from . import notation, rules
 from .draw import draw_graph, time_gathers
 from .images import FONT_FILE, render_svg
+from .render import refuse_folder
 from .stepper import backward_steps
 from .trace import Graph, key_of, trace
 
@@ -119,6 +120,7 @@ def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping
         os.close(handle)
         target = Path(name)
     else:
+        refuse_folder(path, "explore", "bptt.html")
         target = Path(path)
         if not target.suffix:
             target = target.with_suffix(".html")
@@ -159,21 +161,6 @@ def _shown(values: np.ndarray) -> dict[str, Any]:
         return {"text": text, "values": values.tolist(), "norm": norm, "shape": shape}
     return {"text": f"‖·‖ = {norm:.4g}   (shape {tuple(shape)}, |max| = {np.abs(values).max():.3g})",
             "values": None, "norm": norm, "shape": shape}
-
-
-def place(tags: Mapping[str, Any], first_layer: int = 0) -> str:
-    """ "t = 2, layer 0, reverse" from a node's tags. Error messages count layers from 0, as PyTorch's names
-    do (weight_hh_l0); the explorer from 1 (``first_layer=1``), as the states on its graph do (a^[1]⟨2⟩)."""
-    parts = []
-    if "t" in tags:
-        parts.append(f"t = {tags['t']}")
-    if isinstance(tags.get("layer"), int):
-        parts.append(f"layer {tags['layer'] + first_layer}")
-    elif tags.get("layer") is not None:
-        parts.append(str(tags["layer"]))
-    if tags.get("direction") == "reverse":
-        parts.append("reverse")
-    return ", ".join(parts)
 
 
 def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[str], params: Mapping[str, Tensor],
@@ -225,7 +212,7 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
         visited.append(step.raw.node)
         grad = _dense(step.grad, step.tensor.shape)
         record = {
-            "key": key, "drawn": drawn_as.get(key, []), "op": step.op, "name": names[key], "where": place(node.tags, first_layer=1),
+            "key": key, "drawn": drawn_as.get(key, []), "op": step.op, "name": names[key], "where": notation.place(node.tags),
             "grad": _shown(grad), "rule": node_rules[key]["backward"], "forward": node_rules[key]["forward"],
             "sends": [], "sum": [], "params": [],
         }
@@ -241,7 +228,7 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
             if source in parameter_of:
                 name = parameter_of[source]
                 running[name] = running.get(name, 0) + dense
-                entry = {"step": step.index, "t": node.tags.get("t"), "where": place(node.tags, first_layer=1), "contribution": shown,
+                entry = {"step": step.index, "t": node.tags.get("t"), "where": notation.place(node.tags), "contribution": shown,
                          "running": _shown(running[name])}
                 param_steps[name].append(entry)
                 record["params"].append(name)
@@ -257,7 +244,7 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
         inputs = [names.get(key_of(a), "·") for a in node.tensor.grad_fn.inputs if isinstance(a, Tensor)]
         edges = [edge for a in node.tensor.grad_fn.inputs if isinstance(a, Tensor) for edge in edges_between(key_of(a), key)]
         forward.append({"key": key, "drawn": drawn_as.get(key, []), "op": node.op, "name": names[key], "edges": edges,
-                        "where": place(node.tags, first_layer=1), "formula": node_rules[key]["forward"], "inputs": inputs,
+                        "where": notation.place(node.tags), "formula": node_rules[key]["forward"], "inputs": inputs,
                         "value": _shown(node.tensor.backend.to_host(node.tensor.data))})
     return {
         "backward": backward, "forward": forward,

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..engine import backward_iter
 from ..tensor import Tensor
+from . import notation
 
 Key = tuple[str, Any, Any]  # (state part: "a", "c" or a user's, layer, direction)
 
@@ -135,7 +136,7 @@ def _lines(
         several = len({(layer, direction) for _, layer, direction in result}) > 1
         for (part, layer, direction), norms in result.items():
             if part in drawn:
-                row = f", layer {layer + 1 if isinstance(layer, int) else layer} {direction}" if several else ""
+                row = f", {notation.layer_name(layer)} {direction}" if several else ""
                 name = label + (f", {part}⟨t⟩" if len(drawn) > 1 else "") + row
                 lines.append((name, norms))
     return drawn, lines

@@ -33,6 +33,7 @@ direction)
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,38 @@ GATE_SYMBOLS = {"update": "Γu", "forget": "Γf", "output": "Γo", "reset": "Γr
 COMPLEMENT_SYMBOLS = {"update": "z"}
 SYMBOLS = {"input": "x", "output": "ŷ", "loss": "L"}
 ARROWS = {"forward": "→", "reverse": "←"}
+
+
+def layer_index(layer: Any) -> int | None:
+    """A layer tag as an int (``nn`` tags layers from 0, as PyTorch names them: weight_hh_l0); None for a tag
+    that is not a layer number (viz.demo's "output")."""
+    return int(layer) if isinstance(layer, numbers.Integral) and not isinstance(layer, bool) else None
+
+
+def layer_name(layer: Any) -> str:
+    """How a picture names a layer: counted from 1, as the course's a^[1]⟨t⟩ ("layer 1" for the tag 0); another
+    tag as it is.
+
+    >>> layer_name(0), layer_name("output")
+    ('layer 1', 'output')
+    """
+    index = layer_index(layer)
+    return f"layer {index + 1}" if index is not None else "layer" if layer is None else str(layer)
+
+
+def place(tags: dict[str, Any]) -> str:
+    """Where a tensor of the pictures is, from its tags: "t = 2, layer 1, reverse" (layers counted from 1; error
+    messages, anomaly.place, count from 0 as PyTorch's names do: weight_hh_l0); "" outside the time loop.
+
+    >>> place({"t": 2, "layer": 0, "direction": "reverse"}), place({"t": 3, "layer": "output"}), place({})
+    ('t = 2, layer 1, reverse', 't = 3, output', '')
+    """
+    parts = [f"t = {tags['t']}"] if "t" in tags else []
+    if tags.get("layer") is not None:
+        parts.append(layer_name(tags["layer"]))
+    if tags.get("direction") == "reverse":
+        parts.append("reverse")
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -55,16 +88,25 @@ class Context:
     def of(cls, all_tags: Any) -> Context:
         """The context of a graph from the tags of all its tensors."""
         all_tags = list(all_tags)
-        deep = any(isinstance(tags.get("layer"), int) and tags["layer"] > 0 for tags in all_tags)
+        deep = any((layer_index(tags.get("layer")) or 0) > 0 for tags in all_tags)
         return cls(deep, any(tags.get("direction") == "reverse" for tags in all_tags))
+
+
+def mark(symbol: str, layer: Any, direction: Any, context: Context) -> str:
+    """``symbol`` with the layer it belongs to as a superscript in a deep graph (a^[2], Γf^[2], W_aa^[2]; layers
+    tagged from 0, written from 1) and its direction as an arrow in a bidirectional one (←a, ←Γf, ←W_aa).
+
+    >>> mark("Γf", 1, "reverse", Context(deep=True, bidirectional=True)), mark("Γf", 1, "reverse", Context())
+    ('←Γf^[2]', 'Γf')
+    """
+    layer = layer_index(layer)
+    written = f"{symbol}^[{layer + 1}]" if context.deep and layer is not None else symbol
+    return (ARROWS.get(direction, "") if context.bidirectional else "") + written
 
 
 def _state(part: str, tags: dict[str, Any], context: Context, layer: Any = None) -> str:
     """A state part with the layer (deep) and the direction (bidirectional) it belongs to."""
-    layer = tags.get("layer") if layer is None else layer
-    written = f"{part}^[{layer + 1}]" if context.deep and isinstance(layer, int) else part
-    arrow = ARROWS.get(tags.get("direction"), "") if context.bidirectional else ""
-    return arrow + written
+    return mark(part, tags.get("layer") if layer is None else layer, tags.get("direction"), context)
 
 
 def symbol(tags: dict[str, Any], context: Context = Context()) -> str | None:
@@ -74,14 +116,15 @@ def symbol(tags: dict[str, Any], context: Context = Context()) -> str | None:
         if "part" in tags:
             return _state(tags["part"], tags, context)
         return _state("(" + ", ".join(tags.get("parts", ())) + ")", tags, context)  # a fused step's packed state
-    if role == "gate":
+    if role == "gate":  # of its layer and direction, as the states: two layers' Γf⟨1⟩ read apart
         name = tags.get("gate", "?")
-        written = GATE_SYMBOLS.get(name, name)
+        written = _state(GATE_SYMBOLS.get(name, name), tags, context)
         if tags.get("complement"):
-            return COMPLEMENT_SYMBOLS.get(name, f"1 − {written}")
+            return _state(COMPLEMENT_SYMBOLS[name], tags, context) if name in COMPLEMENT_SYMBOLS else f"1 − {written}"
         return written
-    if role == "input" and isinstance(tags.get("layer"), int) and tags["layer"] > 0:
-        return _state("a", tags, Context(deep=True), layer=tags["layer"] - 1)  # layer l reads a^[l−1] (from 1)
+    layer = layer_index(tags.get("layer"))
+    if role == "input" and layer is not None and layer > 0:
+        return _state("a", tags, Context(deep=True), layer=layer - 1)  # layer l reads a^[l−1] (from 1)
     return SYMBOLS.get(role)
 
 
@@ -93,16 +136,16 @@ def label(tags: dict[str, Any], context: Context = Context()) -> str | None:
         step = "" if t is None else f"⟨{t}⟩"
         previous = "" if t is None else f"⟨{t - 1 if tags.get('direction') != 'reverse' else t + 1}⟩"
         if tags.get("source") == "state":
-            return f"W_aa {_state('a', tags, context)}{previous}"
+            return f"{_state('W_aa', tags, context)} {_state('a', tags, context)}{previous}"
         source = symbol({**tags, "role": "input"}, context)
-        return f"W_ax {source}{step}"
+        return f"{_state('W_ax', tags, context)} {source}{step}"
     found = symbol(tags, context)
     if found is None:
         return None
     step = f"⟨{t if t is not None else tags.get('start', 0)}⟩"
     if role == "gate" and tags.get("complement") and tags.get("gate") in COMPLEMENT_SYMBOLS:
-        return f"{found}{step} = 1 − {GATE_SYMBOLS.get(tags['gate'], tags['gate'])}{step}"
+        return f"{found}{step} = 1 − {_state(GATE_SYMBOLS[tags['gate']], tags, context)}{step}"
     return found + step
 
 
-__all__ = ["ARROWS", "COMPLEMENT_SYMBOLS", "Context", "GATE_SYMBOLS", "SYMBOLS", "label", "symbol"]
+__all__ = ["ARROWS", "COMPLEMENT_SYMBOLS", "Context", "GATE_SYMBOLS", "SYMBOLS", "label", "layer_index", "layer_name", "mark", "place", "symbol"]

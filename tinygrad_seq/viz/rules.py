@@ -227,7 +227,7 @@ def _shared_lines(s: Mapping[str, str], inputs: Sequence[str], receives: Sequenc
     hidden = hidden or d
     lines = []
     if receives[0]:
-        lines.append(f"{gradient(inputs[0])} at t = {s['t']}: {d}   (∂L/∂W_ax += {d} {s['x']}ᵀ once all steps are in)")
+        lines.append(f"{gradient(inputs[0])} at t = {s['t']}: {d}   (∂L/∂{s['W_ax']} += {d} {s['x']}ᵀ once all steps are in)")
     if receives[1]:
         lines.append(f"{gradient(inputs[1])} {_sign(accumulates, 1)} {previous}")
     if receives[2]:
@@ -244,20 +244,20 @@ def _sign(accumulates: Sequence[bool], i: int) -> str:
 
 
 def _rnn_forward(s: Mapping[str, str], details: Mapping) -> str:
-    return f"{s['a']} = {'relu' if details.get('relu') else 'tanh'}(W_aa {s['a_prev']} + W_ax {s['x']} + b_a)"
+    return f"{s['a']} = {'relu' if details.get('relu') else 'tanh'}({s['W_aa']} {s['a_prev']} + {s['W_ax']} {s['x']} + {s['b_a']})"
 
 
 def _rnn_step(s: Mapping[str, str], inputs, receives, accumulates, details) -> list[str]:
     derivative = f"[{s['a']} > 0]" if details.get("relu") else f"(1 − {s['a']}²)"
     lines = [f"dz = {gradient(s['a'])} ⊙ {derivative}   (z: the pre-activation)"]
-    return lines + _shared_lines(s, inputs, receives, accumulates, "dz", "W_aaᵀ dz")
+    return lines + _shared_lines(s, inputs, receives, accumulates, "dz", f"{s['W_aa']}ᵀ dz")
 
 
 def _gru_forward(s: Mapping[str, str], details: Mapping) -> str:
-    reset = (f"{s['Γr']} ⊙ (W_ca {s['a_prev']} + b_ca)" if details.get("reset_after", True)
-             else f"W_ca ({s['Γr']} ⊙ {s['a_prev']}) + b_ca")
+    reset = (f"{s['Γr']} ⊙ ({s['W_ca']} {s['a_prev']} + {s['b_ca']})" if details.get("reset_after", True)
+             else f"{s['W_ca']} ({s['Γr']} ⊙ {s['a_prev']}) + {s['b_ca']}")
     return (f"{s['a']} = (1 − {s['z']}) ⊙ {s['c̃']} + {s['z']} ⊙ {s['a_prev']},  "
-            f"{s['c̃']} = tanh(W_cx {s['x']} + {reset}),  {s['z']} = 1 − {s['Γu']}")
+            f"{s['c̃']} = tanh({s['W_cx']} {s['x']} + {reset}),  {s['z']} = 1 − {s['Γu']}")
 
 
 def _gru_step(s: Mapping[str, str], inputs, receives, accumulates, details) -> list[str]:
@@ -266,19 +266,19 @@ def _gru_step(s: Mapping[str, str], inputs, receives, accumulates, details) -> l
     lines = [f"dc̃ = {gradient(a)} ⊙ (1 − {z}) ⊙ (1 − {c}²)",
              f"dz = {gradient(a)} ⊙ ({prev} − {c}) ⊙ {z} ⊙ (1 − {z})"]
     if details.get("reset_after", True):  # PyTorch's GRU: Γr scales W_ca a⟨t−1⟩ + b_ca
-        lines.append(f"dΓr = dc̃ ⊙ (W_ca {prev} + b_ca) ⊙ {r} ⊙ (1 − {r})")
+        lines.append(f"dΓr = dc̃ ⊙ ({s['W_ca']} {prev} + {s['b_ca']}) ⊙ {r} ⊙ (1 − {r})")
         hidden = f"[dΓr; dz; dc̃ ⊙ {r}]"
-        return lines + _shared_lines(s, inputs, receives, accumulates, "[dΓr; dz; dc̃]", f"{gradient(a)} ⊙ {z} + W_aaᵀ {hidden}",
+        return lines + _shared_lines(s, inputs, receives, accumulates, "[dΓr; dz; dc̃]", f"{gradient(a)} ⊙ {z} + {s['W_aa']}ᵀ {hidden}",
                                      hidden=hidden)
     # the course's GRU: Γr scales a⟨t−1⟩ before W_ca
-    lines.append(f"dΓr = (W_caᵀ dc̃) ⊙ {prev} ⊙ {r} ⊙ (1 − {r})")
-    previous = f"{gradient(a)} ⊙ {z} + (W_caᵀ dc̃) ⊙ {r} + W_(r,z)ᵀ [dΓr; dz]   (W_(r,z): W_aa's rows for Γr and z)"
+    lines.append(f"dΓr = ({s['W_ca']}ᵀ dc̃) ⊙ {prev} ⊙ {r} ⊙ (1 − {r})")
+    previous = f"{gradient(a)} ⊙ {z} + ({s['W_ca']}ᵀ dc̃) ⊙ {r} + W_(r,z)ᵀ [dΓr; dz]   (W_(r,z): {s['W_aa']}'s rows for Γr and z)"
     weight = f"[[dΓr; dz] {prev}ᵀ;  dc̃ ({r} ⊙ {prev})ᵀ]"
     return lines + _shared_lines(s, inputs, receives, accumulates, "[dΓr; dz; dc̃]", previous, weight=weight)
 
 
 def _simplified_gru_forward(s: Mapping[str, str], details: Mapping) -> str:
-    return (f"{s['a']} = (1 − {s['z']}) ⊙ {s['c̃']} + {s['z']} ⊙ {s['a_prev']},  {s['c̃']} = tanh(W_c [{s['a_prev']}; {s['x']}] + b_c),  "
+    return (f"{s['a']} = (1 − {s['z']}) ⊙ {s['c̃']} + {s['z']} ⊙ {s['a_prev']},  {s['c̃']} = tanh({s['W_c']} [{s['a_prev']}; {s['x']}] + {s['b_c']}),  "
             f"{s['z']} = 1 − {s['Γu']}")
 
 
@@ -287,7 +287,7 @@ def _simplified_gru_step(s: Mapping[str, str], inputs, receives, accumulates, de
     a, z, c, prev = s["a"], s["z"], s["c̃"], s["a_prev"]
     lines = [f"dz = {gradient(a)} ⊙ ({prev} − {c}) ⊙ {z} ⊙ (1 − {z})",
              f"dc̃ = {gradient(a)} ⊙ (1 − {z}) ⊙ (1 − {c}²)"]
-    return lines + _shared_lines(s, inputs, receives, accumulates, "[dz; dc̃]", f"{gradient(a)} ⊙ {z} + W_aaᵀ [dz; dc̃]")
+    return lines + _shared_lines(s, inputs, receives, accumulates, "[dz; dc̃]", f"{gradient(a)} ⊙ {z} + {s['W_aa']}ᵀ [dz; dc̃]")
 
 
 def _lstm_forward(s: Mapping[str, str], details: Mapping) -> str:
@@ -299,13 +299,13 @@ def _lstm_step(s: Mapping[str, str], inputs, receives, accumulates, details) -> 
     a, c, o, f, u, g = s["a"], s["c"], s["Γo"], s["Γf"], s["Γu"], s["c̃"]
     peep = bool(details.get("peepholes"))
     lines = [f"dΓo = {gradient(a)} ⊙ tanh({c}) ⊙ {o} ⊙ (1 − {o})",
-             f"dc = (∂L/∂{c} from {s['c_next']}) + {gradient(a)} ⊙ {o} ⊙ (1 − tanh({c})²)" + ("  + dΓo ⊙ w_co" if peep else ""),
+             f"dc = (∂L/∂{c} from {s['c_next']}) + {gradient(a)} ⊙ {o} ⊙ (1 − tanh({c})²)" + (f"  + dΓo ⊙ {s['w_co']}" if peep else ""),
              f"dc̃ = dc ⊙ {u} ⊙ (1 − {g}²),  dΓu = dc ⊙ {g} ⊙ {u} ⊙ (1 − {u}),  dΓf = dc ⊙ {s['c_prev']} ⊙ {f} ⊙ (1 − {f})"]
     d = "[dΓu; dΓf; dc̃; dΓo]"
-    previous = f"(W_aaᵀ {d},  dc ⊙ {f}" + (" + dΓu ⊙ w_ci + dΓf ⊙ w_cf" if peep else "") + f")  for ({s['a_prev']}, {s['c_prev']})"
+    previous = f"({s['W_aa']}ᵀ {d},  dc ⊙ {f}" + (f" + dΓu ⊙ {s['w_ci']} + dΓf ⊙ {s['w_cf']}" if peep else "") + f")  for ({s['a_prev']}, {s['c_prev']})"
     lines += _shared_lines(s, inputs, receives, accumulates, d, previous)
     if peep:
-        lines.append(f"∂L/∂w_ci += Σ dΓu ⊙ {s['c_prev']},  ∂L/∂w_cf += Σ dΓf ⊙ {s['c_prev']},  ∂L/∂w_co += Σ dΓo ⊙ {c}")
+        lines.append(f"∂L/∂{s['w_ci']} += Σ dΓu ⊙ {s['c_prev']},  ∂L/∂{s['w_cf']} += Σ dΓf ⊙ {s['c_prev']},  ∂L/∂{s['w_co']} += Σ dΓo ⊙ {c}")
     return lines
 
 
@@ -315,7 +315,8 @@ CELL_FORWARD = {"RNNStep": _rnn_forward, "GRUStep": _gru_forward, "SimplifiedGRU
 
 
 def step_names(tags: Mapping[str, Any], context: notation.Context) -> dict[str, str]:
-    """The course names a cell step's rule uses, at its time step: a⟨t⟩, a⟨t−1⟩ (a⟨t+1⟩ in reverse), c, x, gates."""
+    """The course names a cell step's rule uses, at its time step: a⟨t⟩, a⟨t−1⟩ (a⟨t+1⟩ in reverse), c, x, gates,
+    and the weights (W_aa, or W_aa^[2] in a deep graph)."""
     t = tags.get("t", 0)
     before = t + 1 if tags.get("direction") == "reverse" else t - 1
     base = {k: v for k, v in tags.items() if k in ("layer", "direction")}
@@ -329,7 +330,9 @@ def step_names(tags: Mapping[str, Any], context: notation.Context) -> dict[str, 
              "x": notation.label({**base, "role": "input", "t": t}, context)}
     for gate in ("update", "forget", "output", "reset", "candidate"):
         found[notation.GATE_SYMBOLS[gate]] = notation.label({**base, "role": "gate", "gate": gate, "t": t}, context)
-    found["z"] = f"z⟨{t}⟩"
+    found["z"] = notation.label({**base, "role": "gate", "gate": "update", "complement": True, "t": t}, context).split(" = ")[0]
+    for weight in ("W_aa", "W_ax", "W_ca", "W_cx", "W_c", "b_a", "b_ca", "b_c", "w_ci", "w_cf", "w_co"):  # of the step's layer
+        found[weight] = notation.mark(weight, tags.get("layer"), tags.get("direction"), context)
     return found
 
 
@@ -366,11 +369,19 @@ def names(graph: Graph) -> dict[str, str]:
         elif (item := _sequence_item(node, found)) is not None:  # step t picked back out of it: a⟨1..T⟩[t=2]
             found[key] = item
         else:
-            inputs = arguments(node.tensor.grad_fn, found)
-            expression = forward_rule(node.op, "", inputs, _details(node.tensor.grad_fn))[3:]
-            suffix = f"⟨{node.tags['t']}⟩" if "t" in node.tags else ""
-            found[key] = expression if len(expression) <= MAX_EXPRESSION and node.op in FORWARD else node.op + suffix
+            fn = node.tensor.grad_fn
+            expression = forward_rule(node.op, "", arguments(fn, found), _details(fn))[3:]
+            if len(expression) > MAX_EXPRESSION:  # unlabelled inputs by their ops, as drawn: "Add⟨1⟩[:, 3:6]"
+                drawn_as_ops = [graph.nodes[key_of(arg)] for arg in fn.inputs if isinstance(arg, Tensor) and key_of(arg) in graph.nodes]
+                by_op = {source.key: _op_name(source) for source in drawn_as_ops if source.label == source.op}
+                expression = forward_rule(node.op, "", arguments(fn, {**found, **by_op}), _details(fn))[3:]
+            found[key] = expression if len(expression) <= MAX_EXPRESSION and node.op in FORWARD else _op_name(node)
     return found
+
+
+def _op_name(node: GraphNode) -> str:
+    """An op without a label of its own, as a formula names it: its op and time step ("Add⟨1⟩")."""
+    return node.op + (f"⟨{node.tags['t']}⟩" if "t" in node.tags else "")
 
 
 def _part_of(source: Any, index: int, context: notation.Context) -> str | None:

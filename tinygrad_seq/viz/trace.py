@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from ..tensor import Tensor
@@ -43,11 +44,9 @@ def course_parameter_name(path: str, context: notation.Context = notation.Contex
     name = COURSE_PARAMETER_NAMES.get(found[1])
     if name is None:
         return None
-    if layer is None and found[2] is not None:
+    if notation.layer_index(layer) is None and found[2] is not None:
         layer, direction = int(found[2]), "reverse" if found[3] else "forward"
-    superscript = f"^[{layer + 1}]" if context.deep and isinstance(layer, int) else ""
-    arrow = notation.ARROWS.get(direction, "") if context.bidirectional else ""
-    return re.sub(r"[Wwb]_\w+", lambda symbol: arrow + symbol[0] + superscript, name)
+    return re.sub(r"[Wwb]_\w+", lambda symbol: notation.mark(symbol[0], layer, direction, context), name)
 
 
 @dataclass(eq=False)
@@ -113,10 +112,20 @@ class Graph:
 
     def parameter_name(self, key: str) -> str | None:
         """The course's name of the parameter ``key`` in this graph (W_aa, W_aa^[2] in a deep one, ...: see
-        :func:`course_parameter_name`), with the layer and direction of the first op in a time step that uses it."""
-        used_in = next((self.nodes[target].tags for source, target in self.edges
-                        if source == key and isinstance(self.nodes[target].tags.get("layer"), int)), {})
+        :func:`course_parameter_name`), with the layer and direction of the first op using it that is tagged
+        with a layer number (a step of that layer, or its input projection)."""
+        used_in = self._layer_users.get(key, {})
         return course_parameter_name(self.nodes[key].label, self.context, used_in.get("layer"), used_in.get("direction"))
+
+    @cached_property
+    def _layer_users(self) -> dict[str, dict[str, Any]]:
+        """For each tensor, the tags of the first op using it that is tagged with a layer number: one pass over
+        the edges for all the parameters' names."""
+        found: dict[str, dict[str, Any]] = {}
+        for source, target in self.edges:
+            if source not in found and notation.layer_index(self.nodes[target].tags.get("layer")) is not None:
+                found[source] = self.nodes[target].tags
+        return found
 
     def steps(self) -> list[tuple[Any, Any, Any]]:
         """The distinct (layer, direction, t) time steps in the graph, sorted."""

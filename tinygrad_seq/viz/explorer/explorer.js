@@ -9,11 +9,15 @@
   const svg = document.querySelector("#graph svg");
   const pane = $("graph");
 
-  // Graphviz writes each node's and edge's DOT id in its <title>: "n1403…", "n1403…->n1404…".
+  // Graphviz writes each node's and edge's DOT id in its <title>: "n1403…", "n1403…->n1404…". Two edges
+  // between the same nodes (a tensor used twice by one op) share an id: an edge id maps to all its elements.
   const nodes = new Map();
   const edges = new Map();
   for (const g of svg.querySelectorAll("g.node")) nodes.set(g.querySelector("title").textContent, g);
-  for (const g of svg.querySelectorAll("g.edge")) edges.set(g.querySelector("title").textContent, g);
+  for (const g of svg.querySelectorAll("g.edge")) {
+    const id = g.querySelector("title").textContent;
+    edges.set(id, [...(edges.get(id) || []), g]);
+  }
 
   let mode = "backward";
   let index = 0;
@@ -45,18 +49,29 @@
   const touches = { backward: touchesOf(DATA.backward), forward: touchesOf(DATA.forward) };
 
   // Tooltips: Graphviz's <title>s hold DOT ids ("n1403…"), which a browser would show on hover. Once the maps
-  // above have read them, each says what the node is (its drawn lines) and that a click steps to it; the id
-  // stays on the element as data-key.
-  const text = (g) => [...g.querySelectorAll("text")].map((t) => t.textContent.trim()).filter(Boolean);
-  for (const [id, g] of [...nodes, ...edges]) g.dataset.key = id;
-  for (const [id, g] of nodes) {
-    const reached = touches.backward.first.has(id) || touches.forward.first.has(id);
-    g.querySelector("title").textContent = text(g).join(" · ") + (reached ? "\nclick: go to its step" : "");
-    if (reached) g.classList.add("steppable");
+  // above have read them, each says what the node is (its drawn lines, else the name the steps give it) and,
+  // in the mode shown, that a click goes to its step (markSteppable); the id stays on the element as data-key.
+  const stepName = new Map();
+  for (const step of [...DATA.backward, ...DATA.forward]) for (const id of step.drawn) if (!stepName.has(id)) stepName.set(id, step.name);
+  const described = (id) => {
+    const lines = [...nodes.get(id).querySelectorAll("text")].map((t) => t.textContent.trim()).filter(Boolean);
+    return lines.length ? lines : [stepName.get(id) || "a node of the graph"];
+  };
+  for (const [id, g] of nodes) g.dataset.key = id;
+  for (const [id, list] of edges) {
+    const [tail, head] = id.split("->");
+    for (const g of list) {
+      g.dataset.key = id;
+      if (nodes.has(tail) && nodes.has(head)) g.querySelector("title").textContent = described(tail)[0] + " → " + described(head)[0];
+    }
   }
-  for (const [id, g] of edges) {
-    const [tail, head] = id.split("->").map((end) => nodes.get(end));
-    if (tail && head) g.querySelector("title").textContent = (text(tail)[0] || "") + " → " + (text(head)[0] || "");
+
+  function markSteppable() {
+    for (const [id, g] of nodes) {
+      const reached = touches[mode].first.has(id);
+      g.classList.toggle("steppable", reached);
+      g.querySelector("title").textContent = described(id).join(" · ") + (reached ? "\nclick: go to its step" : "");
+    }
   }
 
   // How many numbers a recorded value holds (null: too many to record; a number: a 0-d tensor).
@@ -79,7 +94,7 @@
 
   function paintGraph(step) {
     for (const g of nodes.values()) g.classList.remove("done", "current", "partial");
-    for (const g of edges.values()) g.classList.remove("sending");
+    for (const list of edges.values()) for (const g of list) g.classList.remove("sending");
     const { first, last } = touches[mode];
     for (const [id, g] of nodes) {
       if (!first.has(id)) continue;
@@ -94,10 +109,7 @@
       }
     }
     const lit = mode === "backward" ? step.sends.flatMap((s) => s.edges) : step.edges || [];
-    for (const [tail, head] of lit) {
-      const g = edges.get(tail + "->" + head);
-      if (g) g.classList.add("sending");
-    }
+    for (const [tail, head] of lit) for (const g of edges.get(tail + "->" + head) || []) g.classList.add("sending");
   }
 
   function keepInView(step) {
@@ -290,6 +302,7 @@
     $("mode-backward").classList.toggle("active", mode === "backward");
     $("mode-forward").classList.toggle("active", mode === "forward");
     $("rule-title").textContent = mode === "backward" ? "local rule" : "formula";
+    markSteppable();
     stop();
     return true;
   }
@@ -323,7 +336,7 @@
   }
 
   function setZoom(value) {
-    zoom = Math.min(Math.max(value, 0.05), 4);
+    zoom = Math.min(Math.max(value, 0.01), 4);
     svg.setAttribute("width", natural.width * zoom + "pt");
     svg.setAttribute("height", natural.height * zoom + "pt");
   }
@@ -369,5 +382,6 @@
 
   // Start with the whole graph in view when that keeps the labels legible, else at a legible size.
   setZoom(Math.min(1, Math.max(wholeGraph(), LEGIBLE)));
+  markSteppable();
   readHash();
 })();
