@@ -87,6 +87,12 @@ def test_only_an_os_error_about_a_path_is_a_one_line_error(monkeypatch, capsys):
     with pytest.raises(OSError, match="Input/output error"):
         main(["graph"])
 
+    def full(args):  # no file named, but the fix is plain: free space
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cli, "run_graph", full)
+    assert main(["graph"]) == 2 and capsys.readouterr().err == "tinygrad-seq graph: error: [Errno 28] No space left on device\n"
+
 
 def test_a_graph_too_large_to_draw_is_one_line(tmp_path, monkeypatch, capsys):
     import importlib

@@ -356,6 +356,13 @@ def test_an_error_names_the_learners_line_not_a_librarys(tmp_path, monkeypatch):
         "import numpy as np\nfrom installed_helpers import stack\n\n\n"
         "def rnn_cell_forward(xt, a_prev, parameters):\n    return stack([])\n\n\n"
         "def rnn_forward(x, a0, parameters):\n    return np.concatenate([])\n")
+    (folder / "turtle.py").write_text("def walk(parameters):\n    return parameters['Wxx']\n")  # named as a standard module
+    monkeypatch.syspath_prepend(str(folder))
+    (folder / "lstm.py").write_text("import turtle\n\n\ndef lstm_cell_forward(xt, a_prev, c_prev, parameters):\n"
+                                    "    return turtle.walk(parameters)\n")
+    monkeypatch.delitem(sys.modules, "turtle", raising=False)  # the learner's turtle.py, which their lstm.py imports
+    lstm_notes = {m.function: m.note for m in check(folder / "lstm.py").mismatches}
+    assert lstm_notes["lstm_cell_forward"] == "raised KeyError: 'Wxx' (line 2 of turtle.py, in walk: return parameters['Wxx'])"
     notes = {m.function: m.note for m in check(folder / "rnn.py").mismatches}
     assert notes["rnn_cell_forward"] == ("raised ValueError: stack: nothing to stack "
                                          "(line 6 of rnn.py, in rnn_cell_forward: return stack([]))")

@@ -262,6 +262,17 @@ def test_the_stepper_draws_a_bidirectional_layers_concat_and_the_stacks_it_reads
             assert f"{key} [label=" in source and all(f"{s} [label=" in source and f"{s} -> {key}" in source for s in stacks)
             reached += 1
     assert reached == len(concats)
+    with ts.transparent():  # a Stack the stepper is on: drawn with the Concat it feeds, not an edge to nowhere
+        loss = model.loss()
+    graph = viz.trace(loss)
+    stacks = {key for key in viz.draw.time_gathers(graph) if graph.nodes[key].op in ("Stack", "StackPart")}
+    for step in viz.backward_steps(loss):
+        key = f"n{id(step.tensor)}"
+        if key in stacks:
+            source = step.draw().source
+            assert all(f"{key} -> {t}" in source and f"{t} [label=" in source for s, t in graph.edges if s == key)
+            stacks.discard(key)
+    assert not stacks  # the stepper reached each
 
 
 def test_the_gradients_a_step_sends_label_its_edges_beside_them_in_a_large_graph():

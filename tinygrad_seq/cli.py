@@ -4,6 +4,7 @@ functions with the engine. Bad input is one line on stderr and exit status 2."""
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import re
@@ -435,8 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return CLOSED_PIPE_STATUS
     except (*failures, OSError) as error:
-        if isinstance(error, OSError) and error.filename is None:
-            raise  # not a path the command could not read or write (a folder, no permission): a bug to see whole
+        if isinstance(error, OSError) and error.filename is None and error.errno not in FULL_OR_READ_ONLY:
+            raise  # neither a path the command could not use nor a full disk: a bug to see whole
         print(f"tinygrad-seq {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
         return _flushed(2)
 
@@ -452,6 +453,9 @@ def _flushed(status: int) -> int:
         return CLOSED_PIPE_STATUS if status == 0 else status
     return status
 
+
+FULL_OR_READ_ONLY = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+"""OSErrors that say what to fix (free space, write elsewhere) without naming a file: one line, as a bad path's."""
 
 CLOSED_PIPE_STATUS = 141
 """The exit status of a command whose reader closed the pipe: a shell's for a program SIGPIPE stopped (128 + 13)."""

@@ -241,20 +241,21 @@ def _package_folders() -> list[Path]:
     return [Path(folder).resolve() for folder in folders]
 
 
-def _is_learners(frame: Any) -> bool:
-    """Whether a frame runs the learner's code: not a standard module's (by its module's name, so frozen ones
-    too), not NumPy's or this library's, nor any installed package's."""
-    module = frame.f_globals.get("__name__", "").partition(".")[0]
-    if module in sys.stdlib_module_names or module in _LIBRARIES:
-        return False
+def _is_learners(frame: Any, package_folders: list[Path]) -> bool:
+    """Whether a frame runs the learner's code: not NumPy's or this library's (by module), not a standard module's
+    (by module and place: a learner's own random.py is theirs), nor any installed package's."""
+    module = (frame.f_globals.get("__name__") or "").partition(".")[0]
     path = Path(frame.f_code.co_filename).resolve()
-    return not any(path.is_relative_to(folder) for folder in _package_folders())
+    standard = module in sys.stdlib_module_names and (frame.f_code.co_filename.startswith("<frozen")
+                                                     or path.is_relative_to(Path(sysconfig.get_paths()["stdlib"]).resolve()))
+    return not (module in _LIBRARIES or standard or any(path.is_relative_to(folder) for folder in package_folders))
 
 
 def _learners_line(error: BaseException) -> str:
     """' (line 12 of rnn.py, in rnn_forward: a = np.tanh(z))': where in the learner's code ``error`` was raised, the
     innermost frame that is the learner's (:func:`_is_learners`); '' when there is none."""
-    frames = [(frame, line) for frame, line in traceback.walk_tb(error.__traceback__) if _is_learners(frame)]
+    folders = _package_folders()
+    frames = [(frame, line) for frame, line in traceback.walk_tb(error.__traceback__) if _is_learners(frame, folders)]
     if not frames:
         return ""
     frame, line = frames[-1]

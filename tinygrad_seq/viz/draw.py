@@ -253,16 +253,15 @@ def draw_graph(
                   node_attr={"fontname": "DejaVu Sans", "fontsize": "10", "style": "filled", "shape": "box"},
                   edge_attr={"arrowsize": "0.6", "fontname": "DejaVu Sans"})
 
-    gathers = {} if show_slices or collapse_cells or not cluster_by_time else {
-        k: v for k, v in time_gathers(graph).items() if highlight.get(k) != CURRENT}
-    # A gather read by one that is drawn after all (the stepper's current Concat) is drawn too: that Concat reads
-    # the whole of it, not step t. Until none is left: a Stack, then the Stacks a shown Concat reads.
-    shown_readers = {source for source, target in graph.edges if source in gathers and target not in gathers
-                     and graph.nodes[target].step is None}
-    while shown_readers:
-        for key in shown_readers:
+    gathers = {} if show_slices or collapse_cells or not cluster_by_time else time_gathers(graph)
+    # The gather the stepper is on is drawn, and so is each gather linked to a drawn one: a drawn Concat reads its
+    # Stacks whole (not step t), and a drawn Stack feeds its Concat. Until no more are linked.
+    drawn_gathers = {key for key in gathers if highlight.get(key) == CURRENT}
+    while drawn_gathers:
+        for key in drawn_gathers:
             del gathers[key]
-        shown_readers = {source for source, target in graph.edges if source in gathers and target in shown_readers}
+        drawn_gathers = {end for source, target in graph.edges for end, other in ((source, target), (target, source))
+                         if other in drawn_gathers and end in gathers}
 
     # The edges to draw, each with the graph's edges it stands for: a hidden slice's consumers read the
     # matmul, and what reads step t of a gathered sequence reads step t's own tensors.
@@ -503,6 +502,15 @@ def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list
     return edges, [(starts, True), (finishes, True)]
 
 
+def _read_row_by_row(graph: Graph, key: str) -> bool:
+    """Whether the steps read ``key`` one row each: the input projection of all steps (each fused step reads its
+    row t), or a sequence every step takes its step t out of (a GetItem); not a weight (or a mask) they all use."""
+    if graph.nodes[key].role == "projection":
+        return True
+    readers = [graph.nodes[target] for source, target in graph.edges if source == key]
+    return bool(readers) and all(reader.op == "GetItem" and reader.step is not None for reader in readers)
+
+
 def _shared_fans(graph: Graph, group_key: Mapping[str, str], placed: Mapping[str, Any]) -> dict[tuple[str, str], str]:
     """In collapsed drawings, one edge stands for a node's links to every step of a run.
 
@@ -535,8 +543,8 @@ def _shared_fans(graph: Graph, group_key: Mapping[str, str], placed: Mapping[str
         kept = (other, keep) if way == "in" else (keep, other)
         if way == "out":
             fans[kept] = f"from t = {first_t}..{last_t}"
-        elif graph.nodes[other].kind == "parameter":
-            fans[kept] = f"shared by t = {first_t}..{last_t}"
-        else:  # each step reads its own row of it: not a weight they all use
+        elif _read_row_by_row(graph, other):
             fans[kept] = f"row t to step t = {first_t}..{last_t}"
+        else:
+            fans[kept] = f"shared by t = {first_t}..{last_t}"
     return fans

@@ -28,6 +28,7 @@ from typing import Any
 from ..function import Function
 from ..tensor import Tensor
 from . import notation
+from .draw import gate_slices
 from .trace import Graph, GraphNode, course_parameter_name, key_of
 
 # Forward formulas of the primitive ops, {0}, {1}, ... being the inputs' names.
@@ -356,6 +357,8 @@ def names(graph: Graph) -> dict[str, str]:
     for source, target in graph.edges:
         consumers.setdefault(source, []).append(target)
     found: dict[str, str] = {}
+    hidden = gate_slices(graph)  # drawn as edges from their matmul: never a name another node's is written with
+    taken: set[str] = set()  # the names given by the fallback below, which must not name two nodes alike
     for key, node in graph.nodes.items():
         if node.kind == "parameter":
             first = graph.nodes[consumers[key][0]] if consumers.get(key) else None
@@ -371,17 +374,22 @@ def names(graph: Graph) -> dict[str, str]:
         else:
             fn = node.tensor.grad_fn
             expression = forward_rule(node.op, "", arguments(fn, found), _details(fn))[3:]
-            if len(expression) > MAX_EXPRESSION:  # unlabelled inputs by their ops, as drawn: "Add⟨1⟩[:, 3:6]"
+            if len(expression) > MAX_EXPRESSION:  # drawn, unlabelled inputs by their ops: "Add^[2]⟨1⟩[:, 3:6]"
                 drawn_as_ops = [graph.nodes[key_of(arg)] for arg in fn.inputs if isinstance(arg, Tensor) and key_of(arg) in graph.nodes]
-                by_op = {source.key: _op_name(source) for source in drawn_as_ops if source.label == source.op}
-                expression = forward_rule(node.op, "", arguments(fn, {**found, **by_op}), _details(fn))[3:]
-            found[key] = expression if len(expression) <= MAX_EXPRESSION and node.op in FORWARD else _op_name(node)
+                by_op = {source.key: _op_name(source, graph.context) for source in drawn_as_ops
+                         if source.label == source.op and source.key not in hidden}
+                shorter = forward_rule(node.op, "", arguments(fn, {**found, **by_op}), _details(fn))[3:]
+                expression = shorter if by_op and shorter not in taken else expression
+            found[key] = expression if len(expression) <= MAX_EXPRESSION and node.op in FORWARD else _op_name(node, graph.context)
+            taken.add(found[key])
     return found
 
 
-def _op_name(node: GraphNode) -> str:
-    """An op without a label of its own, as a formula names it: its op and time step ("Add⟨1⟩")."""
-    return node.op + (f"⟨{node.tags['t']}⟩" if "t" in node.tags else "")
+def _op_name(node: GraphNode, context: notation.Context) -> str:
+    """An op without a label of its own, as a formula names it: its op, layer and direction (as the states') and time
+    step ("Add⟨1⟩", "Add^[2]⟨1⟩" in a deep graph)."""
+    op = notation.mark(node.op, node.tags.get("layer"), node.tags.get("direction"), context)
+    return op + (f"⟨{node.tags['t']}⟩" if "t" in node.tags else "")
 
 
 def _part_of(source: Any, index: int, context: notation.Context) -> str | None:
