@@ -205,7 +205,8 @@ VERDICTS = {
     ]),
     # the forward raises: its backward is checked with the reference's caches
     "a wrong key": ('n_y, n_a = parameters["Wya"].shape', 'n_y, n_a = parameters["Wy"].shape', [
-        "rnn_forward: raised KeyError: 'Wy'" + at('n_y, n_a = parameters["Wya"].shape', "rnn_forward"),
+        "rnn_forward: raised KeyError: 'Wy'" + at('n_y, n_a = parameters["Wya"].shape', "rnn_forward")
+        + "; the dicts it was given hold Waa, Wax, Wya, ba, by: did you mean 'Wya'?",
         "rnn_backward: dx, da0, dWax, dWaa, dba match (given the caches of ts.course.rnn_forward: your rnn_forward failed)",
     ]),
     "a missing key": ('return {"dx": dx, "da0": da_prevt, **sums}', 'return {"dx": dx, **sums}', [
@@ -251,7 +252,8 @@ def test_a_backward_fed_a_wrong_cache_is_also_checked_on_the_right_one():
     lines = str(check({"lstm_cell_forward": fussy_forward, "lstm_cell_backward": fussy_backward})).splitlines()
     assert any(line.startswith("lstm_cell_backward: ") and line.endswith(
         "which differs; given ts.course's cache, raised KeyError: 'fussy' (line "
-        f"{inspect.getsourcelines(fussy_backward)[1] + 2} of test_course.py, in fussy_backward: raise KeyError(\"fussy\")))")
+        f"{inspect.getsourcelines(fussy_backward)[1] + 2} of test_course.py, in fussy_backward: raise KeyError(\"fussy\")); "
+        "the dicts it was given hold Wc, Wf, Wi, Wo, Wy, bc, bf, bi, bo, by)")  # no close match: no guess
         for line in lines), lines
 
 
@@ -362,7 +364,8 @@ def test_an_error_names_the_learners_line_not_a_librarys(tmp_path, monkeypatch):
                                     "    return turtle.walk(parameters)\n")
     monkeypatch.delitem(sys.modules, "turtle", raising=False)  # the learner's turtle.py, which their lstm.py imports
     lstm_notes = {m.function: m.note for m in check(folder / "lstm.py").mismatches}
-    assert lstm_notes["lstm_cell_forward"] == "raised KeyError: 'Wxx' (line 2 of turtle.py, in walk: return parameters['Wxx'])"
+    assert lstm_notes["lstm_cell_forward"] == ("raised KeyError: 'Wxx' (line 2 of turtle.py, in walk: return parameters['Wxx']); "
+                                               "the dicts it was given hold Wc, Wf, Wi, Wo, Wy, bc, bf, bi, bo, by")
     notes = {m.function: m.note for m in check(folder / "rnn.py").mismatches}
     assert notes["rnn_cell_forward"] == ("raised ValueError: stack: nothing to stack "
                                          "(line 6 of rnn.py, in rnn_cell_forward: return stack([]))")

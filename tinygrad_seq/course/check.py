@@ -228,7 +228,25 @@ def _call(learner: Any, arguments: tuple) -> tuple[Any, str | None]:
         with contextlib.redirect_stdout(io.StringIO()):
             return learner(*copy.deepcopy(arguments)), None
     except (Exception, SystemExit) as error:  # the learner's bug is the report's content, never the checker's crash
-        return None, "raised " + " ".join(f"{type(error).__name__}: {error}".split()) + _learners_line(error)
+        return None, "raised " + " ".join(f"{type(error).__name__}: {error}".split()) + _learners_line(error) + _key_hint(error, arguments)
+
+
+def _key_hint(error: BaseException, arguments: tuple) -> str:
+    """For a KeyError on a name: the keys of the dicts the function was given (its parameters, inside a cache too)
+    and the likeliest one meant ("; the dicts it was given hold Waa, Wax, Wya, ba, by: did you mean 'Wya'?")."""
+    if not isinstance(error, KeyError) or not error.args or not isinstance(error.args[0], str):
+        return ""
+    keys, pending = set(), [(argument, 0) for argument in arguments]
+    while pending:  # the arguments, and what tuples and lists of them hold, three levels down
+        value, depth = pending.pop()
+        if isinstance(value, Mapping):
+            keys.update(key for key in value if isinstance(key, str))
+        elif isinstance(value, (tuple, list)) and depth < 3:
+            pending += [(item, depth + 1) for item in value]
+    if not keys or error.args[0] in keys:  # a dict of its own making: nothing to tell
+        return ""
+    close = difflib.get_close_matches(error.args[0], keys, n=1)
+    return f"; the dicts it was given hold {', '.join(sorted(keys))}" + (f": did you mean {close[0]!r}?" if close else "")
 
 
 _LIBRARIES = {"numpy", "tinygrad_seq"}  # modules whose frames are never the learner's, wherever they are installed
