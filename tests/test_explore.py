@@ -173,6 +173,21 @@ def test_the_rule_is_written_in_the_course_notation():
     assert "∂L/∂W_aa += [dΓu; dΓf; dc̃; dΓo] a⟨1⟩ᵀ" in step["backward"]
 
 
+def test_a_deep_layers_own_read_of_the_layer_below_has_a_name_of_its_own(tmp_path):
+    # layer 2 reads a^[1]⟨t⟩ back out of layer 1's outputs: that read is x^[2]⟨t⟩, so the state's gradient is the
+    # sum of what comes "from x^[2]⟨2⟩" and from the next step, never "from a^[1]⟨2⟩" itself
+    model, loss = build("lstm", steps=3, layers=2)
+    data = page_data(viz.explore(loss, tmp_path / "deep.html", params=model.parameters()).page)
+    state = next(step for step in data["backward"] if step["name"] == "a^[1]⟨2⟩")
+    assert [term["from"] for term in state["sum"]] == ["from x^[2]⟨2⟩", "from W_aa^[1] a^[1]⟨2⟩ at t = 3"]
+    assert state["where"] == "t = 2, layer 1"
+    bidirectional, loss = build("lstm", steps=2, layers=2, bidirectional=True)
+    data = page_data(viz.explore(loss, tmp_path / "bi.html", params=bidirectional.parameters()).page)
+    state = next(step for step in data["backward"] if step["name"] == "→a^[1]⟨2⟩")
+    assert state["where"] == "t = 2, layer 1, forward"  # a bidirectional page names both directions
+    assert all(term["from"] != "from →a^[1]⟨2⟩" for term in state["sum"])
+
+
 def test_in_a_deep_graph_everything_of_a_layer_carries_its_number():
     """Two layers' gates, projections and weights read apart (Γf^[1]⟨1⟩, Γf^[2]⟨1⟩), in labels and rules alike; a
     hidden gate slice is named after the node drawn ("Add⟨1⟩[:, 3:6]"), not as a GetItem no one can see."""

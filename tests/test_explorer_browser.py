@@ -244,6 +244,16 @@ def test_fit_shows_the_whole_graph_and_a_click_on_a_node_goes_to_its_step(chromi
     assert not console_errors(chromium)
 
 
+def test_the_charts_title_names_the_parts_it_draws(chromium, rnn_page, tmp_path):
+    explorer, _, _ = rnn_page
+    open_page(chromium, explorer)
+    assert text(chromium, "chart-title").startswith("‖∂L/∂a⟨t⟩‖ per time step")
+    model, loss = build("lstm", steps=2)
+    lstm = viz.explore(loss, tmp_path / "lstm.html", params=model.parameters())
+    open_page(chromium, lstm)
+    assert text(chromium, "chart-title").startswith("‖∂L/∂a⟨t⟩‖, ‖∂L/∂c⟨t⟩‖ per time step")
+
+
 def test_modified_arrow_keys_are_left_to_the_browser(chromium, rnn_page):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys

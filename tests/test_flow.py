@@ -104,7 +104,9 @@ def test_plotted_lines_are_named_by_the_parts_drawn():
     assert flow._lines([lstm], ["LSTM"], "c")[0] == ["c"]  # a string is one part's name, not its letters
     with pytest.raises(ValueError, match=r"parts='ac' names \['ac'\], which"):
         flow._lines([lstm], ["LSTM"], "ac")
-    assert lines[1][1] is lstm["a", 0, "forward"]
+    np.testing.assert_array_equal(lines[1][1], lstm["a", 0, "forward"])
+    _, (zeros_left_out,) = flow._lines([{("a", 0, "forward"): np.array([0.0, 0.5, 0.0, 2.0])}], ["RNN"], None)
+    np.testing.assert_array_equal(zeros_left_out[1], [np.nan, 0.5, np.nan, 2.0])  # gaps on the log scale
     _, lines = flow._lines(viz.gradient_flow(lstm_loss()), ["LSTM"], ["c"])  # two layers, both directions
     # the legend counts layers from 1, as the course's c^[1]⟨t⟩ does, for the keys' layers 0 and 1
     assert {name for name, _ in lines} == {f"LSTM, layer {layer} {direction}" for layer in (1, 2) for direction in ("forward", "reverse")}

@@ -220,8 +220,9 @@ def draw_graph(
 
     Args:
         params: names for parameters, e.g. ``dict(model.named_parameters())``.
-        cluster_by_time: one cluster per time step ("t = 1", ...), inside one
-            per row ("layer 1", "layer 2 reverse", "output") when there are several.
+        cluster_by_time: one cluster per time step ("t = 1", ...); with several
+            rows, each row a cluster ("layer 1", "layer 2 reverse", "output")
+            holding its time steps' clusters.
         collapse_cells: each cell step becomes one box, so a 1,000-step graph
             stays readable.
         show_slices: draw the nodes that only cut or repackage a tensor: the

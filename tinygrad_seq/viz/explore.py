@@ -212,7 +212,7 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
         visited.append(step.raw.node)
         grad = _dense(step.grad, step.tensor.shape)
         record = {
-            "key": key, "drawn": drawn_as.get(key, []), "op": step.op, "name": names[key], "where": notation.place(node.tags),
+            "key": key, "drawn": drawn_as.get(key, []), "op": step.op, "name": names[key], "where": notation.place(node.tags, graph.context),
             "grad": _shown(grad), "rule": node_rules[key]["backward"], "forward": node_rules[key]["forward"],
             "sends": [], "sum": [], "params": [],
         }
@@ -228,7 +228,7 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
             if source in parameter_of:
                 name = parameter_of[source]
                 running[name] = running.get(name, 0) + dense
-                entry = {"step": step.index, "t": node.tags.get("t"), "where": notation.place(node.tags), "contribution": shown,
+                entry = {"step": step.index, "t": node.tags.get("t"), "where": notation.place(node.tags, graph.context), "contribution": shown,
                          "running": _shown(running[name])}
                 param_steps[name].append(entry)
                 record["params"].append(name)
@@ -244,7 +244,7 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
         inputs = [names.get(key_of(a), "·") for a in node.tensor.grad_fn.inputs if isinstance(a, Tensor)]
         edges = [edge for a in node.tensor.grad_fn.inputs if isinstance(a, Tensor) for edge in edges_between(key_of(a), key)]
         forward.append({"key": key, "drawn": drawn_as.get(key, []), "op": node.op, "name": names[key], "edges": edges,
-                        "where": notation.place(node.tags), "formula": node_rules[key]["forward"], "inputs": inputs,
+                        "where": notation.place(node.tags, graph.context), "formula": node_rules[key]["forward"], "inputs": inputs,
                         "value": _shown(node.tensor.backend.to_host(node.tensor.data))})
     return {
         "backward": backward, "forward": forward,

@@ -100,7 +100,7 @@ def plot_gradient_flow(
     axes.set_ylabel(", ".join(f"‖∂L/∂{part}⟨t⟩‖" for part in drawn) + "  (log scale)")
     axes.set_title(title)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=8, loc="best", framealpha=0.7)
     figure.tight_layout()
     path = Path(path)
     if not path.suffix:
@@ -116,7 +116,7 @@ def _lines(
     labels: Sequence[str] | None,
     parts: str | Collection[str] | None,
 ) -> tuple[list[str], list[tuple[str, np.ndarray]]]:
-    """What plot_gradient_flow draws: the state parts on the figure, and each line's (name, norms)."""
+    """What plot_gradient_flow draws: the state parts on the figure, and each line's (name, norms; NaN for 0)."""
     results = [flows] if isinstance(flows, Mapping) else list(flows)
     labels = list(labels) if labels is not None else [f"model {i + 1}" for i in range(len(results))]
     if len(labels) != len(results):
@@ -138,5 +138,7 @@ def _lines(
             if part in drawn:
                 row = f", {notation.layer_name(layer)} {direction}" if several else ""
                 name = label + (f", {part}⟨t⟩" if len(drawn) > 1 else "") + row
-                lines.append((name, norms))
+                # a norm of exactly 0 (a step no loss reaches) has no place on a log scale: NaN leaves a gap, not a
+                # line down to the axis
+                lines.append((name, np.where(np.asarray(norms, dtype=np.float64) > 0, norms, np.nan)))
     return drawn, lines

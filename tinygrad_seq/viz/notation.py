@@ -12,7 +12,8 @@ state part             a⟨t⟩, c⟨t⟩ (a user's part by its name); the initi
                        state a⟨0⟩, or ←a⟨T+1⟩ for the reverse direction
 gates                  Γu⟨t⟩, Γf⟨t⟩, Γo⟨t⟩, Γr⟨t⟩, candidate c̃⟨t⟩; PyTorch's
                        GRU z (= 1 − Γu) as "z⟨t⟩ = 1 − Γu⟨t⟩"
-input                  x⟨t⟩; in a deep RNN layer l reads a^[l−1]⟨t⟩
+input                  x⟨t⟩; in a deep RNN layer l reads a^[l−1]⟨t⟩, its
+                       own read of it drawn "x^[l]⟨t⟩ = a^[l−1]⟨t⟩"
 projections            W_ax x⟨t⟩ and W_aa a⟨t−1⟩ (each with its bias)
 output, loss           ŷ⟨t⟩, L⟨t⟩
 deep RNN (a graph      states as a^[l]⟨t⟩, layers counted from 1 as in the
@@ -62,18 +63,22 @@ def layer_name(layer: Any) -> str:
     return f"layer {index + 1}" if index is not None else "layer" if layer is None else str(layer)
 
 
-def place(tags: dict[str, Any]) -> str:
+def place(tags: dict[str, Any], context: Context | None = None) -> str:
     """Where a tensor of the pictures is, from its tags: "t = 2, layer 1, reverse" (layers counted from 1; error
-    messages, anomaly.place, count from 0 as PyTorch's names do: weight_hh_l0); "" outside the time loop.
+    messages, anomaly.place, count from 0 as PyTorch's names do: weight_hh_l0); "" outside the time loop. In a
+    bidirectional graph (``context``) both directions are named, elsewhere only a reverse one.
 
     >>> place({"t": 2, "layer": 0, "direction": "reverse"}), place({"t": 3, "layer": "output"}), place({})
     ('t = 2, layer 1, reverse', 't = 3, output', '')
+    >>> place({"t": 2, "layer": 0, "direction": "forward"}, Context(bidirectional=True))
+    't = 2, layer 1, forward'
     """
     parts = [f"t = {tags['t']}"] if "t" in tags else []
     if tags.get("layer") is not None:
         parts.append(layer_name(tags["layer"]))
-    if tags.get("direction") == "reverse":
-        parts.append("reverse")
+    direction = tags.get("direction")
+    if direction == "reverse" or (direction is not None and context is not None and context.bidirectional):
+        parts.append(str(direction))
     return ", ".join(parts)
 
 
@@ -143,6 +148,11 @@ def label(tags: dict[str, Any], context: Context = Context()) -> str | None:
     if found is None:
         return None
     step = f"⟨{t if t is not None else tags.get('start', 0)}⟩"
+    layer = layer_index(tags.get("layer"))
+    if role == "input" and layer is not None and layer > 0 and t is not None:
+        # the layer's own read of a^[l−1]⟨t⟩ (a step picked out of the layer below's outputs): a name of its own, so
+        # that it and the state it reads are two names, and a rule never says a^[1]⟨2⟩ comes "from a^[1]⟨2⟩"
+        return f"{mark('x', layer, None, Context(deep=True))}{step} = {found}{step}"
     if role == "gate" and tags.get("complement") and tags.get("gate") in COMPLEMENT_SYMBOLS:
         return f"{found}{step} = 1 − {_state(GATE_SYMBOLS[tags['gate']], tags, context)}{step}"
     return found + step

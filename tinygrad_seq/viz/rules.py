@@ -328,7 +328,7 @@ def step_names(tags: Mapping[str, Any], context: notation.Context) -> dict[str, 
     after = t - 1 if tags.get("direction") == "reverse" else t + 1
     found = {"t": str(t), "a": state("a", t), "a_prev": state("a", before), "c": state("c", t), "c_prev": state("c", before),
              "c_next": state("c", after),
-             "x": notation.label({**base, "role": "input", "t": t}, context)}
+             "x": notation.label({**base, "role": "input", "t": t}, context).split(" = ")[-1]}  # a^[l−1]⟨t⟩ in a deep graph
     for gate in ("update", "forget", "output", "reset", "candidate"):
         found[notation.GATE_SYMBOLS[gate]] = notation.label({**base, "role": "gate", "gate": gate, "t": t}, context)
     found["z"] = notation.label({**base, "role": "gate", "gate": "update", "complement": True, "t": t}, context).split(" = ")[0]

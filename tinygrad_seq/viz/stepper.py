@@ -78,7 +78,7 @@ class Step:
 
     def describe(self) -> str:
         """One readable line: where we are, what arrives and what goes where."""
-        where = notation.place(self.tags)
+        where = notation.place(self.tags, self.graph.context)
         sent = "; ".join(
             f"{self.graph.nodes[key_of(arg)].label if key_of(arg) in self.graph.nodes else 'input'} {tuple(g.shape)}"
             for arg, g in self.input_grads

@@ -214,6 +214,9 @@
       return el;
     };
     const series = DATA.flow;
+    const parts = [...new Set(series.map((s) => s.order[2]))];  // the state parts drawn: a, and c for an LSTM
+    if (parts.length) $("chart-title").textContent = parts.map((p) => "‖∂L/∂" + p + "⟨t⟩‖").join(", ") +
+      " per time step, filled in as backward reaches each state";
     if (!series.length) {
       make("text", { x: 10, y: 30, "font-size": 12, fill: "#777" }, "no recurrent states in this graph");
       return;
