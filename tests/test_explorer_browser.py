@@ -127,7 +127,7 @@ def test_play_runs_the_steps_and_pause_stops_them(chromium, rnn_page):
     from selenium.webdriver.support.ui import WebDriverWait
 
     explorer, _, _ = rnn_page
-    open_page(chromium, explorer, "#step=20")
+    open_page(chromium, explorer, "#step=22")
     chromium.find_element("id", "play").click()
     WebDriverWait(chromium, 10).until(lambda d: text(d, "step") == "24 / 24")  # plays to the end, then stops
     assert text(chromium, "play") == "play"
@@ -135,7 +135,7 @@ def test_play_runs_the_steps_and_pause_stops_them(chromium, rnn_page):
     WebDriverWait(chromium, 10).until(lambda d: text(d, "step") != "1 / 24")
     chromium.find_element("id", "play").click()
     paused = text(chromium, "step")
-    chromium.execute_script("return new Promise(done => setTimeout(done, 1600))")
+    chromium.execute_script("return new Promise(done => setTimeout(done, 1000))")  # longer than a step of play (700 ms)
     assert text(chromium, "step") == paused
 
 
