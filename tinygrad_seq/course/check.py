@@ -252,28 +252,27 @@ def _key_hint(error: BaseException, arguments: tuple) -> str:
 _LIBRARIES = {"numpy", "tinygrad_seq"}  # modules whose frames are never the learner's, wherever they are installed
 
 
-def _package_folders() -> list[Path]:
-    """Where installed packages live: the environment's site-packages, the user's (pip install --user), and a
-    venv's base Python's (a venv with system site-packages)."""
-    folders = {*site.getsitepackages(), site.getusersitepackages(), *(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))}
-    return [Path(folder).resolve() for folder in folders]
+def _folders() -> tuple[Path, list[Path]]:
+    """(Python's standard library, where installed packages live: the environment's site-packages, the user's
+    (pip install --user), and a venv's base Python's (a venv with system site-packages))."""
+    packages = {*site.getsitepackages(), site.getusersitepackages(), *(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))}
+    return Path(sysconfig.get_paths()["stdlib"]).resolve(), [Path(folder).resolve() for folder in packages]
 
 
-def _is_learners(frame: Any, package_folders: list[Path]) -> bool:
+def _is_learners(frame: Any, stdlib: Path, packages: list[Path]) -> bool:
     """Whether a frame runs the learner's code: not NumPy's or this library's (by module), not a standard module's
     (by module and place: a learner's own random.py is theirs), nor any installed package's."""
     module = (frame.f_globals.get("__name__") or "").partition(".")[0]
     path = Path(frame.f_code.co_filename).resolve()
-    standard = module in sys.stdlib_module_names and (frame.f_code.co_filename.startswith("<frozen")
-                                                     or path.is_relative_to(Path(sysconfig.get_paths()["stdlib"]).resolve()))
-    return not (module in _LIBRARIES or standard or any(path.is_relative_to(folder) for folder in package_folders))
+    standard = module in sys.stdlib_module_names and (frame.f_code.co_filename.startswith("<frozen") or path.is_relative_to(stdlib))
+    return not (module in _LIBRARIES or standard or any(path.is_relative_to(folder) for folder in packages))
 
 
 def _learners_line(error: BaseException) -> str:
     """' (line 12 of rnn.py, in rnn_forward: a = np.tanh(z))': where in the learner's code ``error`` was raised, the
     innermost frame that is the learner's (:func:`_is_learners`); '' when there is none."""
-    folders = _package_folders()
-    frames = [(frame, line) for frame, line in traceback.walk_tb(error.__traceback__) if _is_learners(frame, folders)]
+    stdlib, packages = _folders()
+    frames = [(frame, line) for frame, line in traceback.walk_tb(error.__traceback__) if _is_learners(frame, stdlib, packages)]
     if not frames:
         return ""
     frame, line = frames[-1]

@@ -55,11 +55,11 @@ class UnknownTokens:
 
     def __str__(self) -> str:
         what = ("character" if self.level == "char" else "word") + ("s" if self.total != 1 else "")
-        verb = "is" if self.count == 1 else "are"
+        is_, counts = ("is", "counts") if self.count == 1 else ("are", "count")
         ranked = [t for t, _ in self.counts.most_common()]  # the most frequent first, ties in order of appearance
         named = ", ".join(repr(t) for t in ranked[: self.shown])
         more = f" and {len(ranked) - self.shown} more" if len(ranked) > self.shown else ""
-        return f"{self.count} of {self.total} {what} {verb} not in the vocabulary and {'counts' if self.count == 1 else 'count'} as {UNK}: {named}{more}"
+        return f"{self.count} of {self.total} {what} {is_} not in the vocabulary and {counts} as {UNK}: {named}{more}"
 
 
 class Vocabulary:

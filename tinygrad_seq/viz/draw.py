@@ -112,10 +112,11 @@ def _row_sort_key(row: tuple[Any, Any]) -> tuple:
     """Rows from the inputs up: layers in order, a reverse direction after its forward one, then layers
     tagged with something other than a number (the per-step outputs of ``viz.demo``: "output")."""
     layer, direction = row
+    index = notation.layer_index(layer)
     if layer is None:
         place = (0, 0, "")
-    elif notation.layer_index(layer) is not None:
-        place = (1, notation.layer_index(layer), "")
+    elif index is not None:
+        place = (1, index, "")
     else:
         place = (2, 0, str(layer))
     return place + ({"forward": 0, "reverse": 1}.get(direction, 2), str(direction))
@@ -503,13 +504,10 @@ def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list
     return edges, [(starts, True), (finishes, True)]
 
 
-def _read_row_by_row(graph: Graph, key: str) -> bool:
-    """Whether the steps read ``key`` one row each: the input projection of all steps (each fused step reads its
+def _read_row_by_row(node: GraphNode, readers: list[GraphNode]) -> bool:
+    """Whether the steps read ``node`` one row each: the input projection of all steps (each fused step reads its
     row t), or a sequence every step takes its step t out of (a GetItem); not a weight (or a mask) they all use."""
-    if graph.nodes[key].role == "projection":
-        return True
-    readers = [graph.nodes[target] for source, target in graph.edges if source == key]
-    return bool(readers) and all(reader.op == "GetItem" and reader.step is not None for reader in readers)
+    return node.role == "projection" or all(reader.op == "GetItem" and reader.step is not None for reader in readers)
 
 
 def _shared_fans(graph: Graph, group_key: Mapping[str, str], placed: Mapping[str, Any]) -> dict[tuple[str, str], str]:
@@ -524,7 +522,9 @@ def _shared_fans(graph: Graph, group_key: Mapping[str, str], placed: Mapping[str
     Returns edge -> label for the edge kept, and edge -> "" for the ones dropped.
     """
     runs: dict[tuple[str, str, Any, Any], list[tuple[Any, str]]] = defaultdict(list)
+    readers: dict[str, list[GraphNode]] = defaultdict(list)
     for source, target in graph.edges:
+        readers[source].append(graph.nodes[target])
         if source in group_key and target not in group_key:
             layer, direction, t = placed[source]
             runs[("out", target, layer, direction)].append((t, group_key[source]))
@@ -544,7 +544,7 @@ def _shared_fans(graph: Graph, group_key: Mapping[str, str], placed: Mapping[str
         kept = (other, keep) if way == "in" else (keep, other)
         if way == "out":
             fans[kept] = f"from t = {first_t}..{last_t}"
-        elif _read_row_by_row(graph, other):
+        elif _read_row_by_row(graph.nodes[other], readers[other]):
             fans[kept] = f"row t to step t = {first_t}..{last_t}"
         else:
             fans[kept] = f"shared by t = {first_t}..{last_t}"

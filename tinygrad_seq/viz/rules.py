@@ -328,10 +328,10 @@ def step_names(tags: Mapping[str, Any], context: notation.Context) -> dict[str, 
     after = t - 1 if tags.get("direction") == "reverse" else t + 1
     found = {"t": str(t), "a": state("a", t), "a_prev": state("a", before), "c": state("c", t), "c_prev": state("c", before),
              "c_next": state("c", after),
-             "x": notation.label({**base, "role": "input", "t": t}, context).split(" = ")[-1]}  # a^[l−1]⟨t⟩ in a deep graph
+             "x": f"{notation.symbol({**base, 'role': 'input'}, context)}⟨{t}⟩"}  # a^[l−1]⟨t⟩ above the first layer
     for gate in ("update", "forget", "output", "reset", "candidate"):
         found[notation.GATE_SYMBOLS[gate]] = notation.label({**base, "role": "gate", "gate": gate, "t": t}, context)
-    found["z"] = notation.label({**base, "role": "gate", "gate": "update", "complement": True, "t": t}, context).split(" = ")[0]
+    found["z"] = f"{notation.symbol({**base, 'role': 'gate', 'gate': 'update', 'complement': True}, context)}⟨{t}⟩"
     for weight in ("W_aa", "W_ax", "W_ca", "W_cx", "W_c", "b_a", "b_ca", "b_c", "w_ci", "w_cf", "w_co"):  # of the step's layer
         found[weight] = notation.mark(weight, tags.get("layer"), tags.get("direction"), context)
     return found
