@@ -132,5 +132,8 @@ def test_a_closed_pipe_in_process_returns_its_status_and_leaves_the_callers_stdo
         def fileno(self):
             raise OSError("no file descriptor")
 
-    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    pipe, before = ClosedPipe(), os.fstat(1)
+    monkeypatch.setattr(sys, "stdout", pipe)
     assert main(["bptt", "--steps", "2", "--out", str(tmp_path / "frames")]) == 141
+    after = os.fstat(1)  # the process's own descriptor 1 was not pointed at the null device behind the caller's back
+    assert sys.stdout is pipe and (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)

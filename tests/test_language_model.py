@@ -149,6 +149,9 @@ def test_sample_with_another_models_vocabulary_and_a_tiny_temperature():
     with pytest.raises(ValueError, match=r"sample: the model predicts 7 tokens but the vocabulary has 10; sample with the "
                                          r"vocabulary the model was trained with"):
         sample(model, Vocabulary.from_text(["abcdef"]), prime="f")  # before f's id could reach the embedding
+    model.config = "a note of the user's"  # a model whose config is not the LanguageModel's dict: judged by its logits
+    with pytest.raises(ValueError, match=r"sample: the model predicts 7 tokens but the vocabulary has 10"):
+        sample(model, Vocabulary.from_text(["abcdef"]))  # was AttributeError: 'str' object has no attribute 'get'
     with pytest.raises(ValueError, match=r"temperature must be a finite number > 0; got True"):
         sample(model, vocab, temperature=True)
     assert sample(model, vocab, temperature=np.int64(2), seed=0) == sample(model, vocab, temperature=2.0, seed=0)

@@ -383,8 +383,14 @@ def test_lengths_and_state_dict_values_may_be_arrays_of_the_backend(backend):
 
 
 def test_dropout_with_one_layer_warns_that_it_changes_nothing():
-    with pytest.warns(UserWarning, match=r"LSTM: dropout=0.5 acts between stacked layers, and num_layers=1 has none"):
+    with pytest.warns(UserWarning, match=r"LSTM: dropout=0.5 acts between stacked layers, and one layer has none") as caught:
         nn.LSTM(3, 4, dropout=0.5)
+    assert caught[0].filename == __file__  # the line that built the layer
+    from tinygrad_seq.models import LanguageModel
+
+    with pytest.warns(UserWarning, match=r"^Stacked: dropout=0.3 acts between stacked layers") as caught:
+        LanguageModel(10, num_layers=1, dropout=0.3)  # built on Stacked directly: warned too (it said nothing before)
+    assert caught[0].filename == __file__
     with pytest.raises(ValueError, match=r"^LSTM: dropout is a probability in \[0, 1\]; got 1.5"):
         nn.LSTM(3, 4, dropout=1.5)  # said by the layer called, before any warning
     with warnings.catch_warnings():

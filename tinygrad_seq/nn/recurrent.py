@@ -15,7 +15,11 @@ valid step, and the reverse direction starts there.
 from __future__ import annotations
 
 import copy
+import os
+import sys
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,6 +78,15 @@ def check_sequence(x: Tensor, batch_first: bool, op: str, input_size: int) -> No
         raise ValueError(f"{op}: the input must have 3 axes {layout}; got shape {x.shape}")
     if x.shape[2] != input_size:
         raise ValueError(f"{op}: the input has {x.shape[2]} features per step; the layer expects input_size={input_size}")
+
+
+def _callers_level() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside this package: the user's line that built
+    the layer, whether it called Stacked, nn.LSTM or models.LanguageModel."""
+    package, level, frame = str(Path(__file__).resolve().parents[1]) + os.sep, 1, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def check_dropout(dropout: float, op: str) -> None:
@@ -265,12 +278,17 @@ class Stacked(Module):
     Each layer's nodes are tagged with its index.
     """
 
-    def __init__(self, layers: Sequence[Module], dropout: float = 0.0) -> None:
+    def __init__(self, layers: Sequence[Module], dropout: float = 0.0, *, name: str = "Stacked") -> None:
+        """``name``: the layer its errors and warnings name (nn.LSTM passes "LSTM")."""
         super().__init__()
         layers = list(layers)
         if not layers:
-            raise ValueError("Stacked: needs at least one layer")
-        check_dropout(dropout, "Stacked")
+            raise ValueError(f"{name}: needs at least one layer")
+        check_dropout(dropout, name)
+        if dropout and len(layers) == 1:  # PyTorch warns the same: the dropout sits between layers, and there are none
+            warnings.warn(f"{name}: dropout={dropout} acts between stacked layers, and one layer has none, so it changes "
+                          "nothing; stack layers (num_layers=2 or more) or apply nn.Dropout to the outputs",
+                          UserWarning, stacklevel=_callers_level())
         for i, (below, above) in enumerate(zip(layers, layers[1:])):
             if above.input_size != below.output_size:
                 raise ValueError(f"Stacked: layer {i + 1} expects {above.input_size} inputs but layer {i} gives {below.output_size}")

@@ -8,14 +8,13 @@ cells' parameters are also attributes of the layer under PyTorch's names.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 from ..ops import stack
 from ..tensor import Tensor, as_tensor
 from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
 from .module import Module
-from .recurrent import Bidirectional, Recurrent, Stacked, check_dropout, check_lengths, check_sequence, check_steps
+from .recurrent import Bidirectional, Recurrent, Stacked, check_lengths, check_sequence, check_steps
 
 
 class RecurrentLayer(Module):
@@ -37,11 +36,6 @@ class RecurrentLayer(Module):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"{type(self).__name__}: num_layers must be at least 1; got {num_layers}")
-        check_dropout(dropout, type(self).__name__)  # here, so the layer called is named and before the warning below
-        if dropout and num_layers == 1:  # PyTorch warns the same: the dropout sits between layers, and there are none
-            warnings.warn(f"{type(self).__name__}: dropout={dropout} acts between stacked layers, and num_layers=1 has none, "
-                          "so it changes nothing; stack layers (num_layers=2 or more) or apply nn.Dropout to the outputs",
-                          UserWarning, stacklevel=3)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, dropout, bidirectional
         self.cell_options = cell_options
@@ -59,7 +53,7 @@ class RecurrentLayer(Module):
                     p.name = f"{name}_l{index}{suffix}"
                     setattr(self, p.name, p)
             layers.append(layer)
-        self.layers = Stacked(layers, dropout)
+        self.layers = Stacked(layers, dropout, name=type(self).__name__)
 
     @property
     def num_directions(self) -> int:

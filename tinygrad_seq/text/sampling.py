@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,8 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
     if unknown.count:
         warnings.warn(f"prime: {unknown}", UnknownTokensWarning, stacklevel=2)
     rng = np.random.default_rng(seed) if seed is not None else settings.host_rng
-    _check_vocabulary_size(getattr(model, "config", {}).get("vocab_size"), vocab)  # a LanguageModel says it up front
+    config = getattr(model, "config", None)  # a LanguageModel says its size up front; another model, by its logits below
+    _check_vocabulary_size(config.get("vocab_size") if isinstance(config, Mapping) else None, vocab)
     with evaluating(model):
         start = [BOS_ID] + vocab.encode(prime)
         tokens = np.tile(np.array(start), (n, 1)).T  # (len(start), n)
