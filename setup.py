@@ -29,8 +29,8 @@ setup(
         "plot": ["matplotlib>=3.7"],
         "browser": ["selenium>=4.10"],  # pictures of the explorer page (viz.browser)
         # the browser and notebook tests: Selenium drives Debian's chromium; nbclient runs the notebooks in a kernel
-        "dev": ["pytest>=7", "hypothesis>=6.80", "matplotlib>=3.7", "selenium>=4.10", "nbclient>=0.9", "nbformat>=5.9",
-                "ipykernel>=6.25"],
+        "dev": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6.80", "matplotlib>=3.7", "selenium>=4.10",
+                "nbclient>=0.9", "nbformat>=5.9", "ipykernel>=6.25"],
         "bench": [],  # threadpoolctl, which the benchmarks use to print the BLAS in use, is a core dependency
         "cuda12": ["cupy-cuda12x>=13"],
         "cuda13": ["cupy-cuda13x>=13"],

