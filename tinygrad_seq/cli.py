@@ -131,7 +131,7 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
         choices=["numpy", "cupy"],
         help="array backend for this run (default: $TINYGRAD_SEQ_BACKEND, else numpy)",
     )
-    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    commands = parser.commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
 
     graph = commands.add_parser("graph", help="render a small model's unrolled computation graph",
                                 description="Render the unrolled graph of a small recurrent model and its loss.")
@@ -389,8 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = argv
     if args.command is None:
-        parser.print_help()
-        return 0
+        names = ", ".join(repr(name) for name in parser.commands.choices)
+        parser.error(f"COMMAND is required (choose from {names})")
     from .backend import BackendError, get_backend, set_backend
     from .models import TrainingError
     from .storage import CheckpointError
