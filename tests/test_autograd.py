@@ -83,6 +83,8 @@ def test_manual_seed_repeats_random_numbers():
     np.testing.assert_array_equal(a, ts.randn(5).numpy())
     with pytest.raises(TypeError, match="manual_seed: the seed must be an int"):
         ts.manual_seed(1.5)
+    with pytest.raises(ValueError, match="manual_seed: the seed must be >= 0 .*; got -1"):
+        ts.manual_seed(-1)  # NumPy's own message would not name manual_seed
 
 
 # ---------------------------------------------------------------- gradients

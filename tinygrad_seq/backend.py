@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import settings
+from .checks import is_int
 
 ENV_VAR = "TINYGRAD_SEQ_BACKEND"
 BACKEND_NAMES = ("numpy", "cupy")
@@ -331,8 +332,10 @@ def _backend_from_environment() -> Backend:
 
 def manual_seed(seed: int) -> None:
     """Seed every random number tinygrad_seq draws: initialisation, dropout and sampling."""
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+    if not is_int(seed):
         raise TypeError(f"manual_seed: the seed must be an int; got {type(seed).__name__} {seed!r}")
+    if seed < 0:
+        raise ValueError(f"manual_seed: the seed must be >= 0 (NumPy's generators take no negative seed); got {seed}")
     settings.seed = int(seed)
     settings.host_rng = np.random.default_rng(int(seed))
     for backend in _devices:

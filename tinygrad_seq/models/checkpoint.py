@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import is_int
 from ..storage import CheckpointError, read_checkpoint_files
 from ..text import Vocabulary
 from .config import TrainConfig, TrainingError
@@ -99,16 +100,12 @@ class Checkpoint:
         return self.load_weights(LanguageModel.from_config(self.state["model"]), weights)
 
 
-def _integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _config_problem(config: Any, weights: dict[str, np.ndarray]) -> str | None:
     """Why the model config cannot describe these weights (sizes checked before anything is allocated)."""
     if not isinstance(config, dict):
         return "its model config is not an object"
     for key, largest in MAX_SIZES.items():
-        if not _integer(config.get(key)) or not 1 <= config[key] <= largest:
+        if not is_int(config.get(key)) or not 1 <= config[key] <= largest:
             return f"model config {key}={config.get(key)!r} is not a size (1 to {largest:,})"
     if not isinstance(config.get("cell"), str):
         return f"model config cell={config.get('cell')!r} is not a cell name"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..checks import is_int
+
 LAYOUTS = ("lines", "stream")  # how a run reads its text: see TrainConfig.is_stream
 
 
@@ -46,8 +48,7 @@ class TrainConfig:
         problems = [f"{name}={getattr(self, name)!r} (must be an integer >= {low})"
                     for name, low in (("embed_dim", 1), ("hidden", 1), ("layers", 1), ("seq_len", 1), ("batch_size", 1),
                                       ("epochs", 1), ("min_freq", 1), ("seed", 0))
-                    if not isinstance(getattr(self, name), int) or isinstance(getattr(self, name), bool)
-                    or getattr(self, name) < low]
+                    if not is_int(getattr(self, name)) or getattr(self, name) < low]
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             problems.append(f"lr={self.lr!r} (must be finite and > 0)")
         if self.clip is not None and not (isinstance(self.clip, (int, float)) and math.isfinite(self.clip) and self.clip >= 0):

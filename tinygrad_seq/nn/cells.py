@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .. import settings
+from ..checks import check_counts
 from ..creation import zeros
 from ..ops import chunk, linear
 from ..tensor import Tensor
@@ -112,8 +113,7 @@ class RecurrentCell(Module):
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         super().__init__()
-        if input_size <= 0 or hidden_size <= 0:
-            raise ValueError(f"{type(self).__name__}: input_size and hidden_size must be positive; got {input_size}, {hidden_size}")
+        check_counts(type(self).__name__, input_size=input_size, hidden_size=hidden_size)
         self.input_size, self.hidden_size = input_size, hidden_size
 
     def initial_state(self, batch_size: int, like: Tensor | None = None) -> State:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..checks import check_counts
 from ..creation import zeros
 from ..ops.embedding import EmbeddingLookup
 from ..tensor import Tensor
@@ -34,6 +35,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None) -> None:
         super().__init__()
+        check_counts("Embedding", num_embeddings=num_embeddings)
+        check_counts("Embedding", minimum=0, embedding_dim=embedding_dim)
         if padding_idx is not None:
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(f"Embedding: padding_idx {padding_idx} is outside the vocabulary of size {num_embeddings}")

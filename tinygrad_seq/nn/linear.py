@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+from ..checks import check_counts
 from ..creation import zeros
 from ..ops import linear
 from ..tensor import Tensor
@@ -21,6 +22,7 @@ class Linear(Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
+        check_counts("Linear", minimum=0, in_features=in_features, out_features=out_features)  # 0 is allowed, as in torch
         self.in_features, self.out_features = in_features, out_features
         bound = 1 / math.sqrt(in_features) if in_features else 0.0
         self.weight = init.uniform_(Parameter(zeros(out_features, in_features)), -bound, bound)

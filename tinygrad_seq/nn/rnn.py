@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..checks import check_counts
 from ..ops import stack
 from ..tensor import Tensor, as_tensor
 from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
@@ -34,8 +35,8 @@ class RecurrentLayer(Module):
         **cell_options: Any,
     ) -> None:
         super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"{type(self).__name__}: num_layers must be at least 1; got {num_layers}")
+        # named as the user called it, not as the cells inside it that check their sizes too
+        check_counts(type(self).__name__, input_size=input_size, hidden_size=hidden_size, num_layers=num_layers)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout, self.bidirectional = bias, batch_first, dropout, bidirectional
         self.cell_options = cell_options

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import numpy as np
 
+from ..checks import check_counts
 from ..nn.ids import IGNORE_INDEX
 from .vocab import PAD_ID
 
@@ -21,13 +21,6 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> tuple
     for b, sequence in enumerate(sequences):
         ids[: len(sequence), b] = sequence
     return ids, lengths
-
-
-def check_counts(op: str, minimum: int = 1, **counts: Any) -> None:
-    """Raise naming ``op``, the argument and its value unless every one of ``counts`` is an int >= ``minimum``."""
-    for name, value in counts.items():
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-            raise ValueError(f"{op}: {name} must be an int >= {minimum}; got {value!r}")
 
 
 def language_model_batches(sequences: Sequence[Sequence[int]], batch_size: int,

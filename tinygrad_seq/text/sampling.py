@@ -11,7 +11,8 @@ import numpy as np
 
 from ..nn import evaluating, functional as F
 from .. import settings
-from .batching import IGNORE_INDEX, check_counts, language_model_batches, stream_chunks
+from ..checks import check_counts
+from .batching import IGNORE_INDEX, language_model_batches, stream_chunks
 from .vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, UnknownTokensWarning, Vocabulary
 
 

@@ -1,0 +1,31 @@
+"""The one check of a count or a size given by a user: an integer, not a bool, at least some minimum.
+
+Python counts True as the integer 1, so ``nn.LSTM(3, True)`` would build a
+one-unit layer and ``sample(..., n=True)`` draw one sequence; here a bool is
+refused wherever a count is expected. NumPy integers count (a size read from
+an array's shape, a seed drawn by a generator). Imports nothing of the package:
+every layer of it may use this.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer, Python's or NumPy's, and not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_counts(op: str, minimum: int = 1, **counts: Any) -> None:
+    """Raise a ValueError naming ``op``, the argument and its value unless every one of ``counts`` is an int
+    >= ``minimum``.
+
+    >>> check_counts("LSTMCell", input_size=3, hidden_size=0)
+    Traceback (most recent call last):
+    ValueError: LSTMCell: hidden_size must be an int >= 1; got 0
+    """
+    for name, value in counts.items():
+        if not is_int(value) or value < minimum:
+            raise ValueError(f"{op}: {name} must be an int >= {minimum}; got {value!r}")
