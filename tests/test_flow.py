@@ -143,8 +143,8 @@ def test_anomaly_names_the_time_step_of_a_nan_in_the_input(fused, batch_first):
     index = "(1, 4, 0)" if batch_first else "(4, 1, 0)"
     layer = nn.Bidirectional(nn.Recurrent(nn.GRUCell(3, 4), batch_first=batch_first))
     with ts.detect_anomaly(), path(fused):
-        with pytest.raises(FloatingPointError, match=rf"the input x of shape \({'2, 7' if batch_first else '7, 2'}, 3\) given to Recurrent\(GRUCell\) "
-                                                     rf"\(layer 0, forward\) is already non-finite: nan at index \{index[:-1]}\) \(flat index \d+\), time step 5\. "
+        with pytest.raises(FloatingPointError, match=rf"the input x of shape \({'2, 7' if batch_first else '7, 2'}, 3\) given to "
+                                                     rf"Bidirectional\(Recurrent\(GRUCell\)\) is already non-finite: nan at index \{index[:-1]}\) \(flat index \d+\), time step 5\. "
                                                      r"The NaN or inf came in with it"):
             layer(ts.Tensor(x.swapaxes(0, 1) if batch_first else x, name="x"))
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import tinygrad_seq
 
 PACKAGE = Path(tinygrad_seq.__file__).parent
-CORE = ["settings", "backend", "blas", "compiled", "modes", "lazy_grad", "anomaly", "engine", "tensor", "function", "ops"]  # lowest first
+CORE = ["settings", "checks", "backend", "blas", "compiled", "modes", "lazy_grad", "anomaly", "engine", "tensor", "function", "ops"]  # lowest first
 
 
 def module_names() -> dict[str, Path]:

@@ -7,7 +7,7 @@ import pytest
 import tinygrad_seq as ts
 from tinygrad_seq import nn, optim, settings
 from tinygrad_seq.backend import Backend
-from tinygrad_seq.nn.recurrent import time_major
+from tinygrad_seq.nn.recurrent import checked_call
 from tinygrad_seq.tensor import as_tensor
 
 from .cell_variants import CELLS
@@ -258,4 +258,4 @@ def test_internal_operands_are_not_copied():
     node = (x * array).grad_fn
     assert node.inputs[1].data is array  # x * ndarray: the library never writes into operands, so no copy
     sequence = np.ones((4, 1, 3))
-    assert time_major(sequence, False, "Recurrent(RNNCell)", 3).data is sequence  # a layer's input array: no copy
+    assert checked_call(sequence, None, False, 3, "Recurrent(RNNCell)")[0].data is sequence  # a layer's input array: no copy

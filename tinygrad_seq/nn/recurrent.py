@@ -95,11 +95,27 @@ def check_dropout(dropout: float, op: str) -> None:
         raise ValueError(f"{op}: dropout is a probability in [0, 1]; got {dropout}")
 
 
-def time_major(x: Tensor, batch_first: bool, op: str, input_size: int) -> Tensor:
-    """x as (T, B, I), checked."""
+def checked_call(x: Any, lengths: Any, batch_first: bool, input_size: int, op: str) -> tuple[Tensor, np.ndarray | None]:
+    """A layer call's sequence and lengths, checked once, naming ``op`` (the layer the user called): x as a
+    time-major (T, B, I) tensor, lengths as host ints or None. What the wrappers hand their inner layers' ``run``,
+    which checks no input again and swaps no axis."""
+    check_steps(x, batch_first, op)
     x = as_tensor(x)
     check_sequence(x, batch_first, op, input_size)
-    return x.swapaxes(0, 1) if batch_first else x
+    if settings.anomaly_mode:  # name a NaN in the data by its time step, before some op reading it is blamed
+        check_finite_input(x, op, "the input", time_axis=1 if batch_first else 0)
+    if batch_first:
+        x = x.swapaxes(0, 1)
+    return x, check_lengths(lengths, x.shape[1], x.shape[0], op)
+
+
+def batch_major(outputs: Any, batch_first: bool) -> Any:
+    """A wrapper's time-major outputs (T, B, H), or the pair of them, in the layout its caller asked for."""
+    if not batch_first:
+        return outputs
+    if isinstance(outputs, tuple):
+        return tuple(out.swapaxes(0, 1) for out in outputs)
+    return outputs.swapaxes(0, 1)
 
 
 class Recurrent(Module):
@@ -132,15 +148,15 @@ class Recurrent(Module):
         return self.cell.hidden_size
 
     def forward(self, x: Tensor, state: State | None = None, lengths: Any = None) -> tuple[Tensor, State]:
-        op = f"Recurrent({type(self.cell).__name__})"
-        check_steps(x, self.batch_first, op)
+        x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, f"Recurrent({type(self.cell).__name__})")
+        out, state = self.run(x, state, lengths)
+        return batch_major(out, self.batch_first), state
+
+    def run(self, x: Tensor, state: State | None, lengths: np.ndarray | None) -> tuple[Tensor, State]:
+        """``forward`` on an input already checked (``checked_call``): x and the outputs time-major (T, B, ...)
+        whatever ``batch_first`` says, lengths host ints or None. How the wrappers run the layers inside them."""
         direction = "reverse" if self.reverse else "forward"
-        layer_name = f"{op} (layer {self.layer}, {direction})"
-        if settings.anomaly_mode:  # name a NaN in the data by its time step, before some op reading it is blamed
-            check_finite_input(as_tensor(x), layer_name, "the input", time_axis=1 if self.batch_first else 0)
-        x = time_major(x, self.batch_first, op, self.cell.input_size)
         count, batch_size = x.shape[0], x.shape[1]
-        lengths = check_lengths(lengths, batch_size, count, op)
         cell = self.cell
         if state is None:
             state = cell.initial_state(batch_size, like=x)
@@ -151,10 +167,10 @@ class Recurrent(Module):
         else:
             cell.check_state(state, batch_size)
         if settings.anomaly_mode:
+            layer_name = f"Recurrent({type(cell).__name__}) (layer {self.layer}, {direction})"
             for part, symbol in zip(cell.state_parts(state), cell.state_names):
                 check_finite_input(part, layer_name, f"the initial state {symbol}")
-        out, state = self._run(self._step_object(x, state), x, state, lengths, direction)
-        return (out.swapaxes(0, 1) if self.batch_first else out), state
+        return self._run(self._step_object(x, state), x, state, lengths, direction)
 
     def _step_object(self, x: Tensor, state: State) -> steps.Step:
         """The step object of this call's path (nn/steps.py)."""
@@ -246,12 +262,18 @@ class Bidirectional(Module):
         return self.forward_layer.output_size * (2 if self.merge_mode == "concat" else 1)
 
     def forward(self, x: Tensor, state: tuple[State, State] | None = None, lengths: Any = None):
+        op = f"Bidirectional(Recurrent({type(self.forward_layer.cell).__name__}))"
+        x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, op)
+        merged, finals = self.run(x, state, lengths)
+        return batch_major(merged, self.batch_first), finals
+
+    def run(self, x: Tensor, state: tuple[State, State] | None, lengths: np.ndarray | None):
+        """``forward`` on a checked, time-major input (see Recurrent.run)."""
         if state is not None and (not isinstance(state, (tuple, list)) or len(state) != 2):
             raise ValueError("Bidirectional: state must be None or a pair (forward_state, reverse_state)")
-        check_steps(x, self.batch_first, f"Bidirectional(Recurrent({type(self.forward_layer.cell).__name__}))")
         forward_state, reverse_state = state if state is not None else (None, None)
-        forward_out, forward_final = self.forward_layer(x, forward_state, lengths)
-        reverse_out, reverse_final = self.backward_layer(x, reverse_state, lengths)
+        forward_out, forward_final = self.forward_layer.run(x, forward_state, lengths)
+        reverse_out, reverse_final = self.backward_layer.run(x, reverse_state, lengths)
         mode = self.merge_mode
         if mode == "concat":
             merged = concat([forward_out, reverse_out], axis=-1)
@@ -298,6 +320,7 @@ class Stacked(Module):
             _set_layer(layer, i)
         self.layers = layers
         self.dropout = dropout
+        self.name = name
 
     @property
     def batch_first(self) -> bool:
@@ -312,14 +335,26 @@ class Stacked(Module):
         return self.layers[-1].output_size
 
     def forward(self, x: Tensor, state: Sequence[State] | None = None, lengths: Any = None) -> tuple[Tensor, list[State]]:
+        op = self.name if self.name != "Stacked" else f"Stacked({len(self.layers)} layer{'s' if len(self.layers) > 1 else ''})"
+        x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, op)
+        out, states = self.run(x, state, lengths)
+        return batch_major(out, self.batch_first), states
+
+    def run(self, x: Tensor, state: Sequence[State] | None, lengths: np.ndarray | None) -> tuple[Tensor, list[State]]:
+        """``forward`` on a checked, time-major input (see Recurrent.run). A layer of another kind (one of yours) is
+        called, in the layout it asks for."""
         if state is not None and len(state) != len(self.layers):
-            raise ValueError(f"Stacked: state must hold one state per layer ({len(self.layers)}); got {len(state)}")
-        check_steps(x, self.batch_first, f"Stacked({len(self.layers)} layer{'s' if len(self.layers) > 1 else ''})")
+            raise ValueError(f"{self.name}: state must hold one state per layer ({len(self.layers)}); got {len(state)}")
         states = []
         for i, layer in enumerate(self.layers):
             if i > 0 and self.dropout:
                 x = dropout(x, self.dropout, self.training)
-            x, final = layer(x, None if state is None else state[i], lengths)
+            layer_state = None if state is None else state[i]
+            if isinstance(layer, (Recurrent, Bidirectional, Stacked)):
+                x, final = layer.run(x, layer_state, lengths)
+            else:
+                out, final = layer(x.swapaxes(0, 1) if layer.batch_first else x, layer_state, lengths)
+                x = out.swapaxes(0, 1) if layer.batch_first else out
             states.append(final)
         return x, states
 

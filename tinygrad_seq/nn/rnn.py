@@ -12,10 +12,10 @@ from typing import Any
 
 from ..checks import check_counts
 from ..ops import stack
-from ..tensor import Tensor, as_tensor
+from ..tensor import Tensor
 from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
 from .module import Module
-from .recurrent import Bidirectional, Recurrent, Stacked, check_lengths, check_sequence, check_steps
+from .recurrent import Bidirectional, Recurrent, Stacked, batch_major, checked_call
 
 
 class RecurrentLayer(Module):
@@ -97,16 +97,14 @@ class RecurrentLayer(Module):
         return states
 
     def _run(self, x: Tensor, initial: list[Tensor] | None, lengths: Any) -> tuple[Tensor, list[Tensor]]:
-        name = type(self).__name__  # the errors name the layer the user called, not its inner Recurrent
-        check_steps(x, self.batch_first, name)
-        x = as_tensor(x)
-        check_sequence(x, self.batch_first, name, self.input_size)
-        batch_size = x.shape[0 if self.batch_first else 1]
-        lengths = check_lengths(lengths, batch_size, x.shape[1 if self.batch_first else 0], name)  # host ints from here
+        # checked once, the errors naming the layer the user called; the layers inside run on what was checked
+        x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, type(self).__name__)
+        batch_size = x.shape[1]
         if initial is not None:
             for part, h in zip(("h0", "c0"), initial):
                 self._check_initial(h, part, batch_size)
-        output, states = self.layers(x, self._layer_states(initial, batch_size), lengths)
+        output, states = self.layers.run(x, self._layer_states(initial, batch_size), lengths)
+        output = batch_major(output, self.batch_first)
         finals = []  # one state per (layer, direction), PyTorch's order
         for state in states:
             finals += list(state) if self.bidirectional else [state]
