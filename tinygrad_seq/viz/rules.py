@@ -363,14 +363,8 @@ def names(graph: Graph) -> dict[str, str]:
         if node.kind == "parameter":
             first = graph.nodes[consumers[key][0]] if consumers.get(key) else None
             found[key] = graph.parameter_name(key) or parameter_symbol(node.label, first)
-        elif node.kind != "op" or notation.label(node.tags, graph.context) or node.tensor.name:
+        elif node.kind != "op" or node.label != node.op:  # labelled by the graph (trace.py): the course's name
             found[key] = node.label.split(" = ")[0]  # "z⟨2⟩ = 1 − Γu⟨2⟩" is z⟨2⟩ in a formula
-        elif (part := _packed_part(node, graph.context)) is not None:
-            found[key] = part
-        elif (sequence := _sequence_name(node, found, graph.context)) is not None:  # a⟨1⟩ … a⟨T⟩ stacked: a⟨1..T⟩
-            found[key] = sequence
-        elif (item := _sequence_item(node, found)) is not None:  # step t picked back out of it: a⟨1..T⟩[t=2]
-            found[key] = item
         else:
             fn = node.tensor.grad_fn
             expression = forward_rule(node.op, "", arguments(fn, found), _details(fn))[3:]
@@ -390,52 +384,6 @@ def _op_name(node: GraphNode, context: notation.Context) -> str:
     step ("Add⟨1⟩", "Add^[2]⟨1⟩" in a deep graph)."""
     op = notation.mark(node.op, node.tags.get("layer"), node.tags.get("direction"), context)
     return op + (f"⟨{node.tags['t']}⟩" if "t" in node.tags else "")
-
-
-def _part_of(source: Any, index: int, context: notation.Context) -> str | None:
-    """a⟨2⟩ for part ``index`` of a fused step's packed state (a, c)⟨2⟩; None when ``source`` is not one."""
-    parts = source.tags.get("parts") if isinstance(source, Tensor) else None
-    if source is None or source.tags.get("role") != "state" or not parts or not 0 <= index < len(parts):
-        return None
-    return notation.label({**source.tags, "part": parts[index]}, context)
-
-
-def _packed_part(node: GraphNode, context: notation.Context) -> str | None:
-    """a⟨2⟩ for the slice [0] of a fused step's packed state (a, c)⟨2⟩; None for anything else."""
-    fn = node.tensor.grad_fn
-    if node.op != "GetItem" or not isinstance(getattr(fn, "index", None), int):
-        return None
-    return _part_of(fn.inputs[0], fn.index, context)
-
-
-def _sequence_name(node: GraphNode, found: Mapping[str, str], context: notation.Context) -> str | None:
-    """a⟨1..3⟩ for the Stack of a⟨1⟩, a⟨2⟩, a⟨3⟩, or the StackPart of a out of (a, c)⟨1⟩ … (a, c)⟨3⟩ (one
-    symbol, consecutive steps); None for anything else."""
-    fn = node.tensor.grad_fn
-    if node.op == "Stack":
-        names = [found.get(key_of(arg), "") if isinstance(arg, Tensor) else "" for arg in fn.inputs]
-    elif node.op == "StackPart":
-        names = [_part_of(arg, fn.params["part"], context) or "" for arg in fn.inputs]
-    else:
-        return None
-    steps = [re.fullmatch(r"(.+)⟨(\d+)⟩", name) for name in names]
-    if not steps or None in steps or len({m[1] for m in steps}) != 1:
-        return None
-    first, last = int(steps[0][2]), int(steps[-1][2])
-    if [int(m[2]) for m in steps] != list(range(first, last + 1)):
-        return None
-    return f"{steps[0][1]}⟨{first}..{last}⟩"
-
-
-def _sequence_item(node: GraphNode, found: Mapping[str, str]) -> str | None:
-    """a⟨1..3⟩[t=2] for GetItem [1] of the stacked a⟨1..3⟩ (the index written as the time step it picks)."""
-    fn = node.tensor.grad_fn
-    if node.op != "GetItem" or not isinstance(getattr(fn, "index", None), int) or not isinstance(fn.inputs[0], Tensor):
-        return None
-    match = re.fullmatch(r".+⟨(\d+)\.\.(\d+)⟩", found.get(key_of(fn.inputs[0]), ""))
-    if match is None or not 0 <= fn.index <= int(match[2]) - int(match[1]):
-        return None
-    return f"{match[0]}[t={int(match[1]) + fn.index}]"
 
 
 def arguments(fn: Function, found: Mapping[str, str]) -> list[str]:

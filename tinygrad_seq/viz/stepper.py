@@ -61,8 +61,12 @@ class Step:
 
     @property
     def name(self) -> str | None:
-        """The tensor's label: from its role ("a⟨3⟩", see ``viz.notation``), else its own name."""
-        return notation.label(self.tags, self.graph.context) or self.raw.name
+        """The tensor's label in the graph: from its role ("a⟨3⟩", see ``viz.notation``), its own name, or what it
+        reads of a sequence ("a⟨1..3⟩[t=3]", a step picked out of the stacked outputs); None for a bare op."""
+        node = self.graph.nodes.get(key_of(self.tensor))
+        if node is None:
+            return notation.label(self.tags, self.graph.context) or self.raw.name
+        return node.label if node.label != node.op else None
 
     @property
     def tags(self) -> dict[str, Any]:

@@ -173,7 +173,7 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
         tags = all_tags[key]
         course = notation.label(tags, context)
         if tensor.grad_fn is not None:
-            kind, label = "op", course or tensor.name or tensor.grad_fn.name
+            kind, label = "op", course or tensor.name or _sequence_label(tensor, nodes, context) or tensor.grad_fn.name
             for arg in tensor.grad_fn.inputs:
                 if isinstance(arg, Tensor) and (key_of(arg), key) not in seen_edges:
                     seen_edges.add((key_of(arg), key))
@@ -186,3 +186,45 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
             kind, label = "constant", course or tensor.name or str(tensor.dtype)
         nodes[key] = GraphNode(key, tensor, kind, label, tags)
     return Graph(nodes, edges, key_of(root), context)
+
+
+# The ops around a time loop carry no tags of their own: the loop stacks the steps' outputs after it, and a
+# model picks a step back out. They are named from what they read, so that the picture, the explorer's panel and
+# its formulas (rules.py) all call them alike.
+
+def _sequence_label(tensor: Tensor, nodes: Mapping[str, GraphNode], context: notation.Context) -> str | None:
+    """A name for an untagged op that stacks a sequence or picks a step of one: a⟨2⟩ for part [0] of the packed
+    (a, c)⟨2⟩, a⟨1..3⟩ for a⟨1⟩, a⟨2⟩, a⟨3⟩ stacked (or part a of (a, c)⟨1⟩ … (a, c)⟨3⟩), and a⟨1..3⟩[t=2] for
+    [1] or [-2] of that (the index written as the time step it picks); None for any other op. ``nodes`` holds the
+    op's inputs already (trace walks inputs first)."""
+    fn = tensor.grad_fn
+    index = getattr(fn, "index", None)
+    if fn.name == "GetItem" and isinstance(index, int) and isinstance(fn.inputs[0], Tensor):
+        source = fn.inputs[0]
+        sequence = re.fullmatch(r".+⟨(\d+)\.\.(\d+)⟩", nodes[key_of(source)].label) if key_of(source) in nodes else None
+        steps = 0 if sequence is None else int(sequence[2]) - int(sequence[1]) + 1
+        if -steps <= index < steps:  # [-1] is the last step, as in Python
+            return f"{sequence[0]}[t={int(sequence[1]) + index % steps}]"
+        return _part_of(source, index, context)
+    if fn.name == "Stack":
+        names = [nodes[key_of(arg)].label.split(" = ")[0] if isinstance(arg, Tensor) and key_of(arg) in nodes else ""
+                 for arg in fn.inputs]
+    elif fn.name == "StackPart":
+        names = [_part_of(arg, fn.params["part"], context) or "" for arg in fn.inputs]
+    else:
+        return None
+    steps = [re.fullmatch(r"(.+)⟨(\d+)⟩", name) for name in names]
+    if not steps or None in steps or len({m[1] for m in steps}) != 1:
+        return None
+    first, last = int(steps[0][2]), int(steps[-1][2])
+    if [int(m[2]) for m in steps] != list(range(first, last + 1)):
+        return None
+    return f"{steps[0][1]}⟨{first}..{last}⟩"
+
+
+def _part_of(source: Any, index: int, context: notation.Context) -> str | None:
+    """a⟨2⟩ for part ``index`` of a fused step's packed state (a, c)⟨2⟩; None when ``source`` is not one."""
+    parts = source.tags.get("parts") if isinstance(source, Tensor) else None
+    if source.tags.get("role") != "state" or not parts or not 0 <= index < len(parts):
+        return None
+    return notation.label({**source.tags, "part": parts[index]}, context)
