@@ -108,18 +108,19 @@ def test_cells_tag_their_gates_with_roles(transparent):
     assert {"Γu⟨2⟩", "Γf⟨2⟩", "c̃⟨2⟩", "Γo⟨2⟩"} <= _labels(a)  # the labels come from the roles
     with ts.tags(t=5):
         h = nn.GRUCell(3, 4)(x)
-    assert {("gate", "reset"), ("gate", "1-update"), ("gate", "candidate")} <= _roles(h)
-    assert {"Γr⟨5⟩", "z⟨5⟩ = 1 − Γu⟨5⟩", "c̃⟨5⟩", "W_ax x⟨5⟩", "W_aa a⟨4⟩"} <= _labels(h)
-    assert {("gate", "1-update"), ("gate", "candidate")} <= _roles(nn.SimplifiedGRUCell(3, 4)(x))
+    assert {("gate", "reset"), ("gate", "1-update"), ("gate", "update"), ("gate", "candidate")} <= _roles(h)
+    # z is PyTorch's 1 − Γu, and 1 − z, which the new state reads, is the course's Γu: both are drawn and named
+    assert {"Γr⟨5⟩", "z⟨5⟩ = 1 − Γu⟨5⟩", "Γu⟨5⟩", "c̃⟨5⟩", "W_ax x⟨5⟩", "W_aa a⟨4⟩"} <= _labels(h)
+    assert {("gate", "1-update"), ("gate", "update"), ("gate", "candidate")} <= _roles(nn.SimplifiedGRUCell(3, 4)(x))
 
 
 PROJECTIONS = {("projection", "input"), ("projection", "state")}  # W_ax x⟨t⟩ and W_aa a⟨t−1⟩, all gates at once
 ROLES_OF_CELLS = {  # what every built-in cell's unrolled graph holds, on both paths
     "rnn": ({("state", "a"), ("input", None), *PROJECTIONS}, {("state", "a")}),  # fused: inputs projected before the loop
-    "gru": ({("state", "a"), ("input", None), ("gate", "reset"), ("gate", "1-update"), ("gate", "candidate"), *PROJECTIONS},
-            {("state", "a")}),
-    "simplified_gru": ({("state", "a"), ("input", None), ("gate", "1-update"), ("gate", "candidate"), *PROJECTIONS},
-                       {("state", "a")}),
+    "gru": ({("state", "a"), ("input", None), ("gate", "reset"), ("gate", "1-update"), ("gate", "update"), ("gate", "candidate"),
+             *PROJECTIONS}, {("state", "a")}),
+    "simplified_gru": ({("state", "a"), ("input", None), ("gate", "1-update"), ("gate", "update"), ("gate", "candidate"),
+                        *PROJECTIONS}, {("state", "a")}),
     "lstm": ({("state", "a"), ("state", "c"), ("input", None), ("gate", "update"), ("gate", "forget"),
               ("gate", "candidate"), ("gate", "output"), *PROJECTIONS}, {("state", ("a", "c"))}),
 }

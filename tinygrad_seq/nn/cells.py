@@ -278,7 +278,7 @@ class GRUCell(RecurrentCell):
             if self.bias_hh is not None:
                 h_n = h_n + self.bias_hh[2 * H :]
             n = gate((x_n + h_n).tanh(), "candidate")
-        return (1 - z) * n + z * a_prev
+        return gate(1 - z, "update") * n + z * a_prev  # 1 − z is Γu: drawn and named as the update gate
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.reset_after else ", reset_after=False")
@@ -310,7 +310,7 @@ class SimplifiedGRUCell(RecurrentCell):
         h_z, h_n = chunk(self.hidden_projection(a_prev), 2, axis=-1)
         z = gate((x_z + h_z).sigmoid(), "update", complement=True)  # z = 1 − Γu
         n = gate((x_n + h_n).tanh(), "candidate")
-        return (1 - z) * n + z * a_prev
+        return gate(1 - z, "update") * n + z * a_prev  # 1 − z is Γu: drawn and named as the update gate
 
 
 @register_cell("lstm")
