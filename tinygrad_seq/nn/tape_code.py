@@ -172,7 +172,7 @@ def _accumulate(position: int, slot: int, op: str, writers: int) -> list[str]:
         ]
     return [
         f"        p = d[{position}]",
-        f"        if p is None: pass",
+        "        if p is None: pass",
         f"        elif {usual} and g[{slot}] is None: g[{slot}] = p",
         f"        elif {usual} and {slot} in owned: g[{slot}] += p",
         f"        elif {usual}: g[{slot}] = g[{slot}] + p; owned.add({slot})",

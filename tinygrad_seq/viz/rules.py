@@ -20,7 +20,6 @@ rule as a ``backward_rule`` class attribute (one string, ``{out}`` and
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
