@@ -215,6 +215,79 @@ def test_stacked_numbers_layers_and_drops_out_between_them_only():
         nn.Stacked([nn.Recurrent(nn.RNNCell(3, 4)), nn.Recurrent(nn.RNNCell(5, 4))])
 
 
+class Doubled(nn.Recurrent):
+    """A subclass with a forward of its own: the wrappers must call it, not run the base class's loop around it."""
+
+    def forward(self, x, state=None, lengths=None):
+        out, final = super().forward(x, state, lengths)
+        return out * 2, final
+
+
+class TimeMeans(nn.Module):
+    """A layer of the user's own inside a Stacked: batch-first, no run method; records the layout it was given."""
+
+    input_size = output_size = 4
+    batch_first = True
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x, state=None, lengths=None):
+        self.seen.append(x.shape)
+        return x - x.mean(axis=1, keepdims=True), None  # axis 1 is time, batch-first
+
+
+@pytest.mark.parametrize("batch_first", [False, True], ids=["time_major", "batch_first"])
+def test_wrappers_call_a_layer_that_is_not_theirs_as_a_user_does(batch_first):
+    ts.manual_seed(4)
+    x = ts.randn(*((2, 5, 3) if batch_first else (5, 2, 3)))
+    first, second = Doubled(nn.RNNCell(3, 4), batch_first=batch_first), Doubled(nn.RNNCell(4, 4), batch_first=batch_first)
+    out, _ = nn.Stacked([first, second])(x)
+    np.testing.assert_allclose(out.numpy(), second(first(x)[0])[0].numpy(), rtol=1e-6)  # both doublings applied
+    both = nn.Bidirectional(Doubled(nn.RNNCell(3, 4), batch_first=batch_first), merge_mode=None)
+    (forward_out, _), _ = both(x)
+    np.testing.assert_allclose(forward_out.numpy(), both.forward_layer(x)[0].numpy(), rtol=1e-6)
+    mine = TimeMeans()
+    layer = nn.Recurrent(nn.RNNCell(3, 4), batch_first=True)
+    x = ts.randn(2, 5, 3)
+    out, states = nn.Stacked([layer, mine])(x)
+    assert mine.seen == [(2, 5, 4)] and states[1] is None  # given batch-first, as it asked
+    np.testing.assert_allclose(out.numpy(), mine(layer(x)[0])[0].numpy(), rtol=1e-6)
+
+
+class Tripled(nn.Module):
+    """A layer that says nothing of its sizes: alone in a Stacked, as before, nothing checks its feature count."""
+
+    batch_first = False
+
+    def forward(self, x, state=None, lengths=None):
+        return x * 3, None
+
+
+def test_a_stack_of_one_layer_without_sizes_runs_it():
+    x = ts.randn(5, 2, 7)
+    out, _ = nn.Stacked([Tripled()])(x)
+    np.testing.assert_allclose(out.numpy(), 3 * x.numpy())
+
+
+def test_a_batch_first_stack_swaps_its_axes_once_each_way():
+    lstm = nn.LSTM(3, 4, num_layers=3, batch_first=True, bidirectional=True)
+    out, _ = lstm(ts.randn(2, 5, 3))
+    ops = [node.grad_fn.name for node in topological_order(out.sum())[0]]
+    assert ops.count("Transpose") == 1 and ops.count("LSTMStep") == 30  # the output's way back; the input has no grad
+
+
+def test_stacked_names_itself_in_its_errors():
+    stack = nn.Stacked([nn.Recurrent(nn.RNNCell(3, 4)), nn.Recurrent(nn.RNNCell(4, 4))], name="Encoder")
+    with pytest.raises(ValueError, match=r"^Encoder: state must hold one state per layer \(2\); got 1$"):
+        stack(ts.randn(5, 2, 3), [None])
+    with pytest.raises(ValueError, match=r"^Encoder: the input has 2 features per step; the layer expects input_size=3$"):
+        stack(ts.randn(5, 2, 2))
+    with pytest.raises(ValueError, match=r"^Stacked: dropout is a probability in \[0, 1\]; got True$"):
+        nn.Stacked([nn.Recurrent(nn.RNNCell(3, 4))], dropout=True)
+
+
 def test_wrappers_over_a_user_defined_cell_grad_check():
     class TinyCell(nn.RecurrentCell):
         def __init__(self, input_size, hidden_size):

@@ -5,6 +5,7 @@ import random
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +127,11 @@ def test_the_library_checks_a_config_as_the_command_line_does():
     with pytest.raises(TrainingError, match=r"TrainConfig: layout='pages' \(must be 'lines' or 'stream'\)"):
         TrainConfig(data="x.txt", layout="pages")  # refused where the config is made, before anything reads the layout
     assert TrainConfig(data="x.txt", layout="stream").is_stream and not TrainConfig(data="x.txt").is_stream
+    with pytest.raises(TrainingError, match=r"TrainConfig: hidden=True \(must be an integer >= 1\)"):
+        TrainConfig(data="x.txt", hidden=True)
+    sized = TrainConfig(data="x.txt", hidden=np.int64(8), seed=np.int32(3))  # sizes read from arrays count
+    assert type(sized.hidden) is int and type(sized.seed) is int  # and are saved as JSON's integers
+    json.dumps(asdict(sized))
 
 
 def test_an_empty_folder_is_a_fine_destination(tmp_path):

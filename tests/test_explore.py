@@ -202,8 +202,10 @@ def test_in_a_deep_graph_everything_of_a_layer_carries_its_number():
         graph = viz.trace(loss, model.parameters())
         assert not any("GetItem" in rule["forward"].split("   (")[0] for rule in rules.node_rules(graph).values())
     bidirectional, loss = build("gru", steps=2, bidirectional=True)  # one layer: arrows, no superscripts
-    labels = {node.label for node in viz.trace(loss).nodes.values()}
-    assert {"←Γr⟨1⟩", "→z⟨2⟩ = 1 − →Γu⟨2⟩", "←W_aa ←a⟨3⟩"} <= labels
+    graph = viz.trace(loss)
+    labels = {node.label for node in graph.nodes.values()}
+    assert {"←Γr⟨1⟩", "→z⟨2⟩ = 1 − →Γu⟨2⟩", "→Γu⟨2⟩", "←W_aa ←a⟨3⟩"} <= labels  # 1 − z, which a⟨t⟩ reads, is Γu
+    assert {"→Γu⟨2⟩ ⊙ →c̃⟨2⟩", "→z⟨2⟩ ⊙ →a⟨1⟩"} <= set(rules.names(graph).values())
 
     fused_model = demo.small_model("gru", steps=2, layers=2)
     graph = viz.trace(fused_model.loss(), fused_model.parameters())
@@ -224,6 +226,12 @@ def test_a_fused_layers_gathered_outputs_are_named_as_a_sequence():
     rule = rules.node_rules(graph)[next(k for k in gathers if names[k] == "a^[1]⟨1..3⟩")]
     assert rule["forward"] == "a^[1]⟨1..3⟩ = stack((a, c)^[1]⟨1⟩, (a, c)^[1]⟨2⟩, (a, c)^[1]⟨3⟩)[:, 0]"
     assert rule["backward"][0] == "∂L/∂(a, c)^[1]⟨1⟩ += its slice of ∂L/∂a^[1]⟨1..3⟩ in part [0], 0 in the other parts"
+    picks = {n.label for n in graph.nodes.values() if n.op == "GetItem"}  # the graph names them as the rules do
+    assert {"a^[2]⟨1..3⟩[t=1]", "a^[2]⟨1..3⟩[t=2]", "a^[2]⟨1..3⟩[t=3]"} <= picks
+    lstm, head = nn.LSTM(2, 3), nn.Linear(3, 1)
+    out, _ = lstm(ts.randn(3, 1, 2))
+    graph = viz.trace(head(out[-1]).sum() + head(out[-3]).sum())  # negative indices count from the last step
+    assert {n.label for n in graph.nodes.values() if n.op == "GetItem"} == {"a⟨1..3⟩[t=3]", "a⟨1..3⟩[t=1]"}
     masked = rules.forward_rule("StackPart", "a⟨1..2⟩", ["s1", "s2"], {"part": 0, "masked": True})
     assert masked == "a⟨1..2⟩ = stack(s1, s2)[:, 0], 0 where a sequence has ended"
     assert rules.backward_rule("StackPart", "a", ["s"], [True], [False], {"part": 0, "masked": True})[0].endswith(

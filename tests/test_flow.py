@@ -134,6 +134,18 @@ def test_anomaly_in_forward_names_the_time_step(fused):
             lstm(ts.ones(3, 1, 2))
 
 
+@pytest.mark.parametrize("layer, name", [(lambda: nn.LSTM(3, 4, num_layers=2), "LSTM"),
+                                         (lambda: nn.Recurrent(nn.GRUCell(3, 4)), r"Recurrent\(GRUCell\)"),
+                                         (lambda: nn.Stacked([nn.Recurrent(nn.RNNCell(3, 4))]), r"Stacked\(1 layer\)")],
+                         ids=["LSTM", "Recurrent", "Stacked"])
+def test_anomaly_names_the_layer_called_for_a_nan_in_its_input(layer, name):
+    x = np.ones((4, 2, 3))
+    x[2, 0, 1] = np.inf
+    with ts.detect_anomaly(), pytest.raises(FloatingPointError, match=rf"the input x of shape \(4, 2, 3\) given to {name} is "
+                                                                      r"already non-finite: inf at index \(2, 0, 1\).*time step 3\."):
+        layer()(ts.Tensor(x, name="x"))
+
+
 @pytest.mark.parametrize("batch_first", [False, True], ids=["time_major", "batch_first"])
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "transparent"])
 def test_anomaly_names_the_time_step_of_a_nan_in_the_input(fused, batch_first):

@@ -284,6 +284,9 @@ def test_embedding_bad_ids(ids, error, message):
 def test_embedding_bad_padding_idx():
     with pytest.raises(ValueError, match="padding_idx 9 is outside the vocabulary of size 6"):
         nn.Embedding(6, 4, padding_idx=9)
+    with pytest.raises(ValueError, match="^Embedding: padding_idx must be an int or None; got True$"):
+        nn.Embedding(6, 4, padding_idx=True)
+    assert nn.Embedding(6, 4, padding_idx=np.int64(-1)).padding_idx == 5
 
 
 def test_dropout_statistics_and_gradient(backend):

@@ -131,7 +131,7 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
         choices=["numpy", "cupy"],
         help="array backend for this run (default: $TINYGRAD_SEQ_BACKEND, else numpy)",
     )
-    commands = parser.commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
 
     graph = commands.add_parser("graph", help="render a small model's unrolled computation graph",
                                 description="Render the unrolled graph of a small recurrent model and its loss.")
@@ -387,10 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    if args.command is None:  # checked here, not by argparse's required=True, which hides an unknown option behind it
+        parser.error("the following arguments are required: COMMAND")
     args.argv = argv
-    if args.command is None:
-        names = ", ".join(repr(name) for name in parser.commands.choices)
-        parser.error(f"COMMAND is required (choose from {names})")
     from .backend import BackendError, get_backend, set_backend
     from .models import TrainingError
     from .storage import CheckpointError

@@ -63,6 +63,8 @@ class TrainConfig:
             problems.append(f"max_vocab={self.max_vocab!r} (must be >= 5: the 4 special tokens and one more)")
         if problems:
             raise TrainingError(f"TrainConfig: {'; '.join(problems)}")
+        for name in ("embed_dim", "hidden", "layers", "seq_len", "batch_size", "epochs", "min_freq", "seed"):
+            setattr(self, name, int(getattr(self, name)))  # a NumPy int counts, and is saved in JSON as Python's
 
     @property
     def is_stream(self) -> bool:

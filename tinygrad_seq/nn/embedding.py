@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..checks import check_counts
+from ..checks import check_counts, is_int
 from ..creation import zeros
 from ..ops.embedding import EmbeddingLookup
 from ..tensor import Tensor
@@ -38,6 +38,8 @@ class Embedding(Module):
         check_counts("Embedding", num_embeddings=num_embeddings)
         check_counts("Embedding", minimum=0, embedding_dim=embedding_dim)
         if padding_idx is not None:
+            if not is_int(padding_idx):
+                raise ValueError(f"Embedding: padding_idx must be an int or None; got {padding_idx!r}")
             if not -num_embeddings <= padding_idx < num_embeddings:
                 raise ValueError(f"Embedding: padding_idx {padding_idx} is outside the vocabulary of size {num_embeddings}")
             padding_idx %= num_embeddings

@@ -55,4 +55,3 @@ def _holder(model: Any, key: str) -> Any:
 def _gate_scaled(shape: tuple[int, ...], blocks: tuple[int, int]) -> tuple[int, ...]:
     """A gate-stacked parameter's shape (G·H first) with the checkpoint's G instead of the model's."""
     return (shape[0] // blocks[1] * blocks[0], *shape[1:]) if shape and shape[0] % blocks[1] == 0 else shape
-

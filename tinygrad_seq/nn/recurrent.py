@@ -71,12 +71,13 @@ def check_steps(x: Any, batch_first: bool, op: str) -> None:
         )
 
 
-def check_sequence(x: Tensor, batch_first: bool, op: str, input_size: int) -> None:
-    """Raise naming ``op`` unless x is (T, B, I) (or (B, T, I) with ``batch_first``) with I = ``input_size``."""
+def check_sequence(x: Tensor, batch_first: bool, op: str, input_size: int | None) -> None:
+    """Raise naming ``op`` unless x is (T, B, I) (or (B, T, I) with ``batch_first``) with I = ``input_size`` (any I
+    when None: a layer of yours that does not say)."""
     if x.ndim != 3:
         layout = "(batch, time, features)" if batch_first else "(time, batch, features)"
         raise ValueError(f"{op}: the input must have 3 axes {layout}; got shape {x.shape}")
-    if x.shape[2] != input_size:
+    if input_size is not None and x.shape[2] != input_size:
         raise ValueError(f"{op}: the input has {x.shape[2]} features per step; the layer expects input_size={input_size}")
 
 
@@ -90,12 +91,12 @@ def _callers_level() -> int:
 
 
 def check_dropout(dropout: float, op: str) -> None:
-    """Raise naming ``op`` unless the dropout between stacked layers is a probability."""
-    if not 0.0 <= dropout <= 1.0:
+    """Raise naming ``op`` unless the dropout between stacked layers is a probability (a number, not a bool)."""
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
         raise ValueError(f"{op}: dropout is a probability in [0, 1]; got {dropout}")
 
 
-def checked_call(x: Any, lengths: Any, batch_first: bool, input_size: int, op: str) -> tuple[Tensor, np.ndarray | None]:
+def checked_call(x: Any, lengths: Any, batch_first: bool, input_size: int | None, op: str) -> tuple[Tensor, np.ndarray | None]:
     """A layer call's sequence and lengths, checked once, naming ``op`` (the layer the user called): x as a
     time-major (T, B, I) tensor, lengths as host ints or None. What the wrappers hand their inner layers' ``run``,
     which checks no input again and swaps no axis."""
@@ -110,7 +111,8 @@ def checked_call(x: Any, lengths: Any, batch_first: bool, input_size: int, op: s
 
 
 def batch_major(outputs: Any, batch_first: bool) -> Any:
-    """A wrapper's time-major outputs (T, B, H), or the pair of them, in the layout its caller asked for."""
+    """A time-major (T, B, ...) tensor, or a pair of them, in the layout of a layer with ``batch_first``; and such a
+    layer's outputs back to time-major (a swap of the first two axes undoes itself)."""
     if not batch_first:
         return outputs
     if isinstance(outputs, tuple):
@@ -272,8 +274,8 @@ class Bidirectional(Module):
         if state is not None and (not isinstance(state, (tuple, list)) or len(state) != 2):
             raise ValueError("Bidirectional: state must be None or a pair (forward_state, reverse_state)")
         forward_state, reverse_state = state if state is not None else (None, None)
-        forward_out, forward_final = self.forward_layer.run(x, forward_state, lengths)
-        reverse_out, reverse_final = self.backward_layer.run(x, reverse_state, lengths)
+        forward_out, forward_final = run_layer(self.forward_layer, x, forward_state, lengths)
+        reverse_out, reverse_final = run_layer(self.backward_layer, x, reverse_state, lengths)
         mode = self.merge_mode
         if mode == "concat":
             merged = concat([forward_out, reverse_out], axis=-1)
@@ -336,25 +338,19 @@ class Stacked(Module):
 
     def forward(self, x: Tensor, state: Sequence[State] | None = None, lengths: Any = None) -> tuple[Tensor, list[State]]:
         op = self.name if self.name != "Stacked" else f"Stacked({len(self.layers)} layer{'s' if len(self.layers) > 1 else ''})"
-        x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, op)
+        x, lengths = checked_call(x, lengths, self.batch_first, getattr(self.layers[0], "input_size", None), op)
         out, states = self.run(x, state, lengths)
         return batch_major(out, self.batch_first), states
 
     def run(self, x: Tensor, state: Sequence[State] | None, lengths: np.ndarray | None) -> tuple[Tensor, list[State]]:
-        """``forward`` on a checked, time-major input (see Recurrent.run). A layer of another kind (one of yours) is
-        called, in the layout it asks for."""
+        """``forward`` on a checked, time-major input (see Recurrent.run)."""
         if state is not None and len(state) != len(self.layers):
             raise ValueError(f"{self.name}: state must hold one state per layer ({len(self.layers)}); got {len(state)}")
         states = []
         for i, layer in enumerate(self.layers):
             if i > 0 and self.dropout:
                 x = dropout(x, self.dropout, self.training)
-            layer_state = None if state is None else state[i]
-            if isinstance(layer, (Recurrent, Bidirectional, Stacked)):
-                x, final = layer.run(x, layer_state, lengths)
-            else:
-                out, final = layer(x.swapaxes(0, 1) if layer.batch_first else x, layer_state, lengths)
-                x = out.swapaxes(0, 1) if layer.batch_first else out
+            x, final = run_layer(layer, x, None if state is None else state[i], lengths)
             states.append(final)
         return x, states
 
@@ -362,3 +358,14 @@ class Stacked(Module):
         return f"dropout={self.dropout}" if self.dropout else ""
 
 
+def run_layer(layer: Module, x: Tensor, state: Any, lengths: np.ndarray | None) -> tuple[Any, Any]:
+    """A layer inside a wrapper, on the wrapper's checked, time-major input: through its ``run`` when it is one of
+    the wrappers here as written, else called as a user calls it, in the layout it asks for (a layer of yours, or
+    a subclass whose own ``forward`` must run)."""
+    if type(layer).forward in _CHECKED_ONCE:
+        return layer.run(x, state, lengths)
+    out, final = layer(batch_major(x, layer.batch_first), state, lengths)
+    return batch_major(out, layer.batch_first), final  # a swap of the axes undoes itself
+
+
+_CHECKED_ONCE = (Recurrent.forward, Bidirectional.forward, Stacked.forward)  # the forwards that are checks + run

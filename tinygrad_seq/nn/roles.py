@@ -31,9 +31,10 @@ cell             roles
 ===============  ============================================================
 RNNCell          state a
 GRUCell          r: gate "reset"; z: gate "update" with complement=True
-                 (a⟨t⟩ = (1 − z) c̃ + z a⟨t−1⟩, so z = 1 − Γu); n: gate
-                 "candidate"; state a
-SimplifiedGRU    z: gate "update" with complement=True; n: "candidate"; state a
+                 (a⟨t⟩ = (1 − z) c̃ + z a⟨t−1⟩, so z = 1 − Γu); 1 − z: gate
+                 "update" (Γu); n: gate "candidate"; state a
+SimplifiedGRU    z: gate "update" with complement=True; 1 − z: "update";
+                 n: "candidate"; state a
 LSTMCell         i: gate "update" (the course's Γu); f: "forget"; g:
                  "candidate" (c̃); o: "output"; states a and c
 ===============  ============================================================

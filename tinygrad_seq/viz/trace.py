@@ -223,8 +223,9 @@ def _sequence_label(tensor: Tensor, nodes: Mapping[str, GraphNode], context: not
 
 
 def _part_of(source: Any, index: int, context: notation.Context) -> str | None:
-    """a⟨2⟩ for part ``index`` of a fused step's packed state (a, c)⟨2⟩; None when ``source`` is not one."""
+    """a⟨2⟩ for part ``index`` (−1 for the last) of a fused step's packed state (a, c)⟨2⟩; None when ``source``
+    is not one."""
     parts = source.tags.get("parts") if isinstance(source, Tensor) else None
-    if source.tags.get("role") != "state" or not parts or not 0 <= index < len(parts):
+    if not parts or source.tags.get("role") != "state" or not -len(parts) <= index < len(parts):
         return None
     return notation.label({**source.tags, "part": parts[index]}, context)
