@@ -280,8 +280,10 @@ def test_a_batch_first_stack_swaps_its_axes_once_each_way():
 
 def test_stacked_names_itself_in_its_errors():
     stack = nn.Stacked([nn.Recurrent(nn.RNNCell(3, 4)), nn.Recurrent(nn.RNNCell(4, 4))], name="Encoder")
-    with pytest.raises(ValueError, match=r"^Encoder: state must hold one state per layer \(2\); got 1$"):
+    with pytest.raises(ValueError, match=r"^Encoder: state must be a list of one state per layer \(2\); got 1$"):
         stack(ts.randn(5, 2, 3), [None])
+    with pytest.raises(ValueError, match=r"^Encoder: state must be a list .*; got a Tensor of shape \(2, 4\)$"):
+        stack(ts.randn(5, 2, 3), ts.zeros(2, 4))  # one state for the whole stack: not split along its first axis
     with pytest.raises(ValueError, match=r"^Encoder: the input has 2 features per step; the layer expects input_size=3$"):
         stack(ts.randn(5, 2, 2))
     with pytest.raises(ValueError, match=r"^Stacked: dropout is a probability in \[0, 1\]; got True$"):
@@ -377,7 +379,12 @@ def test_forget_bias_reaches_a_users_cell_that_declares_its_forget_gate():
         (lambda: nn.Recurrent(nn.RNNCell(3, 4))(ts.randn(2, 1, 4)), ValueError, r"the input has 4 features per step; the layer expects input_size=3"),
         (lambda: nn.Recurrent(nn.RNNCell(3, 4))(ts.randn(2, 2, 3), lengths=[2, 0]), ValueError, r"every length must be at least 1; got 0 at index 1"),
         (lambda: nn.Recurrent(nn.RNNCell(3, 4))(ts.randn(2, 2, 3), lengths=[3, 1]), ValueError, r"length 3 at index 0 is longer than the 2 time steps"),
-        (lambda: nn.Recurrent(nn.RNNCell(3, 4))(ts.randn(2, 2, 3), lengths=[1]), ValueError, r"lengths must be 2 ints \(one per sequence in the batch\)"),
+        (lambda: nn.Recurrent(nn.RNNCell(3, 4))(ts.randn(2, 2, 3), lengths=[1]), ValueError,
+         r"lengths must be 2 ints \(one per sequence in the batch; the input of shape \(2, 2, 3\) is read as \(time, batch, features\)\)"),
+        # time-major data given to a batch-first layer: the count says how the axes were read
+        (lambda: nn.LSTM(3, 4, batch_first=True)(ts.randn(5, 2, 3), lengths=[5, 3]), ValueError,
+         r"^LSTM: lengths must be 5 ints \(one per sequence in the batch; the input of shape \(5, 2, 3\) is read as "
+         r"\(batch, time, features\)\); got \[5, 3\]$"),
         (lambda: nn.Recurrent(nn.Linear(3, 4)), TypeError, r"cell must be an nn.RecurrentCell; got Linear.*make_cell"),
         (lambda: nn.LSTM(3, 4, num_layers=2)(ts.randn(5, 2, 3), (ts.zeros(1, 2, 4), ts.zeros(2, 2, 4))), ValueError,
          r"LSTM: h0 must have shape \(num_layers \* num_directions, batch, hidden_size\) = \(2, 2, 4\); got \(1, 2, 4\)"),

@@ -470,6 +470,9 @@ def test_cli_graph(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
     assert main(["graph", "--cell", "gru", "--collapse", "--grads", "--out", str(tmp_path / "small.svg")]) == 0
     assert "∇" in (tmp_path / "small.svg").read_text()
+    for slices in ([], ["--slices"]):  # the gates' cuts of W_aa a⟨t−1⟩ (1, 9) into three (1, 3) drawn only when asked
+        assert main(["graph", "--cell", "gru", "--steps", "1", *slices, "--out", str(tmp_path / "gru.svg")]) == 0
+        assert ((tmp_path / "gru.svg").read_text().count(">GetItem<") >= 6) == bool(slices)
 
 
 def test_cli_bptt(tmp_path, capsys):

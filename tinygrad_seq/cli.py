@@ -138,6 +138,9 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     _model_arguments(graph)
     graph.add_argument("--out", default="graph.svg", help="output file; its suffix picks svg, png or pdf (default graph.svg)")
     graph.add_argument("--collapse", action="store_true", help="draw each cell step as one box")
+    graph.add_argument("--slices", action="store_true",
+                       help="draw the nodes that cut the stacked gates' matmul into its gates, and that gather a layer's "
+                            "steps (hidden by default: an edge goes straight to each gate)")
     graph.add_argument("--values", action="store_true", help="show tensor values")
     graph.add_argument("--grads", action="store_true", help="run backward first and show gradients")
     graph.add_argument("--rankdir", choices=["LR", "TB"], default="LR", help="time left to right (LR) or top to bottom (TB) (default LR)")
@@ -328,7 +331,8 @@ def run_graph(args: argparse.Namespace) -> int:
             a.grad = None
         loss.backward(retain_graph=True)
     path = render(loss, Path(args.out), format=format, params=model.parameters(),
-                  collapse_cells=args.collapse, show_values=args.values, show_grads=args.grads, rankdir=args.rankdir)
+                  collapse_cells=args.collapse, show_values=args.values, show_grads=args.grads, rankdir=args.rankdir,
+                  show_slices=args.slices)
     print(f"wrote {path}: {args.cell}, {args.steps} steps, {args.layers} layer(s){', bidirectional' if args.bidirectional else ''}")
     return 0
 

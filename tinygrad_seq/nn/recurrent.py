@@ -38,15 +38,18 @@ from .module import Module
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
-def check_lengths(lengths: Any, batch_size: int, steps: int, op: str) -> np.ndarray | None:
-    """``lengths`` as a host int array of B values in 1..T, or None; raises naming the bad value."""
+def check_lengths(lengths: Any, batch_size: int, steps: int, op: str, reading: str = "") -> np.ndarray | None:
+    """``lengths`` as a host int array of B values in 1..T, or None; raises naming the bad value. ``reading``: how
+    the input's axes were read ("the input of shape (5, 2, 3) is read as (batch, time, features)"), said when the
+    count is wrong, the likeliest cause being data in the other layout."""
     if lengths is None:
         return None
     if isinstance(lengths, Tensor):
         lengths = lengths.data
     values = to_host(lengths)  # checked and turned into masks on the host: one read of a device array
     if values.dtype.kind not in "iu" or values.shape != (batch_size,):
-        raise ValueError(f"{op}: lengths must be {batch_size} ints (one per sequence in the batch); got {values.tolist()!r}")
+        raise ValueError(f"{op}: lengths must be {batch_size} ints (one per sequence in the batch{'; ' + reading if reading else ''}); "
+                         f"got {values.tolist()!r}")
     if values.min() < 1:
         raise ValueError(f"{op}: every length must be at least 1; got {int(values.min())} at index {int(values.argmin())}. Drop empty sequences from the batch")
     if values.max() > steps:
@@ -105,9 +108,10 @@ def checked_call(x: Any, lengths: Any, batch_first: bool, input_size: int | None
     check_sequence(x, batch_first, op, input_size)
     if settings.anomaly_mode:  # name a NaN in the data by its time step, before some op reading it is blamed
         check_finite_input(x, op, "the input", time_axis=1 if batch_first else 0)
+    reading = f"the input of shape {x.shape} is read as {'(batch, time, features)' if batch_first else '(time, batch, features)'}"
     if batch_first:
         x = x.swapaxes(0, 1)
-    return x, check_lengths(lengths, x.shape[1], x.shape[0], op)
+    return x, check_lengths(lengths, x.shape[1], x.shape[0], op, reading)
 
 
 def batch_major(outputs: Any, batch_first: bool) -> Any:
@@ -344,8 +348,10 @@ class Stacked(Module):
 
     def run(self, x: Tensor, state: Sequence[State] | None, lengths: np.ndarray | None) -> tuple[Tensor, list[State]]:
         """``forward`` on a checked, time-major input (see Recurrent.run)."""
-        if state is not None and len(state) != len(self.layers):
-            raise ValueError(f"{self.name}: state must hold one state per layer ({len(self.layers)}); got {len(state)}")
+        if state is not None and (not isinstance(state, (list, tuple)) or len(state) != len(self.layers)):
+            got = (len(state) if isinstance(state, (list, tuple)) else f"a {type(state).__name__}"
+                   + (f" of shape {state.shape}" if isinstance(state, Tensor) else ""))
+            raise ValueError(f"{self.name}: state must be a list of one state per layer ({len(self.layers)}); got {got}")
         states = []
         for i, layer in enumerate(self.layers):
             if i > 0 and self.dropout:
