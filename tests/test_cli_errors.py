@@ -80,7 +80,8 @@ PARSER_CASES = [
     (["--bogus"], "tinygrad-seq: unrecognized arguments: --bogus; see tinygrad-seq --help"),
     (["fly"], "tinygrad-seq: COMMAND: invalid choice: 'fly' (choose from 'graph', 'bptt', 'train', 'sample', 'eval', "
               "'check-course'); see tinygrad-seq --help"),
-    ([], "tinygrad-seq: the following arguments are required: COMMAND; see tinygrad-seq --help"),
+    ([], "tinygrad-seq: the following arguments are required: COMMAND, one of graph, bptt, train, sample, eval, "
+         "check-course; see tinygrad-seq --help"),
     (["check-course"], "tinygrad-seq check-course: the following arguments are required: FILE; see tinygrad-seq check-course --help"),
 ]
 

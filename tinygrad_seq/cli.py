@@ -12,6 +12,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__, settings
 
@@ -23,6 +24,12 @@ class ArgumentParser(argparse.ArgumentParser):
     other mistakes (an unknown option, a missing one) end with where to look:
     ``...; see tinygrad-seq train --help``. Sub-commands use this class too.
     """
+
+    commands: argparse._SubParsersAction | None = None  # the sub-commands, named when none is given
+
+    def add_subparsers(self, **kwargs: Any) -> argparse._SubParsersAction:
+        self.commands = super().add_subparsers(**kwargs)
+        return self.commands
 
     def error(self, message: str) -> None:  # type: ignore[override]
         message = message.removeprefix("argument ")  # argparse's "argument --clip: ..."
@@ -392,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if args.command is None:  # checked here, not by argparse's required=True, which hides an unknown option behind it
-        parser.error("the following arguments are required: COMMAND")
+        parser.error(f"the following arguments are required: COMMAND, one of {', '.join(parser.commands.choices)}")
     args.argv = argv
     from .backend import BackendError, get_backend, set_backend
     from .models import TrainingError
