@@ -38,6 +38,17 @@ def describe_machine() -> str:
     )
 
 
+def batch_by_hidden(text: str) -> tuple[int, int]:
+    """An argparse type for a step's size written BATCHxHIDDEN ("32x512"): (32, 512)."""
+    import argparse
+
+    try:
+        batch, hidden = (int(n) for n in text.split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a size is BATCHxHIDDEN, such as 32x512; got {text!r}") from None
+    return batch, hidden
+
+
 def time_alternating(functions, repeats, synchronize=lambda: None, clock=None, pick=None, warm_up=2, reverse_every_other=False):
     """ms of each function, run in turn ``repeats`` times after ``warm_up`` calls each: the median of its
     times (``pick``), by wall clock (``clock``: time.process_time for CPU time). ``synchronize`` waits for a

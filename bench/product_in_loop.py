@@ -17,7 +17,7 @@ the loop").
 from __future__ import annotations
 
 import common  # noqa: F401  first: drops the slow-BLAS variables before NumPy loads
-from common import describe_machine, time_alternating
+from common import batch_by_hidden, describe_machine, time_alternating
 
 import argparse
 import time
@@ -27,7 +27,7 @@ import numpy as np
 from tinygrad_seq.nn.steps import transposed_copy
 from tinygrad_seq.ops import cell_steps
 
-SIZES = ["1x64", "1x100", "1x128", "1x200", "2x100", "2x128", "4x64", "4x128", "8x64", "16x64"]
+SIZES = [(1, 64), (1, 100), (1, 128), (1, 200), (2, 100), (2, 128), (4, 64), (4, 128), (8, 64), (16, 64)]  # (B, H)
 CALLS = 200
 
 
@@ -74,7 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--cells", nargs="+", default=["lstm", "gru"], choices=["lstm", "gru"])
-    parser.add_argument("--sizes", nargs="+", default=SIZES, help="BATCHxHIDDEN")
+    parser.add_argument("--sizes", nargs="+", type=batch_by_hidden, default=SIZES, help="BATCHxHIDDEN, e.g. 32x512")
     args = parser.parse_args()
     print(describe_machine())
     print(f"\nµs per call, the median of {args.rounds} rounds of {CALLS} calls; PRODUCT_IN_LOOP_MACS = {cell_steps.PRODUCT_IN_LOOP_MACS:,}\n")
@@ -84,8 +84,7 @@ def main() -> None:
     try:
         for cell in args.cells:
             gates = 4 if cell == "lstm" else 3
-            for size in args.sizes:
-                batch, hidden = (int(n) for n in size.split("x"))
+            for batch, hidden in args.sizes:
                 blas_forward, blas_backward = step_calls(cell, batch, hidden, in_loop=False)
                 loop_forward, loop_backward = step_calls(cell, batch, hidden, in_loop=True)
                 ms = time_alternating([blas_forward, loop_forward, blas_backward, loop_backward], args.rounds, reverse_every_other=True)

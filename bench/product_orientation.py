@@ -17,13 +17,13 @@ decided: the step keeps the row order.
 from __future__ import annotations
 
 import common  # noqa: F401  first: drops the slow-BLAS variables before NumPy loads
-from common import describe_machine, time_alternating
+from common import batch_by_hidden, describe_machine, time_alternating
 
 import argparse
 
 import numpy as np
 
-SIZES = ["8x512", "16x512", "32x512", "48x512", "64x512", "32x128", "32x256", "32x1024"]
+SIZES = [(8, 512), (16, 512), (32, 512), (48, 512), (64, 512), (32, 128), (32, 256), (32, 1024)]  # (B, H)
 CALLS = 10
 
 
@@ -71,14 +71,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--gates", type=int, default=4, help="G: 4 for an LSTM, 3 for a GRU, 1 for an RNN")
-    parser.add_argument("--sizes", nargs="+", default=SIZES, help="BATCHxHIDDEN")
+    parser.add_argument("--sizes", nargs="+", type=batch_by_hidden, default=SIZES, help="BATCHxHIDDEN, e.g. 32x512")
     args = parser.parse_args()
     print(describe_machine())
     print(f"\nms per product, G = {args.gates}, the median of {args.rounds} rounds of {CALLS} calls, the orders alternating\n")
     print("| B | H | forward rows | transposed | ratio | + back | ratio | backward rows | transposed | ratio |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for size in args.sizes:
-        batch, hidden = (int(n) for n in size.split("x"))
+    for batch, hidden in args.sizes:
         ms = time_alternating(products(batch, hidden, args.gates), args.rounds, reverse_every_other=True)
         rows, transposed, back, backward_rows, backward_transposed = (m / CALLS for m in ms)
         print(f"| {batch} | {hidden} | {rows:.3f} | {transposed:.3f} | {transposed / rows:.2f} | {back:.3f} | {back / rows:.2f} "
