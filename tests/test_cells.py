@@ -288,6 +288,7 @@ def test_stacked_names_itself_in_its_errors():
         stack(ts.randn(5, 2, 2))
     with pytest.raises(ValueError, match=r"^Stacked: dropout is a probability in \[0, 1\]; got True$"):
         nn.Stacked([nn.Recurrent(nn.RNNCell(3, 4))], dropout=True)
+    assert nn.LSTM(3, 4, num_layers=2, dropout=np.float32(0.25)).dropout == 0.25  # a NumPy float is a number too
 
 
 def test_wrappers_over_a_user_defined_cell_grad_check():

@@ -1,4 +1,4 @@
-"""The one check of a count or a size given by a user: an integer, not a bool, at least some minimum.
+"""The checks of a number given by a user: a count or a size (an int, not a bool, at least some minimum), or a real.
 
 Python counts True as the integer 1, so ``nn.LSTM(3, True)`` would build a
 one-unit layer and ``sample(..., n=True)`` draw one sequence; here a bool is
@@ -8,6 +8,7 @@ every layer of it may use this.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,11 @@ import numpy as np
 def is_int(value: Any) -> bool:
     """Whether ``value`` is an integer, Python's or NumPy's, and not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number, Python's or NumPy's (np.float32 too), and not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def check_counts(op: str, minimum: int = 1, **counts: Any) -> None:

@@ -28,6 +28,7 @@ from ..ops import concat, stack, stack_part, where
 from .. import blas, settings
 from ..anomaly import check_finite_input
 from ..backend import to_host
+from ..checks import is_real
 from ..modes import tags
 from ..tensor import as_tensor, Tensor
 from .cells import RecurrentCell, State
@@ -38,18 +39,24 @@ from .module import Module
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
 
-def check_lengths(lengths: Any, batch_size: int, steps: int, op: str, reading: str = "") -> np.ndarray | None:
-    """``lengths`` as a host int array of B values in 1..T, or None; raises naming the bad value. ``reading``: how
-    the input's axes were read ("the input of shape (5, 2, 3) is read as (batch, time, features)"), said when the
-    count is wrong, the likeliest cause being data in the other layout."""
+def _layout(batch_first: bool) -> str:
+    """How a layer reads its input's axes, as its errors say it."""
+    return "(batch, time, features)" if batch_first else "(time, batch, features)"
+
+
+def check_lengths(lengths: Any, batch_size: int, steps: int, op: str, reading: tuple[tuple[int, ...], bool] | None = None
+                  ) -> np.ndarray | None:
+    """``lengths`` as a host int array of B values in 1..T, or None; raises naming the bad value. ``reading``: the
+    input's shape and ``batch_first``, said when the count is wrong ("the input of shape (5, 2, 3) is read as
+    (batch, time, features)"), the likeliest cause being data in the other layout."""
     if lengths is None:
         return None
     if isinstance(lengths, Tensor):
         lengths = lengths.data
     values = to_host(lengths)  # checked and turned into masks on the host: one read of a device array
     if values.dtype.kind not in "iu" or values.shape != (batch_size,):
-        raise ValueError(f"{op}: lengths must be {batch_size} ints (one per sequence in the batch{'; ' + reading if reading else ''}); "
-                         f"got {values.tolist()!r}")
+        read = "" if reading is None else f"; the input of shape {reading[0]} is read as {_layout(reading[1])}"
+        raise ValueError(f"{op}: lengths must be {batch_size} ints (one per sequence in the batch{read}); got {values.tolist()!r}")
     if values.min() < 1:
         raise ValueError(f"{op}: every length must be at least 1; got {int(values.min())} at index {int(values.argmin())}. Drop empty sequences from the batch")
     if values.max() > steps:
@@ -67,9 +74,8 @@ def check_steps(x: Any, batch_first: bool, op: str) -> None:
     shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
     axis = 1 if batch_first else 0
     if len(shape) == 3 and shape[axis] == 0:
-        layout = "(batch, time, features)" if batch_first else "(time, batch, features)"
         raise ValueError(
-            f"{op}: the input of shape {shape} {layout} has no time steps (T = 0). Give it at least one step, "
+            f"{op}: the input of shape {shape} {_layout(batch_first)} has no time steps (T = 0). Give it at least one step, "
             "or skip the layer for an empty sequence and use the initial state as the final one"
         )
 
@@ -78,8 +84,7 @@ def check_sequence(x: Tensor, batch_first: bool, op: str, input_size: int | None
     """Raise naming ``op`` unless x is (T, B, I) (or (B, T, I) with ``batch_first``) with I = ``input_size`` (any I
     when None: a layer of yours that does not say)."""
     if x.ndim != 3:
-        layout = "(batch, time, features)" if batch_first else "(time, batch, features)"
-        raise ValueError(f"{op}: the input must have 3 axes {layout}; got shape {x.shape}")
+        raise ValueError(f"{op}: the input must have 3 axes {_layout(batch_first)}; got shape {x.shape}")
     if input_size is not None and x.shape[2] != input_size:
         raise ValueError(f"{op}: the input has {x.shape[2]} features per step; the layer expects input_size={input_size}")
 
@@ -95,7 +100,7 @@ def _callers_level() -> int:
 
 def check_dropout(dropout: float, op: str) -> None:
     """Raise naming ``op`` unless the dropout between stacked layers is a probability (a number, not a bool)."""
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
+    if not is_real(dropout) or not 0.0 <= dropout <= 1.0:
         raise ValueError(f"{op}: dropout is a probability in [0, 1]; got {dropout}")
 
 
@@ -108,7 +113,7 @@ def checked_call(x: Any, lengths: Any, batch_first: bool, input_size: int | None
     check_sequence(x, batch_first, op, input_size)
     if settings.anomaly_mode:  # name a NaN in the data by its time step, before some op reading it is blamed
         check_finite_input(x, op, "the input", time_axis=1 if batch_first else 0)
-    reading = f"the input of shape {x.shape} is read as {'(batch, time, features)' if batch_first else '(time, batch, features)'}"
+    reading = (x.shape, batch_first)  # for the lengths' message, written only if they are wrong
     if batch_first:
         x = x.swapaxes(0, 1)
     return x, check_lengths(lengths, x.shape[1], x.shape[0], op, reading)
@@ -340,9 +345,14 @@ class Stacked(Module):
     def output_size(self) -> int:
         return self.layers[-1].output_size
 
+    def _called(self) -> str:
+        """The layer a call's errors name: ``name`` as given (nn.LSTM's "LSTM"), else "Stacked(2 layers)"."""
+        if self.name != "Stacked":
+            return self.name
+        return f"Stacked({len(self.layers)} layer{'s' if len(self.layers) > 1 else ''})"
+
     def forward(self, x: Tensor, state: Sequence[State] | None = None, lengths: Any = None) -> tuple[Tensor, list[State]]:
-        op = self.name if self.name != "Stacked" else f"Stacked({len(self.layers)} layer{'s' if len(self.layers) > 1 else ''})"
-        x, lengths = checked_call(x, lengths, self.batch_first, getattr(self.layers[0], "input_size", None), op)
+        x, lengths = checked_call(x, lengths, self.batch_first, getattr(self.layers[0], "input_size", None), self._called())
         out, states = self.run(x, state, lengths)
         return batch_major(out, self.batch_first), states
 
@@ -351,7 +361,7 @@ class Stacked(Module):
         if state is not None and (not isinstance(state, (list, tuple)) or len(state) != len(self.layers)):
             got = (len(state) if isinstance(state, (list, tuple)) else f"a {type(state).__name__}"
                    + (f" of shape {state.shape}" if isinstance(state, Tensor) else ""))
-            raise ValueError(f"{self.name}: state must be a list of one state per layer ({len(self.layers)}); got {got}")
+            raise ValueError(f"{self._called()}: state must be a list of one state per layer ({len(self.layers)}); got {got}")
         states = []
         for i, layer in enumerate(self.layers):
             if i > 0 and self.dropout:

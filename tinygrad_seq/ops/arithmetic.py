@@ -10,12 +10,12 @@ operands (``2 * x`` is ``Mul.apply(None, x, scalar=2)``, ``x - 1`` is
 from __future__ import annotations
 
 import math
-import numbers
 from typing import Any
 
 import numpy as np
 
 from ..backend import backend_of
+from ..checks import is_real
 from ..function import Function, shape_of, unbroadcast
 from ..tensor import Tensor
 from ._util import apply_binary, operand, with_scalar
@@ -137,7 +137,7 @@ class Pow(Function):
 
 def pow(x: Tensor, exponent: float) -> Tensor:
     """x ** exponent for a Python number ``exponent``."""
-    if isinstance(exponent, bool) or not isinstance(exponent, numbers.Real):
+    if not is_real(exponent):
         raise TypeError(
             f"pow: the exponent must be a Python number; got {type(exponent).__name__}. "
             "For a tensor exponent y write (x.log() * y).exp()"

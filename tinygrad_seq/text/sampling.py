@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -11,7 +10,7 @@ import numpy as np
 
 from ..nn import evaluating, functional as F
 from .. import settings
-from ..checks import check_counts
+from ..checks import check_counts, is_real
 from .batching import IGNORE_INDEX, language_model_batches, stream_chunks
 from .vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, UnknownTokensWarning, Vocabulary
 
@@ -133,8 +132,7 @@ def _check_sampling(n: Any, max_len: Any, temperature: Any, top_k: Any, prime: A
         check_counts("sample", top_k=top_k)
     if seed is not None:
         check_counts("sample", minimum=0, seed=seed)
-    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not math.isfinite(temperature) \
-            or temperature <= 0:
+    if not is_real(temperature) or not math.isfinite(temperature) or temperature <= 0:
         raise ValueError(f"sample: temperature must be a finite number > 0; got {temperature!r} (for the likeliest token "
                          "at every step, greedy decoding, use top_k=1)")
     if not isinstance(prime, str):
