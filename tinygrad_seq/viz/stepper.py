@@ -62,10 +62,9 @@ class Step:
     @property
     def name(self) -> str | None:
         """The tensor's label in the graph: from its role ("a⟨3⟩", see ``viz.notation``), its own name, or what it
-        reads of a sequence ("a⟨1..3⟩[t=3]", a step picked out of the stacked outputs); None for a bare op."""
-        node = self.graph.nodes.get(key_of(self.tensor))
-        if node is None:
-            return notation.label(self.tags, self.graph.context) or self.raw.name
+        reads of a sequence ("a⟨1..3⟩[t=3]", a step picked out of the stacked outputs); None for a bare op. The
+        graph was traced from the loss backward walks, so it holds every node a step reaches."""
+        node = self.graph.nodes[key_of(self.tensor)]
         return node.label if node.label != node.op else None
 
     @property

@@ -164,6 +164,7 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
                     stack.append((arg, False))
 
     nodes: dict[str, GraphNode] = {}
+    sequences: dict[str, StackedSteps] = {}  # the stacks of a sequence's steps, for the ops that pick one back out
     edges: list[tuple[str, str]] = []
     seen_edges: set[tuple[str, str]] = set()
     all_tags = {key_of(tensor): tensor.tags for tensor in post_order}
@@ -173,7 +174,7 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
         tags = all_tags[key]
         course = notation.label(tags, context)
         if tensor.grad_fn is not None:
-            kind, label = "op", course or tensor.name or _sequence_label(tensor, nodes, context) or tensor.grad_fn.name
+            kind, label = "op", course or tensor.name or _sequence_label(tensor, sequences, context) or tensor.grad_fn.name
             for arg in tensor.grad_fn.inputs:
                 if isinstance(arg, Tensor) and (key_of(arg), key) not in seen_edges:
                     seen_edges.add((key_of(arg), key))
@@ -189,43 +190,48 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
 
 
 # The ops around a time loop carry no tags of their own: the loop stacks the steps' outputs after it, and a
-# model picks a step back out. They are named from what they read, so that the picture, the explorer's panel and
-# its formulas (rules.py) all call them alike.
+# model picks a step back out. They are named from the tags of what they read (never from its label), so that
+# the picture, the explorer's panel and its formulas (rules.py) all call them alike.
 
-def _sequence_label(tensor: Tensor, nodes: Mapping[str, GraphNode], context: notation.Context) -> str | None:
-    """A name for an untagged op that stacks a sequence or picks a step of one: a⟨2⟩ for part [0] of the packed
-    (a, c)⟨2⟩, a⟨1..3⟩ for a⟨1⟩, a⟨2⟩, a⟨3⟩ stacked (or part a of (a, c)⟨1⟩ … (a, c)⟨3⟩), and a⟨1..3⟩[t=2] for
-    [1] or [-2] of that (the index written as the time step it picks); None for any other op. ``nodes`` holds the
-    op's inputs already (trace walks inputs first)."""
+StackedSteps = tuple[str, int, int]  # a stacked sequence's symbol and its first and last time step: ("a^[2]", 1, 3)
+
+
+def _sequence_label(tensor: Tensor, sequences: dict[str, StackedSteps], context: notation.Context) -> str | None:
+    """A name for an untagged op that stacks a sequence or picks a step of one: a⟨1..3⟩ for a⟨1⟩, a⟨2⟩, a⟨3⟩
+    stacked (or part a of (a, c)⟨1⟩ … (a, c)⟨3⟩), recorded in ``sequences``; a⟨1..3⟩[t=2] for [1] or [-2] of that
+    (the index written as the time step it picks); a⟨2⟩ for part [0] of the packed (a, c)⟨2⟩; None for any other
+    op. ``sequences`` holds the op's inputs already (trace walks inputs first)."""
     fn = tensor.grad_fn
     index = getattr(fn, "index", None)
     if fn.name == "GetItem" and isinstance(index, int) and isinstance(fn.inputs[0], Tensor):
         source = fn.inputs[0]
-        sequence = re.fullmatch(r".+⟨(\d+)\.\.(\d+)⟩", nodes[key_of(source)].label) if key_of(source) in nodes else None
-        steps = 0 if sequence is None else int(sequence[2]) - int(sequence[1]) + 1
-        if -steps <= index < steps:  # [-1] is the last step, as in Python
-            return f"{sequence[0]}[t={int(sequence[1]) + index % steps}]"
-        return _part_of(source, index, context)
+        if key_of(source) not in sequences:
+            part = _part_tags(source, index)
+            return None if part is None else notation.label(part, context)
+        symbol, first, last = sequences[key_of(source)]
+        steps = last - first + 1
+        if not -steps <= index < steps:
+            return None
+        return f"{symbol}⟨{first}..{last}⟩[t={first + index % steps}]"  # [-1] is the last step, as in Python
     if fn.name == "Stack":
-        names = [nodes[key_of(arg)].label.split(" = ")[0] if isinstance(arg, Tensor) and key_of(arg) in nodes else ""
-                 for arg in fn.inputs]
+        stacked = [arg.tags if isinstance(arg, Tensor) else {} for arg in fn.inputs]
     elif fn.name == "StackPart":
-        names = [_part_of(arg, fn.params["part"], context) or "" for arg in fn.inputs]
+        stacked = [_part_tags(arg, fn.params["part"]) or {} for arg in fn.inputs]
     else:
         return None
-    steps = [re.fullmatch(r"(.+)⟨(\d+)⟩", name) for name in names]
-    if not steps or None in steps or len({m[1] for m in steps}) != 1:
+    symbols = {notation.symbol(tags, context) for tags in stacked}
+    times = [tags.get("t") for tags in stacked]
+    if not stacked or len(symbols) != 1 or None in symbols or not isinstance(times[0], int) \
+            or times != list(range(times[0], times[0] + len(times))):
         return None
-    first, last = int(steps[0][2]), int(steps[-1][2])
-    if [int(m[2]) for m in steps] != list(range(first, last + 1)):
-        return None
-    return f"{steps[0][1]}⟨{first}..{last}⟩"
+    sequences[key_of(tensor)] = (symbols.pop(), times[0], times[-1])
+    return f"{sequences[key_of(tensor)][0]}⟨{times[0]}..{times[-1]}⟩"
 
 
-def _part_of(source: Any, index: int, context: notation.Context) -> str | None:
-    """a⟨2⟩ for part ``index`` (−1 for the last) of a fused step's packed state (a, c)⟨2⟩; None when ``source``
-    is not one."""
+def _part_tags(source: Any, index: int) -> dict[str, Any] | None:
+    """The tags of part ``index`` (−1 for the last) of a fused step's packed state (a, c)⟨2⟩: a⟨2⟩'s for [0]; None
+    when ``source`` is not one."""
     parts = source.tags.get("parts") if isinstance(source, Tensor) else None
     if not parts or source.tags.get("role") != "state" or not -len(parts) <= index < len(parts):
         return None
-    return notation.label({**source.tags, "part": parts[index]}, context)
+    return {**source.tags, "part": parts[index]}
