@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from ..checks import is_int
 
 LAYOUTS = ("lines", "stream")  # how a run reads its text: see TrainConfig.is_stream
+COUNTS = (("embed_dim", 1), ("hidden", 1), ("layers", 1), ("seq_len", 1), ("batch_size", 1), ("epochs", 1),
+          ("min_freq", 1), ("seed", 0))  # TrainConfig's integer fields, each with its least value
 
 
 class TrainingError(RuntimeError):
@@ -46,9 +48,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         """The ranges the command line checks, checked for Python users and loaded checkpoints too."""
         problems = [f"{name}={getattr(self, name)!r} (must be an integer >= {low})"
-                    for name, low in (("embed_dim", 1), ("hidden", 1), ("layers", 1), ("seq_len", 1), ("batch_size", 1),
-                                      ("epochs", 1), ("min_freq", 1), ("seed", 0))
-                    if not is_int(getattr(self, name)) or getattr(self, name) < low]
+                    for name, low in COUNTS if not is_int(getattr(self, name)) or getattr(self, name) < low]
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             problems.append(f"lr={self.lr!r} (must be finite and > 0)")
         if self.clip is not None and not (isinstance(self.clip, (int, float)) and math.isfinite(self.clip) and self.clip >= 0):
@@ -63,7 +63,7 @@ class TrainConfig:
             problems.append(f"max_vocab={self.max_vocab!r} (must be >= 5: the 4 special tokens and one more)")
         if problems:
             raise TrainingError(f"TrainConfig: {'; '.join(problems)}")
-        for name in ("embed_dim", "hidden", "layers", "seq_len", "batch_size", "epochs", "min_freq", "seed"):
+        for name, _ in COUNTS:
             setattr(self, name, int(getattr(self, name)))  # a NumPy int counts, and is saved in JSON as Python's
 
     @property
