@@ -422,3 +422,5 @@ def test_a_python_number_is_written_where_it_stood():
     forward = [entry["forward"] for entry in found.values()]
     assert forward == ["1 − x   (Sub)", "(1 − x) ⊙ 2   (Mul)", "((1 − x) ⊙ 2)^3   (Pow)"]
     assert ["∂L/∂x = −∂L/∂(1 − x)"] in [entry["backward"] for entry in found.values()]
+    numpy_number = rules.node_rules(viz.trace(x * np.float32(2.5)))  # a NumPy number is written too, not as "·"
+    assert [entry["forward"] for entry in numpy_number.values()] == ["x ⊙ 2.5   (Mul)"]

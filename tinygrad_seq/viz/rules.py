@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..checks import is_real
 from ..function import Function
 from ..tensor import Tensor
 from . import notation
@@ -395,7 +396,7 @@ def arguments(fn: Function, found: Mapping[str, str]) -> list[str]:
         if isinstance(arg, Tensor):
             name = found.get(f"n{id(arg)}", "·")
             written.append(f"({name})" if any(op in name for op in (" + ", " − ", " ⊙ ", " ⊘ ")) else name)
-        elif isinstance(scalar, (int, float)) and not isinstance(scalar, bool):
+        elif is_real(scalar):  # the numbers the ops take (ops/_util.py): NumPy's too
             written.append(f"{scalar:g}")
         else:
             written.append("·")
