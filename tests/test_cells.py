@@ -280,7 +280,7 @@ def test_a_batch_first_stack_swaps_its_axes_once_each_way():
 
 def test_stacked_names_itself_in_its_errors():
     stack = nn.Stacked([nn.Recurrent(nn.RNNCell(3, 4)), nn.Recurrent(nn.RNNCell(4, 4))], name="Encoder")
-    with pytest.raises(ValueError, match=r"^Encoder: state must be a list of one state per layer \(2\); got 1$"):
+    with pytest.raises(ValueError, match=r"^Encoder: state must be a list of one state per layer \(2\); got a list of 1$"):
         stack(ts.randn(5, 2, 3), [None])
     with pytest.raises(ValueError, match=r"^Encoder: state must be a list .*; got a Tensor of shape \(2, 4\)$"):
         stack(ts.randn(5, 2, 3), ts.zeros(2, 4))  # one state for the whole stack: not split along its first axis
@@ -364,11 +364,42 @@ def test_forget_bias_reaches_a_users_cell_that_declares_its_forget_gate():
     assert not (model.cell.bias_ih.numpy()[4:] == 1.5).any()
 
 
+def test_a_state_that_does_not_fit_names_the_layer_it_was_given_to():
+    x = ts.randn(5, 2, 3)
+    stack = nn.Stacked([nn.Recurrent(nn.LSTMCell(3, 4)), nn.Recurrent(nn.LSTMCell(4, 4))])
+    fits = (ts.zeros(2, 4), ts.zeros(2, 4))
+    with pytest.raises(nn.StateError, match=r"^Stacked\(2 layers\): state\[1\] \(layer 1\): LSTMCell: state part c has shape \(3, 4\); "
+                                            r"expected 2 tensor\(s\) \(a, c\) of shape \(2, 4\)$"):
+        stack(x, [fits, (ts.zeros(2, 4), ts.zeros(3, 4))])
+    with pytest.raises(nn.StateError, match=r"^Stacked\(2 layers\): state\[0\] \(layer 0\): LSTMCell: the state must be .*; got a tuple of 1$"):
+        stack(x, [(ts.zeros(2, 4),), fits])
+    both_ways = nn.Stacked([nn.Bidirectional(nn.Recurrent(nn.GRUCell(3, 4))), nn.Bidirectional(nn.Recurrent(nn.GRUCell(8, 4)))])
+    pair = (ts.zeros(2, 4), ts.zeros(2, 4))
+    with pytest.raises(nn.StateError, match=r"^Stacked\(2 layers\): state\[1\] \(layer 1\): Bidirectional\(Recurrent\(GRUCell\)\): "
+                                            r"state\[1\] \(reverse\): GRUCell: state part a has shape \(2, 5\)"):
+        both_ways(x, [pair, (ts.zeros(2, 4), ts.zeros(2, 5))])
+    with pytest.raises(nn.StateError, match=r"^Stacked\(2 layers\): state\[1\] \(layer 1\): Bidirectional\(Recurrent\(GRUCell\)\): "
+                                            r"state must be None or a pair \(forward_state, reverse_state\); got a Tensor of shape \(2, 4\)$"):
+        both_ways(x, [pair, ts.zeros(2, 4)])
+    out, _ = stack(x, [fits, fits])  # a state that fits still runs, and a StateError is a ValueError for older callers
+    assert out.shape == (5, 2, 4) and issubclass(nn.StateError, ValueError)
+
+
+def test_a_layers_own_state_error_is_not_renamed_when_no_state_was_given():
+    class Careless(nn.Recurrent):  # runs its cell on a wrong state of its own making
+        def forward(self, x, state=None, lengths=None):
+            return super().forward(x, (ts.zeros(9, 4), ts.zeros(9, 4)), lengths)
+
+    stack = nn.Stacked([Careless(nn.LSTMCell(3, 4))])
+    with pytest.raises(nn.StateError, match=r"^LSTMCell: state part a has shape \(9, 4\)"):
+        stack(ts.randn(5, 2, 3))
+
+
 @pytest.mark.parametrize(
     "call, error, message",
     [
         (lambda: nn.RNNCell(3, 4)(ts.randn(2, 5)), ValueError, r"RNNCell: the input must have shape \(batch, 3\); got \(2, 5\)"),
-        (lambda: nn.LSTMCell(3, 4)(ts.randn(2, 3), ts.randn(2, 4)), ValueError, r"LSTMCell: the state must be 2 tensor\(s\) \(a, c\) of shape \(2, 4\); got Tensor"),
+        (lambda: nn.LSTMCell(3, 4)(ts.randn(2, 3), ts.randn(2, 4)), ValueError, r"LSTMCell: the state must be 2 tensor\(s\) \(a, c\) of shape \(2, 4\); got a Tensor of shape \(2, 4\)"),
         (lambda: nn.GRUCell(3, 4)(ts.randn(2, 3), ts.randn(3, 4)), ValueError, r"GRUCell: state part a has shape \(3, 4\); expected 1 tensor\(s\) \(a\) of shape \(2, 4\)"),
         (lambda: nn.RNNCell(3, 4, nonlinearity="gelu"), ValueError, r"nonlinearity must be 'tanh' or 'relu'"),
         (lambda: nn.RNNCell(0, 4), ValueError, r"^RNNCell: input_size must be an int >= 1; got 0$"),

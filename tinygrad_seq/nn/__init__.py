@@ -15,7 +15,8 @@ functional     the parameter-free functions, as torch.nn.functional
 init           uniform_, normal_, xavier_*, kaiming_uniform_, orthogonal_, zeros_,
                forget_bias_
 cells          RecurrentCell (the base), RNNCell, GRUCell, SimplifiedGRUCell,
-               LSTMCell; register_cell, make_cell
+               LSTMCell; register_cell, make_cell; StateError (a state that does
+               not fit its cell or layer)
 roles          gate (and state, output, loss): what a step's tensors are, for the tools
 steps          the step objects of Recurrent's time loop (transparent, kernel,
                recorded), path_of(cell), without_kernels
@@ -30,7 +31,7 @@ course         load_course_parameters (a course notebook's Wax, Wf, ... into a c
 from . import functional, init, roles, steps
 from .activation import ReLU, Sigmoid, Tanh
 from .course import course_gradients, load_course_parameters
-from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, SimplifiedGRUCell, make_cell, register_cell
+from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, SimplifiedGRUCell, StateError, make_cell, register_cell
 from .dropout import Dropout
 from .embedding import Embedding
 from .linear import Linear
@@ -43,5 +44,5 @@ from .rnn import GRU, LSTM, RNN, RecurrentLayer
 __all__ = [
     "BCEWithLogitsLoss", "GRU", "LSTM", "RNN", "Bidirectional", "Dropout", "Embedding", "GRUCell", "LSTMCell", "Linear", "Module", "ModuleList",
     "Parameter", "RNNCell", "ReLU", "Recurrent", "RecurrentCell", "RecurrentLayer", "Sequential", "Sigmoid",
-    "SimplifiedGRUCell", "Stacked", "Tanh", "functional", "gate", "init", "roles", "steps", "course_gradients", "evaluating", "load_course_parameters", "make_cell", "register_cell",
+    "SimplifiedGRUCell", "Stacked", "StateError", "Tanh", "functional", "gate", "init", "roles", "steps", "course_gradients", "evaluating", "load_course_parameters", "make_cell", "register_cell",
 ]

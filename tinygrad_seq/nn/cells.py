@@ -40,6 +40,22 @@ from .roles import gate, projection
 State = Any  # a Tensor (B, H), or a tuple of them for cells with several state parts
 
 
+class StateError(ValueError):
+    """A state given to a cell or layer that does not fit it (structure or shape).
+
+    Its own type so that a wrapper (``nn.Stacked``, ``nn.Bidirectional``) can say which of its layers the
+    state was given to, without taking any other error for one."""
+
+
+def describe_state(state: Any) -> str:
+    """What was given as a state, for an error: "a Tensor of shape (2, 4)", "a tuple of 1", "a dict"."""
+    if isinstance(state, Tensor):
+        return f"a Tensor of shape {state.shape}"
+    if isinstance(state, (tuple, list)):
+        return f"a {type(state).__name__} of {len(state)}"
+    return f"a {type(state).__name__}"
+
+
 def register_cell(name: str):
     """Class decorator: make a cell type usable by name (``nn.make_cell("lstm", 10, 20)``)."""
 
@@ -148,10 +164,10 @@ class RecurrentCell(Module):
         parts = self.state_parts(state) if isinstance(state, (Tensor, tuple, list)) else None
         expected = f"{len(self.state_names)} tensor(s) ({', '.join(self.state_names)}) of shape ({batch_size}, {self.hidden_size})"
         if parts is None or len(parts) != len(self.state_names) or not all(isinstance(p, Tensor) for p in parts):
-            raise ValueError(f"{type(self).__name__}: the state must be {expected}; got {type(state).__name__}")
+            raise StateError(f"{type(self).__name__}: the state must be {expected}; got {describe_state(state)}")
         for name, part in zip(self.state_names, parts):
             if part.shape != (batch_size, self.hidden_size):
-                raise ValueError(f"{type(self).__name__}: state part {name} has shape {part.shape}; expected {expected}")
+                raise StateError(f"{type(self).__name__}: state part {name} has shape {part.shape}; expected {expected}")
 
     def check_input(self, x: Tensor) -> None:
         if x.ndim != 2 or x.shape[1] != self.input_size:

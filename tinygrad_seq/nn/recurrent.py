@@ -31,7 +31,7 @@ from ..backend import to_host
 from ..checks import is_real
 from ..modes import tags
 from ..tensor import as_tensor, Tensor
-from .cells import RecurrentCell, State
+from .cells import RecurrentCell, State, StateError, describe_state
 from . import recorded, roles, steps
 from .dropout import dropout
 from .module import Module
@@ -272,19 +272,23 @@ class Bidirectional(Module):
     def output_size(self) -> int:
         return self.forward_layer.output_size * (2 if self.merge_mode == "concat" else 1)
 
+    def _called(self) -> str:
+        """The layer a call's errors name: "Bidirectional(Recurrent(LSTMCell))"."""
+        return f"Bidirectional(Recurrent({type(self.forward_layer.cell).__name__}))"
+
     def forward(self, x: Tensor, state: tuple[State, State] | None = None, lengths: Any = None):
-        op = f"Bidirectional(Recurrent({type(self.forward_layer.cell).__name__}))"
-        x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, op)
+        x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, self._called())
         merged, finals = self.run(x, state, lengths)
         return batch_major(merged, self.batch_first), finals
 
     def run(self, x: Tensor, state: tuple[State, State] | None, lengths: np.ndarray | None):
         """``forward`` on a checked, time-major input (see Recurrent.run)."""
         if state is not None and (not isinstance(state, (tuple, list)) or len(state) != 2):
-            raise ValueError("Bidirectional: state must be None or a pair (forward_state, reverse_state)")
+            raise StateError(f"{self._called()}: state must be None or a pair (forward_state, reverse_state); "
+                             f"got {describe_state(state)}")
         forward_state, reverse_state = state if state is not None else (None, None)
-        forward_out, forward_final = run_layer(self.forward_layer, x, forward_state, lengths)
-        reverse_out, reverse_final = run_layer(self.backward_layer, x, reverse_state, lengths)
+        forward_out, forward_final = run_layer(self.forward_layer, x, forward_state, lengths, f"{self._called()}: state[0] (forward)")
+        reverse_out, reverse_final = run_layer(self.backward_layer, x, reverse_state, lengths, f"{self._called()}: state[1] (reverse)")
         mode = self.merge_mode
         if mode == "concat":
             merged = concat([forward_out, reverse_out], axis=-1)
@@ -359,14 +363,13 @@ class Stacked(Module):
     def run(self, x: Tensor, state: Sequence[State] | None, lengths: np.ndarray | None) -> tuple[Tensor, list[State]]:
         """``forward`` on a checked, time-major input (see Recurrent.run)."""
         if state is not None and (not isinstance(state, (list, tuple)) or len(state) != len(self.layers)):
-            got = (len(state) if isinstance(state, (list, tuple)) else f"a {type(state).__name__}"
-                   + (f" of shape {state.shape}" if isinstance(state, Tensor) else ""))
-            raise ValueError(f"{self._called()}: state must be a list of one state per layer ({len(self.layers)}); got {got}")
+            raise StateError(f"{self._called()}: state must be a list of one state per layer ({len(self.layers)}); "
+                             f"got {describe_state(state)}")
         states = []
         for i, layer in enumerate(self.layers):
             if i > 0 and self.dropout:
                 x = dropout(x, self.dropout, self.training)
-            x, final = run_layer(layer, x, None if state is None else state[i], lengths)
+            x, final = run_layer(layer, x, None if state is None else state[i], lengths, f"{self._called()}: state[{i}] (layer {i})")
             states.append(final)
         return x, states
 
@@ -374,10 +377,18 @@ class Stacked(Module):
         return f"dropout={self.dropout}" if self.dropout else ""
 
 
-def run_layer(layer: Module, x: Tensor, state: Any, lengths: np.ndarray | None) -> tuple[Any, Any]:
+def run_layer(layer: Module, x: Tensor, state: Any, lengths: np.ndarray | None, given: str = "") -> tuple[Any, Any]:
     """A layer inside a wrapper, on the wrapper's checked, time-major input: through its ``run`` when it is one of
     the wrappers here as written, else called as a user calls it, in the layout it asks for (a layer of yours, or
-    a subclass whose own ``forward`` must run)."""
+    a subclass whose own ``forward`` must run).
+
+    ``given``: where in the wrapper's state ``state`` came from ("Stacked(2 layers): state[1] (layer 1)"), put
+    before the layer's own words when that state does not fit it: a cell alone cannot say which layer it is."""
+    if state is not None and given:
+        try:
+            return run_layer(layer, x, state, lengths)
+        except StateError as error:
+            raise StateError(f"{given}: {error}") from None
     if type(layer).forward in _CHECKED_ONCE:
         return layer.run(x, state, lengths)
     out, final = layer(batch_major(x, layer.batch_first), state, lengths)

@@ -13,7 +13,7 @@ from typing import Any
 from ..checks import check_counts
 from ..ops import stack
 from ..tensor import Tensor
-from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell
+from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, StateError
 from .module import Module
 from .recurrent import Bidirectional, Recurrent, Stacked, batch_major, checked_call
 
@@ -77,7 +77,7 @@ class RecurrentLayer(Module):
                 got = f"a {type(h).__name__} of {len(h)}: a {type(self).__name__}'s state is one tensor, h0 (only an LSTM takes (h0, c0))"
             else:
                 got = f"{h.shape if isinstance(h, Tensor) else type(h).__name__} ({name} is never batch-first)"
-            raise ValueError(
+            raise StateError(
                 f"{type(self).__name__}: {name} must have shape (num_layers * num_directions, batch, hidden_size) = {expected}; "
                 f"got {got}"
             )
@@ -187,6 +187,6 @@ class LSTM(RecurrentLayer):
 
     def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None, lengths: Any = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
-            raise ValueError("LSTM: hx must be None or a pair (h0, c0), each (num_layers * num_directions, batch, hidden_size)")
+            raise StateError("LSTM: hx must be None or a pair (h0, c0), each (num_layers * num_directions, batch, hidden_size)")
         output, (h_n, c_n) = self._run(x, None if hx is None else list(hx), lengths)
         return output, (h_n, c_n)
