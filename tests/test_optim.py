@@ -173,6 +173,66 @@ def test_load_state_dict_mismatch():
         opt.load_state_dict(other.state_dict())
 
 
+@pytest.mark.parametrize("case", ["sgd_momentum", "adam_decay_betas", "adagrad_decay", "rmsprop_momentum_centered"])
+def test_a_state_dict_is_copied_both_ways(case):
+    opt_name, options = OPTIMIZERS[case]
+
+    def trained(steps, opt=None, params=None):
+        params = params or [nn.Parameter(ts.Tensor(np.ones(3))), nn.Parameter(ts.Tensor(np.float64(0.5)))]  # shape () too
+        opt = opt or getattr(optim, opt_name)(params, **options)
+        for _ in range(steps):
+            opt.zero_grad()
+            sum((p * 0.3).sum() for p in params).backward()
+            opt.step()
+        return opt, params
+
+    opt, params = trained(2)
+    saved = opt.state_dict()
+    frozen = {i: {k: np.array(v, copy=True) for k, v in values.items()} for i, values in saved["state"].items()}
+    trained(3, opt, params)  # the optimizer's steps leave what it handed out alone, the (,)-shaped state too
+    for i, values in saved["state"].items():
+        for k, v in values.items():
+            np.testing.assert_array_equal(v, frozen[i][k], err_msg=f"parameter {i}, {k}")
+    first, first_params = trained(0)
+    second, second_params = trained(0)
+    first.load_state_dict(saved)
+    second.load_state_dict(saved)
+    trained(2, first, first_params)  # a loaded optimizer's steps change neither the dict nor the other one
+    for i, values in saved["state"].items():
+        for k, v in values.items():
+            np.testing.assert_array_equal(v, frozen[i][k], err_msg=f"parameter {i}, {k}")
+            np.testing.assert_array_equal(ts.Tensor.wrap(second.state[second_params[i]][k]).numpy(), frozen[i][k])
+
+
+def test_a_state_dict_of_another_optimizer_or_parameter_is_refused_before_anything_changes():
+    params = list(make_mlp().parameters())
+    adam = optim.Adam(params, lr=0.01)
+    sgd = optim.SGD(params, lr=0.1, momentum=0.9)
+    sum((p * 1.0).sum() for p in params).backward()
+    adam.step(), sgd.step()
+    before = {p: {k: ts.Tensor.wrap(v).numpy().copy() for k, v in s.items()} for p, s in adam.state.items()}
+    with pytest.raises(ValueError, match=r"^Adam.load_state_dict: the saved groups have hyperparameters \['dampening', 'momentum', "
+                                         r"'nesterov'\] that Adam does not take .*: a state dict of another optimizer\?"):
+        adam.load_state_dict(sgd.state_dict())
+    foreign = adam.state_dict()
+    foreign["state"][1]["momentum_buffer"] = foreign["state"][1]["exp_avg"]
+    with pytest.raises(ValueError, match=r"^Adam.load_state_dict: parameter 1 has state \['momentum_buffer'\] that Adam does not keep"):
+        adam.load_state_dict(foreign)
+    for index in (-1, 4, "x"):
+        wrong = adam.state_dict()
+        wrong["state"] = {index: wrong["state"][0]}
+        with pytest.raises(ValueError, match=rf"^Adam.load_state_dict: state of parameter {index!r}; the optimizer has parameters 0 to 3$"):
+            adam.load_state_dict(wrong)
+    assert adam.param_groups[0]["lr"] == 0.01 and "momentum" not in adam.param_groups[0]
+    for p, s in adam.state.items():  # nothing changed
+        for k, v in s.items():
+            np.testing.assert_array_equal(ts.Tensor.wrap(v).numpy(), before[p][k])
+    counted = adam.state_dict()
+    counted["state"][0]["step"] = np.array(7)  # a count that came back from a file as a 0-d array
+    adam.load_state_dict(counted)
+    assert adam.state[params[0]]["step"] == 7 and type(adam.state[params[0]]["step"]) is int
+
+
 # ---------------------------------------------------------------- clipping
 
 

@@ -11,6 +11,8 @@ from .optimizer import Optimizer
 class Adagrad(Optimizer):
     """g = grad + weight_decay · p;  s ← s + g²;  p ← p - lr / (1 + (t - 1) lr_decay) · g / (sqrt(s) + eps)."""
 
+    state_names = ("step", "sum")
+
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],

@@ -23,6 +23,8 @@ class Adam(Optimizer):
         p ← p - lr / (1 - β1^t) · m / (sqrt(v) / sqrt(1 - β2^t) + eps)
     """
 
+    state_names = ("step", "exp_avg", "exp_avg_sq")
+
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],

@@ -15,7 +15,24 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import is_int
 from ..tensor import Tensor
+
+
+def _is_array(value: Any) -> bool:
+    """An array of a parameter's state (any shape, () included), not a count such as "step" (a 0-d integer array
+    a file made of one is a count too)."""
+    if not hasattr(value, "shape") or np.isscalar(value):
+        return False
+    return value.ndim > 0 or not np.issubdtype(value.dtype, np.integer)
+
+
+def _loaded(value: Any, param: Tensor) -> Any:
+    """A saved state value as the optimizer keeps it: an array copied into the parameter's dtype and backend; a
+    count ("step") as a Python int, also when a file gave it back as a 0-d integer array."""
+    if _is_array(value):
+        return param.backend.asarray(np.array(Tensor.wrap(value).numpy(), dtype=param.dtype, copy=True))
+    return int(value) if hasattr(value, "shape") and not np.isscalar(value) else value
 
 
 class Optimizer:
@@ -24,6 +41,11 @@ class Optimizer:
     ``params`` is an iterable of tensors, or of dicts ``{"params": [...], "lr": ...}``
     to give groups their own hyperparameters, as in PyTorch.
     """
+
+    state_names: tuple[str, ...] | None = None
+    """What ``update`` keeps per parameter (Adam's "step", "exp_avg", ...): a saved state naming anything else
+    comes from another optimizer, and ``load_state_dict`` refuses it. None (an optimizer of yours that does not
+    say) accepts any."""
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]) -> None:
         name = type(self).__name__
@@ -100,32 +122,42 @@ class Optimizer:
                 index[p] = len(index)
                 ids.append(index[p])
             groups.append({**{k: copy.deepcopy(v) for k, v in group.items() if k != "params"}, "params": ids})
-        state = {
-            index[p]: {k: (np.array(Tensor.wrap(v).numpy(), copy=True) if hasattr(v, "shape") and v.shape else v) for k, v in s.items()}
-            for p, s in self.state.items()
-        }
+        state = {index[p]: {k: (np.array(Tensor.wrap(v).numpy(), copy=True) if _is_array(v) else v) for k, v in s.items()}
+                 for p, s in self.state.items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore hyperparameters and state saved by ``state_dict`` (training then resumes exactly)."""
-        name = type(self).__name__
+        """Restore hyperparameters and state saved by ``state_dict`` (training then resumes exactly).
+
+        Everything is checked before anything changes, and the arrays are copied: the dict stays the caller's,
+        and two optimizers loaded from one share nothing."""
+        where = f"{type(self).__name__}.load_state_dict"
         groups = state_dict["param_groups"]
         sizes = [len(g["params"]) for g in self.param_groups]
         saved_sizes = [len(g["params"]) for g in groups]
         if sizes != saved_sizes:
-            raise ValueError(f"{name}.load_state_dict: the saved groups hold {saved_sizes} parameters, this optimizer's {sizes}")
+            raise ValueError(f"{where}: the saved groups hold {saved_sizes} parameters, this optimizer's {sizes}")
+        foreign = sorted({key for group in groups for key in group} - set(self.defaults) - {"params"})
+        if foreign:
+            raise ValueError(f"{where}: the saved groups have hyperparameters {foreign} that {type(self).__name__} does not "
+                             f"take (it takes {sorted(self.defaults)}): a state dict of another optimizer? Load it into one "
+                             "of the same class")
         params = [p for g in self.param_groups for p in g["params"]]
         for i, saved in state_dict["state"].items():
+            if not ((is_int(i) and i >= 0) or (isinstance(i, str) and i.isdigit())) or int(i) >= len(params):
+                raise ValueError(f"{where}: state of parameter {i!r}; the optimizer has parameters 0 to {len(params) - 1}")
             p = params[int(i)]
+            unknown = sorted(set(saved) - set(self.state_names)) if self.state_names is not None else []
+            if unknown:
+                raise ValueError(f"{where}: parameter {i} has state {unknown} that {type(self).__name__} does not keep (it keeps "
+                                 f"{list(self.state_names)}): a state dict of another optimizer? Load it into one of the same class")
             for key, value in saved.items():
-                if hasattr(value, "shape") and value.shape and tuple(value.shape) != p.shape:
-                    raise ValueError(f"{name}.load_state_dict: state {key!r} of parameter {i} has shape {tuple(value.shape)}, the parameter {p.shape}")
+                if _is_array(value) and tuple(value.shape) != p.shape:
+                    raise ValueError(f"{where}: state {key!r} of parameter {i} has shape {tuple(value.shape)}, the parameter {p.shape}")
         self.state = {}
         for i, saved in state_dict["state"].items():
             p = params[int(i)]
-            self.state[p] = {
-                k: (p.backend.asarray(np.asarray(v, dtype=p.dtype)) if hasattr(v, "shape") and v.shape else v) for k, v in saved.items()
-            }
+            self.state[p] = {k: _loaded(v, p) for k, v in saved.items()}
         for group, saved in zip(self.param_groups, groups):
             group.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
 

@@ -15,6 +15,8 @@ class RMSprop(Optimizer):
     (ḡ, in the centered variant, is the running mean of g.)
     """
 
+    state_names = ("step", "square_avg", "momentum_buffer", "grad_avg")
+
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],

@@ -16,6 +16,8 @@ class SGD(Optimizer):
         d = g + momentum · b if nesterov else b       (d = g without momentum)
     """
 
+    state_names = ("momentum_buffer",)
+
     def __init__(
         self,
         params: Iterable[Tensor] | Iterable[dict[str, Any]],
