@@ -155,11 +155,39 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(np, "savez", crash)
+    monkeypatch.setattr(np.lib.format, "write_array", crash)
     with pytest.raises(KeyboardInterrupt):
         nn.Linear(2, 2).save(path)
     assert path.read_bytes() == saved
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary file left behind
+
+
+def test_a_save_over_a_file_keeps_its_permissions_and_its_links(tmp_path):
+    import os
+    import stat
+
+    from tinygrad_seq.storage import CheckpointError
+
+    path = nn.Linear(2, 2).save(tmp_path / "model.npz")
+    os.chmod(path, 0o600)
+    nn.Linear(2, 2).save(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # a private file stays private
+    link = tmp_path / "latest.npz"
+    link.symlink_to(path)
+    model = nn.Linear(2, 2)
+    model.save(link)
+    assert link.is_symlink() and link.resolve() == path.resolve()  # the file the link names was the one replaced
+    other = nn.Linear(2, 2)
+    other.load(path)
+    np.testing.assert_array_equal(to_host(other.weight.data), to_host(model.weight.data))
+    os.chmod(path, 0o400)
+    saved = path.read_bytes()
+    real_access = os.access
+    with pytest.MonkeyPatch.context() as patch:  # as a user other than root sees it (root may write anything)
+        patch.setattr(os, "access", lambda p, mode, **kw: real_access(p, mode, **kw) and os.stat(p).st_mode & 0o200 != 0)
+        with pytest.raises(CheckpointError, match=r"is write-protected: nothing was written. Make it writable"):
+            nn.Linear(2, 2).save(path)
+    assert path.read_bytes() == saved and sorted(p.name for p in tmp_path.iterdir()) == ["latest.npz", "model.npz"]
 
 
 def test_load_refuses_pickled_objects(tmp_path):
@@ -167,6 +195,66 @@ def test_load_refuses_pickled_objects(tmp_path):
     np.savez(path, weight=np.array([{"a": 1}], dtype=object), bias=np.zeros(2))
     with pytest.raises(ValueError, match="allow_pickle=False"):
         nn.Linear(2, 2).load(path)
+
+
+def test_a_file_that_save_did_not_write_is_one_clear_error_and_loads_nothing(tmp_path):
+    from tinygrad_seq.storage import CheckpointError
+
+    model = nn.Linear(2, 2)
+    before = {k: to_host(v).copy() for k, v in model.state_dict().items()}
+    saved = nn.Linear(2, 2).save(tmp_path / "model.npz").read_bytes()
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    (tmp_path / "cut.npz").write_bytes(saved[: len(saved) // 2])
+    (tmp_path / "empty.npz").write_bytes(b"")
+    for name, message in [("one.npy", r"holds one array \(a .npy file\), not the named arrays Module.save writes"),
+                          ("cut.npz", r"is not a file that Module.save wrote, or it was cut short \(BadZipFile"),
+                          ("empty.npz", r"is not a file that Module.save wrote, or it was cut short \(EOFError")]:
+        with pytest.raises(CheckpointError, match=rf"^Linear.load: {tmp_path / name} {message}"):
+            model.load(tmp_path / name)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(to_host(value), before[key])
+
+
+def test_any_parameter_name_saves_and_loads(tmp_path):
+    class Named(nn.Module):  # names that np.savez takes as its own arguments
+        def __init__(self, value):
+            super().__init__()
+            self.file = nn.Parameter(ts.full((2,), value))
+            self.allow_pickle = nn.Parameter(ts.full((3,), value))
+
+    Named(1.5).save(tmp_path / "named.npz")
+    loaded = Named(0.0)
+    assert loaded.load(tmp_path / "named.npz") == ([], [])
+    assert to_host(loaded.file.data).tolist() == [1.5, 1.5] and to_host(loaded.allow_pickle.data).tolist() == [1.5] * 3
+
+
+def test_a_value_that_is_not_what_it_would_load_as_is_refused_and_nothing_changes():
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2))
+    before = {k: to_host(v).copy() for k, v in model.state_dict().items()}
+    changed = {k: to_host(v) + 1 for k, v in model.state_dict().items()}  # every other value would load
+    for bad, message in [(np.array(["a", "b"]), r"1.bias: an array of <U1, not real numbers"),
+                         (np.array([1 + 2j, 0]), r"1.bias: an array of complex128, not real numbers"),
+                         (np.array([1e300, 0.0]), r"1.bias: values beyond float32's range \(largest magnitude 1e\+300\)")]:
+        with pytest.raises(nn.StateDictError, match=rf"^load_state_dict into Sequential: unreadable: {message}\. Nothing was changed"):
+            model.float().load_state_dict({**changed, "1.bias": bad})
+        for key, value in model.state_dict().items():
+            np.testing.assert_array_equal(to_host(value), before[key].astype(np.float32))
+    model.load_state_dict({**changed, "1.bias": [5.0, 6.0]})  # a list of numbers still loads
+    assert to_host(model[1].bias.data).tolist() == [5.0, 6.0]
+
+
+def test_a_torch_tensor_that_requires_grad_is_named_and_nothing_changes():
+    torch = pytest.importorskip("torch", reason="the PyTorch reference tests need torch (pip install torch==2.13.0)")
+    lstm = nn.LSTM(3, 4)
+    before = {k: to_host(v).copy() for k, v in lstm.state_dict().items()}
+    reference = torch.nn.LSTM(3, 4)
+    values = {k: v.detach() + 1 for k, v in reference.state_dict().items()}
+    values["bias_hh_l0"] = reference.bias_hh_l0  # a Parameter: requires grad
+    with pytest.raises(nn.StateDictError, match=r"unreadable: bias_hh_l0: a torch.Parameter that cannot be read as an array "
+                                                r"\(Can't call numpy\(\) on Tensor that requires grad"):
+        lstm.load_state_dict(values)
+    for key, value in lstm.state_dict().items():
+        np.testing.assert_array_equal(to_host(value), before[key])
 
 
 def test_to_dtype_double_float_and_backend():

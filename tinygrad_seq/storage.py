@@ -50,9 +50,12 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Callable
+import zipfile
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 MANIFEST = "manifest.json"
 MANIFEST_KIND = "tinygrad-seq checkpoint"
@@ -113,14 +116,23 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     """Write ``path`` through ``write(file)`` so that it holds the old content or the new, never a mix.
 
     The data goes to a temporary file in the same folder, is fsynced, and is
-    renamed over ``path``.
+    renamed over ``path``. A file that was there keeps its permissions; a
+    symbolic link keeps pointing at the file it names, which is the one
+    replaced; a file that cannot be written (``chmod a-w``) is refused.
     """
     path = Path(path)
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
+    existing = path.stat() if path.exists() else None
+    if existing is not None and not os.access(path, os.W_OK):
+        raise CheckpointError(f"{path} is write-protected: nothing was written. Make it writable (chmod u+w) or save elsewhere")
     temporary = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
     # os.open applies the umask to 0o666 itself: the file gets the usual permissions, not a temporary file's 0o600
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
+        if existing is not None:
+            os.chmod(descriptor, stat.S_IMODE(existing.st_mode))
         with os.fdopen(descriptor, "wb") as file:
             write(file)
             file.flush()
@@ -132,6 +144,17 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
         raise
     fs.fsync_dir(path.parent)
     return path
+
+
+def write_npz(file: IO[bytes], arrays: Mapping[str, Any]) -> None:
+    """``arrays`` in NumPy's .npz format (a zip of one .npy per key, what ``np.load`` reads), whatever the keys.
+
+    ``np.savez`` takes the arrays as keyword arguments, so a key named "file" clashes with its own argument
+    and one named "allow_pickle" is taken as the option, silently not saved."""
+    with zipfile.ZipFile(file, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for key, value in arrays.items():
+            with archive.open(f"{key}.npy", mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 # ---------------------------------------------------------------- names beside a checkpoint folder

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
+import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,8 +27,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..backend import Backend, backend_or_dtype
-from ..storage import atomic_write
+from .. import settings
+from ..backend import Backend, backend_of, backend_or_dtype
+from ..storage import CheckpointError, atomic_write, write_npz
 from ..modes import no_grad
 from ..tensor import Tensor
 from .load_hints import other_cell_hint, value_shape
@@ -85,6 +88,29 @@ def _collect(value: Any, prefix: str, found: list[tuple[str, Any]]) -> None:
         for key, item in value.items():
             _collect(item, f"{prefix}.{key}", found)
 
+
+
+def _converted(value: Any, param: Tensor) -> tuple[Any, str | None]:
+    """(``value`` as an array of ``param``'s dtype and backend, None), or (None, why it cannot be one).
+
+    A value that is not real numbers (strings, complex), or whose finite numbers ``param``'s dtype cannot hold
+    (1e300 into float32), is refused rather than loaded as something else."""
+    value = value.data if isinstance(value, Tensor) else value
+    if not isinstance(value, settings.array_types):  # a list, a number, a torch tensor: read on the host
+        try:
+            value = np.asarray(value)
+        except (TypeError, ValueError, RuntimeError) as error:  # a torch tensor that requires grad: RuntimeError
+            kind = type(value).__name__ if type(value).__module__ == "builtins" else f"{type(value).__module__.split('.')[0]}.{type(value).__name__}"
+            return None, f"a {kind} that cannot be read as an array ({str(error)[:120]})"
+    if value.dtype.kind not in "fiub":
+        return None, f"an array of {value.dtype}, not real numbers"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an overflow in the cast: found below
+        array = param.backend.array(value, param.dtype, copy=False)  # a device array stays on its device
+    if value.dtype.kind == "f" and value.dtype.itemsize > param.dtype.itemsize and not bool(param.backend.xp.isfinite(array).all()):
+        if bool(backend_of(value).xp.isfinite(value).all()):
+            return None, f"values beyond {param.dtype}'s range (largest magnitude {float(abs(value).max()):.3g})"
+    return array, None
 
 class Module:
     """Base class of every layer: parameters, state dicts, saving, moving, train/eval.
@@ -205,12 +231,19 @@ class Module:
                 + (f". {other_cell}" if other_cell else ". Build the model with the sizes the checkpoint was saved with")
                 + ("" if misshaped else ", or pass strict=False to load the keys that match")
             )
+        converted, unreadable = {}, []
         for name, p in own.items():
             if name in state_dict:
-                value = state_dict[name]
-                value = value.data if isinstance(value, Tensor) else value
-                p.data[...] = p.backend.array(value, p.dtype, copy=False)  # a device array stays on its device
-                p._bump_version()
+                value, problem = _converted(state_dict[name], p)
+                if problem:
+                    unreadable.append(f"{name}: {problem}")
+                converted[name] = value
+        if unreadable:  # found before anything was copied: a failed load changes nothing
+            raise StateDictError(f"load_state_dict into {type(self).__name__}: unreadable: " + "; ".join(unreadable)
+                                 + ". Nothing was changed; pass arrays of real numbers that the parameters' dtype holds")
+        for name, value in converted.items():
+            own[name].data[...] = value
+            own[name]._bump_version()
         return IncompatibleKeys(missing, unexpected)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -220,12 +253,30 @@ class Module:
         renamed over it only when complete, so an interrupted save never
         destroys the previous checkpoint.
         """
-        return atomic_write(path, lambda file: np.savez(file, **self.state_dict()))  # a file: no ".npz" added
+        return atomic_write(path, lambda file: write_npz(file, self.state_dict()))  # a file: no ".npz" added
 
     def load(self, path: str | os.PathLike, strict: bool = True) -> IncompatibleKeys:
-        """Load a checkpoint written by ``save`` (read with ``allow_pickle=False``)."""
-        with np.load(path, allow_pickle=False) as archive:
-            return self.load_state_dict({k: archive[k] for k in archive.files}, strict=strict)
+        """Load a checkpoint written by ``save`` (read with ``allow_pickle=False``).
+
+        A file that is not one (a .npy, a truncated or empty file, text) is a ``CheckpointError`` (a ValueError)
+        naming it, and nothing is loaded."""
+        where = f"{type(self).__name__}.load"
+        try:
+            archive = np.load(path, allow_pickle=False)
+            if not isinstance(archive, np.lib.npyio.NpzFile):  # one array: a .npy file
+                raise CheckpointError(f"{where}: {path} holds one array (a .npy file), not the named arrays "
+                                      "Module.save writes; load it with np.load and pass a dict to load_state_dict")
+            with archive:
+                arrays = {k: archive[k] for k in archive.files}
+        except (FileNotFoundError, CheckpointError):
+            raise
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            if "pickle" in str(error):
+                raise CheckpointError(f"{where}: {path} holds pickled Python objects, which are never loaded "
+                                      "(allow_pickle=False: unpickling runs code); Module.save writes arrays only") from None
+            raise CheckpointError(f"{where}: {path} is not a file that Module.save wrote, or it was cut short "
+                                  f"({type(error).__name__}: {str(error)[:80]}); restore it from a backup or save again") from None
+        return self.load_state_dict(arrays, strict=strict)
 
     # ---- moving
 
