@@ -2,9 +2,12 @@
 import json
 import os
 import random
+import re
+import signal
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 
 from tinygrad_seq import storage
 from tinygrad_seq.cli import main as cli
-from tinygrad_seq.models import TrainConfig, Trainer, load_model
+from tinygrad_seq.models import TrainConfig, Trainer, TrainingError, load_model
 from tinygrad_seq.models.checkpoint import open_checkpoint
 from tinygrad_seq.storage import CheckpointError
 
@@ -121,14 +124,20 @@ def test_the_current_folder_is_never_a_destination(tmp_path, monkeypatch, capsys
 def test_the_library_checks_a_config_as_the_command_line_does():
     from tinygrad_seq.models import TrainingError
 
-    with pytest.raises(TrainingError, match=r"TrainConfig: hidden=0 \(must be an integer >= 1\); lr=nan .*; clip=-1"):
+    with pytest.raises(TrainingError, match=r"TrainConfig: hidden=0 \(must be an integer from 1 to 65,536\); lr=nan .*; clip=-1"):
         TrainConfig(data="x.txt", hidden=0, lr=float("nan"), clip=-1.0)
     assert TrainConfig(data="x.txt", clip=None).clip is None
     with pytest.raises(TrainingError, match=r"TrainConfig: layout='pages' \(must be 'lines' or 'stream'\)"):
         TrainConfig(data="x.txt", layout="pages")  # refused where the config is made, before anything reads the layout
     assert TrainConfig(data="x.txt", layout="stream").is_stream and not TrainConfig(data="x.txt").is_stream
-    with pytest.raises(TrainingError, match=r"TrainConfig: hidden=True \(must be an integer >= 1\)"):
+    with pytest.raises(TrainingError, match=r"TrainConfig: hidden=True \(must be an integer from 1 to 65,536\)"):
         TrainConfig(data="x.txt", hidden=True)
+    # what a run may save is what a checkpoint may hold: a config past those bounds is refused before training
+    with pytest.raises(TrainingError, match=r"TrainConfig: embed_dim=70000 \(must be an integer from 1 to 65,536\); "
+                                            r"max_vocab=4 \(must be from 5 to 16,777,216.*\); max_chars=-5 \(must be an integer >= 1, "
+                                            r"or None for the whole file\); max_batch_gb=0 \(must be finite and > 0\)$"):
+        TrainConfig(data="x.txt", embed_dim=70000, max_vocab=4, max_chars=-5, max_batch_gb=0)
+    assert TrainConfig(data="x.txt", max_chars=0).max_chars == 0  # 0 read the whole file, and still does
     sized = TrainConfig(data="x.txt", hidden=np.int64(8), seed=np.int32(3))  # sizes read from arrays count
     assert type(sized.hidden) is int and type(sized.seed) is int  # and are saved as JSON's integers
     json.dumps(asdict(sized))
@@ -396,6 +405,9 @@ DAMAGES = {
         lambda out: (edit_state(out, lambda s: s["model"].update(hidden_size=16)), rewrite_manifest(out)),
         "state.json does not match model.npz"),
     "mis-shaped weights": (lambda out: (mis_shape(out), rewrite_manifest(out)), "model.npz does not fit"),
+    "a hidden size that only the output layer holds": (  # a small file that would have the model allocate 64 GB
+        lambda out: (edit_state(out, lambda s: s["model"].update(hidden_size=1 << 16)), widen_head(out, 1 << 16), rewrite_manifest(out)),
+        "holds rnn.layers.0.cell.weight_hh of shape (24, 8) (wanted (gates × 65536, 65536))"),
     "unknown layout in the config": (
         lambda out: (edit_state(out, lambda s: s["config"].update(layout="pages")), rewrite_manifest(out)),
         "state.json has an unusable config (TrainConfig: layout='pages'"),
@@ -409,6 +421,14 @@ def edit_state(out, change):
     state = json.loads((out / "state.json").read_text())
     change(state)
     (out / "state.json").write_text(json.dumps(state))
+
+
+def widen_head(out, hidden):
+    with np.load(out / "model.npz") as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays["head.weight"] = np.zeros((len(arrays["head.bias"]), hidden), np.float32)
+    with open(out / "model.npz", "wb") as file:
+        np.savez(file, **arrays)
 
 
 def mis_shape(out):
@@ -429,7 +449,7 @@ def test_every_damage_is_one_line_naming_the_file_for_every_command(trained, cap
                  ["train", "--resume", "--out", str(out), "--epochs", "2"]):
         err = one_line_error(capsys, argv)
         assert message in err and str(out) in err, (argv[0], err)
-    with pytest.raises(CheckpointError, match=message.replace("(", r"\(")):
+    with pytest.raises(CheckpointError, match=re.escape(message)):
         Trainer.load(out)
     with pytest.raises(CheckpointError):
         load_model(out)
@@ -536,6 +556,120 @@ def test_an_interrupted_epoch_resumes_its_running_loss(tmp_path, layout):
     assert resumed.running_loss == first.running_loss is not None
     resumed.run(tmp_path / "run", progress=False)
     assert resumed.history == straight.history  # train losses included
+
+
+def test_a_run_after_a_stopped_one_trains_to_its_end(tmp_path):
+    trainer = Trainer(small_config(epochs=2, batch_size=16))
+    step = trainer.train_step
+
+    def stop_at_the_second_batch(*args):
+        loss = step(*args)
+        if trainer.batch == 1:
+            trainer._request_stop(signal.SIGINT, None)  # what Ctrl-C calls
+        return loss
+
+    trainer.train_step = stop_at_the_second_batch
+    assert trainer.run(tmp_path / "run", progress=False) is False and (trainer.epoch, trainer.batch) == (0, 2)
+    trainer.train_step = step
+    assert trainer.run(tmp_path / "run", progress=False) is True  # the spent Ctrl-C stops nothing
+    assert trainer.epoch == 2 and Trainer.load(tmp_path / "run").epoch == 2
+
+
+def test_ctrl_c_while_an_epoch_ends_stops_at_the_epoch_just_saved(tmp_path):
+    trainer = Trainer(small_config(epochs=3))
+    validate = trainer.validate
+
+    def interrupted_validation():
+        trainer._request_stop(signal.SIGINT, None)
+        return validate()
+
+    trainer.validate = interrupted_validation
+    assert trainer.run(tmp_path / "run", progress=False) is False
+    assert (trainer.epoch, trainer.batch) == (1, 0) and len(trainer.history) == 1
+    assert Trainer.load(tmp_path / "run").epoch == 1  # saved before stopping: --resume goes on with epoch 2
+    last = Trainer(small_config(epochs=1))
+    last.validate = lambda: (last._request_stop(signal.SIGINT, None), validate())[1]
+    assert last.run(None, progress=False) is True  # the last epoch: nothing was cut short
+
+
+def test_the_checkpoint_records_the_data_that_was_read_not_the_file_at_the_first_save(tmp_path):
+    data = tmp_path / "names.txt"
+    data.write_text(DINOS.read_text()[:3000])
+    trainer = Trainer(small_config(data=data))
+    data.write_text(DINOS.read_text()[:3000] + "zzzz\n" * 50)  # the file changes before the first save
+    trainer.save(tmp_path / "ckpt")
+    with pytest.raises(TrainingError, match=r"changed since the checkpoint .* was trained on \(SHA-256 differs\)"):
+        Trainer.load(tmp_path / "ckpt")  # resuming on other data would not be the same run
+
+
+def test_a_vocabulary_larger_than_a_checkpoint_holds_is_refused_before_training(tmp_path, monkeypatch):
+    from tinygrad_seq.models import trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "MAX_VOCAB", 20)
+    with pytest.raises(TrainingError, match=r"distinct tokens, more than the 20 a model may have; keep the most frequent with --max-vocab"):
+        Trainer(small_config())
+
+
+def test_eval_scores_the_whole_file_whatever_the_run_read(trained, tmp_path):
+    from tinygrad_seq.models import evaluate_file
+    from tinygrad_seq.text import perplexity
+
+    _, out = trained  # trained on the first 3,000 characters of DINOS (max_chars)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # letters past the first 3,000 characters it never saw: <unk>, said in a warning
+        loss, _, _ = evaluate_file(out, str(DINOS))
+    model, vocab, _ = load_model(out)
+    lines = [vocab.encode(line.strip(), bos=True, eos=True) for line in DINOS.read_text().splitlines() if line.strip()]
+    assert len("".join(DINOS.read_text().split())) > 3000
+    assert loss == pytest.approx(perplexity(model, lines)[0], rel=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the inf weights overflow the loss of the validation after them
+@pytest.mark.parametrize("where", ["loss", "weights"])
+def test_a_run_that_diverges_stops_and_keeps_the_last_checkpoint(tmp_path, where):
+    trainer = Trainer(small_config(epochs=3, optimizer="sgd", clip=None))
+    saved = {}
+    step = trainer.train_step
+
+    def diverge(t):  # after the first epoch's save
+        saved.update(snapshot(tmp_path / "run"))
+        if where == "loss":  # the next step's loss is NaN
+            t.model.head.bias.data[...] = np.nan
+        else:  # the last step of the epoch leaves NaN weights behind a finite loss
+            def step_then_nan(*args):
+                loss = step(*args)
+                if t.batch == len(t.batches(t.epoch)) - 1:  # the epoch's last step: its save comes next
+                    t.model.head.bias.data[...] = np.inf
+                return loss
+
+            t.train_step = step_then_nan
+
+    what = "at epoch 2, batch 1: the training loss is nan" if where == "loss" else "at the end of epoch 2: head.bias holds NaN or inf"
+    with pytest.raises(TrainingError, match=rf"^training diverged {what}; "
+                                            rf"{re.escape(str(tmp_path / 'run'))} keeps the last checkpoint saved\. Lower the "
+                                            r"learning rate \(lr=0.01\) or clip the gradients \(no clipping now; --clip 1"):
+        trainer.run(tmp_path / "run", progress=False, on_epoch_end=diverge)
+    assert snapshot(tmp_path / "run") == saved  # the first epoch's checkpoint, untouched
+    resumed = Trainer.load(tmp_path / "run")
+    assert resumed.epoch == 1 and all(np.isfinite(p.numpy()).all() for p in resumed.model.parameters())
+
+
+def test_sampling_a_checkpoint_of_nan_weights_is_one_line(trained, capsys):
+    from tinygrad_seq.text import sample
+
+    _, out = trained
+    with np.load(out / "model.npz") as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays["head.bias"] = np.full_like(arrays["head.bias"], np.nan)
+    with open(out / "model.npz", "wb") as file:
+        np.savez(file, **arrays)
+    rewrite_manifest(out)
+    err = one_line_error(capsys, ["sample", "--checkpoint", str(out)])
+    assert err == (f"tinygrad-seq sample: error: checkpoint {out} holds weights that are NaN or inf (head.bias): the run that "
+                   "saved it diverged; train again with a lower --lr, or with --clip")
+    model, vocab, _ = load_model(out)
+    with pytest.raises(ValueError, match=r"^sample: the model's scores at step 1 hold NaN or inf, so there is no distribution"):
+        sample(model, vocab, n=2)
 
 
 def test_progress_into_a_log_file_is_a_few_lines_not_one_per_batch(tmp_path, capsys):

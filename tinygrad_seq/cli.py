@@ -55,16 +55,17 @@ def _fail(prog: str, message: str) -> None:
     raise SystemExit(2)
 
 
-def integer(minimum: int) -> Callable[[str], int]:
-    """An argparse ``type``: an int that is at least ``minimum``."""
+def integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an int that is at least ``minimum`` (and at most ``maximum`` when given)."""
+    wanted = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum:,}"
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}; got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}; got {value}")
+            raise argparse.ArgumentTypeError(f"must be an integer {wanted}; got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be {wanted}; got {value}")
         return value
 
     return parse
@@ -126,7 +127,7 @@ CONFIG_OPTIONS = {
 
 def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     """The command's parser; ``given_only`` leaves out train's defaults, so parsing shows what was typed."""
-    from .models.config import LAYOUTS
+    from .models.config import LAYOUTS, MAX_LAYERS, MAX_VOCAB, MAX_WIDTH
 
     parser = ArgumentParser(
         prog="tinygrad-seq",
@@ -169,9 +170,9 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     train.add_argument("--layout", choices=LAYOUTS, default="lines",
                        help="lines: one sequence per line (names); stream: one long text, truncated BPTT (default lines)")
     train.add_argument("--cell", default="lstm", help="rnn, gru, lstm, simplified_gru or a cell registered by --import (default lstm)")
-    train.add_argument("--embed", type=integer(1), default=32, help="embedding size, >= 1 (default 32)")
-    train.add_argument("--hidden", type=integer(1), default=64, help="hidden size, >= 1 (default 64)")
-    train.add_argument("--layers", type=integer(1), default=1, help="stacked layers, >= 1 (default 1)")
+    train.add_argument("--embed", type=integer(1, MAX_WIDTH), default=32, help=f"embedding size, 1 to {MAX_WIDTH:,} (default 32)")
+    train.add_argument("--hidden", type=integer(1, MAX_WIDTH), default=64, help=f"hidden size, 1 to {MAX_WIDTH:,} (default 64)")
+    train.add_argument("--layers", type=integer(1, MAX_LAYERS), default=1, help=f"stacked layers, 1 to {MAX_LAYERS:,} (default 1)")
     train.add_argument("--dropout", type=number(0, 1, include_low=True), default=0.0,
                        help="dropout between layers, in [0, 1) (default 0)")
     train.add_argument("--seq-len", type=integer(1), default=64,
@@ -185,7 +186,7 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
                           help="clip_grad_norm_ max norm, > 0 (default 5)")
     clipping.add_argument("--no-clip", action="store_true", help="train without gradient clipping")
     train.add_argument("--lower", action="store_true", help="lower-case the text")
-    train.add_argument("--max-vocab", type=integer(5), default=None,
+    train.add_argument("--max-vocab", type=integer(5, MAX_VOCAB), default=None,
                        help="keep the most frequent tokens, >= 5 (the 4 special tokens count); the rest become <unk>")
     train.add_argument("--seed", type=integer(0), default=0, help=">= 0 (default 0)")
     train.add_argument("--backend", choices=["numpy", "cupy"], default=argparse.SUPPRESS)
@@ -289,10 +290,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    from .models import load_model
+    from .models import TrainingError, load_model
     from .text import sample
 
     model, vocab, _ = load_model(args.checkpoint)
+    broken = next((name for name, p in model.named_parameters() if not bool(p.backend.xp.isfinite(p.data).all())), None)
+    if broken is not None:  # what sample would find at its first step, said in the command's terms
+        raise TrainingError(f"checkpoint {args.checkpoint} holds weights that are NaN or inf ({broken}): the run that saved "
+                            "it diverged; train again with a lower --lr, or with --clip")
     for text in sample(model, vocab, n=args.n, max_len=args.max_len, temperature=args.temperature,
                        top_k=args.top_k, prime=args.prime, seed=args.seed):
         print(text)

@@ -33,12 +33,12 @@ import numpy as np
 from ..checks import is_int
 from ..storage import CheckpointError, read_checkpoint_files
 from ..text import Vocabulary
-from .config import TrainConfig, TrainingError
+from .config import MAX_LAYERS, MAX_VOCAB, MAX_WIDTH, TrainConfig, TrainingError
 from .language_model import LanguageModel
 
 REQUIRED_FILES = ("model.npz", "optimizer.npz", "vocab.json", "state.json")
 # Bounds on a config's sizes, checked before anything is allocated (a damaged config must not ask for terabytes)
-MAX_SIZES = {"vocab_size": 1 << 24, "embed_dim": 1 << 16, "hidden_size": 1 << 16, "num_layers": 1 << 10}
+MAX_SIZES = {"vocab_size": MAX_VOCAB, "embed_dim": MAX_WIDTH, "hidden_size": MAX_WIDTH, "num_layers": MAX_LAYERS}
 
 
 def vocabulary_fingerprint(vocab: Vocabulary) -> str:
@@ -125,6 +125,15 @@ def _config_problem(config: Any, weights: dict[str, np.ndarray]) -> str | None:
     layers = {int(m.group(1)) for key in weights if (m := re.match(r"rnn\.layers\.(\d+)\.", key))}
     if layers != set(range(config["num_layers"])):
         return f"its config has num_layers={config['num_layers']}, model.npz holds {len(layers)} layer(s)"
+    hidden = config["hidden_size"]
+    for layer in sorted(layers):
+        # The largest arrays the model will build, (gates·H, H) each: the file must hold at least H × H numbers of
+        # each, so that what the model allocates stays in proportion to what was read. A wrong gate count is
+        # load_state_dict's to report.
+        key = f"rnn.layers.{layer}.cell.weight_hh"
+        shape = tuple(weights[key].shape) if key in weights else None
+        if shape is None or len(shape) != 2 or shape[1] != hidden or shape[0] < hidden:
+            return f"its config has hidden_size={hidden}, model.npz holds {key} of shape {shape} (wanted (gates × {hidden}, {hidden}))"
     return None
 
 

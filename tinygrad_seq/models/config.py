@@ -10,8 +10,18 @@ from dataclasses import dataclass
 from ..checks import is_int
 
 LAYOUTS = ("lines", "stream")  # how a run reads its text: see TrainConfig.is_stream
-COUNTS = (("embed_dim", 1), ("hidden", 1), ("layers", 1), ("seq_len", 1), ("batch_size", 1), ("epochs", 1),
-          ("min_freq", 1), ("seed", 0))  # TrainConfig's integer fields, each with its least value
+MAX_WIDTH, MAX_LAYERS, MAX_VOCAB = 1 << 16, 1 << 10, 1 << 24
+"""The most units an embedding or a layer may have, the most layers, the largest vocabulary. A checkpoint's
+config is held to them before anything is allocated (a damaged one must not ask for terabytes), so a run is
+held to them too: what it saves must load."""
+COUNTS = (("embed_dim", 1, MAX_WIDTH), ("hidden", 1, MAX_WIDTH), ("layers", 1, MAX_LAYERS), ("seq_len", 1, None),
+          ("batch_size", 1, None), ("epochs", 1, None), ("min_freq", 1, None), ("seed", 0, None))
+"""TrainConfig's integer fields, each with its least value and its largest (None: no bound)."""
+
+
+def _within(value: object, low: int, high: int | None) -> bool:
+    """An integer (not a bool) from ``low`` to ``high`` (None: no bound)."""
+    return is_int(value) and value >= low and (high is None or value <= high)
 
 
 class TrainingError(RuntimeError):
@@ -47,8 +57,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """The ranges the command line checks, checked for Python users and loaded checkpoints too."""
-        problems = [f"{name}={getattr(self, name)!r} (must be an integer >= {low})"
-                    for name, low in COUNTS if not is_int(getattr(self, name)) or getattr(self, name) < low]
+        problems = [f"{name}={getattr(self, name)!r} (must be an integer " + (f">= {low})" if high is None else f"from {low} to {high:,})")
+                    for name, low, high in COUNTS if not _within(getattr(self, name), low, high)]
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             problems.append(f"lr={self.lr!r} (must be finite and > 0)")
         if self.clip is not None and not (isinstance(self.clip, (int, float)) and math.isfinite(self.clip) and self.clip >= 0):
@@ -59,11 +69,15 @@ class TrainConfig:
             problems.append(f"val_fraction={self.val_fraction!r} (must be in [0, 1))")
         if self.layout not in LAYOUTS:
             problems.append(f"layout={self.layout!r} (must be {' or '.join(map(repr, LAYOUTS))})")
-        if self.max_vocab is not None and not (isinstance(self.max_vocab, int) and self.max_vocab >= 5):
-            problems.append(f"max_vocab={self.max_vocab!r} (must be >= 5: the 4 special tokens and one more)")
+        if self.max_vocab is not None and not _within(self.max_vocab, 5, MAX_VOCAB):
+            problems.append(f"max_vocab={self.max_vocab!r} (must be from 5 to {MAX_VOCAB:,}: the 4 special tokens and one more at least)")
+        if self.max_chars is not None and not _within(self.max_chars, 0, None):  # 0, as None, reads it all (as it always did)
+            problems.append(f"max_chars={self.max_chars!r} (must be an integer >= 1, or None for the whole file)")
+        if not (isinstance(self.max_batch_gb, (int, float)) and math.isfinite(self.max_batch_gb) and self.max_batch_gb > 0):
+            problems.append(f"max_batch_gb={self.max_batch_gb!r} (must be finite and > 0)")
         if problems:
             raise TrainingError(f"TrainConfig: {'; '.join(problems)}")
-        for name, _ in COUNTS:
+        for name, _, _ in COUNTS:
             setattr(self, name, int(getattr(self, name)))  # a NumPy int counts, and is saved in JSON as Python's
 
     @property

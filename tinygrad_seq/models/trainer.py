@@ -31,6 +31,7 @@ from .. import __version__, optim, settings
 from ..backend import manual_seed
 from ..storage import (
     FORMAT, CheckpointError, WriterLock, check_destination, existing_checkpoint, is_checkpoint, save_checkpoint,
+    write_npz,
 )
 from ..nn import functional as F
 from ..tensor import Tensor
@@ -38,7 +39,7 @@ from ..text import (
     UnknownTokens, UnknownTokensWarning, Vocabulary, language_model_batches, perplexity, stream_chunks, stream_perplexity,
 )
 from .checkpoint import Checkpoint, load_model, open_checkpoint, vocabulary_fingerprint
-from .config import LAYOUTS, TrainConfig, TrainingError  # noqa: F401  LAYOUTS: still importable from here
+from .config import LAYOUTS, MAX_VOCAB, TrainConfig, TrainingError  # noqa: F401  LAYOUTS: still importable from here
 from .language_model import LanguageModel
 
 OPTIMIZERS = {"adam": optim.Adam, "sgd": optim.SGD, "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
@@ -48,16 +49,24 @@ class Corpus:
     train: Any  # lines: list of id lists; stream: one id array
     valid: Any
     unknown: UnknownTokens | None = None  # with a given vocabulary: the tokens of the text it does not know
+    data_sha256: str | None = None  # of the bytes the text was read from: what a checkpoint records
 
 
 def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
     """The text of the file ``path``; a folder, a missing file or bytes that are not ``encoding`` are a TrainingError."""
+    return _decoded(_data_bytes(path), path, encoding)
+
+
+def _data_bytes(path: str | os.PathLike) -> bytes:
     path = Path(path)
     if path.is_dir():
         raise TrainingError(f"data {path} is a folder; pass --data with a text file")
     if not path.is_file():
         raise TrainingError(f"data file {path} not found; pass --data with a text file")
-    raw = path.read_bytes()
+    return path.read_bytes()
+
+
+def _decoded(raw: bytes, path: str | os.PathLike, encoding: str) -> str:
     try:
         return raw.decode(encoding)
     except LookupError:
@@ -73,7 +82,9 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
 def load_corpus(config: TrainConfig, vocab: Vocabulary | None = None) -> Corpus:
     """Read ``config.data`` and split it; builds the vocabulary from the training part unless one is given."""
     path = Path(config.data)
-    text = read_text(path, config.encoding)[: config.max_chars or None]
+    raw = _data_bytes(path)
+    digest = hashlib.sha256(raw).hexdigest()
+    text = _decoded(raw, path, config.encoding)[: config.max_chars or None]
     if not text.strip():
         raise TrainingError(f"data file {path} is empty")
     given = vocab
@@ -85,11 +96,19 @@ def load_corpus(config: TrainConfig, vocab: Vocabulary | None = None) -> Corpus:
         train_lines, valid_lines = lines[n_valid:], lines[:n_valid]
         vocab = vocab or Vocabulary.from_text(train_lines, config.level, config.min_freq, config.max_vocab, config.lower)
         encode = [vocab.encode(line, bos=True, eos=True) for line in train_lines], [vocab.encode(line, bos=True, eos=True) for line in valid_lines]
-        return Corpus(vocab, *encode, unknown=given.unknown(lines) if given else None)
+        return _checked(Corpus(vocab, *encode, unknown=given.unknown(lines) if given else None, data_sha256=digest), path)
     cut = int(len(text) * (1 - config.val_fraction))
     vocab = vocab or Vocabulary.from_text(text[:cut], config.level, config.min_freq, config.max_vocab, config.lower)
-    return Corpus(vocab, np.array(vocab.encode(text[:cut])), np.array(vocab.encode(text[cut:])),
-                  unknown=given.unknown(text) if given else None)
+    return _checked(Corpus(vocab, np.array(vocab.encode(text[:cut])), np.array(vocab.encode(text[cut:])),
+                           unknown=given.unknown(text) if given else None, data_sha256=digest), path)
+
+
+def _checked(corpus: Corpus, path: Path) -> Corpus:
+    """The corpus, unless its vocabulary is larger than a checkpoint may hold (what a run saves must load)."""
+    if len(corpus.vocab) > MAX_VOCAB:
+        raise TrainingError(f"data file {path} has {len(corpus.vocab):,} distinct tokens, more than the {MAX_VOCAB:,} a "
+                            f"model may have; keep the most frequent with --max-vocab (or TrainConfig(max_vocab=...))")
+    return corpus
 
 
 def batch_memory(steps: int, batch: int, vocab_size: int, embed_dim: int, hidden: int, layers: int) -> float:
@@ -191,7 +210,7 @@ class Trainer:
         self.stop_requested = False
         self.notes: list[str] = []  # what loading a checkpoint changed (the data file moved), for the user
         self.run_id = uuid.uuid4().hex
-        self.data_sha256: str | None = None  # of config.data, computed at the first save
+        self.data_sha256 = self.corpus.data_sha256  # of the bytes trained on (a corpus built by hand: at the first save)
         self._locks: dict[Path, WriterLock] = {}
         self._owned: set[Path] = set()  # folders of this run that have no run id (format 1)
 
@@ -272,6 +291,7 @@ class Trainer:
             except CheckpointError:
                 lock.release()
                 raise
+        self.stop_requested = False  # a Ctrl-C that stopped an earlier run is spent: this one trains
         previous = None
         try:
             previous = signal.signal(signal.SIGINT, self._request_stop)
@@ -287,6 +307,9 @@ class Trainer:
                 while self.batch < len(batches):
                     self.seed_device_stream()
                     loss = self.train_step(*batches[self.batch])
+                    if not math.isfinite(loss):
+                        bar.close()
+                        raise TrainingError(self._diverged(f"at epoch {self.epoch + 1}, batch {self.batch + 1}: the training loss is {loss}", out))
                     self.running_loss = loss if self.running_loss is None else 0.95 * self.running_loss + 0.05 * loss
                     self.batch += 1
                     bar.set_postfix(loss=f"{self.running_loss:.3f}", refresh=False)  # drawn by update, at its pace
@@ -294,6 +317,7 @@ class Trainer:
                     if self.stop_requested:
                         bar.close()
                         if out is not None:
+                            self._check_weights_finite(out, f"at epoch {self.epoch + 1}, batch {self.batch}")
                             self.save(out, overwrite=overwrite)
                         return False
                 bar.close()
@@ -304,15 +328,32 @@ class Trainer:
                 if progress:
                     tqdm.write(f"epoch {self.epoch}: train loss {running:.3f}, validation loss {valid_loss:.3f}, perplexity {valid_ppl:.2f}")
                 if out is not None:
+                    self._check_weights_finite(out, f"at the end of epoch {self.epoch}")
                     self.save(out, overwrite=overwrite)
                 if on_epoch_end is not None:
                     on_epoch_end(self)
+                if self.stop_requested:  # Ctrl-C while validating or saving: stop at the epoch just saved
+                    return self.epoch >= self.config.epochs
             return True
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
             if lock is not None:
                 lock.release()
+
+    def _check_weights_finite(self, out: str | os.PathLike, when: str) -> None:
+        """Refuse to save weights that are NaN or inf: they would replace the last checkpoint worth keeping."""
+        for name, p in self.model.named_parameters():
+            if not bool(p.backend.xp.isfinite(p.data).all()):
+                raise TrainingError(self._diverged(f"{when}: {name} holds NaN or inf", out))
+
+    def _diverged(self, what: str, out: str | os.PathLike | None) -> str:
+        """The one line that stops a run gone to NaN: ``what`` (when, and what was found), what was kept, the fix."""
+        kept = "" if out is None else (f"; {out} keeps the last checkpoint saved" if existing_checkpoint(out) is not None
+                                        else "; nothing was saved")
+        clip = f"clip={self.config.clip}" if self.config.clip else "no clipping"
+        return (f"training diverged {what}{kept}. Lower the learning rate "
+                f"(lr={self.config.lr}) or clip the gradients ({clip} now; --clip 1, or TrainConfig(clip=1.0))")
 
     def _request_stop(self, signum: int, frame: Any) -> None:
         if self.stop_requested:  # the second Ctrl-C: stop now; the last checkpoint is intact
@@ -353,7 +394,7 @@ class Trainer:
 
         def npz(arrays: dict[str, np.ndarray]) -> bytes:
             buffer = io.BytesIO()
-            np.savez(buffer, **arrays)
+            write_npz(buffer, arrays)
             return buffer.getvalue()
 
         arrays, scalars = self._optimizer_state()
@@ -511,7 +552,7 @@ def evaluate_file(checkpoint: str | os.PathLike, data: str, encoding: str | None
     """
     opened = open_checkpoint(checkpoint)
     model, vocab, state = opened.model(), opened.vocab, opened.state
-    config = opened.config(data=data, val_fraction=0.0)
+    config = opened.config(data=data, val_fraction=0.0, max_chars=None)  # the whole file, whatever the run read of its own
     config.encoding = encoding or config.encoding
     corpus = load_corpus(config, vocab)
     if corpus.unknown.count:

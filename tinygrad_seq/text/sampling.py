@@ -44,8 +44,12 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
         step_logits = logits[-1]
         generated: list[list[int]] = [[] for _ in range(n)]
         done = np.zeros(n, dtype=bool)
-        for _ in range(max_len):
+        for step in range(max_len):
             scores = step_logits.numpy().astype(np.float64)
+            if not np.isfinite(scores).all():
+                raise ValueError(f"sample: the model's scores at step {step + 1} hold NaN or inf, so there is no distribution "
+                                 "to draw from: its weights are probably not finite, as after a training run that diverged. "
+                                 "Check them (np.isfinite), or sample from a checkpoint saved before")
             scores[:, [UNK_ID, PAD_ID, BOS_ID]] = -np.inf  # never <unk>, <pad> or <bos>
             if top_k is not None and top_k < scores.shape[1]:
                 kth = np.sort(scores, axis=1)[:, -top_k][:, None]
