@@ -397,6 +397,9 @@ DAMAGES = {
     "vocabulary of another run": (
         lambda out: ((out / "vocab.json").write_text((out / "vocab.json").read_text().replace('"a"', '"@"')), rewrite_manifest(out)),
         "vocab.json does not belong to model.npz"),
+    "a token twice in the vocabulary": (
+        lambda out: (edit_vocabulary(out, lambda v: v["tokens"].__setitem__(1, v["tokens"][0])), rewrite_manifest(out)),
+        "vocab.json is not a vocabulary (ValueError: Vocabulary: tokens must be distinct"),
     "invalid JSON": (lambda out: ((out / "state.json").write_text("{ not json"), rewrite_manifest(out)), "state.json is not valid JSON"),
     "absurd hidden size": (
         lambda out: (edit_state(out, lambda s: s["model"].update(hidden_size=10**6)), rewrite_manifest(out)),
@@ -415,6 +418,12 @@ DAMAGES = {
         lambda out: (edit_state(out, lambda s: s["config"].update(clip=-1.0)), rewrite_manifest(out)),
         "state.json has an unusable config (TrainConfig: clip=-1.0"),
 }
+
+
+def edit_vocabulary(out, change):
+    vocabulary = json.loads((out / "vocab.json").read_text())
+    change(vocabulary)
+    (out / "vocab.json").write_text(json.dumps(vocabulary))
 
 
 def edit_state(out, change):
@@ -449,6 +458,7 @@ def test_every_damage_is_one_line_naming_the_file_for_every_command(trained, cap
                  ["train", "--resume", "--out", str(out), "--epochs", "2"]):
         err = one_line_error(capsys, argv)
         assert message in err and str(out) in err, (argv[0], err)
+        assert err.count(f"checkpoint {out}:") == 1, err  # said once, not once more by each layer it passed through
     with pytest.raises(CheckpointError, match=re.escape(message)):
         Trainer.load(out)
     with pytest.raises(CheckpointError):
@@ -652,6 +662,27 @@ def test_a_run_that_diverges_stops_and_keeps_the_last_checkpoint(tmp_path, where
     assert snapshot(tmp_path / "run") == saved  # the first epoch's checkpoint, untouched
     resumed = Trainer.load(tmp_path / "run")
     assert resumed.epoch == 1 and all(np.isfinite(p.numpy()).all() for p in resumed.model.parameters())
+
+
+def test_a_full_disk_names_the_checkpoint_and_what_a_save_needs(trained, monkeypatch):
+    import errno
+
+    trainer, out = trained
+    before = snapshot(out)
+    written = []
+
+    def fill_up(path, data):
+        if written:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(path)
+        path.write_bytes(data)
+
+    monkeypatch.setattr(storage.fs, "write_bytes", fill_up)
+    with pytest.raises(CheckpointError, match=rf"^checkpoint {re.escape(str(out))}: the disk is full \(No space left on device\): "
+                                              r"a save writes the new checkpoint \([\d.]+ MB\) beside the old one before swapping "
+                                              r"them; the previous checkpoint there is intact\. Free some space, or save elsewhere$"):
+        trainer.save(out)
+    assert snapshot(out) == before and sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".ckpt.new")) == []
 
 
 def test_sampling_a_checkpoint_of_nan_weights_is_one_line(trained, capsys):

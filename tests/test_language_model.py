@@ -53,6 +53,14 @@ def test_vocabulary_word_level_min_freq_and_max_size():
         Vocabulary([], level="byte")
 
 
+def test_a_vocabulary_refuses_a_token_twice_and_tokens_that_are_not_strings():
+    with pytest.raises(ValueError, match=r"^Vocabulary: tokens must be distinct; \['a'\] appear more than once"):
+        Vocabulary(["a", "b", "a"])  # "a" at two ids: encode would use one of them, decode both
+    with pytest.raises(TypeError, match=r"^Vocabulary: tokens must be strings; got 7 \(int\)$"):
+        Vocabulary(["a", 7])
+    assert len(Vocabulary(["a", "<eos>", "b"])) == 6  # a special token given again is the special token
+
+
 def test_padded_batches_with_lengths():
     ids, lengths = pad_batch([[5, 6, 7], [8]])
     assert ids.tolist() == [[5, 8], [6, PAD_ID], [7, PAD_ID]] and lengths.tolist() == [3, 1]

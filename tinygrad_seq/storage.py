@@ -41,6 +41,7 @@ can fail the k-th call and check that the checkpoint still loads.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -419,9 +420,15 @@ def save_checkpoint(path: str | os.PathLike, files: dict[str, bytes], lock: Writ
                 fs.rename(path, _old(path))
             fs.rename(new, path)
             fs.fsync_dir(path.parent)
-        except BaseException:
+        except BaseException as error:
             if new.exists():
                 shutil.rmtree(new, ignore_errors=True)
+            if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+                size = sum(len(data) for data in files.values())
+                kept = "the previous checkpoint there is intact" if path.exists() else "nothing was saved"
+                raise CheckpointError(f"checkpoint {given}: the disk is full ({error.strerror}): a save writes the new "
+                                      f"checkpoint ({size / 1e6:.1f} MB) beside the old one before swapping them; {kept}. "
+                                      "Free some space, or save elsewhere") from None
             raise
         if _old(path).exists():
             trash = _unique(path, "trash")

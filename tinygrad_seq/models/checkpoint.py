@@ -87,8 +87,9 @@ class Checkpoint:
 
     def load_weights(self, model: LanguageModel, weights: dict[str, np.ndarray] | None = None) -> LanguageModel:
         """Load the checked weights into ``model`` (one built from this checkpoint's config) and return it."""
+        weights = self.weights() if weights is None else weights  # its own error names state.json: not wrapped below
         try:
-            model.load_state_dict(self.weights() if weights is None else weights)
+            model.load_state_dict(weights)
         except (KeyError, ValueError) as error:
             raise self.fail("model.npz", f"does not fit the model of state.json: {error.args[0]}") from None
         return model

@@ -77,6 +77,13 @@ class Vocabulary:
         self.level, self.lower = level, lower
         self.itos: list[str] = list(SPECIALS) + [t for t in tokens if t not in SPECIALS]
         self.stoi = {token: i for i, token in enumerate(self.itos)}
+        wrong = next((t for t in self.itos if not isinstance(t, str)), None)
+        if wrong is not None:
+            raise TypeError(f"Vocabulary: tokens must be strings; got {wrong!r} ({type(wrong).__name__})")
+        if len(self.stoi) != len(self.itos):  # one token at two ids: encode would use one, and decode read both as it
+            repeated = sorted({t for i, t in enumerate(self.itos) if self.stoi[t] != i})
+            raise ValueError(f"Vocabulary: tokens must be distinct; {repeated[:5]} appear more than once. "
+                             "A vocabulary file edited by hand? Build one with Vocabulary.from_text")
 
     @classmethod
     def from_text(cls, texts: str | Iterable[str], level: str = "char", min_freq: int = 1,
