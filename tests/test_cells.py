@@ -385,6 +385,18 @@ def test_a_state_that_does_not_fit_names_the_layer_it_was_given_to():
     assert out.shape == (5, 2, 4) and issubclass(nn.StateError, ValueError)
 
 
+def test_a_state_error_from_inside_the_steps_is_not_blamed_on_the_state_given():
+    class Widening(nn.RNNCell):  # a bug of the cell's: its new state is twice too wide, which its next step refuses
+        def forward(self, x, state=None):
+            state = self.prepare(x, state)
+            return ts.concat([state, state], axis=-1)
+
+    stack = nn.Stacked([nn.Recurrent(Widening(3, 4)), nn.Recurrent(nn.RNNCell(4, 4))])
+    with ts.transparent():  # the cell's own forward, step by step
+        with pytest.raises(nn.StateError, match=r"^Widening: state part a has shape \(2, 8\)"):
+            stack(ts.randn(5, 2, 3), [ts.zeros(2, 4), ts.zeros(2, 4)])  # both fit: the error is the cell's
+
+
 def test_a_layers_own_state_error_is_not_renamed_when_no_state_was_given():
     class Careless(nn.Recurrent):  # runs its cell on a wrong state of its own making
         def forward(self, x, state=None, lengths=None):

@@ -1,5 +1,6 @@
 """What a user saved is never lost: refusals, atomic saves under crashes, verified loads, locks, resume."""
 import json
+import math
 import os
 import random
 import re
@@ -14,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_seq import storage
+import tinygrad_seq as ts
+from tinygrad_seq import settings, storage
 from tinygrad_seq.cli import main as cli
 from tinygrad_seq.models import TrainConfig, Trainer, TrainingError, load_model
 from tinygrad_seq.models.checkpoint import open_checkpoint
@@ -134,10 +136,12 @@ def test_the_library_checks_a_config_as_the_command_line_does():
         TrainConfig(data="x.txt", hidden=True)
     # what a run may save is what a checkpoint may hold: a config past those bounds is refused before training
     with pytest.raises(TrainingError, match=r"TrainConfig: embed_dim=70000 \(must be an integer from 1 to 65,536\); "
-                                            r"max_vocab=4 \(must be from 5 to 16,777,216.*\); max_chars=-5 \(must be an integer >= 1, "
-                                            r"or None for the whole file\); max_batch_gb=0 \(must be finite and > 0\)$"):
-        TrainConfig(data="x.txt", embed_dim=70000, max_vocab=4, max_chars=-5, max_batch_gb=0)
-    assert TrainConfig(data="x.txt", max_chars=0).max_chars == 0  # 0 read the whole file, and still does
+                                            r"max_vocab=4 \(must be >= 5: .*\); max_chars=2.5 \(must be an integer: .*\); "
+                                            r"max_batch_gb=nan \(must be > 0; inf checks nothing\)$"):
+        TrainConfig(data="x.txt", embed_dim=70000, max_vocab=4, max_chars=2.5, max_batch_gb=float("nan"))
+    # what earlier versions saved still loads: a cap on the vocabulary past any real one, no memory check at all
+    kept = TrainConfig(data="x.txt", max_vocab=10**8, max_batch_gb=math.inf, max_chars=0)
+    assert (kept.max_vocab, kept.max_batch_gb, kept.max_chars) == (10**8, math.inf, 0)
     sized = TrainConfig(data="x.txt", hidden=np.int64(8), seed=np.int32(3))  # sizes read from arrays count
     assert type(sized.hidden) is int and type(sized.seed) is int  # and are saved as JSON's integers
     json.dumps(asdict(sized))
@@ -598,8 +602,9 @@ def test_ctrl_c_while_an_epoch_ends_stops_at_the_epoch_just_saved(tmp_path):
     assert (trainer.epoch, trainer.batch) == (1, 0) and len(trainer.history) == 1
     assert Trainer.load(tmp_path / "run").epoch == 1  # saved before stopping: --resume goes on with epoch 2
     last = Trainer(small_config(epochs=1))
-    last.validate = lambda: (last._request_stop(signal.SIGINT, None), validate())[1]
-    assert last.run(None, progress=False) is True  # the last epoch: nothing was cut short
+    validate_last = last.validate
+    last.validate = lambda: (last._request_stop(signal.SIGINT, None), validate_last())[1]
+    assert last.run(None, progress=False) is True and last.epoch == 1  # the last epoch: nothing was cut short
 
 
 def test_the_checkpoint_records_the_data_that_was_read_not_the_file_at_the_first_save(tmp_path):
@@ -618,6 +623,27 @@ def test_a_vocabulary_larger_than_a_checkpoint_holds_is_refused_before_training(
     monkeypatch.setattr(trainer_module, "MAX_VOCAB", 20)
     with pytest.raises(TrainingError, match=r"distinct tokens, more than the 20 a model may have; keep the most frequent with --max-vocab"):
         Trainer(small_config())
+
+
+def test_a_checkpoint_of_a_cell_of_yours_loads(tmp_path):
+    from tinygrad_seq import nn
+
+    @nn.register_cell("one_weight_cell")  # no weight_hh: its weights have names of its own
+    class OneWeightCell(nn.RecurrentCell):
+        def __init__(self, input_size, hidden_size):
+            super().__init__(input_size, hidden_size)
+            self.W = nn.Parameter(ts.randn(input_size + hidden_size, hidden_size) * 0.1)
+
+        def forward(self, x, state=None):
+            state = self.prepare(x, state)
+            return ts.concat([x, state], axis=-1).matmul(self.W).tanh()
+
+    try:
+        Trainer(small_config(cell="one_weight_cell")).save(tmp_path / "mine")
+        model, _, _ = load_model(tmp_path / "mine")
+        assert type(model.rnn.layers[0].cell) is OneWeightCell
+    finally:
+        settings.cell_registry.pop("one_weight_cell")
 
 
 def test_eval_scores_the_whole_file_whatever_the_run_read(trained, tmp_path):

@@ -212,16 +212,17 @@ def test_a_state_dict_of_another_optimizer_or_parameter_is_refused_before_anythi
     adam.step(), sgd.step()
     before = {p: {k: ts.Tensor.wrap(v).numpy().copy() for k, v in s.items()} for p, s in adam.state.items()}
     with pytest.raises(ValueError, match=r"^Adam.load_state_dict: the saved groups have hyperparameters \['dampening', 'momentum', "
-                                         r"'nesterov'\] that Adam does not take .*: a state dict of another optimizer\?"):
+                                         r"'nesterov'\] that Adam does not take, and lack its \['betas', 'eps'\]: a state dict of "
+                                         r"another optimizer\?"):
         adam.load_state_dict(sgd.state_dict())
     foreign = adam.state_dict()
     foreign["state"][1]["momentum_buffer"] = foreign["state"][1]["exp_avg"]
     with pytest.raises(ValueError, match=r"^Adam.load_state_dict: parameter 1 has state \['momentum_buffer'\] that Adam does not keep"):
         adam.load_state_dict(foreign)
-    for index in (-1, 4, "x"):
+    for index in (-1, 4, "x", True):
         wrong = adam.state_dict()
         wrong["state"] = {index: wrong["state"][0]}
-        with pytest.raises(ValueError, match=rf"^Adam.load_state_dict: state of parameter {index!r}; the optimizer has parameters 0 to 3$"):
+        with pytest.raises(ValueError, match=rf"^Adam.load_state_dict: state of parameter {index!r}: its index must be an int from 0 to 3"):
             adam.load_state_dict(wrong)
     assert adam.param_groups[0]["lr"] == 0.01 and "momentum" not in adam.param_groups[0]
     for p, s in adam.state.items():  # nothing changed
@@ -231,6 +232,28 @@ def test_a_state_dict_of_another_optimizer_or_parameter_is_refused_before_anythi
     counted["state"][0]["step"] = np.array(7)  # a count that came back from a file as a 0-d array
     adam.load_state_dict(counted)
     assert adam.state[params[0]]["step"] == 7 and type(adam.state[params[0]]["step"]) is int
+
+
+def test_a_subclass_a_scheduler_and_a_statistic_of_their_own_still_load():
+    params = list(make_mlp().parameters())
+
+    class AMSGrad(optim.Adam):  # keeps more than Adam: not held to Adam's state_names
+        def update(self, param, grad, state, group):
+            super().update(param, grad, state, group)
+            state["max_exp_avg_sq"] = state["exp_avg_sq"].copy()
+            state["grad_norm"] = param.backend.xp.asarray(float(np.linalg.norm(to_host(grad))))  # 0-d, float64
+
+    opt = AMSGrad(params, lr=0.01)
+    sum((p * 1.0).sum() for p in params).backward()
+    opt.step()
+    saved = opt.state_dict()
+    saved["param_groups"][0]["initial_lr"] = 0.01  # what a scheduler adds to a group
+    resumed = AMSGrad(params, lr=0.5)
+    resumed.load_state_dict(saved)
+    state = resumed.state[params[0]]
+    assert sorted(state) == ["exp_avg", "exp_avg_sq", "grad_norm", "max_exp_avg_sq", "step"]
+    assert to_host(state["grad_norm"]).dtype == np.float64 and to_host(state["grad_norm"]).shape == ()  # a statistic keeps its dtype
+    assert resumed.param_groups[0]["lr"] == 0.01 and resumed.param_groups[0]["initial_lr"] == 0.01
 
 
 # ---------------------------------------------------------------- clipping

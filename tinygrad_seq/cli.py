@@ -127,7 +127,7 @@ CONFIG_OPTIONS = {
 
 def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     """The command's parser; ``given_only`` leaves out train's defaults, so parsing shows what was typed."""
-    from .models.config import LAYOUTS, MAX_LAYERS, MAX_VOCAB, MAX_WIDTH
+    from .models.config import LAYOUTS, MAX_LAYERS, MAX_WIDTH
 
     parser = ArgumentParser(
         prog="tinygrad-seq",
@@ -186,7 +186,7 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
                           help="clip_grad_norm_ max norm, > 0 (default 5)")
     clipping.add_argument("--no-clip", action="store_true", help="train without gradient clipping")
     train.add_argument("--lower", action="store_true", help="lower-case the text")
-    train.add_argument("--max-vocab", type=integer(5, MAX_VOCAB), default=None,
+    train.add_argument("--max-vocab", type=integer(5), default=None,
                        help="keep the most frequent tokens, >= 5 (the 4 special tokens count); the rest become <unk>")
     train.add_argument("--seed", type=integer(0), default=0, help=">= 0 (default 0)")
     train.add_argument("--backend", choices=["numpy", "cupy"], default=argparse.SUPPRESS)
@@ -291,10 +291,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_sample(args: argparse.Namespace) -> int:
     from .models import TrainingError, load_model
+    from .models.checkpoint import non_finite_parameter
     from .text import sample
 
     model, vocab, _ = load_model(args.checkpoint)
-    broken = next((name for name, p in model.named_parameters() if not bool(p.backend.xp.isfinite(p.data).all())), None)
+    broken = non_finite_parameter(model)
     if broken is not None:  # what sample would find at its first step, said in the command's terms
         raise TrainingError(f"checkpoint {args.checkpoint} holds weights that are NaN or inf ({broken}): the run that saved "
                             "it diverged; train again with a lower --lr, or with --clip")

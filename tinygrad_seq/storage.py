@@ -123,7 +123,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
     """
     path = Path(path)
     if path.is_symlink():
-        path = path.resolve()
+        try:
+            path = path.resolve()
+        except (RuntimeError, OSError) as error:  # a loop of links: Python 3.11 says RuntimeError, 3.13 OSError
+            raise CheckpointError(f"{path} is a symbolic link that leads nowhere ({error}); remove it or save elsewhere") from None
     path.parent.mkdir(parents=True, exist_ok=True)
     existing = path.stat() if path.exists() else None
     if existing is not None and not os.access(path, os.W_OK):
@@ -412,6 +415,7 @@ def save_checkpoint(path: str | os.PathLike, files: dict[str, bytes], lock: Writ
         files = {**files, MANIFEST: json.dumps(record, indent=1).encode("utf-8")}
         new = _unique(path, "new")
         fs.mkdir(new)
+        swapped = False
         try:
             for name, data in files.items():  # the manifest last: a folder with a manifest is complete
                 fs.write_bytes(new / name, data)
@@ -419,13 +423,14 @@ def save_checkpoint(path: str | os.PathLike, files: dict[str, bytes], lock: Writ
             if path.exists():
                 fs.rename(path, _old(path))
             fs.rename(new, path)
+            swapped = True
             fs.fsync_dir(path.parent)
         except BaseException as error:
             if new.exists():
                 shutil.rmtree(new, ignore_errors=True)
-            if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT) and not swapped:
                 size = sum(len(data) for data in files.values())
-                kept = "the previous checkpoint there is intact" if path.exists() else "nothing was saved"
+                kept = "the previous checkpoint there is intact" if existing_checkpoint(path) is not None else "nothing was saved"
                 raise CheckpointError(f"checkpoint {given}: the disk is full ({error.strerror}): a save writes the new "
                                       f"checkpoint ({size / 1e6:.1f} MB) beside the old one before swapping them; {kept}. "
                                       "Free some space, or save elsewhere") from None

@@ -101,6 +101,11 @@ class Checkpoint:
         return self.load_weights(LanguageModel.from_config(self.state["model"]), weights)
 
 
+def non_finite_parameter(model: Any) -> str | None:
+    """The name of the first parameter of ``model`` holding NaN or inf (a run that diverged), or None."""
+    return next((name for name, p in model.named_parameters() if not bool(p.backend.xp.isfinite(p.data).all())), None)
+
+
 def _config_problem(config: Any, weights: dict[str, np.ndarray]) -> str | None:
     """Why the model config cannot describe these weights (sizes checked before anything is allocated)."""
     if not isinstance(config, dict):
@@ -132,8 +137,10 @@ def _config_problem(config: Any, weights: dict[str, np.ndarray]) -> str | None:
         # each, so that what the model allocates stays in proportion to what was read. A wrong gate count is
         # load_state_dict's to report.
         key = f"rnn.layers.{layer}.cell.weight_hh"
-        shape = tuple(weights[key].shape) if key in weights else None
-        if shape is None or len(shape) != 2 or shape[1] != hidden or shape[0] < hidden:
+        if key not in weights:  # a cell of yours may name its weights otherwise: load_state_dict checks them
+            continue
+        shape = tuple(weights[key].shape)
+        if len(shape) != 2 or shape[1] != hidden or shape[0] < hidden:
             return f"its config has hidden_size={hidden}, model.npz holds {key} of shape {shape} (wanted (gates × {hidden}, {hidden}))"
     return None
 

@@ -38,7 +38,7 @@ from ..tensor import Tensor
 from ..text import (
     UnknownTokens, UnknownTokensWarning, Vocabulary, language_model_batches, perplexity, stream_chunks, stream_perplexity,
 )
-from .checkpoint import Checkpoint, load_model, open_checkpoint, vocabulary_fingerprint
+from .checkpoint import Checkpoint, load_model, non_finite_parameter, open_checkpoint, vocabulary_fingerprint
 from .config import LAYOUTS, MAX_VOCAB, TrainConfig, TrainingError  # noqa: F401  LAYOUTS: still importable from here
 from .language_model import LanguageModel
 
@@ -343,9 +343,9 @@ class Trainer:
 
     def _check_weights_finite(self, out: str | os.PathLike, when: str) -> None:
         """Refuse to save weights that are NaN or inf: they would replace the last checkpoint worth keeping."""
-        for name, p in self.model.named_parameters():
-            if not bool(p.backend.xp.isfinite(p.data).all()):
-                raise TrainingError(self._diverged(f"{when}: {name} holds NaN or inf", out))
+        name = non_finite_parameter(self.model)
+        if name is not None:
+            raise TrainingError(self._diverged(f"{when}: {name} holds NaN or inf", out))
 
     def _diverged(self, what: str, out: str | os.PathLike | None) -> str:
         """The one line that stops a run gone to NaN: ``what`` (when, and what was found), what was kept, the fix."""
@@ -440,7 +440,9 @@ class Trainer:
         config = opened.config()
         recorded = config.data
         config.data = str(_locate_data(opened, data))
-        trainer = cls(config, load_corpus(config, opened.vocab))
+        corpus = load_corpus(config, opened.vocab)
+        _check_same_data(opened, corpus, data is not None, config.data)  # the bytes just read, not a second read
+        trainer = cls(config, corpus)
         if config.data != recorded:
             trainer.notes.append(f"data {recorded} -> {config.data} (same SHA-256)")
         trainer.run_id = state.get("run_id") or trainer.run_id
@@ -508,18 +510,21 @@ def resume_conflicts(config: TrainConfig, given: dict[str, Any]) -> list[str]:
 
 
 def _locate_data(opened: Checkpoint, data: str | os.PathLike | None) -> Path:
-    """The training file of a checkpoint: ``data`` if given (same SHA-256 required), else the recorded path."""
-    recorded = Path(opened.state["config"]["data"])
-    expected = opened.state.get("data_sha256")
-    path = Path(data).resolve() if data is not None else recorded
+    """The training file of a checkpoint: ``data`` if given, else the recorded path (its bytes are checked once read)."""
+    path = Path(data).resolve() if data is not None else Path(opened.state["config"]["data"])
     if not path.is_file():
         hint = "; pass --data with its new path" if data is None else ""
         raise TrainingError(f"data file {path} of checkpoint {opened.folder} not found{hint}")
-    if expected is not None and file_sha256(path) != expected:
-        which = "is not the file" if data is not None else "changed since"
+    return path
+
+
+def _check_same_data(opened: Checkpoint, corpus: Corpus, moved: bool, path: str) -> None:
+    """Refuse data whose bytes are not those the checkpoint was trained on (its SHA-256, when it recorded one)."""
+    expected = opened.state.get("data_sha256")
+    if expected is not None and corpus.data_sha256 != expected:
+        which = "is not the file" if moved else "changed since"
         raise TrainingError(f"data file {path} {which} the checkpoint {opened.folder} was trained on (SHA-256 differs); "
                             "resume with the original file, or start a new run")
-    return path
 
 
 def _unflatten(arrays: dict[str, np.ndarray], model: LanguageModel) -> list[Any]:

@@ -268,12 +268,13 @@ class Module:
                                       "Module.save writes; load it with np.load and pass a dict to load_state_dict")
             with archive:
                 arrays = {k: archive[k] for k in archive.files}
-        except (FileNotFoundError, CheckpointError):
+        except (OSError, CheckpointError):  # no such file, a folder, no permission: OSError's own words name it
             raise
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-            if "pickle" in str(error):
-                raise CheckpointError(f"{where}: {path} holds pickled Python objects, which are never loaded "
-                                      "(allow_pickle=False: unpickling runs code); Module.save writes arrays only") from None
+        except (ValueError, EOFError, zipfile.BadZipFile) as error:
+            if isinstance(error, ValueError) and "pickled" in error.args[0]:  # NumPy's words for what it will not unpickle
+                raise CheckpointError(f"{where}: {path} is not a file that Module.save wrote: NumPy reads it as pickled "
+                                      "Python objects, which are never loaded (allow_pickle=False: unpickling runs code); "
+                                      "Module.save writes arrays only") from None
             raise CheckpointError(f"{where}: {path} is not a file that Module.save wrote, or it was cut short "
                                   f"({type(error).__name__}: {str(error)[:80]}); restore it from a backup or save again") from None
         return self.load_state_dict(arrays, strict=strict)

@@ -158,6 +158,10 @@ class Recurrent(Module):
     def output_size(self) -> int:
         return self.cell.hidden_size
 
+    def check_state(self, state: State, batch_size: int) -> None:
+        """A StateError unless ``state`` fits the cell at ``batch_size`` rows."""
+        self.cell.check_state(state, batch_size)
+
     def forward(self, x: Tensor, state: State | None = None, lengths: Any = None) -> tuple[Tensor, State]:
         x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, f"Recurrent({type(self.cell).__name__})")
         out, state = self.run(x, state, lengths)
@@ -227,6 +231,21 @@ class Recurrent(Module):
         return ", ".join(options)
 
 
+def check_part_state(layer: Module, state: State, batch_size: int, given: str) -> None:
+    """``layer.check_state`` on the part of a wrapper's state meant for ``layer``; a StateError then starts with
+    ``given``, where in the wrapper's state the part came from ("Stacked(2 layers): state[1] (layer 1)"), since a
+    cell alone cannot say which layer it is. Only the state given is checked this way, before anything runs: an
+    error inside a layer's steps is not taken for one of the state given. A layer of yours without
+    ``check_state`` checks its state itself."""
+    check = getattr(layer, "check_state", None)
+    if state is None or check is None:
+        return
+    try:
+        check(state, batch_size)
+    except StateError as error:
+        raise StateError(f"{given}: {error}") from None
+
+
 def _set_layer(module: Module, index: int) -> None:
     for inner in module.modules():
         if isinstance(inner, Recurrent):
@@ -276,6 +295,14 @@ class Bidirectional(Module):
         """The layer a call's errors name: "Bidirectional(Recurrent(LSTMCell))"."""
         return f"Bidirectional(Recurrent({type(self.forward_layer.cell).__name__}))"
 
+    def check_state(self, state: tuple[State, State], batch_size: int) -> None:
+        """A StateError unless ``state`` is a pair whose parts (None or a state) fit the two directions."""
+        if not isinstance(state, (tuple, list)) or len(state) != 2:
+            raise StateError(f"{self._called()}: state must be None or a pair (forward_state, reverse_state); "
+                             f"got {describe_state(state)}")
+        for i, (layer, direction) in enumerate(((self.forward_layer, "forward"), (self.backward_layer, "reverse"))):
+            check_part_state(layer, state[i], batch_size, f"{self._called()}: state[{i}] ({direction})")
+
     def forward(self, x: Tensor, state: tuple[State, State] | None = None, lengths: Any = None):
         x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, self._called())
         merged, finals = self.run(x, state, lengths)
@@ -283,12 +310,11 @@ class Bidirectional(Module):
 
     def run(self, x: Tensor, state: tuple[State, State] | None, lengths: np.ndarray | None):
         """``forward`` on a checked, time-major input (see Recurrent.run)."""
-        if state is not None and (not isinstance(state, (tuple, list)) or len(state) != 2):
-            raise StateError(f"{self._called()}: state must be None or a pair (forward_state, reverse_state); "
-                             f"got {describe_state(state)}")
+        if state is not None:
+            self.check_state(state, x.shape[1])
         forward_state, reverse_state = state if state is not None else (None, None)
-        forward_out, forward_final = run_layer(self.forward_layer, x, forward_state, lengths, f"{self._called()}: state[0] (forward)")
-        reverse_out, reverse_final = run_layer(self.backward_layer, x, reverse_state, lengths, f"{self._called()}: state[1] (reverse)")
+        forward_out, forward_final = run_layer(self.forward_layer, x, forward_state, lengths)
+        reverse_out, reverse_final = run_layer(self.backward_layer, x, reverse_state, lengths)
         mode = self.merge_mode
         if mode == "concat":
             merged = concat([forward_out, reverse_out], axis=-1)
@@ -355,6 +381,14 @@ class Stacked(Module):
             return self.name
         return f"Stacked({len(self.layers)} layer{'s' if len(self.layers) > 1 else ''})"
 
+    def check_state(self, state: Sequence[State], batch_size: int) -> None:
+        """A StateError unless ``state`` is a list of one state (or None) per layer, each fitting its layer."""
+        if not isinstance(state, (list, tuple)) or len(state) != len(self.layers):
+            raise StateError(f"{self._called()}: state must be a list of one state per layer ({len(self.layers)}); "
+                             f"got {describe_state(state)}")
+        for i, (layer, part) in enumerate(zip(self.layers, state)):
+            check_part_state(layer, part, batch_size, f"{self._called()}: state[{i}] (layer {i})")
+
     def forward(self, x: Tensor, state: Sequence[State] | None = None, lengths: Any = None) -> tuple[Tensor, list[State]]:
         x, lengths = checked_call(x, lengths, self.batch_first, getattr(self.layers[0], "input_size", None), self._called())
         out, states = self.run(x, state, lengths)
@@ -362,14 +396,13 @@ class Stacked(Module):
 
     def run(self, x: Tensor, state: Sequence[State] | None, lengths: np.ndarray | None) -> tuple[Tensor, list[State]]:
         """``forward`` on a checked, time-major input (see Recurrent.run)."""
-        if state is not None and (not isinstance(state, (list, tuple)) or len(state) != len(self.layers)):
-            raise StateError(f"{self._called()}: state must be a list of one state per layer ({len(self.layers)}); "
-                             f"got {describe_state(state)}")
+        if state is not None:
+            self.check_state(state, x.shape[1])
         states = []
         for i, layer in enumerate(self.layers):
             if i > 0 and self.dropout:
                 x = dropout(x, self.dropout, self.training)
-            x, final = run_layer(layer, x, None if state is None else state[i], lengths, f"{self._called()}: state[{i}] (layer {i})")
+            x, final = run_layer(layer, x, None if state is None else state[i], lengths)
             states.append(final)
         return x, states
 
@@ -377,18 +410,10 @@ class Stacked(Module):
         return f"dropout={self.dropout}" if self.dropout else ""
 
 
-def run_layer(layer: Module, x: Tensor, state: Any, lengths: np.ndarray | None, given: str = "") -> tuple[Any, Any]:
+def run_layer(layer: Module, x: Tensor, state: Any, lengths: np.ndarray | None) -> tuple[Any, Any]:
     """A layer inside a wrapper, on the wrapper's checked, time-major input: through its ``run`` when it is one of
     the wrappers here as written, else called as a user calls it, in the layout it asks for (a layer of yours, or
-    a subclass whose own ``forward`` must run).
-
-    ``given``: where in the wrapper's state ``state`` came from ("Stacked(2 layers): state[1] (layer 1)"), put
-    before the layer's own words when that state does not fit it: a cell alone cannot say which layer it is."""
-    if state is not None and given:
-        try:
-            return run_layer(layer, x, state, lengths)
-        except StateError as error:
-            raise StateError(f"{given}: {error}") from None
+    a subclass whose own ``forward`` must run)."""
     if type(layer).forward in _CHECKED_ONCE:
         return layer.run(x, state, lengths)
     out, final = layer(batch_major(x, layer.batch_first), state, lengths)

@@ -30,8 +30,8 @@ def _is_array(value: Any) -> bool:
 def _loaded(value: Any, param: Tensor) -> Any:
     """A saved state value as the optimizer keeps it: an array copied into the parameter's dtype and backend; a
     count ("step") as a Python int, also when a file gave it back as a 0-d integer array."""
-    if _is_array(value):
-        return param.backend.asarray(np.array(Tensor.wrap(value).numpy(), dtype=param.dtype, copy=True))
+    if _is_array(value):  # a copy on the parameter's backend; per-element state in its dtype, a 0-d statistic in its own
+        return param.backend.array(value, param.dtype if value.ndim else None, copy=True)
     return int(value) if hasattr(value, "shape") and not np.isscalar(value) else value
 
 
@@ -44,8 +44,8 @@ class Optimizer:
 
     state_names: tuple[str, ...] | None = None
     """What ``update`` keeps per parameter (Adam's "step", "exp_avg", ...): a saved state naming anything else
-    comes from another optimizer, and ``load_state_dict`` refuses it. None (an optimizer of yours that does not
-    say) accepts any."""
+    comes from another optimizer, and ``load_state_dict`` refuses it. Checked only for the class that sets it
+    (a subclass of Adam that keeps more is not held to Adam's names); None accepts any."""
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]) -> None:
         name = type(self).__name__
@@ -137,22 +137,26 @@ class Optimizer:
         saved_sizes = [len(g["params"]) for g in groups]
         if sizes != saved_sizes:
             raise ValueError(f"{where}: the saved groups hold {saved_sizes} parameters, this optimizer's {sizes}")
-        foreign = sorted({key for group in groups for key in group} - set(self.defaults) - {"params"})
-        if foreign:
+        another = "a state dict of another optimizer? Load it into an optimizer of the class that saved it"
+        saved_keys = {key for group in groups for key in group} - {"params"}
+        foreign, lacking = sorted(saved_keys - set(self.defaults)), sorted(set(self.defaults) - saved_keys)
+        if foreign and lacking:  # extra keys alone are a scheduler's (initial_lr) or a subclass's, kept as PyTorch keeps them
             raise ValueError(f"{where}: the saved groups have hyperparameters {foreign} that {type(self).__name__} does not "
-                             f"take (it takes {sorted(self.defaults)}): a state dict of another optimizer? Load it into one "
-                             "of the same class")
+                             f"take, and lack its {lacking}: {another}")
+        # Checked only for a class that says what it keeps itself: a subclass may keep more than its parent
+        known = type(self).__dict__.get("state_names")
         params = [p for g in self.param_groups for p in g["params"]]
         for i, saved in state_dict["state"].items():
             if not ((is_int(i) and i >= 0) or (isinstance(i, str) and i.isdigit())) or int(i) >= len(params):
-                raise ValueError(f"{where}: state of parameter {i!r}; the optimizer has parameters 0 to {len(params) - 1}")
+                raise ValueError(f"{where}: state of parameter {i!r}: its index must be an int from 0 to {len(params) - 1}, "
+                                 "one per parameter in the order of param_groups")
             p = params[int(i)]
-            unknown = sorted(set(saved) - set(self.state_names)) if self.state_names is not None else []
+            unknown = sorted(set(saved) - set(known)) if known is not None else []
             if unknown:
                 raise ValueError(f"{where}: parameter {i} has state {unknown} that {type(self).__name__} does not keep (it keeps "
-                                 f"{list(self.state_names)}): a state dict of another optimizer? Load it into one of the same class")
+                                 f"{list(known)}): {another}")
             for key, value in saved.items():
-                if _is_array(value) and tuple(value.shape) != p.shape:
+                if _is_array(value) and value.ndim > 0 and tuple(value.shape) != p.shape:  # a 0-d value: a statistic, not per element
                     raise ValueError(f"{where}: state {key!r} of parameter {i} has shape {tuple(value.shape)}, the parameter {p.shape}")
         self.state = {}
         for i, saved in state_dict["state"].items():
