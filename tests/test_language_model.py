@@ -1,8 +1,10 @@
 """Text, sampling, the language model, training with checkpoints and exact resumption, the CLI and the main demo."""
 import inspect
+import itertools
 import json
 import math
 import os
+import re
 import runpy
 import signal
 import warnings
@@ -17,7 +19,8 @@ from tinygrad_seq.cli import main as cli
 from tinygrad_seq.models import LanguageModel, TrainConfig, Trainer
 from tinygrad_seq.text import (
     BOS_ID, EOS_ID, IGNORE, IGNORE_INDEX, PAD_ID, UNK_ID, Vocabulary, language_model_batches, pad_batch, perplexity, sample,
-    UnknownTokensWarning, stream_chunks, tokenize_words,
+    UnknownTokensWarning, sample_many, sentence_log_probability, sentence_probability, stream_chunks, stream_perplexity,
+    tokenize_words,
 )
 
 from . import strict_device
@@ -39,6 +42,17 @@ def test_vocabulary_char_level(tmp_path):
     assert vocab.encode("az") == [4, UNK_ID] and vocab.decode(vocab.encode("abc")) == "abc"
     assert Vocabulary.load(vocab.save(tmp_path / "v.json")) == vocab
     assert oct(os.stat(tmp_path / "v.json").st_mode)[-3:] != "600"  # an ordinary file, not a private temp file
+
+
+@pytest.mark.parametrize("text, words", [
+    ("cafe\u0301 noir", ["cafe\u0301", "noir"]),      # e + a combining acute accent
+    ("İstanbul".lower(), ["i\u0307stanbul"]),          # lowering İ leaves a combining dot above
+    ("हिंदी भाषा", ["हिंदी", "भाषा"]),                    # Devanagari's vowel signs are marks
+])
+def test_word_tokens_keep_their_combining_marks(text, words):
+    assert tokenize_words(text) == words
+    vocab = Vocabulary.from_text(text, level="word")
+    assert vocab.decode(vocab.encode(text)) == text
 
 
 def test_vocabulary_word_level_min_freq_and_max_size():
@@ -154,9 +168,12 @@ def test_sample_refuses_arguments_it_cannot_use(arguments, error, message):
 def test_sample_with_another_models_vocabulary_and_a_tiny_temperature():
     vocab = Vocabulary.from_text(["abc"])
     model = small_model(vocab)
-    with pytest.raises(ValueError, match=r"sample: the model predicts 7 tokens but the vocabulary has 10; sample with the "
+    with pytest.raises(ValueError, match=r"sample: the model predicts 7 tokens but the vocabulary has 10; use the "
                                          r"vocabulary the model was trained with"):
         sample(model, Vocabulary.from_text(["abcdef"]), prime="f")  # before f's id could reach the embedding
+    for score in (sentence_probability, sentence_log_probability):  # were an IndexError in the embedding
+        with pytest.raises(ValueError, match=rf"{score.__name__}: the model predicts 7 tokens but the vocabulary has 10"):
+            score(model, Vocabulary.from_text(["abcdef"]), "fed")
     model.config = "a note of the user's"  # a model whose config is not the LanguageModel's dict: judged by its logits
     with pytest.raises(ValueError, match=r"sample: the model predicts 7 tokens but the vocabulary has 10"):
         sample(model, Vocabulary.from_text(["abcdef"]))  # was AttributeError: 'str' object has no attribute 'get'
@@ -169,6 +186,20 @@ def test_sample_with_another_models_vocabulary_and_a_tiny_temperature():
     assert greedy == sample(model, vocab, n=2, max_len=6, top_k=1, seed=1)  # the likeliest token at every step, as top_k=1
 
 
+def test_sample_many_yields_batch_by_batch_what_sample_draws(capsys):
+    vocab = Vocabulary.from_text(["abc", "cab"])
+    model = small_model(vocab)
+    texts = sample_many(model, vocab, n=7, max_len=5, seed=3, batch_size=3)  # three batches: 3, 3 and 1
+    first = list(itertools.islice(texts, 3))
+    assert first == sample(model, vocab, n=3, max_len=5, seed=3)
+    assert len(first + list(texts)) == 7
+    assert "sampling" in capsys.readouterr().err  # a progress bar, as there is more than one batch
+    with pytest.raises(ValueError, match=r"sample_many: batch_size must be an int >= 1; got 0"):
+        sample_many(model, vocab, n=3, batch_size=0)
+    with pytest.raises(ValueError, match=r"sample: n must be an int >= 1; got 0"):
+        sample_many(model, vocab, n=0)  # at the call, not at the first text
+
+
 def test_perplexity_decode_and_batching_refuse_what_they_cannot_measure():
     vocab = Vocabulary.from_text(["abc"])
     model = small_model(vocab)
@@ -176,13 +207,41 @@ def test_perplexity_decode_and_batching_refuse_what_they_cannot_measure():
         perplexity(model, [])
     with pytest.raises(ValueError, match=r"perplexity: sequence 1 has 1 id\(s\); each needs at least two"):
         perplexity(model, [vocab.encode("ab", bos=True, eos=True), [3]])
+    for bad in (4.0, "4", True):  # int() had read each as an id
+        with pytest.raises(TypeError, match=rf"decode: ids must be integers; got {re.escape(repr(bad))}"):
+            vocab.decode([4, bad])
+    assert vocab.decode(np.array([4, 5], dtype=np.int32)) == vocab.decode([4, 5]) == "ab"
+    for arguments, error, message in [
+        (dict(texts=None), TypeError, "texts must be a str or an iterable of str; got NoneType"),
+        (dict(texts=["ab", b"c"]), TypeError, "texts[1] is a bytes, not a str; give the texts themselves (decode bytes first)"),
+        (dict(texts="ab", min_freq=0), ValueError, "min_freq must be an int >= 1; got 0"),
+        (dict(texts="ab", max_size=3), ValueError, "max_size must be an int >= 4; got 3"),  # was a vocabulary of 4
+    ]:
+        with pytest.raises(error, match=f"Vocabulary.from_text: {re.escape(message)}"):
+            Vocabulary.from_text(**arguments)
     for bad in (7, -1):  # -1 would have wrapped around to the last token
         with pytest.raises(ValueError, match=rf"decode: id {bad} is not in this vocabulary of 7 tokens \(ids 0 to 6\)"):
             vocab.decode([4, bad])
+    for arguments, message in [(dict(seq_len=0), "seq_len must be an int >= 1; got 0"),
+                               (dict(seq_len=2.0), "seq_len must be an int >= 1; got 2.0"),
+                               (dict(seq_len=2, batch_size=0), "batch_size must be an int >= 1; got 0"),
+                               (dict(seq_len=2, batch_size=2.5), "batch_size must be an int >= 1; got 2.5")]:
+        with pytest.raises(ValueError, match=rf"stream_perplexity: {re.escape(message)}"):
+            stream_perplexity(model, list(range(4, 7)) * 3, **arguments)
+    with pytest.raises(ValueError, match=r"stream_perplexity: the text has 1 token\(s\); it needs at least two"):
+        stream_perplexity(model, [4], seq_len=2)  # was nan, where perplexity raises
     with pytest.raises(ValueError, match=r"stream_chunks: seq_len must be an int >= 1; got 0"):
         stream_chunks(list(range(10)), 2, 0)
     with pytest.raises(ValueError, match=r"language_model_batches: batch_size must be an int >= 1; got 0"):
-        list(language_model_batches([[3, 4, 2]], 0))
+        language_model_batches([[3, 4, 2]], 0)
+    with pytest.raises(ValueError, match=r"language_model_batches: sequence 1 has 1 id\(s\); each needs at least two"):
+        language_model_batches([[3, 4, 2], [3]], 2)  # was pad_batch's error, at the batch that held it
+    with pytest.raises(TypeError, match=r"language_model_batches: rng must be a np.random.Generator, a seed \(an int >= 0\) "
+                                        r"or None for no shuffling; got str"):
+        language_model_batches([[3, 4, 2]], 1, rng="0")
+    by_seed = [inputs.tolist() for inputs, _, _ in language_model_batches([[3, 4, 2], [3, 5, 2], [3, 6, 2]], 1, rng=0)]
+    assert by_seed == [inputs.tolist() for inputs, _, _ in
+                       language_model_batches([[3, 4, 2], [3, 5, 2], [3, 6, 2]], 1, rng=np.random.default_rng(0))]
 
 
 def test_sampling_builds_no_graph_and_leaves_the_model_as_it_was():
@@ -273,6 +332,15 @@ def test_training_lowers_the_loss_and_checkpoints_are_atomic(tmp_path):
     assert losses[-1] < losses[0] < np.log(len(trainer.corpus.vocab))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary or old directory left behind
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["carry.npz", "manifest.json", "model.npz", "optimizer.npz", "state.json", "vocab.json"]
+
+
+def test_training_without_held_out_text_says_why_there_is_no_validation(tmp_path, capsys):
+    (tmp_path / "two.txt").write_text("abc\nabd\n")  # 10% of two lines is no line
+    trainer = Trainer(TrainConfig(data=str(tmp_path / "two.txt"), hidden=4, embed_dim=4, epochs=1))
+    trainer.run(progress=True)
+    assert math.isnan(trainer.history[-1]["valid_loss"])
+    assert (f"epoch 1: train loss {trainer.history[-1]['train_loss']:.3f}, no validation: the held-out part is empty "
+            f"(10% of {tmp_path / 'two.txt'} is too little text to score") in capsys.readouterr().out  # was "nan"
 
 
 # ---------------------------------------------------------------- the CLI

@@ -268,7 +268,15 @@ class Trainer:
         return loss.item()
 
     def validate(self) -> tuple[float, float]:
+        """(loss per token, perplexity) on the held-out data; NaN for both when none was held out."""
         return held_out_loss(self.model, self.corpus.valid, self.config)
+
+    def _validation_summary(self, loss: float, perplexity: float) -> str:
+        config = self.config
+        if has_held_out(self.corpus.valid, config):
+            return f"validation loss {loss:.3f}, perplexity {perplexity:.2f}"
+        return (f"no validation: the held-out part is empty ({config.val_fraction:.0%} of {config.data} is too little "
+                "text to score; TrainConfig.val_fraction holds out more)")
 
     def run(self, out: str | os.PathLike | None = None, progress: bool = True, on_epoch_end: Any = None,
             overwrite: bool = False) -> bool:
@@ -326,7 +334,7 @@ class Trainer:
                 self.history.append({"epoch": self.epoch + 1, "train_loss": running, "valid_loss": valid_loss, "valid_perplexity": valid_ppl})
                 self.epoch, self.batch = self.epoch + 1, 0
                 if progress:
-                    tqdm.write(f"epoch {self.epoch}: train loss {running:.3f}, validation loss {valid_loss:.3f}, perplexity {valid_ppl:.2f}")
+                    tqdm.write(f"epoch {self.epoch}: train loss {running:.3f}, {self._validation_summary(valid_loss, valid_ppl)}")
                 if out is not None:
                     self._check_weights_finite(out, f"at the end of epoch {self.epoch}")
                     self.save(out, overwrite=overwrite)
@@ -542,11 +550,18 @@ def read_checkpoint(checkpoint: str | os.PathLike) -> tuple[dict[str, Any], Voca
     return opened.state, opened.vocab
 
 
+def has_held_out(data: Any, config: TrainConfig) -> bool:
+    """Whether ``data`` holds something to score: a line, or two tokens of a stream (one to read, one to predict)."""
+    return len(data) >= (2 if config.is_stream else 1)
+
+
 def held_out_loss(model: LanguageModel, data: Any, config: TrainConfig) -> tuple[float, float]:
     """(loss per token, perplexity) on held-out data of the run's layout: sequences, or one stream."""
+    if not has_held_out(data, config):
+        return math.nan, math.nan
     if config.is_stream:
         return stream_perplexity(model, data, config.seq_len, config.batch_size)
-    return perplexity(model, data) if data else (math.nan, math.nan)
+    return perplexity(model, data)
 
 
 def evaluate_file(checkpoint: str | os.PathLike, data: str, encoding: str | None = None) -> tuple[float, float, dict[str, Any]]:
@@ -566,6 +581,11 @@ def evaluate_file(checkpoint: str | os.PathLike, data: str, encoding: str | None
         sizes = state["model"]
         check_batch_memory(corpus.train, 64, len(vocab), sizes["embed_dim"], sizes["hidden_size"], sizes["num_layers"],
                            config.max_batch_gb, data)
+    if not has_held_out(corpus.train, config):
+        count = len(corpus.train)
+        held = f"{count} token{'' if count == 1 else 's'}" if config.is_stream else "no line"
+        raise TrainingError(f"{data} holds {held}; eval scores each token from the ones before it, so it needs a line "
+                            "or, for a stream checkpoint, at least two tokens")
     loss, ppl = held_out_loss(model, corpus.train, config)
     return loss, ppl, state
 

@@ -5,7 +5,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from ..checks import check_counts
+from ..checks import check_counts, is_int
 from ..nn.ids import IGNORE_INDEX
 from .vocab import PAD_ID
 
@@ -24,15 +24,30 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> tuple
 
 
 def language_model_batches(sequences: Sequence[Sequence[int]], batch_size: int,
-                           rng: np.random.Generator | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                           rng: np.random.Generator | int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(inputs (T, B), targets (T, B), lengths) for next-token prediction on whole sequences.
 
     Each sequence is [<bos>, tokens..., <eos>]: the inputs are all but its last
     id, the targets all but its first; padded targets are IGNORE_INDEX. Shuffled by
-    ``rng`` when given.
+    ``rng`` when given (a Generator, or a seed for one).
     """
     check_counts("language_model_batches", batch_size=batch_size)
+    short = next((i for i, ids in enumerate(sequences) if len(ids) < 2), None)
+    if short is not None:  # checked here, at the call, not when the batch that holds it comes
+        raise ValueError(f"language_model_batches: sequence {short} has {len(sequences[short])} id(s); each needs at least "
+                         "two, a token and the one that follows it (vocab.encode(line, bos=True, eos=True) gives <bos> ... <eos>)")
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        if not is_int(rng):
+            raise TypeError(f"language_model_batches: rng must be a np.random.Generator, a seed (an int >= 0) or None "
+                            f"for no shuffling; got {type(rng).__name__}")
+        check_counts("language_model_batches", minimum=0, rng=rng)
+        rng = np.random.default_rng(rng)
     order = rng.permutation(len(sequences)) if rng is not None else np.arange(len(sequences))
+    return _padded_batches(sequences, order, batch_size)
+
+
+def _padded_batches(sequences: Sequence[Sequence[int]], order: np.ndarray,
+                    batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     for start in range(0, len(order), batch_size):
         chosen = [sequences[i] for i in order[start : start + batch_size]]
         inputs, lengths = pad_batch([s[:-1] for s in chosen])

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from ..nn import evaluating, functional as F
 from .. import settings
@@ -29,18 +30,59 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
     they are in the texts returned (each text starts with the prime; words are
     re-joined as ``decode`` joins them, lower-cased with ``lower=True``).
     """
+    rng = _checked_sampling(model, vocab, n, max_len, temperature, top_k, prime, seed)
+    return _sample_batch(model, vocab, n, max_len, temperature, top_k, prime, rng)
+
+
+def sample_many(model: Any, vocab: Vocabulary, n: int, max_len: int = 50, temperature: float = 1.0,
+                top_k: int | None = None, prime: str = "", seed: int | None = None, batch_size: int = 256,
+                progress: bool = True) -> Iterator[str]:
+    """:func:`sample`'s ``n`` texts, yielded ``batch_size`` at a time, so that memory stays that of one batch
+    and the first texts come before the last are drawn; a progress bar counts them when there is more than
+    one batch (``progress=False`` hides it). With the same ``seed``, the first ``batch_size`` texts are
+    those ``sample`` gives. Stopping early (``break``, Ctrl-C) keeps every text yielded so far.
+
+    >>> import tinygrad_seq as ts
+    >>> from tinygrad_seq.models import LanguageModel
+    >>> vocab = Vocabulary.from_text("abc")
+    >>> model = LanguageModel(vocab_size=len(vocab), embed_dim=4, hidden_size=8, cell="gru")
+    >>> texts = list(sample_many(model, vocab, n=5, max_len=3, seed=0, batch_size=2, progress=False))
+    >>> len(texts), texts[:2] == sample(model, vocab, n=2, max_len=3, seed=0)
+    (5, True)
+    """
+    check_counts("sample_many", batch_size=batch_size)
+    rng = _checked_sampling(model, vocab, n, max_len, temperature, top_k, prime, seed)  # here, not at the first text
+    return _batches(model, vocab, n, max_len, temperature, top_k, prime, rng, batch_size, progress)
+
+
+def _batches(model: Any, vocab: Vocabulary, n: int, max_len: int, temperature: float, top_k: int | None, prime: str,
+             rng: np.random.Generator, batch_size: int, progress: bool) -> Iterator[str]:
+    with tqdm(total=n, desc="sampling", unit="text", disable=not progress or n <= batch_size, leave=False) as bar:
+        for first in range(0, n, batch_size):
+            texts = _sample_batch(model, vocab, min(batch_size, n - first), max_len, temperature, top_k, prime, rng)
+            bar.update(len(texts))
+            yield from texts
+
+
+def _checked_sampling(model: Any, vocab: Vocabulary, n: int, max_len: int, temperature: float, top_k: int | None,
+                      prime: str, seed: int | None) -> np.random.Generator:
+    """The generator to draw with, once the arguments are checked (the prime's unknown tokens are warned about)."""
     _check_sampling(n, max_len, temperature, top_k, prime, seed)
     unknown = vocab.unknown(prime)
     if unknown.count:
-        warnings.warn(f"prime: {unknown}", UnknownTokensWarning, stacklevel=2)
-    rng = np.random.default_rng(seed) if seed is not None else settings.host_rng
-    config = getattr(model, "config", None)  # a LanguageModel says its size up front; another model, by its logits below
-    _check_vocabulary_size(config.get("vocab_size") if isinstance(config, Mapping) else None, vocab)
+        warnings.warn(f"prime: {unknown}", UnknownTokensWarning, stacklevel=3)
+    _check_vocabulary_size("sample", _declared_vocabulary_size(model), vocab)
+    return np.random.default_rng(seed) if seed is not None else settings.host_rng
+
+
+def _sample_batch(model: Any, vocab: Vocabulary, n: int, max_len: int, temperature: float, top_k: int | None,
+                  prime: str, rng: np.random.Generator) -> list[str]:
+    """``n`` texts drawn side by side, as one batch of the model, with ``rng``."""
     with evaluating(model):
         start = [BOS_ID] + vocab.encode(prime)
         tokens = np.tile(np.array(start), (n, 1)).T  # (len(start), n)
         logits, state = model(tokens)
-        _check_vocabulary_size(logits.shape[-1], vocab)  # any other model, by what it predicts
+        _check_vocabulary_size("sample", logits.shape[-1], vocab)  # any other model, by what it predicts
         step_logits = logits[-1]
         generated: list[list[int]] = [[] for _ in range(n)]
         done = np.zeros(n, dtype=bool)
@@ -77,8 +119,9 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
 Factor = tuple[str, float]  # (token, P(token | the tokens before it)), or its log
 
 
-def _conditional_log_probabilities(model: Any, vocab: Vocabulary, sentence: str, stacklevel: int) -> list[Factor]:
+def _conditional_log_probabilities(op: str, model: Any, vocab: Vocabulary, sentence: str, stacklevel: int) -> list[Factor]:
     """[(token, log P(y⟨t⟩ | <bos>, y⟨1⟩ … y⟨t−1⟩)) for t = 1 … T_y], the last token <eos>; warns about unknown tokens."""
+    _check_vocabulary_size(op, _declared_vocabulary_size(model), vocab)  # before an id too large reaches the embedding
     unknown = vocab.unknown(sentence)
     if unknown.count:
         warnings.warn(f"sentence: {unknown}", UnknownTokensWarning, stacklevel=stacklevel + 1)  # + this function
@@ -87,6 +130,7 @@ def _conditional_log_probabilities(model: Any, vocab: Vocabulary, sentence: str,
         # Step t reads y⟨t−1⟩ (<bos> at t = 1, the course's x⟨1⟩ = 0) and its softmax ŷ⟨t⟩ is P(y⟨t⟩ | what came before):
         # exactly how the model is trained, one sentence as a batch of one.
         logits, _ = model(np.array(ids[:-1])[:, None])
+        _check_vocabulary_size(op, logits.shape[-1], vocab)
         cross_entropies = F.cross_entropy(logits, np.array(ids[1:])[:, None], reduction="none")  # −log P(y⟨t⟩ | …), (T_y, 1)
     return [(vocab.itos[i], -float(ce)) for i, ce in zip(ids[1:], cross_entropies.numpy()[:, 0])]
 
@@ -97,7 +141,7 @@ def sentence_log_probability(model: Any, vocab: Vocabulary, sentence: str) -> tu
     log P stays finite where P underflows: a float64 P reaches 0.0 below about
     e^−745, some 150 words at a perplexity of 150. Compare or average sentences with this.
     """
-    terms = _conditional_log_probabilities(model, vocab, sentence, stacklevel=2)
+    terms = _conditional_log_probabilities("sentence_log_probability", model, vocab, sentence, stacklevel=2)
     return math.fsum(log_p for _, log_p in terms), terms
 
 
@@ -119,14 +163,20 @@ def sentence_probability(model: Any, vocab: Vocabulary, sentence: str) -> tuple[
     computed from the logarithms. For long text P underflows to 0.0: use
     :func:`sentence_log_probability`, which returns log P and the log-factors.
     """
-    terms = _conditional_log_probabilities(model, vocab, sentence, stacklevel=2)
+    terms = _conditional_log_probabilities("sentence_probability", model, vocab, sentence, stacklevel=2)
     return math.exp(math.fsum(log_p for _, log_p in terms)), [(token, math.exp(log_p)) for token, log_p in terms]
 
 
-def _check_vocabulary_size(predicted: int | None, vocab: Vocabulary) -> None:
+def _declared_vocabulary_size(model: Any) -> int | None:
+    """The vocabulary size a LanguageModel says up front (another model says it by its logits)."""
+    config = getattr(model, "config", None)
+    return config.get("vocab_size") if isinstance(config, Mapping) else None
+
+
+def _check_vocabulary_size(op: str, predicted: int | None, vocab: Vocabulary) -> None:
     if predicted is not None and predicted != len(vocab):
-        raise ValueError(f"sample: the model predicts {predicted} tokens but the vocabulary has {len(vocab)}; "
-                         "sample with the vocabulary the model was trained with (models.load_model returns both)")
+        raise ValueError(f"{op}: the model predicts {predicted} tokens but the vocabulary has {len(vocab)}; "
+                         "use the vocabulary the model was trained with (models.load_model returns both)")
 
 
 def _check_sampling(n: Any, max_len: Any, temperature: Any, top_k: Any, prime: Any, seed: Any) -> None:
@@ -164,8 +214,10 @@ def perplexity(model: Any, sequences: Sequence[Sequence[int]], batch_size: int =
 
 def stream_perplexity(model: Any, ids: Sequence[int], seq_len: int, batch_size: int = 32) -> tuple[float, float]:
     """(loss per token, perplexity) on one long text, read as parallel streams with the state carried between chunks."""
+    check_counts("stream_perplexity", seq_len=seq_len, batch_size=batch_size)
     if len(ids) < 2:
-        return math.nan, math.nan
+        raise ValueError(f"stream_perplexity: the text has {len(ids)} token(s); it needs at least two, a token and the "
+                         "one that follows it")
     with evaluating(model):
         # As many parallel streams as the text fills with whole chunks (one at least).
         streams = max(1, min(batch_size, (len(ids) - 1) // seq_len))

@@ -8,25 +8,45 @@
 from __future__ import annotations
 
 import json
+import operator
 import os
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import regex
+
+from ..checks import check_counts
 from ..storage import atomic_write
 
 PAD, UNK, EOS, BOS = "<pad>", "<unk>", "<eos>", "<bos>"
 SPECIALS = (PAD, UNK, EOS, BOS)  # ids 0, 1, 2, 3 in every vocabulary
 PAD_ID, UNK_ID, EOS_ID, BOS_ID = range(4)
 LEVELS = ("char", "word")
-_WORDS = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
+# ``regex``'s \w is Unicode's word class, combining marks included, so that "cafe\u0301" and Hindi's vowel
+# signs stay inside their word (the standard ``re`` splits them off as punctuation)
+_WORDS = regex.compile(r"\w+(?:'\w+)?|[^\w\s]")
+_SPACE_BEFORE_PUNCTUATION = regex.compile(r" ([^\w\s])")
 
 
 def tokenize_words(text: str, lower: bool = False) -> list[str]:
-    """Words, with punctuation split off as tokens of its own: "Hi, you!" -> ["Hi", ",", "you", "!"]."""
+    """Words, with punctuation split off as tokens of its own: "Hi, you!" -> ["Hi", ",", "you", "!"]. A word's
+    combining marks belong to it: "cafe\u0301" (e + a combining acute accent) is one word."""
     return _WORDS.findall(text.lower() if lower else text)
+
+
+def _token_id(value: Any) -> int:
+    """``value`` as a token id: an integer (Python's, NumPy's, a 0-d integer tensor's), never a bool or a float."""
+    if not isinstance(value, (bool, np.bool_)):
+        try:
+            return operator.index(value)
+        except TypeError:
+            pass
+    raise TypeError(f"decode: ids must be integers; got {value!r} ({type(value).__name__}); decode the ids encode "
+                    "gave, or argmax's indices (a float or a bool is not an id)")
 
 
 class UnknownTokensWarning(UserWarning):
@@ -89,11 +109,19 @@ class Vocabulary:
     def from_text(cls, texts: str | Iterable[str], level: str = "char", min_freq: int = 1,
                   max_size: int | None = None, lower: bool = False) -> Vocabulary:
         """Count the tokens of ``texts`` (one string or many) and keep those seen ``min_freq`` times, at most ``max_size``."""
+        check_counts("Vocabulary.from_text", min_freq=min_freq)
+        if max_size is not None:  # the special tokens count: a vocabulary is never smaller than they are
+            check_counts("Vocabulary.from_text", minimum=len(SPECIALS), max_size=max_size)
         if isinstance(texts, str):
             texts = [texts]
+        elif not isinstance(texts, Iterable):
+            raise TypeError(f"Vocabulary.from_text: texts must be a str or an iterable of str; got {type(texts).__name__}")
         counts: Counter[str] = Counter()
         probe = cls([], level, lower)
-        for text in texts:
+        for index, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise TypeError(f"Vocabulary.from_text: texts[{index}] is a {type(text).__name__}, not a str; "
+                                "give the texts themselves (decode bytes first)")
             counts.update(probe.tokenize(text))
         ranked = sorted((t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))
         if max_size is not None:
@@ -127,7 +155,7 @@ class Vocabulary:
 
     def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
         """Text of ``ids``: characters joined directly, words with spaces (none before punctuation)."""
-        ids = [int(i) for i in ids]
+        ids = [_token_id(i) for i in ids]
         outside = next((i for i in ids if not 0 <= i < len(self.itos)), None)
         if outside is not None:  # a negative id would wrap around to the last tokens
             raise ValueError(f"decode: id {outside} is not in this vocabulary of {len(self.itos)} tokens (ids 0 to "
@@ -143,7 +171,7 @@ class Vocabulary:
         """
         if self.level == "char":
             return "".join(tokens)
-        return re.sub(r" ([^\w\s])", r"\1", " ".join(tokens))
+        return _SPACE_BEFORE_PUNCTUATION.sub(r"\1", " ".join(tokens))
 
     def to_dict(self) -> dict:
         return {"level": self.level, "lower": self.lower, "tokens": self.itos[len(SPECIALS):]}
