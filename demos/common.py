@@ -35,7 +35,7 @@ except RuntimeError as error:
 
 from tinygrad_seq import optim
 from tinygrad_seq.backend import BACKEND_NAMES, BackendError
-from tinygrad_seq.cli import ArgumentParser, integer  # noqa: F401  the demos use common.integer
+from tinygrad_seq.cli import ArgumentParser, error_line, integer  # noqa: F401  the demos use common.integer
 from tinygrad_seq.models import TrainingError
 from tinygrad_seq.storage import CheckpointError
 from tinygrad_seq.viz import GraphvizNotFound
@@ -51,6 +51,11 @@ def run(main: Callable[[], Any]) -> None:
         main()
     except ERRORS as error:
         fail(error)
+    except (OSError, MemoryError) as error:  # a path the demo cannot use, a full disk, memory running out
+        line = error_line(error, "give the demo a smaller size")
+        if line is None:
+            raise
+        fail(line)
 
 
 def arguments(description: str, out: str) -> argparse.ArgumentParser:
@@ -79,12 +84,15 @@ def start(args: argparse.Namespace) -> Path:
     returns the output folder, created."""
     use_backend_option(args)
     if getattr(args, "smoke", False):
-        print("--smoke: a tiny run that checks the demo works; its numbers show nothing yet "
-              "(run it without --smoke for the demo's result)")
+        print("--smoke: a tiny run that checks the demo works, at sizes of its own (options such as --hidden and --epochs "
+              "are not used); its numbers show nothing yet (run it without --smoke for the demo's result)")
     ts.keep_freed_memory()  # the main demo faults 36,000 times instead of 190,000 (docs/performance.md, "Alone or alternating")
     ts.manual_seed(0)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        fail(f"--out {out}: cannot make this folder ({error.strerror}); name a folder you can write to")
     return out
 
 

@@ -64,6 +64,9 @@ PARSER_CASES = [
     (["sample", "--checkpoint", "c", "-n", "0"], "tinygrad-seq sample: -n must be >= 1; got 0"),
     (["sample", "--checkpoint", "c", "--max-len", "0"], "tinygrad-seq sample: --max-len must be >= 1; got 0"),
     (["sample", "--checkpoint", "c", "--seed", "-2"], "tinygrad-seq sample: --seed must be >= 0; got -2"),
+    (["sample", "--checkpoint", "c", "--prime", "ab\udcff\udcfec"],  # bytes a UTF-8 terminal could not decode
+     "tinygrad-seq sample: --prime must be text in the terminal's encoding (utf-8); got the bytes b'\\xff\\xfe' at "
+     "character 2, which it cannot decode (set the terminal to UTF-8, or type the text again)"),
     (["eval", "--checkpoint", "c", "--data", "x", "--encoding", "?"],
      "tinygrad-seq eval: --encoding must be a text encoding Python knows (utf-8, latin-1, cp1252, ...); got '?'"),
     (["graph", "--steps", "0"], "tinygrad-seq graph: --steps must be >= 1; got 0"),
@@ -262,6 +265,36 @@ def test_the_library_refuses_too_long_lines_and_too_short_streams(files):
     with pytest.raises(TrainingError, match="needs at least 5 tokens to train on"):
         Trainer(TrainConfig(data=str(files / "short.txt"), layout="stream", batch_size=4, val_fraction=0.9))
     Trainer(TrainConfig(data=str(files / "short.txt"), layout="stream", batch_size=4))  # 10 tokens: enough for 4 streams
+
+
+def test_eval_of_too_little_text_is_one_line(files, tmp_path, capsys):
+    Trainer(TrainConfig(data=str(files / "short.txt"), layout="stream", batch_size=4, hidden=4, embed_dim=4,
+                        epochs=1)).run(tmp_path / "stream", progress=False)
+    (tmp_path / "one.txt").write_text("h")
+    assert cli(["eval", "--checkpoint", str(tmp_path / "stream"), "--data", str(tmp_path / "one.txt")]) == 2  # was nan, status 0
+    assert one_line(capsys.readouterr().err) == (
+        f"tinygrad-seq eval: error: {tmp_path / 'one.txt'} holds 1 token; eval scores each token from the ones before it, "
+        "so it needs a line or, for a stream checkpoint, at least two tokens")
+
+
+def test_running_out_of_memory_is_one_line_and_other_os_errors_stay_whole(monkeypatch, capsys):
+    import tinygrad_seq.cli as command
+
+    def allocate(args):
+        raise MemoryError("Unable to allocate 64.0 GiB for an array with shape (262144, 65536) and data type float32")
+
+    monkeypatch.setattr(command, "run_sample", allocate)
+    assert cli(["sample", "--checkpoint", "c"]) == 2
+    assert one_line(capsys.readouterr().err) == (
+        "tinygrad-seq sample: error: out of memory: Unable to allocate 64.0 GiB for an array with shape (262144, 65536) "
+        "and data type float32; ask for fewer or shorter samples (-n, --max-len)")
+
+    def broken(args):
+        raise OSError("a socket closed")  # names no path and is no full disk: a bug, shown with its traceback
+
+    monkeypatch.setattr(command, "run_sample", broken)
+    with pytest.raises(OSError, match="a socket closed"):
+        cli(["sample", "--checkpoint", "c"])
 
 
 def test_batch_memory_estimate_covers_what_a_step_allocates():

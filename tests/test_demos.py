@@ -88,6 +88,17 @@ def test_a_demo_refuses_to_replace_what_is_not_its_checkpoint_in_one_line(tmp_pa
     assert (tmp_path / "checkpoint").read_text() == "my notes"
 
 
+def test_a_demo_given_an_out_folder_it_cannot_make_says_so_in_one_line(tmp_path):
+    (tmp_path / "notes").write_text("mine")
+    result = subprocess.run([sys.executable, str(DEMOS / "one_to_many.py"), "--smoke", "--out", str(tmp_path / "notes")],
+                            capture_output=True, text=True, timeout=300, env=demo_env())
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"one_to_many.py: error: --out {tmp_path / 'notes'}: cannot make this folder (File exists); "
+        "name a folder you can write to")
+    assert (tmp_path / "notes").read_text() == "mine"
+
+
 def test_shakespeare_smoke(tmp_path, demo_backend):
     out = run_demo("shakespeare.py", tmp_path, demo_backend, "--cell", "gru")
     assert "validation loss per character after 1 epoch(s)" in out and out.count("--- temperature") == 3

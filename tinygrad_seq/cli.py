@@ -100,6 +100,19 @@ def encoding_name(text: str) -> str:
         raise argparse.ArgumentTypeError(f"must be a text encoding Python knows (utf-8, latin-1, cp1252, ...); got {text!r}") from None
 
 
+def text(argument: str) -> str:
+    """An argparse ``type``: text the terminal's encoding could decode. Bytes it could not are kept by Python as
+    lone surrogates ("\\udcff"), which no model has seen and which cannot be printed back."""
+    try:
+        argument.encode("utf-8")
+    except UnicodeEncodeError as error:
+        undecodable = argument[error.start:error.end].encode("utf-8", "surrogateescape")
+        raise argparse.ArgumentTypeError(
+            f"must be text in the terminal's encoding ({sys.getfilesystemencoding()}); got the bytes {undecodable!r} at "
+            f"character {error.start}, which it cannot decode (set the terminal to UTF-8, or type the text again)") from None
+    return argument
+
+
 def _import_argument(parser: argparse.ArgumentParser, help: str) -> None:
     parser.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE", help=help)
 
@@ -207,7 +220,7 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     sample.add_argument("--temperature", type=number(0), default=1.0, help="> 0 (default 1)")
     sample.add_argument("--top-k", type=integer(1), default=None, help="sample from the k likeliest tokens, >= 1")
     sample.add_argument("--max-len", type=integer(1), default=50, help="tokens per sample at most, >= 1 (default 50)")
-    sample.add_argument("--prime", default="", help="text to start from")
+    sample.add_argument("--prime", type=text, default="", help="text to start from")
     sample.add_argument("--seed", type=integer(0), default=None, help=">= 0")
     _import_argument(sample, "the module or .py file that registered the checkpoint's cell, as at train time")
 
@@ -292,15 +305,15 @@ def run_train(args: argparse.Namespace) -> int:
 def run_sample(args: argparse.Namespace) -> int:
     from .models import TrainingError, load_model
     from .models.checkpoint import non_finite_parameter
-    from .text import sample
+    from .text import sample_many
 
     model, vocab, _ = load_model(args.checkpoint)
     broken = non_finite_parameter(model)
     if broken is not None:  # what sample would find at its first step, said in the command's terms
         raise TrainingError(f"checkpoint {args.checkpoint} holds weights that are NaN or inf ({broken}): the run that saved "
                             "it diverged; train again with a lower --lr, or with --clip")
-    for text in sample(model, vocab, n=args.n, max_len=args.max_len, temperature=args.temperature,
-                       top_k=args.top_k, prime=args.prime, seed=args.seed):
+    for text in sample_many(model, vocab, n=args.n, max_len=args.max_len, temperature=args.temperature,
+                            top_k=args.top_k, prime=args.prime, seed=args.seed):
         print(text)
     return 0
 
@@ -451,11 +464,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`| head`): it has what it wanted; stop quietly, as `cat` does
         _silence_stdout()
         return CLOSED_PIPE_STATUS
-    except (*failures, OSError) as error:
-        if isinstance(error, OSError) and error.filename is None and error.errno not in FULL_OR_READ_ONLY:
-            raise  # neither a path the command could not use nor a full disk: a bug to see whole
-        print(f"tinygrad-seq {args.command}: error: {' '.join(str(error).split())}", file=sys.stderr)
+    except (*failures, OSError, MemoryError) as error:
+        line = ' '.join(str(error).split()) if isinstance(error, failures) else error_line(error, MEMORY_HINTS.get(args.command))
+        if line is None:
+            raise  # an OSError that names no path and is no full disk: a bug to see whole
+        print(f"tinygrad-seq {args.command}: error: {line}", file=sys.stderr)
         return _flushed(2)
+
+
+MEMORY_HINTS = {
+    "train": "train a smaller model or batch (--hidden, --embed, --layers, --batch-size, --seq-len)",
+    "sample": "ask for fewer or shorter samples (-n, --max-len)",
+    "eval": "evaluate a smaller file",
+    "graph": "draw fewer or smaller steps (--steps, --hidden)",
+    "bptt": "draw fewer or smaller steps (--steps, --hidden)",
+}
+
+
+def error_line(error: OSError | MemoryError, memory_hint: str | None = None) -> str | None:
+    """The one line a command prints for ``error`` when it says what to fix: an OSError naming a path or a full
+    (or read-only) disk, or memory running out (with ``memory_hint``, what to ask for instead). None for any
+    other OSError, which is a bug to see whole."""
+    if isinstance(error, MemoryError):
+        what = ' '.join(str(error).split()) or "an allocation failed"
+        return f"out of memory: {what}; {memory_hint or 'ask for less work at once'}"
+    if error.filename is not None or error.errno in FULL_OR_READ_ONLY:
+        return ' '.join(str(error).split())
+    return None
 
 
 def _flushed(status: int) -> int:
