@@ -262,6 +262,10 @@ def test_the_library_refuses_too_long_lines_and_too_short_streams(files):
                                             r"\(the limit is 1 GB, TrainConfig.max_batch_gb\); train on long text with --layout stream"):
         Trainer(TrainConfig(data=str(files / "long.txt")))
     Trainer(TrainConfig(data=str(files / "long.txt"), max_batch_gb=1000.0, hidden=4, embed_dim=4))  # a bigger limit: accepted
+    with pytest.raises(TrainingError, match=r"a batch of 32 x 26 steps \(the longest line of .*dinos.txt\) of a model this large "
+                                            r"\(embed 32, hidden 65,536, 1 layer\) would need about 3.5 GB .*; train a smaller "
+                                            r"model \(--hidden, --layers, --embed\) or a smaller --batch-size$"):
+        Trainer(TrainConfig(data=str(DINOS), hidden=65_536))  # short lines: the model is the cause (was: use --layout stream)
     with pytest.raises(TrainingError, match="needs at least 5 tokens to train on"):
         Trainer(TrainConfig(data=str(files / "short.txt"), layout="stream", batch_size=4, val_fraction=0.9))
     Trainer(TrainConfig(data=str(files / "short.txt"), layout="stream", batch_size=4))  # 10 tokens: enough for 4 streams

@@ -124,7 +124,8 @@ def batch_memory(steps: int, batch: int, vocab_size: int, embed_dim: int, hidden
 
 def check_batch_memory(sequences: Sequence[Sequence[int]], batch_size: int, vocab_size: int, embed_dim: int,
                        hidden: int, layers: int, limit_gb: float, data: Any) -> None:
-    """Refuse (TrainingError) lines so long that a padded batch of them would need more than ``limit_gb``.
+    """Refuse (TrainingError) a padded batch that would need more than ``limit_gb``: lines too long, or a model
+    too large for them (the message names the one to change).
 
     A batch of the lines layout is padded to its longest line, so one line of
     300,000 characters makes every sequence of its batch 300,000 steps long.
@@ -134,13 +135,22 @@ def check_batch_memory(sequences: Sequence[Sequence[int]], batch_size: int, voca
     steps = max(len(s) for s in sequences) - 1  # a batch's inputs are every id but the last
     batch = min(batch_size, len(sequences))
     need = batch_memory(steps, batch, vocab_size, embed_dim, hidden, layers)
-    if need > limit_gb * 1e9:
+    if need <= limit_gb * 1e9:
+        return
+    # The fix depends on the cause: lines a model of the default size could train on are not too long
+    if batch_memory(steps, batch, vocab_size, TrainConfig.embed_dim, TrainConfig.hidden, TrainConfig.layers) <= limit_gb * 1e9:
         raise TrainingError(
-            f"the longest line of {data} is {steps:,} tokens long, and a batch of the lines layout is padded to its longest "
-            f"line: {batch} x {steps:,} steps would need about {need / 1e9:,.1f} GB (the limit is {limit_gb:g} GB, "
-            "TrainConfig.max_batch_gb); train on long text with --layout stream (truncated BPTT in chunks of --seq-len), "
-            "or split the line" + (", or use a smaller --batch-size" if batch > 1 else "")
+            f"a batch of {batch} x {steps:,} steps (the longest line of {data}) of a model this large (embed {embed_dim:,}, "
+            f"hidden {hidden:,}, {layers:,} layer{'s' if layers > 1 else ''}) would need about {need / 1e9:,.1f} GB (the "
+            f"limit is {limit_gb:g} GB, TrainConfig.max_batch_gb); train a smaller model (--hidden, --layers, --embed)"
+            + (" or a smaller --batch-size" if batch > 1 else "")
         )
+    raise TrainingError(
+        f"the longest line of {data} is {steps:,} tokens long, and a batch of the lines layout is padded to its longest "
+        f"line: {batch} x {steps:,} steps would need about {need / 1e9:,.1f} GB (the limit is {limit_gb:g} GB, "
+        "TrainConfig.max_batch_gb); train on long text with --layout stream (truncated BPTT in chunks of --seq-len), "
+        "or split the line" + (", or use a smaller --batch-size" if batch > 1 else "")
+    )
 
 
 LOG_REDRAW_S = 30.0
