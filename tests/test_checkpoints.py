@@ -743,12 +743,12 @@ def test_a_notebook_bar_keeps_its_own_pace(monkeypatch):
     import tqdm
     import tqdm.notebook
 
-    from tinygrad_seq.models import trainer
+    from tinygrad_seq import progress
 
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file, whatever runs the tests
 
-    assert trainer._redraw_pace(tqdm.notebook.tqdm) == {}  # a widget: its stderr is no terminal, yet it is watched
-    assert trainer._redraw_pace(tqdm.tqdm) == {"mininterval": trainer.LOG_REDRAW_S, "maxinterval": trainer.LOG_REDRAW_S}
+    assert progress.redraw_pace(tqdm.notebook.tqdm) == {}  # a widget: its stderr is no terminal, yet it is watched
+    assert progress.redraw_pace(tqdm.tqdm) == {"mininterval": progress.LOG_REDRAW_S, "maxinterval": progress.LOG_REDRAW_S}
 
 
 def test_load_model_of_no_checkpoint_says_how_to_make_one(tmp_path, trained):

@@ -266,9 +266,31 @@ def test_the_library_refuses_too_long_lines_and_too_short_streams(files):
                                             r"\(embed 32, hidden 65,536, 1 layer\) would need about 3.5 GB .*; train a smaller "
                                             r"model \(--hidden, --layers, --embed\) or a smaller --batch-size$"):
         Trainer(TrainConfig(data=str(DINOS), hidden=65_536))  # short lines: the model is the cause (was: use --layout stream)
+    from tinygrad_seq.models.trainer import check_batch_memory
+
+    lines = [[3] + [4] * 40 + [2]] * 100
+    with pytest.raises(TrainingError, match=r"a batch of 32 x 41 steps \(the longest line of words.txt\) of a vocabulary of "
+                                            r"100,000 tokens would need about 1.6 GB .*: its logits alone are 32 x 41 x 100,000 numbers; keep the frequent tokens with "
+                                            r"--max-vocab 10,000 or a smaller --batch-size$"):
+        check_batch_memory(lines, 32, 100_000, 32, 64, 1, 1.0, "words.txt")  # was blamed on the lines' length
+    with pytest.raises(TrainingError, match=r"a batch of 1 x 41 steps \(the longest held-out line of words.txt\) of a model "
+                                            r"this large .*; train a smaller model \(--hidden, --layers, --embed\)$"):
+        check_batch_memory(lines, 1, 65, 32, 2_000_000, 1, 1.0, "words.txt", part="held-out ", batch_option=False)
     with pytest.raises(TrainingError, match="needs at least 5 tokens to train on"):
         Trainer(TrainConfig(data=str(files / "short.txt"), layout="stream", batch_size=4, val_fraction=0.9))
     Trainer(TrainConfig(data=str(files / "short.txt"), layout="stream", batch_size=4))  # 10 tokens: enough for 4 streams
+
+
+def test_held_out_lines_are_scored_in_batches_that_fit():
+    from tinygrad_seq.models import LanguageModel
+    from tinygrad_seq.models.trainer import batch_memory, held_out_batch_size
+
+    model = LanguageModel(vocab_size=65, embed_dim=4, hidden_size=4)
+    lines = [[3] + [4] * 999 + [2]] * 100
+    one_line = batch_memory(1000, 1, 65, 4, 4, 1)
+    assert held_out_batch_size(lines, model, 10.5 * one_line / 1e9) == 10  # was 64, past the limit
+    assert held_out_batch_size(lines, model, 1000.0) == 64
+    assert held_out_batch_size(lines, model, one_line / 2e9) == 1  # check_batch_memory refuses this line first
 
 
 def test_eval_of_too_little_text_is_one_line(files, tmp_path, capsys):

@@ -27,3 +27,15 @@ def test_the_gpu_check_dry_runs_every_stage(tmp_path):
 def test_the_gpu_check_refuses_an_unknown_option():
     result = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), "--fast"], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "usage: bash bench/gpu_check.sh" in result.stderr
+
+
+def test_the_gpu_check_installs_every_core_dependency():
+    """The GPU machine has no index to install from: each core dependency but NumPy (there already) is a wheel fetched here."""
+    import re
+
+    setup = (ROOT / "setup.py").read_text(encoding="utf-8")
+    required = re.search(r"install_requires=\[(.*?)\]", setup, re.S).group(1)
+    core = {re.match(r"[\w.-]+(\[\w+\])?", name).group(0) for name in re.findall(r'"([^"]+)"', required)}
+    tools = re.search(r"^TOOLS=\((.*)\)$", (ROOT / "bench" / "gpu_check.sh").read_text(encoding="utf-8"), re.M).group(1)
+    fetched = {name.strip('"') for name in tools.split()}
+    assert core - {"numpy"} <= fetched, f"add {sorted(core - {'numpy'} - fetched)} to TOOLS in bench/gpu_check.sh"

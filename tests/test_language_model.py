@@ -48,9 +48,11 @@ def test_vocabulary_char_level(tmp_path):
     ("cafe\u0301 noir", ["cafe\u0301", "noir"]),      # e + a combining acute accent
     ("İstanbul".lower(), ["i\u0307stanbul"]),          # lowering İ leaves a combining dot above
     ("हिंदी भाषा", ["हिंदी", "भाषा"]),                    # Devanagari's vowel signs are marks
+    ("x² and H₂O, ½", ["x²", "and", "H₂O", ",", "½"]),   # as before: numbers are word characters
 ])
 def test_word_tokens_keep_their_combining_marks(text, words):
     assert tokenize_words(text) == words
+    assert tokenize_words(f"{text}\x1c{text}") == words * 2  # as before: \x1c separates, as a space does
     vocab = Vocabulary.from_text(text, level="word")
     assert vocab.decode(vocab.encode(text)) == text
 
@@ -196,7 +198,7 @@ def test_sample_many_yields_batch_by_batch_what_sample_draws(capsys):
     assert "sampling" in capsys.readouterr().err  # a progress bar, as there is more than one batch
     with pytest.raises(ValueError, match=r"sample_many: batch_size must be an int >= 1; got 0"):
         sample_many(model, vocab, n=3, batch_size=0)
-    with pytest.raises(ValueError, match=r"sample: n must be an int >= 1; got 0"):
+    with pytest.raises(ValueError, match=r"sample_many: n must be an int >= 1; got 0"):
         sample_many(model, vocab, n=0)  # at the call, not at the first text
 
 
@@ -211,11 +213,14 @@ def test_perplexity_decode_and_batching_refuse_what_they_cannot_measure():
         with pytest.raises(TypeError, match=rf"decode: ids must be integers; got {re.escape(repr(bad))}"):
             vocab.decode([4, bad])
     assert vocab.decode(np.array([4, 5], dtype=np.int32)) == vocab.decode([4, 5]) == "ab"
+    scores = ts.Tensor(np.eye(7)[[4, 5, 6]])
+    assert vocab.decode(scores.argmax(axis=-1)) == vocab.decode(ts.Tensor(np.array([4, 5, 6]))) == "abc"  # our tensors too
     for arguments, error, message in [
         (dict(texts=None), TypeError, "texts must be a str or an iterable of str; got NoneType"),
         (dict(texts=["ab", b"c"]), TypeError, "texts[1] is a bytes, not a str; give the texts themselves (decode bytes first)"),
         (dict(texts="ab", min_freq=0), ValueError, "min_freq must be an int >= 1; got 0"),
-        (dict(texts="ab", max_size=3), ValueError, "max_size must be an int >= 4; got 3"),  # was a vocabulary of 4
+        (dict(texts="ab", max_size=4), ValueError, "max_size must be an int >= 5; got 4"),  # was the special tokens alone
+        (dict(texts=b"ab"), TypeError, "texts is bytes; decode it first"),
     ]:
         with pytest.raises(error, match=f"Vocabulary.from_text: {re.escape(message)}"):
             Vocabulary.from_text(**arguments)
@@ -242,6 +247,7 @@ def test_perplexity_decode_and_batching_refuse_what_they_cannot_measure():
     by_seed = [inputs.tolist() for inputs, _, _ in language_model_batches([[3, 4, 2], [3, 5, 2], [3, 6, 2]], 1, rng=0)]
     assert by_seed == [inputs.tolist() for inputs, _, _ in
                        language_model_batches([[3, 4, 2], [3, 5, 2], [3, 6, 2]], 1, rng=np.random.default_rng(0))]
+    assert len(list(language_model_batches([[3, 4, 2], [3, 5, 2]], 1, rng=np.random.RandomState(0)))) == 2  # as before
 
 
 def test_sampling_builds_no_graph_and_leaves_the_model_as_it_was():
@@ -339,8 +345,10 @@ def test_training_without_held_out_text_says_why_there_is_no_validation(tmp_path
     trainer = Trainer(TrainConfig(data=str(tmp_path / "two.txt"), hidden=4, embed_dim=4, epochs=1))
     trainer.run(progress=True)
     assert math.isnan(trainer.history[-1]["valid_loss"])
-    assert (f"epoch 1: train loss {trainer.history[-1]['train_loss']:.3f}, no validation: the held-out part is empty "
-            f"(10% of {tmp_path / 'two.txt'} is too little text to score") in capsys.readouterr().out  # was "nan"
+    assert (f"epoch 1: train loss {trainer.history[-1]['train_loss']:.3f}, no validation: the held-out part "
+            f"(val_fraction=0.1 of {tmp_path / 'two.txt'}) is too small to score; give more text") in capsys.readouterr().out
+    Trainer(TrainConfig(data=str(tmp_path / "two.txt"), hidden=4, embed_dim=4, epochs=1, val_fraction=0.0)).run(progress=True)
+    assert "no validation (val_fraction=0 holds nothing out)" in capsys.readouterr().out  # asked for: nothing to explain
 
 
 # ---------------------------------------------------------------- the CLI

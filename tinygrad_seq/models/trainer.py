@@ -17,7 +17,6 @@ import json
 import math
 import os
 import signal
-import sys
 import uuid
 import warnings
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ from ..storage import (
     write_npz,
 )
 from ..nn import functional as F
+from ..progress import progress_bar
 from ..tensor import Tensor
 from ..text import (
     UnknownTokens, UnknownTokensWarning, Vocabulary, language_model_batches, perplexity, stream_chunks, stream_perplexity,
@@ -122,10 +122,17 @@ def batch_memory(steps: int, batch: int, vocab_size: int, embed_dim: int, hidden
     return 4.0 * steps * batch * (3 * vocab_size + 16 * layers * hidden + 3 * embed_dim)
 
 
+FEW_TOKENS = 10_000
+"""A vocabulary this size keeps a word-level model's logits small: what the memory check suggests for --max-vocab."""
+
+
 def check_batch_memory(sequences: Sequence[Sequence[int]], batch_size: int, vocab_size: int, embed_dim: int,
-                       hidden: int, layers: int, limit_gb: float, data: Any) -> None:
-    """Refuse (TrainingError) a padded batch that would need more than ``limit_gb``: lines too long, or a model
-    too large for them (the message names the one to change).
+                       hidden: int, layers: int, limit_gb: float, data: Any, part: str = "",
+                       batch_option: bool = True) -> None:
+    """Refuse (TrainingError) a padded batch that would need more than ``limit_gb``, naming what to change: a
+    model too large (a model of the default size would fit), a vocabulary too large (FEW_TOKENS would fit),
+    both, or else lines too long. ``part`` names the lines ("held-out "); ``batch_option``: whether a smaller
+    --batch-size is a fix to offer (the held-out batches are sized to fit, down to one line).
 
     A batch of the lines layout is padded to its longest line, so one line of
     300,000 characters makes every sequence of its batch 300,000 steps long.
@@ -137,33 +144,42 @@ def check_batch_memory(sequences: Sequence[Sequence[int]], batch_size: int, voca
     need = batch_memory(steps, batch, vocab_size, embed_dim, hidden, layers)
     if need <= limit_gb * 1e9:
         return
-    # The fix depends on the cause: lines a model of the default size could train on are not too long
-    if batch_memory(steps, batch, vocab_size, TrainConfig.embed_dim, TrainConfig.hidden, TrainConfig.layers) <= limit_gb * 1e9:
-        raise TrainingError(
-            f"a batch of {batch} x {steps:,} steps (the longest line of {data}) of a model this large (embed {embed_dim:,}, "
-            f"hidden {hidden:,}, {layers:,} layer{'s' if layers > 1 else ''}) would need about {need / 1e9:,.1f} GB (the "
-            f"limit is {limit_gb:g} GB, TrainConfig.max_batch_gb); train a smaller model (--hidden, --layers, --embed)"
-            + (" or a smaller --batch-size" if batch > 1 else "")
-        )
+
+    def fits(vocabulary: int, embed: int, width: int, depth: int) -> bool:
+        return batch_memory(steps, batch, vocabulary, embed, width, depth) <= limit_gb * 1e9
+
+    default_model, few = (TrainConfig.embed_dim, TrainConfig.hidden, TrainConfig.layers), min(vocab_size, FEW_TOKENS)
+    smaller_batch = " or a smaller --batch-size" if batch > 1 and batch_option else ""
+    limit = f"would need about {need / 1e9:,.1f} GB (the limit is {limit_gb:g} GB, TrainConfig.max_batch_gb)"
+    batch_of = f"a batch of {batch} x {steps:,} steps (the longest {part}line of {data})"
+    model = f"embed {embed_dim:,}, hidden {hidden:,}, {layers:,} layer{'s' if layers > 1 else ''}"
+    if fits(vocab_size, *default_model):  # the lines would fit a model of the default size
+        raise TrainingError(f"{batch_of} of a model this large ({model}) {limit}; train a smaller model "
+                            f"(--hidden, --layers, --embed){smaller_batch}")
+    if fits(few, embed_dim, hidden, layers):  # the logits over the vocabulary are what is large
+        raise TrainingError(f"{batch_of} of a vocabulary of {vocab_size:,} tokens {limit}: its logits alone are "
+                            f"{batch} x {steps:,} x {vocab_size:,} numbers; keep the frequent tokens with --max-vocab "
+                            f"{FEW_TOKENS:,}{smaller_batch}")
+    if fits(few, *default_model):
+        raise TrainingError(f"{batch_of} of a model this large ({model}) and a vocabulary of {vocab_size:,} tokens "
+                            f"{limit}; train a smaller model (--hidden, --layers, --embed) with --max-vocab "
+                            f"{FEW_TOKENS:,}{smaller_batch}")
     raise TrainingError(
-        f"the longest line of {data} is {steps:,} tokens long, and a batch of the lines layout is padded to its longest "
-        f"line: {batch} x {steps:,} steps would need about {need / 1e9:,.1f} GB (the limit is {limit_gb:g} GB, "
-        "TrainConfig.max_batch_gb); train on long text with --layout stream (truncated BPTT in chunks of --seq-len), "
-        "or split the line" + (", or use a smaller --batch-size" if batch > 1 else "")
+        f"the longest {part}line of {data} is {steps:,} tokens long, and a batch of the lines layout is padded to its "
+        f"longest line: {batch} x {steps:,} steps {limit}; train on long text with --layout stream (truncated BPTT in "
+        "chunks of --seq-len), or split the line" + (", or use a smaller --batch-size" if smaller_batch else "")
     )
 
 
-LOG_REDRAW_S = 30.0
-"""Seconds between a text progress bar's redraws where stderr is not a terminal (a log file gets a line each time)."""
-
-
-def _redraw_pace(bar_class: type) -> dict[str, float]:
-    """tqdm's pace for a bar of ``bar_class``: its own on a terminal and in a notebook (a widget, whose stderr is no
-    terminal either), every LOG_REDRAW_S seconds for text written to anything else."""
-    isatty = getattr(sys.stderr, "isatty", None)
-    if (isatty and isatty()) or "notebook" in bar_class.__module__:
-        return {}
-    return {"mininterval": LOG_REDRAW_S, "maxinterval": LOG_REDRAW_S}  # maxinterval: tqdm's monitor redraws every 10 s
+def held_out_batch_size(sequences: Sequence[Sequence[int]], model: LanguageModel, limit_gb: float) -> int:
+    """Lines per batch to score ``sequences`` with: 64, or fewer where 64 padded to the longest would pass the
+    limit (one at least: check_batch_memory refuses a line too long to score alone)."""
+    if not sequences:
+        return 64
+    sizes = model.config
+    one_line = batch_memory(max(len(s) for s in sequences) - 1, 1, sizes["vocab_size"], sizes["embed_dim"],
+                            sizes["hidden_size"], sizes["num_layers"])
+    return int(max(1, min(64, limit_gb * 1e9 // one_line)))
 
 
 def _detach(state: Any) -> Any:
@@ -240,7 +256,7 @@ class Trainer:
             return
         sizes = len(corpus.vocab), config.embed_dim, config.hidden, config.layers, config.max_batch_gb, config.data
         check_batch_memory(corpus.train, config.batch_size, *sizes)
-        check_batch_memory(corpus.valid, 64, *sizes)  # held_out_loss: perplexity's batches of 64, no gradients
+        check_batch_memory(corpus.valid, 1, *sizes, part="held-out ", batch_option=False)  # held_out_batch_size fits the rest
 
     def batches(self, epoch: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
         """The epoch's batches in order: shuffled lines (the order depends only on seed and epoch), or stream chunks."""
@@ -285,8 +301,10 @@ class Trainer:
         config = self.config
         if has_held_out(self.corpus.valid, config):
             return f"validation loss {loss:.3f}, perplexity {perplexity:.2f}"
-        return (f"no validation: the held-out part is empty ({config.val_fraction:.0%} of {config.data} is too little "
-                "text to score; TrainConfig.val_fraction holds out more)")
+        if config.val_fraction == 0:
+            return "no validation (val_fraction=0 holds nothing out)"
+        return (f"no validation: the held-out part (val_fraction={config.val_fraction:g} of {config.data}) is too small "
+                "to score; give more text, or hold out more (TrainConfig.val_fraction)")
 
     def run(self, out: str | os.PathLike | None = None, progress: bool = True, on_epoch_end: Any = None,
             overwrite: bool = False) -> bool:
@@ -320,8 +338,8 @@ class Trainer:
                 batches = self.batches(self.epoch)
                 if self.batch == 0:
                     self.carry, self.running_loss = None, None
-                bar = tqdm(total=len(batches), initial=self.batch, desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
-                           disable=not progress, leave=True, **_redraw_pace(tqdm))
+                bar = progress_bar(total=len(batches), initial=self.batch, desc=f"epoch {self.epoch + 1}/{self.config.epochs}",
+                                   disable=not progress, leave=True)
                 while self.batch < len(batches):
                     self.seed_device_stream()
                     loss = self.train_step(*batches[self.batch])
@@ -571,7 +589,7 @@ def held_out_loss(model: LanguageModel, data: Any, config: TrainConfig) -> tuple
         return math.nan, math.nan
     if config.is_stream:
         return stream_perplexity(model, data, config.seq_len, config.batch_size)
-    return perplexity(model, data)
+    return perplexity(model, data, batch_size=held_out_batch_size(data, model, config.max_batch_gb))
 
 
 def evaluate_file(checkpoint: str | os.PathLike, data: str, encoding: str | None = None) -> tuple[float, float, dict[str, Any]]:
@@ -589,8 +607,8 @@ def evaluate_file(checkpoint: str | os.PathLike, data: str, encoding: str | None
         warnings.warn(f"{data}: {corpus.unknown}", UnknownTokensWarning, stacklevel=2)
     if not config.is_stream:  # lines are padded: a long one can make a batch too big
         sizes = state["model"]
-        check_batch_memory(corpus.train, 64, len(vocab), sizes["embed_dim"], sizes["hidden_size"], sizes["num_layers"],
-                           config.max_batch_gb, data)
+        check_batch_memory(corpus.train, 1, len(vocab), sizes["embed_dim"], sizes["hidden_size"], sizes["num_layers"],
+                           config.max_batch_gb, data, batch_option=False)
     if not has_held_out(corpus.train, config):
         count = len(corpus.train)
         held = f"{count} token{'' if count == 1 else 's'}" if config.is_stream else "no line"

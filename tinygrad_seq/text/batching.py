@@ -23,20 +23,21 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> tuple
     return ids, lengths
 
 
-def language_model_batches(sequences: Sequence[Sequence[int]], batch_size: int,
-                           rng: np.random.Generator | int | None = None) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def language_model_batches(
+    sequences: Sequence[Sequence[int]], batch_size: int, rng: np.random.Generator | np.random.RandomState | int | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(inputs (T, B), targets (T, B), lengths) for next-token prediction on whole sequences.
 
     Each sequence is [<bos>, tokens..., <eos>]: the inputs are all but its last
     id, the targets all but its first; padded targets are IGNORE_INDEX. Shuffled by
-    ``rng`` when given (a Generator, or a seed for one).
+    ``rng`` when given (a Generator or a RandomState, or a seed for a Generator).
     """
     check_counts("language_model_batches", batch_size=batch_size)
     short = next((i for i, ids in enumerate(sequences) if len(ids) < 2), None)
     if short is not None:  # checked here, at the call, not when the batch that holds it comes
         raise ValueError(f"language_model_batches: sequence {short} has {len(sequences[short])} id(s); each needs at least "
                          "two, a token and the one that follows it (vocab.encode(line, bos=True, eos=True) gives <bos> ... <eos>)")
-    if rng is not None and not isinstance(rng, np.random.Generator):
+    if rng is not None and not hasattr(rng, "permutation"):  # a Generator, or NumPy's legacy RandomState
         if not is_int(rng):
             raise TypeError(f"language_model_batches: rng must be a np.random.Generator, a seed (an int >= 0) or None "
                             f"for no shuffling; got {type(rng).__name__}")

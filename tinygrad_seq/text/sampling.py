@@ -7,11 +7,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..nn import evaluating, functional as F
 from .. import settings
 from ..checks import check_counts, is_real
+from ..progress import progress_bar
 from .batching import IGNORE_INDEX, language_model_batches, stream_chunks
 from .vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, UnknownTokensWarning, Vocabulary
 
@@ -30,7 +30,7 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
     they are in the texts returned (each text starts with the prime; words are
     re-joined as ``decode`` joins them, lower-cased with ``lower=True``).
     """
-    rng = _checked_sampling(model, vocab, n, max_len, temperature, top_k, prime, seed)
+    rng = _checked_sampling("sample", model, vocab, n, max_len, temperature, top_k, prime, seed)
     return _sample_batch(model, vocab, n, max_len, temperature, top_k, prime, rng)
 
 
@@ -51,27 +51,29 @@ def sample_many(model: Any, vocab: Vocabulary, n: int, max_len: int = 50, temper
     (5, True)
     """
     check_counts("sample_many", batch_size=batch_size)
-    rng = _checked_sampling(model, vocab, n, max_len, temperature, top_k, prime, seed)  # here, not at the first text
+    # checked here, at the call, not at the first text
+    rng = _checked_sampling("sample_many", model, vocab, n, max_len, temperature, top_k, prime, seed)
     return _batches(model, vocab, n, max_len, temperature, top_k, prime, rng, batch_size, progress)
 
 
 def _batches(model: Any, vocab: Vocabulary, n: int, max_len: int, temperature: float, top_k: int | None, prime: str,
              rng: np.random.Generator, batch_size: int, progress: bool) -> Iterator[str]:
-    with tqdm(total=n, desc="sampling", unit="text", disable=not progress or n <= batch_size, leave=False) as bar:
+    with progress_bar(total=n, desc="sampling", unit="text", disable=not progress or n <= batch_size, leave=False) as bar:
         for first in range(0, n, batch_size):
             texts = _sample_batch(model, vocab, min(batch_size, n - first), max_len, temperature, top_k, prime, rng)
-            bar.update(len(texts))
+            bar.clear()  # off the terminal while the caller prints the texts, drawn again below them
             yield from texts
+            bar.update(len(texts))  # the texts the caller has had
 
 
-def _checked_sampling(model: Any, vocab: Vocabulary, n: int, max_len: int, temperature: float, top_k: int | None,
+def _checked_sampling(op: str, model: Any, vocab: Vocabulary, n: int, max_len: int, temperature: float, top_k: int | None,
                       prime: str, seed: int | None) -> np.random.Generator:
     """The generator to draw with, once the arguments are checked (the prime's unknown tokens are warned about)."""
-    _check_sampling(n, max_len, temperature, top_k, prime, seed)
+    _check_sampling(op, n, max_len, temperature, top_k, prime, seed)
     unknown = vocab.unknown(prime)
     if unknown.count:
         warnings.warn(f"prime: {unknown}", UnknownTokensWarning, stacklevel=3)
-    _check_vocabulary_size("sample", _declared_vocabulary_size(model), vocab)
+    _check_vocabulary_size(op, _declared_vocabulary_size(model), vocab)
     return np.random.default_rng(seed) if seed is not None else settings.host_rng
 
 
@@ -179,18 +181,18 @@ def _check_vocabulary_size(op: str, predicted: int | None, vocab: Vocabulary) ->
                          "use the vocabulary the model was trained with (models.load_model returns both)")
 
 
-def _check_sampling(n: Any, max_len: Any, temperature: Any, top_k: Any, prime: Any, seed: Any) -> None:
-    """Raise naming ``sample``'s argument, its value and the fix unless each is one sample can use."""
-    check_counts("sample", n=n, max_len=max_len)
+def _check_sampling(op: str, n: Any, max_len: Any, temperature: Any, top_k: Any, prime: Any, seed: Any) -> None:
+    """Raise naming ``op``, the argument, its value and the fix unless each is one sampling can use."""
+    check_counts(op, n=n, max_len=max_len)
     if top_k is not None:
-        check_counts("sample", top_k=top_k)
+        check_counts(op, top_k=top_k)
     if seed is not None:
-        check_counts("sample", minimum=0, seed=seed)
+        check_counts(op, minimum=0, seed=seed)
     if not is_real(temperature) or not math.isfinite(temperature) or temperature <= 0:
-        raise ValueError(f"sample: temperature must be a finite number > 0; got {temperature!r} (for the likeliest token "
+        raise ValueError(f"{op}: temperature must be a finite number > 0; got {temperature!r} (for the likeliest token "
                          "at every step, greedy decoding, use top_k=1)")
     if not isinstance(prime, str):
-        raise TypeError(f"sample: prime must be the text to start from, a str ('' for none); got {type(prime).__name__}")
+        raise TypeError(f"{op}: prime must be the text to start from, a str ('' for none); got {type(prime).__name__}")
 
 
 def perplexity(model: Any, sequences: Sequence[Sequence[int]], batch_size: int = 64) -> tuple[float, float]:

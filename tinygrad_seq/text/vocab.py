@@ -27,9 +27,12 @@ SPECIALS = (PAD, UNK, EOS, BOS)  # ids 0, 1, 2, 3 in every vocabulary
 PAD_ID, UNK_ID, EOS_ID, BOS_ID = range(4)
 LEVELS = ("char", "word")
 # ``regex``'s \w is Unicode's word class, combining marks included, so that "cafe\u0301" and Hindi's vowel
-# signs stay inside their word (the standard ``re`` splits them off as punctuation)
-_WORDS = regex.compile(r"\w+(?:'\w+)?|[^\w\s]")
-_SPACE_BEFORE_PUNCTUATION = regex.compile(r" ([^\w\s])")
+# signs stay inside their word (the standard ``re`` splits them off as punctuation). Its \w leaves out the
+# numbers ``re`` counted (x², H₂O, ½: \p{No}) and its \s the separators \x1c-\x1f: added back, so that
+# only the marks, joiners and a few letter-like symbols changed sides.
+_WORD = r"[\w\p{No}]"
+_WORDS = regex.compile(rf"{_WORD}+(?:'{_WORD}+)?|[^\w\p{{No}}\s\x1c-\x1f]")
+_SPACE_BEFORE_PUNCTUATION = regex.compile(r" ([^\w\p{No}\s\x1c-\x1f])")
 
 
 def tokenize_words(text: str, lower: bool = False) -> list[str]:
@@ -39,12 +42,15 @@ def tokenize_words(text: str, lower: bool = False) -> list[str]:
 
 
 def _token_id(value: Any) -> int:
-    """``value`` as a token id: an integer (Python's, NumPy's, a 0-d integer tensor's), never a bool or a float."""
+    """``value`` as a token id: an integer (Python's, NumPy's, a one-element integer array or tensor, such as an
+    argmax), never a bool or a float."""
     if not isinstance(value, (bool, np.bool_)):
         try:
             return operator.index(value)
         except TypeError:
-            pass
+            dtype = getattr(value, "dtype", None)  # our Tensor and NumPy's 0-d arrays have no __index__
+            if isinstance(dtype, np.dtype) and dtype.kind in "iu" and getattr(value, "size", 0) == 1:
+                return int(value)
     raise TypeError(f"decode: ids must be integers; got {value!r} ({type(value).__name__}); decode the ids encode "
                     "gave, or argmax's indices (a float or a bool is not an id)")
 
@@ -110,8 +116,10 @@ class Vocabulary:
                   max_size: int | None = None, lower: bool = False) -> Vocabulary:
         """Count the tokens of ``texts`` (one string or many) and keep those seen ``min_freq`` times, at most ``max_size``."""
         check_counts("Vocabulary.from_text", min_freq=min_freq)
-        if max_size is not None:  # the special tokens count: a vocabulary is never smaller than they are
-            check_counts("Vocabulary.from_text", minimum=len(SPECIALS), max_size=max_size)
+        if max_size is not None:  # the 4 special tokens count, and one token of the text at least
+            check_counts("Vocabulary.from_text", minimum=len(SPECIALS) + 1, max_size=max_size)
+        if isinstance(texts, (bytes, bytearray)):
+            raise TypeError("Vocabulary.from_text: texts is bytes; decode it first (data.decode('utf-8'))")
         if isinstance(texts, str):
             texts = [texts]
         elif not isinstance(texts, Iterable):
