@@ -58,6 +58,7 @@ PARSER_CASES = [
     (["train", "--data", "x", "--seed", "-1"], "tinygrad-seq train: --seed must be >= 0; got -1"),
     (["train", "--data", "x", "--encoding", "klingon"],
      "tinygrad-seq train: --encoding must be a text encoding Python knows (utf-8, latin-1, cp1252, ...); got 'klingon'"),
+    (["train", "--data", "x", "--val-fraction", "1"], "tinygrad-seq train: --val-fraction must be in [0, 1); got 1.0"),
     (["sample", "--checkpoint", "c", "--temperature", "0"], "tinygrad-seq sample: --temperature must be > 0; got 0.0"),
     (["sample", "--checkpoint", "c", "--temperature", "inf"], "tinygrad-seq sample: --temperature must be a finite number > 0; got inf"),
     (["sample", "--checkpoint", "c", "--top-k", "0"], "tinygrad-seq sample: --top-k must be >= 1; got 0"),
@@ -108,8 +109,10 @@ def test_train_without_data_says_what_is_missing(capsys):
 def test_valid_edges_are_accepted():
     from tinygrad_seq.cli import build_parser
 
-    args = build_parser().parse_args(["train", "--data", "x", "--dropout", "0", "--max-vocab", "5", "--seed", "0", "--lr", "1e-9"])
+    args = build_parser().parse_args(["train", "--data", "x", "--dropout", "0", "--max-vocab", "5", "--seed", "0", "--lr", "1e-9",
+                                      "--val-fraction", "0"])
     assert (args.dropout, args.max_vocab, args.seed, args.lr, args.clip, args.no_clip) == (0.0, 5, 0, 1e-9, 5.0, False)
+    assert args.val_fraction == 0.0 and build_parser().parse_args(["train", "--data", "x"]).val_fraction == 0.1
     assert build_parser().parse_args(["train", "--data", "x", "--encoding", "Latin-1"]).encoding == "iso8859-1"
 
 

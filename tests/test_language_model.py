@@ -346,7 +346,8 @@ def test_training_without_held_out_text_says_why_there_is_no_validation(tmp_path
     trainer.run(progress=True)
     assert math.isnan(trainer.history[-1]["valid_loss"])
     assert (f"epoch 1: train loss {trainer.history[-1]['train_loss']:.3f}, no validation: the held-out part "
-            f"(val_fraction=0.1 of {tmp_path / 'two.txt'}) is too small to score; give more text") in capsys.readouterr().out
+            f"(val_fraction=0.1 of {tmp_path / 'two.txt'}) is too small to score; give more text, or hold out more "
+            "(--val-fraction, TrainConfig.val_fraction)") in capsys.readouterr().out
     Trainer(TrainConfig(data=str(tmp_path / "two.txt"), hidden=4, embed_dim=4, epochs=1, val_fraction=0.0)).run(progress=True)
     assert "no validation (val_fraction=0 holds nothing out)" in capsys.readouterr().out  # asked for: nothing to explain
 

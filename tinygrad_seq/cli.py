@@ -134,7 +134,7 @@ CONFIG_OPTIONS = {
     "data": "data", "encoding": "encoding", "level": "level", "layout": "layout", "cell": "cell", "embed": "embed_dim",
     "hidden": "hidden", "layers": "layers", "dropout": "dropout", "seq_len": "seq_len", "batch_size": "batch_size",
     "epochs": "epochs", "lr": "lr", "optimizer": "optimizer", "clip": "clip", "lower": "lower", "max_vocab": "max_vocab",
-    "seed": "seed",
+    "seed": "seed", "val_fraction": "val_fraction",
 }
 
 
@@ -202,6 +202,8 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     train.add_argument("--max-vocab", type=integer(5), default=None,
                        help="keep the most frequent tokens, >= 5 (the 4 special tokens count); the rest become <unk>")
     train.add_argument("--seed", type=integer(0), default=0, help=">= 0 (default 0)")
+    train.add_argument("--val-fraction", type=number(0, 1, include_low=True), default=0.1,
+                       help="the part of the data held out for validation, in [0, 1) (default 0.1; 0: none)")
     train.add_argument("--backend", choices=["numpy", "cupy"], default=argparse.SUPPRESS)
     train.add_argument("--out", default="checkpoint", help="checkpoint directory (default ./checkpoint)")
     _import_argument(train, "a module or .py file to import first (e.g. one that registers your cell)")

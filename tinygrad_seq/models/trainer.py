@@ -304,7 +304,7 @@ class Trainer:
         if config.val_fraction == 0:
             return "no validation (val_fraction=0 holds nothing out)"
         return (f"no validation: the held-out part (val_fraction={config.val_fraction:g} of {config.data}) is too small "
-                "to score; give more text, or hold out more (TrainConfig.val_fraction)")
+                "to score; give more text, or hold out more (--val-fraction, TrainConfig.val_fraction)")
 
     def run(self, out: str | os.PathLike | None = None, progress: bool = True, on_epoch_end: Any = None,
             overwrite: bool = False) -> bool:
