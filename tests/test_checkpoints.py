@@ -661,7 +661,7 @@ def test_eval_scores_the_whole_file_whatever_the_run_read(trained, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the inf weights overflow the loss of the validation after them
-@pytest.mark.parametrize("where", ["loss", "weights"])
+@pytest.mark.parametrize("where", ["loss", "weights", "huge loss"])
 def test_a_run_that_diverges_stops_and_keeps_the_last_checkpoint(tmp_path, where):
     trainer = Trainer(small_config(epochs=3, optimizer="sgd", clip=None))
     saved = {}
@@ -671,6 +671,9 @@ def test_a_run_that_diverges_stops_and_keeps_the_last_checkpoint(tmp_path, where
         saved.update(snapshot(tmp_path / "run"))
         if where == "loss":  # the next step's loss is NaN
             t.model.head.bias.data[...] = np.nan
+        elif where == "huge loss":  # finite, but no run that works gets there (was trained on, saved, and sampled to a crash)
+            t.model.head.bias.data[...] = 0.0
+            t.model.head.bias.data[0] = 1e30  # <pad>, never a target: the right one at probability e^-1e30
         else:  # the last step of the epoch leaves NaN weights behind a finite loss
             def step_then_nan(*args):
                 loss = step(*args)
@@ -680,7 +683,10 @@ def test_a_run_that_diverges_stops_and_keeps_the_last_checkpoint(tmp_path, where
 
             t.train_step = step_then_nan
 
-    what = "at epoch 2, batch 1: the training loss is nan" if where == "loss" else "at the end of epoch 2: head.bias holds NaN or inf"
+    what = {"loss": "at epoch 2, batch 1: the training loss is nan",
+            "weights": "at the end of epoch 2: head.bias holds NaN or inf",
+            "huge loss": r"at epoch 2, batch 1: the training loss is 1e\+30, above 10,000 nats per token \(a model starts "
+                         r"near log V = \d\.\d\)"}[where]
     with pytest.raises(TrainingError, match=rf"^training diverged {what}; "
                                             rf"{re.escape(str(tmp_path / 'run'))} keeps the last checkpoint saved\. Lower the "
                                             r"learning rate \(lr=0.01\) or clip the gradients \(no clipping now; --clip 1"):
@@ -727,6 +733,15 @@ def test_sampling_a_checkpoint_of_nan_weights_is_one_line(trained, capsys):
     model, vocab, _ = load_model(out)
     with pytest.raises(ValueError, match=r"^sample: the model's scores at step 1 hold NaN or inf, so there is no distribution"):
         sample(model, vocab, n=2)
+    arrays["head.bias"] = np.zeros_like(arrays["head.bias"])
+    arrays["head.weight"] = np.full_like(arrays["head.weight"], 3e38)  # finite, and the scores overflow
+    with open(out / "model.npz", "wb") as file:
+        np.savez(file, **arrays)
+    rewrite_manifest(out)
+    err = one_line_error(capsys, ["sample", "--checkpoint", str(out)])  # was a traceback
+    assert re.match(rf"tinygrad-seq sample: error: checkpoint {re.escape(str(out))}: sample: the model's scores at step \d+ "
+                    r"hold NaN or inf, so there is no distribution to draw from: its weights are not finite, or so large "
+                    r"that the scores overflow", err), err
 
 
 def test_progress_into_a_log_file_is_a_few_lines_not_one_per_batch(tmp_path, capsys):

@@ -63,6 +63,8 @@ def test_vocabulary_word_level_min_freq_and_max_size():
     vocab = Vocabulary.from_text(text, level="word", min_freq=2, lower=True)
     assert set(vocab.itos[4:]) == {"the", "cat", "sat", "."}
     assert vocab.decode(vocab.encode("the cat sat.")) == "the cat sat."
+    assert vocab.decode(vocab.encode("the dog sat.")) == "the sat."  # <unk> is special: left out
+    assert vocab.decode(vocab.encode("the dog sat."), skip_special=False) == "the <unk> sat."  # was "the<unk> sat."
     assert vocab.encode("a dog") == [UNK_ID, UNK_ID]
     assert len(Vocabulary.from_text(text, level="word", max_size=6)) == 6
     with pytest.raises(ValueError, match="level must be 'char' or 'word'"):

@@ -221,7 +221,7 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     sample.add_argument("-n", type=integer(1), default=10, help="how many samples, >= 1 (default 10)")
     sample.add_argument("--temperature", type=number(0), default=1.0, help="> 0 (default 1)")
     sample.add_argument("--top-k", type=integer(1), default=None, help="sample from the k likeliest tokens, >= 1")
-    sample.add_argument("--max-len", type=integer(1), default=50, help="tokens per sample at most, >= 1 (default 50)")
+    sample.add_argument("--max-len", type=integer(1), default=50, help="tokens generated per sample (after --prime) at most, >= 1 (default 50)")
     sample.add_argument("--prime", type=text, default="", help="text to start from")
     sample.add_argument("--seed", type=integer(0), default=None, help=">= 0")
     _import_argument(sample, "the module or .py file that registered the checkpoint's cell, as at train time")
@@ -264,9 +264,6 @@ def _import_modules(names: list[str]) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from .allocator import keep_freed_memory
-    from .models import TrainConfig, Trainer, TrainingError
-    from .models.trainer import resume_conflicts
-    from .storage import check_destination
 
     keep_freed_memory()  # a training run owns its process: its steps reuse the memory of the step before
 
@@ -275,25 +272,14 @@ def run_train(args: argparse.Namespace) -> int:
     if args.no_clip:
         given["clip"] = None
     out = Path(args.out)
-    if args.resume:
-        if args.overwrite:
-            raise TrainingError("--resume continues the checkpoint in --out and --overwrite replaces it; pass one of them")
-        trainer = Trainer.load(out, data=given.pop("data", None))
-        conflicts = resume_conflicts(trainer.config, given)
-        if conflicts:
-            raise TrainingError(f"--resume keeps the run's model and data, but these options differ from {out}: "
-                                f"{'; '.join(conflicts)}. Drop them, or start a new run with another --out")
-        changes = trainer.notes + trainer.apply_changes(**{k: v for k, v in given.items() if k in ("epochs", "lr", "clip")})
-        if trainer.epoch >= trainer.config.epochs:
-            print(f"{out} has finished {trainer.epoch} epoch(s); pass --epochs N (more than {trainer.epoch}) to train further")
-            return 0
-        print(f"resuming {out} at epoch {trainer.epoch + 1}, batch {trainer.batch + 1}"
-              + (f" ({', '.join(changes)})" if changes else ""))
-    else:
-        if "data" not in given:
-            raise TrainingError("--data is required: the text file to train on (or --resume a checkpoint)")
-        check_destination(out, overwrite=args.overwrite)  # refuse before reading the data or building the model
-        trainer = Trainer(TrainConfig(**{**{f: getattr(args, o) for o, f in CONFIG_OPTIONS.items()}, **given}))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*dropout=.* acts between stacked layers")  # said as a note below
+        trainer = _trainer(args, given, out)
+    if trainer is None:  # a resumed run that has finished
+        return 0
+    if trainer.config.dropout and trainer.config.layers == 1:  # the library's warning names its Python fix; this, the option
+        print(f"note: --dropout {trainer.config.dropout:g} does nothing with one layer: it acts between stacked layers; "
+              "add --layers 2 or more", file=sys.stderr)
     vocab = trainer.corpus.vocab
     print(f"{vocab}, {trainer.model.num_parameters():,} parameters, backend {trainer.model.embedding.weight.backend.name}")
     finished = trainer.run(out, overwrite=args.overwrite)
@@ -302,6 +288,32 @@ def run_train(args: argparse.Namespace) -> int:
         return 130
     print(f"done: checkpoint in {out}")
     return 0
+
+
+def _trainer(args: argparse.Namespace, given: dict[str, Any], out: Path) -> Any:
+    """The Trainer that ``train`` runs: a new run's, or the one in ``out`` with --resume (None if it has finished)."""
+    from .models import TrainConfig, Trainer, TrainingError
+    from .models.trainer import resume_conflicts
+    from .storage import check_destination
+
+    if not args.resume:
+        if "data" not in given:
+            raise TrainingError("--data is required: the text file to train on (or --resume a checkpoint)")
+        check_destination(out, overwrite=args.overwrite)  # refuse before reading the data or building the model
+        return Trainer(TrainConfig(**{**{f: getattr(args, o) for o, f in CONFIG_OPTIONS.items()}, **given}))
+    if args.overwrite:
+        raise TrainingError("--resume continues the checkpoint in --out and --overwrite replaces it; pass one of them")
+    trainer = Trainer.load(out, data=given.pop("data", None))
+    conflicts = resume_conflicts(trainer.config, given)
+    if conflicts:
+        raise TrainingError(f"--resume keeps the run's model and data, but these options differ from {out}: "
+                            f"{'; '.join(conflicts)}. Drop them, or start a new run with another --out")
+    changes = trainer.notes + trainer.apply_changes(**{k: v for k, v in given.items() if k in ("epochs", "lr", "clip")})
+    if trainer.epoch >= trainer.config.epochs:
+        print(f"{out} has finished {trainer.epoch} epoch(s); pass --epochs N (more than {trainer.epoch}) to train further")
+        return None
+    print(f"resuming {out} at epoch {trainer.epoch + 1}, batch {trainer.batch + 1}" + (f" ({', '.join(changes)})" if changes else ""))
+    return trainer
 
 
 def run_sample(args: argparse.Namespace) -> int:
@@ -314,17 +326,22 @@ def run_sample(args: argparse.Namespace) -> int:
     if broken is not None:  # what sample would find at its first step, said in the command's terms
         raise TrainingError(f"checkpoint {args.checkpoint} holds weights that are NaN or inf ({broken}): the run that saved "
                             "it diverged; train again with a lower --lr, or with --clip")
-    for text in sample_many(model, vocab, n=args.n, max_len=args.max_len, temperature=args.temperature,
-                            top_k=args.top_k, prime=args.prime, seed=args.seed):
-        print(text)
+    try:
+        for text in sample_many(model, vocab, n=args.n, max_len=args.max_len, temperature=args.temperature,
+                                top_k=args.top_k, prime=args.prime, seed=args.seed):
+            print(text)
+    except ValueError as error:  # the model's scores overflow (weights finite but huge): said in one line
+        raise TrainingError(f"checkpoint {args.checkpoint}: {error}") from None
     return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
     from .models import evaluate_file
+    from .models.trainer import readable
 
     loss, ppl, state = evaluate_file(args.checkpoint, args.data, encoding=args.encoding)
-    print(f"{args.data}: loss {loss:.4f} per token, perplexity {ppl:.3f} ({state['model']['cell']}, epoch {state['epoch']})")
+    shown = f"{loss:.4f}" if loss < 1e6 else f"{loss:.4g}"
+    print(f"{args.data}: loss {shown} per token, perplexity {readable(ppl)} ({state['model']['cell']}, epoch {state['epoch']})")
     return 0
 
 

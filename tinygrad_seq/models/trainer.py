@@ -300,7 +300,7 @@ class Trainer:
     def _validation_summary(self, loss: float, perplexity: float) -> str:
         config = self.config
         if has_held_out(self.corpus.valid, config):
-            return f"validation loss {loss:.3f}, perplexity {perplexity:.2f}"
+            return f"validation loss {loss:.3f}, perplexity {readable(perplexity)}"
         if config.val_fraction == 0:
             return "no validation (val_fraction=0 holds nothing out)"
         return (f"no validation: the held-out part (val_fraction={config.val_fraction:g} of {config.data}) is too small "
@@ -342,10 +342,14 @@ class Trainer:
                                    disable=not progress, leave=True)
                 while self.batch < len(batches):
                     self.seed_device_stream()
-                    loss = self.train_step(*batches[self.batch])
-                    if not math.isfinite(loss):
+                    with np.errstate(over="ignore", invalid="ignore"):  # overflow on the way is divergence, found below
+                        loss = self.train_step(*batches[self.batch])
+                    if not math.isfinite(loss) or loss > DIVERGED_LOSS:
                         bar.close()
-                        raise TrainingError(self._diverged(f"at epoch {self.epoch + 1}, batch {self.batch + 1}: the training loss is {loss}", out))
+                        found = f"the training loss is {loss:.3g}" + (
+                            f", above {DIVERGED_LOSS:,.0f} nats per token (a model starts near log V = "
+                            f"{math.log(len(self.corpus.vocab)):.1f})" if math.isfinite(loss) else "")
+                        raise TrainingError(self._diverged(f"at epoch {self.epoch + 1}, batch {self.batch + 1}: {found}", out))
                     self.running_loss = loss if self.running_loss is None else 0.95 * self.running_loss + 0.05 * loss
                     self.batch += 1
                     bar.set_postfix(loss=f"{self.running_loss:.3f}", refresh=False)  # drawn by update, at its pace
@@ -576,6 +580,17 @@ def read_checkpoint(checkpoint: str | os.PathLike) -> tuple[dict[str, Any], Voca
     """The checkpoint's state.json and vocabulary, verified (see ``models.checkpoint.open_checkpoint``)."""
     opened = open_checkpoint(checkpoint)
     return opened.state, opened.vocab
+
+
+DIVERGED_LOSS = 1e4
+"""A training loss (nats per token) that only a run gone wrong reaches: the right token at probability e^-10,000.
+A model starts near log V (4.2 for 65 characters); a learning rate far too large takes it to 1e30 while it is
+still finite, and training stops there as it does at NaN."""
+
+
+def readable(perplexity: float) -> str:
+    """A perplexity to print: two decimals, or three digits and an exponent when it is huge (e^700 has 305)."""
+    return f"{perplexity:.2f}" if perplexity < 1e6 else f"{perplexity:.3g}"
 
 
 def has_held_out(data: Any, config: TrainConfig) -> bool:

@@ -92,8 +92,9 @@ def _sample_batch(model: Any, vocab: Vocabulary, n: int, max_len: int, temperatu
             scores = step_logits.numpy().astype(np.float64)
             if not np.isfinite(scores).all():
                 raise ValueError(f"sample: the model's scores at step {step + 1} hold NaN or inf, so there is no distribution "
-                                 "to draw from: its weights are probably not finite, as after a training run that diverged. "
-                                 "Check them (np.isfinite), or sample from a checkpoint saved before")
+                                 "to draw from: its weights are not finite, or so large that the scores overflow, as after a "
+                                 "training run that diverged. Check them (np.isfinite, np.abs(w).max()), or sample from a "
+                                 "checkpoint saved before")
             scores[:, [UNK_ID, PAD_ID, BOS_ID]] = -np.inf  # never <unk>, <pad> or <bos>
             if top_k is not None and top_k < scores.shape[1]:
                 kth = np.sort(scores, axis=1)[:, -top_k][:, None]

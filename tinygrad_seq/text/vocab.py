@@ -32,7 +32,7 @@ LEVELS = ("char", "word")
 # only the marks, joiners and a few letter-like symbols changed sides.
 _WORD = r"[\w\p{No}]"
 _WORDS = regex.compile(rf"{_WORD}+(?:'{_WORD}+)?|[^\w\p{{No}}\s\x1c-\x1f]")
-_SPACE_BEFORE_PUNCTUATION = regex.compile(r" ([^\w\p{No}\s\x1c-\x1f])")
+_PUNCTUATION = regex.compile(r"[^\w\p{No}\s\x1c-\x1f]+")  # punctuation alone: written without a space before it
 
 
 def tokenize_words(text: str, lower: bool = False) -> list[str]:
@@ -162,7 +162,9 @@ class Vocabulary:
         return UnknownTokens(total, counts, self.level)
 
     def decode(self, ids: Iterable[int], skip_special: bool = True) -> str:
-        """Text of ``ids``: characters joined directly, words with spaces (none before punctuation)."""
+        """Text of ``ids``: characters joined directly, words with spaces (none before punctuation). With
+        ``skip_special`` (the default) the special tokens are left out, <unk> among them: text of a word the
+        vocabulary did not know loses it (``skip_special=False`` writes "<unk>" there)."""
         ids = [_token_id(i) for i in ids]
         outside = next((i for i in ids if not 0 <= i < len(self.itos)), None)
         if outside is not None:  # a negative id would wrap around to the last tokens
@@ -179,7 +181,8 @@ class Vocabulary:
         """
         if self.level == "char":
             return "".join(tokens)
-        return _SPACE_BEFORE_PUNCTUATION.sub(r"\1", " ".join(tokens))
+        # A space before each token but punctuation; "<unk>", also starting with a non-word character, is a word here
+        return "".join(token if i == 0 or _PUNCTUATION.fullmatch(token) else " " + token for i, token in enumerate(tokens))
 
     def to_dict(self) -> dict:
         return {"level": self.level, "lower": self.lower, "tokens": self.itos[len(SPECIALS):]}
