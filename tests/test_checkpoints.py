@@ -517,7 +517,7 @@ def test_resume_extends_a_finished_run_and_refuses_changes_to_the_model(trained,
     state = open_checkpoint(out).state
     assert state["epoch"] == 2 and len(state["history"]) == 2 and state["config"]["lr"] == 0.005
     assert cli(["train", "--resume", "--out", str(out), "--epochs", "3", "--no-clip"]) == 0
-    assert "clip 5.0 -> None" in capsys.readouterr().out and open_checkpoint(out).state["config"]["clip"] is None
+    assert "clip 5.0 -> off (--no-clip)" in capsys.readouterr().out and open_checkpoint(out).state["config"]["clip"] is None
 
 
 def test_resume_finds_moved_data_by_its_hash(tmp_path, capsys):

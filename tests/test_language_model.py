@@ -387,7 +387,7 @@ def test_cli_import_registers_a_cell(tmp_path, capsys):
     "argv, message",
     [
         (["train", "--data", "no/such/file.txt"], "train: error: data file no/such/file.txt not found"),
-        (["train", "--data", "{empty}"], "is empty"),
+        (["train", "--data", "{empty}"], "is empty but for spaces and newlines; give a file that holds the text to learn from"),
         (["sample", "--checkpoint", "{tmp}"], "is not a checkpoint folder (no manifest.json)"),
         (["train", "--data", "{dinos}", "--import", "no_such_module_xyz"], "--import no_such_module_xyz: ModuleNotFoundError"),
     ],
@@ -455,3 +455,7 @@ def test_a_training_step_on_a_device_reads_it_back_at_most_twice(layout, cell, l
             loss = trainer.train_step(*batches[1])
     assert isinstance(loss, float) and math.isfinite(loss)
     assert sorted(event.kind for event in seen.events) == ["item", "nonzero"], seen.events
+
+
+def test_unknown_tokens_of_a_text_the_vocabulary_knows_say_so():
+    assert str(Vocabulary.from_text("cafe").unknown("cafe")) == "all 4 characters are in the vocabulary"  # was a dangling "...: "

@@ -294,7 +294,8 @@ def check_destination(path: str | os.PathLike, *, owned: bool = False, overwrite
         with tempfile.TemporaryFile(dir=parent):  # the real test: permissions, read-only mounts, quotas
             pass
     except OSError as error:
-        raise CheckpointError(f"cannot write the checkpoint {given}: folder {parent} is not writable "
+        where = f"folder {parent}" if parent == path.parent else f"folder {parent}, where its folders would be made,"
+        raise CheckpointError(f"cannot write the checkpoint {given}: {where} is not writable "
                               f"({error.strerror}); choose a checkpoint folder you can write to (--out)") from None
 
 

@@ -86,7 +86,8 @@ def load_corpus(config: TrainConfig, vocab: Vocabulary | None = None) -> Corpus:
     digest = hashlib.sha256(raw).hexdigest()
     text = _decoded(raw, path, config.encoding)[: config.max_chars or None]
     if not text.strip():
-        raise TrainingError(f"data file {path} is empty")
+        raise TrainingError(f"data file {path} is empty" + ("" if not text else " but for spaces and newlines")
+                            + "; give a file that holds the text to learn from")
     given = vocab
     if not config.is_stream:
         lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -537,7 +538,8 @@ class Trainer:
             if name == "lr":
                 for group in self.optimizer.param_groups:
                     group["lr"] = value
-            done.append(f"{name} {old} -> {value}")
+            shown = {None: "off (--no-clip)"} if name == "clip" else {}
+            done.append(f"{name} {shown.get(old, old)} -> {shown.get(value, value)}")
         return done
 
 

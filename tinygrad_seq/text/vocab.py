@@ -81,6 +81,8 @@ class UnknownTokens:
 
     def __str__(self) -> str:
         what = ("character" if self.level == "char" else "word") + ("s" if self.total != 1 else "")
+        if not self.count:
+            return f"all {self.total} {what} {'is' if self.total == 1 else 'are'} in the vocabulary"
         is_, counts = ("is", "counts") if self.count == 1 else ("are", "count")
         ranked = [t for t, _ in self.counts.most_common()]  # the most frequent first, ties in order of appearance
         named = ", ".join(repr(t) for t in ranked[: self.shown])
