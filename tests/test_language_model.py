@@ -7,6 +7,7 @@ import os
 import re
 import runpy
 import signal
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -54,7 +55,22 @@ def test_word_tokens_keep_their_combining_marks(text, words):
     assert tokenize_words(text) == words
     assert tokenize_words(f"{text}\x1c{text}") == words * 2  # as before: \x1c separates, as a space does
     vocab = Vocabulary.from_text(text, level="word")
-    assert vocab.decode(vocab.encode(text)) == text
+    assert vocab.decode(vocab.encode(text)) == unicodedata.normalize("NFC", text)
+
+
+def test_a_vocabulary_reads_text_in_one_unicode_form():
+    composed, decomposed = "caf\u00e9 noir", "cafe\u0301 noir"  # the same words, typed two ways
+    for level in ("char", "word"):
+        vocab = Vocabulary.from_text(composed, level=level)
+        assert vocab.encode(decomposed) == vocab.encode(composed) and vocab.unknown(decomposed).count == 0
+        assert Vocabulary.from_text(decomposed, level=level) == vocab
+        assert Vocabulary.from_dict(vocab.to_dict()) == vocab and vocab.to_dict()["normalize"] == "NFC"
+    assert Vocabulary.from_text("\u00c9T\u00c9", lower=True).encode("E\u0301te\u0301") == [4, 5, 4]  # lowered, then composed
+    saved_before = Vocabulary.from_dict({"level": "char", "lower": False, "tokens": ["e", "\u0301"]})  # no "normalize" key
+    assert saved_before.normalize is None and saved_before.encode("e\u0301") == [4, 5]  # reads text as it did
+    assert "normalize" not in saved_before.to_dict()  # so its fingerprint, and the checkpoint's, stay the same
+    with pytest.raises(ValueError, match=r"Vocabulary: normalize must be one of 'NFC', 'NFKC', 'NFD', 'NFKD', None; got 'nfc'"):
+        Vocabulary(["a"], normalize="nfc")
 
 
 def test_vocabulary_word_level_min_freq_and_max_size():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import operator
 import os
+import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ PAD, UNK, EOS, BOS = "<pad>", "<unk>", "<eos>", "<bos>"
 SPECIALS = (PAD, UNK, EOS, BOS)  # ids 0, 1, 2, 3 in every vocabulary
 PAD_ID, UNK_ID, EOS_ID, BOS_ID = range(4)
 LEVELS = ("char", "word")
+NORMAL_FORMS = ("NFC", "NFKC", "NFD", "NFKD", None)
 # ``regex``'s \w is Unicode's word class, combining marks included, so that "cafe\u0301" and Hindi's vowel
 # signs stay inside their word (the standard ``re`` splits them off as punctuation). Its \w leaves out the
 # numbers ``re`` counted (x², H₂O, ½: \p{No}) and its \s the separators \x1c-\x1f: added back, so that
@@ -97,17 +99,25 @@ class Vocabulary:
         tokens: the ordinary tokens, most frequent first.
         level: "char" (a token is a character) or "word" (see ``tokenize_words``).
         lower: lower-case text before splitting it into words.
+        normalize: the Unicode normal form text is brought to before it is split (and the tokens given
+            too), so that "café" typed as e + a combining accent is the "café" of the data: "NFC" (the
+            default), "NFKC", "NFD", "NFKD", or None for the text as it is (what a vocabulary saved
+            before this option reads as).
     """
 
-    def __init__(self, tokens: Sequence[str], level: str = "char", lower: bool = False) -> None:
+    def __init__(self, tokens: Sequence[str], level: str = "char", lower: bool = False,
+                 normalize: str | None = "NFC") -> None:
         if level not in LEVELS:
             raise ValueError(f"Vocabulary: level must be 'char' or 'word'; got {level!r}")
-        self.level, self.lower = level, lower
-        self.itos: list[str] = list(SPECIALS) + [t for t in tokens if t not in SPECIALS]
-        self.stoi = {token: i for i, token in enumerate(self.itos)}
-        wrong = next((t for t in self.itos if not isinstance(t, str)), None)
+        if normalize not in NORMAL_FORMS:
+            raise ValueError(f"Vocabulary: normalize must be one of {', '.join(map(repr, NORMAL_FORMS))}; got {normalize!r}")
+        self.level, self.lower, self.normalize = level, lower, normalize
+        wrong = next((t for t in tokens if not isinstance(t, str)), None)
         if wrong is not None:
             raise TypeError(f"Vocabulary: tokens must be strings; got {wrong!r} ({type(wrong).__name__})")
+        tokens = [unicodedata.normalize(normalize, t) for t in tokens] if normalize else list(tokens)
+        self.itos: list[str] = list(SPECIALS) + [t for t in tokens if t not in SPECIALS]
+        self.stoi = {token: i for i, token in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos):  # one token at two ids: encode would use one, and decode read both as it
             repeated = sorted({t for i, t in enumerate(self.itos) if self.stoi[t] != i})
             raise ValueError(f"Vocabulary: tokens must be distinct; {repeated[:5]} appear more than once. "
@@ -115,7 +125,7 @@ class Vocabulary:
 
     @classmethod
     def from_text(cls, texts: str | Iterable[str], level: str = "char", min_freq: int = 1,
-                  max_size: int | None = None, lower: bool = False) -> Vocabulary:
+                  max_size: int | None = None, lower: bool = False, normalize: str | None = "NFC") -> Vocabulary:
         """Count the tokens of ``texts`` (one string or many) and keep those seen ``min_freq`` times, at most ``max_size``."""
         check_counts("Vocabulary.from_text", min_freq=min_freq)
         if max_size is not None:  # the 4 special tokens count, and one token of the text at least
@@ -127,7 +137,7 @@ class Vocabulary:
         elif not isinstance(texts, Iterable):
             raise TypeError(f"Vocabulary.from_text: texts must be a str or an iterable of str; got {type(texts).__name__}")
         counts: Counter[str] = Counter()
-        probe = cls([], level, lower)
+        probe = cls([], level, lower, normalize)
         for index, text in enumerate(texts):
             if not isinstance(text, str):
                 raise TypeError(f"Vocabulary.from_text: texts[{index}] is a {type(text).__name__}, not a str; "
@@ -136,12 +146,14 @@ class Vocabulary:
         ranked = sorted((t for t, n in counts.items() if n >= min_freq), key=lambda t: (-counts[t], t))
         if max_size is not None:
             ranked = ranked[: max(0, max_size - len(SPECIALS))]
-        return cls(ranked, level, lower)
+        return cls(ranked, level, lower, normalize)
 
     def tokenize(self, text: str) -> list[str]:
-        if self.level == "char":
-            return list(text.lower() if self.lower else text)
-        return tokenize_words(text, self.lower)
+        if self.lower:
+            text = text.lower()
+        if self.normalize:  # after lowering, which can leave a letter and its accent apart ("É" -> "e" + U+0301 in NFD)
+            text = unicodedata.normalize(self.normalize, text)
+        return list(text) if self.level == "char" else tokenize_words(text)
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -187,11 +199,14 @@ class Vocabulary:
         return "".join(token if i == 0 or _PUNCTUATION.fullmatch(token) else " " + token for i, token in enumerate(tokens))
 
     def to_dict(self) -> dict:
-        return {"level": self.level, "lower": self.lower, "tokens": self.itos[len(SPECIALS):]}
+        data = {"level": self.level, "lower": self.lower, "tokens": self.itos[len(SPECIALS):]}
+        if self.normalize:  # absent in a vocabulary saved before the option: it reads text as it is, and keeps its hash
+            data["normalize"] = self.normalize
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> Vocabulary:
-        return cls(data["tokens"], data["level"], data.get("lower", False))
+        return cls(data["tokens"], data["level"], data.get("lower", False), data.get("normalize"))
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the vocabulary as JSON (through a temporary file, so an interrupted save leaves the old one)."""
