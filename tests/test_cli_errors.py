@@ -65,6 +65,9 @@ PARSER_CASES = [
     (["sample", "--checkpoint", "c", "-n", "0"], "tinygrad-seq sample: -n must be >= 1; got 0"),
     (["sample", "--checkpoint", "c", "--max-len", "0"], "tinygrad-seq sample: --max-len must be >= 1; got 0"),
     (["sample", "--checkpoint", "c", "--seed", "-2"], "tinygrad-seq sample: --seed must be >= 0; got -2"),
+    (["sample", "--checkpoint", "c", "--prime", "-rex"],
+     "tinygrad-seq sample: --prime: expected one argument (for a value that starts with '-', write it with '=': "
+     "--prime=-abc); see tinygrad-seq sample --help"),
     (["sample", "--checkpoint", "c", "--prime", "ab\udcff\udcfec"],  # bytes a UTF-8 terminal could not decode
      "tinygrad-seq sample: --prime must be text in the terminal's encoding (utf-8); got the bytes b'\\xff\\xfe' at "
      "character 2, which it cannot decode (set the terminal to UTF-8, or type the text again)"),

@@ -34,7 +34,12 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         message = message.removeprefix("argument ")  # argparse's "argument --clip: ..."
         checked = re.fullmatch(r"(\S+): (must .*)", message, re.S)  # our types' range messages name the fix
-        _fail(self.prog, f"{checked[1]} {checked[2]}" if checked else f"{message}; see {self.prog} --help")
+        if checked:
+            _fail(self.prog, f"{checked[1]} {checked[2]}")
+        missing = re.fullmatch(r"(--[\w-]+): expected one argument", message)
+        if missing:  # often a value that starts with "-", which argparse reads as an option
+            message += f" (for a value that starts with '-', write it with '=': {missing[1]}=-abc)"
+        _fail(self.prog, f"{message}; see {self.prog} --help")
 
     def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                    namespace: argparse.Namespace | None = None) -> argparse.Namespace:
