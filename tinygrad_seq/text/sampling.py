@@ -80,7 +80,8 @@ def _checked_sampling(op: str, model: Any, vocab: Vocabulary, n: int, max_len: i
 def _sample_batch(model: Any, vocab: Vocabulary, n: int, max_len: int, temperature: float, top_k: int | None,
                   prime: str, rng: np.random.Generator) -> list[str]:
     """``n`` texts drawn side by side, as one batch of the model, with ``rng``."""
-    with evaluating(model):
+    # Scores that overflow are found and named below (a ValueError), not warned about on the way
+    with evaluating(model), np.errstate(over="ignore", invalid="ignore"):
         start = [BOS_ID] + vocab.encode(prime)
         tokens = np.tile(np.array(start), (n, 1)).T  # (len(start), n)
         logits, state = model(tokens)
