@@ -2,7 +2,8 @@
 
 Each demo runs on the CPU in about 3 minutes with its defaults, takes
 ``--backend cupy``, has a ``--smoke`` mode the test suite runs, prints what it
-shows, and writes its figures to the folder ``--out`` names. Each one ends with
+shows, and writes its figures to the folder ``--out`` names (min_char_rnn.py and
+autograd_tour.py write none, and have no ``--out``). Each one ends with
 ``common.run(main)``: bad input (CuPy asked for without a GPU, PNG without
 Graphviz, data it cannot read) prints one line, ``demo.py: error: ...``, on
 stderr and exits with status 2, as the ``tinygrad-seq`` command does. Import
@@ -58,12 +59,14 @@ def run(main: Callable[[], Any]) -> None:
         fail(line)
 
 
-def arguments(description: str, out: str) -> argparse.ArgumentParser:
-    """The options every demo takes; add your own to the parser it returns (errors are one line, as in tinygrad-seq)."""
+def arguments(description: str, out: str | None) -> argparse.ArgumentParser:
+    """The options every demo takes (--out only for a demo that writes files: ``out``, its default folder); add
+    your own to the parser it returns (errors are one line, as in tinygrad-seq)."""
     parser = ArgumentParser(description=description)
     add_backend_option(parser)
     parser.add_argument("--smoke", action="store_true", help="a tiny run, for the tests")
-    parser.add_argument("--out", default=out, help=f"folder for the figures (default ./{out})")
+    if out is not None:
+        parser.add_argument("--out", default=out, help=f"folder for the figures (default ./{out})")
     return parser
 
 
@@ -79,15 +82,17 @@ def use_backend_option(args: argparse.Namespace) -> None:
         ts.set_backend(args.backend)
 
 
-def start(args: argparse.Namespace) -> Path:
+def start(args: argparse.Namespace) -> Path | None:
     """Apply --backend, keep freed memory for the next step (a demo owns its process) and seed everything;
-    returns the output folder, created."""
+    returns the output folder, created (None for a demo without --out)."""
     use_backend_option(args)
     if getattr(args, "smoke", False):
         print("--smoke: a tiny run that checks the demo works, at sizes of its own (options such as --hidden and --epochs "
               "are not used); its numbers show nothing yet (run it without --smoke for the demo's result)")
     ts.keep_freed_memory()  # the main demo faults 36,000 times instead of 190,000 (docs/performance.md, "Alone or alternating")
     ts.manual_seed(0)
+    if getattr(args, "out", None) is None:
+        return None
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)

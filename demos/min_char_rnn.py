@@ -140,7 +140,7 @@ def sample_with_library(model: CharRNN, first: int, length: int, rng: np.random.
 
 
 def main() -> None:
-    parser = common.arguments(__doc__.splitlines()[0], "min_char_rnn")
+    parser = common.arguments(__doc__.splitlines()[0], out=None)  # it prints what it shows, and writes no file
     parser.add_argument("--iterations", type=common.integer(1), default=1500, help="chunks to train on, >= 1 (default 1500)")
     parser.add_argument("--hidden", type=common.integer(1, 4096), default=100, help="hidden units, 1 to 4,096 (default 100)")
     args = parser.parse_args()
