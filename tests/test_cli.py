@@ -139,13 +139,14 @@ def test_a_closed_pipe_in_process_returns_its_status_and_leaves_the_callers_stdo
     assert sys.stdout is pipe and (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
 
 
-def test_dropout_with_one_layer_is_a_note_naming_the_option(tmp_path, capsys):
+def test_options_the_run_does_not_use_are_notes_naming_the_one_that_would(tmp_path, capsys):
     import warnings
 
     (tmp_path / "two.txt").write_text("abc\nabd\n")
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # the library's warning, with its Python fix, would raise here
         assert main(["train", "--data", str(tmp_path / "two.txt"), "--hidden", "4", "--epochs", "1", "--dropout", "0.5",
-                     "--out", str(tmp_path / "run")]) == 0
+                     "--seq-len", "8", "--out", str(tmp_path / "run")]) == 0
     err = capsys.readouterr().err
     assert "note: --dropout 0.5 does nothing with one layer: it acts between stacked layers; add --layers 2 or more" in err
+    assert "note: --seq-len 8 does nothing in the lines layout, which reads each line whole" in err  # was silent

@@ -285,6 +285,9 @@ def run_train(args: argparse.Namespace) -> int:
     if trainer.config.dropout and trainer.config.layers == 1:  # the library's warning names its Python fix; this, the option
         print(f"note: --dropout {trainer.config.dropout:g} does nothing with one layer: it acts between stacked layers; "
               "add --layers 2 or more", file=sys.stderr)
+    if "seq_len" in given and not trainer.config.is_stream:
+        print(f"note: --seq-len {given['seq_len']} does nothing in the lines layout, which reads each line whole; "
+              "it sets the chunks of --layout stream", file=sys.stderr)
     vocab = trainer.corpus.vocab
     print(f"{vocab}, {trainer.model.num_parameters():,} parameters, backend {trainer.model.embedding.weight.backend.name}")
     finished = trainer.run(out, overwrite=args.overwrite)
