@@ -135,6 +135,7 @@ def files(tmp_path_factory):
     """Data files and checkpoints for the bad-input cases."""
     folder = tmp_path_factory.mktemp("bad_input")
     (folder / "latin1.txt").write_bytes("rex\ncafé\n".encode("latin-1"))
+    (folder / "binary.dat").write_bytes(bytes(range(256)) * 4)
     (folder / "short.txt").write_text("hello world\n")
     (folder / "long.txt").write_text("\n".join(["abc"] * 20 + ["abcd" * 100_000]) + "\n")
     (folder / "unknown.txt").write_text("rexé\nréx\nßrex\n", encoding="utf-8")
@@ -169,6 +170,10 @@ PROCESS_CASES = {
     "not utf-8": (["train", "--data", "{f}/latin1.txt"], {},
                   "tinygrad-seq train: error: data file {f}/latin1.txt is not valid utf-8: byte 0xe9 at offset 7 (line 2) "
                   "invalid continuation byte; pass the file's encoding, e.g. --encoding latin-1 or --encoding cp1252"),
+    "a binary file": (["train", "--data", "{f}/binary.dat"], {},
+                      "tinygrad-seq train: error: data file {f}/binary.dat looks like a binary file, not text: it holds NUL "
+                      "bytes, and byte 0x80 at offset 128 (line 2) is not valid utf-8; give a text file (or, for UTF-16 "
+                      "text, --encoding utf-16)"),
     "a line too long": (["train", "--data", "{f}/long.txt"], {}, "--layout stream"),
     "custom cell without --import (sample)": (
         ["sample", "--checkpoint", "{f}/custom"], {},

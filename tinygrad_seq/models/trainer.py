@@ -73,6 +73,12 @@ def _decoded(raw: bytes, path: str | os.PathLike, encoding: str) -> str:
         raise TrainingError(f"unknown text encoding {encoding!r}; use one Python knows (utf-8, latin-1, cp1252, ...)") from None
     except UnicodeDecodeError as error:
         line = raw.count(b"\n", 0, error.start) + 1
+        if b"\x00" in raw[:65_536] and not any(wide in encoding for wide in ("16", "32")):
+            raise TrainingError(  # no text encoding helps a binary file (UTF-16 text is full of NUL bytes too)
+                f"data file {path} looks like a binary file, not text: it holds NUL bytes, and byte "
+                f"{raw[error.start]:#04x} at offset {error.start} (line {line}) is not valid {encoding}; give a text "
+                "file (or, for UTF-16 text, --encoding utf-16)"
+            ) from None
         raise TrainingError(
             f"data file {path} is not valid {encoding}: byte {raw[error.start]:#04x} at offset {error.start} (line {line}) "
             f"{error.reason}; pass the file's encoding, e.g. --encoding latin-1 or --encoding cp1252"
