@@ -58,7 +58,7 @@ def sample_many(model: Any, vocab: Vocabulary, n: int, max_len: int = 50, temper
 
 def _batches(model: Any, vocab: Vocabulary, n: int, max_len: int, temperature: float, top_k: int | None, prime: str,
              rng: np.random.Generator, batch_size: int, progress: bool) -> Iterator[str]:
-    with progress_bar(total=n, desc="sampling", unit="text", disable=not progress or n <= batch_size, leave=False) as bar:
+    with progress_bar(total=n, desc="sampling", unit="text", disable=not progress or n <= batch_size, leave=True) as bar:
         for first in range(0, n, batch_size):
             texts = _sample_batch(model, vocab, min(batch_size, n - first), max_len, temperature, top_k, prime, rng)
             bar.clear()  # off the terminal while the caller prints the texts, drawn again below them
