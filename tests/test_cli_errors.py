@@ -282,7 +282,7 @@ def test_the_library_refuses_too_long_lines_and_too_short_streams(files):
     lines = [[3] + [4] * 40 + [2]] * 100
     with pytest.raises(TrainingError, match=r"a batch of 32 x 41 steps \(the longest line of words.txt\) of a vocabulary of "
                                             r"100,000 tokens would need about 1.6 GB .*: its logits alone are 32 x 41 x 100,000 numbers; keep the frequent tokens with "
-                                            r"--max-vocab 10,000 or a smaller --batch-size$"):
+                                            r"--max-vocab 10000 or a smaller --batch-size$"):
         check_batch_memory(lines, 32, 100_000, 32, 64, 1, 1.0, "words.txt")  # was blamed on the lines' length
     with pytest.raises(TrainingError, match=r"a batch of 1 x 41 steps \(the longest held-out line of words.txt\) of a model "
                                             r"this large .*; train a smaller model \(--hidden, --layers, --embed\)$"):

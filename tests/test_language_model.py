@@ -69,6 +69,7 @@ def test_a_vocabulary_reads_text_in_one_unicode_form():
     saved_before = Vocabulary.from_dict({"level": "char", "lower": False, "tokens": ["e", "\u0301"]})  # no "normalize" key
     assert saved_before.normalize is None and saved_before.encode("e\u0301") == [4, 5]  # reads text as it did
     assert "normalize" not in saved_before.to_dict()  # so its fingerprint, and the checkpoint's, stay the same
+    assert len(Vocabulary((word for word in ["hi", "there"]), level="word")) == 6  # a generator: read once, kept
     with pytest.raises(ValueError, match=r"Vocabulary: normalize must be one of 'NFC', 'NFKC', 'NFD', 'NFKD', None; got 'nfc'"):
         Vocabulary(["a"], normalize="nfc")
 

@@ -334,13 +334,16 @@ def run_sample(args: argparse.Namespace) -> int:
     if broken is not None:  # what sample would find at its first step, said in the command's terms
         raise TrainingError(f"checkpoint {args.checkpoint} holds weights that are NaN or inf ({broken}): the run that saved "
                             "it diverged; train again with a lower --lr, or with --clip")
-    try:
-        for text in sample_many(model, vocab, n=args.n, max_len=args.max_len, temperature=args.temperature,
-                                top_k=args.top_k, prime=args.prime, seed=args.seed):
-            print(text)
-    except ValueError as error:  # the model's scores overflow (weights finite but huge): said in one line
-        raise TrainingError(f"checkpoint {args.checkpoint}: {error}") from None
-    return 0
+    texts = sample_many(model, vocab, n=args.n, max_len=args.max_len, temperature=args.temperature,
+                        top_k=args.top_k, prime=args.prime, seed=args.seed)
+    while True:
+        try:
+            text = next(texts, None)
+        except ValueError as error:  # the model's scores overflow (weights finite but huge): said in one line
+            raise TrainingError(f"checkpoint {args.checkpoint}: {error}") from None
+        if text is None:
+            return 0
+        print(text)  # outside the try: a terminal that cannot print a character is not the checkpoint's fault
 
 
 def run_eval(args: argparse.Namespace) -> int:

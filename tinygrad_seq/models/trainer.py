@@ -166,11 +166,11 @@ def check_batch_memory(sequences: Sequence[Sequence[int]], batch_size: int, voca
     if fits(few, embed_dim, hidden, layers):  # the logits over the vocabulary are what is large
         raise TrainingError(f"{batch_of} of a vocabulary of {vocab_size:,} tokens {limit}: its logits alone are "
                             f"{batch} x {steps:,} x {vocab_size:,} numbers; keep the frequent tokens with --max-vocab "
-                            f"{FEW_TOKENS:,}{smaller_batch}")
+                            f"{FEW_TOKENS}{smaller_batch}")
     if fits(few, *default_model):
         raise TrainingError(f"{batch_of} of a model this large ({model}) and a vocabulary of {vocab_size:,} tokens "
                             f"{limit}; train a smaller model (--hidden, --layers, --embed) with --max-vocab "
-                            f"{FEW_TOKENS:,}{smaller_batch}")
+                            f"{FEW_TOKENS}{smaller_batch}")
     raise TrainingError(
         f"the longest {part}line of {data} is {steps:,} tokens long, and a batch of the lines layout is padded to its "
         f"longest line: {batch} x {steps:,} steps {limit}; train on long text with --layout stream (truncated BPTT in "

@@ -112,6 +112,7 @@ class Vocabulary:
         if normalize not in NORMAL_FORMS:
             raise ValueError(f"Vocabulary: normalize must be one of {', '.join(map(repr, NORMAL_FORMS))}; got {normalize!r}")
         self.level, self.lower, self.normalize = level, lower, normalize
+        tokens = list(tokens)  # a generator is read once: checked and kept from one list
         wrong = next((t for t in tokens if not isinstance(t, str)), None)
         if wrong is not None:
             raise TypeError(f"Vocabulary: tokens must be strings; got {wrong!r} ({type(wrong).__name__})")
