@@ -150,3 +150,5 @@ def test_options_the_run_does_not_use_are_notes_naming_the_one_that_would(tmp_pa
     err = capsys.readouterr().err
     assert "note: --dropout 0.5 does nothing with one layer: it acts between stacked layers; add --layers 2 or more" in err
     assert "note: --seq-len 8 does nothing in the lines layout, which reads each line whole" in err  # was silent
+    assert main(["train", "--resume", "--out", str(tmp_path / "run"), "--epochs", "2"]) == 0
+    assert "note:" not in capsys.readouterr().err  # nothing typed that the run does not use

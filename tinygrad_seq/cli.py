@@ -282,8 +282,8 @@ def run_train(args: argparse.Namespace) -> int:
         trainer = _trainer(args, given, out)
     if trainer is None:  # a resumed run that has finished
         return 0
-    if trainer.config.dropout and trainer.config.layers == 1:  # the library's warning names its Python fix; this, the option
-        print(f"note: --dropout {trainer.config.dropout:g} does nothing with one layer: it acts between stacked layers; "
+    if given.get("dropout") and trainer.config.layers == 1:  # typed now; the library's warning names its Python fix
+        print(f"note: --dropout {given['dropout']:g} does nothing with one layer: it acts between stacked layers; "
               "add --layers 2 or more", file=sys.stderr)
     if "seq_len" in given and not trainer.config.is_stream:
         print(f"note: --seq-len {given['seq_len']} does nothing in the lines layout, which reads each line whole; "
@@ -351,8 +351,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from .models.trainer import readable
 
     loss, ppl, state = evaluate_file(args.checkpoint, args.data, encoding=args.encoding)
-    shown = f"{loss:.4f}" if loss < 1e6 else f"{loss:.4g}"
-    print(f"{args.data}: loss {shown} per token, perplexity {readable(ppl)} ({state['model']['cell']}, epoch {state['epoch']})")
+    print(f"{args.data}: loss {readable(loss, 4)} per token, perplexity {readable(ppl, 3)} ({state['model']['cell']}, "
+          f"epoch {state['epoch']})")
     return 0
 
 

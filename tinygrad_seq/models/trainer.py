@@ -596,9 +596,10 @@ A model starts near log V (4.2 for 65 characters); a learning rate far too large
 still finite, and training stops there as it does at NaN."""
 
 
-def readable(perplexity: float) -> str:
-    """A perplexity to print: two decimals, or three digits and an exponent when it is huge (e^700 has 305)."""
-    return f"{perplexity:.2f}" if perplexity < 1e6 else f"{perplexity:.3g}"
+def readable(number: float, decimals: int = 2) -> str:
+    """A loss or perplexity to print: ``decimals`` decimals, or three digits and an exponent when it is huge (the
+    perplexity e^700 has 305 digits)."""
+    return f"{number:.{decimals}f}" if number < 1e6 else f"{number:.3g}"
 
 
 def has_held_out(data: Any, config: TrainConfig) -> bool:

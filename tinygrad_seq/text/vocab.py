@@ -33,8 +33,9 @@ NORMAL_FORMS = ("NFC", "NFKC", "NFD", "NFKD", None)
 # numbers ``re`` counted (x², H₂O, ½: \p{No}) and its \s the separators \x1c-\x1f: added back, so that
 # only the marks, joiners and a few letter-like symbols changed sides.
 _WORD = r"[\w\p{No}]"
-_WORDS = regex.compile(rf"{_WORD}+(?:'{_WORD}+)?|[^\w\p{{No}}\s\x1c-\x1f]")
-_PUNCTUATION = regex.compile(r"[^\w\p{No}\s\x1c-\x1f]+")  # punctuation alone: written without a space before it
+_MARK = r"[^\w\p{No}\s\x1c-\x1f]"  # punctuation: neither a word's character nor a space
+_WORDS = regex.compile(rf"{_WORD}+(?:'{_WORD}+)?|{_MARK}")
+_PUNCTUATION = regex.compile(rf"{_MARK}+")  # a token of punctuation alone: written without a space before it
 
 
 def tokenize_words(text: str, lower: bool = False) -> list[str]:
