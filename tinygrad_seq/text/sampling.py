@@ -1,9 +1,10 @@
 """Generating text from a language model, scoring a sentence, and measuring the model on held-out text."""
 from __future__ import annotations
 
+import functools
 import math
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,14 +54,15 @@ def sample_many(model: Any, vocab: Vocabulary, n: int, max_len: int = 50, temper
     check_counts("sample_many", batch_size=batch_size)
     # checked here, at the call, not at the first text
     rng = _checked_sampling("sample_many", model, vocab, n, max_len, temperature, top_k, prime, seed)
-    return _batches(model, vocab, n, max_len, temperature, top_k, prime, rng, batch_size, progress)
+    draw = functools.partial(_sample_batch, model, vocab, max_len=max_len, temperature=temperature, top_k=top_k,
+                             prime=prime, rng=rng)  # draw(k): k texts
+    return _batches(draw, n, batch_size, progress)
 
 
-def _batches(model: Any, vocab: Vocabulary, n: int, max_len: int, temperature: float, top_k: int | None, prime: str,
-             rng: np.random.Generator, batch_size: int, progress: bool) -> Iterator[str]:
+def _batches(draw: Callable[[int], list[str]], n: int, batch_size: int, progress: bool) -> Iterator[str]:
     with progress_bar(total=n, desc="sampling", unit="text", disable=not progress or n <= batch_size, leave=True) as bar:
         for first in range(0, n, batch_size):
-            texts = _sample_batch(model, vocab, min(batch_size, n - first), max_len, temperature, top_k, prime, rng)
+            texts = draw(min(batch_size, n - first))
             bar.clear()  # off the terminal while the caller prints the texts, drawn again below them
             yield from texts
             bar.update(len(texts))  # the texts the caller has had
