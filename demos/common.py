@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 
-def fail(error: BaseException | str) -> NoReturn:
-    """Print ``demo.py: error: ...`` on stderr, one line, and exit with status 2."""
-    print(f"{Path(sys.argv[0]).name}: error: {' '.join(str(error).split())}", file=sys.stderr)
+def _exit_with(line: str) -> NoReturn:
+    """Print ``demo.py: error: LINE`` on stderr and exit with status 2."""
+    print(f"{Path(sys.argv[0]).name}: error: {line}", file=sys.stderr)
     raise SystemExit(2)
 
 
@@ -29,17 +29,23 @@ try:
     import tinygrad_seq as ts
 except RuntimeError as error:
     # A bad TINYGRAD_SEQ_BACKEND fails the import with tinygrad_seq's BackendError, which cannot be
-    # imported by name while the package itself failed to import.
+    # imported by name while the package itself failed to import; nor can cli.one_line, so it is spelled here.
     if type(error).__name__ != "BackendError":
         raise
-    fail(error)
+    _exit_with(" ".join(str(error).split()))
 
 from tinygrad_seq import optim
 from tinygrad_seq.backend import BACKEND_NAMES, BackendError
-from tinygrad_seq.cli import ArgumentParser, error_line, integer  # noqa: F401  the demos use common.integer
+from tinygrad_seq.cli import ArgumentParser, error_line, integer, one_line  # noqa: F401  the demos use common.integer
 from tinygrad_seq.models import TrainingError
 from tinygrad_seq.storage import CheckpointError
 from tinygrad_seq.viz import GraphvizNotFound
+
+
+def fail(error: BaseException | str) -> NoReturn:
+    """Print ``demo.py: error: ...`` on stderr, one line, and exit with status 2."""
+    _exit_with(one_line(error))
+
 
 ERRORS = (BackendError, TrainingError, CheckpointError, GraphvizNotFound)  # the library's errors about the input and the machine
 

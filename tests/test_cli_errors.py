@@ -68,6 +68,12 @@ PARSER_CASES = [
     (["sample", "--checkpoint", "c", "--prime", "-rex"],
      "tinygrad-seq sample: --prime: expected one argument (for a value that starts with '-', write it with '=': "
      "--prime=-abc); see tinygrad-seq sample --help"),
+    (["train", "--dat", "-x.txt"],  # an abbreviation argparse accepts
+     "tinygrad-seq train: --data: expected one argument (for a value that starts with '-', write it with '=': "
+     "--data=-abc); see tinygrad-seq train --help"),
+    (["train", "--data"], "tinygrad-seq train: --data: expected one argument; see tinygrad-seq train --help"),  # no value
+    (["sample", "--checkpoint", "c", "--prime", "rex", "--seed"],  # a value before, that starts with no '-'
+     "tinygrad-seq sample: --seed: expected one argument; see tinygrad-seq sample --help"),
     (["sample", "--checkpoint", "c", "--prime", "ab\udcff\udcfec"],  # bytes a UTF-8 terminal could not decode
      "tinygrad-seq sample: --prime must be text in the terminal's encoding (utf-8); got the bytes b'\\xff\\xfe' at "
      "character 2, which it cannot decode (set the terminal to UTF-8, or type the text again)"),
@@ -173,7 +179,7 @@ PROCESS_CASES = {
     "a binary file": (["train", "--data", "{f}/binary.dat"], {},
                       "tinygrad-seq train: error: data file {f}/binary.dat looks like a binary file, not text: it holds NUL "
                       "bytes, and byte 0x80 at offset 128 (line 2) is not valid utf-8; give a text file (or, for UTF-16 "
-                      "text, --encoding utf-16)"),
+                      "text without a byte-order mark, --encoding utf-16-le or utf-16-be)"),
     "a line too long": (["train", "--data", "{f}/long.txt"], {}, "--layout stream"),
     "custom cell without --import (sample)": (
         ["sample", "--checkpoint", "{f}/custom"], {},
@@ -236,6 +242,68 @@ def test_bad_input_is_one_line_exit_2(process_results, files, name):
 def test_eval_reads_like_train(files, capsys, argv, message):
     assert cli([a.replace("{f}", str(files)) for a in argv]) == 2
     assert message.replace("{f}", str(files)) in one_line(capsys.readouterr().err)
+
+
+BINARY = ("looks like a binary file, not text: it holds NUL bytes, and byte 0xd8 at offset 216 (line 2) is not valid "
+          "utf-16; give a text file (or, for UTF-16 text without a byte-order mark, --encoding utf-16-le or utf-16-be)")
+
+
+@pytest.mark.parametrize("text, encoding, message", [
+    ("utf-16", "utf-8", "is not valid utf-8: byte 0xff at offset 0 (line 1) invalid start byte; it starts with the "
+                        "UTF-16-LE byte-order mark: pass --encoding utf-16"),
+    ("utf-32", "utf-8", "is not valid utf-8: byte 0xff at offset 0 (line 1) invalid start byte; it starts with the "
+                        "UTF-32-LE byte-order mark: pass --encoding utf-32"),  # not UTF-16-LE's, which begins it
+    ("utf-16", "latin-1", "read as iso8859-1 holds NUL characters ('\\x00'), which text does not have (the first at "
+                          "character 3, line 1); it starts with the UTF-16-LE byte-order mark: pass --encoding utf-16"),
+    (None, "utf-16", BINARY),  # was "not valid utf-16 ... e.g. --encoding latin-1": no encoding read it as binary
+    (None, "utf-32", "looks like a binary file, not text"),
+    (None, "latin-1", "read as iso8859-1 holds NUL characters ('\\x00'), which text does not have (the first at "
+                      "character 0, line 1); give a text file"),  # was read, and trained on
+])
+def test_nul_bytes_are_binary_unless_a_byte_order_mark_says_utf_16_or_32(files, tmp_path, capsys, text, encoding, message):
+    data = tmp_path / "data.txt"
+    data.write_bytes(bytes(range(256)) * 4 if text is None else "rex\ncafé\n".encode(text))
+    assert cli(["train", "--data", str(data), "--encoding", encoding, "--out", str(tmp_path / "out")]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"tinygrad-seq train: error: data file {data} {message}"), line
+
+
+def test_utf_16_text_with_its_byte_order_mark_trains_and_evaluates(tmp_path, capsys):
+    from tinygrad_seq.models.trainer import load_corpus, read_text
+
+    data = tmp_path / "dinos-utf16.txt"
+    data.write_bytes(DINOS.read_text(encoding="utf-8").encode("utf-16"))  # a byte-order mark, then NULs in every character
+    assert read_text(data, "utf-16") == DINOS.read_text(encoding="utf-8")
+    assert load_corpus(TrainConfig(data=str(data), encoding="utf-16")).vocab == load_corpus(TrainConfig(data=str(DINOS))).vocab
+    out = tmp_path / "out"
+    assert cli(["train", "--data", str(data), "--encoding", "utf-16", "--epochs", "1", "--hidden", "4", "--embed", "4",
+                "--batch-size", "256", "--out", str(out)]) == 0
+    assert cli(["eval", "--checkpoint", str(out), "--data", str(data)]) == 0  # the encoding it was trained with
+    assert "perplexity" in capsys.readouterr().out
+
+
+def test_eval_asks_only_for_what_it_can_change_when_a_batch_is_too_large(files, tmp_path, capsys):
+    from tinygrad_seq.models.trainer import check_batch_memory
+
+    long = tmp_path / "long.txt"
+    long.write_text("rex\n" + "a" * 2_500_000 + "\n")
+    assert cli(["eval", "--checkpoint", str(files / "dinos"), "--data", str(long)]) == 2
+    assert one_line(capsys.readouterr().err).endswith(
+        f"; eval scores each line whole with the checkpoint's model and vocabulary, which it cannot change: split the "
+        f"long lines of {long} into shorter ones")  # as train's: "train on long text with --layout stream"
+    lines = [[3] + [4] * 40 + [2]]
+    for vocabulary, hidden in ((100_000, 64), (65, 10_000_000), (100_000, 10_000_000)):  # the vocabulary, the model, both
+        with pytest.raises(TrainingError) as refused:
+            check_batch_memory(lines, 1, vocabulary, 32, hidden, 1, 0.01, "words.txt", batch_option=False, command="eval")
+        assert str(refused.value).endswith("which it cannot change: split the long lines of words.txt into shorter ones")
+        assert "--" not in str(refused.value)  # eval has no --max-vocab, --hidden, --batch-size or --layout
+
+
+def test_one_line_joins_the_lines_and_spaces_of_a_message():
+    from tinygrad_seq.cli import one_line as line_of
+
+    assert line_of(ValueError("no\n  CUDA device\t found ")) == "no CUDA device found"
+    assert line_of("already\none line") == "already one line"
 
 
 # ---------------------------------------------------------------- what a user does instead

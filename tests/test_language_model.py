@@ -74,6 +74,42 @@ def test_a_vocabulary_reads_text_in_one_unicode_form():
         Vocabulary(["a"], normalize="nfc")
 
 
+@pytest.mark.parametrize("form", ["NFKC", "NFKD"])
+def test_compatibility_forms_lower_the_text_they_normalize(form):
+    text = "\u1d2c\u210c H\u0331"  # ᴬ and ℌ, which these forms make capitals; H with a macron below
+    vocab = Vocabulary.from_text(text, normalize=form, lower=True)
+    # ᴬ and ℌ were "A" and "H" (lowered before they became capitals); H + U+0331 lowered is "h" + U+0331, which
+    # NFKC composes into one character, "ẖ" (normalizing only before lowering left it two)
+    assert vocab.tokenize(text) == list(unicodedata.normalize(form, "ah h\u0331"))
+    assert Vocabulary.from_text("\u1d2c", lower=True).itos[4:] == ["\u1d2c"]  # NFC, the default, makes no capitals
+
+
+@pytest.mark.parametrize("token, form, message", [
+    ("\u00e9", "NFD", "the character token '\u00e9' (U+00E9) is 2 characters in NFD, 'e\u0301' (U+0065 U+0301), which "
+                      "a character-level vocabulary reads one at a time, never as this token; give those characters"),
+    ("\ufb01", "NFKC", "the character token '\ufb01' (U+FB01) is 2 characters in NFKC, 'fi' (U+0066 U+0069)"),
+])
+def test_a_character_vocabulary_refuses_a_token_its_normal_form_splits(token, form, message):
+    with pytest.raises(ValueError, match=f"^Vocabulary: {re.escape(message)}"):
+        Vocabulary(["a", token], normalize=form)  # was accepted, at an id that encode never gives
+    words = Vocabulary([token], level="word", normalize=form)  # a word is any number of characters
+    assert words.itos[4:] == [unicodedata.normalize(form, token)]
+    assert Vocabulary([token], normalize=None).itos[4:] == [token]
+    saved = Vocabulary.from_text(token, normalize=form).to_dict()  # the characters of the normal form, one by one
+    assert Vocabulary.from_dict(saved).to_dict() == saved  # still loads, with the same fingerprint
+
+
+def test_a_vocabulary_names_the_tokens_its_normal_form_makes_one():
+    message = ("Vocabulary: tokens must be distinct; 'e\u0301' (U+0065 U+0301) and '\u00e9' (U+00E9) differ as given but "
+               "are both '\u00e9' (U+00E9) in NFC: keep one of them (or normalize=None, which keeps them apart)")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        Vocabulary(["\u00e9", "e\u0301"])  # was "['é'] appear more than once", though each was given once
+    with pytest.raises(ValueError, match=re.escape("'K' (U+004B) and '\u212a' (U+212A) differ as given but are both "
+                                                   "'K' (U+004B) in NFKC")):
+        Vocabulary(["K", "\u212a"], level="word", normalize="NFKC")  # the Kelvin sign
+    assert len(Vocabulary(["\u00e9", "e\u0301"], normalize=None)) == 6  # text as it is: two tokens
+
+
 def test_vocabulary_word_level_min_freq_and_max_size():
     assert tokenize_words("Hi, you're here!") == ["Hi", ",", "you're", "here", "!"]
     text = "The cat sat. The cat ran. A dog sat."

@@ -26,6 +26,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """
 
     commands: argparse._SubParsersAction | None = None  # the sub-commands, named when none is given
+    given: Sequence[str] = ()  # the arguments this parser reads (a sub-command's: those after its name)
 
     def add_subparsers(self, **kwargs: Any) -> argparse._SubParsersAction:
         self.commands = super().add_subparsers(**kwargs)
@@ -37,9 +38,20 @@ class ArgumentParser(argparse.ArgumentParser):
         if checked:
             _fail(self.prog, f"{checked[1]} {checked[2]}")
         missing = re.fullmatch(r"(--[\w-]+): expected one argument", message)
-        if missing:  # often a value that starts with "-", which argparse reads as an option
+        if missing and self._followed_by_dash(missing[1]):  # a value that starts with "-", read as an option
             message += f" (for a value that starts with '-', write it with '=': {missing[1]}=-abc)"
         _fail(self.prog, f"{message}; see {self.prog} --help")
+
+    def _followed_by_dash(self, option: str) -> bool:
+        """Whether ``option`` (or the abbreviation of it argparse accepts) is followed by an argument that starts
+        with '-'; at the end of the command line its value is simply missing."""
+        return any(len(item) > 2 and option.startswith(item) and after.startswith("-")
+                   for item, after in zip(self.given, self.given[1:]))
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        self.given = sys.argv[1:] if args is None else list(args)  # what error() looks in
+        return super().parse_known_args(args, namespace)
 
     def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                    namespace: argparse.Namespace | None = None) -> argparse.Namespace:
@@ -55,8 +67,13 @@ class UsageError(Exception):
     """A command asked for something this machine cannot do: the message is one line that says what to fix."""
 
 
+def one_line(error: BaseException | str) -> str:
+    """An error's message as the one line a command prints: every run of spaces and newlines made one space."""
+    return " ".join(str(error).split())
+
+
 def _fail(prog: str, message: str) -> None:
-    print(f"{prog}: {' '.join(message.split())}", file=sys.stderr)
+    print(f"{prog}: {one_line(message)}", file=sys.stderr)
     raise SystemExit(2)
 
 
@@ -495,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return CLOSED_PIPE_STATUS
     except (*failures, OSError, MemoryError) as error:
-        line = ' '.join(str(error).split()) if isinstance(error, failures) else error_line(error, MEMORY_HINTS.get(args.command))
+        line = one_line(error) if isinstance(error, failures) else error_line(error, MEMORY_HINTS.get(args.command))
         if line is None:
             raise  # an OSError that names no path and is no full disk: a bug to see whole
         print(f"tinygrad-seq {args.command}: error: {line}", file=sys.stderr)
@@ -516,10 +533,10 @@ def error_line(error: OSError | MemoryError, memory_hint: str | None = None) -> 
     (or read-only) disk, or memory running out (with ``memory_hint``, what to ask for instead). None for any
     other OSError, which is a bug to see whole."""
     if isinstance(error, MemoryError):
-        what = ' '.join(str(error).split()) or "an allocation failed"
+        what = one_line(error) or "an allocation failed"
         return f"out of memory: {what}; {memory_hint or 'ask for less work at once'}"
     if error.filename is not None or error.errno in FULL_OR_READ_ONLY:
-        return ' '.join(str(error).split())
+        return one_line(error)
     return None
 
 

@@ -11,6 +11,7 @@ last checkpoint stays as it was).
 """
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
 import json
@@ -68,21 +69,50 @@ def _data_bytes(path: str | os.PathLike) -> bytes:
 
 def _decoded(raw: bytes, path: str | os.PathLike, encoding: str) -> str:
     try:
-        return raw.decode(encoding)
+        text = raw.decode(encoding)
     except LookupError:
         raise TrainingError(f"unknown text encoding {encoding!r}; use one Python knows (utf-8, latin-1, cp1252, ...)") from None
     except UnicodeDecodeError as error:
         line = raw.count(b"\n", 0, error.start) + 1
-        if b"\x00" in raw[:65_536] and not any(wide in encoding for wide in ("16", "32")):
-            raise TrainingError(  # no text encoding helps a binary file (UTF-16 text is full of NUL bytes too)
-                f"data file {path} looks like a binary file, not text: it holds NUL bytes, and byte "
-                f"{raw[error.start]:#04x} at offset {error.start} (line {line}) is not valid {encoding}; give a text "
-                "file (or, for UTF-16 text, --encoding utf-16)"
-            ) from None
-        raise TrainingError(
-            f"data file {path} is not valid {encoding}: byte {raw[error.start]:#04x} at offset {error.start} (line {line}) "
-            f"{error.reason}; pass the file's encoding, e.g. --encoding latin-1 or --encoding cp1252"
-        ) from None
+        where = f"byte {raw[error.start]:#04x} at offset {error.start} (line {line})"
+        marked = _byte_order_mark(raw) is not None  # UTF-16 or UTF-32 text: its NUL bytes are no sign of binary
+        if not marked and b"\x00" in raw[:65_536]:  # no text encoding helps a binary file
+            raise TrainingError(f"data file {path} looks like a binary file, not text: it holds NUL bytes, and {where} "
+                                f"is not valid {encoding}; {_wide_text_fix(raw, encoding)}") from None
+        fix = (_wide_text_fix(raw, encoding) if marked
+               else "pass the file's encoding, e.g. --encoding latin-1 or --encoding cp1252")
+        raise TrainingError(f"data file {path} is not valid {encoding}: {where} {error.reason}; {fix}") from None
+    first = text.find("\x00")
+    if first >= 0:  # what an encoding that takes any byte (latin-1) makes of a binary file, or of UTF-16 text
+        line = text.count("\n", 0, first) + 1
+        raise TrainingError(f"data file {path} read as {encoding} holds NUL characters ('\\x00'), which text does not "
+                            f"have (the first at character {first:,}, line {line}); {_wide_text_fix(raw, encoding)}")
+    return text
+
+
+BYTE_ORDER_MARKS = (  # UTF-32's first: the UTF-32-LE mark starts with the UTF-16-LE one
+    (codecs.BOM_UTF32_LE, "UTF-32-LE", "utf-32"), (codecs.BOM_UTF32_BE, "UTF-32-BE", "utf-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16-LE", "utf-16"), (codecs.BOM_UTF16_BE, "UTF-16-BE", "utf-16"),
+)
+"""The byte-order marks that start UTF-16 and UTF-32 text (whose every ASCII character holds NUL bytes): (bytes,
+the mark's name, the --encoding that reads it)."""
+
+
+def _byte_order_mark(raw: bytes) -> tuple[str, str] | None:
+    """(name, encoding) of the UTF-16 or UTF-32 byte-order mark ``raw`` starts with, or None."""
+    return next(((name, encoding) for mark, name, encoding in BYTE_ORDER_MARKS if raw.startswith(mark)), None)
+
+
+def _wide_text_fix(raw: bytes, encoding: str) -> str:
+    """The fix for bytes that hold NULs: the encoding their byte-order mark names; damaged text when that is the
+    encoding given; else a text file, or the byte order of UTF-16 text that has no mark."""
+    mark = _byte_order_mark(raw)
+    if mark is None:
+        return "give a text file (or, for UTF-16 text without a byte-order mark, --encoding utf-16-le or utf-16-be)"
+    name, wide = mark
+    if codecs.lookup(encoding).name in (wide, name.lower()):
+        return f"it starts with the {name} byte-order mark, but is not {name} text past it: write the file again"
+    return f"it starts with the {name} byte-order mark: pass --encoding {wide}"
 
 
 def load_corpus(config: TrainConfig, vocab: Vocabulary | None = None) -> Corpus:
@@ -135,11 +165,13 @@ FEW_TOKENS = 10_000
 
 def check_batch_memory(sequences: Sequence[Sequence[int]], batch_size: int, vocab_size: int, embed_dim: int,
                        hidden: int, layers: int, limit_gb: float, data: Any, part: str = "",
-                       batch_option: bool = True) -> None:
-    """Refuse (TrainingError) a padded batch that would need more than ``limit_gb``, naming what to change: a
-    model too large (a model of the default size would fit), a vocabulary too large (FEW_TOKENS would fit),
-    both, or else lines too long. ``part`` names the lines ("held-out "); ``batch_option``: whether a smaller
-    --batch-size is a fix to offer (the held-out batches are sized to fit, down to one line).
+                       batch_option: bool = True, command: str = "train") -> None:
+    """Refuse (TrainingError) a padded batch that would need more than ``limit_gb``, naming what is too large: the
+    model (a model of the default size would fit), the vocabulary (FEW_TOKENS would fit), both, or else the
+    lines; then the fix ``command`` can act on. "train" changes the model, the vocabulary, the layout or the
+    batch; "eval" reads a checkpoint, whose model and vocabulary are fixed: only the file's lines can change.
+    ``part`` names the lines ("held-out "); ``batch_option``: whether a smaller --batch-size is a fix to offer
+    (the held-out batches are sized to fit, down to one line).
 
     A batch of the lines layout is padded to its longest line, so one line of
     300,000 characters makes every sequence of its batch 300,000 steps long.
@@ -156,26 +188,43 @@ def check_batch_memory(sequences: Sequence[Sequence[int]], batch_size: int, voca
         return batch_memory(steps, batch, vocabulary, embed, width, depth) <= limit_gb * 1e9
 
     default_model, few = (TrainConfig.embed_dim, TrainConfig.hidden, TrainConfig.layers), min(vocab_size, FEW_TOKENS)
-    smaller_batch = " or a smaller --batch-size" if batch > 1 and batch_option else ""
+    if fits(vocab_size, *default_model):  # the lines would fit a model of the default size
+        cause = "model"
+    elif fits(few, embed_dim, hidden, layers):  # the logits over the vocabulary are what is large
+        cause = "vocabulary"
+    else:
+        cause = "both" if fits(few, *default_model) else "lines"
     limit = f"would need about {need / 1e9:,.1f} GB (the limit is {limit_gb:g} GB, TrainConfig.max_batch_gb)"
     batch_of = f"a batch of {batch} x {steps:,} steps (the longest {part}line of {data})"
-    model = f"embed {embed_dim:,}, hidden {hidden:,}, {layers:,} layer{'s' if layers > 1 else ''}"
-    if fits(vocab_size, *default_model):  # the lines would fit a model of the default size
-        raise TrainingError(f"{batch_of} of a model this large ({model}) {limit}; train a smaller model "
-                            f"(--hidden, --layers, --embed){smaller_batch}")
-    if fits(few, embed_dim, hidden, layers):  # the logits over the vocabulary are what is large
-        raise TrainingError(f"{batch_of} of a vocabulary of {vocab_size:,} tokens {limit}: its logits alone are "
-                            f"{batch} x {steps:,} x {vocab_size:,} numbers; keep the frequent tokens with --max-vocab "
-                            f"{FEW_TOKENS}{smaller_batch}")
-    if fits(few, *default_model):
-        raise TrainingError(f"{batch_of} of a model this large ({model}) and a vocabulary of {vocab_size:,} tokens "
-                            f"{limit}; train a smaller model (--hidden, --layers, --embed) with --max-vocab "
-                            f"{FEW_TOKENS}{smaller_batch}")
-    raise TrainingError(
-        f"the longest {part}line of {data} is {steps:,} tokens long, and a batch of the lines layout is padded to its "
-        f"longest line: {batch} x {steps:,} steps {limit}; train on long text with --layout stream (truncated BPTT in "
-        "chunks of --seq-len), or split the line" + (", or use a smaller --batch-size" if smaller_batch else "")
-    )
+    model = f"a model this large (embed {embed_dim:,}, hidden {hidden:,}, {layers:,} layer{'s' if layers > 1 else ''})"
+    too_large = {
+        "model": f"{batch_of} of {model} {limit}",
+        "vocabulary": f"{batch_of} of a vocabulary of {vocab_size:,} tokens {limit}: its logits alone are "
+                      f"{batch} x {steps:,} x {vocab_size:,} numbers",
+        "both": f"{batch_of} of {model} and a vocabulary of {vocab_size:,} tokens {limit}",
+        "lines": f"the longest {part}line of {data} is {steps:,} tokens long, and a batch of the lines layout is padded "
+                 f"to its longest line: {batch} x {steps:,} steps {limit}",
+    }[cause]
+    fixes = {"train": _train_fix(cause, batch > 1 and batch_option), "eval": _eval_fix(data)}
+    raise TrainingError(f"{too_large}; {fixes[command]}")
+
+
+def _train_fix(cause: str, smaller_batch: bool) -> str:
+    """What ``train`` can change when ``cause`` ("model", "vocabulary", "both" or "lines") is too large."""
+    if cause == "lines":
+        return ("train on long text with --layout stream (truncated BPTT in chunks of --seq-len), or split the line"
+                + (", or use a smaller --batch-size" if smaller_batch else ""))
+    fix = {"model": "train a smaller model (--hidden, --layers, --embed)",
+           "vocabulary": f"keep the frequent tokens with --max-vocab {FEW_TOKENS}",
+           "both": f"train a smaller model (--hidden, --layers, --embed) with --max-vocab {FEW_TOKENS}"}[cause]
+    return fix + (" or a smaller --batch-size" if smaller_batch else "")
+
+
+def _eval_fix(data: Any) -> str:
+    """What ``eval`` can change, whatever is too large: it scores each line whole, one at a time at the least,
+    with the checkpoint's model and vocabulary, so only shorter lines need less."""
+    return (f"eval scores each line whole with the checkpoint's model and vocabulary, which it cannot change: "
+            f"split the long lines of {data} into shorter ones")
 
 
 def held_out_batch_size(sequences: Sequence[Sequence[int]], model: LanguageModel, limit_gb: float) -> int:
@@ -632,7 +681,7 @@ def evaluate_file(checkpoint: str | os.PathLike, data: str, encoding: str | None
     if not config.is_stream:  # lines are padded: a long one can make a batch too big
         sizes = state["model"]
         check_batch_memory(corpus.train, 1, len(vocab), sizes["embed_dim"], sizes["hidden_size"], sizes["num_layers"],
-                           config.max_batch_gb, data, batch_option=False)
+                           config.max_batch_gb, data, batch_option=False, command="eval")
     if not has_held_out(corpus.train, config):
         count = len(corpus.train)
         held = f"{count} token{'' if count == 1 else 's'}" if config.is_stream else "no line"

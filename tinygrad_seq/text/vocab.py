@@ -28,6 +28,7 @@ SPECIALS = (PAD, UNK, EOS, BOS)  # ids 0, 1, 2, 3 in every vocabulary
 PAD_ID, UNK_ID, EOS_ID, BOS_ID = range(4)
 LEVELS = ("char", "word")
 NORMAL_FORMS = ("NFC", "NFKC", "NFD", "NFKD", None)
+COMPATIBILITY_FORMS = ("NFKC", "NFKD")  # they map characters to others, capitals among them: normalized before lowering
 # ``regex``'s \w is Unicode's word class, combining marks included, so that "cafe\u0301" and Hindi's vowel
 # signs stay inside their word (the standard ``re`` splits them off as punctuation). Its \w leaves out the
 # numbers ``re`` counted (x², H₂O, ½: \p{No}) and its \s the separators \x1c-\x1f: added back, so that
@@ -93,6 +94,38 @@ class UnknownTokens:
         return f"{self.count} of {self.total} {what} {is_} not in the vocabulary and {counts} as {UNK}: {named}{more}"
 
 
+def _spelled(token: str) -> str:
+    """``token`` with its code points, which tell apart tokens that print the same: 'é' (U+0065 U+0301)."""
+    return f"{token!r} ({' '.join(f'U+{ord(c):04X}' for c in token)})"
+
+
+def _check_one_character(given: Sequence[str], normal: Sequence[str], normalize: str | None) -> None:
+    """Refuse a character token that ``normalize`` turns into several characters ("é" into e and U+0301 in NFD):
+    a character-level vocabulary tokenizes normalized text one character at a time, so it never reads the token."""
+    for token, form in zip(given, normal):
+        if len(token) == 1 and len(form) > 1:
+            raise ValueError(
+                f"Vocabulary: the character token {_spelled(token)} is {len(form)} characters in {normalize}, "
+                f"{_spelled(form)}, which a character-level vocabulary reads one at a time, never as this token; "
+                "give those characters as tokens instead, or build the vocabulary with Vocabulary.from_text")
+
+
+def _repeated(given: Sequence[str], normal: Sequence[str], normalize: str | None) -> str:
+    """The error for tokens given twice, naming the different tokens that ``normalize`` made one."""
+    originals: dict[str, set[str]] = {}
+    for token, form in zip(given, normal):
+        originals.setdefault(form, set()).add(token)
+    merged = next(((form, sorted(tokens)) for form, tokens in originals.items()
+                   if len(tokens) > 1 and form not in SPECIALS), None)
+    if merged is not None:
+        form, tokens = merged
+        return (f"Vocabulary: tokens must be distinct; {' and '.join(map(_spelled, tokens))} differ as given but are "
+                f"both {_spelled(form)} in {normalize}: keep one of them (or normalize=None, which keeps them apart)")
+    repeated = sorted(t for t, n in Counter(normal).items() if n > 1 and t not in SPECIALS)
+    return (f"Vocabulary: tokens must be distinct; {repeated[:5]} appear more than once. "
+            "A vocabulary file edited by hand? Build one with Vocabulary.from_text")
+
+
 class Vocabulary:
     """Maps tokens to ids and back; <pad>=0, <unk>=1, <eos>=2, <bos>=3, then tokens by frequency.
 
@@ -117,13 +150,13 @@ class Vocabulary:
         wrong = next((t for t in tokens if not isinstance(t, str)), None)
         if wrong is not None:
             raise TypeError(f"Vocabulary: tokens must be strings; got {wrong!r} ({type(wrong).__name__})")
-        tokens = [unicodedata.normalize(normalize, t) for t in tokens] if normalize else list(tokens)
-        self.itos: list[str] = list(SPECIALS) + [t for t in tokens if t not in SPECIALS]
+        normal = [unicodedata.normalize(normalize, t) for t in tokens] if normalize else tokens
+        if level == "char":
+            _check_one_character(tokens, normal, normalize)
+        self.itos: list[str] = list(SPECIALS) + [t for t in normal if t not in SPECIALS]
         self.stoi = {token: i for i, token in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos):  # one token at two ids: encode would use one, and decode read both as it
-            repeated = sorted({t for i, t in enumerate(self.itos) if self.stoi[t] != i})
-            raise ValueError(f"Vocabulary: tokens must be distinct; {repeated[:5]} appear more than once. "
-                             "A vocabulary file edited by hand? Build one with Vocabulary.from_text")
+            raise ValueError(_repeated(tokens, normal, normalize))
 
     @classmethod
     def from_text(cls, texts: str | Iterable[str], level: str = "char", min_freq: int = 1,
@@ -152,6 +185,8 @@ class Vocabulary:
 
     def tokenize(self, text: str) -> list[str]:
         if self.lower:
+            if self.normalize in COMPATIBILITY_FORMS:  # they map some characters to capitals ("ℌ" -> "H"): lowered next
+                text = unicodedata.normalize(self.normalize, text)
             text = text.lower()
         if self.normalize:  # after lowering, which can leave a letter and its accent apart ("É" -> "e" + U+0301 in NFD)
             text = unicodedata.normalize(self.normalize, text)
