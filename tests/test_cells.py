@@ -1,5 +1,7 @@
 """Cells and the wrappers that unroll them: gradients, lengths, tags, names, registry, course notation, errors."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -386,14 +388,14 @@ def test_a_state_that_does_not_fit_names_the_layer_it_was_given_to():
 
 
 def test_a_state_error_from_inside_the_steps_is_not_blamed_on_the_state_given():
-    class Widening(nn.RNNCell):  # a bug of the cell's: its new state is twice too wide, which its next step refuses
+    class Widening(nn.RNNCell):  # a bug of the cell's: its new state is twice too wide, checked as forward returns it
         def forward(self, x, state=None):
             state = self.prepare(x, state)
             return ts.concat([state, state], axis=-1)
 
     stack = nn.Stacked([nn.Recurrent(Widening(3, 4)), nn.Recurrent(nn.RNNCell(4, 4))])
     with ts.transparent():  # the cell's own forward, step by step
-        with pytest.raises(nn.StateError, match=r"^Widening: state part a has shape \(2, 8\)"):
+        with pytest.raises(nn.StateError, match=r"^Widening\.forward returned a Tensor of shape \(2, 8\); .*its part a has shape \(2, 8\)"):
             stack(ts.randn(5, 2, 3), [ts.zeros(2, 4), ts.zeros(2, 4)])  # both fit: the error is the cell's
 
 
@@ -405,6 +407,146 @@ def test_a_layers_own_state_error_is_not_renamed_when_no_state_was_given():
     stack = nn.Stacked([Careless(nn.LSTMCell(3, 4))])
     with pytest.raises(nn.StateError, match=r"^LSTMCell: state part a has shape \(9, 4\)"):
         stack(ts.randn(5, 2, 3))
+
+
+class Returning(nn.RecurrentCell):
+    """A cell whose forward returns ``returns(a, c)`` of its new a (and c, for two parts): right or wrong."""
+
+    returns = staticmethod(lambda a, c: a)
+
+    @classmethod
+    def of(cls, returns, state_names=("a",)):
+        return type("Bad", (cls,), {"returns": staticmethod(returns), "state_names": state_names})
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.gate_parameters(gates=1, bias=True)
+        self.reset_parameters()
+
+    def forward(self, x, state=None):
+        parts = self.state_parts(self.prepare(x, state))
+        a = (self.input_projection(x) + self.hidden_projection(parts[0])).tanh()
+        return self.returns(a, a * parts[-1])
+
+
+WRONG_RETURNS = {  # what forward returned, the cell's state_names, and what the error says of it
+    "a tuple for one part": (lambda a, c: (a, a), ("a",),
+                             r"a tuple of 2; it must return the new state, one Tensor of shape \(2, 4\) \(state_names = \('a',\)\): "
+                             r"return the Tensor itself, not a tuple"),
+    "one tensor for two parts": (lambda a, c: a, ("a", "c"),
+                                 r"a Tensor of shape \(2, 4\); it must return the new state, a tuple of 2 Tensors \(a, c\), each of "
+                                 r"shape \(2, 4\) \(state_names = \('a', 'c'\)\): return one Tensor per name of state_names, in its order"),
+    "no return": (lambda a, c: None, ("a",), r"None; .*: add the missing `return` of the new state at the end of forward$"),
+    "an array": (lambda a, c: a.numpy(), ("a",), r"a numpy\.ndarray of shape \(2, 4\); .*not \.numpy\(\), \.data or NumPy calls"),
+    "an array part": (lambda a, c: (a, c.numpy()), ("a", "c"),
+                      r"a tuple of 2; .*: its part c is a numpy\.ndarray of shape \(2, 4\): compute every part with the tensor ops"),
+    "a dict": (lambda a, c: {"a": a, "c": c}, ("a", "c"), r"a dict; .*: return a tuple of its parts in the order of state_names, \(a, c\)"),
+    "a wrong shape": (lambda a, c: a[:, :2], ("a",),
+                      r"a Tensor of shape \(2, 2\); .*: its part a has shape \(2, 2\), not \(batch, hidden_size\) = \(2, 4\)$"),
+}
+
+
+@pytest.mark.parametrize("where", ["recorded", "transparent", "cell alone", "Bidirectional"])
+@pytest.mark.parametrize("case", list(WRONG_RETURNS))
+def test_what_forward_returns_is_checked_as_it_returns_on_every_path(case, where):
+    """A forward that returns no state of its cell fails on the first step, on every path, with one message that names
+    forward, what it returned, what it must return and the fix; never later, nor deep inside the library."""
+    returns, names, said = WRONG_RETURNS[case]
+    cell = Returning.of(returns, names)(3, 4)
+    x = ts.randn(5, 2, 3)
+    run = {"cell alone": lambda: cell(x[0]), "Bidirectional": lambda: nn.Bidirectional(nn.Recurrent(cell))(x)}.get(
+        where, lambda: nn.Recurrent(cell)(x))
+    with ts.testing.on_path("transparent" if where == "transparent" else "recorded"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no RecordingWarning first: the recording never sees it
+        with pytest.raises(nn.StateError, match=r"^Bad\.forward returned " + said):
+            run()
+
+
+def test_a_forward_that_returns_a_state_that_fits_runs_as_before():
+    """A one-element tuple or list for a one-part state fits, as it does given as a state."""
+    for returns in (lambda a, c: [a], lambda a, c: (a,)):
+        cell = Returning.of(returns)(3, 4)
+        for path in ("recorded", "transparent"):
+            with ts.testing.on_path(path):
+                out, final = nn.Recurrent(cell)(ts.randn(5, 2, 3))
+            assert out.shape == (5, 2, 4) and cell.state_parts(final)[0].shape == (2, 4)
+
+
+def test_a_cell_with_a_check_state_of_its_own_has_its_new_state_checked_by_it():
+    """A state of another shape than (B, H), which the cell's own initial_state and check_state describe, still runs
+    on every path; a new state that its check_state refuses is blamed on forward, with the cell's own words."""
+    class Wide(nn.RecurrentCell):
+        def __init__(self, input_size, hidden_size):
+            super().__init__(input_size, hidden_size)
+            self.gate_parameters(gates=2, bias=True)
+            self.reset_parameters()
+
+        def initial_state(self, batch_size, like=None):
+            return ts.zeros(batch_size, 2 * self.hidden_size)
+
+        def check_state(self, state, batch_size):
+            if not isinstance(state, ts.Tensor) or state.shape != (batch_size, 2 * self.hidden_size):
+                raise nn.StateError(f"Wide: the state must be ({batch_size}, {2 * self.hidden_size})")
+
+        def output(self, state):
+            return state[:, : self.hidden_size]
+
+        def forward(self, x, state=None):
+            state = self.prepare(x, state)
+            return (self.input_projection(x) + self.hidden_projection(state[:, : self.hidden_size])).tanh()
+
+    class Narrowing(Wide):
+        def forward(self, x, state=None):
+            return super().forward(x, state)[:, :6]
+
+    for path in ("recorded", "transparent"):
+        with ts.testing.on_path(path):
+            out, final = nn.Recurrent(Wide(3, 4))(ts.randn(5, 2, 3))
+            assert out.shape == (5, 2, 4) and final.shape == (2, 8) and Wide(3, 4)(ts.randn(2, 3)).shape == (2, 8)
+            with pytest.raises(nn.StateError, match=r"^Narrowing\.forward returned a Tensor of shape \(2, 6\), which is not a new "
+                                                    r"state of the cell: Wide: the state must be \(2, 8\)$"):
+                nn.Recurrent(Narrowing(3, 4))(ts.randn(5, 2, 3))
+
+
+def test_what_forward_returns_is_checked_once_per_layer_call(monkeypatch):
+    """The check costs the time loop nothing per step: on the first step of a transparent call, on the recording
+    steps of the recorded path, never on a replay of a trusted tape, and not on a kernel's steps."""
+    calls = []
+    check = nn.RecurrentCell.check_returned
+    monkeypatch.setattr(nn.RecurrentCell, "check_returned", lambda self, *args: (calls.append(1), check(self, *args))[1])
+    x = ts.randn(6, 2, 3)
+    for path, counts in (("transparent", [1, 1, 1, 1]), ("recorded", [1, 1, 0, 0]), ("kernel", [0, 0, 0, 0])):
+        cell = nn.GRUCell(3, 4) if path == "kernel" else Returning(3, 4)
+        layer = nn.Recurrent(cell)
+        with ts.testing.on_path(path):
+            got = []
+            for _ in counts:
+                calls.clear()
+                layer(x)
+                got.append(len(calls))
+        assert got == counts, path
+
+
+def test_check_cell_reports_what_forward_returned_as_an_assertion_error():
+    """check_cell returns True or raises an AssertionError: also for a forward that returns no state, whatever path its
+    own calls take (a kernel runs no forward), and for a step that raises; the error is its cause."""
+    class KernelAndWrongForward(nn.RNNCell):  # its kernel is right; its forward, the reference, is not
+        def forward(self, x, state=None):
+            a = super().forward(x, state)
+            return (a, a)
+
+    class Raising(Returning):
+        def forward(self, x, state=None):
+            raise KeyError("weight_xh")
+
+    for cell in (Returning.of(lambda a, c: (a, a))(3, 4), KernelAndWrongForward(3, 4)):
+        with pytest.raises(AssertionError, match=r"^check_cell: the new state forward returns: \w+\.forward returned a tuple of 2; "
+                                                 r"it must return the new state, one Tensor of shape \(2, 4\)") as caught:
+            ts.testing.check_cell(cell)
+        assert isinstance(caught.value.__cause__, nn.StateError)
+    with pytest.raises(AssertionError, match=r"^check_cell: one step: running one step of the cell raised KeyError: 'weight_xh'$") as caught:
+        ts.testing.check_cell(Raising(3, 4))
+    assert isinstance(caught.value.__cause__, KeyError)
 
 
 @pytest.mark.parametrize(
@@ -432,7 +574,32 @@ def test_a_layers_own_state_error_is_not_renamed_when_no_state_was_given():
         (lambda: nn.Recurrent(nn.Linear(3, 4)), TypeError, r"cell must be an nn.RecurrentCell; got Linear.*make_cell"),
         (lambda: nn.LSTM(3, 4, num_layers=2)(ts.randn(5, 2, 3), (ts.zeros(1, 2, 4), ts.zeros(2, 2, 4))), ValueError,
          r"LSTM: h0 must have shape \(num_layers \* num_directions, batch, hidden_size\) = \(2, 2, 4\); got \(1, 2, 4\)"),
-        (lambda: nn.LSTM(3, 4)(ts.randn(5, 2, 3), ts.zeros(1, 2, 4)), ValueError, r"LSTM: hx must be None or a pair \(h0, c0\)"),
+        (lambda: nn.LSTM(3, 4)(ts.randn(5, 2, 3), ts.zeros(1, 2, 4)), ValueError,
+         r"^LSTM: hx must be None or a pair \(h0, c0\), .*; got a Tensor of shape \(1, 2, 4\); an LSTM's state is two tensors: pass \(h0, c0\)$"),
+        (lambda: nn.LSTM(3, 4)(ts.randn(5, 2, 3), [ts.zeros(1, 2, 4)] * 3), ValueError, r"^LSTM: hx must be None or a pair .*; got a list of 3$"),
+        # arrays as states: the layers and cells take tensors, and say so, naming the part
+        (lambda: nn.LSTM(3, 4)(ts.randn(5, 2, 3), (np.zeros((1, 2, 4)), np.zeros((1, 2, 4)))), ValueError,
+         r"^LSTM: h0 must have shape .* = \(1, 2, 4\); got a numpy\.ndarray of shape \(1, 2, 4\): make it a Tensor, ts\.Tensor\(h0\)$"),
+        (lambda: nn.GRUCell(3, 4)(ts.randn(2, 3), np.zeros((2, 4), np.float32)), nn.StateError,
+         r"^GRUCell: the state must be 1 tensor\(s\) \(a\) of shape \(2, 4\); got a numpy\.ndarray of shape \(2, 4\): make it a Tensor, ts\.Tensor\(array\)$"),
+        (lambda: nn.Recurrent(nn.GRUCell(3, 4))(ts.randn(5, 2, 3), np.zeros((2, 4), np.float32)), nn.StateError,
+         r"^GRUCell: the state must be .*; got a numpy\.ndarray of shape \(2, 4\): make it a Tensor"),
+        (lambda: nn.LSTMCell(3, 4)(ts.randn(2, 3), (np.zeros((2, 4)), np.zeros((2, 4)))), nn.StateError,
+         r"^LSTMCell: the state must be 2 tensor\(s\) \(a, c\) of shape \(2, 4\); got a tuple of 2 whose part a is a "
+         r"numpy\.ndarray of shape \(2, 4\): make each part a Tensor, ts\.Tensor\(array\)$"),
+        (lambda: nn.LSTMCell(3, 4)(ts.randn(2, 3), (ts.zeros(2, 4), None)), nn.StateError,
+         r"^LSTMCell: the state must be .*; got a tuple of 2 whose part c is None: make each part a Tensor$"),
+        # a whole sequence given to a cell, which runs one step
+        (lambda: nn.GRUCell(3, 4)(ts.randn(6, 2, 3)), ValueError,
+         r"^GRUCell: the input must have shape \(batch, 3\); got \(6, 2, 3\); a cell runs one step: run a whole sequence "
+         r"\(time, batch, features\) through nn\.Recurrent\(cell\), or give the cell one step at a time, x\[t\]$"),
+        # what the layers would not take either
+        (lambda: nn.GRUCell(3, 4)(None), TypeError,
+         r"^GRUCell: the input x must be a Tensor, an array or a nested list of numbers, of shape \(batch, 3\); got None"),
+        (lambda: nn.LSTMCell(3, 4)([[0.0, 1.0, 2.0], [0.0]]), TypeError,
+         r"^LSTMCell: the input x must be a Tensor, an array or a nested list of numbers, of shape \(batch, 3\); got a list \("),
+        (lambda: nn.RNNCell(3, 4)(np.array([["a", "b", "c"]])), TypeError,
+         r"^RNNCell: the input x must hold numbers, of shape \(batch, 3\); got a numpy\.ndarray of shape \(1, 3\) of dtype <U1$"),
         (lambda: nn.GRU(3, 4, bidirectional=True, batch_first=True)(ts.randn(2, 5, 3), ts.zeros(1, 2, 4)), ValueError, r"GRU: h0 must have shape .* = \(2, 2, 4\)"),
         (lambda: nn.RNN(3, 4, num_layers=0), ValueError, r"^RNN: num_layers must be an int >= 1; got 0$"),
         # A layer of torch's kind names itself, not the Recurrent inside it
@@ -496,6 +663,40 @@ def sigmoid(x):
 def course_parameters(rng, n_x, n_a, keys):
     shapes = {"Wax": (n_a, n_x), "Waa": (n_a, n_a)}
     return {k: rng.standard_normal(shapes.get(k, (n_a, 1) if k.startswith("b") else (n_a, n_a + n_x))) for k in keys}
+
+
+@pytest.mark.parametrize("path", ["kernel", "transparent"])
+@pytest.mark.parametrize("make", [nn.RNNCell, nn.GRUCell, nn.LSTMCell, Returning.of(lambda a, c: (a, c), ("a", "c"))],
+                         ids=["rnn", "gru", "lstm", "users"])
+def test_a_cell_takes_an_array_or_a_list_as_the_layers_do(make, path):
+    """cell(x) on a NumPy array or a nested list: the step of the same values as a Tensor (the layers take both)."""
+    ts.manual_seed(0)
+    cell = make(3, 4)
+    values = [[0.5, -1.0, 2.0], [0.0, 0.25, -0.5]]
+    with ts.testing.on_path(path):
+        expected = [to_host(p.data) for p in cell.state_parts(cell(ts.Tensor(values)))]
+        for given in (np.array(values, dtype=np.float32), values):
+            got = cell.state_parts(cell(given))
+            assert [p.dtype for p in got] == [np.float32] * len(got)  # a list of floats takes the default dtype, as ts.Tensor
+            for a, b in zip(got, expected):
+                np.testing.assert_array_equal(to_host(a.data), b)
+
+
+def test_gate_parameters_before_the_base_init_says_to_call_it_first():
+    class Early(nn.RecurrentCell):
+        def __init__(self, input_size, hidden_size):
+            self.gate_parameters(gates=1, bias=True)  # before super().__init__: hidden_size is not set yet
+            super().__init__(input_size, hidden_size)
+
+    class EarlyReset(nn.RecurrentCell):
+        def __init__(self, input_size, hidden_size):
+            self.reset_parameters()
+            super().__init__(input_size, hidden_size)
+
+    for cell, method in ((Early, "gate_parameters"), (EarlyReset, "reset_parameters")):
+        with pytest.raises(AttributeError, match=rf"^{cell.__name__}: cannot call {method}\(\) before RecurrentCell\.__init__\(\); "
+                                                 r"call super\(\)\.__init__\(input_size, hidden_size\) first in your __init__$"):
+            cell(3, 4)
 
 
 def test_course_rnn_and_lstm_equations():

@@ -1,6 +1,7 @@
 """The recorded path (a user's cell as one node per step, replayed from a tape) against the transparent one."""
 import contextlib
 import copy
+import sys
 import warnings
 
 import numpy as np
@@ -413,6 +414,18 @@ def test_unfaithful_steps_warn_once_and_run_transparently(cell, reason):
     ts.manual_seed(3)
     expected = run(twin, x, [5, 3], transparent=True, calls=2)[0]
     assert_same(got, expected)
+
+
+@pytest.mark.parametrize("wrap", [lambda layer: layer, lambda layer: nn.Stacked([layer]), lambda layer: nn.Bidirectional(layer)],
+                         ids=["Recurrent", "Stacked", "Bidirectional"])
+def test_a_recording_warning_points_at_the_users_call(wrap):
+    """The warning names the line that called the layer, however deep in the library the step that warns runs."""
+    model = wrap(nn.Recurrent(Dropping(3, 4)))
+    with pytest.warns(RecordingWarning, match="random numbers") as caught:
+        line = sys._getframe().f_lineno + 1
+        model(ts.randn(5, 2, 3))
+    places = [(w.filename, w.lineno) for w in caught if w.category is RecordingWarning]
+    assert places and set(places) == {(__file__, line)}  # Bidirectional: one warning per direction's cell
 
 
 class LogOfInput(GatedUnit):

@@ -8,14 +8,14 @@ import numpy as np
 from . import settings
 from .backend import to_host
 from .gradcheck import grad_check
-from .nn.cells import RecurrentCell, RNNCell
+from .nn.cells import RecurrentCell, RNNCell, StateError
 from .nn.recurrent import Bidirectional, Recurrent, Stacked
 from .modes import no_grad
 from .tensor import Tensor
 
 
-def _fail(check: str, detail: str) -> None:
-    raise AssertionError(f"check_cell: {check}: {detail}")
+def _fail(check: str, detail: str, cause: BaseException | None = None) -> None:
+    raise AssertionError(f"check_cell: {check}: {detail}") from cause
 
 
 def _manual_run(cell: RecurrentCell, x: np.ndarray, steps: range) -> list[np.ndarray]:
@@ -32,6 +32,8 @@ def check_cell(cell: RecurrentCell, batch_size: int = 2, steps: int = 3, seed: i
 
     On a float64 copy of ``cell``:
 
+    0. one step runs, and ``forward`` returns a new state that fits
+       ``state_names``: one (B, H) Tensor per name (``cell.check_returned``);
     1. a finite-difference gradient check of one step, with respect to the
        input, every part of the state and every parameter;
     2. the base-class contract: ``initial_state`` has ``state_names``' structure
@@ -59,6 +61,16 @@ def check_cell(cell: RecurrentCell, batch_size: int = 2, steps: int = 3, seed: i
 
     def one_step(x, *rest):
         return cell.state_parts(cell(x, cell.from_parts(tuple(rest[:n_parts]))))
+
+    state = cell.from_parts(tuple(parts))
+    try:  # forward itself, whatever path cell(x, state) takes (a kernel runs no forward), then the call
+        with no_grad():
+            cell.check_returned(cell.forward(x, state), batch_size)
+            cell(x, state)
+    except StateError as error:
+        _fail("the new state forward returns", str(error), error)
+    except Exception as error:  # noqa: BLE001  a cell that cannot run a step fails the check, saying why
+        _fail("one step", f"running one step of the cell raised {type(error).__name__}: {error}", error)
 
     try:
         grad_check(one_step, [x, *parts, *params])

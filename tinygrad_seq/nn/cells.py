@@ -30,7 +30,7 @@ from .. import settings
 from ..checks import check_counts
 from ..creation import zeros
 from ..ops import chunk, linear
-from ..tensor import Tensor
+from ..tensor import Tensor, as_tensor
 from . import fused as kernels
 from . import init
 from .steps import path_of
@@ -41,19 +41,35 @@ State = Any  # a Tensor (B, H), or a tuple of them for cells with several state 
 
 
 class StateError(ValueError):
-    """A state given to a cell or layer that does not fit it (structure or shape).
+    """A state that does not fit its cell or layer (structure or shape): given to it, or returned by a cell's
+    ``forward`` as the new state.
 
     Its own type so that a wrapper (``nn.Stacked``, ``nn.Bidirectional``) can say which of its layers the
     state was given to, without taking any other error for one."""
 
 
 def describe_state(state: Any) -> str:
-    """What was given as a state, for an error: "a Tensor of shape (2, 4)", "a tuple of 1", "a dict"."""
-    if isinstance(state, Tensor):
-        return f"a Tensor of shape {state.shape}"
+    """What was given as a state, for an error: "a Tensor of shape (2, 4)", "a tuple of 1", "a numpy.ndarray of
+    shape (2, 4)", "a dict", "None"."""
     if isinstance(state, (tuple, list)):
         return f"a {type(state).__name__} of {len(state)}"
-    return f"a {type(state).__name__}"
+    return describe_value(state)
+
+
+def describe_value(value: Any) -> str:
+    """One value for an error: "a Tensor of shape (2, 4)", "a numpy.ndarray of shape (2, 4)", "a dict", "None"."""
+    if value is None:
+        return "None"
+    if isinstance(value, Tensor):
+        return f"a Tensor of shape {value.shape}"
+    kind = type(value)
+    if isinstance(getattr(value, "shape", None), tuple) and hasattr(value, "dtype"):  # a NumPy or CuPy array
+        return f"a {kind.__module__.split('.')[0]}.{kind.__name__} of shape {value.shape}"
+    return f"a {kind.__name__}"
+
+
+def _is_array(value: Any) -> bool:
+    return not isinstance(value, Tensor) and isinstance(getattr(value, "shape", None), tuple) and hasattr(value, "dtype")
 
 
 def register_cell(name: str):
@@ -163,26 +179,122 @@ class RecurrentCell(Module):
         """Raise a clear error unless ``state`` has this cell's structure and (batch_size, H) parts."""
         parts = self.state_parts(state) if isinstance(state, (Tensor, tuple, list)) else None
         expected = f"{len(self.state_names)} tensor(s) ({', '.join(self.state_names)}) of shape ({batch_size}, {self.hidden_size})"
-        if parts is None or len(parts) != len(self.state_names) or not all(isinstance(p, Tensor) for p in parts):
-            raise StateError(f"{type(self).__name__}: the state must be {expected}; got {describe_state(state)}")
+        if parts is None or len(parts) != len(self.state_names):
+            fix = ": make it a Tensor, ts.Tensor(array)" if _is_array(state) else ""
+            raise StateError(f"{type(self).__name__}: the state must be {expected}; got {describe_state(state)}{fix}")
+        for name, part in zip(self.state_names, parts):
+            if not isinstance(part, Tensor):
+                raise StateError(f"{type(self).__name__}: the state must be {expected}; got {describe_state(state)} whose "
+                                 f"part {name} is {describe_value(part)}: make each part a Tensor"
+                                 + (", ts.Tensor(array)" if _is_array(part) else ""))
         for name, part in zip(self.state_names, parts):
             if part.shape != (batch_size, self.hidden_size):
                 raise StateError(f"{type(self).__name__}: state part {name} has shape {part.shape}; expected {expected}")
 
+    def check_returned(self, new_state: Any, batch_size: int | None) -> None:
+        """Raise a StateError naming ``forward`` unless what it returned is a new state of this cell: a Tensor
+        (B, H) for one part, a tuple of one (B, H) Tensor per name of ``state_names`` for several (B:
+        ``batch_size``; its shapes go unchecked when None).
+
+        Run right after ``forward`` returns, once per layer call: on the first step of a transparent call, on the
+        first step that records or checks a tape on the recorded path (a replayed step runs no ``forward``); and
+        on every call of the cell on its own. A cell that overrides ``check_state`` has its new state checked by it."""
+        problem = self._returned_problem(new_state, batch_size)
+        if problem is None:
+            return
+        name, names = type(self).__name__, self.state_names
+        if type(self).check_state is not RecurrentCell.check_state and batch_size is not None:
+            try:  # a cell that says itself which states fit it
+                self.check_state(new_state, batch_size)
+            except StateError as error:
+                raise StateError(f"{name}.forward returned {describe_state(new_state)}, which is not a new state of the cell: "
+                                 f"{error}") from None
+            return
+        shape = f"({batch_size}, {self.hidden_size})" if batch_size is not None else f"(batch, {self.hidden_size})"
+        if len(names) == 1:
+            expected = f"one Tensor of shape {shape}"
+        else:
+            expected = f"a tuple of {len(names)} Tensors ({', '.join(names)}), each of shape {shape}"
+        raise StateError(f"{name}.forward returned {describe_state(new_state)}; it must return the new state, {expected} "
+                         f"(state_names = {names!r}): {problem}")
+
+    def _returned_problem(self, new_state: Any, batch_size: int | None) -> str | None:
+        """What is wrong with ``forward``'s return value as a new state, said as its fix; None when it fits."""
+        names = self.state_names
+        if isinstance(new_state, Tensor):
+            parts: tuple | list = (new_state,)
+        elif isinstance(new_state, (tuple, list)):
+            parts = new_state
+        elif new_state is None:
+            return "add the missing `return` of the new state at the end of forward"
+        elif _is_array(new_state):
+            return ("compute the new state with the tensor ops on x and the state (not .numpy(), .data or NumPy calls), "
+                    "so that gradients flow through it")
+        elif isinstance(new_state, dict):
+            if len(names) == 1:
+                return "return the Tensor itself, not a dict"
+            return f"return a tuple of its parts in the order of state_names, ({', '.join(names)}), not a dict"
+        else:
+            return "return the Tensor(s) of the new state"
+        if len(parts) != len(names):
+            if len(names) == 1:
+                return (f"return the Tensor itself, not a {type(parts).__name__}, or give the cell a name for each part "
+                        "in state_names (state_names = ('a', 'c') for two)")
+            return (f"return one Tensor per name of state_names, in its order: ({', '.join(names)}); or make "
+                    "state_names name each part forward returns")
+        for name, part in zip(names, parts):
+            if not isinstance(part, Tensor):
+                return (f"its part {name} is {describe_value(part)}: compute every part with the tensor ops on x and "
+                        "the state (not .numpy(), .data or NumPy calls), so that gradients flow through it")
+        if batch_size is not None:
+            for name, part in zip(names, parts):
+                if part.shape != (batch_size, self.hidden_size):
+                    return f"its part {name} has shape {part.shape}, not (batch, hidden_size) = {(batch_size, self.hidden_size)}"
+        return None
+
     def check_input(self, x: Tensor) -> None:
+        """Raise a ValueError naming the cell unless x is one step (B, input_size)."""
         if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ValueError(f"{type(self).__name__}: the input must have shape (batch, {self.input_size}); got {x.shape}")
+            sequence = ("; a cell runs one step: run a whole sequence (time, batch, features) through "
+                        "nn.Recurrent(cell), or give the cell one step at a time, x[t]") if x.ndim == 3 else ""
+            raise ValueError(f"{type(self).__name__}: the input must have shape (batch, {self.input_size}); got {x.shape}{sequence}")
+
+    def as_input(self, x: Any) -> Tensor:
+        """x as a Tensor: a Tensor as it is, a NumPy (or CuPy) array or a nested list of numbers as the layers take
+        it (``as_tensor``); anything else is a TypeError naming the cell."""
+        if isinstance(x, Tensor):
+            return x
+        try:
+            tensor = as_tensor(x)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{type(self).__name__}: the input x must be a Tensor, an array or a nested list of numbers, "
+                            f"of shape (batch, {self.input_size}); got {describe_value(x)} ({error})") from None
+        if tensor.dtype.kind not in "biuf":
+            raise TypeError(f"{type(self).__name__}: the input x must hold numbers, of shape (batch, {self.input_size}); "
+                            f"got {describe_value(x)} of dtype {tensor.dtype}")
+        return tensor
+
+    def _sizes(self, method: str) -> tuple[int, int]:
+        """(input_size, hidden_size), or an AttributeError saying to call super().__init__ first: ``method`` ran before it."""
+        try:
+            return self.input_size, self.hidden_size
+        except AttributeError:
+            raise AttributeError(
+                f"{type(self).__name__}: cannot call {method}() before RecurrentCell.__init__(); "
+                "call super().__init__(input_size, hidden_size) first in your __init__"
+            ) from None
 
     def reset_parameters(self) -> None:
-        bound = 1 / math.sqrt(self.hidden_size)
+        bound = 1 / math.sqrt(self._sizes("reset_parameters")[1])
         for p in self.parameters():
             init.uniform_(p, -bound, bound)
 
     def gate_parameters(self, gates: int, bias: bool) -> None:
         """Create weight_ih (gates·H, I), weight_hh (gates·H, H) and, if ``bias``, bias_ih, bias_hh (gates·H,)."""
-        size = gates * self.hidden_size
-        self.weight_ih = Parameter(zeros(size, self.input_size))
-        self.weight_hh = Parameter(zeros(size, self.hidden_size))
+        input_size, hidden_size = self._sizes("gate_parameters")
+        size = gates * hidden_size
+        self.weight_ih = Parameter(zeros(size, input_size))
+        self.weight_hh = Parameter(zeros(size, hidden_size))
         self.bias_ih = Parameter(zeros(size)) if bias else None
         self.bias_hh = Parameter(zeros(size)) if bias else None
 
@@ -195,6 +307,8 @@ class RecurrentCell(Module):
         return projection(linear(h, self.weight_hh, self.bias_hh), "state")
 
     def prepare(self, x: Tensor, state: State | None) -> State:
+        """The state ``forward`` starts from: ``state`` checked against x (B, I), or the initial state when None."""
+        x = self.as_input(x)
         self.check_input(x)
         if state is None:
             return self.initial_state(x.shape[0], like=x)
@@ -204,10 +318,14 @@ class RecurrentCell(Module):
     def __call__(self, x: Tensor, state: State | None = None) -> State:
         """One step, ``cell(x, state=None) -> new state``: through the cell's kernel where it runs one, else ``forward``.
 
-        No state is the initial state: ``forward`` is handed it, so a cell whose ``forward`` skips
-        ``self.prepare`` still starts where ``cell(x, cell.initial_state(...))`` does."""
+        x: a Tensor (B, I), or what the layers take (a NumPy array, a nested list). No state is the initial state:
+        ``forward`` is handed it, so a cell whose ``forward`` skips ``self.prepare`` still starts where
+        ``cell(x, cell.initial_state(...))`` does. What ``forward`` returns is checked (``check_returned``)."""
+        x = self.as_input(x)
         if path_of(self) != "kernel":
-            return self.forward(x, self.prepare(x, state) if state is None else state)
+            new_state = self.forward(x, self.prepare(x, state) if state is None else state)
+            self.check_returned(new_state, x.shape[0] if x.ndim else None)
+            return new_state
         state = self.prepare(x, state)
         kernel = self.kernel(self)
         return kernel.unpack(kernel.step(kernel.begin(x), None, kernel.pack(state), None))

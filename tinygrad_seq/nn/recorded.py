@@ -52,6 +52,7 @@ import numpy as np
 
 from .. import blas, settings
 from ..backend import backend_of, to_host
+from ..callers import callers_level
 from ..ops import (Abs, Add, Cast, Clamp, Div, Exp, GetItem, Linear, Log, MatMul, Maximum, Mul, Neg, Pow, Relu, Sigmoid,
                    Sqrt, Sub, Tanh, concat, stack, where)
 from ..ops.cell_steps import _masked, _split_masked_grad
@@ -333,7 +334,7 @@ def _generated(tape: Tape) -> TapeCode | None:
     except Exception as error:  # noqa: BLE001  the interpreter is always there to fall back on
         warnings.warn(f"a recorded cell step could not be written out as code ({type(error).__name__}: {error}); "
                       "it is replayed by the tape's interpreter, which gives the same results, more slowly. "
-                      "Please report it", RecordingWarning, stacklevel=2)
+                      "Please report it", RecordingWarning, stacklevel=callers_level())
         return None
 
 
@@ -784,6 +785,7 @@ class RecordedSteps(Step):
         self.splits: dict[tuple, Batching | None] = {}  # per call: key -> the split whose loop reads the projection
         self.replays_by_state: dict[tuple, Replay] = {}  # per call: the packed state's (shape, dtype, grad) -> find_replay's
         self.grad_rows: GradientRows | None = None  # where the steps reading the projection write its gradient (begin)
+        self.returned_checked = False  # whether what the cell's forward returns was checked this call (transparent_step)
 
     def key(self, x: Tensor, shape: tuple, dtype: Any, grad: bool) -> tuple:
         found = self.keys.get((shape, dtype, grad))
@@ -891,6 +893,9 @@ class RecordedSteps(Step):
         state = self.unpack(packed)
         with settings.override(recording=recording):
             new_state = self.cell.forward(x_t, state)
+        if not self.returned_checked:  # once per call: a forward whose return is no state fails here, saying so
+            self.cell.check_returned(new_state, packed.shape[-2])
+            self.returned_checked = True
         new_parts = self.cell.state_parts(new_state)
         new = self.pack(new_state)
         if running is not None:
@@ -932,7 +937,7 @@ class RecordedSteps(Step):
             if reason not in warned:
                 warned.add(reason)
                 warnings.warn(f"{type(self.cell).__name__}: its steps run transparently (every op a node, slower) because "
-                              f"{reason}.", RecordingWarning, stacklevel=5)
+                              f"{reason}.", RecordingWarning, stacklevel=callers_level())
             return new
         if tape is None:
             self.tapes[key] = built

@@ -15,11 +15,8 @@ valid step, and the reverse direction starts there.
 from __future__ import annotations
 
 import copy
-import os
-import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +25,7 @@ from ..ops import concat, stack, stack_part, where
 from .. import blas, settings
 from ..anomaly import check_finite_input
 from ..backend import to_host
+from ..callers import callers_level
 from ..checks import is_real
 from ..modes import tags
 from ..tensor import as_tensor, Tensor
@@ -87,15 +85,6 @@ def check_sequence(x: Tensor, batch_first: bool, op: str, input_size: int | None
         raise ValueError(f"{op}: the input must have 3 axes {_layout(batch_first)}; got shape {x.shape}")
     if input_size is not None and x.shape[2] != input_size:
         raise ValueError(f"{op}: the input has {x.shape[2]} features per step; the layer expects input_size={input_size}")
-
-
-def _callers_level() -> int:
-    """The ``stacklevel`` that points a warning at the first caller outside this package: the user's line that built
-    the layer, whether it called Stacked, nn.LSTM or models.LanguageModel."""
-    package, level, frame = str(Path(__file__).resolve().parents[1]) + os.sep, 1, sys._getframe(1)
-    while frame is not None and frame.f_code.co_filename.startswith(package):
-        frame, level = frame.f_back, level + 1
-    return level
 
 
 def check_dropout(dropout: float, op: str) -> None:
@@ -351,7 +340,7 @@ class Stacked(Module):
         if dropout and len(layers) == 1:  # PyTorch warns the same: the dropout sits between layers, and there are none
             warnings.warn(f"{name}: dropout={dropout} acts between stacked layers, and one layer has none, so it changes "
                           "nothing; stack layers (num_layers=2 or more) or apply nn.Dropout to the outputs",
-                          UserWarning, stacklevel=_callers_level())
+                          UserWarning, stacklevel=callers_level())
         for i, (below, above) in enumerate(zip(layers, layers[1:])):
             if above.input_size != below.output_size:
                 raise ValueError(f"Stacked: layer {i + 1} expects {above.input_size} inputs but layer {i} gives {below.output_size}")

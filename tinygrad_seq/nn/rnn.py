@@ -13,7 +13,7 @@ from typing import Any
 from ..checks import check_counts
 from ..ops import stack
 from ..tensor import Tensor
-from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, StateError
+from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, StateError, describe_state, describe_value
 from .module import Module
 from .recurrent import Bidirectional, Recurrent, Stacked, batch_major, checked_call
 
@@ -75,8 +75,12 @@ class RecurrentLayer(Module):
         if not isinstance(h, Tensor) or h.shape != expected:
             if isinstance(h, (tuple, list)):  # (h0, c0) given to a layer whose state is one tensor
                 got = f"a {type(h).__name__} of {len(h)}: a {type(self).__name__}'s state is one tensor, h0 (only an LSTM takes (h0, c0))"
+            elif isinstance(h, Tensor):
+                got = f"{h.shape} ({name} is never batch-first)"
+            elif hasattr(h, "shape") and hasattr(h, "dtype"):  # an array: the layers take tensors as states
+                got = f"{describe_value(h)}: make it a Tensor, ts.Tensor({name})"
             else:
-                got = f"{h.shape if isinstance(h, Tensor) else type(h).__name__} ({name} is never batch-first)"
+                got = describe_value(h)
             raise StateError(
                 f"{type(self).__name__}: {name} must have shape (num_layers * num_directions, batch, hidden_size) = {expected}; "
                 f"got {got}"
@@ -187,6 +191,8 @@ class LSTM(RecurrentLayer):
 
     def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None, lengths: Any = None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         if hx is not None and (not isinstance(hx, (tuple, list)) or len(hx) != 2):
-            raise StateError("LSTM: hx must be None or a pair (h0, c0), each (num_layers * num_directions, batch, hidden_size)")
+            one = "; an LSTM's state is two tensors: pass (h0, c0)" if isinstance(hx, Tensor) else ""
+            raise StateError("LSTM: hx must be None or a pair (h0, c0), each (num_layers * num_directions, batch, hidden_size); "
+                             f"got {describe_state(hx)}{one}")
         output, (h_n, c_n) = self._run(x, None if hx is None else list(hx), lengths)
         return output, (h_n, c_n)

@@ -74,9 +74,14 @@ class Step:
 class TransparentStep(Step):
     """The cell's own ``forward``, every op a node: the graph shows each gate."""
 
+    returned_checked = False  # whether what forward returns was checked, on this call's first step
+
     def step(self, inputs: Tensor, t: int | None, state: Any, running: Any) -> Any:
         x_t = roles.step_input(inputs[t])
         new_state = self.cell.forward(x_t, state)
+        if not self.returned_checked:  # once per layer call: a forward whose return is no state fails here, saying so
+            self.cell.check_returned(new_state, self.cell.state_parts(state)[0].shape[0])
+            self.returned_checked = True
         if running is None:
             return new_state
         mask = Tensor.wrap(running)
