@@ -86,6 +86,22 @@ def test_parameters_of_a_deep_graph_are_named_by_layer_and_direction_whatever_th
         {"W_ax", "W_aa", "b_a (with W_ax)", "b_a (with W_aa)", "w_ci", "w_cf", "w_co"}
 
 
+def test_the_output_layers_parameters_get_the_course_names_whatever_their_paths():
+    model = demo.small_model("rnn", steps=3)
+    graph = viz.trace(model.loss(), model.parameters())
+    named = {node.label: graph.parameter_name(key) for key, node in graph.nodes.items() if node.kind == "parameter"}
+    assert named["head.weight"] == "W_ya" and named["head.bias"] == "b_y" and named["rnn.weight_hh_l0"] == "W_aa"
+    assert "head.weight · W_ya" in viz.draw_graph(graph).source
+    # A weight read by other ops too (tied to the input, say) is not the output layer's alone: no course name.
+    w = ts.Tensor(np.ones((2, 3)), requires_grad=True, name="tied")
+    with ts.tags(role="output"):
+        y_hat = ts.randn(1, 3) @ w.T
+    alone = viz.trace(y_hat.sum(), {"tied": w})
+    assert alone.parameter_name(alone.node_of(w).key) == "W_ya"
+    shared = viz.trace(y_hat.sum() + w.sum(), {"tied": w})
+    assert shared.parameter_name(shared.node_of(w).key) is None
+
+
 def test_a_layer_tagged_with_a_numpy_integer_is_a_layer_like_any_other():
     weight, x = ts.Tensor(np.ones((2, 2)), requires_grad=True), ts.randn(1, 2)
     states = []

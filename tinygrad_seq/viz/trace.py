@@ -115,7 +115,22 @@ class Graph:
         :func:`course_parameter_name`), with the layer and direction of the first op using it that is tagged
         with a layer number (a step of that layer, or its input projection)."""
         used_in = self._layer_users.get(key, {})
-        return course_parameter_name(self.nodes[key].label, self.context, used_in.get("layer"), used_in.get("direction"))
+        named = course_parameter_name(self.nodes[key].label, self.context, used_in.get("layer"), used_in.get("direction"))
+        return named or self._output_parameters.get(key)
+
+    @cached_property
+    def _output_parameters(self) -> dict[str, str]:
+        """W_ya and b_y: the matrices and vectors that only the ops making ŷ⟨t⟩ (role "output") read, whatever
+        their paths (``head.weight``, ``fc.bias``)."""
+        readers: dict[str, set] = {}
+        for source, target in self.edges:
+            readers.setdefault(source, set()).add(self.nodes[target].role)
+        named = {}
+        for key, roles in readers.items():
+            node = self.nodes[key]
+            if node.kind == "parameter" and roles == {"output"} and len(node.shape) in (1, 2):
+                named[key] = "W_ya" if len(node.shape) == 2 else "b_y"
+        return named
 
     @cached_property
     def _layer_users(self) -> dict[str, dict[str, Any]]:
