@@ -442,7 +442,8 @@ WRONG_RETURNS = {  # what forward returned, the cell's state_names, and what the
                       r"a tuple of 2; .*: its part c is a numpy\.ndarray of shape \(2, 4\): compute every part with the tensor ops"),
     "a dict": (lambda a, c: {"a": a, "c": c}, ("a", "c"), r"a dict; .*: return a tuple of its parts in the order of state_names, \(a, c\)"),
     "a wrong shape": (lambda a, c: a[:, :2], ("a",),
-                      r"a Tensor of shape \(2, 2\); .*: its part a has shape \(2, 2\), not \(batch, hidden_size\) = \(2, 4\)$"),
+                      r"a Tensor of shape \(2, 2\); .*: its part a has shape \(2, 2\), not \(batch, hidden_size\) = \(2, 4\) "
+                      r"\(a cell whose state parts have other shapes says so by overriding initial_state and check_state\)$"),
 }
 
 
@@ -506,6 +507,85 @@ def test_a_cell_with_a_check_state_of_its_own_has_its_new_state_checked_by_it():
             with pytest.raises(nn.StateError, match=r"^Narrowing\.forward returned a Tensor of shape \(2, 6\), which is not a new "
                                                     r"state of the cell: Wide: the state must be \(2, 8\)$"):
                 nn.Recurrent(Narrowing(3, 4))(ts.randn(5, 2, 3))
+
+
+class DictState(nn.RecurrentCell):
+    """A state kept as a dict {"a": ..., "c": ...}: state_parts, from_parts, initial_state and output say so."""
+    state_names = ("a", "c")
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.gate_parameters(gates=2, bias=True)
+        self.reset_parameters()
+
+    def initial_state(self, batch_size, like=None):
+        a, c = super().initial_state(batch_size, like)
+        return {"a": a, "c": c}
+
+    def state_parts(self, state):
+        return (state["a"], state["c"]) if isinstance(state, dict) else tuple(state)
+
+    def from_parts(self, parts):
+        return {"a": parts[0], "c": parts[1]}
+
+    def output(self, state):
+        return state["a"]
+
+    def forward(self, x, state=None):
+        state = self.prepare(x, state)
+        i, f = ts.chunk(self.input_projection(x) + self.hidden_projection(state["a"]), 2, axis=-1)
+        c = state["c"] * f.sigmoid() + i.tanh()
+        return {"a": c.tanh(), "c": c}
+
+
+class MixedWidths(nn.RecurrentCell):
+    """a (B, H) and a memory m (B, 2H): only initial_state says so."""
+    state_names = ("a", "m")
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.gate_parameters(gates=1, bias=True)
+        self.reset_parameters()
+
+    def initial_state(self, batch_size, like=None):
+        return ts.zeros(batch_size, self.hidden_size), ts.zeros(batch_size, 2 * self.hidden_size)
+
+    def forward(self, x, state=None):
+        a, m = state if state is not None else self.initial_state(x.shape[0], like=x)
+        a = (self.input_projection(x) + self.hidden_projection(a) + m[:, : self.hidden_size]).tanh()
+        return a, ts.concat([a, m[:, : self.hidden_size]], axis=-1)
+
+
+def test_a_cell_that_lays_its_state_out_its_own_way_is_read_its_way():
+    """What forward returns is read by the cell's own state_parts (a dict), and a cell with its own initial_state
+    has only each part's batch checked: both ran before the check existed and run still."""
+    x = ts.randn(5, 2, 3)
+    for path in ("recorded", "transparent"):
+        with ts.testing.on_path(path):
+            out, final = nn.Recurrent(DictState(3, 4))(x)
+            assert out.shape == (5, 2, 4) and set(final) == {"a", "c"}
+            assert DictState(3, 4)(ts.randn(2, 3))["c"].shape == (2, 4)
+    assert ts.testing.check_cell(DictState(3, 4))
+    with ts.transparent():
+        out, (a, m) = nn.Recurrent(MixedWidths(3, 4))(x)
+    assert out.shape == (5, 2, 4) and m.shape == (2, 8)
+
+    class Unreadable(DictState):
+        def forward(self, x, state=None):
+            return tuple(super().forward(x, state).values())[:1]
+
+    class Unbatched(MixedWidths):
+        def forward(self, x, state=None):
+            a, m = super().forward(x, state)
+            return a, m.sum(axis=0)
+
+    with pytest.raises(nn.StateError, match=r"Unreadable\.forward returned a tuple of 1; .*return one Tensor per name of "
+                                            r"state_names, in its order: \(a, c\)"):
+        Unreadable(3, 4)(ts.randn(2, 3))
+    with pytest.raises(nn.StateError, match=r"Unbatched\.forward returned a tuple of 2; .*its part m has shape \(8,\), "
+                                            r"not 2 rows, one per sequence of the batch"):
+        with ts.transparent():
+            nn.Recurrent(Unbatched(3, 4))(x)
 
 
 def test_what_forward_returns_is_checked_once_per_layer_call(monkeypatch):

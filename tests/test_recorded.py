@@ -700,3 +700,21 @@ def test_a_lazy_gradient_sent_to_the_state_inside_a_replayed_step_is_kept():
     for _ in range(2):
         grads(transparent=False)  # records and checks the tape
     assert_same(grads(transparent=False), grads(transparent=True))
+
+
+def test_a_warning_points_at_the_users_call_when_the_package_is_imported_through_a_symlink(tmp_path):
+    import os
+    import subprocess
+    from pathlib import Path
+
+    package = Path(ts.__file__).resolve().parent
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    os.symlink(package, linked / "tinygrad_seq")
+    script = tmp_path / "user.py"
+    script.write_text("import warnings, tinygrad_seq as ts\nfrom tinygrad_seq import nn\nwarnings.simplefilter('always')\n"
+                      "with warnings.catch_warnings(record=True) as caught:\n    warnings.simplefilter('always')\n"
+                      "    nn.LSTM(2, 3, dropout=0.5)\nprint(caught[0].filename, caught[0].lineno)\n")
+    env = {**os.environ, "PYTHONPATH": str(linked)}
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=True)
+    assert result.stdout.split() == [str(script), "6"]

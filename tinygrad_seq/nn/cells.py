@@ -177,7 +177,7 @@ class RecurrentCell(Module):
 
     def check_state(self, state: State, batch_size: int) -> None:
         """Raise a clear error unless ``state`` has this cell's structure and (batch_size, H) parts."""
-        parts = self.state_parts(state) if isinstance(state, (Tensor, tuple, list)) else None
+        parts = self._parts_or_none(state)
         expected = f"{len(self.state_names)} tensor(s) ({', '.join(self.state_names)}) of shape ({batch_size}, {self.hidden_size})"
         if parts is None or len(parts) != len(self.state_names):
             fix = ": make it a Tensor, ts.Tensor(array)" if _is_array(state) else ""
@@ -191,17 +191,24 @@ class RecurrentCell(Module):
             if part.shape != (batch_size, self.hidden_size):
                 raise StateError(f"{type(self).__name__}: state part {name} has shape {part.shape}; expected {expected}")
 
+    def _parts_or_none(self, state: Any) -> tuple | None:
+        """``state``'s parts as ``state_parts`` reads them (the cell's own, when it has one), or None when it cannot."""
+        if type(self).state_parts is RecurrentCell.state_parts:
+            return self.state_parts(state) if isinstance(state, (Tensor, tuple, list)) else None
+        try:
+            return tuple(self.state_parts(state))
+        except Exception:  # noqa: BLE001  a state the cell's own reader does not take: the error says what was given
+            return None
+
     def check_returned(self, new_state: Any, batch_size: int | None) -> None:
         """Raise a StateError naming ``forward`` unless what it returned is a new state of this cell: a Tensor
         (B, H) for one part, a tuple of one (B, H) Tensor per name of ``state_names`` for several (B:
-        ``batch_size``; its shapes go unchecked when None).
+        ``batch_size``; its shapes go unchecked when None); for a cell with its own ``state_parts`` or
+        ``initial_state``, what ``state_parts`` reads of it, one Tensor of B rows per name.
 
         Run right after ``forward`` returns, once per layer call: on the first step of a transparent call, on the
         first step that records or checks a tape on the recorded path (a replayed step runs no ``forward``); and
         on every call of the cell on its own. A cell that overrides ``check_state`` has its new state checked by it."""
-        problem = self._returned_problem(new_state, batch_size)
-        if problem is None:
-            return
         name, names = type(self).__name__, self.state_names
         if type(self).check_state is not RecurrentCell.check_state and batch_size is not None:
             try:  # a cell that says itself which states fit it
@@ -209,6 +216,9 @@ class RecurrentCell(Module):
             except StateError as error:
                 raise StateError(f"{name}.forward returned {describe_state(new_state)}, which is not a new state of the cell: "
                                  f"{error}") from None
+            return
+        problem = self._returned_problem(new_state, batch_size)
+        if problem is None:
             return
         shape = f"({batch_size}, {self.hidden_size})" if batch_size is not None else f"(batch, {self.hidden_size})"
         if len(names) == 1:
@@ -219,37 +229,51 @@ class RecurrentCell(Module):
                          f"(state_names = {names!r}): {problem}")
 
     def _returned_problem(self, new_state: Any, batch_size: int | None) -> str | None:
-        """What is wrong with ``forward``'s return value as a new state, said as its fix; None when it fits."""
+        """What is wrong with ``forward``'s return value as a new state, said as its fix; None when it fits.
+
+        A cell that overrides ``state_parts`` (a state kept as a dict, say) has its return read by it; one that
+        lays its state out its own way (``state_parts`` or ``initial_state`` overridden: a part twice as wide)
+        has only the batch size of each part checked, not (batch, hidden_size)."""
         names = self.state_names
-        if isinstance(new_state, Tensor):
-            parts: tuple | list = (new_state,)
-        elif isinstance(new_state, (tuple, list)):
-            parts = new_state
-        elif new_state is None:
+        own_parts = type(self).state_parts is not RecurrentCell.state_parts
+        own_layout = own_parts or type(self).initial_state is not RecurrentCell.initial_state
+        if new_state is None:
             return "add the missing `return` of the new state at the end of forward"
-        elif _is_array(new_state):
+        if _is_array(new_state):
             return ("compute the new state with the tensor ops on x and the state (not .numpy(), .data or NumPy calls), "
                     "so that gradients flow through it")
+        if own_parts:
+            try:
+                parts = tuple(self.state_parts(new_state))
+            except Exception as error:  # noqa: BLE001  the cell's own reader says what it could not read
+                return f"its state_parts could not read it ({type(error).__name__}: {error}): return what from_parts makes"
+        elif isinstance(new_state, (Tensor, tuple, list)):
+            parts = self.state_parts(new_state)
         elif isinstance(new_state, dict):
             if len(names) == 1:
                 return "return the Tensor itself, not a dict"
-            return f"return a tuple of its parts in the order of state_names, ({', '.join(names)}), not a dict"
+            return (f"return a tuple of its parts in the order of state_names, ({', '.join(names)}), not a dict (or "
+                    "override state_parts and from_parts to keep the state as one)")
         else:
             return "return the Tensor(s) of the new state"
         if len(parts) != len(names):
             if len(names) == 1:
-                return (f"return the Tensor itself, not a {type(parts).__name__}, or give the cell a name for each part "
-                        "in state_names (state_names = ('a', 'c') for two)")
+                return (f"return the Tensor itself, not a {type(new_state).__name__}, or give the cell a name for each "
+                        "part in state_names (state_names = ('a', 'c') for two)")
             return (f"return one Tensor per name of state_names, in its order: ({', '.join(names)}); or make "
                     "state_names name each part forward returns")
         for name, part in zip(names, parts):
             if not isinstance(part, Tensor):
                 return (f"its part {name} is {describe_value(part)}: compute every part with the tensor ops on x and "
                         "the state (not .numpy(), .data or NumPy calls), so that gradients flow through it")
-        if batch_size is not None:
-            for name, part in zip(names, parts):
-                if part.shape != (batch_size, self.hidden_size):
-                    return f"its part {name} has shape {part.shape}, not (batch, hidden_size) = {(batch_size, self.hidden_size)}"
+        if batch_size is None:
+            return None
+        for name, part in zip(names, parts):
+            if own_layout and (part.ndim == 0 or part.shape[0] != batch_size):
+                return f"its part {name} has shape {part.shape}, not {batch_size} rows, one per sequence of the batch"
+            if not own_layout and part.shape != (batch_size, self.hidden_size):
+                return (f"its part {name} has shape {part.shape}, not (batch, hidden_size) = {(batch_size, self.hidden_size)} "
+                        "(a cell whose state parts have other shapes says so by overriding initial_state and check_state)")
         return None
 
     def check_input(self, x: Tensor) -> None:
