@@ -5,8 +5,10 @@ what needs a fresh process (a bad TINYGRAD_SEQ_BACKEND fails the package's
 import, a custom cell unknown to a new process) runs as ``python -m
 tinygrad_seq`` with this checkout first on the path, all in parallel.
 """
+import math
 import os
 import runpy
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +74,10 @@ PARSER_CASES = [
      "tinygrad-seq train: --data: expected one argument (for a value that starts with '-', write it with '=': "
      "--data=-abc); see tinygrad-seq train --help"),
     (["train", "--data"], "tinygrad-seq train: --data: expected one argument; see tinygrad-seq train --help"),  # no value
+    *[(["train", "--data", *after], "tinygrad-seq train: --data: expected one argument; see tinygrad-seq train --help")
+      for after in (["--epochs", "3"], ["--epo", "3"], ["--epochs=3"])],  # another option, abbreviated or with its value
+    (["sample", "--checkpoint", "c", "--prime", "-n", "3"],
+     "tinygrad-seq sample: --prime: expected one argument; see tinygrad-seq sample --help"),
     (["sample", "--checkpoint", "c", "--prime", "rex", "--seed"],  # a value before, that starts with no '-'
      "tinygrad-seq sample: --seed: expected one argument; see tinygrad-seq sample --help"),
     (["sample", "--checkpoint", "c", "--prime", "ab\udcff\udcfec"],  # bytes a UTF-8 terminal could not decode
@@ -178,8 +184,7 @@ PROCESS_CASES = {
                   "invalid continuation byte; pass the file's encoding, e.g. --encoding latin-1 or --encoding cp1252"),
     "a binary file": (["train", "--data", "{f}/binary.dat"], {},
                       "tinygrad-seq train: error: data file {f}/binary.dat looks like a binary file, not text: it holds NUL "
-                      "bytes, and byte 0x80 at offset 128 (line 2) is not valid utf-8; give a text file (or, for UTF-16 "
-                      "text without a byte-order mark, --encoding utf-16-le or utf-16-be)"),
+                      "bytes, and byte 0x80 at offset 128 (line 2) is not valid utf-8; give a text file"),
     "a line too long": (["train", "--data", "{f}/long.txt"], {}, "--layout stream"),
     "custom cell without --import (sample)": (
         ["sample", "--checkpoint", "{f}/custom"], {},
@@ -245,7 +250,7 @@ def test_eval_reads_like_train(files, capsys, argv, message):
 
 
 BINARY = ("looks like a binary file, not text: it holds NUL bytes, and byte 0xd8 at offset 216 (line 2) is not valid "
-          "utf-16; give a text file (or, for UTF-16 text without a byte-order mark, --encoding utf-16-le or utf-16-be)")
+          "utf-16; give a text file")  # its NULs fall anywhere: no advice for UTF-16 text without a byte-order mark
 
 
 @pytest.mark.parametrize("text, encoding, message", [
@@ -253,19 +258,106 @@ BINARY = ("looks like a binary file, not text: it holds NUL bytes, and byte 0xd8
                         "UTF-16-LE byte-order mark: pass --encoding utf-16"),
     ("utf-32", "utf-8", "is not valid utf-8: byte 0xff at offset 0 (line 1) invalid start byte; it starts with the "
                         "UTF-32-LE byte-order mark: pass --encoding utf-32"),  # not UTF-16-LE's, which begins it
-    ("utf-16", "latin-1", "read as iso8859-1 holds NUL characters ('\\x00'), which text does not have (the first at "
+    ("utf-16", "latin-1", "read as iso8859-1 holds 9 NUL characters ('\\x00'), which text does not have (the first at "
                           "character 3, line 1); it starts with the UTF-16-LE byte-order mark: pass --encoding utf-16"),
     (None, "utf-16", BINARY),  # was "not valid utf-16 ... e.g. --encoding latin-1": no encoding read it as binary
     (None, "utf-32", "looks like a binary file, not text"),
-    (None, "latin-1", "read as iso8859-1 holds NUL characters ('\\x00'), which text does not have (the first at "
-                      "character 0, line 1); give a text file"),  # was read, and trained on
+    (None, "latin-1", "read as iso8859-1 holds 4 NUL characters ('\\x00'), which text does not have (the first at "
+                      "character 0, line 1), and other control characters: it looks like a binary file; give a text file"),
+    ("utf-16-le", "latin-1", "read as iso8859-1 holds 9 NUL characters ('\\x00'), which text does not have (the first "
+                             "at character 1, line 1); they fall where UTF-16-LE text without a byte-order mark has "
+                             "them: pass --encoding utf-16-le"),  # was "give a text file (or, ... utf-16-be)"
+    ("utf-16-be", "utf-8", "is not valid utf-8: byte 0xe9 at offset 15 (line 2) invalid continuation byte; its NUL bytes "
+                           "fall where UTF-16-BE text without a byte-order mark has them: pass --encoding utf-16-be"),
+    pytest.param("utf-16-be", "utf-16", "has no byte-order mark, and its NUL bytes fall where UTF-16-BE text has them, "
+                                        "but --encoding utf-16 reads it as UTF-16-LE: pass --encoding utf-16-be",
+                 marks=pytest.mark.skipif(sys.byteorder != "little", reason="utf-16 reads text without a mark as "
+                                                                            "big-endian here")),  # was "爀攀砀..."
+    ("utf-32-le", "latin-1", "read as iso8859-1 holds 27 NUL characters ('\\x00'), which text does not have (the first "
+                             "at character 1, line 1); they fall where UTF-32-LE text without a byte-order mark has "
+                             "them: pass --encoding utf-32-le"),
 ])
-def test_nul_bytes_are_binary_unless_a_byte_order_mark_says_utf_16_or_32(files, tmp_path, capsys, text, encoding, message):
+def test_nul_bytes_are_binary_unless_a_byte_order_mark_or_their_places_say_utf_16_or_32(files, tmp_path, capsys, text, encoding, message):
     data = tmp_path / "data.txt"
     data.write_bytes(bytes(range(256)) * 4 if text is None else "rex\ncafé\n".encode(text))
     assert cli(["train", "--data", str(data), "--encoding", encoding, "--out", str(tmp_path / "out")]) == 2
     line = one_line(capsys.readouterr().err)
     assert line.startswith(f"tinygrad-seq train: error: data file {data} {message}"), line
+
+
+TEXT = "rex\ncafé\n"
+
+
+@pytest.mark.parametrize("raw, encoding, message", [
+    (b"a\x00b\n" + TEXT.encode(), "utf-8", "read as utf-8 holds a NUL character ('\\x00'), which text does not have (at "
+                                          "character 1, line 1); remove it, e.g. tr -d '\\000' < {data} > {clean}"),
+    (TEXT.encode() + bytes(4096), "utf-8", "read as utf-8 holds 4,096 NUL characters ('\\x00'), which text does not "
+                                           "have (the first at character 9, line 3); remove them, e.g. tr -d '\\000' < "
+                                           "{data} > {clean}"),  # a block of NULs a crash left: most bytes, no UTF-16
+    ("\ufeffab\x00c\n".encode("utf-16-le") + TEXT.encode("utf-16-le"), "utf-16",
+     "read as utf-16 holds a NUL character ('\\x00'), which text does not have (at character 2, line 1); remove it: tr "
+     "alone would also cut the NUL bytes of UTF-16's other characters, so convert the text to UTF-8 first, e.g. iconv "
+     "-f UTF-16 -t UTF-8 {data} | tr -d '\\000' > {clean}, and pass --encoding utf-8"),  # was "write the file again"
+])
+def test_nul_characters_in_text_are_named_with_how_to_remove_them(tmp_path, raw, encoding, message):
+    from tinygrad_seq.models.trainer import read_text
+
+    data, clean = tmp_path / "my data.txt", tmp_path / "my data-clean.txt"  # a space: the command quotes the names
+    data.write_bytes(raw)
+    with pytest.raises(TrainingError) as refused:
+        read_text(data, encoding)
+    quoted = {"data": f"'{data}'", "clean": f"'{clean}'"}
+    assert str(refused.value) == f"data file {data} {message.format(**quoted)}"  # no "utf-16-le or utf-16-be" advice
+    command = str(refused.value).split("e.g. ")[1].split(", and pass")[0]
+    if not shutil.which(command.split()[0]):
+        pytest.skip(f"{command.split()[0]} is not installed here")
+    subprocess.run(command, shell=True, check=True)  # the command given removes them, and only them
+    expected = raw.decode(encoding).removeprefix("\ufeff").replace("\x00", "")
+    assert read_text(clean, "utf-8") == expected
+
+
+@pytest.mark.parametrize("text_encoding, encoding, message", [
+    ("utf-16-be", "utf-16-le", "starts with the UTF-16-BE byte-order mark, but --encoding utf-16-le reads UTF-16-LE "
+                               "text: pass --encoding utf-16, which reads the mark"),
+    ("utf-16-be", "UTF-16LE", "starts with the UTF-16-BE byte-order mark, but --encoding UTF-16LE reads UTF-16-LE "
+                              "text: pass --encoding utf-16, which reads the mark"),
+    ("utf-16-be", "utf_16_le", "starts with the UTF-16-BE byte-order mark, but --encoding utf_16_le reads UTF-16-LE "
+                               "text: pass --encoding utf-16, which reads the mark"),
+    ("utf-16-le", "utf-16-be", "starts with the UTF-16-LE byte-order mark, but --encoding utf-16-be reads UTF-16-BE "
+                               "text: pass --encoding utf-16, which reads the mark"),
+    ("utf-32-be", "utf-32-le", "starts with the UTF-32-BE byte-order mark, but --encoding utf-32-le reads UTF-32-LE "
+                               "text: pass --encoding utf-32, which reads the mark"),
+    ("utf-32-le", "UTF-32BE", "starts with the UTF-32-LE byte-order mark, but --encoding UTF-32BE reads UTF-32-BE "
+                              "text: pass --encoding utf-32, which reads the mark"),
+    ("utf-32-le", "utf-16-le", "starts with the UTF-32-LE byte-order mark, but --encoding utf-16-le reads UTF-16-LE "
+                               "text: pass --encoding utf-32, which reads the mark"),
+])
+def test_a_byte_order_mark_the_encoding_given_would_misread_is_refused(tmp_path, text_encoding, encoding, message):
+    from tinygrad_seq.models.trainer import read_text
+
+    data = tmp_path / "data.txt"
+    data.write_bytes(("\ufeff" + TEXT).encode(text_encoding))  # was read as "\ufffe爀攀砀..." without a word
+    with pytest.raises(TrainingError) as refused:
+        read_text(data, encoding)
+    assert str(refused.value) == f"data file {data} {message}"
+    assert read_text(data, message.split("pass --encoding ")[1].split(",")[0]) == TEXT  # the fix named reads it
+
+
+@pytest.mark.parametrize("text_encoding, encoding", [
+    ("utf-8", "utf-8"), ("utf-16-le", "utf-16-le"), ("utf-16-le", "UTF-16LE"), ("utf-16-be", "utf-16-be"),
+    ("utf-32-be", "utf-32-be"), ("utf-32-le", "utf_32_le"), ("utf-16-be", "utf-16"), ("utf-32-le", "utf-32"),
+])
+def test_a_leading_byte_order_mark_is_no_character_of_the_text(tmp_path, text_encoding, encoding):
+    from tinygrad_seq.models.trainer import load_corpus, read_text
+
+    data, plain = tmp_path / "marked.txt", tmp_path / "plain.txt"
+    data.write_bytes(("\ufeff" + TEXT).encode(text_encoding))  # what Notepad writes as "UTF-8 with BOM", and UTF-16
+    plain.write_text(TEXT, encoding="utf-8")
+    assert read_text(data, encoding) == TEXT  # was "\ufeffrex..." for all but utf-16 and utf-32
+    corpus = load_corpus(TrainConfig(data=str(data), encoding=encoding, val_fraction=0.0))
+    assert "\ufeff" not in corpus.vocab and corpus.vocab == load_corpus(TrainConfig(data=str(plain), val_fraction=0.0)).vocab
+    data.write_bytes(("\ufeff\ufeff" + TEXT).encode(text_encoding))  # one mark is dropped, after utf-16's own
+    assert read_text(data, encoding) == ("" if encoding in ("utf-16", "utf-32") else "\ufeff") + TEXT
 
 
 def test_utf_16_text_with_its_byte_order_mark_trains_and_evaluates(tmp_path, capsys):
@@ -285,18 +377,42 @@ def test_utf_16_text_with_its_byte_order_mark_trains_and_evaluates(tmp_path, cap
 def test_eval_asks_only_for_what_it_can_change_when_a_batch_is_too_large(files, tmp_path, capsys):
     from tinygrad_seq.models.trainer import check_batch_memory
 
+    raised = ("tinygrad_seq.models.evaluate_file(checkpoint, data, max_batch_gb=...) in Python, on a machine that has the "
+              "memory")
     long = tmp_path / "long.txt"
     long.write_text("rex\n" + "a" * 2_500_000 + "\n")
     assert cli(["eval", "--checkpoint", str(files / "dinos"), "--data", str(long)]) == 2
     assert one_line(capsys.readouterr().err).endswith(
-        f"; eval scores each line whole with the checkpoint's model and vocabulary, which it cannot change: split the "
-        f"long lines of {long} into shorter ones")  # as train's: "train on long text with --layout stream"
-    lines = [[3] + [4] * 40 + [2]]
-    for vocabulary, hidden in ((100_000, 64), (65, 10_000_000), (100_000, 10_000_000)):  # the vocabulary, the model, both
+        f"; eval scores each line whole, and takes no other limit: split the long lines of {long} into shorter ones (or "
+        f"raise the limit with {raised})")  # as train's: "train on long text with --layout stream"
+    lines = [[3] + [4] * 40 + [2]]  # a short line: what is too large is the checkpoint's, which no line split helps
+    for vocabulary, hidden, what in ((100_000, 64, "vocabulary is"), (65, 10_000_000, "model is"),
+                                     (100_000, 10_000_000, "model and vocabulary are")):
         with pytest.raises(TrainingError) as refused:
             check_batch_memory(lines, 1, vocabulary, 32, hidden, 1, 0.01, "words.txt", batch_option=False, command="eval")
-        assert str(refused.value).endswith("which it cannot change: split the long lines of words.txt into shorter ones")
+        assert str(refused.value).endswith(
+            f"; the checkpoint's {what} too large to score a batch of one line within the limit, and eval cannot change "
+            f"them or the limit: evaluate with a raised limit, {raised}")  # was: "split the long lines of words.txt"
         assert "--" not in str(refused.value)  # eval has no --max-vocab, --hidden, --batch-size or --layout
+
+
+def test_evaluate_file_takes_a_limit_other_than_the_runs(tmp_path):
+    from tinygrad_seq.models import evaluate_file
+
+    run = TrainConfig(data=str(DINOS), hidden=4, embed_dim=4, batch_size=256, epochs=1, lower=True, max_chars=2000,
+                      max_batch_gb=0.005)
+    Trainer(run).run(tmp_path / "small", progress=False)  # its batches need 4.5 MB
+    long = tmp_path / "long.txt"
+    long.write_text("rex\n" + "a" * 10_000 + "\n")  # 6.8 MB for its one long line
+    with pytest.raises(TrainingError, match=r"\(the limit is 0.005 GB, TrainConfig.max_batch_gb\); .*split the long lines"):
+        evaluate_file(tmp_path / "small", str(long))  # the run's limit
+    loss, perplexity, _ = evaluate_file(tmp_path / "small", str(long), max_batch_gb=0.01)
+    assert math.isfinite(loss) and perplexity > 1
+    with pytest.raises(TrainingError, match=r"the limit is 1e-06 GB"):
+        evaluate_file(tmp_path / "small", str(DINOS), max_batch_gb=1e-6)  # a lower one is taken too
+    for bad in (0, -1.0, math.nan, "8"):
+        with pytest.raises(TrainingError, match=r"^max_batch_gb=.* must be > 0 \(inf checks nothing\)$"):
+            evaluate_file(tmp_path / "small", str(long), max_batch_gb=bad)
 
 
 def test_one_line_joins_the_lines_and_spaces_of_a_message():

@@ -1,4 +1,6 @@
 """Text, sampling, the language model, training with checkpoints and exact resumption, the CLI and the main demo."""
+import codecs
+import hashlib
 import inspect
 import itertools
 import json
@@ -383,6 +385,30 @@ def test_ctrl_c_saves_and_resume_continues_exactly(tmp_path, layout, cell, layer
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         np.testing.assert_array_equal(a, b, err_msg=name)
     assert straight.history == resumed.history  # the interrupted epoch's running train loss included
+
+
+def test_a_run_on_a_file_with_a_byte_order_mark_resumes_after_the_mark_stopped_being_read(tmp_path, monkeypatch):
+    """The data's SHA-256 is of its bytes, the mark included: a run saved when the mark was read as a character
+    ('\\ufeff' in its vocabulary) resumes on the same file, and continues on the text without it."""
+    from tinygrad_seq.models import trainer as trainer_module
+
+    data = tmp_path / "dinos-bom.txt"
+    data.write_bytes(codecs.BOM_UTF8 + DINOS.read_bytes()[:3000])  # Notepad's "UTF-8 with BOM"
+    decoded = trainer_module._decoded
+    with monkeypatch.context() as before:  # how the file was read before: the mark kept as the text's first character
+        before.setattr(trainer_module, "_decoded", lambda raw, path, encoding: "\ufeff" + decoded(raw, path, encoding))
+        old = Trainer(config(data=str(data), layout="stream", seq_len=16, batch_size=8, epochs=1))
+        assert "\ufeff" in old.corpus.vocab
+        assert old.run(tmp_path / "run", progress=False)
+    state = json.loads((tmp_path / "run" / "state.json").read_text())
+    assert state["data_sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()  # of the bytes: the reading is not in it
+    resumed = Trainer.load(tmp_path / "run")  # not "data file ... changed since the checkpoint was trained on it"
+    assert resumed.apply_changes(epochs=2) == ["epochs 1 -> 2"]
+    assert resumed.run(tmp_path / "run", progress=False) and len(resumed.history) == 2
+    assert len(resumed.corpus.train) + len(resumed.corpus.valid) == len(old.corpus.train) + len(old.corpus.valid) - 1
+
+    fresh = Trainer(config(data=str(data), layout="stream", seq_len=16, batch_size=8, epochs=1))  # nor does a new run
+    assert "\ufeff" not in fresh.corpus.vocab and fresh.corpus.data_sha256 == state["data_sha256"]
 
 
 @ON_EVERY_BACKEND

@@ -44,9 +44,20 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def _followed_by_dash(self, option: str) -> bool:
         """Whether ``option`` (or the abbreviation of it argparse accepts) is followed by an argument that starts
-        with '-'; at the end of the command line its value is simply missing."""
-        return any(len(item) > 2 and option.startswith(item) and after.startswith("-")
+        with '-' and is no option of this parser: a value read as an option. At the end of the command line, or
+        before another option (``--data --epochs 3``), its value is simply missing."""
+        return any(len(item) > 2 and option.startswith(item) and after.startswith("-") and not self._is_option(after)
                    for item, after in zip(self.given, self.given[1:]))
+
+    def _is_option(self, argument: str) -> bool:
+        """Whether argparse reads ``argument`` as one of this parser's options: its name, with or without
+        ``=value``, or the start of one or more long names (an abbreviation; several make it ambiguous, still an
+        option typed)."""
+        name = argument.partition("=")[0]
+        if name in self._option_string_actions:
+            return True
+        return (self.allow_abbrev and name.startswith("--")
+                and any(known.startswith(name) for known in self._option_string_actions))
 
     def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                          namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
@@ -181,8 +192,8 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     _model_arguments(graph)
     graph.add_argument("--out", default="graph.svg", help="output file; its suffix picks svg, png or pdf (default graph.svg)")
     graph.add_argument("--collapse", action=argparse.BooleanOptionalAction, default=None,
-                       help="draw each cell step as one box (default: only beyond 32 time-step clusters or 400 nodes, "
-                            "which Graphviz would take minutes to lay out; --no-collapse draws every node)")
+                       help="draw each cell step as one box (default: only beyond 10 time steps or 400 nodes, which "
+                            "Graphviz would take minutes to lay out; --no-collapse draws every node)")
     graph.add_argument("--slices", action="store_true",
                        help="draw the nodes that cut the stacked gates' matmul into its gates, and that gather a layer's "
                             "steps (hidden by default: an edge goes straight to each gate)")
@@ -486,18 +497,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         notes += (CollapsedWarning,)
 
     show = warnings.showwarning
+    noted: set[str] = set()
 
-    def note(message, category, *where) -> None:  # the library's notes on the input: one line each
-        if issubclass(category, notes):
-            print(f"note: {message}", file=sys.stderr)
-        else:
+    def note(message, category, *where) -> None:  # the library's notes on the input: one line each, each once
+        if not issubclass(category, notes):
             show(message, category, *where)
+        elif str(message) not in noted:  # a bptt's frames, each drawn collapsed, make one note
+            noted.add(str(message))
+            print(f"note: {message}", file=sys.stderr)
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("always", UnknownTokensWarning)
-            for category in notes[1:]:
-                warnings.simplefilter("once", category)  # a bptt's frames each drawn collapsed: one note
+            for category in notes:
+                warnings.simplefilter("always", category)
             warnings.showwarning = note
             _import_modules(getattr(args, "imports", []))
             if getattr(args, "backend", None):

@@ -11,7 +11,6 @@ last checkpoint stays as it was).
 """
 from __future__ import annotations
 
-import codecs
 import hashlib
 import io
 import json
@@ -41,6 +40,7 @@ from ..text import (
 )
 from .checkpoint import Checkpoint, load_model, non_finite_parameter, open_checkpoint, vocabulary_fingerprint
 from .config import LAYOUTS, MAX_VOCAB, TrainConfig, TrainingError  # noqa: F401  LAYOUTS: still importable from here
+from .data_file import decoded as _decoded
 from .language_model import LanguageModel
 
 OPTIMIZERS = {"adam": optim.Adam, "sgd": optim.SGD, "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
@@ -65,54 +65,6 @@ def _data_bytes(path: str | os.PathLike) -> bytes:
     if not path.is_file():
         raise TrainingError(f"data file {path} not found; pass --data with a text file")
     return path.read_bytes()
-
-
-def _decoded(raw: bytes, path: str | os.PathLike, encoding: str) -> str:
-    try:
-        text = raw.decode(encoding)
-    except LookupError:
-        raise TrainingError(f"unknown text encoding {encoding!r}; use one Python knows (utf-8, latin-1, cp1252, ...)") from None
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        where = f"byte {raw[error.start]:#04x} at offset {error.start} (line {line})"
-        marked = _byte_order_mark(raw) is not None  # UTF-16 or UTF-32 text: its NUL bytes are no sign of binary
-        if not marked and b"\x00" in raw[:65_536]:  # no text encoding helps a binary file
-            raise TrainingError(f"data file {path} looks like a binary file, not text: it holds NUL bytes, and {where} "
-                                f"is not valid {encoding}; {_wide_text_fix(raw, encoding)}") from None
-        fix = (_wide_text_fix(raw, encoding) if marked
-               else "pass the file's encoding, e.g. --encoding latin-1 or --encoding cp1252")
-        raise TrainingError(f"data file {path} is not valid {encoding}: {where} {error.reason}; {fix}") from None
-    first = text.find("\x00")
-    if first >= 0:  # what an encoding that takes any byte (latin-1) makes of a binary file, or of UTF-16 text
-        line = text.count("\n", 0, first) + 1
-        raise TrainingError(f"data file {path} read as {encoding} holds NUL characters ('\\x00'), which text does not "
-                            f"have (the first at character {first:,}, line {line}); {_wide_text_fix(raw, encoding)}")
-    return text
-
-
-BYTE_ORDER_MARKS = (  # UTF-32's first: the UTF-32-LE mark starts with the UTF-16-LE one
-    (codecs.BOM_UTF32_LE, "UTF-32-LE", "utf-32"), (codecs.BOM_UTF32_BE, "UTF-32-BE", "utf-32"),
-    (codecs.BOM_UTF16_LE, "UTF-16-LE", "utf-16"), (codecs.BOM_UTF16_BE, "UTF-16-BE", "utf-16"),
-)
-"""The byte-order marks that start UTF-16 and UTF-32 text (whose every ASCII character holds NUL bytes): (bytes,
-the mark's name, the --encoding that reads it)."""
-
-
-def _byte_order_mark(raw: bytes) -> tuple[str, str] | None:
-    """(name, encoding) of the UTF-16 or UTF-32 byte-order mark ``raw`` starts with, or None."""
-    return next(((name, encoding) for mark, name, encoding in BYTE_ORDER_MARKS if raw.startswith(mark)), None)
-
-
-def _wide_text_fix(raw: bytes, encoding: str) -> str:
-    """The fix for bytes that hold NULs: the encoding their byte-order mark names; damaged text when that is the
-    encoding given; else a text file, or the byte order of UTF-16 text that has no mark."""
-    mark = _byte_order_mark(raw)
-    if mark is None:
-        return "give a text file (or, for UTF-16 text without a byte-order mark, --encoding utf-16-le or utf-16-be)"
-    name, wide = mark
-    if codecs.lookup(encoding).name in (wide, name.lower()):
-        return f"it starts with the {name} byte-order mark, but is not {name} text past it: write the file again"
-    return f"it starts with the {name} byte-order mark: pass --encoding {wide}"
 
 
 def load_corpus(config: TrainConfig, vocab: Vocabulary | None = None) -> Corpus:
@@ -169,7 +121,8 @@ def check_batch_memory(sequences: Sequence[Sequence[int]], batch_size: int, voca
     """Refuse (TrainingError) a padded batch that would need more than ``limit_gb``, naming what is too large: the
     model (a model of the default size would fit), the vocabulary (FEW_TOKENS would fit), both, or else the
     lines; then the fix ``command`` can act on. "train" changes the model, the vocabulary, the layout or the
-    batch; "eval" reads a checkpoint, whose model and vocabulary are fixed: only the file's lines can change.
+    batch; "eval" reads a checkpoint, whose model and vocabulary are fixed: the file's lines can change, or the
+    limit, from Python (``evaluate_file``'s ``max_batch_gb``).
     ``part`` names the lines ("held-out "); ``batch_option``: whether a smaller --batch-size is a fix to offer
     (the held-out batches are sized to fit, down to one line).
 
@@ -205,7 +158,7 @@ def check_batch_memory(sequences: Sequence[Sequence[int]], batch_size: int, voca
         "lines": f"the longest {part}line of {data} is {steps:,} tokens long, and a batch of the lines layout is padded "
                  f"to its longest line: {batch} x {steps:,} steps {limit}",
     }[cause]
-    fixes = {"train": _train_fix(cause, batch > 1 and batch_option), "eval": _eval_fix(data)}
+    fixes = {"train": _train_fix(cause, batch > 1 and batch_option), "eval": _eval_fix(cause, data)}
     raise TrainingError(f"{too_large}; {fixes[command]}")
 
 
@@ -220,11 +173,18 @@ def _train_fix(cause: str, smaller_batch: bool) -> str:
     return fix + (" or a smaller --batch-size" if smaller_batch else "")
 
 
-def _eval_fix(data: Any) -> str:
-    """What ``eval`` can change, whatever is too large: it scores each line whole, one at a time at the least,
-    with the checkpoint's model and vocabulary, so only shorter lines need less."""
-    return (f"eval scores each line whole with the checkpoint's model and vocabulary, which it cannot change: "
-            f"split the long lines of {data} into shorter ones")
+def _eval_fix(cause: str, data: Any) -> str:
+    """What ``eval`` can change when ``cause`` is too large: it scores each line whole, one at a time at the least,
+    with the checkpoint's model and vocabulary and its limit. The command changes none of them, so only shorter
+    lines help there; ``evaluate_file(..., max_batch_gb=...)`` raises the limit."""
+    raise_limit = ("tinygrad_seq.models.evaluate_file(checkpoint, data, max_batch_gb=...) in Python, on a machine that "
+                   "has the memory")
+    if cause == "lines":
+        return (f"eval scores each line whole, and takes no other limit: split the long lines of {data} into shorter "
+                f"ones (or raise the limit with {raise_limit})")
+    what = {"model": "model is", "vocabulary": "vocabulary is", "both": "model and vocabulary are"}[cause]
+    return (f"the checkpoint's {what} too large to score a batch of one line within the limit, and eval cannot change "
+            f"them or the limit: evaluate with a raised limit, {raise_limit}")
 
 
 def held_out_batch_size(sequences: Sequence[Sequence[int]], model: LanguageModel, limit_gb: float) -> int:
@@ -665,16 +625,23 @@ def held_out_loss(model: LanguageModel, data: Any, config: TrainConfig) -> tuple
     return perplexity(model, data, batch_size=held_out_batch_size(data, model, config.max_batch_gb))
 
 
-def evaluate_file(checkpoint: str | os.PathLike, data: str, encoding: str | None = None) -> tuple[float, float, dict[str, Any]]:
+def evaluate_file(checkpoint: str | os.PathLike, data: str, encoding: str | None = None,
+                  max_batch_gb: float | None = None) -> tuple[float, float, dict[str, Any]]:
     """(loss per token, perplexity, the checkpoint's state) of a checkpoint's model on a whole text file.
 
     ``encoding`` is the file's (default: the training data's). Tokens the
     vocabulary does not know count as <unk>, with an UnknownTokensWarning.
+    ``max_batch_gb`` limits the memory of a padded batch of lines (default:
+    the run's ``TrainConfig.max_batch_gb``): raise it to score lines, or a
+    model, too large for that limit on a machine that has the memory.
     """
+    if max_batch_gb is not None and not (isinstance(max_batch_gb, (int, float)) and max_batch_gb > 0):  # NaN fails too
+        raise TrainingError(f"max_batch_gb={max_batch_gb!r} must be > 0 (inf checks nothing)")
     opened = open_checkpoint(checkpoint)
     model, vocab, state = opened.model(), opened.vocab, opened.state
     config = opened.config(data=data, val_fraction=0.0, max_chars=None)  # the whole file, whatever the run read of its own
     config.encoding = encoding or config.encoding
+    config.max_batch_gb = max_batch_gb or config.max_batch_gb  # the batches are sized to it too (held_out_loss)
     corpus = load_corpus(config, vocab)
     if corpus.unknown.count:
         warnings.warn(f"{data}: {corpus.unknown}", UnknownTokensWarning, stacklevel=2)

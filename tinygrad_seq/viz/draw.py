@@ -49,16 +49,19 @@ FILL_BY_ROLE = {"state": STATE, "gate": GATE, "output": GATE, "loss": GATE}  # c
 # placed beside them after the layout (xlabel): an edge label doubles dot's ranks, and on a 2-layer bidirectional
 # LSTM (304 nodes) two of them took a frame from 1.6 s to 27 s. A small graph keeps them on the edge, readable.
 EDGE_LABELS_UP_TO = 150
-# Beyond either size, draw_graph's default (collapse_cells=None) draws each cell step as one box: the grid's
-# layout grows much faster than the graph (dot 2.43 on 2 cores: an LSTM's 25 time-step clusters 0.6 s, 35 3 s,
-# 40 6 s, 50 a minute; 20 steps drawn gate by gate, 348 nodes, 7 s; in-process about as slow), and Ctrl-C
-# reaches Python only once it ends. The first picture of visualization.md (16 clusters, 303 nodes) is drawn whole.
-COLLAPSE_CLUSTERS_ABOVE = 32  # time-step clusters: time steps times rows (layers and directions)
-COLLAPSE_NODES_ABOVE = 400
+# Beyond either size, a graph is drawn with one box per cell step unless asked otherwise (draw_graph's
+# collapse_cells=None, explore's collapse=None, the CLI without --no-collapse): Graphviz's time-step grid takes
+# seconds, then minutes, as steps and nodes grow, and Ctrl-C does not stop the in-process layout. Measured with
+# dot 2.43 on 2 cores: at 10 steps 0.7-2.5 s (an RNN or an LSTM gate by gate, a 2-layer bidirectional LSTM);
+# at 16 a minute (an LSTM with its output row); gate by gate, an RNN of 25 steps (132 nodes) 79 s, an LSTM of
+# 22 (382 nodes) 136 s; in-process about as slow. visualization.md's first picture (4 steps, 303 nodes) is whole.
+COLLAPSE_STEPS = 10  # time steps
+COLLAPSE_ABOVE = 400  # nodes
 
 
 class CollapsedWarning(UserWarning):
-    """draw_graph drew each cell step as one box by itself, the graph being too large to lay out in seconds."""
+    """draw_graph drew each cell step as one box by itself, the graph being too large to lay out in seconds
+    (:func:`too_large_to_lay_out`)."""
 
 
 class Digraph(graphviz.Digraph):
@@ -238,9 +241,9 @@ def draw_graph(
             holding its time steps' clusters.
         collapse_cells: each cell step becomes one box, so a 1,000-step graph
             stays readable. None (the default): only for a graph of more than
-            COLLAPSE_CLUSTERS_ABOVE time-step clusters or COLLAPSE_NODES_ABOVE
-            nodes, with a CollapsedWarning (False draws every node, however
-            long Graphviz then takes).
+            COLLAPSE_STEPS time steps or COLLAPSE_ABOVE nodes
+            (:func:`too_large_to_lay_out`), with a CollapsedWarning (False
+            draws every node, however long Graphviz then takes).
         show_slices: draw the nodes that only cut or repackage a tensor: the
             slices that cut a stacked-gates matmul into the gates
             (:func:`gate_slices`), and the Stack/Concat that gather a layer's
@@ -258,7 +261,7 @@ def draw_graph(
     """
     graph = tensor if isinstance(tensor, Graph) else trace(tensor, params)
     if collapse_cells is None:
-        collapse_cells = cluster_by_time and _too_large_to_lay_out(graph)
+        collapse_cells = cluster_by_time and _collapse_by_size(graph)
     grads = dict(grads or {})
     if show_grads:
         for node in graph.nodes.values():
@@ -424,17 +427,24 @@ def draw_graph(
     return dot
 
 
-def _too_large_to_lay_out(graph: Graph) -> bool:
-    """Whether a graph's time-step grid is too large for Graphviz to lay out in seconds; warns when it is."""
-    clusters = {node.step for node in graph.nodes.values() if node.step is not None}
-    if len(clusters) <= COLLAPSE_CLUSTERS_ABOVE and (not clusters or len(graph) <= COLLAPSE_NODES_ABOVE):
+def too_large_to_lay_out(graph: Graph) -> bool:
+    """Whether ``graph`` has time steps and more than COLLAPSE_STEPS of them or COLLAPSE_ABOVE nodes: then its
+    grid takes Graphviz too long to lay out, and it is drawn with one box per cell step unless asked otherwise."""
+    times = {node.step[2] for node in graph.nodes.values() if node.step is not None}
+    return bool(times) and (len(times) > COLLAPSE_STEPS or len(graph) > COLLAPSE_ABOVE)
+
+
+def _collapse_by_size(graph: Graph) -> bool:
+    """draw_graph's collapse_cells=None: :func:`too_large_to_lay_out`, with a CollapsedWarning when it is."""
+    if not too_large_to_lay_out(graph):
         return False
+    times = len({node.step[2] for node in graph.nodes.values() if node.step is not None})
     warnings.warn(
-        f"draw_graph: {len(clusters)} time-step clusters and {len(graph)} nodes, drawn with one box per cell step: "
-        f"Graphviz would take minutes to lay out more than {COLLAPSE_CLUSTERS_ABOVE} clusters or "
-        f"{COLLAPSE_NODES_ABOVE} nodes. Pass collapse_cells=False to draw every node anyway (--no-collapse on the "
-        "command line), or collapse_cells=True to ask for the boxes and silence this", CollapsedWarning,
-        stacklevel=callers_level())
+        f"draw_graph: {times} time steps and {len(graph)} nodes, drawn with one box per cell step: Graphviz would "
+        f"take minutes to lay out more than {COLLAPSE_STEPS} time steps or {COLLAPSE_ABOVE} nodes, and the "
+        "in-process layout cannot be stopped with Ctrl-C. Pass collapse_cells=False to draw every node anyway "
+        "(--no-collapse on the command line), or collapse_cells=True to ask for the boxes and silence this",
+        CollapsedWarning, stacklevel=callers_level())
     return True
 
 

