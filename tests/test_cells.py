@@ -588,6 +588,77 @@ def test_a_cell_that_lays_its_state_out_its_own_way_is_read_its_way():
             nn.Recurrent(Unbatched(3, 4))(x)
 
 
+class OnePartDict(nn.RecurrentCell):
+    """One part, kept in a dict: the default path carries it as a tensor, and hands forward the dict."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.gate_parameters(gates=1, bias=True)
+        self.reset_parameters()
+
+    def initial_state(self, batch_size, like=None):
+        return {"h": super().initial_state(batch_size, like)}
+
+    def state_parts(self, state):
+        return (state["h"],)
+
+    def from_parts(self, parts):
+        return {"h": parts[0]}
+
+    def output(self, state):
+        return state["h"]
+
+    def forward(self, x, state=None):
+        state = self.prepare(x, state)
+        return {"h": (self.input_projection(x) + self.hidden_projection(state["h"])).tanh()}
+
+
+def test_a_one_part_state_kept_its_own_way_runs_on_every_path_and_is_named_in_errors():
+    x = ts.randn(5, 2, 3)
+    for path in ("recorded", "transparent"):
+        with ts.testing.on_path(path):
+            out, final = nn.Recurrent(OnePartDict(3, 4))(x)
+            assert out.shape == (5, 2, 4) and final["h"].shape == (2, 4)
+    with pytest.raises(nn.StateError, match=r"^OnePartDict: the state must be what its from_parts makes; got a Tensor of "
+                                            r"shape \(2, 4\) \(OnePartDict\.state_parts could not read it: IndexError: "):
+        OnePartDict(3, 4)(ts.randn(2, 3), ts.zeros(2, 4))
+
+    class ReturnsTensor(OnePartDict):
+        def forward(self, x, state=None):
+            return super().forward(x, state)["h"]
+
+    with pytest.raises(nn.StateError, match=r"^ReturnsTensor\.forward returned a Tensor of shape \(2, 4\); it must return the "
+                                            r"new state, what its from_parts makes of one part, each a Tensor of 2 rows "):
+        ReturnsTensor(3, 4)(ts.randn(2, 3))
+
+
+def test_a_check_state_of_the_cells_own_does_not_let_a_missing_return_or_a_stumble_through():
+    class Lenient(nn.RNNCell):
+        def check_state(self, state, batch_size):  # lets None through
+            if state is not None and state.shape[0] != batch_size:
+                raise nn.StateError("Lenient: wrong batch")
+
+    class Forgetful(Lenient):
+        def forward(self, x, state=None):
+            super().forward(x, state)
+
+    class Unpacking(nn.LSTMCell):
+        def check_state(self, state, batch_size):
+            a, c = state  # a ValueError for one tensor of 3 rows
+            super().check_state((a, c), batch_size)
+
+    class ReturnsOne(Unpacking):
+        def forward(self, x, state=None):
+            return super().forward(x, state)[0]
+
+    with ts.transparent():
+        with pytest.raises(nn.StateError, match=r"^Forgetful\.forward returned None; .*add the missing `return`"):
+            Forgetful(3, 4)(ts.randn(2, 3))
+        with pytest.raises(nn.StateError, match=r"^ReturnsOne\.forward returned a Tensor of shape \(3, 4\); .*return one "
+                                                r"Tensor per name of state_names, in its order: \(a, c\)"):
+            ReturnsOne(3, 4)(ts.randn(3, 3))
+
+
 def test_what_forward_returns_is_checked_once_per_layer_call(monkeypatch):
     """The check costs the time loop nothing per step: on the first step of a transparent call, on the recording
     steps of the recorded path, never on a replay of a trusted tape, and not on a kernel's steps."""

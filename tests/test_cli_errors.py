@@ -343,6 +343,22 @@ def test_a_byte_order_mark_the_encoding_given_would_misread_is_refused(tmp_path,
     assert read_text(data, message.split("pass --encoding ")[1].split(",")[0]) == TEXT  # the fix named reads it
 
 
+@pytest.mark.parametrize("order", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("given", ["utf-8", "latin-1"])
+def test_utf_16_chinese_without_a_byte_order_mark_is_named_not_called_binary(tmp_path, order, given):
+    """Chinese text holds NUL bytes only in its newlines and ASCII punctuation: too few to place them, but its
+    bytes read as UTF-16 of one order and nothing else (they used to be called a binary file)."""
+    from tinygrad_seq.models.trainer import read_text
+
+    text = "机器学习是人工智能的一个分支。\n" * 40 + "深度学习。\n" * 10
+    data = tmp_path / "data.txt"
+    data.write_bytes(text.encode(order))
+    with pytest.raises(TrainingError, match=rf"UTF-16-{order[-2:].upper()} text without a byte-order mark has them: "
+                                            rf"pass --encoding {order}$") as refused:
+        read_text(data, given)
+    assert "binary" not in str(refused.value) and read_text(data, order) == text
+
+
 @pytest.mark.parametrize("text_encoding, encoding", [
     ("utf-8", "utf-8"), ("utf-16-le", "utf-16-le"), ("utf-16-le", "UTF-16LE"), ("utf-16-be", "utf-16-be"),
     ("utf-32-be", "utf-32-be"), ("utf-32-le", "utf_32_le"), ("utf-16-be", "utf-16"), ("utf-32-le", "utf-32"),
@@ -410,7 +426,7 @@ def test_evaluate_file_takes_a_limit_other_than_the_runs(tmp_path):
     assert math.isfinite(loss) and perplexity > 1
     with pytest.raises(TrainingError, match=r"the limit is 1e-06 GB"):
         evaluate_file(tmp_path / "small", str(DINOS), max_batch_gb=1e-6)  # a lower one is taken too
-    for bad in (0, -1.0, math.nan, "8"):
+    for bad in (0, -1.0, math.nan, "8", True):
         with pytest.raises(TrainingError, match=r"^max_batch_gb=.* must be > 0 \(inf checks nothing\)$"):
             evaluate_file(tmp_path / "small", str(long), max_batch_gb=bad)
 

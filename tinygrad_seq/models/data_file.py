@@ -102,6 +102,32 @@ def _unmarked_encoding(raw: bytes) -> str | None:
         return "utf-16-le"
     if of_characters(even, odd):
         return "utf-16-be"
+    return _few_nul_utf_16(raw)
+
+
+NOT_IN_TEXT = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f\ue000-\uf8ff]")
+"""Characters that text hardly has, and that bytes which are no UTF-16 read as UTF-16 give: controls, private use."""
+
+
+def _few_nul_utf_16(raw: bytes) -> str | None:
+    """"utf-16-le" or "utf-16-be" for UTF-16 text without a mark whose characters hold few NUL bytes (Chinese or
+    Japanese: only its newlines and ASCII punctuation do): bytes with NULs that are not UTF-8 and read as UTF-16
+    of that byte order without a control or private-use character. None otherwise."""
+    head = raw[: min(len(raw), 65_536) // 2 * 2]
+    if b"\x00" not in head:
+        return None
+    try:
+        head.decode("utf-8")
+        return None  # UTF-8 text with a stray NUL
+    except UnicodeDecodeError:
+        pass
+    for guess in ("utf-16-le", "utf-16-be"):
+        try:  # the 64 KiB may end inside a surrogate pair
+            text = (head if len(head) == len(raw) else head[:-2]).decode(guess)
+        except UnicodeDecodeError:
+            continue
+        if text and not NOT_IN_TEXT.search(text):
+            return guess
     return None
 
 

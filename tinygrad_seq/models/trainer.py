@@ -635,7 +635,8 @@ def evaluate_file(checkpoint: str | os.PathLike, data: str, encoding: str | None
     the run's ``TrainConfig.max_batch_gb``): raise it to score lines, or a
     model, too large for that limit on a machine that has the memory.
     """
-    if max_batch_gb is not None and not (isinstance(max_batch_gb, (int, float)) and max_batch_gb > 0):  # NaN fails too
+    number = isinstance(max_batch_gb, (int, float)) and not isinstance(max_batch_gb, bool)
+    if max_batch_gb is not None and not (number and max_batch_gb > 0):  # NaN fails too
         raise TrainingError(f"max_batch_gb={max_batch_gb!r} must be > 0 (inf checks nothing)")
     opened = open_checkpoint(checkpoint)
     model, vocab, state = opened.model(), opened.vocab, opened.state

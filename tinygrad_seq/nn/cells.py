@@ -177,10 +177,12 @@ class RecurrentCell(Module):
 
     def check_state(self, state: State, batch_size: int) -> None:
         """Raise a clear error unless ``state`` has this cell's structure and (batch_size, H) parts."""
-        parts = self._parts_or_none(state)
+        parts, unread = self._read_parts(state)
         expected = f"{len(self.state_names)} tensor(s) ({', '.join(self.state_names)}) of shape ({batch_size}, {self.hidden_size})"
         if parts is None or len(parts) != len(self.state_names):
             fix = ": make it a Tensor, ts.Tensor(array)" if _is_array(state) else ""
+            if unread:  # the cell's own reader could not: its structure, not the default one, is what is expected
+                expected, fix = "what its from_parts makes", f" ({type(self).__name__}.state_parts could not read it: {unread})"
             raise StateError(f"{type(self).__name__}: the state must be {expected}; got {describe_state(state)}{fix}")
         for name, part in zip(self.state_names, parts):
             if not isinstance(part, Tensor):
@@ -191,14 +193,15 @@ class RecurrentCell(Module):
             if part.shape != (batch_size, self.hidden_size):
                 raise StateError(f"{type(self).__name__}: state part {name} has shape {part.shape}; expected {expected}")
 
-    def _parts_or_none(self, state: Any) -> tuple | None:
-        """``state``'s parts as ``state_parts`` reads them (the cell's own, when it has one), or None when it cannot."""
+    def _read_parts(self, state: Any) -> tuple[tuple | None, str]:
+        """(``state``'s parts as ``state_parts`` reads them, or None when it cannot; why the cell's own
+        ``state_parts`` could not, or "")."""
         if type(self).state_parts is RecurrentCell.state_parts:
-            return self.state_parts(state) if isinstance(state, (Tensor, tuple, list)) else None
+            return (self.state_parts(state) if isinstance(state, (Tensor, tuple, list)) else None), ""
         try:
-            return tuple(self.state_parts(state))
-        except Exception:  # noqa: BLE001  a state the cell's own reader does not take: the error says what was given
-            return None
+            return tuple(self.state_parts(state)), ""
+        except Exception as error:  # noqa: BLE001  a state the cell's own reader does not take: said in the error
+            return None, f"{type(error).__name__}: {error}"
 
     def check_returned(self, new_state: Any, batch_size: int | None) -> None:
         """Raise a StateError naming ``forward`` unless what it returned is a new state of this cell: a Tensor
@@ -209,24 +212,43 @@ class RecurrentCell(Module):
         Run right after ``forward`` returns, once per layer call: on the first step of a transparent call, on the
         first step that records or checks a tape on the recorded path (a replayed step runs no ``forward``); and
         on every call of the cell on its own. A cell that overrides ``check_state`` has its new state checked by it."""
-        name, names = type(self).__name__, self.state_names
+        if new_state is None or _is_array(new_state):  # whatever a check_state of the cell's own would let through
+            self._raise_returned(new_state, batch_size, self._returned_problem(new_state, batch_size))
         if type(self).check_state is not RecurrentCell.check_state and batch_size is not None:
             try:  # a cell that says itself which states fit it
                 self.check_state(new_state, batch_size)
             except StateError as error:
-                raise StateError(f"{name}.forward returned {describe_state(new_state)}, which is not a new state of the cell: "
-                                 f"{error}") from None
+                raise StateError(f"{type(self).__name__}.forward returned {describe_state(new_state)}, which is not a new "
+                                 f"state of the cell: {error}") from None
+            except Exception:  # its check_state tripped over the return (unpacking it, say): say what is wrong
+                problem = self._returned_problem(new_state, batch_size)
+                if problem is not None:
+                    self._raise_returned(new_state, batch_size, problem)
+                raise
             return
         problem = self._returned_problem(new_state, batch_size)
-        if problem is None:
-            return
-        shape = f"({batch_size}, {self.hidden_size})" if batch_size is not None else f"(batch, {self.hidden_size})"
-        if len(names) == 1:
-            expected = f"one Tensor of shape {shape}"
+        if problem is not None:
+            self._raise_returned(new_state, batch_size, problem)
+
+    def _raise_returned(self, new_state: Any, batch_size: int | None, problem: str) -> None:
+        """Raise check_returned's StateError: what forward returned, what it must return, and ``problem``."""
+        names = self.state_names
+        rows = "batch" if batch_size is None else batch_size
+        if self._own_layout():
+            parts = "one part" if len(names) == 1 else f"{len(names)} parts ({', '.join(names)})"
+            expected = f"what its from_parts makes of {parts}, each a Tensor of {rows} rows"
+        elif len(names) == 1:
+            expected = f"one Tensor of shape ({rows}, {self.hidden_size})"
         else:
-            expected = f"a tuple of {len(names)} Tensors ({', '.join(names)}), each of shape {shape}"
-        raise StateError(f"{name}.forward returned {describe_state(new_state)}; it must return the new state, {expected} "
-                         f"(state_names = {names!r}): {problem}")
+            expected = f"a tuple of {len(names)} Tensors ({', '.join(names)}), each of shape ({rows}, {self.hidden_size})"
+        raise StateError(f"{type(self).__name__}.forward returned {describe_state(new_state)}; it must return the new "
+                         f"state, {expected} (state_names = {names!r}): {problem}")
+
+    def _own_layout(self) -> bool:
+        """Whether the cell keeps its state its own way: its own state_parts (a dict, say) or initial_state (wider
+        parts)."""
+        return (type(self).state_parts is not RecurrentCell.state_parts
+                or type(self).initial_state is not RecurrentCell.initial_state)
 
     def _returned_problem(self, new_state: Any, batch_size: int | None) -> str | None:
         """What is wrong with ``forward``'s return value as a new state, said as its fix; None when it fits.
@@ -236,7 +258,7 @@ class RecurrentCell(Module):
         has only the batch size of each part checked, not (batch, hidden_size)."""
         names = self.state_names
         own_parts = type(self).state_parts is not RecurrentCell.state_parts
-        own_layout = own_parts or type(self).initial_state is not RecurrentCell.initial_state
+        own_layout = self._own_layout()
         if new_state is None:
             return "add the missing `return` of the new state at the end of forward"
         if _is_array(new_state):

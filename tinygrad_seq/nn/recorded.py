@@ -837,7 +837,10 @@ class RecordedSteps(Step):
         return parts[0] if self.n_parts == 1 else stack(parts)
 
     def unpack(self, packed: Tensor) -> Any:
-        return packed if self.n_parts == 1 else self.cell.from_parts(tuple(packed[i] for i in range(self.n_parts)))
+        if self.n_parts > 1:
+            return self.cell.from_parts(tuple(packed[i] for i in range(self.n_parts)))
+        # One part is the state itself, unless the cell keeps it its own way (a dict, say)
+        return packed if type(self.cell).from_parts is _base_from_parts else self.cell.from_parts((packed,))
 
     def output(self, packed: Tensor) -> Tensor:
         if type(self.cell).output is _base_output:
@@ -991,4 +994,5 @@ def _total(dense: Any, factors: list | None, like: Tensor) -> Any:
 
 
 _base_output = RecurrentCell.output
+_base_from_parts = RecurrentCell.from_parts
 

@@ -210,6 +210,8 @@ def label_state(cell: Any, carried: Any) -> None:
     """Give a step's new state its role: each part, or one tensor that packs them all."""
     if isinstance(carried, Tensor) and len(cell.state_names) > 1:
         roles.packed_state(carried, cell.state_names)
+    elif isinstance(carried, Tensor):  # one part, carried as itself (a cell that keeps it in a dict gets it unpacked)
+        roles.state(carried, cell.state_names[0])
     else:
         for part, symbol in zip(cell.state_parts(carried), cell.state_names):
             roles.state(part, symbol)
