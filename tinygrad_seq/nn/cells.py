@@ -63,13 +63,14 @@ def describe_value(value: Any) -> str:
     if isinstance(value, Tensor):
         return f"a Tensor of shape {value.shape}"
     kind = type(value)
-    if isinstance(getattr(value, "shape", None), tuple) and hasattr(value, "dtype"):  # a NumPy or CuPy array
+    if is_array(value):
         return f"a {kind.__module__.split('.')[0]}.{kind.__name__} of shape {value.shape}"
     return f"a {kind.__name__}"
 
 
-def _is_array(value: Any) -> bool:
-    return not isinstance(value, Tensor) and isinstance(getattr(value, "shape", None), tuple) and hasattr(value, "dtype")
+def is_array(value: Any) -> bool:
+    """Whether ``value`` is an array of a backend (NumPy's, CuPy's): what a state or a return must be made a Tensor of."""
+    return isinstance(value, settings.array_types)
 
 
 def register_cell(name: str):
@@ -180,7 +181,7 @@ class RecurrentCell(Module):
         parts, unread = self._read_parts(state)
         expected = f"{len(self.state_names)} tensor(s) ({', '.join(self.state_names)}) of shape ({batch_size}, {self.hidden_size})"
         if parts is None or len(parts) != len(self.state_names):
-            fix = ": make it a Tensor, ts.Tensor(array)" if _is_array(state) else ""
+            fix = ": make it a Tensor, ts.Tensor(array)" if is_array(state) else ""
             if unread:  # the cell's own reader could not: its structure, not the default one, is what is expected
                 expected, fix = "what its from_parts makes", f" ({type(self).__name__}.state_parts could not read it: {unread})"
             raise StateError(f"{type(self).__name__}: the state must be {expected}; got {describe_state(state)}{fix}")
@@ -188,7 +189,7 @@ class RecurrentCell(Module):
             if not isinstance(part, Tensor):
                 raise StateError(f"{type(self).__name__}: the state must be {expected}; got {describe_state(state)} whose "
                                  f"part {name} is {describe_value(part)}: make each part a Tensor"
-                                 + (", ts.Tensor(array)" if _is_array(part) else ""))
+                                 + (", ts.Tensor(array)" if is_array(part) else ""))
         for name, part in zip(self.state_names, parts):
             if part.shape != (batch_size, self.hidden_size):
                 raise StateError(f"{type(self).__name__}: state part {name} has shape {part.shape}; expected {expected}")
@@ -212,7 +213,7 @@ class RecurrentCell(Module):
         Run right after ``forward`` returns, once per layer call: on the first step of a transparent call, on the
         first step that records or checks a tape on the recorded path (a replayed step runs no ``forward``); and
         on every call of the cell on its own. A cell that overrides ``check_state`` has its new state checked by it."""
-        if new_state is None or _is_array(new_state):  # whatever a check_state of the cell's own would let through
+        if new_state is None or is_array(new_state):  # whatever a check_state of the cell's own would let through
             self._raise_returned(new_state, batch_size, self._returned_problem(new_state, batch_size))
         if type(self).check_state is not RecurrentCell.check_state and batch_size is not None:
             try:  # a cell that says itself which states fit it
@@ -257,26 +258,20 @@ class RecurrentCell(Module):
         lays its state out its own way (``state_parts`` or ``initial_state`` overridden: a part twice as wide)
         has only the batch size of each part checked, not (batch, hidden_size)."""
         names = self.state_names
-        own_parts = type(self).state_parts is not RecurrentCell.state_parts
-        own_layout = self._own_layout()
         if new_state is None:
             return "add the missing `return` of the new state at the end of forward"
-        if _is_array(new_state):
+        if is_array(new_state):
             return ("compute the new state with the tensor ops on x and the state (not .numpy(), .data or NumPy calls), "
                     "so that gradients flow through it")
-        if own_parts:
-            try:
-                parts = tuple(self.state_parts(new_state))
-            except Exception as error:  # noqa: BLE001  the cell's own reader says what it could not read
-                return f"its state_parts could not read it ({type(error).__name__}: {error}): return what from_parts makes"
-        elif isinstance(new_state, (Tensor, tuple, list)):
-            parts = self.state_parts(new_state)
-        elif isinstance(new_state, dict):
+        parts, unread = self._read_parts(new_state)
+        if unread:
+            return f"its state_parts could not read it ({unread}): return what from_parts makes"
+        if parts is None and isinstance(new_state, dict):
             if len(names) == 1:
                 return "return the Tensor itself, not a dict"
             return (f"return a tuple of its parts in the order of state_names, ({', '.join(names)}), not a dict (or "
                     "override state_parts and from_parts to keep the state as one)")
-        else:
+        if parts is None:
             return "return the Tensor(s) of the new state"
         if len(parts) != len(names):
             if len(names) == 1:
@@ -290,6 +285,7 @@ class RecurrentCell(Module):
                         "the state (not .numpy(), .data or NumPy calls), so that gradients flow through it")
         if batch_size is None:
             return None
+        own_layout = self._own_layout()
         for name, part in zip(names, parts):
             if own_layout and (part.ndim == 0 or part.shape[0] != batch_size):
                 return f"its part {name} has shape {part.shape}, not {batch_size} rows, one per sequence of the batch"

@@ -13,7 +13,7 @@ from typing import Any
 from ..checks import check_counts
 from ..ops import stack
 from ..tensor import Tensor
-from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, StateError, describe_state, describe_value
+from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, StateError, describe_state, describe_value, is_array
 from .module import Module
 from .recurrent import Bidirectional, Recurrent, Stacked, batch_major, checked_call
 
@@ -77,7 +77,7 @@ class RecurrentLayer(Module):
                 got = f"a {type(h).__name__} of {len(h)}: a {type(self).__name__}'s state is one tensor, h0 (only an LSTM takes (h0, c0))"
             elif isinstance(h, Tensor):
                 got = f"{h.shape} ({name} is never batch-first)"
-            elif hasattr(h, "shape") and hasattr(h, "dtype"):  # an array: the layers take tensors as states
+            elif is_array(h):  # the layers take tensors as states
                 got = f"{describe_value(h)}: make it a Tensor, ts.Tensor({name})"
             else:
                 got = describe_value(h)

@@ -430,15 +430,20 @@ def draw_graph(
 def too_large_to_lay_out(graph: Graph) -> bool:
     """Whether ``graph`` has time steps and more than COLLAPSE_STEPS of them or COLLAPSE_ABOVE nodes: then its
     grid takes Graphviz too long to lay out, and it is drawn with one box per cell step unless asked otherwise."""
-    times = {node.step[2] for node in graph.nodes.values() if node.step is not None}
-    return bool(times) and (len(times) > COLLAPSE_STEPS or len(graph) > COLLAPSE_ABOVE)
+    times = _time_steps(graph)
+    return times > 0 and (times > COLLAPSE_STEPS or len(graph) > COLLAPSE_ABOVE)
+
+
+def _time_steps(graph: Graph) -> int:
+    """How many time steps (columns of the grid) ``graph`` has."""
+    return len({t for _, _, t in graph.steps()})
 
 
 def _collapse_by_size(graph: Graph) -> bool:
     """draw_graph's collapse_cells=None: :func:`too_large_to_lay_out`, with a CollapsedWarning when it is."""
     if not too_large_to_lay_out(graph):
         return False
-    times = len({node.step[2] for node in graph.nodes.values() if node.step is not None})
+    times = _time_steps(graph)
     warnings.warn(
         f"draw_graph: {times} time steps and {len(graph)} nodes, drawn with one box per cell step: Graphviz would "
         f"take minutes to lay out more than {COLLAPSE_STEPS} time steps or {COLLAPSE_ABOVE} nodes, and the "
