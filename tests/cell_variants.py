@@ -14,3 +14,14 @@ CELLS = {
     "lstm_no_bias": lambda: nn.LSTMCell(3, 4, bias=False),
     "lstm_peephole": lambda: nn.LSTMCell(3, 4, peephole=True),
 }
+
+
+class GatedCell(nn.RecurrentCell):
+    """A user's cell of ``gates`` stacked gates with biases, its parameters made and initialised: a test's cell
+    adds its forward (and, where it keeps its state its own way, the methods that say how)."""
+    gates = 1
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.gate_parameters(gates=self.gates, bias=True)
+        self.reset_parameters()

@@ -9,7 +9,7 @@ import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
 from tinygrad_seq.engine import topological_order
 
-from .cell_variants import CELLS
+from .cell_variants import CELLS, GatedCell
 from .conftest import to_host
 
 pytestmark = pytest.mark.usefixtures("backend")  # every test on NumPy and on the strict device backend (conftest)
@@ -409,7 +409,7 @@ def test_a_layers_own_state_error_is_not_renamed_when_no_state_was_given():
         stack(ts.randn(5, 2, 3))
 
 
-class Returning(nn.RecurrentCell):
+class Returning(GatedCell):
     """A cell whose forward returns ``returns(a, c)`` of its new a (and c, for two parts): right or wrong."""
 
     returns = staticmethod(lambda a, c: a)
@@ -417,11 +417,6 @@ class Returning(nn.RecurrentCell):
     @classmethod
     def of(cls, returns, state_names=("a",)):
         return type("Bad", (cls,), {"returns": staticmethod(returns), "state_names": state_names})
-
-    def __init__(self, input_size, hidden_size):
-        super().__init__(input_size, hidden_size)
-        self.gate_parameters(gates=1, bias=True)
-        self.reset_parameters()
 
     def forward(self, x, state=None):
         parts = self.state_parts(self.prepare(x, state))
@@ -476,11 +471,8 @@ def test_a_forward_that_returns_a_state_that_fits_runs_as_before():
 def test_a_cell_with_a_check_state_of_its_own_has_its_new_state_checked_by_it():
     """A state of another shape than (B, H), which the cell's own initial_state and check_state describe, still runs
     on every path; a new state that its check_state refuses is blamed on forward, with the cell's own words."""
-    class Wide(nn.RecurrentCell):
-        def __init__(self, input_size, hidden_size):
-            super().__init__(input_size, hidden_size)
-            self.gate_parameters(gates=2, bias=True)
-            self.reset_parameters()
+    class Wide(GatedCell):
+        gates = 2
 
         def initial_state(self, batch_size, like=None):
             return ts.zeros(batch_size, 2 * self.hidden_size)
@@ -509,14 +501,9 @@ def test_a_cell_with_a_check_state_of_its_own_has_its_new_state_checked_by_it():
                 nn.Recurrent(Narrowing(3, 4))(ts.randn(5, 2, 3))
 
 
-class DictState(nn.RecurrentCell):
+class DictState(GatedCell):
     """A state kept as a dict {"a": ..., "c": ...}: state_parts, from_parts, initial_state and output say so."""
-    state_names = ("a", "c")
-
-    def __init__(self, input_size, hidden_size):
-        super().__init__(input_size, hidden_size)
-        self.gate_parameters(gates=2, bias=True)
-        self.reset_parameters()
+    state_names, gates = ("a", "c"), 2
 
     def initial_state(self, batch_size, like=None):
         a, c = super().initial_state(batch_size, like)
@@ -538,14 +525,9 @@ class DictState(nn.RecurrentCell):
         return {"a": c.tanh(), "c": c}
 
 
-class MixedWidths(nn.RecurrentCell):
+class MixedWidths(GatedCell):
     """a (B, H) and a memory m (B, 2H): only initial_state says so."""
     state_names = ("a", "m")
-
-    def __init__(self, input_size, hidden_size):
-        super().__init__(input_size, hidden_size)
-        self.gate_parameters(gates=1, bias=True)
-        self.reset_parameters()
 
     def initial_state(self, batch_size, like=None):
         return ts.zeros(batch_size, self.hidden_size), ts.zeros(batch_size, 2 * self.hidden_size)
@@ -588,13 +570,8 @@ def test_a_cell_that_lays_its_state_out_its_own_way_is_read_its_way():
             nn.Recurrent(Unbatched(3, 4))(x)
 
 
-class OnePartDict(nn.RecurrentCell):
+class OnePartDict(GatedCell):
     """One part, kept in a dict: the default path carries it as a tensor, and hands forward the dict."""
-
-    def __init__(self, input_size, hidden_size):
-        super().__init__(input_size, hidden_size)
-        self.gate_parameters(gates=1, bias=True)
-        self.reset_parameters()
 
     def initial_state(self, batch_size, like=None):
         return {"h": super().initial_state(batch_size, like)}
