@@ -7,6 +7,7 @@ import tinygrad_seq as ts
 from tinygrad_seq import blas, nn
 from tinygrad_seq.function import Function
 from tinygrad_seq.nn import steps
+from tinygrad_seq.ops import linear
 
 pytest.importorskip("threadpoolctl")
 
@@ -156,3 +157,35 @@ def test_the_w_transpose_is_copied_only_where_it_pays():
     assert steps.contiguous_transpose(weight, long_call) is None
     assert steps.contiguous_transpose(weight, short_call, multiplied_in_loop=True) is None
     assert steps.contiguous_transpose(weight, ts.zeros(1, 4), multiplied_in_loop=True) is None  # one step's (B, I)
+
+
+def test_a_product_is_small_between_openblas_limit_and_the_threshold():
+    assert blas.threads_for_product(blas.TINY_STEP_MACS) is None  # OpenBLAS keeps it on one thread itself
+    assert blas.threads_for_product(25 * 64 * 400) == 1  # an LSTM's input projection at B1 T25 H100
+    assert blas.threads_for_product(blas.SMALL_PRODUCT_MACS) is None
+    assert blas.threads_for_product(2048 * 64 * 512) is None  # the projection at B32 T64 H128: every thread
+
+
+class RecordingLimit(blas.limited):
+    """blas.limited, noting the thread counts inside each block it limits."""
+
+    seen: list[list[int]] = []
+
+    def __enter__(self):
+        super().__enter__()
+        RecordingLimit.seen.append(blas_threads_now())
+        return self
+
+
+def test_a_small_product_by_a_layers_weight_runs_on_one_thread(two_threads, monkeypatch):
+    """OpenBLAS wakes its second thread for x W^T at B1 T25 H100, which then spins: under load the step slows."""
+    monkeypatch.setattr(blas, "limited", RecordingLimit)
+    rng = np.random.default_rng(0)
+    for x_shape, weight_shape, limited in [((25, 1, 64), (400, 64), True), ((25, 64), (400, 64), True),
+                                           ((25, 1, 64), (65, 64), False), ((64, 32, 64), (512, 64), False)]:
+        RecordingLimit.seen.clear()
+        x, weight = (rng.standard_normal(shape).astype(np.float32) for shape in (x_shape, weight_shape))
+        y = linear(ts.Tensor(x), ts.Tensor(weight))
+        assert RecordingLimit.seen == ([[1] * len(blas._blas_libraries())] if limited else [])
+        np.testing.assert_allclose(y.numpy(), x @ weight.T, rtol=1e-5, atol=1e-5)
+        assert set(blas_threads_now()) == {2}

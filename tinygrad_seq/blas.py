@@ -7,7 +7,10 @@ machine, and on a busy one the two threads wait on each other: a step gets
 up to 3× slower. So the steps of a small layer run on one thread; the
 batched products around them (every step's input projection, the output
 layer, the weight gradients summed over all steps) keep every thread, and so
-do large layers, where two threads are 20–30 % faster.
+do large layers, where two threads are 20–30 % faster. A batched product
+too small to gain from a second thread (:data:`SMALL_PRODUCT_MACS`: a whole
+layer call at B1) runs on one as well (:func:`product`), so that a small
+model never wakes the second thread at all.
 
 Only NumPy's BLAS is limited (through ``threadpoolctl``); a GPU backend is
 untouched, and without ``threadpoolctl`` nothing changes. The limit is the
@@ -40,6 +43,28 @@ one core busy (docs/performance.md, "Cheaper steps")."""
 def threads_for_step(batch: int, weight_size: int) -> int | None:
     """1 when a step's product (batch rows by a weight of ``weight_size``) is small, else None (leave it alone)."""
     return 1 if TINY_STEP_MACS < batch * weight_size < SMALL_STEP_MACS else None
+
+
+SMALL_PRODUCT_MACS = 1_000_000
+"""Multiply-adds of a product made once per layer call (every step's input projection, an output layer: a
+product of all T·B rows) below which it runs on one BLAS thread, where OpenBLAS would wake its second thread
+for it (above TINY_STEP_MACS). Up to here OpenBLAS keeps most products on one thread itself, but not one by a
+transposed weight (x W^T): an LSTM's projection at B1 T25 H100 woke the second thread, which then spins for
+about 0.1 s, and under load the training step took 1.7–2.0 times as long as with the product on one thread
+(docs/performance.md, "Small products on one thread")."""
+
+
+def threads_for_product(macs: int) -> int | None:
+    """1 for a product of ``macs`` multiply-adds that OpenBLAS would spread over threads for little gain, else None."""
+    return 1 if TINY_STEP_MACS < macs < SMALL_PRODUCT_MACS else None
+
+
+def product(rows: Any, matrix: Any) -> Any:
+    """rows (M, K) @ matrix (K, N), on one BLAS thread when NumPy's and small (:func:`threads_for_product`)."""
+    if type(rows) is np.ndarray and threads_for_product(rows.shape[0] * rows.shape[1] * matrix.shape[1]):
+        with limited(1):
+            return rows @ matrix
+    return rows @ matrix
 
 
 def step_threads(batch: int, weights: Sequence[Any]) -> int | None:

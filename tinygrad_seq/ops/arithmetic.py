@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import blas
 from ..backend import backend_of
 from ..checks import is_real
 from ..function import Function, shape_of, unbroadcast
@@ -171,11 +172,13 @@ def rows_times(a: Any, b: Any) -> Any:
     one first, which costs far less than the slices. On NumPy, more rows than
     :data:`ROWS_PER_PRODUCT` are multiplied that many at a time. Any other
     ``a`` or ``b`` (a vector, a stack of matrices on the right) is NumPy's ``@``."""
-    if a.ndim < 2 or b.ndim != 2 or (a.ndim == 2 and len(a) <= ROWS_PER_PRODUCT):
+    if a.ndim < 2 or b.ndim != 2:
         return a @ b
+    if a.ndim == 2 and len(a) <= ROWS_PER_PRODUCT:
+        return blas.product(a, b)
     rows = as_rows(a)
     if len(rows) <= ROWS_PER_PRODUCT or type(rows) is not np.ndarray:
-        product = rows @ b
+        product = blas.product(rows, b)
     else:
         product = np.empty((len(rows), b.shape[1]), dtype=np.result_type(a, b))
         for start in range(0, len(rows), ROWS_PER_PRODUCT):
