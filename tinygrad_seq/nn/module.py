@@ -148,6 +148,12 @@ class Module:
 
     def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
         """This module and every module inside it, depth first, each once."""
+        for name, module, _ in self._walk(prefix):
+            yield name, module
+
+    def _walk(self, prefix: str = "") -> Iterator[tuple[str, Module, list[tuple[str, Any]]]]:
+        """named_modules, each with what its attributes hold (``_held``): read once per module, as
+        named_parameters needs both."""
         seen: set[int] = set()
         stack = [(prefix, self)]
         while stack:
@@ -155,8 +161,11 @@ class Module:
             if id(module) in seen:
                 continue
             seen.add(id(module))
-            yield name, module
-            children = [(f"{name}.{child_name}" if name else child_name, child) for child_name, child in module.named_children()]
+            held = _held(module)
+            yield name, module, held
+            named_children = (((child_name, child) for child_name, child in held if isinstance(child, Module))
+                              if type(module).named_children is Module.named_children else module.named_children())
+            children = [(f"{name}.{child_name}" if name else child_name, child) for child_name, child in named_children]
             stack.extend(reversed(children))
 
     def modules(self) -> Iterator[Module]:
@@ -166,8 +175,8 @@ class Module:
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
         """Every parameter with its dotted path ("layers.0.weight"), each once even if shared."""
         seen: set[int] = set()
-        for module_name, module in self.named_modules():
-            for name, child in _held(module):
+        for module_name, _, held in self._walk():
+            for name, child in held:
                 if isinstance(child, Parameter) and id(child) not in seen:
                     seen.add(id(child))
                     yield (f"{module_name}.{name}" if module_name else name), child
