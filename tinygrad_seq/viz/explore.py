@@ -39,7 +39,7 @@ from .draw import COLLAPSE_ABOVE, COLLAPSE_STEPS, draw_graph, time_gathers, too_
 from .images import FONT_FILE, render_svg
 from .render import refuse_folder
 from .stepper import backward_steps
-from .trace import Graph, key_of, trace
+from .trace import Graph, trace
 
 SMALL = 12  # a tensor with at most this many values is shown in full; a larger one by its norm
 PAGE = Path(__file__).with_name("explorer")  # explorer.js and explorer.css, inlined into every page
@@ -169,9 +169,9 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
     for source, target in graph.edges:
         consumers[source].append(target)
     gathers = time_gathers(graph)
-    parameter_of = {key_of(p): name for name, p in params.items()}
+    parameter_of = {graph.key_of(p): name for name, p in params.items() if graph.key_of(p) is not None}
     # b_a is two vectors in PyTorch's layout: the panel names each with its matmul, "b_a (with W_aa)"
-    symbols = {name: names.get(key_of(p)) or rules.course_parameter_name(name, graph.context) or name for name, p in params.items()}
+    symbols = {name: names.get(graph.key_of(p)) or rules.course_parameter_name(name, graph.context) or name for name, p in params.items()}
 
     def edges_between(source: str, target: str) -> list[list[str]]:
         return [[tail, head] for tail in drawn_as.get(source, []) for head in drawn_as.get(target, [])
@@ -201,7 +201,7 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
     flow: dict[str, dict[str, Any]] = {}
     visited = []
     for step in backward_steps(loss, params=params, retain_graph=True):
-        key = key_of(step.tensor)
+        key = graph.key_of(step.tensor)
         node = graph.nodes[key]
         visited.append(step.raw.node)
         grad = _dense(step.grad, step.tensor.shape)
@@ -213,7 +213,7 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
         if len(arrivals[key]) > 1:  # a gradient that is a sum: show its terms
             record["sum"] = _distinct_origins(arrivals[key])
         for arg, sent in step.input_grads:
-            source = key_of(arg)
+            source = graph.key_of(arg)
             dense = _dense(sent, arg.shape)
             shown = _shown(dense)
             to = names.get(source, "input")
@@ -235,8 +235,8 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
     for key, node in graph.nodes.items():
         if node.kind != "op":
             continue
-        inputs = [names.get(key_of(a), "·") for a in node.tensor.grad_fn.inputs if isinstance(a, Tensor)]
-        edges = [edge for a in node.tensor.grad_fn.inputs if isinstance(a, Tensor) for edge in edges_between(key_of(a), key)]
+        inputs = [names.get(graph.key_of(a), "·") for a in node.tensor.grad_fn.inputs if isinstance(a, Tensor)]
+        edges = [edge for a in node.tensor.grad_fn.inputs if isinstance(a, Tensor) for edge in edges_between(graph.key_of(a), key)]
         forward.append({"key": key, "drawn": drawn_as.get(key, []), "op": node.op, "name": names[key], "edges": edges,
                         "where": notation.place(node.tags, graph.context), "formula": node_rules[key]["forward"], "inputs": inputs,
                         "value": _shown(node.tensor.backend.to_host(node.tensor.data))})

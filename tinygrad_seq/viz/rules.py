@@ -29,7 +29,7 @@ from ..function import Function
 from ..tensor import Tensor
 from . import notation
 from .draw import gate_slices
-from .trace import Graph, GraphNode, course_parameter_name, key_of
+from .trace import Graph, GraphNode, course_parameter_name
 
 # Forward formulas of the primitive ops, {0}, {1}, ... being the inputs' names.
 FORWARD = {
@@ -367,12 +367,12 @@ def names(graph: Graph) -> dict[str, str]:
             found[key] = node.label.split(" = ")[0]  # "z⟨2⟩ = 1 − Γu⟨2⟩" is z⟨2⟩ in a formula
         else:
             fn = node.tensor.grad_fn
-            expression = forward_rule(node.op, "", arguments(fn, found), _details(fn))[3:]
+            expression = forward_rule(node.op, "", arguments(fn, found, graph), _details(fn))[3:]
             if len(expression) > MAX_EXPRESSION:  # drawn, unlabelled inputs by their ops: "Add^[2]⟨1⟩[:, 3:6]"
-                drawn_as_ops = [graph.nodes[key_of(arg)] for arg in fn.inputs if isinstance(arg, Tensor) and key_of(arg) in graph.nodes]
+                drawn_as_ops = [graph.node_of(arg) for arg in fn.inputs if isinstance(arg, Tensor) and graph.key_of(arg) is not None]
                 by_op = {source.key: _op_name(source, graph.context) for source in drawn_as_ops
                          if source.label == source.op and source.key not in hidden}
-                shorter = forward_rule(node.op, "", arguments(fn, {**found, **by_op}), _details(fn))[3:]
+                shorter = forward_rule(node.op, "", arguments(fn, {**found, **by_op}, graph), _details(fn))[3:]
                 expression = shorter if by_op and shorter not in taken else expression
             found[key] = expression if len(expression) <= MAX_EXPRESSION and node.op in FORWARD else _op_name(node, graph.context)
             taken.add(found[key])
@@ -386,15 +386,16 @@ def _op_name(node: GraphNode, context: notation.Context) -> str:
     return op + (f"⟨{node.tags['t']}⟩" if "t" in node.tags else "")
 
 
-def arguments(fn: Function, found: Mapping[str, str]) -> list[str]:
-    """How each positional argument of an op is written in a formula: a tensor by its name (in parentheses
+def arguments(fn: Function, found: Mapping[str, str], graph: Graph) -> list[str]:
+    """How each positional argument of an op is written in a formula: a tensor by its name in ``found`` (keyed by
+    ``graph``'s keys; in parentheses
     when it is a sum or product), the Python number a binary op took in its place (``scalar``) as itself,
     anything else (an optional tensor left out) as "·"."""
     scalar = (getattr(fn, "params", None) or {}).get("scalar")
     written = []
     for arg in fn.inputs:
         if isinstance(arg, Tensor):
-            name = found.get(f"n{id(arg)}", "·")
+            name = found.get(graph.key_of(arg), "·")
             written.append(f"({name})" if any(op in name for op in (" + ", " − ", " ⊙ ", " ⊘ ")) else name)
         elif is_real(scalar):  # the numbers the ops take (ops/_util.py): NumPy's too
             written.append(f"{scalar:g}")
@@ -415,8 +416,8 @@ def node_rules(graph: Graph) -> dict[str, dict[str, Any]]:
         details = _details(fn)
         if node.op in CELL_STEPS:
             details["names"] = {**step_names(node.tags, graph.context), "masked": getattr(fn, "running", None) is not None}
-        written = arguments(fn, short)
-        accumulates = [isinstance(a, Tensor) and uses[f"n{id(a)}"] > 1 for a in fn.inputs]
+        written = arguments(fn, short, graph)
+        accumulates = [isinstance(a, Tensor) and uses[graph.key_of(a)] > 1 for a in fn.inputs]
         rules[key] = {
             "forward": forward_rule(node.op, short[key], written, details),
             "backward": backward_rule(node.op, short[key], written, fn.needs_input_grad, accumulates, details,

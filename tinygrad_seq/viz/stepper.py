@@ -23,7 +23,7 @@ from ..engine import backward_iter, BackwardStep
 from ..tensor import Tensor
 from . import notation
 from .draw import CURRENT, DONE, Digraph, draw_graph, summarize
-from .trace import Graph, key_of, trace
+from .trace import Graph, trace
 
 
 class Step:
@@ -64,7 +64,7 @@ class Step:
         """The tensor's label in the graph: from its role ("a⟨3⟩", see ``viz.notation``), its own name, or what it
         reads of a sequence ("a⟨1..3⟩[t=3]", a step picked out of the stacked outputs); None for a bare op. The
         graph was traced from the loss backward walks, so it holds every node a step reaches."""
-        node = self.graph.nodes[key_of(self.tensor)]
+        node = self.graph.node_of(self.tensor)
         return node.label if node.label != node.op else None
 
     @property
@@ -83,7 +83,7 @@ class Step:
         """One readable line: where we are, what arrives and what goes where."""
         where = notation.place(self.tags, self.graph.context)
         sent = "; ".join(
-            f"{self.graph.nodes[key_of(arg)].label if key_of(arg) in self.graph.nodes else 'input'} {tuple(g.shape)}"
+            f"{self.graph.node_of(arg).label if self.graph.key_of(arg) is not None else 'input'} {tuple(g.shape)}"
             for arg, g in self.input_grads
         )
         name = f" {self.name}" if self.name else ""
@@ -97,12 +97,12 @@ class Step:
 
     def draw(self, **options: Any) -> Digraph:
         """The graph with done nodes grey, this node orange (its gradient shown) and pending nodes white."""
-        key = key_of(self.tensor)
+        key = self.graph.key_of(self.tensor)
         highlight = {k: DONE for k in self.done}
         highlight[key] = CURRENT
         grads = dict(self.seen_grads)
         grads[key] = self.grad
-        edges = {(key_of(arg), key): "∇ " + summarize(g, limit=3) for arg, g in self.input_grads}
+        edges = {(self.graph.key_of(arg), key): "∇ " + summarize(g, limit=3) for arg, g in self.input_grads}
         return draw_graph(self.graph, grads=grads, highlight=highlight, highlight_edges=edges, **options)
 
     def render(self, path: str | os.PathLike, format: str | None = None, **options: Any) -> Path:
@@ -128,6 +128,6 @@ def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | None = None, ret
     for index, raw in enumerate(backward_iter(loss, retain_graph=retain_graph)):
         step = Step(raw, index, total, graph, done, seen_grads, params)
         yield step
-        key = key_of(raw.tensor)
+        key = graph.key_of(raw.tensor)
         done.append(key)
         seen_grads[key] = raw.grad

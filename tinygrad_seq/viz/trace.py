@@ -103,12 +103,18 @@ class Graph:
     edges: list[tuple[str, str]]
     root: str
     context: notation.Context = field(default_factory=notation.Context)  # deep and/or bidirectional: how to write states
+    keys: dict[int, str] = field(default_factory=dict)  # id(tensor) -> its node's key
 
     def __len__(self) -> int:
         return len(self.nodes)
 
+    def key_of(self, tensor: Tensor) -> str | None:
+        """The key of ``tensor``'s node ("n0", "n1", ...: its place in forward order), None when it is not in the
+        graph. Keys are the DOT ids of a drawing, so the same model draws the same SVG every run."""
+        return self.keys.get(id(tensor))
+
     def node_of(self, tensor: Tensor) -> GraphNode:
-        return self.nodes[key_of(tensor)]
+        return self.nodes[self.keys[id(tensor)]]
 
     def parameter_name(self, key: str) -> str | None:
         """The course's name of the parameter ``key`` in this graph (W_aa, W_aa^[2] in a deep one, ...: see
@@ -148,10 +154,6 @@ class Graph:
         return sorted(found, key=lambda s: (str(s[0]), str(s[1]), s[2]))
 
 
-def key_of(tensor: Tensor) -> str:
-    return f"n{id(tensor)}"
-
-
 def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
     """Walk the graph that made ``root`` into a :class:`Graph`.
 
@@ -179,21 +181,22 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
                     stack.append((arg, False))
 
     nodes: dict[str, GraphNode] = {}
-    sequences: dict[str, StackedSteps] = {}  # the stacks of a sequence's steps, for the ops that pick one back out
+    sequences: dict[int, StackedSteps] = {}  # the stacks of a sequence's steps, for the ops that pick one back out
     edges: list[tuple[str, str]] = []
     seen_edges: set[tuple[str, str]] = set()
-    all_tags = {key_of(tensor): tensor.tags for tensor in post_order}
+    keys = {id(tensor): f"n{i}" for i, tensor in enumerate(post_order)}  # the graph holds the tensors: ids stay theirs
+    all_tags = {key: tensor.tags for key, tensor in zip(keys.values(), post_order)}
     context = notation.Context.of(all_tags.values())
     for tensor in post_order:
-        key = key_of(tensor)
+        key = keys[id(tensor)]
         tags = all_tags[key]
         course = notation.label(tags, context)
         if tensor.grad_fn is not None:
             kind, label = "op", course or tensor.name or _sequence_label(tensor, sequences, context) or tensor.grad_fn.name
             for arg in tensor.grad_fn.inputs:
-                if isinstance(arg, Tensor) and (key_of(arg), key) not in seen_edges:
-                    seen_edges.add((key_of(arg), key))
-                    edges.append((key_of(arg), key))
+                if isinstance(arg, Tensor) and (keys[id(arg)], key) not in seen_edges:
+                    seen_edges.add((keys[id(arg)], key))
+                    edges.append((keys[id(arg)], key))
         elif tensor.requires_grad:
             kind, label = "parameter", names.get(id(tensor)) or tensor.name or "parameter"
         elif tensor.dtype.kind == "f":
@@ -201,7 +204,7 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
         else:
             kind, label = "constant", course or tensor.name or str(tensor.dtype)
         nodes[key] = GraphNode(key, tensor, kind, label, tags)
-    return Graph(nodes, edges, key_of(root), context)
+    return Graph(nodes, edges, keys[id(root)], context, keys)
 
 
 # The ops around a time loop carry no tags of their own: the loop stacks the steps' outputs after it, and a
@@ -211,19 +214,19 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
 StackedSteps = tuple[str, int, int]  # a stacked sequence's symbol and its first and last time step: ("a^[2]", 1, 3)
 
 
-def _sequence_label(tensor: Tensor, sequences: dict[str, StackedSteps], context: notation.Context) -> str | None:
+def _sequence_label(tensor: Tensor, sequences: dict[int, StackedSteps], context: notation.Context) -> str | None:
     """A name for an untagged op that stacks a sequence or picks a step of one: a⟨1..3⟩ for a⟨1⟩, a⟨2⟩, a⟨3⟩
     stacked (or part a of (a, c)⟨1⟩ … (a, c)⟨3⟩), recorded in ``sequences``; a⟨1..3⟩[t=2] for [1] or [-2] of that
     (the index written as the time step it picks); a⟨2⟩ for part [0] of the packed (a, c)⟨2⟩; None for any other
-    op. ``sequences`` holds the op's inputs already (trace walks inputs first)."""
+    op. ``sequences``, keyed by id(tensor), holds the op's inputs already (trace walks inputs first)."""
     fn = tensor.grad_fn
     index = getattr(fn, "index", None)
     if fn.name == "GetItem" and isinstance(index, int) and isinstance(fn.inputs[0], Tensor):
         source = fn.inputs[0]
-        if key_of(source) not in sequences:
+        if id(source) not in sequences:
             part = _part_tags(source, index)
             return None if part is None else notation.label(part, context)
-        symbol, first, last = sequences[key_of(source)]
+        symbol, first, last = sequences[id(source)]
         steps = last - first + 1
         if not -steps <= index < steps:
             return None
@@ -239,8 +242,8 @@ def _sequence_label(tensor: Tensor, sequences: dict[str, StackedSteps], context:
     if not stacked or len(symbols) != 1 or None in symbols or not isinstance(times[0], int) \
             or times != list(range(times[0], times[0] + len(times))):
         return None
-    sequences[key_of(tensor)] = (symbols.pop(), times[0], times[-1])
-    return f"{sequences[key_of(tensor)][0]}⟨{times[0]}..{times[-1]}⟩"
+    sequences[id(tensor)] = (symbols.pop(), times[0], times[-1])
+    return f"{sequences[id(tensor)][0]}⟨{times[0]}..{times[-1]}⟩"
 
 
 def _part_tags(source: Any, index: int) -> dict[str, Any] | None:
