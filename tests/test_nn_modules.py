@@ -40,6 +40,29 @@ def test_named_parameters_walk_lists_dicts_and_nesting():
     assert tree.num_parameters() == 16 + 1 + 10 + 4 + 6
 
 
+class HidesFrozen(nn.Module):
+    """Walks past its frozen part: its own named_children (or named_modules) leave it out."""
+
+    def __init__(self):
+        super().__init__()
+        self.frozen = nn.Linear(2, 2)
+        self.kept = nn.Linear(2, 1)
+
+
+def test_a_modules_own_walk_decides_which_parameters_it_has():
+    class OwnChildren(HidesFrozen):
+        def named_children(self):
+            return ((name, child) for name, child in super().named_children() if name != "frozen")
+
+    class OwnModules(HidesFrozen):
+        def named_modules(self, prefix=""):
+            return ((name, module) for name, module in super().named_modules(prefix) if not name.startswith("frozen"))
+
+    for model in (OwnChildren(), OwnModules()):
+        assert [name for name, _ in model.named_parameters()] == ["kept.weight", "kept.bias"], type(model).__name__
+    assert [name for name, _ in HidesFrozen().named_parameters()] == ["frozen.weight", "frozen.bias", "kept.weight", "kept.bias"]
+
+
 def test_forgetting_super_init_is_explained():
     class Broken(nn.Module):
         def __init__(self):

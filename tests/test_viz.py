@@ -59,6 +59,8 @@ def test_the_same_model_draws_the_same_picture_every_time():
     assert source == again
     assert list(first.nodes) == [f"n{i}" for i in range(len(first.nodes))]
     assert first.key_of(first.nodes["n3"].tensor) == "n3" and first.key_of(ts.zeros(1)) is None
+    with pytest.raises(KeyError, match="not in the graph"):
+        first.node_of(ts.zeros(1))
 
 
 def test_fused_graphs_keep_one_cluster_per_time_step():

@@ -46,12 +46,13 @@ def threads_for_step(batch: int, weight_size: int) -> int | None:
 
 
 SMALL_PRODUCT_MACS = 1_000_000
-"""Multiply-adds of a product made once per layer call (every step's input projection, an output layer: a
-product of all T·B rows) below which it runs on one BLAS thread, where OpenBLAS would wake its second thread
-for it (above TINY_STEP_MACS). Up to here OpenBLAS keeps most products on one thread itself, but not one by a
-transposed weight (x W^T): an LSTM's projection at B1 T25 H100 woke the second thread, which then spins for
-about 0.1 s, and under load the training step took 1.7–2.0 times as long as with the product on one thread
-(docs/performance.md, "Small products on one thread")."""
+"""Multiply-adds of a product by a matrix (``ops.rows_times``: a Linear's or a ``@``'s, as every step's input
+projection before the loop, an output layer over all T·B rows, or a product inside a user's cell step) below
+which it runs on one BLAS thread, where OpenBLAS would wake its second thread for it (above TINY_STEP_MACS).
+Up to here OpenBLAS keeps most products on one thread itself, but not one by a transposed weight (x W^T): an
+LSTM's projection at B1 T25 H100 woke the second thread, which then spins for about 0.1 s. With one core busy
+that training step took 1.35 times as long as with the product on one thread, and beside PyTorch about twice
+as long (docs/performance.md, "Small products on one thread")."""
 
 
 def threads_for_product(macs: int) -> int | None:
@@ -60,7 +61,8 @@ def threads_for_product(macs: int) -> int | None:
 
 
 def product(rows: Any, matrix: Any) -> Any:
-    """rows (M, K) @ matrix (K, N), on one BLAS thread when NumPy's and small (:func:`threads_for_product`)."""
+    """rows (M, K) @ matrix (K, N), on one BLAS thread when NumPy's and small (:func:`threads_for_product`): about
+    2 µs to set the thread count and restore it, paid only by the products it limits."""
     if type(rows) is np.ndarray and threads_for_product(rows.shape[0] * rows.shape[1] * matrix.shape[1]):
         with limited(1):
             return rows @ matrix

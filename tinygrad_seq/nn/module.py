@@ -175,7 +175,9 @@ class Module:
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
         """Every parameter with its dotted path ("layers.0.weight"), each once even if shared."""
         seen: set[int] = set()
-        for module_name, _, held in self._walk():
+        walked = (self._walk() if type(self).named_modules is Module.named_modules  # else honour the override
+                  else ((name, module, _held(module)) for name, module in self.named_modules()))
+        for module_name, _, held in walked:
             for name, child in held:
                 if isinstance(child, Parameter) and id(child) not in seen:
                     seen.add(id(child))

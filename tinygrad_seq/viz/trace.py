@@ -114,7 +114,12 @@ class Graph:
         return self.keys.get(id(tensor))
 
     def node_of(self, tensor: Tensor) -> GraphNode:
-        return self.nodes[self.keys[id(tensor)]]
+        """``tensor``'s node; a KeyError when it is not in the graph (:meth:`key_of` is None then)."""
+        key = self.keys.get(id(tensor))
+        if key is None:
+            raise KeyError(f"Graph.node_of: this {tensor.shape} tensor is not in the graph (it did not go into the "
+                           "tensor traced); ask graph.key_of(tensor) first, which is None for such a tensor")
+        return self.nodes[key]
 
     def parameter_name(self, key: str) -> str | None:
         """The course's name of the parameter ``key`` in this graph (W_aa, W_aa^[2] in a deep one, ...: see

@@ -9,7 +9,7 @@
   const svg = document.querySelector("#graph svg");
   const pane = $("graph");
 
-  // Graphviz writes each node's and edge's DOT id in its <title>: "n1403…", "n1403…->n1404…". Two edges
+  // Graphviz writes each node's and edge's DOT id in its <title>: "n12", "n12->n13". Two edges
   // between the same nodes (a tensor used twice by one op) share an id: an edge id maps to all its elements.
   const nodes = new Map();
   const edges = new Map();
@@ -48,7 +48,7 @@
   }
   const touches = { backward: touchesOf(DATA.backward), forward: touchesOf(DATA.forward) };
 
-  // Tooltips: Graphviz's <title>s hold DOT ids ("n1403…"), which a browser would show on hover. Once the maps
+  // Tooltips: Graphviz's <title>s hold DOT ids ("n12"), which a browser would show on hover. Once the maps
   // above have read them, each says what the node is (its drawn lines, else the name the steps give it) and,
   // in the mode shown, that a click goes to its step (markSteppable); the id stays on the element as data-key.
   const stepName = new Map();
