@@ -441,6 +441,12 @@ def test_cli_graph_and_bptt_collapse_by_size_unless_told(tmp_path, capsys, monke
     assert out.read_text().count("t = 12 &#160;RNNCell") == 1
     assert main(["bptt", "--cell", "rnn", "--steps", "12", "--out", str(tmp_path / "frames")]) == 0
     assert capsys.readouterr().err.count("note: draw_graph: 12 time steps") == 1  # one note for all the frames
+    page = tmp_path / "long.html"
+    assert main(["bptt", "--cell", "rnn", "--steps", "12", "--html", str(page)]) == 0
+    assert capsys.readouterr().err.count("note: the explorer page draws each cell step as one box") == 1
+    assert main(["bptt", "--cell", "rnn", "--steps", "12", "--collapse", "--html", str(page)]) == 0
+    assert main(["bptt", "--cell", "rnn", "--steps", "2", "--html", str(page)]) == 0
+    assert "note:" not in capsys.readouterr().err  # asked for, or small enough
     import importlib
     render_module = importlib.import_module("tinygrad_seq.viz.render")  # viz.render is the function
     asked = []

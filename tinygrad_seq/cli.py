@@ -442,6 +442,12 @@ def run_bptt(args: argparse.Namespace) -> int:
 
         page = explore(loss, args.html, params=params, collapse=args.collapse,
                        title=f"BPTT: {args.cell}, {args.steps} time steps")
+        if page.collapsed and args.collapse is None:  # the page says so too, but only once opened
+            from .viz.draw import COLLAPSE_ABOVE, COLLAPSE_STEPS
+
+            print(f"note: the explorer page draws each cell step as one box (the steps still visit every node): Graphviz "
+                  f"would take minutes to lay out more than {COLLAPSE_STEPS} time steps or {COLLAPSE_ABOVE} nodes. "
+                  "--no-collapse draws every node anyway, --collapse asks for the boxes and silences this", file=sys.stderr)
         loss = _loss(model, args.fused)
         for p in params.values():
             p.grad = None
