@@ -12,7 +12,7 @@ import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
 from tinygrad_seq.cli import main
 from tinygrad_seq.viz import demo
-from tinygrad_seq.viz.draw import CURRENT, DONE
+from tinygrad_seq.viz.draw import CURRENT, DONE, STATE
 
 from .conftest import to_host
 
@@ -61,22 +61,6 @@ def test_the_same_model_draws_the_same_picture_every_time():
     assert first.key_of(first.nodes["n3"].tensor) == "n3" and first.key_of(ts.zeros(1)) is None
     with pytest.raises(KeyError, match="not in the graph"):
         first.node_of(ts.zeros(1))
-
-
-def test_a_large_drawing_asks_graphviz_for_a_quick_placement():
-    """A 10-step LSTM gate by gate: dot's full network simplex took 2 s a frame, one round 0.2 s."""
-    def drawn(steps, **options):
-        model = demo.small_model("lstm", steps=steps)
-        with ts.transparent():
-            loss = model.loss()
-        graph = viz.trace(loss)
-        return graph, viz.draw_graph(graph, **options).source
-
-    graph, large = drawn(10, collapse_cells=False)
-    assert len(graph) > viz.draw.QUICK_PLACEMENT_ABOVE and "nslimit=1" in large
-    graph, small = drawn(6, collapse_cells=False)
-    assert len(graph) <= viz.draw.QUICK_PLACEMENT_ABOVE and "nslimit" not in small  # the docs' pictures as they were
-    assert "nslimit" not in drawn(10, collapse_cells=True)[1]  # one box per step: quick to place anyway
 
 
 def test_fused_graphs_keep_one_cluster_per_time_step():
@@ -343,12 +327,15 @@ def test_the_stepper_draws_a_bidirectional_layers_concat_and_the_stacks_it_reads
 
 def test_the_gradients_a_step_sends_label_its_edges_beside_them_in_a_large_graph():
     # An edge label doubles dot's ranks: a large graph's frame would take seconds more to lay out (see EDGE_LABELS_UP_TO)
-    for layers, attribute in ((1, "label"), (2, "xlabel")):
-        model = demo.small_model("lstm", steps=4, layers=layers, bidirectional=layers > 1)
+    # or a long one's (an RNN's frame at 10 steps: 2.8 s against 0.3)
+    for cell, steps, layers, attribute in (("lstm", 4, 1, "label"), ("lstm", 4, 2, "xlabel"), ("rnn", 7, 1, "label"),
+                                           ("rnn", 8, 1, "xlabel")):
+        model = demo.small_model(cell, steps=steps, layers=layers, bidirectional=layers > 1)
         with ts.transparent():
             loss = model.loss()
         step = next(s for s in viz.backward_steps(loss) if s.op == "Tanh" and s.input_grads)
-        assert (len(step.graph) <= viz.draw.EDGE_LABELS_UP_TO) == (attribute == "label")
+        small = len(step.graph) <= viz.draw.EDGE_LABELS_UP_TO and steps <= viz.draw.EDGE_LABELS_UP_TO_STEPS
+        assert small == (attribute == "label")
         lit = [line for line in step.draw().source.splitlines() if "penwidth=2" in line and "->" in line]
         assert lit and all(f'{attribute}="∇ [' in line for line in lit) and not any(' label="∇' in line for line in lit if attribute == "xlabel")
 
@@ -431,6 +418,16 @@ def test_a_graph_too_large_to_lay_out_is_drawn_collapsed_unless_asked_otherwise(
     # The explorer decides by the same rule (without a warning: its page says so itself).
     explore_module = importlib.import_module("tinygrad_seq.viz.explore")  # viz.explore is the function
     assert explore_module.too_large_to_lay_out is too_large_to_lay_out and too_large_to_lay_out(many_nodes)
+
+
+def test_the_collapse_warning_mentions_ctrl_c_only_for_the_in_process_layout(monkeypatch, tmp_path):
+    graph = lstm_graph(viz.draw.COLLAPSE_STEPS + 1)
+    with pytest.warns(viz.CollapsedWarning) as caught:
+        viz.draw_graph(graph)
+    assert ("cannot be stopped with Ctrl-C" in str(caught[0].message)) == (not viz.has_dot())  # dot stops at Ctrl-C
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dot: the layout runs in this process
+    with pytest.warns(viz.CollapsedWarning, match=r"the in-process layout \(no dot installed\) cannot be stopped"):
+        viz.draw_graph(graph)
 
 
 def test_cli_graph_and_bptt_collapse_by_size_unless_told(tmp_path, capsys, monkeypatch):
@@ -599,6 +596,22 @@ def test_step_drawing_colours_done_current_and_pending(tmp_path):
             assert "<svg" in step.render(tmp_path / "frame").read_text()
 
 
+def test_a_collapsed_step_turns_grey_once_backward_has_been_through_it():
+    """Its input x⟨t⟩ is no backward step: a box waiting for it stayed pending to the last frame."""
+    model = demo.small_model("lstm", steps=3)
+    with ts.transparent():
+        loss = model.loss()
+    fills = []
+    for step in viz.backward_steps(loss, params=model.parameters()):
+        source = step.draw(collapse_cells=True).source
+        fills.append({line.split(" [")[0].strip(): line.split('fillcolor="')[1].split('"')[0]
+                      for line in source.splitlines() if "shape=box3d" in line})
+    first = list(fills[0].values())  # on L, in the output layer's t = 3: no cell step reached yet
+    assert first.count(CURRENT) == 1 and first.count(STATE) == 5
+    last = list(fills[-1].values())  # the cell's t = 1..3 and the output layer's
+    assert len(last) == 6 and last.count(CURRENT) == 1 and last.count(DONE) == 5  # on t = 1's last node: the rest done
+
+
 # ---------------------------------------------------------------- the CLI
 
 
@@ -623,6 +636,15 @@ def test_cli_bptt(tmp_path, capsys):
     assert len(frames) == len(steps) > 20 and frames[0].name == "step_001.svg"
     assert steps[0].startswith(f"step   1/{len(steps)}")
     assert any(line.strip().startswith("rnn.weight_hh_l0") and "|∇| = " in line for line in printed)
+
+
+def test_the_explorer_is_written_only_to_an_html_file(tmp_path, capsys):
+    assert main(["bptt", "--cell", "rnn", "--steps", "2", "--html", str(tmp_path / "page.svg")]) == 2
+    assert "--html" in capsys.readouterr().err and not (tmp_path / "page.svg").exists()
+    model = demo.small_model("rnn", steps=2)
+    with pytest.raises(ValueError, match=r"ends in \.svg; name the file \.html \(e\.g\. page\.html\)"):
+        viz.explore(model.loss(), tmp_path / "page.svg")
+    assert viz.explore(model.loss(), tmp_path / "page").path.name == "page.html"  # no suffix: .html added
 
 
 def test_cli_rejects_unknown_cells(capsys):

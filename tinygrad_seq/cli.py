@@ -433,6 +433,9 @@ def run_bptt(args: argparse.Namespace) -> int:
     model = demo.small_model(args.cell, args.steps, args.layers, args.bidirectional, hidden_size=args.hidden, seed=args.seed)
     params = model.parameters()
     loss = _loss(model, args.fused)
+    if args.html and Path(args.html).suffix.lower() not in ("", ".html", ".htm"):
+        raise UsageError(f"--html {args.html}: the explorer is an HTML page; name the file .html "
+                         f"(e.g. {Path(args.html).with_suffix('.html').name}), or use --out FOLDER for SVG frames")
     folder = Path(args.out) if args.out is not None else (None if args.html else Path("bptt"))
     if folder is not None and folder.exists() and not folder.is_dir():
         raise UsageError(f"--out {folder} is a file: bptt writes one SVG per step into a folder; name a folder "

@@ -35,10 +35,10 @@ class SmallModel:
         outputs, _ = self.rnn(self.x)
         total = None
         for t in range(outputs.shape[0]):
-            with tags(t=t + 1, layer="output", direction="forward"):
+            with tags(t=t + 1, layer="output", direction="forward"):  # the running sum too: it stays in the output row
                 y_hat = nn.roles.output(self.head(outputs[t]))
                 step_loss = nn.roles.loss(F.cross_entropy(y_hat, self.targets[t], reduction="sum"))
-            total = step_loss if total is None else total + step_loss
+                total = step_loss if total is None else total + step_loss
         total.name = "L"
         return total
 

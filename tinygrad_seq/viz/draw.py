@@ -39,16 +39,19 @@ from ..callers import callers_level
 from ..lazy_grad import LazyGrad
 from ..tensor import Tensor
 from . import notation
-from .images import render_svg
+from .images import has_dot, render_svg
 from .trace import Graph, GraphNode, trace
 
 PARAMETER, INPUT, OP, STATE, GATE, ROOT = "#cfe2f3", "#eeeeee", "#ffffff", "#fff2cc", "#d9ead3", "#f4cccc"
 DONE, CURRENT = "#b7b7b7", "#f6b26b"
 FILL_BY_ROLE = {"state": STATE, "gate": GATE, "output": GATE, "loss": GATE}  # colours read roles, never labels
-# Up to this many nodes the gradients the stepper's current node sends are labels of their edges; above it, labels
-# placed beside them after the layout (xlabel): an edge label doubles dot's ranks, and on a 2-layer bidirectional
-# LSTM (304 nodes) two of them took a frame from 1.6 s to 27 s. A small graph keeps them on the edge, readable.
+# Up to this many nodes and EDGE_LABELS_UP_TO_STEPS time steps the gradients the stepper's current node sends are
+# labels of their edges; above either, labels placed beside them after the layout (xlabel): an edge label doubles
+# dot's ranks, and on a 2-layer bidirectional LSTM (304 nodes) two of them took a frame from 1.6 s to 27 s; a frame
+# of an RNN gate by gate took 0.3 s at 7 steps (70 nodes), 0.5 at 8, 1.1 at 9 and 2.8 at 10, against 0.1–0.3 s
+# with xlabels. A small graph keeps them on the edge, readable.
 EDGE_LABELS_UP_TO = 150
+EDGE_LABELS_UP_TO_STEPS = 7
 # Beyond either size, a graph is drawn with one box per cell step unless asked otherwise (draw_graph's
 # collapse_cells=None, explore's collapse=None, the CLI without --no-collapse): Graphviz's time-step grid takes
 # seconds, then minutes, as steps and nodes grow, and Ctrl-C does not stop the in-process layout. Measured with
@@ -57,12 +60,6 @@ EDGE_LABELS_UP_TO = 150
 # 22 (382 nodes) 136 s; in-process about as slow. visualization.md's first picture (4 steps, 303 nodes) is whole.
 COLLAPSE_STEPS = 10  # time steps
 COLLAPSE_ABOVE = 400  # nodes
-QUICK_PLACEMENT_ABOVE = 150
-"""Drawn nodes above which ``dot`` places them with one round of its network simplex (``nslimit=1``) instead of
-running it to the end. A 10-step LSTM drawn gate by gate (218 nodes) took 1.9–2.5 s with dot 2.43 and 1.8 s
-in-process, 0.4 and 0.1 s so, which is what makes ``bptt --out``'s 200 frames minutes instead of ten; the boxes
-keep their grid and order, the parameters may sit farther from the ops reading them. Smaller graphs (every
-picture in the docs) keep dot's full placement."""
 
 
 class CollapsedWarning(UserWarning):
@@ -350,8 +347,9 @@ def draw_graph(
             states = sorted({n.label for n in members if n.role == "state"})
             header = "  ".join([f"t = {t}"] + ([cell] if cell else []) + ([_row_label(step[:2], rows)] if several_rows or not cell else []))
             label = "\\n".join([header, ", ".join(states)] + ([f"({len(members)} nodes)"] if show_shapes else []))
+            visited = [n for n in members if n.kind == "op" and n.tensor.requires_grad]  # what backward steps through
             fill = CURRENT if any(highlight.get(n.key) == CURRENT for n in members) else (
-                DONE if members and all(highlight.get(n.key) == DONE for n in members) else STATE)
+                DONE if visited and all(highlight.get(n.key) == DONE for n in visited) else STATE)
             # The box is the time step, so no cluster around it: clusters are what makes
             # Graphviz slow on long sequences.
             # One group per row keeps a row's boxes in line.
@@ -394,6 +392,7 @@ def draw_graph(
 
     drawn: set[tuple[str, str]] = set()
     fans = _shared_fans(graph, group_key, placed) if collapse_cells else {}
+    on_the_edge = len(graph) <= EDGE_LABELS_UP_TO and _time_steps(graph) <= EDGE_LABELS_UP_TO_STEPS
     for (source, target), originals in stands_for.items():
         edge = (group_key.get(source, source), group_key.get(target, target))
         if edge[0] == edge[1] or edge in drawn:
@@ -410,7 +409,7 @@ def draw_graph(
             lit = next((highlight_edges[o] for o in originals if o in highlight_edges), None)
             if lit is not None:
                 attributes.update(color=CURRENT, penwidth="2", fontsize="8")
-                attributes["label" if len(graph) <= EDGE_LABELS_UP_TO else "xlabel"] = lit
+                attributes["label" if on_the_edge else "xlabel"] = lit
             elif graph.nodes[source].kind == "constant":
                 attributes.update(style="dotted", color="#999999")
         if backward:
@@ -421,8 +420,6 @@ def draw_graph(
         dot.edge(tail, head, style="invis", **attributes)
     if layout_edges and not collapse_cells:
         dot.graph_attr["newrank"] = "true"  # ranks the whole graph at once, across the clusters
-    if not collapse_cells and len(graph) - len(hidden) - len(gathers) > QUICK_PLACEMENT_ABOVE:
-        dot.graph_attr["nslimit"] = "1"
     for members, ordered in same_rank:
         with dot.subgraph() as rank:
             rank.attr(rank="same")
@@ -452,10 +449,11 @@ def _collapse_by_size(graph: Graph) -> bool:
     if not too_large_to_lay_out(graph):
         return False
     times = _time_steps(graph)
+    unstoppable = "" if has_dot() else ", and the in-process layout (no dot installed) cannot be stopped with Ctrl-C"
     warnings.warn(
         f"draw_graph: {times} time steps and {len(graph)} nodes, drawn with one box per cell step: Graphviz would "
-        f"take minutes to lay out more than {COLLAPSE_STEPS} time steps or {COLLAPSE_ABOVE} nodes, and the "
-        "in-process layout cannot be stopped with Ctrl-C. Pass collapse_cells=False to draw every node anyway "
+        f"take minutes to lay out more than {COLLAPSE_STEPS} time steps or {COLLAPSE_ABOVE} nodes{unstoppable}. "
+        "Pass collapse_cells=False to draw every node anyway "
         "(--no-collapse on the command line), or collapse_cells=True to ask for the boxes and silence this",
         CollapsedWarning, stacklevel=callers_level())
     return True

@@ -118,6 +118,9 @@ def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping
         target = Path(path)
         if not target.suffix:
             target = target.with_suffix(".html")
+        elif target.suffix.lower() not in (".html", ".htm"):
+            raise ValueError(f"explore: writes an HTML page, and {path} ends in {target.suffix}; name the file .html "
+                             f"(e.g. {target.with_suffix('.html').name})")
         target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(page, encoding="utf-8")
     return Explorer(target, page, len(data["backward"]), collapsed)
