@@ -183,7 +183,8 @@ def test_a_small_product_by_a_layers_weight_runs_on_one_thread(two_threads, monk
     rng = np.random.default_rng(0)
     for x_shape, weight_shape, limited in [((25, 1, 64), (400, 64), True), ((25, 64), (400, 64), True),
                                            ((25, 1, 64), (65, 64), False), ((64, 32, 64), (512, 64), False),
-                                           ((2049, 16), (16, 16), True), ((64, 64, 2), (64, 2), True)]:  # rows in blocks
+                                           ((2049, 16), (16, 16), True),  # in blocks of rows, each block its own product:
+                                           ((64, 64, 2), (64, 2), False)]:  # 2 blocks of 262,144: one thread anyway
         RecordingLimit.seen.clear()
         x, weight = (rng.standard_normal(shape).astype(np.float32) for shape in (x_shape, weight_shape))
         y = linear(ts.Tensor(x), ts.Tensor(weight))

@@ -1,6 +1,7 @@
 """The BPTT explorer's page, read without a browser: its data are the library's numbers, its page stands alone."""
 import contextlib
 import html
+import warnings
 import json
 import re
 
@@ -364,7 +365,10 @@ def test_a_users_op_shows_its_name_or_its_own_rule(tmp_path):
 def test_a_long_graph_is_collapsed_one_box_per_cell_step(tmp_path):
     model, loss = build("lstm", steps=12)
     assert 12 > COLLAPSE_STEPS and len(viz.trace(loss)) < COLLAPSE_ABOVE  # long, though not large
-    explorer = viz.explore(loss, tmp_path / "long.html", params=model.parameters())
+    with pytest.warns(viz.CollapsedWarning, match=r"explore: 12 time steps and \d+ nodes, drawn with one box per cell "
+                      r"step \(the steps still visit every node\): .*Pass collapse=False") as caught:
+        explorer = viz.explore(loss, tmp_path / "long.html", params=model.parameters())
+    assert caught[0].filename == __file__  # as draw_graph's: the user's line
     data = page_data(explorer.page)
     assert explorer.collapsed and data["collapsed"]
     gate = next(s for s in data["backward"] if s["name"] == "Γf⟨5⟩")
@@ -372,8 +376,12 @@ def test_a_long_graph_is_collapsed_one_box_per_cell_step(tmp_path):
     small_model, small_loss = build("lstm", steps=2)
     assert not viz.explore(small_loss, tmp_path / "short.html").collapsed
     _, large = build("lstm", steps=6, layers=2, bidirectional=True)  # 463 nodes
-    assert len(viz.trace(large)) > COLLAPSE_ABOVE and viz.explore(large, tmp_path / "large.html").collapsed
-    assert viz.explore(build("lstm", steps=2)[1], tmp_path / "forced.html", collapse=True).collapsed
+    assert len(viz.trace(large)) > COLLAPSE_ABOVE
+    with pytest.warns(viz.CollapsedWarning, match="6 time steps"):
+        assert viz.explore(large, tmp_path / "large.html").collapsed
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asked for: no warning
+        assert viz.explore(build("lstm", steps=12)[1], tmp_path / "forced.html", collapse=True).collapsed
 
 
 def test_jupyter_shows_the_same_page_inline(tmp_path):

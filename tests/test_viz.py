@@ -55,7 +55,7 @@ def test_the_same_model_draws_the_same_picture_every_time():
         graph = viz.trace(loss)
         return graph, viz.draw_graph(graph).source
 
-    (first, source), (second, again) = drawn(), drawn()
+    (first, source), (_, again) = drawn(), drawn()
     assert source == again
     assert list(first.nodes) == [f"n{i}" for i in range(len(first.nodes))]
     assert first.key_of(first.nodes["n3"].tensor) == "n3" and first.key_of(ts.zeros(1)) is None
@@ -389,7 +389,6 @@ def lstm_graph(steps, transparent=False):
 
 
 def test_a_graph_too_large_to_lay_out_is_drawn_collapsed_unless_asked_otherwise():
-    import importlib
     from tinygrad_seq.viz.draw import COLLAPSE_ABOVE, COLLAPSE_STEPS, too_large_to_lay_out
 
     def boxes(source):
@@ -415,9 +414,7 @@ def test_a_graph_too_large_to_lay_out_is_drawn_collapsed_unless_asked_otherwise(
         assert boxes(viz.draw_graph(many_nodes, collapse_cells=False).source) == 0
         assert boxes(viz.draw_graph(many_nodes, collapse_cells=True).source) == 24
         assert boxes(viz.draw_graph(many_nodes, cluster_by_time=False).source) == 0  # no grid to lay out
-    # The explorer decides by the same rule (without a warning: its page says so itself).
-    explore_module = importlib.import_module("tinygrad_seq.viz.explore")  # viz.explore is the function
-    assert explore_module.too_large_to_lay_out is too_large_to_lay_out and too_large_to_lay_out(many_nodes)
+    assert too_large_to_lay_out(many_nodes)
 
 
 def test_the_collapse_warning_mentions_ctrl_c_only_for_the_in_process_layout(monkeypatch, tmp_path):
@@ -440,7 +437,7 @@ def test_cli_graph_and_bptt_collapse_by_size_unless_told(tmp_path, capsys, monke
     assert capsys.readouterr().err.count("note: draw_graph: 12 time steps") == 1  # one note for all the frames
     page = tmp_path / "long.html"
     assert main(["bptt", "--cell", "rnn", "--steps", "12", "--html", str(page)]) == 0
-    assert capsys.readouterr().err.count("note: the explorer page draws each cell step as one box") == 1
+    assert capsys.readouterr().err.count("note: explore: 12 time steps and") == 1  # the explorer's own warning
     assert main(["bptt", "--cell", "rnn", "--steps", "12", "--collapse", "--html", str(page)]) == 0
     assert main(["bptt", "--cell", "rnn", "--steps", "2", "--html", str(page)]) == 0
     assert "note:" not in capsys.readouterr().err  # asked for, or small enough

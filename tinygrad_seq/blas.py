@@ -60,13 +60,14 @@ def threads_for_product(macs: int) -> int | None:
     return 1 if TINY_STEP_MACS < macs < SMALL_PRODUCT_MACS else None
 
 
-def product(rows: Any, matrix: Any) -> Any:
-    """rows (M, K) @ matrix (K, N), on one BLAS thread when NumPy's and small (:func:`threads_for_product`): about
-    2 µs to set the thread count and restore it, paid only by the products it limits."""
+def product(rows: Any, matrix: Any, out: Any = None) -> Any:
+    """rows (M, K) @ matrix (K, N) (into ``out`` when given, a NumPy array), on one BLAS thread when NumPy's and
+    small (:func:`threads_for_product`): about 2 µs to set the thread count and restore it, paid only by the
+    products it limits."""
     if type(rows) is np.ndarray and threads_for_product(rows.shape[0] * rows.shape[1] * matrix.shape[1]):
         with limited(1):
-            return rows @ matrix
-    return rows @ matrix
+            return np.matmul(rows, matrix, out=out)
+    return rows @ matrix if out is None else np.matmul(rows, matrix, out=out)
 
 
 def step_threads(batch: int, weights: Sequence[Any]) -> int | None:

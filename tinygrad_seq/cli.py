@@ -433,9 +433,13 @@ def run_bptt(args: argparse.Namespace) -> int:
     model = demo.small_model(args.cell, args.steps, args.layers, args.bidirectional, hidden_size=args.hidden, seed=args.seed)
     params = model.parameters()
     loss = _loss(model, args.fused)
-    if args.html and Path(args.html).suffix.lower() not in ("", ".html", ".htm"):
-        raise UsageError(f"--html {args.html}: the explorer is an HTML page; name the file .html "
-                         f"(e.g. {Path(args.html).with_suffix('.html').name}), or use --out FOLDER for SVG frames")
+    if args.html:
+        from .viz.explore import page_path
+
+        try:
+            page_path(args.html)  # explore's own check, before the frames below are drawn
+        except ValueError as error:
+            raise UsageError(f"--html {args.html}: {error}, or --out FOLDER for SVG frames") from None
     folder = Path(args.out) if args.out is not None else (None if args.html else Path("bptt"))
     if folder is not None and folder.exists() and not folder.is_dir():
         raise UsageError(f"--out {folder} is a file: bptt writes one SVG per step into a folder; name a folder "
@@ -445,12 +449,6 @@ def run_bptt(args: argparse.Namespace) -> int:
 
         page = explore(loss, args.html, params=params, collapse=args.collapse,
                        title=f"BPTT: {args.cell}, {args.steps} time steps")
-        if page.collapsed and args.collapse is None:  # the page says so too, but only once opened
-            from .viz.draw import COLLAPSE_ABOVE, COLLAPSE_STEPS
-
-            print(f"note: the explorer page draws each cell step as one box (the steps still visit every node): Graphviz "
-                  f"would take minutes to lay out more than {COLLAPSE_STEPS} time steps or {COLLAPSE_ABOVE} nodes. "
-                  "--no-collapse draws every node anyway, --collapse asks for the boxes and silences this", file=sys.stderr)
         loss = _loss(model, args.fused)
         for p in params.values():
             p.grad = None

@@ -181,9 +181,8 @@ def rows_times(a: Any, b: Any) -> Any:
         product = blas.product(rows, b)
     else:
         product = np.empty((len(rows), b.shape[1]), dtype=np.result_type(a, b))
-        with blas.limited(blas.threads_for_product(rows.shape[0] * rows.shape[1] * b.shape[1])):  # a narrow one can be small
-            for start in range(0, len(rows), ROWS_PER_PRODUCT):
-                np.matmul(rows[start : start + ROWS_PER_PRODUCT], b, out=product[start : start + ROWS_PER_PRODUCT])
+        for start in range(0, len(rows), ROWS_PER_PRODUCT):  # each block its own product (a narrow one is small)
+            blas.product(rows[start : start + ROWS_PER_PRODUCT], b, out=product[start : start + ROWS_PER_PRODUCT])
     return product.reshape(*a.shape[:-1], b.shape[-1])
 
 

@@ -264,7 +264,7 @@ def draw_graph(
     """
     graph = tensor if isinstance(tensor, Graph) else trace(tensor, params)
     if collapse_cells is None:
-        collapse_cells = cluster_by_time and _collapse_by_size(graph)
+        collapse_cells = cluster_by_time and collapse_by_size(graph)
     grads = dict(grads or {})
     if show_grads:
         for node in graph.nodes.values():
@@ -347,7 +347,7 @@ def draw_graph(
             states = sorted({n.label for n in members if n.role == "state"})
             header = "  ".join([f"t = {t}"] + ([cell] if cell else []) + ([_row_label(step[:2], rows)] if several_rows or not cell else []))
             label = "\\n".join([header, ", ".join(states)] + ([f"({len(members)} nodes)"] if show_shapes else []))
-            visited = [n for n in members if n.kind == "op" and n.tensor.requires_grad]  # what backward steps through
+            visited = [n for n in members if n.backward_step]  # an input x⟨t⟩ never turns DONE
             fill = CURRENT if any(highlight.get(n.key) == CURRENT for n in members) else (
                 DONE if visited and all(highlight.get(n.key) == DONE for n in visited) else STATE)
             # The box is the time step, so no cluster around it: clusters are what makes
@@ -444,17 +444,18 @@ def _time_steps(graph: Graph) -> int:
     return len({t for _, _, t in graph.steps()})
 
 
-def _collapse_by_size(graph: Graph) -> bool:
-    """draw_graph's collapse_cells=None: :func:`too_large_to_lay_out`, with a CollapsedWarning when it is."""
+def collapse_by_size(graph: Graph, caller: str = "draw_graph", option: str = "collapse_cells", aside: str = "") -> bool:
+    """What ``option=None`` of ``caller`` (draw_graph's collapse_cells, explore's collapse) decides:
+    :func:`too_large_to_lay_out`, with a CollapsedWarning when it is; ``aside`` is said after "one box per cell step"."""
     if not too_large_to_lay_out(graph):
         return False
     times = _time_steps(graph)
     unstoppable = "" if has_dot() else ", and the in-process layout (no dot installed) cannot be stopped with Ctrl-C"
     warnings.warn(
-        f"draw_graph: {times} time steps and {len(graph)} nodes, drawn with one box per cell step: Graphviz would "
-        f"take minutes to lay out more than {COLLAPSE_STEPS} time steps or {COLLAPSE_ABOVE} nodes{unstoppable}. "
-        "Pass collapse_cells=False to draw every node anyway "
-        "(--no-collapse on the command line), or collapse_cells=True to ask for the boxes and silence this",
+        f"{caller}: {times} time steps and {len(graph)} nodes, drawn with one box per cell step{aside}: Graphviz "
+        f"would take minutes to lay out more than {COLLAPSE_STEPS} time steps or {COLLAPSE_ABOVE} nodes{unstoppable}. "
+        f"Pass {option}=False to draw every node anyway (--no-collapse on the command line), or {option}=True to "
+        "ask for the boxes and silence this",
         CollapsedWarning, stacklevel=callers_level())
     return True
 

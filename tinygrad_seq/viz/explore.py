@@ -35,7 +35,7 @@ import numpy as np
 from ..lazy_grad import LazyGrad
 from ..tensor import Tensor
 from . import notation, rules
-from .draw import COLLAPSE_ABOVE, COLLAPSE_STEPS, draw_graph, time_gathers, too_large_to_lay_out
+from .draw import COLLAPSE_ABOVE, COLLAPSE_STEPS, collapse_by_size, draw_graph, time_gathers
 from .images import FONT_FILE, render_svg
 from .render import refuse_folder
 from .stepper import backward_steps
@@ -86,7 +86,8 @@ def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping
         params: names for the parameters, e.g. ``dict(model.named_parameters())``:
             their running gradients are shown step by step.
         collapse: draw each cell step as one box; None (default) collapses
-            graphs of more than ``COLLAPSE_STEPS`` time steps or ``COLLAPSE_ABOVE`` nodes.
+            graphs of more than ``COLLAPSE_STEPS`` time steps or ``COLLAPSE_ABOVE`` nodes, with a
+            ``viz.CollapsedWarning`` (the page says so too), as ``draw_graph`` does.
         title: the page's heading.
     """
     if not isinstance(loss, Tensor):
@@ -99,10 +100,11 @@ def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping
         raise ValueError("explore: the loss is a leaf tensor: there is no backward pass to step through")
     if loss.grad_fn.freed:
         raise ValueError("explore: the loss's graph was freed by an earlier backward() (or explore()); compute the loss again")
-    target = None if path is None else _page_path(path)  # before the backward pass, which uses the loss up
+    target = None if path is None else page_path(path)  # before the backward pass, which uses the loss up
     params = dict(params or {})
     graph = trace(loss, params)
-    collapsed = too_large_to_lay_out(graph) if collapse is None else bool(collapse)
+    collapsed = (collapse_by_size(graph, "explore", "collapse", " (the steps still visit every node)") if collapse is None
+                 else bool(collapse))
     dot = draw_graph(graph, collapse_cells=collapsed)
     svg = render_svg(dot.source)
     drawn_edges = {html.unescape(title) for title in re.findall(r'class="edge">\s*<title>(.*?)</title>', svg)}
@@ -120,8 +122,9 @@ def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping
     return Explorer(target, page, len(data["backward"]), collapsed)
 
 
-def _page_path(path: str | os.PathLike) -> Path:
-    """Where the page goes: ``path``, with .html added when it has no suffix; a folder or another suffix is refused."""
+def page_path(path: str | os.PathLike) -> Path:
+    """Where ``explore`` writes its page: ``path``, with .html added when it has no suffix; a folder or another
+    suffix is refused (ValueError, IsADirectoryError)."""
     refuse_folder(path, "explore", "bptt.html")
     target = Path(path)
     if not target.suffix:

@@ -122,7 +122,7 @@ def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | None = None, ret
     """
     params = dict(params or {})
     graph = trace(loss, params)
-    total = sum(1 for node in graph.nodes.values() if node.kind == "op" and node.tensor.requires_grad)
+    total = sum(1 for node in graph.nodes.values() if node.backward_step)
     done: list[str] = []
     seen_grads: dict[str, Any] = {}
     for index, raw in enumerate(backward_iter(loss, retain_graph=retain_graph)):

@@ -88,6 +88,11 @@ class GraphNode:
         return self.tags.get("role")
 
     @property
+    def backward_step(self) -> bool:
+        """Whether the backward pass visits this node: an op whose result requires grad (leaves only receive)."""
+        return self.kind == "op" and self.tensor.requires_grad
+
+    @property
     def step(self) -> tuple[Any, Any, Any] | None:
         """(layer, direction, t) of the time step the node belongs to, or None outside the time loop."""
         if "t" not in self.tags:
@@ -115,7 +120,7 @@ class Graph:
 
     def node_of(self, tensor: Tensor) -> GraphNode:
         """``tensor``'s node; a KeyError when it is not in the graph (:meth:`key_of` is None then)."""
-        key = self.keys.get(id(tensor))
+        key = self.key_of(tensor)
         if key is None:
             raise KeyError(f"Graph.node_of: this {tensor.shape} tensor is not in the graph (it did not go into the "
                            "tensor traced); ask graph.key_of(tensor) first, which is None for such a tensor")
@@ -190,7 +195,7 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
     edges: list[tuple[str, str]] = []
     seen_edges: set[tuple[str, str]] = set()
     keys = {id(tensor): f"n{i}" for i, tensor in enumerate(post_order)}  # the graph holds the tensors: ids stay theirs
-    all_tags = {key: tensor.tags for key, tensor in zip(keys.values(), post_order)}
+    all_tags = {keys[id(tensor)]: tensor.tags for tensor in post_order}
     context = notation.Context.of(all_tags.values())
     for tensor in post_order:
         key = keys[id(tensor)]
@@ -198,10 +203,10 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
         course = notation.label(tags, context)
         if tensor.grad_fn is not None:
             kind, label = "op", course or tensor.name or _sequence_label(tensor, sequences, context) or tensor.grad_fn.name
-            for arg in tensor.grad_fn.inputs:
-                if isinstance(arg, Tensor) and (keys[id(arg)], key) not in seen_edges:
-                    seen_edges.add((keys[id(arg)], key))
-                    edges.append((keys[id(arg)], key))
+            for edge in ((keys[id(arg)], key) for arg in tensor.grad_fn.inputs if isinstance(arg, Tensor)):
+                if edge not in seen_edges:
+                    seen_edges.add(edge)
+                    edges.append(edge)
         elif tensor.requires_grad:
             kind, label = "parameter", names.get(id(tensor)) or tensor.name or "parameter"
         elif tensor.dtype.kind == "f":
