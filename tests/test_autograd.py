@@ -223,8 +223,26 @@ def test_wrong_gradient_shape_from_an_op_names_it():
             return (grad,)  # forgot to broadcast back
 
     x = ts.Tensor(np.ones((3, 4)), requires_grad=True)
-    with pytest.raises(RuntimeError, match=r"grad shape \(4,\) != tensor shape \(3, 4\) in BadOp"):
+    with pytest.raises(RuntimeError, match=r"^BadOp\.backward: gradient of shape \(4,\) for an input of shape \(3, 4\); each "
+                       r"gradient must have its input's shape \(sum over the axes a broadcast added, or reshape\)$"):
         BadOp.apply(x).sum().backward()
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (1, 3), ()])
+def test_a_backward_that_returns_a_bare_array_is_told_to_return_a_tuple(shape):
+    class Double(ts.Function):
+        __slots__ = ()
+
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, grad):
+            return grad * 2  # not (grad * 2,)
+
+    x = ts.Tensor(np.ones(shape), requires_grad=True)
+    # Before, len() of the array read as "returned 2 gradients for 1 inputs", a shape error, or a TypeError from len
+    with pytest.raises(RuntimeError, match=r"^Double\.backward returned a (ndarray|float64), not a tuple: .*`return \(grad,\)`"):
+        Double.apply(x).sum().backward()
 
 
 def test_wrong_number_of_gradients_from_an_op_names_it():

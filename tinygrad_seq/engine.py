@@ -278,6 +278,11 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
         else:  # a small layer's step: one BLAS thread for this node alone (blas.py), every thread again after it
             with blas.limited(threads):
                 input_grads = node.backward(grad)
+        if not isinstance(input_grads, (tuple, list)):
+            raise RuntimeError(
+                f"{node.name}.backward returned a {type(input_grads).__name__}, not a tuple: return one gradient per "
+                f"positional (tensor) argument of apply, as a tuple, e.g. `return (grad,)` for an op of one input"
+            )
         if len(input_grads) != len(node.inputs):
             raise RuntimeError(
                 f"{node.name}.backward returned {len(input_grads)} gradients for {len(node.inputs)} inputs; "
@@ -312,7 +317,10 @@ def _checked_grad(node: Function, arg: Tensor, grad: Any) -> Any:
         if grad.dtype != arg._data.dtype:
             grad = grad.astype(arg._data.dtype)
     if grad.shape != arg._data.shape:
-        raise RuntimeError(f"grad shape {grad.shape} != tensor shape {arg._data.shape} in {node.name}")
+        raise RuntimeError(
+            f"{node.name}.backward: gradient of shape {grad.shape} for an input of shape {arg._data.shape}; each gradient "
+            "must have its input's shape (sum over the axes a broadcast added, or reshape)"
+        )
     if settings.anomaly_mode:
         check_gradient(node, arg, grad)
     return grad
