@@ -721,6 +721,13 @@ def test_check_cell_reports_what_forward_returned_as_an_assertion_error():
         (lambda: nn.GRUCell(3, 4)(ts.randn(6, 2, 3)), ValueError,
          r"^GRUCell: the input must have shape \(batch, 3\); got \(6, 2, 3\); a cell runs one step: run a whole sequence "
          r"\(time, batch, features\) through nn\.Recurrent\(cell\), or give the cell one step at a time, x\[t\]$"),
+        # the course's column layout (n_x, m), and one example without its batch axis
+        (lambda: nn.LSTMCell(3, 4)(ts.randn(3, 10)), ValueError,
+         r"^LSTMCell: the input must have shape \(batch, 3\); got \(3, 10\); the course writes x⟨t⟩ as a column per example "
+         r"\(3, m\); this library puts the batch first, as PyTorch: pass x\.T$"),
+        (lambda: nn.RNNCell(3, 4)(ts.randn(3)), ValueError,
+         r"^RNNCell: the input must have shape \(batch, 3\); got \(3,\); a single example needs a batch axis: pass x\[None\]"),
+        (lambda: nn.RNNCell(3, 4)(ts.randn(10, 5)), ValueError, r"^RNNCell: the input must have shape \(batch, 3\); got \(10, 5\)$"),
         # what the layers would not take either
         (lambda: nn.GRUCell(3, 4)(None), TypeError,
          r"^GRUCell: the input x must be a Tensor, an array or a nested list of numbers, of shape \(batch, 3\); got None"),

@@ -297,9 +297,20 @@ class RecurrentCell(Module):
     def check_input(self, x: Tensor) -> None:
         """Raise a ValueError naming the cell unless x is one step (B, input_size)."""
         if x.ndim != 2 or x.shape[1] != self.input_size:
-            sequence = ("; a cell runs one step: run a whole sequence (time, batch, features) through "
-                        "nn.Recurrent(cell), or give the cell one step at a time, x[t]") if x.ndim == 3 else ""
-            raise ValueError(f"{type(self).__name__}: the input must have shape (batch, {self.input_size}); got {x.shape}{sequence}")
+            raise ValueError(f"{type(self).__name__}: the input must have shape (batch, {self.input_size}); got {x.shape}"
+                             f"{self._input_hint(x.shape)}")
+
+    def _input_hint(self, shape: tuple[int, ...]) -> str:
+        """What a wrongly shaped step input most likely is, and what to pass instead ("" when nothing fits)."""
+        if len(shape) == 3:
+            return ("; a cell runs one step: run a whole sequence (time, batch, features) through nn.Recurrent(cell), or "
+                    "give the cell one step at a time, x[t]")
+        if len(shape) == 1 and shape[0] == self.input_size:
+            return "; a single example needs a batch axis: pass x[None], shape (1, features)"
+        if len(shape) == 2 and shape[0] == self.input_size:
+            return (f"; the course writes x⟨t⟩ as a column per example ({self.input_size}, m); this library puts the "
+                    "batch first, as PyTorch: pass x.T")
+        return ""
 
     def as_input(self, x: Any) -> Tensor:
         """x as a Tensor: a Tensor as it is, a NumPy (or CuPy) array or a nested list of numbers as the layers take
