@@ -26,9 +26,9 @@ def unrolled_rnn(out: Path) -> list[str]:
     model = demo.small_model("rnn", steps=3)
     with ts.transparent():
         loss = model.loss()
-    written = [viz.render(loss, out / "bptt_graph.svg", params=model.parameters()).name]
+    written = [viz.render(loss, out / "bptt_graph.svg", params=dict(model.named_parameters())).name]
     lines = []
-    for step in viz.backward_steps(loss, params=model.parameters()):
+    for step in viz.backward_steps(loss, params=dict(model.named_parameters())):
         lines.append(step.describe())
         if step.name in ("a⟨3⟩", "a⟨2⟩"):  # the two frames docs/bptt.md shows
             label = step.name.replace("⟨", "").replace("⟩", "")
@@ -76,7 +76,7 @@ def readme_graph(out: Path) -> list[str]:
     model = demo.small_model("gru", steps=2)
     with ts.transparent():
         loss = model.loss()
-    return [viz.render(loss, out / "gru_2_steps.svg", params=model.parameters()).name]
+    return [viz.render(loss, out / "gru_2_steps.svg", params=dict(model.named_parameters())).name]
 
 
 def explorer_screenshot(out: Path) -> list[str]:
@@ -87,7 +87,7 @@ def explorer_screenshot(out: Path) -> list[str]:
     with ts.transparent():
         loss = model.loss()
     with tempfile.TemporaryDirectory() as folder:
-        explorer = viz.explore(loss, Path(folder) / "explorer.html", params=model.parameters())
+        explorer = viz.explore(loss, Path(folder) / "explorer.html", params=dict(model.named_parameters()))
         try:
             return [browser.screenshot(explorer.path, out / "explorer.png", step=16, width=1600, height=900).name]
         except browser.BrowserNotFound as error:

@@ -101,6 +101,28 @@ def test_parameters_of_a_deep_graph_are_named_by_layer_and_direction_whatever_th
         {"W_ax", "W_aa", "b_a (with W_ax)", "b_a (with W_aa)", "w_ci", "w_cf", "w_co"}
 
 
+def test_params_takes_the_names_or_the_model_and_says_what_to_pass_for_bare_tensors(tmp_path):
+    model = nn.LSTM(2, 3)
+    loss = model(ts.randn(2, 1, 2))[0].sum()
+    by_model = viz.trace(loss, params=model)
+    by_dict = viz.trace(loss, params=dict(model.named_parameters()))
+    labels = lambda graph: sorted(node.label for node in graph.nodes.values() if node.kind == "parameter")  # noqa: E731
+    assert labels(by_model) == labels(by_dict) == ["bias_hh_l0", "bias_ih_l0", "weight_hh_l0", "weight_ih_l0"]
+    small = demo.small_model("rnn", steps=2)  # the graph tools' own model answers named_parameters() as a Module does
+    assert dict(small.named_parameters()) == small.parameters() and "head.weight" in small.parameters()
+    # model.parameters() gives tensors without names: each entry point says so, naming itself, before any work
+    fix = r"params names the parameters: pass dict\(model\.named_parameters\(\)\), or the model itself; got a generator"
+    for call, caller in ((lambda: viz.trace(loss, params=model.parameters()), "trace"),
+                         (lambda: viz.render(loss, tmp_path / "g.svg", params=model.parameters()), "draw_graph"),
+                         (lambda: next(viz.backward_steps(loss, params=model.parameters())), "backward_steps"),
+                         (lambda: viz.explore(loss, tmp_path / "e.html", params=model.parameters()), "explore")):
+        with pytest.raises(TypeError, match=rf"^{caller}: {fix} \(model\.parameters\(\) gives the tensors without their names\)$"):
+            call()
+    assert not loss.grad_fn.freed and not (tmp_path / "e.html").exists()
+    with pytest.raises(TypeError, match=r"^trace: params maps names to parameter tensors; 'w' maps to a ndarray$"):
+        viz.trace(loss, params={"w": np.zeros(3)})
+
+
 def test_the_output_layers_parameters_get_the_course_names_whatever_their_paths():
     model = demo.small_model("rnn", steps=3)
     graph = viz.trace(model.loss(), model.parameters())
@@ -666,7 +688,28 @@ def test_cli_bptt(tmp_path, capsys):
     steps = [line for line in printed if line.startswith("step ")]
     assert len(frames) == len(steps) > 20 and frames[0].name == "step_001.svg"
     assert steps[0].startswith(f"step   1/{len(steps)}")
-    assert any(line.strip().startswith("rnn.weight_hh_l0") and "|∇| = " in line for line in printed)
+    # the summary names each weight as the pictures do, path and course name, the two halves of b_a apart
+    summary = [line.strip() for line in printed[printed.index(next(line for line in printed if "shared weights" in line)) + 1:]]
+    assert [line.split("  |∇|")[0].rstrip() for line in summary] == [
+        "rnn.weight_ih_l0 · W_ax", "rnn.weight_hh_l0 · W_aa", "rnn.bias_ih_l0 · b_a (with W_ax)", "rnn.bias_hh_l0 · b_a (with W_aa)",
+        "head.weight · W_ya", "head.bias · b_y"]
+
+
+def test_the_frames_write_a_slices_gradient_as_its_index_and_a_file_name_is_no_folder_for_them(tmp_path, capsys):
+    from tinygrad_seq.lazy_grad import SliceGrad, index_text
+    from tinygrad_seq.viz.draw import summarize
+
+    assert index_text((slice(None), slice(6, 9))) == ":, 6:9" and index_text((Ellipsis, 2, None, slice(1, None, 2))) == "…, 2, None, 1::2"
+    assert summarize(SliceGrad((slice(None), slice(6, 9)), np.array([[1.0, -2.0, 0.5]]), (1, 12))) == "[:, 6:9]: [ 1.  -2.   0.5]"
+    assert main(["bptt", "--cell", "lstm", "--steps", "2", "--out", str(tmp_path / "frames")]) == 0
+    frames = [path.read_text() for path in (tmp_path / "frames").iterdir()]
+    assert any("[:, 6:9]: " in frame for frame in frames) and not any("slice(" in frame for frame in frames)  # was "[(slice(None, None, None), ..."
+    capsys.readouterr()
+    assert main(["bptt", "--out", str(tmp_path / "x.svg")]) == 2  # was: a folder named x.svg
+    assert capsys.readouterr().err == (f"tinygrad-seq bptt: error: --out {tmp_path / 'x.svg'}: bptt writes one SVG per step into a "
+                                       f"folder, and x.svg names a file; name a folder (--out {tmp_path / 'x'}), use --html PATH "
+                                       f"for one page, or `tinygrad-seq graph --out {tmp_path / 'x.svg'}` for one picture\n")
+    assert not (tmp_path / "x.svg").exists()
 
 
 def test_the_explorer_is_written_only_to_an_html_file(tmp_path, capsys):
@@ -681,3 +724,5 @@ def test_the_explorer_is_written_only_to_an_html_file(tmp_path, capsys):
 def test_cli_rejects_unknown_cells(capsys):
     assert main(["graph", "--cell", "transformer"]) == 2
     assert "unknown --cell 'transformer'; choose one of gru, lstm, rnn, simplified_gru" in capsys.readouterr().err
+    assert main(["bptt", "--cell", "LSTM"]) == 2  # PyTorch's class name: the registered name is one letter-case away
+    assert capsys.readouterr().err == "tinygrad-seq bptt: error: unknown --cell 'LSTM'; cell names are case-sensitive: --cell lstm\n"

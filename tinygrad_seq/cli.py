@@ -198,7 +198,8 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
                        help="draw the nodes that cut the stacked gates' matmul into its gates, and that gather a layer's "
                             "steps (hidden by default: an edge goes straight to each gate)")
     graph.add_argument("--values", action="store_true", help="show tensor values")
-    graph.add_argument("--grads", action="store_true", help="run backward first and show gradients")
+    graph.add_argument("--grads", action="store_true",
+                       help="run backward first and show the parameters' gradients (bptt shows the one reaching every node)")
     graph.add_argument("--rankdir", choices=["LR", "TB"], default="LR", help="time left to right (LR) or top to bottom (TB) (default LR)")
 
     bptt = commands.add_parser("bptt", help="walk through a small model's backward pass: an HTML explorer, or one SVG per step",
@@ -241,7 +242,8 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     train.add_argument("--seed", type=integer(0), default=0, help=">= 0 (default 0)")
     train.add_argument("--val-fraction", type=number(0, 1, include_low=True), default=0.1,
                        help="the part of the data held out for validation, in [0, 1) (default 0.1; 0: none)")
-    train.add_argument("--backend", choices=["numpy", "cupy"], default=argparse.SUPPRESS)
+    train.add_argument("--backend", choices=["numpy", "cupy"], default=argparse.SUPPRESS,
+                       help="array backend for this run, as tinygrad-seq --backend before the command")
     train.add_argument("--out", default="checkpoint", help="checkpoint directory (default ./checkpoint)")
     _import_argument(train, "a module or .py file to import first (e.g. one that registers your cell)")
     train.add_argument("--resume", action="store_true",
@@ -253,8 +255,10 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
             if action.dest in CONFIG_OPTIONS:
                 action.default = argparse.SUPPRESS
 
-    sample = commands.add_parser("sample", help="generate text from a trained checkpoint")
-    sample.add_argument("--checkpoint", required=True)
+    sample = commands.add_parser("sample", help="generate text from a trained checkpoint",
+                                 description="Generate -n texts from the model of a checkpoint that train wrote, each from "
+                                             "--prime on, sampled token by token at --temperature.")
+    sample.add_argument("--checkpoint", required=True, metavar="FOLDER", help="the checkpoint folder train wrote (its --out)")
     sample.add_argument("-n", type=integer(1), default=10, help="how many samples, >= 1 (default 10)")
     sample.add_argument("--temperature", type=number(0), default=1.0, help="> 0 (default 1)")
     sample.add_argument("--top-k", type=integer(1), default=None, help="sample from the k likeliest tokens, >= 1")
@@ -263,8 +267,10 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=integer(0), default=None, help=">= 0")
     _import_argument(sample, "the module or .py file that registered the checkpoint's cell, as at train time")
 
-    evaluate = commands.add_parser("eval", help="loss and perplexity of a checkpoint on a text file")
-    evaluate.add_argument("--checkpoint", required=True)
+    evaluate = commands.add_parser("eval", help="loss and perplexity of a checkpoint on a text file",
+                                   description="The loss (mean cross-entropy per token) and perplexity of a checkpoint's "
+                                               "model on a text file, read with the checkpoint's vocabulary and layout.")
+    evaluate.add_argument("--checkpoint", required=True, metavar="FOLDER", help="the checkpoint folder train wrote (its --out)")
     evaluate.add_argument("--data", required=True, help="a text file")
     evaluate.add_argument("--encoding", type=encoding_name, default=None,
                           help="the data's text encoding (default: the one the checkpoint was trained with)")
@@ -444,6 +450,10 @@ def run_bptt(args: argparse.Namespace) -> int:
     if folder is not None and folder.exists() and not folder.is_dir():
         raise UsageError(f"--out {folder} is a file: bptt writes one SVG per step into a folder; name a folder "
                          "(new or existing), or use --html PATH for one page")
+    if folder is not None and not folder.exists() and folder.suffix.lower() in (".svg", ".png", ".pdf", ".html"):
+        raise UsageError(f"--out {folder}: bptt writes one SVG per step into a folder, and {folder.name} names a file; name "
+                         f"a folder (--out {folder.with_suffix('')}), use --html PATH for one page, or `tinygrad-seq graph "
+                         f"--out {folder}` for one picture")
     if args.html:  # the explorer runs backward itself: print the steps from a second, identical graph
         from .viz import explore
 
@@ -465,8 +475,11 @@ def run_bptt(args: argparse.Namespace) -> int:
     if args.html:
         print(f"explorer: {page.path} (open it in a browser; {page.path.name}#step=N opens step N)")
     print(f"{last.total} steps. Gradients of the shared weights, summed over the {args.steps} time steps:")
+    graph = last.graph  # the pictures' labels: rnn.weight_hh_l0 · W_aa
+    labels = {name: graph.parameter_label(graph.key_of(p)) if graph.key_of(p) is not None else name for name, p in params.items()}
+    width = max(len(label) for label in labels.values())
     for name, p in params.items():
-        print(f"  {name:<24} |∇| = {np.linalg.norm(p.backend.to_host(p.grad)):.4f}")
+        print(f"  {labels[name]:<{width}}  |∇| = {np.linalg.norm(p.backend.to_host(p.grad)):.4f}")
     return 0
 
 
@@ -525,9 +538,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 get_backend()  # a bad TINYGRAD_SEQ_BACKEND is reported here (the import left it to the command)
             if args.command in ("graph", "bptt", "train") and not getattr(args, "resume", False):
                 if args.cell not in settings.cell_registry:
+                    near = [name for name in settings.cell_registry if name.lower() == args.cell.lower()]
                     raise TrainingError(
-                        f"unknown --cell {args.cell!r}; choose one of {', '.join(sorted(settings.cell_registry))} "
-                        "(or --import a module that registers yours)"
+                        f"unknown --cell {args.cell!r}; " + (f"cell names are case-sensitive: --cell {near[0]}" if near else
+                        f"choose one of {', '.join(sorted(settings.cell_registry))} (or --import a module that registers yours)")
                     )
             commands = {"graph": run_graph, "bptt": run_bptt, "train": run_train, "sample": run_sample, "eval": run_eval,
                         "check-course": run_check_course}

@@ -78,6 +78,26 @@ class LazyGrad:
         raise NotImplementedError
 
 
+def index_text(index: Any) -> str:
+    """An index as it is written between brackets: ":, 6:9" for (slice(None), slice(6, 9)), "…" for ..., "ids" for
+    an array of them (what the pictures and the explorer print)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    written = []
+    for part in parts:
+        if isinstance(part, slice):
+            step = "" if part.step is None else f":{part.step}"
+            written.append(f"{'' if part.start is None else part.start}:{'' if part.stop is None else part.stop}{step}")
+        elif part is Ellipsis:
+            written.append("…")
+        elif part is None:
+            written.append("None")
+        elif isinstance(part, (int, np.integer, str)):
+            written.append(str(part))
+        else:
+            written.append("ids")
+    return ", ".join(written)
+
+
 class SliceGrad(LazyGrad):
     """A gradient that is zero outside ``x[index]``: what an op that read one slice of x sends back.
 
@@ -102,7 +122,7 @@ class SliceGrad(LazyGrad):
         buffer[self.index] += self.values
 
     def display(self) -> tuple[str, Any]:
-        return f"[{self.index}]: ", self.values  # only the slice: the rest is zero
+        return f"[{index_text(self.index)}]: ", self.values  # only the slice: the rest is zero
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(index={self.index!r}, values {tuple(self.values.shape)} of {self.shape})"

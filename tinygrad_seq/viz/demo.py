@@ -1,6 +1,7 @@
 """Small unrolled models for the graph tools: what ``tinygrad-seq graph`` and ``bptt`` draw."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,11 +25,15 @@ class SmallModel:
     x: Tensor
     targets: np.ndarray
 
+    def named_parameters(self) -> Iterator[tuple[str, Tensor]]:
+        """(module path, parameter) pairs, as a Module's: "rnn.weight_hh_l0", "head.weight", ..."""
+        for prefix, module in (("rnn", self.rnn), ("head", self.head)):
+            for name, parameter in module.named_parameters():
+                yield f"{prefix}.{name}", parameter
+
     def parameters(self) -> dict[str, Tensor]:
-        """Module paths: "rnn.weight_hh_l0", "head.weight", ..."""
-        named = {f"rnn.{k}": p for k, p in self.rnn.named_parameters()}
-        named.update({f"head.{k}": p for k, p in self.head.named_parameters()})
-        return named
+        """The same pairs as a dict, name -> parameter (what the graph tools' ``params`` takes)."""
+        return dict(self.named_parameters())
 
     def loss(self) -> Tensor:
         """Run forward: ŷ⟨t⟩ = W_ya a⟨t⟩ + b_y (logits), L⟨t⟩ = cross-entropy, L = Σ_t L⟨t⟩."""

@@ -40,7 +40,7 @@ from ..lazy_grad import LazyGrad
 from ..tensor import Tensor
 from . import notation
 from .images import has_dot, render_svg
-from .trace import Graph, GraphNode, trace
+from .trace import Graph, GraphNode, parameter_names, trace
 
 PARAMETER, INPUT, OP, STATE, GATE, ROOT = "#cfe2f3", "#eeeeee", "#ffffff", "#fff2cc", "#d9ead3", "#f4cccc"
 DONE, CURRENT = "#b7b7b7", "#f6b26b"
@@ -108,11 +108,11 @@ def _fill(node: GraphNode, root: str) -> str:
     return FILL_BY_ROLE.get(node.role, OP)
 
 
-def _label(node: GraphNode, show_shapes: bool, show_values: bool, grad: Any, course: str | None = None) -> str:
-    """A node's text; ``course``: a parameter's course name (W_aa^[2]), shown beside its path."""
+def _label(graph: Graph, node: GraphNode, show_shapes: bool, show_values: bool, grad: Any) -> str:
+    """A node's text: a parameter's path with its course name (``Graph.parameter_label``), an op's name, ..."""
     lines = []
     if node.kind == "parameter":
-        lines.append(f"{node.label} · {course}" if course else node.label)
+        lines.append(graph.parameter_label(node.key))
     elif node.kind == "op" and node.label != node.op:
         lines += [node.label, node.op]
     else:
@@ -215,7 +215,7 @@ def time_gathers(graph: Graph) -> dict[str, dict[Any, list[str]]]:
 
 def draw_graph(
     tensor: Tensor | Graph,
-    params: Mapping[str, Tensor] | None = None,
+    params: Mapping[str, Tensor] | Any = None,
     *,
     cluster_by_time: bool = True,
     collapse_cells: bool | None = None,
@@ -238,7 +238,7 @@ def draw_graph(
     outputs on the right).
 
     Args:
-        params: names for parameters, e.g. ``dict(model.named_parameters())``.
+        params: names for parameters: ``dict(model.named_parameters())``, or the model itself.
         cluster_by_time: one cluster per time step ("t = 1", ...); with several
             rows, each row a cluster ("layer 1", "layer 2 reverse", "output")
             holding its time steps' clusters.
@@ -262,7 +262,7 @@ def draw_graph(
         grads, highlight, highlight_edges: used by the backward stepper
             (gradient by node key, fill colour by node key, label by edge).
     """
-    graph = tensor if isinstance(tensor, Graph) else trace(tensor, params)
+    graph = tensor if isinstance(tensor, Graph) else trace(tensor, parameter_names(params, "draw_graph"))
     if collapse_cells is None:
         collapse_cells = cluster_by_time and collapse_by_size(graph)
     grads = dict(grads or {})
@@ -331,8 +331,7 @@ def draw_graph(
         if node.key in highlight and highlight[node.key] == CURRENT:
             attributes["penwidth"] = "2"
         grad = grads.get(node.key) if (show_grads or node.key in grads) else None
-        course = graph.parameter_name(node.key) if node.kind == "parameter" else None
-        target.node(node.key, _label(node, show_shapes, show_values, grad, course), **attributes)
+        target.node(node.key, _label(graph, node, show_shapes, show_values, grad), **attributes)
 
     group_key: dict[str, str] = {}
     layout_edges: list[tuple[str, str, dict]] = []  # invisible: they hold the grid together

@@ -13,7 +13,7 @@ graph.
 >>> from tinygrad_seq import viz
 >>> from tinygrad_seq.viz import demo
 >>> model = demo.small_model("rnn", steps=2)
->>> explorer = viz.explore(model.loss(), params=model.parameters())
+>>> explorer = viz.explore(model.loss(), params=dict(model.named_parameters()))
 >>> explorer.steps, explorer.path.suffix
 (11, '.html')
 """
@@ -39,7 +39,7 @@ from .draw import COLLAPSE_ABOVE, COLLAPSE_STEPS, collapse_by_size, draw_graph, 
 from .images import FONT_FILE, render_svg
 from .render import refuse_folder
 from .stepper import backward_steps
-from .trace import Graph, trace
+from .trace import Graph, parameter_names, trace
 
 SMALL = 12  # a tensor with at most this many values is shown in full; a larger one by its norm
 PAGE = Path(__file__).with_name("explorer")  # explorer.js and explorer.css, inlined into every page
@@ -75,7 +75,7 @@ class Explorer:
                 'style="width: 100%; height: 820px; border: 1px solid #ccc;"></iframe>')
 
 
-def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping[str, Tensor] | None = None,
+def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping[str, Tensor] | Any = None,
             collapse: bool | None = None, title: str | None = None) -> Explorer:
     """Write the explorer page for ``loss``'s graph and return an :class:`Explorer`.
 
@@ -83,7 +83,7 @@ def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping
         loss: a scalar to run backward from (usually the loss).
         path: the HTML file to write; None writes one into a temporary folder that is removed when
             Python exits (enough for a notebook, which shows the page inline).
-        params: names for the parameters, e.g. ``dict(model.named_parameters())``:
+        params: names for the parameters, ``dict(model.named_parameters())`` or the model itself:
             their running gradients are shown step by step.
         collapse: draw each cell step as one box; None (default) collapses
             graphs of more than ``COLLAPSE_STEPS`` time steps or ``COLLAPSE_ABOVE`` nodes, with a
@@ -101,7 +101,7 @@ def explore(loss: Tensor, path: str | os.PathLike | None = None, params: Mapping
     if loss.grad_fn.freed:
         raise ValueError("explore: the loss's graph was freed by an earlier backward() (or explore()); compute the loss again")
     target = None if path is None else page_path(path)  # before the backward pass, which uses the loss up
-    params = dict(params or {})
+    params = parameter_names(params, "explore")
     graph = trace(loss, params)
     collapsed = (collapse_by_size(graph, "explore", "collapse", " (the steps still visit every node)") if collapse is None
                  else bool(collapse))

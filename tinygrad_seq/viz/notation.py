@@ -72,12 +72,15 @@ def place(tags: dict[str, Any], context: Context | None = None) -> str:
     ('t = 2, layer 1, reverse', 't = 3, output', '')
     >>> place({"t": 2, "layer": 0, "direction": "forward"}, Context(bidirectional=True))
     't = 2, layer 1, forward'
+    >>> place({"t": 2, "layer": "output", "direction": "forward"}, Context(bidirectional=True))
+    't = 2, output'
     """
     parts = [f"t = {tags['t']}"] if "t" in tags else []
     if tags.get("layer") is not None:
         parts.append(layer_name(tags["layer"]))
     direction = tags.get("direction")
-    if direction == "reverse" or (direction is not None and context is not None and context.bidirectional):
+    said = direction == "reverse" or (direction is not None and context is not None and context.bidirectional)
+    if said and tags.get("layer") != "output":  # the output row reads both directions: its tag only places its row
         parts.append(str(direction))
     return ", ".join(parts)
 

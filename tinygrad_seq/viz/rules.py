@@ -26,6 +26,7 @@ from typing import Any
 
 from ..checks import is_real
 from ..function import Function
+from ..lazy_grad import index_text
 from ..tensor import Tensor
 from . import notation
 from .draw import gate_slices
@@ -122,21 +123,6 @@ def gradient(name: str) -> str:
     return f"∂L/∂({name})" if any(op in name for op in OPERATORS) and not _enclosed(name) else f"∂L/∂{name}"
 
 
-def _index_text(index: Any) -> str:
-    parts = index if isinstance(index, tuple) else (index,)
-    written = []
-    for part in parts:
-        if isinstance(part, slice):
-            written.append(f"{'' if part.start is None else part.start}:{'' if part.stop is None else part.stop}")
-        elif part is Ellipsis:
-            written.append("…")
-        elif isinstance(part, (int, str)):
-            written.append(str(part))
-        else:
-            written.append("ids")
-    return ", ".join(written)
-
-
 def _details(node: Function | None) -> dict[str, Any]:
     """What a rule needs from the op itself (read before backward frees it)."""
     if node is None:
@@ -146,7 +132,7 @@ def _details(node: Function | None) -> dict[str, Any]:
     if node.name == "Pow" and "exponent" in params:
         details["p"] = params["exponent"]
     if node.name == "GetItem":
-        details["index"] = _index_text(getattr(node, "index", None))
+        details["index"] = index_text(getattr(node, "index", None))
     if node.name == "StackPart" and "part" in params:
         details["part"] = params["part"]
         details["masked"] = any(mask is not None for mask in params.get("running", ()))

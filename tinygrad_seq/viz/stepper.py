@@ -23,7 +23,7 @@ from ..engine import backward_iter, BackwardStep
 from ..tensor import Tensor
 from . import notation
 from .draw import CURRENT, DONE, Digraph, draw_graph, summarize
-from .trace import Graph, trace
+from .trace import Graph, parameter_names, trace
 
 
 class Step:
@@ -112,15 +112,15 @@ class Step:
         return render(self.draw(**options), path, format=format)
 
 
-def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | None = None, retain_graph: bool = False) -> Iterator[Step]:
+def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | Any = None, retain_graph: bool = False) -> Iterator[Step]:
     """The backward pass of ``loss``, one :class:`Step` per node (reverse topological order).
 
-    ``params``: names for the parameters, e.g. ``dict(model.named_parameters())``;
+    ``params``: names for the parameters, ``dict(model.named_parameters())`` or the model itself;
     their running gradients are reported on every step. Gradients reach the
     leaves' ``.grad`` as the iteration goes; stopping early leaves the ones
     computed so far, and exhausting it leaves what ``loss.backward()`` would.
     """
-    params = dict(params or {})
+    params = parameter_names(params, "backward_steps")
     graph = trace(loss, params)
     total = sum(1 for node in graph.nodes.values() if node.backward_step)
     done: list[str] = []

@@ -134,6 +134,12 @@ class Graph:
         named = course_parameter_name(self.nodes[key].label, self.context, used_in.get("layer"), used_in.get("direction"))
         return named or self._output_parameters.get(key)
 
+    def parameter_label(self, key: str) -> str:
+        """A parameter's label in the pictures and the printouts: its path and course name, "rnn.weight_hh_l0 · W_aa"
+        (the path alone where the course has no name for it)."""
+        course = self.parameter_name(key)
+        return f"{self.nodes[key].label} · {course}" if course else self.nodes[key].label
+
     @cached_property
     def _output_parameters(self) -> dict[str, str]:
         """W_ya and b_y: the matrices and vectors that only the ops making ŷ⟨t⟩ (role "output") read, whatever
@@ -164,15 +170,36 @@ class Graph:
         return sorted(found, key=lambda s: (str(s[0]), str(s[1]), s[2]))
 
 
-def trace(root: Tensor, params: Mapping[str, Tensor] | None = None) -> Graph:
+def parameter_names(params: Any, caller: str) -> dict[str, Tensor]:
+    """``params`` as {name: tensor}: a mapping (``dict(model.named_parameters())``) as it is, a model (anything
+    with ``named_parameters()``) by its module paths, None as no names. Anything else, ``model.parameters()``
+    included (the tensors without their names), is a TypeError naming ``caller`` and the fix."""
+    if params is None:
+        return {}
+    if isinstance(params, Mapping):
+        named = dict(params)
+    elif callable(getattr(params, "named_parameters", None)):
+        named = dict(params.named_parameters())
+    else:
+        raise TypeError(
+            f"{caller}: params names the parameters: pass dict(model.named_parameters()), or the model itself; got a "
+            f"{type(params).__name__} (model.parameters() gives the tensors without their names)"
+        )
+    for name, tensor in named.items():
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"{caller}: params maps names to parameter tensors; {name!r} maps to a {type(tensor).__name__}")
+    return named
+
+
+def trace(root: Tensor, params: Mapping[str, Tensor] | Any = None) -> Graph:
     """Walk the graph that made ``root`` into a :class:`Graph`.
 
-    ``params``: names for leaves, usually ``dict(model.named_parameters())``,
+    ``params``: names for leaves, usually ``dict(model.named_parameters())`` (or the model itself),
     so parameters show their module path ("rnn.weight_hh_l0").
     """
     if not isinstance(root, Tensor):
         raise TypeError(f"trace: expects the Tensor whose graph to draw (a loss, an output); got {type(root).__name__}")
-    names = {id(t): name for name, t in (params or {}).items()}
+    names = {id(t): name for name, t in parameter_names(params, "trace").items()}
     post_order: list[Tensor] = []
     expanded: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
