@@ -325,8 +325,10 @@ def test_truncated_bptt_cuts_the_graph_between_chunks():
 def test_registry():
     assert isinstance(nn.make_cell("lstm", 3, 4, peephole=True), nn.LSTMCell)
     assert type(nn.make_cell("simplified_gru", 3, 4)) is nn.SimplifiedGRUCell
-    with pytest.raises(KeyError, match=r"unknown cell 'lstn': registered cells are gru, lstm, rnn, simplified_gru.*@nn.register_cell\('lstn'\)"):
+    with pytest.raises(KeyError, match=r"unknown cell 'lstn'; registered cells are gru, lstm, rnn, simplified_gru.*@nn.register_cell\('lstn'\)"):
         nn.make_cell("lstn", 3, 4)
+    with pytest.raises(KeyError, match=r"^\"unknown cell 'GRU'; cell names are case-sensitive: 'gru'\"$"):  # PyTorch's class name
+        nn.make_cell("GRU", 3, 4)
     with pytest.raises(TypeError, match="is not a subclass of nn.RecurrentCell"):
         nn.register_cell("bad")(nn.Linear)
 

@@ -495,7 +495,7 @@ def test_cli_refuses_a_checkpoint_of_another_format(tmp_path, capsys):
 def test_cli_unknown_cell(capsys):
     assert cli(["train", "--data", str(DINOS), "--cell", "transformer"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "unknown --cell 'transformer'; choose one of gru, lstm, rnn, simplified_gru" in err and len(err.splitlines()) == 1
+    assert "unknown --cell 'transformer'; registered cells are gru, lstm, rnn, simplified_gru" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.skipif(cupy_unavailable_reason() is None, reason="CuPy works here")

@@ -718,3 +718,50 @@ def test_a_warning_points_at_the_users_call_when_the_package_is_imported_through
     env = {**os.environ, "PYTHONPATH": str(linked)}
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, check=True)
     assert result.stdout.split() == [str(script), "6"]
+
+
+class _Twice(ts.Function):
+    """A user's op whose backward forgets the tuple."""
+
+    __slots__ = ()
+
+    def forward(self, x):
+        return x * 2
+
+    def backward(self, grad):
+        return grad * 2  # not (grad * 2,)
+
+
+class _Summed(ts.Function):
+    """A user's op whose backward forgets to broadcast back: a (B, H) input gets an (H,) gradient."""
+
+    __slots__ = ()
+
+    def forward(self, x):
+        return x * 1
+
+    def backward(self, grad):
+        return (grad.sum(axis=0),)
+
+
+@pytest.mark.parametrize("op, message", [
+    (_Twice, r"^_Twice\.backward returned a ndarray, not a tuple: .*`return \(grad,\)`"),
+    (_Summed, r"^_Summed\.backward: gradient of shape \(4,\) for an input of shape \(2, 4\); each gradient must have its input's shape"),
+])
+def test_a_users_op_with_a_wrong_backward_fails_on_the_default_path_as_on_the_transparent_one(op, message):
+    class Scaled(nn.RecurrentCell):
+        state_names = ("a",)
+
+        def __init__(self, input_size, hidden_size):
+            super().__init__(input_size, hidden_size)
+            self.weight = nn.Parameter(ts.randn(hidden_size, input_size + hidden_size).data * 0.1)
+
+        def forward(self, x, state):
+            return op.apply(ts.concat([state, x], axis=-1) @ self.weight.T).tanh()
+
+    ts.manual_seed(0)
+    cell = Scaled(3, 4)
+    for context in (contextlib.nullcontext, ts.transparent):  # the replay read row 0 of the array, or broadcast the (4,)
+        with context(), pytest.raises(RuntimeError, match=message):
+            outputs, _ = nn.Recurrent(cell)(ts.randn(5, 2, 3))
+            outputs.sum().backward()

@@ -111,16 +111,20 @@ def test_params_takes_the_names_or_the_model_and_says_what_to_pass_for_bare_tens
     small = demo.small_model("rnn", steps=2)  # the graph tools' own model answers named_parameters() as a Module does
     assert dict(small.named_parameters()) == small.parameters() and "head.weight" in small.parameters()
     # model.parameters() gives tensors without names: each entry point says so, naming itself, before any work
-    fix = r"params names the parameters: pass dict\(model\.named_parameters\(\)\), or the model itself; got a generator"
+    fix = r"params names the parameters: pass dict\(model\.named_parameters\(\)\), or the model itself; got a (generator|list)"
+    assert labels(viz.trace(loss, params=model.named_parameters())) == labels(by_dict)  # the pairs carry the names
     for call, caller in ((lambda: viz.trace(loss, params=model.parameters()), "trace"),
-                         (lambda: viz.render(loss, tmp_path / "g.svg", params=model.parameters()), "draw_graph"),
+                         (lambda: viz.draw_graph(loss, params=list(model.parameters())), "draw_graph"),
+                         (lambda: viz.render(loss, tmp_path / "g.svg", params=model.parameters()), "render"),
                          (lambda: next(viz.backward_steps(loss, params=model.parameters())), "backward_steps"),
                          (lambda: viz.explore(loss, tmp_path / "e.html", params=model.parameters()), "explore")):
         with pytest.raises(TypeError, match=rf"^{caller}: {fix} \(model\.parameters\(\) gives the tensors without their names\)$"):
             call()
     assert not loss.grad_fn.freed and not (tmp_path / "e.html").exists()
-    with pytest.raises(TypeError, match=r"^trace: params maps names to parameter tensors; 'w' maps to a ndarray$"):
-        viz.trace(loss, params={"w": np.zeros(3)})
+    for wrong in ({"w": np.zeros(3)}, {0: model.weight_ih_l0}):  # a state dict's arrays; a key that is no name
+        with pytest.raises(TypeError, match=r"^trace: params maps names \(str\) to parameter tensors; got .* Pass "
+                                            r"dict\(model\.named_parameters\(\)\) \(a state dict holds arrays\)$"):
+            viz.trace(loss, params=wrong)
 
 
 def test_the_output_layers_parameters_get_the_course_names_whatever_their_paths():
@@ -700,6 +704,7 @@ def test_the_frames_write_a_slices_gradient_as_its_index_and_a_file_name_is_no_f
     from tinygrad_seq.viz.draw import summarize
 
     assert index_text((slice(None), slice(6, 9))) == ":, 6:9" and index_text((Ellipsis, 2, None, slice(1, None, 2))) == "…, 2, None, 1::2"
+    assert index_text((np.array([True, False]), np.int64(3), np.array(2), [0, 2])) == "mask, 3, 2, ids"
     assert summarize(SliceGrad((slice(None), slice(6, 9)), np.array([[1.0, -2.0, 0.5]]), (1, 12))) == "[:, 6:9]: [ 1.  -2.   0.5]"
     assert main(["bptt", "--cell", "lstm", "--steps", "2", "--out", str(tmp_path / "frames")]) == 0
     frames = [path.read_text() for path in (tmp_path / "frames").iterdir()]
@@ -707,9 +712,11 @@ def test_the_frames_write_a_slices_gradient_as_its_index_and_a_file_name_is_no_f
     capsys.readouterr()
     assert main(["bptt", "--out", str(tmp_path / "x.svg")]) == 2  # was: a folder named x.svg
     assert capsys.readouterr().err == (f"tinygrad-seq bptt: error: --out {tmp_path / 'x.svg'}: bptt writes one SVG per step into a "
-                                       f"folder, and x.svg names a file; name a folder (--out {tmp_path / 'x'}), use --html PATH "
+                                       f"folder, and x.svg names a file; name a folder (--out {tmp_path / 'x'}), or use --html PATH "
                                        f"for one page, or `tinygrad-seq graph --out {tmp_path / 'x.svg'}` for one picture\n")
-    assert not (tmp_path / "x.svg").exists()
+    assert main(["bptt", "--out", str(tmp_path / "x.html")]) == 2  # graph does not write HTML: only the explorer is offered
+    assert capsys.readouterr().err.endswith(f"(--out {tmp_path / 'x'}), or use --html {tmp_path / 'x.html'} for the explorer page\n")
+    assert not (tmp_path / "x.svg").exists() and not (tmp_path / "x.html").exists()
 
 
 def test_the_explorer_is_written_only_to_an_html_file(tmp_path, capsys):
@@ -723,6 +730,6 @@ def test_the_explorer_is_written_only_to_an_html_file(tmp_path, capsys):
 
 def test_cli_rejects_unknown_cells(capsys):
     assert main(["graph", "--cell", "transformer"]) == 2
-    assert "unknown --cell 'transformer'; choose one of gru, lstm, rnn, simplified_gru" in capsys.readouterr().err
+    assert "unknown --cell 'transformer'; registered cells are gru, lstm, rnn, simplified_gru" in capsys.readouterr().err
     assert main(["bptt", "--cell", "LSTM"]) == 2  # PyTorch's class name: the registered name is one letter-case away
-    assert capsys.readouterr().err == "tinygrad-seq bptt: error: unknown --cell 'LSTM'; cell names are case-sensitive: --cell lstm\n"
+    assert capsys.readouterr().err == "tinygrad-seq bptt: error: unknown --cell 'LSTM'; cell names are case-sensitive: 'lstm'\n"

@@ -451,9 +451,10 @@ def run_bptt(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {folder} is a file: bptt writes one SVG per step into a folder; name a folder "
                          "(new or existing), or use --html PATH for one page")
     if folder is not None and not folder.exists() and folder.suffix.lower() in (".svg", ".png", ".pdf", ".html"):
+        instead = (f"--html {folder} for the explorer page" if folder.suffix.lower() == ".html" else
+                   f"--html PATH for one page, or `tinygrad-seq graph --out {folder}` for one picture")
         raise UsageError(f"--out {folder}: bptt writes one SVG per step into a folder, and {folder.name} names a file; name "
-                         f"a folder (--out {folder.with_suffix('')}), use --html PATH for one page, or `tinygrad-seq graph "
-                         f"--out {folder}` for one picture")
+                         f"a folder (--out {folder.with_suffix('')}), or use {instead}")
     if args.html:  # the explorer runs backward itself: print the steps from a second, identical graph
         from .viz import explore
 
@@ -476,7 +477,7 @@ def run_bptt(args: argparse.Namespace) -> int:
         print(f"explorer: {page.path} (open it in a browser; {page.path.name}#step=N opens step N)")
     print(f"{last.total} steps. Gradients of the shared weights, summed over the {args.steps} time steps:")
     graph = last.graph  # the pictures' labels: rnn.weight_hh_l0 · W_aa
-    labels = {name: graph.parameter_label(graph.key_of(p)) if graph.key_of(p) is not None else name for name, p in params.items()}
+    labels = {name: name if (key := graph.key_of(p)) is None else graph.parameter_label(key) for name, p in params.items()}
     width = max(len(label) for label in labels.values())
     for name, p in params.items():
         print(f"  {labels[name]:<{width}}  |∇| = {np.linalg.norm(p.backend.to_host(p.grad)):.4f}")
@@ -503,6 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"the following arguments are required: COMMAND, one of {', '.join(parser.commands.choices)}")
     args.argv = argv
     from .backend import BackendError, get_backend, set_backend
+    from .nn.cells import unknown_cell
     from .models import TrainingError
     from .storage import CheckpointError
     from .text import UnknownTokensWarning
@@ -538,11 +540,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 get_backend()  # a bad TINYGRAD_SEQ_BACKEND is reported here (the import left it to the command)
             if args.command in ("graph", "bptt", "train") and not getattr(args, "resume", False):
                 if args.cell not in settings.cell_registry:
-                    near = [name for name in settings.cell_registry if name.lower() == args.cell.lower()]
-                    raise TrainingError(
-                        f"unknown --cell {args.cell!r}; " + (f"cell names are case-sensitive: --cell {near[0]}" if near else
-                        f"choose one of {', '.join(sorted(settings.cell_registry))} (or --import a module that registers yours)")
-                    )
+                    raise TrainingError(unknown_cell(args.cell, "or --import a module that registers yours", "--cell"))
             commands = {"graph": run_graph, "bptt": run_bptt, "train": run_train, "sample": run_sample, "eval": run_eval,
                         "check-course": run_check_course}
             return _flushed(commands[args.command](args))

@@ -278,16 +278,7 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
         else:  # a small layer's step: one BLAS thread for this node alone (blas.py), every thread again after it
             with blas.limited(threads):
                 input_grads = node.backward(grad)
-        if not isinstance(input_grads, (tuple, list)):
-            raise RuntimeError(
-                f"{node.name}.backward returned a {type(input_grads).__name__}, not a tuple: return one gradient per "
-                f"positional (tensor) argument of apply, as a tuple, e.g. `return (grad,)` for an op of one input"
-            )
-        if len(input_grads) != len(node.inputs):
-            raise RuntimeError(
-                f"{node.name}.backward returned {len(input_grads)} gradients for {len(node.inputs)} inputs; "
-                "return one per positional (tensor) argument of apply, None where there is none, and none for keywords"
-            )
+        check_input_grads(node.name, input_grads, len(node.inputs))
         if not retain_graph:
             node.free()
         for arg, needs, input_grad in zip(node.inputs, node.needs_input_grad, input_grads):
@@ -317,10 +308,31 @@ def _checked_grad(node: Function, arg: Tensor, grad: Any) -> Any:
         if grad.dtype != arg._data.dtype:
             grad = grad.astype(arg._data.dtype)
     if grad.shape != arg._data.shape:
-        raise RuntimeError(
-            f"{node.name}.backward: gradient of shape {grad.shape} for an input of shape {arg._data.shape}; each gradient "
-            "must have its input's shape (sum over the axes a broadcast added, or reshape)"
-        )
+        raise wrong_grad_shape(node.name, grad.shape, arg._data.shape)
     if settings.anomaly_mode:
         check_gradient(node, arg, grad)
     return grad
+
+
+def check_input_grads(op: str, input_grads: Any, inputs: int) -> None:
+    """A RuntimeError naming ``op`` unless its backward returned one gradient per positional input, as a tuple (or
+    a list). Asked of every node the engine visits, and of every op a recorded cell step replays while its tape is
+    checked (nn/recorded.py), so that a user's op is held to it on every path."""
+    if not isinstance(input_grads, (tuple, list)):
+        raise RuntimeError(
+            f"{op}.backward returned a {type(input_grads).__name__}, not a tuple: return one gradient per positional "
+            "(tensor) argument of apply, as a tuple, e.g. `return (grad,)` for an op of one input"
+        )
+    if len(input_grads) != inputs:
+        raise RuntimeError(
+            f"{op}.backward returned {len(input_grads)} gradients for {inputs} inputs; "
+            "return one per positional (tensor) argument of apply, None where there is none, and none for keywords"
+        )
+
+
+def wrong_grad_shape(op: str, grad_shape: tuple[int, ...], input_shape: tuple[int, ...]) -> RuntimeError:
+    """The error for ``op``'s backward sending an input a gradient not of its shape."""
+    return RuntimeError(
+        f"{op}.backward: gradient of shape {grad_shape} for an input of shape {input_shape}; each gradient must have "
+        "its input's shape (sum over the axes a broadcast added, or reshape)"
+    )

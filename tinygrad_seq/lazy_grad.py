@@ -79,8 +79,8 @@ class LazyGrad:
 
 
 def index_text(index: Any) -> str:
-    """An index as it is written between brackets: ":, 6:9" for (slice(None), slice(6, 9)), "…" for ..., "ids" for
-    an array of them (what the pictures and the explorer print)."""
+    """An index as it is written between brackets: ":, 6:9" for (slice(None), slice(6, 9)), "…" for ..., "mask" for
+    a boolean array, "ids" for an array or list of ints (what the pictures and the explorer print)."""
     parts = index if isinstance(index, tuple) else (index,)
     written = []
     for part in parts:
@@ -93,6 +93,10 @@ def index_text(index: Any) -> str:
             written.append("None")
         elif isinstance(part, (int, np.integer, str)):
             written.append(str(part))
+        elif getattr(part, "dtype", None) is not None and part.dtype.kind == "b":
+            written.append("mask")
+        elif getattr(part, "ndim", None) == 0:
+            written.append(str(int(part)))
         else:
             written.append("ids")
     return ", ".join(written)

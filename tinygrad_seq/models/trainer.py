@@ -33,6 +33,7 @@ from ..storage import (
     write_npz,
 )
 from ..nn import functional as F
+from ..nn.cells import unknown_cell
 from ..progress import progress_bar
 from ..tensor import Tensor
 from ..text import (
@@ -238,7 +239,7 @@ class Trainer:
         self.corpus = corpus or load_corpus(config)
         config.data = str(Path(config.data).resolve())  # a moved working directory still finds it
         if config.cell not in settings.cell_registry:
-            raise TrainingError(f"unknown cell {config.cell!r}; registered cells: {', '.join(sorted(settings.cell_registry))} (--import a module to add yours)")
+            raise TrainingError(unknown_cell(config.cell, "--import a module to add yours"))
         if config.optimizer not in OPTIMIZERS:
             raise TrainingError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         self._check_data_fits()

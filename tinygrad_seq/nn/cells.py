@@ -88,9 +88,18 @@ def register_cell(name: str):
 def make_cell(name: str, *args: Any, **kwargs: Any) -> RecurrentCell:
     """A new cell of the type registered as ``name``, built with ``args`` and ``kwargs``."""
     if name not in settings.cell_registry:
-        known = ", ".join(sorted(settings.cell_registry))
-        raise KeyError(f"unknown cell {name!r}: registered cells are {known}. Register yours with @nn.register_cell({name!r})")
+        raise KeyError(unknown_cell(name, f"register yours with @nn.register_cell({name!r})"))
     return settings.cell_registry[name](*args, **kwargs)
+
+
+def unknown_cell(name: str, how_to_add: str, what: str = "cell") -> str:
+    """Why no cell is registered as ``name``, and the fix: the registered name it is in another letter case
+    ("LSTM"), or the registered names and ``how_to_add`` one where the caller is. ``what``: what the caller
+    calls the name ("--cell" on the command line)."""
+    near = [known for known in settings.cell_registry if known.lower() == name.lower()]
+    if near:
+        return f"unknown {what} {name!r}; cell names are case-sensitive: {near[0]!r}"
+    return f"unknown {what} {name!r}; registered cells are {', '.join(sorted(settings.cell_registry))} ({how_to_add})"
 
 
 class transparent(settings.override):

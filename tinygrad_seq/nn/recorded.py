@@ -57,6 +57,7 @@ from ..ops import (Abs, Add, Cast, Clamp, Div, Exp, GetItem, Linear, Log, MatMul
                    Sqrt, Sub, Tanh, concat, stack, where)
 from ..ops.cell_steps import _masked, _split_masked_grad
 from ..anomaly import place
+from ..engine import check_input_grads, wrong_grad_shape
 from ..function import Function
 from ..lazy_grad import GradientRows, LazyGrad, OuterGrad, SliceGrad, StepRowsGrad
 from ..tensor import Tensor
@@ -246,8 +247,13 @@ class Tape:
                 continue
             op = self.ops[j]
             input_grads = fn.backward(grad)
+            # Held to the engine's rules while the tape is checked (the generated code runs only a checked tape's ops)
+            check_input_grads(op.cls.__name__, input_grads, op.arity)
             for pos, slot in op.grad_targets:
                 if input_grads[pos] is not None:
+                    for piece in input_grads[pos] if type(input_grads[pos]) is list else (input_grads[pos],):
+                        if np.shape(piece) != likes[slot].shape:
+                            raise wrong_grad_shape(op.cls.__name__, np.shape(piece), likes[slot].shape)
                     self._add(grads, outer, likes, slot, input_grads[pos], tags, op.cls.__name__, owned)
         for slot, pieces in chunks.items():  # chunks of a fixed slot (x⟨t⟩ or a state part cut into pieces)
             self._join(grads, outer, pieces, likes, slot, tags, owned)

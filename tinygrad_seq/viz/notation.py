@@ -74,13 +74,16 @@ def place(tags: dict[str, Any], context: Context | None = None) -> str:
     't = 2, layer 1, forward'
     >>> place({"t": 2, "layer": "output", "direction": "forward"}, Context(bidirectional=True))
     't = 2, output'
+    >>> place({"t": 2, "layer": "head", "direction": "forward"}, Context(bidirectional=True))
+    't = 2, head'
     """
     parts = [f"t = {tags['t']}"] if "t" in tags else []
     if tags.get("layer") is not None:
         parts.append(layer_name(tags["layer"]))
     direction = tags.get("direction")
     said = direction == "reverse" or (direction is not None and context is not None and context.bidirectional)
-    if said and tags.get("layer") != "output":  # the output row reads both directions: its tag only places its row
+    recurrent = tags.get("layer") is None or layer_index(tags["layer"]) is not None  # not a row such as "output"
+    if said and recurrent:  # a row above the layers (the outputs) reads both directions: its tag only places it
         parts.append(str(direction))
     return ", ".join(parts)
 

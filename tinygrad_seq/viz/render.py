@@ -12,6 +12,7 @@ from typing import Any
 import graphviz
 
 from ..tensor import Tensor
+from .trace import parameter_names
 from .draw import draw_graph
 from .images import (
     FONT,
@@ -77,6 +78,8 @@ def render(target: Tensor | graphviz.Digraph, path: str | os.PathLike, format: s
             "(Debian/Ubuntu: sudo apt-get install graphviz; macOS: brew install graphviz; "
             "conda: conda install -c conda-forge graphviz), or write SVG or PNG (name the file .svg or .png), which render now without it"
         )
+    if "params" in options:  # checked here, so that a wrong one names the function called
+        options["params"] = parameter_names(options["params"], "render")
     dot = target if isinstance(target, graphviz.Digraph) else draw_graph(target, **options)
     path = Path(path)
     if not path.suffix:

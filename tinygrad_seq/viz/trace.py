@@ -172,8 +172,9 @@ class Graph:
 
 def parameter_names(params: Any, caller: str) -> dict[str, Tensor]:
     """``params`` as {name: tensor}: a mapping (``dict(model.named_parameters())``) as it is, a model (anything
-    with ``named_parameters()``) by its module paths, None as no names. Anything else, ``model.parameters()``
-    included (the tensors without their names), is a TypeError naming ``caller`` and the fix."""
+    with ``named_parameters()``) by its module paths, (name, tensor) pairs (``model.named_parameters()`` itself),
+    None as no names. Anything else, ``model.parameters()`` included (the tensors without their names), is a
+    TypeError naming ``caller`` and the fix."""
     if params is None:
         return {}
     if isinstance(params, Mapping):
@@ -181,13 +182,19 @@ def parameter_names(params: Any, caller: str) -> dict[str, Tensor]:
     elif callable(getattr(params, "named_parameters", None)):
         named = dict(params.named_parameters())
     else:
-        raise TypeError(
-            f"{caller}: params names the parameters: pass dict(model.named_parameters()), or the model itself; got a "
-            f"{type(params).__name__} (model.parameters() gives the tensors without their names)"
-        )
+        pairs = list(params) if hasattr(params, "__iter__") and not isinstance(params, (str, Tensor)) else None
+        if pairs is None or not all(isinstance(pair, tuple) and len(pair) == 2 for pair in pairs):
+            raise TypeError(
+                f"{caller}: params names the parameters: pass dict(model.named_parameters()), or the model itself; got a "
+                f"{type(params).__name__} (model.parameters() gives the tensors without their names)"
+            )
+        named = dict(pairs)
     for name, tensor in named.items():
-        if not isinstance(tensor, Tensor):
-            raise TypeError(f"{caller}: params maps names to parameter tensors; {name!r} maps to a {type(tensor).__name__}")
+        if not isinstance(name, str) or not isinstance(tensor, Tensor):
+            raise TypeError(
+                f"{caller}: params maps names (str) to parameter tensors; got {name!r} -> a {type(tensor).__name__}. Pass "
+                "dict(model.named_parameters()) (a state dict holds arrays)"
+            )
     return named
 
 
