@@ -197,6 +197,33 @@ def test_saved_arrays_freed_unless_retain_graph():
         y.backward()
 
 
+def test_a_state_carried_undetached_into_the_next_chunk_is_named_as_the_cause():
+    """Truncated BPTT without state.detach(): the second chunk's backward reaches the first chunk's freed steps, and
+    after retain_graph=True, a weight opt.step() changed. Both errors name the step and the detach that fixes them."""
+    from tinygrad_seq import nn, optim
+
+    detach = (r"If you carry a recurrent layer's state from one chunk to the next \(truncated BPTT\), detach it before "
+              r"the next chunk: state = state\.detach\(\), or tuple\(s\.detach\(\) for s in state\) for an LSTM's \(h, c\)\.")
+    for retain in (False, True):
+        lstm = nn.LSTM(3, 4)
+        opt = optim.SGD(lstm.parameters(), lr=0.1)
+        x, state = ts.randn(10, 2, 3), None
+        outputs, state = lstm(x[:5], state)
+        outputs.sum().backward(retain_graph=retain)
+        opt.step()
+        outputs, state = lstm(x[5:], state)  # state not detached
+        message = (r"^backward through LSTMStep at time step 5, layer 0, forward: its input weight_hh_l0 .* was changed in place"
+                   if retain else r"^backward through LSTMStep at time step 5, layer 0, forward a second time: .*")
+        with pytest.raises(RuntimeError, match=message + ".*" + detach):
+            outputs.sum().backward()
+    # outside a time step the hint would mislead: it is not given
+    y = (ts.Tensor([1.0], requires_grad=True) * 2).sum()
+    y.backward()
+    with pytest.raises(RuntimeError) as error:
+        y.backward()
+    assert "detach" not in str(error.value)
+
+
 def test_backward_errors_say_what_to_do():
     with pytest.raises(RuntimeError, match=r"shape \(2,\) needs a gradient.*y.sum\(\).backward\(\)"):
         (ts.Tensor([1.0, 2.0], requires_grad=True) * 2).backward()

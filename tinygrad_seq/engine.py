@@ -47,7 +47,8 @@ def _check_saved_versions(node: Function, tensor: Tensor) -> None:
             f"backward through {node.name}{where}: {role} {describe(saved_tensor)} of shape {saved_tensor.shape} "
             f"was changed in place after {node.name} saved it for backward (version {'' if exact else 'at most '}{then} "
             f"then, {counter.value} now), so the gradient would be computed from the new values. Call backward() before "
-            "opt.step() (or nn.init, load_state_dict, any in-place change), or compute the loss again after the change"
+            f"opt.step() (or nn.init, load_state_dict, any in-place change), or compute the loss again after the change."
+            f"{_carried_state_hint(node)}"
         )
 
 def _accumulate(grads: dict[int, Any], owned: set[int], key: int, target: Tensor, grad: Any, deferred: dict[int, list] | None = None) -> None:
@@ -266,10 +267,7 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
             tensor._grad = grad.copy() if tensor._grad is None else tensor._grad + grad
         node = tensor.grad_fn
         if node.freed:
-            raise RuntimeError(
-                f"backward through {node.name} a second time: its saved arrays were freed by the first backward(). "
-                "Pass retain_graph=True to the first backward() to run backward through this graph again"
-            )
+            raise _freed_error(node)
         if node._checks_versions and node.recorded_at != settings.version_clock:
             _check_saved_versions(node, tensor)  # something changed in place since the op ran: was it saved here?
         threads = node.blas_threads()
@@ -296,6 +294,25 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
                     if total is not None:
                         _accumulate_into_leaf(arg, total, fresh)
         yield BackwardStep(tensor, node, grad, input_grads, grads, deferred)
+
+
+def _freed_error(node: Function) -> RuntimeError:
+    """Backward reached a node an earlier backward() freed."""
+    where = f" at {place(node.tags)}" if node.tags else ""
+    return RuntimeError(
+        f"backward through {node.name}{where} a second time: its saved arrays were freed by the first backward()."
+        f"{_carried_state_hint(node)} To run backward through the same graph again on purpose, pass retain_graph=True "
+        "to the first backward()"
+    )
+
+
+def _carried_state_hint(node: Function) -> str:
+    """For a node made in a recurrent layer's time step: the usual cause of reaching it again (a freed graph, a weight
+    changed since), a state carried from one chunk of a sequence into the next (truncated BPTT) undetached."""
+    if not node.tags or "t" not in node.tags:
+        return ""
+    return (" If you carry a recurrent layer's state from one chunk to the next (truncated BPTT), detach it before the "
+            "next chunk: state = state.detach(), or tuple(s.detach() for s in state) for an LSTM's (h, c).")
 
 
 def _checked_grad(node: Function, arg: Tensor, grad: Any) -> Any:
