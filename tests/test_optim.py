@@ -1,6 +1,7 @@
 """Optimizers and clipping: 50-step trajectories against PyTorch in float64, state dicts, errors."""
 import contextlib
 import math
+import re
 
 import numpy as np
 import pytest
@@ -151,6 +152,8 @@ def test_optimizer_steps_do_not_reallocate_parameters():
         (lambda p: optim.SGD([]), ValueError, r"SGD: got an empty parameter list"),
         (lambda p: optim.Adam(make_mlp()), TypeError, r"Adam: got the module Sequential itself; pass its parameters: "
                                                        r"Adam\(model.parameters\(\), ...\)"),
+        (lambda p: optim.Adam(make_mlp().parameters), TypeError,  # the parentheses forgotten: was "'method' object is not iterable"
+         r"^Adam: got the method parameters itself; call it: Adam\(model\.parameters\(\), \.\.\.\)$"),
         (lambda p: optim.SGD(p, lr=-1), ValueError, r"SGD: lr, momentum and weight_decay must be >= 0"),
         (lambda p: optim.SGD(p, nesterov=True), ValueError, r"nesterov=True needs momentum > 0"),
         (lambda p: optim.Adam(p, betas=(0.9, 1.0)), ValueError, r"0 <= betas < 1"),
@@ -303,8 +306,21 @@ def test_clip_grad_value():
     params = grads_of([-3.0, 0.5, 2.0])
     optim.clip_grad_value_(params, 1.0)
     assert params[0].grad.tolist() == [-1.0, 0.5, 1.0]
-    with pytest.raises(ValueError, match="clip_value must be >= 0"):
+    with pytest.raises(ValueError, match="clip_value must be a number >= 0"):
         optim.clip_grad_value_(params, -1.0)
+    with pytest.raises(ValueError, match=r"clip_value must be a number >= 0; got nan"):
+        optim.clip_grad_value_(params, float("nan"))
+
+
+@pytest.mark.parametrize("max_norm", [0, -1.0, float("nan"), True, "1"])
+def test_a_max_norm_that_would_not_clip_but_zero_flip_or_poison_the_gradients_is_refused(max_norm):
+    """Before: 0 zeroed every gradient, -1 turned them around, NaN made them NaN (and "1" was a ufunc error)."""
+    params = grads_of([3.0, 4.0])
+    with pytest.raises(ValueError, match=r"^clip_grad_norm_: max_norm must be a number > 0 \(inf: only measure the norm\); "
+                                         rf"got {re.escape(repr(max_norm))}\. To train without clipping, leave the call out$"):
+        optim.clip_grad_norm_(params, max_norm)
+    assert params[0].grad.tolist() == [3.0, 4.0]  # untouched
+    assert float(optim.clip_grad_norm_(params, math.inf)) == 5.0 and params[0].grad.tolist() == [3.0, 4.0]  # the norm, unclipped
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

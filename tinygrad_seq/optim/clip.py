@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from ..backend import backend_of
+from ..checks import is_real
 from ..tensor import Tensor
 
 
@@ -33,6 +34,9 @@ def clip_grad_norm_(
     it): on a GPU nothing waits for the device, unless ``error_if_nonfinite``
     asks to check the norm.
     """
+    if not is_real(max_norm) or not 0 < max_norm <= math.inf:  # 0 would zero every gradient, -1 turn them all around
+        raise ValueError(f"clip_grad_norm_: max_norm must be a number > 0 (inf: only measure the norm); got {max_norm!r}. "
+                         "To train without clipping, leave the call out")
     grads = [p.grad for p in _with_grads(params)]
     if not grads:
         return Tensor(0.0)
@@ -63,7 +67,7 @@ def clip_grad_norm_(
 
 def clip_grad_value_(params: Tensor | Iterable[Tensor], clip_value: float) -> None:
     """Clamp every gradient element into [-clip_value, clip_value], in place."""
-    if clip_value < 0:
-        raise ValueError(f"clip_grad_value_: clip_value must be >= 0; got {clip_value}")
+    if not is_real(clip_value) or not 0 <= clip_value <= math.inf:  # NaN fails both comparisons
+        raise ValueError(f"clip_grad_value_: clip_value must be a number >= 0; got {clip_value!r}")
     for p in _with_grads(params):
         p.backend.xp.clip(p.grad, -clip_value, clip_value, out=p.grad)

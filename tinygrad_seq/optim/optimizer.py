@@ -52,6 +52,8 @@ class Optimizer:
         if callable(getattr(params, "parameters", None)):  # a model: torch refuses it too, with less to go on
             raise TypeError(f"{name}: got the module {type(params).__name__} itself; pass its parameters: "
                             f"{name}(model.parameters(), ...)")
+        if callable(params) and getattr(params, "__name__", None) in ("parameters", "named_parameters"):
+            raise TypeError(f"{name}: got the method {params.__name__} itself; call it: {name}(model.parameters(), ...)")
         params = list(params) if not isinstance(params, Tensor) else [params]
         if not params:
             raise ValueError(f"{name}: got an empty parameter list; pass model.parameters()")
