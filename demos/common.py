@@ -108,15 +108,17 @@ def start(args: argparse.Namespace) -> Path | None:
 
 
 def fit(model: ts.nn.Module, batches: Callable[[int], Iterable[tuple]], loss_of: Callable[..., ts.Tensor],
-        epochs: int, lr: float = 1e-2, clip: float = 5.0, progress: bool = True) -> list[float]:
-    """Adam with gradient clipping over ``batches(epoch)``; ``loss_of(model, *batch)`` gives the loss. Returns each epoch's mean loss."""
+        epochs: int, lr: float = 1e-2, clip: float = 5.0, progress: bool = True, label: str = "") -> list[float]:
+    """Adam with gradient clipping over ``batches(epoch)``; ``loss_of(model, *batch)`` gives the loss. Returns each epoch's
+    mean loss. ``label`` names the model in the progress lines, for a demo that trains several."""
+    prefix = f"{label}, " if label else ""
     from tqdm.auto import tqdm
 
     opt = optim.Adam(model.parameters(), lr=lr)
     history = []
     for epoch in range(epochs):
         total, count = 0.0, 0
-        for batch in tqdm(list(batches(epoch)), desc=f"epoch {epoch + 1}/{epochs}", disable=not progress, leave=False):
+        for batch in tqdm(list(batches(epoch)), desc=f"{prefix}epoch {epoch + 1}/{epochs}", disable=not progress, leave=False):
             loss = loss_of(model, *batch)
             opt.zero_grad()
             loss.backward()
@@ -126,7 +128,7 @@ def fit(model: ts.nn.Module, batches: Callable[[int], Iterable[tuple]], loss_of:
             total, count = total + loss.item(), count + 1
         history.append(total / max(count, 1))
         if progress:
-            print(f"epoch {epoch + 1}: loss {history[-1]:.4f}")
+            print(f"{prefix}epoch {epoch + 1}: loss {history[-1]:.4f}")
     return history
 
 

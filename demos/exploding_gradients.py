@@ -68,6 +68,10 @@ def train(clip: float | None, steps: int, lr: float = 0.01) -> tuple[list[float]
     return losses, clipped, None
 
 
+def updates(count: int) -> str:
+    return f"{count} update{'' if count == 1 else 's'}"
+
+
 def main(argv: list[str] | None = None) -> tuple[str | None, list[float]]:
     parser = common.arguments(__doc__.splitlines()[0], out="exploding_out")
     args = parser.parse_args(argv)
@@ -75,11 +79,11 @@ def main(argv: list[str] | None = None) -> tuple[str | None, list[float]]:
     steps = 30 if args.smoke else 300
 
     losses, _, report = train(clip=None, steps=steps)
-    print(f"without clipping: {len(losses)} updates, losses {', '.join(f'{v:.3g}' for v in losses[:4])} ...")
-    print(f"  stopped by detect_anomaly: {report}" if report else "  (did not blow up)")
+    print(f"without clipping: {updates(len(losses))}, losses {', '.join(f'{v:.3g}' for v in losses[:4])} ...")
+    print(f"  stopped: {report}" if report else "  (did not blow up)")  # the report starts "detect_anomaly: ..."
 
     clipped_losses, clipped, report_clipped = train(clip=1.0, steps=steps)
-    print(f"\nwith clip_grad_norm_(max_norm=1.0): {len(clipped_losses)} updates, "
+    print(f"\nwith clip_grad_norm_(max_norm=1.0): {updates(len(clipped_losses))}, "
           f"loss {clipped_losses[0]:.3g} -> {np.mean(clipped_losses[-20:]):.3g} (mean of the last 20)")
     print(f"  {len(clipped)} of {len(clipped_losses)} gradients were clipped; their norms before clipping: "
           + ", ".join(f"{n:.3g}" for n in clipped[:6]) + (" ..." if len(clipped) > 6 else ""))

@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[float, float]]:
         model = Tagger(len(vocab), bidirectional)
         curves[name] = common.fit(model, lambda epoch: batches(train, vocab, 32, np.random.default_rng(epoch)),
                                   lambda m, ids, tags, lengths: F.cross_entropy(m(ids, lengths), tags),
-                                  epochs=1 if args.smoke else 8, lr=1e-2, progress=not args.smoke)
+                                  epochs=1 if args.smoke else 8, lr=1e-2, progress=not args.smoke, label=name)
         results[name] = evaluate(model, test, vocab)
     print(f"\n{'held-out sentences':<18} {'all tokens':>11} {'ambiguous words':>16}")
     for name, (accuracy, ambiguous, _) in results.items():

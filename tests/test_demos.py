@@ -167,7 +167,7 @@ def test_vanishing_gradients_smoke(tmp_path, demo_backend):
 
 def test_exploding_gradients_smoke(tmp_path, demo_backend):
     out = run_demo("exploding_gradients.py", tmp_path, demo_backend)
-    assert "stopped by detect_anomaly: detect_anomaly: RNNStep produced a non-finite output going forward, at time step" in out
+    assert "  stopped: detect_anomaly: RNNStep produced a non-finite output going forward, at time step" in out  # said once
     assert re.search(r"with clip_grad_norm_\(max_norm=1.0\): 30 updates", out) and "gradients were clipped" in out
 
 

@@ -18,7 +18,7 @@ import pytest
 
 import tinygrad_seq as ts
 from tinygrad_seq.nn import functional as F
-from tinygrad_seq.cli import main as cli
+from tinygrad_seq.cli import HELD_OUT_UNKNOWN_NOTE, main as cli
 from tinygrad_seq.models import LanguageModel, TrainConfig, Trainer
 from tinygrad_seq.text import (
     BOS_ID, EOS_ID, IGNORE, IGNORE_INDEX, PAD_ID, UNK_ID, Vocabulary, language_model_batches, pad_batch, perplexity, sample,
@@ -431,6 +431,35 @@ def test_training_without_held_out_text_says_why_there_is_no_validation(tmp_path
             "(--val-fraction, TrainConfig.val_fraction)") in capsys.readouterr().out
     Trainer(TrainConfig(data=str(tmp_path / "two.txt"), hidden=4, embed_dim=4, epochs=1, val_fraction=0.0)).run(progress=True)
     assert "no validation (val_fraction=0 holds nothing out)" in capsys.readouterr().out  # asked for: nothing to explain
+
+
+def test_a_language_model_names_itself_and_the_ids_shape_it_wants():
+    model = LanguageModel(10, embed_dim=4, hidden_size=4)
+    with pytest.raises(ValueError, match=r"^LanguageModel: ids must be \(time, batch\) token ids, time-major; got shape "
+                                         r"\(3,\): one sequence is ids\[:, None\], shape \(T, 1\)$"):
+        model(np.array([3, 4, 5]))  # was "Stacked(1 layer): the input must have 3 axes ...; got shape (3, 32)"
+    with pytest.raises(ValueError, match=r"^LanguageModel: ids must be .*; got shape \(2, 3, 4\)$"):
+        model(np.zeros((2, 3, 4), dtype=int))
+    with pytest.raises(ValueError, match=r"^LanguageModel: ids \(token indices\) must be rectangular"):
+        model([[1, 2], [3]])
+    assert model(np.array([3, 4, 5])[:, None])[0].shape == (3, 1, 10)
+
+
+def test_the_held_out_unknown_share_counts_predicted_tokens_and_train_says_when_it_is_large(tmp_path, capsys):
+    words = [f"word{i}" for i in range(20)]  # every line a word seen once: the held-out ones are all unknown
+    (tmp_path / "words.txt").write_text("\n".join(words) + "\n")
+    config = dict(data=str(tmp_path / "words.txt"), hidden=4, embed_dim=4, epochs=1, val_fraction=0.2)
+    corpus = Trainer(TrainConfig(**config, level="word")).corpus
+    assert len(corpus.valid) == 4 and corpus.held_out_unknown_share() == 0.5  # each line predicts its word, then <eos>
+    assert Trainer(TrainConfig(**config)).corpus.held_out_unknown_share() < HELD_OUT_UNKNOWN_NOTE  # characters: known
+    assert cli(["train", "--data", str(tmp_path / "words.txt"), "--level", "word", "--epochs", "1", "--hidden", "4",
+                "--val-fraction", "0.2", "--out", str(tmp_path / "w")]) == 0
+    assert ("note: 50.0% of the held-out tokens are <unk>, which the vocabulary built from the training part does not know; "
+            "predicting <unk> counts as right, so the validation perplexity reads better than the model is (the fix: more "
+            "text, or --level char)\n") in capsys.readouterr().err
+    assert cli(["train", "--data", str(tmp_path / "words.txt"), "--epochs", "1", "--hidden", "4", "--val-fraction", "0.2",
+                "--out", str(tmp_path / "c")]) == 0
+    assert "<unk>" not in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- the CLI

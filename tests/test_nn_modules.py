@@ -385,6 +385,9 @@ def test_embedding_lookup_and_gradient(backend):
         (np.array([0, 6]), IndexError, r"Embedding\(6, 4\): id 6 is out of range for a vocabulary of size 6 \(valid ids: 0..5\)"),
         (np.array([-1, 2]), IndexError, r"id -1 is out of range"),
         (np.array([0.0, 1.0]), TypeError, r"ids \(token indices\) must be integers; got float64"),
+        ([[1, 2], [3]], ValueError,  # was NumPy's "inhomogeneous shape"
+         r"^Embedding\(6, 4\): ids \(token indices\) must be rectangular; got lists of different lengths\. Pad the sequences "
+         r"to one length first: ids, lengths = text\.pad_batch\(sequences\)"),
     ],
 )
 def test_embedding_bad_ids(ids, error, message):

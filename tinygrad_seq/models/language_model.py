@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import nn, settings
+from ..nn.ids import integer_array
 from ..tensor import Tensor
 from .config import TrainingError
 
@@ -47,6 +48,10 @@ class LanguageModel(nn.Module):
 
     def forward(self, ids: Any, state: list[Any] | None = None, lengths: Any = None) -> tuple[Tensor, list[Any]]:
         """Logits (T, B, V) for every position, and the final state of each layer."""
+        ids = integer_array(ids, "LanguageModel", "ids (token indices)")
+        if ids.ndim != 2:
+            hint = ": one sequence is ids[:, None], shape (T, 1)" if ids.ndim == 1 else ""
+            raise ValueError(f"LanguageModel: ids must be (time, batch) token ids, time-major; got shape {ids.shape}{hint}")
         outputs, state = self.rnn(self.embedding(ids), state, lengths)
         return self.head(outputs), state
 

@@ -37,7 +37,7 @@ from ..nn.cells import unknown_cell
 from ..progress import progress_bar
 from ..tensor import Tensor
 from ..text import (
-    UnknownTokens, UnknownTokensWarning, Vocabulary, language_model_batches, perplexity, stream_chunks, stream_perplexity,
+    UNK_ID, UnknownTokens, UnknownTokensWarning, Vocabulary, language_model_batches, perplexity, stream_chunks, stream_perplexity,
 )
 from .checkpoint import Checkpoint, load_model, non_finite_parameter, open_checkpoint, vocabulary_fingerprint
 from .config import LAYOUTS, MAX_VOCAB, TrainConfig, TrainingError  # noqa: F401  LAYOUTS: still importable from here
@@ -52,6 +52,14 @@ class Corpus:
     valid: Any
     unknown: UnknownTokens | None = None  # with a given vocabulary: the tokens of the text it does not know
     data_sha256: str | None = None  # of the bytes the text was read from: what a checkpoint records
+
+    def held_out_unknown_share(self) -> float | None:
+        """The part of the held-out tokens a model predicts (each line's after its <bos>, or the stream's after its
+        first) that are <unk>: a validation loss that counts predicting <unk> as right reads better the larger it
+        is. None when nothing is held out."""
+        predicted = [np.asarray(line[1:]) for line in self.valid] if isinstance(self.valid, list) else [np.asarray(self.valid[1:])]
+        total = sum(ids.size for ids in predicted)
+        return sum(int((ids == UNK_ID).sum()) for ids in predicted) / total if total else None
 
 
 def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:

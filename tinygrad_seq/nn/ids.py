@@ -17,7 +17,11 @@ def integer_array(value: Any, op: str, what: str) -> Any:
     """The array of an int Tensor, array or list; a TypeError naming ``op`` for anything else."""
     data = value.data if isinstance(value, Tensor) else value
     if not hasattr(data, "dtype"):
-        data = np.asarray(data)
+        try:
+            data = np.asarray(data)
+        except ValueError:  # NumPy's "inhomogeneous shape": lists of different lengths
+            raise ValueError(f"{op}: {what} must be rectangular; got lists of different lengths. Pad the sequences to one "
+                             "length first: ids, lengths = text.pad_batch(sequences) (time-major, padded with PAD_ID)") from None
     if data.dtype.kind not in "iu":
         raise TypeError(f"{op}: {what} must be integers; got {data.dtype}. Convert them with .astype(int)")
     return data

@@ -72,6 +72,8 @@ class UnknownTokens:
     (2, 5)
     >>> print(unknown)
     2 of 5 characters are not in the vocabulary and count as <unk>: 'é', 'ß'
+    >>> print(Vocabulary.from_text("ab").unknown("a" * 5000 + "é" * 1200))
+    1,200 of 6,200 characters are not in the vocabulary and count as <unk>: 'é'
     """
 
     total: int
@@ -86,12 +88,12 @@ class UnknownTokens:
     def __str__(self) -> str:
         what = ("character" if self.level == "char" else "word") + ("s" if self.total != 1 else "")
         if not self.count:
-            return f"all {self.total} {what} {'is' if self.total == 1 else 'are'} in the vocabulary"
+            return f"all {self.total:,} {what} {'is' if self.total == 1 else 'are'} in the vocabulary"
         is_, counts = ("is", "counts") if self.count == 1 else ("are", "count")
         ranked = [t for t, _ in self.counts.most_common()]  # the most frequent first, ties in order of appearance
         named = ", ".join(repr(t) for t in ranked[: self.shown])
         more = f" and {len(ranked) - self.shown} more" if len(ranked) > self.shown else ""
-        return f"{self.count} of {self.total} {what} {is_} not in the vocabulary and {counts} as {UNK}: {named}{more}"
+        return f"{self.count:,} of {self.total:,} {what} {is_} not in the vocabulary and {counts} as {UNK}: {named}{more}"
 
 
 def _spelled(token: str) -> str:
