@@ -168,6 +168,7 @@ def test_vanishing_gradients_smoke(tmp_path, demo_backend):
 def test_exploding_gradients_smoke(tmp_path, demo_backend):
     out = run_demo("exploding_gradients.py", tmp_path, demo_backend)
     assert "  stopped: detect_anomaly: RNNStep produced a non-finite output going forward, at time step" in out  # said once
+    assert "without clipping: 1 update, losses " in out  # the second update's forward blows up (was "1 updates")
     assert re.search(r"with clip_grad_norm_\(max_norm=1.0\): 30 updates", out) and "gradients were clipped" in out
 
 

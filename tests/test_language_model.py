@@ -443,6 +443,10 @@ def test_a_language_model_names_itself_and_the_ids_shape_it_wants():
     with pytest.raises(ValueError, match=r"^LanguageModel: ids \(token indices\) must be rectangular"):
         model([[1, 2], [3]])
     assert model(np.array([3, 4, 5])[:, None])[0].shape == (3, 1, 10)
+    for tokens, shape in (([[1, 2]], r"\(1, 2\)"), (3, r"\(\): one sequence's token is \[token\]")):  # step: one token a sequence
+        with pytest.raises(ValueError, match=rf"^LanguageModel\.step: tokens must be \(batch,\) ids, one per sequence; got shape {shape}$"):
+            model.step(tokens)
+    assert model.step([3, 4])[0].shape == (2, 10)
 
 
 def test_the_held_out_unknown_share_counts_predicted_tokens_and_train_says_when_it_is_large(tmp_path, capsys):
@@ -460,6 +464,9 @@ def test_the_held_out_unknown_share_counts_predicted_tokens_and_train_says_when_
     assert cli(["train", "--data", str(tmp_path / "words.txt"), "--epochs", "1", "--hidden", "4", "--val-fraction", "0.2",
                 "--out", str(tmp_path / "c")]) == 0
     assert "<unk>" not in capsys.readouterr().err
+    assert cli(["train", "--data", str(tmp_path / "words.txt"), "--level", "word", "--max-vocab", "5", "--epochs", "1",
+                "--hidden", "4", "--val-fraction", "0.2", "--out", str(tmp_path / "capped")]) == 0
+    assert "(the fix: a larger --max-vocab than 5 (or none), more text, or --level char)" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- the CLI

@@ -65,6 +65,10 @@ def test_cross_entropy_stable_for_huge_logits():
         (lambda x: F.cross_entropy(x, [0, -2]), IndexError, r"target -2 is out of range"),
         (lambda x: F.cross_entropy(x, [0.0, 1.0]), TypeError, r"cross_entropy: target class ids must be integers; got float64\. Convert them with \.astype\(int\)"),
         (lambda x: F.cross_entropy(x, [[0, 1]]), ValueError, r"target shape \(1, 2\) must be the logits' shape \(2, 3\) without the last \(class\) axis, i.e. \(2,\).*axis 1"),
+        # targets of different lengths: padded with IGNORE_INDEX, which the loss skips (PAD_ID 0 is a class)
+        (lambda x: F.cross_entropy(x, [[0, 1], [2]]), ValueError, r"^cross_entropy: target class ids must be rectangular; got lists "
+         r"of different lengths\. Pad the sequences to one length first: targets, _ = text\.pad_batch\(sequences, "
+         r"pad_id=IGNORE_INDEX\) \(time-major; the losses skip IGNORE_INDEX\)$"),
         (lambda x: F.cross_entropy(x, [0, 1], reduction="avg"), ValueError, r"reduction must be one of 'mean', 'sum', 'none'; got 'avg'"),
         (lambda x: F.cross_entropy(x, [0, 1], label_smoothing=1.5), ValueError, r"label_smoothing must be in \[0, 1\]"),
         (lambda x: F.nll_loss(x, [5, 1]), IndexError, r"nll_loss: target 5 is out of range for 3 classes"),

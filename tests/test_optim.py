@@ -153,7 +153,8 @@ def test_optimizer_steps_do_not_reallocate_parameters():
         (lambda p: optim.Adam(make_mlp()), TypeError, r"Adam: got the module Sequential itself; pass its parameters: "
                                                        r"Adam\(model.parameters\(\), ...\)"),
         (lambda p: optim.Adam(make_mlp().parameters), TypeError,  # the parentheses forgotten: was "'method' object is not iterable"
-         r"^Adam: got the method parameters itself; call it: Adam\(model\.parameters\(\), \.\.\.\)$"),
+         r"^Adam: got the function parameters itself, not the parameters it gives; call it: Adam\(model\.parameters\(\), \.\.\.\)$"),
+        (lambda p: optim.SGD([{"params": make_mlp().parameters}]), TypeError, r"^SGD: got the function parameters itself"),
         (lambda p: optim.SGD(p, lr=-1), ValueError, r"SGD: lr, momentum and weight_decay must be >= 0"),
         (lambda p: optim.SGD(p, nesterov=True), ValueError, r"nesterov=True needs momentum > 0"),
         (lambda p: optim.Adam(p, betas=(0.9, 1.0)), ValueError, r"0 <= betas < 1"),
@@ -321,6 +322,13 @@ def test_a_max_norm_that_would_not_clip_but_zero_flip_or_poison_the_gradients_is
         optim.clip_grad_norm_(params, max_norm)
     assert params[0].grad.tolist() == [3.0, 4.0]  # untouched
     assert float(optim.clip_grad_norm_(params, math.inf)) == 5.0 and params[0].grad.tolist() == [3.0, 4.0]  # the norm, unclipped
+    on_host = ts.get_backend().name == "numpy"  # a host array or tensor on a device backend fails in the arithmetic, as before
+    for fine in (np.float32(10.0), 10) + ((np.array(10.0), ts.Tensor(10.0)) if on_host else ()):  # used as given
+        assert float(optim.clip_grad_norm_(params, fine)) == 5.0
+    from tinygrad_seq.models import TrainConfig, TrainingError
+
+    with pytest.raises(TrainingError, match=r"clip=True \(must be > 0, or None or 0 for no clipping\)"):
+        TrainConfig(data="x.txt", clip=True)  # was accepted, then failed at the first step
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import blas, settings
-from .anomaly import check_gradient, describe, place
+from .anomaly import at_place, check_gradient, describe
 from .lazy_grad import LazyGrad, sum_deferred
 
 if TYPE_CHECKING:  # for type checkers only: these modules sit above this one
@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # for type checkers only: these modules sit above this one
     from .tensor import Tensor
 
 
-def _check_saved_versions(node: Function, tensor: Tensor) -> None:
+def _check_saved_versions(node: Function, tensor: Tensor, root: Tensor) -> None:
     """Raise if a tensor whose array ``node`` saved for backward was changed in place after the op ran."""
     saved = [("its input", node.inputs[i]) for i in node.saved_inputs]
     if node.saves_output:
@@ -42,14 +42,42 @@ def _check_saved_versions(node: Function, tensor: Tensor) -> None:
         if counter is None or counter.changed_at() <= node.recorded_at:
             continue
         then, exact = counter.value_at(node.recorded_at)
-        where = f" at {place(node.tags)}" if node.tags else ""
+        newer = _recorded_after(root, counter.changed_at())  # the loss was made after the change: it reached back
         raise RuntimeError(
-            f"backward through {node.name}{where}: {role} {describe(saved_tensor)} of shape {saved_tensor.shape} "
+            f"backward through {node.name}{_where(node)}: {role} {describe(saved_tensor)} of shape {saved_tensor.shape} "
             f"was changed in place after {node.name} saved it for backward (version {'' if exact else 'at most '}{then} "
-            f"then, {counter.value} now), so the gradient would be computed from the new values. Call backward() before "
-            f"opt.step() (or nn.init, load_state_dict, any in-place change), or compute the loss again after the change."
-            f"{_carried_state_hint(node)}"
+            f"then, {counter.value} now), so the gradient would be computed from the new values. "
+            + (_carried("the change") if newer else "Call backward() before opt.step() (or nn.init, load_state_dict, any in-place "
+               "change), or compute the loss again after the change")
         )
+
+
+def _carried(before: str) -> str:
+    """The fix when a fresh loss's backward reaches an older graph, computed ``before`` (its backward, an update)."""
+    return (f"This loss reaches a tensor computed before {before}: a state carried from one chunk of a sequence into the "
+            "next (truncated BPTT), say. Detach what you carry before the next chunk: state = state.detach(), or each of "
+            "its tensors for a tuple or list of them (an LSTM's (h, c): tuple(s.detach() for s in state))")
+
+
+def _where(node: Function) -> str:
+    """ " at time step 3, layer 0, forward" for a node made in a layer's steps, else ""."""
+    where = at_place(node.tags or {})
+    return f" {where}" if where.startswith("at ") else ""
+
+
+def _recorded_after(root: Tensor, moment: int) -> bool:
+    """Whether ``root``'s graph holds an op recorded after ``moment`` (of settings.version_clock): the root was made
+    after it. Looked for on the error path only, from the root back, through the ops that record the clock."""
+    stack, seen = [root], set()
+    while stack:
+        node = stack.pop().grad_fn
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if getattr(node, "recorded_at", -1) > moment:
+            return True
+        stack.extend(arg for arg in node.inputs if arg is not None)
+    return False
 
 def _accumulate(grads: dict[int, Any], owned: set[int], key: int, target: Tensor, grad: Any, deferred: dict[int, list] | None = None) -> None:
     """Add ``grad`` (an array or a LazyGrad) to the running gradient of ``target``.
@@ -267,9 +295,9 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
             tensor._grad = grad.copy() if tensor._grad is None else tensor._grad + grad
         node = tensor.grad_fn
         if node.freed:
-            raise _freed_error(node)
+            raise _freed_error(node, fresh_root=node is not root.grad_fn)
         if node._checks_versions and node.recorded_at != settings.version_clock:
-            _check_saved_versions(node, tensor)  # something changed in place since the op ran: was it saved here?
+            _check_saved_versions(node, tensor, root)  # something changed in place since the op ran: was it saved here?
         threads = node.blas_threads()
         if threads is None:
             input_grads = node.backward(grad)
@@ -296,23 +324,14 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
         yield BackwardStep(tensor, node, grad, input_grads, grads, deferred)
 
 
-def _freed_error(node: Function) -> RuntimeError:
-    """Backward reached a node an earlier backward() freed."""
-    where = f" at {place(node.tags)}" if node.tags else ""
+def _freed_error(node: Function, fresh_root: bool) -> RuntimeError:
+    """Backward reached a node an earlier backward() freed: the same loss's backward twice, or (``fresh_root``: this
+    pass's loss had not been through backward) a fresh loss's reaching back into an older graph (a carried state)."""
+    again = "pass retain_graph=True to the first backward() to run backward through the same graph again on purpose"
+    fix = f"{_carried('that backward()')}; or {again}" if fresh_root else again[0].upper() + again[1:]
     return RuntimeError(
-        f"backward through {node.name}{where} a second time: its saved arrays were freed by the first backward()."
-        f"{_carried_state_hint(node)} To run backward through the same graph again on purpose, pass retain_graph=True "
-        "to the first backward()"
+        f"backward through {node.name}{_where(node)} a second time: its saved arrays were freed by the first backward(). {fix}"
     )
-
-
-def _carried_state_hint(node: Function) -> str:
-    """For a node made in a recurrent layer's time step: the usual cause of reaching it again (a freed graph, a weight
-    changed since), a state carried from one chunk of a sequence into the next (truncated BPTT) undetached."""
-    if not node.tags or "t" not in node.tags:
-        return ""
-    return (" If you carry a recurrent layer's state from one chunk to the next (truncated BPTT), detach it before the "
-            "next chunk: state = state.detach(), or tuple(s.detach() for s in state) for an LSTM's (h, c).")
 
 
 def _checked_grad(node: Function, arg: Tensor, grad: Any) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..checks import is_int
+from ..checks import is_int, is_real
 
 LAYOUTS = ("lines", "stream")  # how a run reads its text: see TrainConfig.is_stream
 MAX_WIDTH, MAX_LAYERS, MAX_VOCAB = 1 << 16, 1 << 10, 1 << 24
@@ -61,7 +61,7 @@ class TrainConfig:
                     for name, low, high in COUNTS if not _within(getattr(self, name), low, high)]
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             problems.append(f"lr={self.lr!r} (must be finite and > 0)")
-        if self.clip is not None and not (isinstance(self.clip, (int, float)) and math.isfinite(self.clip) and self.clip >= 0):
+        if self.clip is not None and not (is_real(self.clip) and math.isfinite(self.clip) and self.clip >= 0):  # not True
             problems.append(f"clip={self.clip!r} (must be > 0, or None or 0 for no clipping)")
         if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
             problems.append(f"dropout={self.dropout!r} (must be in [0, 1))")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from .. import nn, settings
 from ..nn.ids import integer_array
 from ..tensor import Tensor
@@ -57,5 +55,9 @@ class LanguageModel(nn.Module):
 
     def step(self, tokens: Any, state: list[Any] | None = None) -> tuple[Tensor, list[Any]]:
         """One step for sampling: token ids (B,) -> logits (B, V) and the new state."""
-        logits, state = self.forward(np.asarray(tokens)[None, :], state)
+        tokens = integer_array(tokens, "LanguageModel.step", "tokens")
+        if tokens.ndim != 1:
+            hint = ": one sequence's token is [token]" if tokens.ndim == 0 else ""
+            raise ValueError(f"LanguageModel.step: tokens must be (batch,) ids, one per sequence; got shape {tokens.shape}{hint}")
+        logits, state = self.forward(tokens[None, :], state)
         return logits[0], state

@@ -13,15 +13,20 @@ from ..tensor import Tensor
 IGNORE_INDEX = -100
 
 
-def integer_array(value: Any, op: str, what: str) -> Any:
-    """The array of an int Tensor, array or list; a TypeError naming ``op`` for anything else."""
+PAD_INPUTS = "ids, lengths = text.pad_batch(sequences) (time-major, padded with PAD_ID)"
+PAD_TARGETS = "targets, _ = text.pad_batch(sequences, pad_id=IGNORE_INDEX) (time-major; the losses skip IGNORE_INDEX)"
+
+
+def integer_array(value: Any, op: str, what: str, padded: str = PAD_INPUTS) -> Any:
+    """The array of an int Tensor, array or list; a TypeError naming ``op`` for anything else. Lists of different
+    lengths are a ValueError that says how to pad them: ``padded`` (targets pad with IGNORE_INDEX, not PAD_ID)."""
     data = value.data if isinstance(value, Tensor) else value
     if not hasattr(data, "dtype"):
         try:
             data = np.asarray(data)
         except ValueError:  # NumPy's "inhomogeneous shape": lists of different lengths
             raise ValueError(f"{op}: {what} must be rectangular; got lists of different lengths. Pad the sequences to one "
-                             "length first: ids, lengths = text.pad_batch(sequences) (time-major, padded with PAD_ID)") from None
+                             f"length first: {padded}") from None
     if data.dtype.kind not in "iu":
         raise TypeError(f"{op}: {what} must be integers; got {data.dtype}. Convert them with .astype(int)")
     return data

@@ -13,14 +13,14 @@ import numpy as np
 
 from ..ops.losses import BinaryCrossEntropyWithLogits, CrossEntropy
 from ..tensor import as_tensor, Tensor
-from .ids import IGNORE_INDEX, integer_array, out_of_range
+from .ids import IGNORE_INDEX, PAD_TARGETS, integer_array, out_of_range
 from .module import Module
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
 def _target_array(target: Any, logits: Tensor, op: str) -> Any:
-    data = integer_array(target, op, "target class ids")
+    data = integer_array(target, op, "target class ids", PAD_TARGETS)
     if tuple(data.shape) != logits.shape[:-1]:
         raise ValueError(
             f"{op}: target shape {tuple(data.shape)} must be the logits' shape {logits.shape} without the last (class) axis, "

@@ -35,6 +35,16 @@ def _loaded(value: Any, param: Tensor) -> Any:
     return int(value) if hasattr(value, "shape") and not np.isscalar(value) else value
 
 
+def _not_a_function(params: Any, optimizer: str) -> Any:
+    """``params`` unless it is a function to call for them (``model.parameters`` without its parentheses): a TypeError
+    that says to call it, where listing it would say "'method' object is not iterable"."""
+    if callable(params) and not hasattr(params, "__iter__"):
+        called = getattr(params, "__name__", type(params).__name__)
+        raise TypeError(f"{optimizer}: got the function {called} itself, not the parameters it gives; call it: "
+                        f"{optimizer}(model.parameters(), ...)")
+    return params
+
+
 class Optimizer:
     """Holds ``param_groups`` (dicts of hyperparameters and "params") and ``state`` per parameter.
 
@@ -52,9 +62,7 @@ class Optimizer:
         if callable(getattr(params, "parameters", None)):  # a model: torch refuses it too, with less to go on
             raise TypeError(f"{name}: got the module {type(params).__name__} itself; pass its parameters: "
                             f"{name}(model.parameters(), ...)")
-        if callable(params) and getattr(params, "__name__", None) in ("parameters", "named_parameters"):
-            raise TypeError(f"{name}: got the method {params.__name__} itself; call it: {name}(model.parameters(), ...)")
-        params = list(params) if not isinstance(params, Tensor) else [params]
+        params = list(_not_a_function(params, name)) if not isinstance(params, Tensor) else [params]
         if not params:
             raise ValueError(f"{name}: got an empty parameter list; pass model.parameters()")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
@@ -67,7 +75,7 @@ class Optimizer:
             unknown = set(group) - set(defaults) - {"params"}
             if unknown:
                 raise TypeError(f"{name}: unknown hyperparameters {sorted(unknown)}; it takes {sorted(defaults)}")
-            members = [group["params"]] if isinstance(group["params"], Tensor) else list(group["params"])
+            members = [group["params"]] if isinstance(group["params"], Tensor) else list(_not_a_function(group["params"], name))
             for p in members:
                 if not isinstance(p, Tensor) or not p.requires_grad:
                     raise TypeError(f"{name}: every parameter must be a Tensor that requires grad; got {type(p).__name__}")
