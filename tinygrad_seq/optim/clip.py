@@ -15,11 +15,14 @@ from ..tensor import Tensor
 def _within(value: Any, low: float, include_low: bool) -> bool:
     """Whether ``value`` is one real number (Python's, NumPy's, a 0-d array or tensor: used as given) above ``low``,
     or at it with ``include_low``; inf is; NaN, a bool or a string is not."""
-    data = value.data if isinstance(value, Tensor) else value
-    zero_d = np.ndim(data) == 0 and getattr(data, "dtype", None) is not None and data.dtype.kind in "iuf"
-    if isinstance(data, (bool, np.bool_)) or not (is_real(data) or zero_d):
-        return False
-    number = float(data)
+    if type(value) is float or type(value) is int:  # the usual max_norm, checked once per training step: no more
+        number = value
+    else:
+        data = value.data if isinstance(value, Tensor) else value
+        zero_d = np.ndim(data) == 0 and getattr(data, "dtype", None) is not None and data.dtype.kind in "iuf"
+        if isinstance(data, (bool, np.bool_)) or not (is_real(data) or zero_d):
+            return False
+        number = float(data)
     return number > low or (include_low and number == low)
 
 
