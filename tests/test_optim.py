@@ -329,6 +329,9 @@ def test_a_max_norm_that_would_not_clip_but_zero_flip_or_poison_the_gradients_is
 
     with pytest.raises(TrainingError, match=r"clip=True \(must be > 0, or None or 0 for no clipping\)"):
         TrainConfig(data="x.txt", clip=True)  # was accepted, then failed at the first step
+    for field in ("lr", "dropout", "val_fraction"):  # True is 1 to Python: a learning rate of 1, dropout of 1 ...
+        with pytest.raises(TrainingError, match=rf"{field}=True \(must be"):
+            TrainConfig(data="x.txt", **{field: True})
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

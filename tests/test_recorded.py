@@ -11,7 +11,7 @@ import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
 from tinygrad_seq.nn.recorded import RecordingWarning
 
-from .conftest import to_host
+from .conftest import ForgetsTheTuple, to_host
 
 pytestmark = pytest.mark.usefixtures("backend")  # every test on NumPy and on the strict device backend (conftest)
 
@@ -720,18 +720,6 @@ def test_a_warning_points_at_the_users_call_when_the_package_is_imported_through
     assert result.stdout.split() == [str(script), "6"]
 
 
-class _Twice(ts.Function):
-    """A user's op whose backward forgets the tuple."""
-
-    __slots__ = ()
-
-    def forward(self, x):
-        return x * 2
-
-    def backward(self, grad):
-        return grad * 2  # not (grad * 2,)
-
-
 class _Summed(ts.Function):
     """A user's op whose backward forgets to broadcast back: a (B, H) input gets an (H,) gradient."""
 
@@ -745,7 +733,7 @@ class _Summed(ts.Function):
 
 
 @pytest.mark.parametrize("op, message", [
-    (_Twice, r"^_Twice\.backward returned a ndarray, not a tuple: .*`return \(grad,\)`"),
+    (ForgetsTheTuple, r"^ForgetsTheTuple\.backward returned a ndarray, not a tuple: .*`return \(grad,\)`"),
     (_Summed, r"^_Summed\.backward: gradient of shape \(4,\) for an input of shape \(2, 4\); each gradient must have its input's shape"),
 ])
 def test_a_users_op_with_a_wrong_backward_fails_on_the_default_path_as_on_the_transparent_one(op, message):

@@ -24,6 +24,21 @@ def is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
+def as_real(value: Any) -> float | None:
+    """``value`` as a float when it is one real number: Python's or NumPy's, or a 0-d array (or tensor) of numbers;
+    None for anything else (a bool, a string, several values).
+
+    >>> as_real(0.5), as_real(np.array(2)), as_real(True), as_real("1")
+    (0.5, 2.0, None, None)
+    """
+    if is_real(value):
+        return float(value)
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and np.dtype(dtype).kind in "iuf" and np.ndim(value) == 0:
+        return float(value)
+    return None
+
+
 def check_counts(op: str, minimum: int = 1, **counts: Any) -> None:
     """Raise a ValueError naming ``op``, the argument and its value unless every one of ``counts`` is an int
     >= ``minimum``.

@@ -329,8 +329,9 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
 def _freed_error(node: Function, fresh_root: bool) -> RuntimeError:
     """Backward reached a node an earlier backward() freed: the same loss's backward twice, or (``fresh_root``: this
     pass's loss had not been through backward) a fresh loss's reaching back into an older graph (a carried state)."""
-    again = "pass retain_graph=True to the first backward() to run backward through the same graph again on purpose"
-    fix = f"{_carried('that backward()')}; or {again}" if fresh_root else again[0].upper() + again[1:]
+    fix = (f"{_carried('that backward()')}; or, to run backward through the same graph again on purpose, pass "
+           "retain_graph=True to the first backward()" if fresh_root else
+           "Pass retain_graph=True to the first backward() to run backward through the same graph again on purpose")
     return RuntimeError(
         f"backward through {node.name}{_where(node)} a second time: its saved arrays were freed by the first backward(). {fix}"
     )

@@ -59,13 +59,13 @@ class TrainConfig:
         """The ranges the command line checks, checked for Python users and loaded checkpoints too."""
         problems = [f"{name}={getattr(self, name)!r} (must be an integer " + (f">= {low})" if high is None else f"from {low} to {high:,})")
                     for name, low, high in COUNTS if not _within(getattr(self, name), low, high)]
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+        if not (is_real(self.lr) and math.isfinite(self.lr) and self.lr > 0):
             problems.append(f"lr={self.lr!r} (must be finite and > 0)")
-        if self.clip is not None and not (is_real(self.clip) and math.isfinite(self.clip) and self.clip >= 0):  # not True
+        if self.clip is not None and not (is_real(self.clip) and math.isfinite(self.clip) and self.clip >= 0):
             problems.append(f"clip={self.clip!r} (must be > 0, or None or 0 for no clipping)")
-        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+        if not (is_real(self.dropout) and 0 <= self.dropout < 1):
             problems.append(f"dropout={self.dropout!r} (must be in [0, 1))")
-        if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
+        if not (is_real(self.val_fraction) and 0 <= self.val_fraction < 1):
             problems.append(f"val_fraction={self.val_fraction!r} (must be in [0, 1))")
         if self.layout not in LAYOUTS:
             problems.append(f"layout={self.layout!r} (must be {' or '.join(map(repr, LAYOUTS))})")

@@ -3,27 +3,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
 
 from ..backend import backend_of
-from ..checks import is_real
+from ..checks import as_real
 from ..tensor import Tensor
-
-
-def _within(value: Any, low: float, include_low: bool) -> bool:
-    """Whether ``value`` is one real number (Python's, NumPy's, a 0-d array or tensor: used as given) above ``low``,
-    or at it with ``include_low``; inf is; NaN, a bool or a string is not."""
-    if type(value) is float or type(value) is int:  # the usual max_norm, checked once per training step: no more
-        number = value
-    else:
-        data = value.data if isinstance(value, Tensor) else value
-        zero_d = np.ndim(data) == 0 and getattr(data, "dtype", None) is not None and data.dtype.kind in "iuf"
-        if isinstance(data, (bool, np.bool_)) or not (is_real(data) or zero_d):
-            return False
-        number = float(data)
-    return number > low or (include_low and number == low)
 
 
 def _with_grads(params: Tensor | Iterable[Tensor]) -> list[Tensor]:
@@ -49,7 +34,8 @@ def clip_grad_norm_(
     it): on a GPU nothing waits for the device, unless ``error_if_nonfinite``
     asks to check the norm.
     """
-    if not _within(max_norm, 0, include_low=False):  # 0 would zero every gradient, -1 turn them all around
+    limit = as_real(max_norm)  # the check only: the value given is what scales (its dtype, as PyTorch's)
+    if limit is None or not limit > 0:  # 0 would zero every gradient, -1 turn them all around, NaN poison them
         raise ValueError(f"clip_grad_norm_: max_norm must be a number > 0 (inf: only measure the norm); got {max_norm!r}. "
                          "To train without clipping, leave the call out")
     grads = [p.grad for p in _with_grads(params)]
@@ -82,7 +68,8 @@ def clip_grad_norm_(
 
 def clip_grad_value_(params: Tensor | Iterable[Tensor], clip_value: float) -> None:
     """Clamp every gradient element into [-clip_value, clip_value], in place."""
-    if not _within(clip_value, 0, include_low=True):
+    limit = as_real(clip_value)
+    if limit is None or not limit >= 0:  # NaN too
         raise ValueError(f"clip_grad_value_: clip_value must be a number >= 0; got {clip_value!r}")
     for p in _with_grads(params):
         p.backend.xp.clip(p.grad, -clip_value, clip_value, out=p.grad)
