@@ -356,7 +356,7 @@ def _checked_grad(node: Function, arg: Tensor, grad: Any) -> Any:
 def check_input_grads(op: str, input_grads: Any, inputs: int) -> None:
     """A RuntimeError naming ``op`` unless its backward returned one gradient per positional input, as a tuple (or
     a list). Asked of every node the engine visits, and of every op a recorded cell step replays while its tape is
-    checked (nn/recorded.py), so that a user's op is held to it on every path."""
+    checked (nn/tape.py), so that a user's op is held to it on every path."""
     if not isinstance(input_grads, (tuple, list)):
         raise RuntimeError(
             f"{op}.backward returned a {type(input_grads).__name__}, not a tuple: return one gradient per positional "

@@ -9,7 +9,7 @@ straight into the array that becomes the input's whole gradient:
 from one use, kept as the two factors of an outer product and summed over all
 time steps with one matmul) and :class:`RowSumGrad` (a bias's gradient from
 one use, kept as the rows it is the sum of and summed over all time steps at
-once). The engine (engine.py), the step tape (nn/recorded.py)
+once). The engine (engine.py), the step tape (nn/tape.py)
 and the pictures (viz/) call the protocol's methods and never test the kind.
 """
 from __future__ import annotations

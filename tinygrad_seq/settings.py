@@ -40,7 +40,7 @@ setting            meaning                                                writte
                    LSTM and GRU kernels do their elementwise work in
                    NumPy instead of compiled loops (ops/loops.py), and
                    Adam its update (optim/loops.py)
-``recording``      None, or the ``nn.recorded.Recording`` that            ``nn.recorded``, while it
+``recording``      None, or the ``nn.tape.Recording`` that                ``nn.recorded``, while it
                    ``Function.apply`` and the host conversions report     records a cell step
                    to
 =================  =====================================================  ==============================

@@ -21,7 +21,9 @@ roles          gate (and state, output, loss): what a step's tensors are, for th
 steps          the step objects of Recurrent's time loop (transparent, kernel,
                recorded), path_of(cell), without_kernels
 fused          the built-in cells' kernels: one hand-written node per step
-recorded       the step tape: any cell's step recorded once, replayed in one node
+tape           the step tape: a cell's step recorded once as primitive ops, replayed on arrays
+batching       a tape's state-independent ops, taken out of the loop and run for all steps at once
+recorded       the recorded path: a tape per cell, checked, replayed in one node per step
 recurrent      Recurrent (unroll any cell), Bidirectional, Stacked
 rnn            RNN, GRU, LSTM (PyTorch's layers and state-dict keys)
 course         load_course_parameters (a course notebook's Wax, Wf, ... into a cell),

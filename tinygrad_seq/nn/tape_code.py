@@ -1,6 +1,6 @@
 """A trusted step tape as Python source: the replay without the interpreter's loop.
 
-``Tape.forward`` and ``Tape.backward`` (nn/recorded.py) interpret a tape: for
+``Tape.forward`` and ``Tape.backward`` (nn/tape.py) interpret a tape: for
 every op they look up its argument slots, check what came back, and decide
 where each gradient goes. All of that is the same on every step, so once a
 tape is trusted it is written out once as straight-line Python, one line per
@@ -35,7 +35,7 @@ from ..backend import backend_of
 from ..ops import Linear
 
 if TYPE_CHECKING:
-    from .recorded import Tape
+    from .tape import Tape
 
 
 class TapeCode:
