@@ -1,4 +1,4 @@
-"""How many BLAS threads the small matrix products of a time step get (measured: docs/performance.md, "BLAS threads").
+"""How many BLAS threads the small matrix products of a time step get (measured: docs/performance.md, "BLAS threads per size").
 
 A recurrent layer multiplies by its hidden weight once per time step, forward
 and backward. At small sizes (B × G·H × H below :data:`SMALL_STEP_MACS`: an
