@@ -64,7 +64,8 @@ CELLS_WITH_LOOPS = (nn.LSTMCell, nn.GRUCell)
 
 def strip_generated_code(cell) -> None:
     """Make ``cell``'s tapes replay through the interpreter (the reference) instead of their generated code."""
-    from tinygrad_seq.nn.recorded import Tape, _tapes, recorded_tapes
+    from tinygrad_seq.nn.recorded import _tapes, recorded_tapes
+    from tinygrad_seq.nn.tape import Tape
 
     whole = [tape for tape in _tapes.get(cell, {}).values() if isinstance(tape, Tape)]
     for tape in whole + recorded_tapes(cell):  # recorded_tapes makes every loop tape now: none gets code after this

@@ -502,7 +502,8 @@ def test_check_cell_fails_a_cell_whose_recording_differs():
 def trusted_tapes(cell):
     """Every tape of the cell that runs generated code: the trusted recordings, and the loop tapes
     ``recorded_tapes`` splits from them (working out every split now, so none is made after this)."""
-    from tinygrad_seq.nn.recorded import Tape, _tapes, recorded_tapes
+    from tinygrad_seq.nn.recorded import _tapes, recorded_tapes
+    from tinygrad_seq.nn.tape import Tape
     whole = [tape for tape in _tapes[cell].values() if isinstance(tape, Tape) and tape.trusted]
     return list({id(tape): tape for tape in whole + recorded_tapes(cell)}.values())
 

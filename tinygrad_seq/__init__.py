@@ -22,12 +22,9 @@ from .backend import (
 from .allocator import keep_freed_memory
 from .creation import arange, full, ones, rand, randn, zeros
 from .gradcheck import grad_check
-from .nn.cells import transparent
-from .nn.steps import without_kernels
-from .ops.cell_steps import without_numba
 from .engine import BackwardStep
 from .function import Function
-from .modes import detect_anomaly, enable_grad, is_grad_enabled, no_grad, tags
+from .modes import detect_anomaly, enable_grad, is_grad_enabled, no_grad, tags, transparent, without_kernels, without_numba
 from .ops import chunk, concat, maximum, split, stack, where
 from .tensor import Tensor, from_numpy
 

@@ -417,7 +417,7 @@ def _loss(model, fused: bool):
     """The model's loss, built gate by gate unless the fused path is asked for."""
     import contextlib
 
-    from .nn.cells import transparent
+    from .modes import transparent
 
     with contextlib.nullcontext() if fused else transparent():
         return model.loss()

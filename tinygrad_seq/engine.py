@@ -13,8 +13,8 @@ engine owns, or deferred and summed at once when the gradient is complete.
 Before a node's backward runs, the engine refuses to go on if a tensor whose
 array the node saved was changed in place since (``_check_saved_versions``).
 
-The engine reads tensors and nodes through their attributes only; it sits
-below tensor.py and function.py, which call it.
+The engine reads tensors and nodes through their attributes only: it
+imports neither tensor.py nor function.py, which import it.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from . import blas, settings
 from .anomaly import at_place, check_gradient, describe
 from .lazy_grad import LazyGrad, sum_deferred
 
-if TYPE_CHECKING:  # for type checkers only: these modules sit above this one
+if TYPE_CHECKING:  # for type checkers only: these modules import this one
     from .function import Function
     from .tensor import Tensor
 
@@ -79,12 +79,13 @@ def _recorded_after(root: Tensor, moment: int) -> bool:
         stack.extend(arg for arg in node.inputs if arg is not None)
     return False
 
-def _accumulate(grads: dict[int, Any], owned: set[int], key: int, target: Tensor, grad: Any, deferred: dict[int, list] | None = None) -> None:
+def _accumulate(grads: dict[int, Any], owned: set[int], key: int, target: Tensor, grad: Any, deferred: dict[int, list]) -> None:
     """Add ``grad`` (an array or a LazyGrad) to the running gradient of ``target``.
 
     A gradient received from an op may be shared with other inputs (Add sends
     the same array to both), so it is stored as is and copied only when a
     second one arrives; from then on the buffer is ours and sums in place.
+    A replayed cell step sums inside its node by the same rule (nn/tape.py, ``Tape._add``).
     """
     if isinstance(grad, LazyGrad):
         if grad.deferred:
@@ -284,7 +285,7 @@ def backward_iter(root: Tensor, grad: Any = None, retain_graph: bool = False) ->
         return
     order, incoming = topological_order(root)
     owned: set[int] = set()  # gradient buffers allocated here, safe to add into in place
-    deferred: dict[int, list] = {}  # deferred lazy gradients (OuterGrad factors), summed when a gradient is complete
+    deferred: dict[int, list] = {}  # the deferred kinds of lazy gradient (LazyGrad.deferred), summed when a gradient is complete
     for tensor in order:
         grad, _ = _complete(grads, owned, deferred, id(tensor), tensor)
         if grad is None:

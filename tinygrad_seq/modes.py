@@ -1,4 +1,4 @@
-"""The modes that change what ops record: grad mode, tags, anomaly detection.
+"""The modes that change what ops record, and how a cell's steps run: grad mode, tags, anomaly detection, paths.
 
 Each is a thin use of :func:`settings.override` (a context manager that sets
 settings and restores them on exit), so they nest and survive exceptions:
@@ -8,6 +8,9 @@ no_grad            ``grad_enabled=False``: results do not require grad
 enable_grad        ``grad_enabled=True``, even inside ``no_grad``
 tags               ``current_tags``: what every node made in the block records
 detect_anomaly     ``anomaly_mode=True``: the first NaN or inf raises
+transparent        ``transparent=True``: every cell runs gate by gate
+without_kernels    ``kernels=False``: the built-in cells on the recorded path
+without_numba      ``numba_loops=False``: NumPy passes, not compiled loops
 =================  ====================================================
 
 ``tag`` adds tags to one tensor rather than to the nodes made after it.
@@ -111,3 +114,64 @@ class detect_anomaly(settings.override):
         super().__init__(anomaly_mode=True)
 
 
+# ---------------------------------------------------------------- how a cell's steps run (nn/steps.py decides)
+
+
+class transparent(settings.override):
+    """Run every cell gate by gate, as primitive ops, inside the block.
+
+    The default runs one graph node per cell step (a hand-written kernel for
+    the built-in cells, the recorded step for yours), several times faster.
+    The transparent path is the reference the others are tested against, and
+    what to draw or step through to see every gate (Γf⟨t⟩, c̃⟨t⟩, ...). A cell
+    built with ``fused=False`` is always transparent.
+
+    >>> import tinygrad_seq as ts
+    >>> from tinygrad_seq import nn
+    >>> cell = nn.LSTMCell(2, 3)
+    >>> cell(ts.randn(1, 2))[0].grad_fn.name
+    'GetItem'
+    >>> with ts.transparent():
+    ...     cell(ts.randn(1, 2))[0].grad_fn.name
+    'Mul'
+    """
+
+    def __init__(self) -> None:
+        super().__init__(transparent=True)
+
+
+class without_kernels(settings.override):
+    """Run the built-in cells on the recorded path inside the block, their hand-written kernels off.
+
+    The kernels are proven equal to the recorded path; this is how that is
+    checked, and how to measure what a kernel buys.
+
+    >>> import tinygrad_seq as ts
+    >>> from tinygrad_seq import nn
+    >>> with ts.without_kernels():
+    ...     outputs, _ = nn.Recurrent(nn.LSTMCell(2, 3))(ts.randn(4, 1, 2))
+    >>> outputs.grad_fn.inputs[0].grad_fn.name  # outputs gathers a⟨t⟩ from each step's packed (a, c)⟨t⟩
+    'RecordedStep'
+    """
+
+    def __init__(self) -> None:
+        super().__init__(kernels=False)
+
+
+class without_numba(settings.override):
+    """Inside the block, the float32 LSTM and GRU kernels do their elementwise work as NumPy passes, not as
+    the compiled loops of ops/loops.py, and Adam its update (not optim/loops.py's loop): how the two are
+    checked equal, and how to measure what the loops buy.
+
+    >>> import tinygrad_seq as ts
+    >>> from tinygrad_seq import nn
+    >>> lstm, x = nn.LSTM(3, 4), ts.randn(5, 2, 3)
+    >>> with ts.without_numba():
+    ...     numpy_passes, _ = lstm(x)
+    >>> compiled_loops, _ = lstm(x)
+    >>> bool(abs(compiled_loops - numpy_passes).max().item() < 1e-6)
+    True
+    """
+
+    def __init__(self) -> None:
+        super().__init__(numba_loops=False)

@@ -7,8 +7,9 @@ rest of the core sits around it, each piece in its own module:
 ==============  ==============================================================
 settings.py     the global settings and ``override``
 backend.py      NumPy / CuPy
-modes.py        no_grad, enable_grad, tags, tag, detect_anomaly
-lazy_grad.py    LazyGrad, SliceGrad, OuterGrad
+modes.py        no_grad, enable_grad, tags, tag, detect_anomaly; the paths
+                (transparent, without_kernels, without_numba)
+lazy_grad.py    LazyGrad, its kinds (SliceGrad, OuterGrad, ...), GradientRows
 anomaly.py      detect_anomaly's checks, a tensor and a node's place in words
 engine.py       the backward pass (backward_iter, topological_order)
 tensor.py       Tensor (this module)
@@ -36,7 +37,7 @@ from .engine import BackwardStep, backward_iter, topological_order
 from .lazy_grad import OUTER_FLUSH_ROWS, LazyGrad, OuterGrad, SliceGrad
 from .modes import detect_anomaly, enable_grad, is_grad_enabled, no_grad, tag, tags
 
-if TYPE_CHECKING:  # for type checkers only: function.py sits above this module
+if TYPE_CHECKING:  # for type checkers only: function.py imports this module
     from .function import Function
 
 ArrayLike = Any  # a backend array, a nested list or a number
@@ -383,7 +384,7 @@ def as_tensor(data: ArrayLike | Tensor) -> Tensor:
     return Tensor.wrap(get_backend().array(data, copy=False))
 
 
-# ---------------------------------------------------------------- backward
+# ---------------------------------------------------------------- old import paths
 
 
 def __getattr__(name: str) -> Any:

@@ -19,10 +19,10 @@ cells          RecurrentCell (the base), RNNCell, GRUCell, SimplifiedGRUCell,
                not fit its cell or layer)
 roles          gate (and state, output, loss): what a step's tensors are, for the tools
 steps          the step objects of Recurrent's time loop (transparent, kernel,
-               recorded), path_of(cell), without_kernels
+               recorded), path_of(cell)
 fused          the built-in cells' kernels: one hand-written node per step
 tape           the step tape: a cell's step recorded once as primitive ops, replayed on arrays
-batching       a tape's state-independent ops, taken out of the loop and run for all steps at once
+time_batching  a tape's state-independent ops, taken out of the loop and run for all steps at once
 recorded       the recorded path: a tape per cell, checked, replayed in one node per step
 recurrent      Recurrent (unroll any cell), Bidirectional, Stacked
 rnn            RNN, GRU, LSTM (PyTorch's layers and state-dict keys)
@@ -46,5 +46,5 @@ from .rnn import GRU, LSTM, RNN, RecurrentLayer
 __all__ = [
     "BCEWithLogitsLoss", "GRU", "LSTM", "RNN", "Bidirectional", "Dropout", "Embedding", "GRUCell", "LSTMCell", "Linear", "Module", "ModuleList",
     "Parameter", "RNNCell", "ReLU", "Recurrent", "RecurrentCell", "RecurrentLayer", "Sequential", "Sigmoid",
-    "SimplifiedGRUCell", "Stacked", "StateError", "Tanh", "functional", "gate", "init", "roles", "steps", "course_gradients", "evaluating", "load_course_parameters", "make_cell", "register_cell",
+    "SimplifiedGRUCell", "Stacked", "StateDictError", "StateError", "Tanh", "functional", "gate", "init", "roles", "steps", "course_gradients", "evaluating", "load_course_parameters", "make_cell", "register_cell",
 ]

@@ -10,7 +10,7 @@ Course notation and the code's names (PyTorch's layout, gates from one matmul):
 course                       code
 ===========================  ==========================================
 x⟨t⟩ (n_x, m) columns        x (B, I) rows, B = m examples, I = n_x
-a⟨t⟩ (n_a, m)                h (B, H), H = n_a
+a⟨t⟩ (n_a, m)                a (B, H), H = n_a (PyTorch's h)
 W_ax, W_aa, b_a              weight_ih (G·H, I), weight_hh (G·H, H),
                              bias_ih + bias_hh (G·H,); G gates stacked
 Γu (GRU update gate)         1 − z   (PyTorch keeps z, the "keep" gate)
@@ -100,29 +100,6 @@ def unknown_cell(name: str, how_to_add: str, what: str = "cell") -> str:
     if near:
         return f"unknown {what} {name!r}; cell names are case-sensitive: {near[0]!r}"
     return f"unknown {what} {name!r}; registered cells are {', '.join(sorted(settings.cell_registry))} ({how_to_add})"
-
-
-class transparent(settings.override):
-    """Run every cell gate by gate, as primitive ops, inside the block.
-
-    The default runs one graph node per cell step (a hand-written kernel for
-    the built-in cells, the recorded step for yours), several times faster.
-    The transparent path is the reference the others are tested against, and
-    what to draw or step through to see every gate (Γf⟨t⟩, c̃⟨t⟩, ...). A cell
-    built with ``fused=False`` is always transparent.
-
-    >>> import tinygrad_seq as ts
-    >>> from tinygrad_seq import nn
-    >>> cell = nn.LSTMCell(2, 3)
-    >>> cell(ts.randn(1, 2))[0].grad_fn.name
-    'GetItem'
-    >>> with ts.transparent():
-    ...     cell(ts.randn(1, 2))[0].grad_fn.name
-    'Mul'
-    """
-
-    def __init__(self) -> None:
-        super().__init__(transparent=True)
 
 
 class RecurrentCell(Module):

@@ -8,7 +8,7 @@ node each, which replays that tape on raw arrays, forward in order and
 backward in reverse. Parameters are read when the step runs, so
 ``Module.to``, ``load_state_dict`` and re-initialisation are seen. Once a
 tape is trusted, the work that does not depend on the state runs once for
-all T steps before the loop (nn/batching.py); each step's node reads its
+all T steps before the loop (nn/time_batching.py); each step's node reads its
 row of that projection and writes that row's gradient into one array (a
 GradientRows, as a kernel's steps do), which becomes the projection's
 gradient. The first calls, which record and check the tape, read x⟨t⟩ and
@@ -49,30 +49,26 @@ from ..callers import callers_level
 from ..function import Function
 from ..lazy_grad import GradientRows, LazyGrad, OuterGrad, SliceGrad, StepRowsGrad
 from ..ops import stack, where
-from ..ops.cell_steps import _masked, _split_masked_grad
+from ..ops.cell_steps import masked, split_masked_grad
 from ..tensor import Tensor
 from . import roles
-from .batching import Batching
+from .time_batching import Batching
 from .cells import RecurrentCell
 from .steps import Step
 from .tape import Recording, RecordingWarning, Tape, build_tape
 
 
-def _xp(array: Any) -> Any:
-    return backend_of(array).xp
-
-
 def _stacked(parts: list[Any]) -> Any:
     """The P parts (B, H) as one (P, B, H) array (xp.stack, without its generality's cost on every step)."""
-    first = parts[0]
-    out = _xp(first).empty((len(parts), *first.shape), dtype=_xp(first).result_type(*parts))
+    first, xp = parts[0], backend_of(parts[0]).xp
+    out = xp.empty((len(parts), *first.shape), dtype=xp.result_type(*parts))
     for i, part in enumerate(parts):
         out[i] = part
     return out
 
 
 def _with_factors(dense: Any, factors: list[OuterGrad] | None) -> Any:
-    """A step input's gradient in one array: ``dense`` plus any OuterGrad factors an op sent it (rare)."""
+    """A gradient in one array: ``dense`` plus any OuterGrad factors sent with it (an op's to a step input: rare)."""
     for factor in factors or ():
         dense = factor.dense() if dense is None else dense + factor.dense()
     return dense
@@ -93,7 +89,7 @@ def _inputs_grad(grads: list[Any], layout: tuple | None, t: int, shape: tuple, l
     if grad_rows is None and layout is None and grads[0] is not None:
         return SliceGrad((t,), grads[0], shape)
     block = None if grad_rows is None else grad_rows.row(t)
-    row = _xp(like).empty(shape[1:], dtype=like.dtype) if block is None else block.array[t]
+    row = backend_of(like).xp.empty(shape[1:], dtype=like.dtype) if block is None else block.array[t]
     if layout is None:
         row[...] = 0 if grads[0] is None else grads[0]
     else:
@@ -139,21 +135,15 @@ class RecordedStep(Function):
         self.t, self.source_shape, self.tape, self.fns, self.running = t, source.shape, tape, fns, running
         self.n_parts, self.n_inputs, self.layout, self.grad_rows = n_parts, len(inputs), layout, grad_rows
         self.saved = tuple(range(1, 2 + len(params)))
-        return _masked(new, state, running, _xp(state))
+        return masked(new, state, running, backend_of(state).xp)
 
     def _run_backward(self, grad, likes: list[Any], capture: tuple[int, ...] = ()):
-        d_new, d_pass = _split_masked_grad(grad, self.running, _xp(grad))
-        outputs = self.tape.outputs
-        if self.n_parts == 1:
-            seeds = {outputs[0]: d_new}
-        else:
-            seeds = {}
-            for i, slot in enumerate(outputs):
-                seeds[slot] = d_new[i] if slot not in seeds else seeds[slot] + d_new[i]
+        d_new, d_pass = split_masked_grad(grad, self.running, backend_of(grad).xp)
+        seeds = _seeds(self.tape.outputs, [d_new] if self.n_parts == 1 else list(d_new))
         return self.tape.backward(self.fns, likes, seeds, self.tags, capture), d_pass
 
     def backward(self, grad):
-        xp = _xp(grad)
+        xp = backend_of(grad).xp
         likes = self.tape.likes(xp)
         (grads, outer, _), d_pass = self._run_backward(grad, likes)
         n, k = self.n_parts, self.n_inputs
@@ -181,8 +171,8 @@ class RecordedStep(Function):
     def part_grads(self, grad):
         """∂L/∂part⟨t⟩ in full for each state part, including what flows into it from the step's other parts
         (an LSTM-like a⟨t⟩ = Γo tanh(c⟨t⟩) adds to c's). Needs the saved arrays (retain_graph)."""
-        (_, _, captured), d_pass = self._run_backward(grad, self.tape.likes(_xp(grad)), capture=self.tape.outputs)
-        xp = _xp(grad)
+        xp = backend_of(grad).xp
+        (_, _, captured), d_pass = self._run_backward(grad, self.tape.likes(xp), capture=self.tape.outputs)
         full = [captured.get(slot) for slot in self.tape.outputs]
         full = [xp.zeros(grad.shape[-2:], dtype=grad.dtype) if g is None else g for g in full]
         if d_pass is not None:
@@ -444,7 +434,7 @@ class RecordedSteps(Step):
         if not settings.grad_enabled or not any(p.requires_grad for p in new_parts):
             return True
         rng = np.random.default_rng(0)  # its own generator: checking draws nothing from the user's stream
-        xp = _xp(new_parts[0]._data)
+        xp = backend_of(new_parts[0]._data).xp
         seeds = [xp.asarray(rng.standard_normal(p.shape).astype(p.dtype)) for p in new_parts]
         # The transparent step's own nodes, run backward over its recording (only this step, nothing before it).
         results = [recording.ops[j][3] for j in transparent.kept]
@@ -461,6 +451,7 @@ class RecordedSteps(Step):
 
 
 def _seeds(outputs: tuple[int, ...], grads: list) -> dict[int, Any]:
+    """The gradient arriving at each output slot of a tape: one per state part, summed where two parts are one slot."""
     seeds: dict[int, Any] = {}
     for slot, grad in zip(outputs, grads):
         seeds[slot] = grad if slot not in seeds else seeds[slot] + grad
@@ -468,12 +459,9 @@ def _seeds(outputs: tuple[int, ...], grads: list) -> dict[int, Any]:
 
 
 def _total(dense: Any, factors: list | None, like: Tensor) -> Any:
-    if not factors:
-        return dense if dense is not None else _xp(like._data).zeros(like.shape, dtype=like.dtype)
-    total = dense.copy() if dense is not None else _xp(like._data).zeros(like.shape, dtype=like.dtype)
-    for f in factors:
-        total = total + f.dense()
-    return total
+    """``like``'s whole gradient from a tape's backward, as one array: zeros where none arrived."""
+    total = _with_factors(dense, factors)
+    return backend_of(like._data).xp.zeros(like.shape, dtype=like.dtype) if total is None else total
 
 
 _base_output = RecurrentCell.output

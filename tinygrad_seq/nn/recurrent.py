@@ -108,9 +108,9 @@ def checked_call(x: Any, lengths: Any, batch_first: bool, input_size: int | None
     return x, check_lengths(lengths, x.shape[1], x.shape[0], op, reading)
 
 
-def batch_major(outputs: Any, batch_first: bool) -> Any:
-    """A time-major (T, B, ...) tensor, or a pair of them, in the layout of a layer with ``batch_first``; and such a
-    layer's outputs back to time-major (a swap of the first two axes undoes itself)."""
+def swap_if_batch_first(outputs: Any, batch_first: bool) -> Any:
+    """``outputs`` (a tensor or a pair) with the first two axes swapped when ``batch_first``: time-major (T, B, ...)
+    into a batch-first layer's layout, and that layer's (B, T, ...) back to time-major (the swap undoes itself)."""
     if not batch_first:
         return outputs
     if isinstance(outputs, tuple):
@@ -154,7 +154,7 @@ class Recurrent(Module):
     def forward(self, x: Tensor, state: State | None = None, lengths: Any = None) -> tuple[Tensor, State]:
         x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, f"Recurrent({type(self.cell).__name__})")
         out, state = self.run(x, state, lengths)
-        return batch_major(out, self.batch_first), state
+        return swap_if_batch_first(out, self.batch_first), state
 
     def run(self, x: Tensor, state: State | None, lengths: np.ndarray | None) -> tuple[Tensor, State]:
         """``forward`` on an input already checked (``checked_call``): x and the outputs time-major (T, B, ...)
@@ -202,7 +202,7 @@ class Recurrent(Module):
         part = step.output_part()  # a⟨t⟩ is part `part` of each packed state: gathered after the loop, in one node
         outputs: list[Tensor | None] = [None] * count
         step_tags = tags(**layer_tags)  # and t, set at each step
-        with blas.limited(steps.step_threads(cell, x.shape[1])), step_tags:  # one BLAS thread for a small layer's steps
+        with blas.limited(steps.loop_threads(cell, x.shape[1])), step_tags:  # one BLAS thread for a small layer's steps
             for t in (reversed(range(count)) if self.reverse else range(count)):
                 step_tags.at_step(t + 1)
                 carried = step.step(inputs, t, carried, masks[t])
@@ -295,7 +295,7 @@ class Bidirectional(Module):
     def forward(self, x: Tensor, state: tuple[State, State] | None = None, lengths: Any = None):
         x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, self._called())
         merged, finals = self.run(x, state, lengths)
-        return batch_major(merged, self.batch_first), finals
+        return swap_if_batch_first(merged, self.batch_first), finals
 
     def run(self, x: Tensor, state: tuple[State, State] | None, lengths: np.ndarray | None):
         """``forward`` on a checked, time-major input (see Recurrent.run)."""
@@ -381,7 +381,7 @@ class Stacked(Module):
     def forward(self, x: Tensor, state: Sequence[State] | None = None, lengths: Any = None) -> tuple[Tensor, list[State]]:
         x, lengths = checked_call(x, lengths, self.batch_first, getattr(self.layers[0], "input_size", None), self._called())
         out, states = self.run(x, state, lengths)
-        return batch_major(out, self.batch_first), states
+        return swap_if_batch_first(out, self.batch_first), states
 
     def run(self, x: Tensor, state: Sequence[State] | None, lengths: np.ndarray | None) -> tuple[Tensor, list[State]]:
         """``forward`` on a checked, time-major input (see Recurrent.run)."""
@@ -405,8 +405,8 @@ def run_layer(layer: Module, x: Tensor, state: Any, lengths: np.ndarray | None) 
     a subclass whose own ``forward`` must run)."""
     if type(layer).forward in _CHECKED_ONCE:
         return layer.run(x, state, lengths)
-    out, final = layer(batch_major(x, layer.batch_first), state, lengths)
-    return batch_major(out, layer.batch_first), final  # a swap of the axes undoes itself
+    out, final = layer(swap_if_batch_first(x, layer.batch_first), state, lengths)
+    return swap_if_batch_first(out, layer.batch_first), final
 
 
 _CHECKED_ONCE = (Recurrent.forward, Bidirectional.forward, Stacked.forward)  # the forwards that are checks + run

@@ -15,7 +15,7 @@ from ..ops import stack
 from ..tensor import Tensor
 from .cells import GRUCell, LSTMCell, RecurrentCell, RNNCell, StateError, describe_state, describe_value, is_array
 from .module import Module
-from .recurrent import Bidirectional, Recurrent, Stacked, batch_major, checked_call
+from .recurrent import Bidirectional, Recurrent, Stacked, swap_if_batch_first, checked_call
 
 
 class RecurrentLayer(Module):
@@ -108,7 +108,7 @@ class RecurrentLayer(Module):
             for part, h in zip(("h0", "c0"), initial):
                 self._check_initial(h, part, batch_size)
         output, states = self.layers.run(x, self._layer_states(initial, batch_size), lengths)
-        output = batch_major(output, self.batch_first)
+        output = swap_if_batch_first(output, self.batch_first)
         finals = []  # one state per (layer, direction), PyTorch's order
         for state in states:
             finals += list(state) if self.bidirectional else [state]

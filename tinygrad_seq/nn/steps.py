@@ -124,7 +124,7 @@ class Kernel(Step):
         return carried if isinstance(carried, Tensor) else carried[0]
 
 
-def step_threads(cell: Any, batch: int) -> int | None:
+def loop_threads(cell: Any, batch: int) -> int | None:
     """The BLAS threads for a layer's time loop on NumPy (blas.py): one when the cell's step products are small.
     Sized by ``weight_hh`` where the cell has one, else by all its matrices."""
     hidden = getattr(cell, "weight_hh", None)
@@ -217,19 +217,3 @@ def label_state(cell: Any, carried: Any) -> None:
             roles.state(part, symbol)
 
 
-class without_kernels(settings.override):
-    """Run the built-in cells on the recorded path inside the block, their hand-written kernels off.
-
-    The kernels are proven equal to the recorded path; this is how that is
-    checked, and how to measure what a kernel buys.
-
-    >>> import tinygrad_seq as ts
-    >>> from tinygrad_seq import nn
-    >>> with ts.without_kernels():
-    ...     outputs, _ = nn.Recurrent(nn.LSTMCell(2, 3))(ts.randn(4, 1, 2))
-    >>> outputs.grad_fn.inputs[0].grad_fn.name  # outputs gathers a⟨t⟩ from each step's packed (a, c)⟨t⟩
-    'RecordedStep'
-    """
-
-    def __init__(self) -> None:
-        super().__init__(kernels=False)

@@ -9,12 +9,13 @@ step's inputs (x⟨t⟩, the previous state's parts, the parameters) to the new
 state: a :class:`Tape`, over numbered slots of arrays. ``Tape.forward``
 replays it in order, ``Tape.backward`` in reverse, each recorded op's own
 ``backward`` accumulating the gradients: an interpreter, written to be read,
-which records and checks new tapes and runs under ``detect_anomaly``. A
-trusted tape's steps run it written out as Python instead (nn/tape_code.py).
+which replays a new tape while nn/recorded.py checks it, and every step under
+``detect_anomaly``. A trusted tape's steps run it written out as Python
+instead (nn/tape_code.py).
 
 Which tapes are trusted, and the node that replays one per time step, are
 nn/recorded.py's; the split of a tape into the work batched over time and
-the loop's own tape is nn/batching.py's.
+the loop's own tape is nn/time_batching.py's.
 """
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ from ..tensor import Tensor
 from .steps import contiguous_transpose
 from .tape_code import TapeCode
 
-if TYPE_CHECKING:  # a tape keeps its split (Tape.batching), which batching.py makes from it
-    from .batching import Batching
+if TYPE_CHECKING:  # a tape keeps its split (Tape.batching), which time_batching.py makes from it
+    from .time_batching import Batching
 
 
 class RecordingWarning(UserWarning):
@@ -87,6 +88,7 @@ class Tape:
         self.slot_needs: list[bool] = [False] * n_fixed  # which slots need a gradient (set_needs)
         self._reaching_output: dict[int, set[int]] = {}  # see parts_reaching_output
         self.batching: Batching | None | bool = False  # the split for batching over time, once worked out (Batching.of)
+        self.kept: list[int] = []  # which of a recording's ops the tape replays (set by build_tape; read by the check)
         self._chunked: dict[int, tuple[int, int, int]] | None = None  # see chunked()
         self.chunk_ops: dict[int, list[int]] = {}  # slot -> the ops of its chunks, in order (set by chunked())
         self._likes: list[Any] | None = None  # see likes()
@@ -160,8 +162,8 @@ class Tape:
         """
         if self.code is not None and not settings.anomaly_mode:
             return self.code.forward(fixed, transposed or {})
-        # The interpreter: it records and checks new tapes and runs under detect_anomaly; a trusted tape's steps
-        # run the generated code above, so this loop is written to be read, not to be fast.
+        # The interpreter: it replays new tapes while they are checked, and every step under detect_anomaly; a trusted
+        # tape's steps run the generated code above, so this loop is written to be read, not to be fast.
         values = list(fixed) + [c._data for c in self.constants]
         fns = []
         transposed = transposed or {}
@@ -274,6 +276,10 @@ class Tape:
                 self._add(grads, outer, likes, slot, SliceGrad(self.ops[j].kwargs["index"], piece, like.shape), tags, "GetItem", owned)
 
     def _add(self, grads: list, outer: dict, likes: list, slot: int, grad: Any, tags: Any, op: str, owned: set[int]) -> None:
+        """Add ``grad`` (an array, a LazyGrad, or a list of them) to ``slot``'s gradient by the engine's rule
+        (engine._accumulate): the first array is kept as it is, the buffer copied when a second arrives, then summed
+        in place. Unlike the engine's, a weight's deferred parts go to ``outer`` for the engine to sum over all
+        steps, and a step input's lazy parts are added at once: its gradient is complete when the replay ends."""
         pieces = grad if type(grad) is list else [grad]
         for piece in pieces:
             if isinstance(piece, LazyGrad):
@@ -375,11 +381,10 @@ def build_tape(recording: Recording, fixed: list[Tensor], outputs: list[Tensor])
     if any(slot_of[id(t)] == -1 for t in outputs):
         return "its new state holds a constant tensor"
     tape = Tape(ops, constants, len(fixed), tuple(slot_of[id(t)] for t in outputs))
-    tape.kept = kept_at  # which recorded ops it replays (the check runs the transparent step's own nodes backward)
+    tape.kept = kept_at  # the check runs the transparent step's own nodes backward, these ops'
     slots = [*fixed, *constants, *(result for _, _, _, result in kept)]
     tape.shapes, tape.dtypes = [t.shape for t in slots], [t.dtype for t in slots]  # one step's, for batching over time
     return tape
-
 
 
 def slices_last_axis(index: Any, ndim: int) -> bool:

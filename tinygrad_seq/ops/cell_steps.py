@@ -31,29 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import blas, compiled, settings
+from .. import blas, compiled
 from ..backend import backend_of
 from ..function import Function
 from ..lazy_grad import OuterGrad, RowSumGrad, SliceGrad, StepRowsGrad
 from .elementwise import logistic
-
-class without_numba(settings.override):
-    """Inside the block, the float32 LSTM and GRU kernels do their elementwise work as NumPy passes, not as
-    the compiled loops of ops/loops.py, and Adam its update (not optim/loops.py's loop): how the two are
-    checked equal, and how to measure what the loops buy.
-
-    >>> import tinygrad_seq as ts
-    >>> from tinygrad_seq import nn
-    >>> lstm, x = nn.LSTM(3, 4), ts.randn(5, 2, 3)
-    >>> with ts.without_numba():
-    ...     numpy_passes, _ = lstm(x)
-    >>> compiled_loops, _ = lstm(x)
-    >>> bool(abs(compiled_loops - numpy_passes).max().item() < 1e-6)
-    True
-    """
-
-    def __init__(self) -> None:
-        super().__init__(numba_loops=False)
 
 
 LOOPS = compiled.Loops("tinygrad_seq.ops.loops", "the float32 LSTM and GRU steps run their NumPy equations", [np.float32])
@@ -137,11 +119,12 @@ def _blocks(gate_block, count):
     return tuple(gate_block[:, k * H : (k + 1) * H] for k in range(count))
 
 
-def _masked(new, old, running, xp):
+def masked(new, old, running, xp):
+    """``new`` for the sequences still running (``running``, a (B, 1) bool mask; None: all are), else ``old``."""
     return new if running is None else xp.where(running, new, old)
 
 
-def _split_masked_grad(grad, running, xp):
+def split_masked_grad(grad, running, xp):
     """(gradient for the freshly computed state, gradient passed straight to the previous state or None)."""
     if running is None:
         return grad, None
@@ -164,11 +147,11 @@ class RNNStep(Function):
         h = xp.maximum(pre, 0, out=pre) if relu else xp.tanh(pre, out=pre)
         self.t, self.shape, self.h_prev, self.w_hh, self.relu, self.running = t, projected.shape, h_prev, w_hh, relu, running
         self.h, self.grad_rows = h, grad_rows
-        return _masked(h, h_prev, running, xp)
+        return masked(h, h_prev, running, xp)
 
     def backward(self, grad):
         xp = backend_of(grad).xp
-        d_h, d_pass = _split_masked_grad(grad, self.running, xp)
+        d_h, d_pass = split_masked_grad(grad, self.running, xp)
         block, row = _gate_grads_out(self.grad_rows, self.t)
         d_pre = xp.multiply(d_h, (self.h > 0) if self.relu else 1 - self.h * self.h, out=row)
         d_h_prev = d_pre @ self.w_hh
@@ -193,10 +176,10 @@ class GRUStep(Function):
         gh = None
         loops = _loops_multiplying(gx, h_prev, w_hh, b_hh, w_hh_t) if reset_after else None
         if loops is None:  # BLAS multiplies; the loop, where it can run, does the rest
-            # reset_after=False multiplies Γr ⊙ a⟨t−1⟩ by the candidate's rows of W_hh below: here only Γr's and Γu's
+            # reset_after=False multiplies Γr ⊙ a⟨t−1⟩ by the candidate's rows of W_hh below: here only Γr's and z's
             gh = _hidden_matmul(h_prev, w_hh, b_hh, w_hh_t, rows=None if reset_after else slice(0, 2 * H))
             loops = _compiled_loops(gx, gh, h_prev) if reset_after else None
-        rh = gate_block = None  # rh: Γr ⊙ a⟨t−1⟩ (reset_after=False); gate_block: the loop's [Γr Γu ã gh_n]
+        rh = gate_block = None  # rh: Γr ⊙ a⟨t−1⟩ (reset_after=False); gate_block: the loop's [Γr z ã gh_n]
         if loops is not None:  # the same equations, one compiled loop
             gate_block, h = xp.empty((h_prev.shape[0], 4 * H), h_prev.dtype), xp.empty_like(h_prev)
             if gh is None:
@@ -217,11 +200,11 @@ class GRUStep(Function):
         self.t, self.shape, self.h_prev, self.w_hh, self.running = t, projected.shape, h_prev, w_hh, running
         self.r, self.z, self.n, self.gh_n, self.rh, self.reset_after, self.gate_block = r, z, n, gh_n, rh, reset_after, gate_block
         self.grad_rows = grad_rows
-        return _masked(h, h_prev, running, xp)
+        return masked(h, h_prev, running, xp)
 
     def backward(self, grad):
         xp = backend_of(grad).xp
-        d_h, d_pass = _split_masked_grad(grad, self.running, xp)
+        d_h, d_pass = split_masked_grad(grad, self.running, xp)
         h_prev, w_hh = self.h_prev, self.w_hh
         H = h_prev.shape[1]
         loops = None if self.gate_block is None else _compiled_loops(d_h, h_prev)
@@ -276,11 +259,11 @@ class SimplifiedGRUStep(Function):
         n = xp.tanh(gates[:, H:])
         self.t, self.shape, self.h_prev, self.w_hh, self.running, self.z, self.n = t, projected.shape, h_prev, w_hh, running, z, n
         self.grad_rows = grad_rows
-        return _masked(n + z * (h_prev - n), h_prev, running, xp)
+        return masked(n + z * (h_prev - n), h_prev, running, xp)
 
     def backward(self, grad):
         xp = backend_of(grad).xp
-        d_h, d_pass = _split_masked_grad(grad, self.running, xp)
+        d_h, d_pass = split_masked_grad(grad, self.running, xp)
         z, n, h_prev = self.z, self.n, self.h_prev
         block, row = _gate_grads_out(self.grad_rows, self.t)
         d_gates = xp.concatenate([d_h * (h_prev - n) * z * (1 - z), d_h * (1 - z) * (1 - n * n)], axis=1, out=row)
@@ -343,20 +326,20 @@ class LSTMStep(Function):
         self.i, self.f, self.g, self.o, self.c, self.gate_block = i, f, g, o, c, gate_block
         self.peepholes = (w_ci, w_cf, w_co) if peephole else None
         self.grad_rows = grad_rows
-        return _masked(state, state_prev, running, xp)
+        return masked(state, state_prev, running, xp)
 
     def part_grads(self, grad):
         """(∂L/∂a⟨t⟩, ∂L/∂c⟨t⟩) in full: to the packed gradient's c part (a⟨t⟩ held fixed) adds what flows
         through a⟨t⟩ = Γo tanh(c⟨t⟩) inside the step. Needs the saved arrays (retain_graph)."""
         xp = backend_of(grad).xp
-        d_state, d_pass = _split_masked_grad(grad, self.running, xp)
+        d_state, d_pass = split_masked_grad(grad, self.running, xp)
         o = self.o if self.gate_block is None else _blocks(self.gate_block, 4)[3]
         total = d_state[1] + d_state[0] * o * (1 - xp.tanh(self.c) ** 2)
         return grad[0], (total if d_pass is None else total + d_pass[1])
 
     def backward(self, grad):
         xp = backend_of(grad).xp
-        d_state, d_pass = _split_masked_grad(grad, self.running, xp)
+        d_state, d_pass = split_masked_grad(grad, self.running, xp)
         d_h, d_c = d_state[0], d_state[1]
         c = self.c
         h_prev, c_prev = self.state_prev[0], self.state_prev[1]

@@ -111,7 +111,7 @@ def lstm_backward(d_h, d_c, act, c, c_prev, d_gates, d_c_prev):
 @numba.njit(**COMPILE)
 def gru_forward(gx, gh, h_prev, saved, h):
     """gx, gh (B, 3H) the input's and the state's pre-activations [r z n], h_prev (B, H) -> saved (B, 4H)
-    [Γr Γu ã (h W_hn^T + b_hn)], h (B, H). PyTorch's form: ã = tanh(x_n + Γr ⊙ (h W_hn^T + b_hn))."""
+    [Γr z ã (h W_hn^T + b_hn)], h (B, H). PyTorch's form: ã = tanh(x_n + Γr ⊙ (h W_hn^T + b_hn))."""
     H = h_prev.shape[1]
     for b in range(h_prev.shape[0]):
         x_r, x_z, x_n = gx[b, :H], gx[b, H : 2 * H], gx[b, 2 * H :]
@@ -129,7 +129,7 @@ def gru_forward(gx, gh, h_prev, saved, h):
 
 @numba.njit(**COMPILE)
 def gru_backward(d_h, saved, h_prev, d_gx, d_gh, d_h_prev):
-    """∂L/∂a⟨t⟩ (B, H) -> ∂L/∂gx, ∂L/∂gh (B, 3H), and the direct part of ∂L/∂a⟨t−1⟩ (B, H), d_h ⊙ Γu."""
+    """∂L/∂a⟨t⟩ (B, H) -> ∂L/∂gx, ∂L/∂gh (B, 3H), and the direct part of ∂L/∂a⟨t−1⟩ (B, H), d_h ⊙ z."""
     H = h_prev.shape[1]
     for b in range(h_prev.shape[0]):
         s_r, s_z, s_n, s_hn = saved[b, :H], saved[b, H : 2 * H], saved[b, 2 * H : 3 * H], saved[b, 3 * H :]

@@ -27,7 +27,6 @@ _ELEMENTWISE = frozenset({Add, Sub, Mul, Div, Maximum, Neg, Pow, Exp, Log, Sqrt,
 _STATIC, _TIMED, _LOOP = "static", "timed", "loop"
 
 
-
 def _batches(op: TapeOp, kinds: list[str], shapes: list[tuple], result_shape: tuple) -> bool:
     """Whether ``op``, reading at least one timed slot, computes all T steps at once on (T, ...) stacks."""
     timed = [(pos, slot) for pos, slot in op.tensor_args if kinds[slot] == _TIMED]
