@@ -129,16 +129,22 @@ def test_the_library_checks_a_config_as_the_command_line_does():
     with pytest.raises(TrainingError, match=r"TrainConfig: hidden=0 \(must be an integer from 1 to 65,536\); lr=nan .*; clip=-1"):
         TrainConfig(data="x.txt", hidden=0, lr=float("nan"), clip=-1.0)
     assert TrainConfig(data="x.txt", clip=None).clip is None
-    with pytest.raises(TrainingError, match=r"TrainConfig: layout='pages' \(must be 'lines' or 'stream'\)"):
+    with pytest.raises(TrainingError, match=r"TrainConfig: layout='pages' \(must be one of 'lines', 'stream'\)"):
         TrainConfig(data="x.txt", layout="pages")  # refused where the config is made, before anything reads the layout
     assert TrainConfig(data="x.txt", layout="stream").is_stream and not TrainConfig(data="x.txt").is_stream
     with pytest.raises(TrainingError, match=r"TrainConfig: hidden=True \(must be an integer from 1 to 65,536\)"):
         TrainConfig(data="x.txt", hidden=True)
     # what a run may save is what a checkpoint may hold: a config past those bounds is refused before training
     with pytest.raises(TrainingError, match=r"TrainConfig: embed_dim=70000 \(must be an integer from 1 to 65,536\); "
-                                            r"max_vocab=4 \(must be >= 5: .*\); max_chars=2.5 \(must be an integer: .*\); "
+                                            r"max_vocab=4 \(must be >= 5: .*\); max_chars=2.5 \(must be an integer >= 0: .*\); "
                                             r"max_batch_gb=nan \(must be > 0; inf checks nothing\)$"):
         TrainConfig(data="x.txt", embed_dim=70000, max_vocab=4, max_chars=2.5, max_batch_gb=float("nan"))
+    # each was accepted, then failed later, did something else, or (max_chars=-5) cut the end of the data off
+    with pytest.raises(TrainingError, match=r"^TrainConfig: level='chars' \(must be one of 'char', 'word'\); optimizer='adamw' "
+                                            r"\(must be one of 'adam', 'sgd', 'rmsprop', 'adagrad'\); lower='no' \(must be True or False\); "
+                                            r"encoding='utf-9' \(must be the name of a text encoding .*\); max_chars=-5 \(must be an integer "
+                                            r">= 0: .*; None or 0 for all\); max_batch_gb=True \(must be > 0; inf checks nothing\)$"):
+        TrainConfig(data="x.txt", level="chars", optimizer="adamw", lower="no", encoding="utf-9", max_chars=-5, max_batch_gb=True)
     # what earlier versions saved still loads: a cap on the vocabulary past any real one, no memory check at all
     kept = TrainConfig(data="x.txt", max_vocab=10**8, max_batch_gb=math.inf, max_chars=0)
     assert (kept.max_vocab, kept.max_batch_gb, kept.max_chars) == (10**8, math.inf, 0)
@@ -741,7 +747,7 @@ def test_sampling_a_checkpoint_of_nan_weights_is_one_line(trained, capsys):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no overflow warning before the one line
         err = one_line_error(capsys, ["sample", "--checkpoint", str(out)])  # was a traceback
-    assert re.match(rf"tinygrad-seq sample: error: checkpoint {re.escape(str(out))}: sample: the model's scores at step \d+ "
+    assert re.match(rf"tinygrad-seq sample: error: checkpoint {re.escape(str(out))}: sample_many: the model's scores at step \d+ "
                     r"hold NaN or inf, so there is no distribution to draw from: its weights are not finite, or so large "
                     r"that the scores overflow", err), err
 

@@ -428,7 +428,7 @@ def test_evaluate_file_takes_a_limit_other_than_the_runs(tmp_path):
     with pytest.raises(TrainingError, match=r"the limit is 1e-06 GB"):
         evaluate_file(tmp_path / "small", str(DINOS), max_batch_gb=1e-6)  # a lower one is taken too
     for bad in (0, -1.0, math.nan, "8", True):
-        with pytest.raises(TrainingError, match=r"^max_batch_gb=.* must be > 0 \(inf checks nothing\)$"):
+        with pytest.raises(TrainingError, match=r"^max_batch_gb=.* \(must be > 0; inf checks nothing\)$"):
             evaluate_file(tmp_path / "small", str(long), max_batch_gb=bad)
 
 

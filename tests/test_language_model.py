@@ -307,6 +307,32 @@ def test_perplexity_decode_and_batching_refuse_what_they_cannot_measure():
     assert len(list(language_model_batches([[3, 4, 2], [3, 5, 2]], 1, rng=np.random.RandomState(0)))) == 2  # as before
 
 
+def test_text_tools_given_the_wrong_kind_of_thing_say_what_they_take(tmp_path):
+    """Each failed deep inside: "normalize() argument 2 must be str", "'int' object is not iterable", an
+    AttributeError about 'unknown', "invalid literal for int()", a NumPy reshape error, KeyError: 'tokens'."""
+    vocab = Vocabulary.from_text(["abc"])
+    model = small_model(vocab)
+    for call, error, message in [
+        (lambda: vocab.encode(123), TypeError, r"^Vocabulary: text must be a str; got int 123\. To turn ids back into text, use decode\(ids\)$"),
+        (lambda: vocab.decode(5), TypeError, r"^decode: ids must be a sequence of ids \(a list, or a 1-D array\); got int 5: for one id, decode\(\[i\]\)$"),
+        (lambda: sample(vocab, model), TypeError, r"^sample: vocab must be a Vocabulary; got LanguageModel \(the two swapped\?\)\. Call sample\(model, vocab, \.\.\.\)$"),
+        (lambda: list(sample_many(model, "abc", 2)), TypeError, r"^sample_many: vocab must be a Vocabulary; got str\. Call sample_many"),
+        (lambda: perplexity(model, ["ab"]), TypeError, r"^perplexity: sequence 0 is a str, not a sequence of ids; encode each line first"),
+        (lambda: language_model_batches("ab", 1), TypeError, r"^language_model_batches: takes a list of id sequences, one per line .*; got str$"),
+        (lambda: stream_perplexity(model, "abcabc", 2), TypeError, r"^stream_perplexity: takes the text's token ids, vocab\.encode\(text\); got the text itself$"),
+        (lambda: stream_chunks(np.ones((3, 4), dtype=int), 1, 2), ValueError, r"^stream_chunks: takes one text's token ids, a 1-D sequence of ints .*; got shape \(3, 4\), dtype int64$"),
+        (lambda: Vocabulary.from_dict({"a": 1}), ValueError, r"^Vocabulary\.from_dict: expected what Vocabulary\.to_dict gives; it needs \"tokens\" and \"level\", and its keys are \['a'\]$"),
+    ]:
+        with pytest.raises(error, match=message):
+            call()
+    other = tmp_path / "config.json"
+    other.write_text(json.dumps([1, 2]))
+    with pytest.raises(ValueError, match=rf"^Vocabulary\.load: {re.escape(str(other))} is not a vocabulary that Vocabulary\.save wrote; it needs \"tokens\" and \"level\", and it holds a list$"):
+        Vocabulary.load(other)
+    vocab.save(tmp_path / "vocab.json")
+    assert Vocabulary.load(tmp_path / "vocab.json") == vocab
+
+
 def test_sampling_builds_no_graph_and_leaves_the_model_as_it_was():
     """Each generated token costs its arrays only: no graph node is recorded (generation runs under no_grad)."""
     vocab = Vocabulary.from_text(["abc"])
@@ -352,6 +378,22 @@ def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
 def config(**changes):
     defaults = dict(data=str(DINOS), hidden=12, embed_dim=6, batch_size=64, epochs=2, lower=True, dropout=0.0)
     return TrainConfig(**{**defaults, **changes})
+
+
+def test_a_resumed_run_checks_what_it_is_asked_to_change_and_a_new_one_keeps_the_callers_config(tmp_path):
+    """apply_changes took lr=-1, epochs="x" and clip=-3 (which failed at the first step, inside clipping); Trainer
+    wrote the data's absolute path into the caller's config."""
+    given = config(data=os.path.relpath(DINOS), epochs=1, max_chars=2000)
+    trainer = Trainer(given)
+    assert given.data == os.path.relpath(DINOS) and trainer.config.data == str(DINOS.resolve())
+    before = dict(vars(trainer.config))
+    for bad, message in ((dict(lr=-1.0), r"lr=-1.0 \(must be finite and > 0\)"), (dict(epochs="x"), r"epochs='x' \(must be an integer"),
+                         (dict(epochs=3, clip=-3.0), r"clip=-3.0 \(must be > 0")):
+        with pytest.raises(ts.models.TrainingError, match=message):
+            trainer.apply_changes(**bad)
+        assert vars(trainer.config) == before and trainer.optimizer.param_groups[0]["lr"] == before["lr"]  # nothing changed
+    assert trainer.apply_changes(lr=0.5, epochs=3) == ["lr 0.01 -> 0.5", "epochs 1 -> 3"]
+    assert trainer.optimizer.param_groups[0]["lr"] == 0.5
 
 
 def interrupt_at(trainer, batch):

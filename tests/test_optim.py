@@ -155,14 +155,24 @@ def test_optimizer_steps_do_not_reallocate_parameters():
         (lambda p: optim.Adam(make_mlp().parameters), TypeError,  # the parentheses forgotten: was "'method' object is not iterable"
          r"^Adam: got the function parameters itself, not the parameters it gives; call it: Adam\(model\.parameters\(\), \.\.\.\)$"),
         (lambda p: optim.SGD([{"params": make_mlp().parameters}]), TypeError, r"^SGD: got the function parameters itself"),
-        (lambda p: optim.SGD(p, lr=-1), ValueError, r"SGD: lr, momentum and weight_decay must be >= 0"),
+        (lambda p: optim.SGD(p, lr=-1), ValueError, r"^SGD: lr must be a finite number >= 0; got -1$"),
         (lambda p: optim.SGD(p, nesterov=True), ValueError, r"nesterov=True needs momentum > 0"),
-        (lambda p: optim.Adam(p, betas=(0.9, 1.0)), ValueError, r"0 <= betas < 1"),
+        (lambda p: optim.Adam(p, betas=(0.9, 1.0)), ValueError, r"^Adam: betas must be two numbers in \[0, 1\).*; got \(0.9, 1.0\)$"),
+        # each was accepted, then trained the wrong way, poisoned the weights, or failed at the first step
+        (lambda p: optim.Adam([{"params": p, "lr": -1.0}]), ValueError, r"^Adam: lr must be a finite number >= 0; got -1.0$"),
+        (lambda p: optim.SGD([{"params": p[:2]}, {"params": p[2:], "lr": float("nan")}]), ValueError,
+         r"^SGD: lr must be a finite number >= 0 \(parameter group 1\); got nan$"),
+        (lambda p: optim.Adam(p, lr="0.1"), ValueError, r"^Adam: lr must be a finite number >= 0; got '0.1'$"),
+        (lambda p: optim.Adam(p, betas=(0.9, 0.9, 0.9)), ValueError, r"betas must be two numbers .*; got \(0.9, 0.9, 0.9\)$"),
+        (lambda p: optim.Adam(p, betas=0.9), ValueError, r"betas must be two numbers .*; got 0.9$"),
+        (lambda p: optim.RMSprop(p, momentum=float("inf")), ValueError, r"^RMSprop: momentum must be a finite number >= 0; got inf$"),
+        (lambda p: optim.SGD([{"lr": 0.1}]), ValueError, r"^SGD: parameter group 0 has no \"params\""),
+        (lambda p: optim.SGD([{"params": p[:2]}, p[2]]), TypeError, r"^SGD: takes tensors, or groups .*not both in one list"),
         (lambda p: optim.Adam([ts.ones(2)]), TypeError, r"every parameter must be a Tensor that requires grad"),
         (lambda p: optim.Adam(p + p), ValueError, r"a parameter appears twice"),
         (lambda p: optim.Adam([{"params": p, "momentum": 0.9}]), TypeError, r"unknown hyperparameters \['momentum'\]"),
-        (lambda p: optim.Adagrad(p, eps=-1), ValueError, r"Adagrad: .* must be >= 0"),
-        (lambda p: optim.RMSprop(p, alpha=-1), ValueError, r"RMSprop: .* must be >= 0"),
+        (lambda p: optim.Adagrad(p, eps=-1), ValueError, r"^Adagrad: eps must be a finite number >= 0; got -1$"),
+        (lambda p: optim.RMSprop(p, alpha=-1), ValueError, r"^RMSprop: alpha must be a finite number >= 0; got -1$"),
     ],
 )
 def test_optimizer_errors(make, error, message):
@@ -228,6 +238,10 @@ def test_a_state_dict_of_another_optimizer_or_parameter_is_refused_before_anythi
         wrong["state"] = {index: wrong["state"][0]}
         with pytest.raises(ValueError, match=rf"^Adam.load_state_dict: state of parameter {index!r}: its index must be an int from 0 to 3"):
             adam.load_state_dict(wrong)
+    poisoned = adam.state_dict()
+    poisoned["param_groups"][0]["lr"] = float("nan")  # a NaN saved by a diverged run would poison the weights at the next step
+    with pytest.raises(ValueError, match=r"^Adam: lr must be a finite number >= 0 in saved parameter group 0 \(load_state_dict\); got nan$"):
+        adam.load_state_dict(poisoned)
     assert adam.param_groups[0]["lr"] == 0.01 and "momentum" not in adam.param_groups[0]
     for p, s in adam.state.items():  # nothing changed
         for k, v in s.items():
@@ -311,6 +325,24 @@ def test_clip_grad_value():
         optim.clip_grad_value_(params, -1.0)
     with pytest.raises(ValueError, match=r"clip_value must be a number >= 0; got nan"):
         optim.clip_grad_value_(params, float("nan"))
+
+
+@pytest.mark.parametrize("clip", [optim.clip_grad_norm_, optim.clip_grad_value_], ids=lambda f: f.__name__)
+def test_clipping_given_the_model_or_its_method_names_the_fix(clip):
+    """Before: "'Linear' object is not iterable" and "'method' object is not iterable"."""
+    model = make_mlp()
+    name = clip.__name__
+    with pytest.raises(TypeError, match=rf"^{name}: got the module Sequential itself; pass its parameters: {name}\(model\.parameters\(\), \.\.\.\)$"):
+        clip(model, 1.0)
+    with pytest.raises(TypeError, match=rf"^{name}: got the function parameters itself, not the parameters it gives; call it"):
+        clip(model.parameters, 1.0)
+    with pytest.raises(TypeError, match=rf"^{name}: takes tensors \(model\.parameters\(\)\); got a ndarray among them$"):
+        clip([np.ones(2)], 1.0)
+
+
+def test_clip_grad_norm_names_a_norm_type_that_is_not_a_number():
+    with pytest.raises(ValueError, match=r"^clip_grad_norm_: norm_type must be a number \(2\.0, 1\.0, or math\.inf .*; got 'fro'$"):
+        optim.clip_grad_norm_(grads_of([3.0, 4.0]), 1.0, norm_type="fro")
 
 
 @pytest.mark.parametrize("max_norm", [0, -1.0, float("nan"), True, "1"])

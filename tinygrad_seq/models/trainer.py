@@ -20,7 +20,7 @@ import signal
 import uuid
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +40,11 @@ from ..text import (
     UNK_ID, UnknownTokens, UnknownTokensWarning, Vocabulary, language_model_batches, perplexity, stream_chunks, stream_perplexity,
 )
 from .checkpoint import Checkpoint, load_model, non_finite_parameter, open_checkpoint, vocabulary_fingerprint
-from .config import LAYOUTS, MAX_VOCAB, TrainConfig, TrainingError  # noqa: F401  LAYOUTS: still importable from here
+from .config import LAYOUTS, MAX_VOCAB, OPTIMIZER_NAMES, TrainConfig, TrainingError, batch_limit_problem  # noqa: F401  LAYOUTS: still importable from here
 from .data_file import decoded as _decoded
 from .language_model import LanguageModel
 
-OPTIMIZERS = {"adam": optim.Adam, "sgd": optim.SGD, "rmsprop": optim.RMSprop, "adagrad": optim.Adagrad}
+OPTIMIZERS = dict(zip(OPTIMIZER_NAMES, (optim.Adam, optim.SGD, optim.RMSprop, optim.Adagrad)))
 @dataclass
 class Corpus:
     vocab: Vocabulary
@@ -243,13 +243,11 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, corpus: Corpus | None = None) -> None:
-        self.config = config
         self.corpus = corpus or load_corpus(config)
-        config.data = str(Path(config.data).resolve())  # a moved working directory still finds it
+        # The run's own copy, its data path absolute (a moved working directory still finds it): the caller's stays as given
+        self.config = config = replace(config, data=str(Path(config.data).resolve()))
         if config.cell not in settings.cell_registry:
             raise TrainingError(unknown_cell(config.cell, "--import a module to add yours"))
-        if config.optimizer not in OPTIMIZERS:
-            raise TrainingError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         self._check_data_fits()
         manual_seed(config.seed)
         self.model = LanguageModel(len(self.corpus.vocab), config.embed_dim, config.cell, config.hidden, config.layers, config.dropout)
@@ -551,10 +549,12 @@ class Trainer:
 
     def apply_changes(self, **changes: Any) -> list[str]:
         """Apply the options a resumed run may change (``RESUMABLE_CHANGES`` but data); returns what changed."""
-        done = []
-        for name, value in changes.items():
+        for name in changes:
             if name not in RESUMABLE_CHANGES or name == "data":
                 raise TrainingError(f"{name} cannot change when a run resumes; only {', '.join(RESUMABLE_CHANGES)} can")
+        replace(self.config, **changes)  # the checks a new config gets (TrainConfig.__post_init__), before anything changes
+        done = []
+        for name, value in changes.items():
             old = getattr(self.config, name)
             if value == old:
                 continue
@@ -644,9 +644,8 @@ def evaluate_file(checkpoint: str | os.PathLike, data: str, encoding: str | None
     the run's ``TrainConfig.max_batch_gb``): raise it to score lines, or a
     model, too large for that limit on a machine that has the memory.
     """
-    number = isinstance(max_batch_gb, (int, float)) and not isinstance(max_batch_gb, bool)
-    if max_batch_gb is not None and not (number and max_batch_gb > 0):  # NaN fails too
-        raise TrainingError(f"max_batch_gb={max_batch_gb!r} must be > 0 (inf checks nothing)")
+    if max_batch_gb is not None and batch_limit_problem(max_batch_gb):  # before the checkpoint's config, which it is not
+        raise TrainingError(batch_limit_problem(max_batch_gb))
     opened = open_checkpoint(checkpoint)
     model, vocab, state = opened.model(), opened.vocab, opened.state
     config = opened.config(data=data, val_fraction=0.0, max_chars=None)  # the whole file, whatever the run read of its own

@@ -12,6 +12,7 @@ class Adagrad(Optimizer):
     """g = grad + weight_decay · p;  s ← s + g²;  p ← p - lr / (1 + (t - 1) lr_decay) · g / (sqrt(s) + eps)."""
 
     state_names = ("step", "sum")
+    non_negative = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
 
     def __init__(
         self,
@@ -22,8 +23,6 @@ class Adagrad(Optimizer):
         initial_accumulator_value: float = 0.0,
         eps: float = 1e-10,
     ) -> None:
-        if min(lr, lr_decay, weight_decay, initial_accumulator_value, eps) < 0:
-            raise ValueError("Adagrad: lr, lr_decay, weight_decay, initial_accumulator_value and eps must be >= 0")
         super().__init__(
             params,
             dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value, eps=eps),

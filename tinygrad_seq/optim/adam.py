@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .. import compiled
+from ..checks import as_real
 from ..tensor import Tensor
 from .optimizer import Optimizer
 
@@ -24,6 +25,7 @@ class Adam(Optimizer):
     """
 
     state_names = ("step", "exp_avg", "exp_avg_sq")
+    non_negative = ("lr", "eps", "weight_decay")
 
     def __init__(
         self,
@@ -33,9 +35,15 @@ class Adam(Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ) -> None:
-        if lr < 0 or eps < 0 or weight_decay < 0 or not all(0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"Adam: need lr, eps, weight_decay >= 0 and 0 <= betas < 1; got lr={lr}, betas={betas}, eps={eps}, weight_decay={weight_decay}")
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        betas = tuple(betas) if isinstance(betas, (tuple, list)) else betas  # anything else: check_group says what it takes
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+
+    def check_group(self, group: dict[str, Any], where: str = "") -> None:
+        super().check_group(group, where)
+        betas = group["betas"]
+        pair = [as_real(b) for b in betas] if isinstance(betas, (tuple, list)) and len(betas) == 2 else None
+        if pair is None or not all(b is not None and 0.0 <= b < 1.0 for b in pair):
+            raise ValueError(f"Adam: betas must be two numbers in [0, 1), (β1, β2) such as (0.9, 0.999){where}; got {betas!r}")
 
     def update(self, param, grad, state, group):
         xp = param.backend.xp

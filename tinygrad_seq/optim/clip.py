@@ -9,10 +9,14 @@ import numpy as np
 from ..backend import backend_of
 from ..checks import as_real
 from ..tensor import Tensor
+from .optimizer import parameter_list
 
 
-def _with_grads(params: Tensor | Iterable[Tensor]) -> list[Tensor]:
-    params = [params] if isinstance(params, Tensor) else list(params)
+def _with_grads(params: Tensor | Iterable[Tensor], op: str) -> list[Tensor]:
+    params = parameter_list(params, op)
+    for p in params:
+        if not isinstance(p, Tensor):
+            raise TypeError(f"{op}: takes tensors (model.parameters()); got a {type(p).__name__} among them")
     return [p for p in params if p.grad is not None]
 
 
@@ -38,10 +42,14 @@ def clip_grad_norm_(
     if limit is None or not limit > 0:  # 0 would zero every gradient, -1 turn them all around, NaN poison them
         raise ValueError(f"clip_grad_norm_: max_norm must be a number > 0 (inf: only measure the norm); got {max_norm!r}. "
                          "To train without clipping, leave the call out")
-    grads = [p.grad for p in _with_grads(params)]
+    try:
+        norm_type = float(norm_type)
+    except (TypeError, ValueError):
+        raise ValueError(f"clip_grad_norm_: norm_type must be a number (2.0, 1.0, or math.inf for the largest value); "
+                         f"got {norm_type!r}") from None
+    grads = [p.grad for p in _with_grads(params, "clip_grad_norm_")]
     if not grads:
         return Tensor(0.0)
-    norm_type = float(norm_type)
     xp = backend_of(grads[0]).xp
     if norm_type == math.inf:
         largest = [xp.abs(g).max() for g in grads if g.size]
@@ -71,5 +79,5 @@ def clip_grad_value_(params: Tensor | Iterable[Tensor], clip_value: float) -> No
     limit = as_real(clip_value)
     if limit is None or not limit >= 0:  # NaN too
         raise ValueError(f"clip_grad_value_: clip_value must be a number >= 0; got {clip_value!r}")
-    for p in _with_grads(params):
+    for p in _with_grads(params, "clip_grad_value_"):
         p.backend.xp.clip(p.grad, -clip_value, clip_value, out=p.grad)

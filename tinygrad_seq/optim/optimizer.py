@@ -10,12 +10,13 @@ so a graph built before the step refuses to run backward with the new values.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from ..checks import is_int
+from ..checks import as_real, is_int
 from ..tensor import Tensor
 
 
@@ -35,14 +36,22 @@ def _loaded(value: Any, param: Tensor) -> Any:
     return int(value) if hasattr(value, "shape") and not np.isscalar(value) else value
 
 
-def _not_a_function(params: Any, optimizer: str) -> Any:
-    """``params`` unless it is a function to call for them (``model.parameters`` without its parentheses): a TypeError
-    that says to call it, where listing it would say "'method' object is not iterable"."""
+def parameter_list(params: Any, op: str) -> list[Tensor]:
+    """``params`` (one tensor, or an iterable of them) as a list, or a TypeError that names ``op`` and the fix for
+    the usual mistakes: the module itself, or ``model.parameters`` without its parentheses (where listing it would
+    say "'method' object is not iterable"). Optimizers and the clipping functions take their parameters here."""
+    if isinstance(params, Tensor):
+        return [params]
+    if callable(getattr(params, "parameters", None)):  # a model: torch refuses it too, with less to go on
+        raise TypeError(f"{op}: got the module {type(params).__name__} itself; pass its parameters: "
+                        f"{op}(model.parameters(), ...)")
     if callable(params) and not hasattr(params, "__iter__"):
         called = getattr(params, "__name__", type(params).__name__)
-        raise TypeError(f"{optimizer}: got the function {called} itself, not the parameters it gives; call it: "
-                        f"{optimizer}(model.parameters(), ...)")
-    return params
+        raise TypeError(f"{op}: got the function {called} itself, not the parameters it gives; call it: "
+                        f"{op}(model.parameters(), ...)")
+    if not hasattr(params, "__iter__") or isinstance(params, (str, bytes, dict)):
+        raise TypeError(f"{op}: takes the parameters, model.parameters() (or a list of tensors); got {type(params).__name__}")
+    return list(params)
 
 
 class Optimizer:
@@ -52,6 +61,11 @@ class Optimizer:
     to give groups their own hyperparameters, as in PyTorch.
     """
 
+    non_negative: tuple[str, ...] = ("lr", "weight_decay")
+    """The hyperparameters that must be finite numbers >= 0 (a subclass lists its own): checked in every group,
+    given or loaded (:meth:`check_group`), since a negative or NaN one trains the wrong way or poisons the
+    weights without an error."""
+
     state_names: tuple[str, ...] | None = None
     """What ``update`` keeps per parameter (Adam's "step", "exp_avg", ...): a saved state naming anything else
     comes from another optimizer, and ``load_state_dict`` refuses it. Checked only for the class that sets it
@@ -59,30 +73,43 @@ class Optimizer:
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]) -> None:
         name = type(self).__name__
-        if callable(getattr(params, "parameters", None)):  # a model: torch refuses it too, with less to go on
-            raise TypeError(f"{name}: got the module {type(params).__name__} itself; pass its parameters: "
-                            f"{name}(model.parameters(), ...)")
-        params = list(_not_a_function(params, name)) if not isinstance(params, Tensor) else [params]
+        params = parameter_list(params, name)
         if not params:
             raise ValueError(f"{name}: got an empty parameter list; pass model.parameters()")
+        if any(isinstance(p, dict) != isinstance(params[0], dict) for p in params):
+            raise TypeError(f"{name}: takes tensors, or groups (dicts with \"params\" and their own hyperparameters), "
+                            "not both in one list; put the lone tensors in a group of their own: {\"params\": [...]}")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.defaults = defaults
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Tensor, dict[str, Any]] = {}
         self._scratch: dict[tuple[Tensor, int], Any] = {}
         seen: set[int] = set()
-        for group in groups:
+        for i, group in enumerate(groups):
+            if "params" not in group:
+                raise ValueError(f"{name}: parameter group {i} has no \"params\"; write {{\"params\": model.parameters(), ...}}")
             unknown = set(group) - set(defaults) - {"params"}
             if unknown:
                 raise TypeError(f"{name}: unknown hyperparameters {sorted(unknown)}; it takes {sorted(defaults)}")
-            members = [group["params"]] if isinstance(group["params"], Tensor) else list(_not_a_function(group["params"], name))
+            members = parameter_list(group["params"], name)
             for p in members:
                 if not isinstance(p, Tensor) or not p.requires_grad:
                     raise TypeError(f"{name}: every parameter must be a Tensor that requires grad; got {type(p).__name__}")
                 if id(p) in seen:
                     raise ValueError(f"{name}: a parameter appears twice (shape {p.shape}); pass each once")
                 seen.add(id(p))
-            self.param_groups.append({**defaults, **group, "params": members})
+            merged = {**defaults, **group, "params": members}
+            self.check_group(merged, f" (parameter group {i})" if len(groups) > 1 else "")
+            self.param_groups.append(merged)
+
+    def check_group(self, group: dict[str, Any], where: str = "") -> None:
+        """A ValueError naming the optimizer, the hyperparameter and its value unless each of ``non_negative`` is a
+        finite number >= 0. ``where`` says which group ("" for the only one). A subclass with other rules (Adam's
+        betas) adds them after calling this."""
+        for key in self.non_negative:
+            value = as_real(group[key])
+            if value is None or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{type(self).__name__}: {key} must be a finite number >= 0{where}; got {group[key]!r}")
 
     def update(self, param: Tensor, grad: Any, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -168,6 +195,8 @@ class Optimizer:
             for key, value in saved.items():
                 if _is_array(value) and value.ndim > 0 and tuple(value.shape) != p.shape:  # a 0-d value: a statistic, not per element
                     raise ValueError(f"{where}: state {key!r} of parameter {i} has shape {tuple(value.shape)}, the parameter {p.shape}")
+        for i, (group, saved) in enumerate(zip(self.param_groups, groups)):
+            self.check_group({**group, **{k: v for k, v in saved.items() if k != "params"}}, f" in saved parameter group {i} (load_state_dict)")
         self.state = {}
         for i, saved in state_dict["state"].items():
             p = params[int(i)]

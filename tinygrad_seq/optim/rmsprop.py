@@ -16,6 +16,7 @@ class RMSprop(Optimizer):
     """
 
     state_names = ("step", "square_avg", "momentum_buffer", "grad_avg")
+    non_negative = ("lr", "alpha", "eps", "weight_decay", "momentum")
 
     def __init__(
         self,
@@ -27,8 +28,6 @@ class RMSprop(Optimizer):
         momentum: float = 0.0,
         centered: bool = False,
     ) -> None:
-        if min(lr, alpha, eps, weight_decay, momentum) < 0:
-            raise ValueError("RMSprop: lr, alpha, eps, weight_decay and momentum must be >= 0")
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered))
 
     def update(self, param, grad, state, group):

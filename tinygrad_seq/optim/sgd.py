@@ -17,6 +17,7 @@ class SGD(Optimizer):
     """
 
     state_names = ("momentum_buffer",)
+    non_negative = ("lr", "momentum", "weight_decay")
 
     def __init__(
         self,
@@ -27,11 +28,13 @@ class SGD(Optimizer):
         nesterov: bool = False,
         weight_decay: float = 0.0,
     ) -> None:
-        if lr < 0 or momentum < 0 or weight_decay < 0:
-            raise ValueError(f"SGD: lr, momentum and weight_decay must be >= 0; got lr={lr}, momentum={momentum}, weight_decay={weight_decay}")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("SGD: nesterov=True needs momentum > 0 and dampening = 0")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov, weight_decay=weight_decay))
+
+    def check_group(self, group: dict[str, Any], where: str = "") -> None:
+        super().check_group(group, where)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0{where}; got momentum="
+                             f"{group['momentum']!r}, dampening={group['dampening']!r}")
 
     def update(self, param, grad, state, group):
         g = self.weight_decayed(param, grad, group["weight_decay"])

@@ -12,6 +12,33 @@ from .vocab import PAD_ID
 IGNORE = IGNORE_INDEX  # the earlier name of the target id cross_entropy skips, kept for code that uses it
 
 
+def check_sequences(sequences: Sequence[Sequence[int]], op: str) -> None:
+    """Raise naming ``op`` unless ``sequences`` is a list of id sequences, each of two ids at least (a token and the
+    one that follows it), as ``vocab.encode(line, bos=True, eos=True)`` gives them: checked at the call, not when
+    the batch that holds a bad one comes."""
+    encoded = "vocab.encode(line, bos=True, eos=True) gives <bos> ... <eos>"
+    if isinstance(sequences, str) or not hasattr(sequences, "__len__"):
+        raise TypeError(f"{op}: takes a list of id sequences, one per line ({encoded}); got {type(sequences).__name__}")
+    for i, ids in enumerate(sequences):
+        if isinstance(ids, str) or not hasattr(ids, "__len__"):
+            raise TypeError(f"{op}: sequence {i} is a {type(ids).__name__}, not a sequence of ids; encode each line first "
+                            f"({encoded})")
+        if len(ids) < 2:
+            raise ValueError(f"{op}: sequence {i} has {len(ids)} id(s); each needs at least two, a token and the one that "
+                             f"follows it ({encoded})")
+
+
+def stream_ids(ids: Sequence[int], op: str) -> np.ndarray:
+    """One long text's ids as a 1-D int64 array, or an error naming ``op`` (text not encoded, ids of several texts)."""
+    if isinstance(ids, str):
+        raise TypeError(f"{op}: takes the text's token ids, vocab.encode(text); got the text itself")
+    array = np.asarray(ids)
+    if array.ndim != 1 or (array.size and array.dtype.kind not in "iu"):
+        raise ValueError(f"{op}: takes one text's token ids, a 1-D sequence of ints (vocab.encode(text)); got shape "
+                         f"{array.shape}, dtype {array.dtype}")
+    return array.astype(np.int64, copy=False)
+
+
 def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = PAD_ID) -> tuple[np.ndarray, np.ndarray]:
     """Time-major ids (T, B) padded with ``pad_id``, and the B lengths."""
     if not sequences or any(len(s) == 0 for s in sequences):
@@ -33,10 +60,7 @@ def language_model_batches(
     ``rng`` when given (a Generator or a RandomState, or a seed for a Generator).
     """
     check_counts("language_model_batches", batch_size=batch_size)
-    short = next((i for i, ids in enumerate(sequences) if len(ids) < 2), None)
-    if short is not None:  # checked here, at the call, not when the batch that holds it comes
-        raise ValueError(f"language_model_batches: sequence {short} has {len(sequences[short])} id(s); each needs at least "
-                         "two, a token and the one that follows it (vocab.encode(line, bos=True, eos=True) gives <bos> ... <eos>)")
+    check_sequences(sequences, "language_model_batches")
     if rng is not None and not hasattr(rng, "permutation"):  # a Generator, or NumPy's legacy RandomState
         if not is_int(rng):
             raise TypeError(f"language_model_batches: rng must be a np.random.Generator, a seed (an int >= 0) or None "
@@ -65,7 +89,7 @@ def stream_chunks(ids: Sequence[int], batch_size: int, seq_len: int) -> list[tup
     detached. Returns [(inputs (T, B), targets (T, B)), ...], targets shifted by one.
     """
     check_counts("stream_chunks", batch_size=batch_size, seq_len=seq_len)
-    ids = np.asarray(ids, dtype=np.int64)
+    ids = stream_ids(ids, "stream_chunks")
     per_stream = (len(ids) - 1) // batch_size
     if per_stream < 1:
         raise ValueError(f"stream_chunks: {len(ids)} tokens are too few for {batch_size} streams; "

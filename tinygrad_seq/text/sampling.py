@@ -13,7 +13,7 @@ from ..nn import evaluating, functional as F
 from .. import settings
 from ..checks import check_counts, is_real
 from ..progress import progress_bar
-from .batching import IGNORE_INDEX, language_model_batches, stream_chunks
+from .batching import IGNORE_INDEX, check_sequences, language_model_batches, stream_chunks, stream_ids
 from .vocab import BOS_ID, EOS_ID, PAD_ID, UNK_ID, UnknownTokensWarning, Vocabulary
 
 
@@ -55,7 +55,7 @@ def sample_many(model: Any, vocab: Vocabulary, n: int, max_len: int = 50, temper
     # checked here, at the call, not at the first text
     rng = _checked_sampling("sample_many", model, vocab, n, max_len, temperature, top_k, prime, seed)
     draw = functools.partial(_sample_batch, model, vocab, max_len=max_len, temperature=temperature, top_k=top_k,
-                             prime=prime, rng=rng)  # draw(k): k texts
+                             prime=prime, rng=rng, op="sample_many")  # draw(k): k texts
     return _batches(draw, n, batch_size, progress)
 
 
@@ -71,6 +71,9 @@ def _batches(draw: Callable[[int], list[str]], n: int, batch_size: int, progress
 def _checked_sampling(op: str, model: Any, vocab: Vocabulary, n: int, max_len: int, temperature: float, top_k: int | None,
                       prime: str, seed: int | None) -> np.random.Generator:
     """The generator to draw with, once the arguments are checked (the prime's unknown tokens are warned about)."""
+    if not isinstance(vocab, Vocabulary):
+        swapped = " (the two swapped?)" if isinstance(model, Vocabulary) else ""
+        raise TypeError(f"{op}: vocab must be a Vocabulary; got {type(vocab).__name__}{swapped}. Call {op}(model, vocab, ...)")
     _check_sampling(op, n, max_len, temperature, top_k, prime, seed)
     unknown = vocab.unknown(prime)
     if unknown.count:
@@ -80,21 +83,21 @@ def _checked_sampling(op: str, model: Any, vocab: Vocabulary, n: int, max_len: i
 
 
 def _sample_batch(model: Any, vocab: Vocabulary, n: int, max_len: int, temperature: float, top_k: int | None,
-                  prime: str, rng: np.random.Generator) -> list[str]:
-    """``n`` texts drawn side by side, as one batch of the model, with ``rng``."""
+                  prime: str, rng: np.random.Generator, op: str = "sample") -> list[str]:
+    """``n`` texts drawn side by side, as one batch of the model, with ``rng``; errors name ``op``, the caller."""
     # Scores that overflow are found and named below (a ValueError), not warned about on the way
     with evaluating(model), np.errstate(over="ignore", invalid="ignore"):
         start = [BOS_ID] + vocab.encode(prime)
         tokens = np.tile(np.array(start), (n, 1)).T  # (len(start), n)
         logits, state = model(tokens)
-        _check_vocabulary_size("sample", logits.shape[-1], vocab)  # any other model, by what it predicts
+        _check_vocabulary_size(op, logits.shape[-1], vocab)  # any other model, by what it predicts
         step_logits = logits[-1]
         generated: list[list[int]] = [[] for _ in range(n)]
         done = np.zeros(n, dtype=bool)
         for step in range(max_len):
             scores = step_logits.numpy().astype(np.float64)
             if not np.isfinite(scores).all():
-                raise ValueError(f"sample: the model's scores at step {step + 1} hold NaN or inf, so there is no distribution "
+                raise ValueError(f"{op}: the model's scores at step {step + 1} hold NaN or inf, so there is no distribution "
                                  "to draw from: its weights are not finite, or so large that the scores overflow, as after a "
                                  "training run that diverged. Check them (np.isfinite, np.abs(w).max()), or sample from a "
                                  "checkpoint saved before")
@@ -201,26 +204,24 @@ def _check_sampling(op: str, n: Any, max_len: Any, temperature: Any, top_k: Any,
 
 def perplexity(model: Any, sequences: Sequence[Sequence[int]], batch_size: int = 64) -> tuple[float, float]:
     """(mean cross-entropy per predicted token, its exponential, the perplexity) on ``sequences`` ([<bos>, ..., <eos>] ids)."""
+    check_sequences(sequences, "perplexity")
     if len(sequences) == 0:
         raise ValueError("perplexity: no sequences to measure; pass held-out lines encoded as "
                          "vocab.encode(line, bos=True, eos=True)")
-    short = next((i for i, ids in enumerate(sequences) if len(ids) < 2), None)
-    if short is not None:
-        raise ValueError(f"perplexity: sequence {short} has {len(sequences[short])} id(s); each needs at least two, a token "
-                         "and the one that follows it (vocab.encode(line, bos=True, eos=True) gives <bos> ... <eos>)")
     with evaluating(model):
         total, count = 0.0, 0
         for inputs, targets, lengths in language_model_batches(sequences, batch_size):
             logits, _ = model(inputs, lengths=lengths)
             total += F.cross_entropy(logits, targets, reduction="sum").item()
             count += int((targets != IGNORE_INDEX).sum())
-        loss = total / max(count, 1)
+        loss = total / count  # every sequence has a target (check_sequences)
         return loss, math.exp(min(loss, 700))
 
 
 def stream_perplexity(model: Any, ids: Sequence[int], seq_len: int, batch_size: int = 32) -> tuple[float, float]:
     """(loss per token, perplexity) on one long text, read as parallel streams with the state carried between chunks."""
     check_counts("stream_perplexity", seq_len=seq_len, batch_size=batch_size)
+    ids = stream_ids(ids, "stream_perplexity")
     if len(ids) < 2:
         raise ValueError(f"stream_perplexity: the text has {len(ids)} token(s); it needs at least two, a token and the "
                          "one that follows it")

@@ -96,6 +96,20 @@ class UnknownTokens:
         return f"{self.count:,} of {self.total:,} {what} {is_} not in the vocabulary and {counts} as {UNK}: {named}{more}"
 
 
+def _not_a_vocabulary(data: Any) -> str | None:
+    """What a saved vocabulary's dict lacks, said for an error; None when it has its "tokens" and "level"."""
+    if isinstance(data, dict) and "tokens" in data and "level" in data:
+        return None
+    found = f"its keys are {sorted(map(str, data))}" if isinstance(data, dict) else f"it holds a {type(data).__name__}"
+    return f'it needs "tokens" and "level", and {found}'
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message quotes it: its repr, cut to 40 characters."""
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
 def _spelled(token: str) -> str:
     """``token`` with its code points, which tell apart tokens that print the same: 'é' (U+0065 U+0301)."""
     return f"{token!r} ({' '.join(f'U+{ord(c):04X}' for c in token)})"
@@ -186,6 +200,10 @@ class Vocabulary:
         return cls(ranked, level, lower, normalize)
 
     def tokenize(self, text: str) -> list[str]:
+        """The tokens of one string, as ``encode`` reads it: lowered and normalised as the vocabulary says."""
+        if not isinstance(text, str):
+            raise TypeError(f"Vocabulary: text must be a str; got {type(text).__name__} {_shown(text)}. To turn ids back "
+                            "into text, use decode(ids)")
         if self.lower:
             if self.normalize in COMPATIBILITY_FORMS:  # they map some characters to capitals ("ℌ" -> "H"): lowered next
                 text = unicodedata.normalize(self.normalize, text)
@@ -218,7 +236,14 @@ class Vocabulary:
         """Text of ``ids``: characters joined directly, words with spaces (none before punctuation). With
         ``skip_special`` (the default) the special tokens are left out, <unk> among them: text of a word the
         vocabulary did not know loses it (``skip_special=False`` writes "<unk>" there)."""
-        ids = [_token_id(i) for i in ids]
+        try:  # a str iterates too, and a 0-d array or tensor pretends to
+            items = None if isinstance(ids, (str, bytes)) or getattr(ids, "ndim", None) == 0 else iter(ids)
+        except TypeError:
+            items = None
+        if items is None:
+            raise TypeError(f"decode: ids must be a sequence of ids (a list, or a 1-D array); got {type(ids).__name__} "
+                            f"{_shown(ids)}: for one id, decode([i])")
+        ids = [_token_id(i) for i in items]
         outside = next((i for i in ids if not 0 <= i < len(self.itos)), None)
         if outside is not None:  # a negative id would wrap around to the last tokens
             raise ValueError(f"decode: id {outside} is not in this vocabulary of {len(self.itos)} tokens (ids 0 to "
@@ -245,6 +270,10 @@ class Vocabulary:
 
     @classmethod
     def from_dict(cls, data: dict) -> Vocabulary:
+        """The vocabulary ``to_dict`` gave; a ValueError when ``data`` is not such a dict."""
+        problem = _not_a_vocabulary(data)
+        if problem:
+            raise ValueError(f"Vocabulary.from_dict: expected what Vocabulary.to_dict gives; {problem}")
         return cls(data["tokens"], data["level"], data.get("lower", False), data.get("normalize"))
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -254,8 +283,13 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocabulary:
+        """The vocabulary ``save`` wrote to ``path``; a ValueError naming the file when it holds something else."""
         with open(path, encoding="utf-8") as file:
-            return cls.from_dict(json.load(file))
+            data = json.load(file)
+        problem = _not_a_vocabulary(data)
+        if problem:
+            raise ValueError(f"Vocabulary.load: {path} is not a vocabulary that Vocabulary.save wrote; {problem}")
+        return cls.from_dict(data)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocabulary) and self.to_dict() == other.to_dict()
