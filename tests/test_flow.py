@@ -92,6 +92,16 @@ def test_plot_gradient_flow(tmp_path):
         viz.plot_gradient_flow([rnn, lstm], tmp_path / "x.png", labels=["RNN", "LSTM"], parts=[])
     with pytest.raises(ValueError, match=r"the results hold no norms to draw; pass what viz.gradient_flow returned"):
         viz.plot_gradient_flow({}, tmp_path / "x.png")
+    # Each was a surprise: somedir.png beside the folder, matplotlib's own error, "1 results but 3 labels", and an
+    # AttributeError from inside the engine
+    (tmp_path / "figures").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"plot_gradient_flow: a folder, not a file name; give a file to write, e\.g\. .*gradient_flow\.png"):
+        viz.plot_gradient_flow(rnn, tmp_path / "figures")
+    with pytest.raises(ValueError, match=r"^plot_gradient_flow: .*x\.txt ends in \.txt; name the file \.png, \.svg, \.pdf$"):
+        viz.plot_gradient_flow(rnn, tmp_path / "x.txt")
+    assert viz.plot_gradient_flow(rnn, tmp_path / "one.svg", labels="RNN").read_text().lstrip().startswith("<?xml")
+    with pytest.raises(TypeError, match=r"^gradient_flow: takes the loss, a Tensor whose backward to run; got ndarray$"):
+        viz.gradient_flow(np.ones(3))
 
 
 def test_plotted_lines_are_named_by_the_parts_drawn():

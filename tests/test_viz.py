@@ -580,6 +580,17 @@ def test_render_errors():
         viz.render(ts.Tensor([1.0]), "g.jpg")
     with pytest.raises(TypeError, match="trace: expects the Tensor whose graph to draw"):
         viz.trace([1, 2])
+    with pytest.raises(TypeError, match=r"^backward_steps: expects the loss, the Tensor whose backward to step through; got ndarray$"):
+        next(viz.backward_steps(np.ones(2)))  # was trace's error
+
+
+def test_render_given_a_drawn_graph_and_drawing_options_refuses_them(tmp_path):
+    """show_values=True beside a Digraph was dropped without a word."""
+    loss = (ts.Tensor([1.0], requires_grad=True) * 2).sum()
+    with pytest.raises(TypeError, match=r"^render: show_values draw a tensor's graph, and this is a graph already drawn; pass the "
+                                        r"tensor instead \(render\(loss, path, \.\.\.\)\), or the options to draw_graph$"):
+        viz.render(viz.draw_graph(loss), tmp_path / "g.svg", show_values=True)
+    assert viz.render(viz.draw_graph(loss, show_values=True), tmp_path / "g.svg").is_file()
 
 
 def test_the_suffix_is_the_format(tmp_path):

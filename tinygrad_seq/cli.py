@@ -109,7 +109,8 @@ def number(low: float, high: float | None = None, include_low: bool = False, hin
     """An argparse ``type``: a finite float above ``low`` (or equal to it with ``include_low``) and below ``high``.
     ``hint`` is said for a value too low (what --temperature 0 may have meant), and for inf or NaN with ``hint_non_finite``
     (--clip inf means no clipping, as --clip 0 might)."""
-    wanted = f"in [{low:g}, {high:g})" if high is not None else f"{'>=' if include_low else '>'} {low:g}"
+    wanted = (f"in {'[' if include_low else '('}{low:g}, {high:g})" if high is not None
+              else f"{'>=' if include_low else '>'} {low:g}")
     hint = f" ({hint})" if hint else ""
 
     def parse(text: str) -> float:

@@ -60,7 +60,8 @@ class Checkpoint:
         return CheckpointError(f"checkpoint {self.folder}: {name} {problem}")
 
     def arrays(self, name: str) -> dict[str, np.ndarray]:
-        """The arrays of the .npz file ``name`` (allow_pickle=False), or an error naming the file."""
+        """The arrays of the .npz file ``name`` (allow_pickle=False), or an error naming the file when it cannot be
+        read; {} when the checkpoint holds no file of that name."""
         if name not in self.files:
             return {}
         try:
@@ -70,7 +71,7 @@ class Checkpoint:
             raise self.fail(name, f"cannot be read ({type(error).__name__}: {str(error)[:80]}); "
                                   "restore it from a backup or retrain") from None
 
-    def config(self, **changes: Any) -> Any:
+    def config(self, **changes: Any) -> TrainConfig:
         """The run's TrainConfig (with ``changes``), or an error naming state.json when its values are unusable."""
         try:
             return TrainConfig(**{**self.state["config"], **changes})

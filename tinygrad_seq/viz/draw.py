@@ -39,7 +39,7 @@ from ..callers import callers_level
 from ..lazy_grad import LazyGrad
 from ..tensor import Tensor
 from . import notation
-from .images import has_dot, render_svg
+from .images import FONT, has_dot, render_svg
 from .trace import Graph, GraphNode, parameter_names, trace
 
 PARAMETER, INPUT, OP, STATE, GATE, ROOT = "#cfe2f3", "#eeeeee", "#ffffff", "#fff2cc", "#d9ead3", "#f4cccc"
@@ -274,9 +274,9 @@ def draw_graph(
     highlight_edges = highlight_edges or {}
     # The stepper's current node is always drawn, even when it is a slice.
     hidden = {} if show_slices else {k: v for k, v in gate_slices(graph).items() if highlight.get(k) != CURRENT}
-    dot = Digraph(graph_attr={"rankdir": rankdir, "fontname": "DejaVu Sans"},  # viz/fonts has it for PNG (render.FONT)
-                  node_attr={"fontname": "DejaVu Sans", "fontsize": "10", "style": "filled", "shape": "box"},
-                  edge_attr={"arrowsize": "0.6", "fontname": "DejaVu Sans"})
+    dot = Digraph(graph_attr={"rankdir": rankdir, "fontname": FONT},  # viz/fonts has it for PNG (images.FONT_FILE)
+                  node_attr={"fontname": FONT, "fontsize": "10", "style": "filled", "shape": "box"},
+                  edge_attr={"arrowsize": "0.6", "fontname": FONT})
 
     gathers = {} if show_slices or collapse_cells or not cluster_by_time else time_gathers(graph)
     # The gather the stepper is on is drawn, and so is each gather linked to a drawn one: a drawn Concat reads its
@@ -364,7 +364,7 @@ def draw_graph(
         if several_rows:
             same_rank = [([box[(*row, t)] for row in shown_rows if (*row, t) in box], True) for t in columns]
     elif cluster_by_time and groups:
-        layout_edges, same_rank = _emit_grid(dot, groups, stands_for, rows, shown_rows, columns, node_statement)
+        layout_edges = _emit_grid(dot, groups, stands_for, rows, shown_rows, columns, node_statement)
         for node in graph.nodes.values():
             if node.key not in placed and node.key not in hidden and node.key not in gathers:
                 node_statement(dot, node)
@@ -481,8 +481,8 @@ INVISIBLE = {"shape": "point", "style": "invis", "width": "0", "height": "0"}
 
 def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list[GraphNode]],
                stands_for: Mapping[tuple[str, str], Any], rows: list, shown_rows: list, columns: list,
-               node_statement: Any) -> tuple[list[tuple[str, str, dict]], list[tuple[list[str], bool]]]:
-    """Emit the time steps as clusters in a grid; return the invisible edges and same-rank sets that hold it.
+               node_statement: Any) -> list[tuple[str, str, dict]]:
+    """Emit the time steps as clusters in a grid; return the invisible edges that hold it (no shared ranks: see below).
 
     Columns: each row has invisible separators before each of its columns
     and after the last. Every node of step t that feeds nothing else in its
@@ -546,7 +546,7 @@ def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list
                         for node in groups[(*row, t)]:
                             node_statement(cluster, node)
     if not several:
-        return edges, []
+        return edges
     # One node before the rows' starts and one after their ends, whose edges to them keep their order
     # ("ordering"): flat edges between the starts did the same, but broke the clusters of a deep bidirectional
     # graph apart (drawn outside their boxes; Graphviz 2.43 stopped with "trouble in init_rank").
@@ -557,7 +557,7 @@ def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list
         dot.node(start, **INVISIBLE, **ends(row, 0))
         dot.node(finish, **INVISIBLE, **ends(row, last))
         edges += [("rows_start", start, {}), (start, down[(row, 0)], {}), (up[(row, last)], finish, {}), (finish, "rows_end", {})]
-    return edges, []
+    return edges
 
 
 def _read_row_by_row(node: GraphNode, readers: list[GraphNode]) -> bool:

@@ -36,7 +36,8 @@ from ..lazy_grad import LazyGrad
 from ..tensor import Tensor
 from . import notation, rules
 from .draw import COLLAPSE_ABOVE, COLLAPSE_STEPS, collapse_by_size, draw_graph, time_gathers
-from .images import FONT_FILE, render_svg
+from .flow import state_part_grads
+from .images import FONT, FONT_FILE, render_svg
 from .render import refuse_folder
 from .stepper import backward_steps
 from .trace import Graph, parameter_names, trace
@@ -238,7 +239,7 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
                          "running": _shown(running[name])}
                 param_steps[name].append(entry)
                 record["params"].append(name)
-        _flow_points(step, node, grad, flow, graph.context)
+        _flow_points(step, node, flow, graph.context)
         backward.append(record)
     for fn in visited:  # the graph was kept for part_grads; free it as backward() would
         fn.free()
@@ -266,17 +267,11 @@ def _distinct_origins(terms: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for term in terms]
 
 
-def _flow_points(step: Any, node: Any, grad: np.ndarray, flow: dict[str, dict[str, Any]], context: notation.Context) -> None:
+def _flow_points(step: Any, node: Any, flow: dict[str, dict[str, Any]], context: notation.Context) -> None:
     """‖∂L/∂part⟨t⟩‖ for a state's step, as ``viz.gradient_flow`` measures it (packed states part by part)."""
     tags = node.tags
-    if tags.get("role") != "state" or "t" not in tags:
-        return
-    if "part" in tags:
-        parts = [(tags["part"], grad)]
-    else:
-        parts = [(part, _dense(g, g.shape)) for part, g in zip(tags["parts"], step.raw.node.part_grads(step.raw.grad))
-                 if g is not None]  # None: no gradient reaches that part
-    for part, values in parts:
+    for part, grad in state_part_grads(tags, step.raw.node, step.raw.grad):
+        values = _dense(grad, grad.shape)
         layer, direction = tags.get("layer"), tags.get("direction")
         series = f"{part}|{layer}|{direction}"
         label = "‖" + rules.gradient(notation.label({**tags, "part": part, "t": "t"}, context)) + "‖"
@@ -293,7 +288,7 @@ def _page(svg: str, data: dict[str, Any]) -> str:
     payload = json.dumps(data, ensure_ascii=False, default=_json_default).replace("</", "<\\/")
     # The labels' font travels with the page, so ⟨ ⟩ Γ c̃ ⊙ look the same on every machine.
     font = base64.b64encode(FONT_FILE.read_bytes()).decode("ascii")
-    style = f'@font-face {{ font-family: "DejaVu Sans"; src: url(data:font/ttf;base64,{font}) format("truetype"); }}\n' + style
+    style = f'@font-face {{ font-family: "{FONT}"; src: url(data:font/ttf;base64,{font}) format("truetype"); }}\n' + style
     parts = {"title": html.escape(data["title"]), "style": style, "svg": svg, "data": payload, "script": script}
     template = (PAGE / "explorer.html").read_text(encoding="utf-8")
     return re.sub(r"\{\{(\w+)\}\}", lambda match: parts[match[1]], template)  # one pass: inserted text is not scanned

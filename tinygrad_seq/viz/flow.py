@@ -23,8 +23,10 @@ import numpy as np
 from ..engine import backward_iter
 from ..tensor import Tensor
 from . import notation
+from .render import refuse_folder
 
 Key = tuple[str, Any, Any]  # (state part: "a", "c" or a user's, layer, direction)
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")  # what plot_gradient_flow writes, by the path's suffix
 
 
 def gradient_flow(loss: Tensor) -> dict[Key, np.ndarray]:
@@ -40,6 +42,8 @@ def gradient_flow(loss: Tensor) -> dict[Key, np.ndarray]:
     hidden units. Like ``loss.backward()``, it leaves the parameters'
     gradients and frees the graph.
     """
+    if not isinstance(loss, Tensor):
+        raise TypeError(f"gradient_flow: takes the loss, a Tensor whose backward to run; got {type(loss).__name__}")
     found: dict[Key, dict[int, float]] = {}
     visited = []
     # The graph is kept while walking it: a packed state's op needs its saved arrays for part_grads.
@@ -47,15 +51,7 @@ def gradient_flow(loss: Tensor) -> dict[Key, np.ndarray]:
     for step in backward_iter(loss, retain_graph=True):
         visited.append(step.node)
         tags = step.tags
-        if tags.get("role") != "state" or "t" not in tags:
-            continue
-        if "part" in tags:
-            parts = [(tags["part"], step.grad)]
-        else:
-            parts = list(zip(tags["parts"], step.node.part_grads(step.grad)))
-        for part, values in parts:
-            if values is None:  # no gradient reaches this part (a step's node says so; see Function.part_grads)
-                continue
+        for part, values in state_part_grads(tags, step.node, step.grad):
             key = (part, tags.get("layer"), tags.get("direction"))
             found.setdefault(key, {})[tags["t"]] = float(np.linalg.norm(step.tensor.backend.to_host(values)))
     for node in visited:
@@ -65,6 +61,19 @@ def gradient_flow(loss: Tensor) -> dict[Key, np.ndarray]:
         steps = max(by_step)
         flows[key] = np.array([by_step.get(t, np.nan) for t in range(1, steps + 1)])
     return flows
+
+
+def state_part_grads(tags: Mapping[str, Any], node: Any, grad: Any) -> list[tuple[str, Any]]:
+    """[(part, ∂L/∂part⟨t⟩)] for the tensor a backward step reaches (its ``tags``, its op ``node``, its ``grad``): []
+    unless it is a state of a time step. A tensor holding one part gives its own gradient; a fused step's packed
+    state gives each part's through its op's ``part_grads`` (what flows between parts inside the step included),
+    which needs the graph retained. A part no gradient reaches is left out (see Function.part_grads).
+    ``gradient_flow`` and the explorer's flow chart measure these."""
+    if tags.get("role") != "state" or "t" not in tags:
+        return []
+    if "part" in tags:
+        return [(tags["part"], grad)]
+    return [(part, values) for part, values in zip(tags["parts"], node.part_grads(grad)) if values is not None]
 
 
 def plot_gradient_flow(
@@ -84,6 +93,12 @@ def plot_gradient_flow(
     ("GRU, a⟨t⟩, layer 1 reverse": layers counted from 1, as the course's
     a^[1]⟨t⟩, for the key's layer 0); the y axis names the parts drawn.
     """
+    refuse_folder(path, "plot_gradient_flow", "gradient_flow.png")
+    path = Path(path)
+    if not path.suffix:
+        path = path.with_suffix(".png")
+    if path.suffix.lower() not in PLOT_SUFFIXES:
+        raise ValueError(f"plot_gradient_flow: {path} ends in {path.suffix}; name the file {', '.join(PLOT_SUFFIXES)}")
     try:
         import matplotlib
 
@@ -102,9 +117,6 @@ def plot_gradient_flow(
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8, loc="best", framealpha=0.7)
     figure.tight_layout()
-    path = Path(path)
-    if not path.suffix:
-        path = path.with_suffix(".png")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -118,6 +130,8 @@ def _lines(
 ) -> tuple[list[str], list[tuple[str, np.ndarray]]]:
     """What plot_gradient_flow draws: the state parts on the figure, and each line's (name, norms; NaN for 0)."""
     results = [flows] if isinstance(flows, Mapping) else list(flows)
+    if isinstance(labels, str):  # one name, not its letters
+        labels = [labels]
     labels = list(labels) if labels is not None else [f"model {i + 1}" for i in range(len(results))]
     if len(labels) != len(results):
         raise ValueError(f"plot_gradient_flow: {len(results)} results but {len(labels)} labels; give one label per result")

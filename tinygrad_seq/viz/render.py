@@ -68,7 +68,7 @@ def render(target: Tensor | graphviz.Digraph, path: str | os.PathLike, format: s
 
     The format is the path's suffix (.svg, .png, .pdf), or ``format`` for a path without one (SVG when neither
     says); a path without a suffix gets the format's. SVG and PNG work everywhere (in-process when Graphviz is not
-    installed); PDF needs Graphviz's ``dot``. ``options`` go to :func:`draw_graph`.
+    installed); PDF needs Graphviz's ``dot``. ``options`` go to :func:`draw_graph` (none with a Digraph).
     """
     refuse_folder(path, "render", "graph.svg")
     format = output_format(path, format)
@@ -78,6 +78,9 @@ def render(target: Tensor | graphviz.Digraph, path: str | os.PathLike, format: s
             "(Debian/Ubuntu: sudo apt-get install graphviz; macOS: brew install graphviz; "
             "conda: conda install -c conda-forge graphviz), or write SVG or PNG (name the file .svg or .png), which render now without it"
         )
+    if isinstance(target, graphviz.Digraph) and options:  # a drawn graph: they would be dropped without a word
+        raise TypeError(f"render: {', '.join(sorted(options))} draw a tensor's graph, and this is a graph already drawn; "
+                        "pass the tensor instead (render(loss, path, ...)), or the options to draw_graph")
     if "params" in options:  # checked here, so that a wrong one names the function called
         options["params"] = parameter_names(options["params"], "render")
     dot = target if isinstance(target, graphviz.Digraph) else draw_graph(target, **options)

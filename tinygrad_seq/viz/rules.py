@@ -30,7 +30,7 @@ from ..lazy_grad import index_text
 from ..tensor import Tensor
 from . import notation
 from .draw import gate_slices
-from .trace import Graph, GraphNode, course_parameter_name
+from .trace import Graph, GraphNode
 
 # Forward formulas of the primitive ops, {0}, {1}, ... being the inputs' names.
 FORWARD = {
@@ -323,32 +323,18 @@ def step_names(tags: Mapping[str, Any], context: notation.Context) -> dict[str, 
     return found
 
 
-def parameter_symbol(path: str, consumer: GraphNode | None = None) -> str:
-    """A parameter's name in a rule: W_aa, "b_a (with W_aa)", W_ya, b_y (the output layer), else its path."""
-    course = course_parameter_name(path)
-    if course is not None:
-        return course  # "b_a (with W_aa)": PyTorch keeps b_a as two vectors, each gets its own gradient
-    if consumer is not None and consumer.role == "output":
-        return {"weight": "W_ya", "bias": "b_y"}.get(path.rsplit(".", 1)[-1], path)
-    return path
-
-
 MAX_EXPRESSION = 32  # longer expressions are named by their op
 
 
 def names(graph: Graph) -> dict[str, str]:
     """A short name for every node: its course label, a parameter's symbol, or an expression of its inputs
     ("tanh(c⟨2⟩)", "Γf⟨2⟩ ⊙ c⟨1⟩") while that stays short, else the op's name."""
-    consumers: dict[str, list[str]] = {}
-    for source, target in graph.edges:
-        consumers.setdefault(source, []).append(target)
     found: dict[str, str] = {}
     hidden = gate_slices(graph)  # drawn as edges from their matmul: never a name another node's is written with
     taken: set[str] = set()  # the names given by the fallback below, which must not name two nodes alike
     for key, node in graph.nodes.items():
         if node.kind == "parameter":
-            first = graph.nodes[consumers[key][0]] if consumers.get(key) else None
-            found[key] = graph.parameter_name(key) or parameter_symbol(node.label, first)
+            found[key] = graph.parameter_name(key) or node.label  # W_aa, "b_a (with W_aa)", W_ya, b_y; else its path
         elif node.kind != "op" or node.label != node.op:  # labelled by the graph (trace.py): the course's name
             found[key] = node.label.split(" = ")[0]  # "z⟨2⟩ = 1 − Γu⟨2⟩" is z⟨2⟩ in a formula
         else:
@@ -413,4 +399,4 @@ def node_rules(graph: Graph) -> dict[str, dict[str, Any]]:
 
 
 __all__ = ["BACKWARD", "CELL_STEPS", "FORWARD", "backward_rule", "forward_rule", "gradient", "names", "node_rules",
-           "parameter_symbol", "step_names", "arguments"]
+           "step_names", "arguments"]

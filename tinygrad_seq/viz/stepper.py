@@ -120,6 +120,8 @@ def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | Any = None, reta
     leaves' ``.grad`` as the iteration goes; stopping early leaves the ones
     computed so far, and exhausting it leaves what ``loss.backward()`` would.
     """
+    if not isinstance(loss, Tensor):
+        raise TypeError(f"backward_steps: expects the loss, the Tensor whose backward to step through; got {type(loss).__name__}")
     params = parameter_names(params, "backward_steps")
     graph = trace(loss, params)
     total = sum(1 for node in graph.nodes.values() if node.backward_step)
