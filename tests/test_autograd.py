@@ -535,7 +535,8 @@ def test_comparisons_and_argmax(backend):
         (lambda x: ts.concat([]), ValueError, r"concat: got no tensors"),
         (lambda x: ts.stack([x, ts.ones(4, 3)]), ValueError, r"stack: all tensors must have one shape"),
         (lambda x: ts.split(x, [1, 1]), ValueError, r"split: sections \[1, 1\] add up to 2, but axis 0 of shape \(3, 4\) has 3"),
-        (lambda x: ts.chunk(x, 0), ValueError, r"chunk: chunks must be positive"),
+        (lambda x: ts.chunk(x, 0), ValueError, r"chunk: chunks must be an int >= 1; got 0"),
+        (lambda x: ts.chunk(x, 1.5), ValueError, r"chunk: chunks must be an int >= 1; got 1\.5"),
         (lambda x: x ** ts.ones(1), TypeError, r"pow: the exponent must be a Python number.*\(x.log\(\) \* y\).exp\(\)"),
         (lambda x: x.clamp(), ValueError, r"clamp: give at least one of lo and hi"),
         (lambda x: x.clamp(1.0, -1.0), ValueError, r"clamp: lo=1.0 is greater than hi=-1.0"),
@@ -544,6 +545,22 @@ def test_comparisons_and_argmax(backend):
         (lambda x: x.max(axis=(0, 5)), ValueError, r"max: axis 5 is out of range"),
         (lambda x: x.requires_grad_(False) if x.grad_fn else (x * 2).requires_grad_(False), RuntimeError, r"non-leaf tensor: use .detach\(\)"),
         (lambda x: ts.Tensor([1.0]).retain_grad(), RuntimeError, r"retain_grad\(\) on a tensor that does not require grad"),
+        # wrong results before: axes taken modulo the rank (transpose(0, 5) of a matrix returned it unchanged), a
+        # negative section cut a piece from the end
+        (lambda x: x.transpose(0, 5), ValueError, r"^transpose: axes \(0, 5\) are not a permutation of the 2 axes of a tensor of shape \(3, 4\)"),
+        (lambda x: x.transpose(2, 1), ValueError, r"^transpose: axes \(2, 1\) are not a permutation"),
+        (lambda x: ts.split(x, [-1, 4], axis=1), ValueError, r"^split: sections must be sizes, ints >= 0; got \[-1, 4\]$"),
+        # each failed with Python's or NumPy's words, naming no op
+        (lambda x: x.reshape(2.0, 6), TypeError, r"^reshape: takes ints, as reshape\(2, 3\) or reshape\(\(2, 3\)\); got \(2\.0, 6\)$"),
+        (lambda x: x.sum(1.0), TypeError, r"^sum: axis must be an int, a tuple of ints, or None for all; got 1\.0$"),
+        (lambda x: x.argmax(5), ValueError, r"^argmax: axis 5 is out of range for a tensor with 2 axes"),
+        (lambda x: x.clamp("0", 1), TypeError, r"^clamp: lo must be a number \(or None for no bound\); got '0'$"),
+        (lambda x: ts.zeros(2, dtype="flaot"), TypeError, r"^zeros: 'flaot' is not a dtype a tensor holds; use 'float32'"),
+        (lambda x: ts.zeros(True), ValueError, r"^zeros: a shape is a sequence of non-negative ints; got \(True,\)$"),
+        (lambda x: ts.Tensor(["a", "b"]), TypeError, r"^Tensor: cannot make a tensor from list \['a', 'b'\] \(its values are <U1\); a tensor "
+                                                    r"holds numbers or bools\. Text becomes ids first: vocab\.encode\(text\)$"),
+        (lambda x: ts.Tensor([[1, 2], [3]]), ValueError, r"^Tensor: cannot make a tensor of list \[\[1, 2\], \[3\]\]: .*pad ragged lists"),
+        (lambda x: ts.grad_check(lambda v: v * 2, x.double()), TypeError, r"^grad_check: inputs is the list of fn's arguments; got one Tensor\. Pass \[x\]"),
     ],
 )
 def test_errors_name_the_op_the_shapes_and_the_fix(make, error, message):
@@ -551,6 +568,16 @@ def test_errors_name_the_op_the_shapes_and_the_fix(make, error, message):
     with pytest.raises(error, match=message):
         make(x)
     assert ts.is_grad_enabled() and settings.current_tags == {}
+
+
+def test_a_cast_to_integers_starts_a_new_graph_as_pytorch_does():
+    """x.to("int64") required grad and sent back truncated gradients: (x.to("int64") * 0.5).sum() gave x.grad = 0."""
+    x = ts.Tensor([1.0, 2.0], requires_grad=True)
+    ids = x.to("int64")
+    assert ids.dtype == np.int64 and not ids.requires_grad and ids.grad_fn is None
+    assert ids.tolist() == [1, 2]
+    (x.to("float64") * 0.5).sum().backward()  # a float cast stays differentiable
+    assert x.grad.tolist() == [0.5, 0.5]
 
 
 def test_slices_send_slice_gradients_summed_in_place():

@@ -745,7 +745,9 @@ def test_check_cell_reports_what_forward_returned_as_an_assertion_error():
          r"^GRU: length 7 at index 1 is longer than the 6 time steps of the input\. A length counts a sequence's real steps: "
          r"pad the input to the longest sequence"),
         (lambda: nn.LSTM(3, 4)(ts.randn(6, 2, 3), (ts.zeros(1, 2, 4), ts.zeros(1, 2, 5))), ValueError,
-         r"LSTM: c0 must have shape .* = \(1, 2, 4\); got \(1, 2, 5\) \(c0 is never batch-first\)$"),
+         r"LSTM: c0 must have shape .* = \(1, 2, 4\); got \(1, 2, 5\)$"),  # a wrong size: no batch-first hint
+        (lambda: nn.LSTM(3, 4, batch_first=True)(ts.randn(2, 6, 3), (ts.zeros(2, 1, 4), ts.zeros(1, 2, 4))), ValueError,
+         r"LSTM: h0 must have shape .* = \(1, 2, 4\); got \(2, 1, 4\) \(h0 is never batch-first, whatever batch_first says\)$"),
         (lambda: nn.GRU(3, 4)(ts.randn(6, 2, 3), (ts.zeros(1, 2, 4), ts.zeros(1, 2, 4))), ValueError,
          r"GRU: h0 must have shape .*; got a tuple of 2: a GRU's state is one tensor, h0 \(only an LSTM takes \(h0, c0\)\)$"),
         # An empty sequence (T = 0): every layer says so up front, with the shape and the fix.

@@ -291,7 +291,7 @@ def test_failures_are_records_not_exceptions():
     assert [line for line in str(report).splitlines() if not line.startswith("lstm_forward")][:3] == [
         "rnn_forward: is an int, not a function",
         "rnn_backward: raised ZeroDivisionError: division by zero" + exploding_at + " "
-        "(given the caches of ts.course.rnn_forward: your rnn_forward failed)",
+        "(given the caches of ts.course.rnn_forward: your rnn_forward is not a function)",
         "lstm_backward: returned a list of 2 items; the course's lstm_backward returns a dict with dx, da0, dWf, dbf, dWi, "
         "dbi, dWc, dbc, dWo, dbo (given the caches of ts.course.lstm_forward: your lstm_forward failed)",
     ]

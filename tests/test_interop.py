@@ -35,3 +35,24 @@ def test_interop_without_torch_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)
     with pytest.raises(ImportError, match="ts.interop needs PyTorch: pip install torch"):
         ts.interop.to_torch_state_dict(nn.Linear(2, 2))
+
+
+def test_a_module_without_a_pytorch_twin_or_arguments_in_the_wrong_place_are_refused():
+    """A GRU(reset_after=False) moved both ways without a word and computed other outputs there; swapped arguments
+    failed with "'numpy.ndarray' object has no attribute 'detach'"."""
+    torch = pytest.importorskip("torch", reason="needs torch (pip install torch==2.13.0)")
+    for module, option in ((nn.GRU(3, 4, reset_after=False), r"reset_after=False"), (nn.LSTM(3, 4, peephole=True), r"peephole=True")):
+        for move in (lambda: ts.interop.to_torch_state_dict(module), lambda: ts.interop.from_torch(module, torch.nn.GRU(3, 4))):
+            with pytest.raises(ValueError, match=rf"^(to_torch_state_dict|from_torch): \w+Cell has {option}"):
+                move()
+    with pytest.raises(TypeError, match=r"^from_torch: the first argument is the tinygrad_seq module; got torch\.nn\.modules\.rnn\.GRU\. "
+                                        r"Call from_torch\(module, torch_module\): yours first, PyTorch's second$"):
+        ts.interop.from_torch(torch.nn.GRU(3, 4), nn.GRU(3, 4))
+    with pytest.raises(TypeError, match=r"^from_torch: the second argument is the PyTorch module \(or its state dict\)"):
+        ts.interop.from_torch(nn.GRU(3, 4), nn.GRU(3, 4))
+    with pytest.raises(TypeError, match=r"^to_torch_state_dict: the first argument is the tinygrad_seq module"):
+        ts.interop.to_torch_state_dict(torch.nn.GRU(3, 4))
+    twin = torch.nn.GRU(3, 4)
+    ours = nn.GRU(3, 4)
+    ts.interop.from_torch(ours, twin.state_dict())  # a state dict serves as well as the module
+    np.testing.assert_array_equal(ours.weight_hh_l0.numpy(), twin.weight_hh_l0.detach().numpy())

@@ -129,6 +129,61 @@ def test_load_state_dict_errors_list_every_problem_and_change_nothing():
     assert isinstance(error.value, nn.StateDictError) and message.startswith("load_state_dict into Sequential: ")  # not quoted
 
 
+def test_load_state_dict_names_a_prefix_and_refuses_what_is_no_state_dict():
+    """A prefixed state dict was told to "build the model with the sizes the checkpoint was saved with"; a list or a
+    module failed inside Python ("argument of type 'LSTM' is not iterable")."""
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm, self.head = nn.LSTM(3, 4), nn.Linear(4, 2)
+
+    model = Model()
+    with pytest.raises(nn.StateDictError, match=r"\. The saved keys carry the prefix 'lstm\.' \(saved from a model that holds this "
+                                                r"one\): load \{k\.removeprefix\('lstm\.'\): v for k, v in state\.items\(\) if "
+                                                r"k\.startswith\('lstm\.'\)\}, or pass strict=False"):
+        model.lstm.load_state_dict(model.state_dict())
+    with pytest.raises(nn.StateDictError, match=r"\. The model's keys start with 'lstm\.' and the saved ones do not \(saved from the "
+                                                r"module at 'lstm'\): load them into that module, model\.lstm\.load_state_dict\(state\)"):
+        model.load_state_dict(model.lstm.state_dict())
+    state = model.state_dict()
+    model.lstm.load_state_dict({k.removeprefix("lstm."): v for k, v in state.items() if k.startswith("lstm.")})  # as the hint says
+    with pytest.raises(TypeError, match=r"^load_state_dict into Model: takes a state dict, a mapping of parameter names to arrays "
+                                        r"\(what state_dict\(\) returns\); got list$"):
+        model.load_state_dict([1, 2])
+    with pytest.raises(TypeError, match=r"; got Model; to copy another module's weights: model\.load_state_dict\(other\.state_dict\(\)\)$"):
+        model.load_state_dict(Model())
+    with pytest.raises(nn.StateDictError, match=r"unexpected: x\. The keys are another model's\? Load the state dict of a model built "
+                                                r"as this one, or pass strict=False"):
+        nn.Linear(2, 2).load_state_dict({"weight": np.zeros((2, 2)), "bias": np.zeros(2), "x": 1})
+
+
+def test_layers_and_losses_take_arrays_and_name_what_they_cannot_use():
+    """Linear given an array advised passing it "as a keyword argument (weight_t)"; cross_entropy of int logits
+    failed with a ufunc casting error, nll_loss of a 0-d tensor with an IndexError, dropout of ints scaled by an
+    int, and a string p or mode with a bare comparison or KeyError."""
+    layer = nn.Linear(3, 2)
+    np.testing.assert_array_equal(layer(np.ones((2, 3), dtype=np.float32)).numpy(), layer(ts.ones(2, 3)).numpy())
+    for call, error, message in [
+        (lambda: F.cross_entropy(ts.Tensor([[1, 2]]), [0]), TypeError, r"^cross_entropy: logits must be floats; got int64\. Convert them"),
+        (lambda: F.nll_loss(ts.Tensor(1.0), 0), ValueError, r"^nll_loss: log_probs need a class axis \(classes last: \(\.\.\., C\)\); got a 0-d tensor$"),
+        (lambda: F.dropout(ts.Tensor([1, 2]), 0.3), TypeError, r"^dropout: x must hold floats; got int64\. Cast it first: x\.float\(\)$"),
+        (lambda: nn.Dropout("0.5"), ValueError, r"^Dropout: p is a probability in \[0, 1\]; got '0\.5'$"),
+        (lambda: nn.init.kaiming_uniform_(ts.zeros(2, 2), mode="fan_avg"), ValueError, r"^kaiming_uniform_: mode must be 'fan_in' or 'fan_out'"),
+    ]:
+        with pytest.raises(error, match=message):
+            call()
+    np.testing.assert_allclose(F.cross_entropy(np.zeros((2, 3)), [0, 1]).item(), math.log(3))  # an array of logits is taken
+
+
+def test_course_gradients_refuse_a_cell_the_course_has_no_parameters_for():
+    """A PyTorch-form GRU's gradients came back under the course's keys, as if reset_after=False."""
+    cell = nn.GRUCell(2, 3)
+    cell(ts.randn(1, 2), ts.zeros(1, 3)).sum().backward()
+    with pytest.raises(TypeError, match=r"^course_gradients: the course has no parameters for GRUCell\(2, 3\); it fills RNNCell, "
+                                        r"LSTMCell \(without peepholes\), GRUCell\(reset_after=False\) and SimplifiedGRUCell$"):
+        nn.course_gradients(cell)
+
+
 def test_loading_another_cells_weights_says_which_cells():
     with pytest.raises(nn.StateDictError) as error:
         nn.LSTM(8, 32).load_state_dict(nn.GRU(8, 32).state_dict())

@@ -84,18 +84,25 @@ class Backend:
         weights).
         """
         if isinstance(data, settings.array_types):
+            if data.dtype.kind not in "biufc":
+                raise TypeError(f"Tensor: cannot make a tensor of an array of {data.dtype}; a tensor holds numbers or bools")
             if dtype is not None and data.dtype != dtype:
                 return self.adopt(data.astype(dtype))  # astype made a copy already
             adopted = self.adopt(data)
             return adopted.copy() if copy and adopted is data else adopted
-        host = np.asarray(data, dtype=dtype)
+        try:
+            host = np.asarray(data, dtype=dtype)
+        except ValueError as error:  # a ragged nested list, a string where numbers go
+            raise ValueError(f"Tensor: cannot make a tensor of {type(data).__name__} {data!r:.60}: {str(error).rstrip('.')}. A tensor holds numbers "
+                             "in a rectangular shape: pad ragged lists to one length (text.pad_batch for token ids)") from None
         if not isinstance(data, np.generic):  # NumPy scalars keep their dtype like arrays
             if dtype is None and host.dtype.kind == "f":
                 host = host.astype(settings.default_dtype)  # Python floats -> default dtype
             elif dtype is None and host.dtype.kind in "iu":
                 host = host.astype(np.int64)
-        if host.dtype == object:
-            raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} {data!r:.60}")
+        if host.dtype.kind not in "biufc":  # objects, strings, dates: no op computes on them
+            raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} {data!r:.60} (its values are "
+                            f"{host.dtype}); a tensor holds numbers or bools. Text becomes ids first: vocab.encode(text)")
         return self.asarray(host)
 
     def to_host(self, array: Any) -> np.ndarray:
@@ -342,9 +349,21 @@ def manual_seed(seed: int) -> None:
         backend.xp.random.seed(int(seed))
 
 
+def dtype_named(dtype: Any, op: str) -> np.dtype:
+    """``dtype`` (a name such as "float32", a NumPy dtype or type) as a NumPy dtype of numbers or bools, or a TypeError
+    naming ``op``."""
+    try:
+        found = np.dtype(dtype)
+    except TypeError:
+        found = None
+    if found is None or found.kind not in "biufc":
+        raise TypeError(f"{op}: {dtype!r} is not a dtype a tensor holds; use 'float32', 'float64', 'int64' or 'bool'")
+    return found
+
+
 def set_default_dtype(dtype: Any) -> None:
     """Set the dtype of floats made from Python numbers and lists: float32 (default) or float64."""
-    dtype = np.dtype(dtype)
+    dtype = dtype_named(dtype, "set_default_dtype")
     if dtype.kind != "f":
         raise TypeError(f"set_default_dtype: the default dtype must be a float dtype; got {dtype}")
     settings.default_dtype = dtype

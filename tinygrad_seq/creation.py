@@ -12,20 +12,21 @@ from typing import Any
 import numpy as np
 
 from . import settings
-from .backend import get_backend
+from .backend import dtype_named, get_backend
+from .checks import is_int
 from .tensor import Tensor
 
 
 def _shape(shape: tuple[Any, ...], op: str) -> tuple[int, ...]:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    if not all(isinstance(n, (int, np.integer)) and n >= 0 for n in shape):
+    if not all(is_int(n) and n >= 0 for n in shape):  # not a bool: ts.zeros(True) made shape (1,)
         raise ValueError(f"{op}: a shape is a sequence of non-negative ints; got {shape}")
     return tuple(int(n) for n in shape)
 
 
-def _dtype(dtype: Any) -> np.dtype:
-    return settings.default_dtype if dtype is None else np.dtype(dtype)
+def _dtype(dtype: Any, op: str) -> np.dtype:
+    return settings.default_dtype if dtype is None else dtype_named(dtype, op)
 
 
 def _leaf(array: Any, requires_grad: bool, name: str | None) -> Tensor:
@@ -35,28 +36,28 @@ def _leaf(array: Any, requires_grad: bool, name: str | None) -> Tensor:
 
 def zeros(*shape: int | Sequence[int], dtype: Any = None, requires_grad: bool = False, name: str | None = None) -> Tensor:
     """A tensor of zeros: ``ts.zeros(2, 3)`` or ``ts.zeros((2, 3))``."""
-    return _leaf(get_backend().xp.zeros(_shape(shape, "zeros"), dtype=_dtype(dtype)), requires_grad, name)
+    return _leaf(get_backend().xp.zeros(_shape(shape, "zeros"), dtype=_dtype(dtype, "zeros")), requires_grad, name)
 
 
 def ones(*shape: int | Sequence[int], dtype: Any = None, requires_grad: bool = False, name: str | None = None) -> Tensor:
     """A tensor of ones: ``ts.ones(2, 3)`` or ``ts.ones((2, 3))``."""
-    return _leaf(get_backend().xp.ones(_shape(shape, "ones"), dtype=_dtype(dtype)), requires_grad, name)
+    return _leaf(get_backend().xp.ones(_shape(shape, "ones"), dtype=_dtype(dtype, "ones")), requires_grad, name)
 
 
 def full(shape: Sequence[int], value: float, dtype: Any = None, requires_grad: bool = False, name: str | None = None) -> Tensor:
     """A tensor with every element ``value``."""
-    return _leaf(get_backend().xp.full(_shape((shape,), "full"), value, dtype=_dtype(dtype)), requires_grad, name)
+    return _leaf(get_backend().xp.full(_shape((shape,), "full"), value, dtype=_dtype(dtype, "full")), requires_grad, name)
 
 
 def randn(*shape: int | Sequence[int], dtype: Any = None, requires_grad: bool = False, name: str | None = None) -> Tensor:
     """Standard normal samples (seeded by ``ts.manual_seed``, drawn on the host)."""
-    host = settings.host_rng.standard_normal(_shape(shape, "randn")).astype(_dtype(dtype))
+    host = settings.host_rng.standard_normal(_shape(shape, "randn")).astype(_dtype(dtype, "randn"))
     return _leaf(get_backend().asarray(host), requires_grad, name)
 
 
 def rand(*shape: int | Sequence[int], dtype: Any = None, requires_grad: bool = False, name: str | None = None) -> Tensor:
     """Uniform samples in [0, 1) (seeded by ``ts.manual_seed``, drawn on the host)."""
-    host = settings.host_rng.random(_shape(shape, "rand")).astype(_dtype(dtype))
+    host = settings.host_rng.random(_shape(shape, "rand")).astype(_dtype(dtype, "rand"))
     return _leaf(get_backend().asarray(host), requires_grad, name)
 
 

@@ -41,6 +41,8 @@ def grad_check(
     >>> ts.grad_check(lambda x: x.tanh() * x, [x])
     True
     """
+    if isinstance(inputs, Tensor):  # listing it would pass its rows as the arguments
+        raise TypeError("grad_check: inputs is the list of fn's arguments; got one Tensor. Pass [x] (fn(*inputs) is called)")
     inputs = list(inputs)
     checked = [(i, x) for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:

@@ -165,6 +165,12 @@ class Tensor:
         """
         return 0 if self._counter is None else self._counter.value
 
+    def _write(self, index: Any, values: Any) -> None:
+        """``data[index] = values`` in place, recorded as a change of this tensor (how the library's initialisers and
+        loaders write into a parameter: a graph that saved the old values must not run backward with these)."""
+        self._data[index] = values
+        self._bump_version()
+
     def _bump_version(self) -> None:
         """Record an in-place change of this tensor's memory (library code calls it after writing into ``data``)."""
         self._shared_counter().bump()

@@ -130,8 +130,7 @@ def _forward_outputs(function: CourseFunction, learner: Any, inputs: Inputs) -> 
     if error:
         return error
     if not isinstance(value, (tuple, list)) or len(value) != len(function.outputs) + 1:
-        cache = "caches" if function.sequence else "cache"
-        return f"returned {_kind(value)}; the course's {function.name} returns ({', '.join(function.outputs)}, {cache})"
+        return f"returned {_kind(value)}; the course's {function.name} returns ({', '.join(function.outputs)}, {_caches(function)})"
     return list(value[:-1]), value[-1]
 
 
@@ -156,7 +155,7 @@ def _check_backward(function: CourseFunction, learner: Any, forward: Any | None,
     if mismatches and not note and forward_report is not None and not forward_report.ok:
         # Run again on the reference's cache: says whether the backward is wrong itself or only fed a wrong cache
         own = _backward_outputs(function, learner, inputs, _reference_cache(function, inputs))
-        caches = "caches" if function.sequence else "cache"
+        caches = _caches(function)
         if isinstance(own, str):  # it failed there: what happened is the verdict
             verdict = own
         elif _backward_mismatches(function, own, expected):
@@ -175,9 +174,13 @@ def _cache(function: CourseFunction, forward: Any | None, inputs: Inputs) -> tup
         outcome = _forward_outputs(BY_NAME[function.forward], forward, inputs) if callable(forward) else "not a function"
         if not isinstance(outcome, str):
             return outcome[1], ""
-        why = f"your {function.forward} failed"
-    caches = "caches" if function.sequence else "cache"
-    return _reference_cache(function, inputs), f"given the {caches} of ts.course.{function.forward}: {why}"
+        why = f"your {function.forward} {'failed' if callable(forward) else 'is not a function'}"
+    return _reference_cache(function, inputs), f"given the {_caches(function)} of ts.course.{function.forward}: {why}"
+
+
+def _caches(function: CourseFunction) -> str:
+    """What a forward function hands its backward, as the course names it: one step's "cache", a sequence's "caches"."""
+    return "caches" if function.sequence else "cache"
 
 
 def _backward_mismatches(function: CourseFunction, received: Mapping[str, Any], expected: Mapping[str, Any]) -> list[Mismatch]:

@@ -303,14 +303,15 @@ class RecurrentCell(Module):
         it (``as_tensor``); anything else is a TypeError naming the cell."""
         if isinstance(x, Tensor):
             return x
+        dtype = getattr(x, "dtype", None)
         try:
-            tensor = as_tensor(x)
+            tensor = None if dtype is not None and dtype.kind not in "biuf" else as_tensor(x)
         except (TypeError, ValueError) as error:
             raise TypeError(f"{type(self).__name__}: the input x must be a Tensor, an array or a nested list of numbers, "
                             f"of shape (batch, {self.input_size}); got {describe_value(x)} ({error})") from None
-        if tensor.dtype.kind not in "biuf":
+        if tensor is None or tensor.dtype.kind not in "biuf":  # an array of strings, dates, complex numbers
             raise TypeError(f"{type(self).__name__}: the input x must hold numbers, of shape (batch, {self.input_size}); "
-                            f"got {describe_value(x)} of dtype {tensor.dtype}")
+                            f"got {describe_value(x)} of dtype {dtype if tensor is None else tensor.dtype}")
         return tensor
 
     def _sizes(self, method: str) -> tuple[int, int]:

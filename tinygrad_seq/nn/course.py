@@ -42,19 +42,7 @@ def load_course_parameters(cell: RecurrentCell, parameters: Mapping[str, Any]) -
     """
     n_a, n_x = cell.hidden_size, cell.input_size
     kind = type(cell).__name__
-    if isinstance(cell, RNNCell):
-        keys = ("Wax", "Waa", "ba")
-    elif isinstance(cell, LSTMCell) and not cell.peephole:
-        keys = ("Wf", "bf", "Wi", "bi", "Wc", "bc", "Wo", "bo")
-    elif isinstance(cell, GRUCell) and not cell.reset_after:
-        keys = ("Wu", "bu", "Wr", "br", "Wc", "bc")
-    elif isinstance(cell, SimplifiedGRUCell):
-        keys = ("Wu", "bu", "Wc", "bc")
-    else:
-        raise TypeError(
-            f"load_course_parameters: the course has no parameters for {cell!r}; it fills RNNCell, LSTMCell "
-            "(without peepholes), GRUCell(reset_after=False) and SimplifiedGRUCell"
-        )
+    keys = _course_keys(cell, "load_course_parameters")
     missing = [k for k in keys if k not in parameters]
     if missing:
         raise KeyError(f"load_course_parameters({kind}): the dict lacks {', '.join(missing)}; it needs {', '.join(keys)}")
@@ -82,8 +70,7 @@ def load_course_parameters(cell: RecurrentCell, parameters: Mapping[str, Any]) -
         w_hh = np.concatenate([a_half for _, a_half in halves])
         b_ih = np.concatenate([b.ravel() for _, b in gates])
     for parameter, value in ((cell.weight_ih, w_ih), (cell.weight_hh, w_hh), (cell.bias_ih, b_ih), (cell.bias_hh, np.zeros_like(b_ih))):
-        parameter.data[...] = parameter.backend.asarray(value.astype(parameter.dtype))
-        parameter._bump_version()
+        parameter._write(..., parameter.backend.asarray(value.astype(parameter.dtype)))
     return cell
 
 
@@ -98,6 +85,7 @@ def course_gradients(cell: RecurrentCell) -> dict[str, np.ndarray]:
     its gradient is ``bias_ih``'s.
     """
     kind = type(cell).__name__
+    _course_keys(cell, "course_gradients")  # only a cell the course has parameters for: its keys would be wrong
     parameters = (cell.weight_ih, cell.weight_hh, cell.bias_ih)
     if any(p is None or p.grad is None for p in parameters):
         raise ValueError(f"course_gradients({kind}): the cell has no gradients; load_course_parameters, run it, then call backward")
@@ -112,10 +100,27 @@ def course_gradients(cell: RecurrentCell) -> dict[str, np.ndarray]:
     return grads
 
 
+def _course_keys(cell: RecurrentCell, op: str) -> tuple[str, ...]:
+    """The course's parameter keys for ``cell`` (see the module's table), or a TypeError naming ``op`` for a cell the
+    course has none for (a peephole LSTM, PyTorch's GRU, a cell of yours)."""
+    if isinstance(cell, RNNCell):
+        return ("Wax", "Waa", "ba")
+    if isinstance(cell, LSTMCell) and not cell.peephole:
+        return ("Wf", "bf", "Wi", "bi", "Wc", "bc", "Wo", "bo")
+    if isinstance(cell, GRUCell) and not cell.reset_after:
+        return ("Wu", "bu", "Wr", "br", "Wc", "bc")
+    if isinstance(cell, SimplifiedGRUCell):
+        return ("Wu", "bu", "Wc", "bc")
+    raise TypeError(f"{op}: the course has no parameters for {cell!r}; it fills RNNCell, LSTMCell (without peepholes), "
+                    "GRUCell(reset_after=False) and SimplifiedGRUCell")
+
+
 def _gates(cell: RecurrentCell) -> list[tuple[str, int]]:
     """The course gate (the letter of its keys: f for Wf, bf) and its sign, in the cell's stacking order."""
     if isinstance(cell, LSTMCell):
         return [("i", 1), ("f", 1), ("c", 1), ("o", 1)]  # PyTorch's order i, f, g, o
     if isinstance(cell, GRUCell):
         return [("r", 1), ("u", -1), ("c", 1)]  # r, z = 1 − Γu, n
-    return [("u", -1), ("c", 1)]  # z = 1 − Γu, n
+    if isinstance(cell, SimplifiedGRUCell):
+        return [("u", -1), ("c", 1)]  # z = 1 − Γu, n
+    raise TypeError(f"{type(cell).__name__}: not a gated cell of the course")  # _course_keys refused it first

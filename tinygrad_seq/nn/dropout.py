@@ -1,21 +1,32 @@
 """Dropout: zero each value with probability p while training, scale the rest by 1 / (1 - p)."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from ..checks import is_real
 from ..ops.dropout import DropoutMask
-from ..tensor import Tensor
+from ..tensor import Tensor, as_tensor
 from .module import Module
+
+
+def check_probability(p: Any, op: str, name: str = "p") -> None:
+    """Raise naming ``op`` and ``name`` unless ``p`` is a probability: a real number in [0, 1] (not a bool or a string)."""
+    if not is_real(p) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: {name} is a probability in [0, 1]; got {p!r}")
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Inverted dropout: the identity when not training or p == 0 (as ``torch.nn.functional.dropout``)."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p is a probability in [0, 1]; got {p}")
+    check_probability(p, "dropout")
+    x = as_tensor(x)
+    if x.dtype.kind != "f":  # the kept values are scaled by 1 / (1 - p), which integers cannot hold
+        raise TypeError(f"dropout: x must hold floats; got {x.dtype}. Cast it first: x.float()")
     if not training or p == 0.0:
         return x
     backend = x.backend
-    draw_dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32  # the generators draw these two
+    draw_dtype = x.dtype if x.dtype in (np.float32, np.float64) else np.float32  # the generators draw these two (not float16)
     keep = backend.random.random(x.shape, dtype=draw_dtype) >= p
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
     mask = backend.xp.asarray(keep, dtype=x.dtype) * x.dtype.type(scale)
@@ -27,8 +38,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5) -> None:
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"Dropout: p is a probability in [0, 1]; got {p}")
+        check_probability(p, "Dropout")
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:

@@ -46,8 +46,7 @@ class Embedding(Module):
         self.num_embeddings, self.embedding_dim, self.padding_idx = num_embeddings, embedding_dim, padding_idx
         self.weight = init.normal_(Parameter(zeros(num_embeddings, embedding_dim)))
         if padding_idx is not None:
-            self.weight.data[padding_idx] = 0
-            self.weight._bump_version()
+            self.weight._write(padding_idx, 0)
 
     def forward(self, ids: Any) -> Tensor:
         data = check_ids(ids, self.num_embeddings, f"Embedding({self.num_embeddings}, {self.embedding_dim})")

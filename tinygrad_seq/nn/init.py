@@ -24,8 +24,7 @@ from ..tensor import Tensor
 
 
 def _fill(tensor: Tensor, host_values: np.ndarray) -> Tensor:
-    tensor.data[...] = tensor.backend.asarray(np.asarray(host_values, dtype=tensor.dtype))
-    tensor._bump_version()  # a graph that saved the old values must not run backward with these
+    tensor._write(..., tensor.backend.asarray(np.asarray(host_values, dtype=tensor.dtype)))
     return tensor
 
 
@@ -77,6 +76,8 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
 
 def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in") -> Tensor:
     """He (leaky ReLU of slope a): U(-b, b) with b = sqrt(2 / (1 + a²)) * sqrt(3 / fan)."""
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"kaiming_uniform_: mode must be 'fan_in' or 'fan_out' (as PyTorch's); got {mode!r}")
     fan_in, fan_out = fans(tensor)
     fan = {"fan_in": fan_in, "fan_out": fan_out}[mode]
     bound = math.sqrt(2.0 / (1 + a * a)) * math.sqrt(3.0 / fan)
@@ -116,8 +117,6 @@ def forget_bias_(module: Any, value: float = 1.0) -> Any:
         if cell.bias_ih is None:
             raise ValueError(f"forget_bias_: the {type(cell).__name__} was built with bias=False, so it has no forget-gate bias")
         forget = slice(cell.forget_gate * cell.hidden_size, (cell.forget_gate + 1) * cell.hidden_size)
-        cell.bias_ih.data[forget] = value
-        cell.bias_hh.data[forget] = 0.0
-        cell.bias_ih._bump_version()
-        cell.bias_hh._bump_version()
+        cell.bias_ih._write(forget, value)
+        cell.bias_hh._write(forget, 0.0)
     return module

@@ -6,7 +6,7 @@ import math
 from ..checks import check_counts
 from ..creation import zeros
 from ..ops import linear
-from ..tensor import Tensor
+from ..tensor import Tensor, as_tensor
 from . import init
 from .module import Module, Parameter
 
@@ -29,6 +29,7 @@ class Linear(Module):
         self.bias = init.uniform_(Parameter(zeros(out_features)), -bound, bound) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
+        x = as_tensor(x)  # an array or a list, as the other layers take them
         if x.shape[-1:] != (self.in_features,):
             raise ValueError(
                 f"Linear({self.in_features} -> {self.out_features}): the input's last axis must be {self.in_features}; "

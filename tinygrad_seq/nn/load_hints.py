@@ -1,9 +1,10 @@
 """Why a state dict does not fit a model, in the model's terms: what ``Module.load_state_dict`` adds to its error.
 
-The one case named here is the commonest: a checkpoint of another cell, whose
+Two cases are named here, the commonest: a checkpoint of another cell, whose
 recurrent weight (G·H, H) stacks another number G of gate blocks than the
-model's (a GRU's 3 into an LSTM's 4). The message names both cells and the
-fix. Models are read through ``named_modules`` only, so this module imports
+model's (a GRU's 3 into an LSTM's 4); and keys that differ by a prefix (the
+state dict of a model that holds this one, "lstm.weight_ih_l0" for
+"weight_ih_l0", or the other way round). Each message names the fix. Models are read through ``named_modules`` only, so this module imports
 nothing of nn.
 """
 from __future__ import annotations
@@ -55,3 +56,20 @@ def _holder(model: Any, key: str) -> Any:
 def _gate_scaled(shape: tuple[int, ...], blocks: tuple[int, int]) -> tuple[int, ...]:
     """A gate-stacked parameter's shape (G·H first) with the checkpoint's G instead of the model's."""
     return (shape[0] // blocks[1] * blocks[0], *shape[1:]) if shape and shape[0] % blocks[1] == 0 else shape
+
+
+def prefix_hint(missing: list[str], unexpected: list[str]) -> str:
+    """The fix when the saved keys are the model's with a prefix added ("lstm.": saved from a model holding this one)
+    or taken away (saved from a module this model holds); "" when no one prefix explains every missing key."""
+    for saved, wanted, added in ((unexpected, missing, True), (missing, unexpected, False)):
+        if not wanted:
+            continue
+        prefixes = {key[: -len(wanted[0])] for key in saved if key.endswith(wanted[0]) and len(key) > len(wanted[0])}
+        for prefix in prefixes:
+            if prefix.endswith(".") and all(prefix + key in saved for key in wanted):
+                if added:
+                    return (f"The saved keys carry the prefix {prefix!r} (saved from a model that holds this one): load "
+                            f"{{k.removeprefix({prefix!r}): v for k, v in state.items() if k.startswith({prefix!r})}}")
+                return (f"The model's keys start with {prefix!r} and the saved ones do not (saved from the module at "
+                        f"{prefix[:-1]!r}): load them into that module, model.{prefix[:-1]}.load_state_dict(state)")
+    return ""

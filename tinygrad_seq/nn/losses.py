@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..checks import is_real
 from ..ops.losses import BinaryCrossEntropyWithLogits, CrossEntropy
 from ..tensor import as_tensor, Tensor
 from .ids import IGNORE_INDEX, PAD_TARGETS, integer_array, out_of_range
@@ -38,6 +39,17 @@ def _check_class_ids(target: Any, classes: int, ignore_index: int, op: str) -> N
 def _check_reduction(reduction: str, op: str) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"{op}: reduction must be one of {', '.join(map(repr, REDUCTIONS))}; got {reduction!r}")
+
+
+def _checked_scores(scores: Any, op: str, name: str, class_axis: bool = True) -> Tensor:
+    """A loss's scores (logits, log-probabilities) as a float tensor, with a class axis last when ``class_axis``; an
+    error naming ``op`` otherwise."""
+    scores = as_tensor(scores)
+    if scores.dtype.kind != "f":
+        raise TypeError(f"{op}: {name} must be floats; got {scores.dtype}. Convert them with .to('float32')")
+    if class_axis and scores.ndim == 0:
+        raise ValueError(f"{op}: {name} need a class axis (classes last: (..., C)); got a 0-d tensor")
+    return scores
 
 
 def cross_entropy(
@@ -68,10 +80,9 @@ def cross_entropy(
     """
     op = "cross_entropy"
     _check_reduction(reduction, op)
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{op}: label_smoothing must be in [0, 1]; got {label_smoothing}")
-    if logits.ndim == 0:
-        raise ValueError(f"{op}: logits need a class axis; got a 0-d tensor")
+    if not is_real(label_smoothing) or not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be a number in [0, 1]; got {label_smoothing!r}")
+    logits = _checked_scores(logits, op, "logits")
     target = _target_array(target, logits, op)
     _check_class_ids(target, logits.shape[-1], ignore_index, op)  # on the host for host targets, before the upload
     return CrossEntropy.apply(
@@ -86,6 +97,7 @@ def nll_loss(log_probs: Tensor, target: Any, ignore_index: int = IGNORE_INDEX, r
     """
     op = "nll_loss"
     _check_reduction(reduction, op)
+    log_probs = _checked_scores(log_probs, op, "log_probs")
     target = _target_array(target, log_probs, op)
     classes = log_probs.shape[-1]
     _check_class_ids(target, classes, ignore_index, op)
@@ -169,9 +181,7 @@ def binary_cross_entropy_with_logits(
     """
     op = "binary_cross_entropy_with_logits"
     _check_reduction(reduction, op)
-    logits = as_tensor(logits)
-    if logits.dtype.kind != "f":
-        raise TypeError(f"{op}: logits must be floats; got {logits.dtype}. Convert them with .to('float32')")
+    logits = _checked_scores(logits, op, "logits", class_axis=False)
     target = _float_operand(target, logits, op, "target")
     if target.shape != logits.shape:
         hint = (f"; both hold {logits.data.size} values: reshape the target to {logits.shape} "
@@ -222,4 +232,5 @@ class BCEWithLogitsLoss(Module):
                                                 weight=self.weight)
 
     def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}" + ("" if self.pos_weight is None else ", pos_weight=...")
+        given = [f"{name}=..." for name in ("weight", "pos_weight") if getattr(self, name) is not None]
+        return ", ".join([f"reduction={self.reduction!r}", *given])

@@ -21,7 +21,7 @@ import os
 import warnings
 import zipfile
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -32,7 +32,7 @@ from ..backend import Backend, backend_of, backend_or_dtype
 from ..storage import CheckpointError, atomic_write, write_npz
 from ..modes import no_grad
 from ..tensor import Tensor
-from .load_hints import other_cell_hint, value_shape
+from .load_hints import other_cell_hint, prefix_hint, value_shape
 
 
 class Parameter(Tensor):
@@ -220,6 +220,11 @@ class Module:
         With ``strict`` every key must match; any mis-shaped value is an error
         either way, and nothing is changed unless everything can be loaded.
         """
+        if not isinstance(state_dict, Mapping):
+            given = type(state_dict).__name__
+            hint = "; to copy another module's weights: model.load_state_dict(other.state_dict())" if isinstance(state_dict, Module) else ""
+            raise TypeError(f"load_state_dict into {type(self).__name__}: takes a state dict, a mapping of parameter names to "
+                            f"arrays (what state_dict() returns); got {given}{hint}")
         own = dict(self.named_parameters())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -236,10 +241,12 @@ class Module:
         if strict and unexpected:
             problems.append("unexpected: " + ", ".join(unexpected))
         if problems:
-            other_cell = other_cell_hint(self, state_dict, own)
+            fix = other_cell_hint(self, state_dict, own) or prefix_hint(missing, unexpected)
+            if not fix:
+                fix = ("Build the model with the sizes the checkpoint was saved with" if misshaped else
+                       "The keys are another model's? Load the state dict of a model built as this one")
             raise StateDictError(
-                f"load_state_dict into {type(self).__name__}: " + " | ".join(problems)
-                + (f". {other_cell}" if other_cell else ". Build the model with the sizes the checkpoint was saved with")
+                f"load_state_dict into {type(self).__name__}: " + " | ".join(problems) + f". {fix}"
                 + ("" if misshaped else ", or pass strict=False to load the keys that match")
             )
         converted, unreadable = {}, []
@@ -253,8 +260,7 @@ class Module:
             raise StateDictError(f"load_state_dict into {type(self).__name__}: unreadable: " + "; ".join(unreadable)
                                  + ". Nothing was changed; pass arrays of real numbers that the parameters' dtype holds")
         for name, value in converted.items():
-            own[name].data[...] = value
-            own[name]._bump_version()
+            own[name]._write(..., value)
         return IncompatibleKeys(missing, unexpected)
 
     def save(self, path: str | os.PathLike) -> Path:

@@ -26,12 +26,11 @@ from .. import blas, settings
 from ..anomaly import check_finite_input
 from ..backend import to_host
 from ..callers import callers_level
-from ..checks import is_real
 from ..modes import tags
 from ..tensor import as_tensor, Tensor
 from .cells import RecurrentCell, State, StateError, describe_state
 from . import recorded, roles, steps
-from .dropout import dropout
+from .dropout import check_probability, dropout
 from .module import Module
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -85,12 +84,6 @@ def check_sequence(x: Tensor, batch_first: bool, op: str, input_size: int | None
         raise ValueError(f"{op}: the input must have 3 axes {_layout(batch_first)}; got shape {x.shape}")
     if input_size is not None and x.shape[2] != input_size:
         raise ValueError(f"{op}: the input has {x.shape[2]} features per step; the layer expects input_size={input_size}")
-
-
-def check_dropout(dropout: float, op: str) -> None:
-    """Raise naming ``op`` unless the dropout between stacked layers is a probability (a number, not a bool)."""
-    if not is_real(dropout) or not 0.0 <= dropout <= 1.0:
-        raise ValueError(f"{op}: dropout is a probability in [0, 1]; got {dropout}")
 
 
 def checked_call(x: Any, lengths: Any, batch_first: bool, input_size: int | None, op: str) -> tuple[Tensor, np.ndarray | None]:
@@ -336,7 +329,7 @@ class Stacked(Module):
         layers = list(layers)
         if not layers:
             raise ValueError(f"{name}: needs at least one layer")
-        check_dropout(dropout, name)
+        check_probability(dropout, name, "dropout")  # between the layers
         if dropout and len(layers) == 1:  # PyTorch warns the same: the dropout sits between layers, and there are none
             warnings.warn(f"{name}: dropout={dropout} acts between stacked layers, and one layer has none, so it changes "
                           "nothing; stack layers (num_layers=2 or more) or apply nn.Dropout to the outputs",

@@ -75,8 +75,10 @@ class RecurrentLayer(Module):
         if not isinstance(h, Tensor) or h.shape != expected:
             if isinstance(h, (tuple, list)):  # (h0, c0) given to a layer whose state is one tensor
                 got = f"a {type(h).__name__} of {len(h)}: a {type(self).__name__}'s state is one tensor, h0 (only an LSTM takes (h0, c0))"
+            elif isinstance(h, Tensor) and self.batch_first and sorted(h.shape) == sorted(expected):
+                got = f"{h.shape} ({name} is never batch-first, whatever batch_first says)"
             elif isinstance(h, Tensor):
-                got = f"{h.shape} ({name} is never batch-first)"
+                got = f"{h.shape}"
             elif is_array(h):  # the layers take tensors as states
                 got = f"{describe_value(h)}: make it a Tensor, ts.Tensor({name})"
             else:
@@ -86,7 +88,7 @@ class RecurrentLayer(Module):
                 f"got {got}"
             )
 
-    def _layer_states(self, parts: list[Tensor] | None, batch_size: int) -> list[Any] | None:
+    def _layer_states(self, parts: list[Tensor] | None) -> list[Any] | None:
         """Initial states per layer from the (L·D, B, H) tensors of hx."""
         if parts is None:
             return None
@@ -107,7 +109,7 @@ class RecurrentLayer(Module):
         if initial is not None:
             for part, h in zip(("h0", "c0"), initial):
                 self._check_initial(h, part, batch_size)
-        output, states = self.layers.run(x, self._layer_states(initial, batch_size), lengths)
+        output, states = self.layers.run(x, self._layer_states(initial), lengths)
         output = swap_if_batch_first(output, self.batch_first)
         finals = []  # one state per (layer, direction), PyTorch's order
         for state in states:
@@ -115,6 +117,12 @@ class RecurrentLayer(Module):
         cells = self._cells()
         stacked = [stack([cell.state_parts(s)[k] for cell, s in zip(cells, finals)]) for k in range(len(cells[0].state_names))]
         return output, stacked
+
+    def forward(self, x: Tensor, hx: Tensor | None = None, lengths: Any = None) -> tuple[Tensor, Tensor]:
+        """(output, h_n) of a layer whose state is one tensor (RNN, GRU); hx is h0 or None (zeros). The LSTM's takes
+        (h0, c0)."""
+        output, (h_n,) = self._run(x, None if hx is None else [hx], lengths)
+        return output, h_n
 
     def extra_repr(self) -> str:
         options = [f"{self.input_size}, {self.hidden_size}"]
@@ -130,7 +138,8 @@ class RNN(RecurrentLayer):
     """Multi-layer Elman RNN, as ``torch.nn.RNN``: a⟨t⟩ = tanh(W_ax x⟨t⟩ + W_aa a⟨t−1⟩ + b) per layer.
 
     ``output, h_n = RNN(input_size, hidden_size, num_layers=1, bias=True,
-    batch_first=False, dropout=0.0, bidirectional=False, nonlinearity="tanh")(x, h0=None, lengths=None)``
+    batch_first=False, dropout=0.0, bidirectional=False, nonlinearity="tanh")(x, hx=None, lengths=None)``, hx
+    being h0 (None: zeros)
 
     Shapes: x (T, B, I) or (B, T, I) with batch_first; h0 and h_n (L·D, B, H)
     with D = 2 if bidirectional (layer-major: l0, l0_reverse, l1, ...), never
@@ -145,16 +154,12 @@ class RNN(RecurrentLayer):
                  dropout: float = 0.0, bidirectional: bool = False, nonlinearity: str = "tanh") -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, nonlinearity=nonlinearity)
 
-    def forward(self, x: Tensor, hx: Tensor | None = None, lengths: Any = None) -> tuple[Tensor, Tensor]:
-        output, (h_n,) = self._run(x, None if hx is None else [hx], lengths)
-        return output, h_n
-
 
 class GRU(RecurrentLayer):
     """Multi-layer GRU, as ``torch.nn.GRU``; ``reset_after=False`` gives the course's formulation.
 
     ``output, h_n = GRU(input_size, hidden_size, num_layers=1, bias=True,
-    batch_first=False, dropout=0.0, bidirectional=False, reset_after=True)(x, h0=None, lengths=None)``
+    batch_first=False, dropout=0.0, bidirectional=False, reset_after=True)(x, hx=None, lengths=None)``
 
     Shapes as :class:`RNN`, with weight_ih_l{k} (3H, ·), weight_hh_l{k} (3H, H),
     biases (3H,), gates r, z, n. With reset_after=False the state dict has no
@@ -167,16 +172,13 @@ class GRU(RecurrentLayer):
                  dropout: float = 0.0, bidirectional: bool = False, reset_after: bool = True) -> None:
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional, reset_after=reset_after)
 
-    def forward(self, x: Tensor, hx: Tensor | None = None, lengths: Any = None) -> tuple[Tensor, Tensor]:
-        output, (h_n,) = self._run(x, None if hx is None else [hx], lengths)
-        return output, h_n
-
 
 class LSTM(RecurrentLayer):
     """Multi-layer LSTM, as ``torch.nn.LSTM``; ``peephole=True`` adds Gers and Schmidhuber's peepholes.
 
     ``output, (h_n, c_n) = LSTM(input_size, hidden_size, num_layers=1, bias=True,
-    batch_first=False, dropout=0.0, bidirectional=False, peephole=False)(x, (h0, c0)=None, lengths=None)``
+    batch_first=False, dropout=0.0, bidirectional=False, peephole=False)(x, hx=None, lengths=None)``, hx
+    being (h0, c0) (None: zeros)
 
     Shapes as :class:`RNN`, with weight_ih_l{k} (4H, ·), weight_hh_l{k} (4H, H),
     biases (4H,), gates i, f, g, o; c0 and c_n like h0 and h_n. Peepholes

@@ -46,7 +46,12 @@ def normalize_axes(axis: int | tuple[int, ...] | None, ndim: int, op: str) -> tu
     """``axis`` (int, tuple or None for all) as a tuple of non-negative axes, checked against ``ndim``."""
     if axis is None:
         return tuple(range(ndim))
-    axes = (axis,) if isinstance(axis, (int,)) or hasattr(axis, "__index__") else tuple(axis)
+    if hasattr(axis, "__index__") and not isinstance(axis, bool):
+        axes = (axis,)
+    elif isinstance(axis, (tuple, list)) and all(hasattr(a, "__index__") and not isinstance(a, bool) for a in axis):
+        axes = tuple(axis)
+    else:
+        raise TypeError(f"{op}: axis must be an int, a tuple of ints, or None for all; got {axis!r}")
     normalized = []
     for a in axes:
         if not -ndim <= a < max(ndim, 1):

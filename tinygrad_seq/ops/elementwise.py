@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import backend_of
+from ..checks import is_real
 from ..function import Function
 from ..tensor import Tensor
 
@@ -173,6 +174,9 @@ def clamp(x: Tensor, lo: float | None = None, hi: float | None = None) -> Tensor
     """x limited to [lo, hi] (either bound may be None); gradient 1 inside, bounds included."""
     if lo is None and hi is None:
         raise ValueError("clamp: give at least one of lo and hi, e.g. x.clamp(-5.0, 5.0)")
+    for name, bound in (("lo", lo), ("hi", hi)):
+        if bound is not None and not is_real(bound):
+            raise TypeError(f"clamp: {name} must be a number (or None for no bound); got {bound!r}")
     if lo is not None and hi is not None and lo > hi:
         raise ValueError(f"clamp: lo={lo} is greater than hi={hi}; swap them")
     return Clamp.apply(x, lo=lo, hi=hi)

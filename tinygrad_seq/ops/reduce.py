@@ -89,6 +89,8 @@ def min(x: Tensor, axis: int | tuple[int, ...] | None = None, keepdims: bool = F
 
 def argmax(x: Tensor, axis: int | None = None) -> Tensor:
     """Index of the largest value (flat index when ``axis`` is None); not differentiable."""
+    if axis is not None:
+        (axis,) = normalize_axes(axis, x.ndim, "argmax")
     return Tensor.wrap(x.data.argmax(axis=axis))
 
 

@@ -19,13 +19,14 @@ from ..tensor import Tensor
 from ._util import apply_binary, operand, with_scalar
 
 
-def _mask_array(mask: Any, op: str, like: Any = None) -> Any:
-    """The bool array of ``mask``, on the backend of the tensor ``like`` (a host mask moves to the GPU with it)."""
+def _mask_array(mask: Any, op: str, like: Any = None, name: str = "condition") -> Any:
+    """The bool array of ``mask`` (called ``name`` in ``op``'s errors), on the backend of the tensor ``like`` (a host
+    mask moves to the GPU with it)."""
     data = mask.data if isinstance(mask, Tensor) else mask
     if not hasattr(data, "dtype"):
         data = np.asarray(data)
     if data.dtype != bool:
-        raise TypeError(f"{op}: the condition must be a bool tensor or array; got {data.dtype}. Build it with a comparison, e.g. x > 0")
+        raise TypeError(f"{op}: the {name} must be a bool tensor or array; got {data.dtype}. Build it with a comparison, e.g. x > 0")
     if isinstance(like, Tensor):
         data = like.backend.adopt(data)
     return data
@@ -100,7 +101,7 @@ class MaskedFill(Function):
 
 def masked_fill(x: Tensor, mask: Any, value: float) -> Tensor:
     """``x`` with ``value`` wherever ``mask`` (bool, broadcast to x) is True; no gradient flows there."""
-    mask = _mask_array(mask, "masked_fill", x)
+    mask = _mask_array(mask, "masked_fill", x, name="mask")
     try:
         fits = np.broadcast_shapes(np.shape(mask), x.shape) == x.shape
     except ValueError:

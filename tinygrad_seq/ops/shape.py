@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import backend_of
+from ..checks import is_int
 from ..function import Function
 from ..lazy_grad import HeldSliceGrad, SliceGrad
 from ..tensor import as_tensor, Tensor
@@ -30,15 +31,18 @@ class Reshape(Function):
         return (grad.reshape(self.in_shape),)
 
 
-def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
-    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
-        return tuple(shape[0])
-    return tuple(shape)
+def _shape_arg(shape: tuple[Any, ...], op: str) -> tuple[int, ...]:
+    """Sizes or axes given as ``f(2, 3)`` or ``f((2, 3))``, as a tuple of ints; a TypeError naming ``op`` for others."""
+    if len(shape) == 1 and not is_int(shape[0]):
+        shape = tuple(shape[0]) if hasattr(shape[0], "__iter__") and not isinstance(shape[0], str) else shape
+    if not all(is_int(size) for size in shape):
+        raise TypeError(f"{op}: takes ints, as {op}(2, 3) or {op}((2, 3)); got {shape}")
+    return tuple(int(size) for size in shape)
 
 
 def reshape(x: Tensor, *shape: int | Sequence[int]) -> Tensor:
     """The same values in a new shape: ``x.reshape(2, 3)`` or ``x.reshape((2, 3))``; one size may be -1."""
-    return Reshape.apply(x, shape=_shape_arg(shape))
+    return Reshape.apply(x, shape=_shape_arg(shape, "reshape"))
 
 
 class Transpose(Function):
@@ -55,10 +59,11 @@ class Transpose(Function):
 
 def transpose(x: Tensor, *axes: int | Sequence[int]) -> Tensor:
     """Permute axes like NumPy: no argument reverses them; else ``axes[i]`` is the input axis placed at i."""
-    axes = _shape_arg(axes) if axes else tuple(reversed(range(x.ndim)))
-    if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
-        raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of a tensor of shape {x.shape}")
-    return Transpose.apply(x, axes=tuple(a % x.ndim for a in axes))
+    given = _shape_arg(axes, "transpose") if axes else tuple(reversed(range(x.ndim)))
+    if len(given) != x.ndim or not all(-x.ndim <= a < x.ndim for a in given) or sorted(a % x.ndim for a in given) != list(range(x.ndim)):
+        raise ValueError(f"transpose: axes {given} are not a permutation of the {x.ndim} axes of a tensor of shape {x.shape} "
+                         f"(each of 0..{x.ndim - 1} once, or counted from the end, -{x.ndim}..-1)")
+    return Transpose.apply(x, axes=tuple(a % x.ndim for a in given))
 
 
 def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
@@ -276,6 +281,8 @@ def split(x: Tensor, split_size_or_sections: int | Sequence[int], axis: int = 0)
         sizes = [min(split_size_or_sections, length - start) for start in range(0, length, split_size_or_sections)]
     else:
         sizes = list(split_size_or_sections)
+        if not all(is_int(size) and size >= 0 for size in sizes):  # a negative size cut a piece from the end instead
+            raise ValueError(f"split: sections must be sizes, ints >= 0; got {sizes}")
         if sum(sizes) != length:
             raise ValueError(f"split: sections {sizes} add up to {sum(sizes)}, but axis {axis} of shape {x.shape} has {length}")
     pieces, start = [], 0
@@ -288,7 +295,7 @@ def split(x: Tensor, split_size_or_sections: int | Sequence[int], axis: int = 0)
 
 def chunk(x: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
     """Cut ``x`` into ``chunks`` pieces along ``axis`` (as torch.chunk: the last may be smaller)."""
-    if chunks <= 0:
-        raise ValueError(f"chunk: chunks must be positive; got {chunks}")
+    if not is_int(chunks) or chunks <= 0:
+        raise ValueError(f"chunk: chunks must be an int >= 1; got {chunks!r}")
     (axis,) = normalize_axes(axis, x.ndim, "chunk")
     return split(x, max(1, -(-x.shape[axis] // chunks)), axis)
