@@ -46,14 +46,11 @@ def normalize_axes(axis: int | tuple[int, ...] | None, ndim: int, op: str) -> tu
     """``axis`` (int, tuple or None for all) as a tuple of non-negative axes, checked against ``ndim``."""
     if axis is None:
         return tuple(range(ndim))
-    if hasattr(axis, "__index__") and not isinstance(axis, bool):
-        axes = (axis,)
-    elif isinstance(axis, (tuple, list)) and all(hasattr(a, "__index__") and not isinstance(a, bool) for a in axis):
-        axes = tuple(axis)
-    else:
-        raise TypeError(f"{op}: axis must be an int, a tuple of ints, or None for all; got {axis!r}")
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
     normalized = []
     for a in axes:
+        if type(a) is not int and (isinstance(a, bool) or not hasattr(a, "__index__")):  # 1.0, "0", True, a list
+            raise TypeError(f"{op}: axis must be an int, a tuple of ints, or None for all; got {axis!r}")
         if not -ndim <= a < max(ndim, 1):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} axes (valid: {-ndim}..{ndim - 1})")
         normalized.append(a % ndim if ndim else 0)
