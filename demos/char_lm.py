@@ -26,8 +26,8 @@ DATA = common.DATA / "dinos.txt"
 
 
 def main(argv: list[str] | None = None) -> Trainer:
-    parser = common.arguments("Train a character-level LSTM on dinosaur names.", out="char_lm_out")
-    parser.add_argument("--cell", choices=["rnn", "gru", "lstm", "simplified_gru"], default="lstm")
+    parser = common.arguments("Train a character-level language model (an LSTM by default) on dinosaur names.", out="char_lm_out")
+    parser.add_argument("--cell", choices=["rnn", "gru", "lstm", "simplified_gru"], default="lstm", help="the recurrent cell (default lstm)")
     parser.add_argument("--hidden", type=common.integer(1), default=48, help=">= 1 (default 48)")
     parser.add_argument("--epochs", type=common.integer(1), default=10, help=">= 1 (default 10)")
     args = parser.parse_args(argv)
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> Trainer:
     config = TrainConfig(data=str(DATA), level="char", layout="lines", cell=args.cell, embed_dim=32,
                          hidden=16 if args.smoke else args.hidden, epochs=2 if args.smoke else args.epochs,
                          batch_size=32, lr=1e-2, clip=5.0, lower=True, seed=0)
+    # The model (Embedding -> the cell's layer -> Linear), the loss (cross-entropy of each next character) and the loop
+    # (Adam, clipping, Ctrl-C safe checkpoints) are the library's: models/language_model.py, Trainer.train_step in
+    # models/trainer.py. The same run is `tinygrad-seq train --data demos/data/dinos.txt --lower`.
     trainer = Trainer(config)
     vocab = trainer.corpus.vocab
     print(f"{len(trainer.corpus.train)} names to learn from, {len(trainer.corpus.valid)} held out; {vocab}")

@@ -1,9 +1,11 @@
 """What every demo shares: its command-line options, its error handling, and a small training loop for the classifiers.
 
-Each demo runs on the CPU in about 3 minutes with its defaults, takes
-``--backend cupy``, has a ``--smoke`` mode the test suite runs, prints what it
-shows, and writes its figures to the folder ``--out`` names (min_char_rnn.py and
-autograd_tour.py write none, and have no ``--out``). Each one ends with
+Each demo runs on the CPU in seconds to about a minute and a half with its
+defaults (README.md's table gives each one's time), takes ``--backend cupy``,
+has a ``--smoke`` mode the test suite runs (autograd_tour.py, a few ops and no
+training, has no need of one), prints what it shows, and writes its figures to
+the folder ``--out`` names (min_char_rnn.py and autograd_tour.py write none,
+and have no ``--out``). Each one ends with
 ``common.run(main)``: bad input (CuPy asked for without a GPU, PNG without
 Graphviz, data it cannot read) prints one line, ``demo.py: error: ...``, on
 stderr and exits with status 2, as the ``tinygrad-seq`` command does. Import
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -72,7 +74,8 @@ def arguments(description: str, out: str | None) -> argparse.ArgumentParser:
     add_backend_option(parser)
     parser.add_argument("--smoke", action="store_true", help="a tiny run, for the tests")
     if out is not None:
-        parser.add_argument("--out", default=out, help=f"folder for the figures (default ./{out})")
+        parser.add_argument("--out", default=out, help=f"folder for what the demo writes: figures, and a checkpoint or "
+                                                        f"report where it makes one (default ./{out})")
     return parser
 
 
@@ -93,8 +96,8 @@ def start(args: argparse.Namespace) -> Path | None:
     returns the output folder, created (None for a demo without --out)."""
     use_backend_option(args)
     if getattr(args, "smoke", False):
-        print("--smoke: a tiny run that checks the demo works, at sizes of its own (options such as --hidden and --epochs "
-              "are not used); its numbers show nothing yet (run it without --smoke for the demo's result)")
+        print("--smoke: a tiny run that checks the demo works, at sizes of its own (options that set sizes are not used); "
+              "its numbers show nothing yet (run it without --smoke for the demo's result)")
     ts.keep_freed_memory()  # the main demo faults 36,000 times instead of 190,000 (docs/performance.md, "Alone or alternating")
     ts.manual_seed(0)
     if getattr(args, "out", None) is None:
@@ -107,10 +110,20 @@ def start(args: argparse.Namespace) -> Path | None:
     return out
 
 
+def chunks(items: Sequence[Any], size: int, rng: Any = None) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (the last may be shorter), in the order a NumPy Generator ``rng`` shuffles them
+    when given: one epoch's batches, before each demo encodes them its own way."""
+    order = rng.permutation(len(items)) if rng is not None else range(len(items))
+    for start in range(0, len(items), size):
+        yield [items[i] for i in order[start : start + size]]
+
+
 def fit(model: ts.nn.Module, batches: Callable[[int], Iterable[tuple]], loss_of: Callable[..., ts.Tensor],
-        epochs: int, lr: float = 1e-2, clip: float = 5.0, progress: bool = True, label: str = "") -> list[float]:
+        epochs: int, lr: float = 1e-2, clip: float = 5.0, progress: bool = True, label: str = "",
+        print_every: int = 1) -> list[float]:
     """Adam with gradient clipping over ``batches(epoch)``; ``loss_of(model, *batch)`` gives the loss. Returns each epoch's
-    mean loss. ``label`` names the model in the progress lines, for a demo that trains several."""
+    mean loss. ``label`` names the model in the progress lines, for a demo that trains several; ``print_every``
+    prints every so many epochs' loss (and the last), for a long run."""
     prefix = f"{label}, " if label else ""
     from tqdm.auto import tqdm
 
@@ -118,7 +131,9 @@ def fit(model: ts.nn.Module, batches: Callable[[int], Iterable[tuple]], loss_of:
     history = []
     for epoch in range(epochs):
         total, count = 0.0, 0
-        for batch in tqdm(list(batches(epoch)), desc=f"{prefix}epoch {epoch + 1}/{epochs}", disable=not progress, leave=False):
+        # disable=None: a bar on a terminal only, not thousands of them in a log file
+        bar = tqdm(list(batches(epoch)), desc=f"{prefix}epoch {epoch + 1}/{epochs}", disable=None if progress else True, leave=False)
+        for batch in bar:
             loss = loss_of(model, *batch)
             opt.zero_grad()
             loss.backward()
@@ -127,7 +142,7 @@ def fit(model: ts.nn.Module, batches: Callable[[int], Iterable[tuple]], loss_of:
             opt.step()
             total, count = total + loss.item(), count + 1
         history.append(total / max(count, 1))
-        if progress:
+        if progress and ((epoch + 1) % print_every == 0 or epoch + 1 == epochs):
             print(f"{prefix}epoch {epoch + 1}: loss {history[-1]:.4f}")
     return history
 

@@ -2,7 +2,7 @@
 
 Run:  python demos/date_translation.py    (about a minute)
 
-"3rd of May 1979", "05/03/79", "May 3, 1979", "thursday 3 may 1979" ->
+"3rd of May 1979", "03/05/79", "May 3, 1979", "thursday 3 may 1979" ->
 "1979-05-03". The encoder (a GRU) reads the input characters; its final state
 a⟨T_x⟩ (taken at each input's own length) initialises the decoder, a second
 GRU that writes the output characters. Training uses teacher forcing (the
@@ -95,10 +95,10 @@ def main(argv: list[str] | None = None) -> float:
         print(f"  {source!r:>28} -> {target}")
 
     def batches(data, size, rng=None):
-        order = rng.permutation(len(data)) if rng is not None else np.arange(len(data))
-        for start in range(0, len(data), size):
-            chosen = [data[i] for i in order[start : start + size]]
+        for chosen in common.chunks(data, size, rng):
             source, source_lengths = pad_batch([source_vocab.encode(s) for s, _ in chosen])
+            # Teacher forcing: the decoder reads [<bos>] + the right answer and predicts the answer + [<eos>], one step
+            # ahead (language_model_batches cuts each [<bos>, ..., <eos>] into that input and that target)
             target_in, target_out, _ = next(language_model_batches([target_vocab.encode(t, bos=True, eos=True) for _, t in chosen], len(chosen)))
             yield source, source_lengths, target_in, target_out
 

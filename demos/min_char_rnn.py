@@ -18,7 +18,8 @@ largest relative difference so far is printed): the engine's backward pass is
 the hand-written one, derived in docs/bptt_by_hand.md. The two runs, each on
 its own weights, stay within about 1e-8 of each other over 1,500 steps; over
 thousands more their rounding differences grow (training an RNN amplifies
-them, and Adagrad's g / √Σg² amplifies those of gradients near zero most), so
+them; Karpathy's original used Adagrad, whose g / √Σg² amplifies those of
+gradients near zero most, and this demo takes plain SGD steps instead), so
 the proof compares gradients on the same weights. Ends with a name sampled
 from each model with the same random numbers: the same name.
 """
@@ -36,6 +37,12 @@ LEARNING_RATE = 0.01
 CLIP = 5.0  # each gradient value clipped to [−5, 5], as min-char-rnn does
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """exp(z) / Σ exp(z), the largest score subtracted first so that exp cannot overflow."""
+    e = np.exp(logits - logits.max())
+    return e / e.sum()
+
+
 def loss_and_gradients(inputs: list[int], targets: list[int], a_prev: np.ndarray, p: dict[str, np.ndarray]):
     """Forward, loss and backward of one chunk, by hand. Returns (L, gradients by key, a⟨T⟩).
 
@@ -49,7 +56,7 @@ def loss_and_gradients(inputs: list[int], targets: list[int], a_prev: np.ndarray
         x[t][i] = 1.0
         a[t] = np.tanh(p["Wax"] @ x[t] + p["Waa"] @ a[t - 1] + p["ba"])
         logits = p["Wya"] @ a[t] + p["by"]
-        y_hat[t] = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        y_hat[t] = softmax(logits)
         loss -= np.log(y_hat[t][j, 0])
     grads = {key: np.zeros_like(value) for key, value in p.items()}
     da_prevt = np.zeros_like(a_prev)  # what comes back to a⟨t⟩ from step t+1 (the notebook's name)
@@ -120,7 +127,7 @@ def sample_by_hand(p: dict[str, np.ndarray], first: int, length: int, rng: np.ra
         x[i] = 1.0
         a = np.tanh(p["Wax"] @ x + p["Waa"] @ a + p["ba"])
         logits = (p["Wya"] @ a + p["by"]).ravel()
-        probabilities = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        probabilities = softmax(logits)
         i = int(rng.choice(len(probabilities), p=probabilities))
         out.append(i)
     return out
@@ -133,17 +140,17 @@ def sample_with_library(model: CharRNN, first: int, length: int, rng: np.random.
         for _ in range(length):
             outputs, h = model.rnn(F.one_hot(np.array([[i]]), model.vocab, dtype=np.float64), h)
             logits = model.head(outputs[0]).numpy().ravel()
-            probabilities = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+            probabilities = softmax(logits)
             i = int(rng.choice(len(probabilities), p=probabilities))
             out.append(i)
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = common.arguments(__doc__.splitlines()[0], out=None)  # it prints what it shows, and writes no file
     parser.add_argument("--iterations", type=common.integer(1), default=1500, help="chunks to train on, >= 1 (default 1500)")
     parser.add_argument("--hidden", type=common.integer(1, 4096), default=100, help="hidden units, 1 to 4,096 (default 100)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     common.start(args)
     iterations, hidden = (20, 16) if args.smoke else (args.iterations, args.hidden)
 
@@ -159,7 +166,8 @@ def main() -> None:
     trained = [p for p in model.parameters() if p.requires_grad]
     opt = optim.SGD(trained, lr=LEARNING_RATE)
     print(f"{len(text):,} characters, {vocab} distinct; H = {hidden}, chunks of {SEQ_LENGTH}, SGD lr {LEARNING_RATE}, clip {CLIP}")
-    print(f"{'iteration':>9}  {'L by hand':>12}  {'L library':>12}  {'max rel. diff so far':>20}")
+    # The two losses come from the two runs, each on its own weights; the last column from the check on the same weights
+    print(f"{'iteration':>9}  {'L by hand':>12}  {'L library':>12}  {'same weights: max rel. diff so far':>34}")
 
     a_hand, a_lib = np.zeros((hidden, 1)), ts.zeros(1, hidden, dtype=np.float64)
     position, drift, worst_grad = 0, 0.0, 0.0
@@ -184,7 +192,7 @@ def main() -> None:
                          *(np.abs(grads_lib[k] - same_grads[k]).max() / (np.abs(same_grads[k]).max() + 1e-300) for k in by_hand))
         drift = max(drift, abs(loss_lib.item() - loss_hand) / loss_hand)
         if iteration % report_every == 0 or iteration == 1:
-            print(f"{iteration:>9}  {loss_hand:>12.6f}  {loss_lib.item():>12.6f}  {worst_grad:>20.1e}")
+            print(f"{iteration:>9}  {loss_hand:>12.6f}  {loss_lib.item():>12.6f}  {worst_grad:>34.1e}")
 
         sgd_step(by_hand, grads_hand)
         optim.clip_grad_value_(trained, CLIP)
@@ -192,7 +200,7 @@ def main() -> None:
         position += SEQ_LENGTH
 
     print(f"over {iterations} iterations: on the same weights, loss and gradients agree to {worst_grad:.1e} (relative);")
-    print(f"the two training runs, each on its own weights, stay within {drift:.1e} of each other")
+    print(f"the two training runs, each on its own weights, keep losses within {drift:.1e} of each other (relative)")
     if worst_grad > 1e-10:
         raise SystemExit("the hand-written and the library's backward passes disagree: a bug in one of them")
     first = index["\n"]  # a name starts after a newline

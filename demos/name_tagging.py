@@ -1,6 +1,6 @@
 """Many-to-many tagging with a bidirectional RNN: which words are part of a person's name?
 
-Run:  python demos/name_tagging.py    (under a minute)
+Run:  python demos/name_tagging.py    (a few seconds)
 
 "Teddy Roosevelt was a great president" / "Teddy bears are on sale": whether
 "Teddy" is a name is decided by the word AFTER it. A unidirectional RNN tags
@@ -18,7 +18,7 @@ import numpy as np
 import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
 from tinygrad_seq.nn import functional as F
-from tinygrad_seq.text import IGNORE_INDEX, Vocabulary, pad_batch
+from tinygrad_seq.text import IGNORE_INDEX, UNK_ID, Vocabulary, pad_batch
 
 # A word that is a first name, or the start of an ordinary noun phrase.
 AMBIGUOUS = {"teddy": ["bears", "bear"], "rose": ["gardens", "petals"], "jack": ["rabbits", "knives"],
@@ -62,9 +62,7 @@ class Tagger(nn.Module):
 
 
 def batches(data, vocab, size, rng=None):
-    order = rng.permutation(len(data)) if rng is not None else np.arange(len(data))
-    for start in range(0, len(data), size):
-        chosen = [data[i] for i in order[start : start + size]]
+    for chosen in common.chunks(data, size, rng):
         ids, lengths = pad_batch([[vocab.stoi[w] for w in words] for words, _ in chosen])
         tags, _ = pad_batch([tags for _, tags in chosen], pad_id=IGNORE_INDEX)
         yield ids, tags, lengths
@@ -108,17 +106,24 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[float, float]]:
                                   lambda m, ids, tags, lengths: F.cross_entropy(m(ids, lengths), tags),
                                   epochs=1 if args.smoke else 8, lr=1e-2, progress=not args.smoke, label=name)
         results[name] = evaluate(model, test, vocab)
-    print(f"\n{'held-out sentences':<18} {'all tokens':>11} {'ambiguous words':>16}")
+    seen = {" ".join(words) for words, _ in train}
+    repeated = sum(" ".join(words) in seen for words, _ in test)
+    # Sentences this short repeat: many test sentences are training ones too. That does not flatter either model on
+    # the ambiguous words, where a unidirectional one can only guess whatever it remembers: it has not read the next word.
+    print(f"\n{len(test)} test sentences, {repeated} of them training sentences too")
+    print(f"{'test sentences':<18} {'all tokens':>11} {'ambiguous words':>16}")
     for name, (accuracy, ambiguous, _) in results.items():
         print(f"{name:<18} {accuracy:>11.1%} {ambiguous:>16.1%}")
     print("\nmistakes of the unidirectional model (tagged as names: in capitals; tagged wrong: in [brackets]):")
     for line in results["unidirectional"][2] or ["none"]:
         print(f"  {line}")
     common.plot_curves(curves, out / "loss.png", "training loss", "Name tagging")
+    print(f"\nthe two training curves: {out / 'loss.png'}")
+    bidirectional = model  # the loop's last model
     sentence = ["teddy", "roosevelt", "spoke"]
-    ids, lengths = pad_batch([[vocab.stoi.get(w, 1) for w in sentence]])
-    path = viz.render(model(ids, lengths).sum(), out / "bidirectional_graph", params=dict(model.named_parameters()))
-    print(f"\nthe bidirectional graph of '{' '.join(sentence)}': {path}")
+    ids, lengths = pad_batch([[vocab.stoi.get(w, UNK_ID) for w in sentence]])
+    path = viz.render(bidirectional(ids, lengths).sum(), out / "bidirectional_graph", params=dict(bidirectional.named_parameters()))
+    print(f"the bidirectional graph of '{' '.join(sentence)}': {path}")
     return {name: result[:2] for name, result in results.items()}
 
 

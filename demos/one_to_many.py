@@ -82,16 +82,15 @@ def main(argv: list[str] | None = None) -> float:
     sequences = {int(n): vocab.encode(spell(int(n)), bos=True, eos=True) for n in range(1000)}
 
     def batches(epoch: int):
-        order = np.random.default_rng(epoch).permutation(train)
-        for start in range(0, len(order), 32):
-            chosen = order[start : start + 32]
+        for chosen in common.chunks(train, 32, np.random.default_rng(epoch)):
+            # Teacher forcing: the decoder reads [<bos>] + the spelling and predicts the spelling + [<eos>], one step ahead
             inputs, targets, lengths = next(language_model_batches([sequences[int(n)] for n in chosen], len(chosen)))
-            yield chosen, inputs, targets, lengths
+            yield np.array(chosen), inputs, targets, lengths
 
     model = Speller(len(vocab), hidden=32 if args.smoke else 128)
     print(f"{len(train)} numbers to learn from, e.g. {train[0]} -> {spell(int(train[0]))!r}; {len(test)} held out")
     history = common.fit(model, batches, lambda m, n, x, y, lengths: F.cross_entropy(m(n, x, lengths)[0], y),
-                         epochs=1 if args.smoke else 150, lr=1e-2, progress=not args.smoke)
+                         epochs=1 if args.smoke else 150, lr=1e-2, progress=not args.smoke, print_every=10)
     written = model.spell(test, vocab)
     accuracy = common.report_exact_match([int(n) for n in test], written, [spell(int(n)) for n in test], "numbers", width=5)
     common.plot_curves({"training loss": history}, out / "loss.png", "cross-entropy per character", "One-to-many: spelling numbers")

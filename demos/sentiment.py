@@ -21,27 +21,29 @@ import numpy as np
 import tinygrad_seq as ts
 from tinygrad_seq import nn
 from tinygrad_seq.nn import functional as F
-from tinygrad_seq.text import Vocabulary, pad_batch
+from tinygrad_seq.text import SPECIALS, Vocabulary, pad_batch
 
 SUBJECTS = ["the movie", "this film", "the food", "the service", "the book", "my day", "the hotel", "the show"]
 POSITIVE = ["good", "great", "wonderful", "excellent", "fun", "lovely"]
 NEGATIVE = ["bad", "terrible", "awful", "boring", "poor", "dull"]
 VERBS = {"liked": 1, "loved": 1, "enjoyed": 1, "hated": 0, "disliked": 0}
+BASE_FORMS = {"liked": "like", "loved": "love", "enjoyed": "enjoy", "hated": "hate", "disliked": "dislike"}  # "i did not like it"
 INTENSIFIERS = ["", "really", "very", "quite"]
+ADJECTIVE_CLAUSES = 0.6  # the share of clauses built on an adjective ("the food was good"), the rest on a verb ("i liked it")
 
 
 def clause(rng: np.random.Generator) -> tuple[list[str], int]:
     """A simple clause and its sentiment (1 positive), negated half the time."""
     negated = rng.random() < 0.5
-    if rng.random() < 0.6:
+    if rng.random() < ADJECTIVE_CLAUSES:
         positive = rng.random() < 0.5
-        adjective = (POSITIVE if positive else NEGATIVE)[rng.integers(6)]
+        adjectives = POSITIVE if positive else NEGATIVE
         words = SUBJECTS[rng.integers(len(SUBJECTS))].split() + ["was"] + (["not"] if negated else [])
-        words += [w for w in [INTENSIFIERS[rng.integers(4)]] if w] + [adjective]
+        words += [w for w in [INTENSIFIERS[rng.integers(len(INTENSIFIERS))]] if w] + [adjectives[rng.integers(len(adjectives))]]
     else:
         verb = list(VERBS)[rng.integers(len(VERBS))]
         positive = bool(VERBS[verb])
-        words = ["i"] + (["did", "not", {"liked": "like", "loved": "love", "enjoyed": "enjoy", "hated": "hate", "disliked": "dislike"}[verb]] if negated else [verb]) + ["it"]
+        words = ["i"] + (["did", "not", BASE_FORMS[verb]] if negated else [verb]) + ["it"]
     return words, int(positive != negated)
 
 
@@ -56,9 +58,21 @@ def make_sentences(n: int, rng: np.random.Generator) -> list[tuple[list[str], in
     return data
 
 
-# Constructions the generator never makes: double negation, "at all", a verb and an adjective together.
-TRICKY = [("the movie was not not good", 1), ("the food was not bad at all", 1), ("i did not hate it but the service was not great", 0),
-          ("i loved it but my day was awful", 0), ("the show was really very good", 1), ("i did not enjoy it but i liked it", 1)]
+def held_out(n: int, rng: np.random.Generator, seen: set[str]) -> list[tuple[list[str], int]]:
+    """``n`` sentences drawn as the training ones are, none of them a training sentence (``seen``): the generator
+    repeats itself often (half of 1,000 fresh draws were training sentences word for word), and a test of those would
+    measure memory, not what the model learnt."""
+    data: list[tuple[list[str], int]] = []
+    while len(data) < n:
+        data += [(words, label) for words, label in make_sentences(n, rng) if " ".join(words) not in seen][: n - len(data)]
+    return data
+
+
+# Constructions the generator never makes: a double negation, words it never uses ("at all", "and": read as
+# <unk>), two intensifiers, two contrasts (the last clause decides, as with one).
+TRICKY = [("the movie was not not good", 1), ("the food was not bad at all", 1), ("the show was really very good", 1),
+          ("the food was bad but the show was good but my day was awful", 0), ("the movie was good and the food was great", 1),
+          ("i did not like it but the hotel was not not lovely", 1)]
 
 
 class Classifier(nn.Module):
@@ -75,7 +89,9 @@ class Classifier(nn.Module):
         self.head = nn.Linear(hidden, 1)
 
     def forward(self, ids, lengths):
-        _, h_n = self.rnn(self.embedding(ids), lengths=lengths)  # h_n: each sentence's state at its own last word
+        # h_n (layers, B, H): each sentence's state at its own last word, a⟨T_x⟩ (lengths stop it there); [-1] is the
+        # top layer's (the only one here), not the last time step
+        _, h_n = self.rnn(self.embedding(ids), lengths=lengths)
         return self.head(h_n[-1]).squeeze(-1)
 
 
@@ -86,9 +102,7 @@ def predict(model, ids, lengths) -> tuple[np.ndarray, np.ndarray]:
 
 
 def batches(data, vocab, size, rng=None):
-    order = rng.permutation(len(data)) if rng is not None else np.arange(len(data))
-    for start in range(0, len(data), size):
-        chosen = [data[i] for i in order[start : start + size]]
+    for chosen in common.chunks(data, size, rng):
         ids, lengths = pad_batch([vocab.encode(" ".join(words)) for words, _ in chosen])
         yield ids, np.array([label for _, label in chosen]), lengths
 
@@ -110,9 +124,11 @@ def main(argv: list[str] | None = None) -> float:
     args = parser.parse_args(argv)
     out = common.start(args)
     rng = np.random.default_rng(0)
-    train, test = make_sentences(300 if args.smoke else 1000, rng), make_sentences(200 if args.smoke else 1000, rng)
+    train = make_sentences(300 if args.smoke else 1000, rng)
+    test = held_out(200 if args.smoke else 1000, rng, {" ".join(words) for words, _ in train})
     vocab = Vocabulary.from_text([" ".join(words) for words, _ in train], level="word")
-    print(f"{len(train)} training sentences, {len(vocab)} words; the first three:")
+    print(f"{len(train)} training sentences, {len(vocab) - len(SPECIALS)} words (and the {len(SPECIALS)} special tokens); "
+          "the first three:")
     for words, label in train[:3]:
         print(f"  {'positive' if label else 'negative'}: {' '.join(words)}")
     ts.manual_seed(0)
@@ -121,17 +137,17 @@ def main(argv: list[str] | None = None) -> float:
                          lambda m, ids, labels, lengths: F.binary_cross_entropy_with_logits(m(ids, lengths), labels),
                          epochs=1 if args.smoke else 6, lr=1e-2, progress=not args.smoke)
     accuracy, wrong = evaluate(model, test, vocab)
-    print(f"\naccuracy on {len(test)} held-out sentences: {accuracy:.1%}")
+    print(f"\naccuracy on {len(test)} held-out sentences, none of them a training sentence: {accuracy:.1%}")
     print(f"examples it gets wrong ({len(wrong)}):")
     for line in wrong[:6] or ["none"]:
         print(f"  {line}")
-    print("\nsentences unlike any in the training data:")
+    print("\nsentences built as none in the training data (each as the model reads it: <unk> for a word it never saw):")
     for sentence, label in TRICKY:
         ids, lengths = pad_batch([vocab.encode(sentence)])
         with nn.evaluating(model):
             y_hat, predicted = predict(model, ids, lengths)
-        print(f"  {'right' if predicted[0] == label else 'WRONG'}: {sentence!r} called {'positive' if predicted[0] else 'negative'} "
-              f"(ŷ = {y_hat[0]:.3f})")
+        print(f"  {'right' if predicted[0] == label else 'WRONG'}: {vocab.decode(ids[:, 0], skip_special=False)!r} called "
+              f"{'positive' if predicted[0] else 'negative'} (ŷ = {y_hat[0]:.3f})")
     common.plot_curves({"training loss": history}, out / "loss.png", "binary cross-entropy", "Sentiment, many-to-one")
     print(f"\nthe training loss: {out / 'loss.png'}")
     return accuracy

@@ -23,7 +23,7 @@ from tinygrad_seq.text import sample
 
 def main(argv: list[str] | None = None) -> Trainer:
     parser = common.arguments(__doc__.splitlines()[0], out="shakespeare_out")
-    parser.add_argument("--cell", choices=["lstm", "gru"], default="lstm")
+    parser.add_argument("--cell", choices=["lstm", "gru"], default="lstm", help="the recurrent cell (default lstm)")
     parser.add_argument("--long", action="store_true", help="the whole text, 10 epochs")
     args = parser.parse_args(argv)
     out = common.start(args)
@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> Trainer:
     config = TrainConfig(data=str(common.DATA / "tinyshakespeare.txt"), layout="stream", cell=args.cell,
                          embed_dim=32, hidden=32 if args.smoke else 192, layers=2, dropout=0.1, seq_len=64,
                          batch_size=32, epochs=epochs, lr=4e-3, clip=5.0, max_chars=chars, val_fraction=0.05)
+    # Truncated BPTT (layout="stream"): the text is read as 32 parallel streams in chunks of 64 characters; after each
+    # chunk's update the final state is carried into the next chunk, detached (values kept, graph cut): Trainer.train_step
+    # in tinygrad_seq/models/trainer.py, `self.carry = _detach(state)`. docs/language_models.md walks through it.
     trainer = Trainer(config)
     print(f"{len(trainer.corpus.train):,} characters to learn from, {len(trainer.corpus.valid):,} held out; "
           f"{trainer.corpus.vocab}; a 2-layer {args.cell.upper()} with {trainer.model.num_parameters():,} parameters")

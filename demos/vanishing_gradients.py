@@ -51,7 +51,7 @@ class AgreementModel(nn.Module):
 
     def forward(self, ids, lengths):
         _, state = self.rnn(self.embedding(ids), lengths=lengths)
-        return self.head(self.rnn.cell.output(state))
+        return self.head(self.rnn.cell.output(state))  # the state's a⟨T_x⟩ (an LSTM's state is (a, c): output takes a)
 
 
 def batch(examples, vocab):
@@ -87,11 +87,12 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
         flow = viz.gradient_flow(F.cross_entropy(model(ids, lengths), labels))[("a", 0, "forward")]
         flows.append({("a", 0, "forward"): flow / flow[-1]})
         model.zero_grad()
-        common.fit(model, lambda epoch: (batch(train[s : s + 64], vocab) for s in range(0, len(train), 64)),
-                   lambda m, ids, labels, lengths: F.cross_entropy(m(ids, lengths), labels),
-                   epochs=1 if args.smoke else 6, lr=5e-3, progress=False)
+        # the same batches every epoch, in the order the examples were drawn (already random)
+        losses = common.fit(model, lambda epoch: (batch(train[s : s + 64], vocab) for s in range(0, len(train), 64)),
+                            lambda m, ids, labels, lengths: F.cross_entropy(m(ids, lengths), labels),
+                            epochs=1 if args.smoke else 6, lr=5e-3, progress=False)
         results[name] = [accuracy(model, tests[k], vocab) for k in distances]
-        print(f"{name}: trained")
+        print(f"{name}: trained, training loss {losses[0]:.3f} in the first epoch -> {losses[-1]:.3f} in the last")
 
     print("\naccuracy on held-out sentences, by the number k of words between subject and verb")
     print("k       " + " ".join(f"{k:>5}" for k in distances))

@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> Trainer:
                          epochs=1 if args.smoke else 3, batch_size=64, lr=3e-3, max_chars=20_000 if args.smoke else None)
     trainer = Trainer(config)
     vocab = trainer.corpus.vocab
+    # each line's ids are [<bos>, words..., <eos>]: its words are len(ids) - 2
     unknown = sum(ids.count(UNK_ID) for ids in trainer.corpus.train) / sum(len(ids) - 2 for ids in trainer.corpus.train)
     print(f"{len(trainer.corpus.train):,} lines; {vocab} ({unknown:.1%} of the words become {UNK})")
     trainer.run(out / "checkpoint", progress=not args.smoke, overwrite=True)  # a rerun replaces its own checkpoint
