@@ -164,15 +164,16 @@ def report_exact_match(inputs: list, outputs: list[str], expected: list[str], wh
     """Print the exact-match accuracy and a few examples, the wrong ones first; returns the accuracy."""
     right = [o == e for o, e in zip(outputs, expected)]
     accuracy = sum(right) / len(right)
-    print(f"\nexact match on {len(right)} held-out {what}: {accuracy:.1%}")
+    print(f"\nexact match on {len(right)} held-out {what}: {accuracy:.1%}; some it got wrong, then some it got right:")
     shown = [i for i, ok in enumerate(right) if not ok][:4] + [i for i, ok in enumerate(right) if ok][:4]
     for i in shown:
         print(f"  {str(inputs[i])!r:>{width}} -> {outputs[i]!r}" + ("" if right[i] else f"   (should be {expected[i]!r})"))
     return accuracy
 
 
-def plot_curves(curves: dict[str, list[float]], path: Path, ylabel: str, title: str) -> Path:
-    """A line per curve against the epoch, saved to ``path`` (skipped, with a note, without matplotlib)."""
+def plot_curves(curves: dict[str, list[float]], path: Path, ylabel: str, title: str, xlabel: str = "epoch") -> Path:
+    """A line per curve against the epoch (or what ``xlabel`` names), saved to ``path`` (skipped, with a note, without
+    matplotlib)."""
     try:
         import matplotlib
     except ImportError:
@@ -185,7 +186,7 @@ def plot_curves(curves: dict[str, list[float]], path: Path, ylabel: str, title: 
     figure, axes = plt.subplots(figsize=(6, 3.5))
     for label, values in curves.items():
         axes.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=label)
-    axes.set_xlabel("epoch")
+    axes.set_xlabel(xlabel)
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(alpha=0.3)

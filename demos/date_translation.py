@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> float:
     for source, source_lengths, _, _ in batches(test, 256):
         written += model.translate(source, source_lengths, target_vocab)
     accuracy = common.report_exact_match([s for s, _ in test], written, [t for _, t in test], "dates")
-    common.plot_curves({"training loss": history}, out / "loss.png", "cross-entropy per character", "Date translation")
+    path = common.plot_curves({"training loss": history}, out / "loss.png", "cross-entropy per character", "Date translation")
+    print(f"\nthe training loss: {path}")
     return accuracy
 
 

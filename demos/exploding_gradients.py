@@ -94,8 +94,9 @@ def main(argv: list[str] | None = None) -> tuple[str | None, list[float]]:
         print(f"  anomaly even with clipping: {report_clipped}")
     # Always answering the mean sum, STEPS / 2, scores the variance of a sum of STEPS uniform numbers: STEPS / 12
     print(f"  for scale: always guessing the mean sum scores {STEPS / 12:.3g}")
-    common.plot_curves({"with clipping": clipped_losses, "without clipping": losses}, out / "loss.png",
-                       "squared error", "Exploding gradients: SGD, ReLU RNN")
+    path = common.plot_curves({"with clipping": clipped_losses, "without clipping": losses}, out / "loss.png",
+                              "squared error", "Exploding gradients: SGD, ReLU RNN", xlabel="update")
+    print(f"\nthe two runs' losses, update by update: {path}")
     return report, clipped_losses
 
 

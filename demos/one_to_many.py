@@ -93,7 +93,8 @@ def main(argv: list[str] | None = None) -> float:
                          epochs=1 if args.smoke else 150, lr=1e-2, progress=not args.smoke, print_every=10)
     written = model.spell(test, vocab)
     accuracy = common.report_exact_match([int(n) for n in test], written, [spell(int(n)) for n in test], "numbers", width=5)
-    common.plot_curves({"training loss": history}, out / "loss.png", "cross-entropy per character", "One-to-many: spelling numbers")
+    path = common.plot_curves({"training loss": history}, out / "loss.png", "cross-entropy per character", "One-to-many: spelling numbers")
+    print(f"\nthe training loss: {path}")
     return accuracy
 
 

@@ -141,7 +141,8 @@ def main(argv: list[str] | None = None) -> float:
     print(f"examples it gets wrong ({len(wrong)}):")
     for line in wrong[:6] or ["none"]:
         print(f"  {line}")
-    print("\nsentences built as none in the training data (each as the model reads it: <unk> for a word it never saw):")
+    print("\nsentences of constructions the training data never has (each as the model reads it: <unk> for a word it "
+          "never saw):")
     for sentence, label in TRICKY:
         ids, lengths = pad_batch([vocab.encode(sentence)])
         with nn.evaluating(model):

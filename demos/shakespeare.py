@@ -40,8 +40,8 @@ def main(argv: list[str] | None = None) -> Trainer:
     trainer.run(out / "checkpoint", progress=not args.smoke, overwrite=True)  # a rerun replaces its own checkpoint
     final = trainer.history[-1]
     print(f"\nvalidation loss per character after {final['epoch']} epoch(s): {final['valid_loss']:.3f} "
-          f"(perplexity {final['valid_perplexity']:.2f}; a uniform guess over {len(trainer.corpus.vocab)} tokens "
-          f"would score {math.log(len(trainer.corpus.vocab)):.2f})")
+          f"(perplexity {final['valid_perplexity']:.2f}); a uniform guess over {len(trainer.corpus.vocab)} tokens "
+          f"would score loss {math.log(len(trainer.corpus.vocab)):.2f}, perplexity {len(trainer.corpus.vocab)}")
     lines = []
     for temperature in (0.5, 0.8, 1.0):
         (text,) = sample(trainer.model, trainer.corpus.vocab, n=1, max_len=40 if args.smoke else 300,

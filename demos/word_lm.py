@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> Trainer:
     (out / "report.txt").write_text("\n".join(report), encoding="utf-8")
     common.plot_curves({"train": [h["train_loss"] for h in trainer.history], "validation": [h["valid_loss"] for h in trainer.history]},
                        out / "loss.png", "loss per word", "Word-level language model")
+    print(f"\nthe checkpoint, this report and the loss curves: {out}/ (checkpoint, report.txt, loss.png)")
     return trainer
 
 

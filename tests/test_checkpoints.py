@@ -153,6 +153,18 @@ def test_the_library_checks_a_config_as_the_command_line_does():
     json.dumps(asdict(sized))
 
 
+def test_a_demos_output_folder_given_as_a_checkpoint_names_the_checkpoint_inside(tmp_path):
+    """`tinygrad-seq sample --checkpoint char_lm_out` said only "not a checkpoint folder": the demo keeps it in
+    char_lm_out/checkpoint."""
+    from tinygrad_seq.storage import CheckpointError, read_checkpoint_files
+
+    (tmp_path / "checkpoint").mkdir()
+    (tmp_path / "checkpoint" / "manifest.json").write_text("{}")
+    with pytest.raises(CheckpointError, match=rf"is not a checkpoint folder \(no manifest\.json\); the one in it is "
+                                              rf"{re.escape(str(tmp_path / 'checkpoint'))}$"):
+        read_checkpoint_files(tmp_path)
+
+
 def test_an_empty_folder_is_a_fine_destination(tmp_path):
     (tmp_path / "empty").mkdir()
     Trainer(small_config()).save(tmp_path / "empty")

@@ -115,7 +115,7 @@ def test_word_lm_smoke(tmp_path, demo_backend):
     assert "('Cats' is not in the vocabulary)" in table and factors[0][1] == "<unk>"
     p = float(re.search(r"^P\(sentence\) = (\S+) ", table, re.M).group(1))
     assert p == pytest.approx(np.prod([float(q) for _, _, q in factors]), rel=0.01)  # factors printed to 4 significant digits
-    sampled = out.split("sampled lines (never <unk>):")[1]
+    sampled = out.split("sampled lines (never <unk>):")[1].split("\n\nthe checkpoint, this report")[0]
     assert "<unk>" not in sampled and len(sampled.strip().splitlines()) == 5
 
 
@@ -129,7 +129,7 @@ def test_name_tagging_smoke(tmp_path, demo_backend):
 def test_sentiment_smoke(tmp_path, demo_backend):
     out = run_demo("sentiment.py", tmp_path, demo_backend)
     assert re.search(r"accuracy on 200 held-out sentences, none of them a training sentence: \d+\.\d%", out)
-    assert out.count("'the") >= 2 and "sentences built as none in the training data" in out
+    assert out.count("'the") >= 2 and "sentences of constructions the training data never has" in out
     assert "'the food was not bad <unk> <unk>'" in out  # the words it never saw, shown as it reads them
     assert len(re.findall(r"called (positive|negative) \(ŷ = [01]\.\d{3}\)", out)) == 6  # ŷ = σ(W_ya a⟨T_x⟩ + b_y)
 

@@ -175,6 +175,21 @@ def test_layers_and_losses_take_arrays_and_name_what_they_cannot_use():
     np.testing.assert_allclose(F.cross_entropy(np.zeros((2, 3)), [0, 1]).item(), math.log(3))  # an array of logits is taken
 
 
+
+def test_a_newcomers_mix_ups_are_named_with_their_fix(tmp_path):
+    """Words where ids go were told to .astype(int); a layer's (output, state) given to a Linear was told to pad ragged
+    lists; a checkpoint folder given to Module.load was a bare IsADirectoryError."""
+    with pytest.raises(TypeError, match=r"^Embedding\(10, 4\): ids \(token indices\) must be integers; got text \(\['the', 'cat'\] \.\.\.\)\. "
+                                        r"Turn text into ids with a vocabulary first: vocab\.encode\(text\)$"):
+        nn.Embedding(10, 4)(["the", "cat"])
+    lstm, head = nn.LSTM(3, 4), nn.Linear(4, 2)
+    with pytest.raises(TypeError, match=r"^Linear\(4 -> 2\): got a tuple of 2, not a tensor: a recurrent layer returns \(output, state\); "
+                                        r"pass the output: out, _ = rnn\(x\); head\(out\)$"):
+        head(lstm(ts.randn(5, 2, 3)))
+    with pytest.raises(ts.storage.CheckpointError, match=r"^LSTM\.load: .* is a folder; Module\.load reads the \.npz file Module\.save wrote"):
+        lstm.load(tmp_path)
+
+
 def test_course_gradients_refuse_a_cell_the_course_has_no_parameters_for():
     """A PyTorch-form GRU's gradients came back under the course's keys, as if reset_after=False."""
     cell = nn.GRUCell(2, 3)

@@ -180,6 +180,20 @@ def test_optimizer_errors(make, error, message):
         make(list(make_mlp().parameters()))
 
 
+def test_a_learning_rate_a_schedule_sets_wrong_is_refused_at_the_next_step():
+    """training.md's schedule is a line in the loop that changes param_groups[i]["lr"]; set to -0.1 it trained the
+    wrong way without a word (the loss climbed 1.308 -> 1.358 -> 1.418)."""
+    params = grads_of([3.0, 4.0])
+    opt = optim.Adam(params, lr=0.1)
+    opt.param_groups[0]["lr"] = -0.1
+    with pytest.raises(ValueError, match=r"^Adam: lr must be a finite number >= 0 \(parameter group 0, at step\(\)\); got -0\.1$"):
+        opt.step()
+    assert params[0].tolist() == [0.0, 0.0] and not opt.state  # nothing moved
+    opt.param_groups[0]["lr"] = 0.05
+    opt.step()
+    assert params[0].tolist() != [0.0, 0.0]
+
+
 def test_load_state_dict_mismatch():
     opt = optim.Adam(make_mlp().parameters())
     other = optim.Adam(list(make_mlp().parameters())[:2])

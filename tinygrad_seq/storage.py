@@ -505,7 +505,10 @@ def _read_folder(folder: Path) -> tuple[dict[str, bytes], int]:
 def _read_format_1(folder: Path, directory: int, names: list[str]) -> dict[str, bytes]:
     """The files of a checkpoint written before manifests (state.json says format 1), unverified."""
     if LEGACY_MARKER not in names:
-        raise CheckpointError(f"{folder} is not a checkpoint folder (no {MANIFEST}); pass the --out folder of a train run")
+        inside = folder / "checkpoint"  # the demos keep theirs there: char_lm_out/checkpoint
+        hint = (f"; the one in it is {inside}" if (inside / MANIFEST).is_file() else
+                "; pass the --out folder of a train run")
+        raise CheckpointError(f"{folder} is not a checkpoint folder (no {MANIFEST}){hint}")
     try:
         legacy_state = json.loads(_read_all(directory, [LEGACY_MARKER])[LEGACY_MARKER].decode("utf-8"))
         found, version = legacy_state.get("format"), legacy_state.get("version")

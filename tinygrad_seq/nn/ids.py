@@ -27,6 +27,9 @@ def integer_array(value: Any, op: str, what: str, padded: str = PAD_INPUTS) -> A
         except ValueError:  # NumPy's "inhomogeneous shape": lists of different lengths
             raise ValueError(f"{op}: {what} must be rectangular; got lists of different lengths. Pad the sequences to one "
                              f"length first: {padded}") from None
+    if data.dtype.kind in "US":  # text where ids go
+        raise TypeError(f"{op}: {what} must be integers; got text ({np.asarray(data).ravel()[:3].tolist()} ...). Turn "
+                        "text into ids with a vocabulary first: vocab.encode(text)")
     if data.dtype.kind not in "iu":
         raise TypeError(f"{op}: {what} must be integers; got {data.dtype}. Convert them with .astype(int)")
     return data

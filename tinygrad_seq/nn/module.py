@@ -278,6 +278,9 @@ class Module:
         A file that is not one (a .npy, a truncated or empty file, text) is a ``CheckpointError`` (a ValueError)
         naming it, and nothing is loaded."""
         where = f"{type(self).__name__}.load"
+        if Path(path).is_dir():
+            raise CheckpointError(f"{where}: {path} is a folder; Module.load reads the .npz file Module.save wrote (a folder "
+                                  "that tinygrad-seq train or Trainer wrote loads with models.load_model(folder))")
         try:
             archive = np.load(path, allow_pickle=False)
             if not isinstance(archive, np.lib.npyio.NpzFile):  # one array: a .npy file

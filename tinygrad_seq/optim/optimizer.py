@@ -116,7 +116,9 @@ class Optimizer:
 
     def step(self) -> None:
         """Update every parameter that has a gradient."""
-        for group in self.param_groups:
+        for i, group in enumerate(self.param_groups):
+            # a schedule changes a group's lr in place, after the optimizer checked it: a negative one would climb
+            self.check_group(group, f" (parameter group {i}, at step())")
             for p in group["params"]:
                 if p.grad is not None:
                     self.update(p, p.grad, self.state.setdefault(p, {}), group)
