@@ -274,7 +274,8 @@ def draw_graph(
     highlight_edges = highlight_edges or {}
     # The stepper's current node is always drawn, even when it is a slice.
     hidden = {} if show_slices else {k: v for k, v in gate_slices(graph).items() if highlight.get(k) != CURRENT}
-    dot = Digraph(graph_attr={"rankdir": rankdir, "fontname": FONT},  # viz/fonts has it for PNG (images.FONT_FILE)
+    # name: the SVG's <title>, which a browser shows on hovering the picture (Graphviz writes "%3" without one)
+    dot = Digraph(name="computation graph", graph_attr={"rankdir": rankdir, "fontname": FONT},  # viz/fonts has it for PNG
                   node_attr={"fontname": FONT, "fontsize": "10", "style": "filled", "shape": "box"},
                   edge_attr={"arrowsize": "0.6", "fontname": FONT})
 
