@@ -744,3 +744,11 @@ def test_cli_rejects_unknown_cells(capsys):
     assert "unknown --cell 'transformer'; registered cells are gru, lstm, rnn, simplified_gru" in capsys.readouterr().err
     assert main(["bptt", "--cell", "LSTM"]) == 2  # PyTorch's class name: the registered name is one letter-case away
     assert capsys.readouterr().err == "tinygrad-seq bptt: error: unknown --cell 'LSTM'; cell names are case-sensitive: 'lstm'\n"
+
+
+def test_a_small_arrays_summary_never_shows_negative_zero():
+    """A gradient of -1e-5 read "-0." in bptt's listing (a newcomer's walk)."""
+    from tinygrad_seq.viz.draw import summarize
+
+    assert summarize(np.array([-1e-5, 0.5, -0.25, 2.0])) == "[ 0.    0.5  -0.25  2.  ]"
+    assert "-0." not in summarize(np.array([-0.0004, -0.0])) and summarize(np.array([-0.0004, 1.0])) == "[0. 1.]"

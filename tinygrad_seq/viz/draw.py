@@ -94,7 +94,8 @@ def summarize(array: Any, limit: int = 6) -> str:
         return prefix + summarize(shown, limit)
     values = np.asarray(Tensor.wrap(array).numpy() if not isinstance(array, np.ndarray) else array, dtype=np.float64)
     if values.size <= limit:
-        return np.array2string(values.ravel(), precision=3, separator=" ", suppress_small=True)
+        shown = np.round(values.ravel(), 3) + 0.0  # + 0.0: a tiny negative value shows as 0., not -0.
+        return np.array2string(shown, precision=3, separator=" ", suppress_small=True)
     return f"μ={values.mean():.3g} σ={values.std():.3g} |max|={np.abs(values).max():.3g}"
 
 
