@@ -171,9 +171,10 @@ def report_exact_match(inputs: list, outputs: list[str], expected: list[str], wh
     return accuracy
 
 
-def plot_curves(curves: dict[str, list[float]], path: Path, ylabel: str, title: str, xlabel: str = "epoch") -> Path:
-    """A line per curve against the epoch (or what ``xlabel`` names), saved to ``path`` (skipped, with a note, without
-    matplotlib)."""
+def plot_curves(curves: dict[str, list[float]], path: Path, ylabel: str, title: str, xlabel: str = "epoch",
+                log: bool = False) -> Path:
+    """A line per curve against the epoch (or what ``xlabel`` names), on a log scale with ``log``, saved to ``path``
+    (skipped, with a note, without matplotlib)."""
     try:
         import matplotlib
     except ImportError:
@@ -187,6 +188,8 @@ def plot_curves(curves: dict[str, list[float]], path: Path, ylabel: str, title: 
     for label, values in curves.items():
         axes.plot(range(1, len(values) + 1), values, marker="o", markersize=3, label=label)
     axes.set_xlabel(xlabel)
+    if log:
+        axes.set_yscale("log")
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(alpha=0.3)

@@ -87,7 +87,8 @@ def main(argv: list[str] | None = None) -> tuple[str | None, list[float]]:
 
     clipped_losses, clipped, report_clipped = train(clip=1.0, steps=steps)
     print(f"\nwith clip_grad_norm_(max_norm=1.0): {updates(len(clipped_losses))}, "
-          f"loss {clipped_losses[0]:.3g} -> {np.mean(clipped_losses[-20:]):.3g} (mean of the last 20)")
+          f"loss {clipped_losses[0]:.3g} -> {np.mean(clipped_losses[-20:]):.3g} (mean of the last 20; highest "
+          f"{max(clipped_losses):.3g}, at update {int(np.argmax(clipped_losses)) + 1})")
     print(f"  {len(clipped)} of {len(clipped_losses)} gradients were clipped; their norms before clipping: "
           + ", ".join(f"{n:.3g}" for n in clipped[:6]) + (" ..." if len(clipped) > 6 else ""))
     if report_clipped:
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> tuple[str | None, list[float]]:
     # Always answering the mean sum, STEPS / 2, scores the variance of a sum of STEPS uniform numbers: STEPS / 12
     print(f"  for scale: always guessing the mean sum scores {STEPS / 12:.3g}")
     path = common.plot_curves({"with clipping": clipped_losses, "without clipping": losses}, out / "loss.png",
-                              "squared error", "Exploding gradients: SGD, ReLU RNN", xlabel="update")
+                              "squared error (log scale)", "Exploding gradients: SGD, ReLU RNN", xlabel="update", log=True)
     print(f"\nthe two runs' losses, update by update: {path}")
     return report, clipped_losses
 
