@@ -522,7 +522,13 @@ def test_cli_train_sample_eval(tmp_path, capsys):
     names = capsys.readouterr().out.split()
     assert len(names) == 4 and all(n.startswith("ab") for n in names)
     assert cli(["eval", "--checkpoint", str(out), "--data", str(DINOS)]) == 0
-    assert "perplexity" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "perplexity" in printed  # scoring the training file says so: that loss flatters the model
+    assert "note: this is the file the run trained on; all but the 10% it held out was training text" in printed
+    other = tmp_path / "other.txt"
+    other.write_text("tyrannosaurus\nstegosaurus\n", encoding="utf-8")
+    assert cli(["eval", "--checkpoint", str(out), "--data", str(other)]) == 0
+    assert "note:" not in capsys.readouterr().out
     assert cli(["train", "--out", str(out), "--resume", "--data", str(DINOS)]) == 0  # already finished: nothing left
 
 

@@ -406,11 +406,15 @@ def run_sample(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     from .models import evaluate_file
-    from .models.trainer import readable
+    from .models.trainer import file_sha256, readable
 
     loss, ppl, state = evaluate_file(args.checkpoint, args.data, encoding=args.encoding)
     print(f"{args.data}: loss {readable(loss, 4)} per token, perplexity {readable(ppl, 3)} ({state['model']['cell']}, "
           f"epoch {state['epoch']})")
+    if state.get("data_sha256") and state["data_sha256"] == file_sha256(args.data):
+        held = state["config"].get("val_fraction", 0.0)
+        print(f"note: this is the file the run trained on; all but the {held:.0%} it held out was training text, so this "
+              "loss flatters the model: the run's own validation loss is the held-out part's (in state.json's history)")
     return 0
 
 
