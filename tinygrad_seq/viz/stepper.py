@@ -21,7 +21,7 @@ from typing import Any
 
 from ..engine import backward_iter, BackwardStep
 from ..tensor import Tensor
-from . import notation
+from . import notation, rules
 from .draw import CURRENT, DONE, Digraph, draw_graph, summarize
 from .trace import Graph, parameter_names, trace
 
@@ -42,8 +42,11 @@ class Step:
     """
 
     def __init__(self, raw: BackwardStep, index: int, total: int, graph: Graph, done: list[str],
-                 seen_grads: dict[str, Any], parameters: Mapping[str, Tensor]) -> None:
+                 seen_grads: dict[str, Any], parameters: Mapping[str, Tensor], names: dict[str, str] | None = None) -> None:
+        """``names``: a dict the steps of one pass share, filled with ``rules.names(graph)`` the first time a step
+        describes itself (a bare op is then written as what it computes, "W_aa a⟨1⟩[:, 3:6]", not "GetItem")."""
         self.raw, self.index, self.total, self.graph = raw, index, total, graph
+        self._names = {} if names is None else names
         self.done = list(done)
         self.seen_grads = dict(seen_grads)
         node = raw.node
@@ -82,15 +85,27 @@ class Step:
     def describe(self) -> str:
         """One readable line: where we are, what arrives and what goes where."""
         where = notation.place(self.tags, self.graph.context)
-        sent = "; ".join(
-            f"{self.graph.node_of(arg).label if self.graph.key_of(arg) is not None else 'input'} {tuple(g.shape)}"
-            for arg, g in self.input_grads
-        )
-        name = f" {self.name}" if self.name else ""
+        sent = "; ".join(f"{self._called(arg)} {tuple(g.shape)}" for arg, g in self.input_grads)
+        own = self.name or self._names_of().get(self.graph.key_of(self.tensor))  # a bare op: what it computes
+        name = f" {own}" if own else ""
         return (
             f"step {self.index + 1:>3}/{self.total}  {where or '-':<26} {self.op}{name}: "
             f"∇ {summarize(self.grad)} -> {sent}"
         )
+
+    def _names_of(self) -> dict[str, str]:
+        if not self._names:
+            self._names.update(rules.names(self.graph))
+        return self._names
+
+    def _called(self, tensor: Tensor) -> str:
+        """How the line names a tensor: its label, or for a bare op what it computes ("W_aa a⟨1⟩[:, 3:6]"); "input" for
+        one the graph does not hold."""
+        key = self.graph.key_of(tensor)
+        if key is None:
+            return "input"
+        node = self.graph.nodes[key]
+        return node.label if node.label != node.op else self._names_of().get(key, node.label)
 
     def __repr__(self) -> str:
         return f"Step({self.describe()})"
@@ -127,8 +142,9 @@ def backward_steps(loss: Tensor, params: Mapping[str, Tensor] | Any = None, reta
     total = sum(1 for node in graph.nodes.values() if node.backward_step)
     done: list[str] = []
     seen_grads: dict[str, Any] = {}
+    names: dict[str, str] = {}  # rules.names(graph), worked out by the first step that describes itself
     for index, raw in enumerate(backward_iter(loss, retain_graph=retain_graph)):
-        step = Step(raw, index, total, graph, done, seen_grads, params)
+        step = Step(raw, index, total, graph, done, seen_grads, params, names)
         yield step
         key = graph.key_of(raw.tensor)
         done.append(key)
