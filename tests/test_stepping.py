@@ -51,3 +51,13 @@ def test_graph_writes_png_without_graphviz(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", "")  # no dot to be found, installed or not
     assert cli(["graph", "--cell", "gru", "--steps", "2", "--out", str(tmp_path / "g.png")]) == 0
     assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_stepper_writes_a_bare_op_as_what_it_computes():
+    """A GRU's listing read "Add: ... -> GetItem (1, 3); GetItem (1, 3)": which gate's slice was not said."""
+    model = demo.small_model("gru", steps=2)
+    with ts.transparent():
+        loss = model.loss()
+    lines = [step.describe() for step in viz.backward_steps(loss, params=model)]
+    assert not any("GetItem (" in line or "-> Add (" in line for line in lines), "\n".join(lines)
+    assert any("GetItem W_aa a⟨1⟩[:, 6:9]:" in line for line in lines)  # the candidate's rows of the hidden product
