@@ -39,6 +39,21 @@ def as_real(value: Any) -> float | None:
     return None
 
 
+def int_arguments(given: tuple[Any, ...], op: str) -> tuple[int, ...]:
+    """Sizes or axes given as ``f(2, 3)`` or as one sequence ``f((2, 3))``, as a tuple of Python ints; a TypeError
+    naming ``op`` for anything else (a float, a bool, a string). How the creation functions read a shape, and
+    reshape and transpose their arguments.
+
+    >>> int_arguments((2, 3), "reshape"), int_arguments(([2, 3],), "reshape")
+    ((2, 3), (2, 3))
+    """
+    if len(given) == 1 and not is_int(given[0]) and hasattr(given[0], "__iter__") and not isinstance(given[0], str):
+        given = tuple(given[0])
+    if not all(is_int(n) for n in given):
+        raise TypeError(f"{op}: takes ints, as {op}(2, 3) or {op}((2, 3)); got {given}")
+    return tuple(int(n) for n in given)
+
+
 def check_counts(op: str, minimum: int = 1, **counts: Any) -> None:
     """Raise a ValueError naming ``op``, the argument and its value unless every one of ``counts`` is an int
     >= ``minimum``.

@@ -183,7 +183,9 @@ CONFIG_OPTIONS = {
 
 def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     """The command's parser; ``given_only`` leaves out train's defaults, so parsing shows what was typed."""
-    from .models.config import LAYOUTS, MAX_LAYERS, MAX_WIDTH
+    from .backend import BACKEND_NAMES
+    from .models.config import LAYOUTS, MAX_LAYERS, MAX_WIDTH, OPTIMIZER_NAMES
+    from .text.vocab import LEVELS
 
     parser = ArgumentParser(
         prog="tinygrad-seq",
@@ -192,7 +194,7 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tinygrad-seq {__version__}")
     parser.add_argument(
         "--backend",
-        choices=["numpy", "cupy"],
+        choices=BACKEND_NAMES,
         help="array backend for this run (default: $TINYGRAD_SEQ_BACKEND, else numpy)",
     )
     commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
@@ -227,7 +229,7 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     train.add_argument("--data", help="a text file (required, except with --resume)")
     train.add_argument("--encoding", type=encoding_name, default="utf-8",
                        help="the data's text encoding (default utf-8; e.g. latin-1, cp1252)")
-    train.add_argument("--level", choices=["char", "word"], default="char", help="tokens: characters or words (default char)")
+    train.add_argument("--level", choices=LEVELS, default="char", help="tokens: characters or words (default char)")
     train.add_argument("--layout", choices=LAYOUTS, default="lines",
                        help="lines: one sequence per line (names); stream: one long text, truncated BPTT (default lines)")
     train.add_argument("--cell", default="lstm", help="rnn, gru, lstm, simplified_gru or a cell registered by --import (default lstm)")
@@ -241,7 +243,7 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=integer(1), default=32, help=">= 1 (default 32)")
     train.add_argument("--epochs", type=integer(1), default=10, help=">= 1 (default 10)")
     train.add_argument("--lr", type=number(0), default=1e-2, help="learning rate, > 0 (default 0.01)")
-    train.add_argument("--optimizer", choices=["adam", "sgd", "rmsprop", "adagrad"], default="adam", help="(default adam)")
+    train.add_argument("--optimizer", choices=OPTIMIZER_NAMES, default="adam", help="(default adam)")
     clipping = train.add_mutually_exclusive_group()
     clipping.add_argument("--clip", type=number(0, hint="--no-clip turns clipping off", hint_non_finite=True), default=5.0,
                           help="clip_grad_norm_ max norm, > 0 (default 5)")
@@ -252,7 +254,7 @@ def build_parser(given_only: bool = False) -> argparse.ArgumentParser:
     train.add_argument("--seed", type=integer(0), default=0, help=">= 0 (default 0)")
     train.add_argument("--val-fraction", type=number(0, 1, include_low=True), default=0.1,
                        help="the part of the data held out for validation, in [0, 1) (default 0.1; 0: none)")
-    train.add_argument("--backend", choices=["numpy", "cupy"], default=argparse.SUPPRESS,
+    train.add_argument("--backend", choices=BACKEND_NAMES, default=argparse.SUPPRESS,
                        help="array backend for this run, as tinygrad-seq --backend before the command")
     train.add_argument("--out", default="checkpoint", help="checkpoint directory (default ./checkpoint)")
     _import_argument(train, "a module or .py file to import first (e.g. one that registers your cell)")

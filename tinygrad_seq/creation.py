@@ -13,16 +13,15 @@ import numpy as np
 
 from . import settings
 from .backend import dtype_named, get_backend
-from .checks import is_int
+from .checks import int_arguments
 from .tensor import Tensor
 
 
 def _shape(shape: tuple[Any, ...], op: str) -> tuple[int, ...]:
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    if not all(is_int(n) and n >= 0 for n in shape):  # not a bool: ts.zeros(True) made shape (1,)
+    shape = int_arguments(shape, op)  # not a bool: ts.zeros(True) made shape (1,)
+    if any(n < 0 for n in shape):
         raise ValueError(f"{op}: a shape is a sequence of non-negative ints; got {shape}")
-    return tuple(int(n) for n in shape)
+    return shape
 
 
 def _dtype(dtype: Any, op: str) -> np.dtype:

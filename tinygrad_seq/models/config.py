@@ -98,8 +98,8 @@ class TrainConfig:
         if self.max_chars is not None and not _within(self.max_chars, 0, None):  # a negative one cut the end off instead
             problems.append(f"max_chars={self.max_chars!r} (must be an integer >= 0: the characters read from the start; "
                             "None or 0 for all)")
-        if batch_limit_problem(self.max_batch_gb):
-            problems.append(batch_limit_problem(self.max_batch_gb))
+        if limit_problem := batch_limit_problem(self.max_batch_gb):
+            problems.append(limit_problem)
         if problems:
             raise TrainingError(f"TrainConfig: {'; '.join(problems)}")
         for name, _, _ in COUNTS:

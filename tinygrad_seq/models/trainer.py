@@ -644,8 +644,8 @@ def evaluate_file(checkpoint: str | os.PathLike, data: str, encoding: str | None
     the run's ``TrainConfig.max_batch_gb``): raise it to score lines, or a
     model, too large for that limit on a machine that has the memory.
     """
-    if max_batch_gb is not None and batch_limit_problem(max_batch_gb):  # before the checkpoint's config, which it is not
-        raise TrainingError(batch_limit_problem(max_batch_gb))
+    if max_batch_gb is not None and (problem := batch_limit_problem(max_batch_gb)):  # before the checkpoint's config:
+        raise TrainingError(problem)  # it is the caller's value, not the checkpoint's
     opened = open_checkpoint(checkpoint)
     model, vocab, state = opened.model(), opened.vocab, opened.state
     config = opened.config(data=data, val_fraction=0.0, max_chars=None)  # the whole file, whatever the run read of its own

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import backend_of
-from ..checks import is_int
+from ..checks import int_arguments, is_int
 from ..function import Function
 from ..lazy_grad import HeldSliceGrad, SliceGrad
 from ..tensor import as_tensor, Tensor
@@ -31,18 +31,9 @@ class Reshape(Function):
         return (grad.reshape(self.in_shape),)
 
 
-def _shape_arg(shape: tuple[Any, ...], op: str) -> tuple[int, ...]:
-    """Sizes or axes given as ``f(2, 3)`` or ``f((2, 3))``, as a tuple of ints; a TypeError naming ``op`` for others."""
-    if len(shape) == 1 and not is_int(shape[0]):
-        shape = tuple(shape[0]) if hasattr(shape[0], "__iter__") and not isinstance(shape[0], str) else shape
-    if not all(is_int(size) for size in shape):
-        raise TypeError(f"{op}: takes ints, as {op}(2, 3) or {op}((2, 3)); got {shape}")
-    return tuple(int(size) for size in shape)
-
-
 def reshape(x: Tensor, *shape: int | Sequence[int]) -> Tensor:
     """The same values in a new shape: ``x.reshape(2, 3)`` or ``x.reshape((2, 3))``; one size may be -1."""
-    return Reshape.apply(x, shape=_shape_arg(shape, "reshape"))
+    return Reshape.apply(x, shape=int_arguments(shape, "reshape"))
 
 
 class Transpose(Function):
@@ -59,7 +50,7 @@ class Transpose(Function):
 
 def transpose(x: Tensor, *axes: int | Sequence[int]) -> Tensor:
     """Permute axes like NumPy: no argument reverses them; else ``axes[i]`` is the input axis placed at i."""
-    given = _shape_arg(axes, "transpose") if axes else tuple(reversed(range(x.ndim)))
+    given = int_arguments(axes, "transpose") if axes else tuple(reversed(range(x.ndim)))
     if len(given) != x.ndim or not all(-x.ndim <= a < x.ndim for a in given) or sorted(a % x.ndim for a in given) != list(range(x.ndim)):
         raise ValueError(f"transpose: axes {given} are not a permutation of the {x.ndim} axes of a tensor of shape {x.shape} "
                          f"(each of 0..{x.ndim - 1} once, or counted from the end, -{x.ndim}..-1)")

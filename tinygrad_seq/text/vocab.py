@@ -104,12 +104,6 @@ def _not_a_vocabulary(data: Any) -> str | None:
     return f'it needs "tokens" and "level", and {found}'
 
 
-def _shown(value: Any) -> str:
-    """A value as an error message quotes it: its repr, cut to 40 characters."""
-    shown = repr(value)
-    return shown if len(shown) <= 40 else shown[:37] + "..."
-
-
 def _spelled(token: str) -> str:
     """``token`` with its code points, which tell apart tokens that print the same: 'é' (U+0065 U+0301)."""
     return f"{token!r} ({' '.join(f'U+{ord(c):04X}' for c in token)})"
@@ -202,7 +196,7 @@ class Vocabulary:
     def tokenize(self, text: str) -> list[str]:
         """The tokens of one string, as ``encode`` reads it: lowered and normalised as the vocabulary says."""
         if not isinstance(text, str):
-            raise TypeError(f"Vocabulary: text must be a str; got {type(text).__name__} {_shown(text)}. To turn ids back "
+            raise TypeError(f"Vocabulary: text must be a str; got {type(text).__name__} {text!r:.40}. To turn ids back "
                             "into text, use decode(ids)")
         if self.lower:
             if self.normalize in COMPATIBILITY_FORMS:  # they map some characters to capitals ("ℌ" -> "H"): lowered next
@@ -242,7 +236,7 @@ class Vocabulary:
             items = None
         if items is None:
             raise TypeError(f"decode: ids must be a sequence of ids (a list, or a 1-D array); got {type(ids).__name__} "
-                            f"{_shown(ids)}: for one id, decode([i])")
+                            f"{ids!r:.40}: for one id, decode([i])")
         ids = [_token_id(i) for i in items]
         outside = next((i for i in ids if not 0 <= i < len(self.itos)), None)
         if outside is not None:  # a negative id would wrap around to the last tokens
