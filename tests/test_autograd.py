@@ -556,6 +556,7 @@ def test_comparisons_and_argmax(backend):
         (lambda x: x.argmax(5), ValueError, r"^argmax: axis 5 is out of range for a tensor with 2 axes"),
         (lambda x: x.clamp("0", 1), TypeError, r"^clamp: lo must be a number \(or None for no bound\); got '0'$"),
         (lambda x: ts.zeros(2, dtype="flaot"), TypeError, r"^zeros: 'flaot' is not a dtype a tensor holds; use 'float32'"),
+        (lambda x: ts.Tensor(np.array([1, 2]), dtype="U3"), TypeError, r"^Tensor: 'U3' is not a dtype a tensor holds"),  # made a <U3 tensor
         (lambda x: ts.zeros(True), TypeError, r"^zeros: takes ints, as zeros\(2, 3\) or zeros\(\(2, 3\)\); got \(True,\)$"),
         (lambda x: ts.Tensor(["a", "b"]), TypeError, r"^Tensor: cannot make a tensor from list \['a', 'b'\] \(its values are <U1\); a tensor "
                                                     r"holds numbers or bools\. Text becomes ids first: vocab\.encode\(text\)$"),
@@ -578,6 +579,10 @@ def test_a_cast_to_integers_starts_a_new_graph_as_pytorch_does():
     assert ids.tolist() == [1, 2]
     (x.to("float64") * 0.5).sum().backward()  # a float cast stays differentiable
     assert x.grad.tolist() == [0.5, 0.5]
+    from tinygrad_seq.ops.convert import Cast
+
+    direct = Cast.apply(x, dtype=np.int32)  # the rule is Function.apply's, for every op (a user's too), not to()'s
+    assert not direct.requires_grad and direct.grad_fn is None
 
 
 def test_slices_send_slice_gradients_summed_in_place():

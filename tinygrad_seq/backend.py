@@ -260,12 +260,11 @@ def backend_or_dtype(target: Any, op: str) -> Backend | np.dtype:
     error naming ``op``, what ``to`` takes, and for PyTorch's "cuda" the backend that runs on the GPU."""
     if isinstance(target, Backend) or (isinstance(target, str) and target in backend_names()):
         return backend_named(target)
-    try:
-        dtype = None if target is None else np.dtype(target)  # np.dtype(None) would be float64
-    except TypeError:
-        dtype = None
-    if dtype is not None and dtype.kind in "biuf":  # numbers: str, object or None are no dtype for a tensor
-        return dtype
+    if target is not None:  # np.dtype(None) would be float64
+        try:
+            return dtype_named(target, op)
+        except TypeError:  # no dtype of numbers: named below with the backends, which it may have meant
+            pass
     pytorch_gpu = isinstance(target, str) and target.lower().split(":")[0] in ("cuda", "gpu")
     gpu = (" For the GPU, use .to('cupy'): the CuPy backend (pip install 'tinygrad-seq[cuda12]' or "
            "'tinygrad-seq[cuda13]')") if pytorch_gpu else ""

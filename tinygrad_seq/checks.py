@@ -39,6 +39,13 @@ def as_real(value: Any) -> float | None:
     return None
 
 
+def check_probability(p: Any, op: str, name: str = "p") -> None:
+    """Raise a ValueError naming ``op`` and ``name`` unless ``p`` is a probability: a real number in [0, 1] (not a
+    bool or a string): dropout's p, label smoothing's ε."""
+    if not is_real(p) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: {name} is a probability in [0, 1]; got {p!r}")
+
+
 def int_arguments(given: tuple[Any, ...], op: str) -> tuple[int, ...]:
     """Sizes or axes given as ``f(2, 3)`` or as one sequence ``f((2, 3))``, as a tuple of Python ints; a TypeError
     naming ``op`` for anything else (a float, a bool, a string). How the creation functions read a shape, and

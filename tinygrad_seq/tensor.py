@@ -32,7 +32,7 @@ import numpy as np
 
 from . import settings
 from .anomaly import check_finite_input, describe
-from .backend import Backend, backend_named, backend_of, get_backend
+from .backend import Backend, backend_named, backend_of, dtype_named, get_backend
 from .engine import BackwardStep, backward_iter, topological_order
 from .lazy_grad import OUTER_FLUSH_ROWS, LazyGrad, OuterGrad, SliceGrad
 from .modes import detect_anomaly, enable_grad, is_grad_enabled, no_grad, tag, tags
@@ -112,7 +112,7 @@ class Tensor:
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None, name: str | None = None) -> None:
         if isinstance(data, Tensor):
             data = data._data
-        self._data = get_backend().array(data, None if dtype is None else np.dtype(dtype))
+        self._data = get_backend().array(data, None if dtype is None else dtype_named(dtype, "Tensor"))
         self._counter: VersionCounter | None = None
         self._grad = None
         self.grad_fn: Function | None = None

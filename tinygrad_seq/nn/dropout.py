@@ -1,20 +1,12 @@
 """Dropout: zero each value with probability p while training, scale the rest by 1 / (1 - p)."""
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
-from ..checks import is_real
+from ..checks import check_probability
 from ..ops.dropout import DropoutMask
 from ..tensor import Tensor, as_tensor
 from .module import Module
-
-
-def check_probability(p: Any, op: str, name: str = "p") -> None:
-    """Raise naming ``op`` and ``name`` unless ``p`` is a probability: a real number in [0, 1] (not a bool or a string)."""
-    if not is_real(p) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"{op}: {name} is a probability in [0, 1]; got {p!r}")
 
 
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:

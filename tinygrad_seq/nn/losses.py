@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..checks import is_real
+from ..checks import check_probability
 from ..ops.losses import BinaryCrossEntropyWithLogits, CrossEntropy
 from ..tensor import as_tensor, Tensor
 from .ids import IGNORE_INDEX, PAD_TARGETS, integer_array, out_of_range
@@ -80,8 +80,7 @@ def cross_entropy(
     """
     op = "cross_entropy"
     _check_reduction(reduction, op)
-    if not is_real(label_smoothing) or not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"{op}: label_smoothing must be a number in [0, 1]; got {label_smoothing!r}")
+    check_probability(label_smoothing, op, "label_smoothing")  # ε: the target is (1 - ε) one-hot + ε / C
     logits = _checked_scores(logits, op, "logits")
     target = _target_array(target, logits, op)
     _check_class_ids(target, logits.shape[-1], ignore_index, op)  # on the host for host targets, before the upload

@@ -24,13 +24,14 @@ import numpy as np
 from ..ops import concat, stack, stack_part, where
 from .. import blas, settings
 from ..anomaly import check_finite_input
+from ..checks import check_probability
 from ..backend import to_host
 from ..callers import callers_level
 from ..modes import tags
 from ..tensor import as_tensor, Tensor
 from .cells import RecurrentCell, State, StateError, describe_state
 from . import recorded, roles, steps
-from .dropout import check_probability, dropout
+from .dropout import dropout
 from .module import Module
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from ..backend import Backend, backend_or_dtype
-from ..modes import no_grad
 from ..tensor import Tensor
 from . import arithmetic, elementwise, reduce, select
 from . import shape as shape_ops  # not "shape": Tensor.shape is the tensor's
@@ -47,12 +46,7 @@ def to(self: Tensor, target: str | Backend | Any) -> Tensor:
     moved = backend_or_dtype(target, "to")
     if isinstance(moved, Backend):
         return self if moved is self.backend else ToBackend.apply(self, backend=moved)
-    if moved == self.dtype:
-        return self
-    if np.dtype(moved).kind not in "fc":  # a gradient cast to ints would be truncated: the result starts a new graph
-        with no_grad():
-            return Cast.apply(self, dtype=moved)
-    return Cast.apply(self, dtype=moved)
+    return self if moved == self.dtype else Cast.apply(self, dtype=moved)  # to ints: no node (Function.apply)
 
 
 METHODS: dict[str, Any] = {

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import backend_of
-from ..checks import int_arguments, is_int
+from ..checks import check_counts, int_arguments, is_int
 from ..function import Function
 from ..lazy_grad import HeldSliceGrad, SliceGrad
 from ..tensor import as_tensor, Tensor
@@ -286,7 +286,6 @@ def split(x: Tensor, split_size_or_sections: int | Sequence[int], axis: int = 0)
 
 def chunk(x: Tensor, chunks: int, axis: int = 0) -> list[Tensor]:
     """Cut ``x`` into ``chunks`` pieces along ``axis`` (as torch.chunk: the last may be smaller)."""
-    if not is_int(chunks) or chunks <= 0:
-        raise ValueError(f"chunk: chunks must be an int >= 1; got {chunks!r}")
+    check_counts("chunk", chunks=chunks)
     (axis,) = normalize_axes(axis, x.ndim, "chunk")
     return split(x, max(1, -(-x.shape[axis] // chunks)), axis)
