@@ -183,11 +183,12 @@ def svg_boxes(svg):
     return boxes
 
 
-def check_grid(graph, rankdir="LR", **options):
+def check_grid(graph, rankdir="LR", drawn=None, **options):
     """Render in-process and check the grid: columns t = 1 … T in order and apart, every step's node in its
     column's box, rows from the inputs up (layer 0, its reverse direction, layer 1, ..., the outputs)
-    bottom to top (LR) or left to right (TB), apart. Returns the rows found, in that order."""
-    source = viz.draw_graph(graph, rankdir=rankdir, **options).source
+    bottom to top (LR) or left to right (TB), apart. Returns the rows found, in that order. ``drawn``: the
+    Digraph to check (a stepper's frame), else ``graph`` drawn with ``options``."""
+    source = (drawn or viz.draw_graph(graph, rankdir=rankdir, **options)).source
     declared = set(re.findall(r"^\s*(\w+) \[", source, re.M))
     assert {end for edge in re.findall(r"^\s*(\w+) -> (\w+)", source, re.M) for end in edge} <= declared  # no edge to a hidden node
     boxes = svg_boxes(viz.render_svg(source))
@@ -229,6 +230,19 @@ def test_time_steps_are_columns_and_layers_are_rows(cell, layers, bidirectional,
     assert rows == expected + [("output", "forward")]
     # ŷ⟨t⟩ and L⟨t⟩ are drawn in the column of step t (check_grid: inside its cluster, so between its neighbours).
     assert {(n.role, n.step[2]) for n in graph.nodes.values() if n.role in ("output", "loss")} == {(r, t) for r in ("output", "loss") for t in (1, 2, 3)}
+
+
+@pytest.mark.parametrize("rankdir", ["LR", "TB"])
+@pytest.mark.parametrize("cell, steps, layers, bidirectional", [("rnn", 2, 1, False), ("gru", 1, 2, False), ("lstm", 1, 1, True)])
+def test_the_steppers_frames_keep_the_rows_in_order(cell, steps, layers, bidirectional, rankdir):
+    """A frame's gradients widen its nodes, and Graphviz then swapped rows when one node's edge order (ordering)
+    was all that held them: the output row under layer 1 in every frame of `tinygrad-seq bptt --steps 2`."""
+    model = demo.small_model(cell, steps=steps, layers=layers, bidirectional=bidirectional)
+    with ts.transparent():
+        frames = list(viz.backward_steps(model.loss(), model.parameters(), retain_graph=True))
+    expected = [(layer, direction) for layer in range(layers) for direction in (("forward", "reverse") if bidirectional else ("forward",))]
+    for frame in (frames[0], frames[len(frames) // 2], frames[-1]):
+        assert check_grid(frame.graph, rankdir, drawn=frame.draw(rankdir=rankdir)) == expected + [("output", "forward")]
 
 
 @pytest.mark.parametrize("rankdir", ["LR", "TB"])

@@ -366,7 +366,7 @@ def draw_graph(
         if several_rows:
             same_rank = [([box[(*row, t)] for row in shown_rows if (*row, t) in box], True) for t in columns]
     elif cluster_by_time and groups:
-        layout_edges = _emit_grid(dot, groups, stands_for, rows, shown_rows, columns, node_statement)
+        layout_edges, same_rank = _emit_grid(dot, groups, stands_for, rows, shown_rows, columns, node_statement)
         for node in graph.nodes.values():
             if node.key not in placed and node.key not in hidden and node.key not in gathers:
                 node_statement(dot, node)
@@ -483,8 +483,9 @@ INVISIBLE = {"shape": "point", "style": "invis", "width": "0", "height": "0"}
 
 def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list[GraphNode]],
                stands_for: Mapping[tuple[str, str], Any], rows: list, shown_rows: list, columns: list,
-               node_statement: Any) -> list[tuple[str, str, dict]]:
-    """Emit the time steps as clusters in a grid; return the invisible edges that hold it (no shared ranks: see below).
+               node_statement: Any) -> tuple[list[tuple[str, str, dict]], list[tuple[list[str], bool]]]:
+    """Emit the time steps as clusters in a grid; return the invisible edges that hold it, and the rows' ends, which
+    share a rank each side, in the rows' order.
 
     Columns: each row has invisible separators before each of its columns
     and after the last. Every node of step t that feeds nothing else in its
@@ -499,10 +500,15 @@ def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list
 
     Rows: one cluster per layer and direction. Graphviz ignores flat edges
     between clusters, so the rows' order comes from invisible nodes outside
-    them, one per row before the first column and one after the last, kept
-    in order by flat edges; the edge from each into its row joins two nodes
-    of one ``group``, which makes crossing it costly enough that the rows
-    follow their order.
+    them, one per row before the first column and one after the last. Each
+    side's share a rank and are kept in order twice over: by flat edges, and
+    by one node that reaches them all through edges in that order
+    ("ordering"). Either alone let Graphviz swap rows: the ordering node in
+    about one frame in four of the backward stepper's (whose gradients widen
+    the nodes), the flat edges in a deep bidirectional graph, which they also
+    broke apart when they were all that held the rows. The edge from each
+    into its row joins two nodes of one ``group``, which makes crossing it
+    costly enough that the rows follow their order.
     """
     step_of = {n.key: step for step, members in groups.items() for n in members}
     order = {key: i for i, key in enumerate(step_of)}
@@ -548,10 +554,7 @@ def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list
                         for node in groups[(*row, t)]:
                             node_statement(cluster, node)
     if not several:
-        return edges
-    # One node before the rows' starts and one after their ends, whose edges to them keep their order
-    # ("ordering"): flat edges between the starts did the same, but broke the clusters of a deep bidirectional
-    # graph apart (drawn outside their boxes; Graphviz 2.43 stopped with "trouble in init_rank").
+        return edges, []
     dot.node("rows_start", ordering="out", **INVISIBLE)
     dot.node("rows_end", ordering="in", **INVISIBLE)
     for row in shown_rows:
@@ -559,7 +562,7 @@ def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list
         dot.node(start, **INVISIBLE, **ends(row, 0))
         dot.node(finish, **INVISIBLE, **ends(row, last))
         edges += [("rows_start", start, {}), (start, down[(row, 0)], {}), (up[(row, last)], finish, {}), (finish, "rows_end", {})]
-    return edges
+    return edges, [([f"row{rows.index(row)}_{side}" for row in shown_rows], True) for side in ("start", "end")]
 
 
 def _read_row_by_row(node: GraphNode, readers: list[GraphNode]) -> bool:
