@@ -421,6 +421,9 @@ def test_a_collapsed_deep_graph_says_the_upper_layer_reads_the_lower_one_step_by
     # read row by row: each layer's input projection of all steps (layer 2's is of layer 1's outputs), and the
     # last layer's outputs by the output steps; shared: each layer's W_aa and b_a (with W_aa), and the head's two
     assert labels.count("row t to step t = 1..4") == 3 and labels.count("shared by t = 1..4") == 6
+    # The gathered rows are drawn after the last column: their edge goes to the last step, not back across to the first.
+    heads = re.findall(r'-> (\w+) \[label="row t to step t', source)
+    assert len(heads) == 3 and all(head.endswith("_4") for head in heads), heads
 
 
 def lstm_graph(steps, transparent=False):

@@ -578,8 +578,10 @@ def _shared_fans(graph: Graph, group_key: Mapping[str, str], placed: Mapping[str
     layout time grows quadratically with them); it gets one dashed edge to the
     first step, labelled with how many steps share it. A sequence that the
     steps read one step each (the layer below's outputs, gathered) gets one
-    edge too, labelled so. Likewise the steps' outputs gathered by one node
-    (a Stack) get one edge from the last step.
+    edge too, labelled so, to the last step: the gather is drawn after the
+    last column, and an edge from it back to the first looped across the
+    picture. Likewise the steps' outputs gathered by one node (a Stack) get
+    one edge from the last step.
     Returns edge -> label for the edge kept, and edge -> "" for the ones dropped.
     """
     runs: dict[tuple[str, str, Any, Any], list[tuple[Any, str]]] = defaultdict(list)
@@ -598,14 +600,15 @@ def _shared_fans(graph: Graph, group_key: Mapping[str, str], placed: Mapping[str
         if len(steps) < 3:
             continue
         first_t, last_t = steps[0][0], steps[-1][0]
-        keep = steps[0][1] if way == "in" else steps[-1][1]
+        row_by_row = way == "in" and _read_row_by_row(graph.nodes[other], readers[other])
+        keep = steps[0][1] if way == "in" and not row_by_row else steps[-1][1]
         for _, box in steps:
             edge = (other, box) if way == "in" else (box, other)
             fans[edge] = ""
         kept = (other, keep) if way == "in" else (keep, other)
         if way == "out":
             fans[kept] = f"from t = {first_t}..{last_t}"
-        elif _read_row_by_row(graph.nodes[other], readers[other]):
+        elif row_by_row:
             fans[kept] = f"row t to step t = {first_t}..{last_t}"
         else:
             fans[kept] = f"shared by t = {first_t}..{last_t}"
