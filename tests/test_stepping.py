@@ -61,3 +61,30 @@ def test_the_stepper_writes_a_bare_op_as_what_it_computes():
     lines = [step.describe() for step in viz.backward_steps(loss, params=model)]
     assert not any("GetItem (" in line or "-> Add (" in line for line in lines), "\n".join(lines)
     assert any("GetItem W_aa a⟨1⟩[:, 6:9]:" in line for line in lines)  # the candidate's rows of the hidden product
+
+
+class CourseRNNCell(ts.nn.RecurrentCell):
+    """The course's compact form, a⟨t⟩ = tanh(W_a [x⟨t⟩, a⟨t−1⟩]): at t = 1 neither x⟨1⟩ nor a⟨0⟩ needs a
+    gradient, so the concat is recorded as no node."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.weight = ts.nn.Parameter(ts.randn(input_size + hidden_size, hidden_size) * 0.3)
+
+    def forward(self, x, state=None):
+        a_prev = self.prepare(x, state)
+        return (ts.concat([x, a_prev], axis=1) @ self.weight).tanh()
+
+
+def test_an_input_made_in_a_step_by_an_op_is_called_by_that_op():
+    """It was drawn and listed as "input", a box from nowhere at t = 1 in a cell that concatenates."""
+    layer = ts.nn.Recurrent(CourseRNNCell(2, 3))
+    data = ts.randn(3, 1, 2) * 0.5  # made by an op outside any step: still "input"
+    with ts.transparent():
+        out, _ = layer(data)
+    loss = (out * data.sum()).sum()
+    graph = viz.trace(loss, layer)
+    labels = sorted(node.label for node in graph.nodes.values() if node.kind == "input")
+    assert labels == ["Concat (no grad)", "input", "x⟨2⟩", "x⟨3⟩"]
+    lines = [step.describe() for step in viz.backward_steps(loss, params=layer)]
+    assert lines[-1].split(":")[0].endswith("MatMul Concat (no grad) cell.weight"), lines[-1]

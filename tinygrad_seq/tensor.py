@@ -106,7 +106,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_counter", "_grad", "requires_grad", "grad_fn", "name", "_hooks", "_retains_grad", "_own_tags",
-                 "__weakref__")
+                 "_made_by", "__weakref__")  # _made_by: set by Function.apply only (see there); read with getattr
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operators
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None, name: str | None = None) -> None:

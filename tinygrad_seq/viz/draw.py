@@ -7,7 +7,8 @@ colour              what
 ==================  =========================================================
 light blue          parameters (leaves that require grad), with module path
                     and course name: ``rnn.weight_hh_l0 · W_aa``
-grey box            inputs (float leaves without grad): x, h0
+grey box            inputs (float leaves without grad): x, h0; one made in a
+                    step by an op is named by it: "Concat (no grad)"
 small grey text     constants: token ids, masks
 white box           an op's output, labelled with the op
 light yellow        states (role "state"): a⟨t⟩, c⟨t⟩, a user's parts

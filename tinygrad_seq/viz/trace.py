@@ -60,7 +60,10 @@ class GraphNode:
             "input" (a float leaf without grad) or "constant" (ints, bools: ids, masks).
         label: what to show: the course label derived from the role
             (``viz.notation``: "a⟨3⟩", "Γf⟨2⟩"), else the parameter's path, the
-            tensor's name, or the op's name. For display only: tools read ``tags``.
+            tensor's name, or the op's name; for an input made in a layer's step by
+            an op none of whose inputs needs a gradient (so no node recorded it:
+            a user cell's [x⟨1⟩, a⟨0⟩]), that op's name, "Concat (no grad)". For
+            display only: tools read ``tags``.
         tags: ``tensor.tags``: the step's t, layer, direction and cell, and
             the role ("state" with part, "gate" with gate, "input", "output",
             "loss"; see ``nn.roles``); {} for a leaf without any.
@@ -244,7 +247,8 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | Any = None) -> Graph:
         elif tensor.requires_grad:
             kind, label = "parameter", names.get(id(tensor)) or tensor.name or "parameter"
         elif tensor.dtype.kind == "f":
-            kind, label = "input", names.get(id(tensor)) or course or tensor.name or "input"
+            made_by = getattr(tensor, "_made_by", None)  # an op in a step whose inputs need no gradient: [x⟨1⟩, a⟨0⟩]
+            kind, label = "input", names.get(id(tensor)) or course or tensor.name or (f"{made_by} (no grad)" if made_by else "input")
         else:
             kind, label = "constant", course or tensor.name or str(tensor.dtype)
         nodes[key] = GraphNode(key, tensor, kind, label, tags)
