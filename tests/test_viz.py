@@ -414,6 +414,41 @@ def test_collapsed_graph_stays_small():
     assert collapsed.count("->") < 60 and "shared by t = 1..50" in collapsed
 
 
+def test_a_fused_deep_layers_projection_reaches_its_steps_by_one_edge():
+    """Layer 2's input projection of all steps reads layer 1's outputs gathered, so it is drawn after the last
+    column; its three edges back to each step of layer 2 looped across the picture."""
+    model = demo.small_model("lstm", steps=3, layers=2)
+    graph = viz.trace(model.loss(), model.parameters())  # fused: one node per cell step
+    source = viz.draw_graph(graph).source
+    projection = next(key for key, node in graph.nodes.items() if node.role == "projection" and node.tags.get("layer") == 1)
+    steps_of_layer_2 = {key: node.step[2] for key, node in graph.nodes.items() if node.step is not None and node.step[:2] == (1, "forward")}
+    reached = [(head, attributes) for head, attributes in re.findall(rf"^\s*{projection} -> (\w+)(.*)$", source, re.M) if head in steps_of_layer_2]
+    assert [steps_of_layer_2[head] for head, _ in reached] == [3] and 'label="row t to step t = 1..3"' in reached[0][1]
+    check_grid(graph)
+
+
+def test_a_collapsed_frame_lights_the_edges_to_shared_weights_and_names_the_node_inside():
+    """In a collapsed frame the gradients sent to a weight were drawn on no edge (the weight's one dashed edge
+    stood for all), and nothing said which node of the orange box the step was at."""
+    model = demo.small_model("rnn", steps=3)
+    frames = list(viz.backward_steps(model.loss(), model.parameters(), retain_graph=True))
+    frame = next(f for f in frames if f.op == "RNNStep" and f.tags.get("t") == 2)
+    source = frame.draw(collapse_cells=True).source
+    lit = re.findall(r"^\s*(\w+) -> (\w+) \[.*color=\"" + re.escape(CURRENT), source, re.M)
+    weight = frame.graph.key_of(model.rnn.weight_hh_l0)
+    assert (weight, "step_0_forward_2") in lit  # W_aa's gradient from step 2, on an edge of its own
+    assert "now a⟨2⟩: ∇ " in source
+
+
+def test_a_collapsed_frames_box_counts_the_same_nodes_whichever_is_current():
+    """A gate slice, drawn as an edge, joined its box when it was the current node: "(16 nodes)" for one frame."""
+    model = demo.small_model("gru", steps=2)
+    with ts.transparent():
+        loss = model.loss()
+    counts = {tuple(re.findall(r"\((\d+) nodes\)", step.draw(collapse_cells=True).source)) for step in viz.backward_steps(loss, model)}
+    assert len(counts) == 1, counts
+
+
 def test_a_collapsed_deep_graph_says_the_upper_layer_reads_the_lower_one_step_by_step():
     model = demo.small_model("lstm", steps=4, layers=2)
     source = viz.draw_graph(model.loss(), params=model.parameters(), collapse_cells=True).source

@@ -229,6 +229,7 @@ def draw_graph(
     grads: Mapping[str, Any] | None = None,
     highlight: Mapping[str, str] | None = None,
     highlight_edges: Mapping[tuple[str, str], str] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> Digraph:
     """Draw the graph that made ``tensor`` (see the module docstring for the colours).
 
@@ -261,8 +262,10 @@ def draw_graph(
         show_grads: add gradients: the leaves' ``.grad`` and retained grads,
             after backward (the stepper passes the gradients it has seen).
         rankdir: "LR" puts time left to right, "TB" top to bottom.
-        grads, highlight, highlight_edges: used by the backward stepper
-            (gradient by node key, fill colour by node key, label by edge).
+        grads, highlight, highlight_edges, names: used by the backward stepper
+            (gradient by node key, fill colour by node key, label by edge, and
+            what a bare op computes, "W_aa a⟨1⟩[:, 6:9]", by node key: a
+            collapsed box names the current node inside it so).
     """
     graph = tensor if isinstance(tensor, Graph) else trace(tensor, parameter_names(params, "draw_graph"))
     if collapse_cells is None:
@@ -274,8 +277,10 @@ def draw_graph(
                 grads[node.key] = node.tensor.grad
     highlight = highlight or {}
     highlight_edges = highlight_edges or {}
+    names = names or {}
     # The stepper's current node is always drawn, even when it is a slice.
-    hidden = {} if show_slices else {k: v for k, v in gate_slices(graph).items() if highlight.get(k) != CURRENT}
+    slices = {} if show_slices else gate_slices(graph)
+    hidden = {k: v for k, v in slices.items() if highlight.get(k) != CURRENT}
     # name: the SVG's <title>, which a browser shows on hovering the picture (Graphviz writes "%3" without one)
     dot = Digraph(name="computation graph", graph_attr={"rankdir": rankdir, "fontname": FONT},  # viz/fonts has it for PNG
                   node_attr={"fontname": FONT, "fontsize": "10", "style": "filled", "shape": "box"},
@@ -348,7 +353,14 @@ def draw_graph(
             cell = next((n.tags.get("cell") for n in members if n.tags.get("cell")), None)
             states = sorted({n.label for n in members if n.role == "state"})
             header = "  ".join([f"t = {t}"] + ([cell] if cell else []) + ([_row_label(step[:2], rows)] if several_rows or not cell else []))
-            label = "\\n".join([header, ", ".join(states)] + ([f"({len(members)} nodes)"] if show_shapes else []))
+            # The nodes drawn when not collapsed: the stepper's current slice joins the box, and is not counted.
+            count = sum(1 for n in members if n.key not in slices)
+            lines = [header] + ([", ".join(states)] if states else []) + ([f"({count} nodes)"] if show_shapes else [])
+            current = next((n for n in members if highlight.get(n.key) == CURRENT), None)
+            if current is not None and current.key in grads:  # the stepper's node inside: the gradient arriving at it
+                called = current.label if current.label != current.op else names.get(current.key, current.label)
+                lines.append(f"now {called}: ∇ {summarize(grads[current.key], limit=3)}")
+            label = "\\n".join(lines)
             visited = [n for n in members if n.backward_step]  # an input x⟨t⟩ never turns DONE
             fill = CURRENT if any(highlight.get(n.key) == CURRENT for n in members) else (
                 DONE if visited and all(highlight.get(n.key) == DONE for n in visited) else STATE)
@@ -393,27 +405,25 @@ def draw_graph(
                 gathered.add(key)
 
     drawn: set[tuple[str, str]] = set()
-    fans = _shared_fans(graph, group_key, placed) if collapse_cells else {}
+    fans = _shared_fans(graph, group_key, placed) if collapse_cells else _projections_read_back(graph, stands_for, placed, gathered)
     on_the_edge = len(graph) <= EDGE_LABELS_UP_TO and _time_steps(graph) <= EDGE_LABELS_UP_TO_STEPS
     for (source, target), originals in stands_for.items():
         edge = (group_key.get(source, source), group_key.get(target, target))
         if edge[0] == edge[1] or edge in drawn:
             continue
-        drawn.add(edge)
         attributes = {}
         backward = target in placed and (column[source] > column[target] or source in gathered)
-        if edge in fans:
-            if fans[edge]:
-                attributes.update(label=fans[edge], style="dashed", fontsize="8")
-            else:
+        lit = next((highlight_edges[o] for o in originals if o in highlight_edges), None)
+        if lit is not None:  # the stepper's gradient on its way: drawn even where one edge stands for several
+            attributes.update(color=CURRENT, penwidth="2", fontsize="8")
+            attributes["label" if on_the_edge else "xlabel"] = lit
+        elif edge in fans:
+            if not fans[edge]:
                 continue
-        else:
-            lit = next((highlight_edges[o] for o in originals if o in highlight_edges), None)
-            if lit is not None:
-                attributes.update(color=CURRENT, penwidth="2", fontsize="8")
-                attributes["label" if on_the_edge else "xlabel"] = lit
-            elif graph.nodes[source].kind == "constant":
-                attributes.update(style="dotted", color="#999999")
+            attributes.update(label=fans[edge], style="dashed", fontsize="8")
+        elif graph.nodes[source].kind == "constant":
+            attributes.update(style="dotted", color="#999999")
+        drawn.add(edge)
         if backward:
             attributes["constraint"] = "false"
         dot.edge(*edge, **attributes)
@@ -570,6 +580,28 @@ def _read_row_by_row(node: GraphNode, readers: list[GraphNode]) -> bool:
     """Whether the steps read ``node`` one row each: the input projection of all steps (each fused step reads its
     row t), or a sequence every step takes its step t out of (a GetItem); not a weight (or a mask) they all use."""
     return node.role == "projection" or all(reader.op == "GetItem" and reader.step is not None for reader in readers)
+
+
+def _projections_read_back(graph: Graph, stands_for: Mapping[tuple[str, str], Any], placed: Mapping[str, Any],
+                           gathered: set[str]) -> dict[tuple[str, str], str]:
+    """In a grid drawn node by node, one edge stands for an input projection's links to the steps of a row when it
+    is made after them: a deep fused layer's x^[2] W_ax^T of all steps, which reads the layer below gathered, so
+    is drawn after the last column. Its edges to each step would loop back across the picture; one dashed edge
+    goes to the last step, labelled "row t to step t = 1..T", as in collapsed drawings (:func:`_shared_fans`).
+    Returns edge -> label for the edge kept, and edge -> "" for the ones dropped."""
+    runs: dict[tuple[str, Any, Any], list[tuple[Any, str]]] = defaultdict(list)
+    for source, target in stands_for:
+        if source in gathered and graph.nodes[source].role == "projection" and target in placed:
+            layer, direction, t = placed[target]
+            runs[(source, layer, direction)].append((t, target))
+    fans: dict[tuple[str, str], str] = {}
+    for (source, _, _), members in runs.items():
+        if len(members) < 2:
+            continue
+        members.sort(key=lambda member: member[0])
+        fans.update({(source, target): "" for _, target in members})
+        fans[(source, members[-1][1])] = f"row t to step t = {members[0][0]}..{members[-1][0]}"
+    return fans
 
 
 def _shared_fans(graph: Graph, group_key: Mapping[str, str], placed: Mapping[str, Any]) -> dict[tuple[str, str], str]:
