@@ -83,6 +83,22 @@ def test_clusters_nest_per_layer_and_direction():
     assert "rnn.weight_hh_l1_reverse · ←W_aa^[2]" in source and "rnn.bias_ih_l0 · →b_a^[1] (with →W_ax^[1])" in source
 
 
+def test_above_a_bidirectional_layer_the_input_is_both_directions():
+    """Layer 2 reads the two directions of layer 1 concatenated, (1, 6); it was labelled a^[1]⟨t⟩, one of them, and
+    the output row's read of the joined outputs was a bare "GetItem"."""
+    model = demo.small_model("rnn", steps=2, layers=2, bidirectional=True)
+    with ts.transparent():
+        graph = viz.trace(model.loss(), model.parameters())
+    labels = {node.label for node in graph.nodes.values()}
+    assert {"x^[2]⟨1⟩ = [→a^[1]⟨1⟩, ←a^[1]⟨1⟩]", "←W_ax^[2] [→a^[1]⟨2⟩, ←a^[1]⟨2⟩]", "[→a^[2], ←a^[2]]⟨1..2⟩[t=1]"} <= labels, labels
+    assert "GetItem" not in labels
+    # above a one-direction layer, and in a one-layer graph, the input is as it was
+    model = demo.small_model("rnn", steps=2, layers=2)
+    with ts.transparent():
+        labels = {node.label for node in viz.trace(model.loss(), model.parameters()).nodes.values()}
+    assert {"x^[2]⟨1⟩ = a^[1]⟨1⟩", "W_ax^[1] x⟨1⟩", "a^[2]⟨1..2⟩[t=1]"} <= labels, labels
+
+
 def test_parameters_of_a_deep_graph_are_named_by_layer_and_direction_whatever_their_paths():
     # Stacked and Bidirectional name their weights "layers.1.backward_layer.cell.weight_hh", with no PyTorch
     # suffix to read: the layer and direction come from the steps that use each weight.

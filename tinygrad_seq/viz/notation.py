@@ -13,7 +13,9 @@ state part             a⟨t⟩, c⟨t⟩ (a user's part by its name); the initi
 gates                  Γu⟨t⟩, Γf⟨t⟩, Γo⟨t⟩, Γr⟨t⟩, candidate c̃⟨t⟩; PyTorch's
                        GRU z (= 1 − Γu) as "z⟨t⟩ = 1 − Γu⟨t⟩"
 input                  x⟨t⟩; in a deep RNN layer l reads a^[l−1]⟨t⟩, its
-                       own read of it drawn "x^[l]⟨t⟩ = a^[l−1]⟨t⟩"
+                       own read of it drawn "x^[l]⟨t⟩ = a^[l−1]⟨t⟩"; above a
+                       bidirectional layer, both directions:
+                       "x^[2]⟨t⟩ = [→a^[1]⟨t⟩, ←a^[1]⟨t⟩]"
 projections            W_ax x⟨t⟩ and W_aa a⟨t−1⟩ (each with its bias)
 output, loss           ŷ⟨t⟩, L⟨t⟩
 deep RNN (a graph      states as a^[l]⟨t⟩, layers counted from 1 as in the
@@ -94,13 +96,15 @@ class Context:
 
     deep: bool = False
     bidirectional: bool = False
+    reversed_layers: frozenset[int] = frozenset()  # the layers with a reverse direction: the one above reads both
 
     @classmethod
     def of(cls, all_tags: Any) -> Context:
         """The context of a graph from the tags of all its tensors."""
         all_tags = list(all_tags)
         deep = any((layer_index(tags.get("layer")) or 0) > 0 for tags in all_tags)
-        return cls(deep, any(tags.get("direction") == "reverse" for tags in all_tags))
+        reversed_layers = frozenset(layer_index(tags.get("layer")) for tags in all_tags if tags.get("direction") == "reverse")
+        return cls(deep, bool(reversed_layers), reversed_layers - {None})
 
 
 def mark(symbol: str, layer: Any, direction: Any, context: Context) -> str:
@@ -135,8 +139,27 @@ def symbol(tags: dict[str, Any], context: Context = Context()) -> str | None:
         return written
     layer = layer_index(tags.get("layer"))
     if role == "input" and layer is not None and layer > 0:
-        return _state("a", tags, Context(deep=True), layer=layer - 1)  # layer l reads a^[l−1] (from 1)
+        return input_at(tags, context, "")
     return SYMBOLS.get(role)
+
+
+def input_at(tags: dict[str, Any], context: Context, step: str) -> str:
+    """What the layer of ``tags`` reads at ``step`` ("⟨2⟩", or "" for the symbol alone): x⟨2⟩; in a deep graph
+    layer l reads a^[l−1]⟨2⟩ (layers from 1), and both directions of a bidirectional layer below it, concatenated.
+
+    >>> input_at({"layer": 1}, Context(deep=True), "⟨2⟩"), input_at({"layer": 0}, Context(), "⟨2⟩")
+    ('a^[1]⟨2⟩', 'x⟨2⟩')
+    >>> input_at({"layer": 1, "direction": "reverse"}, Context(True, True, frozenset({0, 1})), "⟨2⟩")
+    '[→a^[1]⟨2⟩, ←a^[1]⟨2⟩]'
+    """
+    layer = layer_index(tags.get("layer"))
+    if layer is None or layer == 0:
+        return SYMBOLS["input"] + step
+    below = layer - 1
+    if below in context.reversed_layers:
+        both = Context(deep=True, bidirectional=True)
+        return f"[{mark('a', below, 'forward', both)}{step}, {mark('a', below, 'reverse', both)}{step}]"
+    return mark("a", below, None, Context(deep=True)) + step
 
 
 def label(tags: dict[str, Any], context: Context = Context()) -> str | None:
@@ -148,8 +171,7 @@ def label(tags: dict[str, Any], context: Context = Context()) -> str | None:
         previous = "" if t is None else f"⟨{t - 1 if tags.get('direction') != 'reverse' else t + 1}⟩"
         if tags.get("source") == "state":
             return f"{_state('W_aa', tags, context)} {_state('a', tags, context)}{previous}"
-        source = symbol({**tags, "role": "input"}, context)
-        return f"{_state('W_ax', tags, context)} {source}{step}"
+        return f"{_state('W_ax', tags, context)} {input_at(tags, context, step)}"
     found = symbol(tags, context)
     if found is None:
         return None
@@ -158,10 +180,10 @@ def label(tags: dict[str, Any], context: Context = Context()) -> str | None:
     if role == "input" and layer is not None and layer > 0 and t is not None:
         # the layer's own read of a^[l−1]⟨t⟩ (a step picked out of the layer below's outputs): a name of its own, so
         # that it and the state it reads are two names, and a rule never says a^[1]⟨2⟩ comes "from a^[1]⟨2⟩"
-        return f"{mark('x', layer, None, Context(deep=True))}{step} = {found}{step}"
+        return f"{mark('x', layer, None, Context(deep=True))}{step} = {input_at(tags, context, step)}"
     if role == "gate" and tags.get("complement") and tags.get("gate") in COMPLEMENT_SYMBOLS:
         return f"{found}{step} = 1 − {_state(GATE_SYMBOLS[tags['gate']], tags, context)}{step}"
     return found + step
 
 
-__all__ = ["ARROWS", "COMPLEMENT_SYMBOLS", "Context", "GATE_SYMBOLS", "SYMBOLS", "label", "layer_index", "layer_name", "mark", "place", "symbol"]
+__all__ = ["ARROWS", "COMPLEMENT_SYMBOLS", "Context", "GATE_SYMBOLS", "SYMBOLS", "input_at", "label", "layer_index", "layer_name", "mark", "place", "symbol"]

@@ -314,7 +314,7 @@ def step_names(tags: Mapping[str, Any], context: notation.Context) -> dict[str, 
     after = t - 1 if tags.get("direction") == "reverse" else t + 1
     found = {"t": str(t), "a": state("a", t), "a_prev": state("a", before), "c": state("c", t), "c_prev": state("c", before),
              "c_next": state("c", after),
-             "x": f"{notation.symbol({**base, 'role': 'input'}, context)}⟨{t}⟩"}  # a^[l−1]⟨t⟩ above the first layer
+             "x": notation.input_at(base, context, f"⟨{t}⟩")}  # a^[l−1]⟨t⟩ above the first layer
     for gate in ("update", "forget", "output", "reset", "candidate"):
         found[notation.GATE_SYMBOLS[gate]] = notation.label({**base, "role": "gate", "gate": gate, "t": t}, context)
     found["z"] = f"{notation.symbol({**base, 'role': 'gate', 'gate': 'update', 'complement': True}, context)}⟨{t}⟩"

@@ -264,9 +264,10 @@ StackedSteps = tuple[str, int, int]  # a stacked sequence's symbol and its first
 
 def _sequence_label(tensor: Tensor, sequences: dict[int, StackedSteps], context: notation.Context) -> str | None:
     """A name for an untagged op that stacks a sequence or picks a step of one: a⟨1..3⟩ for a⟨1⟩, a⟨2⟩, a⟨3⟩
-    stacked (or part a of (a, c)⟨1⟩ … (a, c)⟨3⟩), recorded in ``sequences``; a⟨1..3⟩[t=2] for [1] or [-2] of that
-    (the index written as the time step it picks); a⟨2⟩ for part [0] of the packed (a, c)⟨2⟩; None for any other
-    op. ``sequences``, keyed by id(tensor), holds the op's inputs already (trace walks inputs first)."""
+    stacked (or part a of (a, c)⟨1⟩ … (a, c)⟨3⟩), recorded in ``sequences``; [→a, ←a]⟨1..3⟩ for two such
+    sequences joined along the features; a⟨1..3⟩[t=2] for [1] or [-2] of one (the index written as the time step
+    it picks); a⟨2⟩ for part [0] of the packed (a, c)⟨2⟩; None for any other op. ``sequences``, keyed by
+    id(tensor), holds the op's inputs already (trace walks inputs first)."""
     fn = tensor.grad_fn
     index = getattr(fn, "index", None)
     if fn.name == "GetItem" and isinstance(index, int) and isinstance(fn.inputs[0], Tensor):
@@ -278,7 +279,14 @@ def _sequence_label(tensor: Tensor, sequences: dict[int, StackedSteps], context:
         steps = last - first + 1
         if not -steps <= index < steps:
             return None
-        return f"{symbol}⟨{first}..{last}⟩[t={first + index % steps}]"  # [-1] is the last step, as in Python
+        return f"{symbol}{_span(first, last)}[t={first + index % steps}]"  # [-1] is the last step, as in Python
+    if fn.name == "Concat":  # a bidirectional layer's two directions, joined along the features: [→a, ←a]⟨1..3⟩
+        joined = [sequences.get(id(arg)) for arg in fn.inputs if isinstance(arg, Tensor)]
+        if len(joined) < 2 or None in joined or len({(first, last) for _, first, last in joined}) != 1 \
+                or fn.params.get("axis") != tensor.ndim - 1:
+            return None
+        sequences[id(tensor)] = ("[" + ", ".join(symbol for symbol, _, _ in joined) + "]", joined[0][1], joined[0][2])
+        return sequences[id(tensor)][0] + _span(*sequences[id(tensor)][1:])
     if fn.name == "Stack":
         stacked = [arg.tags if isinstance(arg, Tensor) else {} for arg in fn.inputs]
     elif fn.name == "StackPart":
@@ -291,7 +299,12 @@ def _sequence_label(tensor: Tensor, sequences: dict[int, StackedSteps], context:
             or times != list(range(times[0], times[0] + len(times))):
         return None
     sequences[id(tensor)] = (symbols.pop(), times[0], times[-1])
-    return f"{sequences[id(tensor)][0]}⟨{times[0]}..{times[-1]}⟩"
+    return sequences[id(tensor)][0] + _span(times[0], times[-1])
+
+
+def _span(first: int, last: int) -> str:
+    """The time steps of a stacked sequence: ⟨1..3⟩; ⟨1..1⟩ for one, which a⟨1⟩, the step's own state, is."""
+    return f"⟨{first}..{last}⟩"
 
 
 def _part_tags(source: Any, index: int) -> dict[str, Any] | None:
