@@ -262,6 +262,21 @@ def test_the_steppers_frames_keep_the_rows_in_order(cell, steps, layers, bidirec
 
 
 @pytest.mark.parametrize("rankdir", ["LR", "TB"])
+def test_a_deep_bidirectional_graph_draws_each_rows_weights_inside_it(rankdir):
+    """Drawn outside the rows, the reverse directions' weights sat below layer 1 and were wired across it."""
+    model = demo.small_model("rnn", steps=2, layers=2, bidirectional=True)
+    with ts.transparent():
+        graph = viz.trace(model.loss(), model.parameters())
+    boxes = svg_boxes(viz.render_svg(viz.draw_graph(graph, rankdir=rankdir).source))
+    rows = {"rnn.weight_hh_l0": "cluster_layer0_forward", "rnn.bias_ih_l0_reverse": "cluster_layer0_reverse",
+            "rnn.weight_ih_l1_reverse": "cluster_layer1_reverse", "head.weight": "cluster_layeroutput"}
+    for name, row in rows.items():
+        node, box = boxes[graph.key_of(model.parameters()[name])], boxes[row]
+        assert box[0] <= node[0] and node[2] <= box[2] and box[1] <= node[1] and node[3] <= box[3], (name, row)
+    check_grid(graph, rankdir)
+
+
+@pytest.mark.parametrize("rankdir", ["LR", "TB"])
 @pytest.mark.parametrize("transparent", [True, False])
 def test_a_deep_bidirectional_layer_read_whole_keeps_the_grid(transparent, rankdir):
     """visualization.md's first picture: no per-step output row, the loss reads the top layer's gathered
