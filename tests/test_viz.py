@@ -458,6 +458,23 @@ def test_a_fused_deep_layers_projection_reaches_its_steps_by_one_edge():
     check_grid(graph)
 
 
+@pytest.mark.parametrize("how", ["the stepper's current node", "show_slices"])
+def test_a_drawn_gather_reaches_the_steps_reading_it_by_one_edge(how):
+    """A layer's outputs stacked, drawn (the stepper on it, or show_slices), sit after the last column: an edge to
+    each output step's read of them looped back under the whole picture."""
+    model = demo.small_model("rnn", steps=3)
+    with ts.transparent():
+        loss = model.loss()
+    graph = viz.trace(loss, model.parameters())
+    stack = next(key for key, node in graph.nodes.items() if node.op == "Stack")
+    if how == "show_slices":
+        source = viz.draw_graph(graph, show_slices=True).source
+    else:
+        source = next(step for step in viz.backward_steps(loss, model) if step.op == "Stack").draw().source
+    reads = [attributes for head, attributes in re.findall(rf"^\s*{stack} -> (\w+)(.*)$", source, re.M)]
+    assert len(reads) == 1 and 'label="row t to step t = 1..3"' in reads[0], reads
+
+
 def test_a_collapsed_frame_lights_the_edges_to_shared_weights_and_names_the_node_inside():
     """In a collapsed frame the gradients sent to a weight were drawn on no edge (the weight's one dashed edge
     stood for all), and nothing said which node of the orange box the step was at."""

@@ -409,7 +409,7 @@ def draw_graph(
                 gathered.add(key)
 
     drawn: set[tuple[str, str]] = set()
-    fans = _shared_fans(graph, group_key, placed) if collapse_cells else _projections_read_back(graph, stands_for, placed, gathered)
+    fans = _shared_fans(graph, group_key, placed) if collapse_cells else _read_back_row_by_row(graph, stands_for, placed, gathered)
     on_the_edge = len(graph) <= EDGE_LABELS_UP_TO and _time_steps(graph) <= EDGE_LABELS_UP_TO_STEPS
     for (source, target), originals in stands_for.items():
         edge = (group_key.get(source, source), group_key.get(target, target))
@@ -605,16 +605,21 @@ def _parameters_of_one_row(graph: Graph, stands_for: Mapping[tuple[str, str], An
     return found
 
 
-def _projections_read_back(graph: Graph, stands_for: Mapping[tuple[str, str], Any], placed: Mapping[str, Any],
-                           gathered: set[str]) -> dict[tuple[str, str], str]:
-    """In a grid drawn node by node, one edge stands for an input projection's links to the steps of a row when it
-    is made after them: a deep fused layer's x^[2] W_ax^T of all steps, which reads the layer below gathered, so
-    is drawn after the last column. Its edges to each step would loop back across the picture; one dashed edge
-    goes to the last step, labelled "row t to step t = 1..T", as in collapsed drawings (:func:`_shared_fans`).
+def _read_back_row_by_row(graph: Graph, stands_for: Mapping[tuple[str, str], Any], placed: Mapping[str, Any],
+                          gathered: set[str]) -> dict[tuple[str, str], str]:
+    """In a grid drawn node by node, one edge stands for the links of a sequence made after the steps of a row to
+    each of them, where each step reads its row t: a deep fused layer's input projection x^[2] W_ax^T of all
+    steps (it reads the layer below gathered), or a gather the stepper draws while it is the current node (a
+    layer's outputs stacked, which the output row picks step t out of). Drawn after the last column, its edges
+    back to each step would loop across the picture; one dashed edge goes to the last step, labelled "row t to
+    step t = 1..T", as in collapsed drawings (:func:`_shared_fans`).
     Returns edge -> label for the edge kept, and edge -> "" for the ones dropped."""
+    readers: dict[str, list[GraphNode]] = defaultdict(list)
+    for source, target in graph.edges:
+        readers[source].append(graph.nodes[target])
     runs: dict[tuple[str, Any, Any], list[tuple[Any, str]]] = defaultdict(list)
     for source, target in stands_for:
-        if source in gathered and graph.nodes[source].role == "projection" and target in placed:
+        if source in gathered and target in placed and _read_row_by_row(graph.nodes[source], readers[source]):
             layer, direction, t = placed[target]
             runs[(source, layer, direction)].append((t, target))
     fans: dict[tuple[str, str], str] = {}
