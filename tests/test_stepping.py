@@ -88,3 +88,9 @@ def test_an_input_made_in_a_step_by_an_op_is_called_by_that_op():
     assert labels == ["Concat (no grad)", "input", "x⟨2⟩", "x⟨3⟩"]
     lines = [step.describe() for step in viz.backward_steps(loss, params=layer)]
     assert lines[-1].split(":")[0].endswith("MatMul Concat (no grad) cell.weight"), lines[-1]
+    # made in a tagged block of the user's own (no recurrent layer's): an input as before
+    weight = ts.nn.Parameter(ts.ones(3))
+    with ts.tags(t=1, layer="output"):
+        scale = ts.ones(3) * 3.0
+    graph = viz.trace((weight * scale).sum())
+    assert graph.node_of(scale).label == "input"

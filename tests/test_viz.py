@@ -99,6 +99,34 @@ def test_above_a_bidirectional_layer_the_input_is_both_directions():
     assert {"x^[2]⟨1⟩ = a^[1]⟨1⟩", "W_ax^[1] x⟨1⟩", "a^[2]⟨1..2⟩[t=1]"} <= labels, labels
 
 
+def _two_layers(first, second_input):
+    return nn.Stacked([first, nn.Recurrent(nn.RNNCell(second_input, 3))])
+
+
+@pytest.mark.parametrize("transparent", [True, False])
+@pytest.mark.parametrize("model, reads, projected", [
+    (lambda: _two_layers(nn.Bidirectional(nn.Recurrent(nn.RNNCell(2, 3)), merge_mode="sum"), 3),
+     "→a^[1]⟨1⟩ + ←a^[1]⟨1⟩", "(→a^[1] + ←a^[1])⟨1..2⟩"),
+    (lambda: _two_layers(nn.Bidirectional(nn.Recurrent(nn.RNNCell(2, 3)), merge_mode="ave"), 3),
+     "0.5·(→a^[1]⟨1⟩ + ←a^[1]⟨1⟩)", "0.5·(→a^[1] + ←a^[1])⟨1..2⟩"),
+    (lambda: _two_layers(nn.Recurrent(nn.RNNCell(2, 3), reverse=True), 3), "←a^[1]⟨1⟩", "←a^[1]⟨1..2⟩"),
+    (lambda: _two_layers(nn.Bidirectional(nn.Recurrent(nn.RNNCell(2, 3), reverse=True)), 6),
+     "[←a^[1]⟨1⟩, →a^[1]⟨1⟩]", "[←a^[1], →a^[1]]⟨1..2⟩"),
+])
+def test_a_deep_layers_input_is_named_for_what_it_reads(model, reads, projected, transparent):
+    """Named from the context, layer 2's input was "[→a^[1]⟨t⟩, ←a^[1]⟨t⟩]" above any layer with a reverse
+    direction: above summed directions, a reverse one alone, or a reverse layer's Bidirectional (backwards first)."""
+    ts.manual_seed(0)
+    model = model()
+    with ts.transparent() if transparent else contextlib.nullcontext():
+        out, _ = model(ts.randn(2, 1, 2))
+    labels = {node.label for node in viz.trace(out.sum(), dict(model.named_parameters())).nodes.values()}
+    if transparent:  # a read per step, and the projection of it
+        assert {f"x^[2]⟨1⟩ = {reads}", f"→W_ax^[2] {reads if reads.startswith(('[', '0')) or ' ' not in reads else f'({reads})'}"} <= labels, labels
+    else:  # the fused path projects all steps at once
+        assert f"→W_ax^[2] {projected}" in labels, labels
+
+
 def test_parameters_of_a_deep_graph_are_named_by_layer_and_direction_whatever_their_paths():
     # Stacked and Bidirectional name their weights "layers.1.backward_layer.cell.weight_hh", with no PyTorch
     # suffix to read: the layer and direction come from the steps that use each weight.
@@ -249,7 +277,8 @@ def test_time_steps_are_columns_and_layers_are_rows(cell, layers, bidirectional,
 
 
 @pytest.mark.parametrize("rankdir", ["LR", "TB"])
-@pytest.mark.parametrize("cell, steps, layers, bidirectional", [("rnn", 2, 1, False), ("gru", 1, 2, False), ("lstm", 1, 1, True)])
+@pytest.mark.parametrize("cell, steps, layers, bidirectional", [("rnn", 2, 1, False), ("gru", 1, 2, False), ("lstm", 1, 1, True),
+                                                                 ("rnn", 2, 2, True)])
 def test_the_steppers_frames_keep_the_rows_in_order(cell, steps, layers, bidirectional, rankdir):
     """A frame's gradients widen its nodes, and Graphviz then swapped rows when one node's edge order (ordering)
     was all that held them: the output row under layer 1 in every frame of `tinygrad-seq bptt --steps 2`."""
@@ -274,6 +303,14 @@ def test_a_deep_bidirectional_graph_draws_each_rows_weights_inside_it(rankdir):
         node, box = boxes[graph.key_of(model.parameters()[name])], boxes[row]
         assert box[0] <= node[0] and node[2] <= box[2] and box[1] <= node[1] and node[3] <= box[3], (name, row)
     check_grid(graph, rankdir)
+    # one bidirectional layer, read whole (no output row): two rows, each with its weights
+    layer = nn.RNN(2, 3, bidirectional=True)
+    with ts.transparent():
+        out, _ = layer(ts.randn(2, 1, 2))
+    graph = viz.trace(out.sum(), layer)
+    boxes = svg_boxes(viz.render_svg(viz.draw_graph(graph, rankdir=rankdir).source))
+    node, box = boxes[graph.key_of(layer.weight_hh_l0_reverse)], boxes["cluster_layer0_reverse"]
+    assert box[0] <= node[0] and node[2] <= box[2] and box[1] <= node[1] and node[3] <= box[3]
 
 
 @pytest.mark.parametrize("rankdir", ["LR", "TB"])
@@ -475,6 +512,25 @@ def test_a_drawn_gather_reaches_the_steps_reading_it_by_one_edge(how):
     assert len(reads) == 1 and 'label="row t to step t = 1..3"' in reads[0], reads
 
 
+def test_a_sequence_every_step_reads_one_row_of_is_not_drawn_as_read_row_by_row():
+    """Output steps that each read the last state (out[-1]) are not "row t to step t": drawn node by node, an edge
+    goes to each; collapsed, the one edge says the steps share it."""
+    model = demo.small_model("rnn", steps=3)
+    with ts.transparent():
+        out, _ = model.rnn(model.x)
+    total = None
+    for t in range(3):
+        with ts.tags(t=t + 1, layer="output", direction="forward"):
+            loss = nn.roles.loss(nn.functional.cross_entropy(nn.roles.output(model.head(out[-1])), model.targets[t]))
+        total = loss if total is None else total + loss
+    graph = viz.trace(total, model.parameters())
+    stack = next(key for key, node in graph.nodes.items() if node.op == "Stack")
+    source = viz.draw_graph(graph, show_slices=True).source
+    assert "row t to step t" not in source and len(re.findall(rf"^\s*{stack} -> ", source, re.M)) == 3
+    source = viz.draw_graph(graph, collapse_cells=True).source
+    assert "row t to step t" not in source and re.findall(rf'^\s*{stack} -> \w+ \[label="([^"]*)"', source, re.M) == ["shared by t = 1..3"]
+
+
 def test_a_collapsed_frame_lights_the_edges_to_shared_weights_and_names_the_node_inside():
     """In a collapsed frame the gradients sent to a weight were drawn on no edge (the weight's one dashed edge
     stood for all), and nothing said which node of the orange box the step was at."""
@@ -486,6 +542,11 @@ def test_a_collapsed_frame_lights_the_edges_to_shared_weights_and_names_the_node
     weight = frame.graph.key_of(model.rnn.weight_hh_l0)
     assert (weight, "step_0_forward_2") in lit  # W_aa's gradient from step 2, on an edge of its own
     assert "now a⟨2⟩: ∇ " in source
+    # a bare op inside the box is named as the stepper's line names it
+    with ts.transparent():
+        loss = model.loss()
+    frame = next(step for step in viz.backward_steps(loss, model) if step.op == "Add" and step.tags.get("t") == 2)
+    assert f"now {frame.describe().split(': ')[0].split('Add ', 1)[1]}: ∇ " in frame.draw(collapse_cells=True).source
 
 
 def test_a_collapsed_frames_box_counts_the_same_nodes_whichever_is_current():

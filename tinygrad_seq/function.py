@@ -118,8 +118,8 @@ class Function:
             fn.created_at = traceback.format_stack()[:-1] if settings.anomaly_mode else None
             result.requires_grad = True
             result.grad_fn = fn
-        elif settings.current_tags and settings.grad_enabled:  # made in a tagged block (a layer's step), with no node:
-            result._made_by = cls.__name__  # a picture names the op ("Concat (no grad)") where it would say "input"
+        elif "cell" in settings.current_tags and settings.grad_enabled:  # made in a recurrent layer (its tags name the
+            result._made_by = cls.__name__  # cell) with no node: a picture names the op ("Concat (no grad)"), not "input"
         if settings.recording is not None:  # a cell step is being recorded (nn.recorded): note every op it runs
             settings.recording.ops.append((cls, args, params, result))
         return result

@@ -229,7 +229,7 @@ def draw_graph(
     grads: Mapping[str, Any] | None = None,
     highlight: Mapping[str, str] | None = None,
     highlight_edges: Mapping[tuple[str, str], str] | None = None,
-    names: Mapping[str, str] | None = None,
+    current_name: str | None = None,
 ) -> Digraph:
     """Draw the graph that made ``tensor`` (see the module docstring for the colours).
 
@@ -262,10 +262,10 @@ def draw_graph(
         show_grads: add gradients: the leaves' ``.grad`` and retained grads,
             after backward (the stepper passes the gradients it has seen).
         rankdir: "LR" puts time left to right, "TB" top to bottom.
-        grads, highlight, highlight_edges, names: used by the backward stepper
-            (gradient by node key, fill colour by node key, label by edge, and
-            what a bare op computes, "W_aa a⟨1⟩[:, 6:9]", by node key: a
-            collapsed box names the current node inside it so).
+        grads, highlight, highlight_edges, current_name: used by the backward
+            stepper (gradient by node key, fill colour by node key, label by
+            edge, and the current node's name, "W_aa a⟨1⟩[:, 6:9]" for a bare
+            op, with which a collapsed box names it).
     """
     graph = tensor if isinstance(tensor, Graph) else trace(tensor, parameter_names(params, "draw_graph"))
     if collapse_cells is None:
@@ -277,7 +277,6 @@ def draw_graph(
                 grads[node.key] = node.tensor.grad
     highlight = highlight or {}
     highlight_edges = highlight_edges or {}
-    names = names or {}
     # The stepper's current node is always drawn, even when it is a slice.
     slices = {} if show_slices else gate_slices(graph)
     hidden = {k: v for k, v in slices.items() if highlight.get(k) != CURRENT}
@@ -358,8 +357,7 @@ def draw_graph(
             lines = [header] + ([", ".join(states)] if states else []) + ([f"({count} nodes)"] if show_shapes else [])
             current = next((n for n in members if highlight.get(n.key) == CURRENT), None)
             if current is not None and current.key in grads:  # the stepper's node inside: the gradient arriving at it
-                called = current.label if current.label != current.op else names.get(current.key, current.label)
-                lines.append(f"now {called}: ∇ {summarize(grads[current.key], limit=3)}")
+                lines.append(f"now {current_name or current.label}: ∇ {summarize(grads[current.key], limit=3)}")
             label = "\\n".join(lines)
             visited = [n for n in members if n.backward_step]  # an input x⟨t⟩ never turns DONE
             fill = CURRENT if any(highlight.get(n.key) == CURRENT for n in members) else (
@@ -381,7 +379,8 @@ def draw_graph(
     elif cluster_by_time and groups:
         # With one layer the weights are drawn beside its row, which keeps its steps in line; with several rows they
         # go inside their own, where their edges cross no other.
-        in_row = _parameters_of_one_row(graph, stands_for, placed) if len(rows) > 2 else {}
+        layer_rows = sum(1 for row in rows if notation.layer_index(row[0]) is not None)  # not the output row
+        in_row = _parameters_of_one_row(graph, stands_for, placed) if layer_rows > 1 else {}
         layout_edges, same_rank = _emit_grid(dot, groups, stands_for, rows, shown_rows, columns, node_statement, in_row)
         in_a_row = {node.key for members in in_row.values() for node in members}
         for node in graph.nodes.values():
@@ -585,8 +584,16 @@ def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list
 
 def _read_row_by_row(node: GraphNode, readers: list[GraphNode]) -> bool:
     """Whether the steps read ``node`` one row each: the input projection of all steps (each fused step reads its
-    row t), or a sequence every step takes its step t out of (a GetItem); not a weight (or a mask) they all use."""
-    return node.role == "projection" or all(reader.op == "GetItem" and reader.step is not None for reader in readers)
+    row t), or a sequence every step takes its own step t out of (a GetItem of row t − 1, t counted from 1 along
+    the sequence); not a weight (or a mask) they all use, nor one row that every step reads."""
+    return node.role == "projection" or all(reader.op == "GetItem" and reader.step is not None and _picks_its_step(node, reader)
+                                            for reader in readers)
+
+
+def _picks_its_step(node: GraphNode, reader: GraphNode) -> bool:
+    """Whether ``reader``, a GetItem in a time step, picks that step's row out of the sequence ``node``."""
+    index, rows = reader.tensor.grad_fn.params.get("index"), node.shape[0] if node.shape else 0
+    return isinstance(index, int) and not isinstance(index, bool) and -rows <= index < rows and index % rows + 1 == reader.step[2]
 
 
 def _parameters_of_one_row(graph: Graph, stands_for: Mapping[tuple[str, str], Any], placed: Mapping[str, Any],

@@ -14,8 +14,8 @@ gates                  Γu⟨t⟩, Γf⟨t⟩, Γo⟨t⟩, Γr⟨t⟩, candidate
                        GRU z (= 1 − Γu) as "z⟨t⟩ = 1 − Γu⟨t⟩"
 input                  x⟨t⟩; in a deep RNN layer l reads a^[l−1]⟨t⟩, its
                        own read of it drawn "x^[l]⟨t⟩ = a^[l−1]⟨t⟩"; above a
-                       bidirectional layer, both directions:
-                       "x^[2]⟨t⟩ = [→a^[1]⟨t⟩, ←a^[1]⟨t⟩]"
+                       bidirectional layer, both directions as the graph
+                       joins them: "x^[2]⟨t⟩ = [→a^[1]⟨t⟩, ←a^[1]⟨t⟩]"
 projections            W_ax x⟨t⟩ and W_aa a⟨t−1⟩ (each with its bias)
 output, loss           ŷ⟨t⟩, L⟨t⟩
 deep RNN (a graph      states as a^[l]⟨t⟩, layers counted from 1 as in the
@@ -96,15 +96,16 @@ class Context:
 
     deep: bool = False
     bidirectional: bool = False
-    reversed_layers: frozenset[int] = frozenset()  # the layers with a reverse direction: the one above reads both
+    directions: frozenset[tuple[int, str]] = frozenset()  # (layer, direction) of each layer's steps: what reads them
 
     @classmethod
     def of(cls, all_tags: Any) -> Context:
         """The context of a graph from the tags of all its tensors."""
         all_tags = list(all_tags)
         deep = any((layer_index(tags.get("layer")) or 0) > 0 for tags in all_tags)
-        reversed_layers = frozenset(layer_index(tags.get("layer")) for tags in all_tags if tags.get("direction") == "reverse")
-        return cls(deep, bool(reversed_layers), reversed_layers - {None})
+        directions = frozenset((layer_index(tags.get("layer")), tags["direction"]) for tags in all_tags
+                               if tags.get("direction") in ARROWS and layer_index(tags.get("layer")) is not None)
+        return cls(deep, any(tags.get("direction") == "reverse" for tags in all_tags), directions)
 
 
 def mark(symbol: str, layer: Any, direction: Any, context: Context) -> str:
@@ -144,26 +145,43 @@ def symbol(tags: dict[str, Any], context: Context = Context()) -> str | None:
 
 
 def input_at(tags: dict[str, Any], context: Context, step: str) -> str:
-    """What the layer of ``tags`` reads at ``step`` ("⟨2⟩", or "" for the symbol alone): x⟨2⟩; in a deep graph
-    layer l reads a^[l−1]⟨2⟩ (layers from 1), and both directions of a bidirectional layer below it, concatenated.
+    """What the layer of ``tags`` reads at ``step`` ("⟨2⟩", or "" for the symbol alone), as the context tells it:
+    x⟨2⟩; in a deep graph layer l reads a^[l−1]⟨2⟩ (layers from 1), and a bidirectional layer below it both its
+    directions, as concatenated. Where the graph holds what is read, the trace names it from that instead (a sum
+    of the directions, say): see ``label``'s ``reads``.
 
     >>> input_at({"layer": 1}, Context(deep=True), "⟨2⟩"), input_at({"layer": 0}, Context(), "⟨2⟩")
     ('a^[1]⟨2⟩', 'x⟨2⟩')
-    >>> input_at({"layer": 1, "direction": "reverse"}, Context(True, True, frozenset({0, 1})), "⟨2⟩")
+    >>> input_at({"layer": 1}, Context(True, True, frozenset({(0, "forward"), (0, "reverse")})), "⟨2⟩")
     '[→a^[1]⟨2⟩, ←a^[1]⟨2⟩]'
     """
     layer = layer_index(tags.get("layer"))
     if layer is None or layer == 0:
         return SYMBOLS["input"] + step
-    below = layer - 1
-    if below in context.reversed_layers:
-        both = Context(deep=True, bidirectional=True)
-        return f"[{mark('a', below, 'forward', both)}{step}, {mark('a', below, 'reverse', both)}{step}]"
-    return mark("a", below, None, Context(deep=True)) + step
+    below = sorted(direction for layer_below, direction in context.directions if layer_below == layer - 1)
+    deep = Context(deep=True, bidirectional=context.bidirectional)
+    if len(below) > 1:  # forward first, as nn.Bidirectional joins them
+        return "[" + ", ".join(mark("a", layer - 1, direction, deep) + step for direction in below) + "]"
+    return mark("a", layer - 1, below[0] if below else None, deep) + step
 
 
-def label(tags: dict[str, Any], context: Context = Context()) -> str | None:
-    """The label of a tensor with a role: "Γf⟨3⟩", "→a^[2]⟨1⟩", "z⟨2⟩ = 1 − Γu⟨2⟩", "W_aa a⟨2⟩"; None without one."""
+def _grouped(term: str) -> str:
+    """``term`` in parentheses when it is a sum or product at its top level (→a⟨1⟩ + ←a⟨1⟩), to be multiplied."""
+    depth = 0
+    for i, char in enumerate(term):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif depth == 0 and term.startswith((" + ", " ⊙ "), i):
+            return f"({term})"
+    return term
+
+
+def label(tags: dict[str, Any], context: Context = Context(), reads: str | None = None) -> str | None:
+    """The label of a tensor with a role: "Γf⟨3⟩", "→a^[2]⟨1⟩", "z⟨2⟩ = 1 − Γu⟨2⟩", "W_aa a⟨2⟩"; None without one.
+    ``reads``: for a deep layer's input and input projection, what the graph shows they read ("[→a^[1]⟨2⟩,
+    ←a^[1]⟨2⟩]", "→a^[1]⟨2⟩ + ←a^[1]⟨2⟩"); without it, what the context suggests (``input_at``)."""
     role = tags.get("role")
     t = tags.get("t")
     if role == "projection":
@@ -171,7 +189,7 @@ def label(tags: dict[str, Any], context: Context = Context()) -> str | None:
         previous = "" if t is None else f"⟨{t - 1 if tags.get('direction') != 'reverse' else t + 1}⟩"
         if tags.get("source") == "state":
             return f"{_state('W_aa', tags, context)} {_state('a', tags, context)}{previous}"
-        return f"{_state('W_ax', tags, context)} {input_at(tags, context, step)}"
+        return f"{_state('W_ax', tags, context)} {_grouped(reads or input_at(tags, context, step))}"
     found = symbol(tags, context)
     if found is None:
         return None
@@ -180,7 +198,7 @@ def label(tags: dict[str, Any], context: Context = Context()) -> str | None:
     if role == "input" and layer is not None and layer > 0 and t is not None:
         # the layer's own read of a^[l−1]⟨t⟩ (a step picked out of the layer below's outputs): a name of its own, so
         # that it and the state it reads are two names, and a rule never says a^[1]⟨2⟩ comes "from a^[1]⟨2⟩"
-        return f"{mark('x', layer, None, Context(deep=True))}{step} = {input_at(tags, context, step)}"
+        return f"{mark('x', layer, None, Context(deep=True))}{step} = {reads or input_at(tags, context, step)}"
     if role == "gate" and tags.get("complement") and tags.get("gate") in COMPLEMENT_SYMBOLS:
         return f"{found}{step} = 1 − {_state(GATE_SYMBOLS[tags['gate']], tags, context)}{step}"
     return found + step

@@ -118,7 +118,8 @@ class Step:
         grads = dict(self.seen_grads)
         grads[key] = self.grad
         edges = {(self.graph.key_of(arg), key): "∇ " + summarize(g, limit=3) for arg, g in self.input_grads}
-        return draw_graph(self.graph, grads=grads, highlight=highlight, highlight_edges=edges, names=self._names_of(), **options)
+        return draw_graph(self.graph, grads=grads, highlight=highlight, highlight_edges=edges,
+                          current_name=self._called(self.tensor), **options)
 
     def render(self, path: str | os.PathLike, format: str | None = None, **options: Any) -> Path:
         """Write :meth:`draw`'s picture to ``path`` (see ``viz.render``)."""

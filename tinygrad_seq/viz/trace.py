@@ -8,11 +8,12 @@ recursion limit.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+from ..checks import is_real
 from ..tensor import Tensor
 from . import notation
 
@@ -228,7 +229,8 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | Any = None) -> Graph:
                     stack.append((arg, False))
 
     nodes: dict[str, GraphNode] = {}
-    sequences: dict[int, StackedSteps] = {}  # the stacks of a sequence's steps, for the ops that pick one back out
+    sequences: dict[int, Sequence] = {}  # the stacks of a sequence's steps, for the ops that pick one back out
+    reads: dict[int, str] = {}  # a deep layer's read of step t of the layer below, by what it holds: [→a^[1]⟨2⟩, ←a^[1]⟨2⟩]
     edges: list[tuple[str, str]] = []
     seen_edges: set[tuple[str, str]] = set()
     keys = {id(tensor): f"n{i}" for i, tensor in enumerate(post_order)}  # the graph holds the tensors: ids stay theirs
@@ -237,7 +239,7 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | Any = None) -> Graph:
     for tensor in post_order:
         key = keys[id(tensor)]
         tags = all_tags[key]
-        course = notation.label(tags, context)
+        course = notation.label(tags, context, _what_is_read(tensor, tags, sequences, reads))
         if tensor.grad_fn is not None:
             kind, label = "op", course or tensor.name or _sequence_label(tensor, sequences, context) or tensor.grad_fn.name
             for edge in ((keys[id(arg)], key) for arg in tensor.grad_fn.inputs if isinstance(arg, Tensor)):
@@ -259,52 +261,92 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | Any = None) -> Graph:
 # model picks a step back out. They are named from the tags of what they read (never from its label), so that
 # the picture, the explorer's panel and its formulas (rules.py) all call them alike.
 
-StackedSteps = tuple[str, int, int]  # a stacked sequence's symbol and its first and last time step: ("a^[2]", 1, 3)
+@dataclass(frozen=True)
+class Sequence:
+    """A tensor holding one time step per row of axis 0, as the graph shows it made: a layer's outputs stacked,
+    a⟨1..3⟩; two directions' joined, [→a, ←a]⟨1..3⟩, or summed, (→a + ←a)⟨1..3⟩."""
+
+    symbol: str  # "a^[2]", "[→a, ←a]", "(→a + ←a)": the sequence's name is symbol⟨first..last⟩
+    first: int
+    last: int
+    at: Callable[[str], str]  # its step written out: at("⟨2⟩") is "[→a⟨2⟩, ←a⟨2⟩]"
+
+    def picks(self, index: Any) -> int | None:
+        """The time step row ``index`` of the sequence holds ([-1] the last, as in Python), None for another index."""
+        steps = self.last - self.first + 1
+        if isinstance(index, bool) or not isinstance(index, int) or not -steps <= index < steps:
+            return None
+        return self.first + index % steps
+
+    @property
+    def name(self) -> str:
+        return f"{self.symbol}⟨{self.first}..{self.last}⟩"  # ⟨1..1⟩ for one step: a⟨1⟩ is the step's own state
 
 
-def _sequence_label(tensor: Tensor, sequences: dict[int, StackedSteps], context: notation.Context) -> str | None:
+MERGES = {"Add": " + ", "Mul": " ⊙ "}
+"""The ops that merge two directions' outputs step by step (nn.Bidirectional's "sum", "mul"; "ave" is the sum
+times 0.5), written between them."""
+
+
+def _sequence_label(tensor: Tensor, sequences: dict[int, Sequence], context: notation.Context) -> str | None:
     """A name for an untagged op that stacks a sequence or picks a step of one: a⟨1..3⟩ for a⟨1⟩, a⟨2⟩, a⟨3⟩
     stacked (or part a of (a, c)⟨1⟩ … (a, c)⟨3⟩), recorded in ``sequences``; [→a, ←a]⟨1..3⟩ for two such
-    sequences joined along the features; a⟨1..3⟩[t=2] for [1] or [-2] of one (the index written as the time step
-    it picks); a⟨2⟩ for part [0] of the packed (a, c)⟨2⟩; None for any other op. ``sequences``, keyed by
-    id(tensor), holds the op's inputs already (trace walks inputs first)."""
+    sequences joined along the features, (→a + ←a)⟨1..3⟩ summed (MERGES), 0.5·(→a + ←a)⟨1..3⟩ scaled;
+    a⟨1..3⟩[t=2] for [1] or [-2] of one (the index written as the time step it picks); a⟨2⟩ for part [0] of the
+    packed (a, c)⟨2⟩; None for any other op. ``sequences``, keyed by id(tensor), holds the op's inputs already
+    (trace walks inputs first)."""
     fn = tensor.grad_fn
-    index = getattr(fn, "index", None)
-    if fn.name == "GetItem" and isinstance(index, int) and isinstance(fn.inputs[0], Tensor):
-        source = fn.inputs[0]
-        if id(source) not in sequences:
-            part = _part_tags(source, index)
+    args = [arg for arg in fn.inputs if isinstance(arg, Tensor)]
+    of = [sequences.get(id(arg)) for arg in args]
+    if fn.name == "GetItem" and args:
+        index = fn.params.get("index")
+        if of[0] is None:
+            part = _part_tags(args[0], index) if isinstance(index, int) else None
             return None if part is None else notation.label(part, context)
-        symbol, first, last = sequences[id(source)]
-        steps = last - first + 1
-        if not -steps <= index < steps:
+        t = of[0].picks(index)
+        return None if t is None else f"{of[0].name}[t={t}]"
+    merged = len(of) == 2 and None not in of and (of[0].first, of[0].last) == (of[1].first, of[1].last)
+    if fn.name == "Concat" and merged and fn.params.get("axis") == tensor.ndim - 1 > 0:  # the features, not the time axis
+        a, b = of
+        found = Sequence(f"[{a.symbol}, {b.symbol}]", a.first, a.last, lambda step: f"[{a.at(step)}, {b.at(step)}]")
+    elif fn.name in MERGES and merged:
+        a, b, sign = *of, MERGES[fn.name]
+        found = Sequence(f"({a.symbol}{sign}{b.symbol})", a.first, a.last, lambda step: f"{a.at(step)}{sign}{b.at(step)}")
+    elif fn.name == "Mul" and len(of) == 1 and of[0] is not None and is_real(fn.params.get("scalar")):
+        a, scalar = of[0], fn.params["scalar"]
+        found = Sequence(f"{scalar:g}·{a.symbol}", a.first, a.last, lambda step: f"{scalar:g}·({a.at(step)})")
+    elif fn.name in ("Stack", "StackPart"):
+        stacked = [arg.tags if fn.name == "Stack" else _part_tags(arg, fn.params["part"]) or {} for arg in args]
+        symbols = {notation.symbol(tags, context) for tags in stacked}
+        times = [tags.get("t") for tags in stacked]
+        if not stacked or len(symbols) != 1 or None in symbols or not isinstance(times[0], int) \
+                or times != list(range(times[0], times[0] + len(times))):
             return None
-        return f"{symbol}{_span(first, last)}[t={first + index % steps}]"  # [-1] is the last step, as in Python
-    if fn.name == "Concat":  # a bidirectional layer's two directions, joined along the features: [→a, ←a]⟨1..3⟩
-        joined = [sequences.get(id(arg)) for arg in fn.inputs if isinstance(arg, Tensor)]
-        if len(joined) < 2 or None in joined or len({(first, last) for _, first, last in joined}) != 1 \
-                or fn.params.get("axis") != tensor.ndim - 1:
-            return None
-        sequences[id(tensor)] = ("[" + ", ".join(symbol for symbol, _, _ in joined) + "]", joined[0][1], joined[0][2])
-        return sequences[id(tensor)][0] + _span(*sequences[id(tensor)][1:])
-    if fn.name == "Stack":
-        stacked = [arg.tags if isinstance(arg, Tensor) else {} for arg in fn.inputs]
-    elif fn.name == "StackPart":
-        stacked = [_part_tags(arg, fn.params["part"]) or {} for arg in fn.inputs]
+        symbol = symbols.pop()
+        found = Sequence(symbol, times[0], times[-1], lambda step: symbol + step)
     else:
         return None
-    symbols = {notation.symbol(tags, context) for tags in stacked}
-    times = [tags.get("t") for tags in stacked]
-    if not stacked or len(symbols) != 1 or None in symbols or not isinstance(times[0], int) \
-            or times != list(range(times[0], times[0] + len(times))):
+    sequences[id(tensor)] = found
+    return found.name
+
+
+def _what_is_read(tensor: Tensor, tags: dict[str, Any], sequences: dict[int, Sequence], reads: dict[int, str]) -> str | None:
+    """For a deep layer's read of step t of the layer below's outputs (x^[2]⟨t⟩), and its input projection, what
+    the graph shows they read: "[→a^[1]⟨2⟩, ←a^[1]⟨2⟩]" (recorded in ``reads``), "[→a^[1], ←a^[1]]⟨1..3⟩" for a
+    projection of all steps at once (the fused path). None where the graph does not show it (a layer's own
+    input), and ``notation.label`` says what the context suggests."""
+    fn = tensor.grad_fn
+    role, t = tags.get("role"), tags.get("t")
+    if fn is None or role not in ("input", "projection") or not (notation.layer_index(tags.get("layer")) or 0) > 0:
         return None
-    sequences[id(tensor)] = (symbols.pop(), times[0], times[-1])
-    return sequences[id(tensor)][0] + _span(times[0], times[-1])
-
-
-def _span(first: int, last: int) -> str:
-    """The time steps of a stacked sequence: ⟨1..3⟩; ⟨1..1⟩ for one, which a⟨1⟩, the step's own state, is."""
-    return f"⟨{first}..{last}⟩"
+    source = fn.inputs[0] if fn.inputs and isinstance(fn.inputs[0], Tensor) else None
+    sequence = sequences.get(id(source))
+    if role == "input" and fn.name == "GetItem" and sequence is not None and sequence.picks(fn.params.get("index")) == t:
+        reads[id(tensor)] = sequence.at(f"⟨{t}⟩")
+        return reads[id(tensor)]
+    if role == "projection" and tags.get("source") != "state":
+        return reads.get(id(source)) if t is not None else (sequence.name if sequence is not None else None)
+    return None
 
 
 def _part_tags(source: Any, index: int) -> dict[str, Any] | None:
