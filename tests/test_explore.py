@@ -195,7 +195,7 @@ def test_in_a_deep_graph_everything_of_a_layer_carries_its_number():
     model, loss = build("lstm", steps=2, layers=2)
     graph = viz.trace(loss, model.parameters())
     labels = {node.label for node in graph.nodes.values()}
-    assert {"Γf^[1]⟨1⟩", "Γf^[2]⟨1⟩", "c̃^[2]⟨2⟩", "W_aa^[2] a^[2]⟨1⟩", "W_ax^[2] a^[1]⟨2⟩", "W_ax^[1] x⟨2⟩"} <= labels
+    assert {"Γf^[1]⟨1⟩", "Γf^[2]⟨1⟩", "c̃^[2]⟨2⟩", "W_aa^[2] a^[2]⟨1⟩", "W_ax^[2] x^[2]⟨2⟩", "W_ax^[1] x⟨2⟩"} <= labels
     by_name = {rules.names(graph)[k]: r for k, r in rules.node_rules(graph).items()}
     assert by_name["Γf^[2]⟨1⟩"]["forward"] == "Γf^[2]⟨1⟩ = σ(Add^[2]⟨1⟩[:, 3:6])"  # layer 2's Add at t = 1
     for cell in ("lstm", "gru"):  # no rule names a node by an op that is not drawn

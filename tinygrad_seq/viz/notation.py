@@ -16,7 +16,8 @@ input                  x⟨t⟩; in a deep RNN layer l reads a^[l−1]⟨t⟩, i
                        own read of it drawn "x^[l]⟨t⟩ = a^[l−1]⟨t⟩"; above a
                        bidirectional layer, both directions as the graph
                        joins them: "x^[2]⟨t⟩ = [→a^[1]⟨t⟩, ←a^[1]⟨t⟩]"
-projections            W_ax x⟨t⟩ and W_aa a⟨t−1⟩ (each with its bias)
+projections            W_ax x⟨t⟩ and W_aa a⟨t−1⟩ (each with its bias); in a deep
+                       RNN's layer l, W_ax^[l] x^[l]⟨t⟩
 output, loss           ŷ⟨t⟩, L⟨t⟩
 deep RNN (a graph      states as a^[l]⟨t⟩, layers counted from 1 as in the
 with layers above 0)   course
@@ -180,8 +181,10 @@ def _grouped(term: str) -> str:
 
 def label(tags: dict[str, Any], context: Context = Context(), reads: str | None = None) -> str | None:
     """The label of a tensor with a role: "Γf⟨3⟩", "→a^[2]⟨1⟩", "z⟨2⟩ = 1 − Γu⟨2⟩", "W_aa a⟨2⟩"; None without one.
-    ``reads``: for a deep layer's input and input projection, what the graph shows they read ("[→a^[1]⟨2⟩,
-    ←a^[1]⟨2⟩]", "→a^[1]⟨2⟩ + ←a^[1]⟨2⟩"); without it, what the context suggests (``input_at``)."""
+    ``reads``: for a deep layer's read of the layer below (x^[2]⟨2⟩ = …) and for its projection of all steps at
+    once, what the graph shows they read ("[→a^[1]⟨2⟩, ←a^[1]⟨2⟩]", "→a^[1]⟨2⟩ + ←a^[1]⟨2⟩"); without it, what
+    the context suggests (``input_at``). A projection of one step of a deep layer multiplies that step's read,
+    x^[2]⟨2⟩."""
     role = tags.get("role")
     t = tags.get("t")
     if role == "projection":
@@ -189,6 +192,9 @@ def label(tags: dict[str, Any], context: Context = Context(), reads: str | None 
         previous = "" if t is None else f"⟨{t - 1 if tags.get('direction') != 'reverse' else t + 1}⟩"
         if tags.get("source") == "state":
             return f"{_state('W_aa', tags, context)} {_state('a', tags, context)}{previous}"
+        layer = layer_index(tags.get("layer"))
+        if t is not None and layer is not None and layer > 0:  # it multiplies the layer's own read x^[l]⟨t⟩, drawn
+            return f"{_state('W_ax', tags, context)} {mark('x', layer, None, Context(deep=True))}{step}"  # beside it
         return f"{_state('W_ax', tags, context)} {_grouped(reads or input_at(tags, context, step))}"
     found = symbol(tags, context)
     if found is None:

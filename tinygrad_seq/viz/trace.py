@@ -230,7 +230,6 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | Any = None) -> Graph:
 
     nodes: dict[str, GraphNode] = {}
     sequences: dict[int, Sequence] = {}  # the stacks of a sequence's steps, for the ops that pick one back out
-    reads: dict[int, str] = {}  # a deep layer's read of step t of the layer below, by what it holds: [→a^[1]⟨2⟩, ←a^[1]⟨2⟩]
     edges: list[tuple[str, str]] = []
     seen_edges: set[tuple[str, str]] = set()
     keys = {id(tensor): f"n{i}" for i, tensor in enumerate(post_order)}  # the graph holds the tensors: ids stay theirs
@@ -239,7 +238,7 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | Any = None) -> Graph:
     for tensor in post_order:
         key = keys[id(tensor)]
         tags = all_tags[key]
-        course = notation.label(tags, context, _what_is_read(tensor, tags, sequences, reads))
+        course = notation.label(tags, context, _what_is_read(tensor, tags, sequences))
         if tensor.grad_fn is not None:
             kind, label = "op", course or tensor.name or _sequence_label(tensor, sequences, context) or tensor.grad_fn.name
             for edge in ((keys[id(arg)], key) for arg in tensor.grad_fn.inputs if isinstance(arg, Tensor)):
@@ -330,11 +329,11 @@ def _sequence_label(tensor: Tensor, sequences: dict[int, Sequence], context: not
     return found.name
 
 
-def _what_is_read(tensor: Tensor, tags: dict[str, Any], sequences: dict[int, Sequence], reads: dict[int, str]) -> str | None:
-    """For a deep layer's read of step t of the layer below's outputs (x^[2]⟨t⟩), and its input projection, what
-    the graph shows they read: "[→a^[1]⟨2⟩, ←a^[1]⟨2⟩]" (recorded in ``reads``), "[→a^[1], ←a^[1]]⟨1..3⟩" for a
-    projection of all steps at once (the fused path). None where the graph does not show it (a layer's own
-    input), and ``notation.label`` says what the context suggests."""
+def _what_is_read(tensor: Tensor, tags: dict[str, Any], sequences: dict[int, Sequence]) -> str | None:
+    """For a deep layer's read of step t of the layer below's outputs (x^[2]⟨t⟩), and its input projection of all
+    steps at once (the fused path), what the graph shows they read: "[→a^[1]⟨2⟩, ←a^[1]⟨2⟩]",
+    "[→a^[1], ←a^[1]]⟨1..3⟩". None where the graph does not show it, and ``notation.label`` says what the
+    context suggests."""
     fn = tensor.grad_fn
     role, t = tags.get("role"), tags.get("t")
     if fn is None or role not in ("input", "projection") or not (notation.layer_index(tags.get("layer")) or 0) > 0:
@@ -342,10 +341,9 @@ def _what_is_read(tensor: Tensor, tags: dict[str, Any], sequences: dict[int, Seq
     source = fn.inputs[0] if fn.inputs and isinstance(fn.inputs[0], Tensor) else None
     sequence = sequences.get(id(source))
     if role == "input" and fn.name == "GetItem" and sequence is not None and sequence.picks(fn.params.get("index")) == t:
-        reads[id(tensor)] = sequence.at(f"⟨{t}⟩")
-        return reads[id(tensor)]
-    if role == "projection" and tags.get("source") != "state":
-        return reads.get(id(source)) if t is not None else (sequence.name if sequence is not None else None)
+        return sequence.at(f"⟨{t}⟩")
+    if role == "projection" and tags.get("source") != "state" and t is None and sequence is not None:
+        return sequence.name
     return None
 
 
