@@ -377,14 +377,12 @@ def draw_graph(
         if several_rows:
             same_rank = [([box[(*row, t)] for row in shown_rows if (*row, t) in box], True) for t in columns]
     elif cluster_by_time and groups:
-        # With one layer the weights are drawn beside its row, which keeps its steps in line; with several rows they
-        # go inside their own, where their edges cross no other.
-        layer_rows = sum(1 for row in rows if notation.layer_index(row[0]) is not None)  # not the output row
-        in_row = _parameters_of_one_row(graph, stands_for, placed) if layer_rows > 1 else {}
-        layout_edges, same_rank = _emit_grid(dot, groups, stands_for, rows, shown_rows, columns, node_statement, in_row)
-        in_a_row = {node.key for members in in_row.values() for node in members}
+        # The weights stay outside the rows: drawn inside their own row, they kept its edges from crossing the
+        # others, but Graphviz then let the steps of a deep or bidirectional row drift apart, 100-350 pt where they
+        # had kept within 5-100.
+        layout_edges, same_rank = _emit_grid(dot, groups, stands_for, rows, shown_rows, columns, node_statement)
         for node in graph.nodes.values():
-            if node.key not in placed and node.key not in hidden and node.key not in gathers and node.key not in in_a_row:
+            if node.key not in placed and node.key not in hidden and node.key not in gathers:
                 node_statement(dot, node)
     else:
         for node in graph.nodes.values():
@@ -497,8 +495,7 @@ INVISIBLE = {"shape": "point", "style": "invis", "width": "0", "height": "0"}
 
 def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list[GraphNode]],
                stands_for: Mapping[tuple[str, str], Any], rows: list, shown_rows: list, columns: list,
-               node_statement: Any, in_row: Mapping[tuple[Any, Any], list[GraphNode]],
-               ) -> tuple[list[tuple[str, str, dict]], list[tuple[list[str], bool]]]:
+               node_statement: Any) -> tuple[list[tuple[str, str, dict]], list[tuple[list[str], bool]]]:
     """Emit the time steps as clusters in a grid; return the invisible edges that hold it, and the rows' ends, which
     share a rank each side, in the rows' order.
 
@@ -560,8 +557,6 @@ def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list
             if several:
                 target = stack.enter_context(dot.subgraph(name=f"cluster_layer{layer}" + (f"_{direction}" if _both_directions(layer, rows) else "")))
                 target.attr(label=_row_label(row, rows), style="dashed", color="#999999", fontsize="11")
-            for node in in_row.get(row, ()):  # the row's own weights, inside its box
-                node_statement(target, node)
             for i, t in enumerate(columns + [None]):
                 for key in dict.fromkeys((down[(row, i)], up[(row, i)])):
                     target.node(key, **INVISIBLE, **ends(row, i))
@@ -594,22 +589,6 @@ def _picks_its_step(node: GraphNode, reader: GraphNode) -> bool:
     """Whether ``reader``, a GetItem in a time step, picks that step's row out of the sequence ``node``."""
     index, rows = reader.tensor.grad_fn.params.get("index"), node.shape[0] if node.shape else 0
     return isinstance(index, int) and not isinstance(index, bool) and -rows <= index < rows and index % rows + 1 == reader.step[2]
-
-
-def _parameters_of_one_row(graph: Graph, stands_for: Mapping[tuple[str, str], Any], placed: Mapping[str, Any],
-                           ) -> dict[tuple[Any, Any], list[GraphNode]]:
-    """The parameters whose every reader is a step of one row (a layer and direction's weights, the output layer's),
-    by row: drawn inside that row's box, their edges stay in it instead of crossing the rows between (drawn
-    outside, a deep bidirectional graph's weights gathered between and below the rows, each wired across several)."""
-    rows_read: dict[str, set] = defaultdict(set)
-    for source, target in stands_for:
-        if graph.nodes[source].kind == "parameter":
-            rows_read[source].add(placed[target][:2] if target in placed else None)
-    found: dict[tuple[Any, Any], list[GraphNode]] = defaultdict(list)
-    for key, rows in rows_read.items():
-        if len(rows) == 1 and None not in rows:
-            found[next(iter(rows))].append(graph.nodes[key])
-    return found
 
 
 def _read_back_row_by_row(graph: Graph, stands_for: Mapping[tuple[str, str], Any], placed: Mapping[str, Any],
