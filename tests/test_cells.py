@@ -152,8 +152,8 @@ def test_recurrent_tags_every_step_with_roles(transparent):
     # reverse: the last step processed is position 1
     assert a.tags == {"t": 1, "layer": 1, "direction": "reverse", "cell": "LSTMCell", "role": "state", "part": "a"}
     assert c.tags["part"] == "c" and c.tags["t"] == 1
-    # layer 1 of a deep RNN is the course's a^[2] (its gates too) and reads a^[1] (its own read: x^[2]); reverse starts from ←a⟨T+1⟩
-    assert {"←a^[2]⟨1⟩", "←a^[2]⟨3⟩", "←c^[2]⟨3⟩", "←Γf^[2]⟨3⟩", "x^[2]⟨2⟩ = a^[1]⟨2⟩", "←a^[2]⟨4⟩", "←c^[2]⟨4⟩"} <= _labels(out)
+    # layer 1 of a deep RNN is the course's a^[2] (its gates too) and reads a^[1] (its own read: ←x^[2]); reverse starts from ←a⟨T+1⟩
+    assert {"←a^[2]⟨1⟩", "←a^[2]⟨3⟩", "←c^[2]⟨3⟩", "←Γf^[2]⟨3⟩", "←x^[2]⟨2⟩ = a^[1]⟨2⟩", "←a^[2]⟨4⟩", "←c^[2]⟨4⟩"} <= _labels(out)
 
 
 def test_outputs_are_the_states_and_batch_first_transposes():

@@ -90,7 +90,9 @@ def test_above_a_bidirectional_layer_the_input_is_both_directions():
     with ts.transparent():
         graph = viz.trace(model.loss(), model.parameters())
     labels = {node.label for node in graph.nodes.values()}
-    assert {"x^[2]⟨1⟩ = [→a^[1]⟨1⟩, ←a^[1]⟨1⟩]", "←W_ax^[2] x^[2]⟨2⟩", "[→a^[2], ←a^[2]]⟨1..2⟩[t=1]"} <= labels, labels
+    # each direction of layer 2 reads them: its own read, →x^[2]⟨t⟩ or ←x^[2]⟨t⟩
+    assert {"→x^[2]⟨1⟩ = [→a^[1]⟨1⟩, ←a^[1]⟨1⟩]", "←x^[2]⟨1⟩ = [→a^[1]⟨1⟩, ←a^[1]⟨1⟩]", "←W_ax^[2] ←x^[2]⟨2⟩",
+            "[→a^[2], ←a^[2]]⟨1..2⟩[t=1]"} <= labels, labels
     assert "GetItem" not in labels
     # above a one-direction layer, and in a one-layer graph, the input is as it was
     model = demo.small_model("rnn", steps=2, layers=2)
@@ -122,7 +124,7 @@ def test_a_deep_layers_input_is_named_for_what_it_reads(model, reads, projected,
         out, _ = model(ts.randn(2, 1, 2))
     labels = {node.label for node in viz.trace(out.sum(), dict(model.named_parameters())).nodes.values()}
     if transparent:  # a read per step, and the projection of it
-        assert {f"x^[2]⟨1⟩ = {reads}", "→W_ax^[2] x^[2]⟨1⟩"} <= labels, labels
+        assert {f"→x^[2]⟨1⟩ = {reads}", "→W_ax^[2] →x^[2]⟨1⟩"} <= labels, labels
     else:  # the fused path projects all steps at once
         assert f"→W_ax^[2] {projected}" in labels, labels
 
@@ -506,6 +508,17 @@ def test_a_drawn_gather_reaches_the_steps_reading_it_by_one_edge(how):
     assert len(reads) == 1 and 'label="row t to step t = 1..3"' in reads[0], reads
 
 
+def test_a_collapsed_two_step_graph_reads_the_layer_below_by_one_edge():
+    """Runs of fewer than three steps kept an edge each, and the one back to t = 1 looped across the picture."""
+    model = demo.small_model("rnn", steps=2, layers=2)
+    with ts.transparent():
+        graph = viz.trace(model.loss(), model.parameters())
+    source = viz.draw_graph(graph, collapse_cells=True).source
+    stack = next(key for key, node in graph.nodes.items() if node.op == "Stack" and node.tags.get("layer") is None
+                 and all(graph.nodes[s].step[:2] == (0, "forward") for s, t in graph.edges if t == key))
+    assert re.findall(rf'^\s*{stack} -> (\w+) \[label="([^"]*)"', source, re.M) == [("step_1_forward_2", "row t to step t = 1..2")]
+
+
 def test_a_sequence_every_step_reads_one_row_of_is_not_drawn_as_read_row_by_row():
     """Output steps that each read the last state (out[-1]) are not "row t to step t": drawn node by node, an edge
     goes to each; collapsed, the one edge says the steps share it."""
@@ -535,6 +548,10 @@ def test_a_collapsed_frame_lights_the_edges_to_shared_weights_and_names_the_node
     lit = re.findall(r"^\s*(\w+) -> (\w+) \[.*color=\"" + re.escape(CURRENT), source, re.M)
     weight = frame.graph.key_of(model.rnn.weight_hh_l0)
     assert (weight, "step_0_forward_2") in lit  # W_aa's gradient from step 2, on an edge of its own
+    # at step 1 the lit edge is the one kept for the run: it says both
+    frame = next(f for f in frames if f.op == "RNNStep" and f.tags.get("t") == 1)
+    label = re.search(rf'^\s*{weight} -> step_0_forward_1 \[.*label="([^"]*)"', frame.draw(collapse_cells=True).source, re.M)
+    assert label and label.group(1).startswith("shared by t = 1..3\\n∇ "), label
     assert "now a⟨2⟩: ∇ " in source
     # a bare op inside the box is named as the stepper's line names it
     with ts.transparent():

@@ -365,7 +365,8 @@ def draw_graph(
             # The box is the time step, so no cluster around it: clusters are what makes
             # Graphviz slow on long sequences.
             # One group per row keeps a row's boxes in line.
-            dot.node(box[step], label, fillcolor=fill, shape="box3d", group=f"row{rows.index(step[:2])}")
+            # margin: Graphviz 2.43 measures DejaVu Sans a few % narrow, and the longest line touched the box's sides
+            dot.node(box[step], label, fillcolor=fill, shape="box3d", group=f"row{rows.index(step[:2])}", margin="0.2,0.06")
         for node in graph.nodes.values():
             if node.key not in group_key and node.key not in hidden:
                 node_statement(dot, node)
@@ -417,7 +418,11 @@ def draw_graph(
         lit = next((highlight_edges[o] for o in originals if o in highlight_edges), None)
         if lit is not None:  # the stepper's gradient on its way: drawn even where one edge stands for several
             attributes.update(color=CURRENT, penwidth="2", fontsize="8")
-            attributes["label" if on_the_edge else "xlabel"] = lit
+            run = fans.get(edge)  # the edge kept for a run ("shared by t = 1..3") says that too
+            if on_the_edge:
+                attributes["label"] = f"{run}\\n{lit}" if run else lit
+            else:
+                attributes.update(xlabel=lit, **({"label": run} if run else {}))
         elif edge in fans:
             if not fans[edge]:
                 continue
@@ -644,10 +649,10 @@ def _shared_fans(graph: Graph, group_key: Mapping[str, str], placed: Mapping[str
     fans: dict[tuple[str, str], str] = {}
     for (way, other, _, _), members in runs.items():
         steps = sorted(set(members), key=lambda m: m[0])
-        if len(steps) < 3:
+        row_by_row = way == "in" and _read_row_by_row(graph.nodes[other], readers[other])
+        if len(steps) < (2 if row_by_row else 3):  # two edges to a weight read well; one back to t = 1 loops
             continue
         first_t, last_t = steps[0][0], steps[-1][0]
-        row_by_row = way == "in" and _read_row_by_row(graph.nodes[other], readers[other])
         keep = steps[0][1] if way == "in" and not row_by_row else steps[-1][1]
         for _, box in steps:
             edge = (other, box) if way == "in" else (box, other)

@@ -166,6 +166,11 @@ def input_at(tags: dict[str, Any], context: Context, step: str) -> str:
     return mark("a", layer - 1, below[0] if below else None, deep) + step
 
 
+def _read_name(tags: dict[str, Any], layer: int, context: Context) -> str:
+    """x^[l], a deep layer's own read of the layer below; →x^[l] and ←x^[l] where both directions of layer l read."""
+    return mark("x", layer, tags.get("direction"), Context(deep=True, bidirectional=context.bidirectional))
+
+
 def _grouped(term: str) -> str:
     """``term`` in parentheses when it is a sum or product at its top level (→a⟨1⟩ + ←a⟨1⟩), to be multiplied."""
     depth = 0
@@ -194,7 +199,7 @@ def label(tags: dict[str, Any], context: Context = Context(), reads: str | None 
             return f"{_state('W_aa', tags, context)} {_state('a', tags, context)}{previous}"
         layer = layer_index(tags.get("layer"))
         if t is not None and layer is not None and layer > 0:  # it multiplies the layer's own read x^[l]⟨t⟩, drawn
-            return f"{_state('W_ax', tags, context)} {mark('x', layer, None, Context(deep=True))}{step}"  # beside it
+            return f"{_state('W_ax', tags, context)} {_read_name(tags, layer, context)}{step}"  # beside it
         return f"{_state('W_ax', tags, context)} {_grouped(reads or input_at(tags, context, step))}"
     found = symbol(tags, context)
     if found is None:
@@ -204,7 +209,7 @@ def label(tags: dict[str, Any], context: Context = Context(), reads: str | None 
     if role == "input" and layer is not None and layer > 0 and t is not None:
         # the layer's own read of a^[l−1]⟨t⟩ (a step picked out of the layer below's outputs): a name of its own, so
         # that it and the state it reads are two names, and a rule never says a^[1]⟨2⟩ comes "from a^[1]⟨2⟩"
-        return f"{mark('x', layer, None, Context(deep=True))}{step} = {reads or input_at(tags, context, step)}"
+        return f"{_read_name(tags, layer, context)}{step} = {reads or input_at(tags, context, step)}"
     if role == "gate" and tags.get("complement") and tags.get("gate") in COMPLEMENT_SYMBOLS:
         return f"{found}{step} = 1 − {_state(GATE_SYMBOLS[tags['gate']], tags, context)}{step}"
     return found + step
