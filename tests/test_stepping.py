@@ -94,3 +94,20 @@ def test_an_input_made_in_a_step_by_an_op_is_called_by_that_op():
         scale = ts.ones(3) * 3.0
     graph = viz.trace((weight * scale).sum())
     assert graph.node_of(scale).label == "input"
+
+
+@pytest.mark.parametrize("cell, bidirectional", [("lstm", True), ("lstm", False), ("gru", True)])
+def test_a_slice_is_written_with_the_name_its_source_goes_by(cell, bidirectional):
+    """A bidirectional LSTM's gate slice read "←Add⟨1⟩[:, 6:9]" while the Add it cuts was named
+    "←W_ax x⟨1⟩ + ←W_aa ←a⟨2⟩" everywhere else: one tensor, two names in one line."""
+    from tinygrad_seq.viz import rules
+
+    model = demo.small_model(cell, steps=2, bidirectional=bidirectional)
+    with ts.transparent():
+        graph = viz.trace(model.loss(), model)
+    names = rules.names(graph)
+    slices = [(key, node) for key, node in graph.nodes.items() if node.op == "GetItem" and names[key].endswith("]")]
+    assert slices
+    for key, node in slices:
+        source = names[graph.key_of(node.tensor.grad_fn.inputs[0])]
+        assert names[key].startswith((f"{source}[", f"({source})[")), (names[key], source)

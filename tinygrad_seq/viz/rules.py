@@ -345,7 +345,9 @@ def names(graph: Graph) -> dict[str, str]:
                 by_op = {source.key: _op_name(source, graph.context) for source in drawn_as_ops
                          if source.label == source.op and source.key not in hidden}
                 shorter = forward_rule(node.op, "", arguments(fn, {**found, **by_op}, graph), _details(fn))[3:]
-                expression = shorter if by_op and shorter not in taken else expression
+                if by_op and shorter not in taken and len(shorter) <= MAX_EXPRESSION and node.op in FORWARD:
+                    expression = shorter
+                    found.update(by_op)  # those inputs go by that name everywhere, not by an expression here only
             found[key] = expression if len(expression) <= MAX_EXPRESSION and node.op in FORWARD else _op_name(node, graph.context)
             taken.add(found[key])
     return found
