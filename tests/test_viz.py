@@ -11,7 +11,7 @@ import pytest
 import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
 from tinygrad_seq.cli import main
-from tinygrad_seq.viz import demo
+from tinygrad_seq.viz import demo, notation, rules
 from tinygrad_seq.viz.draw import CURRENT, DONE, STATE
 
 from .conftest import to_host
@@ -115,18 +115,47 @@ def _two_layers(first, second_input):
     (lambda: _two_layers(nn.Bidirectional(nn.Recurrent(nn.RNNCell(2, 3), reverse=True)), 6),
      "[←a^[1]⟨1⟩, →a^[1]⟨1⟩]", "[←a^[1], →a^[1]]⟨1..2⟩"),
 ])
-def test_a_deep_layers_input_is_named_for_what_it_reads(model, reads, projected, transparent):
+@pytest.mark.parametrize("lengths", [None, [2, 1]])
+def test_a_deep_layers_input_is_named_for_what_it_reads(model, reads, projected, transparent, lengths):
     """Named from the context, layer 2's input was "[→a^[1]⟨t⟩, ←a^[1]⟨t⟩]" above any layer with a reverse
-    direction: above summed directions, a reverse one alone, or a reverse layer's Bidirectional (backwards first)."""
+    direction: above summed directions, a reverse one alone, or a reverse layer's Bidirectional (backwards first);
+    with lengths, whose masks hid the stacked steps; and in the explorer's rules of the fused steps."""
     ts.manual_seed(0)
     model = model()
     with ts.transparent() if transparent else contextlib.nullcontext():
-        out, _ = model(ts.randn(2, 1, 2))
-    labels = {node.label for node in viz.trace(out.sum(), dict(model.named_parameters())).nodes.values()}
+        out, _ = model(ts.randn(2, 2, 2), lengths=lengths)
+    graph = viz.trace(out.sum(), dict(model.named_parameters()))
+    labels = {node.label for node in graph.nodes.values()}
     if transparent:  # a read per step, and the projection of it
         assert {f"→x^[2]⟨1⟩ = {reads}", "→W_ax^[2] →x^[2]⟨1⟩"} <= labels, labels
-    else:  # the fused path projects all steps at once
+    else:  # the fused path projects all steps at once, and each step's rule reads its row of that
         assert f"→W_ax^[2] {projected}" in labels, labels
+        step = next(key for key, node in graph.nodes.items() if node.op == "RNNStep" and node.step == (1, "forward", 1))
+        assert f"→W_ax^[2] {notation.grouped(reads)} + " in rules.node_rules(graph)[step]["forward"]
+
+
+def test_a_deep_layers_input_through_dropout():
+    ts.manual_seed(0)
+    model = nn.Stacked([nn.Bidirectional(nn.Recurrent(nn.RNNCell(2, 3))), nn.Recurrent(nn.RNNCell(6, 3))], dropout=0.5)
+    with ts.transparent():
+        out, _ = model(ts.randn(2, 1, 2))
+    labels = {node.label for node in viz.trace(out.sum(), dict(model.named_parameters())).nodes.values()}
+    assert "→x^[2]⟨1⟩ = dropout([→a^[1]⟨1⟩, ←a^[1]⟨1⟩])" in labels, labels
+
+
+def test_steps_stacked_along_another_axis_are_no_sequence_in_time():
+    """ts.stack(steps, axis=1) holds batch rows along axis 0: [0] of it is no time step."""
+    cell = nn.RNNCell(2, 3)
+    x, a, steps = ts.randn(3, 2, 2), None, []
+    with ts.transparent():
+        for t in range(3):
+            with ts.tags(t=t + 1, layer=0, direction="forward"):
+                a = nn.roles.state(cell(x[t], a), "a")
+                steps.append(a)
+    across = ts.stack(steps, axis=1)
+    graph = viz.trace(across[0].sum() + ts.stack(steps)[0].sum())
+    labels = {node.label for node in graph.nodes.values() if node.op in ("Stack", "GetItem") and node.step is None}
+    assert "a⟨1..3⟩[t=1]" in labels and "Stack" in labels and sum(label.startswith("a⟨1..3⟩") for label in labels) == 2, labels
 
 
 def test_parameters_of_a_deep_graph_are_named_by_layer_and_direction_whatever_their_paths():
@@ -293,18 +322,17 @@ def test_the_steppers_frames_keep_the_rows_in_order(cell, steps, layers, bidirec
 
 
 @pytest.mark.parametrize("cell, layers, bidirectional", [("rnn", 2, True), ("gru", 2, False), ("rnn", 1, True)])
-def test_a_rows_states_stay_in_line(cell, layers, bidirectional, rankdir="LR"):
+def test_a_rows_states_stay_in_line(cell, layers, bidirectional):
     """The steps of a row keep to one line across the picture. Drawing each row's weights inside it (tried: their
     edges then crossed no other row) let them drift 100-250 pt apart, where they keep within about 20."""
     model = demo.small_model(cell, steps=3, layers=layers, bidirectional=bidirectional)
     with ts.transparent():
         graph = viz.trace(model.loss(), model.parameters())
-    boxes = svg_boxes(viz.render_svg(viz.draw_graph(graph, rankdir=rankdir).source))
-    across = 1 if rankdir == "LR" else 0
-    places = {}
+    boxes = svg_boxes(viz.render_svg(viz.draw_graph(graph).source))
+    places = {}  # each row's states' heights (rankdir LR: time runs left to right)
     for key, node in graph.nodes.items():
         if node.role == "state" and node.step is not None and key in boxes:
-            places.setdefault(node.step[:2], []).append((boxes[key][across] + boxes[key][across + 2]) / 2)
+            places.setdefault(node.step[:2], []).append((boxes[key][1] + boxes[key][3]) / 2)
     assert len(places) == layers * (2 if bidirectional else 1)
     assert max(max(found) - min(found) for found in places.values()) < 60, places
 
@@ -553,11 +581,13 @@ def test_a_collapsed_frame_lights_the_edges_to_shared_weights_and_names_the_node
     label = re.search(rf'^\s*{weight} -> step_0_forward_1 \[.*label="([^"]*)"', frame.draw(collapse_cells=True).source, re.M)
     assert label and label.group(1).startswith("shared by t = 1..3\\n∇ "), label
     assert "now a⟨2⟩: ∇ " in source
-    # a bare op inside the box is named as the stepper's line names it
+    # a bare op inside the box (a gate slice) is named as the stepper's line names it, not "GetItem"
+    model = demo.small_model("gru", steps=2)
     with ts.transparent():
         loss = model.loss()
-    frame = next(step for step in viz.backward_steps(loss, model) if step.op == "Add" and step.tags.get("t") == 2)
-    assert f"now {frame.describe().split(': ')[0].split('Add ', 1)[1]}: ∇ " in frame.draw(collapse_cells=True).source
+    frame = next(step for step in viz.backward_steps(loss, model) if step.op == "GetItem" and step.tags.get("t") == 2)
+    name = frame.describe().split(": ")[0].split("GetItem ", 1)[1]
+    assert name.endswith("]") and f"now {name}: ∇ " in frame.draw(collapse_cells=True).source, name
 
 
 def test_a_collapsed_frames_box_counts_the_same_nodes_whichever_is_current():

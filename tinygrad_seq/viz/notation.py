@@ -15,7 +15,9 @@ gates                  Γu⟨t⟩, Γf⟨t⟩, Γo⟨t⟩, Γr⟨t⟩, candidate
 input                  x⟨t⟩; in a deep RNN layer l reads a^[l−1]⟨t⟩, its
                        own read of it drawn "x^[l]⟨t⟩ = a^[l−1]⟨t⟩"; above a
                        bidirectional layer, both directions as the graph
-                       joins them: "x^[2]⟨t⟩ = [→a^[1]⟨t⟩, ←a^[1]⟨t⟩]"
+                       joins them: "→x^[2]⟨t⟩ = [→a^[1]⟨t⟩, ←a^[1]⟨t⟩]" (each
+                       direction's read carries its arrow in a graph with a
+                       reverse direction, as its states do)
 projections            W_ax x⟨t⟩ and W_aa a⟨t−1⟩ (each with its bias); in a deep
                        RNN's layer l, W_ax^[l] x^[l]⟨t⟩
 output, loss           ŷ⟨t⟩, L⟨t⟩
@@ -167,12 +169,17 @@ def input_at(tags: dict[str, Any], context: Context, step: str) -> str:
 
 
 def _read_name(tags: dict[str, Any], layer: int, context: Context) -> str:
-    """x^[l], a deep layer's own read of the layer below; →x^[l] and ←x^[l] where both directions of layer l read."""
+    """x^[l], a deep layer's own read of the layer below; →x^[l] or ←x^[l], by the reading direction, in a graph
+    with a reverse direction (as its states are →a^[l], ←a^[l])."""
     return mark("x", layer, tags.get("direction"), Context(deep=True, bidirectional=context.bidirectional))
 
 
-def _grouped(term: str) -> str:
-    """``term`` in parentheses when it is a sum or product at its top level (→a⟨1⟩ + ←a⟨1⟩), to be multiplied."""
+def grouped(term: str) -> str:
+    """``term`` in parentheses when it is a sum or product at its top level (→a⟨1⟩ + ←a⟨1⟩), to be multiplied.
+
+    >>> grouped("→a⟨1⟩ + ←a⟨1⟩"), grouped("[→a⟨1⟩, ←a⟨1⟩]"), grouped("0.5·(→a⟨1⟩ + ←a⟨1⟩)")
+    ('(→a⟨1⟩ + ←a⟨1⟩)', '[→a⟨1⟩, ←a⟨1⟩]', '0.5·(→a⟨1⟩ + ←a⟨1⟩)')
+    """
     depth = 0
     for i, char in enumerate(term):
         if char in "([":
@@ -186,10 +193,10 @@ def _grouped(term: str) -> str:
 
 def label(tags: dict[str, Any], context: Context = Context(), reads: str | None = None) -> str | None:
     """The label of a tensor with a role: "Γf⟨3⟩", "→a^[2]⟨1⟩", "z⟨2⟩ = 1 − Γu⟨2⟩", "W_aa a⟨2⟩"; None without one.
-    ``reads``: for a deep layer's read of the layer below (x^[2]⟨2⟩ = …) and for its projection of all steps at
-    once, what the graph shows they read ("[→a^[1]⟨2⟩, ←a^[1]⟨2⟩]", "→a^[1]⟨2⟩ + ←a^[1]⟨2⟩"); without it, what
-    the context suggests (``input_at``). A projection of one step of a deep layer multiplies that step's read,
-    x^[2]⟨2⟩."""
+    ``reads``: what the graph shows is read, for a deep layer's read of the layer below at its step
+    ("→x^[2]⟨2⟩ = →a^[1]⟨2⟩ + ←a^[1]⟨2⟩") and for its projection of all steps at once
+    ("W_ax^[2] [→a^[1], ←a^[1]]⟨1..3⟩"); without it, what the context suggests (``input_at``). A projection of one
+    step of a deep layer multiplies that step's read, "W_ax^[2] x^[2]⟨2⟩"."""
     role = tags.get("role")
     t = tags.get("t")
     if role == "projection":
@@ -200,7 +207,7 @@ def label(tags: dict[str, Any], context: Context = Context(), reads: str | None 
         layer = layer_index(tags.get("layer"))
         if t is not None and layer is not None and layer > 0:  # it multiplies the layer's own read x^[l]⟨t⟩, drawn
             return f"{_state('W_ax', tags, context)} {_read_name(tags, layer, context)}{step}"  # beside it
-        return f"{_state('W_ax', tags, context)} {_grouped(reads or input_at(tags, context, step))}"
+        return f"{_state('W_ax', tags, context)} {grouped(reads or input_at(tags, context, step))}"
     found = symbol(tags, context)
     if found is None:
         return None
@@ -215,4 +222,4 @@ def label(tags: dict[str, Any], context: Context = Context(), reads: str | None 
     return found + step
 
 
-__all__ = ["ARROWS", "COMPLEMENT_SYMBOLS", "Context", "GATE_SYMBOLS", "SYMBOLS", "input_at", "label", "layer_index", "layer_name", "mark", "place", "symbol"]
+__all__ = ["ARROWS", "COMPLEMENT_SYMBOLS", "Context", "GATE_SYMBOLS", "SYMBOLS", "grouped", "input_at", "label", "layer_index", "layer_name", "mark", "place", "symbol"]

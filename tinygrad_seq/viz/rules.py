@@ -132,7 +132,7 @@ def _details(node: Function | None) -> dict[str, Any]:
     if node.name == "Pow" and "exponent" in params:
         details["p"] = params["exponent"]
     if node.name == "GetItem":
-        details["index"] = index_text(getattr(node, "index", None))
+        details["index"] = index_text(params.get("index"))  # a keyword: kept when backward frees the node
     if node.name == "StackPart" and "part" in params:
         details["part"] = params["part"]
         details["masked"] = any(mask is not None for mask in params.get("running", ()))
@@ -339,16 +339,18 @@ def names(graph: Graph) -> dict[str, str]:
             found[key] = node.label.split(" = ")[0]  # "z⟨2⟩ = 1 − Γu⟨2⟩" is z⟨2⟩ in a formula
         else:
             fn = node.tensor.grad_fn
-            expression = forward_rule(node.op, "", arguments(fn, found, graph), _details(fn))[3:]
-            if len(expression) > MAX_EXPRESSION:  # drawn, unlabelled inputs by their ops: "Add^[2]⟨1⟩[:, 3:6]"
+            details = _details(fn)
+            # A slice is its source's name (in parentheses when a sum) and an index, and may be longer by those: so it
+            # is written with the name its source goes by (a bidirectional LSTM's "(←W_ax x⟨1⟩ + ←W_aa ←a⟨2⟩)[:, 6:9]").
+            limit = MAX_EXPRESSION + (len(details["index"]) + 4 if node.op == "GetItem" else 0)
+            expression = forward_rule(node.op, "", arguments(fn, found, graph), details)[3:]
+            if len(expression) > limit:  # drawn, unlabelled inputs by their ops: "Add^[2]⟨1⟩[:, 3:6]"
                 drawn_as_ops = [graph.node_of(arg) for arg in fn.inputs if isinstance(arg, Tensor) and graph.key_of(arg) is not None]
                 by_op = {source.key: _op_name(source, graph.context) for source in drawn_as_ops
                          if source.label == source.op and source.key not in hidden}
-                shorter = forward_rule(node.op, "", arguments(fn, {**found, **by_op}, graph), _details(fn))[3:]
-                if by_op and shorter not in taken and len(shorter) <= MAX_EXPRESSION and node.op in FORWARD:
-                    expression = shorter
-                    found.update(by_op)  # those inputs go by that name everywhere, not by an expression here only
-            found[key] = expression if len(expression) <= MAX_EXPRESSION and node.op in FORWARD else _op_name(node, graph.context)
+                shorter = forward_rule(node.op, "", arguments(fn, {**found, **by_op}, graph), details)[3:]
+                expression = shorter if by_op and shorter not in taken else expression
+            found[key] = expression if len(expression) <= limit and node.op in FORWARD else _op_name(node, graph.context)
             taken.add(found[key])
     return found
 
@@ -378,6 +380,20 @@ def arguments(fn: Function, found: Mapping[str, str], graph: Graph) -> list[str]
     return written
 
 
+def _read_by_step(graph: Graph, fn: Function, tags: Mapping[str, Any]) -> dict[str, str]:
+    """{"x": what a fused step reads at its step} where the graph shows it: the layer below's outputs as joined or
+    summed ("(→a^[1]⟨2⟩ + ←a^[1]⟨2⟩)"), through the projection of all steps the step reads its row of; else {}, and
+    ``step_names`` says what the context suggests."""
+    projection = graph.node_of(fn.inputs[0]) if fn.inputs and isinstance(fn.inputs[0], Tensor) else None
+    if projection is None or projection.role != "projection" or projection.tensor.grad_fn is None or "t" not in tags:
+        return {}
+    read = projection.tensor.grad_fn.inputs[0]
+    source = graph.node_of(read) if isinstance(read, Tensor) else None
+    if source is None or source.sequence is None:
+        return {}
+    return {"x": notation.grouped(source.sequence.at(f"⟨{tags['t']}⟩"))}
+
+
 def node_rules(graph: Graph) -> dict[str, dict[str, Any]]:
     """For every op node: {"forward": "a⟨2⟩ = …", "backward": [lines]}, with the graph's own names."""
     short = names(graph)
@@ -389,7 +405,8 @@ def node_rules(graph: Graph) -> dict[str, dict[str, Any]]:
         fn = node.tensor.grad_fn
         details = _details(fn)
         if node.op in CELL_STEPS:
-            details["names"] = {**step_names(node.tags, graph.context), "masked": getattr(fn, "running", None) is not None}
+            details["names"] = {**step_names(node.tags, graph.context), **_read_by_step(graph, fn, node.tags),
+                                "masked": getattr(fn, "running", None) is not None}
         written = arguments(fn, short, graph)
         accumulates = [isinstance(a, Tensor) and uses[graph.key_of(a)] > 1 for a in fn.inputs]
         rules[key] = {

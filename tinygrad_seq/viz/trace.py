@@ -71,6 +71,9 @@ class GraphNode:
         op: the name of the op that made it ("Tanh"), None for leaves.
         shape: the tensor's shape.
         role: ``tags.get("role")``.
+        sequence: for a tensor holding one time step per row (a layer's outputs
+            stacked, two directions' joined), what it holds step by step
+            (:class:`Sequence`); None for any other.
     """
 
     key: str
@@ -78,6 +81,7 @@ class GraphNode:
     kind: str
     label: str
     tags: dict[str, Any] = field(default_factory=dict)
+    sequence: Sequence | None = None
 
     @property
     def op(self) -> str | None:
@@ -252,7 +256,7 @@ def trace(root: Tensor, params: Mapping[str, Tensor] | Any = None) -> Graph:
             kind, label = "input", names.get(id(tensor)) or course or tensor.name or (f"{made_by} (no grad)" if made_by else "input")
         else:
             kind, label = "constant", course or tensor.name or str(tensor.dtype)
-        nodes[key] = GraphNode(key, tensor, kind, label, tags)
+        nodes[key] = GraphNode(key, tensor, kind, label, tags, sequences.get(id(tensor)))
     return Graph(nodes, edges, keys[id(root)], context, keys)
 
 
@@ -289,8 +293,9 @@ times 0.5), written between them."""
 
 def _sequence_label(tensor: Tensor, sequences: dict[int, Sequence], context: notation.Context) -> str | None:
     """A name for an untagged op that stacks a sequence or picks a step of one: a⟨1..3⟩ for a⟨1⟩, a⟨2⟩, a⟨3⟩
-    stacked (or part a of (a, c)⟨1⟩ … (a, c)⟨3⟩), recorded in ``sequences``; [→a, ←a]⟨1..3⟩ for two such
-    sequences joined along the features, (→a + ←a)⟨1..3⟩ summed (MERGES), 0.5·(→a + ←a)⟨1..3⟩ scaled;
+    stacked along axis 0 (or part a of (a, c)⟨1⟩ … (a, c)⟨3⟩; a step masked past a sequence's end counts as
+    its state), recorded in ``sequences``; [→a, ←a]⟨1..3⟩ for two such sequences joined along the features,
+    (→a + ←a)⟨1..3⟩ summed (MERGES), 0.5·(→a + ←a)⟨1..3⟩ scaled, dropout(a)⟨1..3⟩ dropped out;
     a⟨1..3⟩[t=2] for [1] or [-2] of one (the index written as the time step it picks); a⟨2⟩ for part [0] of the
     packed (a, c)⟨2⟩; None for any other op. ``sequences``, keyed by id(tensor), holds the op's inputs already
     (trace walks inputs first)."""
@@ -314,8 +319,12 @@ def _sequence_label(tensor: Tensor, sequences: dict[int, Sequence], context: not
     elif fn.name == "Mul" and len(of) == 1 and of[0] is not None and is_real(fn.params.get("scalar")):
         a, scalar = of[0], fn.params["scalar"]
         found = Sequence(f"{scalar:g}·{a.symbol}", a.first, a.last, lambda step: f"{scalar:g}·({a.at(step)})")
-    elif fn.name in ("Stack", "StackPart"):
-        stacked = [arg.tags if fn.name == "Stack" else _part_tags(arg, fn.params["part"]) or {} for arg in args]
+    elif fn.name == "DropoutMask" and len(of) == 1 and of[0] is not None:  # between stacked layers
+        a = of[0]
+        inner = a.symbol[1:-1] if fn.inputs[0].grad_fn is not None and fn.inputs[0].grad_fn.name in MERGES else a.symbol
+        found = Sequence(f"dropout({inner})", a.first, a.last, lambda step: f"dropout({a.at(step)})")
+    elif fn.name in ("Stack", "StackPart") and fn.params.get("axis", 0) == 0:  # time is axis 0 of a layer's outputs
+        stacked = [_kept(arg).tags if fn.name == "Stack" else _part_tags(arg, fn.params["part"]) or {} for arg in args]
         symbols = {notation.symbol(tags, context) for tags in stacked}
         times = [tags.get("t") for tags in stacked]
         if not stacked or len(symbols) != 1 or None in symbols or not isinstance(times[0], int) \
@@ -327,6 +336,15 @@ def _sequence_label(tensor: Tensor, sequences: dict[int, Sequence], context: not
         return None
     sequences[id(tensor)] = found
     return found.name
+
+
+def _kept(output: Tensor) -> Tensor:
+    """A layer's output at one step, as the state it holds: with ``lengths`` it is that state masked to zeros past
+    a sequence's end, a Where with no role of its own."""
+    fn = output.grad_fn
+    if fn is not None and fn.name == "Where" and "role" not in output.tags and isinstance(fn.inputs[0], Tensor):
+        return fn.inputs[0]
+    return output
 
 
 def _what_is_read(tensor: Tensor, tags: dict[str, Any], sequences: dict[int, Sequence]) -> str | None:
