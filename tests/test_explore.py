@@ -187,6 +187,9 @@ def test_a_deep_layers_own_read_of_the_layer_below_has_a_name_of_its_own(tmp_pat
     state = next(step for step in data["backward"] if step["name"] == "→a^[1]⟨2⟩")
     assert state["where"] == "t = 2, layer 1, forward"  # a bidirectional page names both directions
     assert all(term["from"] != "from →a^[1]⟨2⟩" for term in state["sum"])
+    # both directions of layer 2 read it, through the two directions' outputs joined (hidden): it named that join
+    state = next(step for step in data["backward"] if step["name"] == "→a^[1]⟨1⟩")
+    assert "from →x^[2]⟨1⟩ and ←x^[2]⟨1⟩" in [term["from"] for term in state["sum"]], state["sum"]
 
 
 def test_in_a_deep_graph_everything_of_a_layer_carries_its_number():

@@ -191,7 +191,9 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
                 if f"{tail}->{head}" in drawn_edges]
 
     def origin(consumer: str, t: Any) -> str:
-        """Where a contribution comes from: the first node with a course name downstream of ``consumer``."""
+        """Where a contribution comes from: the first node with a course name downstream of ``consumer``; the
+        readers of step t of a gather, when several read it (both directions of the layer above: "from
+        →x^[2]⟨2⟩ and ←x^[2]⟨2⟩", whose gradients the gather has added up)."""
         key = consumer
         for _ in range(8):
             node = graph.nodes[key]
@@ -200,6 +202,8 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
             ahead = consumers.get(key, [])
             if key in gathers:  # a layer's steps gathered (Stack, Concat): follow what reads step t back
                 ahead = [c for c in ahead if c in gathers or graph.nodes[c].step is not None and graph.nodes[c].step[2] == t]
+                if len(ahead) > 1 and not any(c in gathers for c in ahead):
+                    return "from " + " and ".join(names[c] for c in ahead)
             if len(ahead) != 1:
                 break
             key = ahead[0]
