@@ -118,7 +118,7 @@ class Function:
             fn.created_at = traceback.format_stack()[:-1] if settings.anomaly_mode else None
             result.requires_grad = True
             result.grad_fn = fn
-        elif "cell" in settings.current_tags and settings.grad_enabled:  # made in a recurrent layer (its tags name the
+        elif settings.grad_enabled and "cell" in settings.current_tags:  # made in a recurrent layer (its tags name the
             result._made_by = cls.__name__  # cell) with no node: a picture names the op ("Concat (no grad)"), not "input"
         if settings.recording is not None:  # a cell step is being recorded (nn.recorded): note every op it runs
             settings.recording.ops.append((cls, args, params, result))

@@ -586,14 +586,9 @@ def _read_row_by_row(node: GraphNode, readers: list[GraphNode]) -> bool:
     """Whether the steps read ``node`` one row each: the input projection of all steps (each fused step reads its
     row t), or a sequence every step takes its own step t out of (a GetItem of row t − 1, t counted from 1 along
     the sequence); not a weight (or a mask) they all use, nor one row that every step reads."""
-    return node.role == "projection" or all(reader.op == "GetItem" and reader.step is not None and _picks_its_step(node, reader)
-                                            for reader in readers)
-
-
-def _picks_its_step(node: GraphNode, reader: GraphNode) -> bool:
-    """Whether ``reader``, a GetItem in a time step, picks that step's row out of the sequence ``node``."""
-    index, rows = reader.tensor.grad_fn.params.get("index"), node.shape[0] if node.shape else 0
-    return isinstance(index, int) and not isinstance(index, bool) and -rows <= index < rows and index % rows + 1 == reader.step[2]
+    return node.role == "projection" or node.sequence is not None and all(
+        reader.op == "GetItem" and reader.step is not None
+        and node.sequence.picks(reader.tensor.grad_fn.params.get("index")) == reader.step[2] for reader in readers)
 
 
 def _read_back_row_by_row(graph: Graph, stands_for: Mapping[tuple[str, str], Any], placed: Mapping[str, Any],

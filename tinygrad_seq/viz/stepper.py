@@ -86,10 +86,8 @@ class Step:
         """One readable line: where we are, what arrives and what goes where."""
         where = notation.place(self.tags, self.graph.context)
         sent = "; ".join(f"{self._called(arg)} {tuple(g.shape)}" for arg, g in self.input_grads)
-        own = self.name or self._names_of().get(self.graph.key_of(self.tensor))  # a bare op: what it computes
-        name = f" {own}" if own else ""
         return (
-            f"step {self.index + 1:>3}/{self.total}  {where or '-':<26} {self.op}{name}: "
+            f"step {self.index + 1:>3}/{self.total}  {where or '-':<26} {self.op} {self._called(self.tensor)}: "
             f"∇ {summarize(self.grad)} -> {sent}"
         )
 

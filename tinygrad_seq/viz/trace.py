@@ -269,7 +269,7 @@ class Sequence:
     """A tensor holding one time step per row of axis 0, as the graph shows it made: a layer's outputs stacked,
     a⟨1..3⟩; two directions' joined, [→a, ←a]⟨1..3⟩, or summed, (→a + ←a)⟨1..3⟩."""
 
-    symbol: str  # "a^[2]", "[→a, ←a]", "(→a + ←a)": the sequence's name is symbol⟨first..last⟩
+    symbol: str  # "a^[2]", "[→a, ←a]", "→a + ←a": the sequence's name is symbol⟨first..last⟩, a sum in parentheses
     first: int
     last: int
     at: Callable[[str], str]  # its step written out: at("⟨2⟩") is "[→a⟨2⟩, ←a⟨2⟩]"
@@ -283,7 +283,7 @@ class Sequence:
 
     @property
     def name(self) -> str:
-        return f"{self.symbol}⟨{self.first}..{self.last}⟩"  # ⟨1..1⟩ for one step: a⟨1⟩ is the step's own state
+        return f"{notation.grouped(self.symbol)}⟨{self.first}..{self.last}⟩"  # ⟨1..1⟩ for one step: a⟨1⟩ is its state
 
 
 MERGES = {"Add": " + ", "Mul": " ⊙ "}
@@ -315,14 +315,13 @@ def _sequence_label(tensor: Tensor, sequences: dict[int, Sequence], context: not
         found = Sequence(f"[{a.symbol}, {b.symbol}]", a.first, a.last, lambda step: f"[{a.at(step)}, {b.at(step)}]")
     elif fn.name in MERGES and merged:
         a, b, sign = *of, MERGES[fn.name]
-        found = Sequence(f"({a.symbol}{sign}{b.symbol})", a.first, a.last, lambda step: f"{a.at(step)}{sign}{b.at(step)}")
+        found = Sequence(f"{a.symbol}{sign}{b.symbol}", a.first, a.last, lambda step: f"{a.at(step)}{sign}{b.at(step)}")
     elif fn.name == "Mul" and len(of) == 1 and of[0] is not None and is_real(fn.params.get("scalar")):
-        a, scalar = of[0], fn.params["scalar"]
-        found = Sequence(f"{scalar:g}·{a.symbol}", a.first, a.last, lambda step: f"{scalar:g}·({a.at(step)})")
+        a, scale = of[0], f"{fn.params['scalar']:g}·"
+        found = Sequence(scale + notation.grouped(a.symbol), a.first, a.last, lambda step: scale + notation.grouped(a.at(step)))
     elif fn.name == "DropoutMask" and len(of) == 1 and of[0] is not None:  # between stacked layers
         a = of[0]
-        inner = a.symbol[1:-1] if fn.inputs[0].grad_fn is not None and fn.inputs[0].grad_fn.name in MERGES else a.symbol
-        found = Sequence(f"dropout({inner})", a.first, a.last, lambda step: f"dropout({a.at(step)})")
+        found = Sequence(f"dropout({a.symbol})", a.first, a.last, lambda step: f"dropout({a.at(step)})")
     elif fn.name in ("Stack", "StackPart") and fn.params.get("axis", 0) == 0:  # time is axis 0 of a layer's outputs
         stacked = [_kept(arg).tags if fn.name == "Stack" else _part_tags(arg, fn.params["part"]) or {} for arg in args]
         symbols = {notation.symbol(tags, context) for tags in stacked}
