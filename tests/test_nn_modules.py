@@ -186,6 +186,11 @@ def test_a_newcomers_mix_ups_are_named_with_their_fix(tmp_path):
     with pytest.raises(TypeError, match=r"^Linear\(4 -> 2\): got a tuple of 2, not a tensor: a recurrent layer returns \(output, state\); "
                                         r"pass the output: out, _ = rnn\(x\); head\(out\)$"):
         head(lstm(ts.randn(5, 2, 3)))
+    # the same mistake anywhere a tensor goes through as_tensor, where it was told to pad ragged lists
+    with pytest.raises(TypeError, match=r"^dropout: got a tuple of 2, not a tensor: a recurrent layer returns \(output, state\)"):
+        nn.Dropout(0.5)(lstm(ts.randn(5, 2, 3)))
+    with pytest.raises(TypeError, match=r"^cross_entropy: got a tuple of 2, not a tensor: a recurrent layer returns"):
+        nn.functional.cross_entropy(lstm(ts.randn(5, 2, 3)), np.zeros((5, 2), dtype=int))
     with pytest.raises(ts.storage.CheckpointError, match=r"^LSTM\.load: .* is a folder; Module\.load reads the \.npz file Module\.save wrote"):
         lstm.load(tmp_path)
 

@@ -378,15 +378,20 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor.wrap(array)
 
 
-def as_tensor(data: ArrayLike | Tensor) -> Tensor:
+def as_tensor(data: ArrayLike | Tensor, caller: str = "as_tensor") -> Tensor:
     """``data`` as a Tensor, without a copy where it already is an array of the current backend.
 
     For the library's own operands (a NumPy array in ``x * array``, the input
     of a layer): copying them, as ``Tensor(data)`` does, would cost time and
-    protect nothing, since the library never writes into them.
+    protect nothing, since the library never writes into them. ``caller``
+    names the layer or function in the error for a recurrent layer's whole
+    ``(output, state)`` passed on where its output goes.
     """
     if isinstance(data, Tensor):
         return data
+    if isinstance(data, tuple) and any(isinstance(part, Tensor) for part in data):
+        raise TypeError(f"{caller}: got a tuple of {len(data)}, not a tensor: a recurrent layer returns (output, state); pass "
+                        "the output: out, _ = rnn(x); head(out)")
     return Tensor.wrap(get_backend().array(data, copy=False))
 
 

@@ -12,7 +12,7 @@ from .module import Module
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """Inverted dropout: the identity when not training or p == 0 (as ``torch.nn.functional.dropout``)."""
     check_probability(p, "dropout")
-    x = as_tensor(x)
+    x = as_tensor(x, "dropout")
     if x.dtype.kind != "f":  # the kept values are scaled by 1 / (1 - p), which integers cannot hold
         raise TypeError(f"dropout: x must hold floats; got {x.dtype}. Cast it first: x.float()")
     if not training or p == 0.0:

@@ -29,10 +29,8 @@ class Linear(Module):
         self.bias = init.uniform_(Parameter(zeros(out_features)), -bound, bound) if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        if isinstance(x, tuple) and any(isinstance(part, Tensor) for part in x):
-            raise TypeError(f"Linear({self.in_features} -> {self.out_features}): got a tuple of {len(x)}, not a tensor: a "
-                            "recurrent layer returns (output, state); pass the output: out, _ = rnn(x); head(out)")
-        x = as_tensor(x)  # an array or a list, as the other layers take them
+        if not isinstance(x, Tensor):  # an array or a list, as the other layers take them
+            x = as_tensor(x, f"Linear({self.in_features} -> {self.out_features})")
         if x.shape[-1:] != (self.in_features,):
             raise ValueError(
                 f"Linear({self.in_features} -> {self.out_features}): the input's last axis must be {self.in_features}; "

@@ -44,7 +44,7 @@ def _check_reduction(reduction: str, op: str) -> None:
 def _checked_scores(scores: Any, op: str, name: str, class_axis: bool = True) -> Tensor:
     """A loss's scores (logits, log-probabilities) as a float tensor, with a class axis last when ``class_axis``; an
     error naming ``op`` otherwise."""
-    scores = as_tensor(scores)
+    scores = as_tensor(scores, op)
     if scores.dtype.kind != "f":
         raise TypeError(f"{op}: {name} must be floats; got {scores.dtype}. Convert them with .to('float32')")
     if class_axis and scores.ndim == 0:
