@@ -50,7 +50,9 @@ class Transpose(Function):
 
 def transpose(x: Tensor, *axes: int | Sequence[int]) -> Tensor:
     """Permute axes like NumPy: no argument reverses them; else ``axes[i]`` is the input axis placed at i."""
-    given = int_arguments(axes, "transpose") if axes else tuple(reversed(range(x.ndim)))
+    if not axes:  # x.T: the axes reversed, a permutation by construction
+        return Transpose.apply(x, axes=tuple(reversed(range(x.ndim))))
+    given = int_arguments(axes, "transpose")
     if len(given) != x.ndim or not all(-x.ndim <= a < x.ndim for a in given) or sorted(a % x.ndim for a in given) != list(range(x.ndim)):
         raise ValueError(f"transpose: axes {given} are not a permutation of the {x.ndim} axes of a tensor of shape {x.shape} "
                          f"(each of 0..{x.ndim - 1} once, or counted from the end, -{x.ndim}..-1)")

@@ -41,8 +41,9 @@ class Adam(Optimizer):
     def check_group(self, group: dict[str, Any], where: str = "") -> None:
         super().check_group(group, where)
         betas = group["betas"]
-        if type(betas) is tuple and len(betas) == 2 and all(type(b) is float and 0.0 <= b < 1.0 for b in betas):
-            return  # the usual case
+        if type(betas) is tuple and len(betas) == 2 and type(betas[0]) is float and type(betas[1]) is float \
+                and 0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0:
+            return  # the usual case, tested without a generator: step() asks every time
         pair = [as_real(b) for b in betas] if isinstance(betas, (tuple, list)) and len(betas) == 2 else None
         if pair is None or not all(b is not None and 0.0 <= b < 1.0 for b in pair):
             raise ValueError(f"Adam: betas must be two numbers in [0, 1), (β1, β2) such as (0.9, 0.999){where}; got {betas!r}")

@@ -107,8 +107,8 @@ class Optimizer:
         finite number >= 0. ``where`` says which group ("" for the only one). A subclass with other rules (Adam's
         betas) adds them after calling this."""
         for key in self.non_negative:
-            if type(group[key]) is float and 0.0 <= group[key] < math.inf:  # the usual case in one test: step() asks every time
-                continue
+            if type(group[key]) in (float, int) and 0 <= group[key] < math.inf:  # the usual case in one test: step() asks
+                continue  # every time (weight_decay=0 is an int)
             value = as_real(group[key])
             if value is None or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{type(self).__name__}: {key} must be a finite number >= 0{where}; got {group[key]!r}")
