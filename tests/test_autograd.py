@@ -553,6 +553,8 @@ def test_comparisons_and_argmax(backend):
         # each failed with Python's or NumPy's words, naming no op
         (lambda x: x.reshape(2.0, 6), TypeError, r"^reshape: takes ints, as reshape\(2, 3\) or reshape\(\(2, 3\)\); got \(2\.0, 6\)$"),
         (lambda x: x.sum(1.0), TypeError, r"^sum: axis must be an int, a tuple of ints, or None for all; got 1\.0$"),
+        # one rule for axes and sizes (checks.is_int): sum took a 0-d array as an axis where reshape refused it as a size
+        (lambda x: x.sum(np.array(1)), TypeError, r"^sum: axis must be an int, a tuple of ints, or None for all; got array\(1\)$"),
         (lambda x: x.argmax(5), ValueError, r"^argmax: axis 5 is out of range for a tensor with 2 axes"),
         (lambda x: x.clamp("0", 1), TypeError, r"^clamp: lo must be a number \(or None for no bound\); got '0'$"),
         (lambda x: ts.zeros(2, dtype="flaot"), TypeError, r"^zeros: 'flaot' is not a dtype a tensor holds; use 'float32'"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+from ..checks import is_int
 from ..function import Function
 from ..tensor import as_tensor, Tensor
 
@@ -49,7 +50,7 @@ def normalize_axes(axis: int | tuple[int, ...] | None, ndim: int, op: str) -> tu
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
     normalized = []
     for a in axes:
-        if type(a) is not int and (isinstance(a, bool) or not hasattr(a, "__index__")):  # 1.0, "0", True, a list
+        if type(a) is not int and not is_int(a):  # 1.0, "0", True, a list: the rule reshape's sizes follow too
             raise TypeError(f"{op}: axis must be an int, a tuple of ints, or None for all; got {axis!r}")
         if not -ndim <= a < max(ndim, 1):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} axes (valid: {-ndim}..{ndim - 1})")
