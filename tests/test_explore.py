@@ -365,6 +365,16 @@ def test_a_users_op_shows_its_name_or_its_own_rule(tmp_path):
     assert rules_by_op["Square"] == ["Cube gets 2 Cube ⊙ ∂L/∂Square"]
 
 
+def test_a_formula_brackets_an_argument_only_where_its_operator_is_at_the_top():
+    """tanh(w ⊙ x) is one term: written bare when multiplied. A product or a sum is bracketed as an argument."""
+    x = ts.Tensor(np.ones((2, 3)), name="x")
+    w, v = (ts.Tensor(np.full((2, 3), value), requires_grad=True, name=name) for value, name in ((0.5, "w"), (0.25, "v")))
+    product = w * x
+    loss = ((product.tanh() * v).sum() + (product + v) * v).sum()
+    names = set(rules.names(viz.trace(loss, {"w": w, "v": v})).values())
+    assert {"tanh(w ⊙ x)", "tanh(w ⊙ x) ⊙ v", "Σ (tanh(w ⊙ x) ⊙ v)", "((w ⊙ x) + v) ⊙ v"} <= names
+
+
 def test_a_long_graph_is_collapsed_one_box_per_cell_step(tmp_path):
     model, loss = build("lstm", steps=12)
     assert 12 > COLLAPSE_STEPS and len(viz.trace(loss)) < COLLAPSE_ABOVE  # long, though not large

@@ -175,10 +175,11 @@ def _read_name(tags: dict[str, Any], layer: int, context: Context) -> str:
 
 
 def grouped(term: str) -> str:
-    """``term`` in parentheses when it is a sum or product at its top level (→a⟨1⟩ + ←a⟨1⟩), to be multiplied.
+    """``term`` in parentheses when it is a sum, difference, product or quotient at its top level (→a⟨1⟩ + ←a⟨1⟩), to
+    be multiplied or reduced; one whose operators are all inside brackets (tanh(w ⊙ x), (a + b)[:, 3:6]) stands alone.
 
-    >>> grouped("→a⟨1⟩ + ←a⟨1⟩"), grouped("[→a⟨1⟩, ←a⟨1⟩]"), grouped("0.5·(→a⟨1⟩ + ←a⟨1⟩)")
-    ('(→a⟨1⟩ + ←a⟨1⟩)', '[→a⟨1⟩, ←a⟨1⟩]', '0.5·(→a⟨1⟩ + ←a⟨1⟩)')
+    >>> grouped("→a⟨1⟩ + ←a⟨1⟩"), grouped("[→a⟨1⟩, ←a⟨1⟩]"), grouped("0.5·(→a⟨1⟩ + ←a⟨1⟩)"), grouped("tanh(w ⊙ x)")
+    ('(→a⟨1⟩ + ←a⟨1⟩)', '[→a⟨1⟩, ←a⟨1⟩]', '0.5·(→a⟨1⟩ + ←a⟨1⟩)', 'tanh(w ⊙ x)')
     """
     depth = 0
     for i, char in enumerate(term):
@@ -186,7 +187,7 @@ def grouped(term: str) -> str:
             depth += 1
         elif char in ")]":
             depth -= 1
-        elif depth == 0 and term.startswith((" + ", " ⊙ "), i):
+        elif depth == 0 and term.startswith((" + ", " − ", " ⊙ ", " ⊘ "), i):
             return f"({term})"
     return term
 

@@ -364,15 +364,14 @@ def _op_name(node: GraphNode, context: notation.Context) -> str:
 
 def arguments(fn: Function, found: Mapping[str, str], graph: Graph) -> list[str]:
     """How each positional argument of an op is written in a formula: a tensor by its name in ``found`` (keyed by
-    ``graph``'s keys; in parentheses
-    when it is a sum or product), the Python number a binary op took in its place (``scalar``) as itself,
+    ``graph``'s keys; in parentheses when it is a sum or product at its top level, ``notation.grouped``), the Python number a binary op took in its place (``scalar``) as itself,
     anything else (an optional tensor left out) as "·"."""
     scalar = (getattr(fn, "params", None) or {}).get("scalar")
     written = []
     for arg in fn.inputs:
         if isinstance(arg, Tensor):
             name = found.get(graph.key_of(arg), "·")
-            written.append(f"({name})" if any(op in name for op in (" + ", " − ", " ⊙ ", " ⊘ ")) else name)
+            written.append(notation.grouped(name))
         elif is_real(scalar):  # the numbers the ops take (ops/_util.py): NumPy's too
             written.append(f"{scalar:g}")
         else:
