@@ -110,6 +110,36 @@ def test_overwrite_never_replaces_a_folder_that_only_looks_like_a_checkpoint(tmp
     assert snapshot(out) == before
 
 
+@pytest.mark.parametrize("how", ["resume", "overwrite", "Trainer.save"])
+def test_a_checkpoint_folder_holding_files_of_yours_is_never_saved_over(trained, tmp_path, capsys, how):
+    trainer, out = trained
+    (out / "notes.txt").write_text("lr 1e-2 looked best")
+    (out / "samples").mkdir()
+    (out / "samples" / "s1.txt").write_text("a dinosaur")
+    before = snapshot(out)
+    if how == "Trainer.save":  # the run's own save, as at the end of each epoch
+        with pytest.raises(CheckpointError) as caught:
+            trainer.save(out)
+        err = str(caught.value)
+    else:
+        more = ["--resume", "--epochs", "2"] if how == "resume" else ["--data", str(DINOS), "--hidden", "8", "--overwrite"]
+        err = one_line_error(capsys, ["train", "--out", str(out), *more])
+    assert "holds notes.txt, samples/ beside the checkpoint's own files, and a save replaces the whole folder" in err
+    assert "move them out of it" in err
+    assert snapshot(out) == before
+
+
+def test_a_folder_of_yours_with_a_state_json_is_not_taken_for_a_checkpoint(tmp_path, capsys):
+    out = tmp_path / "project"
+    (out / "src").mkdir(parents=True)
+    (out / "state.json").write_text('{"format": 2}')  # what marked a checkpoint before manifests
+    (out / "paper.tex").write_text("\\section{Results}")
+    before = snapshot(out)
+    err = one_line_error(capsys, ["train", "--data", str(DINOS), "--out", str(out), "--overwrite"])
+    assert "holds paper.tex, src/ beside the checkpoint's own files" in err and "--overwrite" not in err
+    assert snapshot(out) == before
+
+
 def test_the_current_folder_is_never_a_destination(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     err = one_line_error(capsys, ["train", "--data", str(DINOS), "--out", "."])
@@ -733,6 +763,28 @@ def test_a_full_disk_names_the_checkpoint_and_what_a_save_needs(trained, monkeyp
                                               r"them; the previous checkpoint there is intact\. Free some space, or save elsewhere$"):
         trainer.save(out)
     assert snapshot(out) == before and sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".ckpt.new")) == []
+
+
+def test_saving_nan_weights_by_hand_keeps_the_last_checkpoint(trained):
+    trainer, out = trained
+    before = snapshot(out)
+    trainer.model.head.weight.data[0, 0] = np.nan
+    with pytest.raises(TrainingError, match=rf"when saved: head.weight holds NaN or inf; {re.escape(str(out))} keeps the last checkpoint"):
+        trainer.save(out)
+    assert snapshot(out) == before
+
+
+def test_eval_of_a_checkpoint_of_nan_weights_is_one_line(trained, capsys):
+    _, out = trained
+    with np.load(out / "model.npz") as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays["head.bias"] = np.full_like(arrays["head.bias"], np.nan)
+    with open(out / "model.npz", "wb") as file:
+        np.savez(file, **arrays)
+    rewrite_manifest(out)
+    err = one_line_error(capsys, ["eval", "--checkpoint", str(out), "--data", str(DINOS)])
+    assert err == (f"tinygrad-seq eval: error: checkpoint {out} holds weights that are NaN or inf (head.bias): the run that "
+                   "saved it diverged; train again with a lower --lr, or with --clip")
 
 
 def test_sampling_a_checkpoint_of_nan_weights_is_one_line(trained, capsys):

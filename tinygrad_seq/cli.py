@@ -386,14 +386,11 @@ def _trainer(args: argparse.Namespace, given: dict[str, Any], out: Path) -> Any:
 
 def run_sample(args: argparse.Namespace) -> int:
     from .models import TrainingError, load_model
-    from .models.checkpoint import non_finite_parameter
+    from .models.checkpoint import refuse_non_finite
     from .text import sample_many
 
     model, vocab, _ = load_model(args.checkpoint)
-    broken = non_finite_parameter(model)
-    if broken is not None:  # what sample would find at its first step, said in the command's terms
-        raise TrainingError(f"checkpoint {args.checkpoint} holds weights that are NaN or inf ({broken}): the run that saved "
-                            "it diverged; train again with a lower --lr, or with --clip")
+    refuse_non_finite(model, args.checkpoint)  # what sample would find at its first step, said in the command's terms
     texts = sample_many(model, vocab, n=args.n, max_len=args.max_len, temperature=args.temperature,
                         top_k=args.top_k, prime=args.prime, seed=args.seed)
     while True:

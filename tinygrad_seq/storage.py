@@ -33,7 +33,8 @@ process dies, so a lock file left by a killed run is taken over with a
 one-line notice.
 
 **Only our own files are replaced** (:func:`check_destination`): an existing
-file, or a folder that is neither empty nor a checkpoint, is never touched;
+file, a folder that is neither empty nor a checkpoint, or a checkpoint folder
+holding anything a save did not write there (notes, a subfolder), is never touched;
 recovery removes only folders named as this module names them.
 
 Every file-system call of a save goes through the object :data:`fs`, so tests
@@ -212,6 +213,13 @@ def is_checkpoint(path: str | os.PathLike) -> bool:
         return False
 
 
+def foreign_entries(folder: Path) -> list[str]:
+    """What the checkpoint folder ``folder`` holds that no save wrote there (a user's notes, a subfolder), by name, a
+    folder's with a trailing "/": a save replaces the whole folder, so none of it would survive."""
+    return sorted(entry.name + ("/" if entry.is_dir() else "") for entry in folder.iterdir()
+                  if entry.name not in CHECKPOINT_FILES or entry.is_symlink() or not entry.is_file())
+
+
 def _ours(folder: Path) -> bool:
     """A checkpoint, or what is left of one that an earlier version's save was removing when it died."""
     if is_checkpoint(folder):
@@ -263,10 +271,11 @@ def check_destination(path: str | os.PathLike, *, owned: bool = False, overwrite
     """Refuse, before anything is written, a destination that a checkpoint save must not replace.
 
     ``path`` may be: absent, an empty folder, or a checkpoint this library
-    wrote — which is replaced only when it belongs to the same run
-    (``owned``) or ``overwrite`` is given. Anything else (a file, a link, a
-    folder with other content, the current folder or one above it) is
-    refused and left untouched. The nearest existing parent folder must be
+    wrote, holding nothing but its files — which is replaced only when it
+    belongs to the same run (``owned``) or ``overwrite`` is given. Anything
+    else (a file, a link, a folder with other content, a checkpoint with a
+    file of yours put in it, the current folder or one above it) is refused
+    and left untouched. The nearest existing parent folder must be
     writable.
     """
     given, path = path, _absolute(path)
@@ -282,6 +291,11 @@ def check_destination(path: str | os.PathLike, *, owned: bool = False, overwrite
                               f"and is not a checkpoint; move it away")
     if path.is_dir() and any(path.iterdir()) and not is_checkpoint(path):
         raise CheckpointError(f"{given} is {describe(path)}; {fix} (only checkpoints and empty folders are ever replaced)")
+    foreign = foreign_entries(path) if path.is_dir() else []
+    if foreign:  # a checkpoint with a user's files in it, or a folder of the user's that only looks like one
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise CheckpointError(f"{given} holds {shown} beside the checkpoint's own files, and a save replaces the whole "
+                              "folder; nothing was written: move them out of it, or choose another checkpoint folder (--out)")
     if existing_checkpoint(path) is not None and not (owned or overwrite):
         raise CheckpointError(f"{given} holds a checkpoint of another run; continue it with --resume "
                               "or replace it with --overwrite (overwrite=True)")

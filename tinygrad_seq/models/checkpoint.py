@@ -107,6 +107,15 @@ def non_finite_parameter(model: Any) -> str | None:
     return next((name for name, p in model.named_parameters() if not bool(p.backend.xp.isfinite(p.data).all())), None)
 
 
+def refuse_non_finite(model: Any, checkpoint: str | os.PathLike) -> None:
+    """Raise the one line for a checkpoint whose weights are NaN or inf (a run that diverged), which sampling or
+    scoring would otherwise meet as NaN scores."""
+    broken = non_finite_parameter(model)
+    if broken is not None:
+        raise TrainingError(f"checkpoint {checkpoint} holds weights that are NaN or inf ({broken}): the run that saved "
+                            "it diverged; train again with a lower --lr, or with --clip")
+
+
 def _config_problem(config: Any, weights: dict[str, np.ndarray]) -> str | None:
     """Why the model config cannot describe these weights (sizes checked before anything is allocated)."""
     if not isinstance(config, dict):
@@ -208,4 +217,4 @@ def load_model(checkpoint: str | os.PathLike) -> tuple[LanguageModel, Vocabulary
     return opened.model(), opened.vocab, opened.state
 
 
-__all__ = ["Checkpoint", "load_model", "open_checkpoint", "vocabulary_fingerprint"]
+__all__ = ["Checkpoint", "load_model", "open_checkpoint", "refuse_non_finite", "vocabulary_fingerprint"]

@@ -39,7 +39,7 @@ from ..tensor import Tensor
 from ..text import (
     UNK_ID, UnknownTokens, UnknownTokensWarning, Vocabulary, language_model_batches, perplexity, stream_chunks, stream_perplexity,
 )
-from .checkpoint import Checkpoint, load_model, non_finite_parameter, open_checkpoint, vocabulary_fingerprint
+from .checkpoint import Checkpoint, load_model, non_finite_parameter, open_checkpoint, refuse_non_finite, vocabulary_fingerprint
 from .config import LAYOUTS, MAX_VOCAB, OPTIMIZER_NAMES, TrainConfig, TrainingError, batch_limit_problem  # noqa: F401  LAYOUTS: still importable from here
 from .data_file import decoded as _decoded
 from .language_model import LanguageModel
@@ -445,8 +445,10 @@ class Trainer:
         """Write the checkpoint folder ``out`` (see ``tinygrad_seq.storage``: atomic, verified, locked).
 
         Replaces a checkpoint of this run; one of another run only with
-        ``overwrite``; never a file or a folder that is not a checkpoint.
+        ``overwrite``; never a file or a folder that is not a checkpoint. Weights
+        that are NaN or inf are refused: they would replace the last checkpoint worth keeping.
         """
+        self._check_weights_finite(out, "when saved")
         check_destination(out, owned=self._owns(out), overwrite=overwrite)
         with self._lock(out) as lock:
             check_destination(out, owned=self._owns(out), overwrite=overwrite)  # again: another run may have just saved
@@ -648,6 +650,7 @@ def evaluate_file(checkpoint: str | os.PathLike, data: str, encoding: str | None
         raise TrainingError(problem)  # it is the caller's value, not the checkpoint's
     opened = open_checkpoint(checkpoint)
     model, vocab, state = opened.model(), opened.vocab, opened.state
+    refuse_non_finite(model, checkpoint)  # else the loss would read nan
     config = opened.config(data=data, val_fraction=0.0, max_chars=None)  # the whole file, whatever the run read of its own
     config.encoding = encoding or config.encoding
     config.max_batch_gb = max_batch_gb or config.max_batch_gb  # the batches are sized to it too (held_out_loss)
