@@ -266,6 +266,55 @@ def test_a_state_dict_of_another_optimizer_or_parameter_is_refused_before_anythi
     assert adam.state[params[0]]["step"] == 7 and type(adam.state[params[0]]["step"]) is int
 
 
+@pytest.mark.parametrize("optimizer", ["Adam", "Adagrad", "RMSprop"])
+def test_a_state_dict_that_would_fail_later_is_refused_and_changes_nothing(optimizer):
+    params = list(make_mlp().parameters())
+    options = {"RMSprop": dict(momentum=0.9, centered=True)}.get(optimizer, {})
+    opt = getattr(optim, optimizer)(params, lr=0.01, **options)
+    sum((p * 1.0).sum() for p in params).backward()
+    opt.step()
+    before = opt.state_dict()
+    first, second = (next(k for k in before["state"][0] if k != "step"), sorted(before["state"][0])[-1])
+
+    def changed(change):
+        saved = opt.state_dict()
+        change(saved)
+        return saved
+
+    where = f"^{optimizer}.load_state_dict: "
+    cases = [  # parameter 0's state is fine in each, so a load that changed things as it went would have changed it
+        (lambda d: d["state"][1].update({first: np.array(["x"] * params[1].size).reshape(params[1].shape)}),
+         rf"{where}state '{first}' of parameter 1 is an array of <U1, not of real numbers"),
+        (lambda d: d["state"][1].update(step=-1), rf"{where}state 'step' of parameter 1 is -1: a step count is an int >= 0"),
+        (lambda d: d["state"][1].update(step=1.5), rf"{where}state 'step' of parameter 1 is 1.5"),
+        (lambda d: d["state"][1].pop(second), rf"{where}the state of parameter 1 lacks \['{second}'\], which {optimizer}'s next step reads"),
+        (lambda d: d["state"].update({1: None}), rf"{where}the state of parameter 1 is a NoneType, not a dict"),
+        (lambda d: d.pop("param_groups"), rf"{where}expects what state_dict\(\) returns, a dict of \"state\" \(a dict\) and "
+                                          r"\"param_groups\" \(a list\); got \['state'\]"),
+    ]
+    for change, message in cases:
+        with pytest.raises(ValueError, match=message):
+            opt.load_state_dict(changed(lambda d: (d["state"][0].update({k: v * 0 for k, v in d["state"][0].items()}), change(d))))
+        after = opt.state_dict()
+        for i, values in before["state"].items():
+            for k, v in values.items():
+                np.testing.assert_array_equal(after["state"][i][k], v, err_msg=f"{message}: parameter {i}, {k}")
+    opt.step()  # and it still trains
+
+
+def test_a_pytorch_optimizers_state_is_refused_with_the_conversion():
+    torch = pytest.importorskip("torch")
+    params = list(make_mlp().parameters())
+    adam = optim.Adam(params, lr=0.01)
+    sum((p * 1.0).sum() for p in params).backward()
+    adam.step()
+    saved = adam.state_dict()
+    saved["state"][0]["exp_avg"] = torch.from_numpy(saved["state"][0]["exp_avg"])
+    with pytest.raises(ValueError, match=r"^Adam.load_state_dict: state 'exp_avg' of parameter 0 is a torch.Tensor: an optimizer's "
+                                         r"state holds NumPy arrays and numbers, as state_dict\(\) gives them \(a PyTorch tensor: \.numpy\(\)\)"):
+        adam.load_state_dict(saved)
+
+
 def test_a_subclass_a_scheduler_and_a_statistic_of_their_own_still_load():
     params = list(make_mlp().parameters())
 

@@ -28,6 +28,9 @@ class Adagrad(Optimizer):
             dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value, eps=eps),
         )
 
+    def required_state(self, group):
+        return ("step", "sum")
+
     def update(self, param, grad, state, group):
         xp = param.backend.xp
         if not state:

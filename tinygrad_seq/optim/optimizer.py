@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import settings
 from ..checks import as_real, is_int
 from ..tensor import Tensor
 
@@ -34,6 +35,22 @@ def _loaded(value: Any, param: Tensor) -> Any:
     if _is_array(value):  # a copy on the parameter's backend; per-element state in its dtype, a 0-d statistic in its own
         return param.backend.array(value, param.dtype if value.ndim else None, copy=True)
     return int(value) if hasattr(value, "shape") and not np.isscalar(value) else value
+
+
+def _checked_value(key: str, value: Any, param: Tensor, what: str) -> Any:
+    """``_loaded(value, param)``, or a ValueError naming ``what`` when ``value`` cannot be one: an array not of
+    real numbers, an array of another library, or a "step" that is not a count."""
+    if hasattr(value, "shape") and not isinstance(value, (np.generic, *settings.array_types)):
+        raise ValueError(f"{what} is a {type(value).__module__.split('.')[0]}.{type(value).__name__}: an optimizer's state holds "
+                         "NumPy arrays and numbers, as state_dict() gives them (a PyTorch tensor: .numpy())")
+    if _is_array(value):
+        if value.dtype.kind not in "fiu":
+            raise ValueError(f"{what} is an array of {value.dtype}, not of real numbers; load the arrays state_dict() gave")
+        return _loaded(value, param)
+    count = _loaded(value, param)
+    if key == "step" and not (is_int(count) and count >= 0):
+        raise ValueError(f"{what} is {value!r}: a step count is an int >= 0, as state_dict() gives it")
+    return count
 
 
 def parameter_list(params: Any, op: str) -> list[Tensor]:
@@ -70,6 +87,11 @@ class Optimizer:
     """What ``update`` keeps per parameter (Adam's "step", "exp_avg", ...): a saved state naming anything else
     comes from another optimizer, and ``load_state_dict`` refuses it. Checked only for the class that sets it
     (a subclass of Adam that keeps more is not held to Adam's names); None accepts any."""
+
+    def required_state(self, group: dict[str, Any]) -> tuple[str, ...]:
+        """What ``update`` reads from a parameter's state once it has one, given its group's hyperparameters:
+        ``load_state_dict`` refuses a saved state without them, which would fail at the next step."""
+        return ()
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]) -> None:
         name = type(self).__name__
@@ -173,6 +195,11 @@ class Optimizer:
         Everything is checked before anything changes, and the arrays are copied: the dict stays the caller's,
         and two optimizers loaded from one share nothing."""
         where = f"{type(self).__name__}.load_state_dict"
+        if not (isinstance(state_dict, dict) and isinstance(state_dict.get("state"), dict)
+                and isinstance(state_dict.get("param_groups"), list)):
+            got = sorted(map(str, state_dict)) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"{where}: expects what state_dict() returns, a dict of \"state\" (a dict) and "
+                             f"\"param_groups\" (a list); got {got}")
         groups = state_dict["param_groups"]
         sizes = [len(g["params"]) for g in self.param_groups]
         saved_sizes = [len(g["params"]) for g in groups]
@@ -187,24 +214,32 @@ class Optimizer:
         # Checked only for a class that says what it keeps itself: a subclass may keep more than its parent
         known = type(self).__dict__.get("state_names")
         params = [p for g in self.param_groups for p in g["params"]]
+        group_of = [i for i, g in enumerate(self.param_groups) for _ in g["params"]]
+        loaded_groups = [{**group, **{k: v for k, v in saved.items() if k != "params"}} for group, saved in zip(self.param_groups, groups)]
+        for i, group in enumerate(loaded_groups):
+            self.check_group(group, f" in saved parameter group {i} (load_state_dict)")
+        state: dict[Tensor, dict[str, Any]] = {}
         for i, saved in state_dict["state"].items():
             if not ((is_int(i) and i >= 0) or (isinstance(i, str) and i.isdigit())) or int(i) >= len(params):
                 raise ValueError(f"{where}: state of parameter {i!r}: its index must be an int from 0 to {len(params) - 1}, "
                                  "one per parameter in the order of param_groups")
             p = params[int(i)]
+            if not isinstance(saved, dict):
+                raise ValueError(f"{where}: the state of parameter {i} is a {type(saved).__name__}, not a dict of its values")
             unknown = sorted(set(saved) - set(known)) if known is not None else []
             if unknown:
                 raise ValueError(f"{where}: parameter {i} has state {unknown} that {type(self).__name__} does not keep (it keeps "
                                  f"{list(known)}): {another}")
+            missing = [key for key in self.required_state(loaded_groups[group_of[int(i)]]) if key not in saved] if saved else []
+            if missing:
+                raise ValueError(f"{where}: the state of parameter {i} lacks {missing}, which {type(self).__name__}'s next "
+                                 f"step reads: the state dict is incomplete; load one that state_dict() wrote whole")
+            state[p] = {}
             for key, value in saved.items():
+                state[p][key] = _checked_value(key, value, p, f"{where}: state {key!r} of parameter {i}")
                 if _is_array(value) and value.ndim > 0 and tuple(value.shape) != p.shape:  # a 0-d value: a statistic, not per element
                     raise ValueError(f"{where}: state {key!r} of parameter {i} has shape {tuple(value.shape)}, the parameter {p.shape}")
-        for i, (group, saved) in enumerate(zip(self.param_groups, groups)):
-            self.check_group({**group, **{k: v for k, v in saved.items() if k != "params"}}, f" in saved parameter group {i} (load_state_dict)")
-        self.state = {}
-        for i, saved in state_dict["state"].items():
-            p = params[int(i)]
-            self.state[p] = {k: _loaded(v, p) for k, v in saved.items()}
+        self.state = state  # nothing changed until here: a refused state dict leaves the optimizer as it was
         for group, saved in zip(self.param_groups, groups):
             group.update({k: copy.deepcopy(v) for k, v in saved.items() if k != "params"})
 

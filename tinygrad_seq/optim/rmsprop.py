@@ -30,6 +30,10 @@ class RMSprop(Optimizer):
     ) -> None:
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered))
 
+    def required_state(self, group):
+        return ("step", "square_avg") + (("momentum_buffer",) if group["momentum"] > 0 else ()) + (
+            ("grad_avg",) if group["centered"] else ())
+
     def update(self, param, grad, state, group):
         xp = param.backend.xp
         alpha = group["alpha"]
