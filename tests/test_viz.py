@@ -10,6 +10,7 @@ import pytest
 
 import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
+from tinygrad_seq.nn import functional as F
 from tinygrad_seq.cli import main
 from tinygrad_seq.viz import demo, notation, rules
 from tinygrad_seq.viz.draw import CURRENT, DONE, STATE
@@ -258,11 +259,12 @@ def svg_boxes(svg):
     return boxes
 
 
-def check_grid(graph, rankdir="LR", drawn=None, **options):
+def check_grid(graph, rankdir="LR", drawn=None, in_line=True, **options):
     """Render in-process and check the grid: columns t = 1 … T in order and apart, every step's node in its
     column's box, rows from the inputs up (layer 0, its reverse direction, layer 1, ..., the outputs)
     bottom to top (LR) or left to right (TB), apart. Returns the rows found, in that order. ``drawn``: the
-    Digraph to check (a stepper's frame), else ``graph`` drawn with ``options``."""
+    Digraph to check (a stepper's frame), else ``graph`` drawn with ``options``. ``in_line``: each row's steps also
+    share a line across (not checked for collapsed steps)."""
     source = (drawn or viz.draw_graph(graph, rankdir=rankdir, **options)).source
     declared = set(re.findall(r"^\s*(\w+) \[", source, re.M))
     assert {end for edge in re.findall(r"^\s*(\w+) -> (\w+)", source, re.M) for end in edge} <= declared  # no edge to a hidden node
@@ -284,6 +286,10 @@ def check_grid(graph, rankdir="LR", drawn=None, **options):
         for box in found:
             assert cluster[0] <= box[0] and box[2] <= cluster[2] and cluster[1] <= box[1] and box[3] <= cluster[3], (layer, direction, t)
     rows = sorted({step[:2] for step in steps}, key=lambda row: (isinstance(row[0], str), str(row[0]), row[1] == "reverse"))
+    if in_line and not options.get("collapse_cells"):  # a row's steps in one line: every step's box spans a common line across
+        for row in rows:
+            clusters = [boxes[f"cluster_layer{layer}_{direction}_t{t}"] for (layer, direction, t) in steps if (layer, direction) == row]
+            assert max(c[across] for c in clusters) < min(c[across + 2] for c in clusters), f"the steps of row {row} are not in line"
     span = {row: (min(b[across] for s, f in steps.items() if s[:2] == row for b in f),
                   max(b[across + 2] for s, f in steps.items() if s[:2] == row for b in f)) for row in rows}
     for lower, upper in zip(rows, rows[1:]):
@@ -305,6 +311,23 @@ def test_time_steps_are_columns_and_layers_are_rows(cell, layers, bidirectional,
     assert rows == expected + [("output", "forward")]
     # ŷ⟨t⟩ and L⟨t⟩ are drawn in the column of step t (check_grid: inside its cluster, so between its neighbours).
     assert {(n.role, n.step[2]) for n in graph.nodes.values() if n.role in ("output", "loss")} == {(r, t) for r in ("output", "loss") for t in (1, 2, 3)}
+
+
+@pytest.mark.parametrize("rankdir", ["LR", "TB"])
+@pytest.mark.parametrize("transparent", [True, False])
+def test_one_rows_steps_stay_in_line(rankdir, transparent):
+    """A head applied to the whole output sequence leaves one row (the layer): its steps had stepped down the picture
+    diagonally, each below the one before (the char_lm demo's graph)."""
+    from tinygrad_seq.models import LanguageModel
+
+    ts.manual_seed(0)
+    model = LanguageModel(30, embed_dim=32, hidden_size=48)
+    with ts.transparent() if transparent else contextlib.nullcontext():
+        logits, _ = model(np.array([[3], [7], [9], [4]]))  # "rex": (T, B) ids after <bos>
+        loss = F.cross_entropy(logits, np.array([[7], [9], [4], [2]]))
+    # Top to bottom, the first step's initial states and x⟨1⟩ stand beside its gates and push it off the line a little
+    in_line = rankdir == "LR" or not transparent
+    assert check_grid(viz.trace(loss, model), rankdir, in_line=in_line) == [(0, "forward")]
 
 
 @pytest.mark.parametrize("rankdir", ["LR", "TB"])

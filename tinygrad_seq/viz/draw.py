@@ -508,7 +508,12 @@ def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list
     and after the last. Every node of step t that feeds nothing else in its
     step points to the separator after the step, which leads to every node
     of step t+1 that nothing in its step feeds, so a column starts only
-    after the previous one ends. With several rows, each column boundary
+    after the previous one ends. With one row, the separators are one
+    ``group`` (Graphviz keeps a group's edges straight, so they stand in a
+    line) and the edges into and out of the steps weigh more: the steps stay
+    on that line. Held by nothing else, as in a language model whose head
+    reads the whole output sequence, each step had been drawn below the one
+    before, down the picture. With several rows, each column boundary
     has two separators per row, chained down the rows and back up (edges of
     length 0 or more): every row's next column then starts after every
     row's column has ended, so the columns of all rows line up. (A shared
@@ -540,11 +545,12 @@ def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list
     down = {(row, i): f"sep_{rows.index(row)}_{i}" for row in rows for i in range(last + 1)}
     up = {(row, i): f"sep_{rows.index(row)}_{i}_up" for row in rows for i in range(last + 1)} if several else down
     edges: list[tuple[str, str, dict]] = []
+    pull = {} if several else {"weight": "8"}  # one row: its steps are held to the line of its separators (see above)
     for row in rows:
         for i, t in enumerate(columns):
             keys = {n.key for n in groups.get((*row, t), ())}
-            edges += [(up[(row, i)], k, {}) for k in sorted(keys - fed_inside, key=order.get)]
-            edges += [(k, down[(row, i + 1)], {}) for k in sorted(keys - feeds_inside, key=order.get)]
+            edges += [(up[(row, i)], k, pull) for k in sorted(keys - fed_inside, key=order.get)]
+            edges += [(k, down[(row, i + 1)], pull) for k in sorted(keys - feeds_inside, key=order.get)]
             edges.append((up[(row, i)], down[(row, i + 1)], {}))
     if several:
         for i in range(last + 1):
@@ -553,7 +559,7 @@ def _emit_grid(dot: graphviz.Digraph, groups: Mapping[tuple[Any, Any, Any], list
             edges.append((down[(shown_rows[-1], i)], up[(shown_rows[-1], i)], {"minlen": "0"}))
 
     def ends(row: tuple[Any, Any], i: int) -> dict[str, str]:
-        return {"group": f"row{rows.index(row)}"} if several and i in (0, last) else {}
+        return {"group": f"row{rows.index(row)}"} if not several or i in (0, last) else {}
 
     for row in shown_rows:
         layer, direction = row
