@@ -709,7 +709,9 @@ def test_check_cell_reports_what_forward_returned_as_an_assertion_error():
         (lambda: nn.LSTM(3, 4)(ts.randn(5, 2, 3), [ts.zeros(1, 2, 4)] * 3), ValueError, r"^LSTM: hx must be None or a pair .*; got a list of 3$"),
         # arrays as states: the layers and cells take tensors, and say so, naming the part
         (lambda: nn.LSTM(3, 4)(ts.randn(5, 2, 3), (np.zeros((1, 2, 4)), np.zeros((1, 2, 4)))), ValueError,
-         r"^LSTM: h0 must have shape .* = \(1, 2, 4\); got a numpy\.ndarray of shape \(1, 2, 4\): make it a Tensor, ts\.Tensor\(h0\)$"),
+         r"^LSTM: h0 must be a Tensor; got a numpy\.ndarray of shape \(1, 2, 4\): make it one, ts\.Tensor\(h0\)$"),
+        (lambda: nn.LSTM(3, 4)(ts.randn(5, 2, 3), (np.zeros((2, 4)), np.zeros((2, 4)))), ValueError,  # the shape is wrong too
+         r"^LSTM: h0 must have shape .* = \(1, 2, 4\); got a numpy\.ndarray of shape \(2, 4\): make it a Tensor, ts\.Tensor\(h0\)$"),
         (lambda: nn.GRUCell(3, 4)(ts.randn(2, 3), np.zeros((2, 4), np.float32)), nn.StateError,
          r"^GRUCell: the state must be 1 tensor\(s\) \(a\) of shape \(2, 4\); got a numpy\.ndarray of shape \(2, 4\): make it a Tensor, ts\.Tensor\(array\)$"),
         (lambda: nn.Recurrent(nn.GRUCell(3, 4))(ts.randn(5, 2, 3), np.zeros((2, 4), np.float32)), nn.StateError,

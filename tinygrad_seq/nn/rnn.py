@@ -79,7 +79,10 @@ class RecurrentLayer(Module):
                 got = f"{h.shape} ({name} is never batch-first, whatever batch_first says)"
             elif isinstance(h, Tensor):
                 got = f"{h.shape}"
-            elif is_array(h):  # the layers take tensors as states
+            elif is_array(h) and tuple(h.shape) == expected:  # the layers take tensors as states: the shape is not the problem
+                raise StateError(f"{type(self).__name__}: {name} must be a Tensor; got {describe_value(h)}: make it one, "
+                                 f"ts.Tensor({name})")
+            elif is_array(h):
                 got = f"{describe_value(h)}: make it a Tensor, ts.Tensor({name})"
             else:
                 got = describe_value(h)

@@ -133,12 +133,13 @@ class GetItem(Function):
 
 def _index_part(part: Any, backend: Any) -> Any:
     """One part of an index, with its arrays on ``backend`` (the indexed tensor's): a host id array is uploaded."""
+    convert = '.to("int64")' if isinstance(part, Tensor) else ".astype(int)"  # a Tensor has no astype
     if isinstance(part, Tensor):
         part = part.data
     elif isinstance(part, list):
         part = np.asarray(part)
     if hasattr(part, "dtype") and part.dtype.kind not in "biu":
-        raise IndexError(f"getitem: index arrays must hold ints or bools; got {part.dtype}. Convert ids with .astype(int)")
+        raise IndexError(f"getitem: index arrays must hold ints or bools; got {part.dtype}. Convert ids with {convert}")
     if hasattr(part, "shape") and not isinstance(part, np.generic):
         part = backend.adopt(part)  # CuPy refuses host arrays as indices
     return part
