@@ -333,6 +333,36 @@ def test_text_tools_given_the_wrong_kind_of_thing_say_what_they_take(tmp_path):
     assert Vocabulary.load(tmp_path / "vocab.json") == vocab
 
 
+def test_a_vocabulary_file_that_would_renumber_the_ids_is_refused(tmp_path):
+    """A token's id is its place in the saved list: a file edited so that a token sits elsewhere, or that no text
+    could ever match, must not load as if it were the vocabulary the model was trained with."""
+    saved = {"level": "char", "lower": False, "tokens": ["a", "b"]}
+    cases = [
+        ({"tokens": ["a", "<unk>", "b"]}, r'"tokens"\[1\] is \'<unk>\': the special tokens have the fixed ids 0 to 3 and are '
+                                          r"never listed, so every token after it would change id\. Remove it$"),
+        ({"tokens": "ab"}, r'"tokens" must be a list of strings, one per id from 4 on; got a str$'),
+        ({"lower": "no"}, r'"lower" must be true or false; got \'no\'$'),
+        ({"tokens": ["a", "bc"]}, r'"tokens"\[1\] is \'bc\', 2 characters, in a character-level vocabulary'),
+    ]
+    for change, message in cases:
+        path = tmp_path / "vocab.json"
+        path.write_text(json.dumps({**saved, **change}))
+        with pytest.raises(ValueError, match=rf"^Vocabulary\.load: {re.escape(str(path))} is not a vocabulary that Vocabulary\.save wrote; {message}"):
+            Vocabulary.load(path)
+        with pytest.raises(ValueError, match=rf"^Vocabulary\.from_dict: expected what Vocabulary\.to_dict gives; {message}"):
+            Vocabulary.from_dict({**saved, **change})
+    good = Vocabulary.from_text(["ab"]).save(tmp_path / "good.json")
+    for name, content, message in [("cut.json", good.read_bytes()[:20], r"it is not JSON text \(JSONDecodeError"),
+                                   ("empty.json", b"", r"it is not JSON text \(JSONDecodeError"),
+                                   ("binary.json", b"\xff\xfe\x00", r"it is not JSON text \(UnicodeDecodeError")]:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ValueError, match=rf"^Vocabulary\.load: {re.escape(str(tmp_path / name))} is not a vocabulary that "
+                                             rf"Vocabulary\.save wrote: {message}.*restore it from a backup, or save it again$"):
+            Vocabulary.load(tmp_path / name)
+    with pytest.raises(ValueError, match=r"^Vocabulary\.load: .* is a folder; give the \.json file Vocabulary\.save wrote"):
+        Vocabulary.load(tmp_path)
+
+
 def test_sampling_builds_no_graph_and_leaves_the_model_as_it_was():
     """Each generated token costs its arrays only: no graph node is recorded (generation runs under no_grad)."""
     vocab = Vocabulary.from_text(["abc"])

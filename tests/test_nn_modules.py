@@ -1,5 +1,9 @@
 """Module and Parameter bookkeeping, state dicts and checkpoints, Linear, Embedding, Dropout, init."""
+import json
 import math
+import os
+import subprocess
+import sys
 import re
 import warnings
 
@@ -7,7 +11,7 @@ import numpy as np
 import pytest
 
 import tinygrad_seq as ts
-from tinygrad_seq import nn
+from tinygrad_seq import nn, storage
 from tinygrad_seq.nn import functional as F
 
 from .conftest import to_host
@@ -289,6 +293,46 @@ def test_a_save_over_a_file_keeps_its_permissions_and_its_links(tmp_path):
         with pytest.raises(CheckpointError, match=r"is write-protected: nothing was written. Make it writable"):
             nn.Linear(2, 2).save(path)
     assert path.read_bytes() == saved and sorted(p.name for p in tmp_path.iterdir()) == ["latest.npz", "model.npz"]
+
+
+def test_save_never_destroys_a_file_of_yours_nor_a_checkpoints(tmp_path):
+    from tinygrad_seq.storage import CheckpointError
+    from tinygrad_seq.text import Vocabulary
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("lr 1e-2 looked best")
+    with pytest.raises(CheckpointError, match=rf"^Linear.save: {re.escape(str(notes))} exists and is not an .npz file of arrays "
+                                              r"that Linear.save wrote; nothing was written, so as not to destroy it"):
+        nn.Linear(2, 2).save(notes)
+    with pytest.raises(CheckpointError, match=r"^Vocabulary.save: .* exists and is not a vocabulary that Vocabulary.save wrote"):
+        Vocabulary.from_text(["ab"]).save(notes)
+    assert notes.read_text() == "lr 1e-2 looked best"
+    vocab = Vocabulary.from_text(["ab"])
+    vocab.save(tmp_path / "vocab.json")
+    Vocabulary.from_text(["abc"]).save(tmp_path / "vocab.json")  # its own kind of file: replaced
+    assert len(Vocabulary.load(tmp_path / "vocab.json")) == len(vocab) + 1
+    checkpoint = tmp_path / "run"  # what a training run wrote: a file saved into it breaks its manifest
+    checkpoint.mkdir()
+    (checkpoint / "manifest.json").write_text(json.dumps({"kind": storage.MANIFEST_KIND}))
+    with pytest.raises(CheckpointError, match=r"is inside the checkpoint folder .*run, whose manifest a file written there would break"):
+        nn.Linear(2, 2).save(checkpoint / "model.npz")
+    for folder in (tmp_path, f"{tmp_path}/models/"):  # a folder, and a name that says it is one
+        with pytest.raises(CheckpointError, match=r"^Linear.save: .* (is a folder|names a folder); Linear.save writes one file: give its name"):
+            nn.Linear(2, 2).save(folder)
+    assert not (tmp_path / "models").exists()
+    with pytest.raises(CheckpointError, match=r"^Linear.save: cannot make the folder of .*notes.txt/model.npz \(.*\); nothing was written"):
+        nn.Linear(2, 2).save(notes / "model.npz")  # its folder would be a file
+
+
+def test_a_killed_saves_temporary_file_is_removed_by_the_next_save(tmp_path):
+    path = nn.Linear(2, 2).save(tmp_path / "model.npz")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    left = tmp_path / f".model.npz.{int(dead.stdout)}-0123abcd.tmp"  # what a SIGKILLed save of that process left
+    left.write_bytes(b"x" * 1000)
+    ours = tmp_path / f".model.npz.{os.getpid()}-0123abcd.tmp"  # a live process's: its save in progress
+    ours.write_bytes(b"y")
+    nn.Linear(2, 2).save(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.npz", ours.name])
 
 
 def test_load_refuses_pickled_objects(tmp_path):

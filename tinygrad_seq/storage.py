@@ -42,6 +42,7 @@ can fail the k-th call and check that the checkpoint still loads.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -114,27 +115,55 @@ fs = FileSystem()
 # ---------------------------------------------------------------- one file
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any], op: str = "save",
+                 ours: Callable[[Path], bool] | None = None, kind: str = "a file") -> Path:
     """Write ``path`` through ``write(file)`` so that it holds the old content or the new, never a mix.
 
     The data goes to a temporary file in the same folder, is fsynced, and is
     renamed over ``path``. A file that was there keeps its permissions; a
     symbolic link keeps pointing at the file it names, which is the one
-    replaced; a file that cannot be written (``chmod a-w``) is refused.
+    replaced; a file that cannot be written (``chmod a-w``) is refused, and
+    so is one that ``ours(path)`` says ``op`` did not write (``kind`` names
+    what it writes, for the message: "an .npz file of arrays"). A folder, a
+    path inside a checkpoint folder (whose manifest the file would break) and
+    a folder that cannot be made or written are refused in one line naming
+    ``op`` and the path. Temporary files that a killed save left beside
+    ``path`` are removed.
     """
+    given = path
+    if str(path).endswith(("/", os.sep)):
+        raise CheckpointError(f"{op}: {given} names a folder; {op} writes one file: give its name, e.g. {Path(path) / 'model.npz'}")
     path = Path(path)
     if path.is_symlink():
         try:
             path = path.resolve()
         except (RuntimeError, OSError) as error:  # a loop of links: Python 3.11 says RuntimeError, 3.13 OSError
             raise CheckpointError(f"{path} is a symbolic link that leads nowhere ({error}); remove it or save elsewhere") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    nothing = "nothing was written"
+    if path.is_dir():
+        raise CheckpointError(f"{op}: {given} is a folder; {op} writes one file: give its name, e.g. {path / 'model.npz'}")
+    if is_checkpoint(path.parent):
+        raise CheckpointError(f"{op}: {given} is inside the checkpoint folder {path.parent}, whose manifest a file written "
+                              f"there would break; {nothing}. Save elsewhere (a run's checkpoint is written by Trainer.save)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CheckpointError(f"{op}: cannot make the folder of {given} ({error.strerror}: {error.filename}); "
+                              f"{nothing}. Save to a folder you can write to") from None
     existing = path.stat() if path.exists() else None
     if existing is not None and not os.access(path, os.W_OK):
         raise CheckpointError(f"{path} is write-protected: nothing was written. Make it writable (chmod u+w) or save elsewhere")
+    if existing is not None and ours is not None and not ours(path):
+        raise CheckpointError(f"{op}: {given} exists and is not {kind} that {op} wrote; {nothing}, so as not to destroy it. "
+                              "Choose another name, or move it away first")
+    _remove_stale_temporaries(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
-    # os.open applies the umask to 0o666 itself: the file gets the usual permissions, not a temporary file's 0o600
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        # os.open applies the umask to 0o666 itself: the file gets the usual permissions, not a temporary file's 0o600
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as error:
+        raise CheckpointError(f"{op}: cannot write {given}: its folder {path.parent} is not writable ({error.strerror}); "
+                              f"{nothing}. Save to a folder you can write to") from None
     try:
         if existing is not None:
             os.chmod(descriptor, stat.S_IMODE(existing.st_mode))
@@ -149,6 +178,29 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
         raise
     fs.fsync_dir(path.parent)
     return path
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Remove the temporary files of saves of ``path`` whose process is gone (killed mid-save): full-size copies that
+    nothing else would remove. A live process's are its save in progress, and stay."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)-[0-9a-f]{{8}}\.tmp")
+    for entry in path.parent.iterdir():
+        found = pattern.fullmatch(entry.name)
+        if found and not entry.is_symlink() and entry.is_file() and not _alive(int(found.group(1))):
+            with contextlib.suppress(OSError):
+                entry.unlink()
+
+
+def _alive(pid: int) -> bool:
+    if os.name == "nt":  # signal 0 is CTRL_C_EVENT there, not a probe: keep the file
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
 
 
 def write_npz(file: IO[bytes], arrays: Mapping[str, Any]) -> None:

@@ -268,9 +268,12 @@ class Module:
 
         The file is written next to its destination under a temporary name and
         renamed over it only when complete, so an interrupted save never
-        destroys the previous checkpoint.
+        destroys the previous checkpoint. A file at ``path`` that is not an
+        .npz archive (your notes, a text file) is refused, not replaced, and so
+        is a path inside a training checkpoint's folder.
         """
-        return atomic_write(path, lambda file: write_npz(file, self.state_dict()))  # a file: no ".npz" added
+        return atomic_write(path, lambda file: write_npz(file, self.state_dict()),  # a file: no ".npz" added
+                            op=f"{type(self).__name__}.save", ours=zipfile.is_zipfile, kind="an .npz file of arrays")
 
     def load(self, path: str | os.PathLike, strict: bool = True) -> IncompatibleKeys:
         """Load a checkpoint written by ``save`` (read with ``allow_pickle=False``).

@@ -104,6 +104,32 @@ def _not_a_vocabulary(data: Any) -> str | None:
     return f'it needs "tokens" and "level", and {found}'
 
 
+def _saved_tokens_problem(data: dict) -> str | None:
+    """What makes a saved vocabulary's tokens give other ids than the ones its model was trained with (a token's id is
+    its place in the list, after the special tokens), said for an error; None when nothing does."""
+    tokens, lower = data["tokens"], data.get("lower", False)
+    if not isinstance(tokens, list):
+        return f'"tokens" must be a list of strings, one per id from {len(SPECIALS)} on; got a {type(tokens).__name__}'
+    if not isinstance(lower, bool):
+        return f'"lower" must be true or false; got {lower!r}'
+    for index, token in enumerate(tokens):
+        if token in SPECIALS:
+            return (f'"tokens"[{index}] is {token!r}: the special tokens have the fixed ids 0 to {len(SPECIALS) - 1} and '
+                    "are never listed, so every token after it would change id. Remove it")
+        if data["level"] == "char" and isinstance(token, str) and len(token) != 1:
+            return (f'"tokens"[{index}] is {token!r}, {len(token)} characters, in a character-level vocabulary, which '
+                    "reads text one character at a time and would never read it. Remove it, or save the vocabulary again")
+    return None
+
+
+def _is_vocabulary_file(path: Path) -> bool:
+    """Whether ``path`` holds a saved vocabulary (which a save may replace), not a file of yours."""
+    try:
+        return _not_a_vocabulary(json.loads(path.read_text(encoding="utf-8"))) is None
+    except (OSError, ValueError):
+        return False
+
+
 def _spelled(token: str) -> str:
     """``token`` with its code points, which tell apart tokens that print the same: 'é' (U+0065 U+0301)."""
     return f"{token!r} ({' '.join(f'U+{ord(c):04X}' for c in token)})"
@@ -265,7 +291,7 @@ class Vocabulary:
     @classmethod
     def from_dict(cls, data: dict) -> Vocabulary:
         """The vocabulary ``to_dict`` gave; a ValueError when ``data`` is not such a dict."""
-        problem = _not_a_vocabulary(data)
+        problem = _not_a_vocabulary(data) or _saved_tokens_problem(data)
         if problem:
             raise ValueError(f"Vocabulary.from_dict: expected what Vocabulary.to_dict gives; {problem}")
         return cls(data["tokens"], data["level"], data.get("lower", False), data.get("normalize"))
@@ -273,16 +299,25 @@ class Vocabulary:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the vocabulary as JSON (through a temporary file, so an interrupted save leaves the old one)."""
         data = json.dumps(self.to_dict(), ensure_ascii=False).encode("utf-8")
-        return atomic_write(path, lambda file: file.write(data))
+        return atomic_write(path, lambda file: file.write(data), op="Vocabulary.save", ours=_is_vocabulary_file,
+                            kind="a vocabulary")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Vocabulary:
         """The vocabulary ``save`` wrote to ``path``; a ValueError naming the file when it holds something else."""
-        with open(path, encoding="utf-8") as file:
-            data = json.load(file)
-        problem = _not_a_vocabulary(data)
+        not_saved = f"Vocabulary.load: {path} is not a vocabulary that Vocabulary.save wrote"
+        try:
+            with open(path, encoding="utf-8") as file:
+                data = json.load(file)
+        except IsADirectoryError:
+            raise ValueError(f"Vocabulary.load: {path} is a folder; give the .json file Vocabulary.save wrote (a training "
+                             "run's is vocab.json in its checkpoint, which models.load_model(folder) loads with the model)") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:  # cut short, empty, binary
+            raise ValueError(f"{not_saved}: it is not JSON text ({type(error).__name__}: {str(error)[:60]}); restore it "
+                             "from a backup, or save it again") from None
+        problem = _not_a_vocabulary(data) or _saved_tokens_problem(data)
         if problem:
-            raise ValueError(f"Vocabulary.load: {path} is not a vocabulary that Vocabulary.save wrote; {problem}")
+            raise ValueError(f"{not_saved}; {problem}")
         return cls.from_dict(data)
 
     def __eq__(self, other: object) -> bool:
