@@ -294,7 +294,8 @@ class Module:
         except (OSError, CheckpointError):  # no such file, a folder, no permission: OSError's own words name it
             raise
         except (ValueError, EOFError, zipfile.BadZipFile) as error:
-            if isinstance(error, ValueError) and "pickled" in error.args[0]:  # NumPy's words for what it will not unpickle
+            if isinstance(error, ValueError) and ("pickled" in error.args[0] or "Object arrays" in error.args[0]):  # NumPy's
+                # words for what it will not unpickle: a pickle file, or an .npz holding arrays of Python objects
                 raise CheckpointError(f"{where}: {path} is not a file that Module.save wrote: NumPy reads it as pickled "
                                       "Python objects, which are never loaded (allow_pickle=False: unpickling runs code); "
                                       "Module.save writes arrays only") from None
