@@ -978,3 +978,13 @@ def test_a_small_arrays_summary_never_shows_negative_zero():
 
     assert summarize(np.array([-1e-5, 0.5, -0.25, 2.0])) == "[ 0.    0.5  -0.25  2.  ]"
     assert "-0." not in summarize(np.array([-0.0004, -0.0])) and summarize(np.array([-0.0004, 1.0])) == "[0. 1.]"
+
+
+def test_a_large_arrays_mean_left_by_rounding_reads_0():
+    """A softmax's gradient sums to 0 in each row: its mean read "μ=7.45e-09" beside σ=0.428 (a newcomer's walk)."""
+    from tinygrad_seq.viz.draw import summarize
+
+    rows = np.random.default_rng(0).standard_normal((4, 10)).astype(np.float32)
+    softmax_grad = np.exp(rows) / np.exp(rows).sum(axis=1, keepdims=True) - np.eye(10, dtype=np.float32)[:4]
+    assert summarize(softmax_grad).startswith("μ=0 σ=")
+    assert summarize(np.full(10, 1e-3)).startswith("μ=0.001 ")  # a real mean, however small, is shown

@@ -97,7 +97,10 @@ def summarize(array: Any, limit: int = 6) -> str:
     if values.size <= limit:
         shown = np.round(values.ravel(), 3) + 0.0  # + 0.0: a tiny negative value shows as 0., not -0.
         return np.array2string(shown, precision=3, separator=" ", suppress_small=True)
-    return f"μ={values.mean():.3g} σ={values.std():.3g} |max|={np.abs(values).max():.3g}"
+    mean, largest = values.mean(), np.abs(values).max()
+    if abs(mean) <= 1e-6 * largest:  # rounding left over from values that sum to 0 (a softmax's gradient): shown as 0
+        mean = 0.0
+    return f"μ={mean:.3g} σ={values.std():.3g} |max|={largest:.3g}"
 
 
 def _fill(node: GraphNode, root: str) -> str:
