@@ -63,6 +63,20 @@ def test_the_stepper_writes_a_bare_op_as_what_it_computes():
     assert any("GetItem W_aa a⟨1⟩[:, 6:9]:" in line for line in lines)  # the candidate's rows of the hidden product
 
 
+@pytest.mark.parametrize("steps", [4, 12])
+def test_the_running_sum_of_the_losses_goes_by_one_name(steps):
+    """Past four steps it read "Add⟨10⟩ + L⟨11⟩" as what step 12 sends on (a time step 10?), and step 16 wrote the same
+    node "(Add⟨8⟩ + L⟨9⟩) + L⟨10⟩"; with four, "((L⟨1⟩ + L⟨2⟩) + L⟨3⟩) + L⟨4⟩" (a newcomer's walk)."""
+    model = demo.small_model("rnn", steps=steps)
+    lines = [step.describe() for step in viz.backward_steps(model.loss(), params=model)]
+    sums = [line for line in lines if " Add " in line and "L⟨" in line]
+    first = "L⟨1⟩ + L⟨2⟩ + L⟨3⟩" if steps == 4 else f"L⟨1⟩ + … + L⟨{steps - 1}⟩"
+    assert sums[0].endswith(f"Add L: ∇ [1.] -> {first} (); L⟨{steps}⟩ ()"), sums[0]
+    for line, t in zip(sums[1:], range(steps - 1, 1, -1)):  # each sum is named as the line before sent to it
+        called = " + ".join(f"L⟨{k}⟩" for k in range(1, t + 1)) if t < 5 else f"L⟨1⟩ + … + L⟨{t}⟩"
+        assert f" Add {called}: ∇" in line, line
+
+
 class CourseRNNCell(ts.nn.RecurrentCell):
     """The course's compact form, a⟨t⟩ = tanh(W_a [x⟨t⟩, a⟨t−1⟩]): at t = 1 neither x⟨1⟩ nor a⟨0⟩ needs a
     gradient, so the concat is recorded as no node."""

@@ -20,6 +20,7 @@ rule as a ``backward_rule`` class attribute (one string, ``{out}`` and
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -118,6 +119,54 @@ def _wrapped(name: str) -> bool:
     return True
 
 
+def _summands(name: str) -> list[str]:
+    """The terms of ``name`` when it is a sum and nothing else at its top level ("(L⟨1⟩ + L⟨2⟩)" gives L⟨1⟩ and
+    L⟨2⟩), else [name]: a sum inside a sum needs no parentheses, a difference or a product does."""
+    inner = name[1:-1] if _wrapped(name) else name
+    terms, depth, start = [], 0, 0
+    for i, char in enumerate(inner):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif depth == 0 and inner.startswith((" − ", " ⊙ ", " ⊘ "), i):
+            return [name]
+        elif depth == 0 and inner.startswith(" + ", i):
+            terms.append(inner[start:i])
+            start = i + 3
+    return [name] if not terms else terms + [inner[start:]]
+
+
+_STEP_TERM = re.compile(r"(.+)⟨(\d+)⟩")
+
+
+def _sum_of(terms: list[str]) -> str:
+    """``terms`` added up; a run of one symbol at consecutive steps, five or more, is written by its ends, as the
+    losses of a sequence are: "L⟨1⟩ + … + L⟨40⟩" (the ends of an earlier such run are read back as the whole run)."""
+    steps = [] if "…" in (terms[0], terms[-1]) else [_STEP_TERM.fullmatch(term) for term in terms]
+    if not steps or None in [found for found, term in zip(steps, terms) if term != "…"]:
+        return " + ".join(terms)
+    symbols = {found.group(1) for found in steps if found is not None}
+    numbers = [int(found.group(2)) for found in steps if found is not None]
+    # consecutive, or across an ellipsis: any steps in between
+    in_order = all(b == a + 1 or (gap and b > a) for a, b, gap in zip(numbers, numbers[1:], _gaps(terms)))
+    if len(symbols) != 1 or not in_order or numbers[-1] - numbers[0] < 4:
+        return " + ".join(terms)
+    return f"{terms[0]} + … + {terms[-1]}"
+
+
+def _gaps(terms: list[str]) -> list[bool]:
+    """For each pair of neighbouring step terms of ``terms``, whether an ellipsis stands between them."""
+    gaps, gap = [], False
+    for term in terms[1:]:
+        if term == "…":
+            gap = True
+            continue
+        gaps.append(gap)
+        gap = False
+    return gaps
+
+
 def gradient(name: str) -> str:
     """∂L/∂a⟨2⟩, or ∂L/∂(W_aa a⟨1⟩) for a name with operators in it."""
     return f"∂L/∂({name})" if any(op in name for op in OPERATORS) and not _enclosed(name) else f"∂L/∂{name}"
@@ -159,6 +208,8 @@ def forward_rule(op: str, out: str, inputs: Sequence[str], details: Mapping[str,
         formula += ", 0 where a sequence has ended"
     if "({0})" in formula and _wrapped(inputs[0]):  # tanh(x + y), not tanh((x + y))
         inputs = [inputs[0][1:-1], *inputs[1:]]
+    if op == "Add":  # L⟨1⟩ + L⟨2⟩ + L⟨3⟩, not (L⟨1⟩ + L⟨2⟩) + L⟨3⟩
+        formula, inputs = "{0}", [_sum_of([term for written in inputs for term in _summands(written)])]
     written = formula.format(*inputs, *[""] * 3, all=", ".join(inputs), p=details.get("p", "p"), index=details.get("index", "…"),
                               part=details.get("part", "…"))
     if written == out:  # a node named by its own formula: "tanh(c⟨2⟩)", "a⟨1..3⟩[1]"
