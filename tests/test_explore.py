@@ -12,7 +12,7 @@ import tinygrad_seq as ts
 from tinygrad_seq import nn, viz
 from tinygrad_seq.function import Function
 from tinygrad_seq.viz import demo, rules
-from tinygrad_seq.viz.explore import COLLAPSE_ABOVE, COLLAPSE_STEPS, _dense
+from tinygrad_seq.viz.explore import COLLAPSE_ABOVE, COLLAPSE_STEPS, _dense, _shown
 
 
 class MemoryCell(nn.RecurrentCell):
@@ -82,6 +82,13 @@ def test_the_page_is_self_contained(tmp_path):
     assert "<link" not in page and "@import" not in page
     addresses = set(re.findall(r"https?://[^\s\"')]+", page))
     assert addresses <= {"http://www.w3.org/2000/svg", "http://www.w3.org/1999/xlink"}  # namespaces, never fetched
+
+
+def test_values_are_one_line_per_row_for_the_page_to_wrap():
+    """NumPy broke a 9-value gradient at 60 characters and the panel wrapped it again, leaving "0." alone on a line."""
+    sent = np.array([[-0.0006, 0.0023, -0.0057, 0, 0, 0, 0, 0, 0]])
+    assert "\n" not in _shown(sent)["text"] and _shown(sent)["text"].startswith("[-0.0006  0.0023 -0.0057  0. ")
+    assert _shown(np.eye(3) * 0.1234)["text"].count("\n") == 2  # a matrix: a row per line
 
 
 def test_a_state_gradient_is_shown_as_the_sum_of_its_contributions(tmp_path):

@@ -163,8 +163,10 @@ def _shown(values: np.ndarray) -> dict[str, Any]:
     shape = list(values.shape)
     if values.size <= SMALL:
         row = values.ndim == 0 or (values.ndim == 2 and values.shape[0] == 1)  # a scalar, or one example's vector
+        # A row per line, never broken by NumPy: the page wraps a long one at the panel's width (two wraps, NumPy's
+        # at 60 characters and the panel's, left single numbers on lines of their own)
         text = np.array2string(values.reshape(-1) if row else values, precision=4, separator=" ",
-                               floatmode="maxprec", max_line_width=60)
+                               floatmode="maxprec", max_line_width=1_000_000)
         return {"text": text, "values": values.tolist(), "norm": norm, "shape": shape}
     return {"text": f"‖·‖ = {norm:.4g}   (shape {tuple(shape)}, |max| = {np.abs(values).max():.3g})",
             "values": None, "norm": norm, "shape": shape}
