@@ -780,7 +780,10 @@ def test_integer_input_is_promoted_alike_by_every_layer_and_path(layer):
     out, _ = model(ts.Tensor(ids))
     with ts.transparent():
         reference, _ = model(ts.Tensor(ids))
-    as_floats, _ = model(ts.Tensor(ids.astype(np.float64)))
+    with pytest.warns(nn.PrecisionWarning, match=rf"^{layer.__name__}: the input is float64 and the weights float32, so the layer "
+                                              r"computes in float64 \(NumPy's promotion\).*x\.astype\(np\.float32\) or "
+                                              r'x\.to\("float32"\), or the model to float64, model\.to\("float64"\)$'):
+        as_floats, _ = model(ts.Tensor(ids.astype(np.float64)))  # a float64 input: computed alike, and said (ints are ids)
     assert out.dtype == reference.dtype == np.float64
     np.testing.assert_allclose(out.numpy(), reference.numpy(), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(out.numpy(), as_floats.numpy(), rtol=1e-12, atol=1e-12)

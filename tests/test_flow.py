@@ -149,7 +149,7 @@ def test_anomaly_in_forward_names_the_time_step(fused):
                                          (lambda: nn.Stacked([nn.Recurrent(nn.RNNCell(3, 4))]), r"Stacked\(1 layer\)")],
                          ids=["LSTM", "Recurrent", "Stacked"])
 def test_anomaly_names_the_layer_called_for_a_nan_in_its_input(layer, name):
-    x = np.ones((4, 2, 3))
+    x = np.ones((4, 2, 3), dtype=np.float32)
     x[2, 0, 1] = np.inf
     with ts.detect_anomaly(), pytest.raises(FloatingPointError, match=rf"the input x of shape \(4, 2, 3\) given to {name} is "
                                                                       r"already non-finite: inf at index \(2, 0, 1\).*time step 3\."):
@@ -160,7 +160,7 @@ def test_anomaly_names_the_layer_called_for_a_nan_in_its_input(layer, name):
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "transparent"])
 def test_anomaly_names_the_time_step_of_a_nan_in_the_input(fused, batch_first):
     """A NaN that enters with the input at time step 5 is reported as time step 5, not blamed on the op that reads it."""
-    x = np.random.default_rng(0).standard_normal((7, 2, 3))
+    x = np.random.default_rng(0).standard_normal((7, 2, 3), dtype=np.float32)
     x[4, 1, 0] = np.nan
     index = "(1, 4, 0)" if batch_first else "(4, 1, 0)"
     layer = nn.Bidirectional(nn.Recurrent(nn.GRUCell(3, 4), batch_first=batch_first))

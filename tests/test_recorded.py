@@ -447,7 +447,7 @@ class LogInLoop(GatedUnit):
                                            (LogOfInput, r"Log produced a non-finite output.*time step 4")])
 def test_detect_anomaly_names_the_inner_op_and_the_time_step(cell, message):
     layer = nn.Recurrent(cell(3, 4))
-    x = np.abs(np.random.default_rng(1).standard_normal((5, 2, 3))) + 0.1
+    x = np.abs(np.random.default_rng(1).standard_normal((5, 2, 3), dtype=np.float32)) + np.float32(0.1)
     layer(ts.Tensor(x))
     layer(ts.Tensor(x))  # recorded and checked: the next call replays
     x[3, 1, 0] = -1.0
@@ -515,7 +515,7 @@ def test_the_generated_replay_equals_the_interpreted_one_bit_for_bit(cell, dtype
     ts.set_default_dtype(dtype)
     model = nn.Bidirectional(nn.Recurrent(cell(3, 4)))
     twin = copy.deepcopy(model)
-    x = np.random.default_rng(4).standard_normal((5, 3, 3))
+    x = np.random.default_rng(4).standard_normal((5, 3, 3)).astype(dtype)
     generated = run(model, x, [5, 2, 4], transparent=False, calls=3)[0]
     run(twin, x, [5, 2, 4], transparent=False, calls=2)  # records and checks: now trusted, with code
     tapes = [tape for layer in (twin.forward_layer, twin.backward_layer) for tape in trusted_tapes(layer.cell)]

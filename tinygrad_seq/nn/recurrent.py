@@ -87,13 +87,27 @@ def check_sequence(x: Tensor, batch_first: bool, op: str, input_size: int | None
         raise ValueError(f"{op}: the input has {x.shape[2]} features per step; the layer expects input_size={input_size}")
 
 
-def checked_call(x: Any, lengths: Any, batch_first: bool, input_size: int | None, op: str) -> tuple[Tensor, np.ndarray | None]:
+class PrecisionWarning(UserWarning):
+    """A layer computes in a wider float than its weights because its input is one: float64 data (NumPy's default,
+    np.random.randn) into a float32 model. PyTorch refuses such an input."""
+
+
+def checked_call(x: Any, lengths: Any, batch_first: bool, input_size: int | None, op: str,
+                 weights: Any = ()) -> tuple[Tensor, np.ndarray | None]:
     """A layer call's sequence and lengths, checked once, naming ``op`` (the layer the user called): x as a
     time-major (T, B, I) tensor, lengths as host ints or None. What the wrappers hand their inner layers' ``run``,
-    which checks no input again and swaps no axis."""
+    which checks no input again and swaps no axis. A float64 input into a layer whose ``weights`` (its parameters)
+    are narrower gets a PrecisionWarning."""
     check_steps(x, batch_first, op)
     x = as_tensor(x)
     check_sequence(x, batch_first, op, input_size)
+    wide = x.dtype.kind == "f" and x.dtype.itemsize >= 8  # float32 input, the usual, is never wider: no parameter walk
+    weight = next(iter(weights), None) if wide else None
+    if weight is not None and weight.dtype.kind == "f" and x.dtype.itemsize > weight.dtype.itemsize:
+        warnings.warn(f"{op}: the input is {x.dtype} and the weights {weight.dtype}, so the layer computes in {x.dtype} "
+                      f"(NumPy's promotion): more slowly, and its outputs and states are {x.dtype}. Convert the input, "
+                      f"x.astype(np.{weight.dtype}) or x.to(\"{weight.dtype}\"), or the model to {x.dtype}, "
+                      f"model.to(\"{x.dtype}\")", PrecisionWarning, stacklevel=callers_level())
     if settings.anomaly_mode:  # name a NaN in the data by its time step, before some op reading it is blamed
         check_finite_input(x, op, "the input", time_axis=1 if batch_first else 0)
     reading = (x.shape, batch_first)  # for the lengths' message, written only if they are wrong
@@ -146,7 +160,8 @@ class Recurrent(Module):
         self.cell.check_state(state, batch_size)
 
     def forward(self, x: Tensor, state: State | None = None, lengths: Any = None) -> tuple[Tensor, State]:
-        x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, f"Recurrent({type(self.cell).__name__})")
+        x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, f"Recurrent({type(self.cell).__name__})",
+                                  self.parameters())
         out, state = self.run(x, state, lengths)
         return swap_if_batch_first(out, self.batch_first), state
 
@@ -287,7 +302,7 @@ class Bidirectional(Module):
             check_part_state(layer, state[i], batch_size, f"{self._called()}: state[{i}] ({direction})")
 
     def forward(self, x: Tensor, state: tuple[State, State] | None = None, lengths: Any = None):
-        x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, self._called())
+        x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, self._called(), self.parameters())
         merged, finals = self.run(x, state, lengths)
         return swap_if_batch_first(merged, self.batch_first), finals
 
@@ -373,7 +388,8 @@ class Stacked(Module):
             check_part_state(layer, part, batch_size, f"{self._called()}: state[{i}] (layer {i})")
 
     def forward(self, x: Tensor, state: Sequence[State] | None = None, lengths: Any = None) -> tuple[Tensor, list[State]]:
-        x, lengths = checked_call(x, lengths, self.batch_first, getattr(self.layers[0], "input_size", None), self._called())
+        x, lengths = checked_call(x, lengths, self.batch_first, getattr(self.layers[0], "input_size", None), self._called(),
+                                  self.parameters())
         out, states = self.run(x, state, lengths)
         return swap_if_batch_first(out, self.batch_first), states
 
