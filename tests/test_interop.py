@@ -25,6 +25,16 @@ def test_round_trip_through_torch():
         np.testing.assert_array_equal(a, b, err_msg=name)
 
 
+def test_from_torch_reads_bfloat16_weights_exactly():
+    """NumPy has no bfloat16: .numpy() refused it with "Got unsupported ScalarType BFloat16"."""
+    torch = pytest.importorskip("torch", reason="needs torch (pip install torch==2.13.0)")
+    twin = torch.nn.Linear(3, 2).to(torch.bfloat16)
+    model = nn.Linear(3, 2)
+    ts.interop.from_torch(model, twin)
+    assert model.weight.dtype == np.float32  # the model keeps its dtype
+    np.testing.assert_array_equal(model.weight.numpy(), twin.weight.detach().float().numpy())  # float32 holds them all
+
+
 def test_from_torch_with_the_wrong_shape_names_the_keys():
     torch = pytest.importorskip("torch", reason="needs torch (pip install torch==2.13.0)")
     with pytest.raises(KeyError, match=r"mis-shaped: weight: checkpoint \(4, 3\) vs model \(2, 3\)"):

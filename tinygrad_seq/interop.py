@@ -59,4 +59,11 @@ def from_torch(module: Module, torch_module: Any, strict: bool = True) -> Incomp
     if not isinstance(state, Mapping) or not all(isinstance(value, torch.Tensor) for value in state.values()):
         raise TypeError(f"from_torch: the second argument is the PyTorch module (or its state dict) to copy from; got "
                         f"{type(torch_module).__module__}.{type(torch_module).__name__}")
-    return module.load_state_dict({name: value.detach().cpu().numpy() for name, value in state.items()}, strict=strict)
+    return module.load_state_dict({name: _host_array(value, torch) for name, value in state.items()}, strict=strict)
+
+
+def _host_array(value: Any, torch: Any) -> Any:
+    """A torch tensor's values as a NumPy array; bfloat16, which NumPy has no type for, as float32 (which holds
+    every bfloat16 exactly)."""
+    value = value.detach().cpu()
+    return (value.float() if value.dtype == torch.bfloat16 else value).numpy()
