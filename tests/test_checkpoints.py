@@ -129,6 +129,22 @@ def test_a_checkpoint_folder_holding_files_of_yours_is_never_saved_over(trained,
     assert snapshot(out) == before
 
 
+@pytest.mark.parametrize("resume", [True, False])
+def test_a_link_to_a_checkpoint_is_refused_naming_the_folder_to_give(trained, tmp_path, capsys, resume):
+    """A save renames the folder at --out: given a link, it would replace the link. --resume read the run first, then
+    said "is a link, not a checkpoint folder; choose another checkpoint folder"."""
+    _, out = trained
+    link = tmp_path / "latest"
+    link.symlink_to(out)
+    before = snapshot(out)
+    more = ["--resume", "--epochs", "2"] if resume else ["--data", str(DINOS), "--overwrite"]
+    err = one_line_error(capsys, ["train", "--out", str(link), *more])
+    assert err == (f"tinygrad-seq train: error: {link} is a symbolic link (to {out}): a save replaces a checkpoint folder by "
+                   "renaming, which would replace the link, not the folder it names; nothing was written: give the folder "
+                   "itself (--out)")
+    assert snapshot(out) == before and link.is_symlink()
+
+
 def test_a_folder_of_yours_with_a_state_json_is_not_taken_for_a_checkpoint(tmp_path, capsys):
     out = tmp_path / "project"
     (out / "src").mkdir(parents=True)

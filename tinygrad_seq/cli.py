@@ -371,6 +371,7 @@ def _trainer(args: argparse.Namespace, given: dict[str, Any], out: Path) -> Any:
         return Trainer(TrainConfig(**{**{f: getattr(args, o) for o, f in CONFIG_OPTIONS.items()}, **given}))
     if args.overwrite:
         raise TrainingError("--resume continues the checkpoint in --out and --overwrite replaces it; pass one of them")
+    check_destination(out, owned=True)  # a link, or files of yours in it: refused before the run is read
     trainer = Trainer.load(out, data=given.pop("data", None))
     conflicts = resume_conflicts(trainer.config, given)
     if conflicts:

@@ -332,8 +332,12 @@ def check_destination(path: str | os.PathLike, *, owned: bool = False, overwrite
     """
     given, path = path, _absolute(path)
     fix = "nothing was written; choose another checkpoint folder (--out)"
-    if path.is_symlink() or (path.exists() and not path.is_dir()):
-        raise CheckpointError(f"{given} is {'a link' if path.is_symlink() else 'a file'}, not a checkpoint folder; {fix}")
+    if path.is_symlink():
+        raise CheckpointError(f"{given} is a symbolic link (to {os.readlink(path)}): a save replaces a checkpoint folder by "
+                              "renaming, which would replace the link, not the folder it names; nothing was written: give "
+                              "the folder itself (--out)")
+    if path.exists() and not path.is_dir():
+        raise CheckpointError(f"{given} is a file, not a checkpoint folder; {fix}")
     if Path.cwd() == path or path in Path.cwd().parents:
         raise CheckpointError(f"{given} is the current folder or contains it, and a save replaces the whole folder; "
                               f"{fix}, e.g. ./checkpoint")
