@@ -110,39 +110,34 @@ def test_overwrite_never_replaces_a_folder_that_only_looks_like_a_checkpoint(tmp
     assert snapshot(out) == before
 
 
-@pytest.mark.parametrize("how", ["resume", "overwrite", "Trainer.save"])
-def test_a_checkpoint_folder_holding_files_of_yours_is_never_saved_over(trained, tmp_path, capsys, how):
+@pytest.mark.parametrize("how", ["resume", "overwrite", "Trainer.save", "during the run"])
+def test_files_of_yours_in_a_checkpoint_folder_are_kept_by_every_save(trained, tmp_path, capsys, how):
+    """A save replaces the checkpoint folder: what you had put in it was lost at the next save."""
     trainer, out = trained
-    (out / "notes.txt").write_text("lr 1e-2 looked best")
-    (out / "samples").mkdir()
-    (out / "samples" / "s1.txt").write_text("a dinosaur")
-    before = snapshot(out)
-    if how == "Trainer.save":  # the run's own save, as at the end of each epoch
-        with pytest.raises(CheckpointError) as caught:
-            trainer.save(out)
-        err = str(caught.value)
+    yours = {"notes.txt": "lr 1e-2 looked best", "samples/s1.txt": "a dinosaur", ".DS_Store": "a file browser's"}
+
+    def put_yours(*_):
+        for name, text in yours.items():
+            (out / name).parent.mkdir(exist_ok=True)
+            (out / name).write_text(text)
+
+    run_id = open_checkpoint(out).state["run_id"]
+    if how == "during the run":  # dropped in while training: the next epoch's save keeps them
+        trainer.config.epochs = 3
+        assert trainer.run(out, progress=False, on_epoch_end=lambda t: t.epoch == 2 and put_yours())
     else:
-        more = ["--resume", "--epochs", "2"] if how == "resume" else ["--data", str(DINOS), "--hidden", "8", "--overwrite"]
-        err = one_line_error(capsys, ["train", "--out", str(out), *more])
-    assert "holds notes.txt, samples/ beside the checkpoint's own files, and a save replaces the whole folder" in err
-    assert "move them out of it" in err
-    assert snapshot(out) == before
-
-
-@pytest.mark.parametrize("resume", [True, False])
-def test_a_link_to_a_checkpoint_is_refused_naming_the_folder_to_give(trained, tmp_path, capsys, resume):
-    """A save renames the folder at --out: given a link, it would replace the link. --resume read the run first, then
-    said "is a link, not a checkpoint folder; choose another checkpoint folder"."""
-    _, out = trained
-    link = tmp_path / "latest"
-    link.symlink_to(out)
-    before = snapshot(out)
-    more = ["--resume", "--epochs", "2"] if resume else ["--data", str(DINOS), "--overwrite"]
-    err = one_line_error(capsys, ["train", "--out", str(link), *more])
-    assert err == (f"tinygrad-seq train: error: {link} is a symbolic link (to {out}): a save replaces a checkpoint folder by "
-                   "renaming, which would replace the link, not the folder it names; nothing was written: give the folder "
-                   "itself (--out)")
-    assert snapshot(out) == before and link.is_symlink()
+        put_yours()
+        if how == "Trainer.save":
+            trainer.save(out)
+        else:
+            more = ["--resume", "--epochs", "2"] if how == "resume" else ["--data", str(DINOS), "--hidden", "6", "--epochs", "1", "--overwrite"]
+            assert cli(["train", "--out", str(out), *more]) == 0, capsys.readouterr().err
+    for name, text in yours.items():
+        assert (out / name).read_text() == text, name
+    state = open_checkpoint(out).state  # and the checkpoint is the new one
+    assert state["epoch"] == {"during the run": 3, "resume": 2}.get(how, 1)
+    assert (state["run_id"] == run_id) == (how != "overwrite")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # nothing left beside it
 
 
 def test_a_folder_of_yours_with_a_state_json_is_not_taken_for_a_checkpoint(tmp_path, capsys):
@@ -152,7 +147,8 @@ def test_a_folder_of_yours_with_a_state_json_is_not_taken_for_a_checkpoint(tmp_p
     (out / "paper.tex").write_text("\\section{Results}")
     before = snapshot(out)
     err = one_line_error(capsys, ["train", "--data", str(DINOS), "--out", str(out), "--overwrite"])
-    assert "holds paper.tex, src/ beside the checkpoint's own files" in err and "--overwrite" not in err
+    assert ("holds paper.tex, src/ beside files named as a checkpoint's, but no manifest of this library's: it may not be "
+            "a checkpoint; nothing was written" in err), err
     assert snapshot(out) == before
 
 
@@ -283,6 +279,32 @@ def test_a_save_interrupted_at_every_file_system_call_leaves_a_loadable_checkpoi
     trainer.save(out)  # leftovers of all those interrupted saves never make a later save fail
     assert open_checkpoint(out).state["batch"] == 999
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # and they are cleaned up
+
+
+def test_files_of_yours_survive_a_save_interrupted_at_every_file_system_call(tmp_path, monkeypatch):
+    """Each is moved into the new checkpoint by one rename: in one folder or the other at every instant, and the next
+    save finishes a move that was cut short."""
+    out = tmp_path / "ckpt"
+    trainer = Trainer(small_config())
+    trainer.save(out)
+    for name in ("notes.txt", "more.txt"):
+        (out / name).write_text(name)
+    (out / "samples").mkdir()
+    (out / "samples" / "s1.txt").write_text("s1")
+    counting = FailingFileSystem(fail_at=0)
+    monkeypatch.setattr(storage, "fs", counting)
+    trainer.save(out)
+    for k in range(1, counting.calls + 1):
+        monkeypatch.setattr(storage, "fs", FailingFileSystem(fail_at=k))
+        try:
+            trainer.save(out)
+        except KeyboardInterrupt:
+            pass
+        monkeypatch.setattr(storage, "fs", storage.FileSystem())
+        trainer.save(out)  # finishes what the interrupted one left
+        assert sorted(p.name for p in out.iterdir() if p.name not in storage.CHECKPOINT_FILES) == ["more.txt", "notes.txt", "samples"], k
+        assert (out / "samples" / "s1.txt").read_text() == "s1" and (out / "notes.txt").read_text() == "notes.txt"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"], k
 
 
 def test_a_crash_between_the_two_renames_loads_the_previous_checkpoint(trained, tmp_path, capsys):

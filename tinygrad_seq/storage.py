@@ -33,8 +33,10 @@ process dies, so a lock file left by a killed run is taken over with a
 one-line notice.
 
 **Only our own files are replaced** (:func:`check_destination`): an existing
-file, a folder that is neither empty nor a checkpoint, or a checkpoint folder
-holding anything a save did not write there (notes, a subfolder), is never touched;
+file, or a folder that is neither empty nor a checkpoint, is never touched.
+What you put into a checkpoint folder (notes, a folder of samples) is moved
+into each new checkpoint as it is swapped in, one rename per entry, and
+:func:`recover` finishes a move that a crash cut short;
 recovery removes only folders named as this module names them.
 
 Every file-system call of a save goes through the object :data:`fs`, so tests
@@ -254,30 +256,52 @@ def is_checkpoint(path: str | os.PathLike) -> bool:
     path = Path(path)
     if not path.is_dir():
         return False
-    try:
-        if json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("kind") == MANIFEST_KIND:
-            return True
-    except (OSError, ValueError, AttributeError):
-        pass  # absent, or damaged: then state.json must show it is ours
-    try:
+    if _has_manifest(path):
+        return True
+    try:  # no manifest, or a damaged one: then state.json must show it is ours
         return json.loads((path / LEGACY_MARKER).read_text(encoding="utf-8")).get("format") in (1, FORMAT)
     except (OSError, ValueError, AttributeError):
         return False
 
 
-def foreign_entries(folder: Path) -> list[str]:
-    """What the checkpoint folder ``folder`` holds that no save wrote there (a user's notes, a subfolder), by name, a
-    folder's with a trailing "/": a save replaces the whole folder, so none of it would survive."""
-    return sorted(entry.name + ("/" if entry.is_dir() else "") for entry in folder.iterdir()
+OS_LITTER = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})
+"""Files an operating system's file browser writes into any folder it shows: never a reason to refuse one."""
+
+
+def _yours(folder: Path) -> list[Path]:
+    """What ``folder`` holds that no save wrote there: a user's notes, a subfolder, a link."""
+    return sorted(entry for entry in folder.iterdir()
                   if entry.name not in CHECKPOINT_FILES or entry.is_symlink() or not entry.is_file())
+
+
+def _listed(entries: list[Path]) -> str:
+    """Entries by name, a folder's with a trailing "/", five at most."""
+    names = [entry.name + ("/" if entry.is_dir() else "") for entry in entries]
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def _carry_over(source: Path, target: Path) -> None:
+    """Move what is yours in the checkpoint folder ``source`` into ``target``, the checkpoint that replaces it: one
+    rename each, so every entry is in one of the two at every instant, and :func:`recover` finishes a move that a
+    crash cut short."""
+    for entry in _yours(source):
+        if not os.path.lexists(target / entry.name):
+            fs.rename(entry, target / entry.name)
+
+
+def _has_manifest(path: Path) -> bool:
+    """Whether ``path`` holds this library's manifest: a checkpoint of format 2, surely ours."""
+    try:
+        return json.loads((path / MANIFEST).read_text(encoding="utf-8")).get("kind") == MANIFEST_KIND
+    except (OSError, ValueError, AttributeError):
+        return False  # absent, or damaged
 
 
 def _ours(folder: Path) -> bool:
     """A checkpoint, or what is left of one that an earlier version's save was removing when it died."""
     if is_checkpoint(folder):
         return True
-    return (folder.is_dir() and not folder.is_symlink()
-            and all(entry.name in CHECKPOINT_FILES and entry.is_file() for entry in folder.iterdir()))
+    return folder.is_dir() and not folder.is_symlink() and not _yours(folder)
 
 
 def existing_checkpoint(path: str | os.PathLike) -> Path | None:
@@ -323,11 +347,12 @@ def check_destination(path: str | os.PathLike, *, owned: bool = False, overwrite
     """Refuse, before anything is written, a destination that a checkpoint save must not replace.
 
     ``path`` may be: absent, an empty folder, or a checkpoint this library
-    wrote, holding nothing but its files — which is replaced only when it
-    belongs to the same run (``owned``) or ``overwrite`` is given. Anything
-    else (a file, a link, a folder with other content, a checkpoint with a
-    file of yours put in it, the current folder or one above it) is refused
-    and left untouched. The nearest existing parent folder must be
+    wrote (whose files are replaced, and anything of yours in it kept) —
+    only when it belongs to the same run (``owned``) or ``overwrite`` is
+    given. Anything else (a file, a link, a folder with other content, one
+    that holds files of yours beside a checkpoint's without this library's
+    manifest, the current folder or one above it) is refused and left
+    untouched. The nearest existing parent folder must be
     writable.
     """
     given, path = path, _absolute(path)
@@ -347,11 +372,11 @@ def check_destination(path: str | os.PathLike, *, owned: bool = False, overwrite
                               f"and is not a checkpoint; move it away")
     if path.is_dir() and any(path.iterdir()) and not is_checkpoint(path):
         raise CheckpointError(f"{given} is {describe(path)}; {fix} (only checkpoints and empty folders are ever replaced)")
-    foreign = foreign_entries(path) if path.is_dir() else []
-    if foreign:  # a checkpoint with a user's files in it, or a folder of the user's that only looks like one
-        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-        raise CheckpointError(f"{given} holds {shown} beside the checkpoint's own files, and a save replaces the whole "
-                              "folder; nothing was written: move them out of it, or choose another checkpoint folder (--out)")
+    yours = [entry for entry in _yours(path) if entry.name not in OS_LITTER] if path.is_dir() else []
+    if yours and not _has_manifest(path):  # a folder of yours that only looks like a checkpoint of the old format
+        raise CheckpointError(f"{given} holds {_listed(yours)} beside files named as a checkpoint's, but no manifest of "
+                              "this library's: it may not be a checkpoint; nothing was written. Move those out of it, or "
+                              "choose another checkpoint folder (--out)")
     if existing_checkpoint(path) is not None and not (owned or overwrite):
         raise CheckpointError(f"{given} holds a checkpoint of another run; continue it with --resume "
                               "or replace it with --overwrite (overwrite=True)")
@@ -460,6 +485,8 @@ def recover(path: str | os.PathLike) -> None:
     old = _old(path)
     if _ours(old):
         if path.exists() or not is_checkpoint(old):
+            if path.exists():
+                _carry_over(old, path)  # a save that died while moving your files over
             fs.rename(old, _unique(path, "trash"))  # swapped in already, or a half-removed old one: not needed
         else:
             fs.rename(old, path)  # died between the two renames: the previous checkpoint comes back
@@ -507,6 +534,7 @@ def save_checkpoint(path: str | os.PathLike, files: dict[str, bytes], lock: Writ
                                       "Free some space, or save elsewhere") from None
             raise
         if _old(path).exists():
+            _carry_over(_old(path), path)  # what you put in the folder stays in it
             trash = _unique(path, "trash")
             fs.rename(_old(path), trash)
             fs.rmtree(trash)
