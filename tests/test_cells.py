@@ -789,6 +789,24 @@ def test_integer_input_is_promoted_alike_by_every_layer_and_path(layer):
     np.testing.assert_allclose(out.numpy(), as_floats.numpy(), rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("make, name", [
+    (lambda: nn.Recurrent(nn.GRUCell(2, 3)), "Recurrent(GRUCell)"),
+    (lambda: nn.Bidirectional(nn.Recurrent(nn.LSTMCell(2, 3))), "Bidirectional(Recurrent(LSTMCell))"),
+    (lambda: nn.Stacked([nn.Recurrent(nn.RNNCell(2, 3)), nn.Recurrent(nn.RNNCell(3, 3))]), "Stacked(2 layers)"),
+])
+def test_a_float64_input_to_every_layer_warns_once_at_the_callers_line(make, name):
+    layer, x = make(), np.random.default_rng(0).standard_normal((4, 2, 2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # as a script runs: once per line that calls
+        for _ in range(3):
+            out = layer(x)[0]
+    assert [(w.category, w.filename) for w in caught] == [(nn.PrecisionWarning, __file__)]
+    assert str(caught[0].message).startswith(f"{name}: the input is float64 and the weights float32") and out.dtype == np.float64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer(x.astype(np.float32))  # the fix it names: quiet
+
+
 @pytest.mark.parametrize("make", [nn.RNNCell, nn.GRUCell, nn.LSTMCell])
 def test_integer_input_to_a_cell(make):
     cell = make(2, 3)

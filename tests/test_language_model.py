@@ -109,7 +109,12 @@ def test_a_vocabulary_names_the_tokens_its_normal_form_makes_one():
     with pytest.raises(ValueError, match=re.escape("'K' (U+004B) and '\u212a' (U+212A) differ as given but are both "
                                                    "'K' (U+004B) in NFKC")):
         Vocabulary(["K", "\u212a"], level="word", normalize="NFKC")  # the Kelvin sign
-    assert len(Vocabulary(["\u00e9", "e\u0301"], normalize=None)) == 6  # text as it is: two tokens
+    assert len(Vocabulary(["\u00e9", "e\u0301"], level="word", normalize=None)) == 6  # text as it is: two tokens
+    with pytest.raises(ValueError, match=re.escape("Vocabulary: the token 'e\u0301' (U+0065 U+0301) is 2 characters, and a "
+                                                   "character-level vocabulary reads text one character at a time")):
+        Vocabulary(["\u00e9", "e\u0301"], normalize=None)  # one character read at a time: e, then the accent
+    with pytest.raises(ValueError, match=r"Vocabulary: the token 'ab' \(U\+0061 U\+0062\) is 2 characters in NFC"):
+        Vocabulary(["ab", "c"])  # saved, it could not be loaded back
 
 
 def test_vocabulary_word_level_min_freq_and_max_size():

@@ -2,10 +2,13 @@
 import json
 import math
 import os
+import re
 import subprocess
 import sys
-import re
+import tempfile
+import time
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -307,6 +310,16 @@ def test_save_never_destroys_a_file_of_yours_nor_a_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match=r"^Vocabulary.save: .* exists and is not a vocabulary that Vocabulary.save wrote"):
         Vocabulary.from_text(["ab"]).save(notes)
     assert notes.read_text() == "lr 1e-2 looked best"
+    archive = tmp_path / "docs.zip"  # a zip, but not of arrays
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("readme.txt", "mine")
+    with pytest.raises(CheckpointError, match=r"exists and is not an .npz file of arrays"):
+        nn.Linear(2, 2).save(archive)
+    np.savez(tmp_path / "arrays.npz", x=np.zeros(2))  # np.savez's: an .npz, replaced as Module.save's own
+    nn.Linear(2, 2).save(tmp_path / "arrays.npz")
+    with tempfile.NamedTemporaryFile(suffix=".npz", dir=tmp_path) as empty:  # an empty file: a temporary file's
+        nn.Linear(2, 2).save(empty.name)
+        Vocabulary.from_text(["ab"]).save(empty.name + ".json")
     vocab = Vocabulary.from_text(["ab"])
     vocab.save(tmp_path / "vocab.json")
     Vocabulary.from_text(["abc"]).save(tmp_path / "vocab.json")  # its own kind of file: replaced
@@ -331,6 +344,11 @@ def test_a_killed_saves_temporary_file_is_removed_by_the_next_save(tmp_path):
     left.write_bytes(b"x" * 1000)
     ours = tmp_path / f".model.npz.{os.getpid()}-0123abcd.tmp"  # a live process's: its save in progress
     ours.write_bytes(b"y")
+    nn.Linear(2, 2).save(path)  # written a moment ago: perhaps a save of another machine's sharing the folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.npz", left.name, ours.name])
+    an_hour_ago = time.time() - 3600
+    for file in (left, ours):
+        os.utime(file, (an_hour_ago, an_hour_ago))
     nn.Linear(2, 2).save(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.npz", ours.name])
 

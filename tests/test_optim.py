@@ -2,6 +2,7 @@
 import contextlib
 import math
 import re
+import types
 
 import numpy as np
 import pytest
@@ -285,8 +286,9 @@ def test_a_state_dict_that_would_fail_later_is_refused_and_changes_nothing(optim
     cases = [  # parameter 0's state is fine in each, so a load that changed things as it went would have changed it
         (lambda d: d["state"][1].update({first: np.array(["x"] * params[1].size).reshape(params[1].shape)}),
          rf"{where}state '{first}' of parameter 1 is an array of <U1, not of real numbers"),
-        (lambda d: d["state"][1].update(step=-1), rf"{where}state 'step' of parameter 1 is -1: a step count is an int >= 0"),
-        (lambda d: d["state"][1].update(step=1.5), rf"{where}state 'step' of parameter 1 is 1.5"),
+        (lambda d: d["state"][1].update(step=-1), rf"{where}state 'step' of parameter 1 is -1: a step count is a whole number >= 0"),
+        (lambda d: d["state"][1].update(step=1.5), rf"{where}state 'step' of parameter 1 is 1.5: a step count is a whole number"),
+        (lambda d: d["state"][1].update(step=np.array(-3.0)), rf"{where}state 'step' of parameter 1 is array\(-3\.\)"),
         (lambda d: d["state"][1].pop(second), rf"{where}the state of parameter 1 lacks \['{second}'\], which {optimizer}'s next step reads"),
         (lambda d: d["state"].update({1: None}), rf"{where}the state of parameter 1 is a NoneType, not a dict"),
         (lambda d: d.pop("param_groups"), rf"{where}expects what state_dict\(\) returns, a dict of \"state\" \(a dict\) and "
@@ -300,6 +302,34 @@ def test_a_state_dict_that_would_fail_later_is_refused_and_changes_nothing(optim
             for k, v in values.items():
                 np.testing.assert_array_equal(after["state"][i][k], v, err_msg=f"{message}: parameter {i}, {k}")
     opt.step()  # and it still trains
+
+
+def test_a_count_in_any_whole_type_a_tuple_of_groups_and_a_subclass_keeping_less_still_load():
+    params = list(make_mlp().parameters())
+    adam = optim.Adam(params, lr=0.01)
+    sum((p * 1.0).sum() for p in params).backward()
+    adam.step()
+    for count in (1.0, np.float32(1), np.array(1.0), np.int64(1)):  # PyTorch keeps its step as a float tensor
+        saved = adam.state_dict()
+        saved["state"][0]["step"] = count
+        saved["param_groups"] = tuple(saved["param_groups"])
+        adam.load_state_dict(types.MappingProxyType(saved))
+        assert adam.state[params[0]]["step"] == 1 and type(adam.state[params[0]]["step"]) is int
+
+    class Momentum(optim.Adam):  # keeps only the first moment: not held to what Adam's update reads
+        state_names = ("step", "exp_avg")
+
+        def update(self, param, grad, state, group):
+            state.setdefault("step", 0)
+            state.setdefault("exp_avg", param.backend.xp.zeros_like(param.data))
+            state["step"] += 1
+            state["exp_avg"] += grad
+            param.data -= group["lr"] * state["exp_avg"]
+
+    momentum = Momentum(params, lr=0.01)
+    momentum.step()
+    momentum.load_state_dict(momentum.state_dict())
+    assert sorted(momentum.state[params[0]]) == ["exp_avg", "step"]
 
 
 def test_a_pytorch_optimizers_state_is_refused_with_the_conversion():

@@ -155,7 +155,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any], op:
     existing = path.stat() if path.exists() else None
     if existing is not None and not os.access(path, os.W_OK):
         raise CheckpointError(f"{path} is write-protected: nothing was written. Make it writable (chmod u+w) or save elsewhere")
-    if existing is not None and ours is not None and not ours(path):
+    if existing is not None and existing.st_size and ours is not None and not ours(path):  # an empty file: a tempfile's
         raise CheckpointError(f"{op}: {given} exists and is not {kind} that {op} wrote; {nothing}, so as not to destroy it. "
                               "Choose another name, or move it away first")
     _remove_stale_temporaries(path)
@@ -182,14 +182,22 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any], op:
     return path
 
 
+STALE_AFTER_S = 600.0
+"""How long a temporary file of a save must have gone unwritten before another save may remove it: a save in
+progress writes its file all along, and one of another machine or container sharing the folder has a process
+number that means nothing here."""
+
+
 def _remove_stale_temporaries(path: Path) -> None:
-    """Remove the temporary files of saves of ``path`` whose process is gone (killed mid-save): full-size copies that
-    nothing else would remove. A live process's are its save in progress, and stay."""
+    """Remove the temporary files of saves of ``path`` that were killed: full-size copies that nothing else would
+    remove. One is removed when its process is gone and it has not been written for STALE_AFTER_S; a folder that
+    cannot be listed is left alone (the save itself does not need to list it)."""
     pattern = re.compile(rf"\.{re.escape(path.name)}\.(\d+)-[0-9a-f]{{8}}\.tmp")
-    for entry in path.parent.iterdir():
-        found = pattern.fullmatch(entry.name)
-        if found and not entry.is_symlink() and entry.is_file() and not _alive(int(found.group(1))):
-            with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError):
+        for entry in path.parent.iterdir():
+            found = pattern.fullmatch(entry.name)
+            if (found and not entry.is_symlink() and entry.is_file() and time.time() - entry.stat().st_mtime > STALE_AFTER_S
+                    and not _alive(int(found.group(1)))):
                 entry.unlink()
 
 
@@ -358,7 +366,11 @@ def check_destination(path: str | os.PathLike, *, owned: bool = False, overwrite
     given, path = path, _absolute(path)
     fix = "nothing was written; choose another checkpoint folder (--out)"
     if path.is_symlink():
-        raise CheckpointError(f"{given} is a symbolic link (to {os.readlink(path)}): a save replaces a checkpoint folder by "
+        try:
+            target = os.readlink(path)
+        except OSError:  # removed since: still no folder to save into
+            target = "?"
+        raise CheckpointError(f"{given} is a symbolic link (to {target}): a save replaces a checkpoint folder by "
                               "renaming, which would replace the link, not the folder it names; nothing was written: give "
                               "the folder itself (--out)")
     if path.exists() and not path.is_dir():

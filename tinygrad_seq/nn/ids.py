@@ -31,7 +31,8 @@ def integer_array(value: Any, op: str, what: str, padded: str = PAD_INPUTS) -> A
         raise TypeError(f"{op}: {what} must be integers; got text ({np.asarray(data).ravel()[:3].tolist()} ...). Turn "
                         "text into ids with a vocabulary first: vocab.encode(text)")
     if data.dtype.kind not in "iu":
-        convert = '.to("int64")' if isinstance(value, Tensor) else ".astype(int)"  # a Tensor has no astype
+        convert = ('.to("int64")' if isinstance(value, Tensor) else ".astype(int)" if hasattr(value, "astype")
+                   else "np.asarray(ids, dtype=int)")  # a Tensor has no astype, a list neither
         raise TypeError(f"{op}: {what} must be integers; got {data.dtype}. Convert them with {convert}")
     return data
 

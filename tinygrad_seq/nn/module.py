@@ -112,6 +112,16 @@ def _converted(value: Any, param: Tensor) -> tuple[Any, str | None]:
             return None, f"values beyond {param.dtype}'s range (largest magnitude {float(abs(value).max()):.3g})"
     return array, None
 
+def _is_npz(path: Path) -> bool:
+    """Whether ``path`` is an .npz file (a zip of .npy arrays, as Module.save and np.savez write), which a save may
+    replace: not a zip of anything else, nor a file of another kind."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return all(name.endswith(".npy") for name in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 class Module:
     """Base class of every layer: parameters, state dicts, saving, moving, train/eval.
 
@@ -273,7 +283,7 @@ class Module:
         is a path inside a training checkpoint's folder.
         """
         return atomic_write(path, lambda file: write_npz(file, self.state_dict()),  # a file: no ".npz" added
-                            op=f"{type(self).__name__}.save", ours=zipfile.is_zipfile, kind="an .npz file of arrays")
+                            op=f"{type(self).__name__}.save", ours=_is_npz, kind="an .npz file of arrays")
 
     def load(self, path: str | os.PathLike, strict: bool = True) -> IncompatibleKeys:
         """Load a checkpoint written by ``save`` (read with ``allow_pickle=False``).

@@ -28,7 +28,7 @@ class Adagrad(Optimizer):
             dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=initial_accumulator_value, eps=eps),
         )
 
-    def required_state(self, group):
+    def required_state(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("step", "sum")
 
     def update(self, param, grad, state, group):

@@ -48,7 +48,7 @@ class Adam(Optimizer):
         if pair is None or not all(b is not None and 0.0 <= b < 1.0 for b in pair):
             raise ValueError(f"Adam: betas must be two numbers in [0, 1), (β1, β2) such as (0.9, 0.999){where}; got {betas!r}")
 
-    def required_state(self, group):
+    def required_state(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("step", "exp_avg", "exp_avg_sq")
 
     def update(self, param, grad, state, group):

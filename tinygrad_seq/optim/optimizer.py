@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 
 from .. import settings
-from ..checks import as_real, is_int
+from ..checks import as_real, is_int, is_real
 from ..tensor import Tensor
 
 
@@ -43,14 +43,14 @@ def _checked_value(key: str, value: Any, param: Tensor, what: str) -> Any:
     if hasattr(value, "shape") and not isinstance(value, (np.generic, *settings.array_types)):
         raise ValueError(f"{what} is a {type(value).__module__.split('.')[0]}.{type(value).__name__}: an optimizer's state holds "
                          "NumPy arrays and numbers, as state_dict() gives them (a PyTorch tensor: .numpy())")
-    if _is_array(value):
-        if value.dtype.kind not in "fiu":
-            raise ValueError(f"{what} is an array of {value.dtype}, not of real numbers; load the arrays state_dict() gave")
-        return _loaded(value, param)
-    count = _loaded(value, param)
-    if key == "step" and not (is_int(count) and count >= 0):
-        raise ValueError(f"{what} is {value!r}: a step count is an int >= 0, as state_dict() gives it")
-    return count
+    if key == "step":  # a count: an int, or a whole number in any type that holds one (1.0, a 0-d array)
+        number = value.item() if np.ndim(value) == 0 and hasattr(value, "item") else value
+        if not (is_real(number) and not isinstance(number, bool) and float(number).is_integer() and number >= 0):
+            raise ValueError(f"{what} is {value!r}: a step count is a whole number >= 0, as state_dict() gives it")
+        return int(number)
+    if _is_array(value) and value.dtype.kind not in "fiu":
+        raise ValueError(f"{what} is an array of {value.dtype}, not of real numbers; load the arrays state_dict() gave")
+    return _loaded(value, param)
 
 
 def parameter_list(params: Any, op: str) -> list[Tensor]:
@@ -90,7 +90,8 @@ class Optimizer:
 
     def required_state(self, group: dict[str, Any]) -> tuple[str, ...]:
         """What ``update`` reads from a parameter's state once it has one, given its group's hyperparameters:
-        ``load_state_dict`` refuses a saved state without them, which would fail at the next step."""
+        ``load_state_dict`` refuses a saved state without them, which would fail at the next step. Asked only of a
+        class that defines it (a subclass of Adam that keeps less is not held to Adam's)."""
         return ()
 
     def __init__(self, params: Iterable[Tensor] | Iterable[dict[str, Any]], defaults: dict[str, Any]) -> None:
@@ -195,9 +196,9 @@ class Optimizer:
         Everything is checked before anything changes, and the arrays are copied: the dict stays the caller's,
         and two optimizers loaded from one share nothing."""
         where = f"{type(self).__name__}.load_state_dict"
-        if not (isinstance(state_dict, dict) and isinstance(state_dict.get("state"), dict)
-                and isinstance(state_dict.get("param_groups"), list)):
-            got = sorted(map(str, state_dict)) if isinstance(state_dict, dict) else type(state_dict).__name__
+        if not (isinstance(state_dict, Mapping) and isinstance(state_dict.get("state"), Mapping)
+                and isinstance(state_dict.get("param_groups"), (list, tuple))):
+            got = sorted(map(str, state_dict)) if isinstance(state_dict, Mapping) else type(state_dict).__name__
             raise ValueError(f"{where}: expects what state_dict() returns, a dict of \"state\" (a dict) and "
                              f"\"param_groups\" (a list); got {got}")
         groups = state_dict["param_groups"]
@@ -224,13 +225,14 @@ class Optimizer:
                 raise ValueError(f"{where}: state of parameter {i!r}: its index must be an int from 0 to {len(params) - 1}, "
                                  "one per parameter in the order of param_groups")
             p = params[int(i)]
-            if not isinstance(saved, dict):
+            if not isinstance(saved, Mapping):
                 raise ValueError(f"{where}: the state of parameter {i} is a {type(saved).__name__}, not a dict of its values")
             unknown = sorted(set(saved) - set(known)) if known is not None else []
             if unknown:
                 raise ValueError(f"{where}: parameter {i} has state {unknown} that {type(self).__name__} does not keep (it keeps "
                                  f"{list(known)}): {another}")
-            missing = [key for key in self.required_state(loaded_groups[group_of[int(i)]]) if key not in saved] if saved else []
+            required = self.required_state(loaded_groups[group_of[int(i)]]) if saved and "required_state" in type(self).__dict__ else ()
+            missing = [key for key in required if key not in saved]  # asked of the class that says it, as state_names
             if missing:
                 raise ValueError(f"{where}: the state of parameter {i} lacks {missing}, which {type(self).__name__}'s next "
                                  f"step reads: the state dict is incomplete; load one that state_dict() wrote whole")

@@ -30,7 +30,7 @@ class RMSprop(Optimizer):
     ) -> None:
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered))
 
-    def required_state(self, group):
+    def required_state(self, group: dict[str, Any]) -> tuple[str, ...]:
         return ("step", "square_avg") + (("momentum_buffer",) if group["momentum"] > 0 else ()) + (
             ("grad_avg",) if group["centered"] else ())
 

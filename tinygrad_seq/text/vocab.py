@@ -113,18 +113,22 @@ def _saved_tokens_problem(data: dict) -> str | None:
     if not isinstance(lower, bool):
         return f'"lower" must be true or false; got {lower!r}'
     for index, token in enumerate(tokens):
+        if not isinstance(token, str):
+            return f'"tokens"[{index}] is {token!r}, not a string'
         if token in SPECIALS:
             return (f'"tokens"[{index}] is {token!r}: the special tokens have the fixed ids 0 to {len(SPECIALS) - 1} and '
                     "are never listed, so every token after it would change id. Remove it")
-        if data["level"] == "char" and isinstance(token, str) and len(token) != 1:
+        if data["level"] == "char" and len(token) != 1:
             return (f'"tokens"[{index}] is {token!r}, {len(token)} characters, in a character-level vocabulary, which '
-                    "reads text one character at a time and would never read it. Remove it, or save the vocabulary again")
+                    "reads text one character at a time and would never read it. Remove it")
     return None
 
 
 def _is_vocabulary_file(path: Path) -> bool:
     """Whether ``path`` holds a saved vocabulary (which a save may replace), not a file of yours."""
     try:
+        if path.stat().st_size > 512 * 2**20:  # a corpus given by mistake is not read whole to find that out
+            return False
         return _not_a_vocabulary(json.loads(path.read_text(encoding="utf-8"))) is None
     except (OSError, ValueError):
         return False
@@ -189,6 +193,12 @@ class Vocabulary:
         normal = [unicodedata.normalize(normalize, t) for t in tokens] if normalize else tokens
         if level == "char":
             _check_one_character(tokens, normal, normalize)
+            long = next((t for t in normal if len(t) != 1 and t not in SPECIALS), None)
+            if long is not None:
+                raise ValueError(f"Vocabulary: the token {_spelled(long)} is {len(long)} characters"
+                                 f"{f' in {normalize}' if normalize else ''}, and a character-level vocabulary reads text "
+                                 "one character at a time, so it would never read it; give single characters, or "
+                                 "level='word'")
         self.itos: list[str] = list(SPECIALS) + [t for t in normal if t not in SPECIALS]
         self.stoi = {token: i for i, token in enumerate(self.itos)}
         if len(self.stoi) != len(self.itos):  # one token at two ids: encode would use one, and decode read both as it
@@ -309,7 +319,9 @@ class Vocabulary:
         try:
             with open(path, encoding="utf-8") as file:
                 data = json.load(file)
-        except IsADirectoryError:
+        except OSError:  # a folder: IsADirectoryError, or PermissionError on Windows
+            if not Path(path).is_dir():
+                raise
             raise ValueError(f"Vocabulary.load: {path} is a folder; give the .json file Vocabulary.save wrote (a training "
                              "run's is vocab.json in its checkpoint, which models.load_model(folder) loads with the model)") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as error:  # cut short, empty, binary

@@ -97,10 +97,12 @@ def summarize(array: Any, limit: int = 6) -> str:
     if values.size <= limit:
         shown = np.round(values.ravel(), 3) + 0.0  # + 0.0: a tiny negative value shows as 0., not -0.
         return np.array2string(shown, precision=3, separator=" ", suppress_small=True)
-    mean, largest = values.mean(), np.abs(values).max()
-    if abs(mean) <= 1e-6 * largest:  # rounding left over from values that sum to 0 (a softmax's gradient): shown as 0
+    with np.errstate(invalid="ignore", over="ignore"):  # an inf among them: its mean and spread read inf or nan, quietly
+        mean, spread, largest = values.mean(), values.std(), np.abs(values).max()
+    if np.isfinite(largest) and abs(mean) <= 1e-6 * largest:  # rounding left over from values that sum to 0 (a
+        # softmax's gradient): shown as 0. Not with an inf among them, whose mean is inf or nan, and says so
         mean = 0.0
-    return f"μ={mean:.3g} σ={values.std():.3g} |max|={largest:.3g}"
+    return f"μ={mean:.3g} σ={spread:.3g} |max|={largest:.3g}"
 
 
 def _fill(node: GraphNode, root: str) -> str:
