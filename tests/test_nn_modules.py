@@ -330,7 +330,7 @@ def test_save_never_destroys_a_file_of_yours_nor_a_checkpoints(tmp_path):
     with pytest.raises(CheckpointError, match=r"is inside the checkpoint folder .*run, whose manifest a file written there would break"):
         nn.Linear(2, 2).save(checkpoint / "model.npz")
     for folder in (tmp_path, f"{tmp_path}/models/"):  # a folder, and a name that says it is one
-        with pytest.raises(CheckpointError, match=r"^Linear.save: .* (is a folder|names a folder); Linear.save writes one file: give its name"):
+        with pytest.raises(CheckpointError, match=r"^Linear.save: .* (is a folder|names a folder); Linear.save writes one file: give the file's name in it"):
             nn.Linear(2, 2).save(folder)
     assert not (tmp_path / "models").exists()
     with pytest.raises(CheckpointError, match=r"^Linear.save: cannot make the folder of .*notes.txt/model.npz \(.*\); nothing was written"):

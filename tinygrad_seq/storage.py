@@ -124,40 +124,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any], op:
     The data goes to a temporary file in the same folder, is fsynced, and is
     renamed over ``path``. A file that was there keeps its permissions; a
     symbolic link keeps pointing at the file it names, which is the one
-    replaced; a file that cannot be written (``chmod a-w``) is refused, and
-    so is one that ``ours(path)`` says ``op`` did not write (``kind`` names
-    what it writes, for the message: "an .npz file of arrays"). A folder, a
-    path inside a checkpoint folder (whose manifest the file would break) and
-    a folder that cannot be made or written are refused in one line naming
-    ``op`` and the path. Temporary files that a killed save left beside
-    ``path`` are removed.
+    replaced. What may not be written is refused first, in one line naming
+    ``op`` (:func:`_file_destination`). Temporary files that a killed save
+    left beside ``path`` are removed.
     """
     given = path
-    if str(path).endswith(("/", os.sep)):
-        raise CheckpointError(f"{op}: {given} names a folder; {op} writes one file: give its name, e.g. {Path(path) / 'model.npz'}")
-    path = Path(path)
-    if path.is_symlink():
-        try:
-            path = path.resolve()
-        except (RuntimeError, OSError) as error:  # a loop of links: Python 3.11 says RuntimeError, 3.13 OSError
-            raise CheckpointError(f"{path} is a symbolic link that leads nowhere ({error}); remove it or save elsewhere") from None
-    nothing = "nothing was written"
-    if path.is_dir():
-        raise CheckpointError(f"{op}: {given} is a folder; {op} writes one file: give its name, e.g. {path / 'model.npz'}")
-    if is_checkpoint(path.parent):
-        raise CheckpointError(f"{op}: {given} is inside the checkpoint folder {path.parent}, whose manifest a file written "
-                              f"there would break; {nothing}. Save elsewhere (a run's checkpoint is written by Trainer.save)")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise CheckpointError(f"{op}: cannot make the folder of {given} ({error.strerror}: {error.filename}); "
-                              f"{nothing}. Save to a folder you can write to") from None
-    existing = path.stat() if path.exists() else None
-    if existing is not None and not os.access(path, os.W_OK):
-        raise CheckpointError(f"{path} is write-protected: nothing was written. Make it writable (chmod u+w) or save elsewhere")
-    if existing is not None and existing.st_size and ours is not None and not ours(path):  # an empty file: a tempfile's
-        raise CheckpointError(f"{op}: {given} exists and is not {kind} that {op} wrote; {nothing}, so as not to destroy it. "
-                              "Choose another name, or move it away first")
+    path, existing = _file_destination(path, op, ours, kind)
     _remove_stale_temporaries(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
     try:
@@ -165,7 +137,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any], op:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as error:
         raise CheckpointError(f"{op}: cannot write {given}: its folder {path.parent} is not writable ({error.strerror}); "
-                              f"{nothing}. Save to a folder you can write to") from None
+                              "nothing was written. Save to a folder you can write to") from None
     try:
         if existing is not None:
             os.chmod(descriptor, stat.S_IMODE(existing.st_mode))
@@ -180,6 +152,40 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any], op:
         raise
     fs.fsync_dir(path.parent)
     return path
+
+
+def _file_destination(path: str | os.PathLike, op: str, ours: Callable[[Path], bool] | None,
+                      kind: str) -> tuple[Path, os.stat_result | None]:
+    """(the file to write, what is there now or None) for ``op`` writing ``path``, its folders made; a
+    CheckpointError, before anything is written, for a folder (or a name ending in "/"), a link that leads nowhere,
+    a path inside a checkpoint folder (whose manifest the file would break), folders that cannot be made, a file
+    that cannot be written (``chmod a-w``), or a file that ``ours(path)`` says ``op`` did not write (``kind`` names
+    what it writes, for the message: "an .npz file of arrays"; an empty file, a ``tempfile``'s, may be replaced)."""
+    given, nothing = path, "nothing was written"
+    if str(path).endswith(("/", os.sep)) or Path(path).is_dir():
+        said = "names a folder" if str(path).endswith(("/", os.sep)) else "is a folder"
+        raise CheckpointError(f"{op}: {given} {said}; {op} writes one file: give the file's name in it")
+    path = Path(path)
+    if path.is_symlink():
+        try:
+            path = path.resolve()
+        except (RuntimeError, OSError) as error:  # a loop of links: Python 3.11 says RuntimeError, 3.13 OSError
+            raise CheckpointError(f"{path} is a symbolic link that leads nowhere ({error}); remove it or save elsewhere") from None
+    if is_checkpoint(path.parent):
+        raise CheckpointError(f"{op}: {given} is inside the checkpoint folder {path.parent}, whose manifest a file written "
+                              f"there would break; {nothing}. Save elsewhere (a run's checkpoint is written by Trainer.save)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CheckpointError(f"{op}: cannot make the folder of {given} ({error.strerror}: {error.filename}); "
+                              f"{nothing}. Save to a folder you can write to") from None
+    existing = path.stat() if path.exists() else None
+    if existing is not None and not os.access(path, os.W_OK):
+        raise CheckpointError(f"{path} is write-protected: {nothing}. Make it writable (chmod u+w) or save elsewhere")
+    if existing is not None and existing.st_size and ours is not None and not ours(path):
+        raise CheckpointError(f"{op}: {given} exists and is not {kind} that {op} wrote; {nothing}, so as not to destroy it. "
+                              "Choose another name, or move it away first")
+    return path, existing
 
 
 STALE_AFTER_S = 600.0
