@@ -208,6 +208,7 @@ def _remove_stale_temporaries(path: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs, as far as this machine can tell (a doubt counts as running)."""
     if os.name == "nt":  # signal 0 is CTRL_C_EVENT there, not a probe: keep the file
         return True
     try:
