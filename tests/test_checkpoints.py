@@ -507,6 +507,9 @@ DAMAGES = {
     "negative clip in the config": (
         lambda out: (edit_state(out, lambda s: s["config"].update(clip=-1.0)), rewrite_manifest(out)),
         "state.json has an unusable config (TrainConfig: clip=-1.0"),
+    "a running loss that is not a number": (  # was a TypeError at the first batch a resumed run trained
+        lambda out: (edit_state(out, lambda s: s.update(running_loss="x")), rewrite_manifest(out)),
+        "state.json has a running_loss of 'x', not a finite number (or null)"),
 }
 
 
@@ -553,6 +556,17 @@ def test_every_damage_is_one_line_naming_the_file_for_every_command(trained, cap
         Trainer.load(out)
     with pytest.raises(CheckpointError):
         load_model(out)
+
+
+def test_an_optimizer_state_that_would_fail_at_the_first_step_is_one_line(trained, capsys):
+    """A step count of -1 was a ZeroDivisionError in Adam's first step of the resumed run (sample and eval do not
+    read the optimizer's state)."""
+    _, out = trained
+    edit_state(out, lambda s: s["optimizer"]["state"]["0"].update(step=-1))
+    rewrite_manifest(out)
+    err = one_line_error(capsys, ["train", "--resume", "--out", str(out), "--epochs", "2"])
+    assert err.startswith(f"tinygrad-seq train: error: checkpoint {out}: optimizer.npz does not fit the optimizer of "
+                          "state.json (Adam.load_state_dict: state 'step' of parameter 0 is -1: a step count is a whole number"), err
 
 
 def test_arrays_never_unpickle(trained):

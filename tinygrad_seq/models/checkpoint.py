@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import zipfile
@@ -172,6 +173,9 @@ def _state_problem(state: Any, checkpoint_format: int) -> str | None:
             return f"has no valid {key!r} ({kind.__name__} expected)"
     if state["epoch"] < 0 or state["batch"] < 0:
         return f"has a negative position (epoch {state['epoch']}, batch {state['batch']})"
+    running = state.get("running_loss")
+    if running is not None and (isinstance(running, bool) or not isinstance(running, (int, float)) or not math.isfinite(running)):
+        return f"has a running_loss of {running!r}, not a finite number (or null)"
     unknown = set(state["config"]) - {f.name for f in fields(TrainConfig)}
     if unknown:
         return f"has unknown config keys {sorted(unknown)}"
