@@ -507,6 +507,9 @@ DAMAGES = {
     "negative clip in the config": (
         lambda out: (edit_state(out, lambda s: s["config"].update(clip=-1.0)), rewrite_manifest(out)),
         "state.json has an unusable config (TrainConfig: clip=-1.0"),
+    "a model config that is not the run's": (  # a resumed run trained the config's LSTM, sample built a GRU
+        lambda out: (edit_state(out, lambda s: s["model"].update(cell="lstm")), rewrite_manifest(out)),
+        "state.json describes two models (cell 'lstm' in the model, 'gru' in the run's config)"),
     "a running loss that is not a number": (  # was a TypeError at the first batch a resumed run trained
         lambda out: (edit_state(out, lambda s: s.update(running_loss="x")), rewrite_manifest(out)),
         "state.json has a running_loss of 'x', not a finite number (or null)"),
