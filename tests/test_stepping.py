@@ -77,6 +77,16 @@ def test_the_running_sum_of_the_losses_goes_by_one_name(steps):
         assert f" Add {called}: ∇" in line, line
 
 
+def test_only_a_run_of_one_symbol_at_consecutive_steps_is_shortened():
+    from tinygrad_seq.viz.rules import _sum_of
+
+    assert _sum_of([f"L⟨{t}⟩" for t in range(1, 6)]) == "L⟨1⟩ + … + L⟨5⟩"
+    assert _sum_of(["L⟨1⟩", "…", "L⟨38⟩", "L⟨39⟩"]) == "L⟨1⟩ + … + L⟨39⟩"  # a shortened run, read back whole
+    for terms in ([f"L⟨{t}⟩" for t in (1, 3, 4, 5, 6)], [f"L⟨{t}⟩" for t in range(5, 0, -1)],
+                  [f"L⟨{t}⟩" for t in range(1, 5)] + ["ŷ⟨5⟩"], ["L⟨1⟩", "L⟨2⟩"]):
+        assert _sum_of(terms) == " + ".join(terms), terms  # a gap, another order, another symbol, too few: as they are
+
+
 class CourseRNNCell(ts.nn.RecurrentCell):
     """The course's compact form, a⟨t⟩ = tanh(W_a [x⟨t⟩, a⟨t−1⟩]): at t = 1 neither x⟨1⟩ nor a⟨0⟩ needs a
     gradient, so the concat is recorded as no node."""

@@ -143,28 +143,25 @@ _STEP_TERM = re.compile(r"(.+)⟨(\d+)⟩")
 def _sum_of(terms: list[str]) -> str:
     """``terms`` added up; a run of one symbol at consecutive steps, five or more, is written by its ends, as the
     losses of a sequence are: "L⟨1⟩ + … + L⟨40⟩" (the ends of an earlier such run are read back as the whole run)."""
-    steps = [] if "…" in (terms[0], terms[-1]) else [_STEP_TERM.fullmatch(term) for term in terms]
-    if not steps or None in [found for found, term in zip(steps, terms) if term != "…"]:
-        return " + ".join(terms)
-    symbols = {found.group(1) for found in steps if found is not None}
-    numbers = [int(found.group(2)) for found in steps if found is not None]
-    # consecutive, or across an ellipsis: any steps in between
-    in_order = all(b == a + 1 or (gap and b > a) for a, b, gap in zip(numbers, numbers[1:], _gaps(terms)))
-    if len(symbols) != 1 or not in_order or numbers[-1] - numbers[0] < 4:
-        return " + ".join(terms)
-    return f"{terms[0]} + … + {terms[-1]}"
-
-
-def _gaps(terms: list[str]) -> list[bool]:
-    """For each pair of neighbouring step terms of ``terms``, whether an ellipsis stands between them."""
-    gaps, gap = [], False
-    for term in terms[1:]:
+    runs: list[tuple[str, int, int]] = []  # (symbol, first step, last step); an ellipsis joins its two neighbours
+    joined = False
+    for term in terms:
         if term == "…":
-            gap = True
+            joined = True
             continue
-        gaps.append(gap)
-        gap = False
-    return gaps
+        found = _STEP_TERM.fullmatch(term)
+        if found is None:
+            return " + ".join(terms)
+        symbol, t = found.group(1), int(found.group(2))
+        if runs and runs[-1][0] == symbol and (t == runs[-1][2] + 1 or (joined and t > runs[-1][2])):
+            runs[-1] = (symbol, runs[-1][1], t)
+        else:
+            runs.append((symbol, t, t))
+        joined = False
+    if len(runs) != 1 or runs[0][2] - runs[0][1] < 4 or "…" in (terms[0], terms[-1]):
+        return " + ".join(terms)
+    symbol, first, last = runs[0]
+    return f"{symbol}⟨{first}⟩ + … + {symbol}⟨{last}⟩"
 
 
 def gradient(name: str) -> str:
