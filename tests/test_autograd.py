@@ -27,6 +27,32 @@ def test_dtype_rules(backend):
     assert ts.zeros(2).dtype == np.float64
 
 
+def test_numpy_taking_a_tensor_that_requires_grad_is_refused_as_pytorch_refuses_it():
+    """np.tanh(c) in a cell's forward computed on the values: the cell trained on with no gradient through that term
+    (a learner's walk), and nothing said so."""
+
+    class NumpyInside(ts.nn.RecurrentCell):
+        def __init__(self, input_size, hidden_size):
+            super().__init__(input_size, hidden_size)
+            self.gate_parameters(gates=1, bias=True)
+            self.reset_parameters()
+
+        def forward(self, x, state=None):
+            a = self.prepare(x, state)
+            return np.tanh(self.input_projection(x) + self.hidden_projection(a))
+
+    message = r"^NumPy took a tensor \(2, 4\) that requires grad as an array: what it computes from it is outside the graph"
+    with pytest.raises(RuntimeError, match=message):
+        ts.nn.Recurrent(NumpyInside(3, 4))(ts.randn(5, 2, 3))
+    w = ts.Tensor(np.ones(3), requires_grad=True, name="w")
+    with pytest.raises(RuntimeError, match=r"NumPy took a tensor \(3,\) \(w\) that requires grad.*call x\.numpy\(\)"):
+        np.asarray(w)
+    np.testing.assert_array_equal((w * 2).numpy(), [2, 2, 2])  # the values, asked for: given
+    np.testing.assert_array_equal(np.asarray(w.detach() * 2), [2, 2, 2])  # no graph: NumPy takes it
+    with ts.no_grad():
+        np.testing.assert_array_equal(np.tanh(w), np.tanh(np.ones(3)))
+
+
 def test_numpy2_promotion():
     x32 = ts.Tensor([1.0, 2.0])
     assert (x32 * 2.0).dtype == np.float32  # a Python number is a weak scalar

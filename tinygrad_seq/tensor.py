@@ -280,6 +280,16 @@ class Tensor:
         return format(self.item(), spec) if self._data.ndim == 0 else object.__format__(self, spec)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """The values, for NumPy taking a tensor as an array (``np.asarray(x)``, ``np.tanh(x)``). Refused for one that
+        requires grad, as PyTorch refuses it: what NumPy computes from it is outside the graph, and a cell written
+        with ``np.tanh(c)`` trained on with no gradient through that term, silently."""
+        if self.requires_grad and settings.grad_enabled:
+            described = f"a tensor {self.shape}" + (f" ({self.name})" if self.name else "")
+            raise RuntimeError(
+                f"NumPy took {described} that requires grad as an array: what it computes from it is outside the graph, so "
+                "no gradient would flow back through it (np.tanh(x) in a cell's forward, say). Use the tensor's own ops "
+                "(x.tanh(), x.exp(), ts.concat([...]), x @ w); for its values, call x.numpy(), or x.detach() to leave the graph"
+            )
         array = self.numpy()
         return array if dtype is None else array.astype(dtype)
 
