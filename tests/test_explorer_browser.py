@@ -80,6 +80,7 @@ def test_the_page_opens_at_the_addressed_step_and_shows_the_librarys_gradient(ch
     step = steps[15]
     assert text(chromium, "step") == f"16 / {len(steps)}" == "16 / 24"
     assert text(chromium, "node") == step.name == "a⟨2⟩"
+    assert text(chromium, "grad-title") == "∂L/∂a⟨2⟩ arriving (complete)"
     assert current_keys(chromium) == drawn(explorer, 15) and len(drawn(explorer, 15)) == 1
     grad = chromium.find_element("id", "grad")
     assert np.array_equal(np.array(json.loads(grad.get_attribute("data-values"))), step.grad)  # exactly
@@ -96,6 +97,15 @@ def test_the_page_opens_at_the_addressed_step_and_shows_the_librarys_gradient(ch
     assert len(done) == 14  # the 15 steps before, less the Stack, which is not drawn (its steps' a⟨t⟩ show it)
     chromium.save_screenshot(str(tmp_path / "step16.png"))
     assert not console_errors(chromium)
+
+
+def test_the_heading_brackets_a_name_with_operators_as_the_rules_do(chromium, rnn_page):
+    """It read "∂L/∂W_aa a⟨1⟩ arriving", which is (∂L/∂W_aa) a⟨1⟩, where the rules below wrote ∂L/∂(W_aa a⟨1⟩)."""
+    explorer, _, _ = rnn_page
+    records = json.loads(re.search(r"window\.EXPLORER_DATA = (.*?);</script>", explorer.page, re.S).group(1).replace("<\\/", "</"))["backward"]
+    index = next(i for i, record in enumerate(records) if record["name"].startswith("W_aa a⟨"))
+    open_page(chromium, explorer, f"#step={index + 1}")
+    assert text(chromium, "grad-title") == f"∂L/∂({records[index]['name']}) arriving (complete)"
 
 
 def test_keys_buttons_and_the_slider_move_through_the_steps(chromium, rnn_page, tmp_path):

@@ -225,7 +225,8 @@ def _record(graph: Graph, drawn_as: Mapping[str, list[str]], drawn_edges: set[st
         visited.append(step.raw.node)
         grad = _dense(step.grad, step.tensor.shape)
         record = {
-            "key": key, "drawn": drawn_as.get(key, []), "op": step.op, "name": names[key], "where": notation.place(node.tags, graph.context),
+            "key": key, "drawn": drawn_as.get(key, []), "op": step.op, "name": names[key], "gradient": rules.gradient(names[key]),
+            "where": notation.place(node.tags, graph.context),
             "grad": _shown(grad), "rule": node_rules[key]["backward"], "forward": node_rules[key]["forward"],
             "sends": [], "sum": [], "params": [],
         }

@@ -126,7 +126,7 @@
     $("grad-block").hidden = false;
     $("value-block").hidden = true;
     $("sends-block").hidden = false;
-    $("grad-title").textContent = "∂L/∂" + step.name + " arriving (complete)";
+    $("grad-title").textContent = step.gradient + " arriving (complete)";  // ∂L/∂(1 − Γu⟨3⟩), bracketed as in the rules
     shown($("grad"), step.grad);
     const sum = $("sum");
     sum.replaceChildren();
