@@ -201,13 +201,18 @@ def test_a_deep_layers_own_read_of_the_layer_below_has_a_name_of_its_own(tmp_pat
 
 def test_in_a_deep_graph_everything_of_a_layer_carries_its_number():
     """Two layers' gates, projections and weights read apart (Γf^[1]⟨1⟩, Γf^[2]⟨1⟩), in labels and rules alike; a
-    hidden gate slice is named after the node drawn ("Add⟨1⟩[:, 3:6]"), not as a GetItem no one can see."""
+    hidden gate slice is named after the node drawn ("(W_ax x⟨1⟩ + W_aa a⟨0⟩)[:, 3:6]"), not as a GetItem no one can
+    see, nor as "Add^[2]⟨1⟩[:, 3:6]", one of the step's several Adds."""
     model, loss = build("lstm", steps=2, layers=2)
     graph = viz.trace(loss, model.parameters())
     labels = {node.label for node in graph.nodes.values()}
     assert {"Γf^[1]⟨1⟩", "Γf^[2]⟨1⟩", "c̃^[2]⟨2⟩", "W_aa^[2] a^[2]⟨1⟩", "W_ax^[2] x^[2]⟨2⟩", "W_ax^[1] x⟨2⟩"} <= labels
     by_name = {rules.names(graph)[k]: r for k, r in rules.node_rules(graph).items()}
-    assert by_name["Γf^[2]⟨1⟩"]["forward"] == "Γf^[2]⟨1⟩ = σ(Add^[2]⟨1⟩[:, 3:6])"  # layer 2's Add at t = 1
+    assert by_name["Γf^[2]⟨1⟩"]["forward"] == "Γf^[2]⟨1⟩ = σ((W_ax^[2] x^[2]⟨1⟩ + W_aa^[2] a^[2]⟨0⟩)[:, 3:6])"  # layer 2's
+    for cell in ("lstm", "gru"):  # every node named by what it computes: an op's name with its step is ambiguous
+        model, loss = build(cell, steps=2, layers=2, bidirectional=True)
+        names = rules.names(viz.trace(loss, model.parameters()))
+        assert not [name for name in names.values() if re.search(r"\b(Add|Mul|Sub|Linear|GetItem)\S*⟨\d+⟩", name)], names
     for cell in ("lstm", "gru"):  # no rule names a node by an op that is not drawn
         model, loss = build(cell, steps=2, layers=2)
         graph = viz.trace(loss, model.parameters())

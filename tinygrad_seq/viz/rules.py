@@ -371,7 +371,7 @@ def step_names(tags: Mapping[str, Any], context: notation.Context) -> dict[str, 
     return found
 
 
-MAX_EXPRESSION = 32  # longer expressions are named by their op
+MAX_EXPRESSION = 72  # longer expressions are named by their op: long enough for every gate's input of the built-in cells, deep and bidirectional (an op's name is ambiguous: a GRU step has three Adds)
 
 
 def names(graph: Graph) -> dict[str, str]:
