@@ -807,6 +807,25 @@ def test_a_float64_input_to_every_layer_warns_once_at_the_callers_line(make, nam
         layer(x.astype(np.float32))  # the fix it names: quiet
 
 
+def test_a_projection_that_does_not_fit_names_the_cells_parameter_and_its_shape():
+    """It said "linear: input (2, 4) and weight (8, 3) do not fit", of no parameter the cell's author wrote."""
+
+    class TransposedWeight(nn.RecurrentCell):
+        def __init__(self, input_size, hidden_size):
+            super().__init__(input_size, hidden_size)
+            self.gate_parameters(gates=2, bias=True)
+            self.weight_hh = nn.Parameter(ts.randn(2 * hidden_size, input_size))  # (G·H, I): should be (G·H, H)
+
+        def forward(self, x, state=None):
+            a = self.prepare(x, state)
+            return (self.input_projection(x) + self.hidden_projection(a))[:, : self.hidden_size].tanh()
+
+    with pytest.raises(ValueError, match=r"^TransposedWeight\.hidden_projection: linear: input \(2, 4\) and weight \(8, 3\) do not "
+                                         r"fit.*The cell's weight_hh is \(8, 3\) and bias_hh \(8,\); they must be \(gates × 4, 4\) "
+                                         r"and \(gates × 4,\), which gate_parameters\(gates=\.\.\.\) makes$"):
+        TransposedWeight(3, 4)(ts.randn(2, 3))
+
+
 @pytest.mark.parametrize("make", [nn.RNNCell, nn.GRUCell, nn.LSTMCell])
 def test_integer_input_to_a_cell(make):
     cell = make(2, 3)

@@ -340,11 +340,25 @@ class RecurrentCell(Module):
 
     def input_projection(self, x: Tensor) -> Tensor:
         """x W_ih^T + b_ih for every gate at once: (..., I) -> (..., G·H)."""
-        return projection(linear(x, self.weight_ih, self.bias_ih), "input")
+        try:
+            return projection(linear(x, self.weight_ih, self.bias_ih), "input")
+        except ValueError as error:
+            raise self._projection_error("input_projection", "weight_ih", "bias_ih", self.input_size, error) from None
 
     def hidden_projection(self, h: Tensor) -> Tensor:
         """h W_hh^T + b_hh for every gate at once: (B, H) -> (B, G·H)."""
-        return projection(linear(h, self.weight_hh, self.bias_hh), "state")
+        try:
+            return projection(linear(h, self.weight_hh, self.bias_hh), "state")
+        except ValueError as error:
+            raise self._projection_error("hidden_projection", "weight_hh", "bias_hh", self.hidden_size, error) from None
+
+    def _projection_error(self, op: str, weight: str, bias: str, features: int, error: ValueError) -> ValueError:
+        """linear's error, said of the cell's own parameters: which one, its shape and the one it needs."""
+        shapes = f"{weight} is {getattr(self, weight).shape}" + (
+            f" and {bias} {getattr(self, bias).shape}" if getattr(self, bias, None) is not None else "")
+        H = self.hidden_size
+        return ValueError(f"{type(self).__name__}.{op}: {error}. The cell's {shapes}; they must be (gates × {H}, {features}) "
+                          f"and (gates × {H},), which gate_parameters(gates=...) makes")
 
     def prepare(self, x: Tensor, state: State | None) -> State:
         """The state ``forward`` starts from: ``state`` checked against x (B, I), or the initial state when None."""
