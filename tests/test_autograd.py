@@ -53,6 +53,17 @@ def test_numpy_taking_a_tensor_that_requires_grad_is_refused_as_pytorch_refuses_
         np.testing.assert_array_equal(np.tanh(w), np.tanh(np.ones(3)))
 
 
+def test_pytorchs_name_for_a_function_says_this_librarys():
+    with pytest.raises(AttributeError, match=r"^module 'tinygrad_seq' has no attribute 'cat' \(PyTorch's name\); here it is "
+                                             r"ts\.concat\(\[a, b\], axis=0\)$"):
+        ts.cat
+    with pytest.raises(AttributeError, match=r"'tanh' \(PyTorch's name\); here it is the tensor's method, x\.tanh\(\)$"):
+        ts.tanh
+    with pytest.raises(AttributeError, match=r"^module 'tinygrad_seq' has no attribute 'frobnicate'$"):
+        ts.frobnicate
+    assert not hasattr(ts, "cat") and ts.concat([ts.ones(1), ts.zeros(1)]).tolist() == [1.0, 0.0]
+
+
 def test_numpy2_promotion():
     x32 = ts.Tensor([1.0, 2.0])
     assert (x32 * 2.0).dtype == np.float32  # a Python number is a weak scalar

@@ -89,6 +89,7 @@ def test_values_are_one_line_per_row_for_the_page_to_wrap():
     sent = np.array([[-0.0006, 0.0023, -0.0057, 0, 0, 0, 0, 0, 0]])
     assert "\n" not in _shown(sent)["text"] and _shown(sent)["text"].startswith("[-0.0006  0.0023 -0.0057  0. ")
     assert _shown(np.eye(3) * 0.1234)["text"].count("\n") == 2  # a matrix: a row per line
+    assert "-0." not in _shown(np.array([[-0.0, 0.5, -0.0]]))["text"]  # a gradient of exactly 0 has no sign to show
 
 
 def test_a_state_gradient_is_shown_as_the_sum_of_its_contributions(tmp_path):

@@ -46,6 +46,23 @@ except BackendError:
     if not _started_as_the_command():  # ...except in the command, which says it in one line (tinygrad_seq.cli.main)
         raise
 
+_PYTORCH_SPELLINGS = {
+    "cat": "ts.concat([a, b], axis=0)", "concatenate": "ts.concat([a, b], axis=0)",
+    "zeros_like": "ts.zeros(*x.shape, dtype=x.dtype)", "ones_like": "ts.ones(*x.shape, dtype=x.dtype)",
+    "matmul": "a @ b", "mm": "a @ b", "bmm": "a @ b",
+    **{op: f"the tensor's method, x.{op}()" for op in ("tanh", "sigmoid", "exp", "log", "relu", "sqrt", "abs")},
+    **{op: f"the tensor's method, x.{op}(axis=...)" for op in ("sum", "mean", "max", "min", "softmax", "log_softmax")},
+    "clamp": "the tensor's method, x.clamp(lo, hi)",
+}
+
+
+def __getattr__(name: str) -> object:
+    """A PyTorch function this package spells otherwise: the AttributeError says how (``ts.cat`` -> ``ts.concat``)."""
+    if name in _PYTORCH_SPELLINGS:
+        raise AttributeError(f"module 'tinygrad_seq' has no attribute {name!r} (PyTorch's name); here it is {_PYTORCH_SPELLINGS[name]}")
+    raise AttributeError(f"module 'tinygrad_seq' has no attribute {name!r}")
+
+
 __all__ = [
     "Backend", "BackendError", "BackwardStep", "Function", "Tensor", "__version__", "arange", "chunk", "concat", "course",
     "detect_anomaly", "enable_grad", "from_numpy", "full", "get_backend", "get_default_dtype", "grad_check", "interop", "is_grad_enabled", "keep_freed_memory",

@@ -158,7 +158,7 @@ def _dense(grad: Any, shape: tuple[int, ...]) -> np.ndarray:
 
 def _shown(values: np.ndarray) -> dict[str, Any]:
     """How the page shows a tensor: its values when small, else its norm; ``values`` in full precision."""
-    values = np.asarray(values, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64) + 0.0  # + 0.0: an exact zero's sign, -0., shows as 0.
     norm = float(np.linalg.norm(values))
     shape = list(values.shape)
     if values.size <= SMALL:
