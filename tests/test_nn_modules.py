@@ -80,6 +80,15 @@ def test_forgetting_super_init_is_explained():
         Broken()
 
 
+    class BrokenCell(nn.RecurrentCell):  # a cell's parent takes its sizes: the message writes the call out
+        def __init__(self, input_size, hidden_size):
+            self.scale = 2.0
+
+    with pytest.raises(AttributeError, match=r"BrokenCell: cannot set 'scale' .*; call super\(\).__init__\(input_size, "
+                                             r"hidden_size\) first in your __init__$"):
+        BrokenCell(3, 4)
+
+
 def test_repr_shows_the_tree_and_counts():
     text = repr(Tree())
     assert text.startswith("Tree(  # 37 parameters")

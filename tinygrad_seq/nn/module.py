@@ -134,10 +134,11 @@ class Module:
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "training" not in self.__dict__:
-            raise AttributeError(
-                f"{type(self).__name__}: cannot set {name!r} before Module.__init__(); "
-                "call super().__init__() first in your __init__"
-            )
+            from .cells import RecurrentCell  # a cell's parent takes its sizes: say so in the call to write
+
+            call = "super().__init__(input_size, hidden_size)" if isinstance(self, RecurrentCell) else "super().__init__()"
+            raise AttributeError(f"{type(self).__name__}: cannot set {name!r} before Module.__init__(); call {call} first in "
+                                 "your __init__")
         if isinstance(value, Parameter) and value.name is None:
             value.name = name
         object.__setattr__(self, name, value)
