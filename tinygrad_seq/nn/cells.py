@@ -125,6 +125,8 @@ class RecurrentCell(Module):
     ``fused = False``), or through a hand-written ``kernel`` (built-in cells).
     """
 
+    _parent_init = "super().__init__(input_size, hidden_size)"  # a cell's parent takes its sizes
+
     state_names: tuple[str, ...] = ("a",)
     kernel: type | None = None  # a hand-written step (nn/fused.py, ops/cell_steps.py) proven equal to forward; None: record forward
     fused: bool = True  # False: this cell always runs transparently

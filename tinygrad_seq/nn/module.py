@@ -129,16 +129,15 @@ class Module:
     first) and define ``forward``; calling the module calls ``forward``.
     """
 
+    _parent_init = "super().__init__()"  # the call a subclass's __init__ must make first, as its error writes it
+
     def __init__(self) -> None:
         object.__setattr__(self, "training", True)
 
     def __setattr__(self, name: str, value: Any) -> None:
         if "training" not in self.__dict__:
-            from .cells import RecurrentCell  # a cell's parent takes its sizes: say so in the call to write
-
-            call = "super().__init__(input_size, hidden_size)" if isinstance(self, RecurrentCell) else "super().__init__()"
-            raise AttributeError(f"{type(self).__name__}: cannot set {name!r} before Module.__init__(); call {call} first in "
-                                 "your __init__")
+            raise AttributeError(f"{type(self).__name__}: cannot set {name!r} before Module.__init__(); call "
+                                 f"{self._parent_init} first in your __init__")
         if isinstance(value, Parameter) and value.name is None:
             value.name = name
         object.__setattr__(self, name, value)
