@@ -807,6 +807,24 @@ def test_a_float64_input_to_every_layer_warns_once_at_the_callers_line(make, nam
         layer(x.astype(np.float32))  # the fix it names: quiet
 
 
+def test_a_one_tensor_state_unpacked_as_two_is_named():
+    """a, c = self.prepare(x, state) on a state of one tensor splits it into its batch rows: the error spoke of a
+    shape (4,) and of overriding initial_state, not of the unpacking (a learner's walk)."""
+
+    class Unpacking(nn.RecurrentCell):
+        def __init__(self, input_size, hidden_size):
+            super().__init__(input_size, hidden_size)
+            self.gate_parameters(gates=1, bias=True)
+
+        def forward(self, x, state=None):
+            a, c = self.prepare(x, state)
+            return a * c
+
+    with pytest.raises(nn.StateError, match=r"its part a has shape \(4,\), one row of the batch: unpacking a state of one tensor "
+                                            r"\(`a, c = self\.prepare\(x, state\)`\) splits it into its rows"):
+        Unpacking(3, 4)(ts.randn(2, 3))
+
+
 def test_a_projection_that_does_not_fit_names_the_cells_parameter_and_its_shape():
     """It said "linear: input (2, 4) and weight (8, 3) do not fit", of no parameter the cell's author wrote."""
 

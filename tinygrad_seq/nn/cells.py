@@ -277,6 +277,10 @@ class RecurrentCell(Module):
         for name, part in zip(names, parts):
             if own_layout and (part.ndim == 0 or part.shape[0] != batch_size):
                 return f"its part {name} has shape {part.shape}, not {batch_size} rows, one per sequence of the batch"
+            if not own_layout and part.shape == (self.hidden_size,) and len(names) == 1:  # one row of the batch
+                return (f"its part {name} has shape {part.shape}, one row of the batch: unpacking a state of one tensor "
+                        f"(`{name}, c = self.prepare(x, state)`) splits it into its rows. Take it whole, `{name} = "
+                        "self.prepare(x, state)`, or name a second part in state_names (('a', 'c') for two)")
             if not own_layout and part.shape != (batch_size, self.hidden_size):
                 return (f"its part {name} has shape {part.shape}, not (batch, hidden_size) = {(batch_size, self.hidden_size)} "
                         "(a cell whose state parts have other shapes says so by overriding initial_state and check_state)")
