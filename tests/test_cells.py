@@ -839,9 +839,23 @@ def test_a_projection_that_does_not_fit_names_the_cells_parameter_and_its_shape(
             return (self.input_projection(x) + self.hidden_projection(a))[:, : self.hidden_size].tanh()
 
     with pytest.raises(ValueError, match=r"^TransposedWeight\.hidden_projection: linear: input \(2, 4\) and weight \(8, 3\) do not "
-                                         r"fit.*The cell's weight_hh is \(8, 3\) and bias_hh \(8,\); they must be \(gates × 4, 4\) "
-                                         r"and \(gates × 4,\), which gate_parameters\(gates=\.\.\.\) makes$"):
+                                         r"fit.*The cell's weight_hh is \(8, 3\) and bias_hh \(8,\); they must be \(G × 4, 4\) "
+                                         r"and \(G × 4,\), G the number of gates, the same in both, which "
+                                         r"gate_parameters\(gates=G\) makes$"):
         TransposedWeight(3, 4)(ts.randn(2, 3))
+
+    class ConcatenatedInput(nn.RecurrentCell):  # the course's [x, a] into a projection of x: the input is wrong
+        def __init__(self, input_size, hidden_size):
+            super().__init__(input_size, hidden_size)
+            self.gate_parameters(gates=1, bias=True)
+
+        def forward(self, x, state=None):
+            a = self.prepare(x, state)
+            return self.input_projection(ts.concat([x, a], axis=-1)).tanh()
+
+    with pytest.raises(ValueError, match=r"^ConcatenatedInput\.input_projection: linear: .*\. It projects x of 3 features, "
+                                         r"\(batch, 3\); it was given \(2, 7\)$"):
+        ConcatenatedInput(3, 4)(ts.randn(2, 3))
 
 
 @pytest.mark.parametrize("make", [nn.RNNCell, nn.GRUCell, nn.LSTMCell])

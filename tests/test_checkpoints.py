@@ -321,6 +321,45 @@ def test_a_crash_between_the_two_renames_loads_the_previous_checkpoint(trained, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
 
 
+def test_an_empty_folder_made_after_a_crash_between_the_renames_hides_nothing(trained, tmp_path, capsys):
+    """A save died between its renames, then a script's `mkdir -p` made NAME again, empty: the next save took it for
+    the new checkpoint and removed .NAME.old, the only complete one, without --overwrite (a review)."""
+    trainer, out = trained
+    os.rename(out, tmp_path / ".ckpt.old")
+    out.mkdir()
+    assert cli(["sample", "--checkpoint", str(out), "-n", "1", "--seed", "0"]) == 0  # read from .ckpt.old
+    capsys.readouterr()
+    err = one_line_error(capsys, ["train", "--data", str(DINOS), "--hidden", "8", "--epochs", "1", "--out", str(out)])
+    assert "holds a checkpoint of another run" in err  # a new run is refused, as without the crash
+    assert Trainer.load(out).run_id == trainer.run_id
+    trainer.save(out)  # its own run: the checkpoint comes back, then is saved over
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"] and open_checkpoint(out).state["run_id"] == trainer.run_id
+
+
+def test_a_file_of_yours_that_cannot_be_moved_keeps_the_previous_folder(trained, tmp_path, monkeypatch, caplog):
+    """A folder the user may not write cannot be renamed into the new checkpoint: it had been stranded in .NAME.old,
+    and every later save failed on it (a review)."""
+    trainer, out = trained
+    (out / "samples").mkdir()
+    (out / "samples" / "s1.txt").write_text("s1")
+    (out / "notes.txt").write_text("notes")
+    real = storage.FileSystem.rename
+
+    def refusing(self, source, target):
+        if Path(source).name == "samples":
+            raise PermissionError(13, "Permission denied", str(source))
+        return real(self, source, target)
+
+    monkeypatch.setattr(storage.FileSystem, "rename", refusing)
+    trainer.save(out)
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("ckpt.kept-")]
+    assert len(kept) == 1 and (kept[0] / "samples" / "s1.txt").read_text() == "s1"
+    assert "samples (Permission denied) could not be moved into the new checkpoint" in caplog.text
+    assert (out / "notes.txt").read_text() == "notes" and not (out / "samples").exists()
+    trainer.save(out)  # and the saves go on
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", kept[0].name]
+
+
 def test_a_half_swapped_checkpoint_of_another_run_is_still_protected(trained, tmp_path):
     _, out = trained
     os.rename(out, tmp_path / ".ckpt.old")

@@ -55,6 +55,19 @@ def test_the_reference_passes_its_own_checker(namespace):
     assert str(report).splitlines()[-1] == "all 10 function(s) match the engine"
 
 
+def test_a_function_that_returns_a_tensor_of_this_library_is_compared_by_its_values():
+    """A learner's function that returns a ts.Tensor requiring grad: NumPy may not take it, and check raised
+    RuntimeError where it had compared it (a review)."""
+    functions = {name: getattr(reference, name) for name in NAMES}
+
+    def rnn_cell_forward(xt, a_prev, parameters):
+        a_next, yt_pred, cache = reference.rnn_cell_forward(xt, a_prev, parameters)
+        return ts.Tensor(a_next, requires_grad=True), yt_pred, cache
+
+    report = check({**functions, "rnn_cell_forward": rnn_cell_forward})
+    assert report.ok, str(report)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_the_reference_agrees_with_the_engine(name):
     """Other sizes and inputs than the checker's: every output and gradient to 1e-10."""

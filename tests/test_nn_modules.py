@@ -89,6 +89,14 @@ def test_forgetting_super_init_is_explained():
         BrokenCell(3, 4)
 
 
+    class WiderLinear(nn.Linear):  # so for the layers whose __init__ takes sizes
+        def __init__(self):
+            self.scale = 2.0
+
+    with pytest.raises(AttributeError, match=r"call super\(\).__init__\(in_features, out_features\) first in your __init__$"):
+        WiderLinear()
+
+
 def test_repr_shows_the_tree_and_counts():
     text = repr(Tree())
     assert text.startswith("Tree(  # 37 parameters")

@@ -989,3 +989,4 @@ def test_a_large_arrays_mean_left_by_rounding_reads_0():
     assert summarize(softmax_grad).startswith("μ=0 σ=")
     assert summarize(np.full(10, 1e-3)).startswith("μ=0.001 ")  # a real mean, however small, is shown
     assert summarize(np.array([np.inf, 1, 2, 3, 4, 5, 6, 7.0])).startswith("μ=inf ")  # an overflow stays in sight
+    assert summarize(ts.Tensor(np.ones(3), requires_grad=True)) == "[1. 1. 1.]"  # a parameter, by its values

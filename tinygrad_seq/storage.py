@@ -36,7 +36,8 @@ one-line notice.
 file, or a folder that is neither empty nor a checkpoint, is never touched.
 What you put into a checkpoint folder (notes, a folder of samples) is moved
 into each new checkpoint as it is swapped in, one rename per entry, and
-:func:`recover` finishes a move that a crash cut short;
+:func:`recover` finishes a move that a crash cut short (what cannot be moved
+stays in the previous folder, kept as ``NAME.kept-<time>``);
 recovery removes only folders named as this module names them.
 
 Every file-system call of a save goes through the object :data:`fs`, so tests
@@ -295,13 +296,32 @@ def _listed(entries: list[Path]) -> str:
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
-def _carry_over(source: Path, target: Path) -> None:
-    """Move what is yours in the checkpoint folder ``source`` into ``target``, the checkpoint that replaces it: one
-    rename each, so every entry is in one of the two at every instant, and :func:`recover` finishes a move that a
-    crash cut short."""
-    for entry in _yours(source):
-        if not os.path.lexists(target / entry.name):
-            fs.rename(entry, target / entry.name)
+def _retire(old: Path, path: Path) -> None:
+    """Remove the previous checkpoint ``old`` (``.NAME.old``) once what is yours in it is moved into ``path``, the
+    checkpoint that replaces it: one rename each, so every entry is in one of the two at every instant, and
+    :func:`recover` finishes a move that a crash cut short. What cannot be moved (a folder you may not write, whose
+    move a rename refuses) is never removed: the old folder then stays beside, as ``NAME.kept-<time>``, with a
+    warning saying so."""
+    stuck = []
+    for entry in _yours(old):
+        if not os.path.lexists(path / entry.name):
+            try:
+                fs.rename(entry, path / entry.name)
+            except OSError as error:
+                stuck.append(f"{entry.name} ({error.strerror})")
+    if stuck:
+        kept = path.with_name(f"{path.name}.kept-{time.strftime('%Y%m%d-%H%M%S')}-{os.urandom(2).hex()}")
+        fs.rename(old, kept)
+        log.warning("%s could not be moved into the new checkpoint %s; the previous checkpoint's folder, which holds them, "
+                    "is kept as %s: move them back by hand", ", ".join(stuck), path, kept)
+        return
+    trash = _unique(path, "trash")
+    fs.rename(old, trash)
+    fs.rmtree(trash)
+
+
+def _empty_folder(path: Path) -> bool:
+    return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
 
 
 def _has_manifest(path: Path) -> bool:
@@ -322,7 +342,7 @@ def _ours(folder: Path) -> bool:
 def existing_checkpoint(path: str | os.PathLike) -> Path | None:
     """The folder holding the checkpoint ``path``: ``path``, ``.NAME.old`` if a save died mid-swap, or None."""
     path = _absolute(path)
-    if path.exists():
+    if path.exists() and not _empty_folder(path):  # an empty one may have been made since a save died mid-swap
         return path if is_checkpoint(path) else None
     return _old(path) if is_checkpoint(_old(path)) else None
 
@@ -344,6 +364,8 @@ def checkpoint_folder(path: str | os.PathLike) -> Path:
         raise CheckpointError(f"checkpoint {path} not found; {_WHAT_TO_PASS}") from None
     if not is_folder:
         raise CheckpointError(f"{path} is a file, not a checkpoint folder; {_WHAT_TO_PASS}")
+    if _empty_folder(path) and is_checkpoint(_old(_absolute(path))):  # made since a save died mid-swap (mkdir -p)
+        return _old(_absolute(path))
     return path
 
 
@@ -503,12 +525,13 @@ def recover(path: str | os.PathLike) -> None:
     path = _absolute(path)
     old = _old(path)
     if _ours(old):
-        if path.exists() or not is_checkpoint(old):
-            if path.exists():
-                _carry_over(old, path)  # a save that died while moving your files over
-            fs.rename(old, _unique(path, "trash"))  # swapped in already, or a half-removed old one: not needed
-        else:
+        if is_checkpoint(old) and _empty_folder(path):
+            fs.rmtree(path)  # made since a save died between its two renames (a script's mkdir -p): not a checkpoint
+        if is_checkpoint(path) or not is_checkpoint(old):
+            _retire(old, path)  # swapped in already (your files moved over, if a crash cut that short), or half-removed
+        elif not path.exists():
             fs.rename(old, path)  # died between the two renames: the previous checkpoint comes back
+        # else: a folder of yours at NAME and the checkpoint at .NAME.old: both left as they are (check_destination refuses)
         fs.fsync_dir(path.parent)
     for leftover in _leftovers(path):
         fs.rmtree(leftover)
@@ -553,10 +576,7 @@ def save_checkpoint(path: str | os.PathLike, files: dict[str, bytes], lock: Writ
                                       "Free some space, or save elsewhere") from None
             raise
         if _old(path).exists():
-            _carry_over(_old(path), path)  # what you put in the folder stays in it
-            trash = _unique(path, "trash")
-            fs.rename(_old(path), trash)
-            fs.rmtree(trash)
+            _retire(_old(path), path)  # what you put in the folder stays in it
     return given
 
 

@@ -288,7 +288,8 @@ class Tensor:
             raise RuntimeError(
                 f"NumPy took {described} that requires grad as an array: what it computes from it is outside the graph, so "
                 "no gradient would flow back through it (np.tanh(x) in a cell's forward, say). Use the tensor's own ops "
-                "(x.tanh(), x.exp(), ts.concat([...]), x @ w); for its values, call x.numpy(), or x.detach() to leave the graph"
+                "(x.tanh(), x.exp(), ts.concat([...]), x @ w); for its values, call x.numpy() (x.item() for a number), or "
+                "x.detach() to leave the graph"
             )
         array = self.numpy()
         return array if dtype is None else array.astype(dtype)

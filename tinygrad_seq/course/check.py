@@ -59,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from ..tensor import Tensor
 from . import reference
 from .functions import BY_NAME, FUNCTIONS, CourseFunction, Inputs
 from .loading import namespace_items
@@ -118,7 +119,7 @@ def _check_forward(function: CourseFunction, learner: Any, inputs: Inputs) -> Fu
     for name, received in zip(function.outputs, outputs):
         mismatch = _compare(function, name, received, expected[name])
         if mismatch and function.sequence and mismatch.max_diff is not None:
-            mismatch = replace(mismatch, t=_first_differing_step(np.asarray(received, dtype=np.float64), expected[name]))
+            mismatch = replace(mismatch, t=_first_differing_step(_numbers(received), expected[name]))
         if mismatch:
             mismatches.append(mismatch)
     return FunctionReport(function.name, function.outputs, mismatches)
@@ -291,7 +292,7 @@ def _compare(function: CourseFunction, name: str, received: Any, expected: np.nd
     if received is None:
         return mismatch(None, "is missing" if function.is_backward else "is None")
     try:
-        array = np.asarray(received, dtype=np.float64)
+        array = _numbers(received)
     except (TypeError, ValueError):
         return mismatch(None, f"is {_kind(received)}, not an array of numbers")
     if array.shape != expected.shape:
@@ -300,6 +301,12 @@ def _compare(function: CourseFunction, name: str, received: Any, expected: np.nd
         return None
     difference = np.abs(array - expected)
     return mismatch(float(difference.max()) if np.isfinite(difference).all() else math.inf)
+
+
+def _numbers(received: Any) -> np.ndarray:
+    """What a learner's function returned, as float64: a tensor of this library by its values (NumPy may not take one
+    that requires grad), anything else as NumPy reads it."""
+    return np.asarray(received.numpy() if isinstance(received, Tensor) else received, dtype=np.float64)
 
 
 def _agree(received: np.ndarray, expected: np.ndarray) -> bool:

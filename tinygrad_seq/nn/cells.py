@@ -277,7 +277,8 @@ class RecurrentCell(Module):
         for name, part in zip(names, parts):
             if own_layout and (part.ndim == 0 or part.shape[0] != batch_size):
                 return f"its part {name} has shape {part.shape}, not {batch_size} rows, one per sequence of the batch"
-            if not own_layout and part.shape == (self.hidden_size,) and len(names) == 1:  # one row of the batch
+            if not own_layout and part.shape == (self.hidden_size,) and len(names) == 1 and batch_size == 2:  # a row: only
+                # a batch of two unpacks into two names without an error of Python's
                 return (f"its part {name} has shape {part.shape}, one row of the batch: unpacking a state of one tensor "
                         f"(`{name}, c = self.prepare(x, state)`) splits it into its rows. Take it whole, `{name} = "
                         "self.prepare(x, state)`, or name a second part in state_names (('a', 'c') for two)")
@@ -349,22 +350,26 @@ class RecurrentCell(Module):
         try:
             return projection(linear(x, self.weight_ih, self.bias_ih), "input")
         except ValueError as error:
-            raise self._projection_error("input_projection", "weight_ih", "bias_ih", self.input_size, error) from None
+            raise self._projection_error("input_projection", "weight_ih", "bias_ih", x, self.input_size, error) from None
 
     def hidden_projection(self, h: Tensor) -> Tensor:
         """h W_hh^T + b_hh for every gate at once: (B, H) -> (B, G·H)."""
         try:
             return projection(linear(h, self.weight_hh, self.bias_hh), "state")
         except ValueError as error:
-            raise self._projection_error("hidden_projection", "weight_hh", "bias_hh", self.hidden_size, error) from None
+            raise self._projection_error("hidden_projection", "weight_hh", "bias_hh", h, self.hidden_size, error) from None
 
-    def _projection_error(self, op: str, weight: str, bias: str, features: int, error: ValueError) -> ValueError:
-        """linear's error, said of the cell's own parameters: which one, its shape and the one it needs."""
-        shapes = f"{weight} is {getattr(self, weight).shape}" + (
-            f" and {bias} {getattr(self, bias).shape}" if getattr(self, bias, None) is not None else "")
+    def _projection_error(self, op: str, weight: str, bias: str, given: Tensor, features: int, error: ValueError) -> ValueError:
+        """linear's error, said of what does not fit: the tensor given, when the cell's parameters are as they must be
+        (``features`` columns), else the parameter, its shape and the one it needs."""
+        w, b = getattr(self, weight), getattr(self, bias, None)
+        if w.ndim == 2 and w.shape[1] == features and (b is None or b.shape == w.shape[:1]):
+            return ValueError(f"{type(self).__name__}.{op}: {error}. It projects {'x' if weight == 'weight_ih' else 'the state'}"
+                              f" of {features} features, (batch, {features}); it was given {given.shape}")
+        shapes = f"{weight} is {w.shape}" + (f" and {bias} {b.shape}" if b is not None else "")
         H = self.hidden_size
-        return ValueError(f"{type(self).__name__}.{op}: {error}. The cell's {shapes}; they must be (gates × {H}, {features}) "
-                          f"and (gates × {H},), which gate_parameters(gates=...) makes")
+        return ValueError(f"{type(self).__name__}.{op}: {error}. The cell's {shapes}; they must be (G × {H}, {features}) "
+                          f"and (G × {H},), G the number of gates, the same in both, which gate_parameters(gates=G) makes")
 
     def prepare(self, x: Tensor, state: State | None) -> State:
         """The state ``forward`` starts from: ``state`` checked against x (B, I), or the initial state when None."""

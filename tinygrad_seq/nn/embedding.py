@@ -33,6 +33,8 @@ class Embedding(Module):
         ids: int array or int Tensor of any shape -> (*ids.shape, embedding_dim).
     """
 
+    _parent_init = "super().__init__(num_embeddings, embedding_dim)"
+
     def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: int | None = None) -> None:
         super().__init__()
         check_counts("Embedding", num_embeddings=num_embeddings)

@@ -20,6 +20,8 @@ class Linear(Module):
         input (..., in_features) -> output (..., out_features).
     """
 
+    _parent_init = "super().__init__(in_features, out_features)"
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
         super().__init__()
         check_counts("Linear", minimum=0, in_features=in_features, out_features=out_features)  # 0 is allowed, as in torch

@@ -136,6 +136,8 @@ class Recurrent(Module):
     of each sequence back to its start.
     """
 
+    _parent_init = "super().__init__(cell)"
+
     def __init__(self, cell: RecurrentCell, batch_first: bool = False, reverse: bool = False) -> None:
         super().__init__()
         if not isinstance(cell, RecurrentCell):

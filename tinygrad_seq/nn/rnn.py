@@ -21,6 +21,8 @@ from .recurrent import Bidirectional, Recurrent, Stacked, swap_if_batch_first, c
 class RecurrentLayer(Module):
     """Shared machinery of RNN, GRU and LSTM (see their docstrings)."""
 
+    _parent_init = "super().__init__(input_size, hidden_size)"
+
     cell_class: type[RecurrentCell] = RNNCell
 
     def __init__(

@@ -93,6 +93,8 @@ def summarize(array: Any, limit: int = 6) -> str:
     elif isinstance(array, LazyGrad):
         prefix, shown = array.display()
         return prefix + summarize(shown, limit)
+    if isinstance(array, Tensor):  # a parameter, say: its values (NumPy may not take one that requires grad)
+        array = array.numpy()
     values = np.asarray(Tensor.wrap(array).numpy() if not isinstance(array, np.ndarray) else array, dtype=np.float64)
     if values.size <= limit:
         shown = np.round(values.ravel(), 3) + 0.0  # + 0.0: a tiny negative value shows as 0., not -0.
