@@ -86,9 +86,8 @@ class Checkpoint:
         if problem:
             raise self.fail("state.json", f"does not match model.npz: {problem}; the files come from different runs")
         # The run's config builds the model a resumed run trains, the model config the one sample and eval build
-        config, model = self.config(), self.state["model"]
-        said = {"cell": config.cell, "embed_dim": config.embed_dim, "hidden_size": config.hidden, "num_layers": config.layers,
-                "dropout": config.dropout}
+        model = self.state["model"]
+        said = self.config().model_config(model["vocab_size"])
         differ = [f"{key} {model[key]!r} in the model, {value!r} in the run's config" for key, value in said.items()
                   if key in model and model[key] != value]
         if differ:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import codecs
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from ..checks import is_int, is_real
 from ..text.vocab import LEVELS
@@ -104,6 +105,11 @@ class TrainConfig:
             raise TrainingError(f"TrainConfig: {'; '.join(problems)}")
         for name, _, _ in COUNTS:
             setattr(self, name, int(getattr(self, name)))  # a NumPy int counts, and is saved in JSON as Python's
+
+    def model_config(self, vocab_size: int) -> dict[str, Any]:
+        """The language model this run trains, as ``LanguageModel(**...)`` takes it and its ``config`` gives it back."""
+        return dict(vocab_size=vocab_size, embed_dim=self.embed_dim, cell=self.cell, hidden_size=self.hidden,
+                    num_layers=self.layers, dropout=self.dropout)
 
     @property
     def is_stream(self) -> bool:
