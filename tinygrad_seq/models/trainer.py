@@ -250,7 +250,7 @@ class Trainer:
             raise TrainingError(unknown_cell(config.cell, "--import a module to add yours"))
         self._check_data_fits()
         manual_seed(config.seed)
-        self.model = LanguageModel(len(self.corpus.vocab), config.embed_dim, config.cell, config.hidden, config.layers, config.dropout)
+        self.model = LanguageModel(**config.model_config(len(self.corpus.vocab)))
         self.optimizer = OPTIMIZERS[config.optimizer](self.model.parameters(), lr=config.lr)
         self.epoch, self.batch = 0, 0  # the next batch to train on
         self.carry: Any = None  # the detached state carried between stream chunks
@@ -380,8 +380,7 @@ class Trainer:
                     if self.stop_requested:
                         bar.close()
                         if out is not None:
-                            self._check_weights_finite(out, f"at epoch {self.epoch + 1}, batch {self.batch}")
-                            self.save(out, overwrite=overwrite)
+                            self._save(out, overwrite, f"at epoch {self.epoch + 1}, batch {self.batch}")
                         return False
                 bar.close()
                 valid_loss, valid_ppl = self.validate()
@@ -391,8 +390,7 @@ class Trainer:
                 if progress:
                     tqdm.write(f"epoch {self.epoch}: train loss {running:.3f}, {self._validation_summary(valid_loss, valid_ppl)}")
                 if out is not None:
-                    self._check_weights_finite(out, f"at the end of epoch {self.epoch}")
-                    self.save(out, overwrite=overwrite)
+                    self._save(out, overwrite, f"at the end of epoch {self.epoch}")
                 if on_epoch_end is not None:
                     on_epoch_end(self)
                 if self.stop_requested:  # Ctrl-C while validating or saving: stop at the epoch just saved
@@ -448,7 +446,11 @@ class Trainer:
         ``overwrite``; never a file or a folder that is not a checkpoint. Weights
         that are NaN or inf are refused: they would replace the last checkpoint worth keeping.
         """
-        self._check_weights_finite(out, "when saved")
+        return self._save(out, overwrite, "when saved")
+
+    def _save(self, out: str | os.PathLike, overwrite: bool, when: str) -> Path:
+        """``save``, its refusal of weights that are NaN or inf saying ``when`` they were found ("at the end of epoch 3")."""
+        self._check_weights_finite(out, when)
         check_destination(out, owned=self._owns(out), overwrite=overwrite)
         with self._lock(out) as lock:
             check_destination(out, owned=self._owns(out), overwrite=overwrite)  # again: another run may have just saved
