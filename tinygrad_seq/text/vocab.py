@@ -112,15 +112,10 @@ def _saved_tokens_problem(data: dict) -> str | None:
         return f'"tokens" must be a list of strings, one per id from {len(SPECIALS)} on; got a {type(tokens).__name__}'
     if not isinstance(lower, bool):
         return f'"lower" must be true or false; got {lower!r}'
-    for index, token in enumerate(tokens):
-        if not isinstance(token, str):
-            return f'"tokens"[{index}] is {token!r}, not a string'
-        if token in SPECIALS:
+    for index, token in enumerate(tokens):  # what else a token may not be, the constructor refuses (one rule for both)
+        if token in SPECIALS:  # which the constructor takes, leaving it out: ids would move
             return (f'"tokens"[{index}] is {token!r}: the special tokens have the fixed ids 0 to {len(SPECIALS) - 1} and '
                     "are never listed, so every token after it would change id. Remove it")
-        if data["level"] == "char" and len(token) != 1:
-            return (f'"tokens"[{index}] is {token!r}, {len(token)} characters, in a character-level vocabulary, which '
-                    "reads text one character at a time and would never read it. Remove it")
     return None
 
 
@@ -330,7 +325,10 @@ class Vocabulary:
         problem = _not_a_vocabulary(data) or _saved_tokens_problem(data)
         if problem:
             raise ValueError(f"{not_saved}; {problem}")
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError) as error:  # a token the constructor refuses: said of the file
+            raise ValueError(f"{not_saved}; {error}") from None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Vocabulary) and self.to_dict() == other.to_dict()
