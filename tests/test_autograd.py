@@ -565,6 +565,7 @@ def test_comparisons_and_argmax(backend):
         (lambda x: x[5], IndexError, r"GetItem: index 5 is out of bounds for axis 0 with size 3"),
         (lambda x: x[np.array([0.5])], IndexError, r"getitem: index arrays must hold ints or bools; got float64\. Convert ids with \.astype\(int\)$"),
         (lambda x: x[ts.Tensor([0.5])], IndexError, r'getitem: index arrays must hold ints or bools; got float32\. Convert ids with \.to\("int64"\)$'),
+        (lambda x: x[[0.5]], IndexError, r"getitem: index arrays must hold ints or bools; got float64\. Convert ids with np\.asarray\(ids, dtype=int\)$"),
         (lambda x: x.sum(axis=2), ValueError, r"sum: axis 2 is out of range for a tensor with 2 axes"),
         (lambda x: x.squeeze(0), ValueError, r"squeeze: axis 0 of shape \(3, 4\) has size 3"),
         (lambda x: x.unsqueeze(4), ValueError, r"unsqueeze: axis 4 is out of range"),

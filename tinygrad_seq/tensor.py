@@ -389,6 +389,13 @@ def from_numpy(array: np.ndarray) -> Tensor:
     return Tensor.wrap(array)
 
 
+def int_conversion(ids: Any) -> str:
+    """How an error tells the user to make ``ids`` (given as floats) ints: a Tensor has no ``astype``, a list no method."""
+    if isinstance(ids, Tensor):
+        return '.to("int64")'
+    return ".astype(int)" if hasattr(ids, "astype") else "np.asarray(ids, dtype=int)"
+
+
 def as_tensor(data: ArrayLike | Tensor, caller: str = "as_tensor") -> Tensor:
     """``data`` as a Tensor, without a copy where it already is an array of the current backend.
 

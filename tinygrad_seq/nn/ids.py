@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import backend_of
-from ..tensor import Tensor
+from ..tensor import Tensor, int_conversion
 
 # The target id cross_entropy and nll_loss skip by default (PyTorch's ignore_index), and the one
 # text.language_model_batches pads targets with: defined once, here, below both.
@@ -31,9 +31,7 @@ def integer_array(value: Any, op: str, what: str, padded: str = PAD_INPUTS) -> A
         raise TypeError(f"{op}: {what} must be integers; got text ({np.asarray(data).ravel()[:3].tolist()} ...). Turn "
                         "text into ids with a vocabulary first: vocab.encode(text)")
     if data.dtype.kind not in "iu":
-        convert = ('.to("int64")' if isinstance(value, Tensor) else ".astype(int)" if hasattr(value, "astype")
-                   else "np.asarray(ids, dtype=int)")  # a Tensor has no astype, a list neither
-        raise TypeError(f"{op}: {what} must be integers; got {data.dtype}. Convert them with {convert}")
+        raise TypeError(f"{op}: {what} must be integers; got {data.dtype}. Convert them with {int_conversion(value)}")
     return data
 
 

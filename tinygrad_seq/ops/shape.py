@@ -15,7 +15,7 @@ from ..backend import backend_of
 from ..checks import check_counts, int_arguments, is_int
 from ..function import Function
 from ..lazy_grad import HeldSliceGrad, SliceGrad
-from ..tensor import as_tensor, Tensor
+from ..tensor import as_tensor, int_conversion, Tensor
 from ._util import normalize_axes
 
 
@@ -133,13 +133,14 @@ class GetItem(Function):
 
 def _index_part(part: Any, backend: Any) -> Any:
     """One part of an index, with its arrays on ``backend`` (the indexed tensor's): a host id array is uploaded."""
-    convert = '.to("int64")' if isinstance(part, Tensor) else ".astype(int)"  # a Tensor has no astype
+    given = part
     if isinstance(part, Tensor):
         part = part.data
     elif isinstance(part, list):
         part = np.asarray(part)
     if hasattr(part, "dtype") and part.dtype.kind not in "biu":
-        raise IndexError(f"getitem: index arrays must hold ints or bools; got {part.dtype}. Convert ids with {convert}")
+        raise IndexError(f"getitem: index arrays must hold ints or bools; got {part.dtype}. Convert ids with "
+                         f"{int_conversion(given)}")
     if hasattr(part, "shape") and not isinstance(part, np.generic):
         part = backend.adopt(part)  # CuPy refuses host arrays as indices
     return part
