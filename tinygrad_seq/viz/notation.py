@@ -181,15 +181,24 @@ def grouped(term: str) -> str:
     >>> grouped("→a⟨1⟩ + ←a⟨1⟩"), grouped("[→a⟨1⟩, ←a⟨1⟩]"), grouped("0.5·(→a⟨1⟩ + ←a⟨1⟩)"), grouped("tanh(w ⊙ x)")
     ('(→a⟨1⟩ + ←a⟨1⟩)', '[→a⟨1⟩, ←a⟨1⟩]', '0.5·(→a⟨1⟩ + ←a⟨1⟩)', 'tanh(w ⊙ x)')
     """
-    depth = 0
+    return f"({term})" if top_level_operators(term) else term
+
+
+def top_level_operators(term: str) -> list[tuple[int, str]]:
+    """(position, operator) of each of " + ", " − ", " ⊙ ", " ⊘ " in ``term`` outside every bracket.
+
+    >>> top_level_operators("a + tanh(b ⊙ c) − d")
+    [(1, ' + '), (15, ' − ')]
+    """
+    found, depth = [], 0
     for i, char in enumerate(term):
         if char in "([":
             depth += 1
         elif char in ")]":
             depth -= 1
-        elif depth == 0 and term.startswith((" + ", " − ", " ⊙ ", " ⊘ "), i):
-            return f"({term})"
-    return term
+        elif depth == 0 and term[i : i + 3] in (" + ", " − ", " ⊙ ", " ⊘ "):
+            found.append((i, term[i : i + 3]))
+    return found
 
 
 def label(tags: dict[str, Any], context: Context = Context(), reads: str | None = None) -> str | None:
@@ -223,4 +232,5 @@ def label(tags: dict[str, Any], context: Context = Context(), reads: str | None 
     return found + step
 
 
-__all__ = ["ARROWS", "COMPLEMENT_SYMBOLS", "Context", "GATE_SYMBOLS", "SYMBOLS", "grouped", "input_at", "label", "layer_index", "layer_name", "mark", "place", "symbol"]
+__all__ = ["ARROWS", "COMPLEMENT_SYMBOLS", "Context", "GATE_SYMBOLS", "SYMBOLS", "grouped", "input_at", "label", "layer_index", "layer_name", "mark", "place", "symbol",
+           "top_level_operators"]

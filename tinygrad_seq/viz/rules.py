@@ -123,18 +123,11 @@ def _summands(name: str) -> list[str]:
     """The terms of ``name`` when it is a sum and nothing else at its top level ("(L⟨1⟩ + L⟨2⟩)" gives L⟨1⟩ and
     L⟨2⟩), else [name]: a sum inside a sum needs no parentheses, a difference or a product does."""
     inner = name[1:-1] if _wrapped(name) else name
-    terms, depth, start = [], 0, 0
-    for i, char in enumerate(inner):
-        if char in "([":
-            depth += 1
-        elif char in ")]":
-            depth -= 1
-        elif depth == 0 and inner.startswith((" − ", " ⊙ ", " ⊘ "), i):
-            return [name]
-        elif depth == 0 and inner.startswith(" + ", i):
-            terms.append(inner[start:i])
-            start = i + 3
-    return [name] if not terms else terms + [inner[start:]]
+    operators = notation.top_level_operators(inner)
+    if not operators or any(operator != " + " for _, operator in operators):
+        return [name]
+    starts, stops = [0] + [i + 3 for i, _ in operators], [i for i, _ in operators] + [len(inner)]  # " + " is 3 long
+    return [inner[start:stop] for start, stop in zip(starts, stops)]
 
 
 _STEP_TERM = re.compile(r"(.+)⟨(\d+)⟩")
@@ -371,7 +364,8 @@ def step_names(tags: Mapping[str, Any], context: notation.Context) -> dict[str, 
     return found
 
 
-MAX_EXPRESSION = 72  # longer expressions are named by their op: long enough for every gate's input of the built-in cells, deep and bidirectional (an op's name is ambiguous: a GRU step has three Adds)
+MAX_EXPRESSION = 72  # longer expressions are named by their op, which is ambiguous (a GRU step has three Adds): long
+# enough for the gates' inputs of the built-in cells at the sizes the docs draw, deep and bidirectional
 
 
 def names(graph: Graph) -> dict[str, str]:
