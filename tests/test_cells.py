@@ -807,6 +807,35 @@ def test_a_float64_input_to_every_layer_warns_once_at_the_callers_line(make, nam
         layer(x.astype(np.float32))  # the fix it names: quiet
 
 
+@pytest.mark.parametrize("make, state, name", [
+    (lambda: nn.LSTM(2, 3), lambda wide: (np.zeros((1, 2, 3), np.float32), np.zeros((1, 2, 3), wide)), "LSTM: c0"),
+    (lambda: nn.GRU(2, 3, num_layers=2), lambda wide: np.zeros((2, 2, 3), wide), "GRU: h0"),
+    (lambda: nn.Recurrent(nn.GRUCell(2, 3)), lambda wide: np.zeros((2, 3), wide), "Recurrent(GRUCell): state"),
+    (lambda: nn.Bidirectional(nn.Recurrent(nn.LSTMCell(2, 3))),
+     lambda wide: (None, (np.zeros((2, 3), np.float32), np.zeros((2, 3), wide))), "Bidirectional(Recurrent(LSTMCell)): state[1][1]"),
+    (lambda: nn.Stacked([nn.Recurrent(nn.RNNCell(2, 3)), nn.Recurrent(nn.RNNCell(3, 3))]),
+     lambda wide: [None, np.zeros((2, 3), wide)], "Stacked(2 layers): state[1]"),
+])
+def test_a_float64_initial_state_warns_as_a_float64_input_does(make, state, name):
+    """The state promotes the whole layer as the input would: said once, naming the part, and quiet once converted."""
+    layer, x = make(), np.zeros((4, 2, 2), np.float32)
+
+    def tensors(value):
+        return None if value is None else ts.Tensor(value) if isinstance(value, np.ndarray) else type(value)(map(tensors, value))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(3):
+            out = layer(x, tensors(state(np.float64)))[0]
+    assert [(w.category, w.filename) for w in caught] == [(nn.PrecisionWarning, __file__)]
+    part = name.split(": ")[1]
+    assert str(caught[0].message).startswith(f"{name} is float64 and the weights float32, so the layer computes in float64")
+    assert f'Convert it, {part}.astype(np.float32) or {part}.to("float32")' in str(caught[0].message) and out.dtype == np.float64
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert layer(x, tensors(state(np.float32)))[0].dtype == np.float32  # the fix it names: quiet
+
+
 def test_a_one_tensor_state_unpacked_as_two_is_named():
     """a, c = self.prepare(x, state) on a state of one tensor splits it into its batch rows: the error spoke of a
     shape (4,) and of overriding initial_state, not of the unpacking (a learner's walk)."""

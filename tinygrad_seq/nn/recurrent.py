@@ -93,27 +93,53 @@ class PrecisionWarning(UserWarning):
 
 
 def checked_call(x: Any, lengths: Any, batch_first: bool, input_size: int | None, op: str,
-                 weights: Any = ()) -> tuple[Tensor, np.ndarray | None]:
+                 weights: Any = (), state: Any = None) -> tuple[Tensor, np.ndarray | None]:
     """A layer call's sequence and lengths, checked once, naming ``op`` (the layer the user called): x as a
     time-major (T, B, I) tensor, lengths as host ints or None. What the wrappers hand their inner layers' ``run``,
-    which checks no input again and swaps no axis. A float64 input into a layer whose ``weights`` (its parameters)
-    are narrower gets a PrecisionWarning."""
+    which checks no input again and swaps no axis. A float64 input, or initial ``state`` (tensors, nested in tuples,
+    lists or dicts; a dict's keys name its parts, as {"h0": ..., "c0": ...}), into a layer whose ``weights`` (its
+    parameters) are narrower gets a PrecisionWarning."""
     check_steps(x, batch_first, op)
     x = as_tensor(x)
     check_sequence(x, batch_first, op, input_size)
-    wide = x.dtype.kind == "f" and x.dtype.itemsize >= 8  # float32 input, the usual, is never wider: no parameter walk
-    weight = next(iter(weights), None) if wide else None
-    if weight is not None and weight.dtype.kind == "f" and x.dtype.itemsize > weight.dtype.itemsize:
-        warnings.warn(f"{op}: the input is {x.dtype} and the weights {weight.dtype}, so the layer computes in {x.dtype} "
-                      f"(NumPy's promotion): more slowly, and its outputs and states are {x.dtype}. Convert the input, "
-                      f"x.astype(np.{weight.dtype}) or x.to(\"{weight.dtype}\"), or the model to {x.dtype}, "
-                      f"model.to(\"{x.dtype}\")", PrecisionWarning, stacklevel=callers_level())
+    _warn_if_wider(op, [("the input", "x", x.dtype)] + [(name, name, part.dtype) for name, part in _named_tensors(state)], weights)
     if settings.anomaly_mode:  # name a NaN in the data by its time step, before some op reading it is blamed
         check_finite_input(x, op, "the input", time_axis=1 if batch_first else 0)
     reading = (x.shape, batch_first)  # for the lengths' message, written only if they are wrong
     if batch_first:
         x = x.swapaxes(0, 1)
     return x, check_lengths(lengths, x.shape[1], x.shape[0], op, reading)
+
+
+def _named_tensors(state: Any, name: str = "state") -> list[tuple[str, Tensor]]:
+    """The tensors of a layer's state, however nested, each with where it sits ("state[1][0]"); the keys of a dict
+    at the top name its parts themselves ("h0")."""
+    if isinstance(state, Tensor):
+        return [(name, state)]
+    if isinstance(state, dict):
+        top = name == "state"
+        return [pair for key, part in state.items() for pair in _named_tensors(part, str(key) if top else f"{name}[{key!r}]")]
+    if isinstance(state, (tuple, list)):
+        return [pair for i, part in enumerate(state) for pair in _named_tensors(part, f"{name}[{i}]")]
+    return []
+
+
+def _warn_if_wider(op: str, given: list[tuple[str, str, np.dtype]], weights: Any) -> None:
+    """A PrecisionWarning naming ``op`` for the first of the ``given`` (what, its name in the fix, dtype) that is a
+    float wider than the layer's weights: NumPy's promotion makes the whole layer compute in it."""
+    wide = [(what, name, dtype) for what, name, dtype in given if dtype.kind == "f" and dtype.itemsize >= 8]
+    if not wide:  # float32, the usual, is never wider: no parameter walk
+        return
+    weight = next(iter(weights), None)
+    if weight is None or weight.dtype.kind != "f":
+        return
+    for what, name, dtype in wide:
+        if dtype.itemsize > weight.dtype.itemsize:
+            fix = f"Convert {'the input' if name == 'x' else 'it'}, {name}.astype(np.{weight.dtype}) or {name}.to(\"{weight.dtype}\")"
+            warnings.warn(f"{op}: {what} is {dtype} and the weights {weight.dtype}, so the layer computes in {dtype} "
+                          f"(NumPy's promotion): more slowly, and its outputs and states are {dtype}. {fix}, or the model "
+                          f"to {dtype}, model.to(\"{dtype}\")", PrecisionWarning, stacklevel=callers_level())
+            return
 
 
 def swap_if_batch_first(outputs: Any, batch_first: bool) -> Any:
@@ -163,7 +189,7 @@ class Recurrent(Module):
 
     def forward(self, x: Tensor, state: State | None = None, lengths: Any = None) -> tuple[Tensor, State]:
         x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, f"Recurrent({type(self.cell).__name__})",
-                                  self.parameters())
+                                  self.parameters(), state)
         out, state = self.run(x, state, lengths)
         return swap_if_batch_first(out, self.batch_first), state
 
@@ -304,7 +330,7 @@ class Bidirectional(Module):
             check_part_state(layer, state[i], batch_size, f"{self._called()}: state[{i}] ({direction})")
 
     def forward(self, x: Tensor, state: tuple[State, State] | None = None, lengths: Any = None):
-        x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, self._called(), self.parameters())
+        x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, self._called(), self.parameters(), state)
         merged, finals = self.run(x, state, lengths)
         return swap_if_batch_first(merged, self.batch_first), finals
 
@@ -391,7 +417,7 @@ class Stacked(Module):
 
     def forward(self, x: Tensor, state: Sequence[State] | None = None, lengths: Any = None) -> tuple[Tensor, list[State]]:
         x, lengths = checked_call(x, lengths, self.batch_first, getattr(self.layers[0], "input_size", None), self._called(),
-                                  self.parameters())
+                                  self.parameters(), state)
         out, states = self.run(x, state, lengths)
         return swap_if_batch_first(out, self.batch_first), states
 

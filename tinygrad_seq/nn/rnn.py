@@ -109,7 +109,8 @@ class RecurrentLayer(Module):
 
     def _run(self, x: Tensor, initial: list[Tensor] | None, lengths: Any) -> tuple[Tensor, list[Tensor]]:
         # checked once, the errors naming the layer the user called; the layers inside run on what was checked
-        x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, type(self).__name__, self.parameters())
+        state = None if initial is None else dict(zip(("h0", "c0"), initial))
+        x, lengths = checked_call(x, lengths, self.batch_first, self.input_size, type(self).__name__, self.parameters(), state)
         batch_size = x.shape[1]
         if initial is not None:
             for part, h in zip(("h0", "c0"), initial):
