@@ -1,5 +1,6 @@
 """Silent wrong gradients made loud: version counters on tensors, and which constructors share memory."""
 import contextlib
+import warnings
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from tinygrad_seq.nn.recurrent import checked_call
 from tinygrad_seq.tensor import as_tensor
 
 from .cell_variants import CELLS
+from .conftest import to_host
 
 OPTIMIZERS = {
     "sgd": lambda params: optim.SGD(params, lr=0.1, momentum=0.9),
@@ -259,3 +261,97 @@ def test_internal_operands_are_not_copied():
     assert node.inputs[1].data is array  # x * ndarray: the library never writes into operands, so no copy
     sequence = np.ones((4, 1, 3))
     assert checked_call(sequence, None, False, 3, "Recurrent(RNNCell)")[0].data is sequence  # a layer's input array: no copy
+
+
+# ---------------------------------------------------------------- x += y, x -= y, x *= y, x /= y
+
+
+def test_a_hand_written_sgd_step_changes_the_parameters_in_place_as_in_pytorch(backend):
+    """The classic update ``with no_grad(): p -= lr * p.grad`` changes the model's parameters (before, Python's
+    fallback x = x - y made a new tensor and left them as they were), and counts as their in-place change."""
+    torch = pytest.importorskip("torch")
+    model = nn.Linear(3, 2)
+    theirs = torch.nn.Linear(3, 2).double()
+    ts.interop.from_torch(model, theirs.state_dict())
+    model.to("float64")
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    for _ in range(3):
+        (model(ts.Tensor(x)) ** 2).sum().backward()
+        (theirs(torch.tensor(x)) ** 2).sum().backward()
+        with ts.no_grad():
+            for p in model.parameters():
+                kept, version = p, p._version
+                p -= 0.1 * p.grad
+                p *= 0.5
+                p += 1.0
+                p /= 2.0
+                assert p is kept and p._version == version + 4
+                p.grad = None
+        with torch.no_grad():
+            for q in theirs.parameters():
+                q -= 0.1 * q.grad
+                q *= 0.5
+                q += 1.0
+                q /= 2.0
+                q.grad = None
+    for name, q in theirs.state_dict().items():
+        np.testing.assert_allclose(to_host(dict(model.named_parameters())[name]), q.numpy(), rtol=1e-14, atol=1e-14)
+
+
+def test_an_in_place_change_reaches_views_and_is_caught_by_a_node_that_saved_it():
+    x = ts.zeros(2, 3)
+    row = x[1]
+    row += 2.0
+    assert x.tolist() == [[0.0] * 3, [2.0] * 3] and x._version == 1
+    w = ts.ones(3, requires_grad=True)
+    loss = (x * w).sum()  # Mul saved x
+    x *= 3.0
+    with pytest.raises(RuntimeError, match=r"backward through Mul: its input .* was changed in place"):
+        loss.backward()
+
+
+def test_with_grad_recorded_the_name_moves_to_a_new_tensor():
+    """A running total of losses (x += loss) is recorded as x = x + loss; the tensor x named before is untouched."""
+    w = ts.ones(2, requires_grad=True)
+    total = first = ts.zeros(())
+    for _ in range(3):
+        total += (w * 2.0).sum()
+    assert first.item() == 0.0 and total.item() == 12.0 and total.grad_fn is not None
+    total.backward()
+    assert w.grad.tolist() == [6.0, 6.0]
+
+
+@pytest.mark.parametrize("change, error, message", [
+    (lambda p: p.__isub__(0.1 * p.grad), RuntimeError, r"^x -= \.\.\.: x \(2, 3\) is a leaf that requires grad \(a parameter\), "
+                                                       r"changed in place with grad enabled.*ts\.no_grad\(\)"),
+    (lambda p: ts.Tensor(np.arange(3)).__iadd__(0.5), TypeError, r"^x \+= y in place: the result is float64, which x \(int64\) cannot "
+                                                                 r"hold; convert y first"),
+    (lambda p: ts.zeros(3).__imul__(ts.ones(2, 3)), ValueError, r"^x \*= y in place: the result has shape \(2, 3\) but x has \(3,\); "
+                                                                r"y must broadcast"),
+])
+def test_in_place_changes_that_cannot_be_made_say_why(change, error, message):
+    layer = nn.Linear(3, 2)
+    layer.weight.grad = np.ones((2, 3), np.float32)
+    before = layer.weight.tolist()
+    with pytest.raises(error, match=message):
+        change(layer.weight)
+    assert layer.weight.tolist() == before
+
+
+# ---------------------------------------------------------------- PyTorch's transpose(0, 1)
+
+
+def test_transpose_of_two_axes_in_order_warns_that_it_swaps_nothing():
+    """NumPy's transpose takes the whole permutation, so PyTorch's x.transpose(0, 1) on a matrix changes nothing:
+    said, at the caller's line; a 3-D tensor's transpose(0, 1) is refused, naming swapaxes."""
+    x = ts.randn(4, 7)
+    with pytest.warns(UserWarning, match=r"^transpose\(0, 1\) on a tensor of shape \(4, 7\) keeps its axes in order.*x\.T or "
+                                         r"x\.swapaxes\(0, 1\)$") as caught:
+        assert x.transpose(0, 1).shape == (4, 7)
+    assert caught[0].filename == __file__
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert x.transpose(1, 0).shape == x.swapaxes(0, 1).shape == x.T.shape == (7, 4)
+    with pytest.raises(ValueError, match=r"not a permutation of the 3 axes.*as torch\.transpose\(x, 0, 2\) does, write "
+                                         r"x\.swapaxes\(0, 2\)$"):
+        ts.randn(2, 3, 4).transpose(0, 2)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import settings
 from ..backend import Backend, backend_or_dtype
 from ..tensor import Tensor
 from . import arithmetic, elementwise, reduce, select
@@ -40,6 +41,36 @@ def comparison(symbol: str) -> Callable[[Tensor, Any], Tensor]:
     return method
 
 
+def in_place(function: Callable[[Any, Any], Tensor], symbol: str) -> Callable[[Tensor, Any], Tensor]:
+    """``x += y`` and its kin, as PyTorch's: x's own memory changes (its views and every name for it see the new
+    values, and a node that saved x refuses to run backward with them) when no gradient is to be recorded, as in
+    ``with ts.no_grad(): p -= lr * p.grad``. Where one is (x or y requires grad, grad enabled), ``x = x + y``: a new
+    tensor, recorded; a leaf that requires grad (a parameter) is refused there, as PyTorch refuses it, since the
+    name would move to the new tensor and the parameter keep its values."""
+
+    def method(self: Tensor, other: Any) -> Tensor:
+        if settings.grad_enabled and (self.requires_grad or getattr(other, "requires_grad", False)):
+            if self.requires_grad and self.grad_fn is None:
+                raise RuntimeError(
+                    f"x {symbol}= ...: x {self.shape} is a leaf that requires grad (a parameter), changed in place with grad "
+                    "enabled, which backward could not follow. Update it under `with ts.no_grad():`, as an optimizer's "
+                    f"step does (PyTorch refuses this too); for a new tensor, write y = x {symbol} ..."
+                )
+            return function(self, other)  # recorded as a new node, which the name now holds: x = x + y
+        result = function(self, other)
+        if result.shape != self.shape:
+            raise ValueError(f"x {symbol}= y in place: the result has shape {result.shape} but x has {self.shape}; y must "
+                             f"broadcast to x's shape. For a new tensor of the larger shape write z = x {symbol} y")
+        if not np.can_cast(result.dtype, self.dtype, casting="same_kind"):
+            raise TypeError(f"x {symbol}= y in place: the result is {result.dtype}, which x ({self.dtype}) cannot hold; "
+                            f"convert y first, or write z = x {symbol} y for a new tensor")
+        self._write(..., result._data)
+        return self
+
+    method.__doc__ = f"self {symbol}= other: in place where no gradient is recorded (see ops.methods.in_place)."
+    return method
+
+
 def to(self: Tensor, target: str | Backend | Any) -> Tensor:
     """This tensor on another backend ("numpy", "cupy", or one installed by ``backend.register``) or with another dtype;
     differentiable, except to an integer or bool dtype, whose tensors have no gradient (PyTorch's rule)."""
@@ -57,6 +88,8 @@ METHODS: dict[str, Any] = {
     "__sub__": arithmetic.sub, "__rsub__": reflected(arithmetic.sub),
     "__mul__": arithmetic.mul, "__rmul__": reflected(arithmetic.mul),
     "__truediv__": arithmetic.div, "__rtruediv__": reflected(arithmetic.div),
+    "__iadd__": in_place(arithmetic.add, "+"), "__isub__": in_place(arithmetic.sub, "-"),
+    "__imul__": in_place(arithmetic.mul, "*"), "__itruediv__": in_place(arithmetic.div, "/"),
     "__matmul__": arithmetic.matmul, "__rmatmul__": reflected(arithmetic.matmul),
     "__neg__": arithmetic.neg, "__pow__": arithmetic.pow, "__abs__": elementwise.abs,
     "__eq__": comparison("=="), "__ne__": comparison("!="), "__lt__": comparison("<"),

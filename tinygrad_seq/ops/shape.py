@@ -6,6 +6,7 @@ table's rows collect gradient from every time step that used them.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,9 +55,16 @@ def transpose(x: Tensor, *axes: int | Sequence[int]) -> Tensor:
         return Transpose.apply(x, axes=tuple(reversed(range(x.ndim))))
     given = int_arguments(axes, "transpose")
     if len(given) != x.ndim or not all(-x.ndim <= a < x.ndim for a in given) or sorted(a % x.ndim for a in given) != list(range(x.ndim)):
+        swap = (f"; to swap two axes, as torch.transpose(x, {given[0]}, {given[1]}) does, write x.swapaxes({given[0]}, {given[1]})"
+                if len(given) == 2 else "")
         raise ValueError(f"transpose: axes {given} are not a permutation of the {x.ndim} axes of a tensor of shape {x.shape} "
-                         f"(each of 0..{x.ndim - 1} once, or counted from the end, -{x.ndim}..-1)")
-    return Transpose.apply(x, axes=tuple(a % x.ndim for a in given))
+                         f"(each of 0..{x.ndim - 1} once, or counted from the end, -{x.ndim}..-1){swap}")
+    order = tuple(a % x.ndim for a in given)
+    if x.ndim == 2 and order == (0, 1):  # what torch's x.transpose(0, 1) means by a swap, NumPy's means by no change
+        warnings.warn(f"transpose{tuple(given)} on a tensor of shape {x.shape} keeps its axes in order: transpose takes the whole "
+                      "permutation, as NumPy's does. To swap the two axes, as torch.transpose(x, 0, 1) does, write x.T or "
+                      "x.swapaxes(0, 1)", UserWarning, stacklevel=2)
+    return Transpose.apply(x, axes=order)
 
 
 def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
