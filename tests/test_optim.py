@@ -267,6 +267,38 @@ def test_a_state_dict_of_another_optimizer_or_parameter_is_refused_before_anythi
     assert adam.state[params[0]]["step"] == 7 and type(adam.state[params[0]]["step"]) is int
 
 
+@pytest.mark.parametrize("optimizer, option, value", [
+    ("Adam", "decoupled_weight_decay", True), ("Adam", "maximize", True), ("Adam", "amsgrad", True),
+    ("SGD", "maximize", True), ("Adagrad", "maximize", True), ("RMSprop", "maximize", True),
+])
+def test_a_pytorch_option_that_changes_the_update_is_refused_where_the_class_lacks_it(optimizer, option, value):
+    """A state dict of PyTorch's AdamW (decoupled_weight_decay=True) or of a maximize=True run loaded into an
+    optimizer without the option would resume with other updates: refused, naming it; the implementation-only
+    options PyTorch writes (foreach, fused, ...), and these options at their neutral values, load."""
+    params = list(make_mlp().parameters())
+    opt = getattr(optim, optimizer)(params, lr=0.01)
+    pytorch_like = opt.state_dict()
+    pytorch_like["param_groups"][0].update(foreach=None, fused=None, differentiable=False, capturable=False, maximize=False,
+                                           initial_lr=0.01)
+    opt.load_state_dict(pytorch_like)
+    assert opt.param_groups[0]["foreach"] is None and opt.param_groups[0]["initial_lr"] == 0.01
+    pytorch_like["param_groups"][0][option] = value
+    with pytest.raises(ValueError, match=rf"^{optimizer}.load_state_dict: saved parameter group 0 has {option}=True, PyTorch's "
+                                         rf"option that .*; {optimizer} here has no such option and steps as with {option}=False"):
+        opt.load_state_dict(pytorch_like)
+    assert opt.param_groups[0].get(option, False) is False
+
+
+def test_pytorchs_adamw_state_dict_is_refused_by_adam():
+    torch = pytest.importorskip("torch")
+    weight = torch.nn.Parameter(torch.zeros(2))
+    saved = torch.optim.AdamW([weight], lr=0.05, weight_decay=0.5).state_dict()
+    with pytest.raises(ValueError, match=r"decoupled_weight_decay=True, PyTorch's option that decays the weights apart from the "
+                                         r"gradient \(AdamW's rule\)"):
+        optim.Adam([nn.Parameter(ts.zeros(2))]).load_state_dict(saved)
+    optim.Adam([nn.Parameter(ts.zeros(2))]).load_state_dict(torch.optim.Adam([weight], lr=0.05).state_dict())  # Adam's own: loads
+
+
 @pytest.mark.parametrize("optimizer", ["Adam", "Adagrad", "RMSprop"])
 def test_a_state_dict_that_would_fail_later_is_refused_and_changes_nothing(optimizer):
     params = list(make_mlp().parameters())

@@ -21,6 +21,24 @@ from ..checks import as_real, is_int, is_real
 from ..tensor import Tensor
 
 
+PYTORCH_UPDATE_OPTIONS = {
+    "maximize": (False, "steps up the gradient instead of down"),
+    "decoupled_weight_decay": (False, "decays the weights apart from the gradient (AdamW's rule)"),
+    "amsgrad": (False, "divides by the running maximum of the second moment (AMSGrad)"),
+    "nesterov": (False, "takes Nesterov's momentum step"),
+    "centered": (False, "divides by the centred second moment"),
+    "dampening": (0, "dampens the momentum"),
+    "momentum": (0, "keeps a momentum buffer"),
+    "lr_decay": (0, "decays the learning rate"),
+    "initial_accumulator_value": (0, "starts the accumulator away from 0"),
+}
+"""Options of PyTorch's optimizers that change the update, with the value that leaves it as this library's
+optimizer of the same name computes it when the class does not take the option: a state dict saved by PyTorch
+with another value (an AdamW's, a ``maximize=True`` run's) is refused by ``load_state_dict``, whose steps would
+otherwise quietly differ from the run that saved it. Options that only choose an implementation (``foreach``,
+``fused``, ``capturable``, ``differentiable``) and a scheduler's ``initial_lr`` are kept as they are."""
+
+
 def _is_array(value: Any) -> bool:
     """An array of a parameter's state (any shape, () included), not a count such as "step" (a 0-d integer array
     a file made of one is a count too)."""
@@ -212,6 +230,15 @@ class Optimizer:
         if foreign and lacking:  # extra keys alone are a scheduler's (initial_lr) or a subclass's, kept as PyTorch keeps them
             raise ValueError(f"{where}: the saved groups have hyperparameters {foreign} that {type(self).__name__} does not "
                              f"take, and lack its {lacking}: {another}")
+        for i, group in enumerate(groups):
+            for key in sorted(set(group) & set(PYTORCH_UPDATE_OPTIONS) - set(self.defaults)):
+                neutral, meaning = PYTORCH_UPDATE_OPTIONS[key]
+                if group[key] is not None and group[key] != neutral:
+                    raise ValueError(f"{where}: saved parameter group {i} has {key}={group[key]!r}, PyTorch's option that "
+                                     f"{meaning}; {type(self).__name__} here has no such option and steps as with {key}="
+                                     f"{neutral!r}, so the run would go on with other updates than those it was saved with. "
+                                     "Resume it where it was made, or set the option to that value in the state dict "
+                                     "if the change is meant")
         # Checked only for a class that says what it keeps itself: a subclass may keep more than its parent
         known = type(self).__dict__.get("state_names")
         params = [p for g in self.param_groups for p in g["params"]]
