@@ -230,3 +230,24 @@ def test_anomaly_detection_is_off_by_default_and_changes_nothing():
         np.testing.assert_array_equal(a, b)
     nan = ts.Tensor([np.nan], requires_grad=True)
     assert np.isnan((nan * 2).sum().item())  # off: NaN goes through silently
+
+
+def test_a_graph_without_marked_states_gives_no_flow_and_says_how_to_mark_them():
+    """A loop written by hand whose states no role marks: {} and a warning naming nn.roles.state, at the caller's line;
+    marked, the same loop gives one norm per step."""
+    ts.manual_seed(0)
+    w_aa, w_ax, xs = ts.randn(2, 2, requires_grad=True), ts.randn(2, 3, requires_grad=True), ts.randn(3, 3, 1)
+
+    def loss(mark):
+        a = ts.zeros(2, 1)
+        for t in range(3):
+            with ts.tags(t=t + 1):
+                a = mark((w_aa @ a + w_ax @ xs[t]).tanh())
+        return (a * a).sum()
+
+    with pytest.warns(UserWarning, match=r"^gradient_flow: the graph of this loss holds no state of a time step .* "
+                                         r"a = nn\.roles\.state\(") as caught:
+        assert viz.gradient_flow(loss(lambda a: a)) == {}
+    assert caught[0].filename == __file__
+    flows = viz.gradient_flow(loss(lambda a: nn.roles.state(a, "a")))
+    assert list(flows) == [("a", None, None)] and flows[("a", None, None)].shape == (3,)

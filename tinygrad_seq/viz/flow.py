@@ -14,6 +14,7 @@ the gates of a GRU or LSTM can keep it alive.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,8 @@ def gradient_flow(loss: Tensor) -> dict[Key, np.ndarray]:
     ``part_grads`` (which adds what flows between parts inside the step,
     such as an LSTM's c⟨t⟩ into a⟨t⟩). The norm is taken over the batch and
     hidden units. Like ``loss.backward()``, it leaves the parameters'
-    gradients and frees the graph.
+    gradients and frees the graph. A graph without such states (a loop
+    written by hand, whose states no role marks) gives {} and a warning.
     """
     if not isinstance(loss, Tensor):
         raise TypeError(f"gradient_flow: takes the loss, a Tensor whose backward to run; got {type(loss).__name__}")
@@ -56,6 +58,11 @@ def gradient_flow(loss: Tensor) -> dict[Key, np.ndarray]:
             found.setdefault(key, {})[tags["t"]] = float(np.linalg.norm(step.tensor.backend.to_host(values)))
     for node in visited:
         node.free()
+    if not found:
+        warnings.warn("gradient_flow: the graph of this loss holds no state of a time step (a tensor with the role \"state\" "
+                      "and a tag t), so there is no flow to measure. nn.Recurrent and the nn layers mark their states; in a "
+                      "loop of your own, mark each one inside its step's tags: with ts.tags(t=t + 1): a = nn.roles.state("
+                      "(W_aa @ a + W_ax @ x[t]).tanh(), \"a\")", UserWarning, stacklevel=2)
     flows = {}
     for key, by_step in sorted(found.items(), key=lambda kv: (kv[0][0], str(kv[0][1]), str(kv[0][2]))):
         steps = max(by_step)
