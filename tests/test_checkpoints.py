@@ -209,8 +209,12 @@ def test_a_demos_output_folder_given_as_a_checkpoint_names_the_checkpoint_inside
 
 def test_an_empty_folder_is_a_fine_destination(tmp_path):
     (tmp_path / "empty").mkdir()
-    Trainer(small_config()).save(tmp_path / "empty")
-    assert load_model(tmp_path / "empty")[0].config["hidden_size"] == 8
+    trainer = Trainer(small_config())
+    trainer.save(tmp_path / "empty")
+    model, vocab, _ = load_model(tmp_path / "empty")
+    assert model.config["hidden_size"] == 8
+    # both know the vocabulary they were trained with, which sampling checks (tests/test_language_model.py)
+    assert trainer.model.vocabulary is trainer.corpus.vocab and model.vocabulary is vocab and vocab == trainer.corpus.vocab
 
 
 def test_out_in_a_folder_that_cannot_be_written_is_refused_before_training(tmp_path, capsys):

@@ -250,6 +250,29 @@ def test_sample_with_another_models_vocabulary_and_a_tiny_temperature():
     assert greedy == sample(model, vocab, n=2, max_len=6, top_k=1, seed=1)  # the likeliest token at every step, as top_k=1
 
 
+def test_a_vocabulary_of_the_same_size_but_other_ids_is_refused_where_the_model_knows_its_own(tmp_path):
+    """The trap: a vocabulary built again from the whole file instead of the training lines has the same tokens in
+    another order. A model that knows its vocabulary (the Trainer's, load_model's) refuses it, naming a token whose id
+    moved; the sentence scores too; its own, or one equal to it, samples."""
+    trained = Vocabulary.from_text(["aab", "c"])  # ids by frequency: a, b, c
+    rebuilt = Vocabulary.from_text(["abb", "cc"])  # the same letters, ordered b, c, a
+    assert len(trained) == len(rebuilt) and trained.itos != rebuilt.itos
+    model = small_model(trained)
+    model.vocabulary = trained
+    for op, call in [("sample", lambda v: sample(model, v, seed=0)),
+                     ("sentence_probability", lambda v: sentence_probability(model, v, "ab")),
+                     ("sentence_log_probability", lambda v: sentence_log_probability(model, v, "ab"))]:
+        with pytest.raises(ValueError, match=rf"^{op}: this vocabulary is not the one the model was trained with: 'b' is id 4 "
+                                             rf"here, id 5 in the model's \(a vocabulary built again .*model\.vocabulary holds it\)$"):
+            call(rebuilt)
+        call(trained), call(Vocabulary.from_dict(trained.to_dict()))  # its own, or an equal one read from a file
+    with pytest.raises(ValueError, match=r"it has level='char', lower=True, the model's level='char', lower=False, so text "
+                                         r"would be split or cased otherwise"):
+        sample(model, Vocabulary(trained.itos[4:], lower=True))
+    model.vocabulary = None  # a model that does not know its vocabulary: only the size is checked
+    sample(model, rebuilt, seed=0)
+
+
 def test_sample_many_yields_batch_by_batch_what_sample_draws(capsys):
     vocab = Vocabulary.from_text(["abc", "cab"])
     model = small_model(vocab)

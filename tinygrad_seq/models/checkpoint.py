@@ -225,7 +225,9 @@ def open_checkpoint(path: str | os.PathLike) -> Checkpoint:
 def load_model(checkpoint: str | os.PathLike) -> tuple[LanguageModel, Vocabulary, dict[str, Any]]:
     """The trained model, its vocabulary and state.json, for sampling and evaluation (verified first)."""
     opened = open_checkpoint(checkpoint)
-    return opened.model(), opened.vocab, opened.state
+    model = opened.model()
+    model.vocabulary = opened.vocab  # sampling with another vocabulary is refused
+    return model, opened.vocab, opened.state
 
 
 __all__ = ["Checkpoint", "load_model", "open_checkpoint", "refuse_non_finite", "vocabulary_fingerprint"]

@@ -251,6 +251,7 @@ class Trainer:
         self._check_data_fits()
         manual_seed(config.seed)
         self.model = LanguageModel(**config.model_config(len(self.corpus.vocab)))
+        self.model.vocabulary = self.corpus.vocab  # sampling it with another vocabulary is refused
         self.optimizer = OPTIMIZERS[config.optimizer](self.model.parameters(), lr=config.lr)
         self.epoch, self.batch = 0, 0  # the next batch to train on
         self.carry: Any = None  # the detached state carried between stream chunks

@@ -78,7 +78,7 @@ def _checked_sampling(op: str, model: Any, vocab: Vocabulary, n: int, max_len: i
     unknown = vocab.unknown(prime)
     if unknown.count:
         warnings.warn(f"prime: {unknown}", UnknownTokensWarning, stacklevel=3)
-    _check_vocabulary_size(op, _declared_vocabulary_size(model), vocab)
+    _check_vocabulary(op, model, vocab)
     return np.random.default_rng(seed) if seed is not None else settings.host_rng
 
 
@@ -130,7 +130,7 @@ Factor = tuple[str, float]  # (token, P(token | the tokens before it)), or its l
 
 def _conditional_log_probabilities(op: str, model: Any, vocab: Vocabulary, sentence: str, stacklevel: int) -> list[Factor]:
     """[(token, log P(y⟨t⟩ | <bos>, y⟨1⟩ … y⟨t−1⟩)) for t = 1 … T_y], the last token <eos>; warns about unknown tokens."""
-    _check_vocabulary_size(op, _declared_vocabulary_size(model), vocab)  # before an id too large reaches the embedding
+    _check_vocabulary(op, model, vocab)  # before an id too large reaches the embedding
     unknown = vocab.unknown(sentence)
     if unknown.count:
         warnings.warn(f"sentence: {unknown}", UnknownTokensWarning, stacklevel=stacklevel + 1)  # + this function
@@ -180,6 +180,26 @@ def _declared_vocabulary_size(model: Any) -> int | None:
     """The vocabulary size a LanguageModel says up front (another model says it by its logits)."""
     config = getattr(model, "config", None)
     return config.get("vocab_size") if isinstance(config, Mapping) else None
+
+
+def _check_vocabulary(op: str, model: Any, vocab: Vocabulary) -> None:
+    """Raise naming ``op`` unless ``vocab`` fits ``model``: its size, and its ids where the model knows the vocabulary
+    it was trained with (``model.vocabulary``: a LanguageModel from the Trainer or load_model)."""
+    _check_vocabulary_size(op, _declared_vocabulary_size(model), vocab)
+    trained = getattr(model, "vocabulary", None)
+    if not isinstance(trained, Vocabulary) or trained is vocab or trained == vocab:
+        return
+    if trained.itos != vocab.itos:
+        i = next(i for i, (mine, theirs) in enumerate(zip(vocab.itos, trained.itos)) if mine != theirs)
+        token = vocab.itos[i]
+        there = f"id {trained.stoi[token]} in the model's" if token in trained.stoi else "not in the model's"
+        differs = (f"{token!r} is id {i} here, {there} (a vocabulary built again from other text orders its ids "
+                   "otherwise), so its ids would be read as other tokens")
+    else:
+        differs = (f"it has level={vocab.level!r}, lower={vocab.lower!r}, the model's level={trained.level!r}, "
+                   f"lower={trained.lower!r}, so text would be split or cased otherwise")
+    raise ValueError(f"{op}: this vocabulary is not the one the model was trained with: {differs}; use the model's own "
+                     "(models.load_model returns both, and model.vocabulary holds it)")
 
 
 def _check_vocabulary_size(op: str, predicted: int | None, vocab: Vocabulary) -> None:
