@@ -164,8 +164,11 @@ def report_exact_match(inputs: list, outputs: list[str], expected: list[str], wh
     """Print the exact-match accuracy and a few examples, the wrong ones first; returns the accuracy."""
     right = [o == e for o, e in zip(outputs, expected)]
     accuracy = sum(right) / len(right)
-    print(f"\nexact match on {len(right)} held-out {what}: {accuracy:.1%}; some it got wrong, then some it got right:")
-    shown = [i for i, ok in enumerate(right) if not ok][:4] + [i for i, ok in enumerate(right) if ok][:4]
+    wrong = [i for i, ok in enumerate(right) if not ok][:4]
+    shown = wrong + [i for i, ok in enumerate(right) if ok][:4]
+    examples = ("some it got wrong, then some it got right" if wrong and len(shown) > len(wrong)
+                else "some it got wrong" if wrong else "some of them")
+    print(f"\nexact match on {len(right)} held-out {what}: {accuracy:.1%}; {examples}:")
     for i in shown:
         print(f"  {str(inputs[i])!r:>{width}} -> {outputs[i]!r}" + ("" if right[i] else f"   (should be {expected[i]!r})"))
     return accuracy

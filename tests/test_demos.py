@@ -193,3 +193,19 @@ def test_demos_keep_the_backend_tinygrad_seq_backend_chose_unless_told(monkeypat
         assert ts.get_backend().name == "cupy"
         common.start(common.arguments("demo", "out").parse_args(["--out", str(tmp_path), "--backend", "numpy"]))
         assert ts.get_backend().name == "numpy"
+
+
+@pytest.mark.parametrize("outputs, heading, lines", [
+    (["a", "b", "c"], "100.0%; some of them:", 3),
+    (["a", "x", "c"], "66.7%; some it got wrong, then some it got right:", 3),
+    (["x", "y", "z"], "0.0%; some it got wrong:", 3),
+])
+def test_the_exact_match_report_heads_only_the_examples_it_shows(monkeypatch, capsys, outputs, heading, lines):
+    """At 100 % the heading promised wrong examples and listed only right ones (the date translation demo)."""
+    monkeypatch.syspath_prepend(str(DEMOS))
+    import common
+
+    assert common.report_exact_match([1, 2, 3], outputs, ["a", "b", "c"], "dates") == sum(o in "abc" for o in outputs) / 3
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[0] == f"exact match on 3 held-out dates: {heading}" and len(printed) == 1 + lines
+    assert sum("should be" in line for line in printed) == sum(o not in "abc" for o in outputs)

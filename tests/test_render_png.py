@@ -2,6 +2,7 @@
 import importlib
 import re
 import struct
+import warnings
 import zlib
 
 import numpy as np
@@ -153,13 +154,20 @@ def test_course_labels_in_a_real_graph_reach_svg_and_png(layout, tmp_path):
 def test_long_graphs_are_scaled_to_fit(no_dot, tmp_path, monkeypatch):
     out, _ = nn.Recurrent(nn.RNNCell(2, 3))(ts.randn(20, 1, 2))
     dot = viz.draw_graph(out.sum(), collapse_cells=True)
-    full = struct.unpack(">II", render_png(dot.source)[16:24])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # full size: nothing to say
+        full = struct.unpack(">II", render_png(dot.source)[16:24])
     assert full[0] > 2000  # about 4,000 pixels wide at 96 dpi
     monkeypatch.setattr(images_module, "PNG_MAX_SIDE", 1000)  # as 32,767 pixels a side are to a 1,000-step graph
-    width, height = struct.unpack(">II", viz.render(dot, tmp_path / "long", format="png").read_bytes()[16:24])
+    with pytest.warns(viz.ScaledDownWarning, match=r"^render: the picture would be [\d,]+×\d+ pixels, past what a PNG may hold "
+                                                  r"\(1,000 a side, [\d,]+ in all\), so it is drawn at \d+% of that size, "
+                                                  r"1,000×\d+, where its labels cannot be read\. Write SVG") as caught:
+        width, height = struct.unpack(">II", viz.render(dot, tmp_path / "long", format="png").read_bytes()[16:24])
+    assert caught[0].filename == __file__
     assert width <= 1000 and (width, height) == (pytest.approx(1000, abs=2), pytest.approx(full[1] * 1000 / full[0], abs=2))
     monkeypatch.setattr(images_module, "PNG_MAX_PIXELS", 100_000)
-    width, height = struct.unpack(">II", render_png(dot.source)[16:24])
+    with pytest.warns(viz.ScaledDownWarning):
+        width, height = struct.unpack(">II", render_png(dot.source)[16:24])
     assert width * height <= 100_000 * 1.01
 
 

@@ -537,10 +537,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes: tuple[type[Warning], ...] = (UnknownTokensWarning,)
     if args.command in ("graph", "bptt"):  # the commands that draw (viz is not imported for the others)
         from .viz.draw import CollapsedWarning
-        from .viz.images import DotCrashedWarning, RenderError
+        from .viz.images import DotCrashedWarning, RenderError, ScaledDownWarning
 
         failures += (RenderError,)
-        notes += (CollapsedWarning, DotCrashedWarning)
+        notes += (CollapsedWarning, DotCrashedWarning, ScaledDownWarning)
 
     show = warnings.showwarning
     noted: set[str] = set()

@@ -10,12 +10,12 @@
 from .draw import CollapsedWarning, Digraph, draw_graph, summarize
 from .explore import Explorer, explore
 from .flow import gradient_flow, plot_gradient_flow
-from .images import DotCrashedWarning, GraphvizNotFound, RenderError, has_dot, render_svg
+from .images import DotCrashedWarning, GraphvizNotFound, RenderError, ScaledDownWarning, has_dot, render_svg
 from .render import render
 from .stepper import Step, backward_steps
 from .trace import Graph, GraphNode, course_parameter_name, trace
 
 __all__ = [
-    "CollapsedWarning", "Digraph", "DotCrashedWarning", "Explorer", "Graph", "GraphNode", "GraphvizNotFound", "RenderError", "Step", "backward_steps", "course_parameter_name",
+    "CollapsedWarning", "Digraph", "DotCrashedWarning", "Explorer", "Graph", "GraphNode", "GraphvizNotFound", "RenderError", "ScaledDownWarning", "Step", "backward_steps", "course_parameter_name",
     "draw_graph", "explore", "gradient_flow", "has_dot", "plot_gradient_flow", "render", "render_svg", "summarize", "trace",
 ]

@@ -479,8 +479,8 @@ def collapse_by_size(graph: Graph, caller: str = "draw_graph", option: str = "co
     warnings.warn(
         f"{caller}: {times} time steps and {len(graph)} nodes, drawn with one box per cell step{aside}: Graphviz "
         f"would take minutes to lay out more than {COLLAPSE_STEPS} time steps or {COLLAPSE_ABOVE} nodes{unstoppable}. "
-        f"Pass {option}=False to draw every node anyway (--no-collapse on the command line), or {option}=True to "
-        "ask for the boxes and silence this",
+        f"Pass {option}=False to draw every node anyway (--no-collapse on the command line), or {option}=True "
+        "(--collapse) to ask for the boxes and silence this",
         CollapsedWarning, stacklevel=callers_level())
     return True
 

@@ -54,6 +54,10 @@ class DotCrashed(RenderError):
     graphs): ``render_svg`` then lays it out in-process instead."""
 
 
+class ScaledDownWarning(UserWarning):
+    """A PNG drawn at less than half its size, to fit PNG_MAX_SIDE and PNG_MAX_PIXELS: its labels cannot be read."""
+
+
 class DotCrashedWarning(RuntimeWarning):
     """``dot`` crashed on a graph, and ``render_svg`` laid it out in-process instead."""
 
@@ -117,6 +121,12 @@ def _runtime_traps() -> tuple[type[BaseException], ...]:
     return (Trap,)
 
 
+def _png_size(svg: str, dpi: float) -> str:
+    """"W×H" in pixels of ``svg`` drawn at ``dpi``."""
+    size = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg)
+    return "×".join(f"{round(float(value) * dpi / 72):,}" for value in size.groups()) if size else "?"
+
+
 def _png_dpi(svg: str) -> float:
     """PNG_DPI, or less where the image would pass PNG_MAX_SIDE or PNG_MAX_PIXELS."""
     size = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg)
@@ -139,6 +149,13 @@ def render_png(source: str) -> bytes:
         raise RenderError("render: PNG needs the resvg-py package, which is not installed; "
                            "pip install resvg-py (a dependency of tinygrad-seq), or write SVG (name the file .svg)") from None
     svg = render_svg(source)
+    dpi = _png_dpi(svg)
+    if dpi < PNG_DPI / 2:
+        warnings.warn(f"render: the picture would be {_png_size(svg, PNG_DPI)} pixels, past what a PNG may hold ({PNG_MAX_SIDE:,} "
+                      f"a side, {PNG_MAX_PIXELS:,} in all), so it is drawn at {dpi / PNG_DPI:.0%} of that size, {_png_size(svg, dpi)}, "
+                      "where its labels cannot be read. Write SVG (name the file .svg: no such limit), or draw less: fewer "
+                      "time steps, or each cell step as one box (collapse_cells=True; --collapse on the command line)",
+                      ScaledDownWarning, stacklevel=callers_level())
     families = ("font_family", "serif_family", "sans_serif_family", "monospace_family", "cursive_family", "fantasy_family")
     try:
         return bytes(resvg_py.svg_to_bytes(svg_string=svg, dpi=_png_dpi(svg), font_files=[str(FONT_FILE)],
