@@ -169,7 +169,10 @@ def test_optimizer_steps_do_not_reallocate_parameters():
         (lambda p: optim.RMSprop(p, momentum=float("inf")), ValueError, r"^RMSprop: momentum must be a finite number >= 0; got inf$"),
         (lambda p: optim.SGD([{"lr": 0.1}]), ValueError, r"^SGD: parameter group 0 has no \"params\""),
         (lambda p: optim.SGD([{"params": p[:2]}, p[2]]), TypeError, r"^SGD: takes tensors, or groups .*not both in one list"),
-        (lambda p: optim.Adam([ts.ones(2)]), TypeError, r"every parameter must be a Tensor that requires grad"),
+        (lambda p: optim.Adam([ts.ones(2)]), TypeError, r"^Adam: none of the 1 parameters requires grad, so nothing would train"),
+        (lambda p: optim.Adam([p[0], 2.0]), TypeError, r"^Adam: every parameter must be a Tensor; got float$"),
+        (lambda p: optim.SGD([p[0] * 2]), ValueError, r"^SGD: a parameter must be a leaf tensor, one no op made; got one of shape "
+                                                      r"\(8, 4\) made by Mul\. .*w = w\.detach\(\)\.requires_grad_\(\)$"),
         (lambda p: optim.Adam(p + p), ValueError, r"a parameter appears twice"),
         (lambda p: optim.Adam([{"params": p, "momentum": 0.9}]), TypeError, r"unknown hyperparameters \['momentum'\]"),
         (lambda p: optim.Adagrad(p, eps=-1), ValueError, r"^Adagrad: eps must be a finite number >= 0; got -1$"),
@@ -539,3 +542,23 @@ def test_clip_grad_norm_within_the_limit_leaves_the_gradients_untouched():
     if on_numpy:
         with pytest.raises(ValueError, match="read-only"):
             optim.clip_grad_norm_(params, max_norm=0.1)  # a scale below 1 does write
+
+
+@pytest.mark.parametrize("optimizer", ["SGD", "Adam", "Adagrad", "RMSprop"])
+def test_a_frozen_parameter_is_kept_and_left_alone_until_unfrozen(optimizer):
+    """As PyTorch: model.parameters() with a frozen one (requires_grad=False, fine-tuning) is accepted; the frozen
+    parameter gets no gradient, so steps leave it, and once unfrozen it trains."""
+    model = make_mlp()
+    frozen = model[0].weight
+    frozen.requires_grad = False
+    opt = getattr(optim, optimizer)(model.parameters(), lr=0.1)
+    before = {name: p.numpy().copy() for name, p in model.named_parameters()}
+    (model(ts.ones(2, 4, dtype="float64")) ** 2).sum().backward()
+    opt.step()
+    changed = {name for name, p in model.named_parameters() if not np.array_equal(p.numpy(), before[name])}
+    assert frozen.grad is None and changed == set(before) - {"0.weight"}
+    frozen.requires_grad = True
+    opt.zero_grad()
+    (model(ts.ones(2, 4, dtype="float64")) ** 2).sum().backward()
+    opt.step()
+    assert not np.array_equal(frozen.numpy(), before["0.weight"])

@@ -134,14 +134,23 @@ class Optimizer:
                 raise TypeError(f"{name}: unknown hyperparameters {sorted(unknown)}; it takes {sorted(defaults)}")
             members = parameter_list(group["params"], name)
             for p in members:
-                if not isinstance(p, Tensor) or not p.requires_grad:
-                    raise TypeError(f"{name}: every parameter must be a Tensor that requires grad; got {type(p).__name__}")
+                if not isinstance(p, Tensor):
+                    raise TypeError(f"{name}: every parameter must be a Tensor; got {type(p).__name__}")
+                if p.grad_fn is not None:
+                    raise ValueError(f"{name}: a parameter must be a leaf tensor, one no op made; got one of shape {p.shape} "
+                                     f"made by {p.grad_fn.name}. Pass model.parameters(), or make your own a leaf: "
+                                     "w = w.detach().requires_grad_()")
                 if id(p) in seen:
                     raise ValueError(f"{name}: a parameter appears twice (shape {p.shape}); pass each once")
                 seen.add(id(p))
             merged = {**defaults, **group, "params": members}
             self.check_group(merged, f" (parameter group {i})" if len(groups) > 1 else "")
             self.param_groups.append(merged)
+        # A frozen parameter (requires_grad=False) is kept, as PyTorch keeps it: it has no gradient, so step() leaves it
+        # until it is unfrozen. None that can train is the mistake of a tensor made without requires_grad=True.
+        if not any(p.requires_grad for group in self.param_groups for p in group["params"]):
+            raise TypeError(f"{name}: none of the {len(seen)} parameters requires grad, so nothing would train; make them "
+                            "with requires_grad=True (nn.Parameter does), or pass the ones to train")
 
     def check_group(self, group: dict[str, Any], where: str = "") -> None:
         """A ValueError naming the optimizer, the hyperparameter and its value unless each of ``non_negative`` is a
