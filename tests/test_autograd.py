@@ -64,6 +64,34 @@ def test_pytorchs_name_for_a_function_says_this_librarys():
     assert not hasattr(ts, "cat") and ts.concat([ts.ones(1), ts.zeros(1)]).tolist() == [1.0, 0.0]
 
 
+def test_pytorchs_name_for_a_tensor_method_says_this_librarys():
+    x = ts.randn(2, 3)
+    with pytest.raises(AttributeError, match=r"^'Tensor' object has no attribute 'view' \(PyTorch's name\); here: x\.reshape\(\*shape\)$"):
+        x.view(3, 2)
+    with pytest.raises(AttributeError, match=r"'permute' \(PyTorch's name\); here: x\.transpose\(\*axes\)"):
+        x.permute(1, 0)
+    with pytest.raises(AttributeError, match=r"^'Tensor' object has no attribute 'frobnicate'$"):
+        x.frobnicate
+    assert getattr(x, "view", None) is None and not hasattr(x, "contiguous")  # still plain attribute errors to getattr
+
+
+def test_pytorchs_dim_and_keepdim_are_taken_as_axis_and_keepdims():
+    """As PyTorch takes axis= beside dim=: the same results, by every method and function with an axis."""
+    x = ts.randn(2, 3, 4)
+    for name, args in [("sum", ()), ("mean", ()), ("max", ()), ("min", ()), ("argmax", ()), ("softmax", ()), ("log_softmax", ())]:
+        keep = {"keepdim": True} if name in ("sum", "mean", "max", "min") else {}
+        kept = {"keepdims": True} if keep else {}
+        np.testing.assert_array_equal(getattr(x, name)(*args, dim=1, **keep).numpy(), getattr(x, name)(*args, axis=1, **kept).numpy())
+    assert x.unsqueeze(dim=0).shape == (1, 2, 3, 4) and x.unsqueeze(dim=0).squeeze(dim=0).shape == x.shape
+    assert ts.concat([x, x], dim=2).shape == (2, 3, 8) and ts.stack([x, x], dim=1).shape == (2, 2, 3, 4)
+    assert [p.shape for p in ts.split(x, 2, dim=2)] == [p.shape for p in ts.chunk(x, 2, dim=2)] == [(2, 3, 2)] * 2
+    with pytest.raises(TypeError, match=r"^sum: got both dim= \(PyTorch's name\) and axis=; pass one$"):
+        x.sum(dim=1, axis=1)
+    with pytest.raises(ValueError, match=r"^flatten: start_dim 2 comes after end_dim 1 in a tensor of shape \(2, 3, 4\)$"):
+        x.flatten(2, 1)
+    assert ts.Tensor(2.0).flatten().shape == (1,)
+
+
 def test_numpy2_promotion():
     x32 = ts.Tensor([1.0, 2.0])
     assert (x32 * 2.0).dtype == np.float32  # a Python number is a weak scalar

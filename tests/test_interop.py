@@ -66,3 +66,30 @@ def test_a_module_without_a_pytorch_twin_or_arguments_in_the_wrong_place_are_ref
     ours = nn.GRU(3, 4)
     ts.interop.from_torch(ours, twin.state_dict())  # a state dict serves as well as the module
     np.testing.assert_array_equal(ours.weight_hh_l0.numpy(), twin.weight_hh_l0.detach().numpy())
+
+
+def test_pytorch_tensors_where_ids_indices_or_states_go_are_read_or_named():
+    """A PyTorch habit: its tensors passed on. Ids, targets and index arrays are read as NumPy reads them (were
+    AttributeError: 'torch.dtype' object has no attribute 'kind'); a state must be a Tensor of ours, and the error
+    says so of a torch.Tensor (it said "got a Tensor"); a PackedSequence is named, with lengths= as the way."""
+    torch = pytest.importorskip("torch", reason="needs torch (pip install torch==2.13.0)")
+    ids = np.array([[1, 2], [3, 4]])
+    embedding = nn.Embedding(10, 3)
+    np.testing.assert_array_equal(embedding(torch.tensor(ids)).numpy(), embedding(ids).numpy())
+    logits = ts.randn(2, 2, 5)
+    assert nn.functional.cross_entropy(logits, torch.tensor(ids)).item() == nn.functional.cross_entropy(logits, ids).item()
+    x = ts.randn(4, 3)
+    np.testing.assert_array_equal(x[torch.tensor([0, 2, 2])].numpy(), x[[0, 2, 2]].numpy())
+    np.testing.assert_array_equal(x[torch.tensor([True, False, True, False])].numpy(), x[[0, 2]].numpy())
+    with pytest.raises(TypeError, match=r"^Embedding\(10, 3\): ids \(token indices\) must be integers; got float32"):
+        embedding(torch.zeros(2, 2))
+    lstm = nn.LSTM(3, 5)
+    with pytest.raises(nn.StateError, match=r"^LSTM: h0 must be a Tensor; got a torch\.Tensor of shape \(1, 4, 5\): make it one, "
+                                            r"ts\.Tensor\(h0\)$"):
+        lstm(ts.randn(2, 4, 3), (torch.zeros(1, 4, 5), torch.zeros(1, 4, 5)))
+    out, _ = lstm(ts.randn(2, 4, 3), (ts.Tensor(torch.zeros(1, 4, 5)), ts.Tensor(torch.zeros(1, 4, 5))))  # the fix it names
+    assert out.shape == (2, 4, 5)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(torch.zeros(2, 4, 3), [2, 2, 1, 1])
+    with pytest.raises(TypeError, match=r"^LSTM: got a PyTorch PackedSequence; pass the padded sequences and their lengths "
+                                        r"instead, layer\(x, lengths=lengths\)"):
+        lstm(packed)

@@ -66,7 +66,7 @@ OPS = {
     "softmax": (lambda a, axis: a.softmax(axis), lambda a, axis: a.softmax(axis)),
     "log_softmax": (lambda a, axis: a.log_softmax(axis), lambda a, axis: a.log_softmax(axis)),
     "reshape": (lambda a, shape: a.reshape(shape), lambda a, shape: a.reshape(shape)),
-    "transpose": (lambda a, axes: a.transpose(*axes), lambda a, axes: a.permute(axes)),
+    "transpose": (lambda a, axes: a.transpose(tuple(axes)), lambda a, axes: a.permute(axes)),
     "unsqueeze": (lambda a, axis: a.unsqueeze(axis), lambda a, axis: a.unsqueeze(axis)),
     "getitem": (lambda a, index: a[index], lambda a, index: a[as_torch_index(index)]),
     "concat": (lambda a, b, axis: ts.concat([a, b], axis), lambda a, b, axis: torch.cat([a, b], axis)),

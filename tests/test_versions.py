@@ -352,6 +352,7 @@ def test_transpose_of_two_axes_in_order_warns_that_it_swaps_nothing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert x.transpose(1, 0).shape == x.swapaxes(0, 1).shape == x.T.shape == (7, 4)
+        assert x.transpose((0, 1)).shape == (4, 7)  # a permutation as one tuple, as generic code passes it: no warning
     with pytest.raises(ValueError, match=r"not a permutation of the 3 axes.*as torch\.transpose\(x, 0, 2\) does, write "
                                          r"x\.swapaxes\(0, 2\)$"):
         ts.randn(2, 3, 4).transpose(0, 2)

@@ -25,7 +25,12 @@ from .gradcheck import grad_check
 from .engine import BackwardStep
 from .function import Function
 from .modes import detect_anomaly, enable_grad, is_grad_enabled, no_grad, tags, transparent, without_kernels, without_numba
-from .ops import chunk, concat, maximum, split, stack, where
+from .ops import maximum, where
+from .ops import chunk as _chunk, concat as _concat, split as _split, stack as _stack
+from .ops._util import pytorch_keywords
+
+# PyTorch's dim= beside axis=, as its own functions take axis= beside dim=
+chunk, concat, split, stack = (pytorch_keywords(f) for f in (_chunk, _concat, _split, _stack))
 from .tensor import Tensor, from_numpy
 
 __version__ = "0.2.0"

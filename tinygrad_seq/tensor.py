@@ -83,6 +83,23 @@ class VersionCounter:
         return self.value - later, exact
 
 
+_PYTORCH_METHODS = {
+    "view": "x.reshape(*shape)", "view_as": "x.reshape(*other.shape)",
+    "permute": "x.transpose(*axes), the whole permutation as permute takes it",
+    "contiguous": "nothing: the ops take any memory layout, so drop the call",
+    "clone": "x * 1 for a new tensor in the graph, or ts.Tensor(x.numpy()) for a copy of the values outside it",
+    "numel": "x.size, the number of elements (NumPy's; x.size() fails: it is a number, not a method)",
+    "dim": "x.ndim",
+    "cuda": 'x.to("cupy")', "cpu": 'x.to("numpy")',
+    "long": 'x.to("int64")', "int": 'x.to("int32")', "half": 'x.to("float16")', "bool": 'x.to("bool")',
+    "expand": "broadcasting: the ops broadcast as NumPy does, so use x as it is",
+    "repeat": "ts.concat([x] * n, axis=...)",
+    "mm": "x @ w", "matmul": "x @ w",
+    "add": "x + y", "sub": "x - y", "mul": "x * y", "div": "x / y",
+}
+"""PyTorch's names for what a Tensor here spells otherwise (``x.view``): the AttributeError says how."""
+
+
 class Tensor:
     """An n-dimensional array that records the operations applied to it.
 
@@ -293,6 +310,12 @@ class Tensor:
             )
         array = self.numpy()
         return array if dtype is None else array.astype(dtype)
+
+    def __getattr__(self, name: str) -> Any:
+        """Only for a name the tensor lacks: PyTorch's spelling of one it has (``x.view``) says how it is written here."""
+        if name in _PYTORCH_METHODS:
+            raise AttributeError(f"'Tensor' object has no attribute {name!r} (PyTorch's name); here: {_PYTORCH_METHODS[name]}")
+        raise AttributeError(f"'Tensor' object has no attribute {name!r}")
 
     def __repr__(self) -> str:
         body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(")

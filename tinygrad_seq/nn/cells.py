@@ -64,13 +64,15 @@ def describe_value(value: Any) -> str:
         return f"a Tensor of shape {value.shape}"
     kind = type(value)
     if is_array(value):
-        return f"a {kind.__module__.split('.')[0]}.{kind.__name__} of shape {value.shape}"
+        return f"a {kind.__module__.split('.')[0]}.{kind.__name__} of shape {tuple(value.shape)}"
     return f"a {kind.__name__}"
 
 
 def is_array(value: Any) -> bool:
-    """Whether ``value`` is an array of a backend (NumPy's, CuPy's): what a state or a return must be made a Tensor of."""
-    return isinstance(value, settings.array_types)
+    """Whether ``value`` is an array, of a backend (NumPy's, CuPy's) or of another library NumPy reads (a PyTorch
+    tensor): what a state or a return must be made a Tensor of."""
+    return isinstance(value, settings.array_types) or (
+        not isinstance(value, Tensor) and hasattr(value, "__array__") and hasattr(value, "shape") and hasattr(value, "dtype"))
 
 
 def register_cell(name: str):

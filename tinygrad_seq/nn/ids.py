@@ -21,12 +21,15 @@ def integer_array(value: Any, op: str, what: str, padded: str = PAD_INPUTS) -> A
     """The array of an int Tensor, array or list; a TypeError naming ``op`` for anything else. Lists of different
     lengths are a ValueError that says how to pad them: ``padded`` (targets pad with IGNORE_INDEX, not PAD_ID)."""
     data = value.data if isinstance(value, Tensor) else value
-    if not hasattr(data, "dtype"):
+    if not isinstance(getattr(data, "dtype", None), np.dtype):  # a list, or another library's tensor (PyTorch's)
         try:
             data = np.asarray(data)
         except ValueError:  # NumPy's "inhomogeneous shape": lists of different lengths
             raise ValueError(f"{op}: {what} must be rectangular; got lists of different lengths. Pad the sequences to one "
                              f"length first: {padded}") from None
+        except (TypeError, RuntimeError) as error:  # a GPU tensor of PyTorch's, one that requires grad
+            raise TypeError(f"{op}: {what} is a {type(value).__module__.split('.')[0]}.{type(value).__name__}, which NumPy "
+                            f"cannot read ({str(error).splitlines()[0]}); pass a NumPy array, e.g. t.cpu().numpy()") from None
     if data.dtype.kind in "US":  # text where ids go
         raise TypeError(f"{op}: {what} must be integers; got text ({np.asarray(data).ravel()[:3].tolist()} ...). Turn "
                         "text into ids with a vocabulary first: vocab.encode(text)")

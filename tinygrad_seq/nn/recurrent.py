@@ -69,6 +69,10 @@ def check_steps(x: Any, batch_first: bool, op: str) -> None:
     An empty sequence has no output to stack and no last step to return as
     the final state, so every layer refuses it up front, before any step runs.
     """
+    if type(x).__name__ == "PackedSequence":  # PyTorch's, whose data NumPy would read as ragged rows
+        raise TypeError(f"{op}: got a PyTorch PackedSequence; pass the padded sequences and their lengths instead, "
+                        "layer(x, lengths=lengths), which runs each to its own length as a packed sequence does "
+                        "(x, lengths = torch.nn.utils.rnn.pad_packed_sequence(packed) gives both)")
     shape = tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
     axis = 1 if batch_first else 0
     if len(shape) == 3 and shape[axis] == 0:

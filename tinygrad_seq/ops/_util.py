@@ -1,7 +1,9 @@
 """Helpers shared by the ops: turning arguments into operands and normalising axes."""
 from __future__ import annotations
 
+import functools
 import numbers
+from collections.abc import Callable
 from typing import Any
 
 from ..checks import is_int
@@ -56,3 +58,19 @@ def normalize_axes(axis: int | tuple[int, ...] | None, ndim: int, op: str) -> tu
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} axes (valid: {-ndim}..{ndim - 1})")
         normalized.append(a % ndim if ndim else 0)
     return tuple(normalized)
+
+
+def pytorch_keywords(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` taking PyTorch's ``dim=`` and ``keepdim=`` too, as NumPy's ``axis=`` and ``keepdims=`` (PyTorch
+    takes ``axis=`` beside ``dim=`` the same way): ``x.sum(dim=1, keepdim=True)`` as ``x.sum(axis=1, keepdims=True)``."""
+
+    @functools.wraps(function)
+    def taking_dim(*args: Any, **kwargs: Any) -> Any:
+        for pytorch, numpy in (("dim", "axis"), ("keepdim", "keepdims")):
+            if pytorch in kwargs:
+                if numpy in kwargs:
+                    raise TypeError(f"{function.__name__}: got both {pytorch}= (PyTorch's name) and {numpy}=; pass one")
+                kwargs[numpy] = kwargs.pop(pytorch)
+        return function(*args, **kwargs)
+
+    return taking_dim

@@ -17,6 +17,7 @@ from .. import settings
 from ..backend import Backend, backend_or_dtype
 from ..tensor import Tensor
 from . import arithmetic, elementwise, reduce, select
+from ._util import pytorch_keywords
 from . import shape as shape_ops  # not "shape": Tensor.shape is the tensor's
 from .convert import Cast, ToBackend
 
@@ -97,12 +98,11 @@ METHODS: dict[str, Any] = {
     "__getitem__": shape_ops.getitem,
     "exp": elementwise.exp, "log": elementwise.log, "sqrt": elementwise.sqrt, "abs": elementwise.abs,
     "tanh": elementwise.tanh, "sigmoid": elementwise.sigmoid, "relu": elementwise.relu, "clamp": elementwise.clamp,
-    "sum": reduce.sum, "mean": reduce.mean, "max": reduce.max, "min": reduce.min, "argmax": reduce.argmax,
-    "softmax": reduce.softmax, "log_softmax": reduce.log_softmax,
+    **{name: pytorch_keywords(getattr(reduce, name)) for name in ("sum", "mean", "max", "min", "argmax", "softmax", "log_softmax")},
     "masked_fill": select.masked_fill,
     "reshape": shape_ops.reshape, "transpose": shape_ops.transpose, "swapaxes": shape_ops.swapaxes,
-    "unsqueeze": shape_ops.unsqueeze, "squeeze": shape_ops.squeeze,
-    "flatten": lambda self: shape_ops.reshape(self, -1),
+    "unsqueeze": pytorch_keywords(shape_ops.unsqueeze), "squeeze": pytorch_keywords(shape_ops.squeeze),
+    "flatten": shape_ops.flatten,
     "T": property(lambda self: shape_ops.transpose(self), doc="The tensor with its axes reversed (x.transpose())."),
 }
 

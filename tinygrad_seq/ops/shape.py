@@ -6,6 +6,7 @@ table's rows collect gradient from every time step that used them.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -60,7 +61,8 @@ def transpose(x: Tensor, *axes: int | Sequence[int]) -> Tensor:
         raise ValueError(f"transpose: axes {given} are not a permutation of the {x.ndim} axes of a tensor of shape {x.shape} "
                          f"(each of 0..{x.ndim - 1} once, or counted from the end, -{x.ndim}..-1){swap}")
     order = tuple(a % x.ndim for a in given)
-    if x.ndim == 2 and order == (0, 1):  # what torch's x.transpose(0, 1) means by a swap, NumPy's means by no change
+    if x.ndim == 2 and order == (0, 1) and len(axes) == 2:  # torch's x.transpose(0, 1), a swap; NumPy's, no change.
+        # A permutation passed as one tuple, transpose((0, 1)), as generic code passes it, is not PyTorch's call.
         warnings.warn(f"transpose{tuple(given)} on a tensor of shape {x.shape} keeps its axes in order: transpose takes the whole "
                       "permutation, as NumPy's does. To swap the two axes, as torch.transpose(x, 0, 1) does, write x.T or "
                       "x.swapaxes(0, 1)", UserWarning, stacklevel=2)
@@ -73,6 +75,17 @@ def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
     axes = list(range(x.ndim))
     axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
     return Transpose.apply(x, axes=tuple(axes))
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Axes ``start_dim`` to ``end_dim`` (both included) made one, as torch.flatten: ``x.flatten()`` is 1-D, and
+    ``x.flatten(1)`` keeps the first axis, (B, ...) -> (B, features)."""
+    if x.ndim == 0:
+        return reshape(x, 1)
+    start, end = normalize_axes((start_dim, end_dim), x.ndim, "flatten")
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} in a tensor of shape {x.shape}")
+    return reshape(x, *x.shape[:start], math.prod(x.shape[start : end + 1]), *x.shape[end + 1 :])
 
 
 def unsqueeze(x: Tensor, axis: int) -> Tensor:
@@ -144,7 +157,7 @@ def _index_part(part: Any, backend: Any) -> Any:
     given = part
     if isinstance(part, Tensor):
         part = part.data
-    elif isinstance(part, list):
+    elif isinstance(part, list) or (hasattr(part, "dtype") and not isinstance(part.dtype, np.dtype)):  # another library's ids
         part = np.asarray(part)
     if hasattr(part, "dtype") and part.dtype.kind not in "biu":
         raise IndexError(f"getitem: index arrays must hold ints or bools; got {part.dtype}. Convert ids with "
