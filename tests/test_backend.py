@@ -261,3 +261,15 @@ def test_pytorchs_name_for_the_gpu_points_to_cupy(target):
         with pytest.raises(ValueError, match=r"to: .* is neither a backend"):
             ts.ones(2).to(not_a_number)
     assert [ts.ones(2).to(t).dtype for t in (np.float32, float, "float64")] == [np.float32, np.float64, np.float64]
+
+
+def test_pytorchs_names_for_the_cpu_and_its_dtypes_point_to_this_librarys():
+    with pytest.raises(ValueError, match=r"^to: 'cpu' is neither a backend .*For the CPU \(PyTorch's 'cpu'\), use \.to\('numpy'\)$"):
+        ts.ones(2).to("cpu")
+    torch = pytest.importorskip("torch", reason="needs torch (pip install torch==2.13.0)")
+    with pytest.raises(ValueError, match=r"^to: torch\.float64 is neither .*A PyTorch dtype: name it as NumPy does, \.to\('float64'\)$"):
+        ts.ones(2).to(torch.float64)
+    with pytest.raises(ValueError, match=r"For the CPU \(PyTorch's 'cpu'\), use \.to\('numpy'\)$"):
+        ts.ones(2).to(torch.device("cpu"))
+    with pytest.raises(ValueError, match=r"For the GPU, use \.to\('cupy'\)"):
+        ts.ones(2).to(torch.device("cuda"))

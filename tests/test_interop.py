@@ -93,3 +93,12 @@ def test_pytorch_tensors_where_ids_indices_or_states_go_are_read_or_named():
     with pytest.raises(TypeError, match=r"^LSTM: got a PyTorch PackedSequence; pass the padded sequences and their lengths "
                                         r"instead, layer\(x, lengths=lengths\)"):
         lstm(packed)
+
+
+def test_a_checkpoint_dict_given_to_from_torch_names_the_state_dict_inside():
+    torch = pytest.importorskip("torch", reason="needs torch (pip install torch==2.13.0)")
+    theirs = torch.nn.Linear(3, 2)
+    with pytest.raises(TypeError, match=r"got builtins\.dict whose values are not all tensors; a checkpoint's dict\? Pass the "
+                                        r"state dict in it, e\.g\. from_torch\(module, checkpoint\['model'\]\) \(it holds dicts under \['model'\]\)$"):
+        ts.interop.from_torch(nn.Linear(3, 2), {"model": theirs.state_dict(), "epoch": 3})
+    ts.interop.from_torch(nn.Linear(3, 2), {"model": theirs.state_dict(), "epoch": 3}["model"])  # the fix it names

@@ -67,6 +67,8 @@ def test_cross_entropy_stable_for_huge_logits():
         (lambda x: F.cross_entropy(x, np.array([0.0, 1.0])), TypeError, r"cross_entropy: target class ids must be integers; got float64\. Convert them with \.astype\(int\)$"),
         # a Tensor has no astype: its fix is .to("int64"), which the message's own code runs
         (lambda x: F.cross_entropy(x, ts.Tensor([0.0, 1.0])), TypeError, r'cross_entropy: target class ids must be integers; got float32\. Convert them with \.to\("int64"\)$'),
+        (lambda x: F.cross_entropy(x, np.eye(3)[[0, 2]]), TypeError, r"^cross_entropy: target has the logits' shape \(2, 3\) and holds "
+         r"floats: one-hot rows or probabilities\? It takes class ids, .*target\.argmax\(axis=-1\) for one-hot rows"),
         (lambda x: F.cross_entropy(x, [[0, 1]]), ValueError, r"target shape \(1, 2\) must be the logits' shape \(2, 3\) without the last \(class\) axis, i.e. \(2,\).*axis 1"),
         # targets of different lengths: padded with IGNORE_INDEX, which the loss skips (PAD_ID 0 is a class)
         (lambda x: F.cross_entropy(x, [[0, 1], [2]]), ValueError, r"^cross_entropy: target class ids must be rectangular; got lists "

@@ -387,7 +387,18 @@ def test_a_file_that_save_did_not_write_is_one_clear_error_and_loads_nothing(tmp
     np.save(tmp_path / "one.npy", np.zeros(3))
     (tmp_path / "cut.npz").write_bytes(saved[: len(saved) // 2])
     (tmp_path / "empty.npz").write_bytes(b"")
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "model.pt", "w") as pytorchs:  # the layout torch.save writes, without torch
+        for entry in ("model/data.pkl", "model/data/0", "model/version"):
+            pytorchs.writestr(entry, b"\x80")
+    with zipfile.ZipFile(tmp_path / "notes.zip", "w") as other:
+        other.writestr("weight.npy", saved[:0] or b"")
+        other.writestr("readme.txt", b"mine")
     for name, message in [("one.npy", r"holds one array \(a .npy file\), not the named arrays Module.save writes"),
+                          ("model.pt", r"is a PyTorch file \(torch\.save\), whose tensors NumPy cannot read; load it with "
+                                       r"torch\.load and copy its state dict over: ts\.interop\.from_torch\(model, torch\.load\(path\)\)$"),
+                          ("notes.zip", r"is not a file that Module.save wrote: a zip holding files other than arrays \(readme\.txt\)$"),
                           ("cut.npz", r"is not a file that Module.save wrote, or it was cut short \(BadZipFile"),
                           ("empty.npz", r"is not a file that Module.save wrote, or it was cut short \(EOFError")]:
         with pytest.raises(CheckpointError, match=rf"^Linear.load: {tmp_path / name} {message}"):

@@ -265,11 +265,19 @@ def backend_or_dtype(target: Any, op: str) -> Backend | np.dtype:
             return dtype_named(target, op)
         except TypeError:  # no dtype of numbers: named below with the backends, which it may have meant
             pass
-    pytorch_gpu = isinstance(target, str) and target.lower().split(":")[0] in ("cuda", "gpu")
-    gpu = (" For the GPU, use .to('cupy'): the CuPy backend (pip install 'tinygrad-seq[cuda12]' or "
-           "'tinygrad-seq[cuda13]')") if pytorch_gpu else ""
+    device = (target.lower().split(":")[0] if isinstance(target, str) else
+              target.type if type(target).__module__ == "torch" and type(target).__name__ == "device" else None)
+    if device in ("cuda", "gpu"):
+        hint = (" For the GPU, use .to('cupy'): the CuPy backend (pip install 'tinygrad-seq[cuda12]' or "
+                "'tinygrad-seq[cuda13]')")
+    elif device == "cpu":
+        hint = " For the CPU (PyTorch's 'cpu'), use .to('numpy')"
+    elif type(target).__module__ == "torch" and str(target).startswith("torch."):  # a dtype: torch.float64
+        hint = f" A PyTorch dtype: name it as NumPy does, .to('{str(target).split('.')[-1]}')"
+    else:
+        hint = ""
     raise ValueError(f"{op}: {target!r} is neither a backend ({', '.join(map(repr, backend_names()))}) nor a "
-                     f"dtype ('float32', 'float64', ...).{gpu}")
+                     f"dtype ('float32', 'float64', ...).{hint}")
 
 
 def _devices_changed() -> None:

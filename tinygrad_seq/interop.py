@@ -57,8 +57,12 @@ def from_torch(module: Module, torch_module: Any, strict: bool = True) -> Incomp
     torch = _torch()
     state = torch_module if isinstance(torch_module, Mapping) else getattr(torch_module, "state_dict", lambda: None)()
     if not isinstance(state, Mapping) or not all(isinstance(value, torch.Tensor) for value in state.values()):
+        inside = [key for key, value in state.items() if isinstance(value, Mapping)] if isinstance(state, Mapping) else []
+        hint = (f" whose values are not all tensors; a checkpoint's dict? Pass the state dict in it, e.g. "
+                f"from_torch(module, checkpoint[{inside[0]!r}]) (it holds dicts under {inside})" if inside else
+                " whose values are not all tensors" if isinstance(state, Mapping) else "")
         raise TypeError(f"from_torch: the second argument is the PyTorch module (or its state dict) to copy from; got "
-                        f"{type(torch_module).__module__}.{type(torch_module).__name__}")
+                        f"{type(torch_module).__module__}.{type(torch_module).__name__}{hint}")
     return module.load_state_dict({name: _host_array(value, torch) for name, value in state.items()}, strict=strict)
 
 

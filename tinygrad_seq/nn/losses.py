@@ -82,6 +82,11 @@ def cross_entropy(
     _check_reduction(reduction, op)
     check_probability(label_smoothing, op, "label_smoothing")  # ε: the target is (1 - ε) one-hot + ε / C
     logits = _checked_scores(logits, op, "logits")
+    given = getattr(target, "shape", None)
+    if given is not None and tuple(given) == logits.shape and getattr(getattr(target, "dtype", None), "kind", "") == "f":
+        raise TypeError(f"{op}: target has the logits' shape {logits.shape} and holds floats: one-hot rows or probabilities? "
+                        "It takes class ids, shaped like the logits without the class axis: target.argmax(axis=-1) for "
+                        "one-hot rows (for soft targets, -(p * logits.log_softmax(-1)).sum(-1).mean())")
     target = _target_array(target, logits, op)
     _check_class_ids(target, logits.shape[-1], ignore_index, op)  # on the host for host targets, before the upload
     return CrossEntropy.apply(

@@ -300,6 +300,14 @@ class Module:
                 raise CheckpointError(f"{where}: {path} holds one array (a .npy file), not the named arrays "
                                       "Module.save writes; load it with np.load and pass a dict to load_state_dict")
             with archive:
+                others = [name for name in archive.zip.namelist() if not name.endswith(".npy")]
+                if any(name.endswith("data.pkl") for name in others):  # the zip torch.save writes
+                    raise CheckpointError(f"{where}: {path} is a PyTorch file (torch.save), whose tensors NumPy cannot read; "
+                                          "load it with torch.load and copy its state dict over: "
+                                          "ts.interop.from_torch(model, torch.load(path))")
+                if others:
+                    raise CheckpointError(f"{where}: {path} is not a file that Module.save wrote: a zip holding files other "
+                                          f"than arrays ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''})")
                 arrays = {k: archive[k] for k in archive.files}
         except (OSError, CheckpointError):  # no such file, a folder, no permission: OSError's own words name it
             raise
