@@ -37,7 +37,7 @@ import numpy as np
 import tinygrad_seq as ts
 from common import describe_machine, reference_torch
 from lm_step import CONFIGS, TURN_PAUSE_S, VOCABULARY, our_model, their_step
-from tinygrad_seq import engine
+from tinygrad_seq import blas, engine
 from tinygrad_seq.function import Function
 from tinygrad_seq.nn import fused
 from tinygrad_seq.ops import loops
@@ -63,9 +63,9 @@ def median_us(times: list[float]) -> float:
 class OurSteps:
     """Our training step, each split as it runs: (whole step, the LSTMStep nodes forward, the same nodes backward) µs."""
 
-    def __init__(self, batch: int, steps: int, hidden: int) -> None:
+    def __init__(self, batch: int, steps: int, hidden: int, layers: int, bidirectional: bool) -> None:
         ts.manual_seed(0)
-        self.model = our_model(ts, "lstm", hidden, 1, False)
+        self.model = our_model(ts, "lstm", hidden, layers, bidirectional)
         self.opt = ts.optim.Adam(self.model.parameters(), lr=1e-3)
         self.ids, self.targets = np.random.default_rng(0).integers(0, VOCABULARY, (2, steps, batch))
 
@@ -114,8 +114,8 @@ def by_turns(ours: OurSteps, theirs, repeats: int, turn: int = 20) -> tuple[list
     return our_times, their_times
 
 
-def nodes_doing_nothing(batch: int, steps: int, hidden: int, repeats: int) -> float:
-    """µs of T chained DoNothing nodes, forward and backward."""
+def nodes_doing_nothing(batch: int, steps: int, hidden: int, chains: int, repeats: int) -> float:
+    """µs of ``chains`` × ``steps`` DoNothing nodes in one chain, forward and backward."""
     rng = np.random.default_rng(0)
 
     def leaf(*shape):
@@ -127,30 +127,36 @@ def nodes_doing_nothing(batch: int, steps: int, hidden: int, repeats: int) -> fl
     for repeat in range(repeats + 20):
         start = time.perf_counter()
         carried = state
-        for t in range(steps):
-            carried = DoNothing.apply(projected, carried, w_hh, b_hh, None, None, None, running=None, t=t)
+        for t in range(chains * steps):
+            carried = DoNothing.apply(projected, carried, w_hh, b_hh, None, None, None, running=None, t=t % steps)
         carried.backward(seed)
         if repeat >= 20:
             times.append(time.perf_counter() - start)
     return median_us(times)
 
 
-def kernels_alone(batch: int, steps: int, hidden: int, repeats: int) -> float:
-    """µs of the compiled LSTM loops on raw arrays for T steps, forward and backward, with the arrays they
-    write, and W_hh's and b_hh's gradient products over all steps."""
-    rng = np.random.default_rng(0)
+def kernel_steps(batch: int, steps: int, hidden: int, rng: np.random.Generator):
+    """One layer direction's T steps, forward and backward, as the kernels run them on raw arrays: ops/loops.py's
+    loops, the hidden product inside them where ops/cell_steps.product_in_loop says so, else by BLAS on the threads
+    a layer's loop uses; then W_hh's and b_hh's gradient products over all steps."""
     projected = rng.standard_normal((steps, batch, 4 * hidden)).astype(np.float32)
     w_hh = (rng.standard_normal((4 * hidden, hidden)) * 0.1).astype(np.float32)
     w_hh_t, b_hh = np.ascontiguousarray(w_hh.T), np.zeros(4 * hidden, np.float32)
     start_state = np.zeros((2, batch, hidden), np.float32)
     d_out = np.ones((steps, batch, hidden), np.float32)
-    times = []
-    for repeat in range(repeats + 20):
-        start = time.perf_counter()
+    in_loop = product_in_loop(batch, w_hh)
+
+    def run():
         states, blocks = [start_state], []
         for t in range(steps):
             block, state = np.empty((batch, 4 * hidden), np.float32), np.empty_like(start_state)
-            loops.lstm_step_forward(projected[t], b_hh, states[-1][0], w_hh_t, states[-1][1], block, state)
+            if in_loop:
+                loops.lstm_step_forward(projected[t], b_hh, states[-1][0], w_hh_t, states[-1][1], block, state)
+            else:
+                gates = states[-1][0] @ w_hh_t
+                gates += projected[t]
+                gates += b_hh
+                loops.lstm_forward(gates, states[-1][1], block, state)
             states.append(state)
             blocks.append(block)
         d_gates_all = np.empty((steps, batch, 4 * hidden), np.float32)  # as GradientRows: the rows, in one array
@@ -158,47 +164,62 @@ def kernels_alone(batch: int, steps: int, hidden: int, repeats: int) -> float:
         for t in reversed(range(steps)):
             d_h = d_state[0] + d_out[t]
             d_state_prev = np.empty_like(start_state)
-            loops.lstm_step_backward(d_h, d_state[1], blocks[t], states[t + 1][1], states[t][1], w_hh, d_gates_all[t], d_state_prev)
+            if in_loop:
+                loops.lstm_step_backward(d_h, d_state[1], blocks[t], states[t + 1][1], states[t][1], w_hh, d_gates_all[t], d_state_prev)
+            else:
+                loops.lstm_backward(d_h, d_state[1], blocks[t], states[t + 1][1], states[t][1], d_gates_all[t], d_state_prev[1])
+                np.matmul(d_gates_all[t], w_hh, out=d_state_prev[0])
             d_state = d_state_prev
         rows = d_gates_all.reshape(-1, 4 * hidden)
         d_w_hh = rows.T @ np.stack([s[0] for s in states[:-1]]).reshape(-1, hidden)
         d_b_hh = rows.sum(axis=0)
+        assert d_w_hh.shape == w_hh.shape and d_b_hh.shape == b_hh.shape
+
+    return run, blas.step_threads(batch, [w_hh])
+
+
+def kernels_alone(batch: int, steps: int, hidden: int, chains: int, repeats: int) -> float:
+    """µs of ``chains`` layer directions' kernel_steps."""
+    rng = np.random.default_rng(0)
+    runs = [kernel_steps(batch, steps, hidden, rng) for _ in range(chains)]
+    times = []
+    for repeat in range(repeats + 20):
+        start = time.perf_counter()
+        for run, threads in runs:
+            with blas.limited(threads):
+                run()
         if repeat >= 20:
             times.append(time.perf_counter() - start)
-    assert d_w_hh.shape == w_hh.shape and d_b_hh.shape == b_hh.shape
     return median_us(times)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=400, help="timed training steps (median)")
-    parser.add_argument("--config", default="B1 T25 H100", choices=[c for c in CONFIGS if CONFIGS[c][3] == 1 and not CONFIGS[c][4]],
-                        help="a one-layer configuration of bench/lm_step.py")
+    parser.add_argument("--config", default="B1 T25 H100", choices=list(CONFIGS), help="a configuration of bench/lm_step.py")
     args = parser.parse_args()
     torch = reference_torch()
     if torch is None:
         raise SystemExit("step_floor.py: PyTorch is the yardstick; pip install torch==2.13.0")
     batch, steps, hidden, layers, bidirectional = CONFIGS[args.config]
-    if not product_in_loop(batch, np.empty((4 * hidden, hidden), np.float32)):
-        raise SystemExit(f"step_floor.py: at {args.config} the step's product runs in BLAS, not in the kernels timed here; "
-                         "pick a configuration whose product the loops compute (B1 T25 H100)")
+    chains = layers * (2 if bidirectional else 1)  # layer directions, each a chain of T step nodes
     print(describe_machine())
     print(f"torch: {torch.__version__} ({torch.get_num_threads()} threads)\n")
-    our_times, their_times = by_turns(OurSteps(batch, steps, hidden), their_step(torch, "lstm", batch, steps, hidden, layers, bidirectional),
+    our_times, their_times = by_turns(OurSteps(batch, steps, hidden, layers, bidirectional), their_step(torch, "lstm", batch, steps, hidden, layers, bidirectional),
                                       args.steps)
     ours_us, forward_us, backward_us = (statistics.median(column) for column in zip(*our_times))
     theirs_us = statistics.median(their_times)
     rest_us = statistics.median(whole - forward - backward for whole, forward, backward in our_times)
-    nothing_us = nodes_doing_nothing(batch, steps, hidden, args.steps)
-    kernels_us = kernels_alone(batch, steps, hidden, args.steps)
+    nothing_us = nodes_doing_nothing(batch, steps, hidden, chains, args.steps)
+    kernels_us = kernels_alone(batch, steps, hidden, chains, args.steps)
     floor_us = rest_us + nothing_us + kernels_us
     rows = [
         ("tinygrad_seq's step", ours_us),
         ("PyTorch's step", theirs_us),
-        (f"the recurrence as run: {steps} LSTMStep nodes, forward", forward_us),
-        (f"the recurrence as run: {steps} LSTMStep nodes, backward", backward_us),
+        (f"the recurrence as run: {chains * steps} LSTMStep nodes, forward", forward_us),
+        (f"the recurrence as run: {chains * steps} LSTMStep nodes, backward", backward_us),
         ("the rest of the step", rest_us),
-        (f"{steps} nodes that do nothing, forward and backward", nothing_us),
+        (f"{chains * steps} nodes that do nothing, forward and backward", nothing_us),
         ("the compiled kernels alone, forward and backward", kernels_us),
         ("the floor: the rest + nodes doing nothing + kernels", floor_us),
     ]
