@@ -19,7 +19,6 @@ import common
 import tinygrad_seq as ts
 from tinygrad_seq import viz
 from tinygrad_seq.models import TrainConfig, Trainer
-from tinygrad_seq.nn import functional as F
 from tinygrad_seq.text import language_model_batches, sample
 
 DATA = common.DATA / "dinos.txt"
@@ -63,10 +62,11 @@ def main(argv: list[str] | None = None) -> Trainer:
     name = "rex"
     ids = vocab.encode(name, bos=True, eos=True)
     inputs, targets, lengths = next(language_model_batches([ids], 1))
-    with ts.transparent():
-        logits, _ = trainer.model(inputs)
-        loss = F.cross_entropy(logits, targets)
-    path = viz.render(loss, out / f"graph_{name}", params=dict(trainer.model.named_parameters()))
+    model = trainer.model
+    with ts.transparent():  # every gate; the output layer and the loss step by step, labelled ŷ⟨t⟩ and L⟨t⟩
+        outputs, _ = model.rnn(model.embedding(inputs))
+        loss = viz.loss_per_step(outputs, model.head, targets)
+    path = viz.render(loss, out / f"graph_{name}", params=dict(model.named_parameters()))
     print(f"the unrolled graph of '{name.capitalize()}' ({len(ids) - 1} steps): {path}")
     print(f"sample more: tinygrad-seq sample --checkpoint {out / 'checkpoint'} -n 10 --temperature 0.8")
     return trainer

@@ -660,7 +660,9 @@ def test_char_lm_smoke(tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "new names:" in out and (tmp_path / "graph_rex.svg").exists() and (tmp_path / "checkpoint" / "model.npz").exists()
     assert trainer.history[-1]["valid_loss"] < trainer.history[0]["valid_loss"]
-    assert "t = 4" in (tmp_path / "graph_rex.svg").read_text()
+    picture = (tmp_path / "graph_rex.svg").read_text()
+    # the output layer and the loss drawn step by step, in the course's notation (they were one CrossEntropy node)
+    assert "t = 4" in picture and all(label in picture for label in ("ŷ⟨1⟩", "ŷ⟨4⟩", "L⟨4⟩", "W_ya", "b_y"))
     again = demo["main"](["--smoke", "--out", str(tmp_path)])  # a rerun into its own folder replaces its checkpoint
     assert json.loads((tmp_path / "checkpoint" / "state.json").read_text())["run_id"] == again.run_id
 

@@ -990,3 +990,17 @@ def test_a_large_arrays_mean_left_by_rounding_reads_0():
     assert summarize(np.full(10, 1e-3)).startswith("μ=0.001 ")  # a real mean, however small, is shown
     assert summarize(np.array([np.inf, 1, 2, 3, 4, 5, 6, 7.0])).startswith("μ=inf ")  # an overflow stays in sight
     assert summarize(ts.Tensor(np.ones(3), requires_grad=True)) == "[1. 1. 1.]"  # a parameter, by its values
+
+
+def test_loss_per_step_is_the_summed_cross_entropy_with_each_step_labelled():
+    """viz.loss_per_step builds L = Σ_t L⟨t⟩ step by step: the value of the summed cross-entropy, and a picture whose
+    output row shows ŷ⟨t⟩ and L⟨t⟩ at every step and the head's weights as W_ya and b_y."""
+    ts.manual_seed(0)
+    rnn, head = nn.GRU(2, 3), nn.Linear(3, 4)
+    outputs, _ = rnn(ts.randn(3, 2, 2))
+    targets = np.array([[0, 1], [2, 3], [1, 1]])
+    loss = viz.loss_per_step(outputs, head, targets)
+    expected = nn.functional.cross_entropy(head(outputs), targets, reduction="sum")
+    assert loss.name == "L" and abs(loss.item() - expected.item()) < 1e-5
+    source = viz.draw_graph(loss, params={"head.weight": head.weight, "head.bias": head.bias}).source
+    assert all(label in source for label in ("ŷ⟨1⟩", "ŷ⟨3⟩", "L⟨1⟩", "L⟨3⟩", "W_ya", "b_y"))

@@ -7,6 +7,7 @@
 >>> [label for label in ("t = 1", "t = 2", "t = 3", "t = 4") if f'label="{label}"' in dot.source]
 ['t = 1', 't = 2', 't = 3', 't = 4']
 """
+from .demo import loss_per_step
 from .draw import CollapsedWarning, Digraph, draw_graph, summarize
 from .explore import Explorer, explore
 from .flow import gradient_flow, plot_gradient_flow
@@ -17,5 +18,5 @@ from .trace import Graph, GraphNode, course_parameter_name, trace
 
 __all__ = [
     "CollapsedWarning", "Digraph", "DotCrashedWarning", "Explorer", "Graph", "GraphNode", "GraphvizNotFound", "RenderError", "ScaledDownWarning", "Step", "backward_steps", "course_parameter_name",
-    "draw_graph", "explore", "gradient_flow", "has_dot", "plot_gradient_flow", "render", "render_svg", "summarize", "trace",
+    "draw_graph", "explore", "gradient_flow", "has_dot", "loss_per_step", "plot_gradient_flow", "render", "render_svg", "summarize", "trace",
 ]

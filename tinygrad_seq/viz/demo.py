@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,14 +39,22 @@ class SmallModel:
     def loss(self) -> Tensor:
         """Run forward: ŷ⟨t⟩ = W_ya a⟨t⟩ + b_y (logits), L⟨t⟩ = cross-entropy, L = Σ_t L⟨t⟩."""
         outputs, _ = self.rnn(self.x)
-        total = None
-        for t in range(outputs.shape[0]):
-            with tags(t=t + 1, layer="output", direction="forward"):  # the running sum too: it stays in the output row
-                y_hat = nn.roles.output(self.head(outputs[t]))
-                step_loss = nn.roles.loss(F.cross_entropy(y_hat, self.targets[t], reduction="sum"))
-                total = step_loss if total is None else total + step_loss
-        total.name = "L"
-        return total
+        return loss_per_step(outputs, self.head, self.targets)
+
+
+def loss_per_step(outputs: Tensor, head: Any, targets: Any) -> Tensor:
+    """L = Σ_t L⟨t⟩ over a layer's ``outputs`` (T, B, H), built step by step as the course draws it: ŷ⟨t⟩ =
+    ``head``(a⟨t⟩) marked as the output and L⟨t⟩ = cross-entropy against ``targets``[t] (T, B ids) as the loss of
+    step t, summed over the batch. Its graph labels ŷ⟨t⟩, L⟨t⟩ and the head's weights (W_ya, b_y) in the course's
+    notation; the value is the summed cross-entropy (``cross_entropy(head(outputs), targets, reduction="sum")``)."""
+    total = None
+    for t in range(outputs.shape[0]):
+        with tags(t=t + 1, layer="output", direction="forward"):  # the running sum too: it stays in the output row
+            y_hat = nn.roles.output(head(outputs[t]))
+            step_loss = nn.roles.loss(F.cross_entropy(y_hat, targets[t], reduction="sum"))
+            total = step_loss if total is None else total + step_loss
+    total.name = "L"
+    return total
 
 
 def small_model(cell: str = "rnn", steps: int = 3, layers: int = 1, bidirectional: bool = False,
