@@ -268,8 +268,8 @@ def test_a_state_carried_undetached_into_the_next_chunk_is_named_as_the_cause():
     from tinygrad_seq import nn, optim
     from tinygrad_seq.viz import demo
 
-    detach = (r"Detach what you carry before the next chunk: state = state\.detach\(\), or each of its tensors for a tuple "
-              r"or list of them \(an LSTM's \(h, c\): tuple\(s\.detach\(\) for s in state\)\)")
+    detach = (r"Detach what you carry before the next chunk: state = state\.detach\(\), or for a state of several tensors "
+              r"\(an LSTM's \(h, c\), a LanguageModel's list\) state = nn\.detach_state\(state\)")
     for retain in (False, True):
         lstm = nn.LSTM(3, 4)
         opt = optim.SGD(lstm.parameters(), lr=0.1)

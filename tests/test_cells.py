@@ -991,3 +991,19 @@ def test_course_parameter_errors():
         nn.load_course_parameters(nn.RNNCell(2, 3), {"Wax": np.zeros((3, 4)), "Waa": np.zeros((3, 3)), "ba": np.zeros((3, 1))})
     with pytest.raises(TypeError, match="the course has no parameters for GRUCell"):
         nn.load_course_parameters(nn.GRUCell(2, 3), {})
+
+
+def test_detach_state_cuts_the_graph_of_any_state_and_keeps_its_structure():
+    """Truncated BPTT's carry for a state of any shape: a tensor, an LSTM's (h, c), a LanguageModel's list of them,
+    a wrapper's pairs with None, a cell's dict."""
+    w = ts.ones(2, requires_grad=True)
+    made = [w * 2.0, w * 3.0, w * 4.0]
+    state = [(made[0], made[1]), {"m": made[2]}, None, w * 5.0]
+    cut = nn.detach_state(state)
+    assert type(cut) is list and type(cut[0]) is tuple and list(cut[1]) == ["m"] and cut[2] is None
+    leaves = [cut[0][0], cut[0][1], cut[1]["m"], cut[3]]
+    assert all(t.grad_fn is None and not t.requires_grad for t in leaves)
+    assert [t.tolist() for t in leaves] == [[2.0, 2.0], [3.0, 3.0], [4.0, 4.0], [5.0, 5.0]]
+    assert nn.detach_state(made[0]).grad_fn is None and nn.detach_state(None) is None
+    with pytest.raises(TypeError, match=r"^detach_state: a state holds tensors, in tuples, lists or dicts; got ndarray$"):
+        nn.detach_state(np.zeros(2))

@@ -684,3 +684,16 @@ def test_a_training_step_on_a_device_reads_it_back_at_most_twice(layout, cell, l
 
 def test_unknown_tokens_of_a_text_the_vocabulary_knows_say_so():
     assert str(Vocabulary.from_text("cafe").unknown("cafe")) == "all 4 characters are in the vocabulary"  # was a dangling "...: "
+
+
+def test_a_language_models_errors_name_it_and_a_state_of_another_batch_says_so():
+    """They named its inner Stacked(1 layer), and a state carried into a smaller batch did not say the batch changed."""
+    model = LanguageModel(10, hidden_size=5)
+    with pytest.raises(ValueError, match=r"^LanguageModel: every length must be at least 1; got 0 at index 1"):
+        model(np.ones((3, 2), int), lengths=[3, 0])
+    _, state = model(np.ones((3, 4), int))
+    with pytest.raises(ts.nn.StateError, match=r"^LanguageModel: state\[0\] \(layer 0\): LSTMCell: state part a has shape \(4, 5\); "
+                                            r"expected .* of shape \(2, 5\): a state made for a batch of 4, given with a batch of 2\. .*"
+                                            r"start from state=None when the batch size changes"):
+        model(np.ones((3, 2), int), state)
+    assert model(np.ones((3, 2), int))[0].shape == (3, 2, 10)  # the fix it names

@@ -674,7 +674,7 @@ def test_dropout_with_one_layer_warns_that_it_changes_nothing():
     assert caught[0].filename == __file__  # the line that built the layer
     from tinygrad_seq.models import LanguageModel
 
-    with pytest.warns(UserWarning, match=r"^Stacked: dropout=0.3 acts between stacked layers") as caught:
+    with pytest.warns(UserWarning, match=r"^LanguageModel: dropout=0.3 acts between stacked layers") as caught:
         LanguageModel(10, num_layers=1, dropout=0.3)  # built on Stacked directly: warned too (it said nothing before)
     assert caught[0].filename == __file__
     with pytest.raises(ValueError, match=r"^LSTM: dropout is a probability in \[0, 1\]; got 1.5"):

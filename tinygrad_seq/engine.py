@@ -55,8 +55,8 @@ def _check_saved_versions(node: Function, tensor: Tensor, root: Tensor) -> None:
 def _carried(before: str) -> str:
     """The fix when a fresh loss's backward reaches an older graph, computed ``before`` (its backward, an update)."""
     return (f"This loss reaches a tensor computed before {before}: a state carried from one chunk of a sequence into the "
-            "next (truncated BPTT), say. Detach what you carry before the next chunk: state = state.detach(), or each of "
-            "its tensors for a tuple or list of them (an LSTM's (h, c): tuple(s.detach() for s in state))")
+            "next (truncated BPTT), say. Detach what you carry before the next chunk: state = state.detach(), or for a "
+            "state of several tensors (an LSTM's (h, c), a LanguageModel's list) state = nn.detach_state(state)")
 
 
 def _where(node: Function) -> str:

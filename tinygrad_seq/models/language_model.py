@@ -30,7 +30,7 @@ class LanguageModel(nn.Module):
                            num_layers=num_layers, dropout=dropout)
         self.embedding = nn.Embedding(vocab_size, embed_dim)
         layers = [nn.Recurrent(nn.make_cell(cell, embed_dim if i == 0 else hidden_size, hidden_size)) for i in range(num_layers)]
-        self.rnn = nn.Stacked(layers, dropout=dropout)
+        self.rnn = nn.Stacked(layers, dropout=dropout, name="LanguageModel")  # its errors name the model the user called
         self.head = nn.Linear(hidden_size, vocab_size)
         # The text.Vocabulary it was trained with, when known (the Trainer's, load_model's): sampling and scoring
         # with another (one built again from other text: the same size, other ids) are refused. Not in the weights.

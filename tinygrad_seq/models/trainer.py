@@ -32,6 +32,7 @@ from ..storage import (
     FORMAT, CheckpointError, WriterLock, check_destination, existing_checkpoint, is_checkpoint, save_checkpoint,
     write_npz,
 )
+from .. import nn
 from ..nn import functional as F
 from ..nn.cells import unknown_cell
 from ..progress import progress_bar
@@ -207,12 +208,6 @@ def held_out_batch_size(sequences: Sequence[Sequence[int]], model: LanguageModel
     return int(max(1, min(64, limit_gb * 1e9 // one_line)))
 
 
-def _detach(state: Any) -> Any:
-    if isinstance(state, Tensor):
-        return state.detach()
-    return type(state)(_detach(s) for s in state)
-
-
 def _flatten(state: Any, prefix: str, out: dict[str, np.ndarray]) -> None:
     if isinstance(state, Tensor):
         out[prefix] = state.numpy()
@@ -314,7 +309,7 @@ class Trainer:
             optim.clip_grad_norm_(self.model.parameters(), self.config.clip)
         self.optimizer.step()
         if self.config.is_stream:
-            self.carry = _detach(state)  # truncated BPTT: keep the values, cut the graph
+            self.carry = nn.detach_state(state)  # truncated BPTT: keep the values, cut the graph
         return loss.item()
 
     def validate(self) -> tuple[float, float]:

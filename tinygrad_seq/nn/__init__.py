@@ -39,12 +39,12 @@ from .embedding import Embedding
 from .linear import Linear
 from .losses import BCEWithLogitsLoss
 from .module import Module, ModuleList, Parameter, Sequential, StateDictError, evaluating
-from .recurrent import Bidirectional, PrecisionWarning, Recurrent, Stacked
+from .recurrent import Bidirectional, PrecisionWarning, Recurrent, Stacked, detach_state
 from .roles import gate
 from .rnn import GRU, LSTM, RNN, RecurrentLayer
 
 __all__ = [
     "BCEWithLogitsLoss", "GRU", "LSTM", "RNN", "Bidirectional", "Dropout", "Embedding", "GRUCell", "LSTMCell", "Linear", "Module", "ModuleList",
     "Parameter", "PrecisionWarning", "RNNCell", "ReLU", "Recurrent", "RecurrentCell", "RecurrentLayer", "Sequential", "Sigmoid",
-    "SimplifiedGRUCell", "Stacked", "StateDictError", "StateError", "Tanh", "functional", "gate", "init", "roles", "steps", "course_gradients", "evaluating", "load_course_parameters", "make_cell", "register_cell",
+    "SimplifiedGRUCell", "Stacked", "StateDictError", "StateError", "Tanh", "functional", "gate", "init", "roles", "steps", "course_gradients", "detach_state", "evaluating", "load_course_parameters", "make_cell", "register_cell",
 ]

@@ -180,9 +180,15 @@ class RecurrentCell(Module):
                 raise StateError(f"{type(self).__name__}: the state must be {expected}; got {describe_state(state)} whose "
                                  f"part {name} is {describe_value(part)}: make each part a Tensor"
                                  + (", ts.Tensor(array)" if is_array(part) else ""))
+        # every part (B', H) with one B' other than the batch's: a whole state of another batch (one carried on)
+        batches = {part.shape[0] if part.ndim == 2 and part.shape[1] == self.hidden_size else None for part in parts}
+        other_batch = next(iter(batches)) if len(batches) == 1 and None not in batches else batch_size
         for name, part in zip(self.state_names, parts):
             if part.shape != (batch_size, self.hidden_size):
-                raise StateError(f"{type(self).__name__}: state part {name} has shape {part.shape}; expected {expected}")
+                why = (f": a state made for a batch of {other_batch}, given with a batch of {batch_size}. A carried state fits "
+                       "only a batch of its size: start from state=None when the batch size changes (a last, smaller "
+                       "batch)" if other_batch != batch_size else "")
+                raise StateError(f"{type(self).__name__}: state part {name} has shape {part.shape}; expected {expected}{why}")
 
     def _read_parts(self, state: Any) -> tuple[tuple | None, str]:
         """(``state``'s parts as ``state_parts`` reads them, or None when it cannot; why the cell's own

@@ -146,6 +146,22 @@ def _warn_if_wider(op: str, given: list[tuple[str, str, np.dtype]], weights: Any
             return
 
 
+def detach_state(state: Any) -> Any:
+    """``state`` with every tensor in it detached, its structure kept (a tensor; tuples, lists or dicts of them, as
+    deep as they go; None stays): what truncated BPTT carries into the next chunk, the values without the graph.
+    ``state = nn.detach_state(state)`` fits an RNN's h, an LSTM's (h, c), a LanguageModel's list of them, a
+    wrapper's pairs and lists, and a cell of yours."""
+    if isinstance(state, Tensor):
+        return state.detach()
+    if isinstance(state, dict):
+        return {key: detach_state(part) for key, part in state.items()}
+    if isinstance(state, (tuple, list)):
+        return type(state)(detach_state(part) for part in state)
+    if state is None:
+        return None
+    raise TypeError(f"detach_state: a state holds tensors, in tuples, lists or dicts; got {type(state).__name__}")
+
+
 def swap_if_batch_first(outputs: Any, batch_first: bool) -> Any:
     """``outputs`` (a tensor or a pair) with the first two axes swapped when ``batch_first``: time-major (T, B, ...)
     into a batch-first layer's layout, and that layer's (B, T, ...) back to time-major (the swap undoes itself)."""
