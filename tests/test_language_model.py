@@ -215,6 +215,19 @@ def test_a_word_level_prime_keeps_its_unknown_words():
     assert all(text.startswith("a dog") for text in texts) and any(text != "a dog" for text in texts)
 
 
+def test_a_character_level_prime_comes_back_as_the_vocabulary_reads_it_too():
+    """As at the word level: lower-cased with lower=True, as the model saw it ("Tyr" came back "Tyrr..."), an unknown
+    character kept."""
+    vocab = Vocabulary.from_text(["tyrannosaurus"], level="char", lower=True)
+    model = small_model(vocab)
+    model.head.bias.data[EOS_ID] = 100.0  # nothing generated: the texts are the prime alone
+    with pytest.warns(UnknownTokensWarning, match=r"prime: 1 of 4 characters .*'é'"):
+        assert sample(model, vocab, n=2, prime="TyRé", seed=0) == ["tyré"] * 2
+    model.head.bias.data[EOS_ID] = 0.0
+    texts = sample(model, vocab, n=3, max_len=4, prime="Tyr", seed=0)
+    assert all(text.startswith("tyr") for text in texts) and any(text != "tyr" for text in texts)
+
+
 @pytest.mark.parametrize("arguments, error, message", [
     (dict(temperature=float("nan")), ValueError, r"sample: temperature must be a finite number > 0; got nan"),
     (dict(top_k=2.5), ValueError, r"sample: top_k must be an int >= 1; got 2.5"),

@@ -28,8 +28,9 @@ def sample(model: Any, vocab: Vocabulary, n: int = 1, max_len: int = 50, tempera
     result reproducible (otherwise the generator ``ts.manual_seed`` seeds is used).
     Characters (or words) of ``prime`` the vocabulary does not know are read as
     <unk>, with an :class:`UnknownTokensWarning` that names them, and kept as
-    they are in the texts returned (each text starts with the prime; words are
-    re-joined as ``decode`` joins them, lower-cased with ``lower=True``).
+    they are in the texts returned. Each text starts with the prime as the
+    vocabulary reads it, at either level: lower-cased with ``lower=True`` (as
+    the model saw it), words re-joined as ``decode`` joins them.
     """
     rng = _checked_sampling("sample", model, vocab, n, max_len, temperature, top_k, prime, seed)
     return _sample_batch(model, vocab, n, max_len, temperature, top_k, prime, rng)
@@ -120,9 +121,10 @@ def _sample_batch(model: Any, vocab: Vocabulary, n: int, max_len: int, temperatu
             if done.all():
                 break
             step_logits, state = model.step(choice, state)
-        # The prime as given, its unknown words included (the model read them as <unk>); words re-joined with the text
-        return [prime + vocab.decode(ids) if vocab.level == "char" else vocab.join(vocab.tokenize(prime) + [vocab.itos[i] for i in ids])
-                for ids in generated]
+        # The prime as the vocabulary read it (lower-cased with lower=True, as the model saw it), its unknown tokens
+        # included (the model read them as <unk>); words re-joined with the text, characters as they are
+        read = vocab.tokenize(prime)
+        return [vocab.join(read + [vocab.itos[i] for i in ids]) for ids in generated]
 
 
 Factor = tuple[str, float]  # (token, P(token | the tokens before it)), or its log
