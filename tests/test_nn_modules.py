@@ -231,6 +231,24 @@ def test_course_gradients_refuse_a_cell_the_course_has_no_parameters_for():
         nn.course_gradients(cell)
 
 
+def test_loading_a_layer_of_other_num_layers_or_directions_names_them():
+    """The error listed the unexpected keys (..._l1, ..._reverse) but not what they say, as it does for another cell."""
+    with pytest.raises(nn.StateDictError, match=r"The checkpoint's keys are those of the layer with num_layers=2, bidirectional=True; "
+                                                r"the model's with num_layers=1, bidirectional=False: build the model as the "
+                                                r"checkpoint was saved, or pass strict=False"):
+        nn.LSTM(3, 4).load_state_dict(nn.LSTM(3, 4, num_layers=2, bidirectional=True).state_dict())
+
+    class Holder(nn.Module):
+        def __init__(self, **options):
+            super().__init__()
+            self.rnn = nn.GRU(3, 4, **options)
+
+    with pytest.raises(nn.StateDictError, match=r"those of the layer at 'rnn' with num_layers=1, bidirectional=False; the "
+                                                r"model's with num_layers=2, bidirectional=False"):
+        Holder(num_layers=2).load_state_dict(Holder().state_dict())
+    Holder(num_layers=2).load_state_dict(Holder(num_layers=2).state_dict())  # built as saved: loads
+
+
 def test_loading_another_cells_weights_says_which_cells():
     with pytest.raises(nn.StateDictError) as error:
         nn.LSTM(8, 32).load_state_dict(nn.GRU(8, 32).state_dict())

@@ -1,14 +1,17 @@
 """Why a state dict does not fit a model, in the model's terms: what ``Module.load_state_dict`` adds to its error.
 
-Two cases are named here, the commonest: a checkpoint of another cell, whose
+Three cases are named here, the commonest: a checkpoint of another cell, whose
 recurrent weight (G·H, H) stacks another number G of gate blocks than the
-model's (a GRU's 3 into an LSTM's 4); and keys that differ by a prefix (the
-state dict of a model that holds this one, "lstm.weight_ih_l0" for
-"weight_ih_l0", or the other way round). Each message names the fix. Models are read through ``named_modules`` only, so this module imports
+model's (a GRU's 3 into an LSTM's 4); a recurrent layer of other
+``num_layers`` or ``bidirectional`` (keys ``..._l1``, ``..._reverse`` more
+or fewer); and keys that differ by a prefix (the state dict of a model that
+holds this one, "lstm.weight_ih_l0" for "weight_ih_l0", or the other way
+round). Each message names the fix. Models are read through ``named_modules`` only, so this module imports
 nothing of nn.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -72,4 +75,33 @@ def prefix_hint(missing: list[str], unexpected: list[str]) -> str:
                             f"{{k.removeprefix({prefix!r}): v for k, v in state.items() if k.startswith({prefix!r})}}")
                 return (f"The model's keys start with {prefix!r} and the saved ones do not (saved from the module at "
                         f"{prefix[:-1]!r}): load them into that module, model.{prefix[:-1]}.load_state_dict(state)")
+    return ""
+
+
+_LAYER_KEY = re.compile(r"^(.*?)(?:weight|bias)_(?:ih|hh)_l(\d+)(_reverse)?$")  # PyTorch's names: weight_ih_l1_reverse
+
+
+def _layouts(keys: Any) -> dict[str, tuple[int, bool]]:
+    """{prefix: (num_layers, bidirectional)} of the recurrent layers whose PyTorch-named keys are among ``keys``."""
+    found: dict[str, tuple[int, bool]] = {}
+    for key in keys:
+        match = _LAYER_KEY.match(key)
+        if match:
+            prefix, layer, reverse = match.group(1), int(match.group(2)), bool(match.group(3))
+            layers, both = found.get(prefix, (0, False))
+            found[prefix] = (max(layers, layer + 1), both or reverse)
+    return found
+
+
+def layers_hint(state_dict: dict[str, Any], own: dict[str, Any]) -> str:
+    """The fix when a recurrent layer's keys say another ``num_layers`` or ``bidirectional`` than the model's (a
+    2-layer bidirectional LSTM's weights into a 1-layer one); "" when they agree or name no such layer."""
+    saved, ours = _layouts(state_dict), _layouts(own)
+    for prefix, (layers, bidirectional) in ours.items():
+        if prefix in saved and saved[prefix] != (layers, bidirectional):
+            theirs = saved[prefix]
+            where = f"the layer at {prefix[:-1]!r}" if prefix else "the layer"
+            return (f"The checkpoint's keys are those of {where} with num_layers={theirs[0]}, bidirectional={theirs[1]}; "
+                    f"the model's with num_layers={layers}, bidirectional={bidirectional}: build the model as the checkpoint "
+                    "was saved")
     return ""

@@ -32,7 +32,7 @@ from ..backend import Backend, backend_of, backend_or_dtype
 from ..storage import CheckpointError, atomic_write, write_npz
 from ..modes import no_grad
 from ..tensor import Tensor
-from .load_hints import other_cell_hint, prefix_hint, value_shape
+from .load_hints import layers_hint, other_cell_hint, prefix_hint, value_shape
 
 
 class Parameter(Tensor):
@@ -251,7 +251,7 @@ class Module:
         if strict and unexpected:
             problems.append("unexpected: " + ", ".join(unexpected))
         if problems:
-            fix = other_cell_hint(self, state_dict, own) or prefix_hint(missing, unexpected)
+            fix = other_cell_hint(self, state_dict, own) or layers_hint(state_dict, own) or prefix_hint(missing, unexpected)
             if not fix:
                 fix = ("Build the model with the sizes the checkpoint was saved with" if misshaped else
                        "The keys are another model's? Load the state dict of a model built as this one")
