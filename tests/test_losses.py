@@ -29,6 +29,25 @@ def test_cross_entropy_grad_check():
         assert ts.grad_check(lambda x: F.cross_entropy(x, target, reduction=reduction, label_smoothing=smoothing), [x])
 
 
+def test_cross_entropy_with_probability_targets_grad_check():
+    """Soft targets (PyTorch's probability targets): the gradient of the logits and of the target, every reduction."""
+    rng = np.random.default_rng(3)
+    logits, soft = rng.standard_normal((3, 2, 4)), rng.random((3, 2, 4))
+    soft /= soft.sum(-1, keepdims=True)
+    for reduction, smoothing in itertools.product(["mean", "sum", "none"], [0.0, 0.2]):
+        x, p = ts.Tensor(logits, requires_grad=True), ts.Tensor(soft, requires_grad=True)
+        assert ts.grad_check(lambda x, p: F.cross_entropy(x, p, reduction=reduction, label_smoothing=smoothing), [x, p])
+
+
+def test_one_hot_targets_give_the_loss_and_gradient_of_their_class_ids():
+    logits, target = logits_and_targets((3, 4), 5, ignore_fraction=0.0)
+    for smoothing in (0.0, 0.1):
+        by_id, one_hot = ts.Tensor(logits, requires_grad=True), ts.Tensor(logits, requires_grad=True)
+        F.cross_entropy(by_id, target, label_smoothing=smoothing).backward()
+        F.cross_entropy(one_hot, np.eye(5)[target], label_smoothing=smoothing).backward()
+        np.testing.assert_allclose(to_host(one_hot.grad), to_host(by_id.grad), rtol=1e-12, atol=1e-15)
+
+
 def test_nll_and_mse_grad_check():
     logits, target = logits_and_targets((6,), 4, ignore_fraction=0.3)
     x = ts.Tensor(logits, requires_grad=True)
@@ -67,8 +86,8 @@ def test_cross_entropy_stable_for_huge_logits():
         (lambda x: F.cross_entropy(x, np.array([0.0, 1.0])), TypeError, r"cross_entropy: target class ids must be integers; got float64\. Convert them with \.astype\(int\)$"),
         # a Tensor has no astype: its fix is .to("int64"), which the message's own code runs
         (lambda x: F.cross_entropy(x, ts.Tensor([0.0, 1.0])), TypeError, r'cross_entropy: target class ids must be integers; got float32\. Convert them with \.to\("int64"\)$'),
-        (lambda x: F.cross_entropy(x, np.eye(3)[[0, 2]]), TypeError, r"^cross_entropy: target has the logits' shape \(2, 3\) and holds "
-         r"floats: one-hot rows or probabilities\? It takes class ids, .*target\.argmax\(axis=-1\) for one-hot rows"),
+        (lambda x: F.cross_entropy(x, np.eye(3)[[0, 2]], ignore_index=0), ValueError, r"^cross_entropy: ignore_index=0 applies to "
+         r"class ids; these targets are probabilities \(floats shaped like the logits, \(2, 3\)\)"),
         (lambda x: F.cross_entropy(x, [[0, 1]]), ValueError, r"target shape \(1, 2\) must be the logits' shape \(2, 3\) without the last \(class\) axis, i.e. \(2,\).*axis 1"),
         # targets of different lengths: padded with IGNORE_INDEX, which the loss skips (PAD_ID 0 is a class)
         (lambda x: F.cross_entropy(x, [[0, 1], [2]]), ValueError, r"^cross_entropy: target class ids must be rectangular; got lists "
@@ -227,6 +246,26 @@ def test_cross_entropy_matches_torch(torch, shape, reduction, ignore_fraction, l
     theirs.backward(torch.tensor(upstream))
     np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=RTOL, atol=ATOL)
     np.testing.assert_allclose(to_host(x.grad), t.grad.numpy(), rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("shape", [(6,), (4, 3)], ids=["2-D logits", "3-D logits"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.15])
+def test_cross_entropy_with_probability_targets_matches_torch(torch, shape, reduction, label_smoothing):
+    """PyTorch's probability targets, classes last here: the loss, the logits' gradient and the target's."""
+    rng = np.random.default_rng(len(shape))
+    logits, soft = rng.standard_normal(shape + (5,)), rng.random(shape + (5,))
+    soft /= soft.sum(-1, keepdims=True)
+    x, p = ts.Tensor(logits, requires_grad=True), ts.Tensor(soft, requires_grad=True)
+    ours = F.cross_entropy(x, p, reduction=reduction, label_smoothing=label_smoothing)
+    upstream = np.random.default_rng(2).standard_normal(ours.shape)
+    ours.backward(upstream)
+    t, q = torch.tensor(logits, requires_grad=True), torch.tensor(soft, requires_grad=True)
+    theirs = torch.nn.functional.cross_entropy(t.movedim(-1, 1), q.movedim(-1, 1), reduction=reduction, label_smoothing=label_smoothing)
+    theirs.backward(torch.tensor(upstream))
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(to_host(x.grad), t.grad.numpy(), rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(to_host(p.grad), q.grad.numpy(), rtol=RTOL, atol=ATOL)
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])

@@ -59,7 +59,8 @@ def cross_entropy(
     reduction: str = "mean",
     label_smoothing: float = 0.0,
 ) -> Tensor:
-    """Softmax cross-entropy of ``logits`` (..., C) against class ids ``target`` (...).
+    """Softmax cross-entropy of ``logits`` (..., C) against class ids ``target`` (...), or against probabilities
+    ``target`` (..., C), floats shaped like the logits (one-hot rows, soft labels), as PyTorch takes either.
 
     Classes are on the LAST axis (PyTorch: axis 1). For sequence logits
     (T, B, C) and targets (T, B), ``cross_entropy(logits, targets)`` equals
@@ -82,16 +83,37 @@ def cross_entropy(
     _check_reduction(reduction, op)
     check_probability(label_smoothing, op, "label_smoothing")  # ε: the target is (1 - ε) one-hot + ε / C
     logits = _checked_scores(logits, op, "logits")
-    given = getattr(target, "shape", None)
-    if given is not None and tuple(given) == logits.shape and getattr(getattr(target, "dtype", None), "kind", "") == "f":
-        raise TypeError(f"{op}: target has the logits' shape {logits.shape} and holds floats: one-hot rows or probabilities? "
-                        "It takes class ids, shaped like the logits without the class axis: target.argmax(axis=-1) for "
-                        "one-hot rows (for soft targets, -(p * logits.log_softmax(-1)).sum(-1).mean())")
+    if _are_probabilities(target, logits):
+        return _soft_cross_entropy(logits, target, ignore_index, reduction, float(label_smoothing))
     target = _target_array(target, logits, op)
     _check_class_ids(target, logits.shape[-1], ignore_index, op)  # on the host for host targets, before the upload
     return CrossEntropy.apply(
         logits, target=logits.backend.adopt(target), ignore_index=ignore_index, reduction=reduction, label_smoothing=float(label_smoothing)
     )
+
+
+def _are_probabilities(target: Any, logits: Tensor) -> bool:
+    """Whether ``target`` is a distribution per position (PyTorch's probability targets): floats shaped like the logits."""
+    given = getattr(target, "shape", None)
+    if given is None:
+        return False
+    return tuple(given) == logits.shape and getattr(getattr(target, "dtype", None), "kind", "") == "f"
+
+
+def _soft_cross_entropy(logits: Tensor, target: Any, ignore_index: int, reduction: str, smoothing: float) -> Tensor:
+    """−Σ_c q_c log softmax(x)_c per position, q = (1 − ε) p + ε / C, as PyTorch's cross_entropy with probability
+    targets: the "mean" is over the positions. Built of differentiable ops, so a target that requires grad gets its
+    gradient, −(1 − ε) log softmax(x), as in PyTorch."""
+    if ignore_index != IGNORE_INDEX:
+        raise ValueError(f"cross_entropy: ignore_index={ignore_index} applies to class ids; these targets are probabilities "
+                         f"(floats shaped like the logits, {logits.shape}), where no position is ignored (PyTorch refuses it too)")
+    probabilities = _float_operand(target, logits, "cross_entropy", "target probabilities")
+    if smoothing:
+        probabilities = probabilities * (1 - smoothing) + smoothing / logits.shape[-1]
+    losses = -(logits.log_softmax(-1) * probabilities).sum(-1)
+    if reduction == "none":
+        return losses
+    return losses.sum() if reduction == "sum" else losses.mean()
 
 
 def nll_loss(log_probs: Tensor, target: Any, ignore_index: int = IGNORE_INDEX, reduction: str = "mean") -> Tensor:
