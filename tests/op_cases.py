@@ -116,7 +116,7 @@ CASES = [
     OpCase("sum_axes_keepdims", lambda a: a.sum((0, 2), keepdims=True), lambda a: a.sum((0, 2), keepdim=True), [normal(2, 3, 4)]),
     OpCase("sum_negative_axis", lambda a: a.sum(-1), lambda a: a.sum(-1), [normal(3, 4)]),
     OpCase("sum_dim_keepdim", lambda a: a.sum(dim=1, keepdim=True), lambda a: a.sum(dim=1, keepdim=True), [normal(2, 3, 4)]),
-    OpCase("max_dim", lambda a: a.max(dim=0), lambda a: a.amax(dim=0), [distinct(3, 4)]),
+    OpCase("max_keepdim", lambda a: a.max(0, keepdim=True), lambda a: a.amax(0, keepdim=True), [distinct(3, 4)]),
     OpCase("log_softmax_dim", lambda a: a.log_softmax(dim=0), lambda a: a.log_softmax(dim=0), [normal(3, 5)]),
     OpCase("mean_all", lambda a: a.mean(), lambda a: a.mean(), [normal(3, 4)]),
     OpCase("mean_axis", lambda a: a.mean(0), lambda a: a.mean(0), [normal(3, 4)]),

@@ -78,10 +78,15 @@ def test_pytorchs_name_for_a_tensor_method_says_this_librarys():
 def test_pytorchs_dim_and_keepdim_are_taken_as_axis_and_keepdims():
     """As PyTorch takes axis= beside dim=: the same results, by every method and function with an axis."""
     x = ts.randn(2, 3, 4)
-    for name, args in [("sum", ()), ("mean", ()), ("max", ()), ("min", ()), ("argmax", ()), ("softmax", ()), ("log_softmax", ())]:
-        keep = {"keepdim": True} if name in ("sum", "mean", "max", "min") else {}
+    for name in ("sum", "mean", "argmax", "softmax", "log_softmax"):
+        keep = {"keepdim": True} if name in ("sum", "mean") else {}
         kept = {"keepdims": True} if keep else {}
-        np.testing.assert_array_equal(getattr(x, name)(*args, dim=1, **keep).numpy(), getattr(x, name)(*args, axis=1, **kept).numpy())
+        np.testing.assert_array_equal(getattr(x, name)(dim=1, **keep).numpy(), getattr(x, name)(axis=1, **kept).numpy())
+    np.testing.assert_array_equal(x.max(1, keepdim=True).numpy(), x.max(1, keepdims=True).numpy())
+    for name, indices in (("max", r"x\.argmax"), ("min", r"\(-x\)\.argmax")):  # PyTorch's dim= returns a pair: v, i = x.max(dim=1)
+        with pytest.raises(TypeError, match=rf"^{name}\(dim=\.\.\.\) is PyTorch's, which returns \(values, indices\); here "
+                                            rf"{name}\(axis=\.\.\.\) returns the values and {indices}\(axis=\.\.\.\) the indices$"):
+            getattr(x, name)(dim=1)
     assert x.unsqueeze(dim=0).shape == (1, 2, 3, 4) and x.unsqueeze(dim=0).squeeze(dim=0).shape == x.shape
     assert ts.concat([x, x], dim=2).shape == (2, 3, 8) and ts.stack([x, x], dim=1).shape == (2, 2, 3, 4)
     assert [p.shape for p in ts.split(x, 2, dim=2)] == [p.shape for p in ts.chunk(x, 2, dim=2)] == [(2, 3, 2)] * 2

@@ -1,5 +1,6 @@
 """Cells and the wrappers that unroll them: gradients, lengths, tags, names, registry, course notation, errors."""
 
+import collections
 import warnings
 
 import numpy as np
@@ -830,7 +831,7 @@ def test_a_float64_initial_state_warns_as_a_float64_input_does(make, state, name
     assert [(w.category, w.filename) for w in caught] == [(nn.PrecisionWarning, __file__)]
     part = name.split(": ")[1]
     assert str(caught[0].message).startswith(f"{name} is float64 and the weights float32, so the layer computes in float64")
-    assert f'Convert it, {part}.astype(np.float32) or {part}.to("float32")' in str(caught[0].message) and out.dtype == np.float64
+    assert f'Convert it, {part}.to("float32"), or the model' in str(caught[0].message) and out.dtype == np.float64
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert layer(x, tensors(state(np.float32)))[0].dtype == np.float32  # the fix it names: quiet
@@ -1005,5 +1006,8 @@ def test_detach_state_cuts_the_graph_of_any_state_and_keeps_its_structure():
     assert all(t.grad_fn is None and not t.requires_grad for t in leaves)
     assert [t.tolist() for t in leaves] == [[2.0, 2.0], [3.0, 3.0], [4.0, 4.0], [5.0, 5.0]]
     assert nn.detach_state(made[0]).grad_fn is None and nn.detach_state(None) is None
+    HC = collections.namedtuple("HC", "h c")
+    kept = nn.detach_state(collections.OrderedDict(s=HC(w * 1.0, w * 2.0)))  # a cell's own structures stay theirs
+    assert type(kept) is collections.OrderedDict and type(kept["s"]) is HC and kept["s"].c.grad_fn is None
     with pytest.raises(TypeError, match=r"^detach_state: a state holds tensors, in tuples, lists or dicts; got ndarray$"):
         nn.detach_state(np.zeros(2))

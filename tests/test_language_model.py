@@ -279,9 +279,14 @@ def test_a_vocabulary_of_the_same_size_but_other_ids_is_refused_where_the_model_
                                              rf"here, id 5 in the model's \(a vocabulary built again .*model\.vocabulary holds it\)$"):
             call(rebuilt)
         call(trained), call(Vocabulary.from_dict(trained.to_dict()))  # its own, or an equal one read from a file
-    with pytest.raises(ValueError, match=r"it has level='char', lower=True, the model's level='char', lower=False, so text "
-                                         r"would be split or cased otherwise"):
+    with pytest.raises(ValueError, match=r"it has level='char', lower=True, normalize='NFC', the model's level='char', "
+                                         r"lower=False, normalize='NFC', so text would be read otherwise"):
         sample(model, Vocabulary(trained.itos[4:], lower=True))
+    with pytest.raises(ValueError, match=r"it has level='char', lower=False, normalize=None, the model's .*normalize='NFC'"):
+        sample(model, Vocabulary(trained.itos[4:], normalize=None))
+    model.config = None  # a model of yours that knows its vocabulary but declares no size: one that extends it
+    with pytest.raises(ValueError, match=r"it has 8 tokens, the model's 7, the first 7 alike"):
+        sample(model, Vocabulary(trained.itos[4:] + ["z"]))
     model.vocabulary = None  # a model that does not know its vocabulary: only the size is checked
     sample(model, rebuilt, seed=0)
 

@@ -268,6 +268,16 @@ def test_cross_entropy_with_probability_targets_matches_torch(torch, shape, redu
     np.testing.assert_allclose(to_host(p.grad), q.grad.numpy(), rtol=RTOL, atol=ATOL)
 
 
+def test_probability_targets_of_any_kind_give_one_loss_in_the_logits_dtype(torch):
+    """A torch tensor, nested lists, a float64 array or Tensor: the same loss, in the logits' dtype; a negative
+    ignore_index other than the default is no class and is ignored, as in PyTorch; one >= 0 is refused."""
+    x = ts.randn(2, 3)
+    soft = np.eye(3)[[0, 2]]
+    losses = [F.cross_entropy(x, target) for target in (soft, soft.tolist(), torch.tensor(soft), ts.Tensor(soft), soft.astype(np.float32))]
+    assert {loss.dtype for loss in losses} == {np.dtype(np.float32)} and len({loss.item() for loss in losses}) == 1
+    assert losses[0].item() == F.cross_entropy(x, [0, 2]).item() == F.cross_entropy(x, soft, ignore_index=-1).item()
+
+
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_nll_and_mse_match_torch(torch, reduction):
     logits, target = logits_and_targets((3, 4), 6, ignore_fraction=0.25, seed=7)

@@ -247,6 +247,9 @@ def test_loading_a_layer_of_other_num_layers_or_directions_names_them():
                                                 r"model's with num_layers=2, bidirectional=False"):
         Holder(num_layers=2).load_state_dict(Holder().state_dict())
     Holder(num_layers=2).load_state_dict(Holder(num_layers=2).state_dict())  # built as saved: loads
+    with pytest.raises(nn.StateDictError) as error:  # a partial load meant (strict=False) whose sizes differ: sizes named
+        nn.LSTM(3, 5, num_layers=2).load_state_dict(nn.LSTM(3, 4).state_dict(), strict=False)
+    assert "num_layers" not in str(error.value) and str(error.value).endswith("Build the model with the sizes the checkpoint was saved with")
 
 
 def test_loading_another_cells_weights_says_which_cells():

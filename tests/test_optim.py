@@ -285,7 +285,7 @@ def test_a_pytorch_option_that_changes_the_update_is_refused_where_the_class_lac
                                            initial_lr=0.01)
     opt.load_state_dict(pytorch_like)
     assert opt.param_groups[0]["foreach"] is None and opt.param_groups[0]["initial_lr"] == 0.01
-    pytorch_like["param_groups"][0][option] = value
+    pytorch_like["param_groups"][0].update({option: value, "weight_decay": 0.01})  # AdamW's rule matters with a decay
     with pytest.raises(ValueError, match=rf"^{optimizer}.load_state_dict: saved parameter group 0 has {option}=True, PyTorch's "
                                          rf"option that .*; {optimizer} here has no such option and steps as with {option}=False"):
         opt.load_state_dict(pytorch_like)
@@ -300,6 +300,8 @@ def test_pytorchs_adamw_state_dict_is_refused_by_adam():
                                          r"gradient \(AdamW's rule\)"):
         optim.Adam([nn.Parameter(ts.zeros(2))]).load_state_dict(saved)
     optim.Adam([nn.Parameter(ts.zeros(2))]).load_state_dict(torch.optim.Adam([weight], lr=0.05).state_dict())  # Adam's own: loads
+    optim.Adam([nn.Parameter(ts.zeros(2))]).load_state_dict(  # AdamW without weight decay steps as Adam: loads
+        torch.optim.AdamW([weight], lr=0.05, weight_decay=0.0).state_dict())
 
 
 @pytest.mark.parametrize("optimizer", ["Adam", "Adagrad", "RMSprop"])

@@ -338,6 +338,79 @@ def test_in_place_changes_that_cannot_be_made_say_why(change, error, message):
     assert layer.weight.tolist() == before
 
 
+def test_ids_and_masks_changed_in_place_leave_the_graphs_that_read_them_right():
+    """An int or bool tensor gets new memory in place, so the ops that index with it (an embedding's ids, index
+    tensors, masks), which no version check covers, keep the arrays they read: the gradient goes where it should."""
+    emb = nn.Embedding(10, 3)
+    ids = ts.Tensor(np.array([1, 2, 3]))
+    loss = emb(ids).sum()
+    ids += 1
+    loss.backward()
+    assert ids.tolist() == [2, 3, 4] and np.flatnonzero(to_host(emb.weight.grad).sum(axis=1)).tolist() == [1, 2, 3]
+    w = ts.ones(4, requires_grad=True)
+    mask = ts.Tensor(np.array([True, False, True, False]))
+    picked = ts.Tensor(np.array([0, 1]))
+    loss = w.masked_fill(mask, 0.0).sum() + w[picked].sum()
+    mask *= ts.Tensor(np.zeros(4, bool))
+    picked += 2
+    loss.backward()
+    assert w.grad.tolist() == [1.0, 2.0, 0.0, 1.0]
+
+
+def test_in_place_changes_pytorch_refuses_or_that_need_new_memory():
+    p = nn.Parameter(ts.zeros(2, 3))
+    view = p[0]
+    with pytest.raises(RuntimeError, match=r"^x \+= \.\.\.: x \(3,\) is a view of another tensor \(made by GetItem\), changed in "
+                                           r"place with grad enabled: the change would not reach the tensor it views"):
+        view += 1
+    x = ts.zeros(3)
+    element = x[0]  # an int for every axis: a copy (NumPy's scalar), not a view
+    element += 1
+    assert x.tolist() == [0.0, 0.0, 0.0] and x._version == 0 and element.item() == 1.0
+    best = ts.Tensor([3.0, 1.0, 4.0]).argmax()  # a NumPy scalar inside: new memory
+    best += 1
+    assert best.item() == 3
+    frozen = np.zeros(3, np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match=r"^x -= y in place: x's array \(3,\) is read-only"):
+        shared = ts.from_numpy(frozen)
+        shared -= 1.0
+    h = ts.ones(3, requires_grad=True) * 1.0  # in the graph: a new tensor of h's shape and dtype, as PyTorch keeps them
+    with pytest.raises(ValueError, match=r"^x \+= y in place: the result has shape \(2, 3\) but x has \(3,\)"):
+        h += ts.ones(2, 3)
+    h += ts.Tensor(np.ones(3))  # float64 into float32
+    assert h.dtype == np.float32 and h.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_a_cell_that_adds_in_place_keeps_its_recorded_replay_under_no_grad():
+    """``z += ...`` in a cell's forward is recorded on its step's tape as a new tensor, with grad or without (sampling):
+    the replay stays, without a RecordingWarning, and agrees with the transparent path."""
+
+    class AddingCell(nn.RecurrentCell):
+        def __init__(self, input_size, hidden_size):
+            super().__init__(input_size, hidden_size)
+            self.gate_parameters(gates=1, bias=True)
+            self.reset_parameters()
+
+        def forward(self, x, state=None):
+            a = self.prepare(x, state)
+            z = self.input_projection(x)
+            z += self.hidden_projection(a)
+            return z.tanh()
+
+    layer = nn.Recurrent(AddingCell(2, 3))
+    x = ts.randn(5, 2, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with ts.no_grad():
+            replayed, _ = layer(x)
+        recorded, _ = layer(x)
+    with ts.transparent():
+        reference, _ = layer(x)
+    np.testing.assert_allclose(to_host(replayed), to_host(reference), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(to_host(recorded), to_host(reference), rtol=1e-6, atol=1e-6)
+
+
 # ---------------------------------------------------------------- PyTorch's transpose(0, 1)
 
 

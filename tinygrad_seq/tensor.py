@@ -311,12 +311,6 @@ class Tensor:
         array = self.numpy()
         return array if dtype is None else array.astype(dtype)
 
-    def __getattr__(self, name: str) -> Any:
-        """Only for a name the tensor lacks: PyTorch's spelling of one it has (``x.view``) says how it is written here."""
-        if name in _PYTORCH_METHODS:
-            raise AttributeError(f"'Tensor' object has no attribute {name!r} (PyTorch's name); here: {_PYTORCH_METHODS[name]}")
-        raise AttributeError(f"'Tensor' object has no attribute {name!r}")
-
     def __repr__(self) -> str:
         body = np.array2string(self.numpy(), separator=", ", prefix="Tensor(")
         extras = [f"dtype={self.dtype}"]
@@ -417,6 +411,21 @@ def int_conversion(ids: Any) -> str:
     if isinstance(ids, Tensor):
         return '.to("int64")'
     return ".astype(int)" if hasattr(ids, "astype") else "np.asarray(ids, dtype=int)"
+
+
+def _pytorch_name(name: str, how: str) -> property:
+    """An attribute that is PyTorch's name for what a Tensor here spells otherwise: reading it (or calling it) is an
+    AttributeError that says how, so ``hasattr`` and ``getattr(x, name, default)`` still see no such attribute."""
+
+    def refuse(self: Tensor) -> Any:
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r} (PyTorch's name); here: {how}")
+
+    return property(refuse, doc=f"Not here (PyTorch's name): {how}.")
+
+
+for _name, _how in _PYTORCH_METHODS.items():
+    setattr(Tensor, _name, _pytorch_name(_name, _how))
+del _name, _how
 
 
 def as_tensor(data: ArrayLike | Tensor, caller: str = "as_tensor") -> Tensor:

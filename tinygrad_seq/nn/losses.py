@@ -93,21 +93,28 @@ def cross_entropy(
 
 
 def _are_probabilities(target: Any, logits: Tensor) -> bool:
-    """Whether ``target`` is a distribution per position (PyTorch's probability targets): floats shaped like the logits."""
-    given = getattr(target, "shape", None)
-    if given is None:
-        return False
-    return tuple(given) == logits.shape and getattr(getattr(target, "dtype", None), "kind", "") == "f"
+    """Whether ``target`` is a distribution per position (PyTorch's probability targets): floats shaped like the logits,
+    a tensor or array of any library or nested lists."""
+    if not isinstance(target, Tensor) and not isinstance(getattr(target, "dtype", None), np.dtype):
+        try:  # a list, or another library's tensor (PyTorch's): as NumPy reads it
+            target = np.asarray(target)
+        except (ValueError, TypeError, RuntimeError):  # ragged lists, a GPU tensor: the class-id path says what is wrong
+            return False
+    return tuple(target.shape) == logits.shape and target.dtype.kind == "f"
 
 
 def _soft_cross_entropy(logits: Tensor, target: Any, ignore_index: int, reduction: str, smoothing: float) -> Tensor:
     """−Σ_c q_c log softmax(x)_c per position, q = (1 − ε) p + ε / C, as PyTorch's cross_entropy with probability
     targets: the "mean" is over the positions. Built of differentiable ops, so a target that requires grad gets its
     gradient, −(1 − ε) log softmax(x), as in PyTorch."""
-    if ignore_index != IGNORE_INDEX:
+    if ignore_index >= 0:  # a negative one names no class: ignored, as PyTorch ignores it
         raise ValueError(f"cross_entropy: ignore_index={ignore_index} applies to class ids; these targets are probabilities "
                          f"(floats shaped like the logits, {logits.shape}), where no position is ignored (PyTorch refuses it too)")
+    if not isinstance(target, Tensor) and not isinstance(getattr(target, "dtype", None), np.dtype):
+        target = np.asarray(target)
     probabilities = _float_operand(target, logits, "cross_entropy", "target probabilities")
+    if probabilities.dtype != logits.dtype:  # the loss in the logits' dtype, whatever the target's (an array's already is)
+        probabilities = probabilities.to(logits.dtype)
     if smoothing:
         probabilities = probabilities * (1 - smoothing) + smoothing / logits.shape[-1]
     losses = -(logits.log_softmax(-1) * probabilities).sum(-1)

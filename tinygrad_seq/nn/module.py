@@ -251,7 +251,9 @@ class Module:
         if strict and unexpected:
             problems.append("unexpected: " + ", ".join(unexpected))
         if problems:
-            fix = other_cell_hint(self, state_dict, own) or layers_hint(state_dict, own) or prefix_hint(missing, unexpected)
+            # with strict=False a partial load is meant: its layouts may differ on purpose, its sizes not
+            fix = (other_cell_hint(self, state_dict, own) or (layers_hint(state_dict, own) if strict else "")
+                   or prefix_hint(missing, unexpected))
             if not fix:
                 fix = ("Build the model with the sizes the checkpoint was saved with" if misshaped else
                        "The keys are another model's? Load the state dict of a model built as this one")

@@ -139,7 +139,8 @@ def _warn_if_wider(op: str, given: list[tuple[str, str, np.dtype]], weights: Any
         return
     for what, name, dtype in wide:
         if dtype.itemsize > weight.dtype.itemsize:
-            fix = f"Convert {'the input' if name == 'x' else 'it'}, {name}.astype(np.{weight.dtype}) or {name}.to(\"{weight.dtype}\")"
+            fix = (f"Convert the input, x.astype(np.{weight.dtype}) or x.to(\"{weight.dtype}\")" if name == "x" else
+                   f"Convert it, {name}.to(\"{weight.dtype}\")")  # a state is a Tensor, which has no astype
             warnings.warn(f"{op}: {what} is {dtype} and the weights {weight.dtype}, so the layer computes in {dtype} "
                           f"(NumPy's promotion): more slowly, and its outputs and states are {dtype}. {fix}, or the model "
                           f"to {dtype}, model.to(\"{dtype}\")", PrecisionWarning, stacklevel=callers_level())
@@ -154,7 +155,9 @@ def detach_state(state: Any) -> Any:
     if isinstance(state, Tensor):
         return state.detach()
     if isinstance(state, dict):
-        return {key: detach_state(part) for key, part in state.items()}
+        return type(state)((key, detach_state(part)) for key, part in state.items())  # an OrderedDict stays one
+    if isinstance(state, tuple) and hasattr(state, "_fields"):  # a namedtuple: built from its fields
+        return type(state)(*(detach_state(part) for part in state))
     if isinstance(state, (tuple, list)):
         return type(state)(detach_state(part) for part in state)
     if state is None:

@@ -60,12 +60,17 @@ def normalize_axes(axis: int | tuple[int, ...] | None, ndim: int, op: str) -> tu
     return tuple(normalized)
 
 
-def pytorch_keywords(function: Callable[..., Any]) -> Callable[..., Any]:
+def pytorch_keywords(function: Callable[..., Any], pair: str | None = None) -> Callable[..., Any]:
     """``function`` taking PyTorch's ``dim=`` and ``keepdim=`` too, as NumPy's ``axis=`` and ``keepdims=`` (PyTorch
-    takes ``axis=`` beside ``dim=`` the same way): ``x.sum(dim=1, keepdim=True)`` as ``x.sum(axis=1, keepdims=True)``."""
+    takes ``axis=`` beside ``dim=`` the same way): ``x.sum(dim=1, keepdim=True)`` as ``x.sum(axis=1, keepdims=True)``.
+    ``pair``: where PyTorch's ``dim=`` returns (values, indices) and this function the values only (``max``), the
+    function that gives the indices, named in the TypeError that ``dim=`` is then, so no code unpacks rows as a pair."""
 
     @functools.wraps(function)
     def taking_dim(*args: Any, **kwargs: Any) -> Any:
+        if pair is not None and "dim" in kwargs:
+            raise TypeError(f"{function.__name__}(dim=...) is PyTorch's, which returns (values, indices); here "
+                            f"{function.__name__}(axis=...) returns the values and {pair}(axis=...) the indices")
         for pytorch, numpy in (("dim", "axis"), ("keepdim", "keepdims")):
             if pytorch in kwargs:
                 if numpy in kwargs:

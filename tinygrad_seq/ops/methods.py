@@ -43,33 +43,53 @@ def comparison(symbol: str) -> Callable[[Tensor, Any], Tensor]:
 
 
 def in_place(function: Callable[[Any, Any], Tensor], symbol: str) -> Callable[[Tensor, Any], Tensor]:
-    """``x += y`` and its kin, as PyTorch's: x's own memory changes (its views and every name for it see the new
-    values, and a node that saved x refuses to run backward with them) when no gradient is to be recorded, as in
-    ``with ts.no_grad(): p -= lr * p.grad``. Where one is (x or y requires grad, grad enabled), ``x = x + y``: a new
-    tensor, recorded; a leaf that requires grad (a parameter) is refused there, as PyTorch refuses it, since the
-    name would move to the new tensor and the parameter keep its values."""
+    """``x += y`` and its kin, as PyTorch's, where no gradient is to be recorded (``with ts.no_grad(): p -= lr *
+    p.grad``): x's own float memory changes, so its views see the new values and a node that saved x refuses to run
+    backward with them. An int or bool tensor (ids, a mask) gets new memory instead: the ops that index with it keep
+    the arrays they read, which no version check covers. Where a gradient is recorded (x or y requires grad, grad
+    enabled), or a cell step is being recorded, it is ``x = x + y``: a new tensor in the graph, of x's shape and dtype;
+    a parameter, or a view of one or of another tensor in the graph, is refused there, as PyTorch refuses a leaf's,
+    since the change would not reach the tensor it views."""
 
     def method(self: Tensor, other: Any) -> Tensor:
-        if settings.grad_enabled and (self.requires_grad or getattr(other, "requires_grad", False)):
-            if self.requires_grad and self.grad_fn is None:
-                raise RuntimeError(
-                    f"x {symbol}= ...: x {self.shape} is a leaf that requires grad (a parameter), changed in place with grad "
-                    "enabled, which backward could not follow. Update it under `with ts.no_grad():`, as an optimizer's "
-                    f"step does (PyTorch refuses this too); for a new tensor, write y = x {symbol} ..."
-                )
-            return function(self, other)  # recorded as a new node, which the name now holds: x = x + y
+        recorded = settings.grad_enabled and (self.requires_grad or getattr(other, "requires_grad", False))
+        if recorded and self.requires_grad:
+            _refuse_in_graph(self, symbol)
         result = function(self, other)
         if result.shape != self.shape:
             raise ValueError(f"x {symbol}= y in place: the result has shape {result.shape} but x has {self.shape}; y must "
                              f"broadcast to x's shape. For a new tensor of the larger shape write z = x {symbol} y")
-        if not np.can_cast(result.dtype, self.dtype, casting="same_kind"):
+        if result.dtype != self.dtype and not np.can_cast(result.dtype, self.dtype, casting="same_kind"):
             raise TypeError(f"x {symbol}= y in place: the result is {result.dtype}, which x ({self.dtype}) cannot hold; "
                             f"convert y first, or write z = x {symbol} y for a new tensor")
-        self._write(..., result._data)
+        if recorded or settings.recording is not None:  # a node, or an op on a cell step's tape, which replays it
+            return result if result.dtype == self.dtype else to(result, self.dtype)
+        data = result._data if result.dtype == self.dtype else result._data.astype(self.dtype)
+        if self.dtype.kind in "biu" or not hasattr(self._data, "flags"):  # ids and masks, or a NumPy scalar: new memory
+            self.data = self.backend.xp.array(data, copy=True)
+        elif not self._data.flags.writeable:
+            raise ValueError(f"x {symbol}= y in place: x's array {self.shape} is read-only (ts.from_numpy of a read-only "
+                             f"array shares it); write z = x {symbol} y for a new tensor")
+        else:
+            self._write(..., data)
         return self
 
     method.__doc__ = f"self {symbol}= other: in place where no gradient is recorded (see ops.methods.in_place)."
     return method
+
+
+def _refuse_in_graph(tensor: Tensor, symbol: str) -> None:
+    """The in-place change of a tensor that requires grad, with grad enabled, that PyTorch refuses too: a leaf's (a
+    parameter's), or a view's (of a leaf or of another tensor in the graph), which the new tensor would not reach."""
+    fix = (f"Update it under `with ts.no_grad():`, as an optimizer's step does (PyTorch refuses this too); for a new "
+           f"tensor, write y = x {symbol} ...")
+    if tensor.grad_fn is None:
+        raise RuntimeError(f"x {symbol}= ...: x {tensor.shape} is a leaf that requires grad (a parameter), changed in place "
+                           f"with grad enabled, which backward could not follow. {fix}")
+    node = tensor.grad_fn
+    if type(node).view_of_input and tensor._counter is not None and tensor._counter is getattr(node.inputs[0], "_counter", None):
+        raise RuntimeError(f"x {symbol}= ...: x {tensor.shape} is a view of another tensor (made by {node.name}), changed in "
+                           f"place with grad enabled: the change would not reach the tensor it views. {fix}")
 
 
 def to(self: Tensor, target: str | Backend | Any) -> Tensor:
@@ -98,7 +118,8 @@ METHODS: dict[str, Any] = {
     "__getitem__": shape_ops.getitem,
     "exp": elementwise.exp, "log": elementwise.log, "sqrt": elementwise.sqrt, "abs": elementwise.abs,
     "tanh": elementwise.tanh, "sigmoid": elementwise.sigmoid, "relu": elementwise.relu, "clamp": elementwise.clamp,
-    **{name: pytorch_keywords(getattr(reduce, name)) for name in ("sum", "mean", "max", "min", "argmax", "softmax", "log_softmax")},
+    **{name: pytorch_keywords(getattr(reduce, name)) for name in ("sum", "mean", "argmax", "softmax", "log_softmax")},
+    "max": pytorch_keywords(reduce.max, pair="x.argmax"), "min": pytorch_keywords(reduce.min, pair="(-x).argmax"),
     "masked_fill": select.masked_fill,
     "reshape": shape_ops.reshape, "transpose": shape_ops.transpose, "swapaxes": shape_ops.swapaxes,
     "unsqueeze": pytorch_keywords(shape_ops.unsqueeze), "squeeze": pytorch_keywords(shape_ops.squeeze),

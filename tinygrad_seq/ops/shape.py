@@ -122,16 +122,19 @@ def _is_basic(index: Any) -> bool:
 
 
 class GetItem(Function):
-    __slots__ = ("shape", "dtype", "index", "basic")
+    __slots__ = ("shape", "dtype", "index", "basic", "views")
     view_of_input = True  # for basic indexes only: see is_view
 
     def forward(self, x, *, index):
         self.shape, self.dtype, self.index = x.shape, x.dtype, index
         self.basic = _is_basic(index)
-        return x[index]
+        out = x[index]
+        # ints and slices view x; arrays and masks copy (NumPy's rule), and so does an int for every axis (a scalar)
+        self.views = self.basic and not isinstance(out, np.generic)
+        return out
 
     def is_view(self):
-        return self.basic  # ints and slices view x; arrays and masks copy (NumPy's rule)
+        return self.views
 
     def backward(self, grad):
         backend = backend_of(grad)

@@ -242,6 +242,8 @@ class Optimizer:
         for i, group in enumerate(groups):
             for key in sorted(set(group) & set(PYTORCH_UPDATE_OPTIONS) - set(self.defaults)):
                 neutral, meaning = PYTORCH_UPDATE_OPTIONS[key]
+                if key == "decoupled_weight_decay" and not group.get("weight_decay"):
+                    continue  # AdamW without weight decay steps as Adam
                 if group[key] is not None and group[key] != neutral:
                     raise ValueError(f"{where}: saved parameter group {i} has {key}={group[key]!r}, PyTorch's option that "
                                      f"{meaning}; {type(self).__name__} here has no such option and steps as with {key}="

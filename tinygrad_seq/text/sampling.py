@@ -191,15 +191,18 @@ def _check_vocabulary(op: str, model: Any, vocab: Vocabulary) -> None:
     trained = getattr(model, "vocabulary", None)
     if not isinstance(trained, Vocabulary) or trained is vocab or trained == vocab:
         return
-    if trained.itos != vocab.itos:
-        i = next(i for i, (mine, theirs) in enumerate(zip(vocab.itos, trained.itos)) if mine != theirs)
-        token = vocab.itos[i]
+    moved = next((i for i, (mine, theirs) in enumerate(zip(vocab.itos, trained.itos)) if mine != theirs), None)
+    if moved is not None:
+        token = vocab.itos[moved]
         there = f"id {trained.stoi[token]} in the model's" if token in trained.stoi else "not in the model's"
-        differs = (f"{token!r} is id {i} here, {there} (a vocabulary built again from other text orders its ids "
+        differs = (f"{token!r} is id {moved} here, {there} (a vocabulary built again from other text orders its ids "
                    "otherwise), so its ids would be read as other tokens")
+    elif len(vocab) != len(trained):
+        differs = f"it has {len(vocab)} tokens, the model's {len(trained)}, the first {min(len(vocab), len(trained))} alike"
     else:
-        differs = (f"it has level={vocab.level!r}, lower={vocab.lower!r}, the model's level={trained.level!r}, "
-                   f"lower={trained.lower!r}, so text would be split or cased otherwise")
+        settings = ("level", "lower", "normalize")
+        differs = (f"it has {', '.join(f'{k}={getattr(vocab, k)!r}' for k in settings)}, the model's "
+                   f"{', '.join(f'{k}={getattr(trained, k)!r}' for k in settings)}, so text would be read otherwise")
     raise ValueError(f"{op}: this vocabulary is not the one the model was trained with: {differs}; use the model's own "
                      "(models.load_model returns both, and model.vocabulary holds it)")
 
