@@ -429,3 +429,17 @@ def test_transpose_of_two_axes_in_order_warns_that_it_swaps_nothing():
     with pytest.raises(ValueError, match=r"not a permutation of the 3 axes.*as torch\.transpose\(x, 0, 2\) does, write "
                                          r"x\.swapaxes\(0, 2\)$"):
         ts.randn(2, 3, 4).transpose(0, 2)
+
+
+def test_assigning_data_that_is_no_array_of_the_backend_is_refused_at_once():
+    """It was accepted, and the next op failed far from it (a torch tensor, then an unrelated matmul error)."""
+    layer = nn.Linear(3, 2)
+    before = layer.weight.tolist()
+    for value in ([[0.0] * 3] * 2, ts.zeros(2, 3)):
+        with pytest.raises(TypeError, match=r"^data: must be an array of the tensor's backend \(numpy\); got (builtins\.list|"
+                                            r"tinygrad_seq\.Tensor)\. Assign one, x\.data = ts\.Tensor\(value\)\.data"):
+            layer.weight.data = value
+    assert layer.weight.tolist() == before
+    scalar = ts.Tensor(1.0)
+    scalar.data = np.float32(2.0)  # a NumPy number: taken as a 0-d array
+    assert scalar.item() == 2.0 and isinstance(scalar.data, np.ndarray)

@@ -164,6 +164,14 @@ class Tensor:
 
     @data.setter
     def data(self, array: Any) -> None:
+        if not isinstance(array, settings.array_types):
+            if isinstance(array, np.generic):  # a NumPy number: a 0-d array of it
+                array = np.asarray(array)
+            else:  # another library's tensor, a Tensor, a list: the ops would fail on it later, far from here
+                kind = type(array)
+                raise TypeError(f"data: must be an array of the tensor's backend ({self.backend.name}); got "
+                                f"{kind.__module__.split('.')[0]}.{kind.__name__}. Assign one, x.data = "
+                                "ts.Tensor(value).data, or write the values into x's own, x.data[...] = np.asarray(value)")
         if array is not self._data and self._counter is not None:
             # New memory: views of the old array keep the old counter (and their values); this tensor's count goes on.
             counter, self._counter = self._counter, VersionCounter()
