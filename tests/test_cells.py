@@ -1009,5 +1009,7 @@ def test_detach_state_cuts_the_graph_of_any_state_and_keeps_its_structure():
     HC = collections.namedtuple("HC", "h c")
     kept = nn.detach_state(collections.OrderedDict(s=HC(w * 1.0, w * 2.0)))  # a cell's own structures stay theirs
     assert type(kept) is collections.OrderedDict and type(kept["s"]) is HC and kept["s"].c.grad_fn is None
+    factory = nn.detach_state(collections.defaultdict(list, h=w * 2.0))
+    assert type(factory) is collections.defaultdict and factory["missing"] == [] and factory["h"].grad_fn is None
     with pytest.raises(TypeError, match=r"^detach_state: a state holds tensors, in tuples, lists or dicts; got ndarray$"):
         nn.detach_state(np.zeros(2))

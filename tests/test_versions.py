@@ -360,9 +360,21 @@ def test_ids_and_masks_changed_in_place_leave_the_graphs_that_read_them_right():
 def test_in_place_changes_pytorch_refuses_or_that_need_new_memory():
     p = nn.Parameter(ts.zeros(2, 3))
     view = p[0]
-    with pytest.raises(RuntimeError, match=r"^x \+= \.\.\.: x \(3,\) is a view of another tensor \(made by GetItem\), changed in "
-                                           r"place with grad enabled: the change would not reach the tensor it views"):
+    with pytest.raises(RuntimeError, match=r"^x \+= \.\.\.: x \(3,\) is a view of a parameter \(2, 3\), changed in place with "
+                                           r"grad enabled: the change would not reach it"):
         view += 1
+    with pytest.raises(RuntimeError, match=r"is a view of a parameter \(2, 3\)"):
+        flat = p.T.reshape(6)
+        flat += 1
+    buffer = ts.zeros(2, 3)
+    row = buffer[0]
+    with pytest.raises(RuntimeError, match=r"^x \+= y: x \(3,\) shares its memory with another tensor .* and y requires grad"):
+        row += p[1]
+    out, _ = nn.LSTM(2, 3, batch_first=True)(ts.randn(2, 4, 2))  # a view of a tensor in the graph: PyTorch takes it
+    out += 1
+    hidden, _ = nn.LSTMCell(2, 3)(ts.randn(4, 2))
+    hidden *= 2.0
+    assert out.grad_fn is not None and hidden.grad_fn is not None
     x = ts.zeros(3)
     element = x[0]  # an int for every axis: a copy (NumPy's scalar), not a view
     element += 1
@@ -382,6 +394,14 @@ def test_in_place_changes_pytorch_refuses_or_that_need_new_memory():
     assert h.dtype == np.float32 and h.tolist() == [2.0, 2.0, 2.0]
 
 
+def test_in_place_reaches_views_on_every_backend(backend):
+    x = ts.zeros(2, 3)
+    row, flat = x[0], x.reshape(6)
+    with ts.no_grad():
+        x += 1.0
+    assert row.tolist() == [1.0] * 3 and flat.tolist() == [1.0] * 6 and x._version == 1
+
+
 def test_a_cell_that_adds_in_place_keeps_its_recorded_replay_under_no_grad():
     """``z += ...`` in a cell's forward is recorded on its step's tape as a new tensor, with grad or without (sampling):
     the replay stays, without a RecordingWarning, and agrees with the transparent path."""
@@ -394,6 +414,7 @@ def test_a_cell_that_adds_in_place_keeps_its_recorded_replay_under_no_grad():
 
         def forward(self, x, state=None):
             a = self.prepare(x, state)
+            a *= 0.5  # the state: the previous step's output, which must not change under it
             z = self.input_projection(x)
             z += self.hidden_projection(a)
             return z.tanh()
@@ -407,7 +428,10 @@ def test_a_cell_that_adds_in_place_keeps_its_recorded_replay_under_no_grad():
         recorded, _ = layer(x)
     with ts.transparent():
         reference, _ = layer(x)
+        with ts.no_grad():
+            transparent_without_grad, _ = layer(x)
     np.testing.assert_allclose(to_host(replayed), to_host(reference), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(to_host(transparent_without_grad), to_host(reference), rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(to_host(recorded), to_host(reference), rtol=1e-6, atol=1e-6)
 
 

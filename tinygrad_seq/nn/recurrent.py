@@ -154,8 +154,11 @@ def detach_state(state: Any) -> Any:
     wrapper's pairs and lists, and a cell of yours."""
     if isinstance(state, Tensor):
         return state.detach()
-    if isinstance(state, dict):
-        return type(state)((key, detach_state(part)) for key, part in state.items())  # an OrderedDict stays one
+    if isinstance(state, dict):  # a copy keeps the kind of dict (an OrderedDict, a defaultdict and its factory)
+        detached = copy.copy(state)
+        for key, part in state.items():
+            detached[key] = detach_state(part)
+        return detached
     if isinstance(state, tuple) and hasattr(state, "_fields"):  # a namedtuple: built from its fields
         return type(state)(*(detach_state(part) for part in state))
     if isinstance(state, (tuple, list)):

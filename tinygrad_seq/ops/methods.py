@@ -47,13 +47,14 @@ def in_place(function: Callable[[Any, Any], Tensor], symbol: str) -> Callable[[T
     p.grad``): x's own float memory changes, so its views see the new values and a node that saved x refuses to run
     backward with them. An int or bool tensor (ids, a mask) gets new memory instead: the ops that index with it keep
     the arrays they read, which no version check covers. Where a gradient is recorded (x or y requires grad, grad
-    enabled), or a cell step is being recorded, it is ``x = x + y``: a new tensor in the graph, of x's shape and dtype;
-    a parameter, or a view of one or of another tensor in the graph, is refused there, as PyTorch refuses a leaf's,
-    since the change would not reach the tensor it views."""
+    enabled), and in a recurrent cell's forward (whose two paths must agree, and whose state is an earlier step's
+    output), it is ``x = x + y``: a new tensor, of x's shape and dtype, that the name now holds. There, what the new
+    tensor would not reach is refused, as PyTorch refuses a leaf's change: a parameter, a view of one, and memory
+    that x shares with another tensor outside the graph (``row = buf[0]; row += w``)."""
 
     def method(self: Tensor, other: Any) -> Tensor:
         recorded = settings.grad_enabled and (self.requires_grad or getattr(other, "requires_grad", False))
-        if recorded and self.requires_grad:
+        if recorded:
             _refuse_in_graph(self, symbol)
         result = function(self, other)
         if result.shape != self.shape:
@@ -62,12 +63,12 @@ def in_place(function: Callable[[Any, Any], Tensor], symbol: str) -> Callable[[T
         if result.dtype != self.dtype and not np.can_cast(result.dtype, self.dtype, casting="same_kind"):
             raise TypeError(f"x {symbol}= y in place: the result is {result.dtype}, which x ({self.dtype}) cannot hold; "
                             f"convert y first, or write z = x {symbol} y for a new tensor")
-        if recorded or settings.recording is not None:  # a node, or an op on a cell step's tape, which replays it
+        if recorded or settings.recording is not None or "cell" in settings.current_tags:
             return result if result.dtype == self.dtype else to(result, self.dtype)
         data = result._data if result.dtype == self.dtype else result._data.astype(self.dtype)
-        if self.dtype.kind in "biu" or not hasattr(self._data, "flags"):  # ids and masks, or a NumPy scalar: new memory
+        if self.dtype.kind in "biu" or isinstance(self._data, np.generic):  # ids and masks, or a NumPy number: new memory
             self.data = self.backend.xp.array(data, copy=True)
-        elif not self._data.flags.writeable:
+        elif not getattr(getattr(self._data, "flags", None), "writeable", True):  # CuPy's arrays are always writeable
             raise ValueError(f"x {symbol}= y in place: x's array {self.shape} is read-only (ts.from_numpy of a read-only "
                              f"array shares it); write z = x {symbol} y for a new tensor")
         else:
@@ -79,17 +80,26 @@ def in_place(function: Callable[[Any, Any], Tensor], symbol: str) -> Callable[[T
 
 
 def _refuse_in_graph(tensor: Tensor, symbol: str) -> None:
-    """The in-place change of a tensor that requires grad, with grad enabled, that PyTorch refuses too: a leaf's (a
-    parameter's), or a view's (of a leaf or of another tensor in the graph), which the new tensor would not reach."""
+    """Refuse the in-place change, with a gradient recorded, whose new tensor would not reach the memory changed: a
+    leaf that requires grad (a parameter) or a view of one, as PyTorch refuses them, and memory shared with a tensor
+    outside the graph (a view of a buffer of yours, which PyTorch would change and bring into the graph)."""
     fix = (f"Update it under `with ts.no_grad():`, as an optimizer's step does (PyTorch refuses this too); for a new "
            f"tensor, write y = x {symbol} ...")
-    if tensor.grad_fn is None:
+    if tensor.requires_grad and tensor.grad_fn is None:
         raise RuntimeError(f"x {symbol}= ...: x {tensor.shape} is a leaf that requires grad (a parameter), changed in place "
                            f"with grad enabled, which backward could not follow. {fix}")
-    node = tensor.grad_fn
-    if type(node).view_of_input and tensor._counter is not None and tensor._counter is getattr(node.inputs[0], "_counter", None):
-        raise RuntimeError(f"x {symbol}= ...: x {tensor.shape} is a view of another tensor (made by {node.name}), changed in "
-                           f"place with grad enabled: the change would not reach the tensor it views. {fix}")
+    base = tensor
+    while base.grad_fn is not None and type(base.grad_fn).view_of_input and base._counter is not None \
+            and base._counter is getattr(base.grad_fn.inputs[0], "_counter", None):
+        base = base.grad_fn.inputs[0]
+    if base is not tensor and base.requires_grad and base.grad_fn is None:
+        raise RuntimeError(f"x {symbol}= ...: x {tensor.shape} is a view of a parameter {base.shape}, changed in place with "
+                           f"grad enabled: the change would not reach it. {fix}")
+    if not tensor.requires_grad and tensor._counter is not None and tensor._counter.shared:
+        raise RuntimeError(f"x {symbol}= y: x {tensor.shape} shares its memory with another tensor (a view, or the tensor it "
+                           "views) and y requires grad: the new tensor of x + y, which a gradient needs, would not reach "
+                           f"that memory. Write the new tensor out of place, z = x {symbol} y, or take y's values, "
+                           f"x {symbol}= y.detach()")
 
 
 def to(self: Tensor, target: str | Backend | Any) -> Tensor:
