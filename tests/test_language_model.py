@@ -715,3 +715,19 @@ def test_a_language_models_errors_name_it_and_a_state_of_another_batch_says_so()
                                             r"start from state=None when the batch size changes"):
         model(np.ones((3, 2), int), state)
     assert model(np.ones((3, 2), int))[0].shape == (3, 2, 10)  # the fix it names
+
+
+def test_ids_given_batch_major_are_said_to_look_so():
+    """(B, T) ids, each row a sequence from <bos>, ran as T = B without a word (the model reads (T, B))."""
+    vocab = Vocabulary.from_text(["abc", "cab"])
+    model = LanguageModel(len(vocab), hidden_size=4)
+    sequences = [vocab.encode("abc", bos=True), vocab.encode("cab", bos=True)]
+    with pytest.warns(UserWarning, match=r"^LanguageModel: ids \(2, 4\) look batch-major: every row starts with <bos>, not every "
+                                         r"column.*Pass ids\.T") as caught:
+        model(np.array(sequences))
+    assert caught[0].filename == __file__
+    ids, _ = pad_batch(sequences)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert model(ids)[0].shape == (4, 2, len(vocab))  # time-major, as pad_batch gives them: quiet
+        model(np.full((3, 1), 3))  # one sequence of <bos> only: nothing to say

@@ -8,11 +8,16 @@ The model the ``tinygrad-seq train`` command and the main demo train:
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
+import numpy as np
+
 from .. import nn, settings
+from ..callers import callers_level
 from ..nn.ids import integer_array
 from ..tensor import Tensor
+from ..text.vocab import BOS_ID
 from .config import TrainingError
 
 
@@ -53,6 +58,10 @@ class LanguageModel(nn.Module):
         if ids.ndim != 2:
             hint = ": one sequence is ids[:, None], shape (T, 1)" if ids.ndim == 1 else ""
             raise ValueError(f"LanguageModel: ids must be (time, batch) token ids, time-major; got shape {ids.shape}{hint}")
+        if isinstance(ids, np.ndarray) and min(ids.shape) > 1 and (ids[:, 0] == BOS_ID).all() and not (ids[0] == BOS_ID).all():
+            warnings.warn(f"LanguageModel: ids {ids.shape} look batch-major: every row starts with <bos>, not every column, "
+                          "so each row is a sequence; the model reads (time, batch), each column a sequence. Pass ids.T "
+                          "(text.pad_batch gives them time-major)", UserWarning, stacklevel=callers_level())
         outputs, state = self.rnn(self.embedding(ids), state, lengths)
         return self.head(outputs), state
 
