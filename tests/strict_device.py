@@ -77,6 +77,7 @@ _FUNCTIONS = (
     "array asarray asnumpy get_array_module zeros ones empty full zeros_like ones_like empty_like full_like arange eye "
     # manipulation
     "reshape transpose swapaxes moveaxis expand_dims squeeze ravel broadcast_to stack concatenate split copyto "
+    "may_share_memory "
     # indexing, logic, sorting, statistics, linear algebra
     "where nonzero flatnonzero unique take take_along_axis clip count_nonzero isclose allclose result_type argsort sort "
     "sum prod mean var std max min amax amin argmax argmin any all cumsum cumprod "
@@ -1006,6 +1007,11 @@ def stack(tup: _t.Any, axis: int = 0, out: _t.Any = None, *, dtype: _t.Any = Non
           casting: str = "same_kind") -> ndarray:
     arrays = _device_sequence(tup, "stacked")
     return _returning(_np.stack(arrays, axis=axis, out=_out(out, "stack"), dtype=dtype, casting=casting), out)
+
+
+def may_share_memory(a: _t.Any, b: _t.Any, max_work: _t.Any = None) -> bool:
+    """Whether the two device arrays may share memory (their bounds overlap): a host bool, no sync, as CuPy's."""
+    return bool(_np.may_share_memory(_array_arg(a, "may_share_memory"), _array_arg(b, "may_share_memory")))
 
 
 def concatenate(tup: _t.Any, axis: _t.Any = 0, out: _t.Any = None, *, dtype: _t.Any = None,

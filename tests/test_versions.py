@@ -147,8 +147,8 @@ def test_a_changed_result_saved_by_its_own_op_raises():
 
 def test_views_share_their_base_version():
     w = ts.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True, name="w")
-    views = [w.T, w.reshape(3, 2), w[0], w[:, 1:], w.detach(), w.T.reshape(6)]
-    copies = [w[np.array([0, 0])], w[w.data > 2], w * 1.0]
+    views = [w.T, w.reshape(3, 2), w[0], w[:, 1:], w.detach(), w.reshape(6).reshape(2, 3)]
+    copies = [w[np.array([0, 0])], w[w.data > 2], w * 1.0, w.T.reshape(6), w[1, 2]]  # a layout reshape cannot view, a scalar
     w.data -= 1.0
     assert w._version == 1
     assert [v._version for v in views] == [1] * len(views)
@@ -364,12 +364,25 @@ def test_in_place_changes_pytorch_refuses_or_that_need_new_memory():
                                            r"grad enabled: the change would not reach it"):
         view += 1
     with pytest.raises(RuntimeError, match=r"is a view of a parameter \(2, 3\)"):
-        flat = p.T.reshape(6)
+        flat = p.reshape(6)
         flat += 1
+    copied = p.T.reshape(6)  # a reshape NumPy cannot view copies: no view of p, as in PyTorch
+    copied += 1
     buffer = ts.zeros(2, 3)
     row = buffer[0]
-    with pytest.raises(RuntimeError, match=r"^x \+= y: x \(3,\) shares its memory with another tensor .* and y requires grad"):
-        row += p[1]
+    row += p[1]  # with a gradient recorded, the name holds a new tensor; the buffer keeps its values (PyTorch changes it)
+    assert row.grad_fn is not None and buffer.tolist() == [[0.0] * 3] * 2
+    w, x = ts.ones(3, requires_grad=True), ts.randn(3)
+    carried = (w * 2.0).detach()  # a detached state, as truncated BPTT carries it
+    carried += w * x
+    running = ts.zeros(3)
+    running[:2].tolist()  # a view taken once
+    running += w * x
+    assert carried.grad_fn is not None and running.grad_fn is not None
+    with ts.tags(cell="Mine"), ts.no_grad():  # user code under a cell's tag: still in place
+        kept = ts.ones(3)
+        kept -= 0.5
+    assert kept.tolist() == [0.5] * 3 and kept._version == 1
     out, _ = nn.LSTM(2, 3, batch_first=True)(ts.randn(2, 4, 2))  # a view of a tensor in the graph: PyTorch takes it
     out += 1
     hidden, _ = nn.LSTMCell(2, 3)(ts.randn(4, 2))
@@ -421,6 +434,10 @@ def test_a_cell_that_adds_in_place_keeps_its_recorded_replay_under_no_grad():
 
     layer = nn.Recurrent(AddingCell(2, 3))
     x = ts.randn(5, 2, 2)
+    _, carried = layer(x)
+    for path in (contextlib.nullcontext(), ts.transparent()):  # a second chunk from a detached state: in place on it
+        with path:
+            layer(x, nn.detach_state(carried))[0].sum().backward()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with ts.no_grad():

@@ -105,7 +105,7 @@ class Function:
             check_forward(cls.__name__, args, out)
         result = Tensor.wrap(out)
         if cls.view_of_input and fn.is_view():
-            result._counter = args[0]._view_counter()  # one memory, one version (as a PyTorch view)
+            result._counter = args[0]._shared_counter()  # one memory, one version (as a PyTorch view)
         if settings.grad_enabled and any(needs) and out.dtype.kind in "fc":  # ints and bools have no gradient (a cast to
             # them starts a new graph, as in PyTorch; recorded, their truncated gradient would flow back as zeros)
             if cls._checks_versions:

@@ -43,6 +43,9 @@ setting            meaning                                                writte
 ``recording``      None, or the ``nn.tape.Recording`` that                ``nn.recorded``, while it
                    ``Function.apply`` and the host conversions report     records a cell step
                    to
+``cell_forward``   True while ``nn.Recurrent`` runs a cell's own          ``nn.steps.TransparentStep``
+                   ``forward`` (the transparent path): ``x += y`` makes
+                   a new tensor there, as on the recorded path
 =================  =====================================================  ==============================
 
 Not settings, and never overridden or restored: facts about the process.
@@ -81,9 +84,10 @@ kernels: bool = True
 numba_loops: bool = True
 version_clock: int = 0
 recording: Any = None
+cell_forward: bool = False
 
 SETTINGS = ("backend", "grad_enabled", "current_tags", "anomaly_mode", "host_rng", "seed", "default_dtype",
-            "cell_registry", "transparent", "kernels", "numba_loops", "recording")
+            "cell_registry", "transparent", "kernels", "numba_loops", "recording", "cell_forward")
 
 _module = sys.modules[__name__]
 _NAMES = frozenset(SETTINGS)

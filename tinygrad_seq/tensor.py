@@ -58,13 +58,12 @@ class VersionCounter:
     changed after it, and from which version.
     """
 
-    __slots__ = ("value", "history", "shared")
+    __slots__ = ("value", "history")
     HISTORY = 8  # changes remembered: enough to name the version a node saw in any realistic mistake
 
     def __init__(self) -> None:
         self.value = 0
         self.history: list[int] = []  # clock readings of the recent changes, oldest first
-        self.shared = False  # a view (or detach) took it: several tensors name this memory
 
     def bump(self) -> None:
         settings.version_clock += 1
@@ -207,12 +206,6 @@ class Tensor:
             self._counter = VersionCounter()
         return self._counter
 
-    def _view_counter(self) -> VersionCounter:
-        """This tensor's version counter, marked shared, for a view of its memory (or a detached tensor) to take."""
-        counter = self._shared_counter()
-        counter.shared = True
-        return counter
-
     # ---- basic properties
 
     @property
@@ -346,7 +339,7 @@ class Tensor:
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data (and version counter), cut from the graph (truncated BPTT uses it)."""
         tensor = Tensor.wrap(self._data, name=self.name)
-        tensor._counter = self._view_counter()
+        tensor._counter = self._shared_counter()
         return tensor
 
     def retain_grad(self) -> Tensor:

@@ -78,7 +78,8 @@ class TransparentStep(Step):
 
     def step(self, inputs: Tensor, t: int | None, state: Any, running: Any) -> Any:
         x_t = roles.step_input(inputs[t])
-        new_state = self.cell.forward(x_t, state)
+        with settings.override(cell_forward=True):  # x += y makes a new tensor there: the state is an earlier output
+            new_state = self.cell.forward(x_t, state)
         if not self.returned_checked:  # once per layer call: a forward whose return is no state fails here, saying so
             self.cell.check_returned(new_state, self.cell.state_parts(state)[0].shape[0])
             self.returned_checked = True

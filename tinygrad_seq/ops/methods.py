@@ -47,10 +47,10 @@ def in_place(function: Callable[[Any, Any], Tensor], symbol: str) -> Callable[[T
     p.grad``): x's own float memory changes, so its views see the new values and a node that saved x refuses to run
     backward with them. An int or bool tensor (ids, a mask) gets new memory instead: the ops that index with it keep
     the arrays they read, which no version check covers. Where a gradient is recorded (x or y requires grad, grad
-    enabled), and in a recurrent cell's forward (whose two paths must agree, and whose state is an earlier step's
-    output), it is ``x = x + y``: a new tensor, of x's shape and dtype, that the name now holds. There, what the new
-    tensor would not reach is refused, as PyTorch refuses a leaf's change: a parameter, a view of one, and memory
-    that x shares with another tensor outside the graph (``row = buf[0]; row += w``)."""
+    enabled), and in a cell's forward run by a recurrent layer (whose two paths must agree, and whose state is an
+    earlier step's output), it is ``x = x + y``: a new tensor, of x's shape and dtype, that the name now holds; other
+    names for x's memory (its views, the tensor it views) keep the old values, where PyTorch would change them. A
+    parameter, or a view of one, is refused there, as PyTorch refuses it."""
 
     def method(self: Tensor, other: Any) -> Tensor:
         recorded = settings.grad_enabled and (self.requires_grad or getattr(other, "requires_grad", False))
@@ -63,7 +63,7 @@ def in_place(function: Callable[[Any, Any], Tensor], symbol: str) -> Callable[[T
         if result.dtype != self.dtype and not np.can_cast(result.dtype, self.dtype, casting="same_kind"):
             raise TypeError(f"x {symbol}= y in place: the result is {result.dtype}, which x ({self.dtype}) cannot hold; "
                             f"convert y first, or write z = x {symbol} y for a new tensor")
-        if recorded or settings.recording is not None or "cell" in settings.current_tags:
+        if recorded or settings.recording is not None or settings.cell_forward:
             return result if result.dtype == self.dtype else to(result, self.dtype)
         data = result._data if result.dtype == self.dtype else result._data.astype(self.dtype)
         if self.dtype.kind in "biu" or isinstance(self._data, np.generic):  # ids and masks, or a NumPy number: new memory
@@ -80,9 +80,8 @@ def in_place(function: Callable[[Any, Any], Tensor], symbol: str) -> Callable[[T
 
 
 def _refuse_in_graph(tensor: Tensor, symbol: str) -> None:
-    """Refuse the in-place change, with a gradient recorded, whose new tensor would not reach the memory changed: a
-    leaf that requires grad (a parameter) or a view of one, as PyTorch refuses them, and memory shared with a tensor
-    outside the graph (a view of a buffer of yours, which PyTorch would change and bring into the graph)."""
+    """Refuse the in-place change, with a gradient recorded, that PyTorch refuses too: a leaf that requires grad (a
+    parameter), or a view of one, which the new tensor of ``x + y`` would not reach."""
     fix = (f"Update it under `with ts.no_grad():`, as an optimizer's step does (PyTorch refuses this too); for a new "
            f"tensor, write y = x {symbol} ...")
     if tensor.requires_grad and tensor.grad_fn is None:
@@ -95,11 +94,6 @@ def _refuse_in_graph(tensor: Tensor, symbol: str) -> None:
     if base is not tensor and base.requires_grad and base.grad_fn is None:
         raise RuntimeError(f"x {symbol}= ...: x {tensor.shape} is a view of a parameter {base.shape}, changed in place with "
                            f"grad enabled: the change would not reach it. {fix}")
-    if not tensor.requires_grad and tensor._counter is not None and tensor._counter.shared:
-        raise RuntimeError(f"x {symbol}= y: x {tensor.shape} shares its memory with another tensor (a view, or the tensor it "
-                           "views) and y requires grad: the new tensor of x + y, which a gradient needs, would not reach "
-                           f"that memory. Write the new tensor out of place, z = x {symbol} y, or take y's values, "
-                           f"x {symbol}= y.detach()")
 
 
 def to(self: Tensor, target: str | Backend | Any) -> Tensor:

@@ -22,12 +22,17 @@ from ._util import normalize_axes
 
 
 class Reshape(Function):
-    __slots__ = ("in_shape",)
+    __slots__ = ("in_shape", "views")
     view_of_input = True  # NumPy returns a view whenever the memory layout allows
 
     def forward(self, x, *, shape):
         self.in_shape = x.shape
-        return x.reshape(shape)
+        out = x.reshape(shape)
+        self.views = bool(backend_of(x).xp.may_share_memory(out, x))  # a layout it cannot view is copied
+        return out
+
+    def is_view(self):
+        return self.views
 
     def backward(self, grad):
         return (grad.reshape(self.in_shape),)
