@@ -6,6 +6,7 @@ import tinygrad_seq as ts
 from tinygrad_seq import nn, settings, viz
 from tinygrad_seq.engine import backward_iter, topological_order
 
+from .cell_variants import GatedCell
 from .conftest import ForgetsTheTuple, to_host
 
 
@@ -31,12 +32,7 @@ def test_numpy_taking_a_tensor_that_requires_grad_is_refused_as_pytorch_refuses_
     """np.tanh(c) in a cell's forward computed on the values: the cell trained on with no gradient through that term
     (a learner's walk), and nothing said so."""
 
-    class NumpyInside(ts.nn.RecurrentCell):
-        def __init__(self, input_size, hidden_size):
-            super().__init__(input_size, hidden_size)
-            self.gate_parameters(gates=1, bias=True)
-            self.reset_parameters()
-
+    class NumpyInside(GatedCell):
         def forward(self, x, state=None):
             a = self.prepare(x, state)
             return np.tanh(self.input_projection(x) + self.hidden_projection(a))

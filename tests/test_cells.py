@@ -841,11 +841,7 @@ def test_a_one_tensor_state_unpacked_as_two_is_named():
     """a, c = self.prepare(x, state) on a state of one tensor splits it into its batch rows: the error spoke of a
     shape (4,) and of overriding initial_state, not of the unpacking (a learner's walk)."""
 
-    class Unpacking(nn.RecurrentCell):
-        def __init__(self, input_size, hidden_size):
-            super().__init__(input_size, hidden_size)
-            self.gate_parameters(gates=1, bias=True)
-
+    class Unpacking(GatedCell):
         def forward(self, x, state=None):
             a, c = self.prepare(x, state)
             return a * c
@@ -874,11 +870,7 @@ def test_a_projection_that_does_not_fit_names_the_cells_parameter_and_its_shape(
                                          r"gate_parameters\(gates=G\) makes$"):
         TransposedWeight(3, 4)(ts.randn(2, 3))
 
-    class ConcatenatedInput(nn.RecurrentCell):  # the course's [x, a] into a projection of x: the input is wrong
-        def __init__(self, input_size, hidden_size):
-            super().__init__(input_size, hidden_size)
-            self.gate_parameters(gates=1, bias=True)
-
+    class ConcatenatedInput(GatedCell):  # the course's [x, a] into a projection of x: the input is wrong
         def forward(self, x, state=None):
             a = self.prepare(x, state)
             return self.input_projection(ts.concat([x, a], axis=-1)).tanh()

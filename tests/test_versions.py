@@ -11,7 +11,7 @@ from tinygrad_seq.backend import Backend
 from tinygrad_seq.nn.recurrent import checked_call
 from tinygrad_seq.tensor import as_tensor
 
-from .cell_variants import CELLS
+from .cell_variants import CELLS, GatedCell
 from .conftest import to_host
 
 OPTIMIZERS = {
@@ -419,12 +419,7 @@ def test_a_cell_that_adds_in_place_keeps_its_recorded_replay_under_no_grad():
     """``z += ...`` in a cell's forward is recorded on its step's tape as a new tensor, with grad or without (sampling):
     the replay stays, without a RecordingWarning, and agrees with the transparent path."""
 
-    class AddingCell(nn.RecurrentCell):
-        def __init__(self, input_size, hidden_size):
-            super().__init__(input_size, hidden_size)
-            self.gate_parameters(gates=1, bias=True)
-            self.reset_parameters()
-
+    class AddingCell(GatedCell):
         def forward(self, x, state=None):
             a = self.prepare(x, state)
             a *= 0.5  # the state: the previous step's output, which must not change under it
