@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -106,7 +106,7 @@ def checked_call(x: Any, lengths: Any, batch_first: bool, input_size: int | None
     check_steps(x, batch_first, op)
     x = as_tensor(x)
     check_sequence(x, batch_first, op, input_size)
-    _warn_if_wider(op, [("the input", "x", x.dtype)] + [(name, name, part.dtype) for name, part in _named_tensors(state)], weights)
+    _warn_if_wider(op, x, state, weights)
     if settings.anomaly_mode:  # name a NaN in the data by its time step, before some op reading it is blamed
         check_finite_input(x, op, "the input", time_axis=1 if batch_first else 0)
     reading = (x.shape, batch_first)  # for the lengths' message, written only if they are wrong
@@ -115,36 +115,45 @@ def checked_call(x: Any, lengths: Any, batch_first: bool, input_size: int | None
     return x, check_lengths(lengths, x.shape[1], x.shape[0], op, reading)
 
 
-def _named_tensors(state: Any, name: str = "state") -> list[tuple[str, Tensor]]:
-    """The tensors of a layer's state, however nested, each with where it sits ("state[1][0]"); the keys of a dict
-    at the top name its parts themselves ("h0")."""
+def _state_tensors(state: Any, path: tuple = ()) -> Iterator[tuple[tuple, Tensor]]:
+    """The tensors of a layer's state, however nested, each with its path of keys and indices (``(1, 0)``)."""
     if isinstance(state, Tensor):
-        return [(name, state)]
-    if isinstance(state, dict):
-        top = name == "state"
-        return [pair for key, part in state.items() for pair in _named_tensors(part, str(key) if top else f"{name}[{key!r}]")]
-    if isinstance(state, (tuple, list)):
-        return [pair for i, part in enumerate(state) for pair in _named_tensors(part, f"{name}[{i}]")]
-    return []
+        yield path, state
+    elif isinstance(state, (dict, tuple, list)):
+        for key, part in (state.items() if isinstance(state, dict) else enumerate(state)):
+            yield from _state_tensors(part, path + (key,))
 
 
-def _warn_if_wider(op: str, given: list[tuple[str, str, np.dtype]], weights: Any) -> None:
-    """A PrecisionWarning naming ``op`` for the first of the ``given`` (what, its name in the fix, dtype) that is a
-    float wider than the layer's weights: NumPy's promotion makes the whole layer compute in it."""
-    wide = [(what, name, dtype) for what, name, dtype in given if dtype.kind == "f" and dtype.itemsize >= 8]
-    if not wide:  # float32, the usual, is never wider: no parameter walk
-        return
-    weight = next(iter(weights), None)
+def _state_name(path: tuple) -> str:
+    """A state part's name for a message: "state[1][0]"; the key of a dict at the top names its part itself ("h0")."""
+    if path and isinstance(path[0], str):
+        return path[0] + "".join(f"[{key!r}]" for key in path[1:])
+    return "state" + "".join(f"[{key!r}]" for key in path)
+
+
+def _warn_if_wider(op: str, x: Tensor, state: Any, weights: Iterable[Tensor]) -> None:
+    """A PrecisionWarning naming ``op`` when the input ``x`` or a tensor of the initial ``state`` is a float wider
+    than the layer's ``weights``: NumPy's promotion makes the whole layer compute in it. Float32, the usual, is
+    never wider, so nothing is walked but the state's tensors, and no name is written."""
+    wide = [(("x",), x)] if _wide(x.dtype) else []
+    wide += [(path, part) for path, part in _state_tensors(state) if _wide(part.dtype)]
+    weight = next(iter(weights), None) if wide else None
     if weight is None or weight.dtype.kind != "f":
         return
-    for what, name, dtype in wide:
+    for path, tensor in wide:
+        dtype = tensor.dtype
         if dtype.itemsize > weight.dtype.itemsize:
-            fix = (f"Convert the input, x.astype(np.{weight.dtype}) or x.to(\"{weight.dtype}\")" if name == "x" else
-                   f"Convert it, {name}.to(\"{weight.dtype}\")")  # a state is a Tensor, which has no astype
+            name = "x" if tensor is x else _state_name(path)
+            what, fix = (("the input", f"Convert the input, x.astype(np.{weight.dtype}) or x.to(\"{weight.dtype}\")")
+                         if tensor is x else (name, f"Convert it, {name}.to(\"{weight.dtype}\")"))  # a state has no astype
             warnings.warn(f"{op}: {what} is {dtype} and the weights {weight.dtype}, so the layer computes in {dtype} "
                           f"(NumPy's promotion): more slowly, and its outputs and states are {dtype}. {fix}, or the model "
                           f"to {dtype}, model.to(\"{dtype}\")", PrecisionWarning, stacklevel=callers_level())
             return
+
+
+def _wide(dtype: np.dtype) -> bool:
+    return dtype.kind == "f" and dtype.itemsize >= 8
 
 
 def detach_state(state: Any) -> Any:
