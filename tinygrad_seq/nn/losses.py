@@ -83,8 +83,9 @@ def cross_entropy(
     _check_reduction(reduction, op)
     check_probability(label_smoothing, op, "label_smoothing")  # ε: the target is (1 - ε) one-hot + ε / C
     logits = _checked_scores(logits, op, "logits")
-    if _are_probabilities(target, logits):
-        return _soft_cross_entropy(logits, target, ignore_index, reduction, float(label_smoothing))
+    probabilities = _probability_target(target, logits)
+    if probabilities is not None:
+        return _soft_cross_entropy(logits, probabilities, ignore_index, reduction, float(label_smoothing))
     target = _target_array(target, logits, op)
     _check_class_ids(target, logits.shape[-1], ignore_index, op)  # on the host for host targets, before the upload
     return CrossEntropy.apply(
@@ -92,26 +93,25 @@ def cross_entropy(
     )
 
 
-def _are_probabilities(target: Any, logits: Tensor) -> bool:
-    """Whether ``target`` is a distribution per position (PyTorch's probability targets): floats shaped like the logits,
-    a tensor or array of any library or nested lists."""
+def _probability_target(target: Any, logits: Tensor) -> Any:
+    """``target`` when it is a distribution per position (PyTorch's probability targets: floats shaped like the
+    logits), as a Tensor or an array NumPy reads (a list, another library's tensor: read once, here); else None."""
     if not isinstance(target, Tensor) and not isinstance(getattr(target, "dtype", None), np.dtype):
         try:  # a list, or another library's tensor (PyTorch's): as NumPy reads it
             target = np.asarray(target)
         except (ValueError, TypeError, RuntimeError):  # ragged lists, a GPU tensor: the class-id path says what is wrong
-            return False
-    return tuple(target.shape) == logits.shape and target.dtype.kind == "f"
+            return None
+    return target if tuple(target.shape) == logits.shape and target.dtype.kind == "f" else None
 
 
 def _soft_cross_entropy(logits: Tensor, target: Any, ignore_index: int, reduction: str, smoothing: float) -> Tensor:
     """−Σ_c q_c log softmax(x)_c per position, q = (1 − ε) p + ε / C, as PyTorch's cross_entropy with probability
-    targets: the "mean" is over the positions. Built of differentiable ops, so a target that requires grad gets its
-    gradient, −(1 − ε) log softmax(x), as in PyTorch."""
+    targets (``target``: a Tensor or an array, from :func:`_probability_target`): the "mean" is over the positions.
+    Built of differentiable ops, so a target that requires grad gets its gradient, −(1 − ε) log softmax(x), as in
+    PyTorch."""
     if ignore_index >= 0:  # a negative one names no class: ignored, as PyTorch ignores it
         raise ValueError(f"cross_entropy: ignore_index={ignore_index} applies to class ids; these targets are probabilities "
                          f"(floats shaped like the logits, {logits.shape}), where no position is ignored (PyTorch refuses it too)")
-    if not isinstance(target, Tensor) and not isinstance(getattr(target, "dtype", None), np.dtype):
-        target = np.asarray(target)
     probabilities = _float_operand(target, logits, "cross_entropy", "target probabilities")
     if probabilities.dtype != logits.dtype:  # the loss in the logits' dtype, whatever the target's (an array's already is)
         probabilities = probabilities.to(logits.dtype)

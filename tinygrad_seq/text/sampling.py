@@ -200,9 +200,9 @@ def _check_vocabulary(op: str, model: Any, vocab: Vocabulary) -> None:
     elif len(vocab) != len(trained):
         differs = f"it has {len(vocab)} tokens, the model's {len(trained)}, the first {min(len(vocab), len(trained))} alike"
     else:
-        settings = ("level", "lower", "normalize")
-        differs = (f"it has {', '.join(f'{k}={getattr(vocab, k)!r}' for k in settings)}, the model's "
-                   f"{', '.join(f'{k}={getattr(trained, k)!r}' for k in settings)}, so text would be read otherwise")
+        options = ("level", "lower", "normalize")  # how text is read into tokens
+        differs = (f"it has {', '.join(f'{k}={getattr(vocab, k)!r}' for k in options)}, the model's "
+                   f"{', '.join(f'{k}={getattr(trained, k)!r}' for k in options)}, so text would be read otherwise")
     raise ValueError(f"{op}: this vocabulary is not the one the model was trained with: {differs}; use the model's own "
                      "(models.load_model returns both, and model.vocabulary holds it)")
 
