@@ -344,7 +344,15 @@ def existing_checkpoint(path: str | os.PathLike) -> Path | None:
     path = _absolute(path)
     if path.exists() and not _empty_folder(path):  # an empty one may have been made since a save died mid-swap
         return path if is_checkpoint(path) else None
-    return _old(path) if is_checkpoint(_old(path)) else None
+    return _left_behind(path)
+
+
+def _left_behind(path: str | os.PathLike) -> Path | None:
+    """``.NAME.old`` when it holds the checkpoint ``path`` that a save dying between its two renames left there (NAME
+    being missing, or an empty folder made since, by a script's mkdir -p), else None: read it there, don't rename,
+    since a save in flight may be between its renames."""
+    old = _old(_absolute(path))
+    return old if is_checkpoint(old) else None
 
 
 _WHAT_TO_PASS = "pass the folder a training run wrote (tinygrad-seq train --out DIR, Trainer.run(DIR))"
@@ -359,14 +367,13 @@ def checkpoint_folder(path: str | os.PathLike) -> Path:
     try:
         is_folder = stat.S_ISDIR(os.stat(path).st_mode)  # one look: a save may rename it at any moment
     except FileNotFoundError:
-        if is_checkpoint(_old(_absolute(path))):
-            return _old(_absolute(path))  # read, don't rename: a save in flight may be between its two renames
-        raise CheckpointError(f"checkpoint {path} not found; {_WHAT_TO_PASS}") from None
+        behind = _left_behind(path)
+        if behind is None:
+            raise CheckpointError(f"checkpoint {path} not found; {_WHAT_TO_PASS}") from None
+        return behind
     if not is_folder:
         raise CheckpointError(f"{path} is a file, not a checkpoint folder; {_WHAT_TO_PASS}")
-    if _empty_folder(path) and is_checkpoint(_old(_absolute(path))):  # made since a save died mid-swap (mkdir -p)
-        return _old(_absolute(path))
-    return path
+    return (_left_behind(path) or path) if _empty_folder(path) else path
 
 
 # ---------------------------------------------------------------- where a checkpoint may be written
