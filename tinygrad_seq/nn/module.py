@@ -112,12 +112,17 @@ def _converted(value: Any, param: Tensor) -> tuple[Any, str | None]:
             return None, f"values beyond {param.dtype}'s range (largest magnitude {float(abs(value).max()):.3g})"
     return array, None
 
+def _not_arrays(names: list[str]) -> list[str]:
+    """The entries of a zip that are no .npy array: none in an .npz file (as Module.save and np.savez write)."""
+    return [name for name in names if not name.endswith(".npy")]
+
+
 def _is_npz(path: Path) -> bool:
-    """Whether ``path`` is an .npz file (a zip of .npy arrays, as Module.save and np.savez write), which a save may
-    replace: not a zip of anything else, nor a file of another kind."""
+    """Whether ``path`` is an .npz file, which a save may replace: not a zip of anything else, nor a file of another
+    kind."""
     try:
         with zipfile.ZipFile(path) as archive:
-            return all(name.endswith(".npy") for name in archive.namelist())
+            return not _not_arrays(archive.namelist())
     except (OSError, zipfile.BadZipFile):
         return False
 
@@ -302,7 +307,7 @@ class Module:
                 raise CheckpointError(f"{where}: {path} holds one array (a .npy file), not the named arrays "
                                       "Module.save writes; load it with np.load and pass a dict to load_state_dict")
             with archive:
-                others = [name for name in archive.zip.namelist() if not name.endswith(".npy")]
+                others = _not_arrays(archive.zip.namelist())
                 if any(name.endswith("data.pkl") for name in others):  # the zip torch.save writes
                     raise CheckpointError(f"{where}: {path} is a PyTorch file (torch.save), whose tensors NumPy cannot read; "
                                           "load it with torch.load and copy its state dict over: "
