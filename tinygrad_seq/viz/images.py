@@ -121,18 +121,24 @@ def _runtime_traps() -> tuple[type[BaseException], ...]:
     return (Trap,)
 
 
+def _svg_points(svg: str) -> tuple[float, float] | None:
+    """(width, height) of ``svg`` in points (1/72 inch), as Graphviz writes them on its root element, or None."""
+    size = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg)
+    return (float(size.group(1)), float(size.group(2))) if size else None
+
+
 def _png_size(svg: str, dpi: float) -> str:
     """"W×H" in pixels of ``svg`` drawn at ``dpi``."""
-    size = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg)
-    return "×".join(f"{round(float(value) * dpi / 72):,}" for value in size.groups()) if size else "?"
+    points = _svg_points(svg)
+    return "×".join(f"{round(value * dpi / 72):,}" for value in points) if points else "?"
 
 
 def _png_dpi(svg: str) -> float:
     """PNG_DPI, or less where the image would pass PNG_MAX_SIDE or PNG_MAX_PIXELS."""
-    size = re.search(r'<svg width="([\d.]+)pt" height="([\d.]+)pt"', svg)
-    if not size:
+    points = _svg_points(svg)
+    if not points:
         return PNG_DPI
-    width, height = (float(value) * PNG_DPI / 72 for value in size.groups())
+    width, height = (value * PNG_DPI / 72 for value in points)
     scale = min(1.0, PNG_MAX_SIDE / max(width, height, 1.0), (PNG_MAX_PIXELS / max(width * height, 1.0)) ** 0.5)
     return PNG_DPI * scale
 
